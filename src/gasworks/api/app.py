@@ -1,0 +1,57 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, FastAPI
+
+from gasworks import __version__
+from gasworks.api.auth import Authenticator
+from gasworks.api.errors import install_error_handlers
+from gasworks.api.middleware import RequestContextMiddleware
+from gasworks.api.routes import health, tenancy
+from gasworks.observability.logging import configure_logging
+from gasworks.observability.tracing import configure_tracing
+from gasworks.runtime import Runtime
+from gasworks.settings import Settings, get_settings
+
+#: Every REST router, in order. Each domain adds its router here.
+ROUTERS: list[APIRouter] = [health.router, tenancy.router]
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    configure_logging(json=settings.json_logs, level=settings.log_level)
+    rt = runtime or Runtime(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if not rt.started:
+            await rt.start()
+        yield
+        if runtime is None:
+            await rt.stop()
+
+    app = FastAPI(
+        title="gasworks",
+        version=__version__,
+        description="Models, prompts and workflows as infrastructure, for many tenants.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = rt
+    app.state.authenticator = Authenticator(
+        rt.db,
+        ttl=settings.auth_cache_ttl_seconds,
+        touch_every=settings.key_last_used_resolution_seconds,
+    )
+    install_error_handlers(app)
+    for router in ROUTERS:
+        app.include_router(router)
+    from gasworks.api.graphql import graphql_router
+
+    app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
+    configure_tracing(app, settings)
+    app.add_middleware(RequestContextMiddleware)
+    return app

@@ -1,0 +1,89 @@
+"""Bearer-key authentication with a short in-process cache.
+
+A verified key is trusted for ``auth_cache_ttl_seconds`` (default 5 s) before it is checked
+against the database again: this keeps the hot path free of a query per request and bounds how
+long a key revoked by another process keeps working. A revocation made in this process takes
+effect at once (``Authenticator.forget``).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from gasworks.db.engine import Database
+from gasworks.db.types import utcnow
+from gasworks.errors import Unauthenticated
+from gasworks.observability.metrics import AUTH_FAILURES
+from gasworks.tenancy import keys, service
+from gasworks.tenancy.context import TenantContext
+
+_MAX_CACHE = 10_000
+
+
+@dataclass(slots=True)
+class _Entry:
+    ctx: TenantContext
+    checked_at: float
+    touched_at: float
+
+
+class Authenticator:
+    def __init__(self, db: Database, *, ttl: float, touch_every: float) -> None:
+        self.db = db
+        self.ttl = ttl
+        self.touch_every = touch_every
+        self._cache: dict[str, _Entry] = {}
+
+    async def authenticate(self, authorization: str | None) -> TenantContext:
+        if not authorization:
+            AUTH_FAILURES.labels("missing").inc()
+            raise Unauthenticated(
+                "Missing API key: send 'Authorization: Bearer <key>'.",
+                details={"header": "Authorization"},
+            )
+        scheme, _, token = authorization.partition(" ")
+        token = token.strip()
+        if scheme.lower() != "bearer" or not token:
+            AUTH_FAILURES.labels("malformed").inc()
+            raise Unauthenticated(
+                "Malformed Authorization header: expected 'Bearer <key>'.",
+                details={"header": "Authorization"},
+            )
+        digest = keys.hash_key(token)
+        now = time.monotonic()
+        entry = self._cache.get(digest)
+        if entry is not None and now - entry.checked_at < self.ttl:
+            if now - entry.touched_at >= self.touch_every:
+                entry.touched_at = now
+                await self._touch(entry.ctx)
+            return entry.ctx
+        async with self.db.session() as session:
+            ctx = await service.authenticate(session, token)
+            if ctx is not None and ctx.api_key_id is not None:
+                touched = entry.touched_at if entry is not None else -1e18
+                if now - touched >= self.touch_every:
+                    await service.touch_key(session, ctx.api_key_id, utcnow())
+                    touched = now
+        if ctx is None:
+            self._cache.pop(digest, None)
+            AUTH_FAILURES.labels("invalid").inc()
+            raise Unauthenticated(
+                "Invalid, expired or revoked API key.", details={"header": "Authorization"}
+            )
+        if len(self._cache) >= _MAX_CACHE:
+            self._cache.clear()
+        self._cache[digest] = _Entry(ctx=ctx, checked_at=now, touched_at=touched)
+        return ctx
+
+    async def _touch(self, ctx: TenantContext) -> None:
+        if ctx.api_key_id is None:
+            return
+        async with self.db.session() as session:
+            await service.touch_key(session, ctx.api_key_id, utcnow())
+
+    def forget(self, api_key_id: str) -> None:
+        """Drop a key from the cache at once (after a revocation in this process)."""
+        for digest, entry in list(self._cache.items()):
+            if entry.ctx.api_key_id == api_key_id:
+                del self._cache[digest]

@@ -1,0 +1,45 @@
+"""FastAPI dependencies: the runtime, a transactional session, the caller's context."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+import structlog
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasworks.api.auth import Authenticator
+from gasworks.runtime import Runtime
+from gasworks.tenancy.context import TenantContext
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_authenticator(request: Request) -> Authenticator:
+    auth: Authenticator = request.app.state.authenticator
+    return auth
+
+
+async def get_session(
+    runtime: Annotated[Runtime, Depends(get_runtime)],
+) -> AsyncIterator[AsyncSession]:
+    async with runtime.db.session() as session:
+        yield session
+
+
+async def get_context(
+    request: Request, auth: Annotated[Authenticator, Depends(get_authenticator)]
+) -> TenantContext:
+    ctx = await auth.authenticate(request.headers.get("authorization"))
+    structlog.contextvars.bind_contextvars(tenantId=ctx.tenant_id)
+    request.state.ctx = ctx
+    return ctx
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ContextDep = Annotated[TenantContext, Depends(get_context)]

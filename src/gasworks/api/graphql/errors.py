@@ -1,0 +1,56 @@
+"""GraphQL errors carry the same stable codes as REST, in ``extensions.code``.
+
+Errors that are not gasworks errors are masked: the client sees ``INTERNAL`` and a generic
+message; the cause is logged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from gasworks.api.middleware import current_request_id
+from gasworks.errors import GasworksError
+from gasworks.observability.logging import get_logger
+
+log = get_logger("gasworks.graphql")
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is None or not result.errors:
+            return
+        result.errors = [self._translate(e) for e in result.errors]
+
+    @staticmethod
+    def _translate(error: GraphQLError) -> GraphQLError:
+        orig = error.original_error
+        rid = current_request_id()
+        if isinstance(orig, GasworksError):
+            ext = {"code": orig.code, "details": orig.details, "requestId": rid}
+            return GraphQLError(
+                orig.message, error.nodes, error.source, error.positions, error.path, None, ext
+            )
+        if orig is None:  # a syntax/validation error of the query itself
+            ext = {
+                **(error.extensions or {}),
+                "code": "GRAPHQL_VALIDATION_FAILED",
+                "requestId": rid,
+            }
+            return GraphQLError(
+                error.message, error.nodes, error.source, error.positions, error.path, None, ext
+            )
+        log.error("graphql.crashed", error_type=type(orig).__name__, path=error.path)
+        return GraphQLError(
+            "An internal error occurred; it has been logged.",
+            error.nodes,
+            error.source,
+            error.positions,
+            error.path,
+            None,
+            {"code": "INTERNAL", "requestId": rid},
+        )

@@ -1,0 +1,90 @@
+"""Pure-ASGI middleware: request id, structured access log, Prometheus request metrics.
+
+Pure ASGI (not BaseHTTPMiddleware) so streamed responses are not buffered and the per-request
+overhead stays in the microseconds.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from contextvars import ContextVar
+from typing import Any
+
+import structlog
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gasworks.observability.logging import get_logger
+from gasworks.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+
+REQUEST_ID: ContextVar[str | None] = ContextVar("gasworks_request_id", default=None)
+_VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+_QUIET = {"/healthz", "/readyz", "/metrics"}
+log = get_logger("gasworks.http")
+
+
+def current_request_id() -> str | None:
+    return REQUEST_ID.get()
+
+
+class RequestContextMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = _header(scope, b"x-request-id")
+        request_id = incoming if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
+        token = REQUEST_ID.set(request_id)
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(requestId=request_id)
+        status = 500
+        started = time.perf_counter()
+        raw_id = request_id.encode()
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", raw_id))
+                message["headers"] = headers
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            method = scope.get("method", "GET")
+            HTTP_REQUESTS.labels(route, method, str(status)).inc()
+            HTTP_LATENCY.labels(route, method).observe(elapsed)
+            if scope.get("path") not in _QUIET:
+                log.info(
+                    "http.request",
+                    method=method,
+                    route=route,
+                    status=status,
+                    durationMs=round(elapsed * 1000, 3),
+                )
+            structlog.contextvars.clear_contextvars()
+            REQUEST_ID.reset(token)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", []):
+        if key == name:
+            try:
+                return str(value.decode("latin-1"))
+            except Exception:
+                return None
+    return None
+
+
+def _route_template(scope: Scope) -> str:
+    route: Any = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"

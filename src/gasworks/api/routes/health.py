@@ -1,0 +1,38 @@
+"""Liveness, readiness and Prometheus metrics (unauthenticated, cheap)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from fastapi.responses import JSONResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from gasworks import __version__
+from gasworks.api.deps import RuntimeDep
+from gasworks.api.errors import envelope
+from gasworks.observability.metrics import REGISTRY
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz", summary="The process is up")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok", "version": __version__}
+
+
+@router.get("/readyz", summary="The database is reachable", response_model=None)
+async def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
+    if await runtime.db.ping():
+        return {"status": "ready", "database": runtime.db.dialect.name}
+    return JSONResponse(
+        envelope(
+            "DATABASE_UNAVAILABLE",
+            "The database is unreachable.",
+            {"database": runtime.db.dialect.name},
+        ),
+        status_code=503,
+    )
+
+
+@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+async def metrics() -> Response:
+    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

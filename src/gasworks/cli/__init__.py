@@ -1,0 +1,1 @@
+"""The ``gasworks`` command."""

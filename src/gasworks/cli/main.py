@@ -1,0 +1,141 @@
+"""Entry point of the ``gasworks`` command. Every command takes ``--json``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from gasworks import __version__
+from gasworks.cli import tenancy
+from gasworks.cli.output import JsonOpt, console, emit_json, run
+from gasworks.settings import Settings
+
+app = typer.Typer(
+    name="gasworks",
+    help="gasworks: models, prompts and workflows as infrastructure.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(tenancy.tenants_app, name="tenants")
+app.add_typer(tenancy.keys_app, name="keys")
+app.command("init")(tenancy.init)
+
+
+@app.command()
+def version(as_json: JsonOpt = False) -> None:
+    """Print the version."""
+    if as_json:
+        emit_json({"version": __version__})
+    else:
+        console.print(f"gasworks {__version__}")
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (GASWORKS_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (GASWORKS_PORT).")] = None,
+    workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Start the API server (migrates the database first when GASWORKS_AUTO_MIGRATE)."""
+    import asyncio
+
+    import uvicorn
+
+    from gasworks.runtime import Runtime
+
+    settings = Settings()
+    bind_host, bind_port = host or settings.host, port or settings.port
+    n = workers or settings.workers
+
+    async def prepare() -> str:
+        rt = Runtime(settings)
+        try:
+            await rt.start(migrate=settings.auto_migrate)
+            return rt.db.dialect.name
+        finally:
+            await rt.stop()
+
+    dialect = run(prepare, as_json)
+    if as_json:
+        emit_json({"url": f"http://{bind_host}:{bind_port}", "database": dialect, "workers": n})
+    else:
+        console.print(
+            f"gasworks {__version__} on [bold]http://{bind_host}:{bind_port}[/] "
+            f"({dialect}, {n} worker{'s' if n > 1 else ''}); "
+            "docs at /docs, GraphQL at /graphql"
+        )
+    asyncio.set_event_loop(None)
+    uvicorn.run(
+        "gasworks.api.app:create_app",
+        factory=True,
+        host=bind_host,
+        port=bind_port,
+        workers=n,
+        log_level="warning",
+        access_log=False,
+    )
+
+
+@db_app.command("upgrade")
+def db_upgrade(as_json: JsonOpt = False) -> None:
+    """Upgrade the database schema to the newest revision (safe to run concurrently)."""
+    from gasworks.db.engine import Database
+
+    settings = Settings()
+
+    async def body() -> dict[str, str]:
+        db = Database(settings.resolved_database_url)
+        try:
+            rev = await db.upgrade()
+            return {"revision": rev, "database": db.dialect.name}
+        finally:
+            await db.dispose()
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"Database ({out['database']}) is at revision [bold]{out['revision']}[/].")
+
+
+@db_app.command("current")
+def db_current(as_json: JsonOpt = False) -> None:
+    """Show the schema revision of the database and the newest one this version knows."""
+    from gasworks.db.engine import Database
+    from gasworks.db.migrate import current_revision, head_revision
+
+    settings = Settings()
+
+    async def body() -> dict[str, str | None]:
+        db = Database(settings.resolved_database_url)
+        try:
+            return {"current": await current_revision(db), "head": head_revision()}
+        finally:
+            await db.dispose()
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"current: {out['current'] or '(empty database)'}; head: {out['head']}")
+
+
+@config_app.command("show")
+def config_show(as_json: JsonOpt = False) -> None:
+    """Print the effective settings (secrets masked)."""
+    data = Settings().public_dict()
+    if as_json:
+        emit_json(data)
+    else:
+        for k, v in data.items():
+            console.print(f"[bold]{k}[/] = {v}")
+
+
+def main() -> None:
+    app()

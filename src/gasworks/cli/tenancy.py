@@ -1,0 +1,177 @@
+"""`gasworks init`, `gasworks tenants …`, `gasworks keys …`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+
+import typer
+
+from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.output import JsonOpt, console, emit_json, run, table
+from gasworks.tenancy import service
+from gasworks.tenancy.context import Role, TenantContext
+from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut
+
+tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
+keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
+
+
+def init(
+    tenant: Annotated[str, typer.Option(help="Name of the first tenant.")] = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Create the first tenant and a platform-admin key (idempotent)."""
+
+    async def body() -> tuple[TenantOut, ApiKeyCreated | None]:
+        async with runtime() as rt, rt.db.session() as s:
+            return await service.bootstrap(s, tenant)
+
+    t, created = run(body, as_json)
+    if as_json:
+        emit_json(
+            {
+                "tenant": t,
+                "created": created is not None,
+                "key": created.key if created else None,
+                "apiKey": created.api_key if created else None,
+            }
+        )
+        return
+    if created is None:
+        console.print(f"Tenant [bold]{t.name}[/] already has an administrator; nothing to do.")
+        console.print(
+            f"Create another key with `gasworks keys create --tenant {t.name} --role admin`."
+        )
+        return
+    console.print(f"Created tenant [bold]{t.name}[/] ({t.id}) and a platform-admin key:")
+    console.print(f"\n  [bold green]{created.key}[/]\n")
+    console.print("It is shown only once: store it now.")
+
+
+@tenants_app.command("create")
+def tenants_create(
+    name: Annotated[str, typer.Argument(help="Lower-case slug.")],
+    display_name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create a tenant."""
+    data = TenantCreate.model_validate({"name": name, "display_name": display_name})
+
+    async def body() -> TenantOut:
+        async with runtime() as rt, rt.db.session() as s:
+            return await service.create_tenant(s, TenantContext.system("-"), data)
+
+    t = run(body, as_json)
+    if as_json:
+        emit_json(t)
+    else:
+        console.print(f"Created tenant [bold]{t.name}[/] ({t.id}).")
+
+
+@tenants_app.command("list")
+def tenants_list(as_json: JsonOpt = False) -> None:
+    """List every tenant."""
+
+    async def body() -> list[TenantOut]:
+        async with runtime() as rt, rt.db.session() as s:
+            return await service.list_tenants(s, TenantContext.system("-"))
+
+    items = run(body, as_json)
+    if as_json:
+        emit_json(items)
+    else:
+        table(
+            "Tenants",
+            ["id", "name", "display name", "created"],
+            [(t.id, t.name, t.display_name, t.created_at.isoformat()) for t in items],
+        )
+
+
+@keys_app.command("create")
+def keys_create(
+    tenant: TenantOpt,
+    role: Annotated[Role, typer.Option(help="Role of the key's service account.")] = Role.VIEWER,
+    name: Annotated[str, typer.Option(help="A label for the key.")] = "cli key",
+    expires_at: Annotated[
+        datetime | None, typer.Option(help="Expiry (ISO 8601, UTC assumed).")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Create an API key; the key is printed once."""
+    from datetime import UTC
+
+    if expires_at is not None and expires_at.tzinfo is None:
+        expires_at = expires_at.replace(tzinfo=UTC)
+
+    async def body() -> ApiKeyCreated:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await service.create_api_key(
+                    s, ctx, ApiKeyCreate(name=name, role=role, expires_at=expires_at)
+                )
+
+    created = run(body, as_json)
+    if as_json:
+        emit_json(created)
+        return
+    console.print(
+        f"Created key [bold]{created.api_key.id}[/] ({role.value}) for tenant [bold]{tenant}[/]:"
+    )
+    console.print(f"\n  [bold green]{created.key}[/]\n")
+    console.print("It is shown only once: store it now.")
+
+
+@keys_app.command("list")
+def keys_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
+    """List a tenant's API keys (never their secrets)."""
+
+    async def body() -> list[ApiKeyOut]:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await service.list_api_keys(s, ctx)
+
+    items = run(body, as_json)
+    if as_json:
+        emit_json(items)
+        return
+    table(
+        f"API keys of {tenant}",
+        ["id", "name", "prefix", "created", "last used", "state"],
+        [
+            (
+                k.id,
+                k.name,
+                k.prefix,
+                k.created_at.isoformat(timespec="seconds"),
+                k.last_used_at.isoformat(timespec="seconds") if k.last_used_at else "never",
+                "revoked" if k.revoked_at else "active",
+            )
+            for k in items
+        ],
+    )
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
+    tenant: TenantOpt,
+    as_json: JsonOpt = False,
+) -> None:
+    """Revoke an API key (takes effect within the auth cache TTL everywhere)."""
+
+    async def body() -> ApiKeyOut:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await service.revoke_api_key(s, ctx, key_id)
+
+    k = run(body, as_json)
+    if as_json:
+        emit_json(k)
+    else:
+        console.print(f"Revoked key [bold]{k.id}[/] at {k.revoked_at}.")

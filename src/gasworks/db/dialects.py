@@ -1,0 +1,123 @@
+"""Everything that differs between SQLite and PostgreSQL, behind one small interface.
+
+Code elsewhere asks ``db.dialect`` for these pieces; there are no ``if sqlite:`` branches
+outside this module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from sqlalchemy import Table, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+#: advisory lock id used for schema migrations (any stable 64-bit number)
+MIGRATION_LOCK_ID = 7_261_455_001
+
+
+class DialectOps(Protocol):
+    name: str
+
+    def engine_kwargs(self, url: URL, pool_size: int) -> dict[str, Any]: ...
+
+    def on_engine(self, engine: AsyncEngine) -> None: ...
+
+    def insert(self, table: Table) -> Any:
+        """An INSERT supporting ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+        ...
+
+    def migration_lock(self, conn: AsyncConnection) -> contextlib.AbstractAsyncContextManager[None]:
+        """Held while migrations run, so concurrent starts never migrate twice."""
+        ...
+
+
+class SQLiteOps:
+    name = "sqlite"
+
+    def __init__(self, url: URL) -> None:
+        self.path = Path(url.database) if url.database and url.database != ":memory:" else None
+
+    def engine_kwargs(self, url: URL, pool_size: int) -> dict[str, Any]:
+        return {"connect_args": {"timeout": 30}}
+
+    def on_engine(self, engine: AsyncEngine) -> None:
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _connect(dbapi_conn: Any, _: Any) -> None:
+            # Take over transaction control so that BEGIN IMMEDIATE can be issued: every
+            # transaction takes the write lock up front and waits (busy_timeout) instead of
+            # failing with "database is locked" when it later upgrades a read lock.
+            dbapi_conn.isolation_level = None
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA busy_timeout=30000")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA synchronous=NORMAL")
+            cur.close()
+
+        @event.listens_for(engine.sync_engine, "begin")
+        def _begin(conn: Any) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    def insert(self, table: Table) -> Any:
+        return sqlite.insert(table)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        if self.path is None:
+            yield
+            return
+        lock_path = self.path.with_suffix(self.path.suffix + ".migrate.lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+
+
+class PostgresOps:
+    name = "postgresql"
+
+    def engine_kwargs(self, url: URL, pool_size: int) -> dict[str, Any]:
+        return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+
+    def on_engine(self, engine: AsyncEngine) -> None:
+        return None
+
+    def insert(self, table: Table) -> Any:
+        return postgresql.insert(table)
+
+    @contextlib.asynccontextmanager
+    async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:
+        await conn.execute(text("SELECT pg_advisory_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        try:
+            yield
+        finally:
+            await conn.execute(text("SELECT pg_advisory_unlock(:id)"), {"id": MIGRATION_LOCK_ID})
+
+
+def dialect_for(url: str | URL) -> DialectOps:
+    parsed = make_url(url) if isinstance(url, str) else url
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return SQLiteOps(parsed)
+    if backend == "postgresql":
+        return PostgresOps()
+    from gasworks.errors import ConfigurationError
+
+    raise ConfigurationError(
+        f"Unsupported database '{backend}'. Use a sqlite:/// or postgresql:// URL.",
+        details={"backend": backend},
+    )

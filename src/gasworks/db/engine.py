@@ -1,0 +1,71 @@
+"""The async engine, sessions and schema upgrade of one deployment."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from gasworks.db.dialects import DialectOps, dialect_for
+from gasworks.errors import DatabaseUnavailable
+
+
+class Database:
+    """Engine + session factory + dialect pieces. One per process, shared by everything."""
+
+    def __init__(self, url: str, *, pool_size: int = 10, echo: bool = False) -> None:
+        parsed = make_url(url)
+        self.url = url
+        self.dialect: DialectOps = dialect_for(parsed)
+        self.engine: AsyncEngine = create_async_engine(
+            parsed, echo=echo, **self.dialect.engine_kwargs(parsed, pool_size)
+        )
+        self.dialect.on_engine(self.engine)
+        self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A session in one transaction: committed on success, rolled back on any error."""
+        try:
+            async with self.sessionmaker() as session, session.begin():
+                yield session
+        except (OperationalError, DBAPIError) as exc:
+            if _is_connection_error(exc):
+                raise DatabaseUnavailable(
+                    "The database is unreachable; try again shortly.",
+                    details={"dialect": self.dialect.name},
+                ) from exc
+            raise
+
+    async def ping(self) -> bool:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+            return True
+        except Exception:
+            return False
+
+    async def upgrade(self) -> str:
+        """Bring the schema to the newest revision; safe when many processes start at once."""
+        from gasworks.db.migrate import upgrade
+
+        return await upgrade(self)
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _is_connection_error(exc: Any) -> bool:
+    return bool(getattr(exc, "connection_invalidated", False)) or isinstance(
+        getattr(exc, "orig", None), ConnectionError | OSError
+    )

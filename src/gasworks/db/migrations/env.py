@@ -1,0 +1,20 @@
+"""Alembic environment: gasworks always passes an open connection (see db/migrate.py)."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from gasworks.db.tables import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:  # pragma: no cover - only when someone runs the alembic CLI directly
+    raise RuntimeError("Run migrations with `gasworks db upgrade`.")
+
+context.configure(
+    connection=connection,
+    target_metadata=metadata,
+    render_as_batch=connection.dialect.name == "sqlite",
+    compare_type=True,
+)
+with context.begin_transaction():
+    context.run_migrations()

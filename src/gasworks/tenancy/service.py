@@ -1,0 +1,282 @@
+"""Tenancy service functions. Each takes an explicit session and the caller's context."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasworks.db.types import new_id, utcnow
+from gasworks.errors import AlreadyExists, Forbidden, NotFound, ValidationFailed
+from gasworks.tenancy import keys
+from gasworks.tenancy.context import Role, TenantContext
+from gasworks.tenancy.schemas import (
+    ApiKeyCreate,
+    ApiKeyCreated,
+    ApiKeyOut,
+    PrincipalCreate,
+    PrincipalOut,
+    TenantCreate,
+    TenantOut,
+)
+from gasworks.tenancy.tables import ApiKeyRow, PrincipalRow, TenantRow
+
+# --- tenants ------------------------------------------------------------------------------
+
+
+async def create_tenant(session: AsyncSession, ctx: TenantContext, data: TenantCreate) -> TenantOut:
+    ctx.require_platform_admin()
+    return await _insert_tenant(session, data)
+
+
+async def _insert_tenant(session: AsyncSession, data: TenantCreate) -> TenantOut:
+    existing = await session.scalar(select(TenantRow.id).where(TenantRow.name == data.name))
+    if existing is not None:
+        raise AlreadyExists(
+            f"A tenant named '{data.name}' already exists.", details={"name": data.name}
+        )
+    row = TenantRow(id=new_id("ten"), name=data.name, display_name=data.display_name or data.name)
+    session.add(row)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise AlreadyExists(
+            f"A tenant named '{data.name}' already exists.", details={"name": data.name}
+        ) from exc
+    return TenantOut.model_validate(row)
+
+
+async def get_tenant(session: AsyncSession, ctx: TenantContext, tenant_id: str) -> TenantOut:
+    if tenant_id != ctx.tenant_id and not ctx.is_platform_admin:
+        raise NotFound("Tenant not found.", details={"id": tenant_id})
+    row = await session.get(TenantRow, tenant_id)
+    if row is None:
+        raise NotFound("Tenant not found.", details={"id": tenant_id})
+    return TenantOut.model_validate(row)
+
+
+async def list_tenants(session: AsyncSession, ctx: TenantContext) -> list[TenantOut]:
+    query = select(TenantRow).order_by(TenantRow.created_at, TenantRow.name)
+    if not ctx.is_platform_admin:
+        query = query.where(TenantRow.id == ctx.tenant_id)
+    return [TenantOut.model_validate(r) for r in (await session.scalars(query)).all()]
+
+
+async def find_tenant_by_name(session: AsyncSession, name: str) -> TenantOut | None:
+    """Operator lookup by name (CLI). Not exposed to tenant callers."""
+    row = await session.scalar(select(TenantRow).where(TenantRow.name == name))
+    return None if row is None else TenantOut.model_validate(row)
+
+
+# --- principals ---------------------------------------------------------------------------
+
+
+async def create_principal(
+    session: AsyncSession,
+    ctx: TenantContext,
+    data: PrincipalCreate,
+    *,
+    is_platform_admin: bool = False,
+) -> PrincipalOut:
+    ctx.require(Role.ADMIN)
+    _check_can_grant(ctx, data.role)
+    if is_platform_admin:
+        ctx.require_platform_admin()
+    dup = await session.scalar(
+        select(PrincipalRow.id).where(
+            PrincipalRow.tenant_id == ctx.tenant_id, PrincipalRow.name == data.name
+        )
+    )
+    if dup is not None:
+        raise AlreadyExists(
+            f"A principal named '{data.name}' already exists in this tenant.",
+            details={"name": data.name},
+        )
+    row = PrincipalRow(
+        id=new_id("prn"),
+        tenant_id=ctx.tenant_id,
+        name=data.name,
+        kind=data.kind,
+        role=data.role.value,
+        is_platform_admin=is_platform_admin,
+    )
+    session.add(row)
+    await session.flush()
+    return PrincipalOut.model_validate(row)
+
+
+async def list_principals(session: AsyncSession, ctx: TenantContext) -> list[PrincipalOut]:
+    rows = await session.scalars(
+        select(PrincipalRow)
+        .where(PrincipalRow.tenant_id == ctx.tenant_id)
+        .order_by(PrincipalRow.created_at, PrincipalRow.name)
+    )
+    return [PrincipalOut.model_validate(r) for r in rows.all()]
+
+
+async def _get_principal_row(
+    session: AsyncSession, ctx: TenantContext, principal_id: str
+) -> PrincipalRow:
+    row = await session.scalar(
+        select(PrincipalRow).where(
+            PrincipalRow.id == principal_id, PrincipalRow.tenant_id == ctx.tenant_id
+        )
+    )
+    if row is None:
+        raise NotFound("Principal not found.", details={"id": principal_id})
+    return row
+
+
+def _check_can_grant(ctx: TenantContext, role: Role) -> None:
+    if not ctx.is_platform_admin and role.rank > ctx.role.rank:
+        raise Forbidden(
+            f"You cannot grant the '{role.value}' role: it is above your own ('{ctx.role.value}').",
+            details={"role": role.value},
+        )
+
+
+# --- API keys -----------------------------------------------------------------------------
+
+
+async def create_api_key(
+    session: AsyncSession, ctx: TenantContext, data: ApiKeyCreate
+) -> ApiKeyCreated:
+    ctx.require(Role.ADMIN)
+    if data.expires_at is not None:
+        if data.expires_at.tzinfo is None:
+            raise ValidationFailed(
+                "expires_at must include a timezone (e.g. 2027-01-01T00:00:00Z).",
+                details={"field": "expires_at"},
+            )
+        if data.expires_at <= utcnow():
+            raise ValidationFailed("expires_at is in the past.", details={"field": "expires_at"})
+    if data.principal_id is not None:
+        principal = await _get_principal_row(session, ctx, data.principal_id)
+        _check_can_grant(ctx, Role(principal.role))
+        principal_out = PrincipalOut.model_validate(principal)
+    else:
+        principal_out = await create_principal(
+            session,
+            ctx,
+            PrincipalCreate(
+                name=f"{data.name} ({new_id('svc')[-8:]})", kind="service", role=data.role
+            ),
+        )
+    material = keys.generate()
+    row = ApiKeyRow(
+        id=new_id("key"),
+        tenant_id=ctx.tenant_id,
+        principal_id=principal_out.id,
+        name=data.name,
+        prefix=material.prefix,
+        key_hash=material.hash,
+        expires_at=data.expires_at,
+    )
+    session.add(row)
+    await session.flush()
+    return ApiKeyCreated(
+        key=material.plaintext, api_key=ApiKeyOut.model_validate(row), principal=principal_out
+    )
+
+
+async def list_api_keys(session: AsyncSession, ctx: TenantContext) -> list[ApiKeyOut]:
+    ctx.require(Role.ADMIN)
+    rows = await session.scalars(
+        select(ApiKeyRow)
+        .where(ApiKeyRow.tenant_id == ctx.tenant_id)
+        .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+    )
+    return [ApiKeyOut.model_validate(r) for r in rows.all()]
+
+
+async def get_api_key(session: AsyncSession, ctx: TenantContext, key_id: str) -> ApiKeyOut:
+    ctx.require(Role.ADMIN)
+    row = await session.scalar(
+        select(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.tenant_id == ctx.tenant_id)
+    )
+    if row is None:
+        raise NotFound("API key not found.", details={"id": key_id})
+    return ApiKeyOut.model_validate(row)
+
+
+async def revoke_api_key(session: AsyncSession, ctx: TenantContext, key_id: str) -> ApiKeyOut:
+    """Revoke a key (idempotent: revoking a revoked key keeps its first revocation time)."""
+    ctx.require(Role.ADMIN)
+    row = await session.scalar(
+        select(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.tenant_id == ctx.tenant_id)
+    )
+    if row is None:
+        raise NotFound("API key not found.", details={"id": key_id})
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        await session.flush()
+    return ApiKeyOut.model_validate(row)
+
+
+# --- authentication -----------------------------------------------------------------------
+
+
+async def authenticate(session: AsyncSession, plaintext: str) -> TenantContext | None:
+    """The context of a valid, unrevoked, unexpired key; None otherwise."""
+    prefix = keys.parse_prefix(plaintext)
+    if prefix is None:
+        return None
+    result = await session.execute(
+        select(ApiKeyRow, PrincipalRow, TenantRow.name)
+        .join(PrincipalRow, PrincipalRow.id == ApiKeyRow.principal_id)
+        .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
+        .where(ApiKeyRow.prefix == prefix)
+    )
+    found = result.first()
+    if found is None:
+        return None
+    key, principal, tenant_name = found
+    if not keys.matches(plaintext, key.key_hash) or key.revoked_at is not None:
+        return None
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        return None
+    return TenantContext(
+        tenant_id=key.tenant_id,
+        principal_id=principal.id,
+        role=Role(principal.role),
+        is_platform_admin=principal.is_platform_admin,
+        api_key_id=key.id,
+        tenant_name=tenant_name,
+    )
+
+
+async def touch_key(session: AsyncSession, key_id: str, when: datetime) -> None:
+    await session.execute(update(ApiKeyRow).where(ApiKeyRow.id == key_id).values(last_used_at=when))
+
+
+# --- first run ----------------------------------------------------------------------------
+
+
+async def bootstrap(
+    session: AsyncSession, tenant_name: str = "default", admin_name: str = "admin"
+) -> tuple[TenantOut, ApiKeyCreated | None]:
+    """Create the first tenant, a platform-admin owner and a key. Idempotent: when the tenant
+    already has a platform admin, nothing is created and no key is returned."""
+    tenant = await find_tenant_by_name(session, tenant_name)
+    if tenant is None:
+        tenant = await _insert_tenant(session, TenantCreate(name=tenant_name))
+    ctx = TenantContext.system(tenant.id, tenant.name)
+    admin = await session.scalar(
+        select(PrincipalRow).where(
+            PrincipalRow.tenant_id == tenant.id, PrincipalRow.is_platform_admin.is_(True)
+        )
+    )
+    if admin is not None:
+        return tenant, None
+    principal = await create_principal(
+        session,
+        ctx,
+        PrincipalCreate(name=admin_name, kind="user", role=Role.OWNER),
+        is_platform_admin=True,
+    )
+    created = await create_api_key(
+        session, ctx, ApiKeyCreate(name="initial admin key", principal_id=principal.id)
+    )
+    return tenant, created
