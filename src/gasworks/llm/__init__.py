@@ -1,0 +1,1 @@
+"""Models as infrastructure: registry, providers, guardrails, ledger, gateway."""
