@@ -104,6 +104,117 @@ class MissingDependency(ConfigurationError):
     code = "MISSING_DEPENDENCY"
 
 
+# --- models and providers (llm/) ------------------------------------------------------------
+
+
+class ModelNotFound(NotFound):
+    """An unknown or disabled model id. Never answered by silently using another model."""
+
+    code = "MODEL_NOT_FOUND"
+
+
+class CapabilityNotSupported(BadRequest):
+    """The request uses a feature (tools, JSON mode, images, streaming) the model lacks."""
+
+    code = "MODEL_CAPABILITY_UNSUPPORTED"
+
+
+class ModelUnavailable(GasworksError):
+    """The model must not be called right now (e.g. its circuit breaker is open).
+
+    Raised by call hooks; the gateway then tries the model's configured fallbacks in order.
+    """
+
+    code = "MODEL_UNAVAILABLE"
+    status = 503
+    retryable = True
+
+
+class ProviderError(GasworksError):
+    """A model provider failed. Raised only by the adapters, which classify every SDK error.
+
+    ``retryable``: worth another attempt (the gateway retries with backoff and jitter).
+    ``counts_against_provider``: a sign of provider ill-health (feeds circuit breakers),
+    as opposed to a fault of the request itself.
+    """
+
+    code = "PROVIDER_ERROR"
+    status = 502
+    counts_against_provider: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        #: seconds the provider asked us to wait (Retry-After), when it said so
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.details.setdefault("retryAfterSeconds", retry_after)
+
+
+class ProviderRateLimited(ProviderError):
+    code = "PROVIDER_RATE_LIMITED"
+    status = 429
+    retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx from the provider, a refused or reset connection."""
+
+    code = "PROVIDER_UNAVAILABLE"
+    status = 503
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    code = "PROVIDER_TIMEOUT"
+    status = 504
+    retryable = True
+
+
+class ProviderStreamInterrupted(ProviderError):
+    """The provider's stream ended before its end marker."""
+
+    code = "PROVIDER_STREAM_INTERRUPTED"
+    status = 502
+    retryable = True
+
+
+class ProviderBadResponse(ProviderError):
+    """The provider answered something that is not its documented wire format."""
+
+    code = "PROVIDER_BAD_RESPONSE"
+    status = 502
+    retryable = True
+
+
+class ProviderAuthFailed(ProviderError):
+    """The deployment's provider credentials were refused (fix the configuration)."""
+
+    code = "PROVIDER_AUTH_FAILED"
+    status = 502
+
+
+class ProviderBadRequest(ProviderError):
+    """The provider refused the request as invalid (the caller can fix it)."""
+
+    code = "PROVIDER_BAD_REQUEST"
+    status = 400
+    counts_against_provider = False
+
+
+class ContentFiltered(ProviderError):
+    """The provider's content filter refused the prompt or the answer."""
+
+    code = "CONTENT_FILTERED"
+    status = 400
+    counts_against_provider = False
+
+
 def error_codes() -> dict[str, int]:
     """Every code in the tree with its HTTP status (used by docs and tests)."""
     seen: dict[str, int] = {}

@@ -83,8 +83,51 @@ class Settings(BaseSettings):
         description="Base64 master key for envelope encryption. Default: generated once "
         "under GASWORKS_HOME/keys/master.key.",
     )
+    # --- models and providers (llm/) -----------------------------------------------------
     models_file: Path | None = Field(default=None, description="YAML file of extra models.")
     default_model: str = Field(default="demo", description="Model used when none is given.")
+    models_refresh_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often each process reloads API-managed model entries from the "
+        "database (0: only at start and on this process's own changes).",
+    )
+    secrets_file: Path | None = Field(
+        default=None,
+        description="YAML/JSON/dotenv file of provider credentials (OPENAI_API_KEY, "
+        "ANTHROPIC_API_KEY, AWS_ACCESS_KEY_ID, ...). Environment variables win.",
+    )
+    provider_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Default time one provider attempt may take."
+    )
+    provider_max_retries: int = Field(
+        default=2, ge=0, le=10, description="Default retries of a retryable provider error."
+    )
+    provider_retry_initial_seconds: float = Field(default=0.5, ge=0)
+    provider_retry_max_seconds: float = Field(default=20.0, ge=0)
+    provider_retry_after_max_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest Retry-After gasworks waits out; a longer one fails the attempt.",
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI endpoint (default: OPENAI_BASE_URL or api.openai.com)."
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, description="Anthropic endpoint (default: ANTHROPIC_BASE_URL)."
+    )
+    openai_compatible_base_url: str | None = Field(
+        default=None, description="Endpoint of openai_compatible models without their own."
+    )
+    bedrock_region: str | None = Field(
+        default=None, description="AWS region for Bedrock (default: AWS_REGION)."
+    )
+    bedrock_endpoint_url: str | None = Field(
+        default=None, description="Bedrock runtime endpoint override (VPC endpoint, proxy)."
+    )
+    demo_stream_delay_ms: float = Field(
+        default=0.0, ge=0, le=5000, description="Pause between demo stream chunks."
+    )
 
     @field_validator("home", mode="after")
     @classmethod
