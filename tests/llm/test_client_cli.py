@@ -65,7 +65,11 @@ def cli_env(tmp_path, monkeypatch, db_url):
     monkeypatch.setenv("GASWORKS_DATABASE_URL", db_url)
     runner = CliRunner()
     assert runner.invoke(cli_app, ["init", "--json"]).exit_code == 0
-    return runner
+    yield runner
+    # the CLI points structlog at the stderr CliRunner swapped in (closed now): point it back
+    from gasworks.observability.logging import configure_logging
+
+    configure_logging(json=False, level="INFO")
 
 
 def test_cli_models_and_chat_in_process(cli_env) -> None:

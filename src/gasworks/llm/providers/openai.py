@@ -105,6 +105,26 @@ class OpenAIProvider:
             p.update(req.extra)
         return p
 
+    @staticmethod
+    async def _create(client: Any, params: dict[str, Any], attempt_timeout: float) -> Any:
+        """``chat.completions.create`` without its per-call TypedDict transform.
+
+        ``create()`` walks every parameter against the SDK's TypedDict annotations (about
+        0.3-0.5 ms per call here); our parameters are already plain JSON, so they go straight
+        to the SDK's ``post`` — same transport, auth, error mapping and response models.
+        """
+        sdk = openai
+        stream = bool(params.get("stream"))
+        options: dict[str, Any] = {"timeout": attempt_timeout}
+        return await client.post(
+            "/chat/completions",
+            body=params,
+            cast_to=sdk.types.chat.ChatCompletion,
+            options=options,
+            stream=stream,
+            stream_cls=sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk] if stream else None,
+        )
+
     def _client_or_raise(self) -> Any:
         if self._error is not None:
             raise self._error
@@ -115,9 +135,7 @@ class OpenAIProvider:
     ) -> ChatResult:
         client = self._client_or_raise()
         try:
-            resp = await client.chat.completions.create(
-                **self._params(model, req), timeout=attempt_timeout
-            )
+            resp = await self._create(client, self._params(model, req), attempt_timeout)
             choice = resp.choices[0]
             msg = choice.message
             tool_calls = [tc.model_dump(exclude_none=True) for tc in msg.tool_calls or []]
@@ -164,9 +182,8 @@ class OpenAIProvider:
         usage: Usage | None = None
         stream: Any = None
         try:
-            stream = await client.chat.completions.create(
-                **params, stream=True, timeout=attempt_timeout
-            )
+            params["stream"] = True
+            stream = await self._create(client, params, attempt_timeout)
             async for chunk in stream:
                 if chunk.usage is not None:
                     usage = self._usage(chunk.usage)
