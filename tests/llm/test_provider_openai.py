@@ -188,3 +188,32 @@ async def test_unreachable_server_is_unavailable(tmp_path) -> None:
     gw = gateway_for(tmp_path, entries(fake, max_retries=0))
     with pytest.raises(ProviderUnavailable):
         await gw.chat(SCOPE, ask("oa"))
+
+
+async def test_sdk_base_url_environment_variable_is_honoured(
+    tmp_path, fake_openai, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake_openai.url}/v1")
+    gw = gateway_for(tmp_path, [])
+    r = await gw.chat(SCOPE, ask("gpt-4o-mini"))  # a catalog entry, no base_url of its own
+    assert r.text == "Hello from the fake model."
+    assert fake_openai.requests[-1].json()["model"] == "gpt-4o-mini"
+    assert r.cost == Decimal("0.00000585")  # 11 * 0.00015 + 7 * 0.0006, per 1K
+
+
+async def test_missing_key_is_a_clear_auth_error(tmp_path, fake_openai, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    with pytest.raises(ProviderAuthFailed) as info:
+        await gw.chat(SCOPE, ask("oa"))
+    assert "OPENAI_API_KEY" in info.value.message
+    assert fake_openai.requests == []
+
+
+async def test_key_from_secrets_file(tmp_path, fake_openai, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("# provider keys\nexport OPENAI_API_KEY='sk-from-file'\n")
+    gw = gateway_for(tmp_path, entries(fake_openai), secrets_file=secrets)
+    await gw.chat(SCOPE, ask("oa"))
+    assert fake_openai.requests[-1].headers["authorization"] == "Bearer sk-from-file"
