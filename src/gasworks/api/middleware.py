@@ -44,10 +44,12 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
         raw_id = request_id.encode()
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", raw_id))
@@ -56,6 +58,15 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Rendered here, inside the request id's scope, rather than by Starlette's
+            # ServerErrorMiddleware (outside every user middleware, where the id is gone).
+            log.exception("request.crashed", error_type=type(exc).__name__)
+            if response_started:
+                raise  # nothing can be sent any more; the server closes the connection
+            from gasworks.api.errors import crash_response
+
+            await crash_response(str(scope.get("path", "")))(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -39,8 +38,8 @@ class Database:
         try:
             async with self.sessionmaker() as session, session.begin():
                 yield session
-        except (OperationalError, DBAPIError) as exc:
-            if _is_connection_error(exc):
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            if self.dialect.is_unavailable(exc):
                 raise DatabaseUnavailable(
                     "The database is unreachable; try again shortly.",
                     details={"dialect": self.dialect.name},
@@ -63,9 +62,3 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-def _is_connection_error(exc: Any) -> bool:
-    return bool(getattr(exc, "connection_invalidated", False)) or isinstance(
-        getattr(exc, "orig", None), ConnectionError | OSError
-    )
