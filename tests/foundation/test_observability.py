@@ -163,3 +163,27 @@ async def test_request_produces_an_otel_span(runtime, tenant_a):
     assert inner.context.trace_id == outer.context.trace_id
     assert inner.parent.span_id == outer.context.span_id
     provider.shutdown()
+
+
+async def test_graphql_requests_are_counted_under_their_route(client, admin_key):
+    labels = {"route": "/graphql", "method": "POST", "status": "200"}
+    before = _sample((await client.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    r = await client.post("/graphql", json={"query": "{ me { role } }"}, headers=auth(admin_key))
+    assert r.status_code == 200
+    after = _sample((await client.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    assert after == before + 1
+
+
+def test_otlp_exporter_is_attached_only_when_an_endpoint_is_set(tmp_path):
+    from gasworks.observability.tracing import build_provider
+    from gasworks.settings import Settings
+
+    provider, exporting = build_provider(Settings(home=tmp_path))
+    assert exporting is False
+    provider.shutdown()
+    provider, exporting = build_provider(
+        Settings(home=tmp_path, otel_exporter_otlp_endpoint="http://127.0.0.1:4318")
+    )
+    assert exporting is True
+    assert provider.resource.attributes["service.name"] == "gasworks"
+    provider.shutdown()

@@ -96,6 +96,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _route_template(scope: Scope) -> str:
-    route: Any = scope.get("route")
-    path = getattr(route, "path", None)
+    """The matched route's template (``/api/keys/{key_id}``), never the raw path.
+
+    FastAPI ≥ 0.120 keeps a route's own path without the ``include_router(prefix=…)`` it was
+    mounted under; the full template is in its effective route context. Older versions put
+    the full path on the route itself.
+    """
+    effective: Any = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(effective, "path_format", None)
+    if not path:
+        route: Any = scope.get("route")
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else "unmatched"
