@@ -29,9 +29,30 @@ class LogFormat(StrEnum):
     AUTO = "auto"
 
 
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
 def _config_file() -> Path | None:
+    """The file named by ``GASWORKS_CONFIG_FILE``; a missing one is an error, not a no-op."""
     raw = os.environ.get("GASWORKS_CONFIG_FILE")
-    return Path(raw) if raw else None
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if path.suffix not in CONFIG_SUFFIXES:
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw}: use a .toml, .yaml or .yml file.",
+            details={"config_file": raw},
+        )
+    if not path.is_file():
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw} does not exist or is not a file.",
+            details={"config_file": raw},
+        )
+    return path
 
 
 class Settings(BaseSettings):

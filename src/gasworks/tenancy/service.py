@@ -65,6 +65,11 @@ async def list_tenants(session: AsyncSession, ctx: TenantContext) -> list[Tenant
     return [TenantOut.model_validate(r) for r in (await session.scalars(query)).all()]
 
 
+async def has_tenants(session: AsyncSession) -> bool:
+    """Whether any tenant exists (first-run detection; not exposed to tenant callers)."""
+    return (await session.scalar(select(TenantRow.id).limit(1))) is not None
+
+
 async def find_tenant_by_name(session: AsyncSession, name: str) -> TenantOut | None:
     """Operator lookup by name (CLI). Not exposed to tenant callers."""
     row = await session.scalar(select(TenantRow).where(TenantRow.name == name))
