@@ -74,21 +74,33 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: SQLite file under GASWORKS_HOME. "
         "A postgresql:// URL switches to PostgreSQL (asyncpg driver).",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=500)
-    database_echo: bool = False
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections kept per process (as many again may overflow).",
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement (debug).")
     auto_migrate: bool = Field(
         default=True, description="Upgrade the database schema on server start."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    log_format: LogFormat = LogFormat.AUTO
-    log_level: str = "INFO"
+    host: str = Field(default="127.0.0.1", description="Address `gasworks serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        description="json, console, or auto (json when GASWORKS_ENVIRONMENT=production).",
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     environment: str = Field(default="development", description="development or production.")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint; tracing is exported when set."
     )
-    otel_service_name: str = "gasworks"
+    otel_service_name: str = Field(
+        default="gasworks", description="service.name of exported traces."
+    )
     auth_cache_ttl_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -98,7 +110,9 @@ class Settings(BaseSettings):
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
-    graphql_max_depth: int = Field(default=10, ge=1, le=50)
+    graphql_max_depth: int = Field(
+        default=10, ge=1, le=50, description="Deepest GraphQL query accepted (introspection aside)."
+    )
     master_key: SecretStr | None = Field(
         default=None,
         description="Base64 master key for envelope encryption. Default: generated once "
