@@ -21,8 +21,8 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON only.", show_default=False)
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def to_jsonable(value: Any) -> Any:
