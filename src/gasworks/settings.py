@@ -29,9 +29,30 @@ class LogFormat(StrEnum):
     AUTO = "auto"
 
 
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
 def _config_file() -> Path | None:
+    """The file named by ``GASWORKS_CONFIG_FILE``; a missing one is an error, not a no-op."""
     raw = os.environ.get("GASWORKS_CONFIG_FILE")
-    return Path(raw) if raw else None
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if path.suffix not in CONFIG_SUFFIXES:
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw}: use a .toml, .yaml or .yml file.",
+            details={"config_file": raw},
+        )
+    if not path.is_file():
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw} does not exist or is not a file.",
+            details={"config_file": raw},
+        )
+    return path
 
 
 class Settings(BaseSettings):
@@ -53,21 +74,33 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: SQLite file under GASWORKS_HOME. "
         "A postgresql:// URL switches to PostgreSQL (asyncpg driver).",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=500)
-    database_echo: bool = False
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections kept per process (as many again may overflow).",
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement (debug).")
     auto_migrate: bool = Field(
         default=True, description="Upgrade the database schema on server start."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    log_format: LogFormat = LogFormat.AUTO
-    log_level: str = "INFO"
+    host: str = Field(default="127.0.0.1", description="Address `gasworks serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        description="json, console, or auto (json when GASWORKS_ENVIRONMENT=production).",
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     environment: str = Field(default="development", description="development or production.")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint; tracing is exported when set."
     )
-    otel_service_name: str = "gasworks"
+    otel_service_name: str = Field(
+        default="gasworks", description="service.name of exported traces."
+    )
     auth_cache_ttl_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -77,7 +110,9 @@ class Settings(BaseSettings):
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
-    graphql_max_depth: int = Field(default=10, ge=1, le=50)
+    graphql_max_depth: int = Field(
+        default=10, ge=1, le=50, description="Deepest GraphQL query accepted (introspection aside)."
+    )
     master_key: SecretStr | None = Field(
         default=None,
         description="Base64 master key for envelope encryption. Default: generated once "

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from opentelemetry.trace import TracerProvider
 
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
@@ -26,7 +27,13 @@ ROUTERS: list[APIRouter] = [
 ]
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """The API app. ``tracer_provider`` overrides the process-wide one (tests)."""
     settings = settings or (runtime.settings if runtime else get_settings())
     configure_logging(json=settings.json_logs, level=settings.log_level)
     rt = runtime or Runtime(settings)
@@ -57,6 +64,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
-    configure_tracing(app, settings)
+    configure_tracing(app, settings, tracer_provider)
     app.add_middleware(RequestContextMiddleware)
     return app
