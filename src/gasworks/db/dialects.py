@@ -128,7 +128,13 @@ class PostgresOps:
     name = "postgresql"
 
     def engine_kwargs(self, url: URL, pool_size: int) -> dict[str, Any]:
-        return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        return {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_pre_ping": True,
+            # fail a connection attempt to a silent server instead of hanging for a minute
+            "connect_args": {"timeout": 10},
+        }
 
     def on_engine(self, engine: AsyncEngine) -> None:
         return None
