@@ -83,3 +83,18 @@ async def test_ping_of_a_silent_server_gives_up(tmp_path):
             assert await db.ping(within_seconds=0.5) is False
         finally:
             await db.dispose()
+
+
+async def test_unrelated_errors_inside_a_session_are_not_called_unavailable(runtime):
+    """Only "cannot reach the database" becomes DATABASE_UNAVAILABLE, not any OSError."""
+    from sqlalchemy import text
+
+    from gasworks.errors import DatabaseUnavailable
+
+    with pytest.raises(FileNotFoundError):
+        async with runtime.db.session():
+            raise FileNotFoundError("blob missing")
+    with pytest.raises(Exception) as info:
+        async with runtime.db.session() as s:
+            await s.execute(text("SELECT * FROM no_such_table"))
+    assert not isinstance(info.value, DatabaseUnavailable)
