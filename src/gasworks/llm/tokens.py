@@ -39,7 +39,8 @@ ENDOFPROMPT = "<|endofprompt|>"
 #: pat_str and special tokens of the shipped encodings (same constants as tiktoken_ext)
 _ENCODINGS: dict[str, tuple[str, dict[str, int]]] = {
     "cl100k_base": (
-        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++"""
+        r"""[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
         {
             ENDOFTEXT: 100257,
             FIM_PREFIX: 100258,

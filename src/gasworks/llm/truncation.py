@@ -15,6 +15,9 @@ from dataclasses import dataclass, field, replace
 
 from gasworks.llm.tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TokenCounter
 from gasworks.llm.types import Message
+from gasworks.observability.logging import get_logger
+
+log = get_logger("gasworks.llm.truncation")
 
 
 @dataclass(slots=True)
@@ -60,7 +63,7 @@ def _shorten(counter: TokenCounter, text: str, keep_tokens: int) -> str:
         try:
             return enc.decode(enc.encode_ordinary(text)[:keep_tokens])
         except Exception:  # never fail because of the tokenizer
-            pass
+            log.warning("truncation.decode_failed", tokenizer=counter.name)
     return text[: int(keep_tokens * counter.ratio)]
 
 
