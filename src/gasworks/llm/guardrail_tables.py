@@ -64,6 +64,8 @@ class BreakerEventRow(Base):
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     key: Mapped[str] = mapped_column(String(200))
+    #: the breaker's version after this transition (orders events of one breaker)
+    version: Mapped[int] = mapped_column(Integer)
     from_state: Mapped[str] = mapped_column(String(16))
     to_state: Mapped[str] = mapped_column(String(16))
     manual: Mapped[bool] = mapped_column(Boolean, default=False)

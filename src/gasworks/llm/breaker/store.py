@@ -208,6 +208,7 @@ class BreakerStore:
                 E.insert().values(
                     id=new_id("bev"),
                     key=key,
+                    version=before.version + 1,
                     from_state=before.state.value,
                     to_state=to_state.value,
                     manual=manual,
@@ -271,7 +272,7 @@ class BreakerStore:
 
     async def events(self, key: str | None = None, limit: int = 50) -> list[BreakerEvent]:
         async with self.db.session() as s:
-            q = select(E).order_by(E.c.at.desc(), E.c.id).limit(limit)
+            q = select(E).order_by(E.c.at.desc(), E.c.version.desc()).limit(limit)
             if key is not None:
                 q = q.where(E.c.key == key)
             rows = (await s.execute(q)).all()

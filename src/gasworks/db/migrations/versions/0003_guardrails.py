@@ -46,6 +46,7 @@ def upgrade() -> None:
         "llm_breaker_events",
         sa.Column("id", sa.String(40), nullable=False),
         sa.Column("key", sa.String(200), nullable=False),
+        sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("from_state", sa.String(16), nullable=False),
         sa.Column("to_state", sa.String(16), nullable=False),
         sa.Column("manual", sa.Boolean(), nullable=False),
