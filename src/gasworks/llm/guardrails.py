@@ -304,9 +304,7 @@ class Guardrails:
         except BaseException:
             await self.breakers.record(permit, OutcomeKind.IGNORED)
             raise
-        notes = getattr(req, "notes", None)
-        if isinstance(notes, dict):
-            notes.update(check.notes)
+        req.notes.update(check.notes)
         return GuardToken(new_id("call"), permit, reservation, check)
 
     async def after_call(

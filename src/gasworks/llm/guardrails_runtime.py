@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+# the model services start first: their startup hook must run before ours (we attach to them)
+import gasworks.llm.runtime  # noqa: F401
 from gasworks.errors import ConfigurationError
 from gasworks.llm.guardrails import Guardrails
+from gasworks.llm.hooks import CallHooks
+from gasworks.llm.runtime import SERVICE as MODELS
+from gasworks.llm.runtime import ModelServices
 from gasworks.observability.logging import get_logger
 from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS, Runtime
 
@@ -20,12 +25,12 @@ def get_guardrails(rt: Runtime) -> Guardrails:
 
 def attach(rt: Runtime, guardrails: Guardrails) -> bool:
     """Register the guardrails as a call hook of the model gateway, when there is one."""
-    models = rt.services.get("models")
-    gateway = getattr(models, "gateway", None)
-    if gateway is None or not rt.settings.guardrails_enabled:
+    models: ModelServices | None = rt.services.get(MODELS)
+    if models is None or not rt.settings.guardrails_enabled:
         return False
-    if guardrails not in gateway.hooks:
-        gateway.hooks.append(guardrails)
+    hooks: list[CallHooks] = models.gateway.hooks
+    if guardrails not in hooks:
+        hooks.append(guardrails)
     return True
 
 
