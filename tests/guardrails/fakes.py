@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -11,7 +12,9 @@ from gasworks.llm.types import Usage
 
 @dataclass
 class FakeClock:
-    now: float = 1_790_000_000.0
+    """Starts at the real time (calendar periods match the API's view), moves only when told."""
+
+    now: float = field(default_factory=time.time)
 
     def __call__(self) -> float:
         return self.now

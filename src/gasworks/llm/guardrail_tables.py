@@ -139,7 +139,7 @@ class LedgerRow(Base):
     cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     latency_ms: Mapped[float] = mapped_column(Float, default=0.0)
     ttft_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
-    status: Mapped[str] = mapped_column(String(24))
+    status: Mapped[str] = mapped_column(String(64))
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -116,7 +116,7 @@ def upgrade() -> None:
         sa.Column("cost", gwt.Money(), nullable=False),
         sa.Column("latency_ms", sa.Float(), nullable=False),
         sa.Column("ttft_ms", sa.Float(), nullable=True),
-        sa.Column("status", sa.String(24), nullable=False),
+        sa.Column("status", sa.String(64), nullable=False),
         sa.Column("estimated", sa.Boolean(), nullable=False),
         sa.Column("streamed", sa.Boolean(), nullable=False),
         sa.Column("error_code", sa.String(64), nullable=True),
