@@ -1,48 +1,41 @@
-"""One of the processes of the concurrency test: N concurrent guarded calls, JSON results."""
+"""One process of the concurrency test: N concurrent calls through the gateway (JSON out)."""
 
 from __future__ import annotations
 
 import asyncio
 import json
-import random
 import sys
+from pathlib import Path
 
-from gasworks.db.engine import Database
 from gasworks.errors import GasworksError
-from gasworks.llm.guardrails import Guardrails
+from gasworks.llm.runtime import get_gateway
 from gasworks.llm.types import CallScope, ChatRequest, Message
-from tests.guardrails.fakes import FakeModel, ok
+from tests.guardrails.gateway_env import gateway_settings, started
 
 PROMPT = "Summarise the quarterly report in three bullet points, please."
 
 
 def request() -> ChatRequest:
-    return ChatRequest(model="fake-model", messages=[Message("user", PROMPT)], max_tokens=100)
+    return ChatRequest(model="lonely", messages=[Message("user", PROMPT)], max_tokens=100)
 
 
-async def one(g: Guardrails, model: FakeModel, scope: CallScope) -> str:
-    req = request()
-    try:
-        token = await g.before_call(scope, model, req)
-    except GasworksError as exc:
-        return exc.code
-    await asyncio.sleep(random.random() / 100)  # the provider "working"
-    est = g.precheck(model, request()).estimate.tokens
-    await g.after_call(token, scope, model, ok(model, est, 100))
-    return "served"
-
-
-async def main(url: str, tenant_id: str, key_id: str, n: int) -> None:
-    db = Database(url)
-    try:
-        g = Guardrails(db)
-        model = FakeModel()
+async def main(home: str, url: str, provider_url: str, tenant_id: str, key_id: str, n: int) -> None:
+    settings = gateway_settings(Path(home), url, provider_url, provider_url)
+    async with started(settings) as env:
+        gateway = get_gateway(env.runtime)
         scope = CallScope(tenant_id=tenant_id, api_key_id=key_id)
-        results = await asyncio.gather(*(one(g, model, scope) for _ in range(n)))
-    finally:
-        await db.dispose()
+
+        async def one() -> str:
+            try:
+                result = await gateway.chat(scope, request())
+            except GasworksError as exc:
+                return exc.code
+            return f"served:{result.model}"
+
+        results = await asyncio.gather(*(one() for _ in range(n)))
     sys.stdout.write(json.dumps(results))
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])))
+    a = sys.argv
+    asyncio.run(main(a[1], a[2], a[3], a[4], a[5], int(a[6])))
