@@ -29,15 +29,15 @@ async def make_viewer_key(client, admin_key: str) -> str:
 
 async def test_breakers_trip_and_reset_are_audited(client, admin_key, runtime) -> None:
     h = auth(admin_key)
-    r = await client.post(
-        "/api/breakers/openai/gpt-4o@us/trip", json={"reason": "outage"}, headers=h
-    )
+    r = await client.post("/api/breakers/gpt-4o@us/trip", json={"reason": "outage"}, headers=h)
     assert r.status_code == 200, r.text
-    assert r.json()["state"] == "forced_open" and r.json()["breaker"] == "openai/gpt-4o@us"
+    assert r.json()["state"] == "forced_open" and r.json()["breaker"] == "gpt-4o@us"
     g = get_guardrails(runtime)
-    model = FakeModel(id="openai/gpt-4o", price_key="us")
-    r = await client.get("/api/breakers", headers=h)
-    assert [b["breaker"] for b in r.json()] == ["openai/gpt-4o@us"]
+    model = FakeModel(id="gpt-4o", price_key="us")
+    listed = {b["breaker"]: b for b in (await client.get("/api/breakers", headers=h)).json()}
+    assert listed["gpt-4o@us"]["state"] == "forced_open"
+    # models of the registry that never had a call are listed too, closed
+    assert listed["demo"]["state"] == "closed" and listed["demo"]["window_calls"] == 0
     # a call to that deployment fails fast
     from gasworks.errors import CircuitOpen
 
@@ -46,9 +46,7 @@ async def test_breakers_trip_and_reset_are_audited(client, admin_key, runtime) -
         raise AssertionError("expected MODEL_UNAVAILABLE")
     except CircuitOpen as exc:
         assert exc.code == "MODEL_UNAVAILABLE"
-    r = await client.post(
-        "/api/breakers/openai/gpt-4o@us/reset", json={"reason": "fixed"}, headers=h
-    )
+    r = await client.post("/api/breakers/gpt-4o@us/reset", json={"reason": "fixed"}, headers=h)
     assert r.json()["state"] == "closed"
     r = await client.get("/api/breakers/events", headers=h)
     events = r.json()
@@ -61,14 +59,16 @@ async def test_breakers_trip_and_reset_are_audited(client, admin_key, runtime) -
 
 async def test_breaker_actions_need_a_reason_and_a_platform_admin(client, admin_key) -> None:
     h = auth(admin_key)
-    r = await client.post("/api/breakers/m/trip", json={"reason": ""}, headers=h)
+    r = await client.post("/api/breakers/demo/trip", json={"reason": ""}, headers=h)
     assert r.status_code == 422
-    r = await client.post("/api/breakers/m/explode", json={"reason": "x"}, headers=h)
+    r = await client.post("/api/breakers/demo/explode", json={"reason": "x"}, headers=h)
     assert r.status_code == 422
     viewer = await make_viewer_key(client, admin_key)
-    r = await client.post("/api/breakers/m/trip", json={"reason": "x"}, headers=auth(viewer))
+    r = await client.post("/api/breakers/demo/trip", json={"reason": "x"}, headers=auth(viewer))
     assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN"
     assert (await client.get("/api/breakers", headers=auth(viewer))).status_code == 200
+    r = await client.post("/api/breakers/no-such-model/trip", json={"reason": "x"}, headers=h)
+    assert r.status_code == 404 and r.json()["error"]["code"] == "MODEL_NOT_FOUND"
 
 
 async def test_budgets_set_show_and_usage(client, admin_key, runtime) -> None:

@@ -41,16 +41,16 @@ def cli(settings, monkeypatch):
 
 
 def test_breakers_trip_list_reset_events(cli) -> None:
-    out = cli("breakers", "trip", "openai/gpt-4o", "--reason", "vendor incident")
+    out = cli("breakers", "trip", "gpt-4o", "--reason", "vendor incident")
     assert out["state"] == "forced_open"
-    (b,) = cli("breakers", "list")
+    (b,) = [x for x in cli("breakers", "list") if x["breaker"] == "gpt-4o"]
     assert (b["breaker"], b["state"], b["reason"]) == (
-        "openai/gpt-4o",
+        "gpt-4o",
         "forced_open",
         "vendor incident",
     )
-    assert cli("breakers", "reset", "openai/gpt-4o", "--reason", "resolved")["state"] == "closed"
-    events = cli("breakers", "events", "openai/gpt-4o")
+    assert cli("breakers", "reset", "gpt-4o", "--reason", "resolved")["state"] == "closed"
+    events = cli("breakers", "events", "gpt-4o")
     assert [(e["to_state"], e["reason"]) for e in events] == [
         ("closed", "resolved"),
         ("forced_open", "vendor incident"),
@@ -60,8 +60,10 @@ def test_breakers_trip_list_reset_events(cli) -> None:
 
 def test_breaker_action_needs_reason(cli) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["breakers", "trip", "m"])
+    result = runner.invoke(app, ["breakers", "trip", "demo"])
     assert result.exit_code != 0
+    err = cli("breakers", "trip", "no-such-model", "--reason", "x", ok=False)
+    assert err["error"]["code"] == "MODEL_NOT_FOUND"
 
 
 def test_budgets_set_show_remove_and_usage(cli) -> None:

@@ -17,6 +17,7 @@ from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.budgets import BudgetOut, BudgetSet, Period, list_budgets, set_budget
 from gasworks.llm.guardrails_runtime import get_guardrails
 from gasworks.llm.ledger import GroupBy, UsageReport
+from gasworks.llm.runtime import get_registry
 from gasworks.tenancy.context import TenantContext
 
 breakers_app = typer.Typer(help="Circuit breakers of models.", no_args_is_help=True)
@@ -48,7 +49,8 @@ def breakers_list(as_json: JsonOpt = False) -> None:
 
     async def body() -> list[breakers.BreakerOut]:
         async with runtime() as rt:
-            return await breakers.list_breakers(get_guardrails(rt).breakers, _operator())
+            known = [e.id for e in get_registry(rt).entries()]
+            return await breakers.list_breakers(get_guardrails(rt).breakers, _operator(), known)
 
     out = run(body, as_json)
     if as_json:
@@ -76,6 +78,7 @@ def _act(key: str, action: breakers.ManualAction, reason: str, as_json: bool) ->
     async def body() -> breakers.BreakerOut:
         async with runtime() as rt:
             g = get_guardrails(rt)
+            get_registry(rt).get(key.split("@", 1)[0], include_disabled=True)
             return await breakers.act(g.breakers, _operator(), key, action, reason, actor=_actor())
 
     out = run(body, as_json)

@@ -13,13 +13,15 @@ from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
 from gasworks.llm.guardrails_runtime import get_guardrails
 from gasworks.llm.ledger import GroupBy, UsageReport
+from gasworks.llm.runtime import get_registry
 
 router = APIRouter(prefix="/api", tags=["guardrails"])
 
 
 @router.get("/breakers", summary="Every circuit breaker with its state and window statistics")
 async def list_breakers(ctx: ContextDep, rt: RuntimeDep) -> list[breakers.BreakerOut]:
-    return await breakers.list_breakers(get_guardrails(rt).breakers, ctx)
+    known = [e.id for e in get_registry(rt).entries()]
+    return await breakers.list_breakers(get_guardrails(rt).breakers, ctx, known)
 
 
 @router.get("/breakers/events", summary="Breaker transitions, newest first (the audit trail)")
@@ -43,6 +45,7 @@ async def breaker_action(
     ctx: ContextDep,
     rt: RuntimeDep,
 ) -> breakers.BreakerOut:
+    get_registry(rt).get(key.split("@", 1)[0], include_disabled=True)  # MODEL_NOT_FOUND
     return await breakers.act(get_guardrails(rt).breakers, ctx, key, action, body.reason)
 
 

@@ -7,8 +7,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from gasworks.llm.breaker.manager import BreakerManager
+from gasworks.llm.breaker.manager import BreakerManager, BreakerView
 from gasworks.llm.breaker.state import BreakerState
+from gasworks.llm.breaker.window import Counts
 from gasworks.tenancy.context import Role, TenantContext
 
 ManualAction = Literal["trip", "disable", "reset"]
@@ -50,10 +51,20 @@ def actor_of(ctx: TenantContext) -> str:
     return f"{ctx.principal_id}" + (f" (key {ctx.api_key_id})" if ctx.api_key_id else "")
 
 
-async def list_breakers(manager: BreakerManager, ctx: TenantContext) -> list[BreakerOut]:
+async def list_breakers(
+    manager: BreakerManager, ctx: TenantContext, known: list[str] | None = None
+) -> list[BreakerOut]:
+    """Breakers with state and window statistics; ``known`` models that never had a call are
+    listed as closed with an empty window."""
     ctx.require(Role.VIEWER)
     out = []
-    for v in await manager.views():
+    views = await manager.views()
+    seen = {v.key for v in views}
+    now = manager.clock()
+    for key in known or []:
+        if key not in seen:
+            views.append(BreakerView(key, BreakerState.CLOSED, 0, now, Counts(), None, None))
+    for v in sorted(views, key=lambda x: x.key):
         d = v.window.as_dict()
         out.append(
             BreakerOut(
@@ -80,7 +91,8 @@ async def act(
     *,
     actor: str | None = None,
 ) -> BreakerOut:
-    """Breakers are shared by every tenant: only platform administrators change them."""
+    """Breakers are shared by every tenant: only platform administrators change them.
+    ``key`` is a model id, or ``<model id>@<deployment>``."""
     ctx.require_platform_admin()
     await manager.set_manual(
         key, _ACTION_STATE[action], actor=actor or actor_of(ctx), reason=reason
