@@ -35,45 +35,102 @@ class GasworksError(Exception):
 
 
 class ValidationFailed(GasworksError):
+    """The request is malformed; the message and details name the offending field path."""
+
     code = "VALIDATION_FAILED"
     status = 422
 
 
 class BadRequest(GasworksError):
+    """The request cannot be processed as sent."""
+
     code = "BAD_REQUEST"
     status = 400
 
 
 class Unauthenticated(GasworksError):
+    """No API key, a malformed ``Authorization`` header, or an invalid, expired or revoked key."""
+
     code = "UNAUTHENTICATED"
     status = 401
 
 
 class Forbidden(GasworksError):
+    """The caller's role does not allow this action (``details.required_role``)."""
+
     code = "FORBIDDEN"
     status = 403
 
 
 class NotFound(GasworksError):
+    """No such object, or it belongs to another tenant (the two are indistinguishable)."""
+
     code = "NOT_FOUND"
     status = 404
 
 
 class Conflict(GasworksError):
+    """The object changed meanwhile or the request clashes with its current state."""
+
     code = "CONFLICT"
     status = 409
 
 
 class AlreadyExists(Conflict):
+    """An object with this unique name already exists."""
+
     code = "ALREADY_EXISTS"
 
 
+class MethodNotAllowed(GasworksError):
+    """The route exists but not for this HTTP method (``Allow`` lists the accepted ones)."""
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+
+
+class NotAcceptable(GasworksError):
+    """No representation matches the request's ``Accept`` header."""
+
+    code = "NOT_ACCEPTABLE"
+    status = 406
+
+
+class UnsupportedMediaType(GasworksError):
+    """The request body's ``Content-Type`` is not accepted here."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+
+class GraphQLValidationFailed(BadRequest):
+    """The GraphQL document does not parse or does not match the schema."""
+
+    code = "GRAPHQL_VALIDATION_FAILED"
+
+
+class GraphQLQueryTooDeep(GraphQLValidationFailed):
+    """The GraphQL query nests deeper than ``GASWORKS_GRAPHQL_MAX_DEPTH``."""
+
+    code = "GRAPHQL_QUERY_TOO_DEEP"
+
+
+class GraphQLQueryTooLarge(GraphQLValidationFailed):
+    """The GraphQL document has more tokens than allowed."""
+
+    code = "GRAPHQL_QUERY_TOO_LARGE"
+
+
 class PayloadTooLarge(GasworksError):
+    """The request body is larger than allowed."""
+
     code = "PAYLOAD_TOO_LARGE"
     status = 413
 
 
 class RateLimited(GasworksError):
+    """Too many requests; ``Retry-After`` says when to try again."""
+
     code = "RATE_LIMITED"
     status = 429
     retryable = True
@@ -83,17 +140,23 @@ class RateLimited(GasworksError):
 
 
 class InternalError(GasworksError):
+    """An unexpected failure; the cause is logged under the request id, never returned."""
+
     code = "INTERNAL"
     status = 500
 
 
 class DatabaseUnavailable(GasworksError):
+    """The database cannot be reached; retry shortly."""
+
     code = "DATABASE_UNAVAILABLE"
     status = 503
     retryable = True
 
 
 class ConfigurationError(GasworksError):
+    """The deployment is misconfigured (settings, files, missing extras)."""
+
     code = "CONFIGURATION_ERROR"
     status = 500
 
@@ -213,6 +276,39 @@ class ContentFiltered(ProviderError):
     code = "CONTENT_FILTERED"
     status = 400
     counts_against_provider = False
+
+
+# --- guardrails: breakers, token and cost limits ----------------------------------------------
+
+
+class TokenLimitExceeded(GasworksError):
+    """Requested output tokens over the model's or the request's limit, or a token budget."""
+
+    code = "TOKEN_LIMIT_EXCEEDED"
+    status = 400
+
+
+class CostLimitExceeded(GasworksError):
+    """The call's estimated cost is over the request's cost limit or a spend limit."""
+
+    code = "COST_LIMIT_EXCEEDED"
+    status = 402
+
+
+class TokenBudgetExceeded(GasworksError):
+    """A per-day or per-month token limit of the tenant or API key would be exceeded."""
+
+    code = "TOKEN_BUDGET_EXCEEDED"
+    status = 402
+
+
+class ContextWindowExceeded(GasworksError):
+    code = "CONTEXT_WINDOW_EXCEEDED"
+    status = 400
+
+
+class CircuitOpen(ModelUnavailable):
+    """The model's circuit breaker is open: fail fast (the gateway tries fallbacks)."""
 
 
 def error_codes() -> dict[str, int]:

@@ -29,9 +29,30 @@ class LogFormat(StrEnum):
     AUTO = "auto"
 
 
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
 def _config_file() -> Path | None:
+    """The file named by ``GASWORKS_CONFIG_FILE``; a missing one is an error, not a no-op."""
     raw = os.environ.get("GASWORKS_CONFIG_FILE")
-    return Path(raw) if raw else None
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if path.suffix not in CONFIG_SUFFIXES:
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw}: use a .toml, .yaml or .yml file.",
+            details={"config_file": raw},
+        )
+    if not path.is_file():
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw} does not exist or is not a file.",
+            details={"config_file": raw},
+        )
+    return path
 
 
 class Settings(BaseSettings):
@@ -53,21 +74,33 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: SQLite file under GASWORKS_HOME. "
         "A postgresql:// URL switches to PostgreSQL (asyncpg driver).",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=500)
-    database_echo: bool = False
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections kept per process (as many again may overflow).",
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement (debug).")
     auto_migrate: bool = Field(
         default=True, description="Upgrade the database schema on server start."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    log_format: LogFormat = LogFormat.AUTO
-    log_level: str = "INFO"
+    host: str = Field(default="127.0.0.1", description="Address `gasworks serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        description="json, console, or auto (json when GASWORKS_ENVIRONMENT=production).",
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     environment: str = Field(default="development", description="development or production.")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint; tracing is exported when set."
     )
-    otel_service_name: str = "gasworks"
+    otel_service_name: str = Field(
+        default="gasworks", description="service.name of exported traces."
+    )
     auth_cache_ttl_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -77,7 +110,9 @@ class Settings(BaseSettings):
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
-    graphql_max_depth: int = Field(default=10, ge=1, le=50)
+    graphql_max_depth: int = Field(
+        default=10, ge=1, le=50, description="Deepest GraphQL query accepted (introspection aside)."
+    )
     master_key: SecretStr | None = Field(
         default=None,
         description="Base64 master key for envelope encryption. Default: generated once "
@@ -127,6 +162,58 @@ class Settings(BaseSettings):
     )
     demo_stream_delay_ms: float = Field(
         default=0.0, ge=0, le=5000, description="Pause between demo stream chunks."
+    )
+
+    # --- guardrails: circuit breakers, budgets, token estimation -------------------------
+    guardrails_enabled: bool = Field(
+        default=True, description="Breakers, pre-call checks, budgets and the ledger."
+    )
+    breaker_window_seconds: int = Field(
+        default=300, ge=10, description="Sliding window of the failure rate (time based)."
+    )
+    breaker_buckets: int = Field(
+        default=10, ge=1, le=600, description="Buckets the window is split into."
+    )
+    breaker_failure_rate_threshold: float = Field(
+        default=0.05, gt=0, le=1, description="Failure rate (0..1) at which a breaker opens."
+    )
+    breaker_minimum_calls: int = Field(
+        default=20, ge=1, description="Calls in the window before any rate is computed."
+    )
+    breaker_slow_call_ms: float | None = Field(
+        default=None, gt=0, description="Calls slower than this count as failures (off: None)."
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="How long an open breaker waits before probing."
+    )
+    breaker_half_open_probes: int = Field(
+        default=3, ge=1, description="Probe calls in HALF_OPEN; all must succeed to close."
+    )
+    breaker_sync_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Local counts are flushed to, and states read from, the database at "
+        "least this often (bounds how stale one process's view of a breaker can be).",
+    )
+    budget_cache_ttl_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a process trusts its cached list of spend limits of a "
+        "tenant/key (a new limit takes effect in other processes within this time).",
+    )
+    context_safety_margin: float = Field(
+        default=0.10, ge=0, lt=1, description="Share of the context window kept free."
+    )
+    request_max_output_tokens: int | None = Field(
+        default=None, ge=1, description="Deployment-wide cap on max_tokens of one request."
+    )
+    default_output_reservation_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description="Output tokens reserved when neither the request nor the model says.",
+    )
+    token_count_cache_size: int = Field(
+        default=4096, ge=0, description="Repeated texts whose token count is cached."
     )
 
     @field_validator("home", mode="after")

@@ -13,9 +13,10 @@ from gasworks.api.auth import Authenticator
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
 
+# Plain lookups are ``async def`` on purpose: FastAPI runs sync dependencies in a worker
+# thread, a hop that costs more than the lookup itself on every request.
 
-# async on purpose: FastAPI runs plain ``def`` dependencies in a thread pool, a thread hop
-# (0.1-1 ms under load) per dependency per request.
+
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -17,10 +18,28 @@ from typing import Any, Protocol
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 #: advisory lock id used for schema migrations (any stable 64-bit number)
 MIGRATION_LOCK_ID = 7_261_455_001
+
+#: SQLite errors that mean "the file cannot be used now", not "your query is wrong"
+_SQLITE_UNAVAILABLE = ("unable to open database file", "disk i/o error", "database is locked")
+#: asyncpg errors (by class name: asyncpg is an optional extra) for an unusable server
+_PG_UNAVAILABLE = frozenset(
+    {
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "TooManyConnectionsError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "InvalidCatalogNameError",
+        "InvalidPasswordError",
+        "InvalidAuthorizationSpecificationError",
+    }
+)
 
 
 class DialectOps(Protocol):
@@ -37,6 +56,21 @@ class DialectOps(Protocol):
     def migration_lock(self, conn: AsyncConnection) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while migrations run, so concurrent starts never migrate twice."""
         ...
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the database cannot be reached (→ 503, retryable)."""
+        ...
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """Network-level failures (refused, reset, unresolvable host, connect timeout) and
+    connections SQLAlchemy has invalidated. Other ``OSError``s (a missing file) are not."""
+    network = (ConnectionError, socket.gaierror, TimeoutError)
+    if isinstance(exc, network):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, network)
+    return False
 
 
 class SQLiteOps:
@@ -72,6 +106,12 @@ class SQLiteOps:
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
 
+    def is_unavailable(self, exc: BaseException) -> bool:
+        if isinstance(exc, OperationalError):
+            msg = str(exc.orig).lower()
+            return any(m in msg for m in _SQLITE_UNAVAILABLE)
+        return False
+
     @contextlib.asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:
         if self.path is None:
@@ -91,13 +131,25 @@ class PostgresOps:
     name = "postgresql"
 
     def engine_kwargs(self, url: URL, pool_size: int) -> dict[str, Any]:
-        return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        return {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_pre_ping": True,
+            # fail a connection attempt to a silent server instead of hanging for a minute
+            "connect_args": {"timeout": 10},
+        }
 
     def on_engine(self, engine: AsyncEngine) -> None:
         return None
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        if _is_connection_failure(exc):
+            return True
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        return type(orig).__name__ in _PG_UNAVAILABLE or type(exc).__name__ in _PG_UNAVAILABLE
 
     @contextlib.asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import QueryDepthLimiter
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
@@ -17,6 +17,12 @@ from gasworks.settings import Settings
 QUERIES: list[type] = [TenancyQuery, ModelsQuery]
 MUTATIONS: list[type] = [TenancyMutation, ModelsMutation]
 
+#: Bounds on one document. The depth limit does not count introspection fields (GraphiQL's
+#: own schema query nests deeper than any real query should), so the token and alias bounds
+#: are what keep a hostile introspection query cheap.
+MAX_TOKENS = 5000
+MAX_ALIASES = 30
+
 
 def build_schema(max_depth: int) -> strawberry.Schema:
     query = merge_types("Query", tuple(QUERIES))
@@ -24,7 +30,12 @@ def build_schema(max_depth: int) -> strawberry.Schema:
     return strawberry.Schema(
         query=query,
         mutation=mutation,
-        extensions=[lambda: QueryDepthLimiter(max_depth=max_depth), ErrorCodes],
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            ErrorCodes,
+        ],
     )
 
 
