@@ -142,3 +142,13 @@ async def test_malformed_json(tmp_path, fake_anthropic) -> None:
     gw = gateway_for(tmp_path, entries(fake_anthropic, max_retries=0))
     with pytest.raises(ProviderBadResponse):
         await gw.chat(SCOPE, ask("claude"))
+
+
+async def test_out_of_range_temperature_is_refused_not_changed(tmp_path, fake_anthropic) -> None:
+    from gasworks.errors import ProviderBadRequest
+
+    gw = gateway_for(tmp_path, entries(fake_anthropic))
+    with pytest.raises(ProviderBadRequest) as info:
+        await gw.chat(SCOPE, ask("claude", temperature=1.5))
+    assert info.value.status == 400 and info.value.details["param"] == "temperature"
+    assert fake_anthropic.requests == []
