@@ -78,6 +78,8 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    #: input tokens written to the provider's prompt cache (Anthropic charges a premium)
+    cache_write_input_tokens: int = 0
     #: True when the provider did not report usage and gasworks estimated it
     estimated: bool = False
 

@@ -72,6 +72,8 @@ class Reply:
     input_tokens: int = 11
     output_tokens: int = 7
     cached_input_tokens: int = 0
+    #: of input_tokens, how many were written to the prompt cache (Anthropic, Bedrock)
+    cache_write_input_tokens: int = 0
     tool_calls: list[dict[str, Any]] | None = None
     #: send usage in streams (False: behave like a server that omits it)
     stream_usage: bool = True

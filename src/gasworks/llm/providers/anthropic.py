@@ -132,6 +132,7 @@ def _usage(u: Any, output_tokens: int | None = None) -> Usage:
         input_tokens=(getattr(u, "input_tokens", None) or 0) + cache_read + cache_write,
         output_tokens=output_tokens if output_tokens is not None else (u.output_tokens or 0),
         cached_input_tokens=cache_read,
+        cache_write_input_tokens=cache_write,
     )
 
 

@@ -207,14 +207,10 @@ class ModelRegistry:
         if price_key is None and entry.provider is ProviderName.BEDROCK:
             price_key = self.region
         override = entry.region_prices.get(price_key) if price_key else None
-        if override is not None:
-            inp, out, cached = (
-                override.input_per_1k,
-                override.output_per_1k,
-                override.cached_input_per_1k,
-            )
-        else:
-            inp, out, cached = entry.input_per_1k, entry.output_per_1k, entry.cached_input_per_1k
+        prices = override if override is not None else entry
+        inp, out = prices.input_per_1k, prices.output_per_1k
+        cached, written = prices.cached_input_per_1k, prices.cache_write_per_1k
+        if override is None:
             price_key = None
         return ResolvedModel(
             id=entry.id,
@@ -225,6 +221,7 @@ class ModelRegistry:
             input_per_1k=inp,
             output_per_1k=out,
             cached_input_per_1k=inp if cached is None else cached,
+            cache_write_per_1k=inp if written is None else written,
         )
 
 
