@@ -13,7 +13,6 @@ from gasworks.api.auth import Authenticator
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
 
-
 # Plain lookups are ``async def`` on purpose: FastAPI runs sync dependencies in a worker
 # thread, a hop that costs more than the lookup itself on every request.
 
