@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 PAYLOAD_TOO_LARGE above); a route may "
+        "set its own limit.",
+    )
     graphql_max_depth: int = Field(
         default=10, ge=1, le=50, description="Deepest GraphQL query accepted (introspection aside)."
     )

@@ -66,5 +66,5 @@ def create_app(
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
     configure_tracing(app, settings, tracer_provider)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     return app
