@@ -331,7 +331,10 @@ class Resolver:
         async with self.db.engine.connect() as conn:
             if self._last_seq is None or self._poll_failed:
                 # first poll, or notices may have been missed while the store was down
-                self._last_seq = int((await conn.execute(select(func.max(inv.seq)))).scalar() or 0)
+                top = int((await conn.execute(select(func.max(inv.seq)))).scalar() or 0)
+                window = await conn.execute(select(inv.seq).where(inv.seq > top - POLL_WINDOW))
+                self._seen = {int(r[0]) for r in window}  # already reflected in the store
+                self._last_seq = top
                 if self._poll_failed:
                     self.cache.clear()
                     self._poll_failed = False
