@@ -55,4 +55,6 @@ def scope(model: str = "gpt-4o", workflow: str | None = None, tenant: bool = Tru
 
 
 async def deploy(svc: PromptService, ctx: TenantContext, vid: str, expected: int, **kw: Any):
-    return await svc.move(ctx, MoveRequest(scope=scope(**kw), version_id=vid, expected_version=expected))
+    return await svc.move(
+        ctx, MoveRequest(scope=scope(**kw), version_id=vid, expected_version=expected)
+    )

@@ -56,7 +56,9 @@ async def test_rollback_restores_previous_and_is_cas_protected(svc, tenants):
     await deploy(svc, tenants.a, v2, 1)
     with pytest.raises(PromptPointerConflict):
         await svc.rollback(tenants.a, RollbackRequest(scope=scope(), expected_version=1))
-    p = await svc.rollback(tenants.a, RollbackRequest(scope=scope(), expected_version=2, reason="bad"))
+    p = await svc.rollback(
+        tenants.a, RollbackRequest(scope=scope(), expected_version=2, reason="bad")
+    )
     assert (p.active_version_id, p.previous_version_id, p.version) == (v1, v2, 3)
     r = await svc.resolver.resolve(tenant_id=tenants.a.tenant_id, model="gpt-4o")
     assert r.version_id == v1

@@ -45,13 +45,16 @@ async def test_default_model_and_normalization(svc, tenants):
     assert local_normalize("bedrock/us.anthropic.claude-3-5-sonnet-v2:0") == (
         "anthropic.claude-3-5-sonnet-v2:0"
     )
-    assert local_normalize(
-        "arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-v2"
-    ) == "anthropic.claude-v2"
+    assert (
+        local_normalize("arn:aws:bedrock:us-east-1::foundation-model/anthropic.claude-v2")
+        == "anthropic.claude-v2"
+    )
     assert local_normalize(" gpt-4o ") == "gpt-4o"
     v = await new_version(svc, tenants.a, "bedrock prompt")
     await deploy(svc, tenants.a, v, 0, model="eu.anthropic.claude-3-haiku")
-    r = await svc.resolver.resolve(tenant_id=tenants.a.tenant_id, model="bedrock/anthropic.claude-3-haiku")
+    r = await svc.resolver.resolve(
+        tenant_id=tenants.a.tenant_id, model="bedrock/anthropic.claude-3-haiku"
+    )
     assert r.version_id == v and r.model == "anthropic.claude-3-haiku"
     d = await new_version(svc, tenants.a, "default model prompt")
     await deploy(svc, tenants.a, d, 0, model=svc.settings.default_model)
@@ -74,7 +77,13 @@ async def test_sources_cache_and_local_invalidation(svc, tenants):
 
 def test_selective_invalidation_by_structured_scope():
     cache: ScopeCache[str] = ScopeCache(maxsize=10, ttl=60)
-    for key in [("t1", "", "m"), ("t1", "w", "m"), ("t2", "w", "m"), ("t1", "", "m2"), ("t10", "", "m")]:
+    for key in [
+        ("t1", "", "m"),
+        ("t1", "w", "m"),
+        ("t2", "w", "m"),
+        ("t1", "", "m2"),
+        ("t10", "", "m"),
+    ]:
         cache.put(key, "x")
     assert cache.invalidate("t1", "", "m") == 2  # t1's keys of model m; not t10 (no prefix match)
     assert cache.get(("t10", "", "m")) == "x" and cache.get(("t1", "", "m2")) == "x"
@@ -163,7 +172,9 @@ async def test_tampered_content_falls_back_to_neutral(svc, tenants, runtime):
     await deploy(svc, tenants.a, v, 0)
     async with runtime.db.session() as s:
         await s.execute(
-            update(PromptVersionRow).where(PromptVersionRow.id == v).values(content='{"system":"evil"}')
+            update(PromptVersionRow)
+            .where(PromptVersionRow.id == v)
+            .values(content='{"system":"evil"}')
         )
     r = await svc.resolver.resolve(tenant_id=tenants.a.tenant_id, model="gpt-4o")
     assert (r.level, r.source) == ("neutral", "fallback")

@@ -40,11 +40,17 @@ def test_content_shape_is_validated():
 
 
 async def test_identical_content_returns_existing_version(svc, tenants):
-    first = await svc.create_version(tenants.a, VersionCreate(name="p", content=content(), message="one"))
-    again = await svc.create_version(tenants.a, VersionCreate(name="p", content=content(), message="two"))
+    first = await svc.create_version(
+        tenants.a, VersionCreate(name="p", content=content(), message="one")
+    )
+    again = await svc.create_version(
+        tenants.a, VersionCreate(name="p", content=content(), message="two")
+    )
     assert first.created is True and again.created is False
     assert again.id == first.id and again.number == 1 and again.message == "one"
-    other = await svc.create_version(tenants.a, VersionCreate(name="p", content=content(system="x")))
+    other = await svc.create_version(
+        tenants.a, VersionCreate(name="p", content=content(system="x"))
+    )
     assert other.number == 2 and other.created is True
     got = await svc.get_version(tenants.a, first.id)
     assert got.content == content() and got.author == tenants.a.principal_id
@@ -94,7 +100,9 @@ async def test_blob_hash_mismatch_is_never_served(svc, tenants, runtime):
     v = await svc.create_version(tenants.a, VersionCreate(name="big", content=content(system=big)))
     # a validly encrypted blob with other content under the same key: decrypts, wrong hash
     other = PromptContent(system="y" * 70_000)
-    await svc.store.blobs.put(f"{tenants.a.tenant_id}/prompt-content/{v.content_hash}", canonical_bytes(other))
+    await svc.store.blobs.put(
+        f"{tenants.a.tenant_id}/prompt-content/{v.content_hash}", canonical_bytes(other)
+    )
     with pytest.raises(PromptIntegrityError):
         await svc.get_version(tenants.a, v.id)
 

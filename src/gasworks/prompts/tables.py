@@ -14,6 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from gasworks.db.base import Base
 from gasworks.db.types import JSONType, UTCDateTime, utcnow
+from gasworks.tenancy import tables as _tenancy_tables  # noqa: F401 - FK targets in metadata
 
 
 class PromptVersionRow(Base):

@@ -135,9 +135,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_prompt_dead_letters"),
         _tenant_fk("prompt_dead_letters"),
     )
-    op.create_index(
-        "ix_prompt_dead_letters_tenant", "prompt_dead_letters", ["tenant_id", "status"]
-    )
+    op.create_index("ix_prompt_dead_letters_tenant", "prompt_dead_letters", ["tenant_id", "status"])
     op.create_table(
         "prompt_invalidations",
         sa.Column("seq", sa.Integer(), autoincrement=True, nullable=False),
