@@ -16,7 +16,6 @@ from gasworks.errors import (
 from gasworks.prompts.schemas import (
     CanaryDecision,
     CanaryRequest,
-    MoveRequest,
     RollbackRequest,
 )
 from gasworks.prompts.tables import PromptVersionRow

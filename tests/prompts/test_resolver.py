@@ -4,7 +4,6 @@ import asyncio
 import shutil
 from pathlib import Path
 
-import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 
@@ -184,8 +183,8 @@ async def test_tampered_content_falls_back_to_neutral(svc, tenants, runtime):
 async def test_invalidation_poll_sees_moves_of_another_runtime(svc, tenants, settings):
     """Two runtimes on one database (separate engines and caches): a move in one reaches the
     other through the notice table."""
-    from gasworks.runtime import Runtime
     from gasworks.prompts.service import PromptService
+    from gasworks.runtime import Runtime
 
     other_rt = Runtime(settings)
     other = PromptService(other_rt)
