@@ -42,6 +42,7 @@ from gasworks.prompts.schemas import (
     ResolveRequest,
     RetentionReport,
     RollbackRequest,
+    Schema,
     ScopeIn,
     VersionCreate,
     VersionDiff,
@@ -84,7 +85,7 @@ OPERATIONS: dict[str, tuple[type[BaseModel], Op]] = {
 }
 
 
-class ReplayOut(BaseModel):
+class ReplayOut(Schema):
     dead_letter: DeadLetterOut
     pointer: PointerOut
 

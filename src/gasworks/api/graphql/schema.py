@@ -9,12 +9,13 @@ from strawberry.tools import merge_types
 
 from gasworks.api.graphql.context import GqlContext, get_gql_context
 from gasworks.api.graphql.errors import ErrorCodes
+from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery]
-MUTATIONS: list[type] = [TenancyMutation]
+QUERIES: list[type] = [TenancyQuery, PromptsQuery]
+MUTATIONS: list[type] = [TenancyMutation, PromptsMutation]
 
 
 def build_schema(max_depth: int) -> strawberry.Schema:
