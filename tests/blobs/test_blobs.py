@@ -146,3 +146,15 @@ async def test_rotation_with_environment_keys(tmp_path):
     assert (await store.rewrap()).rewrapped == 1
     only_new = open_blob_store(_settings(tmp_path, master_key=b64(new)))
     assert await only_new.get("t1/k/a") == b"A"
+
+
+async def test_running_process_reads_blobs_rewrapped_by_a_rotation_elsewhere(tmp_path):
+    settings = _settings(tmp_path)
+    server = open_blob_store(settings)  # a long-running process holding the old key
+    await server.put("t1/k/a", b"before rotation")
+    rotate_master_key(settings)
+    cli = open_blob_store(settings)
+    assert (await cli.rewrap()).rewrapped == 1
+    assert await server.get("t1/k/a") == b"before rotation"  # reloads the keys it lacks
+    await server.put("t1/k/b", b"written after rotation")
+    assert await cli.get("t1/k/b") == b"written after rotation"

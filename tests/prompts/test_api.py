@@ -33,7 +33,10 @@ async def test_push_deploy_resolve_rollback_over_rest(client, admin_key):
     assert v1["number"] == 1 and len(v1["contentHash"]) == 64
     r = await client.post(
         "/api/prompts/versions",
-        json={"name": "support", "content": {"system": "You help with ${slots.product}.", "user": "${inputs.q}"}},
+        json={
+            "name": "support",
+            "content": {"system": "You help with ${slots.product}.", "user": "${inputs.q}"},
+        },
         headers=h,
     )
     assert r.status_code == 200 and r.json()["id"] == v1["id"] and r.json()["created"] is False
@@ -69,7 +72,10 @@ async def test_push_deploy_resolve_rollback_over_rest(client, admin_key):
             "model": "gpt-4o",
             "workflowId": "support",
             "variables": {"inputs": {"q": "Where is my order?"}, "slots": {"product": "bikes"}},
-            "history": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}],
+            "history": [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": "hello"},
+            ],
         },
         headers=h,
     )
@@ -88,8 +94,13 @@ async def test_push_deploy_resolve_rollback_over_rest(client, admin_key):
         "/api/prompts/pointer/rollback", json={"scope": SCOPE, "expectedVersion": 2}, headers=h
     )
     assert r.json()["activeVersionId"] == v1["id"]
-    r = await client.post("/api/prompts/resolve", json={"model": "gpt-4o", "workflowId": "support"}, headers=h)
-    assert r.json()["versionId"] == v1["id"] and r.json()["missing"] == ["slots.product", "inputs.q"]
+    r = await client.post(
+        "/api/prompts/resolve", json={"model": "gpt-4o", "workflowId": "support"}, headers=h
+    )
+    assert r.json()["versionId"] == v1["id"] and r.json()["missing"] == [
+        "slots.product",
+        "inputs.q",
+    ]
 
     params = {"model": "gpt-4o", "workflowId": "support"}
     hist = (await client.get("/api/prompts/pointer/history", params=params, headers=h)).json()
@@ -97,14 +108,21 @@ async def test_push_deploy_resolve_rollback_over_rest(client, admin_key):
     ptr = (await client.get("/api/prompts/pointer", params=params, headers=h)).json()
     assert ptr["version"] == 3
 
-    d = (await client.get("/api/prompts/diff", params={"from": v1["id"], "to": v2["id"]}, headers=h)).json()
+    d = (
+        await client.get("/api/prompts/diff", params={"from": v1["id"], "to": v2["id"]}, headers=h)
+    ).json()
     assert "+You are an expert on ${slots.product}." in d["diff"]
 
     dls = (await client.get("/api/prompts/dead-letters", headers=h)).json()
     assert len(dls) == 1 and dls[0]["reasonCode"] == "PROMPT_POINTER_CONFLICT"
-    r = await client.post(f"/api/prompts/dead-letters/{dls[0]['id']}/replay", json={"rebase": True}, headers=h)
+    r = await client.post(
+        f"/api/prompts/dead-letters/{dls[0]['id']}/replay", json={"rebase": True}, headers=h
+    )
     assert r.status_code == 200, r.text
-    assert r.json()["pointer"]["activeVersionId"] == v1["id"] and r.json()["deadLetter"]["status"] == "replayed"
+    assert (
+        r.json()["pointer"]["activeVersionId"] == v1["id"]
+        and r.json()["deadLetter"]["status"] == "replayed"
+    )
 
     audit = (await client.get("/api/prompts/audit", headers=h)).json()
     assert {"create", "move", "rollback"} <= {a["action"] for a in audit}
@@ -128,7 +146,11 @@ async def test_tenant_isolation_over_rest(client, admin_key, other_key):
     own = await _version(client, other_key, "acme's")
     r = await client.post(
         "/api/prompts/pointer/move",
-        json={"scope": {**SCOPE, "tenantScoped": False}, "versionId": own["id"], "expectedVersion": 0},
+        json={
+            "scope": {**SCOPE, "tenantScoped": False},
+            "versionId": own["id"],
+            "expectedVersion": 0,
+        },
         headers=h,
     )
     assert r.status_code == 403
@@ -142,7 +164,9 @@ async def test_bad_input_is_422_never_500(client, admin_key):
         headers=h,
     )
     assert r.status_code == 422
-    r = await client.post("/api/prompts/versions", json={"name": "../x", "content": {"user": "x"}}, headers=h)
+    r = await client.post(
+        "/api/prompts/versions", json={"name": "../x", "content": {"user": "x"}}, headers=h
+    )
     assert r.status_code == 422
     r = await client.post(
         "/api/prompts/resolve", json={"model": "gpt-4o", "strict": True}, headers=h
@@ -152,23 +176,41 @@ async def test_bad_input_is_422_never_500(client, admin_key):
 
 async def test_graphql_flow(client, admin_key):
     h = auth(admin_key)
-    q = """mutation($c: JSON!) { createPromptVersion(name: "g", content: $c, message: "m") { id number created } }"""
-    r = await client.post("/graphql", json={"query": q, "variables": {"c": {"system": "hi ${inputs.x}"}}}, headers=h)
+    q = (
+        "mutation($c: JSON!) "
+        '{ createPromptVersion(name: "g", content: $c, message: "m") { id number created } }'
+    )
+    r = await client.post(
+        "/graphql", json={"query": q, "variables": {"c": {"system": "hi ${inputs.x}"}}}, headers=h
+    )
     assert r.status_code == 200 and "errors" not in r.json(), r.text
     vid = r.json()["data"]["createPromptVersion"]["id"]
-    move = """mutation($v: String!, $e: Int!) { movePromptPointer(model: "m1", versionId: $v, expectedVersion: $e) { version activeVersionId level } }"""
-    r = await client.post("/graphql", json={"query": move, "variables": {"v": vid, "e": 0}}, headers=h)
+    move = (
+        "mutation($v: String!, $e: Int!) "
+        '{ movePromptPointer(model: "m1", versionId: $v, expectedVersion: $e) '
+        "{ version activeVersionId level } }"
+    )
+    r = await client.post(
+        "/graphql", json={"query": move, "variables": {"v": vid, "e": 0}}, headers=h
+    )
     assert r.json()["data"]["movePromptPointer"]["version"] == 1
-    r = await client.post("/graphql", json={"query": move, "variables": {"v": vid, "e": 0}}, headers=h)
+    r = await client.post(
+        "/graphql", json={"query": move, "variables": {"v": vid, "e": 0}}, headers=h
+    )
     assert r.json()["errors"][0]["extensions"]["code"] == "PROMPT_POINTER_CONFLICT"
-    res = """{ resolvePrompt(model: "m1", variables: {inputs: {x: "there"}}) { level versionId source messages { role content } } }"""
+    res = (
+        '{ resolvePrompt(model: "m1", variables: {inputs: {x: "there"}}) '
+        "{ level versionId source messages { role content } } }"
+    )
     r = await client.post("/graphql", json={"query": res}, headers=h)
     data = r.json()["data"]["resolvePrompt"]
     assert data["level"] == "tenant+model" and data["versionId"] == vid
     assert data["messages"] == [{"role": "system", "content": "hi there"}]
     r = await client.post(
         "/graphql",
-        json={"query": '{ promptPointerHistory(model: "m1") { seq action } promptDeadLetters { reasonCode } }'},
+        json={
+            "query": '{ promptPointerHistory(model: "m1") { seq action } promptDeadLetters { reasonCode } }'
+        },
         headers=h,
     )
     body = r.json()["data"]

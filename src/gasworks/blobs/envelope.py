@@ -20,7 +20,7 @@ import contextlib
 import json
 import os
 import struct
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,9 +53,16 @@ def _integrity(key: str, why: str) -> BlobIntegrityError:
 class EnvelopeStore:
     """A ``BlobStore`` that encrypts on ``put`` and authenticates + decrypts on ``get``."""
 
-    def __init__(self, inner: BlobStore, keyring: Keyring) -> None:
+    def __init__(
+        self,
+        inner: BlobStore,
+        keyring: Keyring,
+        reload: Callable[[], Keyring] | None = None,
+    ) -> None:
         self.inner = inner
         self.keyring = keyring
+        #: re-reads the keys when a blob names an unknown key id (rotated by another process)
+        self._reload = reload
 
     # -- format ---------------------------------------------------------------------------
 
@@ -67,6 +74,8 @@ class EnvelopeStore:
 
     def _unwrap(self, key: str, header: dict[str, Any]) -> bytes:
         kid = str(header.get("kid", ""))
+        if kid not in self.keyring.keys and self._reload is not None:
+            self.keyring = self._reload()
         master = self.keyring.get(kid)
         raw = base64.b64decode(str(header.get("wk", "")))
         try:

@@ -27,7 +27,9 @@ def open_blob_store(settings: Settings) -> EnvelopeStore:
             "Unsupported GASWORKS_BLOB_URL scheme; use file:///path (S3 is not built yet).",
             details={"scheme": url.split(":", 1)[0]},
         )
-    return EnvelopeStore(LocalFolderStore(root), load_keyring(settings))
+    return EnvelopeStore(
+        LocalFolderStore(root), load_keyring(settings), reload=lambda: load_keyring(settings)
+    )
 
 
 def blob_store(runtime: Runtime) -> EnvelopeStore:

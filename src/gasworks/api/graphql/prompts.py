@@ -161,7 +161,9 @@ class PromptsQuery:
     async def prompt_pointer(
         self, info: Info, model: str, workflow_id: str | None = None, tenant_scoped: bool = True
     ) -> PromptPointerType:
-        p = await _svc(info).get_pointer(info.context.ctx, _scope(model, workflow_id, tenant_scoped))
+        p = await _svc(info).get_pointer(
+            info.context.ctx, _scope(model, workflow_id, tenant_scoped)
+        )
         return _of(PromptPointerType, p)
 
     @strawberry.field
