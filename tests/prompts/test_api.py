@@ -209,7 +209,8 @@ async def test_graphql_flow(client, admin_key):
     r = await client.post(
         "/graphql",
         json={
-            "query": '{ promptPointerHistory(model: "m1") { seq action } promptDeadLetters { reasonCode } }'
+            "query": '{ promptPointerHistory(model: "m1") { seq action } '
+            "promptDeadLetters { reasonCode } }"
         },
         headers=h,
     )
