@@ -22,14 +22,14 @@ def cli(tmp_path, db_url, monkeypatch):
         result = runner.invoke(app, [*args, "--json"])
         if ok:
             assert result.exit_code == 0, result.output
-        # (foundation: structlog's default logger prints "database.ready" to stdout before the
-        # JSON; skip any such log lines until the lead routes CLI logs to stderr)
-        lines = result.stdout.splitlines()
-        start = next(i for i, line in enumerate(lines) if line[:1] in "{[")
-        return json.loads("\n".join(lines[start:]))
+        return json.loads(result.stdout)
 
     invoke("init")
-    return invoke
+    yield invoke
+    # the CLI pointed structlog at CliRunner's (now closed) stderr: point it back
+    from gasworks.observability.logging import configure_logging
+
+    configure_logging(json=False, level="INFO")
 
 
 def test_push_deploy_rollback_history_resolve(cli, tmp_path):
