@@ -104,3 +104,12 @@ def test_retention_and_blob_key_rotation_commands(cli, tmp_path):
     assert shown["content"]["system"] == "lorem " * 20_000
     again = cli("blobs", "rewrap", "--retire")
     assert again["alreadyCurrent"] == 1 and again["retiredKeyIds"] == [rot["previousKeyId"]]
+
+
+def test_chat_through_the_gateway(cli, tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("system: 'You are terse.'\nuser: 'Asked: ${inputs.user_prompt}'\n")
+    pushed = cli("prompts", "push", str(f), "-m", "demo", "-w", "wf", "-t", "default")
+    out = cli("prompts", "chat", "is it raining", "-m", "demo", "-w", "wf", "-t", "default")
+    assert out["prompt"]["versionId"] == pushed["version"]["id"]
+    assert 'You asked about "Asked: is it raining"' in out["text"]

@@ -201,3 +201,14 @@ async def test_invalidation_poll_sees_moves_of_another_runtime(svc, tenants, set
         assert (await other.resolver.resolve(tenant_id=t, model="gpt-4o")).version_id == v2
     finally:
         await other_rt.db.dispose()
+
+
+async def test_registry_ids_key_the_scopes(svc, tenants):
+    """With the model registry running, aliases, Bedrock provider ids and inference-profile
+    prefixes all land on the registry id."""
+    v = await new_version(svc, tenants.a, "haiku prompt")
+    p = await deploy(svc, tenants.a, v, 0, model="us.anthropic.claude-haiku-4-5-20251001-v1:0")
+    assert p.model == "bedrock/claude-haiku-4-5"
+    for asked in ["bedrock/claude-haiku-4-5", "eu.anthropic.claude-haiku-4-5-20251001-v1:0"]:
+        r = await svc.resolver.resolve(tenant_id=tenants.a.tenant_id, model=asked)
+        assert r.version_id == v, asked

@@ -24,6 +24,7 @@ from gasworks.prompts.schemas import (
     CanaryRequest,
     MoveRequest,
     PointerOut,
+    PromptChatRequest,
     ResolveRequest,
     RollbackRequest,
     ScopeIn,
@@ -509,3 +510,49 @@ def retention_cmd(
     else:
         verb = "Would delete" if r.dry_run else "Deleted"
         console.print(f"{verb} {len(r.deleted)} version(s); {r.kept_in_use} archived still needed.")
+
+
+@prompts_app.command("chat")
+def chat_cmd(
+    message: Annotated[str, typer.Argument(help="Your message (the value of inputs.user_prompt).")],
+    workflow: WorkflowOpt = None,
+    model: ModelOpt = None,
+    tenant: TenantOpt = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", help="Conversation id.")
+    ] = None,
+    var: Annotated[
+        list[str] | None, typer.Option("--var", help="path=value, e.g. slots.city=Lyon")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Call a model through the gateway with the prompt resolved for the scope."""
+    values: dict[str, Any] = {"inputs": {"user_prompt": message}}
+    for item in var or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--var wants path=value, got {item!r}")
+        _set_path(values, key.strip(), value)
+
+    async def body() -> Any:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant or rt.settings.prompt_operator_tenant)
+            ctx = dataclasses.replace(ctx, principal_id=f"cli:{getpass.getuser()}")
+            req = PromptChatRequest(
+                model=model, workflow_id=workflow, conversation_id=conversation, variables=values
+            )
+            return await prompt_service(rt).chat(rt, ctx, req)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    p = out.prompt
+    console.print(out.text, markup=False, highlight=False)
+    console.print(
+        f"[dim]{out.model} ({out.provider}), prompt {p.level} "
+        f"{p.version_id or 'neutral built-in'} from {p.source}, "
+        f"{out.input_tokens}+{out.output_tokens} tokens, cost {out.cost}[/]"
+    )
+    if p.missing:
+        console.print(f"[yellow]missing variables:[/] {', '.join(p.missing)}")

@@ -20,6 +20,17 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from gasworks.prompts.templates import CompiledTemplate, compile_template
 
 
+class ModelParameters(BaseModel):
+    """The typed part of a version's ``parameters`` (checked when the version is saved)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: list[str] | None = None
+
+
 class MessageTemplate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -48,6 +59,7 @@ class PromptContent(BaseModel):
             raise ValueError("'messages' must not be empty")
         for text in self.templates():
             compile_template(text)  # raises TEMPLATE_SYNTAX_ERROR
+        ModelParameters.model_validate(self.parameters)  # typed known keys
         return self
 
     def templates(self) -> list[str]:

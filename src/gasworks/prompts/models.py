@@ -1,17 +1,20 @@
 """Model id normalization used for scope keys (swappable).
 
-The model registry (``gasworks.llm.registry``, built on another branch) owns the canonical
-normalization (Bedrock prefixes, aliases). Until it is on ``main`` this module applies a small
-local rule set; when the registry exposes ``normalize_model_id`` it is picked up automatically,
-and :func:`set_model_normalizer` swaps it explicitly (e.g. in tests).
+The model registry owns canonical ids (aliases, Bedrock provider ids and inference-profile
+prefixes all resolve to one registry id). The prompts startup hook installs
+:func:`registry_normalizer` over the runtime's registry; ids the registry does not know (a
+pointer may be set up before its model is registered) fall back to :func:`local_normalize`.
+:func:`set_model_normalizer` swaps the function (e.g. in tests).
 """
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any, Protocol
+
+from gasworks.errors import GasworksError
 
 _REGION = re.compile(r"^(?:us|eu|apac|us-gov|ca|jp|au|global)\.(?=[a-z0-9-]+\.)")
 
@@ -30,16 +33,26 @@ def local_normalize(model: str) -> str:
     return _REGION.sub("", m)
 
 
-def _registry_normalizer() -> Callable[[str], str] | None:
-    try:
-        mod = importlib.import_module("gasworks.llm.registry")
-    except ImportError:
-        return None
-    fn = getattr(mod, "normalize_model_id", None)
-    return fn if callable(fn) else None
+class _Registry(Protocol):
+    def resolve(self, model_id: str | None) -> Any: ...
 
 
-_normalizer: Callable[[str], str] = _registry_normalizer() or local_normalize
+def registry_normalizer(registry: _Registry) -> Callable[[str], str]:
+    """Registry id of ``model`` (as given, then locally normalized), else the local form."""
+
+    def normalize(model: str) -> str:
+        local = local_normalize(model)
+        for candidate in (model.strip(), local):
+            try:
+                return str(registry.resolve(candidate).id)
+            except GasworksError:
+                continue
+        return local
+
+    return normalize
+
+
+_normalizer: Callable[[str], str] = local_normalize
 
 
 def set_model_normalizer(fn: Callable[[str], str]) -> None:

@@ -199,3 +199,41 @@ class RetentionReport(Schema):
     deleted: list[str]
     kept_in_use: int
     dry_run: bool
+
+
+class PromptChatRequest(Schema):
+    """A model call with the resolved prompt of ``(tenant, workflowId, model)``."""
+
+    model: str | None = Field(default=None, max_length=200)
+    workflow_id: str | None = Field(default=None, max_length=200)
+    conversation_id: str | None = Field(default=None, max_length=200)
+    #: template values (``inputs``, ``slots``, ``context``, node outputs by node id)
+    variables: dict[str, Any] = Field(default_factory=dict)
+    history: list[dict[str, Any]] = Field(default_factory=list)
+    #: model parameters that win over the prompt version's (temperature, max_tokens, ...)
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    strict: bool = False
+
+
+class PromptUsed(Schema):
+    level: str
+    source: str
+    version_id: str | None
+    version_number: int | None
+    name: str | None
+    content_hash: str
+    canary: bool
+    stale: bool
+    missing: list[str]
+
+
+class PromptChatOut(Schema):
+    text: str
+    model: str
+    provider: str
+    finish_reason: str
+    input_tokens: int
+    output_tokens: int
+    cost: str
+    demo: bool
+    prompt: PromptUsed

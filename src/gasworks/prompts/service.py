@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+import gasworks.llm.runtime  # noqa: F401 - its startup hook (the registry) runs before ours
 from gasworks.blobs.factory import blob_store
 from gasworks.db.engine import Database
 from gasworks.errors import (
@@ -24,9 +25,11 @@ from gasworks.errors import (
     PromptPointerNotFound,
     PromptVersionNotFound,
 )
-from gasworks.llm.types import Message
+from gasworks.llm.types import CallScope, Message
 from gasworks.prompts import deadletters, pointers, versions
 from gasworks.prompts.audit import list_audit
+from gasworks.prompts.chat import prompted_chat
+from gasworks.prompts.models import registry_normalizer, set_model_normalizer
 from gasworks.prompts.resolver import ResolvedPrompt, Resolver
 from gasworks.prompts.retention import run_retention
 from gasworks.prompts.schemas import (
@@ -38,6 +41,9 @@ from gasworks.prompts.schemas import (
     MessageOut,
     MoveRequest,
     PointerOut,
+    PromptChatOut,
+    PromptChatRequest,
+    PromptUsed,
     ResolvedOut,
     ResolveRequest,
     RetentionReport,
@@ -251,6 +257,58 @@ class PromptService:
         formatted = resolved.format(values, history, strict=req.strict)
         return resolved_out(resolved, formatted.messages, formatted.missing)
 
+    async def chat(
+        self, runtime: Runtime, ctx: TenantContext, req: PromptChatRequest
+    ) -> PromptChatOut:
+        """Resolve the scope's prompt, render it and call the model through the gateway."""
+        from gasworks.api.middleware import current_request_id
+        from gasworks.llm.runtime import get_gateway
+
+        ctx.require(Role.VIEWER)
+        scope = CallScope(
+            tenant_id=ctx.tenant_id,
+            api_key_id=ctx.api_key_id,
+            request_id=current_request_id(),
+            workflow_id=req.workflow_id,
+            conversation_id=req.conversation_id,
+        )
+        history = [
+            Message(role=m.get("role", "user"), content=str(m.get("content", "")))
+            for m in req.history
+        ]
+        call = await prompted_chat(
+            self.resolver,
+            get_gateway(runtime),
+            scope,
+            model=req.model,
+            values=req.variables,
+            history=history,
+            overrides=req.parameters,
+            strict=req.strict,
+        )
+        r, p = call.result, call.prompt
+        return PromptChatOut(
+            text=r.text,
+            model=r.model,
+            provider=r.provider,
+            finish_reason=r.finish_reason.value,
+            input_tokens=r.usage.input_tokens,
+            output_tokens=r.usage.output_tokens,
+            cost=str(r.cost),
+            demo=r.demo,
+            prompt=PromptUsed(
+                level=p.level,
+                source=p.source,
+                version_id=p.version_id,
+                version_number=p.version_number,
+                name=p.name,
+                content_hash=p.content_hash,
+                canary=p.canary,
+                stale=p.stale,
+                missing=call.missing,
+            ),
+        )
+
     # -- retention ----------------------------------------------------------------------------
 
     async def retention(
@@ -298,6 +356,9 @@ def prompt_service(runtime: Runtime) -> PromptService:
 
 
 async def _startup(runtime: Runtime) -> None:
+    models = runtime.services.get("models")
+    if models is not None:  # the model registry's canonical ids key the pointer scopes
+        set_model_normalizer(registry_normalizer(models.registry))
     svc = PromptService(runtime)
     runtime.services["prompts"] = svc
     svc.resolver.start()

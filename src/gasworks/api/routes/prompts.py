@@ -15,6 +15,8 @@ from gasworks.prompts.schemas import (
     HistoryEntry,
     MoveRequest,
     PointerOut,
+    PromptChatOut,
+    PromptChatRequest,
     ReplayRequest,
     ResolvedOut,
     ResolveRequest,
@@ -159,6 +161,14 @@ async def replay(
 @router.post("/resolve", summary="Resolve and render the prompt of a scope (never fails)")
 async def resolve(body: ResolveRequest, ctx: ContextDep, rt: RuntimeDep) -> ResolvedOut:
     return await prompt_service(rt).resolve(ctx, body)
+
+
+@router.post(
+    "/chat",
+    summary="Call a model with the resolved prompt of a scope (through the gateway)",
+)
+async def chat(body: PromptChatRequest, ctx: ContextDep, rt: RuntimeDep) -> PromptChatOut:
+    return await prompt_service(rt).chat(rt, ctx, body)
 
 
 @router.get("/audit", summary="Audit log of prompt changes")
