@@ -388,12 +388,19 @@ def diff_cmd(from_id: str, to_id: str, tenant: TenantOpt = None, as_json: JsonOp
         console.print(d.diff, markup=False, highlight=False)
 
 
-def _set_path(values: dict[str, Any], dotted: str, value: str) -> None:
-    *parents, leaf = dotted.split(".")
-    cur = values
-    for p in parents:
-        cur = cur.setdefault(p, {})
-    cur[leaf] = value
+def parse_vars(items: list[str] | None) -> dict[str, Any]:
+    """``["inputs.q=hi", "slots.city=Lyon"]`` → ``{"inputs": {"q": "hi"}, "slots": {...}}``."""
+    values: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"--var wants path=value, got {item!r}")
+        *parents, leaf = key.strip().split(".")
+        cur = values
+        for p in parents:
+            cur = cur.setdefault(p, {})
+        cur[leaf] = value
+    return values
 
 
 @prompts_app.command("resolve")
@@ -411,12 +418,7 @@ def resolve_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Which prompt a call would get (and its rendered messages), with the matched level."""
-    values: dict[str, Any] = {}
-    for item in var or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--var wants path=value, got {item!r}")
-        _set_path(values, key.strip(), value)
+    values = parse_vars(var)
 
     async def body(svc: PromptService, ctx: TenantContext) -> Any:
         req = ResolveRequest(
@@ -527,12 +529,8 @@ def chat_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Call a model through the gateway with the prompt resolved for the scope."""
-    values: dict[str, Any] = {"inputs": {"user_prompt": message}}
-    for item in var or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise typer.BadParameter(f"--var wants path=value, got {item!r}")
-        _set_path(values, key.strip(), value)
+    values = parse_vars(var)
+    values.setdefault("inputs", {})["user_prompt"] = message
 
     async def body() -> Any:
         async with runtime() as rt:

@@ -24,6 +24,7 @@ from gasworks.errors import (
     PromptPointerConflict,
     PromptPointerNotFound,
     PromptVersionNotFound,
+    ValidationFailed,
 )
 from gasworks.llm.types import CallScope, Message
 from gasworks.prompts import deadletters, pointers, versions
@@ -250,10 +251,7 @@ class PromptService:
             values.setdefault("workflowId", req.workflow_id)
         if req.conversation_id is not None:
             values.setdefault("conversationId", req.conversation_id)
-        history = [
-            Message(role=m.get("role", "user"), content=str(m.get("content", "")))
-            for m in req.history
-        ]
+        history = _history(req.history)
         formatted = resolved.format(values, history, strict=req.strict)
         return resolved_out(resolved, formatted.messages, formatted.missing)
 
@@ -272,10 +270,7 @@ class PromptService:
             workflow_id=req.workflow_id,
             conversation_id=req.conversation_id,
         )
-        history = [
-            Message(role=m.get("role", "user"), content=str(m.get("content", "")))
-            for m in req.history
-        ]
+        history = _history(req.history)
         call = await prompted_chat(
             self.resolver,
             get_gateway(runtime),
@@ -321,6 +316,19 @@ class PromptService:
             days=self.settings.prompt_retention_days if days is None else days,
             dry_run=dry_run,
         )
+
+
+def _history(items: list[dict[str, Any]]) -> list[Message]:
+    out = []
+    for m in items:
+        role = m.get("role", "user")
+        if role not in ("system", "user", "assistant", "tool"):
+            raise ValidationFailed(
+                f"History roles are system, user, assistant or tool; got {role!r}.",
+                details={"role": str(role)[:50]},
+            )
+        out.append(Message(role=role, content=str(m.get("content", ""))))
+    return out
 
 
 def resolved_out(r: ResolvedPrompt, messages: list[Message], missing: list[str]) -> ResolvedOut:
