@@ -29,7 +29,7 @@ from datetime import timedelta
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import and_, case, delete, func, select
+from sqlalchemy import and_, bindparam, case, delete, func, literal, select
 from sqlalchemy.orm import aliased
 
 from gasworks.db.engine import Database
@@ -141,6 +141,55 @@ def neutral(model: str, source: str = "store", *, reason: str | None = None) -> 
     )
 
 
+def _resolve_statement() -> Any:
+    """The one query of a cache miss, built once: the best pointer for a scope, joined with its
+    active and canary versions. ``''`` parameters match only the "any" scopes."""
+    p = PromptPointerRow
+    va = aliased(PromptVersionRow)
+    vc = aliased(PromptVersionRow)
+    precedence = case(
+        (and_(p.scope_tenant != "", p.scope_workflow != ""), 0),
+        (p.scope_workflow != "", 1),
+        (p.scope_tenant != "", 2),
+        else_=3,
+    )
+    return (
+        select(
+            p.id,
+            p.scope_tenant,
+            p.scope_workflow,
+            p.version,
+            p.canary_percent,
+            va.id,
+            va.name,
+            va.number,
+            va.storage,
+            va.content,
+            va.blob_key,
+            va.content_hash,
+            vc.id,
+            vc.name,
+            vc.number,
+            vc.storage,
+            vc.content,
+            vc.blob_key,
+            vc.content_hash,
+        )
+        .join(va, va.id == p.active_version_id)
+        .outerjoin(vc, vc.id == p.canary_version_id)
+        .where(
+            p.model == bindparam("model"),
+            p.scope_tenant.in_([bindparam("tenant"), literal("")]),
+            p.scope_workflow.in_([bindparam("workflow"), literal("")]),
+        )
+        .order_by(precedence)
+        .limit(1)
+    )
+
+
+_RESOLVE = _resolve_statement()
+
+
 class Resolver:
     def __init__(
         self,
@@ -229,49 +278,9 @@ class Resolver:
 
     async def _load(self, key: Key) -> _Loaded | None:
         tenant, workflow, model = key
-        p = PromptPointerRow
-        va = aliased(PromptVersionRow)
-        vc = aliased(PromptVersionRow)
-        precedence = case(
-            (and_(p.scope_tenant != "", p.scope_workflow != ""), 0),
-            (p.scope_workflow != "", 1),
-            (p.scope_tenant != "", 2),
-            else_=3,
-        )
-        stmt = (
-            select(
-                p.id,
-                p.scope_tenant,
-                p.scope_workflow,
-                p.version,
-                p.canary_percent,
-                va.id,
-                va.name,
-                va.number,
-                va.storage,
-                va.content,
-                va.blob_key,
-                va.content_hash,
-                vc.id,
-                vc.name,
-                vc.number,
-                vc.storage,
-                vc.content,
-                vc.blob_key,
-                vc.content_hash,
-            )
-            .join(va, va.id == p.active_version_id)
-            .outerjoin(vc, vc.id == p.canary_version_id)
-            .where(
-                p.model == model,
-                p.scope_tenant.in_([tenant, ""] if tenant else [""]),
-                p.scope_workflow.in_([workflow, ""] if workflow else [""]),
-            )
-            .order_by(precedence)
-            .limit(1)
-        )
+        params = {"model": model, "tenant": tenant, "workflow": workflow}
         async with self.db.engine.connect() as conn:
-            row = (await conn.execute(stmt)).first()
+            row = (await conn.execute(_RESOLVE, params)).first()
         if row is None:
             return None
         level = Scope(row[1], row[2], model).label()
