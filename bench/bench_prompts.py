@@ -21,7 +21,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import median_us, per_call, per_call_async, record  # noqa: E402
+from _common import median_us, per_call, per_call_async, record
 
 LANGFUSE_UNCACHED_MS = 37.0
 TENANT_MODEL = "demo"
@@ -104,15 +104,14 @@ async def _propagation(rt: Any, svc: Any, ctx: Any) -> float:
     scope = ScopeIn(model="prop-model")
     samples = []
     try:
-        expected = 0
         for i in range(8):
             v = await svc.create_version(
                 ctx, VersionCreate(name="prop", content={"system": f"version {i}"})
             )
             await other.resolver.resolve(tenant_id=ctx.tenant_id, model="prop-model")
             await asyncio.sleep(0.25)  # let the observer's poller settle
-            await svc.move(ctx, MoveRequest(scope=scope, version_id=v.id, expected_version=expected))
-            expected += 1
+            move = MoveRequest(scope=scope, version_id=v.id, expected_version=i)
+            await svc.move(ctx, move)
             t0 = time.perf_counter()
             while True:
                 r = await other.resolver.resolve(tenant_id=ctx.tenant_id, model="prop-model")
@@ -153,10 +152,14 @@ def main() -> str:
         ratio = LANGFUSE_UNCACHED_MS * 1000 / m["uncached_us"]
         return (
             f"| {name} | {m['cached_us']:.2f} µs | {m['uncached_us']:.0f} µs | "
-            f"{ratio:,.0f}× faster | {m['render_us']:.1f} µs | {m['propagation_ms']:.0f} ms |"
+            f"{ratio:,.0f}x faster | {m['render_us']:.1f} µs | {m['propagation_ms']:.0f} ms |"
         )
 
+    load = os.getloadavg()[0]
     lines = [
+        f"1-minute load average at the end of the run: {load:.1f} on {os.cpu_count()} cores "
+        "(the machine is shared; aiosqlite's thread hops suffer most from contention).",
+        "",
         "Resolution of a tenant+workflow+model pointer (one indexed query joining pointer and "
         "version, SHA-256 verified, compiled), medians of 7 rounds.",
         "",
