@@ -191,3 +191,27 @@ async def test_retention_deletes_only_unneeded_archived_versions(svc, tenants, r
     assert (await svc.get_version(tenants.a, recent)).archived_at is not None
     with pytest.raises(Forbidden):
         await svc.retention(tenants.editor_a)
+
+
+async def test_store_error_during_a_move_is_dead_lettered(svc, tenants, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from gasworks.errors import DatabaseUnavailable
+    from gasworks.prompts import service as service_mod
+    from gasworks.prompts.schemas import MoveRequest
+
+    v = await new_version(svc, tenants.a, "one")
+
+    async def broken(session, ctx, req):
+        raise OperationalError("UPDATE prompt_pointers …", {}, Exception("disk I/O error"))
+
+    monkeypatch.setitem(service_mod.OPERATIONS, "move", (MoveRequest, broken))
+    with pytest.raises(DatabaseUnavailable) as err:
+        await deploy(svc, tenants.a, v, 0)
+    assert "disk I/O" not in err.value.message  # no driver internals in the error
+    [dl] = await svc.dead_letters(tenants.a)
+    assert dl.reason_code in {"STORE_ERROR", "DATABASE_UNAVAILABLE"}
+    assert dl.request["versionId"] == v
+    monkeypatch.undo()
+    out = await svc.replay(tenants.a, dl.id)
+    assert out.pointer.active_version_id == v and out.dead_letter.status == "replayed"
