@@ -238,7 +238,9 @@ def error_body(exc: GasworksError) -> dict[str, Any]:
     param = exc.details.get("param")
     if param is None and exc.code == "VALIDATION_FAILED":
         errors = exc.details.get("errors") or []
-        param = errors[0].get("path") if errors else None
+        path = str(errors[0].get("path") or "") if errors else ""
+        # OpenAI names the body field itself ("messages"), not its location ("body.messages")
+        param = path.removeprefix("body.") or None
     if param is None and exc.code == "MODEL_NOT_FOUND":
         param = "model"
     return {
