@@ -93,6 +93,17 @@ def test_cli_models_and_chat_in_process(cli_env) -> None:
     assert json.loads(r.stdout)["error"]["code"] == "MODEL_NOT_FOUND"
 
 
+def test_cli_disable_and_enable(cli_env) -> None:
+    r = cli_env.invoke(cli_app, ["models", "disable", "demo", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["enabled"] is False
+    r = cli_env.invoke(cli_app, ["chat", "--json", "x"])  # the default model is now disabled
+    assert r.exit_code == 1 and json.loads(r.stdout)["error"]["code"] == "MODEL_NOT_FOUND"
+    r = cli_env.invoke(cli_app, ["models", "enable", "demo"])
+    assert r.exit_code == 0 and "enabled" in r.stdout
+    assert cli_env.invoke(cli_app, ["chat", "x"]).exit_code == 0
+
+
 def test_cli_through_a_server(cli_env, tmp_path, monkeypatch) -> None:
     import socket
     import threading
