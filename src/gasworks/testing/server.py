@@ -136,6 +136,7 @@ class FakeProviderServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=75,
             ws="none",
         )
         self._server = uvicorn.Server(config)
