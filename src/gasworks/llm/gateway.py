@@ -90,6 +90,16 @@ def _failure_outcome(exc: GasworksError, attempt: int, started: float) -> CallOu
     )
 
 
+def _interrupted(exc: BaseException, attempt: int, started: float) -> CallOutcome:
+    """The outcome of an attempt ended by cancellation or by a non-gasworks exception."""
+    cancelled = isinstance(exc, asyncio.CancelledError | GeneratorExit)
+    return CallOutcome(
+        status=CANCELLED if cancelled else "INTERNAL",
+        latency_ms=(time.perf_counter() - started) * 1000,
+        attempt=attempt,
+    )
+
+
 class Gateway:
     def __init__(
         self,
@@ -210,6 +220,10 @@ class Gateway:
             if tokens:
                 await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
             raise
+        except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
+            if tokens:
+                await self._after(tokens, scope, model, _interrupted(exc, attempt, started))
+            raise
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.model = model.id
         if req.notes:
@@ -247,7 +261,12 @@ class Gateway:
             raise exc from None
         except GasworksError as exc:
             _count(model, exc.code)
+            await _aclose(agen)
             await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
+            raise
+        except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
+            await _aclose(agen)
+            await self._after(tokens, scope, model, _interrupted(exc, attempt, started))
             raise
         return _OpenStream(model, agen, first, tokens, started, attempt)
 
