@@ -269,7 +269,7 @@ def main() -> str:
         "300 (1 concurrent) / 1000 (50 concurrent) requests after warm-up.",
         "",
         "`gateway only`: `GASWORKS_GUARDRAILS_ENABLED=false` (auth, validation, registry, "
-        "provider SDK, accounting, SSE); `with guardrails`: the default deployment (breaker, "
+        "openai_compatible adapter over httpx, accounting, SSE); `with guardrails`: the default deployment (breaker, "
         "budgets, one ledger row per call in SQLite).",
         "",
         "Closed loop: each of the N workers sends its next request when the previous one is "
