@@ -269,8 +269,8 @@ def main() -> str:
         "300 (1 concurrent) / 1000 (50 concurrent) requests after warm-up.",
         "",
         "`gateway only`: `GASWORKS_GUARDRAILS_ENABLED=false` (auth, validation, registry, "
-        "openai_compatible adapter over httpx, accounting, SSE); `with guardrails`: the default deployment (breaker, "
-        "budgets, one ledger row per call in SQLite).",
+        "openai_compatible adapter over httpx, accounting, SSE); `with guardrails`: the "
+        "default deployment (breaker, budgets, one ledger row per call in SQLite).",
         "",
         "Closed loop: each of the N workers sends its next request when the previous one is "
         "complete, so at 50 concurrent a slower gateway also spaces requests out (a TTFT can "
