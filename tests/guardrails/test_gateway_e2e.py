@@ -239,3 +239,47 @@ async def test_official_openai_sdk_sees_fallbacks_and_budget_errors(env, key, fa
             await client.close()
     rows = await ledger(env)
     assert [(r.model, r.streamed) for r in rows] == [("backup", False), ("backup", True)]
+
+
+async def test_open_breaker_survives_a_restart(tmp_path, db_url, fakes, monkeypatch) -> None:
+    for k in list(__import__("os").environ):
+        if k.startswith("GASWORKS_") and k != "GASWORKS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(k)
+    settings = gateway_settings(tmp_path / "home", db_url, fakes[0].url, fakes[1].url)
+    fakes[0].faults.extend([Fault.http(500)] * 4)
+    from gasworks.llm.runtime import get_gateway
+    from gasworks.llm.types import CallScope, ChatRequest, Message
+    from tests.guardrails.test_budgets import tenant
+
+    def req() -> ChatRequest:
+        return ChatRequest(model="primary", messages=[Message("user", "hi")])
+
+    async with started(settings) as first:
+        ctx = await tenant(first.runtime)
+        scope = CallScope(tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id)
+        for _ in range(4):
+            assert (await get_gateway(first.runtime).chat(scope, req())).model == "backup"
+        assert first.guardrails.breakers.state_of("primary").value == "open"
+    sent = len(fakes[0].requests)
+    async with started(settings) as second:  # a new process: state comes from the database
+        result = await get_gateway(second.runtime).chat(scope, req())
+        assert result.model == "backup"
+        assert result.notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
+    assert len(fakes[0].requests) == sent
+
+
+async def test_breaker_store_errors_fail_open(env, client, key, fakes) -> None:
+    async def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("breaker store down")
+
+    store = env.guardrails.breakers.store
+    store.snapshot = broken  # type: ignore[method-assign]
+    store.flush = broken  # type: ignore[method-assign]
+    env.clock.advance(5)  # a sync is due: it fails
+    fakes[0].faults.extend([Fault.http(500)] * 6)
+    for _ in range(6):  # failures cannot be shared: the breaker never opens, calls go through
+        r = await client.post("/v1/chat/completions", json=body("lonely"), headers=auth(key))
+        assert r.status_code == 503 and r.json()["error"]["code"] == "PROVIDER_UNAVAILABLE"
+    r = await client.post("/v1/chat/completions", json=body("lonely"), headers=auth(key))
+    assert r.status_code == 200 and r.json()["model"] == "lonely"
+    assert len(fakes[0].requests) == 7
