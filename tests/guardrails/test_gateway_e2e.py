@@ -4,6 +4,7 @@ injected faults: breakers, fallbacks, budgets, streams (complete and cut), pre-c
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from gasworks.api.app import create_app
+from gasworks.llm.breaker import BreakerState
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.testing import FakeOpenAI, Fault
 from tests.conftest import auth
@@ -30,7 +32,7 @@ def fakes() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
 
 @pytest.fixture
 async def env(tmp_path, db_url, fakes, monkeypatch) -> AsyncIterator[Env]:
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("GASWORKS_") and key != "GASWORKS_TEST_POSTGRES_URL":
             monkeypatch.delenv(key)
     settings = gateway_settings(tmp_path / "home", db_url, fakes[0].url, fakes[1].url)
@@ -211,7 +213,7 @@ async def test_official_openai_sdk_sees_fallbacks_and_budget_errors(env, key, fa
     app = create_app(runtime=env.runtime)
     await env.runtime.services["guardrails"].breakers.set_manual(
         "primary",
-        __import__("gasworks.llm.breaker", fromlist=["BreakerState"]).BreakerState.FORCED_OPEN,
+        BreakerState.FORCED_OPEN,
         actor="test",
         reason="sdk test",
     )
@@ -242,7 +244,7 @@ async def test_official_openai_sdk_sees_fallbacks_and_budget_errors(env, key, fa
 
 
 async def test_open_breaker_survives_a_restart(tmp_path, db_url, fakes, monkeypatch) -> None:
-    for k in list(__import__("os").environ):
+    for k in list(os.environ):
         if k.startswith("GASWORKS_") and k != "GASWORKS_TEST_POSTGRES_URL":
             monkeypatch.delenv(k)
     settings = gateway_settings(tmp_path / "home", db_url, fakes[0].url, fakes[1].url)
@@ -283,3 +285,50 @@ async def test_breaker_store_errors_fail_open(env, client, key, fakes) -> None:
     r = await client.post("/v1/chat/completions", json=body("lonely"), headers=auth(key))
     assert r.status_code == 200 and r.json()["model"] == "lonely"
     assert len(fakes[0].requests) == 7
+
+
+async def test_gasworks_sdk_gets_fallbacks_truncation_and_budget_errors(env, key, fakes) -> None:
+    from gasworks.client import AsyncGasworks
+    from gasworks.errors import CostLimitExceeded, ModelUnavailable
+
+    app = create_app(runtime=env.runtime)
+    transport = httpx.ASGITransport(app=app)
+    sdk = AsyncGasworks("http://gasworks.test", api_key=key, transport=transport)
+    try:
+        await env.guardrails.breakers.set_manual(
+            "primary",
+            BreakerState.FORCED_OPEN,
+            actor="test",
+            reason="sdk test",
+        )
+        result = await sdk.chat("hi", model="primary")
+        assert result.model == "backup"
+        assert result.notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
+        assert result.notes["estimate"]["tokenizer"] == "cl100k_base"
+        chunks = [c async for c in sdk.stream("hi", model="primary")]
+        assert chunks[-1].model == "backup" and chunks[-1].cost == price(11, 7)
+        history = [{"role": "user", "content": f"old {i} " * 300} for i in range(6)]
+        result = await sdk.chat(
+            [*history, {"role": "user", "content": "now?"}],
+            model="backup",
+            system="Be brief.",
+            truncate=True,
+            max_tokens=100,
+        )
+        assert result.notes["truncation"]["droppedMessages"] >= 3
+        await env.guardrails.breakers.set_manual(
+            "lonely", BreakerState.FORCED_OPEN, actor="test", reason="sdk test"
+        )
+        with pytest.raises(ModelUnavailable):
+            await sdk.chat("hi", model="lonely")
+        with pytest.raises(CostLimitExceeded):
+            await sdk.chat("hi", model="backup", max_tokens=400, cost_limit="0.0001")
+    finally:
+        await sdk.aclose()
+    rows = await ledger(env)
+    assert sorted((r.model, r.streamed) for r in rows) == [
+        ("backup", False),
+        ("backup", False),
+        ("backup", True),
+    ]
+    assert sum((r.cost for r in rows), Decimal(0)) > 0
