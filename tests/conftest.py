@@ -24,16 +24,6 @@ def _no_network() -> Iterator[None]:
     yield
 
 
-@pytest.fixture(autouse=True)
-def _logging_to_live_stderr() -> Iterator[None]:
-    """CLI tests point logging at CliRunner's stderr, closed after each invoke: restore it so
-    later tests do not fail with "I/O operation on closed file" when they log."""
-    yield
-    from gasworks.observability.logging import configure_logging
-
-    configure_logging(json=False, level="INFO")
-
-
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from tests.dbtemplates import SQLiteTemplate

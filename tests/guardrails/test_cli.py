@@ -14,6 +14,15 @@ from gasworks.cli.main import app
 LOG_LINE = re.compile(r"^\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d")
 
 
+@pytest.fixture(autouse=True)
+def _restore_logging():
+    """The CLI points logging at CliRunner's stderr, closed after each invoke: restore it."""
+    yield
+    from gasworks.observability.logging import configure_logging
+
+    configure_logging(json=False, level="INFO")
+
+
 @pytest.fixture
 def cli(settings, monkeypatch):
     monkeypatch.setenv("GASWORKS_DATABASE_URL", settings.resolved_database_url)
