@@ -73,7 +73,9 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None 
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        # sys.stderr is looked up per logger, not frozen here: it may be replaced later
+        # (pytest's capture, a daemon redirecting it)
+        logger_factory=lambda *_: structlog.PrintLogger(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
 
