@@ -307,6 +307,10 @@ async def test_gasworks_sdk_gets_fallbacks_truncation_and_budget_errors(env, key
         assert result.notes["estimate"]["tokenizer"] == "cl100k_base"
         chunks = [c async for c in sdk.stream("hi", model="primary")]
         assert chunks[-1].model == "backup" and chunks[-1].cost == price(11, 7)
+        notes = chunks[-1].notes or {}
+        assert notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
+        # "hi" = 1 token + 3 per message + 3 reply priming (OpenAI accounting)
+        assert notes["estimate"] == {"inputTokens": 7, "tokenizer": "cl100k_base", "exact": True}
         history = [{"role": "user", "content": f"old {i} " * 300} for i in range(6)]
         result = await sdk.chat(
             [*history, {"role": "user", "content": "now?"}],
