@@ -20,6 +20,10 @@ _ACTION_STATE = {
 }
 
 
+class ActionIn(BaseModel):
+    action: ManualAction
+
+
 class BreakerAction(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="Why (kept in the audit).")
 
