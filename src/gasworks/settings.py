@@ -212,6 +212,21 @@ class Settings(BaseSettings):
         description="How long a process trusts its cached list of spend limits of a "
         "tenant/key (a new limit takes effect in other processes within this time).",
     )
+    budget_reservation_ttl_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A reservation not settled after this long (its process died mid-call) "
+        "is released by the sweeper. Keep it above the longest call.",
+    )
+    budget_sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often expired reservations are looked for."
+    )
+    guardrails_maintenance_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Background task period: flushes breaker counts of an idle process and "
+        "reads shared breaker state, runs the reservation sweeper when due (0: off).",
+    )
     context_safety_margin: float = Field(
         default=0.10, ge=0, lt=1, description="Share of the context window kept free."
     )

@@ -169,6 +169,8 @@ class Gateway:
         assert opened is not None
         if tried:
             opened.first.model = opened.model.id
+            req.notes["fallbacks"] = tried
+            req.notes["requestedModel"] = model.id
         drain = self._drain(scope, req, opened)
         try:
             async for chunk in drain:
@@ -292,6 +294,7 @@ class Gateway:
                     chunk.model = model.id
                     chunk.cost = model.cost(usage)
                     chunk.finish_reason = chunk.finish_reason or FinishReason.STOP
+                    chunk.notes = dict(req.notes) if req.notes else None
                     status = OK
                     yield chunk
                     break
@@ -309,6 +312,7 @@ class Gateway:
                     usage=usage,
                     model=model.id,
                     cost=model.cost(usage),
+                    notes=dict(req.notes) if req.notes else None,
                 )
         except GasworksError as exc:
             status, error = exc.code, exc
@@ -342,8 +346,8 @@ class Gateway:
     def _estimate(model: ResolvedModel, req: ChatRequest, parts: list[str]) -> Usage:
         ratio = model.entry.fallback_token_ratio
         return Usage(
-            input_tokens=estimate_prompt_tokens(req.messages, ratio),
-            output_tokens=estimate_tokens("".join(parts), ratio),
+            input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
+            output_tokens=estimate_tokens("".join(parts), ratio, model.entry.tokenizer),
             estimated=True,
         )
 

@@ -118,3 +118,5 @@ class StreamChunk:
     model: str | None = None
     #: on the last chunk from the gateway: exact cost of the call
     cost: Decimal | None = None
+    #: on the last chunk from the gateway: what happened on the way (fallbacks, truncation)
+    notes: dict[str, Any] | None = None

@@ -104,8 +104,8 @@ class OpenAIProvider:
         if usage is None:
             ratio = model.entry.fallback_token_ratio
             usage = Usage(
-                input_tokens=estimate_prompt_tokens(req.messages, ratio),
-                output_tokens=estimate_tokens(text, ratio),
+                input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
+                output_tokens=estimate_tokens(text, ratio, model.entry.tokenizer),
                 estimated=True,
             )
         return ChatResult(
@@ -172,8 +172,8 @@ class OpenAIProvider:
         if usage is None:
             ratio = model.entry.fallback_token_ratio
             usage = Usage(
-                input_tokens=estimate_prompt_tokens(req.messages, ratio),
-                output_tokens=estimate_tokens("".join(parts), ratio),
+                input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
+                output_tokens=estimate_tokens("".join(parts), ratio, model.entry.tokenizer),
                 estimated=True,
             )
         yield StreamChunk(finish_reason=finish, usage=usage)
