@@ -1,0 +1,90 @@
+"""ModelInvoke: resolve the prompt by (tenant, workflow, model), format messages, call the
+gateway (which enforces budgets, breakers, fallbacks and records the ledger), stream tokens.
+
+There is deliberately no prompt id in the config: which prompt runs is decided by the prompt
+engine's scoped resolution, so prompts move without republishing workflows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field
+
+from gasworks.llm.types import ChatRequest, Message
+from gasworks.workflows.context import RunContext
+from gasworks.workflows.definition import NodeSpec
+from gasworks.workflows.nodes._base import BaseNode, NodeConfig
+from gasworks.workflows.nodes._model import ModelStream, chat, models, result_dict
+from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.templating import Template
+
+
+class ModelInvokeConfig(NodeConfig):
+    model: str | None = Field(default=None, description="Registry id; default model if unset.")
+    input: str = Field(
+        default="${input.message}", description="Template of the user message (state paths)."
+    )
+    history_from: str | None = Field(
+        default=None, description="Id of a ConversationMemory node whose history to include."
+    )
+    stream: bool = Field(default=False, description="Stream tokens to a StreamToClient node.")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    json_mode: bool = False
+    cost_limit: Decimal | None = Field(default=None, ge=0)
+
+
+class ModelInvokeNode(BaseNode):
+    __slots__ = ("_cfg", "_input")
+
+    def __init__(self, spec: NodeSpec, config: ModelInvokeConfig) -> None:
+        super().__init__(spec)
+        self._cfg = config
+        self._input = Template(config.input)
+
+    async def messages(self, state: dict[str, Any], rc: RunContext) -> list[Message]:
+        cfg = self._cfg
+        prompts = rc.ports.prompts
+        out: list[Message] = (
+            []
+            if prompts is None
+            else list(await prompts.messages(rc.tenant_id, rc.workflow_id, cfg.model, state))
+        )
+        if cfg.history_from is not None:
+            memory = state.get(cfg.history_from)
+            for m in memory.get("messages", []) if isinstance(memory, dict) else []:
+                if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
+                    out.append(Message(m["role"], str(m.get("content", ""))))
+        text = self._input.render(state)
+        if text:
+            out.append(Message("user", text))
+        return out
+
+    async def run(self, state: dict[str, Any], rc: RunContext) -> Any:
+        cfg = self._cfg
+        request = ChatRequest(
+            model=cfg.model,
+            messages=await self.messages(state, rc),
+            temperature=cfg.temperature,
+            max_tokens=cfg.max_tokens,
+            response_format={"type": "json_object"} if cfg.json_mode else None,
+            cost_limit=cfg.cost_limit,
+        )
+        if cfg.stream:
+            stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(request, rc.scope()))
+            rc.streams.append(stream)
+            return stream
+        return result_dict(await chat(rc, request))
+
+
+TYPE = register(
+    NodeType(
+        name="ModelInvoke",
+        config=ModelInvokeConfig,
+        build=ModelInvokeNode,
+        description="Calls a model through the gateway with the prompt resolved for this "
+        "tenant, workflow and model.",
+    )
+)
