@@ -86,6 +86,25 @@ class Settings(BaseSettings):
     models_file: Path | None = Field(default=None, description="YAML file of extra models.")
     default_model: str = Field(default="demo", description="Model used when none is given.")
 
+    # --- workflows ------------------------------------------------------------------------
+    workflow_persist_runs: bool = Field(
+        default=True,
+        description="Persist runs (status, timings, tokens, cost, errors) and their events.",
+    )
+    workflow_event_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="While a run streams, its events are written in batches this often "
+        "(so a reconnecting client resumes from any server process).",
+    )
+    workflow_graph_cache_size: int = Field(
+        default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
+    )
+    workflow_install_demos: bool = Field(
+        default=True, description="`gasworks init` installs the demo workflows."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:

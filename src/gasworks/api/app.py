@@ -11,14 +11,14 @@ from gasworks import __version__
 from gasworks.api.auth import Authenticator
 from gasworks.api.errors import install_error_handlers
 from gasworks.api.middleware import RequestContextMiddleware
-from gasworks.api.routes import health, tenancy
+from gasworks.api.routes import health, tenancy, workflows
 from gasworks.observability.logging import configure_logging
 from gasworks.observability.tracing import configure_tracing
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings, get_settings
 
 #: Every REST router, in order. Each domain adds its router here.
-ROUTERS: list[APIRouter] = [health.router, tenancy.router]
+ROUTERS: list[APIRouter] = [health.router, tenancy.router, workflows.router]
 
 
 def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:

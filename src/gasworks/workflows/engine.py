@@ -1,0 +1,358 @@
+"""The workflow engine service of a runtime: compiled-graph cache, live runs, persistence.
+
+Every run executes in its own task (a client that disconnects does not stop it). Its events go
+to an in-memory buffer that any number of subscribers follow; with persistence on, the run row
+and its events are written in batches — at checkpoints while it streams, and once at the end
+together with the conversation's new turn — so a client that reconnects with ``Last-Event-ID``
+(to this process or another) continues without loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from gasworks.db.types import new_id, utcnow
+from gasworks.errors import Conflict
+from gasworks.observability.logging import get_logger
+from gasworks.tenancy.context import TenantContext
+from gasworks.workflows import service
+from gasworks.workflows.context import RunContext
+from gasworks.workflows.graph import CompiledGraph, compile_workflow
+from gasworks.workflows.ports import ConversationData, Ports
+from gasworks.workflows.runner import RunOutcome, execute, initial_state
+from gasworks.workflows.schemas import RunIn, RunOut
+from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
+
+if TYPE_CHECKING:
+    from gasworks.db.engine import Database
+
+log = get_logger("gasworks.workflows")
+
+Event = tuple[int, str, dict[str, Any]]
+TERMINAL = frozenset({"run.finished", "run.failed", "run.cancelled"})
+
+
+class LiveRun:
+    """A run in this process: its event buffer and the task executing it."""
+
+    def __init__(self, run_id: str, tenant_id: str, slug: str, *, keep_events: bool) -> None:
+        self.run_id = run_id
+        self.tenant_id = tenant_id
+        self.slug = slug
+        self.events: list[Event] = []
+        self.flushed = 0
+        self.keep_events = keep_events
+        self.done = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.result: RunOut | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.persisted = False
+        self.lock = asyncio.Lock()
+
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        self.events.append((len(self.events) + 1, type_, data))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self, after: int) -> AsyncIterator[Event]:
+        pos = after
+        while True:
+            changed = self._changed
+            while pos < len(self.events):
+                ev = self.events[pos]
+                pos += 1
+                yield ev
+            if self.done.is_set() and pos >= len(self.events):
+                return
+            await changed.wait()
+
+
+class WorkflowEngine:
+    def __init__(
+        self,
+        db: Database | None,
+        ports: Ports | Callable[[], Ports],
+        *,
+        persist: bool = True,
+        cache_size: int = 256,
+        flush_interval: float = 0.5,
+        default_max_steps: int | None = None,
+    ) -> None:
+        self.db = db
+        self._ports = ports
+        self.persist = persist and db is not None
+        self.flush_interval = flush_interval
+        self._cache: OrderedDict[str, CompiledGraph] = OrderedDict()
+        self._cache_size = cache_size
+        self._live: dict[str, LiveRun] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def ports(self) -> Ports:
+        """Built on first use, so services registered by later startup hooks are seen."""
+        if not isinstance(self._ports, Ports):
+            self._ports = self._ports()
+        return self._ports
+
+    # --- graphs ---------------------------------------------------------------------------
+
+    def graph(self, ver: WorkflowVersionRow) -> CompiledGraph:
+        """The compiled graph of a published version (compiled once, then cached)."""
+        g = self._cache.get(ver.id)
+        if g is None:
+            g = compile_workflow(ver.document, version=ver.version)
+            self._cache[ver.id] = g
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(ver.id)
+        return g
+
+    # --- runs -----------------------------------------------------------------------------
+
+    async def start(self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None) -> LiveRun:
+        assert self.db is not None
+        async with self.db.session() as s:
+            wf, ver = await service.resolve_run_target(s, ctx, slug, body.version)
+        graph = self.graph(ver)
+        run_id = new_id("run")
+        conv_id = body.conversation_id or new_id("cnv")
+        live = LiveRun(run_id, ctx.tenant_id, wf.slug, keep_events=body.stream)
+        rc = RunContext(
+            run_id=run_id,
+            tenant_id=ctx.tenant_id,
+            workflow_id=wf.slug,
+            version=ver.version,
+            ports=self.ports,
+            emit=live.emit if body.stream else None,
+            conversation_id=conv_id,
+            session_id=body.session_id,
+            request_id=request_id,
+            api_key_id=ctx.api_key_id,
+        )
+        state = initial_state(graph, body.input, rc)  # bad inputs fail the request, not the run
+        if body.conversation_id is None:
+            rc.set_conversation(ConversationData(id=conv_id))
+        else:
+            async with self.db.session() as s:
+                rc.set_conversation(await service.load_conversation(s, ctx.tenant_id, conv_id))
+        row = WorkflowRunRow(
+            id=run_id,
+            tenant_id=ctx.tenant_id,
+            workflow_id=wf.id,
+            version=ver.version,
+            principal_id=ctx.principal_id,
+            conversation_id=conv_id,
+            status="running",
+            inputs=body.input,
+            output=None,
+            error=None,
+            node_timings=[],
+            steps=0,
+            tokens=0,
+            cost=Decimal(0),
+            started_at=utcnow(),
+        )
+        live.emit(
+            "run.started",
+            {"runId": run_id, "workflow": wf.slug, "version": ver.version, "conversationId": conv_id},
+        )
+        if self.persist and body.stream:
+            async with self.db.session() as s:
+                await service.insert_run(s, _copy_row(row))
+            live.persisted = True
+        self._live[run_id] = live
+        task = asyncio.create_task(self._run(live, graph, wf, row, rc, state))
+        live.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return live
+
+    async def _run(
+        self,
+        live: LiveRun,
+        graph: CompiledGraph,
+        wf: WorkflowRow,
+        row: WorkflowRunRow,
+        rc: RunContext,
+        state: dict[str, Any],
+    ) -> None:
+        flusher = (
+            asyncio.create_task(self._flush_loop(live)) if self.persist and live.persisted else None
+        )
+        try:
+            outcome = await execute(graph, row.inputs, rc, state=state)
+        except asyncio.CancelledError:
+            outcome = RunOutcome("cancelled", None, state, 0, [], {"code": "RUN_CANCELLED",
+                                 "message": "The run was cancelled."})
+        finally:
+            if flusher is not None:
+                flusher.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flusher
+        row.status = outcome.status
+        row.output = _jsonable(outcome.output)
+        row.error = outcome.error
+        row.node_timings = [t.to_dict() for t in outcome.timings]
+        row.steps = outcome.steps
+        row.tokens = rc.tokens
+        row.cost = rc.cost
+        row.duration_ms = round(outcome.duration_ms, 3)
+        row.finished_at = utcnow()
+        result = service.run_out(row, wf.slug)
+        try:
+            if self.persist:
+                await self._persist(live, row, rc, outcome)
+        except Exception as exc:  # the run's result still reaches the client
+            log.exception("workflow.persist_failed", runId=row.id)
+            if outcome.status == "succeeded" and isinstance(exc, Conflict):
+                row.status = result.status = "failed"
+                result.error = {"code": exc.code, "message": exc.message}
+        final = {"succeeded": "run.finished", "failed": "run.failed"}.get(
+            outcome.status, "run.cancelled"
+        )
+        live.result = result
+        live.emit(final, result.model_dump(mode="json", by_alias=True))
+        live.done.set()
+        if self.persist and live.persisted:
+            with contextlib.suppress(Exception):
+                await self._flush(live)
+        self._forget_later(live)
+
+    async def _persist(
+        self, live: LiveRun, row: WorkflowRunRow, rc: RunContext, outcome: RunOutcome
+    ) -> None:
+        assert self.db is not None
+        conv = rc.loaded_conversation
+        async with live.lock, self.db.session() as s:
+            if outcome.status == "succeeded" and conv is not None and (conv.dirty or conv.pending):
+                await service.save_conversation(s, row.tenant_id, row.workflow_id, conv, row.id)
+            events = live.events[live.flushed :] if live.keep_events else []
+            await service.finish_run(s, run=_copy_row(row), exists=live.persisted, events=events)
+            live.flushed = len(live.events) if live.keep_events else 0
+            live.persisted = True
+
+    async def _flush(self, live: LiveRun) -> None:
+        assert self.db is not None
+        async with live.lock:
+            pending = live.events[live.flushed :]
+            if not pending:
+                return
+            async with self.db.session() as s:
+                await service.write_events(s, live.tenant_id, live.run_id, pending)
+            live.flushed += len(pending)
+
+    async def _flush_loop(self, live: LiveRun) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            try:
+                await self._flush(live)
+            except Exception:
+                log.exception("workflow.event_flush_failed", runId=live.run_id)
+
+    def _forget_later(self, live: LiveRun, delay: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._live.pop, live.run_id, None)
+
+    async def run(self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None) -> RunOut:
+        live = await self.start(ctx, slug, body, request_id=request_id)
+        await live.done.wait()
+        assert live.result is not None
+        return live.result
+
+    async def events(self, ctx: TenantContext, run_id: str, after: int = 0) -> AsyncIterator[Event]:
+        """The run's events after ``after``: live from this process, else from the database
+        (polled while the run is still going elsewhere)."""
+        assert self.db is not None
+        async with self.db.session() as s:
+            live = self._live.get(run_id)
+            if live is None or live.tenant_id != ctx.tenant_id:
+                await service.get_run(s, ctx, run_id)  # 404 unless visible
+                live = None
+            else:
+                await service.get_workflow(s, ctx, live.slug)  # 404 unless allowed to run it
+        if live is not None and live.keep_events:
+            async for ev in live.follow(after):
+                yield ev
+            return
+        pos = after
+        while True:
+            async with self.db.session() as s:
+                status, evs = await service.run_events(s, ctx.tenant_id, run_id, pos)
+            for ev in evs:
+                pos = ev[0]
+                yield ev
+                if ev[1] in TERMINAL:
+                    return
+            if status != "running":
+                return
+            await asyncio.sleep(self.flush_interval)
+
+    async def cancel(self, ctx: TenantContext, run_id: str) -> RunOut:
+        live = self._live.get(run_id)
+        if live is None or live.tenant_id != ctx.tenant_id:
+            assert self.db is not None
+            async with self.db.session() as s:
+                out = await service.get_run(s, ctx, run_id)
+            if out.status == "running":
+                raise Conflict(
+                    "The run is executing in another server process; cancel it there.",
+                    details={"id": run_id},
+                )
+            return out
+        if live.task is not None and not live.done.is_set():
+            live.task.cancel()
+        await live.done.wait()
+        assert live.result is not None
+        return live.result
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+
+    def finished(self, tenant_id: str, run_id: str) -> LiveRun | None:
+        """A run of this process that has finished (its result is at hand), else None."""
+        live = self._live.get(run_id)
+        if live is None or live.tenant_id != tenant_id or live.result is None:
+            return None
+        return live
+
+
+def _copy_row(r: WorkflowRunRow) -> WorkflowRunRow:
+    return WorkflowRunRow(
+        id=r.id,
+        tenant_id=r.tenant_id,
+        workflow_id=r.workflow_id,
+        version=r.version,
+        principal_id=r.principal_id,
+        conversation_id=r.conversation_id,
+        status=r.status,
+        inputs=r.inputs,
+        output=r.output,
+        error=r.error,
+        node_timings=r.node_timings,
+        steps=r.steps,
+        tokens=r.tokens,
+        cost=r.cost,
+        duration_ms=r.duration_ms,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str))
