@@ -107,8 +107,9 @@ def compile_expression(source: str) -> Expression:
     except UnexpectedInput as exc:
         token = getattr(exc, "token", None)
         column = getattr(exc, "column", None)
-        text = str(token) if token is not None and str(token) else "end of input"
-        if not isinstance(column, int) or column < 1:
+        at_end = token is None or getattr(token, "type", "") == "$END" or not str(token)
+        text = "end of input" if at_end else str(token)
+        if at_end or not isinstance(column, int) or column < 1:
             column = len(source) + 1
         raise _error(f"Unexpected {text!r}.", column) from None
     except (LarkError, RecursionError):
