@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -26,7 +26,7 @@ class FakeModels:
         self.reply = reply or (lambda r: "echo: " + r.messages[-1].text())
         self.calls: list[tuple[ChatRequest, CallScope]] = []
 
-    async def chat(self, request: ChatRequest, scope: CallScope) -> ChatResult:
+    async def chat(self, scope: CallScope, request: ChatRequest) -> ChatResult:
         self.calls.append((request, scope))
         text = self.reply(request)
         return ChatResult(
@@ -38,7 +38,7 @@ class FakeModels:
             cost=Decimal("0.001"),
         )
 
-    async def stream(self, request: ChatRequest, scope: CallScope) -> AsyncIterator[StreamChunk]:
+    async def stream(self, scope: CallScope, request: ChatRequest) -> AsyncIterator[StreamChunk]:
         self.calls.append((request, scope))
         words = self.reply(request).split(" ")
         for i, w in enumerate(words):
@@ -53,17 +53,35 @@ def json_reply(data: dict[str, Any]) -> Callable[[ChatRequest], str]:
 
 
 class FakePrompts:
-    def __init__(self, system: str = "You are helpful. Tenant ${context.tenantId}.") -> None:
+    """Like the prompt engine: system, history, then the user template."""
+
+    def __init__(
+        self,
+        system: str = "You are helpful. Tenant ${context.tenantId}.",
+        user: str = "${inputs.user_prompt}",
+    ) -> None:
         self.system = system
+        self.user = user
         self.asked: list[tuple[str, str, str | None]] = []
 
     async def messages(
-        self, tenant_id: str, workflow_id: str, model: str | None, variables: Mapping[str, Any]
+        self,
+        *,
+        tenant_id: str,
+        workflow_id: str,
+        model: str | None,
+        conversation_id: str | None,
+        values: Mapping[str, Any],
+        history: Sequence[Message],
     ) -> list[Message]:
         from gasworks.workflows.templating import Template
 
         self.asked.append((tenant_id, workflow_id, model))
-        return [Message("system", Template(self.system).render(variables))]
+        return [
+            Message("system", Template(self.system).render(values)),
+            *history,
+            Message("user", Template(self.user).render(values)),
+        ]
 
 
 class MemoryConversations:

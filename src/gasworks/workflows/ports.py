@@ -18,24 +18,30 @@ from gasworks.llm.types import CallScope, ChatRequest, ChatResult, Message, Stre
 class ModelCaller(Protocol):
     """The model gateway: budgets, breakers, fallbacks and the ledger live behind it."""
 
-    async def chat(self, request: ChatRequest, scope: CallScope) -> ChatResult: ...
+    async def chat(self, scope: CallScope, req: ChatRequest) -> ChatResult: ...
 
-    def stream(self, request: ChatRequest, scope: CallScope) -> AsyncIterator[StreamChunk]: ...
+    def stream(self, scope: CallScope, req: ChatRequest) -> AsyncIterator[StreamChunk]: ...
 
 
 @runtime_checkable
 class PromptSource(Protocol):
-    """Resolves the active prompt for (tenant, workflow, model) and renders it to messages.
+    """Resolves the active prompt for (tenant, workflow, model) and formats it into messages
+    (the prompt's system messages, then ``history``, then the rest of the prompt).
 
-    Must never fail for a missing prompt: the neutral fallback answers instead.
+    Must never fail for a missing prompt: the neutral fallback answers instead. ``values``
+    holds the run state plus ``inputs`` (the run's inputs and ``user_prompt``, the node's
+    rendered input).
     """
 
     async def messages(
         self,
+        *,
         tenant_id: str,
         workflow_id: str,
         model: str | None,
-        variables: Mapping[str, Any],
+        conversation_id: str | None,
+        values: Mapping[str, Any],
+        history: Sequence[Message],
     ) -> list[Message]: ...
 
 

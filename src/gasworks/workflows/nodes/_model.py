@@ -36,7 +36,7 @@ def result_dict(r: ChatResult) -> dict[str, Any]:
 
 
 async def chat(rc: RunContext, request: ChatRequest) -> ChatResult:
-    result = await models(rc).chat(request, rc.scope())
+    result = await models(rc).chat(rc.scope(), request)
     rc.add_usage(result.usage.total_tokens, result.cost)
     return result
 
@@ -76,6 +76,7 @@ class ModelStream:
         "_chunks",
         "_rc",
         "chunk_count",
+        "cost",
         "done",
         "finish_reason",
         "model",
@@ -97,6 +98,7 @@ class ModelStream:
         self.finish_reason = "stop"
         self.done = False
         self.chunk_count = 0
+        self.cost = Decimal(0)
         self.started = time.perf_counter()
 
     async def deltas(self) -> AsyncIterator[str]:
@@ -113,11 +115,17 @@ class ModelStream:
                     self.usage = chunk.usage
                 if chunk.finish_reason is not None:
                     self.finish_reason = chunk.finish_reason.value
+                cost = getattr(chunk, "cost", None)  # the gateway's last chunk carries it
+                if isinstance(cost, Decimal):
+                    self.cost = cost
+                answered = getattr(chunk, "model", None)
+                if isinstance(answered, str):
+                    self.model = answered
         finally:
             self.text = "".join(parts)
             self.done = True
             usage = self.usage
-            self._rc.add_usage(usage.total_tokens if usage else 0, Decimal(0))
+            self._rc.add_usage(usage.total_tokens if usage else 0, self.cost)
 
     async def drain(self) -> dict[str, Any]:
         async for _ in self.deltas():
@@ -135,4 +143,5 @@ class ModelStream:
             "model": self.model,
             "finishReason": self.finish_reason,
             "usage": {"inputTokens": u.input_tokens, "outputTokens": u.output_tokens},
+            "cost": str(self.cost),
         }

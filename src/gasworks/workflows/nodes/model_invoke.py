@@ -46,21 +46,29 @@ class ModelInvokeNode(BaseNode):
 
     async def messages(self, state: dict[str, Any], rc: RunContext) -> list[Message]:
         cfg = self._cfg
-        prompts = rc.ports.prompts
-        out: list[Message] = (
-            []
-            if prompts is None
-            else list(await prompts.messages(rc.tenant_id, rc.workflow_id, cfg.model, state))
-        )
+        history: list[Message] = []
         if cfg.history_from is not None:
             memory = state.get(cfg.history_from)
             for m in memory.get("messages", []) if isinstance(memory, dict) else []:
                 if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
-                    out.append(Message(m["role"], str(m.get("content", ""))))
+                    history.append(Message(m["role"], str(m.get("content", ""))))
         text = self._input.render(state)
-        if text:
-            out.append(Message("user", text))
-        return out
+        prompts = rc.ports.prompts
+        if prompts is None:  # no prompt engine: the neutral prompt (history, then the input)
+            return [*history, Message("user", text)] if text else history
+        inputs = state.get("input")
+        values = dict(state)
+        values["inputs"] = {**(inputs if isinstance(inputs, dict) else {}), "user_prompt": text}
+        return list(
+            await prompts.messages(
+                tenant_id=rc.tenant_id,
+                workflow_id=rc.workflow_id,
+                model=cfg.model,
+                conversation_id=rc.conversation_id,
+                values=values,
+                history=history,
+            )
+        )
 
     async def run(self, state: dict[str, Any], rc: RunContext) -> Any:
         cfg = self._cfg
@@ -73,7 +81,7 @@ class ModelInvokeNode(BaseNode):
             cost_limit=cfg.cost_limit,
         )
         if cfg.stream:
-            stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(request, rc.scope()))
+            stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(rc.scope(), request))
             rc.streams.append(stream)
             return stream
         return result_dict(await chat(rc, request))

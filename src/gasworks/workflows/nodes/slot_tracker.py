@@ -35,6 +35,8 @@ _RULES: dict[str, re.Pattern[str]] = {
     "date": re.compile(r"\b\d{4}-\d{2}-\d{2}\b"),
 }
 
+_PRIORITY = {"email": 1, "date": 1, "boolean": 2, "phone": 3, "number": 4, "integer": 4}
+
 
 class Slot(NodeConfig):
     name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -71,7 +73,7 @@ class SlotTrackerConfig(NodeConfig):
 
 
 class _CompiledSlot:
-    __slots__ = ("choices", "name", "pattern", "prompt", "required", "rule", "type")
+    __slots__ = ("choices", "name", "pattern", "priority", "prompt", "required", "rule", "type")
 
     def __init__(self, s: Slot) -> None:
         self.name = s.name
@@ -80,8 +82,10 @@ class _CompiledSlot:
         self.pattern = re.compile(s.pattern) if s.pattern else None
         self.choices = [c.lower() for c in s.choices] if s.choices else None
         self.rule = self.pattern or _RULES.get(s.type)
+        #: specific rules take their text first (a date is not a phone number)
+        self.priority = 0 if (self.pattern or self.choices) else _PRIORITY.get(s.type, 9)
         label = s.description or s.name.replace("_", " ")
-        self.prompt = s.prompt or f"Could you tell me your {label}?"
+        self.prompt = Template(s.prompt or f"Could you tell me your {label}?")
 
     def coerce(self, raw: Any) -> Any:
         """A valid value for this slot, or None."""
@@ -112,28 +116,32 @@ class _CompiledSlot:
             return next((c for c in self.choices if c == text.lower()), None)
         return text
 
-    def extract(self, text: str) -> Any:
+    def extract(self, text: str) -> tuple[Any, tuple[int, int]] | None:
+        """The first valid value in ``text`` and its span, or None."""
         if self.choices is not None:
             for c in self.choices:
-                if re.search(r"\b" + re.escape(c) + r"\b", text, re.I):
-                    return c
+                if m := re.search(r"\b" + re.escape(c) + r"\b", text, re.I):
+                    return c, m.span()
             return None
         if self.rule is None:
             return None
-        m = self.rule.search(text)
-        if m is None:
-            return None
-        return self.coerce(m.group(1) if m.groups() and self.pattern is not None else m.group(0))
+        for m in self.rule.finditer(text):
+            raw = m.group(1) if m.groups() and self.pattern is not None else m.group(0)
+            value = self.coerce(raw)
+            if value is not None:
+                return value, m.span()
+        return None
 
 
 class SlotTrackerNode(BaseNode):
-    __slots__ = ("_cfg", "_input", "_slots", "_system")
+    __slots__ = ("_by_priority", "_cfg", "_input", "_slots", "_system")
 
     def __init__(self, spec: NodeSpec, config: SlotTrackerConfig) -> None:
         super().__init__(spec)
         self._cfg = config
         self._input = Template(config.input)
         self._slots = [_CompiledSlot(s) for s in config.slots]
+        self._by_priority = sorted(self._slots, key=lambda s: s.priority)
         fields = "\n".join(
             f"- {s.name} ({s.type}{', one of ' + ', '.join(s.choices) if s.choices else ''})"
             f": {s.description or s.name}"
@@ -169,7 +177,7 @@ class SlotTrackerNode(BaseNode):
             route = cfg.on_fallback
         else:
             asks += 1
-            ask = missing_required[0].prompt
+            ask = missing_required[0].prompt.render({**state, self.id: values})
             last_asked = missing_required[0].name
             route = cfg.on_ask
         if conv is not None:
@@ -192,9 +200,12 @@ class SlotTrackerNode(BaseNode):
         found: dict[str, Any] = {}
         if not text:
             return found
-        for s in self._slots:
-            if s.name not in values and (v := s.extract(text)) is not None:
-                found[s.name] = v
+        rest = text
+        for s in self._by_priority:
+            if s.name not in values and (hit := s.extract(rest)) is not None:
+                found[s.name] = hit[0]
+                a, b = hit[1]
+                rest = rest[:a] + " " * (b - a) + rest[b:]  # a span feeds one slot only
         if not found and isinstance(last_asked, str) and last_asked not in values:
             s = next((x for x in self._slots if x.name == last_asked), None)
             if s is not None and s.type == "string" and len(text) <= 200:
