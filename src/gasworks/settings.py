@@ -101,9 +101,6 @@ class Settings(BaseSettings):
     workflow_graph_cache_size: int = Field(
         default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
     )
-    workflow_install_demos: bool = Field(
-        default=True, description="`gasworks init` installs the demo workflows."
-    )
 
     @field_validator("home", mode="after")
     @classmethod

@@ -93,7 +93,10 @@ class MemoryConversations:
         if got is None:
             return ConversationData(id=conversation_id)
         return ConversationData(
-            id=got.id, history=list(got.history), data=json.loads(json.dumps(got.data)), turn=got.turn
+            id=got.id,
+            history=list(got.history),
+            data=json.loads(json.dumps(got.data)),
+            turn=got.turn,
         )
 
     async def save(self, tenant_id: str, workflow_id: str, conv: ConversationData) -> None:

@@ -89,8 +89,38 @@ def test_paths_are_reported() -> None:
 
 
 TOKENS = st.sampled_from(
-    ["state", ".", "a", "slots", "0", "===", "!==", "==", "!=", ">=", "<", "&&", "||", "!", "in",
-     "not in", "(", ")", "[", "]", ",", "'s'", '"d"', "1", "-2.5", "true", "null", " ", "'", "\\"]
+    [
+        "state",
+        ".",
+        "a",
+        "slots",
+        "0",
+        "===",
+        "!==",
+        "==",
+        "!=",
+        ">=",
+        "<",
+        "&&",
+        "||",
+        "!",
+        "in",
+        "not in",
+        "(",
+        ")",
+        "[",
+        "]",
+        ",",
+        "'s'",
+        '"d"',
+        "1",
+        "-2.5",
+        "true",
+        "null",
+        " ",
+        "'",
+        "\\",
+    ]
 )
 
 
@@ -105,13 +135,19 @@ def test_arbitrary_text_only_raises_the_language_error(source: str) -> None:
 
 JSON = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["a", "slots", "0"]), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.sampled_from(["a", "slots", "0"]), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 
 
 @settings(max_examples=400, deadline=None)
-@given(st.lists(TOKENS, max_size=25).map(" ".join), st.dictionaries(st.sampled_from(["a", "slots", "turn"]), JSON))
+@given(
+    st.lists(TOKENS, max_size=25).map(" ".join),
+    st.dictionaries(st.sampled_from(["a", "slots", "turn"]), JSON),
+)
 def test_token_soup_parses_or_fails_cleanly_and_evaluation_never_raises(
     source: str, state: dict[str, Any]
 ) -> None:

@@ -19,7 +19,10 @@ SUPPORT = {
             "id": "classify",
             "type": "IntentClassifier",
             "config": {
-                "intents": [{"name": "greeting", "keywords": ["hello", "hi"]}, {"name": "question"}],
+                "intents": [
+                    {"name": "greeting", "keywords": ["hello", "hi"]},
+                    {"name": "question"},
+                ],
                 "useModel": False,
                 "fallbackIntent": "question",
             },
@@ -54,8 +57,13 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
                 k, v = line.split(":", 1)
                 fields[k] = v.strip()
         if "event" in fields:
-            events.append({"id": int(fields["id"]), "event": fields["event"],
-                           "data": json.loads(fields["data"])})
+            events.append(
+                {
+                    "id": int(fields["id"]),
+                    "event": fields["event"],
+                    "data": json.loads(fields["data"]),
+                }
+            )
     return events
 
 
@@ -74,7 +82,9 @@ async def test_publish_run_and_stream_resume(
     assert r.status_code == 201, r.text
     assert r.json()["version"]["version"] == 1
 
-    r = await client.post("/api/workflows/support/runs", json={"input": {"message": "hello"}}, headers=h)
+    r = await client.post(
+        "/api/workflows/support/runs", json={"input": {"message": "hello"}}, headers=h
+    )
     assert r.status_code == 200, r.text
     run = r.json()
     assert run["status"] == "succeeded"
@@ -93,17 +103,259 @@ async def test_publish_run_and_stream_resume(
     assert kinds[0] == "run.started" and kinds[-1] == "run.finished"
     chunks = [e["data"] for e in events if e["event"] == "chunk"]
     assert "".join(c["chunk"] for c in chunks) == "echo: what is gasworks"
-    assert all({"tokensUsed", "generationTimeMs", "chunkNumber", "isStreamingChunk", "runId", "nodeId"} <= c.keys() for c in chunks)
+    assert all(
+        {"tokensUsed", "generationTimeMs", "chunkNumber", "isStreamingChunk", "runId", "nodeId"}
+        <= c.keys()
+        for c in chunks
+    )
     assert [e["id"] for e in events] == list(range(1, len(events) + 1))
     run_id = events[0]["data"]["runId"]
 
     # reconnect after event 3: the rest arrives, identical, nothing lost
-    r = await client.get(
-        f"/api/workflow-runs/{run_id}/events", headers={**h, "Last-Event-ID": "3"}
-    )
+    r = await client.get(f"/api/workflow-runs/{run_id}/events", headers={**h, "Last-Event-ID": "3"})
     assert r.status_code == 200, r.text
     assert parse_sse(r.text) == events[3:]
 
     r = await client.get(f"/api/workflow-runs/{run_id}", headers=h)
     assert r.json()["status"] == "succeeded"
     assert r.json()["tokens"] > 0
+
+
+async def make_key(client: httpx.AsyncClient, admin: str, role: str, name: str) -> tuple[str, str]:
+    r = await client.post("/api/keys", json={"name": name, "role": role}, headers=auth(admin))
+    assert r.status_code == 201, r.text
+    body = r.json()
+    return body["key"], body["api_key"]["principal_id"] if "api_key" in body else body["apiKey"][
+        "principalId"
+    ]
+
+
+async def test_access_owner_shares_and_404(
+    client: httpx.AsyncClient, admin_key: str, models: FakeModels
+) -> None:
+    owner, _ = await make_key(client, admin_key, "editor", "owner")
+    other, other_principal = await make_key(client, admin_key, "viewer", "other")
+    r = await client.post("/api/workflows", json=SUPPORT, headers=auth(owner))
+    assert r.status_code == 201, r.text
+    run = {"input": {"message": "hello"}}
+
+    # not shared: the viewer cannot see or run it, and gets 404 exactly like a missing one
+    for method, url in [("GET", "/api/workflows/support"), ("POST", "/api/workflows/support/runs")]:
+        r = await client.request(method, url, json=run, headers=auth(other))
+        assert r.status_code == 404 and r.json()["error"]["code"] == "NOT_FOUND"
+    assert (await client.get("/api/workflows", headers=auth(other))).json() == []
+
+    # shared with that user: runs; but only the owner (or an admin) may change it
+    r = await client.post(
+        "/api/workflows/support/shares",
+        json={"kind": "user", "subject": other_principal},
+        headers=auth(owner),
+    )
+    assert r.status_code == 201, r.text
+    share_id = r.json()["id"]
+    r = await client.post("/api/workflows/support/runs", json=run, headers=auth(other))
+    assert r.status_code == 200 and r.json()["status"] == "succeeded"
+    r = await client.post(
+        "/api/workflows", json={**SUPPORT, "name": "changed"}, headers=auth(other)
+    )
+    assert r.status_code == 403
+    # the run belongs to a workflow the viewer may run: visible; after unsharing: 404
+    run_id = (
+        await client.post("/api/workflows/support/runs", json=run, headers=auth(other))
+    ).json()["id"]
+    r = await client.delete(f"/api/workflows/support/shares/{share_id}", headers=auth(owner))
+    assert r.status_code == 204
+    assert (
+        await client.get(f"/api/workflow-runs/{run_id}", headers=auth(other))
+    ).status_code == 404
+    assert (
+        await client.get(f"/api/workflow-runs/{run_id}/events", headers=auth(other))
+    ).status_code == 404
+
+    # role share: viewers and up; tenant share: everyone in the tenant
+    await client.post(
+        "/api/workflows/support/shares",
+        json={"kind": "role", "subject": "viewer"},
+        headers=auth(owner),
+    )
+    assert (await client.get("/api/workflows/support", headers=auth(other))).status_code == 200
+
+
+async def test_tenant_share_and_other_tenants_never_see_it(
+    client: httpx.AsyncClient, admin_key: str, models: FakeModels
+) -> None:
+    owner, _ = await make_key(client, admin_key, "editor", "owner")
+    other, _ = await make_key(client, admin_key, "viewer", "other")
+    await client.post("/api/workflows", json=SUPPORT, headers=auth(owner))
+    r = await client.post(
+        "/api/workflows/support/shares", json={"kind": "tenant"}, headers=auth(owner)
+    )
+    assert r.status_code == 201
+    assert (await client.get("/api/workflows/support", headers=auth(other))).status_code == 200
+    # another tenant: its admin does not see it
+    r = await client.post("/api/tenants", json={"name": "acme"}, headers=auth(admin_key))
+    assert r.status_code == 201, r.text
+    from gasworks.tenancy import service as tenancy
+
+    rt = client._transport.app.state.runtime  # type: ignore[attr-defined]
+    async with rt.db.session() as s:
+        _, created = await tenancy.bootstrap(s, "acme")
+    if created is not None:
+        assert (
+            await client.get("/api/workflows/support", headers=auth(created.key))
+        ).status_code == 404
+
+
+async def test_publish_refuses_invalid_and_reports_every_issue(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    bad = {
+        "id": "bad",
+        "nodes": [
+            {"id": "a", "type": "Nope"},
+            {"id": "r", "type": "Router", "config": {"routes": []}},
+        ],
+    }
+    r = await client.post("/api/workflows", json=bad, headers=auth(admin_key))
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "WORKFLOW_INVALID"
+    assert {i["code"] for i in err["details"]["issues"]} == {
+        "UNKNOWN_NODE_TYPE",
+        "ROUTER_NO_DEFAULT",
+    }
+    r = await client.post("/api/workflows/validate", json=bad, headers=auth(admin_key))
+    assert r.status_code == 200 and r.json()["valid"] is False and len(r.json()["issues"]) == 2
+    assert (await client.get("/api/workflows/bad", headers=auth(admin_key))).status_code == 404
+
+
+async def test_versions_are_immutable_and_runs_pinned(
+    client: httpx.AsyncClient, admin_key: str, models: FakeModels
+) -> None:
+    h = auth(admin_key)
+    v1 = {
+        "id": "hello",
+        "nodes": [{"id": "f", "type": "Format", "config": {"template": "v1 ${message}"}}],
+    }
+    yaml_v2 = "id: hello\nnodes:\n  - {id: f, type: Format, config: {template: 'v2 ${message}'}}\n"
+    assert (await client.post("/api/workflows", json=v1, headers=h)).json()["created"] is True
+    again = await client.post("/api/workflows", json=v1, headers=h)
+    assert again.json()["created"] is False and again.json()["version"]["version"] == 1
+    r = await client.post(
+        "/api/workflows", content=yaml_v2, headers={**h, "content-type": "application/yaml"}
+    )
+    assert r.status_code == 201 and r.json()["version"]["version"] == 2
+    latest = await client.post(
+        "/api/workflows/hello/runs", json={"input": {"message": "x"}}, headers=h
+    )
+    pinned = await client.post(
+        "/api/workflows/hello/runs", json={"input": {"message": "x"}, "version": 1}, headers=h
+    )
+    assert (latest.json()["output"], latest.json()["version"]) == ("v2 x", 2)
+    assert (pinned.json()["output"], pinned.json()["version"]) == ("v1 x", 1)
+    versions = (await client.get("/api/workflows/hello/versions", headers=h)).json()
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[1]["document"]["nodes"][0]["config"]["template"] == "v1 ${message}"
+    runs = (await client.get("/api/workflows/hello/runs", headers=h)).json()
+    assert sorted(r["version"] for r in runs) == [1, 2]
+    graph = (await client.get("/api/workflows/hello/graph", headers=h)).json()
+    assert graph["mermaid"].startswith("flowchart TD")
+
+
+async def test_demo_workflows_over_http_with_conversations(
+    client: httpx.AsyncClient, admin_key: str, runtime: Any
+) -> None:
+    from gasworks.tenancy import service as tenancy
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.workflows.demos import install_demos
+
+    runtime.services["gateway"] = FakeModels(
+        lambda r: "{}" if r.response_format else f"{len(r.messages)} msgs"
+    )
+    async with runtime.db.session() as s:
+        tenant = await tenancy.find_tenant_by_name(s, "default")
+        assert tenant is not None
+        await install_demos(s, TenantContext.system(tenant.id, "default"))
+    h = auth(admin_key)
+
+    async def say(wf: str, message: str, conv: str) -> dict[str, Any]:
+        r = await client.post(
+            f"/api/workflows/{wf}/runs",
+            json={"input": {"message": message}, "conversationId": conv},
+            headers=h,
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    assert (await say("demo-chatbot", "hi", "chat-1"))["output"] == "1 msgs"
+    assert (await say("demo-chatbot", "again", "chat-1"))["output"] == "3 msgs"
+    conv = (await client.get("/api/conversations/chat-1", headers=h)).json()
+    assert conv["turn"] == 2 and [m["role"] for m in conv["messages"]] == ["user", "assistant"] * 2
+
+    assert (await say("demo-onboarding", "hello", "on-1"))[
+        "output"
+    ] == "Welcome! What is your name?"
+    assert (await say("demo-onboarding", "Ada", "on-1"))["output"].startswith("Thanks Ada!")
+    done = await say("demo-onboarding", "ada@example.com, pro", "on-1")
+    assert done["output"] == "All set, Ada! Your pro account for ada@example.com is ready."
+
+    r = await client.post(
+        "/graphql",
+        json={"query": '{ workflows { slug latestVersion } conversation(id: "on-1") { turn } }'},
+        headers=h,
+    )
+    data = r.json()["data"]
+    assert {w["slug"] for w in data["workflows"]} == {
+        "demo-chatbot",
+        "demo-support",
+        "demo-onboarding",
+    }
+    assert data["conversation"]["turn"] == 3
+    r = await client.post(
+        "/graphql",
+        json={
+            "query": 'mutation { runWorkflow(workflow: "demo-support", '
+            'input: {message: "hello"}) { status output } }'
+        },
+        headers=h,
+    )
+    assert r.json()["data"]["runWorkflow"]["status"] == "succeeded"
+
+
+async def test_cancel_a_streaming_run(
+    client: httpx.AsyncClient, admin_key: str, runtime: Any
+) -> None:
+    import asyncio
+
+    gate = asyncio.Event()
+
+    class Slow(FakeModels):
+        async def stream(self, scope, request):  # type: ignore[override]
+            from gasworks.llm.types import StreamChunk
+
+            yield StreamChunk(delta="first")
+            await gate.wait()
+            yield StreamChunk(delta=" never")
+
+    runtime.services["gateway"] = Slow()
+    h = auth(admin_key)
+    await client.post("/api/workflows", json=SUPPORT, headers=h)
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.workflows import workflow_engine
+    from gasworks.workflows.schemas import RunIn
+
+    eng = workflow_engine(runtime)
+    me = (await client.get("/api/me", headers=h)).json()
+    ctx = TenantContext.system(me["tenantId"])
+    live = await eng.start(ctx, "support", RunIn(input={"message": "question"}, stream=True))
+    async for _, kind, data in live.follow(0):
+        if kind == "chunk":
+            break
+    r = await client.post(f"/api/workflow-runs/{live.run_id}/cancel", headers=h)
+    assert r.status_code == 200 and r.json()["status"] == "cancelled"
+    r = await client.get(f"/api/workflow-runs/{live.run_id}/events", headers=h)
+    events = parse_sse(r.text)
+    assert events[-1]["event"] == "run.cancelled"
+    assert [e["data"]["chunk"] for e in events if e["event"] == "chunk"] == ["first"]
+    stored = (await client.get(f"/api/workflow-runs/{live.run_id}", headers=h)).json()
+    assert stored["status"] == "cancelled"

@@ -80,9 +80,13 @@ async def test_prompt_is_resolved_by_tenant_workflow_model_and_scope_is_passed()
     request, scope = models.calls[0]
     assert request.messages[0].text() == "Support for t1"
     assert request.messages[-1].text() == "hello"
-    assert (scope.tenant_id, scope.workflow_id, scope.node_id, scope.run_id, scope.conversation_id) == (
-        "t1", "p", "m", "run_1", "c1"
-    )
+    assert (
+        scope.tenant_id,
+        scope.workflow_id,
+        scope.node_id,
+        scope.run_id,
+        scope.conversation_id,
+    ) == ("t1", "p", "m", "run_1", "c1")
     assert out.output["text"] == "echo: hello" and out.output["usage"]["inputTokens"] == 3
 
 
@@ -92,7 +96,13 @@ async def test_support_routes_by_keyword_without_calling_the_model() -> None:
     assert out.output.startswith("Hello!") and models.calls == []
     out, _ = await turn(demo_document("support"), "I need a refund", models=models)
     assert out.state["intent"] == "billing"
-    assert [t.node_id for t in out.timings] == ["classify", "route", "specialist", "specialist_answer", "reply"]
+    assert [t.node_id for t in out.timings] == [
+        "classify",
+        "route",
+        "specialist",
+        "specialist_answer",
+        "reply",
+    ]
     assert models.calls[-1][0].messages[-1].text() == "[billing question] I need a refund"
 
 
@@ -121,13 +131,17 @@ async def test_onboarding_fills_slots_across_turns() -> None:
     assert out.output == "Welcome! What is your name?"
     out, _ = await turn(doc, "Ada Lovelace", models=models, store=store)
     assert out.output == "Thanks Ada Lovelace! What email address should we use?"
-    out, _ = await turn(doc, "sure, it's ada@example.com and I'd like pro", models=models, store=store)
+    out, _ = await turn(
+        doc, "sure, it's ada@example.com and I'd like pro", models=models, store=store
+    )
     assert out.output == "All set, Ada Lovelace! Your pro account for ada@example.com is ready."
     assert out.state["slots"] == {"name": "Ada Lovelace", "email": "ada@example.com", "plan": "pro"}
 
 
 async def test_onboarding_uses_model_extraction_and_validates_it() -> None:
-    models = FakeModels(lambda r: json.dumps({"name": "Grace", "email": "not-an-email", "plan": "team"}))
+    models = FakeModels(
+        lambda r: json.dumps({"name": "Grace", "email": "not-an-email", "plan": "team"})
+    )
     out, _ = await turn(demo_document("onboarding"), "I'm Grace, team plan", models=models)
     assert out.state["collect"]["name"] == "Grace" and out.state["collect"]["plan"] == "team"
     assert out.state["collect"]["missing"] == ["email"]  # the invalid email was refused
@@ -140,9 +154,17 @@ async def test_slots_fall_back_after_the_reask_limit_and_start_over() -> None:
     collect["slots"] = [s for s in collect["slots"] if s["name"] == "email"]
     collect["maxAsks"] = 2
     doc["nodes"][2]["config"]["template"] = "ok ${collect.email}"
-    outputs = [(await turn(doc, "no idea", models=FakeModels(lambda r: "{}"), store=store))[0].output for _ in range(4)]
+    outputs = [
+        (await turn(doc, "no idea", models=FakeModels(lambda r: "{}"), store=store))[0].output
+        for _ in range(4)
+    ]
     ask = "Thanks ! What email address should we use?"
-    assert outputs == [ask, ask, "Sorry, I could not complete your sign-up. A teammate will email you shortly.", ask]
+    assert outputs == [
+        ask,
+        ask,
+        "Sorry, I could not complete your sign-up. A teammate will email you shortly.",
+        ask,
+    ]
 
 
 async def test_slot_rules_for_typed_slots() -> None:
@@ -166,9 +188,15 @@ async def test_slot_rules_for_typed_slots() -> None:
                     "onFallback": "done",
                 },
             },
-            {"id": "done", "type": "Format", "config": {"template": "${f.age}|${f.ok}|${f.when}|${f.code}|${f.phone}"}},
+            {
+                "id": "done",
+                "type": "Format",
+                "config": {"template": "${f.age}|${f.ok}|${f.when}|${f.code}|${f.phone}"},
+            },
         ],
         "edges": [{"from": "f", "to": "done"}],
     }
-    out, _ = await turn(doc, "I am 42, yes, on 2026-01-02, code ABC-12, call +1 555 123 4567", conversation=None)
+    out, _ = await turn(
+        doc, "I am 42, yes, on 2026-01-02, code ABC-12, call +1 555 123 4567", conversation=None
+    )
     assert out.output == "42|true|2026-01-02|ABC-12|+1 555 123 4567"

@@ -54,7 +54,9 @@ def flaky(id_: str, **extra: Any) -> dict[str, Any]:
 async def run(doc: dict[str, Any], registry: NodeRegistry, inputs: dict[str, Any] | None = None):
     g = compile_workflow(doc, registry)
     events: list[tuple[str, dict[str, Any]]] = []
-    rc = RunContext(run_id="r", tenant_id="t", workflow_id=doc["id"], emit=lambda t, d: events.append((t, d)))
+    rc = RunContext(
+        run_id="r", tenant_id="t", workflow_id=doc["id"], emit=lambda t, d: events.append((t, d))
+    )
     state = {"attempts": {}, "started": asyncio.Event()}
     from gasworks.workflows.runner import initial_state
 
@@ -65,7 +67,7 @@ async def run(doc: dict[str, Any], registry: NodeRegistry, inputs: dict[str, Any
 
 async def test_retry_policy_retries_then_succeeds(registry: NodeRegistry) -> None:
     doc = {"id": "w", "nodes": [flaky("a", failures=2, retry={"maxAttempts": 3})]}
-    out, events, state = await run(doc, registry)
+    out, events, _state = await run(doc, registry)
     assert out.status == "succeeded" and out.output == "ok after 3"
     assert [d["attempt"] for t, d in events if t == "node.retry"] == [1, 2]
 
@@ -88,14 +90,21 @@ async def test_node_timeout_fails_the_run_with_node_timeout(registry: NodeRegist
 
 
 async def test_timeouts_are_retried(registry: NodeRegistry) -> None:
-    doc = {"id": "w", "nodes": [flaky("a", block=True, timeoutSeconds=0.01, retry={"maxAttempts": 2})]}
+    doc = {
+        "id": "w",
+        "nodes": [flaky("a", block=True, timeoutSeconds=0.01, retry={"maxAttempts": 2})],
+    }
     out, _, state = await run(doc, registry)
     assert out.error is not None and out.error["code"] == "NODE_TIMEOUT"
     assert state["attempts"]["a"] == 2
 
 
 async def test_max_steps(registry: NodeRegistry) -> None:
-    loop = {"id": "r", "type": "Router", "config": {"routes": [{"when": "true", "to": "a"}], "default": "END"}}
+    loop = {
+        "id": "r",
+        "type": "Router",
+        "config": {"routes": [{"when": "true", "to": "a"}], "default": "END"},
+    }
     doc = {
         "id": "w",
         "maxSteps": 7,
@@ -108,7 +117,11 @@ async def test_max_steps(registry: NodeRegistry) -> None:
 
 
 async def test_iteration_limit(registry: NodeRegistry) -> None:
-    loop = {"id": "r", "type": "Router", "config": {"routes": [{"when": "true", "to": "a"}], "default": "END"}}
+    loop = {
+        "id": "r",
+        "type": "Router",
+        "config": {"routes": [{"when": "true", "to": "a"}], "default": "END"},
+    }
     doc = {
         "id": "w",
         "nodes": [flaky("a", maxIterations=3), loop],
@@ -154,7 +167,10 @@ async def test_router_first_match_wins_and_default(registry: NodeRegistry) -> No
                 "id": "r",
                 "type": "Router",
                 "config": {
-                    "routes": [{"when": "state.n > 1", "to": "big"}, {"when": "state.n > 0", "to": "small"}],
+                    "routes": [
+                        {"when": "state.n > 1", "to": "big"},
+                        {"when": "state.n > 0", "to": "small"},
+                    ],
                     "default": "zero",
                 },
             },
@@ -172,7 +188,10 @@ async def test_router_first_match_wins_and_default(registry: NodeRegistry) -> No
 async def test_state_schema_checks_inputs_once(registry: NodeRegistry) -> None:
     doc = {
         "id": "w",
-        "state": {"message": {"type": "string", "required": True}, "lang": {"type": "string", "default": "en"}},
+        "state": {
+            "message": {"type": "string", "required": True},
+            "lang": {"type": "string", "default": "en"},
+        },
         "nodes": [{"id": "f", "type": "Format", "config": {"template": "${lang}:${message}"}}],
     }
     out, _, _ = await run(doc, registry, {"message": "hi"})
@@ -229,7 +248,14 @@ async def test_custom_node_type_needs_no_engine_change() -> None:
     out, _, _ = await run(doc, reg)
     assert out.output == '["docs:0", "docs:1"]'
     # the same registry validates the new type's config and targets
-    bad = {**doc, "nodes": [*doc["nodes"][:1], {"id": "pick", "type": "Pick", "config": {"to": "nowhere"}}, *doc["nodes"][2:]]}
+    bad = {
+        **doc,
+        "nodes": [
+            *doc["nodes"][:1],
+            {"id": "pick", "type": "Pick", "config": {"to": "nowhere"}},
+            *doc["nodes"][2:],
+        ],
+    }
     from gasworks.workflows import validate
 
     assert [i.code for i in validate(bad, reg).issues] == ["TARGET_UNKNOWN"]

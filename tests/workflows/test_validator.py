@@ -68,7 +68,9 @@ def test_invalid_config() -> None:
 def test_invalid_expression_points_at_column() -> None:
     doc = wf([router("r", [("state.a ===", "b")], "b"), fmt("b")], [("r", "b")])
     issues = validate(doc).issues
-    assert [(i.code, i.path) for i in issues] == [("INVALID_EXPRESSION", "nodes[0].config.routes[0].when")]
+    assert [(i.code, i.path) for i in issues] == [
+        ("INVALID_EXPRESSION", "nodes[0].config.routes[0].when")
+    ]
     assert issues[0].details["column"] >= 9
 
 
@@ -94,7 +96,9 @@ def test_target_unknown() -> None:
 
 
 def test_target_not_connected() -> None:
-    doc = wf([router("r", [("state.x", "a")], "b"), fmt("a"), fmt("b")], [("r", "b"), ("START", "a")])
+    doc = wf(
+        [router("r", [("state.x", "a")], "b"), fmt("a"), fmt("b")], [("r", "b"), ("START", "a")]
+    )
     assert ("TARGET_NOT_CONNECTED", "nodes[0].config.routes[0].to") in codes(doc)
 
 
@@ -102,7 +106,12 @@ def test_slot_targets_must_be_connected() -> None:
     slot = {
         "id": "s",
         "type": "SlotTracker",
-        "config": {"slots": [{"name": "email", "type": "email"}], "onComplete": "a", "onAsk": "b", "onFallback": "b"},
+        "config": {
+            "slots": [{"name": "email", "type": "email"}],
+            "onComplete": "a",
+            "onAsk": "b",
+            "onFallback": "b",
+        },
     }
     doc = wf([slot, fmt("a"), fmt("b")], [("s", "b")])
     assert ("TARGET_NOT_CONNECTED", "nodes[0].config.onComplete") in codes(doc)
@@ -115,13 +124,24 @@ def test_router_no_default() -> None:
 
 def test_unreachable_node() -> None:
     # b and c only reach each other: nothing from START gets there
-    doc = wf([fmt("a"), fmt("b", ), fmt("c")], [("b", "c"), ("c", "b"), ("START", "a")])
+    doc = wf(
+        [
+            fmt("a"),
+            fmt(
+                "b",
+            ),
+            fmt("c"),
+        ],
+        [("b", "c"), ("c", "b"), ("START", "a")],
+    )
     got = codes(doc)
     assert ("UNREACHABLE_NODE", "nodes[1]") in got and ("UNREACHABLE_NODE", "nodes[2]") in got
 
 
 def test_cannot_reach_end() -> None:
-    doc = wf([fmt("a"), {**fmt("b"), "maxIterations": 3}, fmt("c")], [("a", "b"), ("b", "c"), ("c", "b")])
+    doc = wf(
+        [fmt("a"), {**fmt("b"), "maxIterations": 3}, fmt("c")], [("a", "b"), ("b", "c"), ("c", "b")]
+    )
     got = codes(doc)
     assert ("CANNOT_REACH_END", "nodes[0]") in got and ("CANNOT_REACH_END", "nodes[1]") in got
 
@@ -148,5 +168,7 @@ def test_every_problem_is_reported_at_once_and_publish_refuses() -> None:
 
 def test_yaml_and_json_documents_are_equivalent() -> None:
     yaml_text = "id: w\nnodes:\n  - {id: a, type: Format, config: {template: hi}}\n"
-    json_text = '{"id": "w", "nodes": [{"id": "a", "type": "Format", "config": {"template": "hi"}}]}'
+    json_text = (
+        '{"id": "w", "nodes": [{"id": "a", "type": "Format", "config": {"template": "hi"}}]}'
+    )
     assert parse_document(yaml_text) == parse_document(json_text, filename="w.json")

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from gasworks import __version__
-from gasworks.cli import tenancy
+from gasworks.cli import tenancy, workflows
 from gasworks.cli.output import JsonOpt, console, emit_json, run
 from gasworks.settings import Settings
 
@@ -24,6 +24,7 @@ app.add_typer(config_app, name="config")
 app.add_typer(tenancy.tenants_app, name="tenants")
 app.add_typer(tenancy.keys_app, name="keys")
 app.command("init")(tenancy.init)
+app.add_typer(workflows.workflows_app, name="workflows")
 
 
 @app.command()

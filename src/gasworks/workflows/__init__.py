@@ -38,10 +38,10 @@ __all__ = [
     "VectorStore",
     "compile_workflow",
     "default_registry",
-    "workflow_engine",
     "execute",
     "register",
     "validate",
+    "workflow_engine",
 ]
 
 SERVICE = "workflows"

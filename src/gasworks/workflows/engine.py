@@ -115,7 +115,9 @@ class WorkflowEngine:
 
     # --- runs -----------------------------------------------------------------------------
 
-    async def start(self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None) -> LiveRun:
+    async def start(
+        self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
+    ) -> LiveRun:
         assert self.db is not None
         async with self.db.session() as s:
             wf, ver = await service.resolve_run_target(s, ctx, slug, body.version)
@@ -160,7 +162,12 @@ class WorkflowEngine:
         )
         live.emit(
             "run.started",
-            {"runId": run_id, "workflow": wf.slug, "version": ver.version, "conversationId": conv_id},
+            {
+                "runId": run_id,
+                "workflow": wf.slug,
+                "version": ver.version,
+                "conversationId": conv_id,
+            },
         )
         if self.persist and body.stream:
             async with self.db.session() as s:
@@ -188,8 +195,14 @@ class WorkflowEngine:
         try:
             outcome = await execute(graph, row.inputs, rc, state=state)
         except asyncio.CancelledError:
-            outcome = RunOutcome("cancelled", None, state, 0, [], {"code": "RUN_CANCELLED",
-                                 "message": "The run was cancelled."})
+            outcome = RunOutcome(
+                "cancelled",
+                None,
+                state,
+                0,
+                [],
+                {"code": "RUN_CANCELLED", "message": "The run was cancelled."},
+            )
         finally:
             if flusher is not None:
                 flusher.cancel()
@@ -259,7 +272,9 @@ class WorkflowEngine:
         loop = asyncio.get_running_loop()
         loop.call_later(delay, self._live.pop, live.run_id, None)
 
-    async def run(self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None) -> RunOut:
+    async def run(
+        self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
+    ) -> RunOut:
         live = await self.start(ctx, slug, body, request_id=request_id)
         await live.done.wait()
         assert live.result is not None

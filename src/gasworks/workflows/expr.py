@@ -103,7 +103,8 @@ def compile_expression(source: str) -> Expression:
     except UnexpectedEOF:
         raise _error("The condition ends too early.", len(source) + 1) from None
     except UnexpectedCharacters as exc:
-        raise _error(f"Unexpected character {source[exc.pos_in_stream]!r}.", exc.column) from None
+        pos = exc.pos_in_stream if isinstance(exc.pos_in_stream, int) else 0
+        raise _error(f"Unexpected character {source[pos]!r}.", exc.column) from None
     except UnexpectedInput as exc:
         token = getattr(exc, "token", None)
         column = getattr(exc, "column", None)
@@ -265,13 +266,15 @@ class _Builder:
         if kind == "string":
             return _unquote(str(node.children[0]))
         if kind == "number":
-            raw = str(node.children[0])
+            tok = node.children[0]
+            col = tok.column if isinstance(tok, Token) and tok.column else 1
+            raw = str(tok)
             try:
                 f = float(raw)
             except ValueError:  # pragma: no cover - the regex only admits valid numbers
-                raise _error(f"Invalid number {raw!r}.", node.children[0].column or 1) from None
+                raise _error(f"Invalid number {raw!r}.", col) from None
             if f != f or f in (float("inf"), float("-inf")):
-                raise _error(f"Number {raw!r} is out of range.", node.children[0].column or 1)
+                raise _error(f"Number {raw!r} is out of range.", col)
             return int(raw) if raw.lstrip("-").isdigit() else f
         if kind == "true":
             return True

@@ -66,9 +66,7 @@ class RunOutcome:
     duration_ms: float = 0.0
 
 
-def initial_state(
-    graph: CompiledGraph, inputs: dict[str, Any], rc: RunContext
-) -> dict[str, Any]:
+def initial_state(graph: CompiledGraph, inputs: dict[str, Any], rc: RunContext) -> dict[str, Any]:
     """Inputs checked against the state schema once (defaults applied, types checked)."""
     schema = graph.definition.state
     if schema:
@@ -84,8 +82,10 @@ def initial_state(
             if not _type_ok(f.type, inputs[name]):
                 problems.append({"path": f"input.{name}", "message": f"expected {f.type}"})
         if problems:
-            raise ValidationFailed("The run's inputs do not match the workflow's state schema.",
-                                   details={"issues": problems})
+            raise ValidationFailed(
+                "The run's inputs do not match the workflow's state schema.",
+                details={"issues": problems},
+            )
     state = dict(inputs)
     state["input"] = inputs
     state["context"] = {
@@ -173,9 +173,7 @@ async def execute(
             else:
                 output = state[node_id] = result
                 queue.extend(cn.successors)
-            timings.append(
-                NodeTiming(node_id, cn.type, (t0 - t_run) * 1000, (t1 - t0) * 1000)
-            )
+            timings.append(NodeTiming(node_id, cn.type, (t0 - t_run) * 1000, (t1 - t0) * 1000))
             if emit is not None:
                 emit(
                     "node.finished",
@@ -197,7 +195,11 @@ async def execute(
                 fin(state)
             state.pop(OUTPUT_KEY, None)
         return RunOutcome(
-            "succeeded", output, state, steps, timings,
+            "succeeded",
+            output,
+            state,
+            steps,
+            timings,
             duration_ms=(time.perf_counter() - t_run) * 1000,
         )
     except asyncio.CancelledError:
@@ -210,7 +212,12 @@ async def execute(
         err.setdefault("details", {})["node"] = node_id
         _fail(timings, cn, node_id, t0, t_run, err)
         return RunOutcome(
-            "failed", None, state, steps, timings, err,
+            "failed",
+            None,
+            state,
+            steps,
+            timings,
+            err,
             duration_ms=(time.perf_counter() - t_run) * 1000,
         )
 
@@ -223,7 +230,9 @@ def _fail(
     t_run: float,
     err: dict[str, Any],
 ) -> None:
-    if cn is None or (timings and timings[-1].node_id == node_id and timings[-1].status != "succeeded"):
+    if cn is None or (
+        timings and timings[-1].node_id == node_id and timings[-1].status != "succeeded"
+    ):
         return
     now = time.perf_counter()
     timings.append(

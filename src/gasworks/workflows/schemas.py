@@ -12,7 +12,10 @@ from pydantic.alias_generators import to_camel
 
 class _Out(BaseModel):
     model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, from_attributes=True, serialize_by_alias=True
+        alias_generator=to_camel,
+        populate_by_name=True,
+        from_attributes=True,
+        serialize_by_alias=True,
     )
 
 

@@ -48,7 +48,9 @@ class ConversationConflict(Conflict):
 
 
 def content_hash(doc: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(
+        json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
 
 
 # --- access ---------------------------------------------------------------------------------
@@ -133,11 +135,16 @@ async def publish(session: AsyncSession, ctx: TenantContext, doc: dict[str, Any]
         update(WorkflowRow)
         .where(WorkflowRow.id == row.id, WorkflowRow.latest_version == expected)
         .values(
-            latest_version=new_version, updated_at=now, name=d.name or d.id, description=d.description
+            latest_version=new_version,
+            updated_at=now,
+            name=d.name or d.id,
+            description=d.description,
         )
     )
     if getattr(res, "rowcount", 1) != 1:
-        raise Conflict("The workflow was published concurrently; retry.", details={"workflow": d.id})
+        raise Conflict(
+            "The workflow was published concurrently; retry.", details={"workflow": d.id}
+        )
     ver = WorkflowVersionRow(
         id=new_id("wfv"),
         tenant_id=ctx.tenant_id,
@@ -191,7 +198,9 @@ async def get_version(
     row = await _get_row(session, ctx, slug)
     ver = await _version_row(session, row, version)
     if ver is None:
-        raise NotFound("Workflow version not found.", details={"workflow": slug, "version": version})
+        raise NotFound(
+            "Workflow version not found.", details={"workflow": slug, "version": version}
+        )
     return _ver_out(row, ver)
 
 
@@ -209,9 +218,7 @@ async def _version_row(
 # --- sharing --------------------------------------------------------------------------------
 
 
-async def share(
-    session: AsyncSession, ctx: TenantContext, slug: str, data: ShareIn
-) -> ShareOut:
+async def share(session: AsyncSession, ctx: TenantContext, slug: str, data: ShareIn) -> ShareOut:
     row = await _get_row(session, ctx, slug)
     _require_edit(ctx, row)
     if data.kind == "tenant":
@@ -277,7 +284,9 @@ async def resolve_run_target(
     row = await _get_row(session, ctx, slug)
     ver = await _version_row(session, row, version)
     if ver is None:
-        raise NotFound("Workflow version not found.", details={"workflow": slug, "version": version})
+        raise NotFound(
+            "Workflow version not found.", details={"workflow": slug, "version": version}
+        )
     return row, ver
 
 
@@ -317,7 +326,10 @@ async def finish_run(
 
 
 async def write_events(
-    session: AsyncSession, tenant_id: str, run_id: str, events: list[tuple[int, str, dict[str, Any]]]
+    session: AsyncSession,
+    tenant_id: str,
+    run_id: str,
+    events: list[tuple[int, str, dict[str, Any]]],
 ) -> None:
     if events:
         session.add_all(

@@ -89,8 +89,8 @@ def validate(doc: dict[str, Any], registry: NodeRegistry | None = None) -> Valid
     try:
         definition = load_definition(doc)
     except WorkflowInvalid as exc:
-        issues = [ValidationIssue(i["code"], i["path"], i["message"]) for i in exc.details["issues"]]
-        return ValidationResult(None, issues)
+        shape = [ValidationIssue(i["code"], i["path"], i["message"]) for i in exc.details["issues"]]
+        return ValidationResult(None, shape)
     issues: list[ValidationIssue] = []
     configs = _check_nodes(definition, registry, issues)
     topology = _check_graph(definition, registry, configs, issues)
@@ -108,7 +108,9 @@ def _check_nodes(
         path = f"nodes[{i}]"
         if n.id in seen:
             issues.append(
-                ValidationIssue("DUPLICATE_NODE_ID", f"{path}.id", f"Node id '{n.id}' is used twice.")
+                ValidationIssue(
+                    "DUPLICATE_NODE_ID", f"{path}.id", f"Node id '{n.id}' is used twice."
+                )
             )
         seen.add(n.id)
         if n.id in RESERVED_IDS:
@@ -140,7 +142,9 @@ def _check_nodes(
         configs[n.id] = cfg
         for issue in nt.check(cfg):
             issues.append(
-                ValidationIssue(issue.code, f"{path}.config.{issue.path}", issue.message, issue.details)
+                ValidationIssue(
+                    issue.code, f"{path}.config.{issue.path}", issue.message, issue.details
+                )
             )
     return configs
 
@@ -167,7 +171,9 @@ def _check_graph(
             ok = False
         if e.to != END and e.to not in ids:
             issues.append(
-                ValidationIssue("EDGE_TO_UNKNOWN", f"edges[{i}].to", f"No node '{e.to}' (edge end).")
+                ValidationIssue(
+                    "EDGE_TO_UNKNOWN", f"edges[{i}].to", f"No node '{e.to}' (edge end)."
+                )
             )
             ok = False
         if not ok:
@@ -208,7 +214,7 @@ def _check_graph(
     entry = explicit_entry or [n.id for n in d.nodes if n.id not in has_incoming]
     if not entry and d.nodes:
         entry = [d.nodes[0].id]
-    for nid, out in succ.items():
+    for out in succ.values():
         if not out:
             out.append(END)
     # reachability from START
@@ -243,7 +249,8 @@ def _check_graph(
                 ValidationIssue(
                     "UNBOUNDED_CYCLE",
                     f"nodes[{index[first]}]",
-                    "A cycle through " + " → ".join(sorted(comp, key=index.__getitem__))
+                    "A cycle through "
+                    + " → ".join(sorted(comp, key=index.__getitem__))
                     + " has no node with maxIterations.",
                     {"nodes": sorted(comp, key=index.__getitem__)},
                 )

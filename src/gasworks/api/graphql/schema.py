@@ -10,11 +10,12 @@ from strawberry.tools import merge_types
 from gasworks.api.graphql.context import GqlContext, get_gql_context
 from gasworks.api.graphql.errors import ErrorCodes
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
+from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery]
-MUTATIONS: list[type] = [TenancyMutation]
+QUERIES: list[type] = [TenancyQuery, WorkflowsQuery]
+MUTATIONS: list[type] = [TenancyMutation, WorkflowsMutation]
 
 
 def build_schema(max_depth: int) -> strawberry.Schema:

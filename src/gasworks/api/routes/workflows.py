@@ -86,9 +86,7 @@ async def list_versions(slug: str, ctx: ContextDep, session: SessionDep) -> list
 
 
 @router.get("/workflows/{slug}/versions/{version}", summary="One published version")
-async def get_version(
-    slug: str, version: int, ctx: ContextDep, session: SessionDep
-) -> VersionOut:
+async def get_version(slug: str, version: int, ctx: ContextDep, session: SessionDep) -> VersionOut:
     return await service.get_version(session, ctx, slug, version)
 
 

@@ -60,7 +60,9 @@ class ConversationMemoryNode(BaseNode):
 
     async def run(self, state: dict[str, Any], rc: RunContext) -> dict[str, Any]:
         conv = await rc.conversation()
-        history = [] if conv is None else window(conv.history, self._cfg.max_turns, self._cfg.max_tokens)
+        history = (
+            [] if conv is None else window(conv.history, self._cfg.max_turns, self._cfg.max_tokens)
+        )
         messages = [{"role": m.role, "content": m.text()} for m in history]
         state["history"] = messages
         if conv is not None and self._cfg.append:

@@ -207,11 +207,11 @@ class SlotTrackerNode(BaseNode):
                 a, b = hit[1]
                 rest = rest[:a] + " " * (b - a) + rest[b:]  # a span feeds one slot only
         if not found and isinstance(last_asked, str) and last_asked not in values:
-            s = next((x for x in self._slots if x.name == last_asked), None)
-            if s is not None and s.type == "string" and len(text) <= 200:
-                v = s.coerce(text)
+            asked = next((x for x in self._slots if x.name == last_asked), None)
+            if asked is not None and asked.type == "string" and len(text) <= 200:
+                v = asked.coerce(text)
                 if v is not None:
-                    found[s.name] = v
+                    found[asked.name] = v
         return found
 
 
