@@ -342,25 +342,8 @@ class WorkflowEngine:
 
 
 def _copy_row(r: WorkflowRunRow) -> WorkflowRunRow:
-    return WorkflowRunRow(
-        id=r.id,
-        tenant_id=r.tenant_id,
-        workflow_id=r.workflow_id,
-        version=r.version,
-        principal_id=r.principal_id,
-        conversation_id=r.conversation_id,
-        status=r.status,
-        inputs=r.inputs,
-        output=r.output,
-        error=r.error,
-        node_timings=r.node_timings,
-        steps=r.steps,
-        tokens=r.tokens,
-        cost=r.cost,
-        duration_ms=r.duration_ms,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-    )
+    """A fresh, session-less copy (each batch write adds its own instance)."""
+    return WorkflowRunRow(**{c.key: getattr(r, c.key) for c in WorkflowRunRow.__table__.columns})
 
 
 def _jsonable(value: Any) -> Any:

@@ -90,23 +90,11 @@ class RunType:
 
     @staticmethod
     def of(r: RunOut) -> RunType:
-        return RunType(
-            id=r.id,
-            slug=r.slug,
-            version=r.version,
-            status=r.status,
-            conversation_id=r.conversation_id,
-            input=JSON(r.input),
-            output=JSON(r.output),
-            error=None if r.error is None else JSON(r.error),
-            node_timings=JSON(r.node_timings),
-            steps=r.steps,
-            tokens=r.tokens,
-            cost=str(r.cost),
-            duration_ms=r.duration_ms,
-            started_at=r.started_at,
-            finished_at=r.finished_at,
-        )
+        data = r.model_dump(mode="json", by_alias=False, exclude={"workflow_id"})
+        for key in ("input", "output", "error", "node_timings"):
+            data[key] = None if data[key] is None else JSON(data[key])
+        data["started_at"], data["finished_at"] = r.started_at, r.finished_at
+        return RunType(**data)
 
 
 @strawberry.type(name="ConversationMessage")
