@@ -359,3 +359,47 @@ async def test_cancel_a_streaming_run(
     assert [e["data"]["chunk"] for e in events if e["event"] == "chunk"] == ["first"]
     stored = (await client.get(f"/api/workflow-runs/{live.run_id}", headers=h)).json()
     assert stored["status"] == "cancelled"
+
+
+async def test_concurrent_turns_of_one_conversation_are_serialized(
+    client: httpx.AsyncClient, admin_key: str, runtime: Any
+) -> None:
+    import asyncio
+
+    from gasworks.workflows.demos import demo_document
+
+    runtime.services["gateway"] = FakeModels(lambda r: f"{len(r.messages)} msgs")
+    h = auth(admin_key)
+    await client.post("/api/workflows", json=demo_document("chatbot"), headers=h)
+    body = {"input": {"message": "hi"}, "conversationId": "same"}
+    results = await asyncio.gather(
+        *(client.post("/api/workflows/demo-chatbot/runs", json=body, headers=h) for _ in range(3))
+    )
+    assert sorted(r.json()["output"] for r in results) == ["1 msgs", "3 msgs", "5 msgs"]
+    conv = (await client.get("/api/conversations/same", headers=h)).json()
+    assert conv["turn"] == 3 and len(conv["messages"]) == 6
+
+
+async def test_writer_isolates_a_failing_write(runtime: Any) -> None:
+    from sqlalchemy import text
+
+    from gasworks.workflows.writer import RunWriter
+
+    writer = RunWriter(runtime.db)
+    seen: list[int] = []
+
+    async def good(s: Any, n: int) -> None:
+        await s.execute(text("SELECT 1"))
+        seen.append(n)
+
+    async def bad(s: Any) -> None:
+        await s.execute(text("SELECT * FROM no_such_table"))
+
+    futs = [writer.submit(lambda s, n=n: good(s, n)) for n in range(3)]
+    failed = writer.submit(bad)
+    futs.append(writer.submit(lambda s: good(s, 3)))
+    await writer.drain()
+    assert all(f.done() and f.exception() is None for f in futs)
+    assert failed.exception() is not None
+    assert sorted(set(seen)) == [0, 1, 2, 3]
+    await writer.close()

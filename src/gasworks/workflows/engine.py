@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import Conflict
@@ -27,6 +30,7 @@ from gasworks.workflows.ports import ConversationData, Ports
 from gasworks.workflows.runner import RunOutcome, execute, initial_state
 from gasworks.workflows.schemas import RunIn, RunOut
 from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
+from gasworks.workflows.writer import RunWriter, Write
 
 if TYPE_CHECKING:
     from gasworks.db.engine import Database
@@ -52,7 +56,6 @@ class LiveRun:
         self.result: RunOut | None = None
         self.task: asyncio.Task[None] | None = None
         self.persisted = False
-        self.lock = asyncio.Lock()
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.events.append((len(self.events) + 1, type_, data))
@@ -91,6 +94,10 @@ class WorkflowEngine:
         self._cache_size = cache_size
         self._live: dict[str, LiveRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.writer = RunWriter(db) if self.persist and db is not None else None
+        self._conv_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._conv_pending: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._conv_users: dict[tuple[str, str], int] = {}
 
     @property
     def ports(self) -> Ports:
@@ -118,6 +125,7 @@ class WorkflowEngine:
     async def start(
         self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
     ) -> LiveRun:
+        """Start a run in its own task and return at once (events follow on the LiveRun)."""
         assert self.db is not None
         async with self.db.session() as s:
             wf, ver = await service.resolve_run_target(s, ctx, slug, body.version)
@@ -138,11 +146,29 @@ class WorkflowEngine:
             api_key_id=ctx.api_key_id,
         )
         state = initial_state(graph, body.input, rc)  # bad inputs fail the request, not the run
+        conv_key = (ctx.tenant_id, conv_id)
+        lock: asyncio.Lock | None = None
         if body.conversation_id is None:
             rc.set_conversation(ConversationData(id=conv_id))
         else:
-            async with self.db.session() as s:
-                rc.set_conversation(await service.load_conversation(s, ctx.tenant_id, conv_id))
+            # turns of one conversation run one after the other, each seeing the last one saved
+            lock = self._conv_locks.setdefault(conv_key, asyncio.Lock())
+            self._conv_users[conv_key] = self._conv_users.get(conv_key, 0) + 1
+            try:
+                await lock.acquire()
+            except BaseException:
+                self._unuse(conv_key)
+                raise
+            try:
+                pending = self._conv_pending.get(conv_key)
+                if pending is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(pending)
+                async with self.db.session() as s:
+                    rc.set_conversation(await service.load_conversation(s, ctx.tenant_id, conv_id))
+            except BaseException:
+                self._release(conv_key, lock)
+                raise
         row = WorkflowRunRow(
             id=run_id,
             tenant_id=ctx.tenant_id,
@@ -169,12 +195,13 @@ class WorkflowEngine:
                 "conversationId": conv_id,
             },
         )
-        if self.persist and body.stream:
-            async with self.db.session() as s:
-                await service.insert_run(s, _copy_row(row))
+        if self.writer is not None and body.stream:
+            # the row exists early so a client can resume from another server process
+            first = _copy_row(row)
+            self.writer.submit(lambda s: service.insert_run(s, first))
             live.persisted = True
         self._live[run_id] = live
-        task = asyncio.create_task(self._run(live, graph, wf, row, rc, state))
+        task = asyncio.create_task(self._run(live, graph, wf, row, rc, state, conv_key, lock))
         live.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -188,89 +215,110 @@ class WorkflowEngine:
         row: WorkflowRunRow,
         rc: RunContext,
         state: dict[str, Any],
+        conv_key: tuple[str, str],
+        lock: asyncio.Lock | None,
     ) -> None:
-        flusher = (
-            asyncio.create_task(self._flush_loop(live)) if self.persist and live.persisted else None
-        )
+        flusher = asyncio.create_task(self._flush_loop(live)) if live.persisted else None
         try:
-            outcome = await execute(graph, row.inputs, rc, state=state)
-        except asyncio.CancelledError:
-            outcome = RunOutcome(
-                "cancelled",
-                None,
-                state,
-                0,
-                [],
-                {"code": "RUN_CANCELLED", "message": "The run was cancelled."},
+            try:
+                outcome = await execute(graph, row.inputs, rc, state=state)
+            except asyncio.CancelledError:
+                outcome = RunOutcome(
+                    "cancelled",
+                    None,
+                    state,
+                    0,
+                    [],
+                    {"code": "RUN_CANCELLED", "message": "The run was cancelled."},
+                )
+            finally:
+                if flusher is not None:
+                    flusher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await flusher
+            row.status = outcome.status
+            row.output = _jsonable(outcome.output)
+            row.error = outcome.error
+            row.node_timings = [t.to_dict() for t in outcome.timings]
+            row.steps = outcome.steps
+            row.tokens = rc.tokens
+            row.cost = rc.cost
+            row.duration_ms = round(outcome.duration_ms, 3)
+            row.finished_at = utcnow()
+            result = service.run_out(row, wf.slug)
+            final = {"succeeded": "run.finished", "failed": "run.failed"}.get(
+                outcome.status, "run.cancelled"
             )
+            live.result = result
+            live.emit(final, result.model_dump(mode="json", by_alias=True))
+            if self.writer is not None:
+                fut = self.writer.submit(self._final_write(live, _copy_row(row), rc, outcome))
+                if lock is not None:
+                    self._conv_pending[conv_key] = fut
+                    fut.add_done_callback(functools.partial(self._forget_pending, conv_key))
         finally:
-            if flusher is not None:
-                flusher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await flusher
-        row.status = outcome.status
-        row.output = _jsonable(outcome.output)
-        row.error = outcome.error
-        row.node_timings = [t.to_dict() for t in outcome.timings]
-        row.steps = outcome.steps
-        row.tokens = rc.tokens
-        row.cost = rc.cost
-        row.duration_ms = round(outcome.duration_ms, 3)
-        row.finished_at = utcnow()
-        result = service.run_out(row, wf.slug)
-        try:
-            if self.persist:
-                await self._persist(live, row, rc, outcome)
-        except Exception as exc:  # the run's result still reaches the client
-            log.exception("workflow.persist_failed", runId=row.id)
-            if outcome.status == "succeeded" and isinstance(exc, Conflict):
-                row.status = result.status = "failed"
-                result.error = {"code": exc.code, "message": exc.message}
-        final = {"succeeded": "run.finished", "failed": "run.failed"}.get(
-            outcome.status, "run.cancelled"
-        )
-        live.result = result
-        live.emit(final, result.model_dump(mode="json", by_alias=True))
-        live.done.set()
-        if self.persist and live.persisted:
-            with contextlib.suppress(Exception):
-                await self._flush(live)
-        self._forget_later(live)
+            if lock is not None:
+                self._release(conv_key, lock)
+            live.done.set()
+            self._forget_later(live)
 
-    async def _persist(
+    def _final_write(
         self, live: LiveRun, row: WorkflowRunRow, rc: RunContext, outcome: RunOutcome
-    ) -> None:
-        assert self.db is not None
+    ) -> Write:
         conv = rc.loaded_conversation
-        async with live.lock, self.db.session() as s:
-            if outcome.status == "succeeded" and conv is not None and (conv.dirty or conv.pending):
-                await service.save_conversation(s, row.tenant_id, row.workflow_id, conv, row.id)
-            events = live.events[live.flushed :] if live.keep_events else []
-            await service.finish_run(s, run=_copy_row(row), exists=live.persisted, events=events)
-            live.flushed = len(live.events) if live.keep_events else 0
-            live.persisted = True
+        save_conv = (
+            outcome.status == "succeeded"
+            and conv is not None
+            and (conv.dirty or bool(conv.pending))
+        )
+        events = live.events[live.flushed :] if live.keep_events else []
+        live.flushed += len(events)
+        exists = live.persisted
 
-    async def _flush(self, live: LiveRun) -> None:
-        assert self.db is not None
-        async with live.lock:
-            pending = live.events[live.flushed :]
-            if not pending:
-                return
-            async with self.db.session() as s:
-                await service.write_events(s, live.tenant_id, live.run_id, pending)
+        async def write(s: AsyncSession) -> None:
+            if save_conv and conv is not None:
+                await service.save_conversation(s, row.tenant_id, row.workflow_id, conv, row.id)
+            await service.finish_run(s, run=row, exists=exists, events=events)
+
+        return write
+
+    def _flush(self, live: LiveRun) -> None:
+        """Queue the run's events written so far (a checkpoint while it streams)."""
+        pending = live.events[live.flushed :]
+        if pending and self.writer is not None:
             live.flushed += len(pending)
+            tenant_id, run_id = live.tenant_id, live.run_id
+            self.writer.submit(lambda s: service.write_events(s, tenant_id, run_id, pending))
 
     async def _flush_loop(self, live: LiveRun) -> None:
         while True:
             await asyncio.sleep(self.flush_interval)
-            try:
-                await self._flush(live)
-            except Exception:
-                log.exception("workflow.event_flush_failed", runId=live.run_id)
+            self._flush(live)
+
+    def _release(self, key: tuple[str, str], lock: asyncio.Lock) -> None:
+        lock.release()
+        self._unuse(key)
+
+    def _unuse(self, key: tuple[str, str]) -> None:
+        left = self._conv_users.get(key, 1) - 1
+        if left <= 0:
+            self._conv_users.pop(key, None)
+            self._conv_locks.pop(key, None)
+        else:
+            self._conv_users[key] = left
+
+    def _forget_pending(self, key: tuple[str, str], fut: asyncio.Future[None]) -> None:
+        if self._conv_pending.get(key) is fut:
+            del self._conv_pending[key]
 
     def _forget_later(self, live: LiveRun, delay: float = 60.0) -> None:
         loop = asyncio.get_running_loop()
         loop.call_later(delay, self._live.pop, live.run_id, None)
+
+    async def drain(self) -> None:
+        """Wait until every finished run of this process is in the database."""
+        if self.writer is not None:
+            await self.writer.drain()
 
     async def run(
         self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
@@ -284,11 +332,14 @@ class WorkflowEngine:
         """The run's events after ``after``: live from this process, else from the database
         (polled while the run is still going elsewhere)."""
         assert self.db is not None
+        live = self._live.get(run_id)
+        if live is not None and live.tenant_id != ctx.tenant_id:
+            live = None
+        if live is None:
+            await self.drain()
         async with self.db.session() as s:
-            live = self._live.get(run_id)
-            if live is None or live.tenant_id != ctx.tenant_id:
+            if live is None:
                 await service.get_run(s, ctx, run_id)  # 404 unless visible
-                live = None
             else:
                 await service.get_workflow(s, ctx, live.slug)  # 404 unless allowed to run it
         if live is not None and live.keep_events:
@@ -312,6 +363,7 @@ class WorkflowEngine:
         live = self._live.get(run_id)
         if live is None or live.tenant_id != ctx.tenant_id:
             assert self.db is not None
+            await self.drain()
             async with self.db.session() as s:
                 out = await service.get_run(s, ctx, run_id)
             if out.status == "running":
@@ -320,6 +372,8 @@ class WorkflowEngine:
                     details={"id": run_id},
                 )
             return out
+        async with self.db.session() as s:  # type: ignore[union-attr]
+            await service.get_workflow(s, ctx, live.slug)
         if live.task is not None and not live.done.is_set():
             live.task.cancel()
         await live.done.wait()
@@ -332,6 +386,8 @@ class WorkflowEngine:
         for t in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await t
+        if self.writer is not None:
+            await self.writer.close()
 
     def finished(self, tenant_id: str, run_id: str) -> LiveRun | None:
         """A run of this process that has finished (its result is at hand), else None."""

@@ -61,6 +61,7 @@ class WorkflowType:
 
     @strawberry.field
     async def runs(self, info: Info, limit: int = 20) -> list[RunType]:
+        await workflow_engine(info.context.runtime).drain()
         async with info.context.runtime.db.session() as s:
             items = await service.list_runs(s, info.context.ctx, self.slug, limit=limit)
         return [RunType.of(r) for r in items]
@@ -147,11 +148,13 @@ class WorkflowsQuery:
 
     @strawberry.field
     async def workflow_run(self, info: Info, id: str) -> RunType:
+        await workflow_engine(info.context.runtime).drain()
         async with info.context.runtime.db.session() as s:
             return RunType.of(await service.get_run(s, info.context.ctx, id))
 
     @strawberry.field
     async def conversation(self, info: Info, id: str) -> ConversationType:
+        await workflow_engine(info.context.runtime).drain()
         async with info.context.runtime.db.session() as s:
             return ConversationType.of(await service.get_conversation(s, info.context.ctx, id))
 

@@ -144,9 +144,11 @@ async def run_workflow(
 async def list_runs(
     slug: str,
     ctx: ContextDep,
+    runtime: RuntimeDep,
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[RunOut]:
+    await workflow_engine(runtime).drain()
     return await service.list_runs(session, ctx, slug, limit=limit)
 
 
@@ -154,10 +156,11 @@ async def list_runs(
 async def get_run(run_id: str, ctx: ContextDep, runtime: RuntimeDep) -> RunOut:
     eng = workflow_engine(runtime)
     live = eng.finished(ctx.tenant_id, run_id)
-    if live is not None and live.result is not None and not eng.persist:
+    if live is not None and live.result is not None:
         async with runtime.db.session() as s:
             await service.get_workflow(s, ctx, live.slug)
         return live.result
+    await eng.drain()
     async with runtime.db.session() as s:
         return await service.get_run(s, ctx, run_id)
 
@@ -188,15 +191,17 @@ async def cancel_run(run_id: str, ctx: ContextDep, runtime: RuntimeDep) -> RunOu
 
 @router.get("/workflows/{slug}/conversations", summary="Recent conversations of a workflow")
 async def list_conversations(
-    slug: str, ctx: ContextDep, session: SessionDep
+    slug: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep
 ) -> list[ConversationOut]:
+    await workflow_engine(runtime).drain()
     return await service.list_conversations(session, ctx, slug)
 
 
 @router.get("/conversations/{conversation_id}", summary="A conversation with its messages")
 async def get_conversation(
-    conversation_id: str, ctx: ContextDep, session: SessionDep
+    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep
 ) -> ConversationOut:
+    await workflow_engine(runtime).drain()
     return await service.get_conversation(session, ctx, conversation_id)
 
 
