@@ -17,6 +17,7 @@ import asyncio
 import importlib.metadata
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any, TypedDict
 
@@ -28,6 +29,7 @@ from gasworks.workflows import NodeType, RunContext, compile_workflow, execute
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
 from gasworks.workflows.registry import NodeRegistry, default_registry
 
+TIMES = "\u00d7"
 INSTANT = ["search", "build_prompt", "model", "stream", "greet", "greet_stream", "handoff"]
 
 ANCHOR: dict[str, Any] = {
@@ -149,10 +151,15 @@ async def persisted(n: int) -> tuple[float, float]:
                 eng = workflows.workflow_engine(rt)
                 body = RunIn(input={"message": "how do I rotate keys?"})
 
-                async def one(eng: Any = eng, body: RunIn = body) -> None:
-                    await eng.run(ctx, "anchor", body)
-
-                out.append(median_us(await per_call_async(one, n=n, rounds=5)))
+                await eng.run(ctx, "anchor", body)  # warm up (compiles, caches)
+                rounds = []
+                for _ in range(5):
+                    t0 = time.perf_counter()
+                    for _ in range(n):
+                        await eng.run(ctx, "anchor", body)
+                    await eng.drain()  # every run of the round is committed
+                    rounds.append((time.perf_counter() - t0) / n)
+                out.append(median_us(rounds))
             finally:
                 await rt.stop()
     return out[0], out[1]
@@ -181,21 +188,35 @@ def main() -> str:
     on_us, engine_off_us = asyncio.run(persisted(300))
     lg_version = importlib.metadata.version("langgraph")
     best_lg = min(lg_sync_us, lg_async_us)
+    rows = [
+        ("gasworks runner, persistence off", gw_us),
+        (
+            "gasworks engine (what the API runs: access + version lookup, run task), "
+            "persistence off",
+            engine_off_us,
+        ),
+        (
+            "gasworks engine, persistence on (run row, per-node timings, tokens, cost; group "
+            "commit to an SQLite file, every run committed)",
+            on_us,
+        ),
+        (f"LangGraph {lg_version} `invoke`", lg_sync_us),
+        (f"LangGraph {lg_version} `ainvoke`", lg_async_us),
+    ]
+    table = "\n".join(
+        f"| {name} | {us:,.1f} | {lg_sync_us / us:,.1f}{TIMES} |" for name, us in rows
+    )
     body = f"""
 Anchor graph: classify → route → search → build prompt → model → stream (nine nodes, six run),
 instant nodes. Medians of repeated rounds; ratio = LangGraph ÷ gasworks.
 
-| engine | µs per run | vs LangGraph `invoke` |
+| engine | µs per run | LangGraph `invoke` ÷ this |
 |---|---:|---:|
-| gasworks runner, persistence off | {gw_us:,.1f} | {lg_sync_us / gw_us:,.1f}× faster |
-| gasworks engine (API path: version lookup + run), persistence off, SQLite | {engine_off_us:,.1f} | {lg_sync_us / engine_off_us:,.1f}× |
-| gasworks engine, persistence on (run row + timings, one batch write), SQLite | {on_us:,.1f} | {lg_sync_us / on_us:,.1f}× |
-| LangGraph {lg_version} `invoke` | {lg_sync_us:,.1f} | 1.0× |
-| LangGraph {lg_version} `ainvoke` | {lg_async_us:,.1f} | {lg_sync_us / lg_async_us:,.1f}× |
+{table}
 
 Target: ≤ 160 µs per run with persistence off (LangGraph 1.2 measured 1,631 µs on this machine
-when the target was set). Result: **{gw_us:,.1f} µs**, {best_lg / gw_us:,.0f}× less than the faster
-LangGraph call measured in this run.
+when the target was set). Result: **{gw_us:,.1f} µs**,
+{best_lg / gw_us:,.0f}{TIMES} less than the faster LangGraph call measured in this run.
 """
     return record("workflows", body)
 

@@ -68,6 +68,7 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         persist=s.workflow_persist_runs,
         cache_size=s.workflow_graph_cache_size,
         flush_interval=s.workflow_event_flush_seconds,
+        access_ttl=s.workflow_access_cache_seconds,
     )
     runtime.services[SERVICE] = eng
     return eng

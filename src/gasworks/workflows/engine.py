@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
@@ -78,26 +79,31 @@ class LiveRun:
 class WorkflowEngine:
     def __init__(
         self,
-        db: Database | None,
+        db: Database,
         ports: Ports | Callable[[], Ports],
         *,
         persist: bool = True,
         cache_size: int = 256,
         flush_interval: float = 0.5,
-        default_max_steps: int | None = None,
+        access_ttl: float = 0.0,
     ) -> None:
         self.db = db
         self._ports = ports
-        self.persist = persist and db is not None
+        self.persist = persist
         self.flush_interval = flush_interval
         self._cache: OrderedDict[str, CompiledGraph] = OrderedDict()
         self._cache_size = cache_size
         self._live: dict[str, LiveRun] = {}
         self._tasks: set[asyncio.Task[None]] = set()
-        self.writer = RunWriter(db) if self.persist and db is not None else None
+        self.writer = RunWriter(db) if persist else None
         self._conv_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._conv_pending: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._conv_users: dict[tuple[str, str], int] = {}
+        self.access_ttl = access_ttl
+        self._targets: dict[
+            tuple[str, str, str, bool, str, int | None],
+            tuple[float, int, WorkflowRow, WorkflowVersionRow],
+        ] = {}
 
     @property
     def ports(self) -> Ports:
@@ -120,15 +126,38 @@ class WorkflowEngine:
             self._cache.move_to_end(ver.id)
         return g
 
+    async def _target(
+        self, ctx: TenantContext, slug: str, version: int | None
+    ) -> tuple[WorkflowRow, WorkflowVersionRow]:
+        """The workflow (access-checked) and pinned version, briefly cached per caller."""
+        key = (
+            ctx.tenant_id,
+            ctx.principal_id,
+            ctx.role.value,
+            ctx.is_platform_admin,
+            slug,
+            version,
+        )
+        now = time.monotonic()
+        hit = self._targets.get(key)
+        if hit is not None and hit[0] > now and hit[1] == service.CHANGES.generation:
+            return hit[2], hit[3]
+        generation = service.CHANGES.generation
+        async with self.db.session() as s:
+            wf, ver = await service.resolve_run_target(s, ctx, slug, version)
+        if self.access_ttl > 0:
+            if len(self._targets) >= 10_000:
+                self._targets.clear()
+            self._targets[key] = (now + self.access_ttl, generation, wf, ver)
+        return wf, ver
+
     # --- runs -----------------------------------------------------------------------------
 
     async def start(
         self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
     ) -> LiveRun:
         """Start a run in its own task and return at once (events follow on the LiveRun)."""
-        assert self.db is not None
-        async with self.db.session() as s:
-            wf, ver = await service.resolve_run_target(s, ctx, slug, body.version)
+        wf, ver = await self._target(ctx, slug, body.version)
         graph = self.graph(ver)
         run_id = new_id("run")
         conv_id = body.conversation_id or new_id("cnv")
@@ -331,7 +360,6 @@ class WorkflowEngine:
     async def events(self, ctx: TenantContext, run_id: str, after: int = 0) -> AsyncIterator[Event]:
         """The run's events after ``after``: live from this process, else from the database
         (polled while the run is still going elsewhere)."""
-        assert self.db is not None
         live = self._live.get(run_id)
         if live is not None and live.tenant_id != ctx.tenant_id:
             live = None
@@ -362,7 +390,6 @@ class WorkflowEngine:
     async def cancel(self, ctx: TenantContext, run_id: str) -> RunOut:
         live = self._live.get(run_id)
         if live is None or live.tenant_id != ctx.tenant_id:
-            assert self.db is not None
             await self.drain()
             async with self.db.session() as s:
                 out = await service.get_run(s, ctx, run_id)
@@ -372,7 +399,7 @@ class WorkflowEngine:
                     details={"id": run_id},
                 )
             return out
-        async with self.db.session() as s:  # type: ignore[union-attr]
+        async with self.db.session() as s:
             await service.get_workflow(s, ctx, live.slug)
         if live.task is not None and not live.done.is_set():
             live.task.cancel()

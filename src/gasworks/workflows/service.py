@@ -47,6 +47,20 @@ class ConversationConflict(Conflict):
     code = "CONVERSATION_CONFLICT"
 
 
+class _Changes:
+    """Bumped by every change of workflows, versions or shares made in this process, so
+    in-process caches of access decisions are dropped at once (other processes: their TTL)."""
+
+    generation = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.generation += 1
+
+
+CHANGES = _Changes
+
+
 def content_hash(doc: dict[str, Any]) -> str:
     return hashlib.sha256(
         json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -161,6 +175,7 @@ async def publish(session: AsyncSession, ctx: TenantContext, doc: dict[str, Any]
     except IntegrityError as exc:
         raise Conflict("The workflow was published concurrently; retry.") from exc
     await session.refresh(row)
+    CHANGES.bump()
     return PublishOut(workflow=_wf_out(row), version=_ver_out(row, ver), created=True)
 
 
@@ -180,6 +195,7 @@ async def delete_workflow(session: AsyncSession, ctx: TenantContext, slug: str) 
     row = await _get_row(session, ctx, slug)
     _require_edit(ctx, row)
     await session.execute(delete(WorkflowRow).where(WorkflowRow.id == row.id))
+    CHANGES.bump()
 
 
 async def list_versions(session: AsyncSession, ctx: TenantContext, slug: str) -> list[VersionOut]:
@@ -249,6 +265,7 @@ async def share(session: AsyncSession, ctx: TenantContext, slug: str, data: Shar
         )
         session.add(existing)
         await session.flush()
+        CHANGES.bump()
     return ShareOut.model_validate(existing)
 
 
@@ -272,6 +289,7 @@ async def unshare(session: AsyncSession, ctx: TenantContext, slug: str, share_id
     )
     if getattr(res, "rowcount", 1) == 0:
         raise NotFound("Share not found.", details={"id": share_id})
+    CHANGES.bump()
 
 
 # --- runs -----------------------------------------------------------------------------------
