@@ -4,13 +4,14 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint fmt bench install install-dev clean help
+.PHONY: run test lint fmt bench docs install install-dev clean help
 
 help:
 	@echo "make run    set up and start gasworks on http://127.0.0.1:8000 (embedded SQLite)"
 	@echo "make test   set up and run lint, type check and the whole test suite"
 	@echo "make lint   ruff + mypy --strict on src/"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make docs   regenerate docs/reference/ from the code"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,16 +36,19 @@ run: $(VENV)/.installed
 	$(BIN)/gasworks serve
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench scripts
+	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 
 fmt: $(VENV)/.installed-dev
-	$(BIN)/ruff format src tests bench
-	$(BIN)/ruff check --fix src tests bench
+	$(BIN)/ruff format src tests bench scripts
+	$(BIN)/ruff check --fix src tests bench scripts
 
 test: lint
 	$(BIN)/python -m pytest
+
+docs: $(VENV)/.installed
+	$(BIN)/python scripts/gen_docs.py
 
 bench: $(VENV)/.installed-bench
 	$(BIN)/python bench/run.py

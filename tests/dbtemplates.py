@@ -42,6 +42,10 @@ class SQLiteTemplate:
         shutil.copyfile(self.template, path)
         return f"sqlite+aiosqlite:///{path}"
 
+    def new_empty(self) -> str:
+        """A path where no database exists yet (for migration tests)."""
+        return f"sqlite+aiosqlite:///{self.base / f'e_{uuid.uuid4().hex[:12]}.db'}"
+
     def drop(self, url: str) -> None:
         db = make_url(url).database
         if db:
@@ -95,6 +99,12 @@ class PostgresTemplate:
     def new(self) -> str:
         name = f"gw_t_{uuid.uuid4().hex[:12]}"
         asyncio.run(self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template_name}"'))
+        return self._url_for(name)
+
+    def new_empty(self) -> str:
+        """A database with no schema at all (for migration tests)."""
+        name = f"gw_e_{uuid.uuid4().hex[:12]}"
+        asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
         return self._url_for(name)
 
     def drop(self, url: str) -> None:

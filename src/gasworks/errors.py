@@ -35,45 +35,102 @@ class GasworksError(Exception):
 
 
 class ValidationFailed(GasworksError):
+    """The request is malformed; the message and details name the offending field path."""
+
     code = "VALIDATION_FAILED"
     status = 422
 
 
 class BadRequest(GasworksError):
+    """The request cannot be processed as sent."""
+
     code = "BAD_REQUEST"
     status = 400
 
 
 class Unauthenticated(GasworksError):
+    """No API key, a malformed ``Authorization`` header, or an invalid, expired or revoked key."""
+
     code = "UNAUTHENTICATED"
     status = 401
 
 
 class Forbidden(GasworksError):
+    """The caller's role does not allow this action (``details.required_role``)."""
+
     code = "FORBIDDEN"
     status = 403
 
 
 class NotFound(GasworksError):
+    """No such object, or it belongs to another tenant (the two are indistinguishable)."""
+
     code = "NOT_FOUND"
     status = 404
 
 
 class Conflict(GasworksError):
+    """The object changed meanwhile or the request clashes with its current state."""
+
     code = "CONFLICT"
     status = 409
 
 
 class AlreadyExists(Conflict):
+    """An object with this unique name already exists."""
+
     code = "ALREADY_EXISTS"
 
 
+class MethodNotAllowed(GasworksError):
+    """The route exists but not for this HTTP method (``Allow`` lists the accepted ones)."""
+
+    code = "METHOD_NOT_ALLOWED"
+    status = 405
+
+
+class NotAcceptable(GasworksError):
+    """No representation matches the request's ``Accept`` header."""
+
+    code = "NOT_ACCEPTABLE"
+    status = 406
+
+
+class UnsupportedMediaType(GasworksError):
+    """The request body's ``Content-Type`` is not accepted here."""
+
+    code = "UNSUPPORTED_MEDIA_TYPE"
+    status = 415
+
+
+class GraphQLValidationFailed(BadRequest):
+    """The GraphQL document does not parse or does not match the schema."""
+
+    code = "GRAPHQL_VALIDATION_FAILED"
+
+
+class GraphQLQueryTooDeep(GraphQLValidationFailed):
+    """The GraphQL query nests deeper than ``GASWORKS_GRAPHQL_MAX_DEPTH``."""
+
+    code = "GRAPHQL_QUERY_TOO_DEEP"
+
+
+class GraphQLQueryTooLarge(GraphQLValidationFailed):
+    """The GraphQL document has more tokens than allowed."""
+
+    code = "GRAPHQL_QUERY_TOO_LARGE"
+
+
 class PayloadTooLarge(GasworksError):
+    """The request body is larger than allowed."""
+
     code = "PAYLOAD_TOO_LARGE"
     status = 413
 
 
 class RateLimited(GasworksError):
+    """Too many requests; ``Retry-After`` says when to try again."""
+
     code = "RATE_LIMITED"
     status = 429
     retryable = True
@@ -83,17 +140,23 @@ class RateLimited(GasworksError):
 
 
 class InternalError(GasworksError):
+    """An unexpected failure; the cause is logged under the request id, never returned."""
+
     code = "INTERNAL"
     status = 500
 
 
 class DatabaseUnavailable(GasworksError):
+    """The database cannot be reached; retry shortly."""
+
     code = "DATABASE_UNAVAILABLE"
     status = 503
     retryable = True
 
 
 class ConfigurationError(GasworksError):
+    """The deployment is misconfigured (settings, files, missing extras)."""
+
     code = "CONFIGURATION_ERROR"
     status = 500
 
@@ -102,6 +165,117 @@ class MissingDependency(ConfigurationError):
     """An optional extra is needed: the message names it (``pip install 'gasworks[openai]'``)."""
 
     code = "MISSING_DEPENDENCY"
+
+
+# --- models and providers (llm/) ------------------------------------------------------------
+
+
+class ModelNotFound(NotFound):
+    """An unknown or disabled model id. Never answered by silently using another model."""
+
+    code = "MODEL_NOT_FOUND"
+
+
+class CapabilityNotSupported(BadRequest):
+    """The request uses a feature (tools, JSON mode, images, streaming) the model lacks."""
+
+    code = "MODEL_CAPABILITY_UNSUPPORTED"
+
+
+class ModelUnavailable(GasworksError):
+    """The model must not be called right now (e.g. its circuit breaker is open).
+
+    Raised by call hooks; the gateway then tries the model's configured fallbacks in order.
+    """
+
+    code = "MODEL_UNAVAILABLE"
+    status = 503
+    retryable = True
+
+
+class ProviderError(GasworksError):
+    """A model provider failed. Raised only by the adapters, which classify every SDK error.
+
+    ``retryable``: worth another attempt (the gateway retries with backoff and jitter).
+    ``counts_against_provider``: a sign of provider ill-health (feeds circuit breakers),
+    as opposed to a fault of the request itself.
+    """
+
+    code = "PROVIDER_ERROR"
+    status = 502
+    counts_against_provider: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: dict[str, Any] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, details=details)
+        #: seconds the provider asked us to wait (Retry-After), when it said so
+        self.retry_after = retry_after
+        if retry_after is not None:
+            self.details.setdefault("retryAfterSeconds", retry_after)
+
+
+class ProviderRateLimited(ProviderError):
+    code = "PROVIDER_RATE_LIMITED"
+    status = 429
+    retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    """5xx from the provider, a refused or reset connection."""
+
+    code = "PROVIDER_UNAVAILABLE"
+    status = 503
+    retryable = True
+
+
+class ProviderTimeout(ProviderError):
+    code = "PROVIDER_TIMEOUT"
+    status = 504
+    retryable = True
+
+
+class ProviderStreamInterrupted(ProviderError):
+    """The provider's stream ended before its end marker."""
+
+    code = "PROVIDER_STREAM_INTERRUPTED"
+    status = 502
+    retryable = True
+
+
+class ProviderBadResponse(ProviderError):
+    """The provider answered something that is not its documented wire format."""
+
+    code = "PROVIDER_BAD_RESPONSE"
+    status = 502
+    retryable = True
+
+
+class ProviderAuthFailed(ProviderError):
+    """The deployment's provider credentials were refused (fix the configuration)."""
+
+    code = "PROVIDER_AUTH_FAILED"
+    status = 502
+
+
+class ProviderBadRequest(ProviderError):
+    """The provider refused the request as invalid (the caller can fix it)."""
+
+    code = "PROVIDER_BAD_REQUEST"
+    status = 400
+    counts_against_provider = False
+
+
+class ContentFiltered(ProviderError):
+    """The provider's content filter refused the prompt or the answer."""
+
+    code = "CONTENT_FILTERED"
+    status = 400
+    counts_against_provider = False
 
 
 def error_codes() -> dict[str, int]:

@@ -29,9 +29,30 @@ class LogFormat(StrEnum):
     AUTO = "auto"
 
 
+CONFIG_SUFFIXES = (".toml", ".yaml", ".yml")
+
+
 def _config_file() -> Path | None:
+    """The file named by ``GASWORKS_CONFIG_FILE``; a missing one is an error, not a no-op."""
     raw = os.environ.get("GASWORKS_CONFIG_FILE")
-    return Path(raw) if raw else None
+    if not raw:
+        return None
+    path = Path(raw).expanduser()
+    if path.suffix not in CONFIG_SUFFIXES:
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw}: use a .toml, .yaml or .yml file.",
+            details={"config_file": raw},
+        )
+    if not path.is_file():
+        from gasworks.errors import ConfigurationError
+
+        raise ConfigurationError(
+            f"GASWORKS_CONFIG_FILE={raw} does not exist or is not a file.",
+            details={"config_file": raw},
+        )
+    return path
 
 
 class Settings(BaseSettings):
@@ -53,21 +74,33 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL. Default: SQLite file under GASWORKS_HOME. "
         "A postgresql:// URL switches to PostgreSQL (asyncpg driver).",
     )
-    database_pool_size: int = Field(default=10, ge=1, le=500)
-    database_echo: bool = False
+    database_pool_size: int = Field(
+        default=10,
+        ge=1,
+        le=500,
+        description="PostgreSQL connections kept per process (as many again may overflow).",
+    )
+    database_echo: bool = Field(default=False, description="Log every SQL statement (debug).")
     auto_migrate: bool = Field(
         default=True, description="Upgrade the database schema on server start."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    workers: int = Field(default=1, ge=1, le=64)
-    log_format: LogFormat = LogFormat.AUTO
-    log_level: str = "INFO"
+    host: str = Field(default="127.0.0.1", description="Address `gasworks serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
+    workers: int = Field(
+        default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
+    )
+    log_format: LogFormat = Field(
+        default=LogFormat.AUTO,
+        description="json, console, or auto (json when GASWORKS_ENVIRONMENT=production).",
+    )
+    log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     environment: str = Field(default="development", description="development or production.")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint; tracing is exported when set."
     )
-    otel_service_name: str = "gasworks"
+    otel_service_name: str = Field(
+        default="gasworks", description="service.name of exported traces."
+    )
     auth_cache_ttl_seconds: float = Field(
         default=5.0,
         ge=0,
@@ -77,14 +110,59 @@ class Settings(BaseSettings):
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
-    graphql_max_depth: int = Field(default=10, ge=1, le=50)
+    graphql_max_depth: int = Field(
+        default=10, ge=1, le=50, description="Deepest GraphQL query accepted (introspection aside)."
+    )
     master_key: SecretStr | None = Field(
         default=None,
         description="Base64 master key for envelope encryption. Default: generated once "
         "under GASWORKS_HOME/keys/master.key.",
     )
+    # --- models and providers (llm/) -----------------------------------------------------
     models_file: Path | None = Field(default=None, description="YAML file of extra models.")
     default_model: str = Field(default="demo", description="Model used when none is given.")
+    models_refresh_seconds: float = Field(
+        default=15.0,
+        ge=0,
+        description="How often each process reloads API-managed model entries from the "
+        "database (0: only at start and on this process's own changes).",
+    )
+    secrets_file: Path | None = Field(
+        default=None,
+        description="YAML/JSON/dotenv file of provider credentials (OPENAI_API_KEY, "
+        "ANTHROPIC_API_KEY, AWS_ACCESS_KEY_ID, ...). Environment variables win.",
+    )
+    provider_timeout_seconds: float = Field(
+        default=60.0, gt=0, description="Default time one provider attempt may take."
+    )
+    provider_max_retries: int = Field(
+        default=2, ge=0, le=10, description="Default retries of a retryable provider error."
+    )
+    provider_retry_initial_seconds: float = Field(default=0.5, ge=0)
+    provider_retry_max_seconds: float = Field(default=20.0, ge=0)
+    provider_retry_after_max_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="Longest Retry-After gasworks waits out; a longer one fails the attempt.",
+    )
+    openai_base_url: str | None = Field(
+        default=None, description="OpenAI endpoint (default: OPENAI_BASE_URL or api.openai.com)."
+    )
+    anthropic_base_url: str | None = Field(
+        default=None, description="Anthropic endpoint (default: ANTHROPIC_BASE_URL)."
+    )
+    openai_compatible_base_url: str | None = Field(
+        default=None, description="Endpoint of openai_compatible models without their own."
+    )
+    bedrock_region: str | None = Field(
+        default=None, description="AWS region for Bedrock (default: AWS_REGION)."
+    )
+    bedrock_endpoint_url: str | None = Field(
+        default=None, description="Bedrock runtime endpoint override (VPC endpoint, proxy)."
+    )
+    demo_stream_delay_ms: float = Field(
+        default=0.0, ge=0, le=5000, description="Pause between demo stream chunks."
+    )
 
     # --- workflows ------------------------------------------------------------------------
     workflow_persist_runs: bool = Field(

@@ -70,7 +70,7 @@ def parse_sse(text: str) -> list[dict[str, Any]]:
 @pytest.fixture
 def models(runtime: Any) -> FakeModels:
     fake = FakeModels()
-    runtime.services["gateway"] = fake
+    runtime.services["workflows.models"] = fake
     return fake
 
 
@@ -269,7 +269,7 @@ async def test_demo_workflows_over_http_with_conversations(
     from gasworks.tenancy.context import TenantContext
     from gasworks.workflows.demos import install_demos
 
-    runtime.services["gateway"] = FakeModels(
+    runtime.services["workflows.models"] = FakeModels(
         lambda r: "{}" if r.response_format else f"{len(r.messages)} msgs"
     )
     async with runtime.db.session() as s:
@@ -337,7 +337,7 @@ async def test_cancel_a_streaming_run(
             await gate.wait()
             yield StreamChunk(delta=" never")
 
-    runtime.services["gateway"] = Slow()
+    runtime.services["workflows.models"] = Slow()
     h = auth(admin_key)
     await client.post("/api/workflows", json=SUPPORT, headers=h)
     from gasworks.tenancy.context import TenantContext
@@ -368,7 +368,7 @@ async def test_concurrent_turns_of_one_conversation_are_serialized(
 
     from gasworks.workflows.demos import demo_document
 
-    runtime.services["gateway"] = FakeModels(lambda r: f"{len(r.messages)} msgs")
+    runtime.services["workflows.models"] = FakeModels(lambda r: f"{len(r.messages)} msgs")
     h = auth(admin_key)
     await client.post("/api/workflows", json=demo_document("chatbot"), headers=h)
     body = {"input": {"message": "hi"}, "conversationId": "same"}
@@ -403,3 +403,42 @@ async def test_writer_isolates_a_failing_write(runtime: Any) -> None:
     assert failed.exception() is not None
     assert sorted(set(seen)) == [0, 1, 2, 3]
     await writer.close()
+
+
+async def test_demos_run_on_the_real_gateway_with_the_demo_model(
+    client: httpx.AsyncClient, admin_key: str, runtime: Any
+) -> None:
+    """No fakes: the demo workflows through the model gateway and its offline demo model."""
+    from gasworks.tenancy import service as tenancy
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.workflows.demos import install_demos
+
+    async with runtime.db.session() as s:
+        tenant = await tenancy.find_tenant_by_name(s, "default")
+        assert tenant is not None
+        await install_demos(s, TenantContext.system(tenant.id, "default"))
+    h = auth(admin_key)
+    r = await client.post(
+        "/api/workflows/demo-chatbot/runs",
+        json={
+            "input": {"message": "What is gasworks?"},
+            "conversationId": "c-demo",
+            "stream": True,
+        },
+        headers=h,
+    )
+    events = parse_sse(r.text)
+    chunks = [e["data"] for e in events if e["event"] == "chunk"]
+    assert len(chunks) > 2 and all(c["isStreamingChunk"] for c in chunks)
+    text = "".join(c["chunk"] for c in chunks)
+    assert text.startswith("[demo]") and "What is gasworks?" in text
+    final = events[-1]
+    assert final["event"] == "run.finished" and final["data"]["output"] == text
+    assert final["data"]["tokens"] > 0
+    r = await client.post(
+        "/api/workflows/demo-support/runs",
+        json={"input": {"message": "my invoice is wrong"}},
+        headers=h,
+    )
+    assert r.json()["status"] == "succeeded" and r.json()["output"].startswith("[demo]")
+    assert [t["nodeId"] for t in r.json()["nodeTimings"]][:3] == ["classify", "route", "specialist"]

@@ -6,22 +6,35 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
+from opentelemetry.trace import TracerProvider
 
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
 from gasworks.api.errors import install_error_handlers
 from gasworks.api.middleware import RequestContextMiddleware
-from gasworks.api.routes import health, tenancy, workflows
+from gasworks.api.routes import health, models, openai_compat, tenancy, workflows
 from gasworks.observability.logging import configure_logging
 from gasworks.observability.tracing import configure_tracing
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings, get_settings
 
 #: Every REST router, in order. Each domain adds its router here.
-ROUTERS: list[APIRouter] = [health.router, tenancy.router, workflows.router]
+ROUTERS: list[APIRouter] = [
+    health.router,
+    tenancy.router,
+    openai_compat.router,
+    models.router,
+    workflows.router,
+]
 
 
-def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """The API app. ``tracer_provider`` overrides the process-wide one (tests)."""
     settings = settings or (runtime.settings if runtime else get_settings())
     configure_logging(json=settings.json_logs, level=settings.log_level)
     rt = runtime or Runtime(settings)
@@ -52,6 +65,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
-    configure_tracing(app, settings)
+    configure_tracing(app, settings, tracer_provider)
     app.add_middleware(RequestContextMiddleware)
     return app

@@ -1,15 +1,19 @@
-"""Bearer-key authentication with a short in-process cache.
+"""Bearer-key authentication with a short, bounded in-process cache.
 
 A verified key is trusted for ``auth_cache_ttl_seconds`` (default 5 s) before it is checked
 against the database again: this keeps the hot path free of a query per request and bounds how
 long a key revoked by another process keeps working. A revocation made in this process takes
-effect at once (``Authenticator.forget``).
+effect at once (``Authenticator.forget``); an expiry takes effect at the expiry instant, cache or
+not. The cache is keyed by SHA-256 of the presented key (never the key itself) and holds at most
+``_MAX_CACHE`` entries, evicting the oldest.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
@@ -24,6 +28,7 @@ _MAX_CACHE = 10_000
 @dataclass(slots=True)
 class _Entry:
     ctx: TenantContext
+    expires_at: datetime | None
     checked_at: float
     touched_at: float
 
@@ -34,56 +39,76 @@ class Authenticator:
         self.ttl = ttl
         self.touch_every = touch_every
         self._cache: dict[str, _Entry] = {}
+        #: injectable clocks (tests move time instead of sleeping)
+        self.monotonic: Callable[[], float] = time.monotonic
+        self.clock: Callable[[], datetime] = utcnow
 
     async def authenticate(self, authorization: str | None) -> TenantContext:
-        if not authorization:
-            AUTH_FAILURES.labels("missing").inc()
-            raise Unauthenticated(
-                "Missing API key: send 'Authorization: Bearer <key>'.",
-                details={"header": "Authorization"},
-            )
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            AUTH_FAILURES.labels("malformed").inc()
-            raise Unauthenticated(
-                "Malformed Authorization header: expected 'Bearer <key>'.",
-                details={"header": "Authorization"},
-            )
+        token = _bearer_token(authorization)
         digest = keys.hash_key(token)
-        now = time.monotonic()
+        now = self.monotonic()
         entry = self._cache.get(digest)
+        if entry is not None and self._expired(entry):
+            del self._cache[digest]
+            AUTH_FAILURES.labels("invalid").inc()
+            raise Unauthenticated(
+                "Invalid, expired or revoked API key.", details={"header": "Authorization"}
+            )
         if entry is not None and now - entry.checked_at < self.ttl:
             if now - entry.touched_at >= self.touch_every:
                 entry.touched_at = now
                 await self._touch(entry.ctx)
             return entry.ctx
         async with self.db.session() as session:
-            ctx = await service.authenticate(session, token)
-            if ctx is not None and ctx.api_key_id is not None:
-                touched = entry.touched_at if entry is not None else -1e18
-                if now - touched >= self.touch_every:
-                    await service.touch_key(session, ctx.api_key_id, utcnow())
-                    touched = now
-        if ctx is None:
+            verified = await service.verify_key(session, token)
+            touched = entry.touched_at if entry is not None else float("-inf")
+            key_id = verified.ctx.api_key_id if verified is not None else None
+            if key_id is not None and now - touched >= self.touch_every:
+                await service.touch_key(session, key_id, self.clock())
+                touched = now
+        if verified is None:
             self._cache.pop(digest, None)
             AUTH_FAILURES.labels("invalid").inc()
             raise Unauthenticated(
                 "Invalid, expired or revoked API key.", details={"header": "Authorization"}
             )
-        if len(self._cache) >= _MAX_CACHE:
-            self._cache.clear()
-        self._cache[digest] = _Entry(ctx=ctx, checked_at=now, touched_at=touched)
-        return ctx
+        self._cache.pop(digest, None)
+        while len(self._cache) >= _MAX_CACHE:
+            del self._cache[next(iter(self._cache))]  # oldest first (dicts keep insertion order)
+        self._cache[digest] = _Entry(
+            ctx=verified.ctx, expires_at=verified.expires_at, checked_at=now, touched_at=touched
+        )
+        return verified.ctx
+
+    def _expired(self, entry: _Entry) -> bool:
+        return entry.expires_at is not None and entry.expires_at <= self.clock()
 
     async def _touch(self, ctx: TenantContext) -> None:
         if ctx.api_key_id is None:
             return
         async with self.db.session() as session:
-            await service.touch_key(session, ctx.api_key_id, utcnow())
+            await service.touch_key(session, ctx.api_key_id, self.clock())
 
     def forget(self, api_key_id: str) -> None:
         """Drop a key from the cache at once (after a revocation in this process)."""
         for digest, entry in list(self._cache.items()):
             if entry.ctx.api_key_id == api_key_id:
                 del self._cache[digest]
+
+
+def _bearer_token(authorization: str | None) -> str:
+    if not authorization:
+        AUTH_FAILURES.labels("missing").inc()
+        raise Unauthenticated(
+            "Missing API key: send 'Authorization: Bearer <key>'.",
+            details={"header": "Authorization"},
+        )
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        AUTH_FAILURES.labels("malformed").inc()
+        raise Unauthenticated(
+            "Malformed Authorization header: expected 'Bearer <key>'.",
+            details={"header": "Authorization"},
+        )
+    return token

@@ -15,24 +15,43 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from gasworks.api.middleware import current_request_id
-from gasworks.errors import GasworksError, InternalError, ValidationFailed
+from gasworks.errors import (
+    BadRequest,
+    Conflict,
+    Forbidden,
+    GasworksError,
+    InternalError,
+    MethodNotAllowed,
+    NotAcceptable,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    Unauthenticated,
+    UnsupportedMediaType,
+    ValidationFailed,
+)
 from gasworks.observability.logging import get_logger
 from gasworks.observability.metrics import ERRORS
+from gasworks.validation import validation_failed
 
 log = get_logger("gasworks.api")
 
-_HTTP_CODES = {
-    400: "BAD_REQUEST",
-    401: "UNAUTHENTICATED",
-    403: "FORBIDDEN",
-    404: "NOT_FOUND",
-    405: "METHOD_NOT_ALLOWED",
-    406: "NOT_ACCEPTABLE",
-    409: "CONFLICT",
-    413: "PAYLOAD_TOO_LARGE",
-    415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "VALIDATION_FAILED",
-    429: "RATE_LIMITED",
+#: Framework-level HTTP errors (no route, wrong method, ...) mapped to the gasworks tree.
+_HTTP_ERRORS: dict[int, type[GasworksError]] = {
+    cls.status: cls
+    for cls in (
+        BadRequest,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        MethodNotAllowed,
+        NotAcceptable,
+        Conflict,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        ValidationFailed,
+        RateLimited,
+    )
 }
 
 #: Routes under these prefixes render errors in another shape (the OpenAI-compatible API).
@@ -51,9 +70,13 @@ def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> 
 
 
 def error_response(request: Request, exc: GasworksError) -> JSONResponse:
+    return _render(request.url.path, exc)
+
+
+def _render(path: str, exc: GasworksError) -> JSONResponse:
     ERRORS.labels(exc.code).inc()
     for prefix, render in ALTERNATE_RENDERERS.items():
-        if request.url.path.startswith(prefix):
+        if path.startswith(prefix):
             rendered: JSONResponse = render(exc)
             return rendered
     headers = {}
@@ -65,51 +88,40 @@ def error_response(request: Request, exc: GasworksError) -> JSONResponse:
     )
 
 
-def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in {"body", "query", "path", "header", "cookie"}:
-        parts = parts[1:] if len(parts) > 1 else parts
-    return ".".join(parts)
-
-
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(GasworksError)
     async def _gasworks(request: Request, exc: GasworksError) -> JSONResponse:
+        if type(exc) is GasworksError:  # raised from the base class: a bug, not a decision
+            log.error("request.failed", code=exc.code, error_type="GasworksError")
+            return crash_response(request.url.path)
         if exc.status >= 500:
             log.error("request.failed", code=exc.code, error=exc.message)
         return error_response(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = [
-            {
-                "path": field_path(tuple(err.get("loc", ()))),
-                "message": str(err.get("msg", "invalid")),
-                "type": str(err.get("type", "")),
-            }
-            for err in exc.errors()
-        ]
-        first = problems[0] if problems else {"path": "", "message": "invalid request"}
-        message = f"Invalid request: {first['path'] or 'body'}: {first['message']}"
-        if len(problems) > 1:
-            message += f" (and {len(problems) - 1} more)"
-        return error_response(request, ValidationFailed(message, details={"errors": problems}))
+        return error_response(request, validation_failed(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
-        message = str(exc.detail) if exc.detail else code
+        cls = _HTTP_ERRORS.get(exc.status_code)
+        if cls is None:
+            cls = InternalError if exc.status_code >= 500 else BadRequest
+        message = str(exc.detail) if exc.detail else cls.__name__
         if exc.status_code == 404 and message == "Not Found":
             message = f"No route matches {request.method} {request.url.path}."
-        err = GasworksError(message)
-        ERRORS.labels(code).inc()
-        return JSONResponse(
-            envelope(code, err.message), status_code=exc.status_code, headers=exc.headers
-        )
+        elif exc.status_code == 405:
+            message = f"{request.method} is not allowed on {request.url.path}."
+        response = error_response(request, cls(message))
+        response.status_code = exc.status_code
+        response.headers.update(exc.headers or {})
+        return response
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
-        log.exception("request.crashed", error_type=type(exc).__name__)
-        return error_response(
-            request, InternalError("An internal error occurred; it has been logged.")
-        )
+
+def crash_response(path: str) -> JSONResponse:
+    """The answer to an unexpected exception: 500 ``INTERNAL``, nothing of the cause.
+
+    Called by ``RequestContextMiddleware`` (inside the request id's scope) after it has logged
+    the exception with its traceback.
+    """
+    return _render(path, InternalError("An internal error occurred; it has been logged."))

@@ -44,10 +44,12 @@ class RequestContextMiddleware:
         status = 500
         started = time.perf_counter()
         raw_id = request_id.encode()
+        response_started = False
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
+                response_started = True
                 status = message["status"]
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", raw_id))
@@ -56,6 +58,15 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            # Rendered here, inside the request id's scope, rather than by Starlette's
+            # ServerErrorMiddleware (outside every user middleware, where the id is gone).
+            log.exception("request.crashed", error_type=type(exc).__name__)
+            if response_started:
+                raise  # nothing can be sent any more; the server closes the connection
+            from gasworks.api.errors import crash_response
+
+            await crash_response(str(scope.get("path", "")))(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -85,6 +96,15 @@ def _header(scope: Scope, name: bytes) -> str | None:
 
 
 def _route_template(scope: Scope) -> str:
-    route: Any = scope.get("route")
-    path = getattr(route, "path", None)
+    """The matched route's template (``/api/keys/{key_id}``), never the raw path.
+
+    FastAPI ≥ 0.120 keeps a route's own path without the ``include_router(prefix=…)`` it was
+    mounted under; the full template is in its effective route context. Older versions put
+    the full path on the route itself.
+    """
+    effective: Any = (scope.get("fastapi") or {}).get("effective_route_context")
+    path = getattr(effective, "path_format", None)
+    if not path:
+        route: Any = scope.get("route")
+        path = getattr(route, "path_format", None) or getattr(route, "path", None)
     return str(path) if path else "unmatched"

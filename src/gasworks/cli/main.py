@@ -8,7 +8,7 @@ import typer
 
 from gasworks import __version__
 from gasworks.cli import tenancy, workflows
-from gasworks.cli.output import JsonOpt, console, emit_json, run
+from gasworks.cli.output import JsonOpt, console, emit_json, fail, run
 from gasworks.settings import Settings
 
 app = typer.Typer(
@@ -25,6 +25,14 @@ app.add_typer(tenancy.tenants_app, name="tenants")
 app.add_typer(tenancy.keys_app, name="keys")
 app.command("init")(tenancy.init)
 app.add_typer(workflows.workflows_app, name="workflows")
+
+
+@app.callback()
+def _setup() -> None:
+    """Logs go to stderr (warnings and up) so that stdout carries only the command's output."""
+    from gasworks.observability.logging import configure_logging
+
+    configure_logging(json=load_settings().json_logs, level="WARNING")
 
 
 @app.command()
@@ -50,27 +58,38 @@ def serve(
 
     from gasworks.runtime import Runtime
 
-    settings = Settings()
+    settings = load_settings()
     bind_host, bind_port = host or settings.host, port or settings.port
     n = workers or settings.workers
 
-    async def prepare() -> str:
+    async def prepare() -> tuple[str, bool]:
+        from gasworks.tenancy import service
+
         rt = Runtime(settings)
         try:
             await rt.start(migrate=settings.auto_migrate)
-            return rt.db.dialect.name
+            async with rt.db.session() as s:
+                initialized = await service.has_tenants(s)
+            return rt.db.dialect.name, initialized
         finally:
             await rt.stop()
 
-    dialect = run(prepare, as_json)
+    dialect, initialized = run(prepare, as_json)
+    url = f"http://{bind_host}:{bind_port}"
     if as_json:
-        emit_json({"url": f"http://{bind_host}:{bind_port}", "database": dialect, "workers": n})
+        emit_json({"url": url, "database": dialect, "workers": n, "initialized": initialized})
     else:
         console.print(
-            f"gasworks {__version__} on [bold]http://{bind_host}:{bind_port}[/] "
+            f"gasworks {__version__} on [bold]{url}[/] "
             f"({dialect}, {n} worker{'s' if n > 1 else ''}); "
             "docs at /docs, GraphQL at /graphql"
         )
+        if not initialized:
+            console.print(
+                "No tenant yet: in another terminal run [bold]gasworks init[/] "
+                "(from a source checkout: [bold].venv/bin/gasworks init[/]) "
+                "to create one and print an admin key."
+            )
     asyncio.set_event_loop(None)
     uvicorn.run(
         "gasworks.api.app:create_app",
@@ -88,7 +107,7 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
     """Upgrade the database schema to the newest revision (safe to run concurrently)."""
     from gasworks.db.engine import Database
 
-    settings = Settings()
+    settings = load_settings()
 
     async def body() -> dict[str, str]:
         db = Database(settings.resolved_database_url)
@@ -111,7 +130,7 @@ def db_current(as_json: JsonOpt = False) -> None:
     from gasworks.db.engine import Database
     from gasworks.db.migrate import current_revision, head_revision
 
-    settings = Settings()
+    settings = load_settings()
 
     async def body() -> dict[str, str | None]:
         db = Database(settings.resolved_database_url)
@@ -130,12 +149,29 @@ def db_current(as_json: JsonOpt = False) -> None:
 @config_app.command("show")
 def config_show(as_json: JsonOpt = False) -> None:
     """Print the effective settings (secrets masked)."""
-    data = Settings().public_dict()
+    data = load_settings().public_dict()
     if as_json:
         emit_json(data)
     else:
         for k, v in data.items():
             console.print(f"[bold]{k}[/] = {v}")
+
+
+def load_settings() -> Settings:
+    """Settings from env and config file; a bad value is a clean error (exit 1), not a trace."""
+    from pydantic import ValidationError
+
+    from gasworks.errors import ConfigurationError
+    from gasworks.validation import validation_failed
+
+    try:
+        return Settings()
+    except ConfigurationError as exc:
+        fail(exc, as_json=False)
+    except ValidationError as exc:
+        bad = validation_failed(exc.errors())
+        fail(ConfigurationError(f"Bad setting: {bad.message}", details=bad.details), False)
+    raise AssertionError("unreachable")
 
 
 def main() -> None:

@@ -6,14 +6,14 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable, Coroutine, Sequence
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
 from rich.console import Console
 from rich.table import Table
 
-from gasworks.errors import GasworksError
+from gasworks.errors import GasworksError, InternalError
 
 T = TypeVar("T")
 
@@ -21,8 +21,8 @@ JsonOpt = Annotated[
     bool, typer.Option("--json", help="Print machine-readable JSON only.", show_default=False)
 ]
 
-console = Console()
-err_console = Console(stderr=True)
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def to_jsonable(value: Any) -> Any:
@@ -48,7 +48,7 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     console.print(t)
 
 
-def fail(exc: GasworksError, as_json: bool) -> None:
+def fail(exc: GasworksError, as_json: bool) -> NoReturn:
     if as_json:
         emit_json({"error": exc.to_dict()})
     else:
@@ -59,9 +59,19 @@ def fail(exc: GasworksError, as_json: bool) -> None:
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool) -> T:
-    """Run an async command body; gasworks errors become a clean message and exit code 1."""
+    """Run an async command body. Exit codes: 0 success, 1 a gasworks error (a clean message,
+    or ``{"error": …}`` with ``--json``), 2 a usage error (typer), 1 an unexpected failure
+    (``INTERNAL``; the traceback goes to the log on stderr, never to stdout)."""
     try:
         return asyncio.run(coro_fn())
     except GasworksError as exc:
         fail(exc, as_json)
+        raise AssertionError("unreachable") from exc
+    except (KeyboardInterrupt, typer.Exit, typer.Abort):
+        raise
+    except Exception as exc:
+        from gasworks.observability.logging import get_logger
+
+        get_logger("gasworks.cli").exception("cli.crashed", error_type=type(exc).__name__)
+        fail(InternalError("An internal error occurred; see the log above."), as_json)
         raise AssertionError("unreachable") from exc

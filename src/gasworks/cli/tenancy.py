@@ -12,6 +12,7 @@ from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.tenancy import service
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut
+from gasworks.validation import validated
 
 tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
 keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
@@ -58,9 +59,9 @@ def tenants_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a tenant."""
-    data = TenantCreate.model_validate({"name": name, "display_name": display_name})
 
     async def body() -> TenantOut:
+        data = validated(TenantCreate, {"name": name, "display_name": display_name})
         async with runtime() as rt, rt.db.session() as s:
             return await service.create_tenant(s, TenantContext.system("-"), data)
 
@@ -110,9 +111,10 @@ def keys_create(
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
-                return await service.create_api_key(
-                    s, ctx, ApiKeyCreate(name=name, role=role, expires_at=expires_at)
+                data = validated(
+                    ApiKeyCreate, {"name": name, "role": role, "expires_at": expires_at}
                 )
+                return await service.create_api_key(s, ctx, data)
 
     created = run(body, as_json)
     if as_json:

@@ -17,10 +17,28 @@ from typing import Any, Protocol
 from sqlalchemy import Table, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 #: advisory lock id used for schema migrations (any stable 64-bit number)
 MIGRATION_LOCK_ID = 7_261_455_001
+
+#: SQLite errors that mean "the file cannot be used now", not "your query is wrong"
+_SQLITE_UNAVAILABLE = ("unable to open database file", "disk i/o error", "database is locked")
+#: asyncpg errors (by class name: asyncpg is an optional extra) for an unusable server
+_PG_UNAVAILABLE = frozenset(
+    {
+        "CannotConnectNowError",
+        "ConnectionDoesNotExistError",
+        "ConnectionFailureError",
+        "TooManyConnectionsError",
+        "AdminShutdownError",
+        "CrashShutdownError",
+        "InvalidCatalogNameError",
+        "InvalidPasswordError",
+        "InvalidAuthorizationSpecificationError",
+    }
+)
 
 
 class DialectOps(Protocol):
@@ -37,6 +55,19 @@ class DialectOps(Protocol):
     def migration_lock(self, conn: AsyncConnection) -> contextlib.AbstractAsyncContextManager[None]:
         """Held while migrations run, so concurrent starts never migrate twice."""
         ...
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the database cannot be reached (→ 503, retryable)."""
+        ...
+
+
+def _is_connection_failure(exc: BaseException) -> bool:
+    """Socket-level failures and connections SQLAlchemy has invalidated."""
+    if isinstance(exc, OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, OSError | TimeoutError)
+    return False
 
 
 class SQLiteOps:
@@ -72,6 +103,12 @@ class SQLiteOps:
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
 
+    def is_unavailable(self, exc: BaseException) -> bool:
+        if isinstance(exc, OperationalError):
+            msg = str(exc.orig).lower()
+            return any(m in msg for m in _SQLITE_UNAVAILABLE)
+        return _is_connection_failure(exc)
+
     @contextlib.asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:
         if self.path is None:
@@ -98,6 +135,12 @@ class PostgresOps:
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)
+
+    def is_unavailable(self, exc: BaseException) -> bool:
+        if _is_connection_failure(exc):
+            return True
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        return type(orig).__name__ in _PG_UNAVAILABLE or type(exc).__name__ in _PG_UNAVAILABLE
 
     @contextlib.asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Iterator
 
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -36,11 +35,17 @@ class Database:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A session in one transaction: committed on success, rolled back on any error."""
-        try:
+        with self.unavailable_as_error():
             async with self.sessionmaker() as session, session.begin():
                 yield session
-        except (OperationalError, DBAPIError) as exc:
-            if _is_connection_error(exc):
+
+    @contextlib.contextmanager
+    def unavailable_as_error(self) -> Iterator[None]:
+        """Translate "cannot reach the database" failures into ``DatabaseUnavailable`` (503)."""
+        try:
+            yield
+        except (DBAPIError, OSError, TimeoutError) as exc:
+            if self.dialect.is_unavailable(exc):
                 raise DatabaseUnavailable(
                     "The database is unreachable; try again shortly.",
                     details={"dialect": self.dialect.name},
@@ -59,13 +64,8 @@ class Database:
         """Bring the schema to the newest revision; safe when many processes start at once."""
         from gasworks.db.migrate import upgrade
 
-        return await upgrade(self)
+        with self.unavailable_as_error():
+            return await upgrade(self)
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-
-
-def _is_connection_error(exc: Any) -> bool:
-    return bool(getattr(exc, "connection_invalidated", False)) or isinstance(
-        getattr(exc, "orig", None), ConnectionError | OSError
-    )

@@ -110,3 +110,7 @@ class StreamChunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    #: on the last chunk from the gateway: registry id of the model that answered
+    model: str | None = None
+    #: on the last chunk from the gateway: exact cost of the call
+    cost: Decimal | None = None

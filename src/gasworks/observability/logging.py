@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, TextIO
 
 import structlog
 
@@ -20,33 +20,61 @@ _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]+")
 _GW_KEY = re.compile(r"gw_[A-Za-z0-9]{6,}_[A-Za-z0-9]+")
 
 
+_MASK = "**********"
+_NOT_SECRET = frozenset({"tokens", "token_count"})
+
+
+def _scrub(value: Any, depth: int = 0) -> Any:
+    """Mask secret-looking keys and key material in strings, inside dicts and lists too."""
+    if isinstance(value, str):
+        return _GW_KEY.sub("gw_" + _MASK, _BEARER.sub(r"\1" + _MASK, value))
+    if depth > 8:
+        return value
+    if isinstance(value, dict):
+        return {
+            k: _MASK
+            if isinstance(k, str) and _SECRET_KEY.search(k) and k not in _NOT_SECRET
+            else _scrub(v, depth + 1)
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [_scrub(v, depth + 1) for v in value]
+    return value
+
+
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for key, value in list(event.items()):
-        if _SECRET_KEY.search(key) and key not in {"tokens", "token_count"}:
-            event[key] = "**********"
-        elif isinstance(value, str):
-            event[key] = _GW_KEY.sub("gw_**********", _BEARER.sub(r"\1**********", value))
+        if _SECRET_KEY.search(key) and key not in _NOT_SECRET:
+            event[key] = _MASK
+        else:
+            event[key] = _scrub(value)
     return event
 
 
-def configure_logging(*, json: bool, level: str = "INFO") -> None:
+def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None = None) -> None:
+    """Configure structlog for the process (may be called again, e.g. by each app).
+
+    Loggers are not cached on first use, so a logger created at import time follows the
+    latest configuration (the CLI configures logging before the server reconfigures it).
+    """
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,  # before _redact: tracebacks get scrubbed too
         _redact,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=(stream or sys.stderr).isatty())
     )
     structlog.configure(
-        processors=[*shared, structlog.processors.format_exc_info, renderer],
+        processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
-        cache_logger_on_first_use=True,
+        logger_factory=structlog.PrintLoggerFactory(file=stream or sys.stderr),
+        cache_logger_on_first_use=False,
     )
 
 

@@ -1,4 +1,10 @@
-"""OpenTelemetry tracing: a tracer provider, an OTLP/HTTP exporter when configured."""
+"""OpenTelemetry tracing: a tracer provider, an OTLP/HTTP exporter when configured.
+
+The process-wide provider is built once and installed as the OpenTelemetry global (which can
+be set only once per process). An app may instead be given its own provider (tests pass one
+with an in-memory exporter); ``tracer()`` then hands out tracers of the provider configured
+last, so spans made by gasworks code nest under the request span of that app.
+"""
 
 from __future__ import annotations
 
@@ -14,36 +20,56 @@ if TYPE_CHECKING:
 
     from gasworks.settings import Settings
 
-_configured = False
+_global: TracerProvider | None = None
+_exporting = False
+_current: trace.TracerProvider | None = None
+
+#: Probes and scrapes are not traced.
+EXCLUDED_URLS = "healthz,readyz,metrics"
 
 
-def configure_tracing(app: FastAPI, settings: Settings) -> bool:
-    """Instrument the app; export spans when ``GASWORKS_OTEL_EXPORTER_OTLP_ENDPOINT`` is set.
+def build_provider(settings: Settings) -> tuple[TracerProvider, bool]:
+    """A provider for this service; with an OTLP/HTTP exporter when an endpoint is set."""
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": settings.otel_service_name})
+    )
+    if not settings.otel_exporter_otlp_endpoint:
+        return provider, False
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
-    Returns whether spans are exported. Instrumentation without an exporter costs little and
-    keeps trace ids flowing from incoming ``traceparent`` headers into logs.
+    endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
+    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    return provider, True
+
+
+def configure_tracing(
+    app: FastAPI, settings: Settings, provider: trace.TracerProvider | None = None
+) -> bool:
+    """Instrument the app; returns whether spans are exported over OTLP.
+
+    Without ``provider``, the process-wide provider is used (built and installed as the
+    OpenTelemetry global on first call). Instrumentation without an exporter costs little and
+    keeps trace ids flowing from incoming ``traceparent`` headers.
     """
-    global _configured
+    global _global, _exporting, _current
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     exporting = False
-    if not _configured:
-        provider = TracerProvider(
-            resource=Resource.create({"service.name": settings.otel_service_name})
-        )
-        if settings.otel_exporter_otlp_endpoint:
-            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-            endpoint = settings.otel_exporter_otlp_endpoint.rstrip("/") + "/v1/traces"
-            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
-            exporting = True
-        trace.set_tracer_provider(provider)
-        _configured = True
+    if provider is None:
+        if _global is None:
+            _global, _exporting = build_provider(settings)
+            trace.set_tracer_provider(_global)
+        provider, exporting = _global, _exporting
+    _current = provider
     FastAPIInstrumentor.instrument_app(
-        app, excluded_urls="healthz,readyz,metrics", exclude_spans=["receive", "send"]
+        app,
+        tracer_provider=provider,
+        excluded_urls=EXCLUDED_URLS,
+        exclude_spans=["receive", "send"],
     )
     return exporting
 
 
 def tracer() -> trace.Tracer:
-    return trace.get_tracer("gasworks")
+    """The gasworks tracer (of the provider configured last, else the global one)."""
+    return trace.get_tracer("gasworks", tracer_provider=_current)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -62,6 +63,11 @@ async def list_tenants(session: AsyncSession, ctx: TenantContext) -> list[Tenant
     if not ctx.is_platform_admin:
         query = query.where(TenantRow.id == ctx.tenant_id)
     return [TenantOut.model_validate(r) for r in (await session.scalars(query)).all()]
+
+
+async def has_tenants(session: AsyncSession) -> bool:
+    """Whether any tenant exists (first-run detection; not exposed to tenant callers)."""
+    return (await session.scalar(select(TenantRow.id).limit(1))) is not None
 
 
 async def find_tenant_by_name(session: AsyncSession, name: str) -> TenantOut | None:
@@ -218,8 +224,16 @@ async def revoke_api_key(session: AsyncSession, ctx: TenantContext, key_id: str)
 # --- authentication -----------------------------------------------------------------------
 
 
-async def authenticate(session: AsyncSession, plaintext: str) -> TenantContext | None:
-    """The context of a valid, unrevoked, unexpired key; None otherwise."""
+@dataclass(frozen=True, slots=True)
+class VerifiedKey:
+    """A key that passed verification: the caller's context and when the key expires."""
+
+    ctx: TenantContext
+    expires_at: datetime | None
+
+
+async def verify_key(session: AsyncSession, plaintext: str) -> VerifiedKey | None:
+    """A valid, unrevoked, unexpired key's context and expiry; None otherwise."""
     prefix = keys.parse_prefix(plaintext)
     if prefix is None:
         return None
@@ -237,7 +251,7 @@ async def authenticate(session: AsyncSession, plaintext: str) -> TenantContext |
         return None
     if key.expires_at is not None and key.expires_at <= utcnow():
         return None
-    return TenantContext(
+    ctx = TenantContext(
         tenant_id=key.tenant_id,
         principal_id=principal.id,
         role=Role(principal.role),
@@ -245,6 +259,13 @@ async def authenticate(session: AsyncSession, plaintext: str) -> TenantContext |
         api_key_id=key.id,
         tenant_name=tenant_name,
     )
+    return VerifiedKey(ctx=ctx, expires_at=key.expires_at)
+
+
+async def authenticate(session: AsyncSession, plaintext: str) -> TenantContext | None:
+    """The context of a valid, unrevoked, unexpired key; None otherwise."""
+    verified = await verify_key(session, plaintext)
+    return None if verified is None else verified.ctx
 
 
 async def touch_key(session: AsyncSession, key_id: str, when: datetime) -> None:

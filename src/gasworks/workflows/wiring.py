@@ -27,12 +27,23 @@ class SqlConversations:
             await service.save_conversation(s, tenant_id, workflow_id, conv)
 
 
+#: runtime.services keys that replace a port (tests, embedding applications)
+MODELS_OVERRIDE = "workflows.models"
+PROMPTS_OVERRIDE = "workflows.prompts"
+
+
 def build_ports(runtime: Runtime) -> Ports:
-    """Ports from the services other domains registered on the runtime (if present)."""
-    models = runtime.services.get("gateway")
-    prompts = runtime.services.get("workflow_prompts")
+    """The model gateway (budgets, breakers, fallbacks and the ledger are its hooks), the
+    prompt resolver, and the database's conversations."""
+    override = runtime.services.get(MODELS_OVERRIDE)
+    models: ModelCaller | None = override if isinstance(override, ModelCaller) else None
+    if models is None:
+        from gasworks.llm.runtime import SERVICE, get_gateway
+
+        models = get_gateway(runtime) if SERVICE in runtime.services else None
+    prompts = runtime.services.get(PROMPTS_OVERRIDE)
     return Ports(
-        models=models if isinstance(models, ModelCaller) else None,
+        models=models,
         prompts=prompts if isinstance(prompts, PromptSource) else None,
         conversations=SqlConversations(runtime.db),
     )

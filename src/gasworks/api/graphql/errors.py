@@ -12,10 +12,24 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
 from gasworks.api.middleware import current_request_id
-from gasworks.errors import GasworksError
+from gasworks.errors import (
+    GasworksError,
+    GraphQLQueryTooDeep,
+    GraphQLQueryTooLarge,
+    GraphQLValidationFailed,
+)
 from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.graphql")
+
+
+def _document_error_code(error: GraphQLError) -> str:
+    """The code of an error in the document itself (graphql-core/strawberry give no codes)."""
+    if "exceeds maximum operation depth" in error.message or "nested too deeply" in error.message:
+        return GraphQLQueryTooDeep.code
+    if "Document contains more than" in error.message or "aliases" in error.message:
+        return GraphQLQueryTooLarge.code
+    return GraphQLValidationFailed.code
 
 
 class ErrorCodes(SchemaExtension):
@@ -38,7 +52,7 @@ class ErrorCodes(SchemaExtension):
         if orig is None:  # a syntax/validation error of the query itself
             ext = {
                 **(error.extensions or {}),
-                "code": "GRAPHQL_VALIDATION_FAILED",
+                "code": _document_error_code(error),
                 "requestId": rid,
             }
             return GraphQLError(

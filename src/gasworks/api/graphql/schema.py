@@ -3,19 +3,26 @@
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import QueryDepthLimiter
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
 from gasworks.api.graphql.context import GqlContext, get_gql_context
 from gasworks.api.graphql.errors import ErrorCodes
+from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
 from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery, WorkflowsQuery]
-MUTATIONS: list[type] = [TenancyMutation, WorkflowsMutation]
+QUERIES: list[type] = [TenancyQuery, ModelsQuery, WorkflowsQuery]
+MUTATIONS: list[type] = [TenancyMutation, ModelsMutation, WorkflowsMutation]
+
+#: Bounds on one document. The depth limit does not count introspection fields (GraphiQL's
+#: own schema query nests deeper than any real query should), so the token and alias bounds
+#: are what keep a hostile introspection query cheap.
+MAX_TOKENS = 5000
+MAX_ALIASES = 30
 
 
 def build_schema(max_depth: int) -> strawberry.Schema:
@@ -24,7 +31,12 @@ def build_schema(max_depth: int) -> strawberry.Schema:
     return strawberry.Schema(
         query=query,
         mutation=mutation,
-        extensions=[lambda: QueryDepthLimiter(max_depth=max_depth), ErrorCodes],
+        extensions=[
+            lambda: QueryDepthLimiter(max_depth=max_depth),
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            ErrorCodes,
+        ],
     )
 
 

@@ -9,6 +9,7 @@ import strawberry
 from gasworks.api.graphql.context import GqlContext
 from gasworks.tenancy import service
 from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyOut, PrincipalOut, TenantOut
+from gasworks.validation import validated
 
 
 @strawberry.type(name="Tenant")
@@ -120,7 +121,7 @@ class TenancyMutation:
     async def create_api_key(
         self, info: strawberry.Info[GqlContext, None], name: str, role: str = "viewer"
     ) -> CreatedApiKeyType:
-        data = ApiKeyCreate.model_validate({"name": name, "role": role})
+        data = validated(ApiKeyCreate, {"name": name, "role": role})
         async with info.context.runtime.db.session() as s:
             created = await service.create_api_key(s, info.context.ctx, data)
         return CreatedApiKeyType(key=created.key, api_key=ApiKeyType.of(created.api_key))
@@ -128,4 +129,6 @@ class TenancyMutation:
     @strawberry.mutation
     async def revoke_api_key(self, info: strawberry.Info[GqlContext, None], id: str) -> ApiKeyType:
         async with info.context.runtime.db.session() as s:
-            return ApiKeyType.of(await service.revoke_api_key(s, info.context.ctx, id))
+            revoked = await service.revoke_api_key(s, info.context.ctx, id)
+        info.context.forget_key(revoked.id)
+        return ApiKeyType.of(revoked)

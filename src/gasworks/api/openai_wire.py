@@ -1,0 +1,259 @@
+"""OpenAI Chat Completions wire format: request validation and response rendering.
+
+Requests are validated with pydantic and converted to the shared ``ChatRequest``; responses
+and SSE chunks are rendered as plain dicts / pre-formatted strings (the streaming hot path
+formats each chunk with one ``json.dumps`` of the delta text).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from gasworks.errors import GasworksError
+from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+
+_ROLE_MAP = {"developer": "system"}
+#: OpenAI parameters passed through to providers untouched (where they understand them)
+PASS_THROUGH = frozenset(
+    {
+        "seed",
+        "frequency_penalty",
+        "presence_penalty",
+        "logit_bias",
+        "parallel_tool_calls",
+        "reasoning_effort",
+        "service_tier",
+        "metadata",
+    }
+)
+
+
+class WireMessage(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    content: str | list[dict[str, Any]] | None = None
+    name: str | None = None
+    tool_call_id: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class StreamOptions(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    include_usage: bool = True
+
+
+class ChatCompletionRequest(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    model: str | None = Field(default=None, max_length=300)
+    messages: list[WireMessage] = Field(min_length=1)
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    stop: str | list[str] | None = None
+    stream: bool = False
+    stream_options: StreamOptions | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    user: str | None = None
+    n: int = Field(default=1, ge=1)
+    #: gasworks extensions (send with the openai client's ``extra_body``)
+    cost_limit: Decimal | None = Field(default=None, ge=0)
+    truncate: bool = False
+
+    @field_validator("n")
+    @classmethod
+    def _one_choice(cls, v: int) -> int:
+        if v != 1:
+            raise ValueError("only n=1 is supported")
+        return v
+
+    def to_chat_request(self) -> ChatRequest:
+        extra = {k: v for k, v in (self.model_extra or {}).items() if k in PASS_THROUGH}
+        stop = [self.stop] if isinstance(self.stop, str) else self.stop
+        return ChatRequest(
+            model=self.model or None,
+            messages=[
+                Message(
+                    role=_ROLE_MAP.get(m.role, m.role),  # type: ignore[arg-type]
+                    content=m.content if m.content is not None else "",
+                    name=m.name,
+                    tool_call_id=m.tool_call_id,
+                    tool_calls=m.tool_calls,
+                )
+                for m in self.messages
+            ],
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            stop=stop,
+            tools=self.tools,
+            tool_choice=self.tool_choice,
+            response_format=self.response_format,
+            user=self.user,
+            cost_limit=self.cost_limit,
+            truncate=self.truncate,
+            extra=extra,
+        )
+
+
+def completion_id() -> str:
+    return f"chatcmpl-{uuid.uuid4().hex}"
+
+
+def usage_dict(u: Usage) -> dict[str, Any]:
+    return {
+        "prompt_tokens": u.input_tokens,
+        "completion_tokens": u.output_tokens,
+        "total_tokens": u.total_tokens,
+        "prompt_tokens_details": {"cached_tokens": u.cached_input_tokens},
+    }
+
+
+def _gasworks_meta(
+    provider: str | None, cost: Decimal | None, u: Usage | None, demo: bool, notes: dict[str, Any]
+) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "provider": provider,
+        "cost": str(cost) if cost is not None else None,
+        "usageEstimated": bool(u and u.estimated),
+        "demo": demo,
+    }
+    meta.update(notes)
+    return meta
+
+
+def render_completion(result: ChatResult) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": result.text}
+    if result.tool_calls:
+        message["tool_calls"] = result.tool_calls
+        if not result.text:
+            message["content"] = None
+    return {
+        "id": completion_id(),
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": result.model,
+        "system_fingerprint": "gasworks-demo" if result.demo else "gasworks",
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": result.finish_reason.value,
+                "logprobs": None,
+            }
+        ],
+        "usage": usage_dict(result.usage),
+        "gasworks": _gasworks_meta(
+            result.provider, result.cost, result.usage, result.demo, result.notes
+        ),
+    }
+
+
+class ChunkRenderer:
+    """Formats one stream's SSE events; the per-chunk cost is one ``json.dumps``."""
+
+    def __init__(self, model: str, include_usage: bool, demo: bool) -> None:
+        self.include_usage = include_usage
+        self.demo = demo
+        self.model = model
+        self._head = (
+            f'data: {{"id":"{completion_id()}","object":"chat.completion.chunk",'
+            f'"created":{int(time.time())},"model":{json.dumps(model)},'
+            f'"system_fingerprint":"{"gasworks-demo" if demo else "gasworks"}",'
+        )
+        self._first = True
+
+    def chunk(self, c: StreamChunk) -> str:
+        out = ""
+        if self._first:
+            self._first = False
+            out = self._head + (
+                '"choices":[{"index":0,"delta":{"role":"assistant","content":""},'
+                '"finish_reason":null}]}\n\n'
+            )
+        if c.tool_calls:
+            delta: dict[str, Any] = {"tool_calls": c.tool_calls}
+            if c.delta:
+                delta["content"] = c.delta
+            out += (
+                self._head + f'"choices":[{{"index":0,"delta":{json.dumps(delta)},'
+                '"finish_reason":null}]}\n\n'
+            )
+        elif c.delta:
+            out += (
+                self._head + f'"choices":[{{"index":0,"delta":{{"content":{json.dumps(c.delta)}}},'
+                '"finish_reason":null}]}\n\n'
+            )
+        if c.finish_reason is not None:
+            out += self._final(c.finish_reason, c)
+        return out
+
+    def _final(self, finish: FinishReason, c: StreamChunk) -> str:
+        model = c.model or self.model
+        head = (
+            self._head
+            if model == self.model
+            else self._head.replace(
+                f'"model":{json.dumps(self.model)}', f'"model":{json.dumps(model)}'
+            )
+        )
+        out = (
+            head + f'"choices":[{{"index":0,"delta":{{}},"finish_reason":"{finish.value}"}}]}}\n\n'
+        )
+        if self.include_usage and c.usage is not None:
+            meta = _gasworks_meta(None, c.cost, c.usage, self.demo, {})
+            meta.pop("provider")
+            out += (
+                head + f'"choices":[],"usage":{json.dumps(usage_dict(c.usage))},'
+                f'"gasworks":{json.dumps(meta)}}}\n\n'
+            )
+        return out + "data: [DONE]\n\n"
+
+
+_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "invalid_request_error",
+    422: "invalid_request_error",
+    429: "rate_limit_error",
+}
+
+
+def error_body(exc: GasworksError) -> dict[str, Any]:
+    """OpenAI's error shape with the gasworks code inside."""
+    param = exc.details.get("param")
+    if param is None and exc.code == "VALIDATION_FAILED":
+        errors = exc.details.get("errors") or []
+        path = str(errors[0].get("path") or "") if errors else ""
+        # OpenAI names the body field itself ("messages"), not its location ("body.messages")
+        param = path.removeprefix("body.") or None
+    if param is None and exc.code == "MODEL_NOT_FOUND":
+        param = "model"
+    return {
+        "error": {
+            "message": exc.message,
+            "type": _TYPES.get(
+                exc.status, "api_error" if exc.status >= 500 else "invalid_request_error"
+            ),
+            "param": param,
+            "code": exc.code,
+        }
+    }
+
+
+def stream_error_event(exc: GasworksError) -> str:
+    return f"data: {json.dumps(error_body(exc))}\n\n"

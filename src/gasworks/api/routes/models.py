@@ -1,0 +1,100 @@
+"""Model registry management: ``/api/models``.
+
+Everyone authenticated may list and read entries; creating, changing, disabling and resetting
+entries needs a platform administrator (entries are platform-wide, see ``llm/tables.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, status
+from pydantic import BaseModel
+
+from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.llm.registry import admin
+from gasworks.llm.registry.schema import ModelEntry
+from gasworks.llm.runtime import get_registry, refresh
+
+router = APIRouter(prefix="/api/models", tags=["models"])
+
+
+class ModelOut(ModelEntry):
+    """A registry entry as the API shows it."""
+
+    #: where the entry comes from: catalog (shipped or GASWORKS_MODELS_FILE) or api
+    source: str = "catalog"
+    #: True when an API overlay changes a catalog entry
+    overridden: bool = False
+
+
+def _out(runtime: Any, e: ModelEntry) -> ModelOut:
+    registry = get_registry(runtime)
+    base = registry.base_entry(e.id)
+    return ModelOut.model_validate(
+        {
+            **e.model_dump(),
+            "source": "catalog" if base is not None else "api",
+            "overridden": base is not None and e.id in registry.overlays,
+        }
+    )
+
+
+@router.get("", summary="Registry entries")
+async def list_models(
+    ctx: ContextDep,
+    runtime: RuntimeDep,
+    include_disabled: bool = Query(False, alias="includeDisabled"),
+) -> list[ModelOut]:
+    entries = get_registry(runtime).entries(include_disabled=include_disabled)
+    return [_out(runtime, e) for e in entries]
+
+
+@router.get("/{model_id:path}", summary="One registry entry")
+async def get_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> ModelOut:
+    return _out(runtime, get_registry(runtime).get(model_id, include_disabled=True))
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Add a model (platform admin)")
+async def create_model(body: dict[str, Any], ctx: ContextDep, runtime: RuntimeDep) -> ModelOut:
+    async with runtime.db.session() as s:
+        entry = await admin.create_model(s, ctx, get_registry(runtime), body)
+    await refresh(runtime)
+    return _out(runtime, get_registry(runtime).get(entry.id, include_disabled=True))
+
+
+@router.patch("/{model_id:path}", summary="Change a model's fields (platform admin)")
+async def update_model(
+    model_id: str, body: dict[str, Any], ctx: ContextDep, runtime: RuntimeDep
+) -> ModelOut:
+    async with runtime.db.session() as s:
+        entry = await admin.update_model(s, ctx, get_registry(runtime), model_id, body)
+    await refresh(runtime)
+    return _out(runtime, get_registry(runtime).get(entry.id, include_disabled=True))
+
+
+class EnabledBody(BaseModel):
+    enabled: bool
+
+
+@router.put("/{model_id:path}/enabled", summary="Enable or disable a model (platform admin)")
+async def set_enabled(
+    model_id: str, body: EnabledBody, ctx: ContextDep, runtime: RuntimeDep
+) -> ModelOut:
+    async with runtime.db.session() as s:
+        entry = await admin.update_model(
+            s, ctx, get_registry(runtime), model_id, {"enabled": body.enabled}
+        )
+    await refresh(runtime)
+    return _out(runtime, get_registry(runtime).get(entry.id, include_disabled=True))
+
+
+@router.delete(
+    "/{model_id:path}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Drop API changes: a catalog model returns to its shipped entry, an API model goes",
+)
+async def reset_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> None:
+    async with runtime.db.session() as s:
+        await admin.reset_model(s, ctx, get_registry(runtime), model_id)
+    await refresh(runtime)

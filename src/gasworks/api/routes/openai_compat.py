@@ -1,0 +1,115 @@
+"""The OpenAI-compatible gateway: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+
+Any OpenAI client works against it with a gasworks API key as its ``api_key``. Errors on
+``/v1/`` use OpenAI's error shape (``{"error": {"message", "type", "param", "code"}}``) with
+the gasworks code in ``code``. A stream's errors before its first chunk get a proper HTTP
+status; after it, an ``error`` event ends the stream (the official clients raise on it).
+Every authenticated key may call models: spending is bounded by budgets, not by role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.api.errors import ALTERNATE_RENDERERS
+from gasworks.api.middleware import current_request_id
+from gasworks.api.openai_wire import (
+    ChatCompletionRequest,
+    ChunkRenderer,
+    error_body,
+    render_completion,
+    stream_error_event,
+)
+from gasworks.errors import GasworksError, InternalError
+from gasworks.llm.registry.schema import ModelEntry
+from gasworks.llm.runtime import get_gateway, get_registry
+from gasworks.llm.types import CallScope, StreamChunk
+from gasworks.observability.logging import get_logger
+
+router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+log = get_logger("gasworks.api.openai")
+
+
+def render_openai_error(exc: GasworksError) -> JSONResponse:
+    headers = {}
+    retry_after = exc.details.get("retryAfterSeconds")
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, int(retry_after)))
+    return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
+
+
+ALTERNATE_RENDERERS["/v1/"] = render_openai_error
+
+
+def _model_card(e: ModelEntry) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "object": "model",
+        "created": 0,
+        "owned_by": e.provider.value,
+        "gasworks": {
+            "kind": e.kind.value,
+            "contextWindow": e.context_window,
+            "maxOutputTokens": e.max_output_tokens,
+            "capabilities": e.capabilities.model_dump(),
+            "deprecationDate": e.deprecation_date.isoformat() if e.deprecation_date else None,
+        },
+    }
+
+
+@router.get("/models", summary="Models callable through this gateway")
+async def list_models(ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
+    entries = get_registry(runtime).entries()
+    return {"object": "list", "data": [_model_card(e) for e in entries]}
+
+
+@router.get("/models/{model_id:path}", summary="One model")
+async def get_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
+    return _model_card(get_registry(runtime).get(model_id))
+
+
+@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+async def chat_completions(
+    body: ChatCompletionRequest, ctx: ContextDep, runtime: RuntimeDep
+) -> Any:
+    gateway = get_gateway(runtime)
+    req = body.to_chat_request()
+    scope = CallScope(
+        tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id, request_id=current_request_id()
+    )
+    if not body.stream:
+        return JSONResponse(render_completion(await gateway.chat(scope, req)))
+    chunks = gateway.stream(scope, req).__aiter__()
+    # pull the first chunk now: failures before any output get a real HTTP status
+    first = await chunks.__anext__()
+    model = gateway.registry.resolve(req.model)
+    include_usage = body.stream_options.include_usage if body.stream_options else True
+    renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
+    return StreamingResponse(
+        _events(renderer, first, chunks),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+async def _events(
+    renderer: ChunkRenderer, first: StreamChunk, chunks: AsyncIterator[StreamChunk]
+) -> AsyncIterator[str]:
+    try:
+        yield renderer.chunk(first)
+        async for c in chunks:
+            yield renderer.chunk(c)
+    except GasworksError as exc:
+        yield stream_error_event(exc)
+    except Exception:
+        log.exception("stream.crashed")
+        yield stream_error_event(InternalError("The stream failed; the error has been logged."))
+    finally:
+        close = getattr(chunks, "aclose", None)
+        if close is not None:
+            await close()

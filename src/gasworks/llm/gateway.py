@@ -1,0 +1,429 @@
+"""The gateway: every model call in gasworks goes through ``Gateway.chat`` / ``Gateway.stream``.
+
+For one call it resolves the model in the registry (O(1)), refuses parameters the model cannot
+honour, runs the call hooks (breakers, budgets, ledger) around each provider attempt, retries
+retryable provider errors with exponential backoff and jitter (tenacity) honouring
+``Retry-After``, falls back to the model's configured fallbacks when the model is unavailable
+or its retries are exhausted, and prices the usage exactly (``Decimal``).
+
+Hot path (demo model, no hooks): one cached dict lookup, a capability check, the provider call
+and the pricing — no tenacity object, no logging, no allocation beyond the result. Tenacity is
+only entered after a first attempt failed with a retryable error.
+
+A stream is retried (and may fall back) only until its first chunk: once text has reached the
+caller, a failure is reported to the caller instead of being papered over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import random
+import time
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TypeVar
+
+from prometheus_client import Counter
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from gasworks.errors import GasworksError, ModelUnavailable, ProviderError
+from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
+from gasworks.llm.hooks import CANCELLED, OK, CallHooks, CallOutcome
+from gasworks.llm.metrics import MODEL_CALLS, MODEL_COST, MODEL_TOKENS
+from gasworks.llm.providers.base import check_capabilities
+from gasworks.llm.providers.factory import ProviderSet
+from gasworks.llm.registry.registry import ModelRegistry
+from gasworks.llm.registry.resolved import ResolvedModel
+from gasworks.llm.types import CallScope, ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
+from gasworks.observability.logging import get_logger
+
+T = TypeVar("T")
+log = get_logger("gasworks.llm.gateway")
+
+
+@dataclass(slots=True)
+class RetryPolicy:
+    max_retries: int = 2
+    initial: float = 0.5
+    max_wait: float = 20.0
+    #: a Retry-After longer than this is not waited out: the error goes up (or to a fallback)
+    retry_after_max: float = 30.0
+
+
+def _should_retry(policy: RetryPolicy) -> Callable[[BaseException], bool]:
+    def check(exc: BaseException) -> bool:
+        if not isinstance(exc, ProviderError) or not exc.retryable:
+            return False
+        return exc.retry_after is None or exc.retry_after <= policy.retry_after_max
+
+    return check
+
+
+class _RetryAfterOr:
+    """tenacity wait: the provider's ``Retry-After`` when given, else the fallback strategy."""
+
+    def __init__(self, fallback: wait_exponential_jitter) -> None:
+        self.fallback = fallback
+
+    def __call__(self, state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if isinstance(exc, ProviderError) and exc.retry_after is not None:
+            return exc.retry_after
+        return float(self.fallback(state))
+
+
+def _failure_outcome(exc: GasworksError, attempt: int, started: float) -> CallOutcome:
+    return CallOutcome(
+        status=exc.code,
+        counts_against_provider=bool(getattr(exc, "counts_against_provider", False)),
+        latency_ms=(time.perf_counter() - started) * 1000,
+        attempt=attempt,
+        error=exc,
+    )
+
+
+class Gateway:
+    def __init__(
+        self,
+        registry: ModelRegistry,
+        providers: ProviderSet,
+        *,
+        default_timeout: float = 60.0,
+        retry: RetryPolicy | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.registry = registry
+        self.providers = providers
+        self.default_timeout = default_timeout
+        self.retry = retry or RetryPolicy()
+        self.sleep = sleep
+        #: call hooks, run in order before and in reverse order after each attempt
+        self.hooks: list[CallHooks] = []
+        self._retry_check = _should_retry(self.retry)
+
+    # --- public API -------------------------------------------------------------------------
+
+    async def chat(self, scope: CallScope, req: ChatRequest) -> ChatResult:
+        model = self.registry.resolve(req.model)
+        check_capabilities(model, req, streaming=False)
+        if not self.hooks and not model.entry.fallbacks:
+            # the common case, kept flat
+            return await self._with_retries(model, lambda a: self._chat_once(scope, model, req, a))
+        tried: list[dict[str, str]] = []
+        candidates = self._candidates(model, req, streaming=False)
+        last = len(candidates) - 1
+        for i, candidate in enumerate(candidates):
+            try:
+                result = await self._with_retries(
+                    candidate, functools.partial(self._chat_once, scope, candidate, req)
+                )
+            except GasworksError as exc:
+                if not self._falls_back(exc) or i == last:
+                    raise
+                tried.append({"model": candidate.id, "code": exc.code})
+                log.warning("model.fallback", model=candidate.id, code=exc.code)
+                continue
+            if tried:
+                result.notes["fallbacks"] = tried
+                result.notes["requestedModel"] = model.id
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def stream(self, scope: CallScope, req: ChatRequest) -> AsyncIterator[StreamChunk]:
+        """Chunks of the answer; the last one carries finish reason, usage, model and cost."""
+        model = self.registry.resolve(req.model)
+        check_capabilities(model, req, streaming=True)
+        tried: list[dict[str, str]] = []
+        opened: _OpenStream | None = None
+        candidates = self._candidates(model, req, streaming=True)
+        last = len(candidates) - 1
+        for i, candidate in enumerate(candidates):
+            try:
+                opened = await self._with_retries(
+                    candidate, functools.partial(self._open_stream, scope, candidate, req)
+                )
+                break
+            except GasworksError as exc:
+                if not self._falls_back(exc) or i == last:
+                    raise
+                tried.append({"model": candidate.id, "code": exc.code})
+                log.warning("model.fallback", model=candidate.id, code=exc.code, streamed=True)
+        assert opened is not None
+        if tried:
+            opened.first.model = opened.model.id
+        drain = self._drain(scope, req, opened)
+        try:
+            async for chunk in drain:
+                yield chunk
+        finally:
+            # closing this generator must run _drain's accounting now, not at GC time
+            await drain.aclose()
+
+    # --- one attempt ------------------------------------------------------------------------
+
+    def _timeout(self, model: ResolvedModel) -> float:
+        return model.entry.timeout_seconds or self.default_timeout
+
+    async def _before(
+        self, scope: CallScope, model: ResolvedModel, req: ChatRequest, attempt: int
+    ) -> list[tuple[CallHooks, object]]:
+        tokens: list[tuple[CallHooks, object]] = []
+        try:
+            for hook in self.hooks:
+                tokens.append((hook, await hook.before_call(scope, model, req)))
+        except GasworksError as exc:
+            await self._after(tokens, scope, model, _failure_outcome(exc, attempt, 0.0))
+            raise
+        return tokens
+
+    @staticmethod
+    async def _after(
+        tokens: list[tuple[CallHooks, object]],
+        scope: CallScope,
+        model: ResolvedModel,
+        outcome: CallOutcome,
+    ) -> None:
+        for hook, token in reversed(tokens):
+            try:
+                await hook.after_call(token, scope, model, outcome)
+            except Exception:
+                log.exception("model.after_call_failed", model=model.id)
+
+    async def _chat_once(
+        self, scope: CallScope, model: ResolvedModel, req: ChatRequest, attempt: int
+    ) -> ChatResult:
+        provider = self.providers.for_model(model)
+        tokens = await self._before(scope, model, req, attempt) if self.hooks else None
+        started = time.perf_counter()
+        try:
+            result = await provider.chat(model, req, self._timeout(model))
+        except GasworksError as exc:
+            _count(model, exc.code)
+            if tokens:
+                await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
+            raise
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        result.model = model.id
+        result.cost = cost = model.cost(result.usage)
+        _account(model, result.usage, cost)
+        if tokens:
+            outcome = CallOutcome(
+                status=OK,
+                usage=result.usage,
+                cost=cost,
+                latency_ms=result.latency_ms,
+                estimated=result.usage.estimated,
+                attempt=attempt,
+            )
+            await self._after(tokens, scope, model, outcome)
+        return result
+
+    async def _open_stream(
+        self, scope: CallScope, model: ResolvedModel, req: ChatRequest, attempt: int
+    ) -> _OpenStream:
+        """Start a stream and read up to its first chunk (the part that may be retried)."""
+        provider = self.providers.for_model(model)
+        tokens = await self._before(scope, model, req, attempt) if self.hooks else []
+        started = time.perf_counter()
+        agen = provider.stream(model, req, self._timeout(model)).__aiter__()
+        try:
+            first = await agen.__anext__()
+        except StopAsyncIteration:
+            exc: GasworksError = ProviderError(
+                f"{model.provider} ended the stream without any data.",
+                details={"model": model.id},
+            )
+            await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
+            raise exc from None
+        except GasworksError as exc:
+            _count(model, exc.code)
+            await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
+            raise
+        return _OpenStream(model, agen, first, tokens, started, attempt)
+
+    async def _drain(
+        self, scope: CallScope, req: ChatRequest, s: _OpenStream
+    ) -> AsyncGenerator[StreamChunk, None]:
+        model = s.model
+        parts: list[str] = []
+        ttft: float | None = None
+        status = CANCELLED
+        usage: Usage | None = None
+        error: GasworksError | None = None
+        chunk: StreamChunk | None = s.first
+        try:
+            while chunk is not None:
+                if chunk.delta:
+                    parts.append(chunk.delta)
+                    if ttft is None:
+                        ttft = (time.perf_counter() - s.started) * 1000
+                if chunk.usage is not None or chunk.finish_reason is not None:
+                    usage = chunk.usage or self._estimate(model, req, parts)
+                    chunk.usage = usage
+                    chunk.model = model.id
+                    chunk.cost = model.cost(usage)
+                    chunk.finish_reason = chunk.finish_reason or FinishReason.STOP
+                    status = OK
+                    yield chunk
+                    break
+                yield chunk
+                try:
+                    chunk = await s.agen.__anext__()
+                except StopAsyncIteration:
+                    chunk = None
+            if status != OK:
+                # the provider's iterator ended without a final chunk: account it ourselves
+                usage = self._estimate(model, req, parts)
+                status = OK
+                yield StreamChunk(
+                    finish_reason=FinishReason.STOP,
+                    usage=usage,
+                    model=model.id,
+                    cost=model.cost(usage),
+                )
+        except GasworksError as exc:
+            status, error = exc.code, exc
+            _count(model, exc.code)
+            raise
+        finally:
+            await _aclose(s.agen)
+            if usage is None:
+                usage = self._estimate(model, req, parts)
+            cost = model.cost(usage)
+            if status == OK:
+                _account(model, usage, cost)
+            if s.tokens:
+                outcome = CallOutcome(
+                    status=status,
+                    usage=usage,
+                    cost=cost,
+                    counts_against_provider=bool(
+                        error is not None and getattr(error, "counts_against_provider", False)
+                    ),
+                    latency_ms=(time.perf_counter() - s.started) * 1000,
+                    time_to_first_token_ms=ttft,
+                    estimated=usage.estimated,
+                    streamed=True,
+                    attempt=s.attempt,
+                    error=error,
+                )
+                await self._after(s.tokens, scope, model, outcome)
+
+    @staticmethod
+    def _estimate(model: ResolvedModel, req: ChatRequest, parts: list[str]) -> Usage:
+        ratio = model.entry.fallback_token_ratio
+        return Usage(
+            input_tokens=estimate_prompt_tokens(req.messages, ratio),
+            output_tokens=estimate_tokens("".join(parts), ratio),
+            estimated=True,
+        )
+
+    # --- retries and fallbacks --------------------------------------------------------------
+
+    async def _with_retries(self, model: ResolvedModel, fn: Callable[[int], Awaitable[T]]) -> T:
+        try:
+            return await fn(1)
+        except ProviderError as exc:
+            retries = model.entry.max_retries
+            if retries is None:
+                retries = self.retry.max_retries
+            if retries == 0 or not self._retry_check(exc):
+                raise
+            first = exc
+        p = self.retry
+        wait = _RetryAfterOr(
+            wait_exponential_jitter(multiplier=p.initial * 2, max=p.max_wait, jitter=p.initial)
+        )
+        first_wait = first.retry_after
+        if first_wait is None:
+            first_wait = p.initial + random.uniform(0, p.initial)
+        log.warning("model.retry", model=model.id, code=first.code, attempt=1, wait=first_wait)
+        await self.sleep(first_wait)
+        attempt = 1
+        async for state in AsyncRetrying(
+            stop=stop_after_attempt(retries),
+            wait=wait,
+            retry=retry_if_exception(self._retry_check),
+            sleep=self.sleep,
+            reraise=True,
+            before_sleep=lambda rs: log.warning(
+                "model.retry", model=model.id, attempt=rs.attempt_number + 1
+            ),
+        ):
+            with state:
+                attempt += 1
+                return await fn(attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    @staticmethod
+    def _falls_back(exc: GasworksError) -> bool:
+        return isinstance(exc, ModelUnavailable) or (
+            isinstance(exc, ProviderError) and exc.retryable
+        )
+
+    def _candidates(
+        self, model: ResolvedModel, req: ChatRequest, *, streaming: bool
+    ) -> list[ResolvedModel]:
+        out = [model]
+        for fid in model.entry.fallbacks:
+            try:
+                fb = self.registry.resolve(fid)
+                check_capabilities(fb, req, streaming=streaming)
+            except GasworksError as exc:
+                log.warning("model.fallback_skipped", model=model.id, fallback=fid, code=exc.code)
+                continue
+            out.append(fb)
+        return out
+
+
+@dataclass(slots=True)
+class _OpenStream:
+    model: ResolvedModel
+    agen: AsyncIterator[StreamChunk]
+    first: StreamChunk
+    tokens: list[tuple[CallHooks, object]]
+    started: float
+    attempt: int
+
+
+async def _aclose(agen: AsyncIterator[StreamChunk]) -> None:
+    close = getattr(agen, "aclose", None)
+    if close is not None:
+        try:
+            await close()
+        except Exception:
+            log.debug("model.stream_close_failed")
+
+
+_Children = tuple[Counter, Counter, Counter, Counter]
+_CHILDREN: dict[str, _Children] = {}
+
+
+def _count(model: ResolvedModel, status: str) -> None:
+    MODEL_CALLS.labels(model.id, model.provider, status).inc()
+
+
+def _account(model: ResolvedModel, usage: Usage, cost: Decimal) -> None:
+    children = _CHILDREN.get(model.id)
+    if children is None:
+        children = (
+            MODEL_CALLS.labels(model.id, model.provider, OK),
+            MODEL_TOKENS.labels(model.id, "input"),
+            MODEL_TOKENS.labels(model.id, "output"),
+            MODEL_COST.labels(model.id),
+        )
+        _CHILDREN[model.id] = children
+    calls, tin, tout, cst = children
+    calls.inc()
+    tin.inc(usage.input_tokens)
+    tout.inc(usage.output_tokens)
+    if cost:
+        cst.inc(float(cost))

@@ -1,0 +1,274 @@
+"""Anthropic Messages API through the official ``anthropic`` SDK (``AsyncAnthropic``).
+
+OpenAI-style requests are mapped to Messages: system messages become ``system``, tool results
+become ``tool_result`` blocks, OpenAI tool definitions become ``input_schema`` tools, image
+parts become image blocks. Streams use the raw server-sent events (``stream=True``), whose
+``message_start`` / ``message_delta`` carry the usage, so stream usage is always exact. A
+stream without ``message_stop`` is a cut stream. SDK retries are off: the gateway retries.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from gasworks.errors import (
+    GasworksError,
+    MissingDependency,
+    ProviderAuthFailed,
+    ProviderStreamInterrupted,
+)
+from gasworks.llm.providers.base import classify_sdk_error
+from gasworks.llm.registry.resolved import ResolvedModel
+from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+
+try:
+    import anthropic
+except ImportError:  # pragma: no cover - exercised only without the extra
+    anthropic = None  # type: ignore[assignment]
+
+#: Anthropic requires max_tokens; used when the caller gives none
+DEFAULT_MAX_TOKENS = 4096
+
+_FINISH = {
+    "end_turn": FinishReason.STOP,
+    "stop_sequence": FinishReason.STOP,
+    "pause_turn": FinishReason.STOP,
+    "max_tokens": FinishReason.LENGTH,
+    "model_context_window_exceeded": FinishReason.LENGTH,
+    "tool_use": FinishReason.TOOL_CALLS,
+    "refusal": FinishReason.CONTENT_FILTER,
+}
+
+
+def _image_block(part: dict[str, Any]) -> dict[str, Any]:
+    url = str((part.get("image_url") or {}).get("url", ""))
+    if url.startswith("data:"):
+        header, _, data = url.partition(",")
+        media = header[5:].split(";")[0] or "image/png"
+        return {"type": "image", "source": {"type": "base64", "media_type": media, "data": data}}
+    return {"type": "image", "source": {"type": "url", "url": url}}
+
+
+def _content(content: str | list[dict[str, Any]]) -> str | list[dict[str, Any]]:
+    if isinstance(content, str):
+        return content
+    out: list[dict[str, Any]] = []
+    for part in content:
+        kind = part.get("type")
+        if kind == "text":
+            out.append({"type": "text", "text": part.get("text", "")})
+        elif kind == "image_url":
+            out.append(_image_block(part))
+        else:
+            out.append(part)
+    return out
+
+
+def to_messages(messages: list[Message]) -> tuple[str | None, list[dict[str, Any]]]:
+    """OpenAI-style messages as Anthropic's ``system`` and ``messages``."""
+    system: list[str] = []
+    out: list[dict[str, Any]] = []
+    for m in messages:
+        if m.role == "system":
+            system.append(m.text())
+        elif m.role == "tool":
+            block = {"type": "tool_result", "tool_use_id": m.tool_call_id, "content": m.text()}
+            out.append({"role": "user", "content": [block]})
+        elif m.role == "assistant" and m.tool_calls:
+            blocks: list[dict[str, Any]] = []
+            if m.text():
+                blocks.append({"type": "text", "text": m.text()})
+            for call in m.tool_calls:
+                fn = call.get("function", {})
+                args = fn.get("arguments") or "{}"
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": call.get("id"),
+                        "name": fn.get("name"),
+                        "input": json.loads(args) if isinstance(args, str) else args,
+                    }
+                )
+            out.append({"role": "assistant", "content": blocks})
+        else:
+            out.append({"role": m.role, "content": _content(m.content)})
+    return ("\n\n".join(system) if system else None), out
+
+
+def to_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for t in tools:
+        fn = t.get("function", t)
+        tool = {"name": fn["name"], "input_schema": fn.get("parameters") or {"type": "object"}}
+        if fn.get("description"):
+            tool["description"] = fn["description"]
+        out.append(tool)
+    return out
+
+
+def to_tool_choice(choice: Any) -> dict[str, Any] | None:
+    if choice is None:
+        return None
+    if choice == "auto":
+        return {"type": "auto"}
+    if choice == "required":
+        return {"type": "any"}
+    if choice == "none":
+        return {"type": "none"}
+    if isinstance(choice, dict):
+        name = (choice.get("function") or {}).get("name")
+        if name:
+            return {"type": "tool", "name": name}
+    return None
+
+
+def _usage(u: Any, output_tokens: int | None = None) -> Usage:
+    cache_read = getattr(u, "cache_read_input_tokens", None) or 0
+    cache_write = getattr(u, "cache_creation_input_tokens", None) or 0
+    return Usage(
+        input_tokens=(getattr(u, "input_tokens", None) or 0) + cache_read + cache_write,
+        output_tokens=output_tokens if output_tokens is not None else (u.output_tokens or 0),
+        cached_input_tokens=cache_read,
+    )
+
+
+class AnthropicProvider:
+    name = "anthropic"
+
+    def __init__(self, *, api_key: str | None, base_url: str | None) -> None:
+        if anthropic is None:
+            raise MissingDependency(
+                "The Anthropic provider needs the anthropic SDK: pip install 'gasworks[anthropic]'",
+                details={"extra": "anthropic"},
+            )
+        self._error: GasworksError | None = None
+        if not api_key:
+            self._error = ProviderAuthFailed(
+                "No API key for provider anthropic: set ANTHROPIC_API_KEY (environment or "
+                "GASWORKS_SECRETS_FILE), or api_key_env on the model entry.",
+                details={"provider": self.name},
+            )
+        self._client = anthropic.AsyncAnthropic(
+            api_key=api_key or "missing", base_url=base_url, max_retries=0
+        )
+
+    def _params(self, model: ResolvedModel, req: ChatRequest) -> dict[str, Any]:
+        if self._error is not None:
+            raise self._error
+        system, messages = to_messages(req.messages)
+        p: dict[str, Any] = {
+            "model": model.provider_model_id,
+            "messages": messages,
+            "max_tokens": req.max_tokens or min(DEFAULT_MAX_TOKENS, model.entry.max_output_tokens),
+        }
+        if system:
+            p["system"] = system
+        if req.temperature is not None:
+            p["temperature"] = min(req.temperature, 1.0)
+        if req.top_p is not None:
+            p["top_p"] = req.top_p
+        if req.stop:
+            p["stop_sequences"] = req.stop
+        if req.tools:
+            p["tools"] = to_tools(req.tools)
+        choice = to_tool_choice(req.tool_choice)
+        if choice is not None:
+            p["tool_choice"] = choice
+        if req.user:
+            p["metadata"] = {"user_id": req.user}
+        if req.extra:
+            p.update({k: v for k, v in req.extra.items() if k in ("top_k", "thinking")})
+        return p
+
+    async def chat(
+        self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
+    ) -> ChatResult:
+        params = self._params(model, req)
+        try:
+            resp = await self._client.messages.create(**params, timeout=attempt_timeout)
+            texts: list[str] = []
+            calls: list[dict[str, Any]] = []
+            for block in resp.content:
+                if block.type == "text":
+                    texts.append(block.text)
+                elif block.type == "tool_use":
+                    calls.append(
+                        {
+                            "id": block.id,
+                            "type": "function",
+                            "function": {"name": block.name, "arguments": json.dumps(block.input)},
+                        }
+                    )
+            usage = _usage(resp.usage)
+            finish = _FINISH.get(resp.stop_reason or "end_turn", FinishReason.STOP)
+        except Exception as exc:
+            raise classify_sdk_error(self.name, anthropic, exc) from exc
+        return ChatResult(
+            text="".join(texts),
+            finish_reason=finish,
+            usage=usage,
+            model=model.id,
+            provider=self.name,
+            tool_calls=calls or None,
+        )
+
+    async def stream(
+        self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
+    ) -> AsyncIterator[StreamChunk]:
+        params = self._params(model, req)
+        start_usage: Any = None
+        output_tokens = 0
+        finish: FinishReason = FinishReason.STOP
+        stopped = False
+        tool_index: dict[int, int] = {}
+        stream: Any = None
+        try:
+            stream = await self._client.messages.create(
+                **params, stream=True, timeout=attempt_timeout
+            )
+            async for ev in stream:
+                kind = ev.type
+                if kind == "content_block_delta":
+                    d = ev.delta
+                    if d.type == "text_delta":
+                        yield StreamChunk(delta=d.text)
+                    elif d.type == "input_json_delta" and ev.index in tool_index:
+                        call = {
+                            "index": tool_index[ev.index],
+                            "function": {"arguments": d.partial_json},
+                        }
+                        yield StreamChunk(tool_calls=[call])
+                elif kind == "message_start":
+                    start_usage = ev.message.usage
+                elif kind == "content_block_start" and ev.content_block.type == "tool_use":
+                    tool_index[ev.index] = len(tool_index)
+                    block = ev.content_block
+                    call = {
+                        "index": tool_index[ev.index],
+                        "id": block.id,
+                        "type": "function",
+                        "function": {"name": block.name, "arguments": ""},
+                    }
+                    yield StreamChunk(tool_calls=[call])
+                elif kind == "message_delta":
+                    output_tokens = ev.usage.output_tokens or output_tokens
+                    if ev.delta.stop_reason:
+                        finish = _FINISH.get(ev.delta.stop_reason, FinishReason.STOP)
+                elif kind == "message_stop":
+                    stopped = True
+        except Exception as exc:
+            raise classify_sdk_error(self.name, anthropic, exc, streaming=True) from exc
+        finally:
+            if stream is not None:
+                await stream.close()
+        if not stopped or start_usage is None:
+            raise ProviderStreamInterrupted(
+                "anthropic ended the stream before message_stop.",
+                details={"provider": self.name, "model": model.id},
+            )
+        yield StreamChunk(finish_reason=finish, usage=_usage(start_usage, output_tokens))
+
+    async def aclose(self) -> None:
+        await self._client.close()

@@ -1,0 +1,196 @@
+"""The one interface every provider adapter implements, and the shared error classifier.
+
+An adapter turns a ``ChatRequest`` into its vendor's wire call and the answer back into a
+``ChatResult`` / ``StreamChunk`` stream. Every SDK error is translated into the gasworks
+provider error family *inside* the adapter, so nothing above it ever sees a vendor exception.
+Adapters never retry (the SDKs' own retries are switched off): the gateway owns retries,
+fallbacks and accounting.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
+
+import httpx
+
+from gasworks.errors import (
+    CapabilityNotSupported,
+    ContentFiltered,
+    GasworksError,
+    ProviderAuthFailed,
+    ProviderBadRequest,
+    ProviderBadResponse,
+    ProviderError,
+    ProviderRateLimited,
+    ProviderStreamInterrupted,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from gasworks.llm.registry.resolved import ResolvedModel
+from gasworks.llm.registry.schema import ModelKind
+from gasworks.llm.types import ChatRequest, ChatResult, StreamChunk
+
+
+class Provider(Protocol):
+    """A model vendor's wire protocol. ``attempt_timeout`` is seconds for this one attempt."""
+
+    name: str
+
+    async def chat(
+        self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
+    ) -> ChatResult:
+        """One complete answer. ``cost`` is left at zero: the gateway prices usage."""
+        ...
+
+    def stream(
+        self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
+    ) -> AsyncIterator[StreamChunk]:
+        """Chunks of the answer; the last one has ``finish_reason`` and ``usage``.
+
+        Must raise ``ProviderStreamInterrupted`` when the vendor's stream ends before its end
+        marker, and report estimated usage (``Usage.estimated``) when the vendor gave none.
+        """
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def check_capabilities(model: ResolvedModel, req: ChatRequest, *, streaming: bool) -> None:
+    """Refuse, before any network call, parameters the model cannot honour."""
+    caps = model.entry.capabilities
+    problems: list[tuple[str, str]] = []
+    if model.entry.kind is not ModelKind.CHAT:
+        problems.append(("model", "chat completions (it is an embedding model)"))
+    if streaming and not caps.streaming:
+        problems.append(("stream", "streaming"))
+    if (req.tools or req.tool_choice not in (None, "none")) and not caps.function_calling:
+        problems.append(("tools", "function calling"))
+    json_mode = req.response_format and req.response_format.get("type") not in (None, "text")
+    if json_mode and not caps.json_mode:
+        problems.append(("response_format", "JSON mode"))
+    if not caps.multimodal_input:
+        for m in req.messages:
+            if isinstance(m.content, list) and any(p.get("type") != "text" for p in m.content):
+                problems.append(("messages", "multimodal input"))
+                break
+    if problems:
+        param, what = problems[0]
+        raise CapabilityNotSupported(
+            f"Model '{model.id}' does not support {what}.",
+            details={"model": model.id, "param": param, "capability": what},
+        )
+
+
+def parse_retry_after(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds from ``Retry-After`` (seconds or HTTP date) or ``retry-after-ms``."""
+    if not headers:
+        return None
+    raw_ms = headers.get("retry-after-ms")
+    if raw_ms:
+        try:
+            return max(0.0, float(raw_ms) / 1000)
+        except ValueError:
+            pass
+    raw = headers.get("retry-after")
+    if not raw:
+        return None
+    try:
+        return max(0.0, float(raw))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(raw)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+_FILTER_WORDS = ("content filter", "content_filter", "content management policy", "safety")
+
+
+def classify_status(
+    provider: str,
+    status: int,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+) -> ProviderError:
+    """A vendor HTTP status (and message) as a gasworks provider error."""
+    details = {"provider": provider, "providerStatus": status}
+    text = f"{provider} answered {status}: {message}" if message else f"{provider}: {status}"
+    if status == 429:
+        return ProviderRateLimited(text, details=details, retry_after=parse_retry_after(headers))
+    if status in (401, 403):
+        return ProviderAuthFailed(
+            f"{provider} refused the deployment's credentials ({status}); check its API key.",
+            details=details,
+        )
+    if status == 408 or status >= 500:
+        return ProviderUnavailable(text, details=details, retry_after=parse_retry_after(headers))
+    lowered = message.lower()
+    if any(w in lowered for w in _FILTER_WORDS):
+        return ContentFiltered(text, details=details)
+    return ProviderBadRequest(text, details=details)
+
+
+#: error types vendors put in an error *event* of a stream (HTTP status already 200)
+_STREAM_ERROR_STATUS = {
+    "overloaded_error": 529,
+    "api_error": 500,
+    "server_error": 500,
+    "rate_limit_error": 429,
+    "timeout_error": 504,
+}
+
+
+def _sdk_error_message(exc: Any) -> tuple[str, str | None]:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict):
+            return str(err.get("message", ""))[:500], err.get("type")
+    return str(getattr(exc, "message", ""))[:500], None
+
+
+def classify_sdk_error(
+    provider: str, sdk: Any, exc: BaseException, *, streaming: bool = False
+) -> GasworksError:
+    """Errors of the OpenAI / Anthropic SDKs (same exception design) and of httpx."""
+    if isinstance(exc, GasworksError):
+        return exc
+    details = {"provider": provider}
+    if sdk is not None:
+        if isinstance(exc, sdk.APITimeoutError):
+            return ProviderTimeout(f"{provider} did not answer in time.", details=details)
+        if isinstance(exc, sdk.APIConnectionError):
+            cause = type(exc.__cause__ or exc).__name__
+            cls = ProviderStreamInterrupted if streaming else ProviderUnavailable
+            return cls(f"Cannot reach {provider} ({cause}).", details=details)
+        if isinstance(exc, sdk.APIResponseValidationError):
+            return ProviderBadResponse(
+                f"{provider} answered something that is not a valid response.", details=details
+            )
+        if isinstance(exc, sdk.APIStatusError):
+            message, err_type = _sdk_error_message(exc)
+            status = exc.status_code
+            if status < 400:  # an error event inside a 200 stream
+                status = _STREAM_ERROR_STATUS.get(err_type or "", 400)
+            return classify_status(provider, status, message, exc.response.headers)
+        if isinstance(exc, sdk.APIError):
+            message, err_type = _sdk_error_message(exc)
+            status = _STREAM_ERROR_STATUS.get(err_type or "", 500)
+            return classify_status(provider, status, message or exc.message)
+    if isinstance(exc, httpx.TimeoutException):
+        return ProviderTimeout(f"{provider} did not answer in time.", details=details)
+    if isinstance(exc, httpx.TransportError):
+        cls = ProviderStreamInterrupted if streaming else ProviderUnavailable
+        return cls(f"The connection to {provider} broke ({type(exc).__name__}).", details=details)
+    if isinstance(exc, json.JSONDecodeError | ValueError | KeyError | AttributeError | TypeError):
+        return ProviderBadResponse(
+            f"{provider} answered something that is not its documented format.",
+            details={**details, "error": type(exc).__name__},
+        )
+    return ProviderError(f"{provider} failed ({type(exc).__name__}).", details=details)

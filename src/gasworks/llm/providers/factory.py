@@ -1,0 +1,98 @@
+"""Builds and caches one provider client per (provider, endpoint, credential name).
+
+Vendor modules (and so vendor SDKs) are imported only when a model of that provider is first
+called; a missing SDK raises ``MISSING_DEPENDENCY`` naming the extra to install.
+"""
+
+from __future__ import annotations
+
+from gasworks.errors import ConfigurationError
+from gasworks.llm.credentials import Credentials
+from gasworks.llm.providers.base import Provider
+from gasworks.llm.providers.demo import DemoProvider
+from gasworks.llm.registry.resolved import ResolvedModel
+from gasworks.llm.registry.schema import ProviderName
+from gasworks.settings import Settings
+
+
+class ProviderSet:
+    def __init__(self, settings: Settings, credentials: Credentials | None = None) -> None:
+        self.settings = settings
+        self.credentials = credentials or Credentials(settings.secrets_file)
+        self._clients: dict[tuple[str, str | None, str | None], Provider] = {}
+        #: registry id -> provider, so the hot path is one dict hit
+        self._by_model: dict[str, Provider] = {}
+        #: tests and embedders may register a provider under a name of their own
+        self.overrides: dict[str, Provider] = {}
+
+    def for_model(self, model: ResolvedModel) -> Provider:
+        p = self._by_model.get(model.id)
+        if p is None:
+            p = self._build(model)
+            self._by_model[model.id] = p
+        return p
+
+    def forget(self) -> None:
+        """Drop the per-model cache (after a registry change)."""
+        self._by_model.clear()
+
+    def _build(self, model: ResolvedModel) -> Provider:
+        entry = model.entry
+        name = entry.provider
+        override = self.overrides.get(name.value)
+        if override is not None:
+            return override
+        key = (name.value, entry.base_url, entry.api_key_env)
+        client = self._clients.get(key)
+        if client is not None:
+            return client
+        s = self.settings
+        client_: Provider
+        if name is ProviderName.DEMO:
+            client_ = DemoProvider(s.demo_stream_delay_ms)
+        elif name is ProviderName.OPENAI:
+            from gasworks.llm.providers.openai import OpenAIProvider
+
+            client_ = OpenAIProvider(
+                api_key=self.credentials.value(entry.api_key_env or "OPENAI_API_KEY"),
+                base_url=entry.base_url or s.openai_base_url,
+            )
+        elif name is ProviderName.OPENAI_COMPATIBLE:
+            from gasworks.llm.providers.openai_compatible import OpenAICompatibleProvider
+
+            base_url = entry.base_url or s.openai_compatible_base_url
+            if not base_url:
+                raise ConfigurationError(
+                    f"Model '{entry.id}' is openai_compatible but has no base_url "
+                    "(set it on the entry or GASWORKS_OPENAI_COMPATIBLE_BASE_URL).",
+                    details={"model": entry.id},
+                )
+            client_ = OpenAICompatibleProvider(
+                api_key=self.credentials.value(entry.api_key_env or "OPENAI_COMPATIBLE_API_KEY"),
+                base_url=base_url,
+            )
+        elif name is ProviderName.ANTHROPIC:
+            from gasworks.llm.providers.anthropic import AnthropicProvider
+
+            client_ = AnthropicProvider(
+                api_key=self.credentials.value(entry.api_key_env or "ANTHROPIC_API_KEY"),
+                base_url=entry.base_url or s.anthropic_base_url,
+            )
+        elif name is ProviderName.BEDROCK:
+            from gasworks.llm.providers.bedrock import BedrockProvider
+
+            client_ = BedrockProvider(
+                region=s.bedrock_region,
+                endpoint_url=entry.base_url or s.bedrock_endpoint_url,
+                credentials=self.credentials,
+            )
+        else:  # pragma: no cover - the enum is exhaustive
+            raise ConfigurationError(f"Unknown provider {name!r}")
+        self._clients[key] = client_
+        return client_
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.aclose()
+        self._clients.clear()
+        self._by_model.clear()

@@ -1,0 +1,24 @@
+"""Test helpers shipped with gasworks: fake provider servers speaking the real wire protocols.
+
+``FakeOpenAI``, ``FakeAnthropic`` and ``FakeBedrock`` listen on 127.0.0.1, answer like the
+vendor (HTTP + SSE / AWS event stream) and inject faults on demand (``Fault``), so the official
+SDKs run for real against them. Use them to test breakers, budgets and workflows too::
+
+    with FakeOpenAI() as fake:
+        fake.faults.append(Fault.rate_limit(retry_after=0))
+        ... point a model entry's base_url at fake.url + "/v1" ...
+"""
+
+from gasworks.testing.fake_openai import FakeOpenAI
+from gasworks.testing.scripted import BrokenStream, ScriptedProvider
+from gasworks.testing.server import FakeProviderServer, Fault, RecordedRequest, Reply
+
+__all__ = [
+    "BrokenStream",
+    "FakeOpenAI",
+    "FakeProviderServer",
+    "Fault",
+    "RecordedRequest",
+    "Reply",
+    "ScriptedProvider",
+]

@@ -1,0 +1,99 @@
+"""A fake OpenAI Chat Completions server (HTTP + SSE), for the official ``openai`` SDK.
+
+Also stands in for any OpenAI-compatible server (vLLM, Ollama, ...).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from gasworks.testing.server import FakeProviderServer, Fault, Request
+
+_ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 429: "rate_limit_error"}
+
+
+class FakeOpenAI(FakeProviderServer):
+    async def handle(self, req: Request, fault: Fault | None) -> None:
+        if req.method == "GET" and req.path.rstrip("/").endswith("/models"):
+            await self.send_json(req, 200, {"object": "list", "data": []})
+            return
+        if not req.path.rstrip("/").endswith("/chat/completions"):
+            await self.send_json(req, 404, {"error": {"message": "no such route"}})
+            return
+        if fault is not None and fault.kind == "status":
+            headers = {}
+            if fault.retry_after is not None:
+                headers["retry-after"] = str(fault.retry_after)
+            err = {
+                "error": {
+                    "message": fault.message,
+                    "type": fault.error_type or _ERROR_TYPES.get(fault.status, "server_error"),
+                    "param": None,
+                    "code": None,
+                }
+            }
+            await self.send_json(req, fault.status, err, headers)
+            return
+        body: dict[str, Any] = req.json_body or {}
+        model = body.get("model", "fake")
+        if fault is not None and fault.kind == "malformed":
+            if body.get("stream"):
+                await self.send_events(
+                    req, [b"data: {not json\n\n", b"data: [DONE]\n\n"], "text/event-stream", None
+                )
+            else:
+                await self.send_bytes(req, 200, b'{"id": "x", "choices": [', "application/json")
+            return
+        if body.get("stream"):
+            await self.send_events(req, self._events(model, body), "text/event-stream", fault)
+        else:
+            await self.send_json(req, 200, self._completion(model))
+
+    def _usage(self) -> dict[str, Any]:
+        r = self.reply
+        return {
+            "prompt_tokens": r.input_tokens,
+            "completion_tokens": r.output_tokens,
+            "total_tokens": r.input_tokens + r.output_tokens,
+            "prompt_tokens_details": {"cached_tokens": r.cached_input_tokens},
+        }
+
+    def _completion(self, model: str) -> dict[str, Any]:
+        r = self.reply
+        message: dict[str, Any] = {"role": "assistant", "content": r.text}
+        finish = r.finish_reason or "stop"
+        if r.tool_calls:
+            message["tool_calls"] = r.tool_calls
+            finish = r.finish_reason or "tool_calls"
+        return {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "usage": self._usage(),
+        }
+
+    def _events(self, model: str, body: dict[str, Any]) -> list[bytes]:
+        r = self.reply
+        base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 0}
+        base["model"] = model
+
+        def ev(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
+
+        out = [ev([{"index": 0, "delta": {"role": "assistant", "content": ""}}])]
+        out += [ev([{"index": 0, "delta": {"content": w}}]) for w in self.words(r.text)]
+        finish = r.finish_reason or "stop"
+        if r.tool_calls:
+            finish = r.finish_reason or "tool_calls"
+            calls = [{"index": i, **c} for i, c in enumerate(r.tool_calls)]
+            out.append(ev([{"index": 0, "delta": {"tool_calls": calls}}]))
+        out.append(ev([{"index": 0, "delta": {}, "finish_reason": finish}]))
+        wants_usage = (body.get("stream_options") or {}).get("include_usage")
+        if wants_usage and r.stream_usage:
+            out.append(ev([], usage=self._usage()))
+        out.append(b"data: [DONE]\n\n")
+        return out

@@ -1,0 +1,159 @@
+"""The `gasworks` command: every command with --json prints parseable JSON only."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from gasworks.cli.main import app
+
+
+@pytest.fixture
+def cli(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key in list(os.environ):
+        if key.startswith("GASWORKS_") and key != "GASWORKS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key)
+    env = {"GASWORKS_DATABASE_URL": db_url, "GASWORKS_HOME": str(tmp_path / "home")}
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Any:
+        result = runner.invoke(app, list(args), env=env)
+        assert result.exit_code == code, (result.exit_code, result.stdout, result.stderr)
+        return json.loads(result.stdout) if "--json" in args else result
+
+    return invoke
+
+
+def test_init_prints_an_admin_key_once_and_is_idempotent(cli):
+    first = cli("init", "--json")
+    assert first["created"] is True
+    assert first["key"].startswith("gw_")
+    assert first["tenant"]["name"] == "default"
+    second = cli("init", "--json")
+    assert second["created"] is False
+    assert second["key"] is None
+    assert second["tenant"]["id"] == first["tenant"]["id"]
+    assert len(cli("tenants", "list", "--json")) == 1
+
+
+def test_tenants_and_keys_lifecycle(cli):
+    cli("init", "--json")
+    t = cli("tenants", "create", "acme", "--display-name", "Acme Inc", "--json")
+    assert t["name"] == "acme" and t["display_name"] == "Acme Inc"
+    names = [x["name"] for x in cli("tenants", "list", "--json")]
+    assert names == ["default", "acme"]
+
+    created = cli("keys", "create", "--tenant", "acme", "--role", "editor", "--json")
+    assert created["key"].startswith("gw_")
+    assert created["principal"]["role"] == "editor"
+    key_id = created["api_key"]["id"]
+
+    listed = cli("keys", "list", "--tenant", "acme", "--json")
+    assert [k["id"] for k in listed] == [key_id]
+    assert created["key"].split("_")[2] not in json.dumps(listed)
+
+    revoked = cli("keys", "revoke", key_id, "--tenant", "acme", "--json")
+    assert revoked["revoked_at"] is not None
+    # another tenant's key id answers like a missing one
+    err = cli("keys", "revoke", key_id, "--tenant", "default", "--json", code=1)
+    assert err["error"]["code"] == "NOT_FOUND"
+
+
+def test_key_with_expiry(cli):
+    cli("init", "--json")
+    created = cli(
+        "keys", "create", "-t", "default", "--expires-at", "2099-01-01T00:00:00", "--json"
+    )
+    assert created["api_key"]["expires_at"].startswith("2099-01-01T00:00:00")
+    err = cli(
+        "keys", "create", "-t", "default", "--expires-at", "2001-01-01T00:00:00", "--json", code=1
+    )
+    assert err["error"]["code"] == "VALIDATION_FAILED"
+
+
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (("keys", "list", "--tenant", "nope", "--json"), "NOT_FOUND"),
+        (("tenants", "create", "Bad Name!", "--json"), "VALIDATION_FAILED"),
+        (("keys", "create", "--tenant", "nope", "--json"), "NOT_FOUND"),
+    ],
+)
+def test_errors_exit_1_with_a_json_error(cli, args, code):
+    out = cli(*args, code=1)
+    assert out["error"]["code"] == code
+    assert out["error"]["message"]
+
+
+def test_duplicate_tenant_is_already_exists(cli):
+    cli("tenants", "create", "twice", "--json")
+    assert cli("tenants", "create", "twice", "--json", code=1)["error"]["code"] == "ALREADY_EXISTS"
+
+
+def test_usage_error_exits_2_and_prints_nothing_on_stdout(cli):
+    result = cli("keys", "create", "--tenant", "x", "--role", "emperor", code=2)
+    assert result.stdout == ""
+
+
+def test_error_without_json_is_a_clean_message(cli):
+    result = cli("keys", "list", "--tenant", "nope", code=1)
+    assert result.stdout == ""
+    assert "NOT_FOUND" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_version_db_and_config_commands(cli):
+    from gasworks import __version__
+    from gasworks.db.migrate import head_revision
+
+    assert cli("version", "--json") == {"version": __version__}
+    assert cli("db", "upgrade", "--json")["revision"] == head_revision()
+    current = cli("db", "current", "--json")
+    assert current == {"current": head_revision(), "head": head_revision()}
+    cfg = cli("config", "show", "--json")
+    assert cfg["port"] == 8000
+    assert "database_url" in cfg
+
+
+def test_unreachable_database_is_a_clean_error(tmp_path, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {
+        "GASWORKS_DATABASE_URL": f"postgresql://u:sekret@127.0.0.1:{port}/x",
+        "GASWORKS_HOME": str(tmp_path),
+    }
+    result = CliRunner().invoke(app, ["db", "upgrade", "--json"], env=env)
+    assert result.exit_code == 1, result.output
+    out = json.loads(result.stdout)
+    assert out["error"]["code"] == "DATABASE_UNAVAILABLE"
+    assert "sekret" not in result.output
+
+
+def test_real_process_stdout_is_json_only(db_url, tmp_path):
+    """A real `gasworks` process: logs never reach stdout, even on a fresh home."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("GASWORKS_") or k == "GASWORKS_TEST_POSTGRES_URL"
+    }
+    env |= {
+        "GASWORKS_DATABASE_URL": db_url,
+        "GASWORKS_HOME": str(tmp_path / "home"),
+        "GASWORKS_LOG_LEVEL": "DEBUG",
+    }
+    exe = Path(sys.executable).with_name("gasworks")
+    proc = subprocess.run(
+        [str(exe), "init", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["created"] is True

@@ -1,0 +1,189 @@
+"""Prometheus metrics, structured logs with redaction, OpenTelemetry spans."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import auth
+
+
+def _sample(text: str, name: str, labels: dict[str, str]) -> float:
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return float(s.value)
+    return 0.0
+
+
+async def test_metrics_count_requests_by_route_template(client, admin_key, tenant_a):
+    labels = {"route": "/api/tenants/{tenant_id}", "method": "GET", "status": "200"}
+    before = _sample((await client.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    for _ in range(2):
+        r = await client.get(f"/api/tenants/{tenant_a.tenant_id}", headers=auth(admin_key))
+        assert r.status_code == 200
+    text = (await client.get("/metrics")).text
+    assert _sample(text, "gasworks_http_requests_total", labels) == before + 2
+    assert tenant_a.tenant_id not in text  # templates, never raw paths
+    assert "gasworks_http_request_duration_seconds_bucket" in text
+
+
+async def test_metrics_count_unmatched_and_errors(client):
+    labels = {"route": "unmatched", "method": "GET", "status": "404"}
+    before = _sample((await client.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    await client.get("/nothing/here/123")
+    text = (await client.get("/metrics")).text
+    assert _sample(text, "gasworks_http_requests_total", labels) == before + 1
+    assert "/nothing/here/123" not in text
+    assert _sample(text, "gasworks_errors_total", {"code": "NOT_FOUND"}) >= 1
+
+
+async def test_metrics_count_auth_failures(client):
+    before = _sample((await client.get("/metrics")).text, "gasworks_auth_failures_total", {})
+    await client.get("/api/me")
+    after = (await client.get("/metrics")).text
+    assert _sample(after, "gasworks_auth_failures_total", {"reason": "missing"}) >= 1
+    assert before >= 0
+
+
+# --- logs -----------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def log_stream() -> Any:
+    from gasworks.observability.logging import configure_logging
+
+    buf = io.StringIO()
+    configure_logging(json=True, level="INFO", stream=buf)
+    yield buf
+    configure_logging(json=False, level="WARNING")
+
+
+def _lines(buf: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in buf.getvalue().splitlines() if line.strip()]
+
+
+def test_log_redacts_secret_fields_and_key_material(log_stream):
+    from gasworks.observability.logging import get_logger
+
+    key = "gw_" + "A" * 12 + "_" + "s" * 40
+    get_logger("t").info(
+        "calling provider",
+        api_key="sk-live-123",
+        password="hunter2",
+        authorization=f"Bearer {key}",
+        note=f"user pasted {key} and Bearer abc.def-ghi in a message",
+        tokens=42,
+    )
+    (line,) = _lines(log_stream)
+    raw = log_stream.getvalue()
+    for secret in ("sk-live-123", "hunter2", "s" * 40, "abc.def-ghi"):
+        assert secret not in raw
+    assert line["api_key"] == "**********"
+    assert line["tokens"] == 42  # token counts are not secrets
+    assert line["event"] == "calling provider"
+
+
+def test_log_redacts_secrets_in_nested_values(log_stream):
+    from gasworks.observability.logging import get_logger
+
+    get_logger("t").info("cfg", config={"database": {"password": "p4ss"}, "list": ["Bearer xyz1"]})
+    raw = log_stream.getvalue()
+    assert "p4ss" not in raw
+    assert "xyz1" not in raw
+
+
+async def test_request_logs_carry_request_and_tenant_id_but_never_the_key(
+    client, tenant_a, log_stream
+):
+    r = await client.get("/api/me", headers={**auth(tenant_a.viewer), "X-Request-ID": "log-test-1"})
+    assert r.status_code == 200
+    secret = tenant_a.viewer.split("_")[2]
+    assert secret not in log_stream.getvalue()
+    access = [ln for ln in _lines(log_stream) if ln.get("event") == "http.request"]
+    assert access, log_stream.getvalue()
+    assert access[-1]["requestId"] == "log-test-1"
+    assert access[-1]["tenantId"] == tenant_a.tenant_id
+    assert access[-1]["route"] == "/api/me"
+    assert access[-1]["status"] == 200
+
+
+async def test_crash_is_logged_with_request_id(client, app, log_stream):
+    @app.get("/test/boom")
+    async def boom() -> None:
+        raise ValueError("kaboom")
+
+    r = await client.get("/test/boom", headers={"X-Request-ID": "boom-1"})
+    assert r.status_code == 500
+    crashed = [ln for ln in _lines(log_stream) if ln.get("event") == "request.crashed"]
+    assert crashed and crashed[0]["requestId"] == "boom-1"
+    assert "kaboom" in crashed[0]["exception"]
+
+
+# --- traces ---------------------------------------------------------------------------------
+
+
+async def test_request_produces_an_otel_span(runtime, tenant_a):
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gasworks.api.app import create_app
+    from gasworks.observability.tracing import tracer
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = create_app(runtime=runtime, tracer_provider=provider)
+
+    @app.get("/test/traced")
+    async def traced() -> dict[str, str]:
+        with tracer().start_as_current_span("inner-work"):
+            return {"ok": "yes"}
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        assert (await c.get("/api/me", headers=auth(tenant_a.viewer))).status_code == 200
+        assert (await c.get("/test/traced")).status_code == 200
+        assert (await c.get("/healthz")).status_code == 200
+
+    spans = exporter.get_finished_spans()
+    names = [s.name for s in spans]
+    assert "GET /api/me" in names
+    assert not any("healthz" in n for n in names)  # probes are not traced
+    me = next(s for s in spans if s.name == "GET /api/me")
+    assert me.attributes["http.status_code"] == 200
+    inner = next(s for s in spans if s.name == "inner-work")
+    outer = next(s for s in spans if s.name == "GET /test/traced")
+    assert inner.context.trace_id == outer.context.trace_id
+    assert inner.parent.span_id == outer.context.span_id
+    provider.shutdown()
+
+
+async def test_graphql_requests_are_counted_under_their_route(client, admin_key):
+    labels = {"route": "/graphql", "method": "POST", "status": "200"}
+    before = _sample((await client.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    r = await client.post("/graphql", json={"query": "{ me { role } }"}, headers=auth(admin_key))
+    assert r.status_code == 200
+    after = _sample((await client.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    assert after == before + 1
+
+
+def test_otlp_exporter_is_attached_only_when_an_endpoint_is_set(tmp_path):
+    from gasworks.observability.tracing import build_provider
+    from gasworks.settings import Settings
+
+    provider, exporting = build_provider(Settings(home=tmp_path))
+    assert exporting is False
+    provider.shutdown()
+    provider, exporting = build_provider(
+        Settings(home=tmp_path, otel_exporter_otlp_endpoint="http://127.0.0.1:4318")
+    )
+    assert exporting is True
+    assert provider.resource.attributes["service.name"] == "gasworks"
+    provider.shutdown()

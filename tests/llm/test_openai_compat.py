@@ -1,0 +1,135 @@
+"""The OpenAI-compatible gateway over HTTP, on both databases, and with the official client."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import openai
+import pytest
+
+from tests.conftest import auth
+from tests.llm.conftest import serve
+
+
+def sse_events(text: str) -> list[str]:
+    return [line[6:] for line in text.splitlines() if line.startswith("data: ")]
+
+
+async def test_models_list_needs_a_key_and_answers_in_openai_shape(client, admin_key) -> None:
+    r = await client.get("/v1/models")
+    assert r.status_code == 401
+    err = r.json()["error"]
+    assert err["code"] == "UNAUTHENTICATED" and err["type"] == "authentication_error"
+    assert set(err) == {"message", "type", "param", "code"}
+    r = await client.get("/v1/models", headers=auth(admin_key))
+    assert r.status_code == 200
+    ids = {m["id"] for m in r.json()["data"]}
+    assert {"demo", "gpt-4o", "claude-sonnet-4-5", "bedrock/claude-sonnet-4-5"} <= ids
+
+
+async def test_chat_completion_demo(client, admin_key) -> None:
+    body = {"model": "demo", "messages": [{"role": "user", "content": "What is gasworks?"}]}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 200, r.text
+    data = r.json()
+    assert data["object"] == "chat.completion" and data["model"] == "demo"
+    assert data["choices"][0]["message"]["content"].startswith("[demo]")
+    assert data["choices"][0]["finish_reason"] == "stop"
+    assert data["usage"]["total_tokens"] > 0
+    assert data["gasworks"]["demo"] is True and data["system_fingerprint"] == "gasworks-demo"
+
+
+async def test_default_model_is_used_when_none_given(client, admin_key) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 200 and r.json()["model"] == "demo"
+
+
+async def test_unknown_model_is_404_model_not_found(client, admin_key) -> None:
+    body = {"model": "gpt-17", "messages": [{"role": "user", "content": "hi"}]}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 404
+    err = r.json()["error"]
+    assert err["code"] == "MODEL_NOT_FOUND" and err["param"] == "model"
+    assert "gpt-17" in err["message"]
+
+
+async def test_invalid_body_is_a_400_class_error_naming_the_field(client, admin_key) -> None:
+    r = await client.post(
+        "/v1/chat/completions", json={"model": "demo", "messages": []}, headers=auth(admin_key)
+    )
+    assert r.status_code == 422
+    assert r.json()["error"]["param"] == "messages"
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {}}}]
+    body = {"model": "demo", "messages": [{"role": "user", "content": "x"}], "tools": tools}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 400
+    assert r.json()["error"]["code"] == "MODEL_CAPABILITY_UNSUPPORTED"
+
+
+async def test_stream_sse_ends_with_usage_and_done(client, admin_key) -> None:
+    body = {"model": "demo", "stream": True, "messages": [{"role": "user", "content": "hey"}]}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 200
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = sse_events(r.text)
+    assert events[-1] == "[DONE]"
+    chunks = [json.loads(e) for e in events[:-1]]
+    text = "".join(c["choices"][0]["delta"].get("content", "") for c in chunks if c["choices"])
+    assert text.startswith("[demo]")
+    assert chunks[-2]["choices"][0]["finish_reason"] == "stop"
+    usage_chunk = chunks[-1]
+    assert usage_chunk["choices"] == [] and usage_chunk["usage"]["completion_tokens"] > 0
+    assert Decimal(usage_chunk["gasworks"]["cost"]) == 0
+
+
+async def test_stream_unknown_model_gets_a_real_status(client, admin_key) -> None:
+    body = {"model": "nope", "stream": True, "messages": [{"role": "user", "content": "x"}]}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 404 and r.json()["error"]["code"] == "MODEL_NOT_FOUND"
+
+
+async def test_official_openai_client_end_to_end(app, admin_key) -> None:
+    async with serve(app) as url:
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=admin_key, max_retries=0)
+        try:
+            models = await client.models.list()
+            assert "demo" in [m.id for m in models.data]
+
+            done = await client.chat.completions.create(
+                model="demo", messages=[{"role": "user", "content": "Explain retries"}]
+            )
+            assert done.choices[0].message.content.startswith("[demo]")
+            assert done.usage is not None and done.usage.prompt_tokens > 0
+
+            stream = await client.chat.completions.create(
+                model="demo",
+                messages=[{"role": "user", "content": "Explain retries"}],
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            parts, usage, finish = [], None, None
+            async for chunk in stream:
+                if chunk.usage is not None:
+                    usage = chunk.usage
+                for choice in chunk.choices:
+                    parts.append(choice.delta.content or "")
+                    finish = choice.finish_reason or finish
+            assert "".join(parts) == done.choices[0].message.content
+            assert len([p for p in parts if p]) > 5  # really streamed, chunk by chunk
+            assert finish == "stop"
+            assert usage is not None and usage.completion_tokens == done.usage.completion_tokens
+
+            with pytest.raises(openai.NotFoundError) as info:
+                await client.chat.completions.create(
+                    model="no-such-model", messages=[{"role": "user", "content": "x"}]
+                )
+            assert info.value.code == "MODEL_NOT_FOUND"
+
+            bad = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key="gw_wrong", max_retries=0)
+            with pytest.raises(openai.AuthenticationError):
+                await bad.models.list()
+            await bad.close()
+        finally:
+            await client.close()
