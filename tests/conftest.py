@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,3 +96,33 @@ async def admin_key(runtime: Any) -> str:
 
 def auth(key: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {key}"}
+
+
+# --- per-dialect summary: shows the same suites passing on SQLite and PostgreSQL ----------
+
+_DIALECT_ID = re.compile(r"\[(?:[^\]]*-)?(sqlite|postgres)(?:-[^\]]*)?\]$")
+_BY_SUITE: dict[tuple[str, str], Counter[str]] = defaultdict(Counter)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    match = _DIALECT_ID.search(report.nodeid)
+    if match is None:
+        return
+    if report.when == "call" or (report.when == "setup" and not report.passed):
+        parts = report.nodeid.split("::")[0].split("/")
+        suite = "/".join(parts[:2])  # tests/<domain> or tests/<file>
+        _BY_SUITE[(suite, match.group(1))][report.outcome] += 1
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if not _BY_SUITE:
+        return
+    terminalreporter.section("database suites by dialect")
+    for suite in sorted({s for s, _ in _BY_SUITE}):
+        cells = []
+        for dialect in ("sqlite", "postgres"):
+            counts = _BY_SUITE.get((suite, dialect), Counter())
+            cells.append(
+                f"{dialect}: " + (", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "-")
+            )
+        terminalreporter.write_line(f"{suite:<28} " + " | ".join(cells))

@@ -278,6 +278,39 @@ class ContentFiltered(ProviderError):
     counts_against_provider = False
 
 
+# --- guardrails: breakers, token and cost limits ----------------------------------------------
+
+
+class TokenLimitExceeded(GasworksError):
+    """Requested output tokens over the model's or the request's limit, or a token budget."""
+
+    code = "TOKEN_LIMIT_EXCEEDED"
+    status = 400
+
+
+class CostLimitExceeded(GasworksError):
+    """The call's estimated cost is over the request's cost limit or a spend limit."""
+
+    code = "COST_LIMIT_EXCEEDED"
+    status = 402
+
+
+class TokenBudgetExceeded(GasworksError):
+    """A per-day or per-month token limit of the tenant or API key would be exceeded."""
+
+    code = "TOKEN_BUDGET_EXCEEDED"
+    status = 402
+
+
+class ContextWindowExceeded(GasworksError):
+    code = "CONTEXT_WINDOW_EXCEEDED"
+    status = 400
+
+
+class CircuitOpen(ModelUnavailable):
+    """The model's circuit breaker is open: fail fast (the gateway tries fallbacks)."""
+
+
 def error_codes() -> dict[str, int]:
     """Every code in the tree with its HTTP status (used by docs and tests)."""
     seen: dict[str, int] = {}

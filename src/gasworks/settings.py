@@ -188,6 +188,58 @@ class Settings(BaseSettings):
         default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
     )
 
+    # --- guardrails: circuit breakers, budgets, token estimation -------------------------
+    guardrails_enabled: bool = Field(
+        default=True, description="Breakers, pre-call checks, budgets and the ledger."
+    )
+    breaker_window_seconds: int = Field(
+        default=300, ge=10, description="Sliding window of the failure rate (time based)."
+    )
+    breaker_buckets: int = Field(
+        default=10, ge=1, le=600, description="Buckets the window is split into."
+    )
+    breaker_failure_rate_threshold: float = Field(
+        default=0.05, gt=0, le=1, description="Failure rate (0..1) at which a breaker opens."
+    )
+    breaker_minimum_calls: int = Field(
+        default=20, ge=1, description="Calls in the window before any rate is computed."
+    )
+    breaker_slow_call_ms: float | None = Field(
+        default=None, gt=0, description="Calls slower than this count as failures (off: None)."
+    )
+    breaker_cooldown_seconds: float = Field(
+        default=30.0, ge=0, description="How long an open breaker waits before probing."
+    )
+    breaker_half_open_probes: int = Field(
+        default=3, ge=1, description="Probe calls in HALF_OPEN; all must succeed to close."
+    )
+    breaker_sync_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Local counts are flushed to, and states read from, the database at "
+        "least this often (bounds how stale one process's view of a breaker can be).",
+    )
+    budget_cache_ttl_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a process trusts its cached list of spend limits of a "
+        "tenant/key (a new limit takes effect in other processes within this time).",
+    )
+    context_safety_margin: float = Field(
+        default=0.10, ge=0, lt=1, description="Share of the context window kept free."
+    )
+    request_max_output_tokens: int | None = Field(
+        default=None, ge=1, description="Deployment-wide cap on max_tokens of one request."
+    )
+    default_output_reservation_tokens: int = Field(
+        default=1024,
+        ge=1,
+        description="Output tokens reserved when neither the request nor the model says.",
+    )
+    token_count_cache_size: int = Field(
+        default=4096, ge=0, description="Repeated texts whose token count is cached."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:

@@ -267,3 +267,11 @@ async def test_keys_are_distinct_and_high_entropy():
         assert keys.parse_prefix(m.plaintext) == m.prefix
         assert keys.matches(m.plaintext, m.hash)
         assert not keys.matches(m.plaintext + "x", m.hash)
+
+
+async def test_admin_cannot_revoke_an_owners_key_but_owner_can_revoke_an_admins(client, tenant_a):
+    r = await client.post(f"/api/keys/{tenant_a.owner_key_id}/revoke", headers=auth(tenant_a.admin))
+    _forbidden(r)
+    assert (await client.get("/api/me", headers=auth(tenant_a.owner))).status_code == 200
+    r = await client.post(f"/api/keys/{tenant_a.admin_key_id}/revoke", headers=auth(tenant_a.owner))
+    assert r.status_code == 200

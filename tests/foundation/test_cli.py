@@ -157,3 +157,23 @@ def test_real_process_stdout_is_json_only(db_url, tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["created"] is True
+
+
+def test_human_output_of_every_command(cli):
+    """Without --json: readable text, and the key appears only where it is created."""
+    created = cli("init")
+    assert "shown only once" in created.stdout
+    assert "already has an administrator" in cli("init").stdout
+    cli("tenants", "create", "acme")
+    assert "acme" in cli("tenants", "list").stdout
+    made = cli("keys", "create", "--tenant", "acme", "--role", "admin")
+    key = next(w for w in made.stdout.split() if w.startswith("gw_"))
+    listed = cli("keys", "list", "--tenant", "acme").stdout
+    assert "active" in listed and key.split("_")[2] not in listed
+    key_id = next(w for w in made.stdout.split() if w.startswith("key_"))
+    assert "Revoked" in cli("keys", "revoke", key_id, "--tenant", "acme").stdout
+    assert "revoked" in cli("keys", "list", "--tenant", "acme").stdout
+    assert "current:" in cli("db", "current").stdout
+    assert "revision" in cli("db", "upgrade").stdout
+    assert "port" in cli("config", "show").stdout
+    assert "gasworks" in cli("version").stdout

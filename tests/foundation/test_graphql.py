@@ -21,11 +21,18 @@ async def _post(client: Any, key: str, query: str, **variables: Any) -> dict[str
     return dict(r.json())
 
 
-def _deep_introspection(levels: int) -> str:
-    inner = "name"
+def _nest(outer: str, wrap: str, leaf: str, levels: int) -> str:
+    """``outer`` with ``{}`` replaced by ``leaf`` wrapped ``levels`` times in ``wrap``."""
+    inner = leaf
     for _ in range(levels):
-        inner = f"ofType {{ {inner} }}"
-    return f"{{ __schema {{ types {{ fields {{ type {{ {inner} }} }} }} }} }}"
+        inner = wrap.replace("{}", inner)
+    return outer.replace("{}", inner)
+
+
+def _deep_introspection(levels: int) -> str:
+    return _nest(
+        "{ __schema { types { fields { type { {} } } } } }", "ofType { {} }", "name", levels
+    )
 
 
 async def test_me(client, admin_key):
@@ -65,10 +72,7 @@ async def nested_client(runtime, monkeypatch):
 
 
 def _nested(levels: int) -> str:
-    inner = "depth"
-    for _ in range(levels):
-        inner = f"child {{ depth {inner} }}"
-    return f"{{ node {{ {inner} }} }}"
+    return _nest("{ node { {} } }", "child { depth {} }", "depth", levels)
 
 
 async def test_too_deep_query_is_rejected_with_a_code(nested_client, admin_key):

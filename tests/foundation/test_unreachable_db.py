@@ -68,3 +68,33 @@ async def test_authenticated_request_is_503_not_500(down_client):
     err = r.json()["error"]
     assert err["code"] == "DATABASE_UNAVAILABLE"
     assert "password" not in r.text
+
+
+async def test_ping_of_a_silent_server_gives_up(tmp_path):
+    """A server that accepts TCP but never answers must not hang /readyz."""
+    from gasworks.db.engine import Database
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the handshake completes in the backlog; nothing is ever sent
+        port = silent.getsockname()[1]
+        db = Database(f"postgresql+asyncpg://u:p@127.0.0.1:{port}/x")
+        try:
+            assert await db.ping(within_seconds=0.5) is False
+        finally:
+            await db.dispose()
+
+
+async def test_unrelated_errors_inside_a_session_are_not_called_unavailable(runtime):
+    """Only "cannot reach the database" becomes DATABASE_UNAVAILABLE, not any OSError."""
+    from sqlalchemy import text
+
+    from gasworks.errors import DatabaseUnavailable
+
+    with pytest.raises(FileNotFoundError):
+        async with runtime.db.session():
+            raise FileNotFoundError("blob missing")
+    with pytest.raises(Exception) as info:
+        async with runtime.db.session() as s:
+            await s.execute(text("SELECT * FROM no_such_table"))
+    assert not isinstance(info.value, DatabaseUnavailable)

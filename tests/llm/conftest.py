@@ -13,12 +13,24 @@ import pytest
 import uvicorn
 import yaml
 
-from gasworks.testing import FakeOpenAI
+from gasworks.testing import FakeAnthropic, FakeBedrock, FakeOpenAI
 
 
 @pytest.fixture
 def fake_openai() -> Iterator[FakeOpenAI]:
     with FakeOpenAI() as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+def fake_anthropic() -> Iterator[FakeAnthropic]:
+    with FakeAnthropic() as fake:
+        yield fake  # type: ignore[misc]
+
+
+@pytest.fixture
+def fake_bedrock() -> Iterator[FakeBedrock]:
+    with FakeBedrock() as fake:
         yield fake  # type: ignore[misc]
 
 
@@ -59,3 +71,12 @@ async def serve(app: Any) -> AsyncIterator[str]:
     finally:
         server.should_exit = True
         await task
+
+
+@pytest.fixture(autouse=True)
+async def _close_gateways() -> AsyncIterator[None]:
+    from tests.llm.providers_util import OPEN
+
+    yield
+    while OPEN:
+        await OPEN.pop().providers.aclose()

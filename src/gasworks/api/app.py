@@ -12,7 +12,7 @@ from gasworks import __version__
 from gasworks.api.auth import Authenticator
 from gasworks.api.errors import install_error_handlers
 from gasworks.api.middleware import RequestContextMiddleware
-from gasworks.api.routes import health, models, openai_compat, tenancy, workflows
+from gasworks.api.routes import guardrails, health, models, openai_compat, tenancy, workflows
 from gasworks.observability.logging import configure_logging
 from gasworks.observability.tracing import configure_tracing
 from gasworks.runtime import Runtime
@@ -24,6 +24,7 @@ ROUTERS: list[APIRouter] = [
     tenancy.router,
     openai_compat.router,
     models.router,
+    guardrails.router,
     workflows.router,
 ]
 

@@ -13,13 +13,16 @@ from gasworks.api.auth import Authenticator
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
 
+# Plain lookups are ``async def`` on purpose: FastAPI runs sync dependencies in a worker
+# thread, a hop that costs more than the lookup itself on every request.
 
-def get_runtime(request: Request) -> Runtime:
+
+async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
 
 
-def get_authenticator(request: Request) -> Authenticator:
+async def get_authenticator(request: Request) -> Authenticator:
     auth: Authenticator = request.app.state.authenticator
     return auth
 

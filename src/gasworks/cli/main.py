@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from gasworks import __version__
-from gasworks.cli import tenancy, workflows
+from gasworks.cli import guardrails, models, tenancy, workflows
 from gasworks.cli.output import JsonOpt, console, emit_json, fail, run
 from gasworks.settings import Settings
 
@@ -23,8 +23,13 @@ app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(tenancy.tenants_app, name="tenants")
 app.add_typer(tenancy.keys_app, name="keys")
+app.add_typer(guardrails.breakers_app, name="breakers")
+app.add_typer(guardrails.budgets_app, name="budgets")
+app.add_typer(guardrails.usage_app, name="usage")
 app.command("init")(tenancy.init)
 app.add_typer(workflows.workflows_app, name="workflows")
+app.add_typer(models.models_app, name="models")
+app.command("chat")(models.chat)
 
 
 @app.callback()

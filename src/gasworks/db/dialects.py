@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
@@ -62,11 +63,13 @@ class DialectOps(Protocol):
 
 
 def _is_connection_failure(exc: BaseException) -> bool:
-    """Socket-level failures and connections SQLAlchemy has invalidated."""
-    if isinstance(exc, OSError | TimeoutError):
+    """Network-level failures (refused, reset, unresolvable host, connect timeout) and
+    connections SQLAlchemy has invalidated. Other ``OSError``s (a missing file) are not."""
+    network = (ConnectionError, socket.gaierror, TimeoutError)
+    if isinstance(exc, network):
         return True
     if isinstance(exc, DBAPIError):
-        return bool(exc.connection_invalidated) or isinstance(exc.orig, OSError | TimeoutError)
+        return bool(exc.connection_invalidated) or isinstance(exc.orig, network)
     return False
 
 
@@ -107,7 +110,7 @@ class SQLiteOps:
         if isinstance(exc, OperationalError):
             msg = str(exc.orig).lower()
             return any(m in msg for m in _SQLITE_UNAVAILABLE)
-        return _is_connection_failure(exc)
+        return False
 
     @contextlib.asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:
@@ -128,7 +131,13 @@ class PostgresOps:
     name = "postgresql"
 
     def engine_kwargs(self, url: URL, pool_size: int) -> dict[str, Any]:
-        return {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        return {
+            "pool_size": pool_size,
+            "max_overflow": pool_size,
+            "pool_pre_ping": True,
+            # fail a connection attempt to a silent server instead of hanging for a minute
+            "connect_args": {"timeout": 10},
+        }
 
     def on_engine(self, engine: AsyncEngine) -> None:
         return None

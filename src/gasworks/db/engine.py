@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
@@ -52,9 +53,10 @@ class Database:
                 ) from exc
             raise
 
-    async def ping(self) -> bool:
+    async def ping(self, within_seconds: float = 3.0) -> bool:
+        """Whether the database answers ``SELECT 1`` within ``within_seconds``."""
         try:
-            async with self.engine.connect() as conn:
+            async with asyncio.timeout(within_seconds), self.engine.connect() as conn:
                 await conn.execute(text("SELECT 1"))
             return True
         except Exception:

@@ -212,6 +212,8 @@ class Gateway:
             raise
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.model = model.id
+        if req.notes:
+            result.notes.update(req.notes)
         result.cost = cost = model.cost(result.usage)
         _account(model, result.usage, cost)
         if tokens:

@@ -69,6 +69,8 @@ class ChatRequest:
     truncate: bool = False
     #: provider-specific extra parameters passed through untouched
     extra: dict[str, Any] = field(default_factory=dict)
+    #: what call hooks did to the request (e.g. truncation); copied into ``ChatResult.notes``
+    notes: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)

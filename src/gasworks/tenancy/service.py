@@ -215,6 +215,10 @@ async def revoke_api_key(session: AsyncSession, ctx: TenantContext, key_id: str)
     )
     if row is None:
         raise NotFound("API key not found.", details={"id": key_id})
+    holder_role = await session.scalar(
+        select(PrincipalRow.role).where(PrincipalRow.id == row.principal_id)
+    )
+    _check_can_grant(ctx, Role(holder_role or Role.OWNER.value))  # no revoking your betters
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()

@@ -9,12 +9,16 @@ SDKs run for real against them. Use them to test breakers, budgets and workflows
         ... point a model entry's base_url at fake.url + "/v1" ...
 """
 
+from gasworks.testing.fake_anthropic import FakeAnthropic
+from gasworks.testing.fake_bedrock import FakeBedrock
 from gasworks.testing.fake_openai import FakeOpenAI
 from gasworks.testing.scripted import BrokenStream, ScriptedProvider
 from gasworks.testing.server import FakeProviderServer, Fault, RecordedRequest, Reply
 
 __all__ = [
     "BrokenStream",
+    "FakeAnthropic",
+    "FakeBedrock",
     "FakeOpenAI",
     "FakeProviderServer",
     "Fault",

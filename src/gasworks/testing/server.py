@@ -128,6 +128,7 @@ class FakeProviderServer:
         config = uvicorn.Config(
             self._asgi,
             log_level="critical",
+            interface="asgi3",
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,

@@ -136,6 +136,22 @@ def classify_status(
     return ProviderBadRequest(text, details=details)
 
 
+def _http_error_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
+    """Timeout and transport error classes of httpx and of httpx2 (used by newer SDKs)."""
+    timeouts: list[type[Exception]] = [httpx.TimeoutException]
+    transports: list[type[Exception]] = [httpx.TransportError]
+    try:
+        import httpx2  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        pass
+    else:
+        timeouts.append(httpx2.TimeoutException)
+        transports.append(httpx2.TransportError)
+    return tuple(timeouts), tuple(transports)
+
+
+_HTTP_TIMEOUTS, _HTTP_TRANSPORT = _http_error_classes()
+
 #: error types vendors put in an error *event* of a stream (HTTP status already 200)
 _STREAM_ERROR_STATUS = {
     "overloaded_error": 529,
@@ -183,9 +199,9 @@ def classify_sdk_error(
             message, err_type = _sdk_error_message(exc)
             status = _STREAM_ERROR_STATUS.get(err_type or "", 500)
             return classify_status(provider, status, message or exc.message)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, _HTTP_TIMEOUTS):
         return ProviderTimeout(f"{provider} did not answer in time.", details=details)
-    if isinstance(exc, httpx.TransportError):
+    if isinstance(exc, _HTTP_TRANSPORT):
         cls = ProviderStreamInterrupted if streaming else ProviderUnavailable
         return cls(f"The connection to {provider} broke ({type(exc).__name__}).", details=details)
     if isinstance(exc, json.JSONDecodeError | ValueError | KeyError | AttributeError | TypeError):

@@ -41,8 +41,10 @@ from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, S
 try:
     import boto3
     import botocore.config
+    import botocore.eventstream as beventstream
     import botocore.exceptions as bexc
     import botocore.parsers as bparsers
+    import urllib3.exceptions as u3exc
 except ImportError:  # pragma: no cover - exercised only without the extra
     boto3 = None  # type: ignore[assignment]
 
@@ -104,7 +106,7 @@ def classify(exc: BaseException, *, streaming: bool = False) -> GasworksError:
         if "content filter" in message.lower() or "guardrail" in message.lower():
             return ContentFiltered(text, details=details)
         return ProviderBadRequest(text, details=details)
-    if isinstance(exc, bexc.ReadTimeoutError | bexc.ConnectTimeoutError):
+    if isinstance(exc, bexc.ReadTimeoutError | bexc.ConnectTimeoutError | u3exc.ReadTimeoutError):
         return ProviderTimeout("bedrock did not answer in time.", details=details)
     if isinstance(exc, bexc.NoCredentialsError | bexc.PartialCredentialsError):
         return ProviderAuthFailed(
@@ -112,12 +114,17 @@ def classify(exc: BaseException, *, streaming: bool = False) -> GasworksError:
             "(environment or GASWORKS_SECRETS_FILE), a profile or an instance role.",
             details=details,
         )
-    if isinstance(exc, bexc.ResponseStreamingError | bexc.ConnectionClosedError):
+    if isinstance(
+        exc, bexc.ResponseStreamingError | bexc.ConnectionClosedError | u3exc.ProtocolError
+    ):
         cls2 = ProviderStreamInterrupted if streaming else ProviderUnavailable
         return cls2(f"The connection to bedrock broke ({type(exc).__name__}).", details=details)
     if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectionError):
         return ProviderUnavailable(f"Cannot reach bedrock ({type(exc).__name__}).", details=details)
-    if isinstance(exc, bparsers.ResponseParserError | ValueError | KeyError | TypeError):
+    bad = (
+        bparsers.ResponseParserError | beventstream.ParserError | ValueError | KeyError | TypeError
+    )
+    if isinstance(exc, bad):
         return ProviderBadResponse(
             "bedrock answered something that is not its documented format.",
             details={**details, "error": type(exc).__name__},

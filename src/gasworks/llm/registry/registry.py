@@ -156,8 +156,13 @@ class ModelRegistry:
         return [e for e in self._entries.values() if include_disabled or e.enabled]
 
     def get(self, model_id: str, *, include_disabled: bool = False) -> ModelEntry:
-        """The entry named by an id or alias (no inference-profile handling)."""
+        """The entry named by an id, an alias or a Bedrock profile id (``us.…``)."""
         e = self._index.get(model_id)
+        if e is None:
+            head, dot, rest = model_id.partition(".")
+            base = self._index.get(rest) if dot and head in PROFILE_PREFIXES else None
+            if base is not None and base.provider is ProviderName.BEDROCK:
+                e = base
         if e is None or (not e.enabled and not include_disabled):
             raise _not_found(model_id)
         return e

@@ -1,0 +1,305 @@
+"""`gasworks breakers …`, `gasworks budgets …`, `gasworks usage …`."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import date
+from decimal import Decimal, InvalidOperation
+from typing import Annotated
+
+import typer
+
+from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.output import JsonOpt, console, emit_json, run, table
+from gasworks.errors import ValidationFailed
+from gasworks.llm import ledger
+from gasworks.llm.breaker import admin as breakers
+from gasworks.llm.budgets import BudgetOut, BudgetSet, Period, list_budgets, set_budget
+from gasworks.llm.guardrails_runtime import get_guardrails
+from gasworks.llm.ledger import GroupBy, UsageReport
+from gasworks.llm.runtime import get_registry
+from gasworks.tenancy.context import TenantContext
+
+breakers_app = typer.Typer(help="Circuit breakers of models.", no_args_is_help=True)
+budgets_app = typer.Typer(help="Spend limits per tenant and API key.", no_args_is_help=True)
+usage_app = typer.Typer(help="The cost ledger: usage and spend.", no_args_is_help=True)
+
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
+ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit).")]
+BreakerArg = Annotated[str, typer.Argument(help="Breaker: model id, or model@deployment.")]
+
+
+def _operator() -> TenantContext:
+    return TenantContext.system("-")
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+# --- breakers -----------------------------------------------------------------------------
+
+
+@breakers_app.command("list")
+def breakers_list(as_json: JsonOpt = False) -> None:
+    """Every breaker with its state and window statistics."""
+
+    async def body() -> list[breakers.BreakerOut]:
+        async with runtime() as rt:
+            known = [e.id for e in get_registry(rt).entries()]
+            return await breakers.list_breakers(get_guardrails(rt).breakers, _operator(), known)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    table(
+        "Circuit breakers",
+        ["breaker", "state", "since", "calls", "failures", "rate", "reason"],
+        [
+            [
+                b.breaker,
+                b.state.value,
+                f"{b.state_changed_at:%Y-%m-%d %H:%M:%S}",
+                b.window_calls,
+                b.window_failures,
+                f"{b.failure_rate:.1%}",
+                b.reason,
+            ]
+            for b in out
+        ],
+    )
+
+
+def _act(key: str, action: breakers.ManualAction, reason: str, as_json: bool) -> None:
+    async def body() -> breakers.BreakerOut:
+        async with runtime() as rt:
+            g = get_guardrails(rt)
+            get_registry(rt).get(key.split("@", 1)[0], include_disabled=True)
+            return await breakers.act(g.breakers, _operator(), key, action, reason, actor=_actor())
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+    else:
+        console.print(f"Breaker [bold]{out.breaker}[/] is now [bold]{out.state.value}[/].")
+
+
+@breakers_app.command("trip")
+def breakers_trip(key: BreakerArg, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
+    """Force a breaker open: every call fails fast (or goes to fallbacks) until reset."""
+    _act(key, "trip", reason, as_json)
+
+
+@breakers_app.command("reset")
+def breakers_reset(key: BreakerArg, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
+    """Close a breaker and restart its window."""
+    _act(key, "reset", reason, as_json)
+
+
+@breakers_app.command("disable")
+def breakers_disable(key: BreakerArg, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
+    """Let every call through and stop counting (until reset)."""
+    _act(key, "disable", reason, as_json)
+
+
+@breakers_app.command("events")
+def breakers_events(
+    key: Annotated[str | None, typer.Argument(help="Only this breaker.")] = None,
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """Transitions, newest first: the audit trail of manual actions and automatic changes."""
+
+    async def body() -> list[breakers.BreakerEventOut]:
+        async with runtime() as rt:
+            return await breakers.events(get_guardrails(rt).breakers, _operator(), key, limit)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    table(
+        "Breaker events",
+        ["at", "breaker", "from", "to", "actor", "reason"],
+        [
+            [f"{e.at:%Y-%m-%d %H:%M:%S}", e.breaker, e.from_state, e.to_state, e.actor, e.reason]
+            for e in out
+        ],
+    )
+
+
+# --- budgets ------------------------------------------------------------------------------
+
+
+def _decimal(value: str | None) -> Decimal | None:
+    if value is None or value.lower() == "none":
+        return None
+    try:
+        return Decimal(value)
+    except InvalidOperation as exc:
+        raise ValidationFailed(f"'{value}' is not an amount.", details={"value": value}) from exc
+
+
+@budgets_app.command("set")
+def budgets_set(
+    period: Annotated[Period, typer.Option(help="UTC calendar day or month.")],
+    tenant: TenantOpt = "default",
+    key: Annotated[str | None, typer.Option("--key", help="API key id (default: tenant).")] = None,
+    cost: Annotated[
+        str | None, typer.Option(help="Money limit per period ('none': no limit).")
+    ] = None,
+    tokens: Annotated[int | None, typer.Option(help="Token limit per period.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Set a spend limit (neither --cost nor --tokens: remove the limit)."""
+
+    async def body() -> BudgetOut | None:
+        data = BudgetSet(
+            period=period, api_key_id=key, cost_limit=_decimal(cost), token_limit=tokens
+        )
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await set_budget(s, ctx, data)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+    elif out is None:
+        console.print("Limit removed.")
+    else:
+        console.print(
+            f"Limit set: {out.period.value}ly cost {out.cost_limit}, tokens {out.token_limit} "
+            f"for {'key ' + out.api_key_id if out.api_key_id else 'the tenant'}."
+        )
+
+
+@budgets_app.command("show")
+def budgets_show(
+    tenant: TenantOpt = "default",
+    key: Annotated[str | None, typer.Option("--key", help="Only this API key.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Limits with the current period's spend and reservations."""
+
+    async def body() -> list[BudgetOut]:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await list_budgets(s, ctx, api_key_id=key)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    table(
+        f"Spend limits of {tenant}",
+        ["scope", "period", "cost limit", "spent", "reserved", "token limit", "tokens", "calls"],
+        [
+            [
+                b.api_key_id or "tenant",
+                f"{b.period.value} {b.period_start}",
+                b.cost_limit,
+                b.spent_cost,
+                b.reserved_cost,
+                b.token_limit,
+                b.spent_tokens,
+                b.calls,
+            ]
+            for b in out
+        ],
+    )
+
+
+# --- usage --------------------------------------------------------------------------------
+
+
+@usage_app.command("summary")
+def usage_summary(
+    tenant: TenantOpt = "default",
+    by: Annotated[list[GroupBy] | None, typer.Option("--by", help="Group by (repeatable).")] = None,
+    since: Annotated[str | None, typer.Option(help="First UTC day, YYYY-MM-DD.")] = None,
+    until: Annotated[str | None, typer.Option(help="Last UTC day, YYYY-MM-DD.")] = None,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    workflow: Annotated[str | None, typer.Option(help="Only this workflow id.")] = None,
+    key: Annotated[str | None, typer.Option("--key", help="Only this API key id.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Calls, tokens and cost grouped by day, model, workflow, API key, provider or status."""
+
+    async def body() -> UsageReport:
+        try:
+            first = date.fromisoformat(since) if since else None
+            last = date.fromisoformat(until) if until else None
+        except ValueError as exc:
+            raise ValidationFailed("Dates are YYYY-MM-DD.", details={"since": since}) from exc
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await ledger.usage(
+                    s,
+                    ctx,
+                    group_by=by,
+                    since=first,
+                    until=last,
+                    model=model,
+                    workflow_id=workflow,
+                    api_key_id=key,
+                )
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    names = [g.value for g in out.group_by]
+    rows = [
+        [
+            *(r.group.get(n) for n in names),
+            r.calls,
+            r.failed_calls,
+            r.input_tokens,
+            r.output_tokens,
+            r.cost,
+        ]
+        for r in [*out.rows]
+    ]
+    t = out.total
+    rows.append(
+        [
+            "total",
+            *[""] * (len(names) - 1),
+            t.calls,
+            t.failed_calls,
+            t.input_tokens,
+            t.output_tokens,
+            t.cost,
+        ]
+    )
+    table(f"Usage of {tenant}", [*names, "calls", "failed", "input", "output", "cost"], rows)
+
+
+@usage_app.command("calls")
+def usage_calls(
+    tenant: TenantOpt = "default",
+    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """The most recent model calls recorded in the ledger."""
+
+    async def body() -> list[dict[str, object]]:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await ledger.list_calls(s, ctx, limit=limit, model=model)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    cols = ["createdAt", "model", "status", "inputTokens", "outputTokens", "cost", "latencyMs"]
+    table("Recent calls", cols, [[c.get(k) for k in cols] for c in out])

@@ -1,0 +1,202 @@
+"""`gasworks models list|show` and `gasworks chat`.
+
+In-process by default (the local runtime: this machine's settings and database); with
+``--server URL --api-key KEY`` (or GASWORKS_URL / GASWORKS_API_KEY) the same commands go
+through a gasworks server with the Python SDK.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import typer
+
+from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.output import JsonOpt, console, emit_json, run, table
+from gasworks.llm.registry.schema import ModelEntry
+from gasworks.llm.types import CallScope, ChatRequest, Message, StreamChunk
+
+models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+
+ServerOpt = Annotated[
+    str | None,
+    typer.Option("--server", envvar="GASWORKS_URL", help="Go through this gasworks server."),
+]
+KeyOpt = Annotated[
+    str | None,
+    typer.Option("--api-key", envvar="GASWORKS_API_KEY", help="API key for --server."),
+]
+
+
+def _logs_to_stderr() -> None:
+    """Keep stdout for answers and JSON: logs go to stderr, warnings and up."""
+    from gasworks.observability.logging import configure_logging
+
+    configure_logging(json=False, level="WARNING")
+
+
+def _entry_json(e: ModelEntry) -> dict[str, Any]:
+    return e.model_dump(mode="json")
+
+
+@models_app.command("list")
+def models_list(
+    include_disabled: Annotated[
+        bool, typer.Option("--all", help="Show disabled ones too.")
+    ] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the models gasworks can call."""
+    _logs_to_stderr()
+
+    async def body() -> list[ModelEntry]:
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                return await gw.models(include_disabled=include_disabled)
+        from gasworks.llm.runtime import get_registry
+
+        async with runtime() as rt:
+            return get_registry(rt).entries(include_disabled=include_disabled)
+
+    entries = run(body, as_json)
+    if as_json:
+        emit_json([_entry_json(e) for e in entries])
+        return
+    table(
+        "Models",
+        ["id", "provider", "kind", "context", "in $/1K", "out $/1K", "enabled"],
+        [
+            (
+                e.id,
+                e.provider.value,
+                e.kind.value,
+                e.context_window,
+                e.input_per_1k,
+                e.output_per_1k,
+                "yes" if e.enabled else "no",
+            )
+            for e in entries
+        ],
+    )
+
+
+@models_app.command("show")
+def models_show(
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="Registry id or alias.")],
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Show one model's entry: provider, prices, limits, capabilities."""
+    _logs_to_stderr()
+
+    async def body() -> ModelEntry:
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                return await gw.model(model_id)
+        from gasworks.llm.runtime import get_registry
+
+        async with runtime() as rt:
+            return get_registry(rt).get(model_id, include_disabled=True)
+
+    e = run(body, as_json)
+    if as_json:
+        emit_json(_entry_json(e))
+        return
+    for key, value in _entry_json(e).items():
+        if value not in (None, [], {}):
+            console.print(f"[bold]{key}[/] = {value}")
+
+
+def chat(
+    text: Annotated[str, typer.Argument(help="What to ask.")],
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Model id (default: GASWORKS_DEFAULT_MODEL)."),
+    ] = None,
+    system: Annotated[str | None, typer.Option(help="A system message.")] = None,
+    max_tokens: Annotated[int | None, typer.Option(help="Longest answer, in tokens.")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature.")] = None,
+    tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant (in-process).")] = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Ask a model; the answer is printed token by token as it streams."""
+    _logs_to_stderr()
+    messages = [Message("user", text)]
+    if system:
+        messages.insert(0, Message("system", system))
+    req = ChatRequest(
+        model=model, messages=messages, max_tokens=max_tokens, temperature=temperature
+    )
+
+    async def chunks() -> AsyncIterator[StreamChunk]:
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                stream = gw.stream(
+                    messages, model=model, max_tokens=max_tokens, temperature=temperature
+                )
+                async for c in stream:
+                    yield c
+            return
+        from gasworks.llm.runtime import get_gateway
+
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            scope = CallScope(tenant_id=ctx.tenant_id)
+            async for c in get_gateway(rt).stream(scope, req):
+                yield c
+
+    async def body() -> tuple[str, StreamChunk | None]:
+        parts: list[str] = []
+        last: StreamChunk | None = None
+        async for c in chunks():
+            if c.delta:
+                parts.append(c.delta)
+                if not as_json:
+                    sys.stdout.write(c.delta)
+                    sys.stdout.flush()
+            if c.finish_reason is not None:
+                last = c
+        if not as_json:
+            sys.stdout.write("\n")
+        return "".join(parts), last
+
+    text_out, last = run(body, as_json)
+    usage = last.usage if last is not None else None
+    if as_json:
+        emit_json(
+            {
+                "model": last.model if last else None,
+                "text": text_out,
+                "finishReason": last.finish_reason.value if last and last.finish_reason else None,
+                "usage": {
+                    "inputTokens": usage.input_tokens,
+                    "outputTokens": usage.output_tokens,
+                    "cachedInputTokens": usage.cached_input_tokens,
+                    "estimated": usage.estimated,
+                }
+                if usage
+                else None,
+                "cost": str(last.cost) if last and last.cost is not None else None,
+            }
+        )
+    elif usage is not None and last is not None:
+        console.print(
+            f"[dim]{last.model} · {usage.input_tokens} in / {usage.output_tokens} out"
+            f"{' (estimated)' if usage.estimated else ''} · ${last.cost}[/]"
+        )
+
+
+__all__ = ["chat", "models_app"]

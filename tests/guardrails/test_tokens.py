@@ -1,0 +1,86 @@
+"""Token estimation: shipped tiktoken encodings, the ratio fallback, repeated-content cache."""
+
+from __future__ import annotations
+
+from gasworks.llm.tokens import TokenCounter, TokenCounters, get_encoding
+from gasworks.llm.truncation import fit_messages
+from gasworks.llm.types import Message
+
+
+def test_shipped_encodings_match_known_token_ids() -> None:
+    cl = get_encoding("cl100k_base")
+    o2 = get_encoding("o200k_base")
+    assert cl is not None and o2 is not None
+    assert cl.encode("hello world") == [15339, 1917]
+    assert o2.encode("hello world") == [24912, 2375]
+    assert cl.encode("<|endoftext|>", allowed_special="all") == [100257]
+    assert cl.decode(cl.encode("Grüße, 世界! 12345")) == "Grüße, 世界! 12345"
+
+
+def test_estimate_says_which_tokenizer_and_whether_exact() -> None:
+    exact = TokenCounter("cl100k_base").estimate_text("hello world")
+    assert (exact.tokens, exact.tokenizer, exact.exact) == (2, "cl100k_base", True)
+    approx = TokenCounter("claude-tokenizer", 3.5).estimate_text("x" * 35)
+    assert (approx.tokens, approx.tokenizer, approx.exact) == (10, "ratio:3.5", False)
+    # no tokenizer and no ratio: never fails, default ratio
+    assert TokenCounter(None).estimate_text("abcdefgh").tokens == 2
+
+
+def test_repeated_content_is_counted_once() -> None:
+    counter = TokenCounter("cl100k_base", cache_min_chars=10)
+    calls = 0
+    real = counter._encode_len
+
+    def spy(text: str) -> int:
+        nonlocal calls
+        calls += 1
+        return real(text)
+
+    counter._encode_len = spy  # type: ignore[method-assign]
+    system = "You are a helpful assistant for the gasworks docs. " * 20
+    first = counter.count(system)
+    for _ in range(100):
+        assert counter.count(system) == first
+    assert calls == 1
+
+
+def test_message_estimate_includes_chat_overhead() -> None:
+    counter = TokenCounters().get("cl100k_base")
+    msgs = [Message("system", "You are terse."), Message("user", "hello world")]
+    est = counter.estimate_messages(msgs)
+    # OpenAI's accounting: 3 per message + 3 reply priming + content tokens
+    assert est.tokens == 3 + 3 + 3 + counter.count("You are terse.") + 2
+    assert est.exact
+
+
+def test_truncation_drops_oldest_memory_first_then_system_last() -> None:
+    counter = TokenCounter("cl100k_base", cache_min_chars=10**9)
+    history = [Message("user" if i % 2 == 0 else "assistant", f"turn {i} " * 40) for i in range(6)]
+    msgs = [Message("system", "rules " * 50), *history, Message("user", "the question")]
+    full = counter.estimate_messages(msgs).tokens
+    budget = full - counter.count_message(history[0]) - counter.count_message(history[1]) + 1
+    res = fit_messages(msgs, counter, budget)
+    assert res.fits and res.dropped == [1, 2] and not res.system_truncated
+    assert res.messages[0].role == "system" and res.messages[-1].text() == "the question"
+    # nothing but system + question fits after shortening the system message
+    tight = counter.count_message(msgs[-1]) + 3 + 3 + 20
+    res = fit_messages(msgs, counter, tight)
+    assert res.fits and res.system_truncated
+    assert [m.role for m in res.messages] == ["system", "user"]
+    assert res.tokens_after <= tight
+    assert msgs[0].text() == "rules " * 50  # the caller's messages are not modified
+    # the question alone is too long: does not fit
+    assert not fit_messages(msgs, counter, 5).fits
+
+
+def test_truncation_keeps_tool_answers_with_their_call() -> None:
+    counter = TokenCounter("cl100k_base")
+    call = Message("assistant", "", tool_calls=[{"id": "c1", "function": {"name": "f"}}])
+    msgs = [
+        Message("system", "s"),
+        call,
+        Message("tool", "result " * 100, tool_call_id="c1"),
+        Message("user", "q"),
+    ]
+    res = fit_messages(msgs, counter, 30)
+    assert res.fits and res.dropped == [1, 2]

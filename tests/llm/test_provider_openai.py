@@ -1,0 +1,190 @@
+"""The OpenAI and OpenAI-compatible adapters against a fake server, through the official SDK."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from gasworks.errors import (
+    ContentFiltered,
+    ProviderAuthFailed,
+    ProviderBadRequest,
+    ProviderBadResponse,
+    ProviderRateLimited,
+    ProviderStreamInterrupted,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
+from gasworks.testing import FakeOpenAI, Fault
+from tests.llm.providers_util import SCOPE, ask, collect, gateway_for
+
+
+def entries(fake: FakeOpenAI, **extra: object) -> list[dict[str, object]]:
+    base = {
+        "provider": "openai",
+        "base_url": f"{fake.url}/v1",
+        "input_per_1k": "0.002",
+        "output_per_1k": "0.008",
+        "cached_input_per_1k": "0.0005",
+        "capabilities": {"streaming": True, "json_mode": True, "function_calling": True},
+    }
+    return [
+        {"id": "oa", "provider_model_id": "gpt-test", **base, **extra},
+        {
+            "id": "local",
+            "provider": "openai_compatible",
+            "provider_model_id": "llama3.1:8b",
+            "base_url": f"{fake.url}/v1",
+        },
+    ]
+
+
+async def test_chat_maps_parameters_usage_and_cost(tmp_path, fake_openai) -> None:
+    fake_openai.reply.cached_input_tokens = 1
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    r = await gw.chat(SCOPE, ask("oa", max_tokens=50, temperature=0.2, stop=["END"], user="u1"))
+    assert r.text == "Hello from the fake model."
+    assert (r.usage.input_tokens, r.usage.output_tokens, r.usage.cached_input_tokens) == (11, 7, 1)
+    # 10 * 0.002 + 1 * 0.0005 + 7 * 0.008, per 1K
+    assert r.cost == Decimal("0.0000765")
+    sent = fake_openai.requests[-1].json()
+    assert sent["model"] == "gpt-test" and sent["max_completion_tokens"] == 50
+    assert sent["temperature"] == 0.2 and sent["stop"] == ["END"] and sent["user"] == "u1"
+    assert fake_openai.requests[-1].headers["authorization"] == "Bearer sk-test-not-a-real-key"
+
+
+async def test_stream_requests_usage_and_reports_it(tmp_path, fake_openai) -> None:
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    text, last = await collect(gw, ask("oa"))
+    assert text == "Hello from the fake model."
+    assert fake_openai.requests[-1].json()["stream_options"] == {"include_usage": True}
+    assert last.usage.output_tokens == 7 and not last.usage.estimated
+    assert last.cost == Decimal("0.000078")
+
+
+async def test_stream_without_usage_is_estimated_and_marked(tmp_path, fake_openai) -> None:
+    fake_openai.reply.stream_usage = False
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    _, last = await collect(gw, ask("oa"))
+    assert last.usage.estimated is True
+    assert last.usage.input_tokens > 0 and last.usage.output_tokens > 0
+
+
+async def test_openai_compatible_server_without_key(tmp_path, fake_openai, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    r = await gw.chat(SCOPE, ask("local", max_tokens=20))
+    assert r.provider == "openai_compatible" and r.text
+    sent = fake_openai.requests[-1].json()
+    assert sent["model"] == "llama3.1:8b" and sent["max_tokens"] == 20
+    assert "max_completion_tokens" not in sent
+
+
+async def test_tools_and_json_mode_pass_through(tmp_path, fake_openai) -> None:
+    call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    fake_openai.reply.tool_calls = [call]
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
+    r = await gw.chat(
+        SCOPE,
+        ask("oa", tools=tools, tool_choice="auto", response_format={"type": "json_object"}),
+    )
+    assert r.finish_reason == "tool_calls" and r.tool_calls == [call]
+    sent = fake_openai.requests[-1].json()
+    assert sent["tools"] == tools and sent["response_format"] == {"type": "json_object"}
+    _, last = await collect(gw, ask("oa", tools=tools))
+    assert last.finish_reason == "tool_calls"
+
+
+async def test_5xx_is_retried_then_succeeds(tmp_path, fake_openai) -> None:
+    fake_openai.faults.extend([Fault.http(500), Fault.http(503)])
+    sleeps: list[float] = []
+    gw = gateway_for(tmp_path, entries(fake_openai), sleeps)
+    r = await gw.chat(SCOPE, ask("oa"))
+    assert r.text and len(fake_openai.requests) == 3 and len(sleeps) == 2
+
+
+async def test_429_retry_after_is_honoured(tmp_path, fake_openai) -> None:
+    fake_openai.faults.append(Fault.rate_limit(retry_after=2))
+    sleeps: list[float] = []
+    gw = gateway_for(tmp_path, entries(fake_openai), sleeps)
+    await gw.chat(SCOPE, ask("oa"))
+    assert sleeps == [2.0]
+
+
+async def test_exhausted_retries_raise_the_classified_error(tmp_path, fake_openai) -> None:
+    fake_openai.faults.extend([Fault.rate_limit(retry_after=0)] * 3)
+    gw = gateway_for(tmp_path, entries(fake_openai), [], provider_max_retries=2)
+    with pytest.raises(ProviderRateLimited) as info:
+        await gw.chat(SCOPE, ask("oa"))
+    assert info.value.status == 429 and info.value.retryable
+    assert len(fake_openai.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault.http(401, "Incorrect API key provided: sk-test"), ProviderAuthFailed),
+        (Fault.http(400, "max_tokens is too large"), ProviderBadRequest),
+        (Fault.http(400, "Your request was rejected by our content filter"), ContentFiltered),
+    ],
+)
+async def test_non_retryable_errors(tmp_path, fake_openai, fault, error) -> None:
+    fake_openai.faults.append(fault)
+    gw = gateway_for(tmp_path, entries(fake_openai), [])
+    with pytest.raises(error) as info:
+        await gw.chat(SCOPE, ask("oa"))
+    assert len(fake_openai.requests) == 1
+    assert "sk-test-not-a-real-key" not in str(info.value.to_dict())
+
+
+async def test_slow_first_byte_times_out_per_model(tmp_path, fake_openai) -> None:
+    fake_openai.faults.append(Fault.slow_first_byte(2.0))
+    gw = gateway_for(tmp_path, entries(fake_openai, timeout_seconds=0.2, max_retries=0))
+    with pytest.raises(ProviderTimeout) as info:
+        await gw.chat(SCOPE, ask("oa"))
+    assert info.value.retryable and info.value.status == 504
+
+
+async def test_slow_first_byte_is_retried(tmp_path, fake_openai) -> None:
+    fake_openai.faults.append(Fault.slow_first_byte(2.0))
+    gw = gateway_for(tmp_path, entries(fake_openai, timeout_seconds=0.2), [])
+    r = await gw.chat(SCOPE, ask("oa"))
+    assert r.text and len(fake_openai.requests) == 2
+
+
+async def test_stream_cut_mid_answer_is_reported(tmp_path, fake_openai) -> None:
+    fake_openai.faults.append(Fault.cut_stream(after_chunks=3))
+    gw = gateway_for(tmp_path, entries(fake_openai), [])
+    parts: list[str] = []
+    with pytest.raises(ProviderStreamInterrupted):
+        async for c in gw.stream(SCOPE, ask("oa")):
+            parts.append(c.delta)
+    assert "".join(parts) == "Hello from "  # what arrived before the cut
+    assert len(fake_openai.requests) == 1  # text reached the caller: no silent retry
+
+
+async def test_stream_cut_before_any_text_is_retried(tmp_path, fake_openai) -> None:
+    fake_openai.faults.append(Fault.cut_stream(after_chunks=1))  # only the role chunk
+    gw = gateway_for(tmp_path, entries(fake_openai), [])
+    text, last = await collect(gw, ask("oa"))
+    assert text == "Hello from the fake model." and last.usage.output_tokens == 7
+    assert len(fake_openai.requests) == 2
+
+
+async def test_malformed_json_is_a_bad_response(tmp_path, fake_openai) -> None:
+    fake_openai.faults.extend([Fault.malformed(), Fault.malformed()])
+    gw = gateway_for(tmp_path, entries(fake_openai, max_retries=0))
+    with pytest.raises(ProviderBadResponse):
+        await gw.chat(SCOPE, ask("oa"))
+    with pytest.raises(ProviderBadResponse):
+        await collect(gw, ask("oa"))
+
+
+async def test_unreachable_server_is_unavailable(tmp_path) -> None:
+    fake = FakeOpenAI().start()
+    fake.stop()  # nothing listens on the port any more
+    gw = gateway_for(tmp_path, entries(fake, max_retries=0))
+    with pytest.raises(ProviderUnavailable):
+        await gw.chat(SCOPE, ask("oa"))
