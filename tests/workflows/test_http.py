@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+import gasworks.llm.guardrails_runtime  # noqa: F401  (registers the guardrail hooks before runtimes start)
+
 from tests.conftest import auth
 from tests.workflows.fakes import FakeModels
 
@@ -442,3 +444,30 @@ async def test_demos_run_on_the_real_gateway_with_the_demo_model(
     )
     assert r.json()["status"] == "succeeded" and r.json()["output"].startswith("[demo]")
     assert [t["nodeId"] for t in r.json()["nodeTimings"]][:3] == ["classify", "route", "specialist"]
+
+
+async def test_model_calls_of_a_run_go_through_guardrails_and_the_ledger(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    from gasworks.workflows.demos import demo_document
+
+    h = auth(admin_key)
+    await client.post("/api/workflows", json=demo_document("chatbot"), headers=h)
+    ok = await client.post(
+        "/api/workflows/demo-chatbot/runs", json={"input": {"message": "hi"}}, headers=h
+    )
+    assert ok.json()["status"] == "succeeded"
+    calls = (await client.get("/api/usage/calls", headers=h)).json()
+    assert any(c["workflowId"] == "demo-chatbot" for c in calls), calls
+
+    r = await client.put("/api/budgets", json={"period": "day", "token_limit": 1}, headers=h)
+    assert r.status_code == 200, r.text
+    refused = await client.post(
+        "/api/workflows/demo-chatbot/runs", json={"input": {"message": "hi again"}}, headers=h
+    )
+    body = refused.json()
+    assert body["status"] == "failed"
+    assert (
+        body["error"]["code"] == "TOKEN_BUDGET_EXCEEDED"
+        and body["error"]["details"]["node"] == "answer"
+    )

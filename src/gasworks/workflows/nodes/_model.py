@@ -74,6 +74,7 @@ class ModelStream:
 
     __slots__ = (
         "_chunks",
+        "_first",
         "_rc",
         "chunk_count",
         "cost",
@@ -91,6 +92,7 @@ class ModelStream:
     ) -> None:
         self._rc = rc
         self._chunks = chunks
+        self._first: StreamChunk | None = None
         self.node_id = node_id
         self.model = model
         self.text = ""
@@ -101,12 +103,28 @@ class ModelStream:
         self.cost = Decimal(0)
         self.started = time.perf_counter()
 
+    async def open(self) -> ModelStream:
+        """Wait for the first chunk, so refusals (budget, breaker, context window) and
+        provider errors surface in the ModelInvoke node, not downstream."""
+        try:
+            self._first = await anext(self._chunks)
+        except StopAsyncIteration:
+            self._first = None
+        return self
+
+    async def _all(self) -> AsyncIterator[StreamChunk]:
+        if self._first is not None:
+            first, self._first = self._first, None
+            yield first
+        async for chunk in self._chunks:
+            yield chunk
+
     async def deltas(self) -> AsyncIterator[str]:
         if self.done:
             return
         parts: list[str] = []
         try:
-            async for chunk in self._chunks:
+            async for chunk in self._all():
                 if chunk.delta:
                     parts.append(chunk.delta)
                     self.chunk_count += 1

@@ -83,7 +83,7 @@ class ModelInvokeNode(BaseNode):
         if cfg.stream:
             stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(rc.scope(), request))
             rc.streams.append(stream)
-            return stream
+            return await stream.open()
         return result_dict(await chat(rc, request))
 
 
