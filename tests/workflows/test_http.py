@@ -9,7 +9,6 @@ import httpx
 import pytest
 
 import gasworks.llm.guardrails_runtime  # noqa: F401  (registers the guardrail hooks before runtimes start)
-
 from tests.conftest import auth
 from tests.workflows.fakes import FakeModels
 

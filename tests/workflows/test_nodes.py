@@ -19,7 +19,7 @@ async def turn(
     models: FakeModels | None = None,
     store: MemoryConversations | None = None,
     conversation: str | None = "c1",
-    prompts: FakePrompts | None = None,
+    prompts: Any = None,
 ) -> tuple[RunOutcome, list[tuple[str, dict[str, Any]]]]:
     store = store or MemoryConversations()
     events: list[tuple[str, dict[str, Any]]] = []
@@ -200,3 +200,42 @@ async def test_slot_rules_for_typed_slots() -> None:
         doc, "I am 42, yes, on 2026-01-02, code ABC-12, call +1 555 123 4567", conversation=None
     )
     assert out.output == "42|true|2026-01-02|ABC-12|+1 555 123 4567"
+
+
+async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
+    """The shape of the prompts domain: resolver.resolve(...) → prompt.format(values, history)."""
+    from dataclasses import dataclass
+
+    from gasworks.llm.types import Message
+    from gasworks.workflows.wiring import ResolverPrompts
+
+    asked: list[dict[str, Any]] = []
+
+    @dataclass
+    class Formatted:
+        messages: list[Message]
+
+    class Prompt:
+        def format(self, values: Any, history: Any) -> Formatted:
+            user = values["inputs"]["user_prompt"]
+            return Formatted([Message("system", "Be brief."), *history, Message("user", user)])
+
+    class Resolver:
+        async def resolve(self, **kw: Any) -> Prompt:
+            asked.append(kw)
+            return Prompt()
+
+    models = FakeModels()
+    doc = demo_document("chatbot")
+    store = MemoryConversations()
+    await turn(doc, "first", models=models, store=store, prompts=ResolverPrompts(Resolver()))  # type: ignore[arg-type]
+    await turn(doc, "second", models=models, store=store, prompts=ResolverPrompts(Resolver()))  # type: ignore[arg-type]
+    assert asked[-1] == {
+        "tenant_id": "t1",
+        "model": None,
+        "workflow_id": "demo-chatbot",
+        "conversation_id": "c1",
+    }
+    sent = models.calls[-1][0].messages
+    assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
+    assert sent[0].text() == "Be brief." and sent[-1].text() == "second"

@@ -27,6 +27,7 @@ from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
+from gasworks.workflows.metrics import FAILURES, RUN_SECONDS, RUNS
 from gasworks.workflows.ports import ConversationData, Ports
 from gasworks.workflows.runner import RunOutcome, execute, initial_state
 from gasworks.workflows.schemas import RunIn, RunOut
@@ -275,6 +276,11 @@ class WorkflowEngine:
             row.duration_ms = round(outcome.duration_ms, 3)
             row.finished_at = utcnow()
             result = service.run_out(row, wf.slug)
+            RUNS.labels(status=outcome.status).inc()
+            RUN_SECONDS.observe(outcome.duration_ms / 1000)
+            if outcome.status == "failed" and outcome.timings:
+                code = (outcome.error or {}).get("code", "UNKNOWN")
+                FAILURES.labels(node_type=outcome.timings[-1].type, code=code).inc()
             final = {"succeeded": "run.finished", "failed": "run.failed"}.get(
                 outcome.status, "run.cancelled"
             )

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
+from gasworks.llm.types import Message
 from gasworks.workflows import service
 from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource
 
@@ -42,8 +44,34 @@ def build_ports(runtime: Runtime) -> Ports:
 
         models = get_gateway(runtime) if SERVICE in runtime.services else None
     prompts = runtime.services.get(PROMPTS_OVERRIDE)
-    return Ports(
-        models=models,
-        prompts=prompts if isinstance(prompts, PromptSource) else None,
-        conversations=SqlConversations(runtime.db),
-    )
+    if not isinstance(prompts, PromptSource):
+        resolver = getattr(runtime.services.get("prompts"), "resolver", None)
+        prompts = ResolverPrompts(resolver) if hasattr(resolver, "resolve") else None
+    return Ports(models=models, prompts=prompts, conversations=SqlConversations(runtime.db))
+
+
+class ResolverPrompts:
+    """The prompt engine's resolver as a :class:`PromptSource`: scoped resolution (tenant +
+    workflow + model → … → the neutral fallback, never failing), then its message formatter
+    (system, history, the rest of the prompt)."""
+
+    def __init__(self, resolver: Any) -> None:
+        self.resolver = resolver
+
+    async def messages(
+        self,
+        *,
+        tenant_id: str,
+        workflow_id: str,
+        model: str | None,
+        conversation_id: str | None,
+        values: Mapping[str, Any],
+        history: Sequence[Message],
+    ) -> list[Message]:
+        prompt = await self.resolver.resolve(
+            tenant_id=tenant_id,
+            model=model,
+            workflow_id=workflow_id,
+            conversation_id=conversation_id,
+        )
+        return list(prompt.format(values, history).messages)

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.observability.logging import get_logger
+from gasworks.workflows.metrics import WRITE_BATCH
 
 if TYPE_CHECKING:
     from gasworks.db.engine import Database
@@ -79,6 +80,7 @@ class RunWriter:
             for item in batch:  # one bad write must not lose the others
                 await self._write([item])
             return
+        WRITE_BATCH.observe(len(batch))
         self._settle(batch)
 
     @staticmethod

@@ -10,10 +10,12 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import structlog
 from fastapi import APIRouter, Header, Query, Request, Response, status
 from fastapi.responses import StreamingResponse
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
+from gasworks.api.middleware import current_request_id
 from gasworks.errors import BadRequest
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
@@ -129,11 +131,10 @@ async def unshare(slug: str, share_id: str, ctx: ContextDep, session: SessionDep
     response_model=RunOut,
     responses={200: {"content": {"text/event-stream": {}}}},
 )
-async def run_workflow(
-    slug: str, body: RunIn, ctx: ContextDep, runtime: RuntimeDep, request: Request
-) -> Any:
+async def run_workflow(slug: str, body: RunIn, ctx: ContextDep, runtime: RuntimeDep) -> Any:
+    structlog.contextvars.bind_contextvars(workflowId=slug)
     eng = workflow_engine(runtime)
-    request_id = getattr(request.state, "request_id", None)
+    request_id = current_request_id()
     if not body.stream:
         return await eng.run(ctx, slug, body, request_id=request_id)
     live = await eng.start(ctx, slug, body, request_id=request_id)
