@@ -470,3 +470,72 @@ async def test_model_calls_of_a_run_go_through_guardrails_and_the_ledger(
         body["error"]["code"] == "TOKEN_BUDGET_EXCEEDED"
         and body["error"]["details"]["node"] == "answer"
     )
+
+
+async def test_another_server_process_follows_and_resumes_a_live_run(
+    client: httpx.AsyncClient, admin_key: str, runtime: Any
+) -> None:
+    """Worker 1 runs the workflow; a client reconnects to worker 2 (same database), which
+    follows the stored events while the run is still going, and ends with the final result."""
+    import asyncio
+
+    from gasworks.api.app import create_app
+    from gasworks.llm.types import StreamChunk
+    from gasworks.runtime import Runtime
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.workflows import workflow_engine
+    from gasworks.workflows.schemas import RunIn
+
+    gate = asyncio.Event()
+
+    class Paused(FakeModels):
+        async def stream(self, scope, request):  # type: ignore[override]
+            yield StreamChunk(delta="one")
+            yield StreamChunk(delta=" two")
+            await gate.wait()
+            yield StreamChunk(delta=" three")
+
+    runtime.services["workflows.models"] = Paused()
+    h = auth(admin_key)
+    await client.post("/api/workflows", json=SUPPORT, headers=h)
+    me = (await client.get("/api/me", headers=h)).json()
+    eng = workflow_engine(runtime)
+    eng.flush_interval = 0.01
+    live = await eng.start(
+        TenantContext.system(me["tenantId"]), "support", RunIn(input={"message": "q"}, stream=True)
+    )
+    seen = 0
+    async for _, kind, data in live.follow(0):
+        seen += kind == "chunk"
+        if seen == 2:
+            break
+    await eng.drain()  # the run row exists and events so far are stored
+
+    rt2 = Runtime(runtime.settings)
+    await rt2.start(migrate=False)
+    try:
+        workflow_engine(rt2).flush_interval = 0.01
+        transport = httpx.ASGITransport(app=create_app(runtime=rt2))
+        async with httpx.AsyncClient(transport=transport, base_url="http://w2.test") as c2:
+            follow = asyncio.create_task(
+                c2.get(
+                    f"/api/workflow-runs/{live.run_id}/events", headers={**h, "Last-Event-ID": "2"}
+                )
+            )
+            await asyncio.sleep(0.05)  # let worker 2 start polling while the run is paused
+            assert not follow.done()
+            gate.set()
+            r = await follow
+        assert r.status_code == 200, r.text
+        resumed = parse_sse(r.text)
+        await live.done.wait()
+        expected = [
+            {"id": s, "event": k, "data": json.loads(json.dumps(d))} for s, k, d in live.events[2:]
+        ]
+        assert resumed == expected
+        assert (
+            resumed[-1]["event"] == "run.finished"
+            and resumed[-1]["data"]["output"] == "one two three"
+        )
+    finally:
+        await rt2.stop()
