@@ -259,3 +259,17 @@ async def test_custom_node_type_needs_no_engine_change() -> None:
     from gasworks.workflows import validate
 
     assert [i.code for i in validate(bad, reg).issues] == ["TARGET_UNKNOWN"]
+
+
+async def test_live_run_followers_get_keepalives_while_silent() -> None:
+    from gasworks.workflows.engine import KEEPALIVE, LiveRun
+
+    live = LiveRun("run_1", "t", "w", keep_events=True)
+    live.emit("run.started", {})
+    got = []
+    async for ev in live.follow(0, keepalive=0.001):
+        got.append(ev)
+        if ev is KEEPALIVE:
+            live.emit("run.finished", {})
+            live.done.set()
+    assert [k for _, k, _ in got] == ["run.started", "keepalive", "run.finished"]

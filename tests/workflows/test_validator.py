@@ -117,6 +117,20 @@ def test_slot_targets_must_be_connected() -> None:
     assert ("TARGET_NOT_CONNECTED", "nodes[0].config.onComplete") in codes(doc)
 
 
+def test_reference_unknown() -> None:
+    doc = wf(
+        [
+            {"id": "m", "type": "ModelInvoke", "config": {"historyFrom": "memroy"}},
+            {"id": "s", "type": "StreamToClient", "config": {"source": "answr"}},
+        ],
+        [("m", "s")],
+    )
+    assert codes(doc) == [
+        ("REFERENCE_UNKNOWN", "nodes[0].config.historyFrom"),
+        ("REFERENCE_UNKNOWN", "nodes[1].config.source"),
+    ]
+
+
 def test_router_no_default() -> None:
     doc = wf([router("r", [("state.x", "a")], None), fmt("a")], [("r", "a")])
     assert codes(doc) == [("ROUTER_NO_DEFAULT", "nodes[0].config.default")]

@@ -18,7 +18,9 @@ from gasworks.errors import WorkflowInvalid
 START = "START"
 END = "END"
 #: ids a node may not take (virtual nodes, reserved state keys)
-RESERVED_IDS = frozenset({START, END, "input", "slots", "intent", "context", "turn", "history"})
+RESERVED_IDS = frozenset(
+    {START, END, "input", "inputs", "slots", "intent", "confidence", "context", "turn", "history"}
+)
 
 
 class _Model(BaseModel):
@@ -32,7 +34,7 @@ class RetryPolicy(_Model):
 
 
 class NodeSpec(_Model):
-    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z_][A-Za-z0-9_\-]*$")
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
     type: str = Field(min_length=1, max_length=64)
     config: dict[str, Any] = Field(default_factory=dict)
     timeout_seconds: float | None = Field(default=None, gt=0, le=3600)

@@ -41,6 +41,8 @@ log = get_logger("gasworks.workflows")
 
 Event = tuple[int, str, dict[str, Any]]
 TERMINAL = frozenset({"run.finished", "run.failed", "run.cancelled"})
+#: not an event: a marker the SSE layer turns into a comment line
+KEEPALIVE: Event = (0, "keepalive", {})
 
 
 class LiveRun:
@@ -64,7 +66,9 @@ class LiveRun:
         self._changed.set()
         self._changed = asyncio.Event()
 
-    async def follow(self, after: int) -> AsyncIterator[Event]:
+    async def follow(self, after: int, keepalive: float | None = None) -> AsyncIterator[Event]:
+        """Events after ``after`` as they come; ``KEEPALIVE`` every ``keepalive`` seconds of
+        silence (so proxies keep an idle stream open)."""
         pos = after
         while True:
             changed = self._changed
@@ -74,7 +78,13 @@ class LiveRun:
                 yield ev
             if self.done.is_set() and pos >= len(self.events):
                 return
-            await changed.wait()
+            if keepalive is None:
+                await changed.wait()
+                continue
+            try:
+                await asyncio.wait_for(changed.wait(), keepalive)
+            except TimeoutError:
+                yield KEEPALIVE
 
 
 class WorkflowEngine:
@@ -363,7 +373,9 @@ class WorkflowEngine:
         assert live.result is not None
         return live.result
 
-    async def events(self, ctx: TenantContext, run_id: str, after: int = 0) -> AsyncIterator[Event]:
+    async def events(
+        self, ctx: TenantContext, run_id: str, after: int = 0, *, keepalive: float | None = None
+    ) -> AsyncIterator[Event]:
         """The run's events after ``after``: live from this process, else from the database
         (polled while the run is still going elsewhere)."""
         live = self._live.get(run_id)
@@ -377,10 +389,11 @@ class WorkflowEngine:
             else:
                 await service.get_workflow(s, ctx, live.slug)  # 404 unless allowed to run it
         if live is not None and live.keep_events:
-            async for ev in live.follow(after):
+            async for ev in live.follow(after, keepalive):
                 yield ev
             return
         pos = after
+        quiet_since = time.monotonic()
         while True:
             async with self.db.session() as s:
                 status, evs = await service.run_events(s, ctx.tenant_id, run_id, pos)
@@ -391,6 +404,12 @@ class WorkflowEngine:
                     return
             if status != "running":
                 return
+            now = time.monotonic()
+            if evs:
+                quiet_since = now
+            elif keepalive is not None and now - quiet_since >= keepalive:
+                quiet_since = now
+                yield KEEPALIVE
             await asyncio.sleep(self.flush_interval)
 
     async def cancel(self, ctx: TenantContext, run_id: str) -> RunOut:

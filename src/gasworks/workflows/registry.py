@@ -45,6 +45,8 @@ class NodeType:
     description: str = ""
     #: node ids the config routes to, as (config path, node id): must be connected by edges
     targets: Callable[[Any], Iterable[tuple[str, str]]] = lambda _c: ()
+    #: other nodes the config reads from, as (config path, node id): must exist
+    refs: Callable[[Any], Iterable[tuple[str, str]]] = lambda _c: ()
     #: extra checks beyond the config model (router default, expressions, ...)
     check: Callable[[Any], Iterable[Issue]] = lambda _c: ()
     #: True when the node picks exactly one successor itself (returns Routed)

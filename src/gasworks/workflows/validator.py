@@ -14,6 +14,7 @@ RESERVED_NODE_ID       a node uses START, END or a reserved state key as id
 EDGE_FROM_UNKNOWN      an edge starts at a node that does not exist
 EDGE_TO_UNKNOWN        an edge ends at a node that does not exist
 TARGET_UNKNOWN         a router/slot target names a node that does not exist
+REFERENCE_UNKNOWN      a config names a node to read from that does not exist
 TARGET_NOT_CONNECTED   a router/slot target has no edge from that node
 ROUTER_NO_DEFAULT      a router has no default route
 UNREACHABLE_NODE       a node cannot be reached from START
@@ -191,6 +192,15 @@ def _check_graph(
         nt: NodeType | None = registry.get(n.type)
         if nt is None or n.id not in configs:
             continue
+        for cpath, ref in nt.refs(configs[n.id]):
+            if ref not in ids:
+                issues.append(
+                    ValidationIssue(
+                        "REFERENCE_UNKNOWN",
+                        f"nodes[{index[n.id]}].config.{cpath}",
+                        f"No node '{ref}' to read from.",
+                    )
+                )
         for cpath, target in nt.targets(configs[n.id]):
             path = f"nodes[{index[n.id]}].config.{cpath}"
             if target == END:

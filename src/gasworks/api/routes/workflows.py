@@ -38,6 +38,8 @@ from gasworks.workflows.validator import validate
 router = APIRouter(prefix="/api", tags=["workflows"])
 
 MAX_DOCUMENT_BYTES = 1_000_000
+#: seconds of silence after which an SSE comment keeps proxies from closing the stream
+KEEPALIVE_SECONDS = 15.0
 
 
 async def _document(request: Request) -> dict[str, Any]:
@@ -180,7 +182,7 @@ async def run_events(
 ) -> StreamingResponse:
     start = after if after is not None else _last_id(last_event_id)
     eng = workflow_engine(runtime)
-    events = eng.events(ctx, run_id, start)
+    events = eng.events(ctx, run_id, start, keepalive=KEEPALIVE_SECONDS)
     first = await anext(aiter(events), None)  # access check happens before the response starts
     return _sse(eng, ctx, run_id, start, first=first, rest=events)
 
@@ -221,6 +223,8 @@ def _last_id(raw: str | None) -> int:
 
 def format_event(ev: Event) -> str:
     seq, type_, data = ev
+    if seq == 0:
+        return ": keepalive\n\n"
     return f"id: {seq}\nevent: {type_}\ndata: {json.dumps(data, default=str)}\n\n"
 
 
@@ -236,7 +240,7 @@ def _sse(
     async def body() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"
         if rest is None:
-            async for ev in eng.events(ctx, run_id, after):
+            async for ev in eng.events(ctx, run_id, after, keepalive=KEEPALIVE_SECONDS):
                 yield format_event(ev)
             return
         if first is not None:

@@ -92,6 +92,7 @@ TYPE = register(
         name="ModelInvoke",
         config=ModelInvokeConfig,
         build=ModelInvokeNode,
+        refs=lambda c: [("historyFrom", c.history_from)] if c.history_from else [],
         description="Calls a model through the gateway with the prompt resolved for this "
         "tenant, workflow and model.",
     )

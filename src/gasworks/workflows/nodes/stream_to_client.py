@@ -87,6 +87,7 @@ TYPE = register(
         name="StreamToClient",
         config=StreamToClientConfig,
         build=StreamToClientNode,
+        refs=lambda c: [("source", c.source)] if c.source else [],
         description="Streams text or a model's live tokens to the client as chunks.",
     )
 )
