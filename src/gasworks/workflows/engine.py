@@ -305,7 +305,8 @@ class WorkflowEngine:
             if lock is not None:
                 self._release(conv_key, lock)
             live.done.set()
-            self._forget_later(live)
+            # a streamed run's buffer serves reconnects for a minute; others need no buffer
+            self._forget_later(live, 60.0 if live.keep_events else 5.0)
 
     def _final_write(
         self, live: LiveRun, row: WorkflowRunRow, rc: RunContext, outcome: RunOutcome
