@@ -539,3 +539,33 @@ async def test_another_server_process_follows_and_resumes_a_live_run(
         )
     finally:
         await rt2.stop()
+
+
+async def test_with_persistence_off_conversations_still_work_in_process(
+    settings: Any, admin_key: str
+) -> None:
+    from gasworks.api.app import create_app
+    from gasworks.runtime import Runtime
+    from gasworks.workflows.demos import demo_document
+
+    rt = Runtime(settings.model_copy(update={"workflow_persist_runs": False}))
+    await rt.start(migrate=False)
+    try:
+        rt.services["workflows.models"] = FakeModels(lambda r: f"{len(r.messages)} msgs")
+        transport = httpx.ASGITransport(app=create_app(runtime=rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as c:
+            h = auth(admin_key)
+            await c.post("/api/workflows", json=demo_document("chatbot"), headers=h)
+            body = {"input": {"message": "hi"}, "conversationId": "mem"}
+            outs = [
+                (await c.post("/api/workflows/demo-chatbot/runs", json=body, headers=h)).json()
+                for _ in range(2)
+            ]
+            assert [o["output"] for o in outs] == ["1 msgs", "3 msgs"]
+            assert (
+                await c.get(f"/api/workflow-runs/{outs[0]['id']}", headers=h)
+            ).status_code == 200
+            runs = (await c.get("/api/workflows/demo-chatbot/runs", headers=h)).json()
+            assert runs == []  # nothing stored
+    finally:
+        await rt.stop()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import functools
 import time
 from collections import OrderedDict
@@ -41,6 +42,8 @@ log = get_logger("gasworks.workflows")
 
 Event = tuple[int, str, dict[str, Any]]
 TERMINAL = frozenset({"run.finished", "run.failed", "run.cancelled"})
+#: conversations kept in memory per process when persistence is off
+MEMORY_CONVERSATIONS = 10_000
 #: not an event: a marker the SSE layer turns into a comment line
 KEEPALIVE: Event = (0, "keepalive", {})
 
@@ -110,6 +113,8 @@ class WorkflowEngine:
         self._conv_locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._conv_pending: dict[tuple[str, str], asyncio.Future[None]] = {}
         self._conv_users: dict[tuple[str, str], int] = {}
+        #: conversations when persistence is off (bounded, least recently used dropped)
+        self._memory_convs: OrderedDict[tuple[str, str], ConversationData] = OrderedDict()
         self.access_ttl = access_ttl
         self._targets: dict[
             tuple[str, str, str, bool, str, int | None],
@@ -204,8 +209,12 @@ class WorkflowEngine:
                 if pending is not None:
                     with contextlib.suppress(Exception):
                         await asyncio.shield(pending)
-                async with self.db.session() as s:
-                    rc.set_conversation(await service.load_conversation(s, ctx.tenant_id, conv_id))
+                if self.writer is None:  # persistence off: conversations live in this process
+                    rc.set_conversation(self._memory_conversation(conv_key))
+                else:
+                    async with self.db.session() as s:
+                        conv = await service.load_conversation(s, ctx.tenant_id, conv_id)
+                    rc.set_conversation(conv)
             except BaseException:
                 self._release(conv_key, lock)
                 raise
@@ -296,6 +305,10 @@ class WorkflowEngine:
             )
             live.result = result
             live.emit(final, result.model_dump(mode="json", by_alias=True))
+            conv = rc.loaded_conversation
+            changed = conv is not None and (conv.dirty or bool(conv.pending))
+            if self.writer is None and outcome.status == "succeeded" and conv and changed:
+                self._remember_conversation(conv_key, conv)
             if self.writer is not None:
                 fut = self.writer.submit(self._final_write(live, _copy_row(row), rc, outcome))
                 if lock is not None:
@@ -340,6 +353,23 @@ class WorkflowEngine:
         while True:
             await asyncio.sleep(self.flush_interval)
             self._flush(live)
+
+    def _memory_conversation(self, key: tuple[str, str]) -> ConversationData:
+        got = self._memory_convs.get(key)
+        if got is None:
+            return ConversationData(id=key[1])
+        self._memory_convs.move_to_end(key)
+        return ConversationData(
+            id=got.id, history=list(got.history), data=copy.deepcopy(got.data), turn=got.turn
+        )
+
+    def _remember_conversation(self, key: tuple[str, str], conv: ConversationData) -> None:
+        self._memory_convs[key] = ConversationData(
+            id=conv.id, history=conv.history + conv.pending, data=conv.data, turn=conv.turn + 1
+        )
+        self._memory_convs.move_to_end(key)
+        while len(self._memory_convs) > MEMORY_CONVERSATIONS:
+            self._memory_convs.popitem(last=False)
 
     def _release(self, key: tuple[str, str], lock: asyncio.Lock) -> None:
         lock.release()
