@@ -311,6 +311,78 @@ class CircuitOpen(ModelUnavailable):
     """The model's circuit breaker is open: fail fast (the gateway tries fallbacks)."""
 
 
+# --- blobs ----------------------------------------------------------------------------------
+
+
+class BlobNotFound(NotFound):
+    code = "BLOB_NOT_FOUND"
+
+
+class BlobIntegrityError(GasworksError):
+    """A blob failed authentication (tampered, truncated or stored under another key)."""
+
+    code = "BLOB_INTEGRITY_FAILED"
+    status = 500
+
+
+class BlobKeyUnknown(ConfigurationError):
+    """A blob was wrapped by a master key this process does not hold."""
+
+    code = "BLOB_MASTER_KEY_UNKNOWN"
+
+
+class BlobStoreUnavailable(GasworksError):
+    code = "BLOB_STORE_UNAVAILABLE"
+    status = 503
+    retryable = True
+
+
+# --- prompts --------------------------------------------------------------------------------
+
+
+class PromptVersionNotFound(NotFound):
+    code = "PROMPT_VERSION_NOT_FOUND"
+
+
+class PromptPointerNotFound(NotFound):
+    code = "PROMPT_POINTER_NOT_FOUND"
+
+
+class PromptDeadLetterNotFound(NotFound):
+    code = "PROMPT_DEAD_LETTER_NOT_FOUND"
+
+
+class PromptPointerConflict(Conflict):
+    """The pointer moved since the caller read it: ``details.current`` is its state now."""
+
+    code = "PROMPT_POINTER_CONFLICT"
+
+
+class PromptNoPreviousVersion(Conflict):
+    code = "PROMPT_NO_PREVIOUS_VERSION"
+
+
+class PromptVersionInUse(Conflict):
+    code = "PROMPT_VERSION_IN_USE"
+
+
+class PromptIntegrityError(GasworksError):
+    """Stored prompt content does not match its SHA-256: it is never served."""
+
+    code = "PROMPT_HASH_MISMATCH"
+    status = 500
+
+
+class TemplateSyntaxError(ValidationFailed):
+    code = "TEMPLATE_SYNTAX_ERROR"
+
+
+class TemplateVariableMissing(ValidationFailed):
+    """Strict rendering met a ``${path}`` with no value."""
+
+    code = "TEMPLATE_VARIABLE_MISSING"
+
+
 def error_codes() -> dict[str, int]:
     """Every code in the tree with its HTTP status (used by docs and tests)."""
     seen: dict[str, int] = {}

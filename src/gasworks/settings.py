@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 PAYLOAD_TOO_LARGE above); a route may "
+        "set its own limit.",
+    )
     graphql_max_depth: int = Field(
         default=10, ge=1, le=50, description="Deepest GraphQL query accepted (introspection aside)."
     )
@@ -117,6 +123,11 @@ class Settings(BaseSettings):
         default=None,
         description="Base64 master key for envelope encryption. Default: generated once "
         "under GASWORKS_HOME/keys/master.key.",
+    )
+    master_keys_previous: SecretStr | None = Field(
+        default=None,
+        description="Comma-separated base64 master keys retired by a rotation, still used to "
+        "unwrap data keys until `gasworks blobs rewrap` has re-wrapped every blob.",
     )
     # --- models and providers (llm/) -----------------------------------------------------
     models_file: Path | None = Field(default=None, description="YAML file of extra models.")
@@ -238,6 +249,37 @@ class Settings(BaseSettings):
     )
     token_count_cache_size: int = Field(
         default=4096, ge=0, description="Repeated texts whose token count is cached."
+    )
+
+    # --- prompts -------------------------------------------------------------------------
+    prompt_inline_max_bytes: int = Field(
+        default=64 * 1024,
+        ge=0,
+        description="Prompt content up to this size (canonical UTF-8 bytes) is stored in the "
+        "database; larger content goes to the encrypted blob store.",
+    )
+    prompt_cache_size: int = Field(default=200, ge=1, description="Resolver LRU entries.")
+    prompt_cache_ttl_seconds: float = Field(default=300.0, gt=0, description="Resolver TTL.")
+    prompt_invalidation_poll_seconds: float = Field(
+        default=0.2,
+        gt=0,
+        le=1.0,
+        description="How often each process polls the invalidation table (pointer moves in "
+        "another process are seen within this interval plus one query).",
+    )
+    prompt_retention_days: int = Field(
+        default=365, ge=0, description="Archived prompt versions older than this are deleted."
+    )
+    prompt_operator_tenant: str = Field(
+        default="default",
+        description="Tenant (by name) owning versions the CLI pushes to platform-wide scopes.",
+    )
+
+    # --- blobs ---------------------------------------------------------------------------
+    blob_url: str | None = Field(
+        default=None,
+        description="Blob store location. Default: file://GASWORKS_HOME/blobs (local folder, "
+        "AES-256-GCM envelope encryption).",
     )
 
     @field_validator("home", mode="after")

@@ -16,7 +16,7 @@ from gasworks.llm.types import (
     StreamChunk,
     Usage,
 )
-from gasworks.workflows.ports import ConversationData
+from gasworks.workflows.ports import ConversationData, RenderedPrompt
 
 
 class FakeModels:
@@ -59,9 +59,11 @@ class FakePrompts:
         self,
         system: str = "You are helpful. Tenant ${context.tenantId}.",
         user: str = "${inputs.user_prompt}",
+        parameters: dict[str, Any] | None = None,
     ) -> None:
         self.system = system
         self.user = user
+        self.parameters = parameters or {}
         self.asked: list[tuple[str, str, str | None]] = []
 
     async def messages(
@@ -73,15 +75,18 @@ class FakePrompts:
         conversation_id: str | None,
         values: Mapping[str, Any],
         history: Sequence[Message],
-    ) -> list[Message]:
+    ) -> RenderedPrompt:
         from gasworks.workflows.templating import Template
 
         self.asked.append((tenant_id, workflow_id, model))
-        return [
-            Message("system", Template(self.system).render(values)),
-            *history,
-            Message("user", Template(self.user).render(values)),
-        ]
+        return RenderedPrompt(
+            [
+                Message("system", Template(self.system).render(values)),
+                *history,
+                Message("user", Template(self.user).render(values)),
+            ],
+            dict(self.parameters),
+        )
 
 
 class MemoryConversations:

@@ -288,8 +288,9 @@ async def test_demo_workflows_over_http_with_conversations(
         assert r.status_code == 200, r.text
         return r.json()
 
-    assert (await say("demo-chatbot", "hi", "chat-1"))["output"] == "1 msgs"
-    assert (await say("demo-chatbot", "again", "chat-1"))["output"] == "3 msgs"
+    # the neutral prompt's system message, the history, the message
+    assert (await say("demo-chatbot", "hi", "chat-1"))["output"] == "2 msgs"
+    assert (await say("demo-chatbot", "again", "chat-1"))["output"] == "4 msgs"
     conv = (await client.get("/api/conversations/chat-1", headers=h)).json()
     assert conv["turn"] == 2 and [m["role"] for m in conv["messages"]] == ["user", "assistant"] * 2
 
@@ -376,7 +377,7 @@ async def test_concurrent_turns_of_one_conversation_are_serialized(
     results = await asyncio.gather(
         *(client.post("/api/workflows/demo-chatbot/runs", json=body, headers=h) for _ in range(3))
     )
-    assert sorted(r.json()["output"] for r in results) == ["1 msgs", "3 msgs", "5 msgs"]
+    assert sorted(r.json()["output"] for r in results) == ["2 msgs", "4 msgs", "6 msgs"]
     conv = (await client.get("/api/conversations/same", headers=h)).json()
     assert conv["turn"] == 3 and len(conv["messages"]) == 6
 
@@ -561,7 +562,7 @@ async def test_with_persistence_off_conversations_still_work_in_process(
                 (await c.post("/api/workflows/demo-chatbot/runs", json=body, headers=h)).json()
                 for _ in range(2)
             ]
-            assert [o["output"] for o in outs] == ["1 msgs", "3 msgs"]
+            assert [o["output"] for o in outs] == ["2 msgs", "4 msgs"]
             assert (
                 await c.get(f"/api/workflow-runs/{outs[0]['id']}", headers=h)
             ).status_code == 200

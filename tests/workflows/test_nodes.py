@@ -72,14 +72,22 @@ async def test_memory_window_by_turns_and_tokens() -> None:
 
 
 async def test_prompt_is_resolved_by_tenant_workflow_model_and_scope_is_passed() -> None:
-    prompts = FakePrompts(system="Support for ${context.tenantId}")
+    prompts = FakePrompts(
+        system="Support for ${context.tenantId}",
+        parameters={"temperature": 0.2, "max_tokens": 50, "seed": 7},
+    )
     models = FakeModels()
-    doc = {"id": "p", "nodes": [{"id": "m", "type": "ModelInvoke", "config": {"model": "demo"}}]}
+    doc = {
+        "id": "p",
+        "nodes": [{"id": "m", "type": "ModelInvoke", "config": {"model": "demo", "maxTokens": 9}}],
+    }
     out, _ = await turn(doc, "hello", models=models, prompts=prompts)
     assert prompts.asked == [("t1", "p", "demo")]
     request, scope = models.calls[0]
     assert request.messages[0].text() == "Support for t1"
     assert request.messages[-1].text() == "hello"
+    # the prompt version's parameters apply; the node's explicit config wins
+    assert (request.temperature, request.max_tokens, request.extra) == (0.2, 9, {"seed": 7})
     assert (
         scope.tenant_id,
         scope.workflow_id,
@@ -214,11 +222,13 @@ async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
     @dataclass
     class Formatted:
         messages: list[Message]
+        parameters: dict[str, Any]
 
     class Prompt:
         def format(self, values: Any, history: Any) -> Formatted:
             user = values["inputs"]["user_prompt"]
-            return Formatted([Message("system", "Be brief."), *history, Message("user", user)])
+            msgs = [Message("system", "Be brief."), *history, Message("user", user)]
+            return Formatted(msgs, {"temperature": 0.1})
 
     class Resolver:
         async def resolve(self, **kw: Any) -> Prompt:
@@ -239,3 +249,4 @@ async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
     sent = models.calls[-1][0].messages
     assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[0].text() == "Be brief." and sent[-1].text() == "second"
+    assert models.calls[-1][0].temperature == 0.1

@@ -7,7 +7,6 @@ A processor drops values of keys that look like secrets, as a last line of defen
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import sys
@@ -52,21 +51,6 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-class _StderrLogger:
-    """Writes each line to whatever ``sys.stderr`` is *now* (not at configure time), so a
-    replaced-then-closed stderr (test runners, embedding applications) never breaks logging."""
-
-    def __init__(self, *_: Any) -> None:
-        pass
-
-    def msg(self, message: str) -> None:
-        # stderr closed or gone: drop the line, never crash the caller
-        with contextlib.suppress(ValueError, OSError):
-            print(message, file=sys.stderr, flush=True)
-
-    log = debug = info = warn = warning = error = err = critical = fatal = exception = msg
-
-
 def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None = None) -> None:
     """Configure structlog for the process (may be called again, e.g. by each app).
 
@@ -89,9 +73,9 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None 
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=(
-            structlog.PrintLoggerFactory(file=stream) if stream is not None else _StderrLogger
-        ),
+        # sys.stderr is looked up per logger, not frozen here: it may be replaced later
+        # (pytest's capture, a daemon redirecting it)
+        logger_factory=lambda *_: structlog.PrintLogger(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
 

@@ -23,6 +23,13 @@ class ModelCaller(Protocol):
     def stream(self, scope: CallScope, req: ChatRequest) -> AsyncIterator[StreamChunk]: ...
 
 
+@dataclass(slots=True)
+class RenderedPrompt:
+    messages: list[Message]
+    #: the prompt version's model parameters (temperature, max_tokens, top_p, stop, ...)
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
 @runtime_checkable
 class PromptSource(Protocol):
     """Resolves the active prompt for (tenant, workflow, model) and formats it into messages
@@ -42,7 +49,7 @@ class PromptSource(Protocol):
         conversation_id: str | None,
         values: Mapping[str, Any],
         history: Sequence[Message],
-    ) -> list[Message]: ...
+    ) -> RenderedPrompt: ...
 
 
 @dataclass(slots=True)

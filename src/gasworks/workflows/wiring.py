@@ -7,10 +7,17 @@ from typing import TYPE_CHECKING, Any
 
 from gasworks.llm.types import Message
 from gasworks.workflows import service
-from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource
+from gasworks.workflows.ports import (
+    ConversationData,
+    ModelCaller,
+    Ports,
+    PromptSource,
+    RenderedPrompt,
+)
 
 if TYPE_CHECKING:
     from gasworks.db.engine import Database
+    from gasworks.prompts.resolver import Resolver
     from gasworks.runtime import Runtime
 
 
@@ -45,8 +52,9 @@ def build_ports(runtime: Runtime) -> Ports:
         models = get_gateway(runtime) if SERVICE in runtime.services else None
     prompts = runtime.services.get(PROMPTS_OVERRIDE)
     if not isinstance(prompts, PromptSource):
-        resolver = getattr(runtime.services.get("prompts"), "resolver", None)
-        prompts = ResolverPrompts(resolver) if hasattr(resolver, "resolve") else None
+        from gasworks.prompts.service import prompt_service
+
+        prompts = ResolverPrompts(prompt_service(runtime).resolver)
     return Ports(models=models, prompts=prompts, conversations=SqlConversations(runtime.db))
 
 
@@ -55,7 +63,7 @@ class ResolverPrompts:
     workflow + model → … → the neutral fallback, never failing), then its message formatter
     (system, history, the rest of the prompt)."""
 
-    def __init__(self, resolver: Any) -> None:
+    def __init__(self, resolver: Resolver) -> None:
         self.resolver = resolver
 
     async def messages(
@@ -67,11 +75,12 @@ class ResolverPrompts:
         conversation_id: str | None,
         values: Mapping[str, Any],
         history: Sequence[Message],
-    ) -> list[Message]:
+    ) -> RenderedPrompt:
         prompt = await self.resolver.resolve(
             tenant_id=tenant_id,
             model=model,
             workflow_id=workflow_id,
             conversation_id=conversation_id,
         )
-        return list(prompt.format(values, history).messages)
+        formatted = prompt.format(values, history)
+        return RenderedPrompt(list(formatted.messages), dict(formatted.parameters))

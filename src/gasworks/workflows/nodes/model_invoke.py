@@ -17,6 +17,7 @@ from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
 from gasworks.workflows.nodes._model import ModelStream, chat, models, result_dict
+from gasworks.workflows.ports import RenderedPrompt
 from gasworks.workflows.registry import NodeType, register
 from gasworks.workflows.templating import Template
 
@@ -44,7 +45,7 @@ class ModelInvokeNode(BaseNode):
         self._cfg = config
         self._input = Template(config.input)
 
-    async def messages(self, state: dict[str, Any], rc: RunContext) -> list[Message]:
+    async def prompt(self, state: dict[str, Any], rc: RunContext) -> RenderedPrompt:
         cfg = self._cfg
         history: list[Message] = []
         if cfg.history_from is not None:
@@ -55,36 +56,43 @@ class ModelInvokeNode(BaseNode):
         text = self._input.render(state)
         prompts = rc.ports.prompts
         if prompts is None:  # no prompt engine: the neutral prompt (history, then the input)
-            return [*history, Message("user", text)] if text else history
+            return RenderedPrompt([*history, Message("user", text)] if text else history)
         inputs = state.get("input")
         values = dict(state)
         values["inputs"] = {**(inputs if isinstance(inputs, dict) else {}), "user_prompt": text}
-        return list(
-            await prompts.messages(
-                tenant_id=rc.tenant_id,
-                workflow_id=rc.workflow_id,
-                model=cfg.model,
-                conversation_id=rc.conversation_id,
-                values=values,
-                history=history,
-            )
+        return await prompts.messages(
+            tenant_id=rc.tenant_id,
+            workflow_id=rc.workflow_id,
+            model=cfg.model,
+            conversation_id=rc.conversation_id,
+            values=values,
+            history=history,
         )
 
     async def run(self, state: dict[str, Any], rc: RunContext) -> Any:
         cfg = self._cfg
+        prompt = await self.prompt(state, rc)
+        p = prompt.parameters  # the prompt version's parameters; the node's own config wins
         request = ChatRequest(
             model=cfg.model,
-            messages=await self.messages(state, rc),
-            temperature=cfg.temperature,
-            max_tokens=cfg.max_tokens,
+            messages=prompt.messages,
+            temperature=cfg.temperature if cfg.temperature is not None else p.get("temperature"),
+            max_tokens=cfg.max_tokens if cfg.max_tokens is not None else p.get("max_tokens"),
+            top_p=p.get("top_p"),
+            stop=p.get("stop"),
             response_format={"type": "json_object"} if cfg.json_mode else None,
             cost_limit=cfg.cost_limit,
+            extra={k: v for k, v in p.items() if k not in _KNOWN} if p else {},
         )
         if cfg.stream:
             stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(rc.scope(), request))
             rc.streams.append(stream)
             return await stream.open()
         return result_dict(await chat(rc, request))
+
+
+#: prompt parameters that map onto ChatRequest fields; others go to ``extra`` untouched
+_KNOWN = frozenset({"temperature", "max_tokens", "top_p", "stop"})
 
 
 TYPE = register(

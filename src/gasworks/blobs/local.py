@@ -1,0 +1,89 @@
+"""A local-folder backend: one file per blob under a root folder (default GASWORKS_HOME/blobs).
+
+Writes go to a temporary file in the same folder and are renamed into place (atomic on POSIX),
+so readers never see a partial blob. File I/O runs in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from gasworks.blobs.types import check_key
+from gasworks.errors import BlobNotFound, BlobStoreUnavailable
+
+
+class LocalFolderStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*check_key(key).split("/"))
+
+    def _put(self, path: Path, data: bytes) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    async def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(self._put, path, bytes(data))
+        except OSError as exc:
+            raise BlobStoreUnavailable(
+                "The blob folder cannot be written.", details={"error": type(exc).__name__}
+            ) from exc
+
+    async def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except FileNotFoundError:
+            raise BlobNotFound("No such blob.", details={"key": key}) from None
+        except OSError as exc:
+            raise BlobStoreUnavailable(
+                "The blob folder cannot be read.", details={"error": type(exc).__name__}
+            ) from exc
+
+    async def delete(self, key: str) -> bool:
+        path = self._path(key)
+        try:
+            await asyncio.to_thread(path.unlink)
+            return True
+        except FileNotFoundError:
+            return False
+
+    async def exists(self, key: str) -> bool:
+        return await asyncio.to_thread(self._path(key).is_file)
+
+    def _walk(self, prefix: str) -> list[str]:
+        out: list[str] = []
+        if not self.root.is_dir():
+            return out
+        for dirpath, _dirs, files in os.walk(self.root):
+            rel = Path(dirpath).relative_to(self.root)
+            for name in files:
+                if name.startswith("."):
+                    continue  # temporary files of in-flight writes
+                key = "/".join([*rel.parts, name])
+                if key.startswith(prefix):
+                    out.append(key)
+        return sorted(out)
+
+    async def keys(self, prefix: str = "") -> AsyncIterator[str]:
+        for key in await asyncio.to_thread(self._walk, prefix):
+            yield key

@@ -1,0 +1,376 @@
+"""Scoped resolution that never fails, cached, with cross-process invalidation.
+
+Precedence for a call ``(tenant, workflow, model)`` (model normalized first):
+``tenant+workflow+model`` → ``workflow+model`` → ``tenant+model`` → ``model`` → the neutral
+built-in prompt. One indexed query picks the best pointer and joins its active (and canary)
+version; content is hash-verified before it is used.
+
+Never fails: when the store is unreachable (or content fails its hash) the resolver answers a
+stale cached entry if it has one, else the neutral prompt — logged and counted in
+``gasworks_prompt_resolve_fallbacks_total``. After a store failure it does not retry the store
+for ``STORE_RETRY_SECONDS``, so a dead database costs callers nothing.
+
+Cross-process freshness: every pointer change inserts a row in ``prompt_invalidations`` in its
+own transaction; each process polls that table every ``prompt_invalidation_poll_seconds``
+(default 0.2 s) and drops the affected cache keys, so a move is seen everywhere within about
+that interval (well under the 1 s bound). Works on both dialects with one query shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+import zlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import and_, bindparam, case, delete, func, literal, select
+from sqlalchemy.orm import aliased
+
+from gasworks.db.engine import Database
+from gasworks.db.types import utcnow
+from gasworks.errors import PromptIntegrityError
+from gasworks.llm.types import Message
+from gasworks.observability.logging import get_logger
+from gasworks.observability.metrics import REGISTRY
+from gasworks.prompts.cache import Key, ScopeCache
+from gasworks.prompts.content import CompiledPrompt, PromptContent, content_hash
+from gasworks.prompts.formatter import FormattedPrompt, format_messages
+from gasworks.prompts.models import normalize_model_id
+from gasworks.prompts.schemas import Scope
+from gasworks.prompts.tables import PromptInvalidationRow, PromptPointerRow, PromptVersionRow
+from gasworks.prompts.versions import ContentStore
+
+log = get_logger("gasworks.prompts.resolver")
+
+FALLBACKS = Counter(
+    "gasworks_prompt_resolve_fallbacks_total",
+    "Resolutions answered without the store (stale cache or neutral prompt), by reason.",
+    ["reason"],
+    registry=REGISTRY,
+)
+INVALIDATIONS = Counter(
+    "gasworks_prompt_invalidations_total",
+    "Pointer-change notices applied to this process's prompt cache.",
+    registry=REGISTRY,
+)
+
+STORE_RETRY_SECONDS = 1.0
+#: how far below the highest seen sequence number each poll looks again (PostgreSQL can commit
+#: sequence numbers out of order; a notice committed late is still picked up)
+POLL_WINDOW = 100
+PRUNE_EVERY_SECONDS = 60.0
+KEEP_NOTICES = timedelta(minutes=10)
+
+NEUTRAL_CONTENT = PromptContent(
+    system="You are a helpful assistant. Answer accurately and concisely.",
+    user="${inputs.user_prompt}",
+)
+NEUTRAL_COMPILED = CompiledPrompt.of(NEUTRAL_CONTENT)
+NEUTRAL_HASH = content_hash(NEUTRAL_CONTENT)
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedPrompt:
+    level: str
+    source: str  # cache | store | fallback
+    model: str
+    version_id: str | None
+    version_number: int | None
+    name: str | None
+    content_hash: str
+    pointer_version: int | None
+    canary: bool
+    stale: bool
+    content: PromptContent
+    compiled: CompiledPrompt
+
+    def format(
+        self,
+        values: Mapping[str, Any],
+        history: Sequence[Message] = (),
+        *,
+        strict: bool = False,
+    ) -> FormattedPrompt:
+        return format_messages(self.compiled, values, history, strict=strict)
+
+
+@dataclass(frozen=True, slots=True)
+class _Loaded:
+    """What the cache holds for one scope key: the answers for active and canary traffic."""
+
+    pointer_id: str
+    canary_percent: int
+    active: ResolvedPrompt  # source="cache"
+    canary: ResolvedPrompt | None
+
+    def pick(self, conversation_id: str | None) -> ResolvedPrompt:
+        if (
+            self.canary is not None
+            and conversation_id
+            and canary_bucket(self.pointer_id, conversation_id) < self.canary_percent
+        ):
+            return self.canary
+        return self.active
+
+
+def canary_bucket(pointer_id: str, conversation_id: str) -> int:
+    """The stable 0-99 bucket of a conversation on a pointer (sticky canary assignment)."""
+    return zlib.crc32(f"{pointer_id}:{conversation_id}".encode()) % 100
+
+
+def neutral(model: str, source: str = "store", *, reason: str | None = None) -> ResolvedPrompt:
+    return ResolvedPrompt(
+        level="neutral",
+        source=source,
+        model=model,
+        version_id=None,
+        version_number=None,
+        name=None,
+        content_hash=NEUTRAL_HASH,
+        pointer_version=None,
+        canary=False,
+        stale=False,
+        content=NEUTRAL_CONTENT,
+        compiled=NEUTRAL_COMPILED,
+    )
+
+
+def _resolve_statement() -> Any:
+    """The one query of a cache miss, built once: the best pointer for a scope, joined with its
+    active and canary versions. ``''`` parameters match only the "any" scopes."""
+    p = PromptPointerRow
+    va = aliased(PromptVersionRow)
+    vc = aliased(PromptVersionRow)
+    precedence = case(
+        (and_(p.scope_tenant != "", p.scope_workflow != ""), 0),
+        (p.scope_workflow != "", 1),
+        (p.scope_tenant != "", 2),
+        else_=3,
+    )
+    return (
+        select(
+            p.id,
+            p.scope_tenant,
+            p.scope_workflow,
+            p.version,
+            p.canary_percent,
+            va.id,
+            va.name,
+            va.number,
+            va.storage,
+            va.content,
+            va.blob_key,
+            va.content_hash,
+            vc.id,
+            vc.name,
+            vc.number,
+            vc.storage,
+            vc.content,
+            vc.blob_key,
+            vc.content_hash,
+        )
+        .join(va, va.id == p.active_version_id)
+        .outerjoin(vc, vc.id == p.canary_version_id)
+        .where(
+            p.model == bindparam("model"),
+            p.scope_tenant.in_([bindparam("tenant"), literal("")]),
+            p.scope_workflow.in_([bindparam("workflow"), literal("")]),
+        )
+        .order_by(precedence)
+        .limit(1)
+    )
+
+
+_RESOLVE = _resolve_statement()
+
+
+class Resolver:
+    def __init__(
+        self,
+        db: Database,
+        store: ContentStore,
+        *,
+        default_model: str,
+        cache_size: int = 200,
+        ttl: float = 300.0,
+        poll_seconds: float = 0.2,
+    ) -> None:
+        self.db = db
+        self.store = store
+        self.default_model = normalize_model_id(default_model)
+        self.cache: ScopeCache[_Loaded] = ScopeCache(cache_size, ttl)
+        self.poll_seconds = poll_seconds
+        self._inflight: dict[Key, asyncio.Task[tuple[_Loaded | None, ResolvedPrompt]]] = {}
+        self._store_down_until = 0.0
+        self._poller: asyncio.Task[None] | None = None
+        self._last_seq: int | None = None
+        self._seen: set[int] = set()
+        self._poll_failed = False
+        self._last_prune = 0.0
+
+    # -- resolution -----------------------------------------------------------------------
+
+    async def resolve(
+        self,
+        *,
+        tenant_id: str,
+        model: str | None = None,
+        workflow_id: str | None = None,
+        conversation_id: str | None = None,
+    ) -> ResolvedPrompt:
+        """The prompt for this call. Never raises."""
+        m = normalize_model_id(model) if model else self.default_model
+        key = (tenant_id, workflow_id or "", m)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit.pick(conversation_id)
+        return await self._miss(key, conversation_id)
+
+    async def _miss(self, key: Key, conversation_id: str | None) -> ResolvedPrompt:
+        task = self._inflight.get(key)
+        if task is None:  # one load per key at a time; the others wait for it
+            task = asyncio.ensure_future(self._load_or_fallback(key))
+            self._inflight[key] = task
+            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
+        loaded, answer = await asyncio.shield(task)
+        if loaded is None:
+            return answer
+        picked = loaded.pick(conversation_id)
+        return dataclasses.replace(picked, source=answer.source, stale=answer.stale)
+
+    async def _load_or_fallback(self, key: Key) -> tuple[_Loaded | None, ResolvedPrompt]:
+        model = key[2]
+        if time.monotonic() < self._store_down_until:
+            return self._fallback(key, "store_unavailable")
+        generation = self.cache.generation
+        try:
+            loaded = await self._load(key)
+        except PromptIntegrityError:
+            return self._fallback(key, "hash_mismatch", use_stale=False)
+        except Exception as exc:
+            self._store_down_until = time.monotonic() + STORE_RETRY_SECONDS
+            log.warning(
+                "prompt.resolve.store_unavailable", error_type=type(exc).__name__, model=model
+            )
+            return self._fallback(key, "store_unavailable")
+        if loaded is None:
+            answer = neutral(model, "store")
+            loaded = _Loaded("", 0, neutral(model, "cache"), None)
+        else:
+            answer = dataclasses.replace(loaded.active, source="store")
+        self.cache.put(key, loaded, generation=generation)
+        return loaded, answer
+
+    def _fallback(
+        self, key: Key, reason: str, *, use_stale: bool = True
+    ) -> tuple[_Loaded | None, ResolvedPrompt]:
+        FALLBACKS.labels(reason).inc()
+        stale = self.cache.get_stale(key) if use_stale else None
+        if stale is not None:
+            return stale, dataclasses.replace(stale.active, source="cache", stale=True)
+        return None, neutral(key[2], "fallback")
+
+    async def _load(self, key: Key) -> _Loaded | None:
+        tenant, workflow, model = key
+        params = {"model": model, "tenant": tenant, "workflow": workflow}
+        async with self.db.engine.connect() as conn:
+            row = (await conn.execute(_RESOLVE, params)).first()
+        if row is None:
+            return None
+        level = Scope(row[1], row[2], model).label()
+
+        async def answer(cols: Sequence[Any], is_canary: bool) -> ResolvedPrompt:
+            vid, name, number, storage, inline, blob, digest = cols
+            content = await self.store.load_fields(vid, storage, inline, blob, digest)
+            return ResolvedPrompt(
+                level=level,
+                source="cache",
+                model=model,
+                version_id=vid,
+                version_number=number,
+                name=name,
+                content_hash=digest,
+                pointer_version=row[3],
+                canary=is_canary,
+                stale=False,
+                content=content,
+                compiled=CompiledPrompt.of(content, digest),
+            )
+
+        active = await answer(row[5:12], False)
+        canary = await answer(row[12:19], True) if row[12] is not None else None
+        return _Loaded(row[0], row[4], active, canary)
+
+    # -- invalidation ---------------------------------------------------------------------
+
+    def invalidate(self, scope: Scope) -> int:
+        return self.cache.invalidate(scope.tenant, scope.workflow, scope.model)
+
+    def start(self) -> None:
+        """Start polling invalidation notices (needs a running event loop)."""
+        if self._poller is None:
+            self._poller = asyncio.create_task(self._poll_loop(), name="prompt-invalidations")
+
+    async def stop(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+            self._poller = None
+
+    async def _poll_loop(self) -> None:
+        while True:
+            try:
+                await self.poll_once()
+            except Exception as exc:
+                if not self._poll_failed:
+                    log.warning("prompt.invalidation.poll_failed", error_type=type(exc).__name__)
+                self._poll_failed = True
+            await asyncio.sleep(self.poll_seconds)
+
+    async def poll_once(self) -> int:
+        """Apply new pointer-change notices; returns how many were applied."""
+        inv = PromptInvalidationRow
+        async with self.db.engine.connect() as conn:
+            if self._last_seq is None or self._poll_failed:
+                # first poll, or notices may have been missed while the store was down
+                top = int((await conn.execute(select(func.max(inv.seq)))).scalar() or 0)
+                window = await conn.execute(select(inv.seq).where(inv.seq > top - POLL_WINDOW))
+                self._seen = {int(r[0]) for r in window}  # already reflected in the store
+                self._last_seq = top
+                if self._poll_failed:
+                    self.cache.clear()
+                    self._poll_failed = False
+                await conn.commit()
+                return 0
+            low = max(0, self._last_seq - POLL_WINDOW)
+            rows = (
+                await conn.execute(
+                    select(inv.seq, inv.scope_tenant, inv.scope_workflow, inv.model)
+                    .where(inv.seq > low)
+                    .order_by(inv.seq)
+                )
+            ).all()
+            now = time.monotonic()
+            if now - self._last_prune > PRUNE_EVERY_SECONDS:
+                self._last_prune = now
+                await conn.execute(delete(inv).where(inv.at < utcnow() - KEEP_NOTICES))
+            await conn.commit()
+        applied = 0
+        for seq, tenant, workflow, model in rows:
+            if seq in self._seen:
+                continue
+            self._seen.add(seq)
+            self.cache.invalidate(tenant, workflow, model)
+            applied += 1
+            self._last_seq = max(self._last_seq, seq)
+        if applied:
+            INVALIDATIONS.inc(applied)
+        self._seen = {s for s in self._seen if s > low}
+        return applied

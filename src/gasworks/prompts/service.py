@@ -1,0 +1,382 @@
+"""The prompts service of one runtime: sessions, dead letters and cache invalidation around the
+service functions, and the resolver. API, GraphQL and CLI all call this."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import gasworks.llm.runtime  # noqa: F401 - its startup hook (the registry) runs before ours
+from gasworks.blobs.factory import blob_store
+from gasworks.db.engine import Database
+from gasworks.errors import (
+    BlobStoreUnavailable,
+    Conflict,
+    DatabaseUnavailable,
+    GasworksError,
+    PromptNoPreviousVersion,
+    PromptPointerConflict,
+    PromptPointerNotFound,
+    PromptVersionNotFound,
+    ValidationFailed,
+)
+from gasworks.llm.types import CallScope, Message
+from gasworks.prompts import deadletters, pointers, versions
+from gasworks.prompts.audit import list_audit
+from gasworks.prompts.chat import prompted_chat
+from gasworks.prompts.models import registry_normalizer, set_model_normalizer
+from gasworks.prompts.resolver import ResolvedPrompt, Resolver
+from gasworks.prompts.retention import run_retention
+from gasworks.prompts.schemas import (
+    AuditEntry,
+    CanaryDecision,
+    CanaryRequest,
+    DeadLetterOut,
+    HistoryEntry,
+    MessageOut,
+    MoveRequest,
+    PointerOut,
+    PromptChatOut,
+    PromptChatRequest,
+    PromptUsed,
+    ResolvedOut,
+    ResolveRequest,
+    RetentionReport,
+    RollbackRequest,
+    Schema,
+    ScopeIn,
+    VersionCreate,
+    VersionDiff,
+    VersionOut,
+    VersionSummary,
+)
+from gasworks.prompts.versions import ContentStore
+from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS, Runtime
+from gasworks.tenancy.context import Role, TenantContext
+
+T = TypeVar("T")
+
+#: failures of a pointer change that are written to the dead-letter table
+DEAD_LETTERED = (
+    PromptPointerConflict,
+    PromptVersionNotFound,
+    PromptPointerNotFound,
+    PromptNoPreviousVersion,
+    DatabaseUnavailable,
+    BlobStoreUnavailable,
+)
+
+Op = Callable[[AsyncSession, TenantContext, Any], Awaitable[PointerOut]]
+
+
+async def _promote(s: AsyncSession, ctx: TenantContext, r: CanaryDecision) -> PointerOut:
+    return await pointers.decide_canary(s, ctx, r, promote=True)
+
+
+async def _abort(s: AsyncSession, ctx: TenantContext, r: CanaryDecision) -> PointerOut:
+    return await pointers.decide_canary(s, ctx, r, promote=False)
+
+
+OPERATIONS: dict[str, tuple[type[BaseModel], Op]] = {
+    "move": (MoveRequest, pointers.move_pointer),
+    "rollback": (RollbackRequest, pointers.rollback_pointer),
+    "canary_start": (CanaryRequest, pointers.start_canary),
+    "canary_promote": (CanaryDecision, _promote),
+    "canary_abort": (CanaryDecision, _abort),
+}
+
+
+class ReplayOut(Schema):
+    dead_letter: DeadLetterOut
+    pointer: PointerOut
+
+
+class PromptService:
+    def __init__(self, runtime: Runtime) -> None:
+        s = runtime.settings
+        self.db: Database = runtime.db
+        self.settings = s
+        self.store = ContentStore(blob_store(runtime), s.prompt_inline_max_bytes)
+        self.resolver = Resolver(
+            runtime.db,
+            self.store,
+            default_model=s.default_model,
+            cache_size=s.prompt_cache_size,
+            ttl=s.prompt_cache_ttl_seconds,
+            poll_seconds=s.prompt_invalidation_poll_seconds,
+        )
+
+    async def _tx(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        async with self.db.session() as s:
+            return await fn(s)
+
+    # -- versions ---------------------------------------------------------------------------
+
+    async def create_version(self, ctx: TenantContext, data: VersionCreate) -> VersionOut:
+        return await self._tx(lambda s: versions.create_version(s, ctx, self.store, data))
+
+    async def get_version(self, ctx: TenantContext, version_id: str) -> VersionOut:
+        return await self._tx(lambda s: versions.get_version(s, ctx, self.store, version_id))
+
+    async def list_versions(self, ctx: TenantContext, **kw: Any) -> list[VersionSummary]:
+        return await self._tx(lambda s: versions.list_versions(s, ctx, **kw))
+
+    async def archive_version(self, ctx: TenantContext, version_id: str) -> VersionSummary:
+        return await self._tx(lambda s: versions.archive_version(s, ctx, version_id))
+
+    async def diff(self, ctx: TenantContext, a: str, b: str) -> VersionDiff:
+        return await self._tx(lambda s: versions.diff_versions(s, ctx, self.store, a, b))
+
+    # -- pointers ---------------------------------------------------------------------------
+
+    async def get_pointer(self, ctx: TenantContext, scope: ScopeIn) -> PointerOut:
+        return await self._tx(lambda s: pointers.get_pointer(s, ctx, scope))
+
+    async def list_pointers(self, ctx: TenantContext) -> list[PointerOut]:
+        return await self._tx(lambda s: pointers.list_pointers(s, ctx))
+
+    async def history(self, ctx: TenantContext, scope: ScopeIn) -> list[HistoryEntry]:
+        return await self._tx(lambda s: pointers.pointer_history(s, ctx, scope))
+
+    async def audit(self, ctx: TenantContext, object_id: str | None = None) -> list[AuditEntry]:
+        return await self._tx(lambda s: list_audit(s, ctx, object_id=object_id))
+
+    async def apply(
+        self, ctx: TenantContext, operation: str, request: BaseModel, *, dead_letter: bool = True
+    ) -> PointerOut:
+        """Run one pointer change; a failure is dead-lettered (with its request) and re-raised."""
+        _model, op = OPERATIONS[operation]
+        try:
+            out = await self._tx(lambda s: op(s, ctx, request))
+        except DEAD_LETTERED as exc:
+            if dead_letter:
+                await self._dead_letter(ctx, operation, request, exc.code, exc.message, exc)
+            raise
+        except (SQLAlchemyError, OSError) as exc:
+            err = DatabaseUnavailable(
+                "The prompt store failed during the change; it was not applied.",
+                details={"error": type(exc).__name__},
+            )
+            if dead_letter:
+                await self._dead_letter(ctx, operation, request, "STORE_ERROR", err.message, err)
+            raise err from exc
+        scope = getattr(request, "scope", None)
+        if isinstance(scope, ScopeIn):
+            self.resolver.invalidate(pointers.scope_of(ctx, scope))
+        return out
+
+    async def _dead_letter(
+        self,
+        ctx: TenantContext,
+        operation: str,
+        request: BaseModel,
+        code: str,
+        message: str,
+        exc: GasworksError,
+    ) -> None:
+        dl_id = await deadletters.record(
+            self.db, ctx, operation, request.model_dump(mode="json", by_alias=True), code, message
+        )
+        if dl_id is not None:
+            exc.details["deadLetterId"] = dl_id
+
+    async def move(self, ctx: TenantContext, req: MoveRequest) -> PointerOut:
+        return await self.apply(ctx, "move", req)
+
+    async def rollback(self, ctx: TenantContext, req: RollbackRequest) -> PointerOut:
+        return await self.apply(ctx, "rollback", req)
+
+    async def start_canary(self, ctx: TenantContext, req: CanaryRequest) -> PointerOut:
+        return await self.apply(ctx, "canary_start", req)
+
+    async def decide_canary(
+        self, ctx: TenantContext, req: CanaryDecision, *, promote: bool
+    ) -> PointerOut:
+        return await self.apply(ctx, "canary_promote" if promote else "canary_abort", req)
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    async def dead_letters(
+        self, ctx: TenantContext, status: str | None = None
+    ) -> list[DeadLetterOut]:
+        return await self._tx(lambda s: deadletters.list_dead_letters(s, ctx, status=status))
+
+    async def replay(self, ctx: TenantContext, dl_id: str, *, rebase: bool = False) -> ReplayOut:
+        ctx.require(Role.EDITOR)
+        dl = await self._tx(lambda s: deadletters.get_dead_letter(s, ctx, dl_id))
+        if dl.status == "replayed":
+            raise Conflict("This dead letter was already replayed.", details={"id": dl_id})
+        model, _op = OPERATIONS[dl.operation]
+        request: Any = model.model_validate(dl.request)
+        if rebase:
+            try:
+                current = await self.get_pointer(ctx, request.scope)
+                request.expected_version = current.version
+            except PromptPointerNotFound:
+                request.expected_version = 0
+        try:
+            out = await self.apply(ctx, dl.operation, request, dead_letter=False)
+        except GasworksError as exc:
+            await deadletters.mark_attempt(
+                self.db, ctx, dl_id, ok=False, result={"error": exc.to_dict()}
+            )
+            raise
+        marked = await deadletters.mark_attempt(
+            self.db,
+            ctx,
+            dl_id,
+            ok=True,
+            result={"pointer": out.model_dump(mode="json", by_alias=True)},
+        )
+        return ReplayOut(dead_letter=marked, pointer=out)
+
+    # -- resolution ---------------------------------------------------------------------------
+
+    async def resolve(self, ctx: TenantContext, req: ResolveRequest) -> ResolvedOut:
+        ctx.require(Role.VIEWER)
+        resolved = await self.resolver.resolve(
+            tenant_id=ctx.tenant_id,
+            model=req.model,
+            workflow_id=req.workflow_id,
+            conversation_id=req.conversation_id,
+        )
+        values = dict(req.variables)
+        if req.workflow_id is not None:
+            values.setdefault("workflowId", req.workflow_id)
+        if req.conversation_id is not None:
+            values.setdefault("conversationId", req.conversation_id)
+        history = _history(req.history)
+        formatted = resolved.format(values, history, strict=req.strict)
+        return resolved_out(resolved, formatted.messages, formatted.missing)
+
+    async def chat(
+        self, runtime: Runtime, ctx: TenantContext, req: PromptChatRequest
+    ) -> PromptChatOut:
+        """Resolve the scope's prompt, render it and call the model through the gateway."""
+        from gasworks.api.middleware import current_request_id
+        from gasworks.llm.runtime import get_gateway
+
+        ctx.require(Role.VIEWER)
+        scope = CallScope(
+            tenant_id=ctx.tenant_id,
+            api_key_id=ctx.api_key_id,
+            request_id=current_request_id(),
+            workflow_id=req.workflow_id,
+            conversation_id=req.conversation_id,
+        )
+        history = _history(req.history)
+        call = await prompted_chat(
+            self.resolver,
+            get_gateway(runtime),
+            scope,
+            model=req.model,
+            values=req.variables,
+            history=history,
+            overrides=req.parameters,
+            strict=req.strict,
+        )
+        r, p = call.result, call.prompt
+        return PromptChatOut(
+            text=r.text,
+            model=r.model,
+            provider=r.provider,
+            finish_reason=r.finish_reason.value,
+            input_tokens=r.usage.input_tokens,
+            output_tokens=r.usage.output_tokens,
+            cost=str(r.cost),
+            demo=r.demo,
+            prompt=PromptUsed(
+                level=p.level,
+                source=p.source,
+                version_id=p.version_id,
+                version_number=p.version_number,
+                name=p.name,
+                content_hash=p.content_hash,
+                canary=p.canary,
+                stale=p.stale,
+                missing=call.missing,
+            ),
+        )
+
+    # -- retention ----------------------------------------------------------------------------
+
+    async def retention(
+        self, ctx: TenantContext, *, days: int | None = None, dry_run: bool = False
+    ) -> RetentionReport:
+        return await run_retention(
+            self.db,
+            self.store.blobs,
+            ctx,
+            days=self.settings.prompt_retention_days if days is None else days,
+            dry_run=dry_run,
+        )
+
+
+def _history(items: list[dict[str, Any]]) -> list[Message]:
+    out = []
+    for m in items:
+        role = m.get("role", "user")
+        if role not in ("system", "user", "assistant", "tool"):
+            raise ValidationFailed(
+                f"History roles are system, user, assistant or tool; got {role!r}.",
+                details={"role": str(role)[:50]},
+            )
+        out.append(Message(role=role, content=str(m.get("content", ""))))
+    return out
+
+
+def resolved_out(r: ResolvedPrompt, messages: list[Message], missing: list[str]) -> ResolvedOut:
+    return ResolvedOut(
+        level=r.level,
+        source=r.source,
+        model=r.model,
+        version_id=r.version_id,
+        version_number=r.version_number,
+        name=r.name,
+        content_hash=r.content_hash,
+        pointer_version=r.pointer_version,
+        canary=r.canary,
+        stale=r.stale,
+        content=r.content,
+        messages=[MessageOut(role=m.role, content=m.text()) for m in messages],
+        missing=missing,
+        parameters=dict(r.compiled.parameters),
+    )
+
+
+def prompt_service(runtime: Runtime) -> PromptService:
+    """The runtime's prompts service (built on first use when the startup hook did not run)."""
+    svc = runtime.services.get("prompts")
+    if svc is None:
+        svc = PromptService(runtime)
+        runtime.services["prompts"] = svc
+        with contextlib.suppress(RuntimeError):  # no running loop: resolve without polling
+            asyncio.get_running_loop()
+            svc.resolver.start()
+    assert isinstance(svc, PromptService)
+    return svc
+
+
+async def _startup(runtime: Runtime) -> None:
+    models = runtime.services.get("models")
+    if models is not None:  # the model registry's canonical ids key the pointer scopes
+        set_model_normalizer(registry_normalizer(models.registry))
+    svc = PromptService(runtime)
+    runtime.services["prompts"] = svc
+    svc.resolver.start()
+
+
+async def _shutdown(runtime: Runtime) -> None:
+    svc = runtime.services.pop("prompts", None)
+    if isinstance(svc, PromptService):
+        await svc.resolver.stop()
+
+
+STARTUP_HOOKS.append(_startup)
+SHUTDOWN_HOOKS.append(_shutdown)

@@ -1,0 +1,85 @@
+"""A deployed prompt resolved into a model call through the gateway (REST and CLI)."""
+
+from __future__ import annotations
+
+from tests.conftest import auth
+
+SCOPE = {"model": "demo", "workflowId": "support"}
+
+
+async def _deploy(client, h, system, user, expected, parameters=None):
+    content = {"system": system, "user": user}
+    if parameters:
+        content["parameters"] = parameters
+    v = await client.post(
+        "/api/prompts/versions", json={"name": "support", "content": content}, headers=h
+    )
+    assert v.status_code in (200, 201), v.text
+    r = await client.post(
+        "/api/prompts/pointer/move",
+        json={"scope": SCOPE, "versionId": v.json()["id"], "expectedVersion": expected},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    return v.json()["id"]
+
+
+async def test_deployed_prompt_reaches_the_model(client, admin_key):
+    h = auth(admin_key)
+    v1 = await _deploy(
+        client, h, "You sell ${slots.product}.", "Customer asks: ${inputs.user_prompt}", 0,
+        parameters={"temperature": 0.1, "max_tokens": 200},
+    )  # fmt: skip
+    body = {
+        "model": "demo",
+        "workflowId": "support",
+        "conversationId": "c-1",
+        "variables": {"inputs": {"user_prompt": "where is my bike"}, "slots": {"product": "bikes"}},
+    }
+    r = await client.post("/api/prompts/chat", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    out = r.json()
+    assert out["demo"] is True and out["model"] == "demo"
+    # the demo model quotes the last message: the rendered user template reached it
+    assert 'You asked about "Customer asks: where is my bike"' in out["text"]
+    assert out["prompt"]["level"] == "tenant+workflow+model"
+    assert out["prompt"]["versionId"] == v1 and out["prompt"]["missing"] == []
+
+    v2 = await _deploy(client, h, "You sell ${slots.product}.", "Q: ${inputs.user_prompt}", 1)
+    r = await client.post("/api/prompts/chat", json=body, headers=h)
+    assert r.json()["prompt"]["versionId"] == v2
+    assert 'You asked about "Q: where is my bike"' in r.json()["text"]
+
+    rb = await client.post(
+        "/api/prompts/pointer/rollback", json={"scope": SCOPE, "expectedVersion": 2}, headers=h
+    )
+    assert rb.status_code == 200
+    r = await client.post("/api/prompts/chat", json=body, headers=h)
+    assert r.json()["prompt"]["versionId"] == v1
+
+
+async def test_no_prompt_deployed_uses_neutral_prompt(client, admin_key):
+    r = await client.post(
+        "/api/prompts/chat",
+        json={"model": "demo", "variables": {"inputs": {"user_prompt": "hello there"}}},
+        headers=auth(admin_key),
+    )
+    assert r.status_code == 200, r.text
+    assert r.json()["prompt"]["level"] == "neutral"
+    assert 'You asked about "hello there"' in r.json()["text"]
+
+
+async def test_unknown_model_is_a_clean_404(client, admin_key):
+    r = await client.post(
+        "/api/prompts/chat", json={"model": "no-such-model"}, headers=auth(admin_key)
+    )
+    assert r.status_code == 404 and r.json()["error"]["code"] == "MODEL_NOT_FOUND"
+
+
+async def test_bad_parameters_rejected_when_saved(client, admin_key):
+    r = await client.post(
+        "/api/prompts/versions",
+        json={"name": "p", "content": {"system": "s", "parameters": {"temperature": "hot"}}},
+        headers=auth(admin_key),
+    )
+    assert r.status_code == 422
