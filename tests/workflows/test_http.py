@@ -570,3 +570,37 @@ async def test_with_persistence_off_conversations_still_work_in_process(
             assert runs == []  # nothing stored
     finally:
         await rt.stop()
+
+
+async def test_cancelling_the_caller_of_a_non_streamed_run_records_it_cancelled(
+    client: httpx.AsyncClient, admin_key: str, runtime: Any
+) -> None:
+    import asyncio
+
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.workflows import workflow_engine
+    from gasworks.workflows.schemas import RunIn
+
+    entered = asyncio.Event()
+
+    class Hanging(FakeModels):
+        async def chat(self, scope, request):  # type: ignore[override]
+            entered.set()
+            await asyncio.Event().wait()
+
+    runtime.services["workflows.models"] = Hanging()
+    h = auth(admin_key)
+    doc = {"id": "slow", "nodes": [{"id": "m", "type": "ModelInvoke"}]}
+    await client.post("/api/workflows", json=doc, headers=h)
+    me = (await client.get("/api/me", headers=h)).json()
+    eng = workflow_engine(runtime)
+    caller = asyncio.create_task(
+        eng.run(TenantContext.system(me["tenantId"]), "slow", RunIn(input={"message": "x"}))
+    )
+    await entered.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    runs = (await client.get("/api/workflows/slow/runs", headers=h)).json()
+    assert [(r["status"], r["error"]["code"]) for r in runs] == [("cancelled", "RUN_CANCELLED")]
+    assert runs[0]["nodeTimings"][-1]["nodeId"] == "m"

@@ -152,11 +152,16 @@ async def test_cancellation_records_the_running_node(registry: NodeRegistry) -> 
     g = compile_workflow(doc, registry)
     rc = RunContext(run_id="r", tenant_id="t", workflow_id="w")
     started = asyncio.Event()
-    task = asyncio.create_task(execute(g, {}, rc, state={"attempts": {}, "started": started}))
+    timings: list[Any] = []
+    state = {"attempts": {}, "started": started}
+    task = asyncio.create_task(execute(g, {}, rc, state=state, timings=timings))
     await started.wait()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+    assert [(t.node_id, t.status, t.error["code"]) for t in timings] == [
+        ("a", "failed", "RUN_CANCELLED")
+    ]
 
 
 async def test_router_first_match_wins_and_default(registry: NodeRegistry) -> None:

@@ -15,7 +15,9 @@ import copy
 import functools
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, fields
+from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -28,9 +30,9 @@ from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
-from gasworks.workflows.metrics import FAILURES, RUN_SECONDS, RUNS
+from gasworks.workflows.metrics import FAILURES, count_run
 from gasworks.workflows.ports import ConversationData, Ports
-from gasworks.workflows.runner import RunOutcome, execute, initial_state
+from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
 from gasworks.workflows.schemas import RunIn, RunOut
 from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
 from gasworks.workflows.writer import RunWriter, Write
@@ -48,6 +50,36 @@ MEMORY_CONVERSATIONS = 10_000
 KEEPALIVE: Event = (0, "keepalive", {})
 
 
+@dataclass(slots=True)
+class RunRecord:
+    """A run's row while it runs: a plain object (an ORM instance costs ~100 µs per run in
+    attribute instrumentation); turned into a ``WorkflowRunRow`` only inside the writer."""
+
+    id: str
+    tenant_id: str
+    workflow_id: str
+    version: int
+    principal_id: str | None
+    conversation_id: str | None
+    status: str
+    inputs: dict[str, Any]
+    output: Any
+    error: dict[str, Any] | None
+    node_timings: list[dict[str, Any]]
+    steps: int
+    tokens: int
+    cost: Decimal
+    started_at: datetime
+    duration_ms: float | None = None
+    finished_at: datetime | None = None
+
+    def to_row(self) -> WorkflowRunRow:
+        return WorkflowRunRow(**{f: getattr(self, f) for f in _RUN_FIELDS})
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+
+
 class LiveRun:
     """A run in this process: its event buffer and the task executing it."""
 
@@ -61,7 +93,9 @@ class LiveRun:
         self.done = asyncio.Event()
         self._changed = asyncio.Event()
         self.result: RunOut | None = None
-        self.task: asyncio.Task[None] | None = None
+        self.task: asyncio.Task[Any] | None = None
+        #: the run's body when it executes in the caller's task (``WorkflowEngine.run``)
+        self.inline: Coroutine[Any, Any, None] | None = None
         self.persisted = False
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
@@ -170,7 +204,13 @@ class WorkflowEngine:
     # --- runs -----------------------------------------------------------------------------
 
     async def start(
-        self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
+        self,
+        ctx: TenantContext,
+        slug: str,
+        body: RunIn,
+        *,
+        request_id: str | None = None,
+        inline: bool = False,
     ) -> LiveRun:
         """Start a run in its own task and return at once (events follow on the LiveRun)."""
         wf, ver = await self._target(ctx, slug, body.version)
@@ -218,7 +258,7 @@ class WorkflowEngine:
             except BaseException:
                 self._release(conv_key, lock)
                 raise
-        row = WorkflowRunRow(
+        row = RunRecord(
             id=run_id,
             tenant_id=ctx.tenant_id,
             workflow_id=wf.id,
@@ -235,22 +275,28 @@ class WorkflowEngine:
             cost=Decimal(0),
             started_at=utcnow(),
         )
-        live.emit(
-            "run.started",
-            {
-                "runId": run_id,
-                "workflow": wf.slug,
-                "version": ver.version,
-                "conversationId": conv_id,
-            },
-        )
+        if body.stream:
+            live.emit(
+                "run.started",
+                {
+                    "runId": run_id,
+                    "workflow": wf.slug,
+                    "version": ver.version,
+                    "conversationId": conv_id,
+                },
+            )
         if self.writer is not None and body.stream:
             # the row exists early so a client can resume from another server process
-            first = _copy_row(row)
+            first = row.to_row()
             self.writer.submit(lambda s: service.insert_run(s, first))
             live.persisted = True
         self._live[run_id] = live
-        task = asyncio.create_task(self._run(live, graph, wf, row, rc, state, conv_key, lock))
+        body_coro = self._run(live, graph, wf, row, rc, state, conv_key, lock)
+        if inline:
+            live.task = asyncio.current_task()
+            live.inline = body_coro
+            return live
+        task = asyncio.create_task(body_coro)
         live.task = task
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -261,23 +307,26 @@ class WorkflowEngine:
         live: LiveRun,
         graph: CompiledGraph,
         wf: WorkflowRow,
-        row: WorkflowRunRow,
+        row: RunRecord,
         rc: RunContext,
         state: dict[str, Any],
         conv_key: tuple[str, str],
         lock: asyncio.Lock | None,
     ) -> None:
         flusher = asyncio.create_task(self._flush_loop(live)) if live.persisted else None
+        cancelled = False
+        timings: list[NodeTiming] = []
         try:
             try:
-                outcome = await execute(graph, row.inputs, rc, state=state)
+                outcome = await execute(graph, row.inputs, rc, state=state, timings=timings)
             except asyncio.CancelledError:
+                cancelled = True
                 outcome = RunOutcome(
                     "cancelled",
                     None,
                     state,
-                    0,
-                    [],
+                    len(timings),
+                    timings,
                     {"code": "RUN_CANCELLED", "message": "The run was cancelled."},
                 )
             finally:
@@ -295,8 +344,7 @@ class WorkflowEngine:
             row.duration_ms = round(outcome.duration_ms, 3)
             row.finished_at = utcnow()
             result = service.run_out(row, wf.slug)
-            RUNS.labels(status=outcome.status).inc()
-            RUN_SECONDS.observe(outcome.duration_ms / 1000)
+            count_run(outcome.status, outcome.duration_ms)
             if outcome.status == "failed" and outcome.timings:
                 code = (outcome.error or {}).get("code", "UNKNOWN")
                 FAILURES.labels(node_type=outcome.timings[-1].type, code=code).inc()
@@ -304,13 +352,14 @@ class WorkflowEngine:
                 outcome.status, "run.cancelled"
             )
             live.result = result
-            live.emit(final, result.model_dump(mode="json", by_alias=True))
+            if live.keep_events:
+                live.emit(final, result.model_dump(mode="json", by_alias=True))
             conv = rc.loaded_conversation
             changed = conv is not None and (conv.dirty or bool(conv.pending))
             if self.writer is None and outcome.status == "succeeded" and conv and changed:
                 self._remember_conversation(conv_key, conv)
             if self.writer is not None:
-                fut = self.writer.submit(self._final_write(live, _copy_row(row), rc, outcome))
+                fut = self.writer.submit(self._final_write(live, row.to_row(), rc, outcome))
                 if lock is not None:
                     self._conv_pending[conv_key] = fut
                     fut.add_done_callback(functools.partial(self._forget_pending, conv_key))
@@ -320,6 +369,10 @@ class WorkflowEngine:
             live.done.set()
             # a streamed run's buffer serves reconnects for a minute; others need no buffer
             self._forget_later(live, 60.0 if live.keep_events else 5.0)
+        if cancelled and live.task is not None and live.task is asyncio.current_task():
+            if live.task in self._tasks:
+                return  # the run's own task: the cancellation ends here, recorded
+            raise asyncio.CancelledError  # the caller's task was cancelled: keep it cancelled
 
     def _final_write(
         self, live: LiveRun, row: WorkflowRunRow, rc: RunContext, outcome: RunOutcome
@@ -399,8 +452,14 @@ class WorkflowEngine:
     async def run(
         self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
     ) -> RunOut:
-        live = await self.start(ctx, slug, body, request_id=request_id)
-        await live.done.wait()
+        """Run to the end and return the result. A non-streamed run executes in the caller's
+        task (no task switch on the hot path): cancelling the caller cancels the run."""
+        live = await self.start(ctx, slug, body, request_id=request_id, inline=not body.stream)
+        if live.inline is not None:
+            coro, live.inline = live.inline, None
+            await coro
+        else:
+            await live.done.wait()
         assert live.result is not None
         return live.result
 
@@ -478,11 +537,6 @@ class WorkflowEngine:
         if live is None or live.tenant_id != tenant_id or live.result is None:
             return None
         return live
-
-
-def _copy_row(r: WorkflowRunRow) -> WorkflowRunRow:
-    """A fresh, session-less copy (each batch write adds its own instance)."""
-    return WorkflowRunRow(**{c.key: getattr(r, c.key) for c in WorkflowRunRow.__table__.columns})
 
 
 def _jsonable(value: Any) -> Any:

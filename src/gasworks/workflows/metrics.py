@@ -30,3 +30,15 @@ WRITE_BATCH = Histogram(
     buckets=(1, 2, 5, 10, 20, 50, 100, 200),
     registry=REGISTRY,
 )
+
+
+_RUN_CHILDREN = {
+    status: RUNS.labels(status=status) for status in ("succeeded", "failed", "cancelled")
+}
+
+
+def count_run(status: str, duration_ms: float) -> None:
+    """Count a finished run (labelled children are looked up once: ``labels()`` is slow)."""
+    child = _RUN_CHILDREN.get(status) or RUNS.labels(status=status)
+    child.inc()
+    RUN_SECONDS.observe(duration_ms / 1000)

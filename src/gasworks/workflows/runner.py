@@ -121,9 +121,11 @@ async def execute(
     rc: RunContext,
     *,
     state: dict[str, Any] | None = None,
+    timings: list[NodeTiming] | None = None,
 ) -> RunOutcome:
     """Run ``graph`` to completion. Never raises for a node failure (the outcome says
-    ``failed``); raises ``CancelledError`` through when the task is cancelled after recording."""
+    ``failed``); raises ``CancelledError`` through when the task is cancelled, after recording
+    the node it was in into ``timings`` (pass a list to keep them)."""
     t_run = time.perf_counter()
     if state is None:
         state = initial_state(graph, inputs, rc)
@@ -132,7 +134,8 @@ async def execute(
         state["turn"] = conv.turn + 1
     nodes = graph.nodes
     emit = rc.emit
-    timings: list[NodeTiming] = []
+    if timings is None:
+        timings = []
     queue: deque[str] = deque(graph.entry)
     steps = 0
     max_steps = graph.max_steps

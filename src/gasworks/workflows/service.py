@@ -10,7 +10,7 @@ import hashlib
 import json
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -45,6 +45,26 @@ from gasworks.workflows.validator import validate
 
 class ConversationConflict(Conflict):
     code = "CONVERSATION_CONFLICT"
+
+
+class RunLike(Protocol):
+    """A run row or the engine's in-flight record of one."""
+
+    id: str
+    workflow_id: str
+    version: int
+    status: str
+    conversation_id: str | None
+    inputs: dict[str, Any]
+    output: Any
+    error: dict[str, Any] | None
+    node_timings: list[dict[str, Any]]
+    steps: int
+    tokens: int
+    cost: Decimal
+    duration_ms: float | None
+    started_at: datetime
+    finished_at: datetime | None
 
 
 class _Changes:
@@ -406,7 +426,7 @@ async def run_events(
     return status, [(int(s), str(t), dict(d)) for s, t, d in rows.all()]
 
 
-def run_out(r: WorkflowRunRow, slug: str) -> RunOut:
+def run_out(r: WorkflowRunRow | RunLike, slug: str) -> RunOut:
     return RunOut(
         id=r.id,
         workflow_id=r.workflow_id,
