@@ -191,7 +191,7 @@ def main() -> str:
     rows = [
         ("gasworks runner, persistence off", gw_us),
         (
-            "gasworks engine (what the API runs: access + version lookup, run task), "
+            "gasworks engine (what the API runs: access check, version, run record), "
             "persistence off",
             engine_off_us,
         ),

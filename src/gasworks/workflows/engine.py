@@ -16,7 +16,7 @@ import functools
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -287,8 +287,8 @@ class WorkflowEngine:
             )
         if self.writer is not None and body.stream:
             # the row exists early so a client can resume from another server process
-            first = row.to_row()
-            self.writer.submit(lambda s: service.insert_run(s, first))
+            first = replace(row)  # a snapshot; ORM rows are built inside each write attempt
+            self.writer.submit(lambda s: service.insert_run(s, first.to_row()))
             live.persisted = True
         self._live[run_id] = live
         body_coro = self._run(live, graph, wf, row, rc, state, conv_key, lock)
@@ -359,7 +359,7 @@ class WorkflowEngine:
             if self.writer is None and outcome.status == "succeeded" and conv and changed:
                 self._remember_conversation(conv_key, conv)
             if self.writer is not None:
-                fut = self.writer.submit(self._final_write(live, row.to_row(), rc, outcome))
+                fut = self.writer.submit(self._final_write(live, row, rc, outcome))
                 if lock is not None:
                     self._conv_pending[conv_key] = fut
                     fut.add_done_callback(functools.partial(self._forget_pending, conv_key))
@@ -375,7 +375,7 @@ class WorkflowEngine:
             raise asyncio.CancelledError  # the caller's task was cancelled: keep it cancelled
 
     def _final_write(
-        self, live: LiveRun, row: WorkflowRunRow, rc: RunContext, outcome: RunOutcome
+        self, live: LiveRun, row: RunRecord, rc: RunContext, outcome: RunOutcome
     ) -> Write:
         conv = rc.loaded_conversation
         save_conv = (
@@ -390,7 +390,7 @@ class WorkflowEngine:
         async def write(s: AsyncSession) -> None:
             if save_conv and conv is not None:
                 await service.save_conversation(s, row.tenant_id, row.workflow_id, conv, row.id)
-            await service.finish_run(s, run=row, exists=exists, events=events)
+            await service.finish_run(s, run=row.to_row(), exists=exists, events=events)
 
         return write
 

@@ -329,8 +329,8 @@ async def resolve_run_target(
 
 
 async def insert_run(session: AsyncSession, run: WorkflowRunRow) -> None:
+    """Queue the row; it is flushed with the transaction (many rows → one batched INSERT)."""
     session.add(run)
-    await session.flush()
 
 
 async def finish_run(
@@ -358,8 +358,7 @@ async def finish_run(
             )
         )
     else:
-        session.add(run)
-        await session.flush()
+        session.add(run)  # flushed with the batch at commit
     await write_events(session, run.tenant_id, run.id, events)
 
 
@@ -374,7 +373,6 @@ async def write_events(
             WorkflowRunEventRow(run_id=run_id, seq=s, tenant_id=tenant_id, type=t, data=d)
             for s, t, d in events
         )
-        await session.flush()
 
 
 async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> RunOut:
