@@ -604,3 +604,34 @@ async def test_cancelling_the_caller_of_a_non_streamed_run_records_it_cancelled(
     runs = (await client.get("/api/workflows/slow/runs", headers=h)).json()
     assert [(r["status"], r["error"]["code"]) for r in runs] == [("cancelled", "RUN_CANCELLED")]
     assert runs[0]["nodeTimings"][-1]["nodeId"] == "m"
+
+
+async def test_delete_removes_versions_runs_and_conversations(
+    client: httpx.AsyncClient, admin_key: str, models: FakeModels
+) -> None:
+    from gasworks.workflows.demos import demo_document
+
+    h = auth(admin_key)
+    await client.post("/api/workflows", json=demo_document("chatbot"), headers=h)
+    body = {"input": {"message": "hi"}, "conversationId": "gone", "stream": True}
+    r = await client.post("/api/workflows/demo-chatbot/runs", json=body, headers=h)
+    run_id = parse_sse(r.text)[0]["data"]["runId"]
+    q = '{ workflow(id: "demo-chatbot") { conversations { id turn } runs { id status } } }'
+    data = (await client.post("/graphql", json={"query": q}, headers=h)).json()["data"]
+    assert data["workflow"]["conversations"] == [{"id": "gone", "turn": 1}]
+    assert [x["id"] for x in data["workflow"]["runs"]] == [run_id]
+    assert (await client.delete("/api/workflows/demo-chatbot", headers=h)).status_code == 204
+    for url in (
+        "/api/workflows/demo-chatbot",
+        f"/api/workflow-runs/{run_id}",
+        "/api/conversations/gone",
+    ):
+        assert (await client.get(url, headers=h)).status_code == 404, url
+    rt = client._transport.app.state.runtime  # type: ignore[attr-defined]
+    from sqlalchemy import func, select
+
+    from gasworks.workflows.tables import ConversationMessageRow, WorkflowRunEventRow
+
+    async with rt.db.session() as s:
+        assert await s.scalar(select(func.count()).select_from(WorkflowRunEventRow)) == 0
+        assert await s.scalar(select(func.count()).select_from(ConversationMessageRow)) == 0

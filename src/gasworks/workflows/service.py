@@ -214,6 +214,21 @@ async def get_workflow(session: AsyncSession, ctx: TenantContext, slug: str) -> 
 async def delete_workflow(session: AsyncSession, ctx: TenantContext, slug: str) -> None:
     row = await _get_row(session, ctx, slug)
     _require_edit(ctx, row)
+    convs = select(ConversationRow.id).where(
+        ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == row.id
+    )
+    await session.execute(
+        delete(ConversationMessageRow).where(
+            ConversationMessageRow.tenant_id == ctx.tenant_id,
+            ConversationMessageRow.conversation_id.in_(convs),
+        )
+    )
+    await session.execute(
+        delete(ConversationRow).where(
+            ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == row.id
+        )
+    )
+    # versions, shares, runs and run events go with the workflow (ON DELETE CASCADE)
     await session.execute(delete(WorkflowRow).where(WorkflowRow.id == row.id))
     CHANGES.bump()
 

@@ -66,6 +66,13 @@ class WorkflowType:
             items = await service.list_runs(s, info.context.ctx, self.slug, limit=limit)
         return [RunType.of(r) for r in items]
 
+    @strawberry.field
+    async def conversations(self, info: Info, limit: int = 20) -> list[ConversationType]:
+        await workflow_engine(info.context.runtime).drain()
+        async with info.context.runtime.db.session() as s:
+            items = await service.list_conversations(s, info.context.ctx, self.slug, limit=limit)
+        return [ConversationType.of(c) for c in items]
+
     @staticmethod
     def of(w: WorkflowOut) -> WorkflowType:
         return WorkflowType(**w.model_dump(by_alias=False))
