@@ -175,6 +175,30 @@ class Settings(BaseSettings):
         default=0.0, ge=0, le=5000, description="Pause between demo stream chunks."
     )
 
+    # --- workflows ------------------------------------------------------------------------
+    workflow_persist_runs: bool = Field(
+        default=True,
+        description="Persist runs (status, timings, tokens, cost, errors) and their events.",
+    )
+    workflow_event_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="While a run streams, its events are written in batches this often "
+        "(so a reconnecting client resumes from any server process).",
+    )
+    workflow_access_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long a caller's resolved (workflow, version, access) is reused before "
+        "the database is asked again. Changes made in the same process apply at once; in "
+        "another process after at most this long. 0 disables the cache.",
+    )
+    workflow_graph_cache_size: int = Field(
+        default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
+    )
+
     # --- guardrails: circuit breakers, budgets, token estimation -------------------------
     guardrails_enabled: bool = Field(
         default=True, description="Breakers, pre-call checks, budgets and the ledger."
