@@ -392,3 +392,48 @@ def error_codes() -> dict[str, int]:
         seen.setdefault(cls.code, cls.status)
         stack.extend(cls.__subclasses__())
     return dict(sorted(seen.items()))
+
+
+# --- workflows ------------------------------------------------------------------------------
+
+
+class WorkflowInvalid(ValidationFailed):
+    """A workflow definition failed validation; ``details.issues`` lists every problem."""
+
+    code = "WORKFLOW_INVALID"
+    status = 422
+
+
+class ExpressionInvalid(ValidationFailed):
+    """A router expression does not parse or is too large; ``details.column`` points at it."""
+
+    code = "EXPRESSION_INVALID"
+    status = 422
+
+
+class WorkflowRunFailed(GasworksError):
+    """A node failed while a workflow ran (``details`` names the node)."""
+
+    code = "WORKFLOW_RUN_FAILED"
+    status = 502
+
+
+class NodeTimeout(WorkflowRunFailed):
+    code = "NODE_TIMEOUT"
+    status = 504
+    retryable = True
+
+
+class MaxStepsExceeded(WorkflowRunFailed):
+    code = "MAX_STEPS_EXCEEDED"
+    status = 422
+
+
+class IterationLimitExceeded(WorkflowRunFailed):
+    code = "ITERATION_LIMIT_EXCEEDED"
+    status = 422
+
+
+class RunCancelled(GasworksError):
+    code = "RUN_CANCELLED"
+    status = 409

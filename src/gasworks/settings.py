@@ -110,6 +110,12 @@ class Settings(BaseSettings):
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
+    max_request_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body accepted (413 PAYLOAD_TOO_LARGE above); a route may "
+        "set its own limit.",
+    )
     graphql_max_depth: int = Field(
         default=10, ge=1, le=50, description="Deepest GraphQL query accepted (introspection aside)."
     )
@@ -169,6 +175,30 @@ class Settings(BaseSettings):
         default=0.0, ge=0, le=5000, description="Pause between demo stream chunks."
     )
 
+    # --- workflows ------------------------------------------------------------------------
+    workflow_persist_runs: bool = Field(
+        default=True,
+        description="Persist runs (status, timings, tokens, cost, errors) and their events.",
+    )
+    workflow_event_flush_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=60,
+        description="While a run streams, its events are written in batches this often "
+        "(so a reconnecting client resumes from any server process).",
+    )
+    workflow_access_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=300,
+        description="How long a caller's resolved (workflow, version, access) is reused before "
+        "the database is asked again. Changes made in the same process apply at once; in "
+        "another process after at most this long. 0 disables the cache.",
+    )
+    workflow_graph_cache_size: int = Field(
+        default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
+    )
+
     # --- guardrails: circuit breakers, budgets, token estimation -------------------------
     guardrails_enabled: bool = Field(
         default=True, description="Breakers, pre-call checks, budgets and the ledger."
@@ -205,6 +235,21 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a process trusts its cached list of spend limits of a "
         "tenant/key (a new limit takes effect in other processes within this time).",
+    )
+    budget_reservation_ttl_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="A reservation not settled after this long (its process died mid-call) "
+        "is released by the sweeper. Keep it above the longest call.",
+    )
+    budget_sweep_interval_seconds: float = Field(
+        default=60.0, gt=0, description="How often expired reservations are looked for."
+    )
+    guardrails_maintenance_interval_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Background task period: flushes breaker counts of an idle process and "
+        "reads shared breaker state, runs the reservation sweeper when due (0: off).",
     )
     context_safety_margin: float = Field(
         default=0.10, ge=0, lt=1, description="Share of the context window kept free."

@@ -181,3 +181,50 @@ async def test_openapi_document_is_served(client):
     r = await client.get("/openapi.json")
     assert r.status_code == 200
     assert "/api/keys" in r.json()["paths"]
+
+
+async def test_oversized_body_is_413_payload_too_large(runtime, admin_key):
+    import httpx
+
+    from gasworks.api.app import create_app
+
+    runtime.settings = runtime.settings.model_copy(update={"max_request_bytes": 2048})
+    app = create_app(runtime=runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        r = await c.post(
+            "/api/principals",
+            json={"name": "x" * 5000},
+            headers={"Authorization": f"Bearer {admin_key}"},
+        )
+        assert r.status_code == 413
+        assert _error(r)["code"] == "PAYLOAD_TOO_LARGE"
+        ok = await c.post(
+            "/api/principals",
+            json={"name": "small"},
+            headers={"Authorization": f"Bearer {admin_key}"},
+        )
+        assert ok.status_code == 201
+
+
+async def test_oversized_chunked_body_is_413(runtime, admin_key):
+    import httpx
+
+    from gasworks.api.app import create_app
+
+    runtime.settings = runtime.settings.model_copy(update={"max_request_bytes": 2048})
+    app = create_app(runtime=runtime)
+
+    async def chunks():
+        for _ in range(10):
+            yield b"x" * 1000
+
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        r = await c.post(
+            "/api/principals",
+            content=chunks(),
+            headers={"Authorization": f"Bearer {admin_key}", "content-type": "application/json"},
+        )
+    assert r.status_code == 413
+    assert _error(r)["code"] == "PAYLOAD_TOO_LARGE"

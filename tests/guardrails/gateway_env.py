@@ -56,6 +56,7 @@ def gateway_settings(home: Path, db_url: str, primary_url: str, backup_url: str)
         breaker_failure_rate_threshold=0.5,
         breaker_half_open_probes=2,
         breaker_cooldown_seconds=30,
+        guardrails_maintenance_interval_seconds=0,  # the tests drive time themselves
     )
 
 

@@ -66,7 +66,17 @@ async def test_breaker_actions_need_a_reason_and_a_platform_admin(client, admin_
     viewer = await make_viewer_key(client, admin_key)
     r = await client.post("/api/breakers/demo/trip", json={"reason": "x"}, headers=auth(viewer))
     assert r.status_code == 403 and r.json()["error"]["code"] == "FORBIDDEN"
-    assert (await client.get("/api/breakers", headers=auth(viewer))).status_code == 200
+    r = await client.post("/api/breakers/demo/trip", json={"reason": "x"}, headers=h)
+    listed = {
+        b["breaker"]: b for b in (await client.get("/api/breakers", headers=auth(viewer))).json()
+    }
+    assert listed["demo"]["state"] == "forced_open" and listed["demo"]["changed_by"] is None
+    events = (await client.get("/api/breakers/events", headers=auth(viewer))).json()
+    assert events[0]["reason"] == "x" and events[0]["actor"] is None
+    r = await client.put(
+        "/api/budgets", json={"period": "day", "cost_limit": "1"}, headers=auth(viewer)
+    )
+    assert r.status_code == 403
     r = await client.post("/api/breakers/no-such-model/trip", json={"reason": "x"}, headers=h)
     assert r.status_code == 404 and r.json()["error"]["code"] == "MODEL_NOT_FOUND"
 

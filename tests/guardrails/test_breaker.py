@@ -162,14 +162,30 @@ async def test_fail_open_when_the_store_errors(db: Database) -> None:
     clock = FakeClock()
     m = BreakerManager(db, CFG, clock=clock, store=BrokenStore(db))
     before = GUARDRAIL_ERRORS.labels(component="breaker")._value.get()
-    permit = await m.check("gpt")
-    assert permit.fail_open
-    await m.record(permit, OutcomeKind.FAILURE)
-    # an open breaker in a healthy manager's view cannot be seen: calls still allowed
-    for _ in range(5):
+    # the store cannot be read: calls are allowed (nothing known says otherwise) and counted
+    for _ in range(10):
         clock.advance(2)
-        assert (await m.check("gpt")).fail_open
-    assert GUARDRAIL_ERRORS.labels(component="breaker")._value.get() >= before + 6
+        permit = await m.check("gpt")
+        await m.record(permit, OutcomeKind.FAILURE)
+    assert GUARDRAIL_ERRORS.labels(component="breaker")._value.get() >= before + 10
+
+    class FlakyStore(BreakerStore):
+        broken = False
+
+        async def snapshot(self, window_start: int):  # type: ignore[override]
+            if self.broken:
+                raise RuntimeError("database on fire")
+            return await super().snapshot(window_start)
+
+    store = FlakyStore(db)
+    m = BreakerManager(db, CFG, clock=clock, store=store)
+    await drive(m, "gpt", [OutcomeKind.FAILURE] * 8)
+    assert m.state_of("gpt") is BreakerState.OPEN
+    store.broken = True
+    clock.advance(2)
+    # the store fails after the breaker opened: the last known state still protects the model
+    with pytest.raises(CircuitOpen):
+        await m.check("gpt")
 
 
 async def test_manual_trip_disable_and_reset_are_audited(db: Database) -> None:

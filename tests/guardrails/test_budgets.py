@@ -206,3 +206,43 @@ async def test_50_concurrent_requests_from_4_processes_never_overspend(
 
 def test_new_ids_are_unique() -> None:  # sanity for ledger primary keys
     assert len({new_id("call") for _ in range(1000)}) == 1000
+
+
+async def test_reservations_of_a_dead_process_are_swept(runtime) -> None:
+    ctx = await tenant(runtime)
+    clock = FakeClock()
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(1)))
+    svc = BudgetService(runtime.db, clock=clock, reservation_ttl=600)
+    lost = await svc.reserve(ctx.tenant_id, None, Decimal("0.7"), 10)  # its process "dies"
+    slow = await svc.reserve(ctx.tenant_id, None, Decimal("0.2"), 10)  # a very long call
+    assert lost is not None and slow is not None
+    with pytest.raises(CostLimitExceeded):
+        await svc.reserve(ctx.tenant_id, None, Decimal("0.5"), 10)
+    clock.advance(599)
+    assert await svc.sweep() == 0
+    clock.advance(2)
+    assert await svc.sweep() == 2
+    assert await svc.sweep() == 0  # once only
+    # the long call settles after its reservation was swept: its usage still counts, once
+    async with runtime.db.session() as s:
+        await BudgetService.settle_in(s, slow, Decimal("0.15"), 5)
+    async with runtime.db.session() as s:
+        (b,) = await list_budgets(s, ctx)
+    assert (b.reserved_cost, b.reserved_tokens, b.spent_cost) == (0, 0, Decimal("0.15"))
+    assert await svc.reserve(ctx.tenant_id, None, Decimal("0.8"), 10) is not None
+
+
+async def test_background_maintenance_flushes_an_idle_process(runtime) -> None:
+    from gasworks.llm.breaker import OutcomeKind
+    from gasworks.llm.guardrails_runtime import MAINTENANCE, get_guardrails
+
+    g = get_guardrails(runtime)
+    start = g.breakers.config.window_start(g.breakers.clock())
+    before = await g.breakers.store.window("demo", 0, start)
+    for _ in range(3):  # below the minimum number of calls: nothing is flushed on the way
+        permit = await g.breakers.check("demo")
+        await g.breakers.record(permit, OutcomeKind.FAILURE)
+    await runtime.services[MAINTENANCE].once(sweep=True)
+    after = await g.breakers.store.window("demo", 0, start)
+    assert after.failures - before.failures == 3

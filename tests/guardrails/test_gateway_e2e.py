@@ -4,6 +4,7 @@ injected faults: breakers, fallbacks, budgets, streams (complete and cut), pre-c
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from gasworks.api.app import create_app
+from gasworks.llm.breaker import BreakerState
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.testing import FakeOpenAI, Fault
 from tests.conftest import auth
@@ -30,7 +32,7 @@ def fakes() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
 
 @pytest.fixture
 async def env(tmp_path, db_url, fakes, monkeypatch) -> AsyncIterator[Env]:
-    for key in list(__import__("os").environ):
+    for key in list(os.environ):
         if key.startswith("GASWORKS_") and key != "GASWORKS_TEST_POSTGRES_URL":
             monkeypatch.delenv(key)
     settings = gateway_settings(tmp_path / "home", db_url, fakes[0].url, fakes[1].url)
@@ -211,7 +213,7 @@ async def test_official_openai_sdk_sees_fallbacks_and_budget_errors(env, key, fa
     app = create_app(runtime=env.runtime)
     await env.runtime.services["guardrails"].breakers.set_manual(
         "primary",
-        __import__("gasworks.llm.breaker", fromlist=["BreakerState"]).BreakerState.FORCED_OPEN,
+        BreakerState.FORCED_OPEN,
         actor="test",
         reason="sdk test",
     )
@@ -239,3 +241,98 @@ async def test_official_openai_sdk_sees_fallbacks_and_budget_errors(env, key, fa
             await client.close()
     rows = await ledger(env)
     assert [(r.model, r.streamed) for r in rows] == [("backup", False), ("backup", True)]
+
+
+async def test_open_breaker_survives_a_restart(tmp_path, db_url, fakes, monkeypatch) -> None:
+    for k in list(os.environ):
+        if k.startswith("GASWORKS_") and k != "GASWORKS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(k)
+    settings = gateway_settings(tmp_path / "home", db_url, fakes[0].url, fakes[1].url)
+    fakes[0].faults.extend([Fault.http(500)] * 4)
+    from gasworks.llm.runtime import get_gateway
+    from gasworks.llm.types import CallScope, ChatRequest, Message
+    from tests.guardrails.test_budgets import tenant
+
+    def req() -> ChatRequest:
+        return ChatRequest(model="primary", messages=[Message("user", "hi")])
+
+    async with started(settings) as first:
+        ctx = await tenant(first.runtime)
+        scope = CallScope(tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id)
+        for _ in range(4):
+            assert (await get_gateway(first.runtime).chat(scope, req())).model == "backup"
+        assert first.guardrails.breakers.state_of("primary").value == "open"
+    sent = len(fakes[0].requests)
+    async with started(settings) as second:  # a new process: state comes from the database
+        result = await get_gateway(second.runtime).chat(scope, req())
+        assert result.model == "backup"
+        assert result.notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
+    assert len(fakes[0].requests) == sent
+
+
+async def test_breaker_store_errors_fail_open(env, client, key, fakes) -> None:
+    async def broken(*args: object, **kw: object) -> None:
+        raise RuntimeError("breaker store down")
+
+    store = env.guardrails.breakers.store
+    store.snapshot = broken  # type: ignore[method-assign]
+    store.flush = broken  # type: ignore[method-assign]
+    env.clock.advance(5)  # a sync is due: it fails
+    fakes[0].faults.extend([Fault.http(500)] * 6)
+    for _ in range(6):  # failures cannot be shared: the breaker never opens, calls go through
+        r = await client.post("/v1/chat/completions", json=body("lonely"), headers=auth(key))
+        assert r.status_code == 503 and r.json()["error"]["code"] == "PROVIDER_UNAVAILABLE"
+    r = await client.post("/v1/chat/completions", json=body("lonely"), headers=auth(key))
+    assert r.status_code == 200 and r.json()["model"] == "lonely"
+    assert len(fakes[0].requests) == 7
+
+
+async def test_gasworks_sdk_gets_fallbacks_truncation_and_budget_errors(env, key, fakes) -> None:
+    from gasworks.client import AsyncGasworks
+    from gasworks.errors import CostLimitExceeded, ModelUnavailable
+
+    app = create_app(runtime=env.runtime)
+    transport = httpx.ASGITransport(app=app)
+    sdk = AsyncGasworks("http://gasworks.test", api_key=key, transport=transport)
+    try:
+        await env.guardrails.breakers.set_manual(
+            "primary",
+            BreakerState.FORCED_OPEN,
+            actor="test",
+            reason="sdk test",
+        )
+        result = await sdk.chat("hi", model="primary")
+        assert result.model == "backup"
+        assert result.notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
+        assert result.notes["estimate"]["tokenizer"] == "cl100k_base"
+        chunks = [c async for c in sdk.stream("hi", model="primary")]
+        assert chunks[-1].model == "backup" and chunks[-1].cost == price(11, 7)
+        notes = chunks[-1].notes or {}
+        assert notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
+        # "hi" = 1 token + 3 per message + 3 reply priming (OpenAI accounting)
+        assert notes["estimate"] == {"inputTokens": 7, "tokenizer": "cl100k_base", "exact": True}
+        history = [{"role": "user", "content": f"old {i} " * 300} for i in range(6)]
+        result = await sdk.chat(
+            [*history, {"role": "user", "content": "now?"}],
+            model="backup",
+            system="Be brief.",
+            truncate=True,
+            max_tokens=100,
+        )
+        assert result.notes["truncation"]["droppedMessages"] >= 3
+        await env.guardrails.breakers.set_manual(
+            "lonely", BreakerState.FORCED_OPEN, actor="test", reason="sdk test"
+        )
+        with pytest.raises(ModelUnavailable):
+            await sdk.chat("hi", model="lonely")
+        with pytest.raises(CostLimitExceeded):
+            await sdk.chat("hi", model="backup", max_tokens=400, cost_limit="0.0001")
+    finally:
+        await sdk.aclose()
+    rows = await ledger(env)
+    assert sorted((r.model, r.streamed) for r in rows) == [
+        ("backup", False),
+        ("backup", False),
+        ("backup", True),
+    ]
+    assert sum((r.cost for r in rows), Decimal(0)) > 0

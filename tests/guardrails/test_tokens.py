@@ -84,3 +84,14 @@ def test_truncation_keeps_tool_answers_with_their_call() -> None:
     ]
     res = fit_messages(msgs, counter, 30)
     assert res.fits and res.dropped == [1, 2]
+
+
+def test_long_documents_are_counted_once_without_being_kept() -> None:
+    counter = TokenCounter("cl100k_base")
+    doc = "A long document about gas networks and pressure regulators. " * 2000
+    first = counter.count(doc)
+    same = "".join(["A long document about gas networks and pressure regulators. "] * 2000)
+    assert same is not doc
+    counter.encoding = None  # a second count that tokenized again would now use the ratio
+    assert counter.count(same) == first
+    assert all(not isinstance(k, str) or len(k) <= 4096 for k in counter._cache)

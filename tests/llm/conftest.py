@@ -56,6 +56,7 @@ def models_file(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
 async def serve(app: Any) -> AsyncIterator[str]:
     """Run ``app`` with uvicorn on a loopback port inside the current event loop."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     server = uvicorn.Server(

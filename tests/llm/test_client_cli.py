@@ -65,7 +65,11 @@ def cli_env(tmp_path, monkeypatch, db_url):
     monkeypatch.setenv("GASWORKS_DATABASE_URL", db_url)
     runner = CliRunner()
     assert runner.invoke(cli_app, ["init", "--json"]).exit_code == 0
-    return runner
+    yield runner
+    # the CLI points structlog at the stderr CliRunner swapped in (closed now): point it back
+    from gasworks.observability.logging import configure_logging
+
+    configure_logging(json=False, level="INFO")
 
 
 def test_cli_models_and_chat_in_process(cli_env) -> None:
@@ -87,6 +91,17 @@ def test_cli_models_and_chat_in_process(cli_env) -> None:
     r = cli_env.invoke(cli_app, ["chat", "--model", "nope", "--json", "x"])
     assert r.exit_code == 1
     assert json.loads(r.stdout)["error"]["code"] == "MODEL_NOT_FOUND"
+
+
+def test_cli_disable_and_enable(cli_env) -> None:
+    r = cli_env.invoke(cli_app, ["models", "disable", "demo", "--json"])
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["enabled"] is False
+    r = cli_env.invoke(cli_app, ["chat", "--json", "x"])  # the default model is now disabled
+    assert r.exit_code == 1 and json.loads(r.stdout)["error"]["code"] == "MODEL_NOT_FOUND"
+    r = cli_env.invoke(cli_app, ["models", "enable", "demo"])
+    assert r.exit_code == 0 and "enabled" in r.stdout
+    assert cli_env.invoke(cli_app, ["chat", "x"]).exit_code == 0
 
 
 def test_cli_through_a_server(cli_env, tmp_path, monkeypatch) -> None:

@@ -263,3 +263,38 @@ async def test_abandoned_stream_reports_cancelled(gateway: Gateway) -> None:
         break
     await agen.aclose()  # type: ignore[attr-defined]
     assert hook.after[-1][2].status == "CANCELLED"
+
+
+async def test_cancelled_attempt_still_reaches_after_call(gateway: Gateway) -> None:
+    import asyncio
+
+    started = asyncio.Event()
+
+    class Hanging(ScriptedProvider):
+        async def chat(self, model, req, attempt_timeout):  # type: ignore[override]
+            started.set()
+            await asyncio.sleep(3600)
+            raise AssertionError("not reached")
+
+        async def stream(self, model, req, attempt_timeout):  # type: ignore[override]
+            started.set()
+            await asyncio.sleep(3600)
+            yield  # pragma: no cover
+
+    gateway.providers.overrides["openai"] = Hanging()
+    gateway.providers.forget()
+    hook = Recorder()
+    gateway.hooks.append(hook)
+
+    async def consume_stream() -> None:
+        async for _ in gateway.stream(SCOPE, req()):
+            pass
+
+    for call in (lambda: gateway.chat(SCOPE, req()), consume_stream):
+        started.clear()
+        task = asyncio.create_task(call())
+        await started.wait()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert [o.status for _, _, o in hook.after] == ["CANCELLED", "CANCELLED"]

@@ -142,3 +142,27 @@ async def test_malformed_json(tmp_path, fake_anthropic) -> None:
     gw = gateway_for(tmp_path, entries(fake_anthropic, max_retries=0))
     with pytest.raises(ProviderBadResponse):
         await gw.chat(SCOPE, ask("claude"))
+
+
+async def test_out_of_range_temperature_is_refused_not_changed(tmp_path, fake_anthropic) -> None:
+    from gasworks.errors import ProviderBadRequest
+
+    gw = gateway_for(tmp_path, entries(fake_anthropic))
+    with pytest.raises(ProviderBadRequest) as info:
+        await gw.chat(SCOPE, ask("claude", temperature=1.5))
+    assert info.value.status == 400 and info.value.details["param"] == "temperature"
+    assert fake_anthropic.requests == []
+
+
+async def test_prompt_cache_writes_are_priced_at_their_rate(tmp_path, fake_anthropic) -> None:
+    fake_anthropic.reply.input_tokens = 3000
+    fake_anthropic.reply.cached_input_tokens = 1000
+    fake_anthropic.reply.cache_write_input_tokens = 1000
+    fake_anthropic.reply.output_tokens = 0
+    gw = gateway_for(tmp_path, entries(fake_anthropic, cache_write_per_1k="0.00375"))
+    r = await gw.chat(SCOPE, ask("claude"))
+    assert (r.usage.input_tokens, r.usage.cache_write_input_tokens) == (3000, 1000)
+    # 1000 * 0.003 + 1000 * 0.0003 + 1000 * 0.00375, per 1K
+    assert r.cost == Decimal("0.00705")
+    _, last = await collect(gw, ask("claude"))
+    assert last.cost == Decimal("0.00705")

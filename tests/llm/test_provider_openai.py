@@ -1,4 +1,5 @@
-"""The OpenAI and OpenAI-compatible adapters against a fake server, through the official SDK."""
+"""The OpenAI adapter (official SDK) and the OpenAI-compatible adapter (plain httpx) against a
+fake OpenAI server; behaviour tests run against both (``model``: ``oa`` / ``local``)."""
 
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ def entries(fake: FakeOpenAI, **extra: object) -> list[dict[str, object]]:
             "provider": "openai_compatible",
             "provider_model_id": "llama3.1:8b",
             "base_url": f"{fake.url}/v1",
+            "input_per_1k": "0.002",
+            "output_per_1k": "0.008",
+            "capabilities": base["capabilities"],
+            **extra,
         },
     ]
 
@@ -54,19 +59,21 @@ async def test_chat_maps_parameters_usage_and_cost(tmp_path, fake_openai) -> Non
     assert fake_openai.requests[-1].headers["authorization"] == "Bearer sk-test-not-a-real-key"
 
 
-async def test_stream_requests_usage_and_reports_it(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_stream_requests_usage_and_reports_it(tmp_path, fake_openai, model) -> None:
     gw = gateway_for(tmp_path, entries(fake_openai))
-    text, last = await collect(gw, ask("oa"))
+    text, last = await collect(gw, ask(model))
     assert text == "Hello from the fake model."
     assert fake_openai.requests[-1].json()["stream_options"] == {"include_usage": True}
     assert last.usage.output_tokens == 7 and not last.usage.estimated
     assert last.cost == Decimal("0.000078")
 
 
-async def test_stream_without_usage_is_estimated_and_marked(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_stream_without_usage_is_estimated_and_marked(tmp_path, fake_openai, model) -> None:
     fake_openai.reply.stream_usage = False
     gw = gateway_for(tmp_path, entries(fake_openai))
-    _, last = await collect(gw, ask("oa"))
+    _, last = await collect(gw, ask(model))
     assert last.usage.estimated is True
     assert last.usage.input_tokens > 0 and last.usage.output_tokens > 0
 
@@ -81,43 +88,47 @@ async def test_openai_compatible_server_without_key(tmp_path, fake_openai, monke
     assert "max_completion_tokens" not in sent
 
 
-async def test_tools_and_json_mode_pass_through(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_tools_and_json_mode_pass_through(tmp_path, fake_openai, model) -> None:
     call = {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
     fake_openai.reply.tool_calls = [call]
     gw = gateway_for(tmp_path, entries(fake_openai))
     tools = [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]
     r = await gw.chat(
         SCOPE,
-        ask("oa", tools=tools, tool_choice="auto", response_format={"type": "json_object"}),
+        ask(model, tools=tools, tool_choice="auto", response_format={"type": "json_object"}),
     )
     assert r.finish_reason == "tool_calls" and r.tool_calls == [call]
     sent = fake_openai.requests[-1].json()
     assert sent["tools"] == tools and sent["response_format"] == {"type": "json_object"}
-    _, last = await collect(gw, ask("oa", tools=tools))
+    _, last = await collect(gw, ask(model, tools=tools))
     assert last.finish_reason == "tool_calls"
 
 
-async def test_5xx_is_retried_then_succeeds(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_5xx_is_retried_then_succeeds(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.extend([Fault.http(500), Fault.http(503)])
     sleeps: list[float] = []
     gw = gateway_for(tmp_path, entries(fake_openai), sleeps)
-    r = await gw.chat(SCOPE, ask("oa"))
+    r = await gw.chat(SCOPE, ask(model))
     assert r.text and len(fake_openai.requests) == 3 and len(sleeps) == 2
 
 
-async def test_429_retry_after_is_honoured(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_429_retry_after_is_honoured(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.append(Fault.rate_limit(retry_after=2))
     sleeps: list[float] = []
     gw = gateway_for(tmp_path, entries(fake_openai), sleeps)
-    await gw.chat(SCOPE, ask("oa"))
+    await gw.chat(SCOPE, ask(model))
     assert sleeps == [2.0]
 
 
-async def test_exhausted_retries_raise_the_classified_error(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_exhausted_retries_raise_the_classified_error(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.extend([Fault.rate_limit(retry_after=0)] * 3)
     gw = gateway_for(tmp_path, entries(fake_openai), [], provider_max_retries=2)
     with pytest.raises(ProviderRateLimited) as info:
-        await gw.chat(SCOPE, ask("oa"))
+        await gw.chat(SCOPE, ask(model))
     assert info.value.status == 429 and info.value.retryable
     assert len(fake_openai.requests) == 3
 
@@ -130,61 +141,97 @@ async def test_exhausted_retries_raise_the_classified_error(tmp_path, fake_opena
         (Fault.http(400, "Your request was rejected by our content filter"), ContentFiltered),
     ],
 )
-async def test_non_retryable_errors(tmp_path, fake_openai, fault, error) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_non_retryable_errors(tmp_path, fake_openai, fault, error, model) -> None:
     fake_openai.faults.append(fault)
     gw = gateway_for(tmp_path, entries(fake_openai), [])
     with pytest.raises(error) as info:
-        await gw.chat(SCOPE, ask("oa"))
+        await gw.chat(SCOPE, ask(model))
     assert len(fake_openai.requests) == 1
     assert "sk-test-not-a-real-key" not in str(info.value.to_dict())
 
 
-async def test_slow_first_byte_times_out_per_model(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_slow_first_byte_times_out_per_model(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.append(Fault.slow_first_byte(2.0))
     gw = gateway_for(tmp_path, entries(fake_openai, timeout_seconds=0.2, max_retries=0))
     with pytest.raises(ProviderTimeout) as info:
-        await gw.chat(SCOPE, ask("oa"))
+        await gw.chat(SCOPE, ask(model))
     assert info.value.retryable and info.value.status == 504
 
 
-async def test_slow_first_byte_is_retried(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_slow_first_byte_is_retried(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.append(Fault.slow_first_byte(2.0))
     gw = gateway_for(tmp_path, entries(fake_openai, timeout_seconds=0.2), [])
-    r = await gw.chat(SCOPE, ask("oa"))
+    r = await gw.chat(SCOPE, ask(model))
     assert r.text and len(fake_openai.requests) == 2
 
 
-async def test_stream_cut_mid_answer_is_reported(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_stream_cut_mid_answer_is_reported(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.append(Fault.cut_stream(after_chunks=3))
     gw = gateway_for(tmp_path, entries(fake_openai), [])
     parts: list[str] = []
     with pytest.raises(ProviderStreamInterrupted):
-        async for c in gw.stream(SCOPE, ask("oa")):
+        async for c in gw.stream(SCOPE, ask(model)):
             parts.append(c.delta)
     assert "".join(parts) == "Hello from "  # what arrived before the cut
     assert len(fake_openai.requests) == 1  # text reached the caller: no silent retry
 
 
-async def test_stream_cut_before_any_text_is_retried(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_stream_cut_before_any_text_is_retried(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.append(Fault.cut_stream(after_chunks=1))  # only the role chunk
     gw = gateway_for(tmp_path, entries(fake_openai), [])
-    text, last = await collect(gw, ask("oa"))
+    text, last = await collect(gw, ask(model))
     assert text == "Hello from the fake model." and last.usage.output_tokens == 7
     assert len(fake_openai.requests) == 2
 
 
-async def test_malformed_json_is_a_bad_response(tmp_path, fake_openai) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_malformed_json_is_a_bad_response(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.extend([Fault.malformed(), Fault.malformed()])
     gw = gateway_for(tmp_path, entries(fake_openai, max_retries=0))
     with pytest.raises(ProviderBadResponse):
-        await gw.chat(SCOPE, ask("oa"))
+        await gw.chat(SCOPE, ask(model))
     with pytest.raises(ProviderBadResponse):
-        await collect(gw, ask("oa"))
+        await collect(gw, ask(model))
 
 
-async def test_unreachable_server_is_unavailable(tmp_path) -> None:
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_unreachable_server_is_unavailable(tmp_path, model) -> None:
     fake = FakeOpenAI().start()
     fake.stop()  # nothing listens on the port any more
     gw = gateway_for(tmp_path, entries(fake, max_retries=0))
     with pytest.raises(ProviderUnavailable):
+        await gw.chat(SCOPE, ask(model))
+
+
+async def test_sdk_base_url_environment_variable_is_honoured(
+    tmp_path, fake_openai, monkeypatch
+) -> None:
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake_openai.url}/v1")
+    gw = gateway_for(tmp_path, [])
+    r = await gw.chat(SCOPE, ask("gpt-4o-mini"))  # a catalog entry, no base_url of its own
+    assert r.text == "Hello from the fake model."
+    assert fake_openai.requests[-1].json()["model"] == "gpt-4o-mini"
+    assert r.cost == Decimal("0.00000585")  # 11 * 0.00015 + 7 * 0.0006, per 1K
+
+
+async def test_missing_key_is_a_clear_auth_error(tmp_path, fake_openai, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    with pytest.raises(ProviderAuthFailed) as info:
         await gw.chat(SCOPE, ask("oa"))
+    assert "OPENAI_API_KEY" in info.value.message
+    assert fake_openai.requests == []
+
+
+async def test_key_from_secrets_file(tmp_path, fake_openai, monkeypatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY")
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("# provider keys\nexport OPENAI_API_KEY='sk-from-file'\n")
+    gw = gateway_for(tmp_path, entries(fake_openai), secrets_file=secrets)
+    await gw.chat(SCOPE, ask("oa"))
+    assert fake_openai.requests[-1].headers["authorization"] == "Bearer sk-from-file"

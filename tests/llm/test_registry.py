@@ -136,3 +136,14 @@ def test_resolution_is_cached_and_invalidated_on_change() -> None:
 def test_entry_rejects_self_fallback() -> None:
     with pytest.raises(ValueError):
         ModelEntry.model_validate({"id": "a", "provider": "demo", "fallbacks": ["a"]})
+
+
+def test_cache_reads_and_writes_have_their_own_rates() -> None:
+    m = registry().resolve("us.anthropic.claude-sonnet-4-5-20250929-v1:0")
+    usage = Usage(
+        input_tokens=3000, cached_input_tokens=1000, cache_write_input_tokens=1000, output_tokens=0
+    )
+    # 1000 plain * 0.0033 + 1000 read * 0.00033 + 1000 written * 0.004125 (1.25x), per 1K
+    assert m.cost(usage) == Decimal("0.007755")
+    # models without a cache-write price charge writes as plain input
+    assert registry().resolve("gpt-4o").cache_write_per_1k == Decimal("0.0025")

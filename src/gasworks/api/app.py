@@ -12,7 +12,15 @@ from gasworks import __version__
 from gasworks.api.auth import Authenticator
 from gasworks.api.errors import install_error_handlers
 from gasworks.api.middleware import RequestContextMiddleware
-from gasworks.api.routes import guardrails, health, models, openai_compat, prompts, tenancy
+from gasworks.api.routes import (
+    guardrails,
+    health,
+    models,
+    openai_compat,
+    prompts,
+    tenancy,
+    workflows,
+)
 from gasworks.observability.logging import configure_logging
 from gasworks.observability.tracing import configure_tracing
 from gasworks.runtime import Runtime
@@ -26,6 +34,7 @@ ROUTERS: list[APIRouter] = [
     models.router,
     guardrails.router,
     prompts.router,
+    workflows.router,
 ]
 
 
@@ -67,5 +76,5 @@ def create_app(
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
     configure_tracing(app, settings, tracer_provider)
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
     return app

@@ -70,14 +70,14 @@ def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> 
 
 
 def error_response(request: Request, exc: GasworksError) -> JSONResponse:
-    return _render(request.url.path, exc)
+    return render(request.url.path, exc)
 
 
-def _render(path: str, exc: GasworksError) -> JSONResponse:
+def render(path: str, exc: GasworksError) -> JSONResponse:
     ERRORS.labels(exc.code).inc()
-    for prefix, render in ALTERNATE_RENDERERS.items():
+    for prefix, renderer in ALTERNATE_RENDERERS.items():
         if path.startswith(prefix):
-            rendered: JSONResponse = render(exc)
+            rendered: JSONResponse = renderer(exc)
             return rendered
     headers = {}
     retry_after = exc.details.get("retryAfterSeconds")
@@ -124,4 +124,4 @@ def crash_response(path: str) -> JSONResponse:
     Called by ``RequestContextMiddleware`` (inside the request id's scope) after it has logged
     the exception with its traceback.
     """
-    return _render(path, InternalError("An internal error occurred; it has been logged."))
+    return render(path, InternalError("An internal error occurred; it has been logged."))

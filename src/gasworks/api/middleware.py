@@ -13,6 +13,7 @@ from contextvars import ContextVar
 from typing import Any
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gasworks.observability.logging import get_logger
@@ -28,9 +29,22 @@ def current_request_id() -> str | None:
     return REQUEST_ID.get()
 
 
+#: Routes under these path prefixes accept larger (or smaller) bodies than
+#: ``GASWORKS_MAX_REQUEST_BYTES``; a domain with uploads adds its prefix here.
+BODY_LIMIT_OVERRIDES: dict[str, int] = {}
+
+
+def body_limit(path: str, default: int) -> int:
+    for prefix, limit in BODY_LIMIT_OVERRIDES.items():
+        if path.startswith(prefix):
+            return limit
+    return default
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
         self.app = app
+        self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -57,7 +71,13 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            limit = body_limit(scope.get("path", ""), self.max_body_bytes or 0)
+            declared = _header(scope, b"content-length")
+            if limit and declared and declared.isdigit() and int(declared) > limit:
+                await _too_large(scope, limit)(scope, receive, send_wrapper)
+            else:
+                app_receive = _limited(receive, limit) if limit else receive
+                await self.app(scope, app_receive, send_wrapper)
         except Exception as exc:
             # Rendered here, inside the request id's scope, rather than by Starlette's
             # ServerErrorMiddleware (outside every user middleware, where the id is gone).
@@ -83,6 +103,35 @@ class RequestContextMiddleware:
                 )
             structlog.contextvars.clear_contextvars()
             REQUEST_ID.reset(token)
+
+
+def _too_large(scope: Scope, limit: int) -> Any:
+    from gasworks.api.errors import render
+    from gasworks.errors import PayloadTooLarge
+
+    return render(
+        str(scope.get("path", "")),
+        PayloadTooLarge(
+            f"The request body is larger than {limit} bytes.", details={"maxBytes": limit}
+        ),
+    )
+
+
+def _limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that stops a body (without Content-Length) once it exceeds ``limit``."""
+    seen = 0
+
+    async def receive_limited() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                # an HTTPException passes FastAPI's body parsing untouched → 413 envelope
+                raise HTTPException(413, f"The request body is larger than {limit} bytes.")
+        return message
+
+    return receive_limited
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -291,7 +291,7 @@ def usage_calls(
 ) -> None:
     """The most recent model calls recorded in the ledger."""
 
-    async def body() -> list[dict[str, object]]:
+    async def body() -> list[ledger.LedgerCallOut]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
@@ -301,5 +301,5 @@ def usage_calls(
     if as_json:
         emit_json(out)
         return
-    cols = ["createdAt", "model", "status", "inputTokens", "outputTokens", "cost", "latencyMs"]
-    table("Recent calls", cols, [[c.get(k) for k in cols] for c in out])
+    cols = ["created_at", "model", "status", "input_tokens", "output_tokens", "cost", "latency_ms"]
+    table("Recent calls", cols, [[getattr(c, k) for k in cols] for c in out])

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from gasworks import __version__
-from gasworks.cli import blobs, guardrails, models, prompts, tenancy
+from gasworks.cli import blobs, guardrails, models, prompts, tenancy, workflows
 from gasworks.cli.output import JsonOpt, console, emit_json, fail, run
 from gasworks.settings import Settings
 
@@ -27,6 +27,7 @@ app.add_typer(guardrails.breakers_app, name="breakers")
 app.add_typer(guardrails.budgets_app, name="budgets")
 app.add_typer(guardrails.usage_app, name="usage")
 app.command("init")(tenancy.init)
+app.add_typer(workflows.workflows_app, name="workflows")
 app.add_typer(models.models_app, name="models")
 app.command("chat")(models.chat)
 app.add_typer(prompts.prompts_app, name="prompts")

@@ -200,3 +200,44 @@ def chat(
 
 
 __all__ = ["chat", "models_app"]
+
+
+def _set_enabled(model_id: str, enabled: bool, as_json: bool) -> None:
+    from gasworks.llm.registry import admin
+    from gasworks.llm.runtime import get_registry, refresh
+    from gasworks.tenancy.context import TenantContext
+
+    _logs_to_stderr()
+
+    async def body() -> ModelEntry:
+        async with runtime() as rt:
+            async with rt.db.session() as s:
+                await admin.update_model(
+                    s, TenantContext.system("-"), get_registry(rt), model_id, {"enabled": enabled}
+                )
+            await refresh(rt)
+            return get_registry(rt).get(model_id, include_disabled=True)
+
+    e = run(body, as_json)
+    if as_json:
+        emit_json(_entry_json(e))
+    else:
+        console.print(f"Model [bold]{e.id}[/] is now {'enabled' if e.enabled else 'disabled'}.")
+
+
+@models_app.command("disable")
+def models_disable(
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="Registry id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Disable a model: calls naming it get MODEL_NOT_FOUND (operator, in-process)."""
+    _set_enabled(model_id, False, as_json)
+
+
+@models_app.command("enable")
+def models_enable(
+    model_id: Annotated[str, typer.Argument(metavar="ID", help="Registry id.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Enable a model again (operator, in-process)."""
+    _set_enabled(model_id, True, as_json)

@@ -99,12 +99,17 @@ def _usage(u: dict[str, Any] | None, estimated: bool) -> Usage:
 _META_KEYS = frozenset({"provider", "cost", "usageEstimated", "demo"})
 
 
+def _notes(meta: dict[str, Any]) -> dict[str, Any]:
+    """What the gateway did on the way (fallbacks, truncation, estimate)."""
+    return {
+        k: v for k, v in meta.items() if k not in ("provider", "cost", "usageEstimated", "demo")
+    }
+
+
 def parse_completion(data: dict[str, Any]) -> ChatResult:
     choice = data["choices"][0]
     meta = data.get("gasworks") or {}
-    notes = {
-        k: v for k, v in meta.items() if k not in ("provider", "cost", "usageEstimated", "demo")
-    }
+    notes = _notes(meta)
     return ChatResult(
         text=choice["message"].get("content") or "",
         finish_reason=FinishReason(choice.get("finish_reason") or "stop"),
@@ -142,6 +147,7 @@ class SSEDecoder:
             final.usage = _usage(event["usage"], bool(meta.get("usageEstimated")))
             final.model = event.get("model")
             final.cost = Decimal(meta["cost"]) if meta.get("cost") is not None else None
+            final.notes = _notes(meta) or None
             self._finish = None
             out.append(final)
         for choice in event.get("choices") or []:

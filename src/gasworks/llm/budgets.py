@@ -29,11 +29,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasworks.db.engine import Database
 from gasworks.db.types import money_to_units, new_id, utcnow
 from gasworks.errors import CostLimitExceeded, NotFound, TokenBudgetExceeded, ValidationFailed
-from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetRow
+from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetReservationRow, BudgetRow
+from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.tables import ApiKeyRow
 
+log = get_logger("gasworks.llm.budgets")
+
 C: Table = BudgetCounterRow.__table__  # type: ignore[assignment]
+R: Table = BudgetReservationRow.__table__  # type: ignore[assignment]
 BT: Table = BudgetRow.__table__  # type: ignore[assignment]
 
 
@@ -62,6 +66,7 @@ class Limit:
 class Reservation:
     """What was reserved on which counters; settled (or released) exactly once."""
 
+    id: str
     counters: tuple[tuple[str, str], ...]
     cost_units: int
     tokens: int
@@ -107,10 +112,12 @@ class BudgetService:
         db: Database,
         *,
         cache_ttl: float = 5.0,
+        reservation_ttl: float = 3600.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.cache_ttl = cache_ttl
+        self.reservation_ttl = reservation_ttl
         self.clock = clock
         self._cache: dict[tuple[str, str], tuple[float, list[Limit]]] = {}
 
@@ -161,9 +168,11 @@ class BudgetService:
         limits = await self.limits_for(tenant_id, api_key_id)
         if not limits:
             return None
-        when = datetime.fromtimestamp(self.clock(), UTC)
+        now = self.clock()
+        when = datetime.fromtimestamp(now, UTC)
         units = money_to_units(cost)
         counters: list[tuple[str, str]] = []
+        rid = new_id("res")
         async with self.db.session() as s:
             for lim in limits:  # sorted by id: the same lock order in every transaction
                 start = period_start(lim.period, when)
@@ -172,7 +181,17 @@ class BudgetService:
                     if not await self._try_reserve(s, lim.budget_id, start, units, tokens):
                         await self._reject(s, lim, start, cost, tokens)
                 counters.append((lim.budget_id, start))
-        return Reservation(tuple(counters), units, tokens)
+            await s.execute(
+                R.insert().values(
+                    id=rid,
+                    tenant_id=tenant_id,
+                    counters=[list(c) for c in counters],
+                    cost_units=units,
+                    tokens=tokens,
+                    expires_at=datetime.fromtimestamp(now + self.reservation_ttl, UTC),
+                )
+            )
+        return Reservation(rid, tuple(counters), units, tokens)
 
     async def _try_reserve(
         self, s: AsyncSession, budget_id: str, start: str, units: int, tokens: int
@@ -262,18 +281,23 @@ class BudgetService:
     async def settle_in(
         s: AsyncSession, reservation: Reservation, cost: Decimal, tokens: int
     ) -> None:
-        """Swap the reservation for actual usage (inside the caller's transaction)."""
+        """Swap the reservation for actual usage (inside the caller's transaction). If the
+        sweeper already released it (a call longer than the reservation TTL), only the
+        actual usage is added."""
+        open_ = await _close_reservation(s, reservation.id)
         units = money_to_units(cost)
         spent_c = type_coerce(C.c.spent_cost, BigInteger)
         res_c = type_coerce(C.c.reserved_cost, BigInteger)
+        held_units = reservation.cost_units if open_ else 0
+        held_tokens = reservation.tokens if open_ else 0
         for budget_id, start in reservation.counters:
             await s.execute(
                 update(C)
                 .where(C.c.budget_id == budget_id, C.c.period_start == start)
                 .values(
-                    reserved_cost=res_c - reservation.cost_units,
+                    reserved_cost=res_c - held_units,
                     spent_cost=spent_c + units,
-                    reserved_tokens=C.c.reserved_tokens - reservation.tokens,
+                    reserved_tokens=C.c.reserved_tokens - held_tokens,
                     spent_tokens=C.c.spent_tokens + tokens,
                     calls=C.c.calls + 1,
                 )
@@ -281,17 +305,45 @@ class BudgetService:
 
     async def release(self, reservation: Reservation) -> None:
         """Give a reservation back unused (the call never happened)."""
-        res_c = type_coerce(C.c.reserved_cost, BigInteger)
         async with self.db.session() as s:
-            for budget_id, start in reservation.counters:
-                await s.execute(
-                    update(C)
-                    .where(C.c.budget_id == budget_id, C.c.period_start == start)
-                    .values(
-                        reserved_cost=res_c - reservation.cost_units,
-                        reserved_tokens=C.c.reserved_tokens - reservation.tokens,
-                    )
+            if await _close_reservation(s, reservation.id):
+                await _unreserve(
+                    s, reservation.counters, reservation.cost_units, reservation.tokens
                 )
+
+    async def sweep(self, limit: int = 500) -> int:
+        """Release reservations past their TTL (left by processes that died mid-call)."""
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        async with self.db.session() as s:
+            rows = (await s.execute(select(R).where(R.c.expires_at < now).limit(limit))).all()
+        released = 0
+        for row in rows:
+            async with self.db.session() as s:
+                if await _close_reservation(s, row.id):
+                    counters = tuple((str(b), str(p)) for b, p in row.counters)
+                    await _unreserve(s, counters, int(row.cost_units), int(row.tokens))
+                    released += 1
+        if released:
+            log.warning("budgets.reservations_expired", released=released)
+        return released
+
+
+async def _close_reservation(s: AsyncSession, reservation_id: str) -> bool:
+    """Delete the open-reservation row; False when it was already settled or swept."""
+    result = await s.execute(R.delete().where(R.c.id == reservation_id))
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+async def _unreserve(
+    s: AsyncSession, counters: tuple[tuple[str, str], ...], units: int, tokens: int
+) -> None:
+    res_c = type_coerce(C.c.reserved_cost, BigInteger)
+    for budget_id, start in counters:
+        await s.execute(
+            update(C)
+            .where(C.c.budget_id == budget_id, C.c.period_start == start)
+            .values(reserved_cost=res_c - units, reserved_tokens=C.c.reserved_tokens - tokens)
+        )
 
 
 # --- operator functions (API / CLI) ---------------------------------------------------------

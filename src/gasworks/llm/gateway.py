@@ -90,6 +90,16 @@ def _failure_outcome(exc: GasworksError, attempt: int, started: float) -> CallOu
     )
 
 
+def _interrupted(exc: BaseException, attempt: int, started: float) -> CallOutcome:
+    """The outcome of an attempt ended by cancellation or by a non-gasworks exception."""
+    cancelled = isinstance(exc, asyncio.CancelledError | GeneratorExit)
+    return CallOutcome(
+        status=CANCELLED if cancelled else "INTERNAL",
+        latency_ms=(time.perf_counter() - started) * 1000,
+        attempt=attempt,
+    )
+
+
 class Gateway:
     def __init__(
         self,
@@ -159,6 +169,8 @@ class Gateway:
         assert opened is not None
         if tried:
             opened.first.model = opened.model.id
+            req.notes["fallbacks"] = tried
+            req.notes["requestedModel"] = model.id
         drain = self._drain(scope, req, opened)
         try:
             async for chunk in drain:
@@ -210,6 +222,10 @@ class Gateway:
             if tokens:
                 await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
             raise
+        except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
+            if tokens:
+                await self._after(tokens, scope, model, _interrupted(exc, attempt, started))
+            raise
         result.latency_ms = (time.perf_counter() - started) * 1000
         result.model = model.id
         if req.notes:
@@ -247,7 +263,12 @@ class Gateway:
             raise exc from None
         except GasworksError as exc:
             _count(model, exc.code)
+            await _aclose(agen)
             await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
+            raise
+        except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
+            await _aclose(agen)
+            await self._after(tokens, scope, model, _interrupted(exc, attempt, started))
             raise
         return _OpenStream(model, agen, first, tokens, started, attempt)
 
@@ -273,6 +294,7 @@ class Gateway:
                     chunk.model = model.id
                     chunk.cost = model.cost(usage)
                     chunk.finish_reason = chunk.finish_reason or FinishReason.STOP
+                    chunk.notes = dict(req.notes) if req.notes else None
                     status = OK
                     yield chunk
                     break
@@ -290,6 +312,7 @@ class Gateway:
                     usage=usage,
                     model=model.id,
                     cost=model.cost(usage),
+                    notes=dict(req.notes) if req.notes else None,
                 )
         except GasworksError as exc:
             status, error = exc.code, exc
@@ -323,8 +346,8 @@ class Gateway:
     def _estimate(model: ResolvedModel, req: ChatRequest, parts: list[str]) -> Usage:
         ratio = model.entry.fallback_token_ratio
         return Usage(
-            input_tokens=estimate_prompt_tokens(req.messages, ratio),
-            output_tokens=estimate_tokens("".join(parts), ratio),
+            input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
+            output_tokens=estimate_tokens("".join(parts), ratio, model.entry.tokenizer),
             estimated=True,
         )
 

@@ -111,6 +111,22 @@ class BudgetCounterRow(Base):
     calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
+class BudgetReservationRow(Base):
+    """An open reservation: deleted when settled or released. One left behind by a crashed
+    process is released by the sweeper once it expires."""
+
+    __tablename__ = "llm_budget_reservations"
+    __table_args__ = (Index("ix_llm_budget_reservations_expires_at", "expires_at"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    #: [[budget_id, period_start], ...]
+    counters: Mapped[list[list[str]]] = mapped_column(JSONType)
+    cost_units: Mapped[int] = mapped_column(BigInteger)
+    tokens: Mapped[int] = mapped_column(BigInteger)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class LedgerRow(Base):
     """One model call, recorded exactly once (the primary key is the call id)."""
 

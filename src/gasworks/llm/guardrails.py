@@ -194,7 +194,12 @@ class Guardrails:
             db,
             config=GuardrailConfig.from_settings(settings),
             breakers=BreakerManager(db, breaker_config(settings), clock=clock),
-            budgets=BudgetService(db, cache_ttl=settings.budget_cache_ttl_seconds, clock=clock),
+            budgets=BudgetService(
+                db,
+                cache_ttl=settings.budget_cache_ttl_seconds,
+                reservation_ttl=settings.budget_reservation_ttl_seconds,
+                clock=clock,
+            ),
             counters=TokenCounters(cache_size=settings.token_count_cache_size),
             clock=clock,
         )

@@ -1,6 +1,11 @@
-"""Builds the guardrails into the process ``Runtime`` and plugs them into the gateway."""
+"""Builds the guardrails into the process ``Runtime``, plugs them into the gateway and runs
+their maintenance in the background (breaker sync of idle processes, reservation sweeper)."""
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
 
 # the model services start first: their startup hook must run before ours (we attach to them)
 import gasworks.llm.runtime  # noqa: F401
@@ -13,6 +18,7 @@ from gasworks.observability.logging import get_logger
 from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS, Runtime
 
 SERVICE = "guardrails"
+MAINTENANCE = "guardrails.maintenance"
 log = get_logger("gasworks.llm.guardrails")
 
 
@@ -34,13 +40,55 @@ def attach(rt: Runtime, guardrails: Guardrails) -> bool:
     return True
 
 
+class Maintenance:
+    """One background task per process; each round uses the runtime's current guardrails."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        self.last_sweep = time.monotonic()
+        self.task: asyncio.Task[None] | None = None
+
+    async def once(self, *, sweep: bool | None = None) -> None:
+        g = get_guardrails(self.rt)
+        try:
+            await g.breakers.sync()
+        except Exception:
+            log.exception("breaker.background_sync_failed")
+        now = time.monotonic()
+        due = now - self.last_sweep >= self.rt.settings.budget_sweep_interval_seconds
+        if sweep or (sweep is None and due):
+            self.last_sweep = now
+            try:
+                await g.budgets.sweep()
+            except Exception:
+                log.exception("budgets.sweep_failed")
+
+    async def run(self, every: float) -> None:
+        while True:
+            await asyncio.sleep(every)
+            try:
+                await self.once()
+            except Exception:
+                log.exception("guardrails.maintenance_failed")
+
+
 async def _start(rt: Runtime) -> None:
     guardrails = Guardrails.from_settings(rt.db, rt.settings)
     rt.services[SERVICE] = guardrails
     attach(rt, guardrails)
+    every = rt.settings.guardrails_maintenance_interval_seconds
+    maintenance = Maintenance(rt)
+    rt.services[MAINTENANCE] = maintenance
+    if every > 0:
+        maintenance.task = asyncio.create_task(maintenance.run(every))
 
 
 async def _stop(rt: Runtime) -> None:
+    maintenance = rt.services.pop(MAINTENANCE, None)
+    if isinstance(maintenance, Maintenance) and maintenance.task is not None:
+        maintenance.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await maintenance.task
     svc = rt.services.pop(SERVICE, None)
     if isinstance(svc, Guardrails):
         try:

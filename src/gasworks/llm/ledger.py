@@ -13,7 +13,7 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from sqlalchemy import BigInteger, Table, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -206,36 +206,39 @@ def _usage_row(group: dict[str, Any], m: Any) -> UsageRow:
     )
 
 
+class LedgerCallOut(BaseModel):
+    """One recorded model call (a provider attempt)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    created_at: datetime
+    request_id: str | None
+    api_key_id: str | None
+    workflow_id: str | None
+    node_id: str | None
+    run_id: str | None
+    model: str
+    provider: str
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost: Decimal
+    latency_ms: float
+    ttft_ms: float | None
+    status: str
+    estimated: bool
+    streamed: bool
+    error_code: str | None
+
+
 async def list_calls(
     session: AsyncSession, ctx: TenantContext, *, limit: int = 50, model: str | None = None
-) -> list[dict[str, Any]]:
+) -> list[LedgerCallOut]:
     """The most recent calls of the tenant (newest first)."""
     ctx.require(Role.VIEWER)
     q = select(LedgerRow).where(LedgerRow.tenant_id == ctx.tenant_id)
     if model:
         q = q.where(LedgerRow.model == model)
     rows = (await session.execute(q.order_by(LedgerRow.created_at.desc()).limit(limit))).scalars()
-    return [
-        {
-            "id": r.id,
-            "createdAt": r.created_at.isoformat(),
-            "requestId": r.request_id,
-            "apiKeyId": r.api_key_id,
-            "workflowId": r.workflow_id,
-            "nodeId": r.node_id,
-            "model": r.model,
-            "requestedModel": r.requested_model,
-            "provider": r.provider,
-            "inputTokens": r.input_tokens,
-            "outputTokens": r.output_tokens,
-            "cachedInputTokens": r.cached_input_tokens,
-            "cost": str(r.cost),
-            "latencyMs": r.latency_ms,
-            "ttftMs": r.ttft_ms,
-            "status": r.status,
-            "estimated": r.estimated,
-            "streamed": r.streamed,
-            "errorCode": r.error_code,
-        }
-        for r in rows
-    ]
+    return [LedgerCallOut.model_validate(r) for r in rows]

@@ -6,8 +6,8 @@ OpenAI encodings (``cl100k_base``, ``o200k_base``) are built from the BPE files 
 Estimation never fails: a broken tokenizer degrades to the ratio and says so.
 
 Counts of repeated immutable content (system prompts, memory, documents sent again and again)
-are cached by the text itself (CPython caches a ``str``'s hash, so a repeated string costs one
-dict lookup), bounded LRU.
+are cached by the text (CPython caches a ``str``'s hash, so a repeated string costs one dict
+lookup), bounded LRU; long texts by their hash and length, so the cache never keeps them alive.
 """
 
 from __future__ import annotations
@@ -78,6 +78,9 @@ TOKENS_PER_MESSAGE = 3
 TOKENS_PER_NAME = 1
 REPLY_PRIMING = 3
 DEFAULT_CHARS_PER_TOKEN = 4.0
+#: cached texts longer than this are keyed by (hash, length): memory stays bounded
+#: (at most cache_size x 4 KiB of text), a hash collision (~1e-12) only skews one estimate
+MAX_KEPT_CHARS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +150,7 @@ class TokenCounter:
         self.ratio = ratio or DEFAULT_CHARS_PER_TOKEN
         self.exact = self.encoding is not None
         self.name = self.encoding.name if self.encoding is not None else f"ratio:{self.ratio:g}"
-        self._cache: OrderedDict[str, int] = OrderedDict()
+        self._cache: OrderedDict[str | tuple[int, int], int] = OrderedDict()
         self._cache_size = cache_size
         self._cache_min = cache_min_chars
 
@@ -167,12 +170,16 @@ class TokenCounter:
         if len(text) < self._cache_min:
             return self._encode_len(text)
         cache = self._cache
-        hit = cache.get(text)
+        # long texts are keyed by (hash, length) so the cache never holds big documents
+        key: str | tuple[int, int] = (
+            text if len(text) <= MAX_KEPT_CHARS else (hash(text), len(text))
+        )
+        hit = cache.get(key)
         if hit is not None:
-            cache.move_to_end(text)
+            cache.move_to_end(key)
             return hit
         n = self._encode_len(text)
-        cache[text] = n
+        cache[key] = n
         if len(cache) > self._cache_size:
             cache.popitem(last=False)
         return n

@@ -78,6 +78,8 @@ class Usage:
     input_tokens: int = 0
     output_tokens: int = 0
     cached_input_tokens: int = 0
+    #: input tokens written to the provider's prompt cache (Anthropic charges a premium)
+    cache_write_input_tokens: int = 0
     #: True when the provider did not report usage and gasworks estimated it
     estimated: bool = False
 
@@ -116,3 +118,5 @@ class StreamChunk:
     model: str | None = None
     #: on the last chunk from the gateway: exact cost of the call
     cost: Decimal | None = None
+    #: on the last chunk from the gateway: what happened on the way (fallbacks, truncation)
+    notes: dict[str, Any] | None = None

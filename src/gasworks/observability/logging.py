@@ -11,7 +11,7 @@ import logging
 import re
 import sys
 from collections.abc import MutableMapping
-from typing import Any, TextIO, cast
+from typing import Any, TextIO
 
 import structlog
 
@@ -51,20 +51,6 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
-class _CurrentStderr:
-    """Writes to whatever ``sys.stderr`` is *now*, not the object it was at configure time
-    (a CLI runner or a test may swap and close the stream it configured logging under)."""
-
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-    def isatty(self) -> bool:
-        return sys.stderr.isatty()
-
-
 def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None = None) -> None:
     """Configure structlog for the process (may be called again, e.g. by each app).
 
@@ -87,7 +73,9 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None 
     structlog.configure(
         processors=[*shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(lvl),
-        logger_factory=structlog.PrintLoggerFactory(file=stream or cast(TextIO, _CurrentStderr())),
+        # sys.stderr is looked up per logger, not frozen here: it may be replaced later
+        # (pytest's capture, a daemon redirecting it)
+        logger_factory=lambda *_: structlog.PrintLogger(file=stream or sys.stderr),
         cache_logger_on_first_use=False,
     )
 

@@ -57,10 +57,10 @@ class FakeAnthropic(FakeProviderServer):
     def _usage(self) -> dict[str, Any]:
         r = self.reply
         return {
-            "input_tokens": r.input_tokens - r.cached_input_tokens,
+            "input_tokens": r.input_tokens - r.cached_input_tokens - r.cache_write_input_tokens,
             "output_tokens": r.output_tokens,
             "cache_read_input_tokens": r.cached_input_tokens,
-            "cache_creation_input_tokens": 0,
+            "cache_creation_input_tokens": r.cache_write_input_tokens,
         }
 
     def _tool_blocks(self) -> list[dict[str, Any]]:

@@ -73,11 +73,11 @@ class FakeBedrock(FakeProviderServer):
     def _usage(self) -> dict[str, Any]:
         r = self.reply
         return {
-            "inputTokens": r.input_tokens - r.cached_input_tokens,
+            "inputTokens": r.input_tokens - r.cached_input_tokens - r.cache_write_input_tokens,
             "outputTokens": r.output_tokens,
             "totalTokens": r.input_tokens + r.output_tokens,
             "cacheReadInputTokens": r.cached_input_tokens,
-            "cacheWriteInputTokens": 0,
+            "cacheWriteInputTokens": r.cache_write_input_tokens,
         }
 
     def _tool_uses(self) -> list[dict[str, Any]]:

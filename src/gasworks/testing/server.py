@@ -72,6 +72,8 @@ class Reply:
     input_tokens: int = 11
     output_tokens: int = 7
     cached_input_tokens: int = 0
+    #: of input_tokens, how many were written to the prompt cache (Anthropic, Bedrock)
+    cache_write_input_tokens: int = 0
     tool_calls: list[dict[str, Any]] | None = None
     #: send usage in streams (False: behave like a server that omits it)
     stream_usage: bool = True
@@ -123,6 +125,8 @@ class FakeProviderServer:
     def start(self) -> FakeProviderServer:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # accepted connections inherit it: no Nagle delay between header and body writes
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
         config = uvicorn.Config(
@@ -132,6 +136,7 @@ class FakeProviderServer:
             access_log=False,
             lifespan="off",
             timeout_graceful_shutdown=1,
+            timeout_keep_alive=75,
             ws="none",
         )
         self._server = uvicorn.Server(config)

@@ -31,6 +31,7 @@ class ModelType:
     input_per_1k: str = strawberry.field(description="USD per 1K input tokens (exact decimal).")
     output_per_1k: str
     cached_input_per_1k: str | None
+    cache_write_per_1k: str | None
     context_window: int
     max_output_tokens: int
     reserved_tokens: int
@@ -54,6 +55,9 @@ class ModelType:
             cached_input_per_1k=None
             if e.cached_input_per_1k is None
             else str(e.cached_input_per_1k),
+            cache_write_per_1k=(
+                None if e.cache_write_per_1k is None else str(e.cache_write_per_1k)
+            ),
             context_window=e.context_window,
             max_output_tokens=e.max_output_tokens,
             reserved_tokens=e.reserved_tokens,

@@ -9,14 +9,22 @@ from strawberry.tools import merge_types
 
 from gasworks.api.graphql.context import GqlContext, get_gql_context
 from gasworks.api.graphql.errors import ErrorCodes
+from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
+from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery, ModelsQuery, PromptsQuery]
-MUTATIONS: list[type] = [TenancyMutation, ModelsMutation, PromptsMutation]
+QUERIES: list[type] = [TenancyQuery, ModelsQuery, PromptsQuery, GuardrailsQuery, WorkflowsQuery]
+MUTATIONS: list[type] = [
+    TenancyMutation,
+    ModelsMutation,
+    PromptsMutation,
+    GuardrailsMutation,
+    WorkflowsMutation,
+]
 
 #: Bounds on one document. The depth limit does not count introspection fields (GraphiQL's
 #: own schema query nests deeper than any real query should), so the token and alias bounds

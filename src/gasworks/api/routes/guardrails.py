@@ -100,5 +100,5 @@ async def get_calls(
     session: SessionDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     model: str | None = None,
-) -> list[dict[str, object]]:
+) -> list[ledger.LedgerCallOut]:
     return await ledger.list_calls(session, ctx, limit=limit, model=model)

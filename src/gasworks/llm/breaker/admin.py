@@ -20,6 +20,10 @@ _ACTION_STATE = {
 }
 
 
+class ActionIn(BaseModel):
+    action: ManualAction
+
+
 class BreakerAction(BaseModel):
     reason: str = Field(min_length=1, max_length=500, description="Why (kept in the audit).")
 
@@ -72,7 +76,7 @@ async def list_breakers(
                 state=v.state,
                 state_changed_at=datetime.fromtimestamp(v.state_changed_at, UTC),
                 reason=v.reason,
-                changed_by=v.changed_by,
+                changed_by=v.changed_by if ctx.is_platform_admin else None,
                 window_calls=v.window.calls,
                 window_failures=v.window.failures,
                 window_slow=v.window.slow,
@@ -110,7 +114,8 @@ async def events(
             from_state=e.from_state,
             to_state=e.to_state,
             manual=e.manual,
-            actor=e.actor,
+            # who operates the platform is not every tenant's business
+            actor=e.actor if ctx.is_platform_admin else None,
             reason=e.reason,
             stats=e.stats,
             at=e.at,

@@ -87,7 +87,10 @@ class BreakerManager:
         try:
             now = self.clock()
             if now - self._last_sync >= self.config.sync_interval_seconds:
-                await self.sync(now)
+                try:
+                    await self.sync(now)
+                except Exception:  # the store is down: decide on the last known state
+                    self._fail_open("sync", key)
             rec = self._records.get(key)
             if rec is None or rec.state in (BreakerState.CLOSED, BreakerState.DISABLED):
                 return Permit(key, rec.generation if rec else 0)

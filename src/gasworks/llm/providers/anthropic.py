@@ -17,6 +17,7 @@ from gasworks.errors import (
     GasworksError,
     MissingDependency,
     ProviderAuthFailed,
+    ProviderBadRequest,
     ProviderStreamInterrupted,
 )
 from gasworks.llm.providers.base import classify_sdk_error
@@ -131,6 +132,7 @@ def _usage(u: Any, output_tokens: int | None = None) -> Usage:
         input_tokens=(getattr(u, "input_tokens", None) or 0) + cache_read + cache_write,
         output_tokens=output_tokens if output_tokens is not None else (u.output_tokens or 0),
         cached_input_tokens=cache_read,
+        cache_write_input_tokens=cache_write,
     )
 
 
@@ -166,7 +168,13 @@ class AnthropicProvider:
         if system:
             p["system"] = system
         if req.temperature is not None:
-            p["temperature"] = min(req.temperature, 1.0)
+            if req.temperature > 1.0:
+                # OpenAI accepts 0..2, Anthropic 0..1: refuse rather than silently change it
+                raise ProviderBadRequest(
+                    f"temperature {req.temperature} is out of range for Anthropic models (0-1).",
+                    details={"provider": self.name, "param": "temperature"},
+                )
+            p["temperature"] = req.temperature
         if req.top_p is not None:
             p["top_p"] = req.top_p
         if req.stop:

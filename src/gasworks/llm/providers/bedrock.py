@@ -219,6 +219,7 @@ def _usage(u: dict[str, Any] | None) -> Usage | None:
         input_tokens=int(u.get("inputTokens", 0)) + cached + written,
         output_tokens=int(u.get("outputTokens", 0)),
         cached_input_tokens=cached,
+        cache_write_input_tokens=written,
     )
 
 

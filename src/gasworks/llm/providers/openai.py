@@ -18,21 +18,14 @@ from gasworks.errors import (
 )
 from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
 from gasworks.llm.providers.base import classify_sdk_error
+from gasworks.llm.providers.chat_completions import FINISH, request_params
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
 
 try:
     import openai
 except ImportError:  # pragma: no cover - exercised only without the extra
     openai = None  # type: ignore[assignment]
-
-_FINISH = {
-    "stop": FinishReason.STOP,
-    "length": FinishReason.LENGTH,
-    "tool_calls": FinishReason.TOOL_CALLS,
-    "function_call": FinishReason.TOOL_CALLS,
-    "content_filter": FinishReason.CONTENT_FILTER,
-}
 
 
 def require_openai() -> Any:
@@ -42,19 +35,6 @@ def require_openai() -> Any:
             details={"extra": "openai"},
         )
     return openai
-
-
-def wire_message(m: Message) -> dict[str, Any]:
-    out: dict[str, Any] = {"role": m.role, "content": m.content}
-    if m.name:
-        out["name"] = m.name
-    if m.tool_call_id:
-        out["tool_call_id"] = m.tool_call_id
-    if m.tool_calls:
-        out["tool_calls"] = m.tool_calls
-        if not m.content:
-            out["content"] = None
-    return out
 
 
 def classify(provider: str, exc: BaseException, *, streaming: bool = False) -> GasworksError:
@@ -81,29 +61,27 @@ class OpenAIProvider:
             )
 
     def _params(self, model: ResolvedModel, req: ChatRequest) -> dict[str, Any]:
-        p: dict[str, Any] = {
-            "model": model.provider_model_id,
-            "messages": [wire_message(m) for m in req.messages],
-        }
-        if req.max_tokens is not None:
-            p[self.max_tokens_param] = req.max_tokens
-        if req.temperature is not None:
-            p["temperature"] = req.temperature
-        if req.top_p is not None:
-            p["top_p"] = req.top_p
-        if req.stop:
-            p["stop"] = req.stop
-        if req.tools:
-            p["tools"] = req.tools
-        if req.tool_choice is not None:
-            p["tool_choice"] = req.tool_choice
-        if req.response_format:
-            p["response_format"] = req.response_format
-        if req.user:
-            p["user"] = req.user
-        if req.extra:
-            p.update(req.extra)
-        return p
+        return request_params(model, req, self.max_tokens_param)
+
+    @staticmethod
+    async def _create(client: Any, params: dict[str, Any], attempt_timeout: float) -> Any:
+        """``chat.completions.create`` without its per-call TypedDict transform.
+
+        ``create()`` walks every parameter against the SDK's TypedDict annotations (about
+        0.3-0.5 ms per call here); our parameters are already plain JSON, so they go straight
+        to the SDK's ``post`` — same transport, auth, error mapping and response models.
+        """
+        sdk = openai
+        stream = bool(params.get("stream"))
+        options: dict[str, Any] = {"timeout": attempt_timeout}
+        return await client.post(
+            "/chat/completions",
+            body=params,
+            cast_to=sdk.types.chat.ChatCompletion,
+            options=options,
+            stream=stream,
+            stream_cls=sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk] if stream else None,
+        )
 
     def _client_or_raise(self) -> Any:
         if self._error is not None:
@@ -115,9 +93,7 @@ class OpenAIProvider:
     ) -> ChatResult:
         client = self._client_or_raise()
         try:
-            resp = await client.chat.completions.create(
-                **self._params(model, req), timeout=attempt_timeout
-            )
+            resp = await self._create(client, self._params(model, req), attempt_timeout)
             choice = resp.choices[0]
             msg = choice.message
             tool_calls = [tc.model_dump(exclude_none=True) for tc in msg.tool_calls or []]
@@ -128,13 +104,13 @@ class OpenAIProvider:
         if usage is None:
             ratio = model.entry.fallback_token_ratio
             usage = Usage(
-                input_tokens=estimate_prompt_tokens(req.messages, ratio),
-                output_tokens=estimate_tokens(text, ratio),
+                input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
+                output_tokens=estimate_tokens(text, ratio, model.entry.tokenizer),
                 estimated=True,
             )
         return ChatResult(
             text=text,
-            finish_reason=_FINISH.get(choice.finish_reason or "stop", FinishReason.STOP),
+            finish_reason=FINISH.get(choice.finish_reason or "stop", FinishReason.STOP),
             usage=usage,
             model=model.id,
             provider=self.name,
@@ -164,9 +140,8 @@ class OpenAIProvider:
         usage: Usage | None = None
         stream: Any = None
         try:
-            stream = await client.chat.completions.create(
-                **params, stream=True, timeout=attempt_timeout
-            )
+            params["stream"] = True
+            stream = await self._create(client, params, attempt_timeout)
             async for chunk in stream:
                 if chunk.usage is not None:
                     usage = self._usage(chunk.usage)
@@ -183,7 +158,7 @@ class OpenAIProvider:
                             else None,
                         )
                     if choice.finish_reason:
-                        finish = _FINISH.get(choice.finish_reason, FinishReason.STOP)
+                        finish = FINISH.get(choice.finish_reason, FinishReason.STOP)
         except Exception as exc:
             raise classify(self.name, exc, streaming=True) from exc
         finally:
@@ -197,8 +172,8 @@ class OpenAIProvider:
         if usage is None:
             ratio = model.entry.fallback_token_ratio
             usage = Usage(
-                input_tokens=estimate_prompt_tokens(req.messages, ratio),
-                output_tokens=estimate_tokens("".join(parts), ratio),
+                input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
+                output_tokens=estimate_tokens("".join(parts), ratio, model.entry.tokenizer),
                 estimated=True,
             )
         yield StreamChunk(finish_reason=finish, usage=usage)

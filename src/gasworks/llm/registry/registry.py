@@ -28,10 +28,12 @@ from pydantic import ValidationError
 from gasworks.errors import ConfigurationError, ModelNotFound
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.llm.registry.schema import ModelEntry, ProviderName
+from gasworks.observability.logging import get_logger
 
 #: Bedrock cross-region inference-profile prefixes (``us.anthropic.claude-…``).
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "global", "us-gov", "jp", "au", "ca"})
 _MAX_RESOLVED = 4096
+log = get_logger("gasworks.llm.registry")
 
 
 def load_yaml_entries(text: str, source: str) -> list[dict[str, Any]]:
@@ -134,9 +136,10 @@ class ModelRegistry:
         for model_id, (patch, enabled) in self._overlays.items():
             try:
                 entries[model_id] = apply_overlay(self._base.get(model_id), patch, enabled)
-            except ValidationError:
+            except ValidationError as exc:
                 # an overlay that no longer validates against a newer catalog must not take
-                # the whole registry down; the API reports it when the entry is shown
+                # the whole registry down: the entry keeps its catalog form, loudly
+                log.error("models.overlay_invalid", model=model_id, error=str(exc.errors()[0]))
                 continue
         index: dict[str, ModelEntry] = {}
         for e in entries.values():
@@ -204,14 +207,10 @@ class ModelRegistry:
         if price_key is None and entry.provider is ProviderName.BEDROCK:
             price_key = self.region
         override = entry.region_prices.get(price_key) if price_key else None
-        if override is not None:
-            inp, out, cached = (
-                override.input_per_1k,
-                override.output_per_1k,
-                override.cached_input_per_1k,
-            )
-        else:
-            inp, out, cached = entry.input_per_1k, entry.output_per_1k, entry.cached_input_per_1k
+        prices = override if override is not None else entry
+        inp, out = prices.input_per_1k, prices.output_per_1k
+        cached, written = prices.cached_input_per_1k, prices.cache_write_per_1k
+        if override is None:
             price_key = None
         return ResolvedModel(
             id=entry.id,
@@ -222,6 +221,7 @@ class ModelRegistry:
             input_per_1k=inp,
             output_per_1k=out,
             cached_input_per_1k=inp if cached is None else cached,
+            cache_write_per_1k=inp if written is None else written,
         )
 
 

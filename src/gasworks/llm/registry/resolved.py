@@ -27,17 +27,24 @@ class ResolvedModel:
     input_per_1k: Decimal
     output_per_1k: Decimal
     cached_input_per_1k: Decimal
+    cache_write_per_1k: Decimal
 
     @property
     def provider(self) -> str:
         return self.entry.provider.value
 
     def cost(self, usage: Usage) -> Decimal:
-        """Exact cost of ``usage`` at this model's (region's) prices."""
+        """Exact cost of ``usage`` at this model's (region's) prices.
+
+        ``input_tokens`` counts every prompt token; cache reads and cache writes among them are
+        priced at their own rates.
+        """
         cached = min(usage.cached_input_tokens, usage.input_tokens)
+        written = min(usage.cache_write_input_tokens, usage.input_tokens - cached)
         total = (
-            (usage.input_tokens - cached) * self.input_per_1k
+            (usage.input_tokens - cached - written) * self.input_per_1k
             + cached * self.cached_input_per_1k
+            + written * self.cache_write_per_1k
             + usage.output_tokens * self.output_per_1k
         )
         return total / _THOUSAND if total else Decimal(0)

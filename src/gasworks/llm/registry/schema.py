@@ -55,6 +55,7 @@ class PriceOverride(BaseModel):
     input_per_1k: Price
     output_per_1k: Price
     cached_input_per_1k: Price | None = None
+    cache_write_per_1k: Price | None = None
 
 
 class ModelEntry(BaseModel):
@@ -72,6 +73,8 @@ class ModelEntry(BaseModel):
     output_per_1k: Price = Decimal(0)
     #: price of cache-read input tokens (default: the input price)
     cached_input_per_1k: Price | None = None
+    #: price of input tokens written to the prompt cache (default: the input price)
+    cache_write_per_1k: Price | None = None
     #: keyed by Bedrock inference-profile prefix (``us``, ``eu``, ``apac``, ``global``) or region
     region_prices: dict[str, PriceOverride] = Field(default_factory=dict)
     #: inference-profile prefixes this model may be called with (None: any known prefix)

@@ -1,0 +1,180 @@
+"""GraphQL for the guardrails: breakers, spend limits, usage (same services as REST)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+
+from gasworks.api.graphql.context import GqlContext
+from gasworks.llm import ledger
+from gasworks.llm.breaker import admin as breakers
+from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
+from gasworks.llm.guardrails_runtime import get_guardrails
+from gasworks.llm.ledger import GroupBy, UsageRow
+from gasworks.llm.runtime import get_registry
+from gasworks.validation import validated
+
+Info = strawberry.Info[GqlContext, None]
+
+
+@strawberry.type(name="Breaker")
+class BreakerType:
+    breaker: str
+    state: str
+    state_changed_at: datetime
+    reason: str | None
+    changed_by: str | None
+    window_calls: int
+    window_failures: int
+    window_slow: int
+    failure_rate: float
+
+    @staticmethod
+    def of(b: breakers.BreakerOut) -> BreakerType:
+        return BreakerType(
+            breaker=b.breaker,
+            state=b.state.value,
+            state_changed_at=b.state_changed_at,
+            reason=b.reason,
+            changed_by=b.changed_by,
+            window_calls=b.window_calls,
+            window_failures=b.window_failures,
+            window_slow=b.window_slow,
+            failure_rate=b.failure_rate,
+        )
+
+
+@strawberry.type(name="Budget")
+class BudgetType:
+    id: str
+    api_key_id: str | None
+    period: str
+    period_start: str
+    cost_limit: str | None = strawberry.field(description="Exact decimal, as a string.")
+    token_limit: int | None
+    spent_cost: str
+    reserved_cost: str
+    spent_tokens: int
+    reserved_tokens: int
+    calls: int
+
+    @staticmethod
+    def of(b: BudgetOut) -> BudgetType:
+        return BudgetType(
+            id=b.id,
+            api_key_id=b.api_key_id,
+            period=b.period.value,
+            period_start=b.period_start,
+            cost_limit=None if b.cost_limit is None else str(b.cost_limit),
+            token_limit=b.token_limit,
+            spent_cost=str(b.spent_cost),
+            reserved_cost=str(b.reserved_cost),
+            spent_tokens=b.spent_tokens,
+            reserved_tokens=b.reserved_tokens,
+            calls=b.calls,
+        )
+
+
+@strawberry.type(name="UsageGroup")
+class UsageType:
+    day: str | None
+    model: str | None
+    workflow: str | None
+    api_key: str | None
+    calls: int
+    failed_calls: int
+    input_tokens: int
+    output_tokens: int
+    cached_input_tokens: int
+    cost: str
+
+    @staticmethod
+    def of(r: UsageRow) -> UsageType:
+        g = r.group
+        return UsageType(
+            day=g.get("day"),
+            model=g.get("model"),
+            workflow=g.get("workflow"),
+            api_key=g.get("api_key"),
+            calls=r.calls,
+            failed_calls=r.failed_calls,
+            input_tokens=r.input_tokens,
+            output_tokens=r.output_tokens,
+            cached_input_tokens=r.cached_input_tokens,
+            cost=str(r.cost),
+        )
+
+
+GroupByEnum = strawberry.enum(GroupBy, name="UsageGroupBy")
+
+
+@strawberry.type
+class GuardrailsQuery:
+    @strawberry.field
+    async def breakers(self, info: Info) -> list[BreakerType]:
+        rt = info.context.runtime
+        known = [e.id for e in get_registry(rt).entries()]
+        items = await breakers.list_breakers(get_guardrails(rt).breakers, info.context.ctx, known)
+        return [BreakerType.of(b) for b in items]
+
+    @strawberry.field
+    async def budgets(self, info: Info) -> list[BudgetType]:
+        async with info.context.runtime.db.session() as s:
+            return [BudgetType.of(b) for b in await list_budgets(s, info.context.ctx)]
+
+    @strawberry.field
+    async def usage(
+        self,
+        info: Info,
+        group_by: list[GroupByEnum] | None = None,  # type: ignore[valid-type]
+        since: date | None = None,
+        until: date | None = None,
+    ) -> list[UsageType]:
+        """Usage of the tenant grouped by day, model, workflow, API key."""
+        async with info.context.runtime.db.session() as s:
+            report = await ledger.usage(
+                s, info.context.ctx, group_by=group_by, since=since, until=until
+            )
+        return [UsageType.of(r) for r in report.rows]
+
+
+@strawberry.type
+class GuardrailsMutation:
+    @strawberry.mutation
+    async def breaker_action(
+        self, info: Info, breaker: str, action: str, reason: str
+    ) -> BreakerType:
+        """trip, disable or reset a breaker (platform admin, audited)."""
+        body = validated(breakers.BreakerAction, {"reason": reason})
+        act = validated(breakers.ActionIn, {"action": action}).action
+        rt = info.context.runtime
+        get_registry(rt).get(breaker.split("@", 1)[0], include_disabled=True)
+        out = await breakers.act(
+            get_guardrails(rt).breakers, info.context.ctx, breaker, act, body.reason
+        )
+        return BreakerType.of(out)
+
+    @strawberry.mutation
+    async def set_budget(
+        self,
+        info: Info,
+        period: str,
+        api_key_id: str | None = None,
+        cost_limit: str | None = None,
+        token_limit: int | None = None,
+    ) -> BudgetType | None:
+        """Set a spend limit; both limits null removes it."""
+        data = validated(
+            BudgetSet,
+            {
+                "period": period,
+                "api_key_id": api_key_id,
+                "cost_limit": cost_limit,
+                "token_limit": token_limit,
+            },
+        )
+        async with info.context.runtime.db.session() as s:
+            out = await set_budget(s, info.context.ctx, data)
+        get_guardrails(info.context.runtime).budgets.invalidate(info.context.ctx.tenant_id)
+        return None if out is None else BudgetType.of(out)

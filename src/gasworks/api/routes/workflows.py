@@ -1,0 +1,255 @@
+"""Workflows, versions, shares, runs (with server-sent events) and conversations.
+
+Run routes never hold a database session across the run: the engine opens short ones itself
+(an SQLite transaction is a write lock).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi.responses import StreamingResponse
+
+from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
+from gasworks.api.middleware import current_request_id
+from gasworks.errors import BadRequest
+from gasworks.tenancy.context import TenantContext
+from gasworks.workflows import service, workflow_engine
+from gasworks.workflows.definition import parse_document
+from gasworks.workflows.engine import Event, WorkflowEngine
+from gasworks.workflows.mermaid import to_mermaid
+from gasworks.workflows.schemas import (
+    ConversationOut,
+    PublishOut,
+    RunIn,
+    RunOut,
+    ShareIn,
+    ShareOut,
+    ValidationOut,
+    VersionOut,
+    WorkflowOut,
+)
+from gasworks.workflows.validator import validate
+
+router = APIRouter(prefix="/api", tags=["workflows"])
+
+MAX_DOCUMENT_BYTES = 1_000_000
+#: seconds of silence after which an SSE comment keeps proxies from closing the stream
+KEEPALIVE_SECONDS = 15.0
+
+
+async def _document(request: Request) -> dict[str, Any]:
+    """The request body as a workflow document: JSON, or YAML with a YAML content type."""
+    body = await request.body()
+    if len(body) > MAX_DOCUMENT_BYTES:
+        raise BadRequest("The workflow document is larger than 1 MB.")
+    ctype = request.headers.get("content-type", "")
+    return parse_document(body, filename=None if "yaml" in ctype else "doc.json")
+
+
+@router.post("/workflows/validate", summary="Validate a workflow document (every problem)")
+async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
+    result = validate(await _document(request))
+    return ValidationOut(valid=result.ok, issues=[i.to_dict() for i in result.issues])
+
+
+@router.post(
+    "/workflows",
+    status_code=status.HTTP_201_CREATED,
+    summary="Publish a workflow version (JSON or YAML body); invalid workflows are refused",
+)
+async def publish(request: Request, ctx: ContextDep, session: SessionDep) -> PublishOut:
+    return await service.publish(session, ctx, await _document(request))
+
+
+@router.get("/workflows", summary="Workflows the caller may run")
+async def list_workflows(ctx: ContextDep, session: SessionDep) -> list[WorkflowOut]:
+    return await service.list_workflows(session, ctx)
+
+
+@router.get("/workflows/{slug}", summary="One workflow")
+async def get_workflow(slug: str, ctx: ContextDep, session: SessionDep) -> WorkflowOut:
+    return await service.get_workflow(session, ctx, slug)
+
+
+@router.delete(
+    "/workflows/{slug}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a workflow"
+)
+async def delete_workflow(slug: str, ctx: ContextDep, session: SessionDep) -> Response:
+    await service.delete_workflow(session, ctx, slug)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/workflows/{slug}/versions", summary="Published versions, newest first")
+async def list_versions(slug: str, ctx: ContextDep, session: SessionDep) -> list[VersionOut]:
+    return await service.list_versions(session, ctx, slug)
+
+
+@router.get("/workflows/{slug}/versions/{version}", summary="One published version")
+async def get_version(slug: str, version: int, ctx: ContextDep, session: SessionDep) -> VersionOut:
+    return await service.get_version(session, ctx, slug, version)
+
+
+@router.get("/workflows/{slug}/graph", summary="Mermaid flowchart of a version")
+async def graph(
+    slug: str, ctx: ContextDep, session: SessionDep, version: int | None = None
+) -> dict[str, Any]:
+    ver = await service.get_version(session, ctx, slug, version)
+    return {"workflow": slug, "version": ver.version, "mermaid": to_mermaid(ver.document)}
+
+
+@router.get("/workflows/{slug}/shares", summary="Who the workflow is shared with")
+async def list_shares(slug: str, ctx: ContextDep, session: SessionDep) -> list[ShareOut]:
+    return await service.list_shares(session, ctx, slug)
+
+
+@router.post(
+    "/workflows/{slug}/shares",
+    status_code=status.HTTP_201_CREATED,
+    summary="Share with a user, a role or the whole tenant",
+)
+async def share(slug: str, body: ShareIn, ctx: ContextDep, session: SessionDep) -> ShareOut:
+    return await service.share(session, ctx, slug, body)
+
+
+@router.delete(
+    "/workflows/{slug}/shares/{share_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Remove a share",
+)
+async def unshare(slug: str, share_id: str, ctx: ContextDep, session: SessionDep) -> Response:
+    await service.unshare(session, ctx, slug, share_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/workflows/{slug}/runs",
+    summary="Run the workflow (the latest version unless `version`); `stream: true` answers "
+    "with server-sent events",
+    response_model=RunOut,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def run_workflow(slug: str, body: RunIn, ctx: ContextDep, runtime: RuntimeDep) -> Any:
+    structlog.contextvars.bind_contextvars(workflowId=slug)
+    eng = workflow_engine(runtime)
+    request_id = current_request_id()
+    if not body.stream:
+        return await eng.run(ctx, slug, body, request_id=request_id)
+    live = await eng.start(ctx, slug, body, request_id=request_id)
+    return _sse(eng, ctx, live.run_id, 0)
+
+
+@router.get("/workflows/{slug}/runs", summary="Recent runs of a workflow")
+async def list_runs(
+    slug: str,
+    ctx: ContextDep,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> list[RunOut]:
+    await workflow_engine(runtime).drain()
+    return await service.list_runs(session, ctx, slug, limit=limit)
+
+
+@router.get("/workflow-runs/{run_id}", summary="One run: status, timings, tokens, cost, errors")
+async def get_run(run_id: str, ctx: ContextDep, runtime: RuntimeDep) -> RunOut:
+    eng = workflow_engine(runtime)
+    live = eng.finished(ctx.tenant_id, run_id)
+    if live is not None and live.result is not None:
+        async with runtime.db.session() as s:
+            await service.get_workflow(s, ctx, live.slug)
+        return live.result
+    await eng.drain()
+    async with runtime.db.session() as s:
+        return await service.get_run(s, ctx, run_id)
+
+
+@router.get(
+    "/workflow-runs/{run_id}/events",
+    summary="The run's events as server-sent events; resumes after `Last-Event-ID`",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def run_events(
+    run_id: str,
+    ctx: ContextDep,
+    runtime: RuntimeDep,
+    last_event_id: Annotated[str | None, Header()] = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+) -> StreamingResponse:
+    start = after if after is not None else _last_id(last_event_id)
+    eng = workflow_engine(runtime)
+    events = eng.events(ctx, run_id, start, keepalive=KEEPALIVE_SECONDS)
+    first = await anext(aiter(events), None)  # access check happens before the response starts
+    return _sse(eng, ctx, run_id, start, first=first, rest=events)
+
+
+@router.post("/workflow-runs/{run_id}/cancel", summary="Cancel a running run")
+async def cancel_run(run_id: str, ctx: ContextDep, runtime: RuntimeDep) -> RunOut:
+    return await workflow_engine(runtime).cancel(ctx, run_id)
+
+
+@router.get("/workflows/{slug}/conversations", summary="Recent conversations of a workflow")
+async def list_conversations(
+    slug: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep
+) -> list[ConversationOut]:
+    await workflow_engine(runtime).drain()
+    return await service.list_conversations(session, ctx, slug)
+
+
+@router.get("/conversations/{conversation_id}", summary="A conversation with its messages")
+async def get_conversation(
+    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep
+) -> ConversationOut:
+    await workflow_engine(runtime).drain()
+    return await service.get_conversation(session, ctx, conversation_id)
+
+
+# --- server-sent events -----------------------------------------------------------------------
+
+
+def _last_id(raw: str | None) -> int:
+    if raw is None or not raw.strip():
+        return 0
+    try:
+        value = int(raw.strip())
+    except ValueError:
+        raise BadRequest("Last-Event-ID must be an event id of this run.") from None
+    return max(0, value)
+
+
+def format_event(ev: Event) -> str:
+    seq, type_, data = ev
+    if seq == 0:
+        return ": keepalive\n\n"
+    return f"id: {seq}\nevent: {type_}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def _sse(
+    eng: WorkflowEngine,
+    ctx: TenantContext,
+    run_id: str,
+    after: int,
+    *,
+    first: Event | None = None,
+    rest: AsyncIterator[Event] | None = None,
+) -> StreamingResponse:
+    async def body() -> AsyncIterator[str]:
+        yield "retry: 1000\n\n"
+        if rest is None:
+            async for ev in eng.events(ctx, run_id, after, keepalive=KEEPALIVE_SECONDS):
+                yield format_event(ev)
+            return
+        if first is not None:
+            yield format_event(first)
+        async for ev in rest:
+            yield format_event(ev)
+
+    return StreamingResponse(
+        body(),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Run-Id": run_id},
+    )

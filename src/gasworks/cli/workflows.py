@@ -1,0 +1,248 @@
+"""`gasworks workflows …`: validate, publish, list, run (optionally streaming), graph, demos."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.output import JsonOpt, console, emit_json, err_console, run, table
+from gasworks.errors import BadRequest, WorkflowInvalid
+from gasworks.workflows.definition import parse_document
+from gasworks.workflows.schemas import PublishOut, RunIn, RunOut, WorkflowOut
+
+workflows_app = typer.Typer(help="Workflows: validate, publish, run, graph.", no_args_is_help=True)
+demo_app = typer.Typer(help="The shipped demo workflows.", no_args_is_help=True)
+workflows_app.add_typer(demo_app, name="demo")
+
+TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
+FileArg = Annotated[Path, typer.Argument(help="Workflow document (.yaml, .yml or .json).")]
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise BadRequest(
+            f"Cannot read {path}: {exc.strerror}.", details={"file": str(path)}
+        ) from None
+    return parse_document(text, filename=path.name)
+
+
+@workflows_app.command("validate")
+def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
+    """Validate a workflow file offline; every problem is listed (exit 1 when invalid)."""
+    from gasworks.workflows.validator import validate
+
+    async def body() -> list[dict[str, Any]]:
+        try:
+            doc = _read(file)
+        except WorkflowInvalid as exc:
+            return list(exc.details["issues"])
+        return [i.to_dict() for i in validate(doc).issues]
+
+    issues = run(body, as_json)
+    if as_json:
+        emit_json({"valid": not issues, "issues": issues})
+    elif not issues:
+        console.print(f"[green]✓[/] {file} is a valid workflow.")
+    else:
+        table(
+            f"{len(issues)} problem(s) in {file}",
+            ["code", "path", "message"],
+            [(i["code"], i["path"], i["message"]) for i in issues],
+        )
+    if issues:
+        raise typer.Exit(1)
+
+
+@workflows_app.command("publish")
+def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
+    """Validate and publish a new immutable version (unchanged documents are not republished)."""
+    from gasworks.workflows import service
+
+    async def body() -> PublishOut:
+        doc = _read(file)
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await service.publish(s, ctx, doc)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+    elif out.created:
+        console.print(f"Published [bold]{out.workflow.slug}[/] version {out.version.version}.")
+    else:
+        console.print(
+            f"[bold]{out.workflow.slug}[/] version {out.version.version} already has this content."
+        )
+
+
+@workflows_app.command("list")
+def list_cmd(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
+    """List the tenant's workflows."""
+    from gasworks.workflows import service
+
+    async def body() -> list[WorkflowOut]:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await service.list_workflows(s, ctx)
+
+    items = run(body, as_json)
+    if as_json:
+        emit_json(items)
+        return
+    table(
+        f"Workflows of {tenant}",
+        ["id", "name", "latest version", "updated"],
+        [
+            (w.slug, w.name, w.latest_version, w.updated_at.isoformat(timespec="seconds"))
+            for w in items
+        ],
+    )
+
+
+def _inputs(values: list[str]) -> dict[str, Any]:
+    """``--input '{"message": "hi"}'`` or repeated ``--input key=value`` (value JSON or text)."""
+    out: dict[str, Any] = {}
+    for raw in values:
+        text = raw.strip()
+        if text.startswith("{"):
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                raise BadRequest("--input is not valid JSON.", details={"input": raw}) from None
+            if not isinstance(obj, dict):
+                raise BadRequest("--input JSON must be an object.")
+            out.update(obj)
+            continue
+        key, sep, value = text.partition("=")
+        if not sep or not key:
+            raise BadRequest("--input takes a JSON object or key=value.", details={"input": raw})
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+@workflows_app.command("run")
+def run_cmd(
+    workflow: Annotated[str, typer.Argument(help="Workflow id.")],
+    input: Annotated[
+        list[str] | None,
+        typer.Option("--input", "-i", help="JSON object or key=value (repeatable)."),
+    ] = None,
+    conversation: Annotated[
+        str | None, typer.Option("--conversation", "-c", help="Conversation id (continue it).")
+    ] = None,
+    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    stream: Annotated[bool, typer.Option("--stream", help="Print chunks as they arrive.")] = False,
+    tenant: TenantOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Run a workflow. With --stream the answer is printed as it is generated (with --json:
+    one JSON event per line)."""
+    from gasworks.workflows import workflow_engine
+
+    async def body() -> RunOut:
+        data = RunIn(
+            input=_inputs(input or []), conversation_id=conversation, version=version, stream=stream
+        )
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            eng = workflow_engine(rt)
+            if not stream:
+                return await eng.run(ctx, workflow, data)
+            live = await eng.start(ctx, workflow, data)
+            async for seq, kind, ev in live.follow(0):
+                if as_json:
+                    sys.stdout.write(json.dumps({"id": seq, "event": kind, "data": ev}) + "\n")
+                    sys.stdout.flush()
+                elif kind == "chunk":
+                    sys.stdout.write(ev["chunk"])
+                    sys.stdout.flush()
+            assert live.result is not None
+            return live.result
+
+    out = run(body, as_json)
+    if stream:
+        if not as_json:
+            sys.stdout.write("\n")
+            _summary(out)
+        return
+    if as_json:
+        emit_json(out)
+        return
+    if out.output is not None:
+        text = out.output if isinstance(out.output, str) else json.dumps(out.output, indent=2)
+        console.print(text, markup=False, highlight=False)
+    _summary(out)
+
+
+def _summary(out: RunOut) -> None:
+    path = " → ".join(t["nodeId"] for t in out.node_timings)
+    err_console.print(
+        f"[dim]run {out.id} · {out.status} · conversation {out.conversation_id} · "
+        f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {path}[/]"
+    )
+    if out.error:
+        err_console.print(f"[bold red]{out.error.get('code')}[/]: {out.error.get('message')}")
+        raise typer.Exit(1)
+
+
+@workflows_app.command("graph")
+def graph_cmd(
+    workflow: Annotated[str, typer.Argument(help="Workflow id, or a workflow file.")],
+    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    tenant: TenantOpt = "default",
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the workflow as a Mermaid flowchart."""
+    from gasworks.workflows import service
+    from gasworks.workflows.mermaid import to_mermaid
+
+    path = Path(workflow)
+    local = path.suffix in {".yaml", ".yml", ".json"} and path.exists()
+
+    async def body() -> dict[str, Any]:
+        if local:
+            doc = _read(path)
+            return {"workflow": doc.get("id"), "version": None, "mermaid": to_mermaid(doc)}
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                ver = await service.get_version(s, ctx, workflow, version)
+        return {"workflow": workflow, "version": ver.version, "mermaid": to_mermaid(ver.document)}
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+    else:
+        sys.stdout.write(out["mermaid"])
+
+
+@demo_app.command("install")
+def demo_install(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
+    """Publish the demo workflows (chatbot, support, onboarding), shared with the tenant."""
+    from gasworks.workflows.demos import install_demos
+
+    async def body() -> list[PublishOut]:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await install_demos(s, ctx)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    for p in out:
+        state = "published" if p.created else "up to date"
+        console.print(f"[bold]{p.workflow.slug}[/] v{p.version.version} ({state})")

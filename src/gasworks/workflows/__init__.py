@@ -1,0 +1,89 @@
+"""Workflows as validated node graphs, run by a fast engine that streams to the client.
+
+Public surface: :func:`validate`, :func:`compile_workflow`, :func:`execute`, the node registry
+(:data:`REGISTRY`, :class:`NodeType`, :func:`register`), the ports, and :func:`engine` (the
+runtime's :class:`WorkflowEngine`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS
+from gasworks.workflows.context import Routed, RunContext
+from gasworks.workflows.graph import CompiledGraph, compile_workflow
+from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource, VectorStore
+from gasworks.workflows.registry import REGISTRY, NodeRegistry, NodeType, default_registry, register
+from gasworks.workflows.runner import RunOutcome, execute
+from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
+
+if TYPE_CHECKING:
+    from gasworks.runtime import Runtime
+    from gasworks.workflows.engine import WorkflowEngine
+
+__all__ = [
+    "REGISTRY",
+    "CompiledGraph",
+    "ConversationData",
+    "ModelCaller",
+    "NodeRegistry",
+    "NodeType",
+    "Ports",
+    "PromptSource",
+    "Routed",
+    "RunContext",
+    "RunOutcome",
+    "ValidationIssue",
+    "ValidationResult",
+    "VectorStore",
+    "compile_workflow",
+    "default_registry",
+    "execute",
+    "register",
+    "validate",
+    "workflow_engine",
+]
+
+SERVICE = "workflows"
+
+
+def workflow_engine(runtime: Runtime) -> WorkflowEngine:
+    """The runtime's workflow engine (built by the startup hook)."""
+    from gasworks.workflows.engine import WorkflowEngine
+
+    eng = runtime.services.get(SERVICE)
+    if not isinstance(eng, WorkflowEngine):
+        eng = _build(runtime)
+    return eng
+
+
+def _build(runtime: Runtime) -> WorkflowEngine:
+    from gasworks.workflows.engine import WorkflowEngine
+    from gasworks.workflows.wiring import build_ports
+
+    s = runtime.settings
+    eng = WorkflowEngine(
+        runtime.db,
+        lambda: build_ports(runtime),
+        persist=s.workflow_persist_runs,
+        cache_size=s.workflow_graph_cache_size,
+        flush_interval=s.workflow_event_flush_seconds,
+        access_ttl=s.workflow_access_cache_seconds,
+    )
+    runtime.services[SERVICE] = eng
+    return eng
+
+
+async def _startup(runtime: Runtime) -> None:
+    default_registry()
+    _build(runtime)
+
+
+async def _shutdown(runtime: Runtime) -> None:
+    eng = runtime.services.pop(SERVICE, None)
+    if eng is not None:
+        await eng.close()
+
+
+STARTUP_HOOKS.append(_startup)
+SHUTDOWN_HOOKS.append(_shutdown)

@@ -1,0 +1,117 @@
+"""The workflow document: what authors write (JSON or YAML) and what versions store.
+
+Only the *shape* is checked here (pydantic); the graph rules and each node type's config are
+checked by :mod:`gasworks.workflows.validator`, which reports every problem at once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic.alias_generators import to_camel
+
+from gasworks.errors import WorkflowInvalid
+
+START = "START"
+END = "END"
+#: ids a node may not take (virtual nodes, reserved state keys)
+RESERVED_IDS = frozenset(
+    {START, END, "input", "inputs", "slots", "intent", "confidence", "context", "turn", "history"}
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
+
+
+class RetryPolicy(_Model):
+    max_attempts: int = Field(default=1, ge=1, le=10, description="Attempts including the first.")
+    backoff_seconds: float = Field(default=0.0, ge=0, le=60)
+    backoff_multiplier: float = Field(default=2.0, ge=1, le=10)
+
+
+class NodeSpec(_Model):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z][A-Za-z0-9_\-]*$")
+    type: str = Field(min_length=1, max_length=64)
+    config: dict[str, Any] = Field(default_factory=dict)
+    timeout_seconds: float | None = Field(default=None, gt=0, le=3600)
+    retry: RetryPolicy | None = None
+    #: how often this node may run in one run; required on some node of every cycle
+    max_iterations: int | None = Field(default=None, ge=1, le=10_000)
+    description: str | None = None
+
+
+class EdgeSpec(_Model):
+    from_: str = Field(alias="from", min_length=1)
+    to: str = Field(min_length=1)
+
+
+class StateField(_Model):
+    type: Literal["string", "number", "integer", "boolean", "object", "array", "any"] = "any"
+    required: bool = False
+    default: Any = None
+    description: str | None = None
+
+
+class WorkflowDefinition(_Model):
+    id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
+    name: str | None = Field(default=None, max_length=200)
+    description: str | None = Field(default=None, max_length=2000)
+    nodes: list[NodeSpec] = Field(default_factory=list, max_length=500)
+    edges: list[EdgeSpec] = Field(default_factory=list, max_length=2000)
+    #: the inputs a run takes (checked once when a run starts)
+    state: dict[str, StateField] = Field(default_factory=dict)
+    max_steps: int = Field(default=100, ge=1, le=100_000)
+
+    def to_document(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def parse_document(text: str | bytes, *, filename: str | None = None) -> dict[str, Any]:
+    """JSON or YAML text → a plain document (not yet validated)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        if filename is not None and filename.endswith(".json"):
+            data = json.loads(text)
+        else:
+            data = yaml.safe_load(text)  # YAML is a superset of JSON
+    except (ValueError, yaml.YAMLError) as exc:
+        raise WorkflowInvalid(
+            "The workflow is neither valid JSON nor valid YAML.",
+            details={"issues": [_issue("PARSE_ERROR", "", str(exc).splitlines()[0])]},
+        ) from None
+    if not isinstance(data, dict):
+        raise WorkflowInvalid(
+            "A workflow document must be a mapping.",
+            details={"issues": [_issue("PARSE_ERROR", "", "expected a mapping at the top")]},
+        )
+    return data
+
+
+def load_definition(doc: dict[str, Any]) -> WorkflowDefinition:
+    """Shape-check a document; every shape problem is reported (code ``INVALID_DOCUMENT``)."""
+    try:
+        return WorkflowDefinition.model_validate(doc)
+    except ValidationError as exc:
+        issues = [
+            _issue("INVALID_DOCUMENT", _path(e["loc"]), e["msg"])
+            for e in exc.errors(include_url=False)
+        ]
+        raise WorkflowInvalid(
+            f"The workflow document has {len(issues)} problem(s).", details={"issues": issues}
+        ) from None
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _issue(code: str, path: str, message: str) -> dict[str, str]:
+    return {"code": code, "path": path, "message": message}

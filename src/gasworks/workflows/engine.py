@@ -1,0 +1,549 @@
+"""The workflow engine service of a runtime: compiled-graph cache, live runs, persistence.
+
+Every run executes in its own task (a client that disconnects does not stop it). Its events go
+to an in-memory buffer that any number of subscribers follow; with persistence on, the run row
+and its events are written in batches — at checkpoints while it streams, and once at the end
+together with the conversation's new turn — so a client that reconnects with ``Last-Event-ID``
+(to this process or another) continues without loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import functools
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, fields, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasworks.db.types import new_id, utcnow
+from gasworks.errors import Conflict
+from gasworks.observability.logging import get_logger
+from gasworks.tenancy.context import TenantContext
+from gasworks.workflows import service
+from gasworks.workflows.context import RunContext
+from gasworks.workflows.graph import CompiledGraph, compile_workflow
+from gasworks.workflows.metrics import FAILURES, count_run
+from gasworks.workflows.ports import ConversationData, Ports
+from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
+from gasworks.workflows.schemas import RunIn, RunOut
+from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
+from gasworks.workflows.writer import RunWriter, Write
+
+if TYPE_CHECKING:
+    from gasworks.db.engine import Database
+
+log = get_logger("gasworks.workflows")
+
+Event = tuple[int, str, dict[str, Any]]
+TERMINAL = frozenset({"run.finished", "run.failed", "run.cancelled"})
+#: conversations kept in memory per process when persistence is off
+MEMORY_CONVERSATIONS = 10_000
+#: not an event: a marker the SSE layer turns into a comment line
+KEEPALIVE: Event = (0, "keepalive", {})
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """A run's row while it runs: a plain object (an ORM instance costs ~100 µs per run in
+    attribute instrumentation); turned into a ``WorkflowRunRow`` only inside the writer."""
+
+    id: str
+    tenant_id: str
+    workflow_id: str
+    version: int
+    principal_id: str | None
+    conversation_id: str | None
+    status: str
+    inputs: dict[str, Any]
+    output: Any
+    error: dict[str, Any] | None
+    node_timings: list[dict[str, Any]]
+    steps: int
+    tokens: int
+    cost: Decimal
+    started_at: datetime
+    duration_ms: float | None = None
+    finished_at: datetime | None = None
+
+    def to_row(self) -> WorkflowRunRow:
+        return WorkflowRunRow(**{f: getattr(self, f) for f in _RUN_FIELDS})
+
+
+_RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+
+
+class LiveRun:
+    """A run in this process: its event buffer and the task executing it."""
+
+    def __init__(self, run_id: str, tenant_id: str, slug: str, *, keep_events: bool) -> None:
+        self.run_id = run_id
+        self.tenant_id = tenant_id
+        self.slug = slug
+        self.events: list[Event] = []
+        self.flushed = 0
+        self.keep_events = keep_events
+        self.done = asyncio.Event()
+        self._changed = asyncio.Event()
+        self.result: RunOut | None = None
+        self.task: asyncio.Task[Any] | None = None
+        #: the run's body when it executes in the caller's task (``WorkflowEngine.run``)
+        self.inline: Coroutine[Any, Any, None] | None = None
+        self.persisted = False
+
+    def emit(self, type_: str, data: dict[str, Any]) -> None:
+        self.events.append((len(self.events) + 1, type_, data))
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def follow(self, after: int, keepalive: float | None = None) -> AsyncIterator[Event]:
+        """Events after ``after`` as they come; ``KEEPALIVE`` every ``keepalive`` seconds of
+        silence (so proxies keep an idle stream open)."""
+        pos = after
+        while True:
+            changed = self._changed
+            while pos < len(self.events):
+                ev = self.events[pos]
+                pos += 1
+                yield ev
+            if self.done.is_set() and pos >= len(self.events):
+                return
+            if keepalive is None:
+                await changed.wait()
+                continue
+            try:
+                await asyncio.wait_for(changed.wait(), keepalive)
+            except TimeoutError:
+                yield KEEPALIVE
+
+
+class WorkflowEngine:
+    def __init__(
+        self,
+        db: Database,
+        ports: Ports | Callable[[], Ports],
+        *,
+        persist: bool = True,
+        cache_size: int = 256,
+        flush_interval: float = 0.5,
+        access_ttl: float = 0.0,
+    ) -> None:
+        self.db = db
+        self._ports = ports
+        self.persist = persist
+        self.flush_interval = flush_interval
+        self._cache: OrderedDict[str, CompiledGraph] = OrderedDict()
+        self._cache_size = cache_size
+        self._live: dict[str, LiveRun] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.writer = RunWriter(db) if persist else None
+        self._conv_locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._conv_pending: dict[tuple[str, str], asyncio.Future[None]] = {}
+        self._conv_users: dict[tuple[str, str], int] = {}
+        #: conversations when persistence is off (bounded, least recently used dropped)
+        self._memory_convs: OrderedDict[tuple[str, str], ConversationData] = OrderedDict()
+        self.access_ttl = access_ttl
+        self._targets: dict[
+            tuple[str, str, str, bool, str, int | None],
+            tuple[float, int, WorkflowRow, WorkflowVersionRow],
+        ] = {}
+
+    @property
+    def ports(self) -> Ports:
+        """Built on first use, so services registered by later startup hooks are seen."""
+        if not isinstance(self._ports, Ports):
+            self._ports = self._ports()
+        return self._ports
+
+    # --- graphs ---------------------------------------------------------------------------
+
+    def graph(self, ver: WorkflowVersionRow) -> CompiledGraph:
+        """The compiled graph of a published version (compiled once, then cached)."""
+        g = self._cache.get(ver.id)
+        if g is None:
+            g = compile_workflow(ver.document, version=ver.version)
+            self._cache[ver.id] = g
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(ver.id)
+        return g
+
+    async def _target(
+        self, ctx: TenantContext, slug: str, version: int | None
+    ) -> tuple[WorkflowRow, WorkflowVersionRow]:
+        """The workflow (access-checked) and pinned version, briefly cached per caller."""
+        key = (
+            ctx.tenant_id,
+            ctx.principal_id,
+            ctx.role.value,
+            ctx.is_platform_admin,
+            slug,
+            version,
+        )
+        now = time.monotonic()
+        hit = self._targets.get(key)
+        if hit is not None and hit[0] > now and hit[1] == service.CHANGES.generation:
+            return hit[2], hit[3]
+        generation = service.CHANGES.generation
+        async with self.db.session() as s:
+            wf, ver = await service.resolve_run_target(s, ctx, slug, version)
+        if self.access_ttl > 0:
+            if len(self._targets) >= 10_000:
+                self._targets.clear()
+            self._targets[key] = (now + self.access_ttl, generation, wf, ver)
+        return wf, ver
+
+    # --- runs -----------------------------------------------------------------------------
+
+    async def start(
+        self,
+        ctx: TenantContext,
+        slug: str,
+        body: RunIn,
+        *,
+        request_id: str | None = None,
+        inline: bool = False,
+    ) -> LiveRun:
+        """Start a run in its own task and return at once (events follow on the LiveRun)."""
+        wf, ver = await self._target(ctx, slug, body.version)
+        graph = self.graph(ver)
+        run_id = new_id("run")
+        conv_id = body.conversation_id or new_id("cnv")
+        live = LiveRun(run_id, ctx.tenant_id, wf.slug, keep_events=body.stream)
+        rc = RunContext(
+            run_id=run_id,
+            tenant_id=ctx.tenant_id,
+            workflow_id=wf.slug,
+            version=ver.version,
+            ports=self.ports,
+            emit=live.emit if body.stream else None,
+            conversation_id=conv_id,
+            session_id=body.session_id,
+            request_id=request_id,
+            api_key_id=ctx.api_key_id,
+        )
+        state = initial_state(graph, body.input, rc)  # bad inputs fail the request, not the run
+        conv_key = (ctx.tenant_id, conv_id)
+        lock: asyncio.Lock | None = None
+        if body.conversation_id is None:
+            rc.set_conversation(ConversationData(id=conv_id))
+        else:
+            # turns of one conversation run one after the other, each seeing the last one saved
+            lock = self._conv_locks.setdefault(conv_key, asyncio.Lock())
+            self._conv_users[conv_key] = self._conv_users.get(conv_key, 0) + 1
+            try:
+                await lock.acquire()
+            except BaseException:
+                self._unuse(conv_key)
+                raise
+            try:
+                pending = self._conv_pending.get(conv_key)
+                if pending is not None:
+                    with contextlib.suppress(Exception):
+                        await asyncio.shield(pending)
+                if self.writer is None:  # persistence off: conversations live in this process
+                    rc.set_conversation(self._memory_conversation(conv_key))
+                else:
+                    async with self.db.session() as s:
+                        conv = await service.load_conversation(s, ctx.tenant_id, conv_id)
+                    rc.set_conversation(conv)
+            except BaseException:
+                self._release(conv_key, lock)
+                raise
+        row = RunRecord(
+            id=run_id,
+            tenant_id=ctx.tenant_id,
+            workflow_id=wf.id,
+            version=ver.version,
+            principal_id=ctx.principal_id,
+            conversation_id=conv_id,
+            status="running",
+            inputs=body.input,
+            output=None,
+            error=None,
+            node_timings=[],
+            steps=0,
+            tokens=0,
+            cost=Decimal(0),
+            started_at=utcnow(),
+        )
+        if body.stream:
+            live.emit(
+                "run.started",
+                {
+                    "runId": run_id,
+                    "workflow": wf.slug,
+                    "version": ver.version,
+                    "conversationId": conv_id,
+                },
+            )
+        if self.writer is not None and body.stream:
+            # the row exists early so a client can resume from another server process
+            first = replace(row)  # a snapshot; ORM rows are built inside each write attempt
+            self.writer.submit(lambda s: service.insert_run(s, first.to_row()))
+            live.persisted = True
+        self._live[run_id] = live
+        body_coro = self._run(live, graph, wf, row, rc, state, conv_key, lock)
+        if inline:
+            live.task = asyncio.current_task()
+            live.inline = body_coro
+            return live
+        task = asyncio.create_task(body_coro)
+        live.task = task
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return live
+
+    async def _run(
+        self,
+        live: LiveRun,
+        graph: CompiledGraph,
+        wf: WorkflowRow,
+        row: RunRecord,
+        rc: RunContext,
+        state: dict[str, Any],
+        conv_key: tuple[str, str],
+        lock: asyncio.Lock | None,
+    ) -> None:
+        flusher = asyncio.create_task(self._flush_loop(live)) if live.persisted else None
+        cancelled = False
+        timings: list[NodeTiming] = []
+        try:
+            try:
+                outcome = await execute(graph, row.inputs, rc, state=state, timings=timings)
+            except asyncio.CancelledError:
+                cancelled = True
+                outcome = RunOutcome(
+                    "cancelled",
+                    None,
+                    state,
+                    len(timings),
+                    timings,
+                    {"code": "RUN_CANCELLED", "message": "The run was cancelled."},
+                )
+            finally:
+                if flusher is not None:
+                    flusher.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await flusher
+            row.status = outcome.status
+            row.output = _jsonable(outcome.output)
+            row.error = outcome.error
+            row.node_timings = [t.to_dict() for t in outcome.timings]
+            row.steps = outcome.steps
+            row.tokens = rc.tokens
+            row.cost = rc.cost
+            row.duration_ms = round(outcome.duration_ms, 3)
+            row.finished_at = utcnow()
+            result = service.run_out(row, wf.slug)
+            count_run(outcome.status, outcome.duration_ms)
+            if outcome.status == "failed" and outcome.timings:
+                code = (outcome.error or {}).get("code", "UNKNOWN")
+                FAILURES.labels(node_type=outcome.timings[-1].type, code=code).inc()
+            final = {"succeeded": "run.finished", "failed": "run.failed"}.get(
+                outcome.status, "run.cancelled"
+            )
+            live.result = result
+            if live.keep_events:
+                live.emit(final, result.model_dump(mode="json", by_alias=True))
+            conv = rc.loaded_conversation
+            changed = conv is not None and (conv.dirty or bool(conv.pending))
+            if self.writer is None and outcome.status == "succeeded" and conv and changed:
+                self._remember_conversation(conv_key, conv)
+            if self.writer is not None:
+                fut = self.writer.submit(self._final_write(live, row, rc, outcome))
+                if lock is not None:
+                    self._conv_pending[conv_key] = fut
+                    fut.add_done_callback(functools.partial(self._forget_pending, conv_key))
+        finally:
+            if lock is not None:
+                self._release(conv_key, lock)
+            live.done.set()
+            # a streamed run's buffer serves reconnects for a minute; others need no buffer
+            self._forget_later(live, 60.0 if live.keep_events else 5.0)
+        if cancelled and live.task is not None and live.task is asyncio.current_task():
+            if live.task in self._tasks:
+                return  # the run's own task: the cancellation ends here, recorded
+            raise asyncio.CancelledError  # the caller's task was cancelled: keep it cancelled
+
+    def _final_write(
+        self, live: LiveRun, row: RunRecord, rc: RunContext, outcome: RunOutcome
+    ) -> Write:
+        conv = rc.loaded_conversation
+        save_conv = (
+            outcome.status == "succeeded"
+            and conv is not None
+            and (conv.dirty or bool(conv.pending))
+        )
+        events = live.events[live.flushed :] if live.keep_events else []
+        live.flushed += len(events)
+        exists = live.persisted
+
+        async def write(s: AsyncSession) -> None:
+            if save_conv and conv is not None:
+                await service.save_conversation(s, row.tenant_id, row.workflow_id, conv, row.id)
+            await service.finish_run(s, run=row.to_row(), exists=exists, events=events)
+
+        return write
+
+    def _flush(self, live: LiveRun) -> None:
+        """Queue the run's events written so far (a checkpoint while it streams)."""
+        pending = live.events[live.flushed :]
+        if pending and self.writer is not None:
+            live.flushed += len(pending)
+            tenant_id, run_id = live.tenant_id, live.run_id
+            self.writer.submit(lambda s: service.write_events(s, tenant_id, run_id, pending))
+
+    async def _flush_loop(self, live: LiveRun) -> None:
+        while True:
+            await asyncio.sleep(self.flush_interval)
+            self._flush(live)
+
+    def _memory_conversation(self, key: tuple[str, str]) -> ConversationData:
+        got = self._memory_convs.get(key)
+        if got is None:
+            return ConversationData(id=key[1])
+        self._memory_convs.move_to_end(key)
+        return ConversationData(
+            id=got.id, history=list(got.history), data=copy.deepcopy(got.data), turn=got.turn
+        )
+
+    def _remember_conversation(self, key: tuple[str, str], conv: ConversationData) -> None:
+        self._memory_convs[key] = ConversationData(
+            id=conv.id, history=conv.history + conv.pending, data=conv.data, turn=conv.turn + 1
+        )
+        self._memory_convs.move_to_end(key)
+        while len(self._memory_convs) > MEMORY_CONVERSATIONS:
+            self._memory_convs.popitem(last=False)
+
+    def _release(self, key: tuple[str, str], lock: asyncio.Lock) -> None:
+        lock.release()
+        self._unuse(key)
+
+    def _unuse(self, key: tuple[str, str]) -> None:
+        left = self._conv_users.get(key, 1) - 1
+        if left <= 0:
+            self._conv_users.pop(key, None)
+            self._conv_locks.pop(key, None)
+        else:
+            self._conv_users[key] = left
+
+    def _forget_pending(self, key: tuple[str, str], fut: asyncio.Future[None]) -> None:
+        if self._conv_pending.get(key) is fut:
+            del self._conv_pending[key]
+
+    def _forget_later(self, live: LiveRun, delay: float = 60.0) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, self._live.pop, live.run_id, None)
+
+    async def drain(self) -> None:
+        """Wait until every finished run of this process is in the database."""
+        if self.writer is not None:
+            await self.writer.drain()
+
+    async def run(
+        self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None
+    ) -> RunOut:
+        """Run to the end and return the result. A non-streamed run executes in the caller's
+        task (no task switch on the hot path): cancelling the caller cancels the run."""
+        live = await self.start(ctx, slug, body, request_id=request_id, inline=not body.stream)
+        if live.inline is not None:
+            coro, live.inline = live.inline, None
+            await coro
+        else:
+            await live.done.wait()
+        assert live.result is not None
+        return live.result
+
+    async def events(
+        self, ctx: TenantContext, run_id: str, after: int = 0, *, keepalive: float | None = None
+    ) -> AsyncIterator[Event]:
+        """The run's events after ``after``: live from this process, else from the database
+        (polled while the run is still going elsewhere)."""
+        live = self._live.get(run_id)
+        if live is not None and live.tenant_id != ctx.tenant_id:
+            live = None
+        if live is None:
+            await self.drain()
+        async with self.db.session() as s:
+            if live is None:
+                await service.get_run(s, ctx, run_id)  # 404 unless visible
+            else:
+                await service.get_workflow(s, ctx, live.slug)  # 404 unless allowed to run it
+        if live is not None and live.keep_events:
+            async for ev in live.follow(after, keepalive):
+                yield ev
+            return
+        pos = after
+        quiet_since = time.monotonic()
+        while True:
+            async with self.db.session() as s:
+                status, evs = await service.run_events(s, ctx.tenant_id, run_id, pos)
+            for ev in evs:
+                pos = ev[0]
+                yield ev
+                if ev[1] in TERMINAL:
+                    return
+            if status != "running":
+                return
+            now = time.monotonic()
+            if evs:
+                quiet_since = now
+            elif keepalive is not None and now - quiet_since >= keepalive:
+                quiet_since = now
+                yield KEEPALIVE
+            await asyncio.sleep(self.flush_interval)
+
+    async def cancel(self, ctx: TenantContext, run_id: str) -> RunOut:
+        live = self._live.get(run_id)
+        if live is None or live.tenant_id != ctx.tenant_id:
+            await self.drain()
+            async with self.db.session() as s:
+                out = await service.get_run(s, ctx, run_id)
+            if out.status == "running":
+                raise Conflict(
+                    "The run is executing in another server process; cancel it there.",
+                    details={"id": run_id},
+                )
+            return out
+        async with self.db.session() as s:
+            await service.get_workflow(s, ctx, live.slug)
+        if live.task is not None and not live.done.is_set():
+            live.task.cancel()
+        await live.done.wait()
+        assert live.result is not None
+        return live.result
+
+    async def close(self) -> None:
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        if self.writer is not None:
+            await self.writer.close()
+
+    def finished(self, tenant_id: str, run_id: str) -> LiveRun | None:
+        """A run of this process that has finished (its result is at hand), else None."""
+        live = self._live.get(run_id)
+        if live is None or live.tenant_id != tenant_id or live.result is None:
+            return None
+        return live
+
+
+def _jsonable(value: Any) -> Any:
+    import json
+
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        return json.loads(json.dumps(value, default=str))

@@ -1,0 +1,107 @@
+"""ModelInvoke: resolve the prompt by (tenant, workflow, model), format messages, call the
+gateway (which enforces budgets, breakers, fallbacks and records the ledger), stream tokens.
+
+There is deliberately no prompt id in the config: which prompt runs is decided by the prompt
+engine's scoped resolution, so prompts move without republishing workflows.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from pydantic import Field
+
+from gasworks.llm.types import ChatRequest, Message
+from gasworks.workflows.context import RunContext
+from gasworks.workflows.definition import NodeSpec
+from gasworks.workflows.nodes._base import BaseNode, NodeConfig
+from gasworks.workflows.nodes._model import ModelStream, chat, models, result_dict
+from gasworks.workflows.ports import RenderedPrompt
+from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.templating import Template
+
+
+class ModelInvokeConfig(NodeConfig):
+    model: str | None = Field(default=None, description="Registry id; default model if unset.")
+    input: str = Field(
+        default="${input.message}", description="Template of the user message (state paths)."
+    )
+    history_from: str | None = Field(
+        default=None, description="Id of a ConversationMemory node whose history to include."
+    )
+    stream: bool = Field(default=False, description="Stream tokens to a StreamToClient node.")
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
+    json_mode: bool = False
+    cost_limit: Decimal | None = Field(default=None, ge=0)
+
+
+class ModelInvokeNode(BaseNode):
+    __slots__ = ("_cfg", "_input")
+
+    def __init__(self, spec: NodeSpec, config: ModelInvokeConfig) -> None:
+        super().__init__(spec)
+        self._cfg = config
+        self._input = Template(config.input)
+
+    async def prompt(self, state: dict[str, Any], rc: RunContext) -> RenderedPrompt:
+        cfg = self._cfg
+        history: list[Message] = []
+        if cfg.history_from is not None:
+            memory = state.get(cfg.history_from)
+            for m in memory.get("messages", []) if isinstance(memory, dict) else []:
+                if isinstance(m, dict) and m.get("role") in ("user", "assistant"):
+                    history.append(Message(m["role"], str(m.get("content", ""))))
+        text = self._input.render(state)
+        prompts = rc.ports.prompts
+        if prompts is None:  # no prompt engine: the neutral prompt (history, then the input)
+            return RenderedPrompt([*history, Message("user", text)] if text else history)
+        inputs = state.get("input")
+        values = dict(state)
+        values["inputs"] = {**(inputs if isinstance(inputs, dict) else {}), "user_prompt": text}
+        return await prompts.messages(
+            tenant_id=rc.tenant_id,
+            workflow_id=rc.workflow_id,
+            model=cfg.model,
+            conversation_id=rc.conversation_id,
+            values=values,
+            history=history,
+        )
+
+    async def run(self, state: dict[str, Any], rc: RunContext) -> Any:
+        cfg = self._cfg
+        prompt = await self.prompt(state, rc)
+        p = prompt.parameters  # the prompt version's parameters; the node's own config wins
+        request = ChatRequest(
+            model=cfg.model,
+            messages=prompt.messages,
+            temperature=cfg.temperature if cfg.temperature is not None else p.get("temperature"),
+            max_tokens=cfg.max_tokens if cfg.max_tokens is not None else p.get("max_tokens"),
+            top_p=p.get("top_p"),
+            stop=p.get("stop"),
+            response_format={"type": "json_object"} if cfg.json_mode else None,
+            cost_limit=cfg.cost_limit,
+            extra={k: v for k, v in p.items() if k not in _KNOWN} if p else {},
+        )
+        if cfg.stream:
+            stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(rc.scope(), request))
+            rc.streams.append(stream)
+            return await stream.open()
+        return result_dict(await chat(rc, request))
+
+
+#: prompt parameters that map onto ChatRequest fields; others go to ``extra`` untouched
+_KNOWN = frozenset({"temperature", "max_tokens", "top_p", "stop"})
+
+
+TYPE = register(
+    NodeType(
+        name="ModelInvoke",
+        config=ModelInvokeConfig,
+        build=ModelInvokeNode,
+        refs=lambda c: [("historyFrom", c.history_from)] if c.history_from else [],
+        description="Calls a model through the gateway with the prompt resolved for this "
+        "tenant, workflow and model.",
+    )
+)

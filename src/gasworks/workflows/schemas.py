@@ -1,0 +1,110 @@
+"""What callers see (REST, GraphQL, CLI): pydantic models, camelCase on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        from_attributes=True,
+        serialize_by_alias=True,
+    )
+
+
+class WorkflowOut(_Out):
+    id: str
+    slug: str
+    name: str
+    description: str | None
+    owner_id: str
+    latest_version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class VersionOut(_Out):
+    workflow_id: str
+    slug: str
+    version: int
+    content_hash: str
+    created_by: str
+    created_at: datetime
+    document: dict[str, Any]
+
+
+class PublishOut(_Out):
+    workflow: WorkflowOut
+    version: VersionOut
+    created: bool = Field(description="False when the same document was already the latest.")
+
+
+class ShareIn(_Out):
+    kind: Literal["user", "role", "tenant"]
+    subject: str | None = Field(
+        default=None, description="Principal id (user), role name (role); none for tenant."
+    )
+
+
+class ShareOut(_Out):
+    id: str
+    kind: str
+    subject: str
+    created_at: datetime
+
+
+class RunIn(_Out):
+    input: dict[str, Any] = Field(default_factory=dict)
+    conversation_id: str | None = Field(default=None, max_length=100, pattern=r"^[\w\-.:]+$")
+    session_id: str | None = Field(default=None, max_length=100)
+    version: int | None = Field(default=None, ge=1, description="Default: the latest version.")
+    stream: bool = False
+
+
+class RunOut(_Out):
+    id: str
+    workflow_id: str
+    slug: str
+    version: int
+    status: str
+    conversation_id: str | None
+    input: dict[str, Any]
+    output: Any
+    error: dict[str, Any] | None
+    node_timings: list[dict[str, Any]]
+    steps: int
+    tokens: int
+    cost: Decimal
+    duration_ms: float | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class MessageOut(_Out):
+    seq: int
+    role: str
+    content: str
+    run_id: str | None
+    created_at: datetime
+
+
+class ConversationOut(_Out):
+    id: str
+    workflow_id: str
+    turn: int
+    data: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    messages: list[MessageOut] = Field(default_factory=list)
+
+
+class ValidationOut(_Out):
+    valid: bool
+    issues: list[dict[str, Any]]

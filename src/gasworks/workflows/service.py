@@ -1,0 +1,621 @@
+"""Workflow service functions: publish, versions, access, runs, conversations.
+
+Each takes an explicit session and the caller's context. A workflow the caller may not run
+answers NOT_FOUND exactly like a missing one (and so does another tenant's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasworks.db.types import new_id, utcnow
+from gasworks.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from gasworks.llm.types import Message
+from gasworks.tenancy.context import Role, TenantContext
+from gasworks.workflows.ports import ConversationData
+from gasworks.workflows.schemas import (
+    ConversationOut,
+    MessageOut,
+    PublishOut,
+    RunOut,
+    ShareIn,
+    ShareOut,
+    VersionOut,
+    WorkflowOut,
+)
+from gasworks.workflows.tables import (
+    ConversationMessageRow,
+    ConversationRow,
+    WorkflowRow,
+    WorkflowRunEventRow,
+    WorkflowRunRow,
+    WorkflowShareRow,
+    WorkflowVersionRow,
+)
+from gasworks.workflows.validator import validate
+
+
+class ConversationConflict(Conflict):
+    code = "CONVERSATION_CONFLICT"
+
+
+class RunLike(Protocol):
+    """A run row or the engine's in-flight record of one."""
+
+    id: str
+    workflow_id: str
+    version: int
+    status: str
+    conversation_id: str | None
+    inputs: dict[str, Any]
+    output: Any
+    error: dict[str, Any] | None
+    node_timings: list[dict[str, Any]]
+    steps: int
+    tokens: int
+    cost: Decimal
+    duration_ms: float | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class _Changes:
+    """Bumped by every change of workflows, versions or shares made in this process, so
+    in-process caches of access decisions are dropped at once (other processes: their TTL)."""
+
+    generation = 0
+
+    @classmethod
+    def bump(cls) -> None:
+        cls.generation += 1
+
+
+CHANGES = _Changes
+
+
+def content_hash(doc: dict[str, Any]) -> str:
+    return hashlib.sha256(
+        json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+
+
+# --- access ---------------------------------------------------------------------------------
+
+
+def _is_manager(ctx: TenantContext) -> bool:
+    return ctx.is_platform_admin or ctx.role.allows(Role.ADMIN)
+
+
+def _access_filter(ctx: TenantContext) -> Any:
+    """SQL condition: workflows of the caller's tenant the caller may see and run."""
+    shared = select(WorkflowShareRow.workflow_id).where(
+        WorkflowShareRow.tenant_id == ctx.tenant_id,
+        or_(
+            WorkflowShareRow.kind == "tenant",
+            (WorkflowShareRow.kind == "user") & (WorkflowShareRow.subject == ctx.principal_id),
+            (WorkflowShareRow.kind == "role")
+            & WorkflowShareRow.subject.in_([r.value for r in Role if ctx.role.allows(r)]),
+        ),
+    )
+    return or_(WorkflowRow.owner_id == ctx.principal_id, WorkflowRow.id.in_(shared))
+
+
+async def _get_row(session: AsyncSession, ctx: TenantContext, slug_or_id: str) -> WorkflowRow:
+    query = select(WorkflowRow).where(
+        WorkflowRow.tenant_id == ctx.tenant_id,
+        or_(WorkflowRow.slug == slug_or_id, WorkflowRow.id == slug_or_id),
+    )
+    if not _is_manager(ctx):
+        query = query.where(_access_filter(ctx))
+    row = await session.scalar(query)
+    if row is None:
+        raise NotFound("Workflow not found.", details={"workflow": slug_or_id})
+    return row
+
+
+def _require_edit(ctx: TenantContext, row: WorkflowRow) -> None:
+    if not (_is_manager(ctx) or row.owner_id == ctx.principal_id):
+        raise Forbidden(
+            "Only the workflow's owner or a tenant admin may change it.",
+            details={"workflow": row.slug},
+        )
+
+
+# --- workflows and versions -----------------------------------------------------------------
+
+
+async def publish(session: AsyncSession, ctx: TenantContext, doc: dict[str, Any]) -> PublishOut:
+    """Validate and publish a new immutable version (idempotent for an unchanged document)."""
+    ctx.require(Role.EDITOR)
+    result = validate(doc)
+    result.raise_for_issues()
+    assert result.definition is not None
+    d = result.definition
+    canonical = d.to_document()
+    digest = content_hash(canonical)
+    row = await session.scalar(
+        select(WorkflowRow).where(WorkflowRow.tenant_id == ctx.tenant_id, WorkflowRow.slug == d.id)
+    )
+    if row is None:
+        row = WorkflowRow(
+            id=new_id("wf"),
+            tenant_id=ctx.tenant_id,
+            slug=d.id,
+            name=d.name or d.id,
+            description=d.description,
+            owner_id=ctx.principal_id,
+            latest_version=0,
+        )
+        session.add(row)
+        await session.flush()
+    else:
+        row = await _get_row(session, ctx, d.id)
+        _require_edit(ctx, row)
+        latest = await _version_row(session, row, None)
+        if latest is not None and latest.content_hash == digest:
+            return PublishOut(workflow=_wf_out(row), version=_ver_out(row, latest), created=False)
+    expected = row.latest_version
+    new_version = expected + 1
+    now = utcnow()
+    res = await session.execute(
+        update(WorkflowRow)
+        .where(WorkflowRow.id == row.id, WorkflowRow.latest_version == expected)
+        .values(
+            latest_version=new_version,
+            updated_at=now,
+            name=d.name or d.id,
+            description=d.description,
+        )
+    )
+    if getattr(res, "rowcount", 1) != 1:
+        raise Conflict(
+            "The workflow was published concurrently; retry.", details={"workflow": d.id}
+        )
+    ver = WorkflowVersionRow(
+        id=new_id("wfv"),
+        tenant_id=ctx.tenant_id,
+        workflow_id=row.id,
+        version=new_version,
+        document=canonical,
+        content_hash=digest,
+        created_by=ctx.principal_id,
+        created_at=now,
+    )
+    session.add(ver)
+    try:
+        await session.flush()
+    except IntegrityError as exc:
+        raise Conflict("The workflow was published concurrently; retry.") from exc
+    await session.refresh(row)
+    CHANGES.bump()
+    return PublishOut(workflow=_wf_out(row), version=_ver_out(row, ver), created=True)
+
+
+async def list_workflows(session: AsyncSession, ctx: TenantContext) -> list[WorkflowOut]:
+    query = select(WorkflowRow).where(WorkflowRow.tenant_id == ctx.tenant_id)
+    if not _is_manager(ctx):
+        query = query.where(_access_filter(ctx))
+    rows = await session.scalars(query.order_by(WorkflowRow.slug))
+    return [_wf_out(r) for r in rows.all()]
+
+
+async def get_workflow(session: AsyncSession, ctx: TenantContext, slug: str) -> WorkflowOut:
+    return _wf_out(await _get_row(session, ctx, slug))
+
+
+async def delete_workflow(session: AsyncSession, ctx: TenantContext, slug: str) -> None:
+    row = await _get_row(session, ctx, slug)
+    _require_edit(ctx, row)
+    convs = select(ConversationRow.id).where(
+        ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == row.id
+    )
+    await session.execute(
+        delete(ConversationMessageRow).where(
+            ConversationMessageRow.tenant_id == ctx.tenant_id,
+            ConversationMessageRow.conversation_id.in_(convs),
+        )
+    )
+    await session.execute(
+        delete(ConversationRow).where(
+            ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == row.id
+        )
+    )
+    # versions, shares, runs and run events go with the workflow (ON DELETE CASCADE)
+    await session.execute(delete(WorkflowRow).where(WorkflowRow.id == row.id))
+    CHANGES.bump()
+
+
+async def list_versions(session: AsyncSession, ctx: TenantContext, slug: str) -> list[VersionOut]:
+    row = await _get_row(session, ctx, slug)
+    vers = await session.scalars(
+        select(WorkflowVersionRow)
+        .where(WorkflowVersionRow.workflow_id == row.id)
+        .order_by(WorkflowVersionRow.version.desc())
+    )
+    return [_ver_out(row, v) for v in vers.all()]
+
+
+async def get_version(
+    session: AsyncSession, ctx: TenantContext, slug: str, version: int | None = None
+) -> VersionOut:
+    row = await _get_row(session, ctx, slug)
+    ver = await _version_row(session, row, version)
+    if ver is None:
+        raise NotFound(
+            "Workflow version not found.", details={"workflow": slug, "version": version}
+        )
+    return _ver_out(row, ver)
+
+
+async def _version_row(
+    session: AsyncSession, row: WorkflowRow, version: int | None
+) -> WorkflowVersionRow | None:
+    v = row.latest_version if version is None else version
+    return await session.scalar(
+        select(WorkflowVersionRow).where(
+            WorkflowVersionRow.workflow_id == row.id, WorkflowVersionRow.version == v
+        )
+    )
+
+
+# --- sharing --------------------------------------------------------------------------------
+
+
+async def share(session: AsyncSession, ctx: TenantContext, slug: str, data: ShareIn) -> ShareOut:
+    row = await _get_row(session, ctx, slug)
+    _require_edit(ctx, row)
+    if data.kind == "tenant":
+        subject = "*"
+    elif not data.subject:
+        raise ValidationFailed("A user or role share needs a subject.", details={"kind": data.kind})
+    elif data.kind == "role" and data.subject not in {r.value for r in Role}:
+        raise ValidationFailed(
+            f"Unknown role '{data.subject}'.", details={"roles": [r.value for r in Role]}
+        )
+    else:
+        subject = data.subject
+    existing = await session.scalar(
+        select(WorkflowShareRow).where(
+            WorkflowShareRow.workflow_id == row.id,
+            WorkflowShareRow.kind == data.kind,
+            WorkflowShareRow.subject == subject,
+        )
+    )
+    if existing is None:
+        existing = WorkflowShareRow(
+            id=new_id("wfs"),
+            tenant_id=ctx.tenant_id,
+            workflow_id=row.id,
+            kind=data.kind,
+            subject=subject,
+            created_at=utcnow(),
+        )
+        session.add(existing)
+        await session.flush()
+        CHANGES.bump()
+    return ShareOut.model_validate(existing)
+
+
+async def list_shares(session: AsyncSession, ctx: TenantContext, slug: str) -> list[ShareOut]:
+    row = await _get_row(session, ctx, slug)
+    rows = await session.scalars(
+        select(WorkflowShareRow)
+        .where(WorkflowShareRow.workflow_id == row.id)
+        .order_by(WorkflowShareRow.created_at)
+    )
+    return [ShareOut.model_validate(r) for r in rows.all()]
+
+
+async def unshare(session: AsyncSession, ctx: TenantContext, slug: str, share_id: str) -> None:
+    row = await _get_row(session, ctx, slug)
+    _require_edit(ctx, row)
+    res = await session.execute(
+        delete(WorkflowShareRow).where(
+            WorkflowShareRow.id == share_id, WorkflowShareRow.workflow_id == row.id
+        )
+    )
+    if getattr(res, "rowcount", 1) == 0:
+        raise NotFound("Share not found.", details={"id": share_id})
+    CHANGES.bump()
+
+
+# --- runs -----------------------------------------------------------------------------------
+
+
+async def resolve_run_target(
+    session: AsyncSession, ctx: TenantContext, slug: str, version: int | None
+) -> tuple[WorkflowRow, WorkflowVersionRow]:
+    """The workflow (access-checked) and the version a new run is pinned to."""
+    row = await _get_row(session, ctx, slug)
+    ver = await _version_row(session, row, version)
+    if ver is None:
+        raise NotFound(
+            "Workflow version not found.", details={"workflow": slug, "version": version}
+        )
+    return row, ver
+
+
+async def insert_run(session: AsyncSession, run: WorkflowRunRow) -> None:
+    """Queue the row; it is flushed with the transaction (many rows → one batched INSERT)."""
+    session.add(run)
+
+
+async def finish_run(
+    session: AsyncSession,
+    *,
+    run: WorkflowRunRow,
+    exists: bool,
+    events: list[tuple[int, str, dict[str, Any]]],
+) -> None:
+    """Write a finished run, its not-yet-written events — one batch, one transaction."""
+    if exists:
+        await session.execute(
+            update(WorkflowRunRow)
+            .where(WorkflowRunRow.id == run.id, WorkflowRunRow.tenant_id == run.tenant_id)
+            .values(
+                status=run.status,
+                output=run.output,
+                error=run.error,
+                node_timings=run.node_timings,
+                steps=run.steps,
+                tokens=run.tokens,
+                cost=run.cost,
+                duration_ms=run.duration_ms,
+                finished_at=run.finished_at,
+            )
+        )
+    else:
+        session.add(run)  # flushed with the batch at commit
+    await write_events(session, run.tenant_id, run.id, events)
+
+
+async def write_events(
+    session: AsyncSession,
+    tenant_id: str,
+    run_id: str,
+    events: list[tuple[int, str, dict[str, Any]]],
+) -> None:
+    if events:
+        session.add_all(
+            WorkflowRunEventRow(run_id=run_id, seq=s, tenant_id=tenant_id, type=t, data=d)
+            for s, t, d in events
+        )
+
+
+async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> RunOut:
+    pair = (
+        await session.execute(
+            select(WorkflowRunRow, WorkflowRow)
+            .join(WorkflowRow, WorkflowRow.id == WorkflowRunRow.workflow_id)
+            .where(WorkflowRunRow.id == run_id, WorkflowRunRow.tenant_id == ctx.tenant_id)
+        )
+    ).first()
+    if pair is None:
+        raise NotFound("Run not found.", details={"id": run_id})
+    run, wf = pair
+    await _get_row(session, ctx, wf.id)  # access check: 404 when not allowed
+    return run_out(run, wf.slug)
+
+
+async def list_runs(
+    session: AsyncSession, ctx: TenantContext, slug: str, *, limit: int = 50
+) -> list[RunOut]:
+    wf = await _get_row(session, ctx, slug)
+    rows = await session.scalars(
+        select(WorkflowRunRow)
+        .where(WorkflowRunRow.tenant_id == ctx.tenant_id, WorkflowRunRow.workflow_id == wf.id)
+        .order_by(WorkflowRunRow.started_at.desc())
+        .limit(max(1, min(limit, 500)))
+    )
+    return [run_out(r, wf.slug) for r in rows.all()]
+
+
+async def run_events(
+    session: AsyncSession, tenant_id: str, run_id: str, after: int
+) -> tuple[str | None, list[tuple[int, str, dict[str, Any]]]]:
+    """The run's status and its stored events after ``after`` (caller already checked access)."""
+    status = await session.scalar(
+        select(WorkflowRunRow.status).where(
+            WorkflowRunRow.id == run_id, WorkflowRunRow.tenant_id == tenant_id
+        )
+    )
+    rows = await session.execute(
+        select(WorkflowRunEventRow.seq, WorkflowRunEventRow.type, WorkflowRunEventRow.data)
+        .where(
+            WorkflowRunEventRow.run_id == run_id,
+            WorkflowRunEventRow.tenant_id == tenant_id,
+            WorkflowRunEventRow.seq > after,
+        )
+        .order_by(WorkflowRunEventRow.seq)
+    )
+    return status, [(int(s), str(t), dict(d)) for s, t, d in rows.all()]
+
+
+def run_out(r: WorkflowRunRow | RunLike, slug: str) -> RunOut:
+    return RunOut(
+        id=r.id,
+        workflow_id=r.workflow_id,
+        slug=slug,
+        version=r.version,
+        status=r.status,
+        conversation_id=r.conversation_id,
+        input=r.inputs,
+        output=r.output,
+        error=r.error,
+        node_timings=r.node_timings,
+        steps=r.steps,
+        tokens=r.tokens,
+        cost=r.cost if r.cost is not None else Decimal(0),
+        duration_ms=r.duration_ms,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+    )
+
+
+# --- conversations --------------------------------------------------------------------------
+
+
+async def load_conversation(
+    session: AsyncSession, tenant_id: str, conversation_id: str, *, window: int = 200
+) -> ConversationData:
+    row = await session.get(ConversationRow, (tenant_id, conversation_id))
+    if row is None:
+        return ConversationData(id=conversation_id)
+    msgs = await session.execute(
+        select(ConversationMessageRow.role, ConversationMessageRow.content)
+        .where(
+            ConversationMessageRow.tenant_id == tenant_id,
+            ConversationMessageRow.conversation_id == conversation_id,
+        )
+        .order_by(ConversationMessageRow.seq.desc())
+        .limit(window)
+    )
+    history = [Message(role, content) for role, content in reversed(msgs.all())]  # type: ignore[arg-type]
+    return ConversationData(id=conversation_id, history=history, data=dict(row.data), turn=row.turn)
+
+
+async def save_conversation(
+    session: AsyncSession,
+    tenant_id: str,
+    workflow_id: str,
+    conv: ConversationData,
+    run_id: str | None = None,
+) -> None:
+    """Append this turn's messages and state; compare-and-set on the turn counter so two
+    concurrent turns of one conversation cannot overwrite each other."""
+    now = utcnow()
+    if conv.turn == 0:
+        existing = await session.get(ConversationRow, (tenant_id, conv.id))
+        if existing is not None:
+            raise ConversationConflict(
+                "Another turn of this conversation finished first; retry.",
+                details={"conversationId": conv.id},
+            )
+        session.add(
+            ConversationRow(
+                tenant_id=tenant_id,
+                id=conv.id,
+                workflow_id=workflow_id,
+                turn=1,
+                data=conv.data,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        try:
+            await session.flush()
+        except IntegrityError as exc:
+            raise ConversationConflict(
+                "Another turn of this conversation finished first; retry.",
+                details={"conversationId": conv.id},
+            ) from exc
+    else:
+        res = await session.execute(
+            update(ConversationRow)
+            .where(
+                ConversationRow.tenant_id == tenant_id,
+                ConversationRow.id == conv.id,
+                ConversationRow.turn == conv.turn,
+            )
+            .values(turn=conv.turn + 1, data=conv.data, updated_at=now)
+        )
+        if getattr(res, "rowcount", 1) != 1:
+            raise ConversationConflict(
+                "Another turn of this conversation finished first; retry.",
+                details={"conversationId": conv.id},
+            )
+    if conv.pending:
+        start = await session.scalar(
+            select(func.coalesce(func.max(ConversationMessageRow.seq), 0)).where(
+                ConversationMessageRow.tenant_id == tenant_id,
+                ConversationMessageRow.conversation_id == conv.id,
+            )
+        )
+        session.add_all(
+            ConversationMessageRow(
+                tenant_id=tenant_id,
+                conversation_id=conv.id,
+                seq=int(start or 0) + i + 1,
+                role=m.role,
+                content=m.text(),
+                run_id=run_id,
+                created_at=now,
+            )
+            for i, m in enumerate(conv.pending)
+        )
+        await session.flush()
+
+
+async def get_conversation(
+    session: AsyncSession, ctx: TenantContext, conversation_id: str
+) -> ConversationOut:
+    row = await session.get(ConversationRow, (ctx.tenant_id, conversation_id))
+    if row is None:
+        raise NotFound("Conversation not found.", details={"id": conversation_id})
+    await _get_row(session, ctx, row.workflow_id)
+    msgs = await session.scalars(
+        select(ConversationMessageRow)
+        .where(
+            ConversationMessageRow.tenant_id == ctx.tenant_id,
+            ConversationMessageRow.conversation_id == conversation_id,
+        )
+        .order_by(ConversationMessageRow.seq)
+    )
+    out = _conv_out(row)
+    out.messages = [MessageOut.model_validate(m) for m in msgs.all()]
+    return out
+
+
+async def list_conversations(
+    session: AsyncSession, ctx: TenantContext, slug: str, *, limit: int = 50
+) -> list[ConversationOut]:
+    wf = await _get_row(session, ctx, slug)
+    rows = await session.scalars(
+        select(ConversationRow)
+        .where(ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == wf.id)
+        .order_by(ConversationRow.updated_at.desc())
+        .limit(max(1, min(limit, 500)))
+    )
+    return [_conv_out(r) for r in rows.all()]
+
+
+# --- mapping --------------------------------------------------------------------------------
+
+
+def _wf_out(r: WorkflowRow) -> WorkflowOut:
+    return WorkflowOut.model_validate(r)
+
+
+def _ver_out(wf: WorkflowRow, v: WorkflowVersionRow) -> VersionOut:
+    return VersionOut(
+        workflow_id=wf.id,
+        slug=wf.slug,
+        version=v.version,
+        content_hash=v.content_hash,
+        created_by=v.created_by,
+        created_at=v.created_at,
+        document=v.document,
+    )
+
+
+def _conv_out(r: ConversationRow) -> ConversationOut:
+    return ConversationOut(
+        id=r.id,
+        workflow_id=r.workflow_id,
+        turn=r.turn,
+        data=r.data,
+        created_at=r.created_at,
+        updated_at=r.updated_at,
+    )
+
+
+def _now() -> datetime:
+    return utcnow()
