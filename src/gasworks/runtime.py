@@ -40,6 +40,9 @@ class Runtime:
         if self.settings.auto_migrate if migrate is None else migrate:
             revision = await self.db.upgrade()
             log.info("database.ready", dialect=self.db.dialect.name, revision=revision)
+        from gasworks import domains  # here, not at import time: domains import this module
+
+        domains.load()
         for hook in STARTUP_HOOKS:
             await hook(self)
         self.started = True

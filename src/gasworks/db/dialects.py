@@ -21,6 +21,9 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+#: execution option marking a connection's transactions as read-only (see Database.read_session)
+READ_ONLY_OPTION = "gasworks_read_only"
+
 #: advisory lock id used for schema migrations (any stable 64-bit number)
 MIGRATION_LOCK_ID = 7_261_455_001
 
@@ -101,7 +104,12 @@ class SQLiteOps:
 
         @event.listens_for(engine.sync_engine, "begin")
         def _begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Read-only work (Database.read_session / read_connection) begins DEFERRED: in WAL
+            # mode readers never wait for, nor block, a writer.
+            if conn.get_execution_options().get(READ_ONLY_OPTION):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)

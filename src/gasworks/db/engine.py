@@ -10,13 +10,14 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
 
-from gasworks.db.dialects import DialectOps, dialect_for
+from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.errors import DatabaseUnavailable
 
 
@@ -32,6 +33,9 @@ class Database:
         )
         self.dialect.on_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
+        #: the same pool, marked read-only: on SQLite its transactions take no write lock
+        self.read_engine: AsyncEngine = self.engine.execution_options(**{READ_ONLY_OPTION: True})
+        self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -39,6 +43,23 @@ class Database:
         with self.unavailable_as_error():
             async with self.sessionmaker() as session, session.begin():
                 yield session
+
+    @contextlib.asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A session for reads only. On SQLite it begins DEFERRED, so frequent readers
+        (authentication, pollers, resolvers) never take or wait for the write lock; on
+        PostgreSQL it is an ordinary transaction. Writing through it is a bug (on SQLite it
+        may fail with "database is locked" under concurrency)."""
+        with self.unavailable_as_error():
+            async with self.read_sessionmaker() as session, session.begin():
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def read_connection(self) -> AsyncIterator[AsyncConnection]:
+        """A Core connection for reads only (see ``read_session``)."""
+        with self.unavailable_as_error():
+            async with self.read_engine.connect() as conn:
+                yield conn
 
     @contextlib.contextmanager
     def unavailable_as_error(self) -> Iterator[None]:

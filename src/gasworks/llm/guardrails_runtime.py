@@ -3,12 +3,11 @@ their maintenance in the background (breaker sync of idle processes, reservation
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import time
 
 # the model services start first: their startup hook must run before ours (we attach to them)
 import gasworks.llm.runtime  # noqa: F401
+from gasworks.background import PeriodicTask
 from gasworks.errors import ConfigurationError
 from gasworks.llm.guardrails import Guardrails
 from gasworks.llm.hooks import CallHooks
@@ -46,7 +45,7 @@ class Maintenance:
     def __init__(self, rt: Runtime) -> None:
         self.rt = rt
         self.last_sweep = time.monotonic()
-        self.task: asyncio.Task[None] | None = None
+        self.task: PeriodicTask | None = None
 
     async def once(self, *, sweep: bool | None = None) -> None:
         g = get_guardrails(self.rt)
@@ -63,14 +62,6 @@ class Maintenance:
             except Exception:
                 log.exception("budgets.sweep_failed")
 
-    async def run(self, every: float) -> None:
-        while True:
-            await asyncio.sleep(every)
-            try:
-                await self.once()
-            except Exception:
-                log.exception("guardrails.maintenance_failed")
-
 
 async def _start(rt: Runtime) -> None:
     guardrails = Guardrails.from_settings(rt.db, rt.settings)
@@ -80,15 +71,14 @@ async def _start(rt: Runtime) -> None:
     maintenance = Maintenance(rt)
     rt.services[MAINTENANCE] = maintenance
     if every > 0:
-        maintenance.task = asyncio.create_task(maintenance.run(every))
+        maintenance.task = PeriodicTask("guardrails-maintenance", maintenance.once, every)
+        maintenance.task.start()
 
 
 async def _stop(rt: Runtime) -> None:
     maintenance = rt.services.pop(MAINTENANCE, None)
     if isinstance(maintenance, Maintenance) and maintenance.task is not None:
-        maintenance.task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await maintenance.task
+        await maintenance.task.stop()
     svc = rt.services.pop(SERVICE, None)
     if isinstance(svc, Guardrails):
         try:

@@ -8,11 +8,11 @@ through another process's API reaches this one.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import functools
 import os
 from dataclasses import dataclass
 
+from gasworks.background import PeriodicTask
 from gasworks.errors import ConfigurationError, GasworksError
 from gasworks.llm.gateway import Gateway, RetryPolicy
 from gasworks.llm.providers.factory import ProviderSet
@@ -31,7 +31,7 @@ class ModelServices:
     registry: ModelRegistry
     providers: ProviderSet
     gateway: Gateway
-    refresher: asyncio.Task[None] | None = None
+    refresher: PeriodicTask | None = None
 
 
 def build_services(settings: Settings) -> ModelServices:
@@ -62,15 +62,6 @@ async def refresh(rt: Runtime) -> None:
         svc.providers.forget()
 
 
-async def _refresh_loop(rt: Runtime, every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
-        try:
-            await refresh(rt)
-        except Exception:
-            log.exception("models.refresh_failed")
-
-
 async def _start(rt: Runtime) -> None:
     svc = build_services(rt.settings)
     rt.services[SERVICE] = svc
@@ -81,7 +72,8 @@ async def _start(rt: Runtime) -> None:
         log.error("models.default_model_missing", model=rt.settings.default_model)
     every = rt.settings.models_refresh_seconds
     if every > 0:
-        svc.refresher = asyncio.create_task(_refresh_loop(rt, every))
+        svc.refresher = PeriodicTask("models-refresh", functools.partial(refresh, rt), every)
+        svc.refresher.start()
 
 
 async def _stop(rt: Runtime) -> None:
@@ -89,9 +81,7 @@ async def _stop(rt: Runtime) -> None:
     if svc is None:
         return
     if svc.refresher is not None:
-        svc.refresher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await svc.refresher
+        await svc.refresher.stop()
     await svc.providers.aclose()
 
 

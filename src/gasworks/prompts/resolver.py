@@ -19,7 +19,6 @@ that interval (well under the 1 s bound). Works on both dialects with one query 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 import zlib
@@ -32,6 +31,7 @@ from prometheus_client import Counter
 from sqlalchemy import and_, bindparam, case, delete, func, literal, select
 from sqlalchemy.orm import aliased
 
+from gasworks.background import PeriodicTask
 from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import PromptIntegrityError
@@ -208,7 +208,13 @@ class Resolver:
         self.poll_seconds = poll_seconds
         self._inflight: dict[Key, asyncio.Task[tuple[_Loaded | None, ResolvedPrompt]]] = {}
         self._store_down_until = 0.0
-        self._poller: asyncio.Task[None] | None = None
+        self._poller = PeriodicTask(
+            "prompt-invalidations",
+            self.poll_once,
+            poll_seconds,
+            run_first=True,
+            on_error=self._on_poll_error,
+        )
         self._last_seq: int | None = None
         self._seen: set[int] = set()
         self._poll_failed = False
@@ -314,30 +320,20 @@ class Resolver:
 
     def start(self) -> None:
         """Start polling invalidation notices (needs a running event loop)."""
-        if self._poller is None:
-            self._poller = asyncio.create_task(self._poll_loop(), name="prompt-invalidations")
+        self._poller.start()
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._poller
-            self._poller = None
+        await self._poller.stop()
 
-    async def _poll_loop(self) -> None:
-        while True:
-            try:
-                await self.poll_once()
-            except Exception as exc:
-                if not self._poll_failed:
-                    log.warning("prompt.invalidation.poll_failed", error_type=type(exc).__name__)
-                self._poll_failed = True
-            await asyncio.sleep(self.poll_seconds)
+    def _on_poll_error(self, exc: BaseException) -> None:
+        if not self._poll_failed:
+            log.warning("prompt.invalidation.poll_failed", error_type=type(exc).__name__)
+        self._poll_failed = True
 
     async def poll_once(self) -> int:
         """Apply new pointer-change notices; returns how many were applied."""
         inv = PromptInvalidationRow
-        async with self.db.engine.connect() as conn:
+        async with self.db.read_connection() as conn:
             if self._last_seq is None or self._poll_failed:
                 # first poll, or notices may have been missed while the store was down
                 top = int((await conn.execute(select(func.max(inv.seq)))).scalar() or 0)
@@ -357,11 +353,12 @@ class Resolver:
                     .order_by(inv.seq)
                 )
             ).all()
-            now = time.monotonic()
-            if now - self._last_prune > PRUNE_EVERY_SECONDS:
-                self._last_prune = now
-                await conn.execute(delete(inv).where(inv.at < utcnow() - KEEP_NOTICES))
             await conn.commit()
+        now = time.monotonic()
+        if now - self._last_prune > PRUNE_EVERY_SECONDS:
+            self._last_prune = now
+            async with self.db.session() as s:  # the only write: its own short transaction
+                await s.execute(delete(inv).where(inv.at < utcnow() - KEEP_NOTICES))
         applied = 0
         for seq, tenant, workflow, model in rows:
             if seq in self._seen:

@@ -1,0 +1,77 @@
+"""Periodic background work that stops cleanly.
+
+Every domain loop (breaker sync and budget sweeps, prompt invalidation polling, model registry
+refresh) runs as a ``PeriodicTask``. Stopping sets an event and waits for the iteration in
+progress to finish (up to a grace period) before cancelling: a task cancelled in the middle of
+a database call can leave a driver connection mid-transaction after its event loop is gone,
+and on SQLite such a connection holds the write lock until it is garbage-collected.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+
+from gasworks.observability.logging import get_logger
+
+log = get_logger("gasworks.background")
+
+
+class PeriodicTask:
+    def __init__(
+        self,
+        name: str,
+        body: Callable[[], Awaitable[object]],
+        every: float,
+        *,
+        run_first: bool = False,
+        on_error: Callable[[BaseException], None] | None = None,
+    ) -> None:
+        self.name = name
+        self.body = body
+        self.every = every
+        self.run_first = run_first
+        self.on_error = on_error
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Start on the running event loop (idempotent)."""
+        if not self.running:
+            self._stop = asyncio.Event()
+            self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self, grace: float = 5.0) -> None:
+        task, self._task = self._task, None
+        if task is None:
+            return
+        self._stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(task), grace)
+        except TimeoutError:
+            log.warning("background.cancelled", task=self.name, grace=grace)
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        first = True
+        while not self._stop.is_set():
+            if not (first and self.run_first):
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.every)
+                if self._stop.is_set():
+                    return
+            first = False
+            try:
+                await self.body()
+            except Exception as exc:
+                if self.on_error is not None:
+                    self.on_error(exc)
+                else:
+                    log.exception("background.failed", task=self.name)
