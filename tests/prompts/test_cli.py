@@ -25,11 +25,7 @@ def cli(tmp_path, db_url, monkeypatch):
         return json.loads(result.stdout)
 
     invoke("init")
-    yield invoke
-    # the CLI pointed structlog at CliRunner's (now closed) stderr: point it back
-    from gasworks.observability.logging import configure_logging
-
-    configure_logging(json=False, level="INFO")
+    return invoke
 
 
 def test_push_deploy_rollback_history_resolve(cli, tmp_path):

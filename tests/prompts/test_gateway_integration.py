@@ -83,3 +83,38 @@ async def test_bad_parameters_rejected_when_saved(client, admin_key):
         headers=auth(admin_key),
     )
     assert r.status_code == 422
+
+
+async def test_workflow_model_node_uses_the_deployed_prompt(client, admin_key):
+    """A workflow's ModelInvoke node resolves its prompt here: deploying (and rolling back) a
+    prompt changes what the workflow sends to the model, with no workflow change."""
+    from gasworks.workflows.demos import demo_document
+
+    h = auth(admin_key)
+    r = await client.post("/api/workflows", json=demo_document("chatbot"), headers=h)
+    assert r.status_code in (200, 201), r.text
+
+    async def run() -> str:
+        r = await client.post(
+            "/api/workflows/demo-chatbot/runs", json={"input": {"message": "hi"}}, headers=h
+        )
+        assert r.json()["status"] == "succeeded", r.text
+        return str(r.json()["output"])
+
+    assert 'You asked about "hi"' in await run()  # neutral prompt: the message as is
+    scope = {"model": "demo", "workflowId": "demo-chatbot"}
+    v = await client.post(
+        "/api/prompts/versions",
+        json={
+            "name": "chatbot",
+            "content": {"system": "Be kind.", "user": "Customer: ${inputs.user_prompt}"},
+        },
+        headers=h,
+    )
+    moved = await client.post(
+        "/api/prompts/pointer/move",
+        json={"scope": scope, "versionId": v.json()["id"], "expectedVersion": 0},
+        headers=h,
+    )
+    assert moved.status_code == 200, moved.text
+    assert 'You asked about "Customer: hi"' in await run()

@@ -285,7 +285,7 @@ class Resolver:
     async def _load(self, key: Key) -> _Loaded | None:
         tenant, workflow, model = key
         params = {"model": model, "tenant": tenant, "workflow": workflow}
-        async with self.db.engine.connect() as conn:
+        async with self.db.read_connection() as conn:
             row = (await conn.execute(_RESOLVE, params)).first()
         if row is None:
             return None
