@@ -173,7 +173,7 @@ def budgets_set(
         console.print("Limit removed.")
     else:
         console.print(
-            f"Limit set: {out.period.value}ly cost {out.cost_limit}, tokens {out.token_limit} "
+            f"Limit set: {out.period.adjective} cost {out.cost_limit}, tokens {out.token_limit} "
             f"for {'key ' + out.api_key_id if out.api_key_id else 'the tenant'}."
         )
 

@@ -45,6 +45,11 @@ class Period(StrEnum):
     DAY = "day"
     MONTH = "month"
 
+    @property
+    def adjective(self) -> str:
+        """``daily`` / ``monthly``, for messages."""
+        return "daily" if self is Period.DAY else "monthly"
+
 
 def period_start(period: Period | str, when: datetime) -> str:
     """The UTC calendar period containing ``when``: ``2026-11-26`` or ``2026-11``."""
@@ -253,7 +258,7 @@ class BudgetService:
         )
         if cost_over:
             raise CostLimitExceeded(
-                f"The {scope}'s {lim.period.value}ly spend limit would be exceeded "
+                f"The {scope}'s {lim.period.adjective} spend limit would be exceeded "
                 f"(limit {row.cost_limit}, spent {row.spent_cost}, reserved "
                 f"{row.reserved_cost}, this call up to {cost}).",
                 details=details
@@ -265,7 +270,7 @@ class BudgetService:
                 },
             )
         raise TokenBudgetExceeded(
-            f"The {scope}'s {lim.period.value}ly token limit would be exceeded "
+            f"The {scope}'s {lim.period.adjective} token limit would be exceeded "
             f"(limit {row.token_limit}, used {row.spent_tokens}, reserved "
             f"{row.reserved_tokens}, this call up to {tokens}).",
             details=details
