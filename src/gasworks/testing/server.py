@@ -10,6 +10,7 @@ ones share one fake, and keeps the fake's timing independent of the code under t
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import json
 import socket
@@ -105,7 +106,7 @@ class StreamCut(Exception):
     """Raised inside the fake to drop the connection mid-stream."""
 
 
-class FakeProviderServer:
+class FakeProviderServer(abc.ABC):
     """Base class: lifecycle, fault queue, recording and small response helpers."""
 
     def __init__(self) -> None:
@@ -204,8 +205,9 @@ class FakeProviderServer:
             # connection without the final chunk: the client sees a broken stream
             raise
 
+    @abc.abstractmethod
     async def handle(self, req: Request, fault: Fault | None) -> None:
-        raise NotImplementedError
+        """Answer one request in the provider's wire format (each fake implements it)."""
 
     # --- helpers ----------------------------------------------------------------------------
 
