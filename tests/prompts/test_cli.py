@@ -109,3 +109,15 @@ def test_chat_through_the_gateway(cli, tmp_path):
     out = cli("prompts", "chat", "is it raining", "-m", "demo", "-w", "wf", "-t", "default")
     assert out["prompt"]["versionId"] == pushed["version"]["id"]
     assert 'You asked about "Asked: is it raining"' in out["text"]
+
+
+def test_chat_prints_the_answer_as_it_streams(cli, tmp_path):
+    f = tmp_path / "p.yaml"
+    f.write_text("system: 'You are terse.'\nuser: 'Asked: ${inputs.user_prompt}'\n")
+    cli("prompts", "push", str(f), "-m", "demo", "-w", "wf", "-t", "default")
+    result = CliRunner().invoke(
+        app, ["prompts", "chat", "is it raining", "-m", "demo", "-w", "wf", "-t", "default"]
+    )
+    assert result.exit_code == 0, result.output
+    assert 'You asked about "Asked: is it raining"' in result.stdout
+    assert "prompt tenant+workflow+model" in result.stdout

@@ -118,3 +118,49 @@ async def test_workflow_model_node_uses_the_deployed_prompt(client, admin_key):
     )
     assert moved.status_code == 200, moved.text
     assert 'You asked about "Customer: hi"' in await run()
+
+
+def _sse_events(text: str) -> list[tuple[str, dict]]:
+    import json
+
+    out = []
+    for block in text.strip().split("\n\n"):
+        fields = dict(line.split(": ", 1) for line in block.splitlines())
+        out.append((fields["event"], json.loads(fields["data"])))
+    return out
+
+
+async def test_streamed_chat_says_which_prompt_then_streams_and_settles(client, admin_key):
+    h = auth(admin_key)
+    v1 = await _deploy(client, h, "You are terse.", "Customer asks: ${inputs.user_prompt}", 0)
+    body = {
+        "model": "demo",
+        "workflowId": "support",
+        "variables": {"inputs": {"user_prompt": "where is my bike"}},
+    }
+    r = await client.post("/api/prompts/chat/stream", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.headers["content-type"].startswith("text/event-stream")
+    events = _sse_events(r.text)
+    kinds = [k for k, _ in events]
+    assert kinds[0] == "prompt" and kinds[-1] == "done"
+    assert set(kinds[1:-1]) == {"delta"} and len(kinds) > 3  # streamed in pieces
+    assert events[0][1]["versionId"] == v1 and events[0][1]["level"] == "tenant+workflow+model"
+    text = "".join(d["text"] for k, d in events if k == "delta")
+    assert 'You asked about "Customer asks: where is my bike"' in text
+    done = events[-1][1]
+    assert done["model"] == "demo" and done["finishReason"] == "stop"
+    assert done["outputTokens"] > 0 and done["inputTokens"] > 0
+
+    # the same call unstreamed gives the same text and usage: one code path, two renderings
+    plain = (await client.post("/api/prompts/chat", json=body, headers=h)).json()
+    assert plain["text"] == text and plain["outputTokens"] == done["outputTokens"]
+
+
+async def test_streamed_chat_fails_before_streaming_with_a_real_status(client, admin_key):
+    r = await client.post(
+        "/api/prompts/chat/stream", json={"model": "no-such-model"}, headers=auth(admin_key)
+    )
+    assert r.status_code == 404 and r.json()["error"]["code"] == "MODEL_NOT_FOUND"
+    r = await client.post("/api/prompts/chat/stream", json={"model": "demo"})
+    assert r.status_code == 401

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -18,6 +19,7 @@ import yaml
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.errors import PromptPointerNotFound, ValidationFailed
+from gasworks.llm.types import StreamChunk
 from gasworks.prompts.content import PromptContent
 from gasworks.prompts.schemas import (
     CanaryDecision,
@@ -528,29 +530,53 @@ def chat_cmd(
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Call a model through the gateway with the prompt resolved for the scope."""
+    """Call a model through the gateway with the prompt resolved for the scope; the answer is
+    printed as it streams (with --json: one object once the answer is complete)."""
     values = parse_vars(var)
     values.setdefault("inputs", {})["user_prompt"] = message
 
-    async def body() -> Any:
+    async def body() -> dict[str, Any]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant or rt.settings.prompt_operator_tenant)
             ctx = dataclasses.replace(ctx, principal_id=f"cli:{getpass.getuser()}")
             req = PromptChatRequest(
                 model=model, workflow_id=workflow, conversation_id=conversation, variables=values
             )
-            return await prompt_service(rt).chat(rt, ctx, req)
+            used, chunks = await prompt_service(rt).chat_stream(rt, ctx, req)
+            parts: list[str] = []
+            last: StreamChunk | None = None
+            async for c in chunks:
+                if c.delta:
+                    parts.append(c.delta)
+                    if not as_json:
+                        sys.stdout.write(c.delta)
+                        sys.stdout.flush()
+                if c.finish_reason is not None:
+                    last = c
+            if not as_json:
+                sys.stdout.write("\n")
+            usage = last.usage if last is not None else None
+            return {
+                "text": "".join(parts),
+                "model": last.model if last else None,
+                "finishReason": last.finish_reason.value if last and last.finish_reason else None,
+                "inputTokens": usage.input_tokens if usage else 0,
+                "outputTokens": usage.output_tokens if usage else 0,
+                "estimated": usage.estimated if usage else True,
+                "cost": str(last.cost) if last and last.cost is not None else None,
+                "prompt": used.model_dump(mode="json", by_alias=True),
+            }
 
     out = run(body, as_json)
     if as_json:
         emit_json(out)
         return
-    p = out.prompt
-    console.print(out.text, markup=False, highlight=False)
+    p = out["prompt"]
     console.print(
-        f"[dim]{out.model} ({out.provider}), prompt {p.level} "
-        f"{p.version_id or 'neutral built-in'} from {p.source}, "
-        f"{out.input_tokens}+{out.output_tokens} tokens, cost {out.cost}[/]"
+        f"[dim]{out['model']}, prompt {p['level']} "
+        f"{p['versionId'] or 'neutral built-in'} from {p['source']}, "
+        f"{out['inputTokens']}+{out['outputTokens']} tokens"
+        f"{' (estimated)' if out['estimated'] else ''}, cost {out['cost']}[/]"
     )
-    if p.missing:
-        console.print(f"[yellow]missing variables:[/] {', '.join(p.missing)}")
+    if p["missing"]:
+        console.print(f"[yellow]missing variables:[/] {', '.join(p['missing'])}")

@@ -1,12 +1,14 @@
 """A resolved prompt turned into a model call through the gateway.
 
-``prompted_chat`` resolves the prompt of ``(tenant, workflow, model)`` (never fails), renders it
-with the caller's values and conversation history into messages, applies the version's model
-parameters (the caller's explicit overrides win), and calls ``Gateway.chat`` — so budgets,
-breakers, retries, fallbacks and the ledger apply exactly as for any other call. The answer
-says which prompt (level, version, source) produced it.
+``prepare_call`` resolves the prompt of ``(tenant, workflow, model)`` (never fails), renders it
+with the caller's values and conversation history into messages and applies the version's
+model parameters (the caller's explicit overrides win). The service then calls
+``Gateway.chat`` or ``Gateway.stream`` with it, so budgets, breakers, retries, fallbacks and
+the ledger apply exactly as for any other call. The answer says which prompt (level, version,
+source) produced it; a stream says so before its first chunk.
 
-Exposed as ``POST /api/prompts/chat`` and ``gasworks prompts chat``.
+Exposed as ``POST /api/prompts/chat``, ``POST /api/prompts/chat/stream`` (server-sent events)
+and ``gasworks prompts chat`` (streams).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gasworks.llm.types import CallScope, ChatRequest, ChatResult, Message
+from gasworks.llm.types import CallScope, ChatRequest, Message
 from gasworks.prompts.content import ModelParameters
 from gasworks.prompts.resolver import ResolvedPrompt, Resolver
 
@@ -25,8 +27,9 @@ KNOWN = ("max_tokens", "temperature", "top_p", "stop")
 
 
 @dataclass(slots=True)
-class PromptedCall:
-    result: ChatResult
+class PreparedCall:
+    """The resolved prompt and the request rendered from it, before the model is called."""
+
     prompt: ResolvedPrompt
     request: ChatRequest
     missing: list[str]
@@ -56,9 +59,8 @@ def build_request(
     return req, formatted.missing
 
 
-async def prompted_chat(
+async def prepare_call(
     resolver: Resolver,
-    gateway: Any,
     scope: CallScope,
     *,
     model: str | None,
@@ -66,8 +68,8 @@ async def prompted_chat(
     history: Sequence[Message] = (),
     overrides: Mapping[str, Any] | None = None,
     strict: bool = False,
-) -> PromptedCall:
-    """Resolve, render and call. ``gateway`` is a ``gasworks.llm.gateway.Gateway``."""
+) -> PreparedCall:
+    """Resolve the scope's prompt (never fails) and render the request."""
     prompt = await resolver.resolve(
         tenant_id=scope.tenant_id,
         model=model,
@@ -82,5 +84,4 @@ async def prompted_chat(
     req, missing = build_request(
         prompt, all_values, history, model=model, overrides=overrides, strict=strict
     )
-    result: ChatResult = await gateway.chat(scope, req)
-    return PromptedCall(result=result, prompt=prompt, request=req, missing=missing)
+    return PreparedCall(prompt=prompt, request=req, missing=missing)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -26,10 +26,10 @@ from gasworks.errors import (
     PromptVersionNotFound,
     ValidationFailed,
 )
-from gasworks.llm.types import CallScope, Message
+from gasworks.llm.types import CallScope, Message, StreamChunk
 from gasworks.prompts import deadletters, pointers, versions
 from gasworks.prompts.audit import list_audit
-from gasworks.prompts.chat import prompted_chat
+from gasworks.prompts.chat import PreparedCall, prepare_call
 from gasworks.prompts.models import registry_normalizer, set_model_normalizer
 from gasworks.prompts.resolver import ResolvedPrompt, Resolver
 from gasworks.prompts.retention import run_retention
@@ -259,29 +259,10 @@ class PromptService:
         self, runtime: Runtime, ctx: TenantContext, req: PromptChatRequest
     ) -> PromptChatOut:
         """Resolve the scope's prompt, render it and call the model through the gateway."""
-        from gasworks.api.middleware import current_request_id
         from gasworks.llm.runtime import get_gateway
 
-        ctx.require(Role.VIEWER)
-        scope = CallScope(
-            tenant_id=ctx.tenant_id,
-            api_key_id=ctx.api_key_id,
-            request_id=current_request_id(),
-            workflow_id=req.workflow_id,
-            conversation_id=req.conversation_id,
-        )
-        history = _history(req.history)
-        call = await prompted_chat(
-            self.resolver,
-            get_gateway(runtime),
-            scope,
-            model=req.model,
-            values=req.variables,
-            history=history,
-            overrides=req.parameters,
-            strict=req.strict,
-        )
-        r, p = call.result, call.prompt
+        scope, prepared = await self._prepare(ctx, req)
+        r = await get_gateway(runtime).chat(scope, prepared.request)
         return PromptChatOut(
             text=r.text,
             model=r.model,
@@ -291,18 +272,43 @@ class PromptService:
             output_tokens=r.usage.output_tokens,
             cost=str(r.cost),
             demo=r.demo,
-            prompt=PromptUsed(
-                level=p.level,
-                source=p.source,
-                version_id=p.version_id,
-                version_number=p.version_number,
-                name=p.name,
-                content_hash=p.content_hash,
-                canary=p.canary,
-                stale=p.stale,
-                missing=call.missing,
-            ),
+            prompt=prompt_used(prepared),
         )
+
+    async def chat_stream(
+        self, runtime: Runtime, ctx: TenantContext, req: PromptChatRequest
+    ) -> tuple[PromptUsed, AsyncIterator[StreamChunk]]:
+        """Like ``chat``, streamed: the prompt used, and the gateway's chunks (the last one
+        carries usage, cost and the model that answered). Nothing is called until the caller
+        iterates; budgets, breakers and the ledger apply as for any streamed call."""
+        from gasworks.llm.runtime import get_gateway
+
+        scope, prepared = await self._prepare(ctx, req)
+        return prompt_used(prepared), get_gateway(runtime).stream(scope, prepared.request)
+
+    async def _prepare(
+        self, ctx: TenantContext, req: PromptChatRequest
+    ) -> tuple[CallScope, PreparedCall]:
+        from gasworks.api.middleware import current_request_id
+
+        ctx.require(Role.VIEWER)
+        scope = CallScope(
+            tenant_id=ctx.tenant_id,
+            api_key_id=ctx.api_key_id,
+            request_id=current_request_id(),
+            workflow_id=req.workflow_id,
+            conversation_id=req.conversation_id,
+        )
+        prepared = await prepare_call(
+            self.resolver,
+            scope,
+            model=req.model,
+            values=req.variables,
+            history=_history(req.history),
+            overrides=req.parameters,
+            strict=req.strict,
+        )
+        return scope, prepared
 
     # -- retention ----------------------------------------------------------------------------
 
@@ -316,6 +322,22 @@ class PromptService:
             days=self.settings.prompt_retention_days if days is None else days,
             dry_run=dry_run,
         )
+
+
+def prompt_used(prepared: PreparedCall) -> PromptUsed:
+    """Which prompt a call used: level, version, where it came from, missing variables."""
+    p = prepared.prompt
+    return PromptUsed(
+        level=p.level,
+        source=p.source,
+        version_id=p.version_id,
+        version_number=p.version_number,
+        name=p.name,
+        content_hash=p.content_hash,
+        canary=p.canary,
+        stale=p.stale,
+        missing=prepared.missing,
+    )
 
 
 def _history(items: list[dict[str, Any]]) -> list[Message]:

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
+from fastapi.responses import StreamingResponse
 
 from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.api.errors import envelope
+from gasworks.errors import GasworksError, InternalError
+from gasworks.llm.types import StreamChunk
+from gasworks.observability.logging import get_logger
 from gasworks.prompts.schemas import (
     AuditEntry,
     CanaryDecision,
@@ -31,6 +38,7 @@ from gasworks.prompts.schemas import (
 from gasworks.prompts.service import ReplayOut, prompt_service
 
 router = APIRouter(prefix="/api/prompts", tags=["prompts"])
+log = get_logger("gasworks.api.prompts")
 
 
 def _scope(
@@ -169,6 +177,70 @@ async def resolve(body: ResolveRequest, ctx: ContextDep, rt: RuntimeDep) -> Reso
 )
 async def chat(body: PromptChatRequest, ctx: ContextDep, rt: RuntimeDep) -> PromptChatOut:
     return await prompt_service(rt).chat(rt, ctx, body)
+
+
+@router.post(
+    "/chat/stream",
+    summary="The same call, streamed as server-sent events: `prompt`, `delta`..., `done`",
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def chat_stream(
+    body: PromptChatRequest, ctx: ContextDep, rt: RuntimeDep
+) -> StreamingResponse:
+    """Events: `prompt` (which prompt answers, as in `/chat`), one `delta` per piece of text
+    (`{"text": ...}`), then `done` (model, finish reason, usage, cost) — or `error` (the error
+    envelope) if the call fails after the stream began. A failure before the first piece (an
+    unknown model, a budget refusal, an open breaker) is an ordinary HTTP error."""
+    used, chunks = await prompt_service(rt).chat_stream(rt, ctx, body)
+    it = chunks.__aiter__()
+    first = await anext(it, None)  # failures before any output get a real HTTP status
+    return StreamingResponse(
+        _chat_events(used.model_dump(mode="json", by_alias=True), first, it),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+    )
+
+
+def _event(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, default=str)}\n\n"
+
+
+def _done(c: StreamChunk) -> dict[str, Any]:
+    u = c.usage
+    return {
+        "model": c.model,
+        "finishReason": c.finish_reason.value if c.finish_reason else None,
+        "inputTokens": u.input_tokens if u else 0,
+        "outputTokens": u.output_tokens if u else 0,
+        "cachedInputTokens": u.cached_input_tokens if u else 0,
+        "estimated": u.estimated if u else True,
+        "cost": str(c.cost) if c.cost is not None else None,
+        "notes": c.notes or {},
+    }
+
+
+async def _chat_events(
+    used: dict[str, Any], first: StreamChunk | None, rest: AsyncIterator[StreamChunk]
+) -> AsyncIterator[str]:
+    yield _event("prompt", used)
+    try:
+        chunk: StreamChunk | None = first
+        while chunk is not None:
+            if chunk.delta:
+                yield _event("delta", {"text": chunk.delta})
+            if chunk.finish_reason is not None:
+                yield _event("done", _done(chunk))
+            chunk = await anext(rest, None)
+    except GasworksError as exc:
+        yield _event("error", envelope(exc.code, exc.message, exc.details))
+    except Exception:
+        log.exception("prompts.stream_crashed")
+        crash = InternalError("The stream failed; the error has been logged.")
+        yield _event("error", envelope(crash.code, crash.message, crash.details))
+    finally:
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()
 
 
 @router.get("/audit", summary="Audit log of prompt changes")
