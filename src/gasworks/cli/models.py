@@ -7,14 +7,13 @@ through a gasworks server with the Python SDK.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, emit_json, run, table
+from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
 from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.types import CallScope, ChatRequest, Message, StreamChunk
 
@@ -159,19 +158,7 @@ def chat(
                 yield c
 
     async def body() -> tuple[str, StreamChunk | None]:
-        parts: list[str] = []
-        last: StreamChunk | None = None
-        async for c in chunks():
-            if c.delta:
-                parts.append(c.delta)
-                if not as_json:
-                    sys.stdout.write(c.delta)
-                    sys.stdout.flush()
-            if c.finish_reason is not None:
-                last = c
-        if not as_json:
-            sys.stdout.write("\n")
-        return "".join(parts), last
+        return await echo_stream(chunks(), as_json)
 
     text_out, last = run(body, as_json)
     usage = last.usage if last is not None else None

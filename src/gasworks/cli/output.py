@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -14,6 +14,7 @@ from rich.console import Console
 from rich.table import Table
 
 from gasworks.errors import GasworksError, InternalError
+from gasworks.llm.types import StreamChunk
 
 T = TypeVar("T")
 
@@ -75,3 +76,23 @@ def run(coro_fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool) -> T:
         get_logger("gasworks.cli").exception("cli.crashed", error_type=type(exc).__name__)
         fail(InternalError("An internal error occurred; see the log above."), as_json)
         raise AssertionError("unreachable") from exc
+
+
+async def echo_stream(
+    chunks: AsyncIterable[StreamChunk], as_json: bool
+) -> tuple[str, StreamChunk | None]:
+    """Print a model's answer to stdout as it streams (not with ``--json``); return the whole
+    text and the last chunk (finish reason, usage, cost)."""
+    parts: list[str] = []
+    last: StreamChunk | None = None
+    async for c in chunks:
+        if c.delta:
+            parts.append(c.delta)
+            if not as_json:
+                sys.stdout.write(c.delta)
+                sys.stdout.flush()
+        if c.finish_reason is not None:
+            last = c
+    if not as_json:
+        sys.stdout.write("\n")
+    return "".join(parts), last

@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import json
-import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -17,9 +16,8 @@ import typer
 import yaml
 
 from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, emit_json, run, table
+from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
 from gasworks.errors import PromptPointerNotFound, ValidationFailed
-from gasworks.llm.types import StreamChunk
 from gasworks.prompts.content import PromptContent
 from gasworks.prompts.schemas import (
     CanaryDecision,
@@ -543,21 +541,10 @@ def chat_cmd(
                 model=model, workflow_id=workflow, conversation_id=conversation, variables=values
             )
             used, chunks = await prompt_service(rt).chat_stream(rt, ctx, req)
-            parts: list[str] = []
-            last: StreamChunk | None = None
-            async for c in chunks:
-                if c.delta:
-                    parts.append(c.delta)
-                    if not as_json:
-                        sys.stdout.write(c.delta)
-                        sys.stdout.flush()
-                if c.finish_reason is not None:
-                    last = c
-            if not as_json:
-                sys.stdout.write("\n")
+            text, last = await echo_stream(chunks, as_json)
             usage = last.usage if last is not None else None
             return {
-                "text": "".join(parts),
+                "text": text,
                 "model": last.model if last else None,
                 "finishReason": last.finish_reason.value if last and last.finish_reason else None,
                 "inputTokens": usage.input_tokens if usage else 0,
