@@ -68,7 +68,7 @@ async def test_revoked_key_is_401(client, tenant_a):
         f"/api/keys/{tenant_a.viewer_key_id}/revoke", headers=auth(tenant_a.admin)
     )
     assert r.status_code == 200
-    assert r.json()["revoked_at"] is not None
+    assert r.json()["revokedAt"] is not None
     _unauthenticated(await client.get("/api/me", headers=auth(tenant_a.viewer)))
 
 
@@ -76,7 +76,7 @@ async def test_revocation_is_idempotent(client, tenant_a):
     path = f"/api/keys/{tenant_a.viewer_key_id}/revoke"
     first = (await client.post(path, headers=auth(tenant_a.admin))).json()
     second = (await client.post(path, headers=auth(tenant_a.admin))).json()
-    assert first["revoked_at"] == second["revoked_at"]
+    assert first["revokedAt"] == second["revokedAt"]
 
 
 async def test_expired_key_is_401(client, runtime, tenant_a):
@@ -97,7 +97,7 @@ async def test_key_with_future_expiry_works(client, tenant_a):
         headers=auth(tenant_a.admin),
     )
     assert r.status_code == 201, r.text
-    assert r.json()["api_key"]["expires_at"] is not None
+    assert r.json()["apiKey"]["expiresAt"] is not None
     assert (await client.get("/api/me", headers=auth(r.json()["key"]))).status_code == 200
 
 
@@ -217,10 +217,10 @@ async def test_key_is_shown_once_and_only_its_sha256_is_stored(client, runtime, 
     )
     assert r.status_code == 201
     created = r.json()
-    plaintext, key_id = created["key"], created["api_key"]["id"]
+    plaintext, key_id = created["key"], created["apiKey"]["id"]
     assert plaintext.startswith("gw_")
     assert created["principal"]["role"] == "editor"
-    assert "key_hash" not in created["api_key"]
+    assert "keyHash" not in created["apiKey"]
 
     # never again: not by id, not in the list
     one = await client.get(f"/api/keys/{key_id}", headers=auth(tenant_a.admin))
@@ -229,7 +229,7 @@ async def test_key_is_shown_once_and_only_its_sha256_is_stored(client, runtime, 
     for resp in (one, listed):
         assert resp.status_code == 200
         assert secret not in resp.text
-        assert "key_hash" not in resp.text
+        assert "keyHash" not in resp.text
 
     # in the database: only the SHA-256, nowhere the secret
     async with runtime.db.session() as s:
@@ -254,7 +254,7 @@ async def test_last_used_at_is_set_on_use(client, runtime, tenant_a):
     assert used is not None
     assert before - timedelta(seconds=5) <= used <= datetime.now(UTC)
     listed = (await client.get("/api/keys", headers=auth(tenant_a.admin))).json()
-    assert next(k for k in listed if k["id"] == tenant_a.viewer_key_id)["last_used_at"]
+    assert next(k for k in listed if k["id"] == tenant_a.viewer_key_id)["lastUsedAt"]
 
 
 async def test_keys_are_distinct_and_high_entropy():

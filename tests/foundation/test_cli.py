@@ -46,21 +46,21 @@ def test_init_prints_an_admin_key_once_and_is_idempotent(cli):
 def test_tenants_and_keys_lifecycle(cli):
     cli("init", "--json")
     t = cli("tenants", "create", "acme", "--display-name", "Acme Inc", "--json")
-    assert t["name"] == "acme" and t["display_name"] == "Acme Inc"
+    assert t["name"] == "acme" and t["displayName"] == "Acme Inc"
     names = [x["name"] for x in cli("tenants", "list", "--json")]
     assert names == ["default", "acme"]
 
     created = cli("keys", "create", "--tenant", "acme", "--role", "editor", "--json")
     assert created["key"].startswith("gw_")
     assert created["principal"]["role"] == "editor"
-    key_id = created["api_key"]["id"]
+    key_id = created["apiKey"]["id"]
 
     listed = cli("keys", "list", "--tenant", "acme", "--json")
     assert [k["id"] for k in listed] == [key_id]
     assert created["key"].split("_")[2] not in json.dumps(listed)
 
     revoked = cli("keys", "revoke", key_id, "--tenant", "acme", "--json")
-    assert revoked["revoked_at"] is not None
+    assert revoked["revokedAt"] is not None
     # another tenant's key id answers like a missing one
     err = cli("keys", "revoke", key_id, "--tenant", "default", "--json", code=1)
     assert err["error"]["code"] == "NOT_FOUND"
@@ -71,7 +71,7 @@ def test_key_with_expiry(cli):
     created = cli(
         "keys", "create", "-t", "default", "--expires-at", "2099-01-01T00:00:00", "--json"
     )
-    assert created["api_key"]["expires_at"].startswith("2099-01-01T00:00:00")
+    assert created["apiKey"]["expiresAt"].startswith("2099-01-01T00:00:00")
     err = cli(
         "keys", "create", "-t", "default", "--expires-at", "2001-01-01T00:00:00", "--json", code=1
     )

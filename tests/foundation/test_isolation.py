@@ -87,7 +87,7 @@ async def test_lists_hold_only_own_tenant(client, tenant_a, tenant_b, path):
     text = r.text
     assert tenant_b.tenant_id not in text
     assert "tenant-b" not in text
-    owner_field = "id" if path == "/api/tenants" else "tenant_id"
+    owner_field = "id" if path == "/api/tenants" else "tenantId"
     assert r.json()
     assert {item[owner_field] for item in r.json()} == {tenant_a.tenant_id}
 

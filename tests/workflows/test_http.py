@@ -126,9 +126,7 @@ async def make_key(client: httpx.AsyncClient, admin: str, role: str, name: str) 
     r = await client.post("/api/keys", json={"name": name, "role": role}, headers=auth(admin))
     assert r.status_code == 201, r.text
     body = r.json()
-    return body["key"], body["api_key"]["principal_id"] if "api_key" in body else body["apiKey"][
-        "principalId"
-    ]
+    return body["key"], body["apiKey"]["principalId"]
 
 
 async def test_access_owner_shares_and_404(

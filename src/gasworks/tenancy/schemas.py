@@ -5,14 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 
+from gasworks.apimodel import ApiModel
 from gasworks.tenancy.context import Role
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
 
-class _Out(BaseModel):
+class _Out(ApiModel):
     model_config = ConfigDict(from_attributes=True)
 
 
@@ -23,7 +24,7 @@ class TenantOut(_Out):
     created_at: datetime
 
 
-class TenantCreate(BaseModel):
+class TenantCreate(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(pattern=NAME_PATTERN, description="Lower-case slug, unique.")
@@ -40,7 +41,7 @@ class PrincipalOut(_Out):
     created_at: datetime
 
 
-class PrincipalCreate(BaseModel):
+class PrincipalCreate(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(min_length=1, max_length=200)
@@ -60,7 +61,7 @@ class ApiKeyOut(_Out):
     last_used_at: datetime | None
 
 
-class ApiKeyCreate(BaseModel):
+class ApiKeyCreate(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     name: str = Field(default="api key", min_length=1, max_length=200)
@@ -75,7 +76,7 @@ class ApiKeyCreate(BaseModel):
     expires_at: datetime | None = None
 
 
-class ApiKeyCreated(BaseModel):
+class ApiKeyCreated(ApiModel):
     """Returned once, when a key is created: ``key`` is never shown again."""
 
     key: str

@@ -6,17 +6,13 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
-from pydantic.alias_generators import to_camel
+from pydantic import ConfigDict, Field
+
+from gasworks.apimodel import ApiModel
 
 
-class _Out(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        from_attributes=True,
-        serialize_by_alias=True,
-    )
+class _Out(ApiModel):
+    model_config = ConfigDict(from_attributes=True, serialize_by_alias=True)
 
 
 class WorkflowOut(_Out):
