@@ -13,11 +13,21 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from gasworks.db.types import new_id
+from gasworks.db.types import new_id, utcnow
 from gasworks.errors import CostLimitExceeded, TokenBudgetExceeded
-from gasworks.llm.budgets import BudgetService, BudgetSet, Period, list_budgets, set_budget
+from gasworks.llm.budget_leases import Reservation
+from gasworks.llm.budget_store import RESERVATION_EXPIRED
+from gasworks.llm.budgets import (
+    BudgetOut,
+    BudgetService,
+    BudgetSet,
+    Period,
+    list_budgets,
+    set_budget,
+)
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.guardrails import Guardrails
+from gasworks.llm.ledger import Ledger, LedgerEntry, _Item
 from gasworks.llm.runtime import get_registry
 from gasworks.llm.types import CallScope
 from gasworks.tenancy.context import Role, TenantContext
@@ -43,23 +53,47 @@ async def tenant(runtime) -> TenantContext:
     )
 
 
+def entry(ctx: TenantContext, cost: str, tokens: int, **kw: object) -> LedgerEntry:
+    """A finished call of ``ctx``'s tenant (all tokens counted as output)."""
+    return LedgerEntry(
+        id=new_id("call"),
+        tenant_id=ctx.tenant_id,
+        model="fake-model",
+        provider="fake",
+        status="ok",
+        created_at=utcnow(),
+        output_tokens=tokens,
+        cost=Decimal(cost),
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+async def budget(runtime, ctx: TenantContext) -> BudgetOut:
+    async with runtime.db.session() as s:
+        (b,) = await list_budgets(s, ctx)
+    return b
+
+
 async def test_reserve_settle_release(runtime) -> None:
     ctx = await tenant(runtime)
     async with runtime.db.session() as s:
         await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal("1.00")))
     svc = BudgetService(runtime.db)
+    ledger = Ledger(runtime.db, svc)
     r = await svc.reserve(ctx.tenant_id, None, Decimal("0.60"), 10)
-    assert r is not None
+    assert r is not None and r.lease is None  # far too close to the limit for a lease
     with pytest.raises(CostLimitExceeded) as info:
         await svc.reserve(ctx.tenant_id, None, Decimal("0.50"), 10)
     assert info.value.status == 402 and info.value.details["reserved"] == "0.6"
-    await svc.release(r)
+    await ledger.release(r)
+    assert (await budget(runtime, ctx)).reserved_cost == Decimal("0.6")  # until the batch
+    await ledger.flush()
+    assert (await budget(runtime, ctx)).reserved_cost == 0
     r2 = await svc.reserve(ctx.tenant_id, None, Decimal("0.50"), 10)
     assert r2 is not None
-    async with runtime.db.session() as s:
-        await BudgetService.settle_in(s, r2, Decimal("0.25"), 7)
-    async with runtime.db.session() as s:
-        (b,) = await list_budgets(s, ctx)
+    await ledger.record(entry(ctx, "0.25", 7), r2)
+    await ledger.flush()
+    b = await budget(runtime, ctx)
     assert (b.spent_cost, b.reserved_cost, b.spent_tokens, b.reserved_tokens, b.calls) == (
         Decimal("0.25"),
         Decimal(0),
@@ -130,6 +164,7 @@ async def test_failed_call_releases_and_ledger_records_once(runtime) -> None:
     outcome = ok(model, 20, 50)
     await g.after_call(token2, scope, model, outcome)
     await g.after_call(token2, scope, model, outcome)  # a duplicate settle changes nothing
+    await g.ledger.flush()
     async with runtime.db.session() as s:
         (b,) = await list_budgets(s, ctx)
         rows = (await s.execute(select(LedgerRow).order_by(LedgerRow.status))).scalars().all()
@@ -138,6 +173,26 @@ async def test_failed_call_releases_and_ledger_records_once(runtime) -> None:
         ("PROVIDER_UNAVAILABLE", Decimal(0), "req_1"),
         ("ok", outcome.cost, "req_1"),
     ]
+
+
+async def test_a_rewritten_batch_charges_nothing_twice(runtime) -> None:
+    """A batch written again (its commit was lost in transit) finds its rows present."""
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(5)))
+    svc = BudgetService(runtime.db)
+    ledger = Ledger(runtime.db, svc)
+    r = await svc.reserve(ctx.tenant_id, None, Decimal("0.5"), 10)
+    assert r is not None
+    e = entry(ctx, "0.3", 5)
+    await ledger.record(e, r)
+    await ledger.flush()
+    twin = BudgetService.settle(Reservation(r.id, r.counters, r.cost_units, r.tokens), e.cost, 5)
+    assert twin is not None
+    ledger._enqueue(_Item(e, twin))  # the same call's row and charge once more
+    await ledger.flush()
+    b = await budget(runtime, ctx)
+    assert (b.spent_cost, b.reserved_cost, b.calls) == (Decimal("0.3"), 0, 1)
 
 
 @pytest.mark.slow
@@ -208,29 +263,40 @@ def test_new_ids_are_unique() -> None:  # sanity for ledger primary keys
     assert len({new_id("call") for _ in range(1000)}) == 1000
 
 
-async def test_reservations_of_a_dead_process_are_swept(runtime) -> None:
+async def test_reservations_of_a_dead_process_are_charged_never_released(runtime) -> None:
+    """A reservation left behind may belong to a call that was made: charging its estimate
+    is the only way neither the budget nor the ledger undercounts."""
     ctx = await tenant(runtime)
     clock = FakeClock()
     async with runtime.db.session() as s:
-        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(1)))
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(2)))
     svc = BudgetService(runtime.db, clock=clock, reservation_ttl=600)
+    ledger = Ledger(runtime.db, svc)
     lost = await svc.reserve(ctx.tenant_id, None, Decimal("0.7"), 10)  # its process "dies"
     slow = await svc.reserve(ctx.tenant_id, None, Decimal("0.2"), 10)  # a very long call
     assert lost is not None and slow is not None
     with pytest.raises(CostLimitExceeded):
-        await svc.reserve(ctx.tenant_id, None, Decimal("0.5"), 10)
+        await svc.reserve(ctx.tenant_id, None, Decimal("1.5"), 10)
     clock.advance(599)
     assert await svc.sweep() == 0
     clock.advance(2)
     assert await svc.sweep() == 2
     assert await svc.sweep() == 0  # once only
-    # the long call settles after its reservation was swept: its usage still counts, once
+    b = await budget(runtime, ctx)
+    assert (b.spent_cost, b.reserved_cost, b.spent_tokens, b.calls) == (Decimal("0.9"), 0, 20, 2)
+    # the long call settles after its reservation was charged: its usage counts as well
+    await ledger.record(entry(ctx, "0.15", 5), slow)
+    await ledger.flush()
+    b = await budget(runtime, ctx)
+    assert (b.spent_cost, b.reserved_cost) == (Decimal("1.05"), 0)
     async with runtime.db.session() as s:
-        await BudgetService.settle_in(s, slow, Decimal("0.15"), 5)
-    async with runtime.db.session() as s:
-        (b,) = await list_budgets(s, ctx)
-    assert (b.reserved_cost, b.reserved_tokens, b.spent_cost) == (0, 0, Decimal("0.15"))
-    assert await svc.reserve(ctx.tenant_id, None, Decimal("0.8"), 10) is not None
+        rows = (await s.execute(select(LedgerRow).order_by(LedgerRow.cost))).scalars().all()
+    assert [(r.status, r.estimated, r.cost) for r in rows] == [
+        ("ok", False, Decimal("0.15")),
+        (RESERVATION_EXPIRED, True, Decimal("0.2")),
+        (RESERVATION_EXPIRED, True, Decimal("0.7")),
+    ]
+    assert sum(r.cost for r in rows) == b.spent_cost  # the ledger explains every charge
 
 
 async def test_background_maintenance_flushes_an_idle_process(runtime) -> None:

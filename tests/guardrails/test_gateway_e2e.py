@@ -63,6 +63,7 @@ def body(model: str = "primary", text: str = "Say hello.", **kw: Any) -> dict[st
 
 
 async def ledger(env: Env) -> list[LedgerRow]:
+    await env.guardrails.ledger.flush()  # rows are written in batches: write what waits
     async with env.runtime.db.session() as s:
         q = select(LedgerRow).order_by(LedgerRow.created_at, LedgerRow.model)
         return list((await s.execute(q)).scalars())
