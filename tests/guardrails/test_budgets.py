@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import json
 import os
-import subprocess
-import sys
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import CostLimitExceeded, TokenBudgetExceeded
@@ -28,13 +24,11 @@ from gasworks.llm.budgets import (
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.guardrails import Guardrails
 from gasworks.llm.ledger import Ledger, LedgerEntry, _Item
-from gasworks.llm.runtime import get_registry
 from gasworks.llm.types import CallScope
 from gasworks.tenancy.context import Role, TenantContext
-from gasworks.testing import FakeOpenAI
 from tests.guardrails import _budget_worker as worker
 from tests.guardrails.fakes import FakeClock, FakeModel, failed, ok
-from tests.guardrails.gateway_env import gateway_settings, started
+from tests.guardrails.race import race
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -203,60 +197,18 @@ async def test_50_concurrent_requests_from_4_processes_never_overspend(
     for k in list(os.environ):
         if k.startswith("GASWORKS_") and k != "GASWORKS_TEST_POSTGRES_URL":
             monkeypatch.delenv(k)
-    with FakeOpenAI() as provider:
-        settings = gateway_settings(tmp_path / "parent", db_url, provider.url, provider.url)
-        async with started(settings) as env:
-            rt = env.runtime
-            ctx = await tenant(rt)
-            model = get_registry(rt).resolve("lonely")
-            check = env.guardrails.precheck(model, worker.request())
-            # the provider reports exactly the reserved maximum: every call costs its estimate
-            provider.reply.input_tokens = check.estimate.tokens
-            provider.reply.output_tokens = check.max_output
-            per_call = check.max_cost
-            limit = per_call * 10 + per_call / 2
-            async with rt.db.session() as s:
-                await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=limit))
-            env_vars = os.environ | {"PYTHONPATH": str(ROOT)}
-
-            def spawn(i: int, n: int) -> subprocess.Popen[str]:
-                args = [str(tmp_path / f"w{i}"), settings.resolved_database_url, provider.url]
-                return subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "tests.guardrails._budget_worker",
-                        *args,
-                        ctx.tenant_id,
-                        ctx.api_key_id or "",
-                        str(n),
-                    ],
-                    cwd=ROOT,
-                    env=env_vars,
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-
-            procs = [spawn(i, n) for i, n in enumerate([13, 13, 12, 12])]
-            results: list[str] = []
-            for p in procs:
-                out, err = await asyncio.to_thread(p.communicate, timeout=300)
-                assert p.returncode == 0, err
-                results += json.loads(out)
-            async with rt.db.session() as s:
-                (b,) = await list_budgets(s, ctx)
-                ledger_count = await s.scalar(select(func.count()).select_from(LedgerRow))
-                ledger_costs = (await s.execute(select(LedgerRow.cost))).scalars().all()
-    assert len(results) == 50
-    assert set(results) <= {"served:lonely", "COST_LIMIT_EXCEEDED"}
-    served = results.count("served:lonely")
+    r = await race(db_url, tmp_path, admits=10, per_process=[13, 13, 12, 12])
+    assert len(r.results) == 50
+    assert set(r.results) <= {"served:lonely", "COST_LIMIT_EXCEEDED"}
+    served = r.results.count("served:lonely")
     assert served == 10
-    assert len(provider.requests) == served  # rejected calls never reached the provider
-    assert b.spent_cost <= limit
+    assert r.modes["lease"] == 0  # a limit this small: every call reserves exactly
+    assert r.provider_requests == served  # rejected calls never reached the provider
+    b = r.budget
+    assert b.spent_cost <= r.limit
     assert b.reserved_cost == 0 and b.reserved_tokens == 0
-    assert ledger_count == served == b.calls
-    assert sum(ledger_costs, Decimal(0)) == b.spent_cost == per_call * 10
+    assert len(r.ledger_costs) == served == b.calls
+    assert sum(r.ledger_costs, Decimal(0)) == b.spent_cost == r.per_call * 10
 
 
 def test_new_ids_are_unique() -> None:  # sanity for ledger primary keys
