@@ -289,7 +289,7 @@ async def test_a_killed_process_never_makes_budgets_or_ledger_undercount(runtime
 async def test_many_calls_from_4_processes_in_lease_mode_never_overspend(
     db_url, tmp_path, monkeypatch
 ) -> None:
-    """Leases far from the limit, exact reservations near it, 4 processes × 40 concurrent
+    """Leases far from the limit, exact reservations near it, 4 processes of 40 concurrent
     calls against a limit admitting 120: never over, the ledger equals the spend."""
     for k in list(os.environ):
         if k.startswith("GASWORKS_") and k != "GASWORKS_TEST_POSTGRES_URL":
