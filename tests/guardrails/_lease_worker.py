@@ -22,7 +22,7 @@ POLICY = LeasePolicy(calls=64, min_headroom_calls=100, fraction=0.1, interval=36
 async def main(url: str, tenant_id: str, written: int, unwritten: int) -> None:
     db = Database(url)
     budgets = BudgetService(db, leases=POLICY)
-    ledger = Ledger(db, budgets, flush_interval=3600)
+    ledger = Ledger(db, budgets, flush_interval=3600, background=False)
     ids: dict[str, list[str]] = {"written": [], "unwritten": []}
     for i in range(written + unwritten):
         r = await budgets.reserve(tenant_id, None, ESTIMATE, 100)

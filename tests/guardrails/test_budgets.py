@@ -73,7 +73,7 @@ async def test_reserve_settle_release(runtime) -> None:
     async with runtime.db.session() as s:
         await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal("1.00")))
     svc = BudgetService(runtime.db)
-    ledger = Ledger(runtime.db, svc)
+    ledger = Ledger(runtime.db, svc, background=False)
     r = await svc.reserve(ctx.tenant_id, None, Decimal("0.60"), 10)
     assert r is not None and r.lease is None  # far too close to the limit for a lease
     with pytest.raises(CostLimitExceeded) as info:
@@ -175,7 +175,7 @@ async def test_a_rewritten_batch_charges_nothing_twice(runtime) -> None:
     async with runtime.db.session() as s:
         await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(5)))
     svc = BudgetService(runtime.db)
-    ledger = Ledger(runtime.db, svc)
+    ledger = Ledger(runtime.db, svc, background=False)
     r = await svc.reserve(ctx.tenant_id, None, Decimal("0.5"), 10)
     assert r is not None
     e = entry(ctx, "0.3", 5)
@@ -223,7 +223,7 @@ async def test_reservations_of_a_dead_process_are_charged_never_released(runtime
     async with runtime.db.session() as s:
         await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(2)))
     svc = BudgetService(runtime.db, clock=clock, reservation_ttl=600)
-    ledger = Ledger(runtime.db, svc)
+    ledger = Ledger(runtime.db, svc, background=False)
     lost = await svc.reserve(ctx.tenant_id, None, Decimal("0.7"), 10)  # its process "dies"
     slow = await svc.reserve(ctx.tenant_id, None, Decimal("0.2"), 10)  # a very long call
     assert lost is not None and slow is not None

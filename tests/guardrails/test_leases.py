@@ -39,7 +39,7 @@ CENT = Decimal("0.01")
 def process(runtime, policy: LeasePolicy = POLICY, **kw: object) -> tuple[BudgetService, Ledger]:
     """The budgets and ledger writer of one (simulated) process, flushed by hand."""
     svc = BudgetService(runtime.db, leases=policy, **kw)  # type: ignore[arg-type]
-    return svc, Ledger(runtime.db, svc, flush_interval=3600)
+    return svc, Ledger(runtime.db, svc, flush_interval=3600, background=False)
 
 
 async def limit(runtime, ctx: TenantContext, cost: str | None, tokens: int | None = None) -> None:

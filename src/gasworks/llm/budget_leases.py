@@ -14,7 +14,7 @@ commits, so a draw can never use capacity the database does not count.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 #: (tenant id, API key id whose own limits apply or "", counters as (budget id, period start))
 ScopeKey = tuple[str, str, tuple[tuple[str, str], ...]]
@@ -89,7 +89,8 @@ class Lease:
     retired: bool = False
     #: its row is gone (swept as abandoned): the database holds nothing for it any more
     lost: bool = False
-    checked_at: float = field(default=0.0)
+    #: the writer was asked to top it up (reset by the next flush)
+    wanted: bool = False
 
     @property
     def tenant_id(self) -> str:

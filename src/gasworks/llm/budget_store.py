@@ -431,6 +431,7 @@ class FlushPlan:
     returned: list[tuple[Lease, bool]] = field(default_factory=list)
     lost: list[Lease] = field(default_factory=list)
     checked: list[Lease] = field(default_factory=list)
+    touched: list[Lease] = field(default_factory=list)
 
     def commit(self) -> None:
         for lease, (c, t) in self.pending.items():
@@ -478,6 +479,7 @@ async def settle_in(
     for lease in touched:
         keys.update(lease.counters)
     states = await lock_counters(s, keys)
+    plan.touched = list(touched)
 
     exact = [ch.reservation.id for ch in charges if ch.reservation.lease is None]
     open_ids: set[str] = set()

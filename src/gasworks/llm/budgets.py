@@ -260,6 +260,10 @@ class BudgetService:
         lease = self.leases.get(scope.key)
         if lease is not None and lease.try_draw(units, tokens):
             _LEASED.inc()
+            if not lease.wanted and lease.low():  # top it up in the background
+                lease.wanted = True
+                if self.on_lease_change is not None:
+                    self.on_lease_change()
             return Reservation("", scope.key[2], units, tokens, lease)
         if not self.policy.enabled or time.monotonic() < self._no_lease_until.get(scope.key, 0):
             return await self._reserve_in_db(scope, units, tokens, None)
@@ -369,6 +373,8 @@ class BudgetService:
 
     def after_flush(self, plan: store.FlushPlan, *, full: bool) -> None:
         plan.commit()
+        for lease in plan.touched:
+            lease.wanted = False
         done = {id(x) for x, _ in plan.returned} | {id(x) for x in plan.lost}
         for lease in [x for x, _ in plan.returned] + plan.lost:
             if self.leases.get(lease.key) is lease:

@@ -121,8 +121,11 @@ class Ledger:
         flush_interval: float = 0.05,
         max_rows: int = 500,
         max_pending: int = 100_000,
+        background: bool = True,
     ) -> None:
         self.db = db
+        #: False: no writer task, batches are written only by ``flush()`` (tests, benchmarks)
+        self.background = background
         self.budgets = budgets
         self.flush_interval = flush_interval
         self.max_rows = max_rows
@@ -171,12 +174,15 @@ class Ledger:
             if item.charge is None:
                 return
         self._queue.append(item)
-        if len(self._queue) >= self.max_rows or self._task is None:
+        if self._task is None or len(self._queue) >= self.max_rows:
             self._kick()
 
     def _kick(self) -> None:
-        """Start the writer (first use) or make it write now (a full batch, a lease change)."""
+        """Start the writer (first use) or make it write now (a full batch; a lease taken,
+        retired or running low)."""
         if self._task is None:
+            if not self.background:
+                return
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
@@ -188,10 +194,7 @@ class Ledger:
             self._task = PeriodicTask("ledger-writer", self._tick, every)
             self._task.start()
             return
-        if len(self._queue) >= self.max_rows or (
-            self.budgets is not None and self.budgets.retiring
-        ):
-            self._task.wake()
+        self._task.wake()
 
     async def _tick(self) -> None:
         try:
