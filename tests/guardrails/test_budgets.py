@@ -183,7 +183,7 @@ async def test_a_rewritten_batch_charges_nothing_twice(runtime) -> None:
     await ledger.flush()
     twin = BudgetService.settle(Reservation(r.id, r.counters, r.cost_units, r.tokens), e.cost, 5)
     assert twin is not None
-    ledger._enqueue(_Item(e, twin))  # the same call's row and charge once more
+    ledger._enqueue(_Item(e, twin, tried=True))  # the same call's row and charge once more
     await ledger.flush()
     b = await budget(runtime, ctx)
     assert (b.spent_cost, b.reserved_cost, b.calls) == (Decimal("0.3"), 0, 1)

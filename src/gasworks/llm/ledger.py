@@ -1,9 +1,9 @@
 """The cost ledger: every model call recorded exactly once, and its aggregates.
 
 Rows are written by group commit (``Ledger``): a batch of calls' rows and the settlements of
-their budget reservations in ONE transaction. Rows are keyed by the call id and only a row
-that was actually inserted charges its settlement, so a retried batch charges nothing twice
-and the ledger total always equals what the budgets were charged.
+their budget reservations in ONE transaction. Rows are keyed by the call id; a batch written
+again after an attempt whose outcome is unknown skips (and does not charge) the rows that
+attempt did commit, so the ledger total always equals what the budgets were charged.
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ class LedgerEntry:
 class _Item:
     entry: LedgerEntry | None
     charge: Charge | None
+    #: a transaction including it was attempted: its row may exist (the commit's answer lost)
+    tried: bool = False
 
 
 class Ledger:
@@ -265,18 +267,24 @@ class Ledger:
         async with lock:
             try:
                 async with self.db.session() as s:
-                    inserted: set[str] = set()
+                    # Call ids are new: only a row of an item tried before can exist already
+                    # (its batch committed but the answer was lost), and it was charged then.
+                    existing: set[str] = set()
+                    retried = [i.entry.id for i in batch if i.tried and i.entry is not None]
+                    for item in batch:
+                        item.tried = True
+                    if retried:
+                        found = await s.execute(select(L.c.id).where(L.c.id.in_(retried)))
+                        existing = {str(r[0]) for r in found.all()}
+                        rows = [r for r in rows if r["id"] not in existing]
                     if rows:
-                        stmt = self.db.dialect.insert(L).on_conflict_do_nothing()
-                        result = await s.execute(stmt.returning(L.c.id), rows)
-                        inserted = {str(r[0]) for r in result.all()}
+                        await s.execute(self.db.dialect.insert(L).on_conflict_do_nothing(), rows)
                     charges = [
                         Charge(
                             i.charge.reservation,
                             i.charge.cost_units,
                             i.charge.tokens,
-                            # a row that already existed was charged when it was written
-                            i.charge.counted and (i.entry is None or i.entry.id in inserted),
+                            i.charge.counted and (i.entry is None or i.entry.id not in existing),
                         )
                         for i in batch
                         if i.charge is not None
@@ -290,7 +298,7 @@ class Ledger:
                 budgets.after_flush(plan, full=full)
         if rows:
             LEDGER_BATCH_ROWS.observe(len(rows))
-            _count_usage([i.entry for i in batch if i.entry is not None and i.entry.id in inserted])
+            _count_usage([i.entry for i in batch if i.entry is not None])
 
     async def close(self) -> None:
         """Write everything, return the leases, stop the writer (at shutdown)."""
