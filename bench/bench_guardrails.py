@@ -77,8 +77,11 @@ async def _tenant(db: Database, name: str) -> TenantContext:
     )
 
 
-def _guardrails(db: Database, *, leases: bool = True, interval: float = 0.05) -> Guardrails:
-    budgets = BudgetService(db, leases=LeasePolicy() if leases else LeasePolicy(calls=0))
+def _guardrails(
+    db: Database, *, leases: bool = True, interval: float = 0.05, lease_calls: int = 64
+) -> Guardrails:
+    policy = LeasePolicy(calls=lease_calls if leases else 0)
+    budgets = BudgetService(db, leases=policy)
     # background=False: batches are written between timed rounds (untimed) unless asked
     ledger = Ledger(db, budgets, flush_interval=interval, background=interval <= 0)
     return Guardrails(db, budgets=budgets, ledger=ledger)
@@ -179,8 +182,8 @@ async def _overhead(url: str) -> dict[str, float]:
                 samples.append((time.perf_counter() - t0) / BATCH)
             return statistics.median(samples) * 1e6
 
-        async def sustained() -> float:
-            gs = _guardrails(db, interval=0.05)
+        async def sustained(lease_calls: int = 64) -> float:
+            gs = _guardrails(db, interval=0.05, lease_calls=lease_calls)
             gs.ledger.background = True
             one = reserve_settle(gs)
             await one()
@@ -209,6 +212,7 @@ async def _overhead(url: str) -> dict[str, float]:
                 await _rounds(reserve_settle(g), n=32, rounds=300, between=flush)
             ),
             "lease_sustained": await sustained(),
+            "lease_sustained_1024": await sustained(1024),
             "batch_row": await batch_per_row(),
             "exact_rs": median_us(
                 await _rounds(reserve_settle(exact), n=20, rounds=15, between=flush_exact)
@@ -372,6 +376,7 @@ settlements in batches (default every 50 ms or 500 rows).
 {row("hot path + pre-call checks (token estimate of a repeated prompt)", "hot_checks")}
 {row("**breaker check + reservation + settlement, 2 limits, leased** (memory)", "lease_rs")}
 {row("same, sustained: 20,000 calls, batches + lease top-ups amortised", "lease_sustained")}
+{row("same, sustained, leases of 1,024 estimates (`BUDGET_LEASE_CALLS`)", "lease_sustained_1024")}
 {row(f"ledger batch transaction ({BATCH} rows + settlements + lease upkeep), per row", "batch_row")}
 {row("breaker check + reservation + settlement, 2 limits, leases off (exact)", "exact_rs")}
 {row("whole hook, no limits: checks + breaker + ledger row queued", "full_free")}
@@ -387,7 +392,9 @@ Near a limit (headroom under 256 call estimates by default) or with leases off, 
 pays one reserving transaction: the "leases off" rows. The synchronous-ledger row is what
 every call paid before group commit (one transaction per call; ~1.4 ms of it on SQLite is
 the async engine's per-transaction floor, about 19 event-loop round trips to aiosqlite's
-thread).
+thread). Before leases and group commit (same machine, 2026-11-26): reservation +
+settlement with 2 limits 6,291 µs (SQLite) / 5,807 µs (PostgreSQL); whole hook without
+limits 2,157 / 1,911 µs; with 2 limits 10,462 / 7,828 µs.
 
 ## Token estimation (cl100k_base, {int(est["tokens"]):,} tokens of repository text)
 
