@@ -87,26 +87,6 @@ def _guardrails(
     return Guardrails(db, budgets=budgets, ledger=ledger)
 
 
-async def _rounds(
-    fn: Callable[[], Awaitable[object]],
-    *,
-    n: int,
-    rounds: int,
-    between: Callable[[], Awaitable[object]],
-) -> list[float]:
-    """Seconds per call of ``n`` calls, ``rounds`` times; ``between`` runs untimed."""
-    await fn()
-    await between()
-    out = []
-    for _ in range(rounds):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            await fn()
-        out.append((time.perf_counter() - t0) / n)
-        await between()
-    return out
-
-
 async def _overhead(url: str) -> dict[str, float]:
     db = Database(url)
     try:
@@ -202,33 +182,30 @@ async def _overhead(url: str) -> dict[str, float]:
         async def flush_exact() -> None:
             await exact.ledger.flush()
 
-        async def nothing() -> None:
-            return None
-
         out = {
             "hot": median_us(await per_call_async(hot, n=N_FAST)),
             "hot_checks": median_us(await per_call_async(hot_checks, n=N_FAST // 4)),
             "lease_rs": median_us(
-                await _rounds(reserve_settle(g), n=32, rounds=300, between=flush)
+                await per_call_async(reserve_settle(g), n=32, rounds=300, between=flush)
             ),
             "lease_sustained": await sustained(),
             "lease_sustained_1024": await sustained(1024),
             "batch_row": await batch_per_row(),
             "exact_rs": median_us(
-                await _rounds(reserve_settle(exact), n=20, rounds=15, between=flush_exact)
+                await per_call_async(reserve_settle(exact), n=20, rounds=15, between=flush_exact)
             ),
             "full_free": median_us(
-                await _rounds(full(g, free_scope), n=200, rounds=25, between=flush)
+                await per_call_async(full(g, free_scope), n=200, rounds=25, between=flush)
             ),
             "full_capped": median_us(
-                await _rounds(full(g, capped_scope), n=32, rounds=150, between=flush)
+                await per_call_async(full(g, capped_scope), n=32, rounds=150, between=flush)
             ),
             "full_exact": median_us(
-                await _rounds(full(exact, capped_scope), n=20, rounds=15, between=flush_exact)
+                await per_call_async(
+                    full(exact, capped_scope), n=20, rounds=15, between=flush_exact
+                )
             ),
-            "full_sync": median_us(
-                await _rounds(full(sync, free_scope), n=20, rounds=15, between=nothing)
-            ),
+            "full_sync": median_us(await per_call_async(full(sync, free_scope), n=20, rounds=15)),
         }
         for gr in (g, exact, sync):
             await gr.ledger.close()

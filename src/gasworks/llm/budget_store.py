@@ -302,6 +302,19 @@ async def _lock_or_create(
     return states
 
 
+async def _resize_row(
+    s: AsyncSession, lease_id: str, change: tuple[int, int], expires: datetime | None = None
+) -> None:
+    """Add ``change`` (cost units, tokens) to a lease row's amounts; renew it to ``expires``."""
+    values: dict[str, Any] = {
+        "cost_units": R.c.cost_units + change[0],
+        "tokens": R.c.tokens + change[1],
+    }
+    if expires is not None:
+        values["expires_at"] = expires
+    await s.execute(update(R).where(R.c.id == lease_id).values(**values))
+
+
 async def _lease_row_exists(s: AsyncSession, lease_id: str) -> bool:
     return (await s.scalar(select(R.c.id).where(R.c.id == lease_id))) is not None
 
@@ -350,15 +363,7 @@ async def reserve_in(
                     st.hold(*add, lease=True)
                 expires = _dt(req.now + policy.ttl)
                 if lease is not None and not lease.retired:
-                    await s.execute(
-                        update(R)
-                        .where(R.c.id == lease.id)
-                        .values(
-                            cost_units=R.c.cost_units + add[0],
-                            tokens=R.c.tokens + add[1],
-                            expires_at=expires,
-                        )
-                    )
+                    await _resize_row(s, lease.id, add, expires)
                 else:
                     lease = Lease(new_id("lse"), req.key, cost_limited, token_limited)
                     await s.execute(
@@ -387,11 +392,7 @@ async def reserve_in(
             grant.shrunk = (lease, free_c, free_t)
             for st in rows:
                 st.hold(-free_c, -free_t, lease=True)
-            await s.execute(
-                update(R)
-                .where(R.c.id == lease.id)
-                .values(cost_units=R.c.cost_units - free_c, tokens=R.c.tokens - free_t)
-            )
+            await _resize_row(s, lease.id, (-free_c, -free_t))
         lease.target_cost = lease.target_tokens = 0
     for key, info in zip(req.key[2], req.infos, strict=True):
         found = states.get(key)
@@ -522,15 +523,7 @@ async def settle_in(
         sp = spent.get(lease, [0, 0])
         change = await _settle_lease(s, lease, states, plan, sp, policy, full_check)
         if change is not None:
-            await s.execute(
-                update(R)
-                .where(R.c.id == lease.id)
-                .values(
-                    cost_units=R.c.cost_units + change[0],
-                    tokens=R.c.tokens + change[1],
-                    expires_at=expires,
-                )
-            )
+            await _resize_row(s, lease.id, change, expires)
     await write_counters(s, states)
 
 
