@@ -311,3 +311,36 @@ async def test_many_calls_from_4_processes_in_lease_mode_never_overspend(
     assert (b.reserved_cost, b.leased_cost, b.reserved_tokens) == (0, 0, 0)  # all returned
     assert len(r.ledger_costs) == served == b.calls
     assert sum(r.ledger_costs, Decimal(0)) == b.spent_cost
+
+
+async def test_shutdown_writes_every_queued_row_and_returns_the_leases(settings) -> None:
+    from gasworks.db.engine import Database
+    from gasworks.llm.guardrails_runtime import get_guardrails
+    from gasworks.llm.types import CallScope
+    from gasworks.runtime import Runtime
+    from tests.guardrails import _budget_worker as worker
+    from tests.guardrails.fakes import FakeModel, ok
+
+    settings = settings.model_copy(update={"ledger_flush_interval_ms": 60_000})
+    rt = Runtime(settings)
+    await rt.start(migrate=False)
+    try:
+        ctx = await tenant(rt)
+        await limit(rt, ctx, "1000")
+        g = get_guardrails(rt)
+        model = FakeModel()
+        scope = CallScope(tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id)
+        for _ in range(20):
+            token = await g.before_call(scope, model, worker.request())
+            await g.after_call(token, scope, model, ok(model, 20, 50))
+        assert g.ledger.pending == 20 and g.budgets.leases
+    finally:
+        await rt.stop()
+    db = Database(settings.resolved_database_url)
+    try:
+        async with db.session() as s:
+            costs = (await s.execute(select(LedgerRow.cost))).scalars().all()
+            leases = await s.scalar(select(func.count()).select_from(BudgetReservationRow))
+    finally:
+        await db.dispose()
+    assert len(costs) == 20 and leases == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -134,6 +135,8 @@ class Ledger:
         self.max_pending = max_pending
         self._queue: list[_Item] = []
         self._lock = asyncio.Lock()
+        self._woken = False
+        self._last_write = time.monotonic()
         self._task: PeriodicTask | None = None
         if budgets is not None:
             budgets.on_lease_change = self._kick
@@ -196,26 +199,32 @@ class Ledger:
             self._task = PeriodicTask("ledger-writer", self._tick, every)
             self._task.start()
             return
+        self._woken = True
         self._task.wake()
 
     async def _tick(self) -> None:
+        """Rows every flush interval (or at once when woken); lease upkeep every tick."""
+        woken, self._woken = self._woken, False
+        due = time.monotonic() - self._last_write >= self.flush_interval
         try:
-            await self.flush()
+            await self.flush(rows=woken or due or self.synchronous)
         except DatabaseUnavailable:
             GUARDRAIL_ERRORS.labels(component="ledger").inc()
             log.warning("ledger.flush_deferred", pending=len(self._queue))
 
-    async def flush(self, *, check_leases: bool | None = None) -> int:
-        """Write every waiting row and settlement now (and the lease check when it is due, or
-        when ``check_leases``). Returns the rows written. Raises DATABASE_UNAVAILABLE (the
-        rows stay queued for the next attempt)."""
+    async def flush(self, *, check_leases: bool | None = None, rows: bool = True) -> int:
+        """Write every waiting row and settlement now (``rows`` False: only lease upkeep), and
+        check every lease when due or when ``check_leases``. Returns the rows written. Raises
+        DATABASE_UNAVAILABLE (the rows stay queued for the next attempt)."""
         written = 0
         async with self._lock:
             full = self.budgets.check_due() if check_leases is None and self.budgets else False
             if check_leases:
                 full = True
             while True:
-                batch = self._queue[: self.max_rows]
+                batch = self._queue[: self.max_rows] if rows else []
+                if rows:
+                    self._last_write = time.monotonic()
                 if not batch and not self._lease_work(full):
                     break
                 del self._queue[: len(batch)]
@@ -228,7 +237,7 @@ class Ledger:
                     LEDGER_PENDING.set(len(self._queue))
                 written += sum(1 for i in batch if i.entry is not None)
                 full = False
-                if not self._queue:
+                if not rows or not self._queue:
                     break
         return written
 
