@@ -189,6 +189,26 @@ async def test_a_rewritten_batch_charges_nothing_twice(runtime) -> None:
     assert (b.spent_cost, b.reserved_cost, b.calls) == (Decimal("0.3"), 0, 1)
 
 
+async def test_a_row_that_cannot_be_written_loses_neither_the_batch_nor_its_charge(runtime) -> None:
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(5)))
+    svc = BudgetService(runtime.db)
+    ledger = Ledger(runtime.db, svc, background=False)
+    good, bad = entry(ctx, "0.1", 5), entry(ctx, "0.2", 7)
+    bad.tenant_id = "ten_gone"  # violates the ledger's foreign key: this row cannot be written
+    for e in (good, bad):
+        r = await svc.reserve(ctx.tenant_id, None, Decimal("0.5"), 10)
+        await ledger.record(e, r)
+    await ledger.flush()
+    assert ledger.pending == 0
+    async with runtime.db.session() as s:
+        ids = (await s.execute(select(LedgerRow.id))).scalars().all()
+    assert ids == [good.id]
+    b = await budget(runtime, ctx)  # the dropped row's usage is still charged
+    assert (b.spent_cost, b.spent_tokens, b.reserved_cost) == (Decimal("0.3"), 12, 0)
+
+
 @pytest.mark.slow
 async def test_50_concurrent_requests_from_4_processes_never_overspend(
     db_url, tmp_path, monkeypatch

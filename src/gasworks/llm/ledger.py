@@ -257,16 +257,20 @@ class Ledger:
         # one bad row must not sink the others, nor its budget charge
         for n, item in enumerate(batch):
             try:
-                await self._commit([item], False)
-            except DatabaseUnavailable:
-                del batch[:n]  # the caller re-queues what was not written
+                try:
+                    await self._commit([item], False)
+                except DatabaseUnavailable:
+                    raise
+                except Exception:
+                    if item.entry is None:
+                        raise
+                    GUARDRAIL_ERRORS.labels(component="ledger").inc()
+                    log.exception("ledger.row_failed", call_id=item.entry.id)
+                    if item.charge is not None:  # the row is dropped, its charge is not
+                        await self._commit([_Item(None, item.charge)], False)
+            except BaseException:
+                del batch[:n]  # the caller re-queues only what was not written
                 raise
-            except Exception:
-                GUARDRAIL_ERRORS.labels(component="ledger").inc()
-                call_id = item.entry.id if item.entry else None
-                log.exception("ledger.row_failed", call_id=call_id)
-                if item.entry is not None and item.charge is not None:
-                    await self._commit([_Item(None, item.charge)], False)
 
     async def _commit(self, batch: list[_Item], full: bool) -> None:
         rows = [i.entry.row() for i in batch if i.entry is not None]
