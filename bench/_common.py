@@ -55,15 +55,24 @@ def per_call(fn: Callable[[], object], *, n: int, rounds: int = 7) -> list[float
 
 
 async def per_call_async(
-    fn: Callable[[], Awaitable[object]], *, n: int, rounds: int = 7
+    fn: Callable[[], Awaitable[object]],
+    *,
+    n: int,
+    rounds: int = 7,
+    between: Callable[[], Awaitable[object]] | None = None,
 ) -> list[float]:
+    """Seconds per call of ``fn`` for each round; ``between`` runs untimed after each."""
     await fn()
+    if between is not None:
+        await between()
     out = []
     for _ in range(rounds):
         t0 = time.perf_counter()
         for _ in range(n):
             await fn()
         out.append((time.perf_counter() - t0) / n)
+        if between is not None:
+            await between()
     return out
 
 

@@ -4,10 +4,15 @@
    - the in-process hot path: breaker check + budget check + breaker record, with no spend
      limit configured for the caller (the limits list is cached) — no database round trip;
    - the same plus the pre-call checks (token estimate of a repeated prompt, context window);
-   - reservation + settlement alone, when the caller has spend limits (one conditional UPDATE
-     per limit before, one UPDATE per limit after: two transactions);
-   - the whole hook (``before_call`` + ``after_call``): checks, breaker, reservation, and the
-     ledger row + settlement written in one transaction.
+   - breaker check + budget reservation + settlement with 2 spend limits in **lease mode**
+     (reserved and settled in memory against the process's lease; the ledger row queued):
+     median per call, and *sustained* (every call of a long run, with the ledger writer's
+     batches and the lease top-ups it triggers running in the background, amortised);
+   - the ledger writer's batch transaction (rows + settlements + lease upkeep), per row;
+   - the whole hook (``before_call`` + ``after_call``): no limits / 2 limits leased / 2 limits
+     with leases off (one reserving transaction per call) / the synchronous ledger
+     (``ledger_flush_interval_ms = 0``, one transaction per call: what every call paid before
+     group commit).
 2. Token estimation: ``TokenCounter.count`` vs ``tiktoken.Encoding.encode`` on the same texts,
    (a) every text new (cache misses), (b) a chat whose system prompt and history repeat.
 """
@@ -16,10 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,9 +38,11 @@ sys.path.insert(0, str(ROOT))
 from tests.guardrails.fakes import FakeModel, FakeOutcome  # noqa: E402
 
 from gasworks.db.engine import Database  # noqa: E402
+from gasworks.db.types import new_id, utcnow  # noqa: E402
 from gasworks.llm.breaker import OutcomeKind  # noqa: E402
-from gasworks.llm.budgets import BudgetService, BudgetSet, Period, set_budget  # noqa: E402
+from gasworks.llm.budgets import BudgetService, BudgetSet, LeasePolicy, Period, set_budget  # noqa: E402
 from gasworks.llm.guardrails import Guardrails  # noqa: E402
+from gasworks.llm.ledger import Ledger, LedgerEntry  # noqa: E402
 from gasworks.llm.tokens import TokenCounter, get_encoding  # noqa: E402
 from gasworks.llm.types import CallScope, ChatRequest, Message, Usage  # noqa: E402
 from gasworks.tenancy import service  # noqa: E402
@@ -41,6 +50,8 @@ from gasworks.tenancy.context import Role, TenantContext  # noqa: E402
 
 N_FAST = 20_000
 N_DB = 300
+N_SUSTAINED = 20_000
+BATCH = 500
 
 
 def _request() -> ChatRequest:
@@ -66,6 +77,16 @@ async def _tenant(db: Database, name: str) -> TenantContext:
     )
 
 
+def _guardrails(
+    db: Database, *, leases: bool = True, interval: float = 0.05, lease_calls: int = 64
+) -> Guardrails:
+    policy = LeasePolicy(calls=lease_calls if leases else 0)
+    budgets = BudgetService(db, leases=policy)
+    # background=False: batches are written between timed rounds (untimed) unless asked
+    ledger = Ledger(db, budgets, flush_interval=interval, background=interval <= 0)
+    return Guardrails(db, budgets=budgets, ledger=ledger)
+
+
 async def _overhead(url: str) -> dict[str, float]:
     db = Database(url)
     try:
@@ -75,11 +96,25 @@ async def _overhead(url: str) -> dict[str, float]:
         async with db.session() as s:
             await set_budget(s, capped, BudgetSet(period=Period.DAY, cost_limit=Decimal(10**6)))
             await set_budget(s, capped, BudgetSet(period=Period.MONTH, cost_limit=Decimal(10**7)))
-        g = Guardrails(db)
+        g = _guardrails(db)
         model = FakeModel()
         key = model.id
         free_scope = CallScope(tenant_id=free.tenant_id, api_key_id=free.api_key_id)
         capped_scope = CallScope(tenant_id=capped.tenant_id, api_key_id=capped.api_key_id)
+
+        def entry(tenant_id: str) -> LedgerEntry:
+            return LedgerEntry(
+                id=new_id("call"),
+                tenant_id=tenant_id,
+                model=model.id,
+                provider=model.provider,
+                status="ok",
+                created_at=utcnow(),
+                input_tokens=300,
+                output_tokens=120,
+                cost=Decimal("0.005"),
+                latency_ms=100.0,
+            )
 
         async def hot() -> None:
             permit = await g.breakers.check(key)
@@ -93,26 +128,88 @@ async def _overhead(url: str) -> dict[str, float]:
             await g.budgets.reserve(free.tenant_id, free.api_key_id, check.max_cost, 500)
             await g.breakers.record(permit, OutcomeKind.SUCCESS, latency_ms=100.0)
 
-        async def reserve_settle() -> None:
-            r = await g.budgets.reserve(capped.tenant_id, capped.api_key_id, Decimal("0.01"), 500)
-            assert r is not None
-            async with db.session() as s:
-                await BudgetService.settle_in(s, r, Decimal("0.005"), 300)
+        def reserve_settle(gr: Guardrails) -> Callable[[], Awaitable[None]]:
+            async def one() -> None:
+                permit = await gr.breakers.check(key)
+                r = await gr.budgets.reserve(
+                    capped.tenant_id, capped.api_key_id, Decimal("0.01"), 500
+                )
+                await gr.breakers.record(permit, OutcomeKind.SUCCESS, latency_ms=100.0)
+                await gr.ledger.record(entry(capped.tenant_id), r)
+
+            return one
 
         usage = Usage(input_tokens=300, output_tokens=120)
         outcome = FakeOutcome(usage=usage, cost=model.cost(usage), latency_ms=100.0)
 
-        async def full(scope: CallScope) -> None:
-            token = await g.before_call(scope, model, _request())
-            await g.after_call(token, scope, model, outcome)
+        def full(gr: Guardrails, scope: CallScope) -> Callable[[], Awaitable[None]]:
+            async def one() -> None:
+                token = await gr.before_call(scope, model, _request())
+                await gr.after_call(token, scope, model, outcome)
 
-        return {
+            return one
+
+        async def flush() -> None:
+            await g.ledger.flush()
+
+        async def batch_per_row() -> float:
+            samples = []
+            for _ in range(5):
+                for _ in range(BATCH):
+                    await reserve_settle(g)()
+                t0 = time.perf_counter()
+                await g.ledger.flush()
+                samples.append((time.perf_counter() - t0) / BATCH)
+            return statistics.median(samples) * 1e6
+
+        async def sustained(lease_calls: int = 64) -> float:
+            gs = _guardrails(db, interval=0.05, lease_calls=lease_calls)
+            gs.ledger.background = True
+            one = reserve_settle(gs)
+            await one()
+            await gs.ledger.flush()
+            t0 = time.perf_counter()
+            for i in range(N_SUSTAINED):
+                await one()
+                if i % 8 == 0:
+                    await asyncio.sleep(0)  # a server's loop yields between requests
+            await gs.ledger.close()  # everything written, leases returned: in the timing
+            return (time.perf_counter() - t0) / N_SUSTAINED * 1e6
+
+        exact = _guardrails(db, leases=False)
+        sync = _guardrails(db, interval=0)
+
+        async def flush_exact() -> None:
+            await exact.ledger.flush()
+
+        out = {
             "hot": median_us(await per_call_async(hot, n=N_FAST)),
             "hot_checks": median_us(await per_call_async(hot_checks, n=N_FAST // 4)),
-            "reserve_settle": median_us(await per_call_async(reserve_settle, n=N_DB)),
-            "full_free": median_us(await per_call_async(lambda: full(free_scope), n=N_DB)),
-            "full_capped": median_us(await per_call_async(lambda: full(capped_scope), n=N_DB)),
+            "lease_rs": median_us(
+                await per_call_async(reserve_settle(g), n=32, rounds=300, between=flush)
+            ),
+            "lease_sustained": await sustained(),
+            "lease_sustained_1024": await sustained(1024),
+            "batch_row": await batch_per_row(),
+            "exact_rs": median_us(
+                await per_call_async(reserve_settle(exact), n=20, rounds=15, between=flush_exact)
+            ),
+            "full_free": median_us(
+                await per_call_async(full(g, free_scope), n=200, rounds=25, between=flush)
+            ),
+            "full_capped": median_us(
+                await per_call_async(full(g, capped_scope), n=32, rounds=150, between=flush)
+            ),
+            "full_exact": median_us(
+                await per_call_async(
+                    full(exact, capped_scope), n=20, rounds=15, between=flush_exact
+                )
+            ),
+            "full_sync": median_us(await per_call_async(full(sync, free_scope), n=20, rounds=15)),
         }
+        for gr in (g, exact, sync):
+            await gr.ledger.close()
+        return out
     finally:
         await db.dispose()
 
@@ -245,21 +342,36 @@ def main() -> str:
     body = f"""
 ## Overhead per call (median µs; Python no-op call: {noop:.2f} µs)
 
+Spend limits: a day and a month limit on the tenant, far from being reached (lease mode at the
+default lease settings: blocks of 64 call estimates). "Settlement" swaps the reservation for
+the actual usage and queues the call's ledger row; the ledger writer commits rows and
+settlements in batches (default every 50 ms or 500 rows).
+
 | path | SQLite (embedded default) | PostgreSQL 16 |
 |---|---|---|
 {row("hot path: breaker check + budget check (no limits) + breaker record", "hot")}
 {row("hot path + pre-call checks (token estimate of a repeated prompt)", "hot_checks")}
-{row("reservation + settlement, 2 limits (2 transactions)", "reserve_settle")}
-{row("whole hook, no limits: checks + breaker + ledger row", "full_free")}
-{row("whole hook, 2 limits: + reservation; ledger + settlement in 1 transaction", "full_capped")}
+{row("**breaker check + reservation + settlement, 2 limits, leased** (memory)", "lease_rs")}
+{row("same, sustained: 20,000 calls, batches + lease top-ups amortised", "lease_sustained")}
+{row("same, sustained, leases of 1,024 estimates (`BUDGET_LEASE_CALLS`)", "lease_sustained_1024")}
+{row(f"ledger batch transaction ({BATCH} rows + settlements + lease upkeep), per row", "batch_row")}
+{row("breaker check + reservation + settlement, 2 limits, leases off (exact)", "exact_rs")}
+{row("whole hook, no limits: checks + breaker + ledger row queued", "full_free")}
+{row("whole hook, 2 limits, leased", "full_capped")}
+{row("whole hook, 2 limits, leases off: 1 reserving transaction per call", "full_exact")}
+{row("whole hook, no limits, synchronous ledger (flush interval 0)", "full_sync")}
 
-Target ≤ 50 µs in-process: met by the hot path (every call of a caller without spend
-limits, breaker closed). A caller WITH spend limits pays the reservation round trip, and every
-call pays the ledger write (one transaction, synchronous so the ledger never undercounts);
-those are database round trips, reported as measured. On this machine one trivial
-transaction through SQLAlchemy's async engine costs ~1.4 ms on SQLite (about 19 event-loop
-round trips to aiosqlite's thread; raw aiosqlite: ~0.14 ms), so the database rows are bounded
-by the shared database layer, not by the guardrails' own work (the hot-path rows).
+Target ≤ 50 µs in-process for breaker check + budget reservation + settlement: met in lease
+mode (the bold row). Its database work is the batch row (amortised per call) and the lease
+top-ups; the sustained row is the honest total of a long run on one event loop, database
+transactions included (they run in the driver's thread / the server while the loop goes on).
+Near a limit (headroom under 256 call estimates by default) or with leases off, each call
+pays one reserving transaction: the "leases off" rows. The synchronous-ledger row is what
+every call paid before group commit (one transaction per call; ~1.4 ms of it on SQLite is
+the async engine's per-transaction floor, about 19 event-loop round trips to aiosqlite's
+thread). Before leases and group commit (same machine, 2026-11-26): reservation +
+settlement with 2 limits 6,291 µs (SQLite) / 5,807 µs (PostgreSQL); whole hook without
+limits 2,157 / 1,911 µs; with 2 limits 10,462 / 7,828 µs.
 
 ## Token estimation (cl100k_base, {int(est["tokens"]):,} tokens of repository text)
 

@@ -1,10 +1,12 @@
 """Periodic background work that stops cleanly.
 
-Every domain loop (breaker sync and budget sweeps, prompt invalidation polling, model registry
-refresh) runs as a ``PeriodicTask``. Stopping sets an event and waits for the iteration in
-progress to finish (up to a grace period) before cancelling: a task cancelled in the middle of
-a database call can leave a driver connection mid-transaction after its event loop is gone,
-and on SQLite such a connection holds the write lock until it is garbage-collected.
+Every domain loop (breaker sync and budget sweeps, the ledger writer, prompt invalidation
+polling, model registry refresh) runs as a ``PeriodicTask``; ``wake()`` runs the next
+iteration at once (the ledger writer when a batch is full). Stopping sets an event and waits
+for the iteration in progress to finish (up to a grace period) before cancelling: a task
+cancelled in the middle of a database call can leave a driver connection mid-transaction
+after its event loop is gone, and on SQLite such a connection holds the write lock until it
+is garbage-collected.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ class PeriodicTask:
         self.run_first = run_first
         self.on_error = on_error
         self._stop = asyncio.Event()
+        self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -44,13 +47,19 @@ class PeriodicTask:
         """Start on the running event loop (idempotent)."""
         if not self.running:
             self._stop = asyncio.Event()
+            self._wake = asyncio.Event()
             self._task = asyncio.create_task(self._run(), name=self.name)
+
+    def wake(self) -> None:
+        """Run the next iteration now instead of at the end of the current wait."""
+        self._wake.set()
 
     async def stop(self, grace: float = 5.0) -> None:
         task, self._task = self._task, None
         if task is None:
             return
         self._stop.set()
+        self._wake.set()
         try:
             await asyncio.wait_for(asyncio.shield(task), grace)
         except TimeoutError:
@@ -62,12 +71,13 @@ class PeriodicTask:
     async def _run(self) -> None:
         first = True
         while not self._stop.is_set():
-            if not (first and self.run_first):
+            if not (first and self.run_first) and not self._wake.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), self.every)
+                    await asyncio.wait_for(self._wake.wait(), self.every)
                 if self._stop.is_set():
                     return
             first = False
+            self._wake.clear()
             try:
                 await self.body()
             except Exception as exc:

@@ -249,13 +249,64 @@ class Settings(BaseSettings):
         "is released by the sweeper. Keep it above the longest call.",
     )
     budget_sweep_interval_seconds: float = Field(
-        default=60.0, gt=0, description="How often expired reservations are looked for."
+        default=15.0,
+        gt=0,
+        description="How often expired reservations and leases are looked for (and charged).",
+    )
+    budget_lease_calls: int = Field(
+        default=64,
+        ge=0,
+        le=1_000_000,
+        description="Largest budget lease a process holds, in call estimates: reservations "
+        "and settlements are then served from memory. 0: no leases (every call reserves in "
+        "the database).",
+    )
+    budget_lease_min_headroom_calls: int = Field(
+        default=256,
+        ge=1,
+        description="A lease is held only while a limit's remaining headroom is at least "
+        "this many call estimates; closer to the limit every call reserves in the database.",
+    )
+    budget_lease_fraction: float = Field(
+        default=0.1,
+        gt=0,
+        le=0.5,
+        description="A lease takes at most this share of a limit's remaining headroom.",
+    )
+    budget_lease_interval_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        description="Every lease is re-checked against its limit (resized, renewed) this "
+        "often; a lease unused for one interval is returned.",
+    )
+    budget_lease_ttl_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A lease not renewed for this long belongs to a process that died: the "
+        "sweeper charges what it held as spent. Keep it well above the lease interval.",
+    )
+    ledger_flush_interval_ms: float = Field(
+        default=50.0,
+        ge=0,
+        le=60_000,
+        description="Ledger rows and budget settlements are written in one transaction per "
+        "batch at least this often. 0: synchronously, one transaction per call.",
+    )
+    ledger_flush_max_rows: int = Field(
+        default=500, ge=1, description="A batch is written as soon as this many rows wait."
+    )
+    ledger_max_pending_rows: int = Field(
+        default=100_000,
+        ge=1,
+        description="While the database is unreachable, ledger rows wait in memory up to "
+        "this many; beyond it new rows are dropped (logged and counted), their budget "
+        "charges are kept.",
     )
     guardrails_maintenance_interval_seconds: float = Field(
         default=1.0,
         ge=0,
         description="Background task period: flushes breaker counts of an idle process and "
-        "reads shared breaker state, runs the reservation sweeper when due (0: off).",
+        "reads shared breaker state, runs the reservation and lease sweeper when due (0: off).",
     )
     context_safety_margin: float = Field(
         default=0.10, ge=0, lt=1, description="Share of the context window kept free."

@@ -1,4 +1,7 @@
-"""One process of the concurrency test: N concurrent calls through the gateway (JSON out)."""
+"""One process of the concurrency tests: N concurrent calls through the gateway.
+
+Prints JSON: each call's outcome, and how many budget reservations came from a lease vs
+exactly from the database."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from pathlib import Path
 from gasworks.errors import GasworksError
 from gasworks.llm.runtime import get_gateway
 from gasworks.llm.types import CallScope, ChatRequest, Message
+from gasworks.observability.metrics import REGISTRY
 from tests.guardrails.gateway_env import gateway_settings, started
 
 PROMPT = "Summarise the quarterly report in three bullet points, please."
@@ -33,7 +37,11 @@ async def main(home: str, url: str, provider_url: str, tenant_id: str, key_id: s
             return f"served:{result.model}"
 
         results = await asyncio.gather(*(one() for _ in range(n)))
-    sys.stdout.write(json.dumps(results))
+    modes = {
+        m: REGISTRY.get_sample_value("gasworks_budget_reservations_total", {"mode": m}) or 0
+        for m in ("lease", "exact")
+    }
+    sys.stdout.write(json.dumps({"results": results, "modes": modes}))
 
 
 if __name__ == "__main__":

@@ -184,7 +184,11 @@ def budgets_show(
     key: Annotated[str | None, typer.Option("--key", help="Only this API key.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Limits with the current period's spend and reservations."""
+    """Limits with the current period's spend and reservations.
+
+    "reserved" includes what running processes hold as budget leases ("leased"); spend lags
+    the calls by at most the ledger flush interval (until then it is part of "reserved").
+    """
 
     async def body() -> list[BudgetOut]:
         async with runtime() as rt:
@@ -198,7 +202,17 @@ def budgets_show(
         return
     table(
         f"Spend limits of {tenant}",
-        ["scope", "period", "cost limit", "spent", "reserved", "token limit", "tokens", "calls"],
+        [
+            "scope",
+            "period",
+            "cost limit",
+            "spent",
+            "reserved",
+            "leased",
+            "token limit",
+            "tokens",
+            "calls",
+        ],
         [
             [
                 b.api_key_id or "tenant",
@@ -206,6 +220,7 @@ def budgets_show(
                 b.cost_limit,
                 b.spent_cost,
                 b.reserved_cost,
+                b.leased_cost,
                 b.token_limit,
                 b.spent_tokens,
                 b.calls,

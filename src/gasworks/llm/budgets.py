@@ -1,35 +1,48 @@
 """Spend limits per tenant and per API key, per UTC calendar day and month: reserve-then-settle.
 
-Before a call the estimated maximum (cost and tokens) is reserved on every applicable counter
-with one conditional UPDATE each (``… WHERE spent + reserved + x <= limit``), all in one
-transaction: either every limit admits the call or none is touched. After the call the
-reservation is swapped for the actual usage (in the same transaction that writes the ledger
-row, see ``ledger.py``); a failed call settles at what it really used (usually nothing).
-Because a reservation only succeeds while ``spent + reserved`` stays under the limit, spend
-can exceed a limit only by what a call used beyond its own estimate — never by concurrency.
+Before a call its estimated maximum (cost and tokens) is reserved on every applicable
+counter; after it the reservation is swapped for the actual usage; a failed call settles at
+what it really used (usually nothing). A reservation is only admitted while
+``spent + reserved`` stays within every limit, so spend can exceed a limit only by what a
+call used beyond its own estimate — never by concurrency, in any number of processes.
 
-The list of limits of a tenant/key is cached per process for ``budget_cache_ttl_seconds``
-(invalidated at once in the process that changes it), so callers without limits pay nothing.
+Two ways to reserve, chosen per scope (tenant + API key) from the headroom left:
+
+* **leased** (far from the limits): the process reserves a *block* in the database (a lease,
+  see ``budget_leases.py``) and serves each call's reservation and settlement from memory;
+* **exact** (close to a limit, or leases off): one transaction per call locks the counters and
+  reserves exactly the estimate (a per-call row of ``llm_budget_reservations``).
+
+Settlements are written by the ledger's batches (``ledger.py``), in the same transaction as
+the calls' ledger rows. The list of limits of a tenant/key is cached per process for
+``budget_cache_ttl_seconds`` (invalidated at once in the process that changes it), so callers
+without limits pay nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import BigInteger, Table, or_, select, type_coerce, update
+from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.engine import Database
 from gasworks.db.types import money_to_units, new_id, utcnow
-from gasworks.errors import CostLimitExceeded, NotFound, TokenBudgetExceeded, ValidationFailed
-from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetReservationRow, BudgetRow
+from gasworks.errors import NotFound, ValidationFailed
+from gasworks.llm import budget_store as store
+from gasworks.llm.budget_leases import Charge, Lease, LeasePolicy, Reservation, ScopeKey
+from gasworks.llm.guardrail_metrics import BUDGET_RESERVATIONS
+from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetRow
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.tables import ApiKeyRow
@@ -37,8 +50,10 @@ from gasworks.tenancy.tables import ApiKeyRow
 log = get_logger("gasworks.llm.budgets")
 
 C: Table = BudgetCounterRow.__table__  # type: ignore[assignment]
-R: Table = BudgetReservationRow.__table__  # type: ignore[assignment]
 BT: Table = BudgetRow.__table__  # type: ignore[assignment]
+
+_LEASED = BUDGET_RESERVATIONS.labels(mode="lease")
+_EXACT = BUDGET_RESERVATIONS.labels(mode="exact")
 
 
 class Period(StrEnum):
@@ -67,16 +82,6 @@ class Limit:
     token_limit: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    """What was reserved on which counters; settled (or released) exactly once."""
-
-    id: str
-    counters: tuple[tuple[str, str], ...]
-    cost_units: int
-    tokens: int
-
-
 # --- schemas ------------------------------------------------------------------------------
 
 
@@ -99,16 +104,37 @@ class BudgetOut(BaseModel):
     period_start: str
     cost_limit: Decimal | None
     token_limit: int | None
-    spent_cost: Decimal
-    reserved_cost: Decimal
+    spent_cost: Decimal = Field(
+        description="Settled spend. Lags the calls by at most the ledger flush interval; "
+        "until then their amount is part of reserved_cost."
+    )
+    reserved_cost: Decimal = Field(
+        description="Held for calls in flight and by processes' leases (includes leased_cost)."
+    )
+    leased_cost: Decimal = Field(description="The part of reserved_cost held by leases.")
     spent_tokens: int
-    reserved_tokens: int
+    reserved_tokens: int = Field(description="Includes leased_tokens.")
+    leased_tokens: int
     calls: int
     updated_at: datetime
     updated_by: str | None
 
 
 # --- the per-call service -----------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Scope:
+    limits: list[Limit]
+    #: epoch second at which the calendar periods change (the next UTC midnight)
+    until: float
+    key: ScopeKey
+    infos: tuple[store.CounterInfo, ...]
+
+
+def process_owner() -> str:
+    """host:pid:nonce, recorded on lease rows for operators."""
+    return f"{socket.gethostname()[:80]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class BudgetService:
@@ -118,20 +144,54 @@ class BudgetService:
         *,
         cache_ttl: float = 5.0,
         reservation_ttl: float = 3600.0,
+        leases: LeasePolicy | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
         self.cache_ttl = cache_ttl
         self.reservation_ttl = reservation_ttl
+        self.policy = leases if leases is not None else LeasePolicy()
         self.clock = clock
+        self.owner = process_owner()
+        #: the lease each scope draws from
+        self.leases: dict[ScopeKey, Lease] = {}
+        #: retired leases still holding capacity (returned by the next flush once idle)
+        self.retiring: list[Lease] = []
+        #: serialises every transaction that changes a lease (reserving, flushing)
+        self.lease_lock = asyncio.Lock()
+        #: called when a lease is taken or retired (the ledger writer starts / wakes)
+        self.on_lease_change: Callable[[], None] | None = None
+        self.last_check = time.monotonic()
         self._cache: dict[tuple[str, str], tuple[float, list[Limit]]] = {}
+        self._scopes: dict[tuple[str, str], _Scope] = {}
+        self._no_lease_until: dict[ScopeKey, float] = {}
 
     def invalidate(self, tenant_id: str | None = None) -> None:
+        """Forget cached limits and retire the leases of ``tenant_id`` (every tenant: None):
+        a changed limit applies to this process's next call."""
         if tenant_id is None:
             self._cache.clear()
+            self._scopes.clear()
+            self._no_lease_until.clear()
         else:
             for k in [k for k in self._cache if k[0] == tenant_id]:
                 del self._cache[k]
+            for k in [k for k in self._scopes if k[0] == tenant_id]:
+                del self._scopes[k]
+            for sk in [sk for sk in self._no_lease_until if sk[0] == tenant_id]:
+                del self._no_lease_until[sk]
+        for lease in list(self.leases.values()):
+            if tenant_id is None or lease.tenant_id == tenant_id:
+                self.retire(lease)
+
+    def retire(self, lease: Lease) -> None:
+        lease.retired = True
+        if self.leases.get(lease.key) is lease:
+            del self.leases[lease.key]
+        if not lease.lost and lease not in self.retiring:
+            self.retiring.append(lease)
+        if self.on_lease_change is not None:
+            self.on_lease_change()
 
     async def limits_for(self, tenant_id: str, api_key_id: str | None) -> list[Limit]:
         """The tenant's own limits and those of ``api_key_id`` (cached ``cache_ttl``)."""
@@ -141,7 +201,7 @@ class BudgetService:
         if hit is not None and now - hit[0] < self.cache_ttl:
             return hit[1]
         keys = [""] if not api_key_id else ["", api_key_id]
-        async with self.db.session() as s:
+        async with self.db.read_session() as s:
             rows = (
                 await s.execute(
                     select(BT).where(BT.c.tenant_id == tenant_id, BT.c.api_key_id.in_(keys))
@@ -165,6 +225,28 @@ class BudgetService:
         self._cache[key] = (now, limits)
         return limits
 
+    def _scope(self, tenant_id: str, api_key_id: str, limits: list[Limit], now: float) -> _Scope:
+        """The counters a call charges now, and the lease scope they form (cached until the
+        calendar periods change or the limits are reloaded)."""
+        hit = self._scopes.get((tenant_id, api_key_id))
+        if hit is not None and hit.limits is limits and now < hit.until:
+            return hit
+        when = datetime.fromtimestamp(now, UTC)
+        counters = tuple((lim.budget_id, period_start(lim.period, when)) for lim in limits)
+        own = api_key_id if any(lim.api_key_id for lim in limits) else ""
+        infos = tuple(
+            store.CounterInfo(
+                lim.api_key_id,
+                lim.period.value,
+                None if lim.cost_limit is None else money_to_units(lim.cost_limit),
+                lim.token_limit,
+            )
+            for lim in limits
+        )
+        scope = _Scope(limits, (now // 86400 + 1) * 86400, (tenant_id, own, counters), infos)
+        self._scopes[(tenant_id, api_key_id)] = scope
+        return scope
+
     async def reserve(
         self, tenant_id: str, api_key_id: str | None, cost: Decimal, tokens: int
     ) -> Reservation | None:
@@ -173,182 +255,152 @@ class BudgetService:
         limits = await self.limits_for(tenant_id, api_key_id)
         if not limits:
             return None
-        now = self.clock()
-        when = datetime.fromtimestamp(now, UTC)
+        scope = self._scope(tenant_id, api_key_id or "", limits, self.clock())
         units = money_to_units(cost)
-        counters: list[tuple[str, str]] = []
-        rid = new_id("res")
-        async with self.db.session() as s:
-            for lim in limits:  # sorted by id: the same lock order in every transaction
-                start = period_start(lim.period, when)
-                if not await self._try_reserve(s, lim.budget_id, start, units, tokens):
-                    await self._create_counter(s, lim, start)
-                    if not await self._try_reserve(s, lim.budget_id, start, units, tokens):
-                        await self._reject(s, lim, start, cost, tokens)
-                counters.append((lim.budget_id, start))
-            await s.execute(
-                R.insert().values(
-                    id=rid,
-                    tenant_id=tenant_id,
-                    counters=[list(c) for c in counters],
-                    cost_units=units,
-                    tokens=tokens,
-                    expires_at=datetime.fromtimestamp(now + self.reservation_ttl, UTC),
+        lease = self.leases.get(scope.key)
+        if lease is not None and lease.try_draw(units, tokens):
+            _LEASED.inc()
+            if not lease.wanted and lease.low():  # top it up in the background
+                lease.wanted = True
+                if self.on_lease_change is not None:
+                    self.on_lease_change()
+            return Reservation("", scope.key[2], units, tokens, lease)
+        if not self.policy.enabled or time.monotonic() < self._no_lease_until.get(scope.key, 0):
+            return await self._reserve_in_db(scope, units, tokens, None)
+        async with self.lease_lock:
+            lease = self.leases.get(scope.key)  # another call may have topped it up meanwhile
+            if lease is not None and lease.try_draw(units, tokens):
+                _LEASED.inc()
+                return Reservation("", scope.key[2], units, tokens, lease)
+            return await self._reserve_in_db(scope, units, tokens, lease)
+
+    async def _reserve_in_db(
+        self, scope: _Scope, units: int, tokens: int, lease: Lease | None
+    ) -> Reservation:
+        """One transaction: grow or take a lease (``lease`` given or None with leases on) or
+        reserve exactly. With ``lease`` None and leases on, a new lease may be taken."""
+        use_lease = self.policy.enabled and (
+            lease is not None or time.monotonic() >= self._no_lease_until.get(scope.key, 0)
+        )
+        grant = store.Grant()
+        req = store.ReserveRequest(
+            scope.key, scope.infos, units, tokens, self.owner, self.clock(), self.reservation_ttl
+        )
+        try:
+            async with self.db.session() as s:
+                await store.reserve_in(
+                    s,
+                    self.db.dialect,
+                    req,
+                    lease=lease if use_lease else None,
+                    policy=self.policy if use_lease else None,
+                    grant=grant,
                 )
-            )
-        return Reservation(rid, tuple(counters), units, tokens)
+        except BaseException:
+            grant.rollback()
+            raise
+        grant.commit()
+        if grant.lost is not None:
+            self.retire(grant.lost)
+        got = grant.lease
+        if got is not None:
+            old = self.leases.get(scope.key)
+            if old is not got:
+                if old is not None:
+                    self.retire(old)
+                self.leases[scope.key] = got
+                if self.on_lease_change is not None:
+                    self.on_lease_change()
+            if got.try_draw(units, tokens):
+                _LEASED.inc()
+                return Reservation("", scope.key[2], units, tokens, got)
+        if grant.reservation_id is None:  # pragma: no cover - a grant always fits its call
+            raise RuntimeError("budget reservation granted nothing")
+        if use_lease:
+            self._no_lease_until[scope.key] = time.monotonic() + self.policy.interval
+        _EXACT.inc()
+        return Reservation(grant.reservation_id, scope.key[2], units, tokens)
 
-    async def _try_reserve(
-        self, s: AsyncSession, budget_id: str, start: str, units: int, tokens: int
-    ) -> bool:
-        spent_c = type_coerce(C.c.spent_cost, BigInteger)
-        res_c = type_coerce(C.c.reserved_cost, BigInteger)
-        limit_c = type_coerce(C.c.cost_limit, BigInteger)
-        stmt = (
-            update(C)
-            .where(
-                C.c.budget_id == budget_id,
-                C.c.period_start == start,
-                or_(limit_c.is_(None), spent_c + res_c + units <= limit_c),
-                or_(
-                    C.c.token_limit.is_(None),
-                    C.c.spent_tokens + C.c.reserved_tokens + tokens <= C.c.token_limit,
-                ),
-            )
-            .values(reserved_cost=res_c + units, reserved_tokens=C.c.reserved_tokens + tokens)
-        )
-        result = await s.execute(stmt)
-        return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-    async def _create_counter(self, s: AsyncSession, lim: Limit, start: str) -> None:
-        await s.execute(
-            self.db.dialect.insert(C)
-            .values(
-                budget_id=lim.budget_id,
-                period_start=start,
-                tenant_id=lim.tenant_id,
-                cost_limit=lim.cost_limit,
-                token_limit=lim.token_limit,
-                spent_cost=Decimal(0),
-                reserved_cost=Decimal(0),
-                spent_tokens=0,
-                reserved_tokens=0,
-                calls=0,
-            )
-            .on_conflict_do_nothing()
-        )
-
-    async def _reject(
-        self, s: AsyncSession, lim: Limit, start: str, cost: Decimal, tokens: int
-    ) -> None:
-        row = (
-            await s.execute(
-                select(C).where(C.c.budget_id == lim.budget_id, C.c.period_start == start)
-            )
-        ).one()
-        scope = "API key" if lim.api_key_id else "tenant"
-        details: dict[str, Any] = {
-            "scope": "api_key" if lim.api_key_id else "tenant",
-            "apiKeyId": lim.api_key_id or None,
-            "period": lim.period.value,
-            "periodStart": start,
-        }
-        cost_over = row.cost_limit is not None and (
-            row.spent_cost + row.reserved_cost + cost > row.cost_limit
-        )
-        if cost_over:
-            raise CostLimitExceeded(
-                f"The {scope}'s {lim.period.adjective} spend limit would be exceeded "
-                f"(limit {row.cost_limit}, spent {row.spent_cost}, reserved "
-                f"{row.reserved_cost}, this call up to {cost}).",
-                details=details
-                | {
-                    "limit": str(row.cost_limit),
-                    "spent": str(row.spent_cost),
-                    "reserved": str(row.reserved_cost),
-                    "estimate": str(cost),
-                },
-            )
-        raise TokenBudgetExceeded(
-            f"The {scope}'s {lim.period.adjective} token limit would be exceeded "
-            f"(limit {row.token_limit}, used {row.spent_tokens}, reserved "
-            f"{row.reserved_tokens}, this call up to {tokens}).",
-            details=details
-            | {
-                "limit": row.token_limit,
-                "spent": row.spent_tokens,
-                "reserved": row.reserved_tokens,
-                "estimate": tokens,
-            },
-        )
+    # --- settling (memory now, the database in the ledger's next batch) ---------------------
 
     @staticmethod
-    async def settle_in(
-        s: AsyncSession, reservation: Reservation, cost: Decimal, tokens: int
-    ) -> None:
-        """Swap the reservation for actual usage (inside the caller's transaction). If the
-        sweeper already released it (a call longer than the reservation TTL), only the
-        actual usage is added."""
-        open_ = await _close_reservation(s, reservation.id)
+    def settle(reservation: Reservation, cost: Decimal, tokens: int) -> Charge | None:
+        """Swap the reservation for the actual usage; the returned charge goes to the ledger
+        writer with the call's row. None: already settled or released."""
+        if reservation.done:
+            return None
+        reservation.done = True
         units = money_to_units(cost)
-        spent_c = type_coerce(C.c.spent_cost, BigInteger)
-        res_c = type_coerce(C.c.reserved_cost, BigInteger)
-        held_units = reservation.cost_units if open_ else 0
-        held_tokens = reservation.tokens if open_ else 0
-        for budget_id, start in reservation.counters:
-            await s.execute(
-                update(C)
-                .where(C.c.budget_id == budget_id, C.c.period_start == start)
-                .values(
-                    reserved_cost=res_c - held_units,
-                    spent_cost=spent_c + units,
-                    reserved_tokens=C.c.reserved_tokens - held_tokens,
-                    spent_tokens=C.c.spent_tokens + tokens,
-                    calls=C.c.calls + 1,
-                )
-            )
+        if reservation.lease is not None:
+            reservation.lease.settle(reservation.cost_units, reservation.tokens, units, tokens)
+        return Charge(reservation, units, tokens)
 
-    async def release(self, reservation: Reservation) -> None:
-        """Give a reservation back unused (the call never happened)."""
-        async with self.db.session() as s:
-            if await _close_reservation(s, reservation.id):
-                await _unreserve(
-                    s, reservation.counters, reservation.cost_units, reservation.tokens
-                )
+    @staticmethod
+    def release(reservation: Reservation) -> Charge | None:
+        """Give a reservation back unused (the call never happened). A leased one is back in
+        the lease at once; a per-call row is released by the returned charge."""
+        if reservation.done:
+            return None
+        reservation.done = True
+        if reservation.lease is not None:
+            reservation.lease.release(reservation.cost_units, reservation.tokens)
+            return None
+        return Charge(reservation, 0, 0, counted=False)
+
+    def check_due(self) -> bool:
+        return time.monotonic() - self.last_check >= self.policy.interval
+
+    def leases_to_check(self, full: bool) -> list[Lease]:
+        out = list(self.retiring)
+        out.extend(lease for lease in self.leases.values() if full or lease.low())
+        return out
+
+    async def settle_in(
+        self, s: AsyncSession, charges: list[Charge], plan: store.FlushPlan, *, full: bool
+    ) -> None:
+        """Write ``charges`` and maintain the leases inside the caller's transaction (hold
+        ``lease_lock``); then ``after_flush(plan)`` once it commits, ``plan.rollback()`` if
+        it does not."""
+        await store.settle_in(
+            s,
+            charges,
+            self.leases_to_check(full),
+            policy=self.policy,
+            now=self.clock(),
+            full_check=full,
+            plan=plan,
+        )
+
+    def after_flush(self, plan: store.FlushPlan, *, full: bool) -> None:
+        plan.commit()
+        for lease in plan.touched:
+            lease.wanted = False
+        done = {id(x) for x, _ in plan.returned} | {id(x) for x in plan.lost}
+        for lease in [x for x, _ in plan.returned] + plan.lost:
+            if self.leases.get(lease.key) is lease:
+                del self.leases[lease.key]
+        self.retiring = [x for x in self.retiring if id(x) not in done]
+        if full:
+            self.last_check = time.monotonic()
+
+    def shutting_down(self) -> None:
+        """Retire every lease: the next flush returns what they hold."""
+        for lease in list(self.leases.values()):
+            self.retire(lease)
 
     async def sweep(self, limit: int = 500) -> int:
-        """Release reservations past their TTL (left by processes that died mid-call)."""
-        now = datetime.fromtimestamp(self.clock(), UTC)
-        async with self.db.session() as s:
-            rows = (await s.execute(select(R).where(R.c.expires_at < now).limit(limit))).all()
-        released = 0
-        for row in rows:
+        """Charge reservations and leases past their expiry (left by processes that died):
+        what they held counts as spent, with an estimated ledger adjustment row each."""
+        now = self.clock()
+        async with self.db.read_session() as s:
+            ids = await store.expired_ids(s, now, limit)
+        charged = 0
+        for rid in ids:
             async with self.db.session() as s:
-                if await _close_reservation(s, row.id):
-                    counters = tuple((str(b), str(p)) for b, p in row.counters)
-                    await _unreserve(s, counters, int(row.cost_units), int(row.tokens))
-                    released += 1
-        if released:
-            log.warning("budgets.reservations_expired", released=released)
-        return released
-
-
-async def _close_reservation(s: AsyncSession, reservation_id: str) -> bool:
-    """Delete the open-reservation row; False when it was already settled or swept."""
-    result = await s.execute(R.delete().where(R.c.id == reservation_id))
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
-
-
-async def _unreserve(
-    s: AsyncSession, counters: tuple[tuple[str, str], ...], units: int, tokens: int
-) -> None:
-    res_c = type_coerce(C.c.reserved_cost, BigInteger)
-    for budget_id, start in counters:
-        await s.execute(
-            update(C)
-            .where(C.c.budget_id == budget_id, C.c.period_start == start)
-            .values(reserved_cost=res_c - units, reserved_tokens=C.c.reserved_tokens - tokens)
-        )
+                charged += await store.sweep_in(s, rid, now)
+        if charged:
+            log.warning("budgets.expired_charged", charged=charged)
+        return charged
 
 
 # --- operator functions (API / CLI) ---------------------------------------------------------
@@ -434,8 +486,10 @@ async def list_budgets(
                 token_limit=r.token_limit,
                 spent_cost=c.spent_cost if c else Decimal(0),
                 reserved_cost=c.reserved_cost if c else Decimal(0),
+                leased_cost=c.leased_cost if c else Decimal(0),
                 spent_tokens=c.spent_tokens if c else 0,
                 reserved_tokens=c.reserved_tokens if c else 0,
+                leased_tokens=c.leased_tokens if c else 0,
                 calls=c.calls if c else 0,
                 updated_at=r.updated_at,
                 updated_by=r.updated_by,
@@ -448,6 +502,9 @@ __all__ = [
     "BudgetOut",
     "BudgetService",
     "BudgetSet",
+    "Charge",
+    "Lease",
+    "LeasePolicy",
     "Limit",
     "Period",
     "Reservation",

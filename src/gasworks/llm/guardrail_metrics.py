@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Gauge
+from prometheus_client import Counter, Gauge, Histogram
 
 from gasworks.observability.metrics import REGISTRY
 
@@ -53,5 +53,23 @@ USAGE_CALLS = Counter(
     "gasworks_usage_calls_total",
     "Model calls recorded in the ledger, by model and status.",
     ["model", "status"],
+    registry=REGISTRY,
+)
+BUDGET_RESERVATIONS = Counter(
+    "gasworks_budget_reservations_total",
+    "Budget reservations, by how they were made: from a process's lease (memory) or "
+    "exactly, one database transaction per call.",
+    ["mode"],
+    registry=REGISTRY,
+)
+LEDGER_BATCH_ROWS = Histogram(
+    "gasworks_ledger_batch_rows",
+    "Ledger rows written per group-commit transaction.",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000),
+    registry=REGISTRY,
+)
+LEDGER_PENDING = Gauge(
+    "gasworks_ledger_pending_rows",
+    "Ledger rows waiting in this process for the next batch.",
     registry=REGISTRY,
 )

@@ -19,6 +19,8 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -108,12 +110,19 @@ class BudgetCounterRow(Base):
     reserved_cost: Mapped[Decimal] = mapped_column(Money, default=Decimal(0))
     spent_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     reserved_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    #: the part of ``reserved`` held by processes' leases (blocks they reserve from memory)
+    leased_cost: Mapped[Decimal] = mapped_column(
+        Money, default=Decimal(0), server_default=text("0")
+    )
+    leased_tokens: Mapped[int] = mapped_column(BigInteger, default=0, server_default=text("0"))
     calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class BudgetReservationRow(Base):
-    """An open reservation: deleted when settled or released. One left behind by a crashed
-    process is released by the sweeper once it expires."""
+    """An open reservation of one call, or a process's lease (``lease``: a block its calls
+    reserve from in memory, resized and renewed while the process lives). Deleted when
+    settled, released or returned; one left behind by a process that died is charged as
+    spent by the sweeper once it expires (with a ledger adjustment row), never released."""
 
     __tablename__ = "llm_budget_reservations"
     __table_args__ = (Index("ix_llm_budget_reservations_expires_at", "expires_at"),)
@@ -125,6 +134,10 @@ class BudgetReservationRow(Base):
     cost_units: Mapped[int] = mapped_column(BigInteger)
     tokens: Mapped[int] = mapped_column(BigInteger)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    api_key_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    lease: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    #: host:pid:nonce of the process holding it (for operators; expiry decides abandonment)
+    owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
 
 
 class LedgerRow(Base):

@@ -9,9 +9,12 @@
    which makes the gateway try the model's fallbacks);
 3. the budget reservation (a database round trip only when the tenant or key has limits).
 
-``after_call`` feeds the outcome to the breaker and writes the ledger row + settles the
-reservation in one transaction. Breakers fail open; budgets fail closed (a call whose
-reservation cannot be written is not made), the ledger logs and counts its own failures.
+``after_call`` feeds the outcome to the breaker, settles the reservation (in memory for a
+leased one) and queues the ledger row; the ledger writer commits rows and settlements in
+batches. Breakers fail open; budgets fail closed (a call whose reservation cannot be made is
+not made — though a lease already held keeps serving while the database is unreachable, within
+the limit by construction); the ledger logs and counts its own failures and keeps unwritten
+rows queued.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from gasworks.errors import (
     TokenLimitExceeded,
 )
 from gasworks.llm.breaker import BreakerConfig, BreakerManager, OutcomeKind, Permit
-from gasworks.llm.budgets import BudgetService, Reservation
+from gasworks.llm.budgets import BudgetService, LeasePolicy, Reservation
 from gasworks.llm.guardrail_metrics import GUARDRAIL_ERRORS, REJECTIONS
 from gasworks.llm.ledger import Ledger, LedgerEntry
 from gasworks.llm.tokens import TokenCounter, TokenCounters, TokenEstimate
@@ -129,6 +132,7 @@ class GuardToken:
     breaker: Permit
     reservation: Reservation | None
     check: PreCheck
+    done: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,6 +163,16 @@ def breaker_config(s: Settings) -> BreakerConfig:
     )
 
 
+def lease_policy(s: Settings) -> LeasePolicy:
+    return LeasePolicy(
+        calls=s.budget_lease_calls,
+        min_headroom_calls=s.budget_lease_min_headroom_calls,
+        fraction=s.budget_lease_fraction,
+        interval=s.budget_lease_interval_seconds,
+        ttl=s.budget_lease_ttl_seconds,
+    )
+
+
 def _reject(exc: GasworksError) -> GasworksError:
     REJECTIONS.labels(reason=exc.code).inc()
     return exc
@@ -183,22 +197,31 @@ class Guardrails:
         self.clock = clock
         self.breakers = breakers or BreakerManager(db, clock=clock)
         self.budgets = budgets or BudgetService(db, clock=clock)
-        self.ledger = ledger or Ledger(db)
+        self.ledger = ledger or Ledger(db, self.budgets)
         self.counters = counters or TokenCounters()
 
     @classmethod
     def from_settings(
         cls, db: Database, settings: Settings, *, clock: Callable[[], float] = time.time
     ) -> Guardrails:
+        budgets = BudgetService(
+            db,
+            cache_ttl=settings.budget_cache_ttl_seconds,
+            reservation_ttl=settings.budget_reservation_ttl_seconds,
+            leases=lease_policy(settings),
+            clock=clock,
+        )
         return cls(
             db,
             config=GuardrailConfig.from_settings(settings),
             breakers=BreakerManager(db, breaker_config(settings), clock=clock),
-            budgets=BudgetService(
+            budgets=budgets,
+            ledger=Ledger(
                 db,
-                cache_ttl=settings.budget_cache_ttl_seconds,
-                reservation_ttl=settings.budget_reservation_ttl_seconds,
-                clock=clock,
+                budgets,
+                flush_interval=settings.ledger_flush_interval_ms / 1000,
+                max_rows=settings.ledger_flush_max_rows,
+                max_pending=settings.ledger_max_pending_rows,
             ),
             counters=TokenCounters(cache_size=settings.token_count_cache_size),
             clock=clock,
@@ -315,15 +338,16 @@ class Guardrails:
     async def after_call(
         self, token: object, scope: CallScope, model: GuardedModel, outcome: Outcome
     ) -> None:
-        if not isinstance(token, GuardToken):
+        if not isinstance(token, GuardToken) or token.done:
             return
+        token.done = True
         await self.breakers.record(
             token.breaker, classify_outcome(outcome), latency_ms=outcome.latency_ms
         )
         try:
             if not reached_provider(outcome):
                 if token.reservation is not None:
-                    await self.budgets.release(token.reservation)
+                    await self.ledger.release(token.reservation)
                 return
             await self.ledger.record(
                 self.entry_for(token, scope, model, outcome), token.reservation

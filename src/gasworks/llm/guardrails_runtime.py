@@ -1,5 +1,7 @@
 """Builds the guardrails into the process ``Runtime``, plugs them into the gateway and runs
-their maintenance in the background (breaker sync of idle processes, reservation sweeper)."""
+their maintenance in the background (breaker sync of idle processes, the sweeper of expired
+reservations and leases). The ledger writer runs its own task (started on first use); at
+shutdown it writes everything queued and returns the budget leases."""
 
 from __future__ import annotations
 
@@ -26,6 +28,14 @@ def get_guardrails(rt: Runtime) -> Guardrails:
     if not isinstance(svc, Guardrails):
         raise ConfigurationError("The guardrails are not started in this process.")
     return svc
+
+
+async def flush_ledger(rt: Runtime) -> None:
+    """Write this process's queued ledger rows and settlements now, so that a read that
+    follows (usage, budgets) includes every call this process has finished."""
+    svc = rt.services.get(SERVICE)
+    if isinstance(svc, Guardrails):
+        await svc.ledger.flush()
 
 
 def attach(rt: Runtime, guardrails: Guardrails) -> bool:
@@ -81,6 +91,10 @@ async def _stop(rt: Runtime) -> None:
         await maintenance.task.stop()
     svc = rt.services.pop(SERVICE, None)
     if isinstance(svc, Guardrails):
+        try:  # write the queued ledger rows and settlements, return the budget leases
+            await svc.ledger.close()
+        except Exception:
+            log.exception("ledger.final_flush_failed", pending=svc.ledger.pending)
         try:
             await svc.breakers.sync()  # hand the last local counts to the other processes
         except Exception:

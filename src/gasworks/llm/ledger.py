@@ -1,12 +1,17 @@
 """The cost ledger: every model call recorded exactly once, and its aggregates.
 
-A call's ledger row and the settlement of its budget reservation are written in ONE
-transaction, keyed by the call id: a retried write inserts nothing and settles nothing, so the
-ledger total always equals what the budgets were charged.
+Rows are written by group commit (``Ledger``): a batch of calls' rows and the settlements of
+their budget reservations in ONE transaction. Rows are keyed by the call id; a batch written
+again after an attempt whose outcome is unknown skips (and does not charge) the rows that
+attempt did commit, so the ledger total always equals what the budgets were charged.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -17,13 +22,26 @@ from pydantic import BaseModel, ConfigDict
 from sqlalchemy import BigInteger, Table, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.background import PeriodicTask
 from gasworks.db.engine import Database
 from gasworks.db.types import units_to_money
-from gasworks.errors import ValidationFailed
-from gasworks.llm.budgets import BudgetService, Reservation
-from gasworks.llm.guardrail_metrics import USAGE_CALLS, USAGE_COST, USAGE_TOKENS
+from gasworks.errors import DatabaseUnavailable, ValidationFailed
+from gasworks.llm.budget_leases import Charge, Reservation
+from gasworks.llm.budget_store import FlushPlan
+from gasworks.llm.budgets import BudgetService
+from gasworks.llm.guardrail_metrics import (
+    GUARDRAIL_ERRORS,
+    LEDGER_BATCH_ROWS,
+    LEDGER_PENDING,
+    USAGE_CALLS,
+    USAGE_COST,
+    USAGE_TOKENS,
+)
 from gasworks.llm.guardrail_tables import LedgerRow
+from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
+
+log = get_logger("gasworks.llm.ledger")
 
 L: Table = LedgerRow.__table__  # type: ignore[assignment]
 
@@ -80,27 +98,249 @@ class LedgerEntry:
         }
 
 
+@dataclass(slots=True)
+class _Item:
+    entry: LedgerEntry | None
+    charge: Charge | None
+    #: a transaction including it was attempted: its row may exist (the commit's answer lost)
+    tried: bool = False
+
+
 class Ledger:
-    def __init__(self, db: Database) -> None:
+    """Ledger rows and budget settlements, written by group commit.
+
+    ``record`` queues a call's row with its settlement (the budget's in-memory part is done at
+    once); a background ``PeriodicTask`` writes the queue every ``flush_interval`` seconds, or
+    as soon as ``max_rows`` wait, in one transaction per batch that also maintains the budget
+    leases. ``flush()`` writes what waits now (readers that need the latest rows call it);
+    ``close()`` writes everything and returns the leases. ``flush_interval`` 0: every call
+    waits for its own write (concurrent calls still share a transaction)."""
+
+    def __init__(
+        self,
+        db: Database,
+        budgets: BudgetService | None = None,
+        *,
+        flush_interval: float = 0.05,
+        max_rows: int = 500,
+        max_pending: int = 100_000,
+        background: bool = True,
+    ) -> None:
         self.db = db
+        #: False: no writer task, batches are written only by ``flush()`` (tests, benchmarks)
+        self.background = background
+        self.budgets = budgets
+        self.flush_interval = flush_interval
+        self.max_rows = max_rows
+        self.max_pending = max_pending
+        self._queue: list[_Item] = []
+        self._lock = asyncio.Lock()
+        self._woken = False
+        self._last_write = time.monotonic()
+        self._task: PeriodicTask | None = None
+        if budgets is not None:
+            budgets.on_lease_change = self._kick
+
+    @property
+    def synchronous(self) -> bool:
+        return self.flush_interval <= 0
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
 
     async def record(self, entry: LedgerEntry, reservation: Reservation | None) -> bool:
-        """Write the call and settle its reservation, once. False: it was already recorded."""
-        async with self.db.session() as s:
-            res = await s.execute(
-                self.db.dialect.insert(L).values(**entry.row()).on_conflict_do_nothing()
-            )
-            if res.rowcount != 1:  # type: ignore[attr-defined]
+        """Queue the call's row and settle its reservation. False: already settled."""
+        charge = None
+        if reservation is not None:
+            tokens = entry.input_tokens + entry.output_tokens
+            charge = BudgetService.settle(reservation, entry.cost, tokens)
+            if charge is None:
                 return False
-            if reservation is not None:
-                tokens = entry.input_tokens + entry.output_tokens
-                await BudgetService.settle_in(s, reservation, entry.cost, tokens)
-        USAGE_CALLS.labels(model=entry.model, status=entry.status).inc()
-        USAGE_TOKENS.labels(model=entry.model, kind="input").inc(entry.input_tokens)
-        USAGE_TOKENS.labels(model=entry.model, kind="output").inc(entry.output_tokens)
-        USAGE_TOKENS.labels(model=entry.model, kind="cached_input").inc(entry.cached_input_tokens)
-        USAGE_COST.labels(model=entry.model).inc(float(entry.cost))
+        self._enqueue(_Item(entry, charge))
+        if self.synchronous:
+            await self.flush()
         return True
+
+    async def release(self, reservation: Reservation) -> None:
+        """Give back the reservation of a call that never reached a provider."""
+        charge = BudgetService.release(reservation)
+        if charge is not None:
+            self._enqueue(_Item(None, charge))
+            if self.synchronous:
+                await self.flush()
+
+    def _enqueue(self, item: _Item) -> None:
+        if len(self._queue) >= self.max_pending and item.entry is not None:
+            # the database has been unreachable for long: keep the charge, drop the row
+            GUARDRAIL_ERRORS.labels(component="ledger").inc()
+            log.error("ledger.row_dropped", call_id=item.entry.id, pending=len(self._queue))
+            item.entry = None
+            if item.charge is None:
+                return
+        self._queue.append(item)
+        if self._task is None or len(self._queue) >= self.max_rows:
+            self._kick()
+
+    def _kick(self) -> None:
+        """Start the writer (first use) or make it write now (a full batch; a lease taken,
+        retired or running low)."""
+        if self._task is None:
+            if not self.background:
+                return
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                return
+            # lease checks ride on the writer: it runs at least every lease interval
+            every = self.budgets.policy.interval if self.budgets is not None else 1.0
+            if not self.synchronous:
+                every = min(every, self.flush_interval)
+            self._task = PeriodicTask("ledger-writer", self._tick, every)
+            self._task.start()
+            return
+        self._woken = True
+        self._task.wake()
+
+    async def _tick(self) -> None:
+        """Rows every flush interval (or at once when woken); lease upkeep every tick."""
+        woken, self._woken = self._woken, False
+        due = time.monotonic() - self._last_write >= self.flush_interval
+        try:
+            await self.flush(rows=woken or due or self.synchronous)
+        except DatabaseUnavailable:
+            GUARDRAIL_ERRORS.labels(component="ledger").inc()
+            log.warning("ledger.flush_deferred", pending=len(self._queue))
+
+    async def flush(self, *, check_leases: bool | None = None, rows: bool = True) -> int:
+        """Write every waiting row and settlement now (``rows`` False: only lease upkeep), and
+        check every lease when due or when ``check_leases``. Returns the rows written. Raises
+        DATABASE_UNAVAILABLE (the rows stay queued for the next attempt)."""
+        written = 0
+        async with self._lock:
+            full = self.budgets.check_due() if check_leases is None and self.budgets else False
+            if check_leases:
+                full = True
+            while True:
+                batch = self._queue[: self.max_rows] if rows else []
+                if rows:
+                    self._last_write = time.monotonic()
+                if not batch and not self._lease_work(full):
+                    break
+                del self._queue[: len(batch)]
+                try:
+                    await self._write(batch, full)
+                except BaseException:
+                    self._queue[:0] = batch
+                    raise
+                finally:
+                    LEDGER_PENDING.set(len(self._queue))
+                written += sum(1 for i in batch if i.entry is not None)
+                full = False
+                if not rows or not self._queue:
+                    break
+        return written
+
+    def _lease_work(self, full: bool) -> bool:
+        return self.budgets is not None and bool(self.budgets.leases_to_check(full))
+
+    async def _write(self, batch: list[_Item], full: bool) -> None:
+        try:
+            await self._commit(batch, full)
+            return
+        except DatabaseUnavailable:
+            raise
+        except Exception:
+            if len(batch) == 1 and batch[0].entry is None:
+                raise
+            log.exception("ledger.batch_failed", rows=len(batch))
+        # one bad row must not sink the others, nor its budget charge
+        for n, item in enumerate(batch):
+            try:
+                try:
+                    await self._commit([item], False)
+                except DatabaseUnavailable:
+                    raise
+                except Exception:
+                    if item.entry is None:
+                        raise
+                    GUARDRAIL_ERRORS.labels(component="ledger").inc()
+                    log.exception("ledger.row_failed", call_id=item.entry.id)
+                    if item.charge is not None:  # the row is dropped, its charge is not
+                        await self._commit([_Item(None, item.charge)], False)
+            except BaseException:
+                del batch[:n]  # the caller re-queues only what was not written
+                raise
+
+    async def _commit(self, batch: list[_Item], full: bool) -> None:
+        rows = [i.entry.row() for i in batch if i.entry is not None]
+        budgets = self.budgets
+        plan = FlushPlan()
+        lock = budgets.lease_lock if budgets is not None else contextlib.nullcontext()
+        async with lock:
+            try:
+                async with self.db.session() as s:
+                    # Call ids are new: only a row of an item tried before can exist already
+                    # (its batch committed but the answer was lost), and it was charged then.
+                    existing: set[str] = set()
+                    retried = [i.entry.id for i in batch if i.tried and i.entry is not None]
+                    for item in batch:
+                        item.tried = True
+                    if retried:
+                        found = await s.execute(select(L.c.id).where(L.c.id.in_(retried)))
+                        existing = {str(r[0]) for r in found.all()}
+                        rows = [r for r in rows if r["id"] not in existing]
+                    if rows:
+                        await s.execute(self.db.dialect.insert(L).on_conflict_do_nothing(), rows)
+                    charges = [
+                        Charge(
+                            i.charge.reservation,
+                            i.charge.cost_units,
+                            i.charge.tokens,
+                            i.charge.counted and (i.entry is None or i.entry.id not in existing),
+                        )
+                        for i in batch
+                        if i.charge is not None
+                    ]
+                    if budgets is not None:
+                        await budgets.settle_in(s, charges, plan, full=full)
+            except BaseException:
+                plan.rollback()
+                raise
+            if budgets is not None:
+                budgets.after_flush(plan, full=full)
+        if rows:
+            LEDGER_BATCH_ROWS.observe(len(rows))
+            _count_usage([i.entry for i in batch if i.entry is not None])
+
+    async def close(self) -> None:
+        """Write everything, return the leases, stop the writer (at shutdown)."""
+        if self.budgets is not None:
+            self.budgets.shutting_down()
+        try:
+            await self.flush(check_leases=True)
+        finally:
+            if self._task is not None:
+                await self._task.stop()
+                self._task = None
+
+
+def _count_usage(entries: list[LedgerEntry]) -> None:
+    calls: Counter[tuple[str, str]] = Counter()
+    tokens: Counter[tuple[str, str]] = Counter()
+    cost: dict[str, Decimal] = defaultdict(Decimal)
+    for e in entries:
+        calls[(e.model, e.status)] += 1
+        tokens[(e.model, "input")] += e.input_tokens
+        tokens[(e.model, "output")] += e.output_tokens
+        tokens[(e.model, "cached_input")] += e.cached_input_tokens
+        cost[e.model] += e.cost
+    for (model, status), n in calls.items():
+        USAGE_CALLS.labels(model=model, status=status).inc(n)
+    for (model, kind), n in tokens.items():
+        USAGE_TOKENS.labels(model=model, kind=kind).inc(n)
+    for model, amount in cost.items():
+        USAGE_COST.labels(model=model).inc(float(amount))
 
 
 # --- aggregates -----------------------------------------------------------------------------

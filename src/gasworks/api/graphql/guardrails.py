@@ -10,7 +10,7 @@ from gasworks.api.graphql.context import GqlContext
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import get_guardrails
+from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
 from gasworks.llm.ledger import GroupBy, UsageRow
 from gasworks.llm.runtime import get_registry
 from gasworks.validation import validated
@@ -54,9 +54,11 @@ class BudgetType:
     cost_limit: str | None = strawberry.field(description="Exact decimal, as a string.")
     token_limit: int | None
     spent_cost: str
-    reserved_cost: str
+    reserved_cost: str = strawberry.field(description="Includes leasedCost.")
     spent_tokens: int
-    reserved_tokens: int
+    reserved_tokens: int = strawberry.field(description="Includes leasedTokens.")
+    leased_cost: str = strawberry.field(description="Held by processes' budget leases.")
+    leased_tokens: int
     calls: int
 
     @staticmethod
@@ -72,6 +74,8 @@ class BudgetType:
             reserved_cost=str(b.reserved_cost),
             spent_tokens=b.spent_tokens,
             reserved_tokens=b.reserved_tokens,
+            leased_cost=str(b.leased_cost),
+            leased_tokens=b.leased_tokens,
             calls=b.calls,
         )
 
@@ -120,6 +124,7 @@ class GuardrailsQuery:
 
     @strawberry.field
     async def budgets(self, info: Info) -> list[BudgetType]:
+        await flush_ledger(info.context.runtime)
         async with info.context.runtime.db.session() as s:
             return [BudgetType.of(b) for b in await list_budgets(s, info.context.ctx)]
 
@@ -132,6 +137,7 @@ class GuardrailsQuery:
         until: date | None = None,
     ) -> list[UsageType]:
         """Usage of the tenant grouped by day, model, workflow, API key."""
+        await flush_ledger(info.context.runtime)
         async with info.context.runtime.db.session() as s:
             report = await ledger.usage(
                 s, info.context.ctx, group_by=group_by, since=since, until=until

@@ -11,7 +11,7 @@ from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import get_guardrails
+from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
 from gasworks.llm.ledger import GroupBy, UsageReport
 from gasworks.llm.runtime import get_registry
 
@@ -51,8 +51,9 @@ async def breaker_action(
 
 @router.get("/budgets", summary="Spend limits of the tenant with the current period's spend")
 async def get_budgets(
-    ctx: ContextDep, session: SessionDep, api_key_id: str | None = None
+    ctx: ContextDep, session: SessionDep, rt: RuntimeDep, api_key_id: str | None = None
 ) -> list[BudgetOut]:
+    await flush_ledger(rt)
     return await list_budgets(session, ctx, api_key_id=api_key_id)
 
 
@@ -75,6 +76,7 @@ async def put_budget(
 async def get_usage(
     ctx: ContextDep,
     session: SessionDep,
+    rt: RuntimeDep,
     group_by: Annotated[list[GroupBy] | None, Query()] = None,
     since: date | None = None,
     until: date | None = None,
@@ -82,6 +84,7 @@ async def get_usage(
     workflow_id: str | None = None,
     api_key_id: str | None = None,
 ) -> UsageReport:
+    await flush_ledger(rt)
     return await ledger.usage(
         session,
         ctx,
@@ -98,7 +101,9 @@ async def get_usage(
 async def get_calls(
     ctx: ContextDep,
     session: SessionDep,
+    rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     model: str | None = None,
 ) -> list[ledger.LedgerCallOut]:
+    await flush_ledger(rt)
     return await ledger.list_calls(session, ctx, limit=limit, model=model)
