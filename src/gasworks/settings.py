@@ -298,9 +298,9 @@ class Settings(BaseSettings):
     ledger_max_pending_rows: int = Field(
         default=100_000,
         ge=1,
-        description="While the database is unreachable, ledger rows wait in memory up to "
-        "this many; beyond it new rows are dropped (logged and counted), their budget "
-        "charges are kept.",
+        description="While the database is unreachable, ledger rows wait in memory; once "
+        "this many wait, new model calls are refused with DATABASE_UNAVAILABLE (503) until "
+        "they are written. No row is ever dropped.",
     )
     guardrails_maintenance_interval_seconds: float = Field(
         default=1.0,

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import CostLimitExceeded, TokenBudgetExceeded
+from gasworks.errors import CostLimitExceeded, DatabaseUnavailable, TokenBudgetExceeded
 from gasworks.llm.budget_leases import Reservation
 from gasworks.llm.budget_store import RESERVATION_EXPIRED
 from gasworks.llm.budgets import (
@@ -167,6 +167,33 @@ async def test_failed_call_releases_and_ledger_records_once(runtime) -> None:
         ("PROVIDER_UNAVAILABLE", Decimal(0), "req_1"),
         ("ok", outcome.cost, "req_1"),
     ]
+
+
+async def test_a_ledger_backlog_refuses_new_calls_and_drops_no_row(runtime, monkeypatch) -> None:
+    """While the database refuses the ledger's writes, rows wait; at the bound new calls are
+    refused (503) before reaching a provider, calls already running still queue their rows."""
+    ctx = await tenant(runtime)
+    g = Guardrails(runtime.db, ledger=Ledger(runtime.db, flush_interval=3600, max_pending=2))
+    model = FakeModel()
+    scope = CallScope(tenant_id=ctx.tenant_id, request_id="req_b")
+    tokens = [await g.before_call(scope, model, worker.request()) for _ in range(3)]
+    real_session = runtime.db.session
+
+    def down() -> object:
+        raise DatabaseUnavailable("The database is unreachable; try again shortly.")
+
+    monkeypatch.setattr(runtime.db, "session", down)
+    for t in tokens:  # three calls in flight: all three rows queue, beyond the bound
+        await g.after_call(t, scope, model, ok(model, 5, 5))
+    assert g.ledger.pending == 3
+    with pytest.raises(DatabaseUnavailable) as refused:
+        await g.before_call(scope, model, worker.request())
+    assert refused.value.details == {"pendingRows": 3}
+    monkeypatch.setattr(runtime.db, "session", real_session)
+    assert await g.ledger.flush() == 3
+    await g.before_call(scope, model, worker.request())  # written: calls are taken again
+    async with runtime.db.session() as s:
+        assert len((await s.execute(select(LedgerRow))).scalars().all()) == 3
 
 
 async def test_a_rewritten_batch_charges_nothing_twice(runtime) -> None:

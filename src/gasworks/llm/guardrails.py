@@ -316,6 +316,10 @@ class Guardrails:
     async def before_call(self, scope: CallScope, model: GuardedModel, req: ChatRequest) -> object:
         check = self.precheck(model, req)
         try:
+            self.ledger.check_backlog()
+        except GasworksError as exc:
+            raise _reject(exc) from None
+        try:
             permit = await self.breakers.check(breaker_key(model))
         except GasworksError as exc:
             raise _reject(exc) from None

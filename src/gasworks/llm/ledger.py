@@ -170,14 +170,19 @@ class Ledger:
             if self.synchronous:
                 await self.flush()
 
-    def _enqueue(self, item: _Item) -> None:
-        if len(self._queue) >= self.max_pending and item.entry is not None:
-            # the database has been unreachable for long: keep the charge, drop the row
+    def check_backlog(self) -> None:
+        """Refuse a new call (DATABASE_UNAVAILABLE, 503) while ``max_pending`` rows wait: the
+        database has been unreachable for long, and a call that cannot be recorded is not
+        made. Calls already running still queue their rows; none is ever dropped."""
+        if len(self._queue) >= self.max_pending:
             GUARDRAIL_ERRORS.labels(component="ledger").inc()
-            log.error("ledger.row_dropped", call_id=item.entry.id, pending=len(self._queue))
-            item.entry = None
-            if item.charge is None:
-                return
+            raise DatabaseUnavailable(
+                f"The cost ledger has {len(self._queue)} calls waiting to be written and the "
+                "database does not take them; new model calls are refused until it does.",
+                details={"pendingRows": len(self._queue)},
+            )
+
+    def _enqueue(self, item: _Item) -> None:
         self._queue.append(item)
         if self._task is None or len(self._queue) >= self.max_rows:
             self._kick()

@@ -63,9 +63,11 @@ async def get_budgets(
     responses={204: {"description": "The limit was removed."}},
 )
 async def put_budget(
-    body: BudgetSet, ctx: ContextDep, session: SessionDep, rt: RuntimeDep, response: Response
+    body: BudgetSet, ctx: ContextDep, rt: RuntimeDep, response: Response
 ) -> BudgetOut | None:
-    out = await set_budget(session, ctx, body)
+    async with rt.db.session() as session:
+        out = await set_budget(session, ctx, body)
+    # after the commit: a call in between must not cache the old limits again
     get_guardrails(rt).budgets.invalidate(ctx.tenant_id)
     if out is None:
         response.status_code = status.HTTP_204_NO_CONTENT
