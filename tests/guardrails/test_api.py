@@ -37,7 +37,7 @@ async def test_breakers_trip_and_reset_are_audited(client, admin_key, runtime) -
     listed = {b["breaker"]: b for b in (await client.get("/api/breakers", headers=h)).json()}
     assert listed["gpt-4o@us"]["state"] == "forced_open"
     # models of the registry that never had a call are listed too, closed
-    assert listed["demo"]["state"] == "closed" and listed["demo"]["window_calls"] == 0
+    assert listed["demo"]["state"] == "closed" and listed["demo"]["windowCalls"] == 0
     # a call to that deployment fails fast
     from gasworks.errors import CircuitOpen
 
@@ -50,7 +50,7 @@ async def test_breakers_trip_and_reset_are_audited(client, admin_key, runtime) -
     assert r.json()["state"] == "closed"
     r = await client.get("/api/breakers/events", headers=h)
     events = r.json()
-    assert [(e["to_state"], e["reason"], e["manual"]) for e in events] == [
+    assert [(e["toState"], e["reason"], e["manual"]) for e in events] == [
         ("closed", "fixed", True),
         ("forced_open", "outage", True),
     ]
@@ -70,7 +70,7 @@ async def test_breaker_actions_need_a_reason_and_a_platform_admin(client, admin_
     listed = {
         b["breaker"]: b for b in (await client.get("/api/breakers", headers=auth(viewer))).json()
     }
-    assert listed["demo"]["state"] == "forced_open" and listed["demo"]["changed_by"] is None
+    assert listed["demo"]["state"] == "forced_open" and listed["demo"]["changedBy"] is None
     events = (await client.get("/api/breakers/events", headers=auth(viewer))).json()
     assert events[0]["reason"] == "x" and events[0]["actor"] is None
     r = await client.put(
@@ -90,8 +90,8 @@ async def test_budgets_set_show_and_usage(client, admin_key, runtime) -> None:
         headers=h,
     )
     assert r.status_code == 200, r.text
-    assert Decimal(r.json()["cost_limit"]) == Decimal("2.5")
-    assert Decimal(r.json()["spent_cost"]) == 0
+    assert Decimal(r.json()["costLimit"]) == Decimal("2.5")
+    assert Decimal(r.json()["spentCost"]) == 0
     g = get_guardrails(runtime)
     model = FakeModel()
     scope = CallScope(
@@ -101,13 +101,13 @@ async def test_budgets_set_show_and_usage(client, admin_key, runtime) -> None:
         token = await g.before_call(scope, model, worker.request())
         await g.after_call(token, scope, model, outcome)
     (b,) = (await client.get("/api/budgets", headers=h)).json()
-    assert Decimal(b["spent_cost"]) == Decimal("0.2") + Decimal("0.02")
-    assert Decimal(b["reserved_cost"]) == 0 and b["calls"] == 3
-    r = await client.get("/api/usage", params={"group_by": ["model", "workflow"]}, headers=h)
+    assert Decimal(b["spentCost"]) == Decimal("0.2") + Decimal("0.02")
+    assert Decimal(b["reservedCost"]) == 0 and b["calls"] == 3
+    r = await client.get("/api/usage", params={"groupBy": ["model", "workflow"]}, headers=h)
     assert r.status_code == 200, r.text
     (row,) = r.json()["rows"]
     assert row["group"] == {"model": "fake-model", "workflow": "wf_1"}
-    assert (row["calls"], row["failed_calls"], row["input_tokens"], row["output_tokens"]) == (
+    assert (row["calls"], row["failedCalls"], row["inputTokens"], row["outputTokens"]) == (
         3,
         1,
         110,

@@ -51,7 +51,7 @@ def test_breakers_trip_list_reset_events(cli) -> None:
     )
     assert cli("breakers", "reset", "gpt-4o", "--reason", "resolved")["state"] == "closed"
     events = cli("breakers", "events", "gpt-4o")
-    assert [(e["to_state"], e["reason"]) for e in events] == [
+    assert [(e["toState"], e["reason"]) for e in events] == [
         ("closed", "resolved"),
         ("forced_open", "vendor incident"),
     ]
@@ -68,9 +68,9 @@ def test_breaker_action_needs_reason(cli) -> None:
 
 def test_budgets_set_show_remove_and_usage(cli) -> None:
     out = cli("budgets", "set", "--period", "day", "--cost", "12.5", "--tokens", "1000")
-    assert out["cost_limit"] == "12.5" and out["token_limit"] == 1000
+    assert out["costLimit"] == "12.5" and out["tokenLimit"] == 1000
     (b,) = cli("budgets", "show")
-    assert b["period"] == "day" and b["spent_cost"] == "0"
+    assert b["period"] == "day" and b["spentCost"] == "0"
     err = cli("budgets", "set", "--period", "day", "--cost", "abc", ok=False)
     assert err["error"]["code"] == "VALIDATION_FAILED"
     err = cli("budgets", "show", "--tenant", "nope", ok=False)

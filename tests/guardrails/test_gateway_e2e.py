@@ -93,7 +93,7 @@ async def test_breaker_opens_fails_over_half_opens_and_closes(env, client, key, 
         for x in (await client.get("/api/breakers", headers=h)).json()
         if x["breaker"] == "primary"
     ]
-    assert b["state"] == "open" and b["window_calls"] == 4 and b["window_failures"] == 2
+    assert b["state"] == "open" and b["windowCalls"] == 4 and b["windowFailures"] == 2
     sent = len(primary.requests)
     r = await client.post("/v1/chat/completions", json=body(), headers=h)
     assert r.json()["model"] == "backup"
@@ -110,9 +110,9 @@ async def test_breaker_opens_fails_over_half_opens_and_closes(env, client, key, 
         for x in (await client.get("/api/breakers", headers=h)).json()
         if x["breaker"] == "primary"
     ]
-    assert b["state"] == "closed" and b["window_calls"] == 0
+    assert b["state"] == "closed" and b["windowCalls"] == 0
     events = (await client.get("/api/breakers/events?breaker=primary", headers=h)).json()
-    assert [e["to_state"] for e in reversed(events)] == ["open", "half_open", "closed"]
+    assert [e["toState"] for e in reversed(events)] == ["open", "half_open", "closed"]
     # every provider attempt is in the ledger exactly once, failures included
     rows = await ledger(env)
     assert [(r.model, r.status) for r in rows].count(("primary", "PROVIDER_UNAVAILABLE")) == 2
@@ -145,9 +145,9 @@ async def test_streamed_call_is_settled_at_its_real_usage(env, client, key, fake
     assert row.cost == price(123, 45)
     assert row.ttft_ms is not None and row.latency_ms >= row.ttft_ms
     (b,) = (await client.get("/api/budgets", headers=h)).json()
-    assert Decimal(b["spent_cost"]) == price(123, 45)
+    assert Decimal(b["spentCost"]) == price(123, 45)
     # nothing held for the call any more; what remains reserved is this process's lease
-    assert Decimal(b["reserved_cost"]) == Decimal(b["leased_cost"]) > 0
+    assert Decimal(b["reservedCost"]) == Decimal(b["leasedCost"]) > 0
 
 
 async def test_cut_stream_is_settled_and_counted_as_a_failure(env, client, key, fakes) -> None:
@@ -164,12 +164,12 @@ async def test_cut_stream_is_settled_and_counted_as_a_failure(env, client, key, 
     assert row.input_tokens > 0 and row.output_tokens > 0  # what was sent is paid for
     assert row.cost == price(row.input_tokens, row.output_tokens)
     (b,) = (await client.get("/api/budgets", headers=h)).json()
-    assert Decimal(b["spent_cost"]) == row.cost
-    assert Decimal(b["reserved_cost"]) == Decimal(b["leased_cost"])  # only the lease is held
+    assert Decimal(b["spentCost"]) == row.cost
+    assert Decimal(b["reservedCost"]) == Decimal(b["leasedCost"])  # only the lease is held
     (br,) = [
         x for x in (await client.get("/api/breakers", headers=h)).json() if x["breaker"] == "lonely"
     ]
-    assert (br["window_calls"], br["window_failures"]) == (1, 1)
+    assert (br["windowCalls"], br["windowFailures"]) == (1, 1)
 
 
 async def test_pre_call_checks_and_budgets_on_the_v1_route(env, client, key, fakes) -> None:

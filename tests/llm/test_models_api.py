@@ -23,7 +23,7 @@ async def test_list_and_show(client, admin_key) -> None:
     assert r.status_code == 200
     m = r.json()
     assert m["provider"] == "bedrock" and m["source"] == "catalog"
-    assert m["region_prices"]["us"]["input_per_1k"] == "0.0033"
+    assert m["regionPrices"]["us"]["inputPer1k"] == "0.0033"
     r = await client.get("/api/models/nope", headers=auth(admin_key))
     assert r.status_code == 404 and r.json()["error"]["code"] == "MODEL_NOT_FOUND"
 
@@ -45,10 +45,10 @@ async def test_platform_admin_creates_updates_disables_and_resets(
     assert r.status_code == 409
 
     r = await client.patch(
-        "/api/models/team-llama", json={"output_per_1k": "0.0002"}, headers=auth(admin_key)
-    )
-    assert r.status_code == 200 and r.json()["output_per_1k"] == "0.0002"
-    assert r.json()["input_per_1k"] == "0.0001"
+        "/api/models/team-llama", json={"outputPer1k": "0.0002"}, headers=auth(admin_key)
+    )  # a body may use the wire (camelCase) or the Python (snake_case) names
+    assert r.status_code == 200 and r.json()["outputPer1k"] == "0.0002"
+    assert r.json()["inputPer1k"] == "0.0001"
 
     # change a catalog model: a patch, shown as overridden
     r = await client.patch(

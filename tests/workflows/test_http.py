@@ -456,7 +456,7 @@ async def test_model_calls_of_a_run_go_through_guardrails_and_the_ledger(
     )
     assert ok.json()["status"] == "succeeded"
     calls = (await client.get("/api/usage/calls", headers=h)).json()
-    assert any(c["workflow_id"] == "demo-chatbot" for c in calls), calls
+    assert any(c["workflowId"] == "demo-chatbot" for c in calls), calls
 
     r = await client.put("/api/budgets", json={"period": "day", "token_limit": 1}, headers=h)
     assert r.status_code == 200, r.text

@@ -37,7 +37,7 @@ def _logs_to_stderr() -> None:
 
 
 def _entry_json(e: ModelEntry) -> dict[str, Any]:
-    return e.model_dump(mode="json")
+    return e.model_dump(mode="json", by_alias=True)
 
 
 @models_app.command("list")

@@ -32,10 +32,11 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.apimodel import ApiModel
 from gasworks.db.engine import Database
 from gasworks.db.types import money_to_units, new_id, utcnow
 from gasworks.errors import NotFound, ValidationFailed
@@ -85,7 +86,7 @@ class Limit:
 # --- schemas ------------------------------------------------------------------------------
 
 
-class BudgetSet(BaseModel):
+class BudgetSet(ApiModel):
     model_config = ConfigDict(extra="forbid")
 
     period: Period
@@ -96,7 +97,7 @@ class BudgetSet(BaseModel):
     token_limit: int | None = Field(default=None, ge=0, description="Tokens per period.")
 
 
-class BudgetOut(BaseModel):
+class BudgetOut(ApiModel):
     id: str
     tenant_id: str
     api_key_id: str | None

@@ -18,10 +18,11 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import ConfigDict
 from sqlalchemy import BigInteger, Table, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.apimodel import ApiModel
 from gasworks.background import PeriodicTask
 from gasworks.db.engine import Database
 from gasworks.db.types import units_to_money
@@ -370,7 +371,7 @@ _COLUMNS = {
 }
 
 
-class UsageRow(BaseModel):
+class UsageRow(ApiModel):
     group: dict[str, str | None]
     calls: int
     failed_calls: int
@@ -381,7 +382,7 @@ class UsageRow(BaseModel):
     estimated_calls: int
 
 
-class UsageReport(BaseModel):
+class UsageReport(ApiModel):
     since: date | None
     until: date | None
     group_by: list[GroupBy]
@@ -451,7 +452,7 @@ def _usage_row(group: dict[str, Any], m: Any) -> UsageRow:
     )
 
 
-class LedgerCallOut(BaseModel):
+class LedgerCallOut(ApiModel):
     """One recorded model call (a provider attempt)."""
 
     model_config = ConfigDict(from_attributes=True)

@@ -51,7 +51,10 @@ async def breaker_action(
 
 @router.get("/budgets", summary="Spend limits of the tenant with the current period's spend")
 async def get_budgets(
-    ctx: ContextDep, session: SessionDep, rt: RuntimeDep, api_key_id: str | None = None
+    ctx: ContextDep,
+    session: SessionDep,
+    rt: RuntimeDep,
+    api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,
 ) -> list[BudgetOut]:
     await flush_ledger(rt)
     return await list_budgets(session, ctx, api_key_id=api_key_id)
@@ -79,12 +82,12 @@ async def get_usage(
     ctx: ContextDep,
     session: SessionDep,
     rt: RuntimeDep,
-    group_by: Annotated[list[GroupBy] | None, Query()] = None,
+    group_by: Annotated[list[GroupBy] | None, Query(alias="groupBy")] = None,
     since: date | None = None,
     until: date | None = None,
     model: str | None = None,
-    workflow_id: str | None = None,
-    api_key_id: str | None = None,
+    workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
+    api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,
 ) -> UsageReport:
     await flush_ledger(rt)
     return await ledger.usage(

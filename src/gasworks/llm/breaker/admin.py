@@ -5,8 +5,9 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
+from gasworks.apimodel import ApiModel
 from gasworks.llm.breaker.manager import BreakerManager, BreakerView
 from gasworks.llm.breaker.state import BreakerState
 from gasworks.llm.breaker.window import Counts
@@ -20,15 +21,15 @@ _ACTION_STATE = {
 }
 
 
-class ActionIn(BaseModel):
+class ActionIn(ApiModel):
     action: ManualAction
 
 
-class BreakerAction(BaseModel):
+class BreakerAction(ApiModel):
     reason: str = Field(min_length=1, max_length=500, description="Why (kept in the audit).")
 
 
-class BreakerOut(BaseModel):
+class BreakerOut(ApiModel):
     breaker: str
     state: BreakerState
     state_changed_at: datetime
@@ -40,7 +41,7 @@ class BreakerOut(BaseModel):
     failure_rate: float
 
 
-class BreakerEventOut(BaseModel):
+class BreakerEventOut(ApiModel):
     breaker: str
     from_state: str
     to_state: str

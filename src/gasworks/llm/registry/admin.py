@@ -18,7 +18,7 @@ from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import AlreadyExists, ModelNotFound, ValidationFailed
 from gasworks.llm.registry.registry import ModelRegistry, apply_overlay
-from gasworks.llm.registry.schema import MUTABLE_FIELDS, ModelEntry
+from gasworks.llm.registry.schema import FIELD_BY_ALIAS, MUTABLE_FIELDS, ModelEntry
 from gasworks.llm.tables import ModelOverlayRow
 from gasworks.tenancy.context import TenantContext
 
@@ -101,6 +101,7 @@ async def update_model(
     changes: dict[str, Any],
 ) -> ModelEntry:
     ctx.require_platform_admin()
+    changes = {FIELD_BY_ALIAS.get(k, k): v for k, v in changes.items()}
     unknown = set(changes) - MUTABLE_FIELDS
     if unknown:
         raise ValidationFailed(

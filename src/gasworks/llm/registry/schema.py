@@ -12,7 +12,9 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator
+
+from gasworks.apimodel import ApiModel
 
 
 def _exact_decimal(v: Any) -> Any:
@@ -37,7 +39,7 @@ class ModelKind(StrEnum):
     EMBEDDING = "embedding"
 
 
-class Capabilities(BaseModel):
+class Capabilities(ApiModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     streaming: bool = True
@@ -47,7 +49,7 @@ class Capabilities(BaseModel):
     embeddings: bool = False
 
 
-class PriceOverride(BaseModel):
+class PriceOverride(ApiModel):
     """Prices that differ in one region or inference profile (``us``, ``eu``, ``eu-west-1``)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -58,7 +60,7 @@ class PriceOverride(BaseModel):
     cache_write_per_1k: Price | None = None
 
 
-class ModelEntry(BaseModel):
+class ModelEntry(ApiModel):
     """One model a deployment can call."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -117,3 +119,5 @@ class ModelEntry(BaseModel):
 
 #: Fields an update may change (everything but the id).
 MUTABLE_FIELDS = frozenset(ModelEntry.model_fields) - {"id"}
+#: ``inputPer1k`` → ``input_per_1k``: API bodies may use either spelling
+FIELD_BY_ALIAS = {f.alias: name for name, f in ModelEntry.model_fields.items() if f.alias}
