@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import auth
 
 SCOPE = {"model": "demo", "workflowId": "support"}
@@ -164,3 +166,65 @@ async def test_streamed_chat_fails_before_streaming_with_a_real_status(client, a
     assert r.status_code == 404 and r.json()["error"]["code"] == "MODEL_NOT_FOUND"
     r = await client.post("/api/prompts/chat/stream", json={"model": "demo"})
     assert r.status_code == 401
+
+
+async def test_openai_route_answers_with_the_deployed_prompt(app, client, admin_key):
+    """`/v1/chat/completions` with the `prompt_scope` extension (the official client's
+    `extra_body`): the deployed prompt wraps the client's messages; which prompt answered is in
+    the response and its headers, streamed or not."""
+    import openai
+
+    from tests.llm.conftest import serve
+
+    h = auth(admin_key)
+    v1 = await _deploy(
+        client, h, "You sell ${slots.product}.", "Customer: ${inputs.user_prompt}", 0
+    )
+    scope = {"workflow_id": "support", "variables": {"slots": {"product": "bikes"}}}
+    messages = [
+        {"role": "user", "content": "hello"},
+        {"role": "assistant", "content": "hi, how can I help?"},
+        {"role": "user", "content": "where is my bike"},
+    ]
+    async with serve(app) as url:
+        oai = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=admin_key, max_retries=0)
+        try:
+            raw = await oai.chat.completions.with_raw_response.create(
+                model="demo", messages=messages, extra_body={"prompt_scope": scope}
+            )
+            done = raw.parse()
+            assert raw.headers["x-gasworks-prompt-version"] == v1
+            assert raw.headers["x-gasworks-prompt-level"] == "tenant+workflow+model"
+            # the demo model quotes the last message: the rendered user template reached it
+            text = done.choices[0].message.content or ""
+            assert 'You asked about "Customer: where is my bike"' in text
+            meta = (done.model_extra or {})["gasworks"]["prompt"]
+            assert meta["version_id"] == v1 and meta["missing"] == []
+
+            stream = await oai.chat.completions.create(
+                model="demo", messages=messages, stream=True, extra_body={"prompt_scope": scope}
+            )
+            parts = [c.choices[0].delta.content or "" async for c in stream if c.choices]
+            assert "".join(parts) == text
+
+            # the system message comes from the prompt: a client's own is a clear 422
+            with pytest.raises(openai.UnprocessableEntityError) as bad:
+                await oai.chat.completions.create(
+                    model="demo",
+                    messages=[{"role": "system", "content": "be brief"}, *messages],
+                    extra_body={"prompt_scope": scope},
+                )
+            assert bad.value.code == "VALIDATION_FAILED"
+            assert "system message comes from the deployed prompt" in bad.value.message
+        finally:
+            await oai.close()
+
+    # no prompt deployed for the workflow: the neutral prompt answers, never an error
+    r = await client.post(
+        "/v1/chat/completions",
+        json={"model": "demo", "messages": messages, "prompt_scope": {"workflow_id": "other"}},
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    assert r.headers["x-gasworks-prompt-level"] == "neutral"
+    assert r.json()["gasworks"]["prompt"]["level"] == "neutral"

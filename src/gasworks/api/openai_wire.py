@@ -50,6 +50,19 @@ class StreamOptions(BaseModel):
     include_usage: bool = True
 
 
+class PromptScope(BaseModel):
+    """gasworks extension: answer with the prompt deployed for (tenant, workflow, model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_id: str | None = Field(default=None, max_length=200)
+    conversation_id: str | None = Field(default=None, max_length=200)
+    #: template values (``inputs``, ``slots``, ``context``...); ``inputs.user_prompt`` defaults
+    #: to the last user message
+    variables: dict[str, Any] = Field(default_factory=dict)
+    strict: bool = False
+
+
 class ChatCompletionRequest(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -70,6 +83,7 @@ class ChatCompletionRequest(BaseModel):
     #: gasworks extensions (send with the openai client's ``extra_body``)
     cost_limit: Decimal | None = Field(default=None, ge=0)
     truncate: bool = False
+    prompt_scope: PromptScope | None = None
 
     @field_validator("n")
     @classmethod

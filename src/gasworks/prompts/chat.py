@@ -8,7 +8,9 @@ the ledger apply exactly as for any other call. The answer says which prompt (le
 source) produced it; a stream says so before its first chunk.
 
 Exposed as ``POST /api/prompts/chat``, ``POST /api/prompts/chat/stream`` (server-sent events)
-and ``gasworks prompts chat`` (streams).
+and ``gasworks prompts chat`` (streams). ``apply_prompt`` serves the OpenAI-compatible route's
+``prompt_scope`` extension: the client's last user message and history go into the deployed
+prompt instead of the client supplying its own system message.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gasworks.errors import ValidationFailed
 from gasworks.llm.types import CallScope, ChatRequest, Message
 from gasworks.prompts.content import ModelParameters
 from gasworks.prompts.resolver import ResolvedPrompt, Resolver
@@ -85,3 +88,51 @@ async def prepare_call(
         prompt, all_values, history, model=model, overrides=overrides, strict=strict
     )
     return PreparedCall(prompt=prompt, request=req, missing=missing)
+
+
+async def apply_prompt(
+    resolver: Resolver,
+    scope: CallScope,
+    req: ChatRequest,
+    *,
+    values: Mapping[str, Any],
+    strict: bool = False,
+) -> PreparedCall:
+    """Put the scope's deployed prompt around a client's messages, in place.
+
+    The last message (a user message) is ``inputs.user_prompt`` unless ``values`` give one; the
+    messages before it are the history. The system message comes from the prompt, so the
+    client sends none. The client's explicit parameters (temperature, max_tokens, ...) win over
+    the version's; everything else of the request (tools, response format, limits) is kept.
+    """
+    if not req.messages or req.messages[-1].role != "user":
+        raise ValidationFailed(
+            "With prompt_scope the last message must be the user's message.",
+            details={"field": "messages"},
+        )
+    if any(m.role == "system" for m in req.messages):
+        raise ValidationFailed(
+            "With prompt_scope the system message comes from the deployed prompt: remove the "
+            "system/developer messages, or drop prompt_scope to send your own.",
+            details={"field": "messages"},
+        )
+    all_values = dict(values)
+    inputs = dict(all_values.get("inputs") or {})
+    inputs.setdefault("user_prompt", req.messages[-1].text())
+    all_values["inputs"] = inputs
+    overrides = {k: getattr(req, k) for k in KNOWN if getattr(req, k) is not None}
+    prepared = await prepare_call(
+        resolver,
+        scope,
+        model=req.model,
+        values=all_values,
+        history=req.messages[:-1],
+        overrides=overrides,
+        strict=strict,
+    )
+    rendered = prepared.request
+    req.messages = rendered.messages
+    req.max_tokens, req.temperature = rendered.max_tokens, rendered.temperature
+    req.top_p, req.stop = rendered.top_p, rendered.stop
+    req.extra = {**rendered.extra, **req.extra}
+    return prepared

@@ -21,6 +21,7 @@ from gasworks.api.middleware import current_request_id
 from gasworks.api.openai_wire import (
     ChatCompletionRequest,
     ChunkRenderer,
+    PromptScope,
     error_body,
     render_completion,
     stream_error_event,
@@ -28,8 +29,9 @@ from gasworks.api.openai_wire import (
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_gateway, get_registry
-from gasworks.llm.types import CallScope, StreamChunk
+from gasworks.llm.types import CallScope, ChatRequest, StreamChunk
 from gasworks.observability.logging import get_logger
+from gasworks.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
 log = get_logger("gasworks.api.openai")
@@ -82,8 +84,17 @@ async def chat_completions(
     scope = CallScope(
         tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id, request_id=current_request_id()
     )
+    used: dict[str, Any] | None = None
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"} if body.stream else {}
+    if body.prompt_scope is not None:
+        used = await _apply_prompt_scope(runtime, scope, req, body.prompt_scope)
+        headers["X-Gasworks-Prompt-Level"] = used["level"]
+        headers["X-Gasworks-Prompt-Version"] = used["version_id"] or "neutral"
     if not body.stream:
-        return JSONResponse(render_completion(await gateway.chat(scope, req)))
+        out = render_completion(await gateway.chat(scope, req))
+        if used is not None:
+            out["gasworks"]["prompt"] = used
+        return JSONResponse(out, headers=headers)
     chunks = gateway.stream(scope, req).__aiter__()
     # pull the first chunk now: failures before any output get a real HTTP status
     first = await chunks.__anext__()
@@ -91,10 +102,22 @@ async def chat_completions(
     include_usage = body.stream_options.include_usage if body.stream_options else True
     renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
     return StreamingResponse(
-        _events(renderer, first, chunks),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        _events(renderer, first, chunks), media_type="text/event-stream", headers=headers
     )
+
+
+async def _apply_prompt_scope(
+    runtime: Runtime, scope: CallScope, req: ChatRequest, ps: PromptScope
+) -> dict[str, Any]:
+    """The ``prompt_scope`` extension: the deployed prompt of (tenant, workflow, model) around
+    the client's messages. Returns which prompt answers (level, version, source...)."""
+    from gasworks.prompts.chat import apply_prompt
+    from gasworks.prompts.service import prompt_service, prompt_used
+
+    scope.workflow_id, scope.conversation_id = ps.workflow_id, ps.conversation_id
+    resolver = prompt_service(runtime).resolver
+    prepared = await apply_prompt(resolver, scope, req, values=ps.variables, strict=ps.strict)
+    return prompt_used(prepared).model_dump(mode="json")
 
 
 async def _events(
