@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import AlreadyExists, Forbidden, NotFound, ValidationFailed
 from gasworks.tenancy import keys
@@ -58,11 +59,13 @@ async def get_tenant(session: AsyncSession, ctx: TenantContext, tenant_id: str) 
     return TenantOut.model_validate(row)
 
 
-async def list_tenants(session: AsyncSession, ctx: TenantContext) -> list[TenantOut]:
+async def list_tenants(
+    session: AsyncSession, ctx: TenantContext, page: Page = ALL
+) -> list[TenantOut]:
     query = select(TenantRow).order_by(TenantRow.created_at, TenantRow.name)
     if not ctx.is_platform_admin:
         query = query.where(TenantRow.id == ctx.tenant_id)
-    return [TenantOut.model_validate(r) for r in (await session.scalars(query)).all()]
+    return [TenantOut.model_validate(r) for r in (await session.scalars(page.apply(query))).all()]
 
 
 async def has_tenants(session: AsyncSession) -> bool:
@@ -113,11 +116,15 @@ async def create_principal(
     return PrincipalOut.model_validate(row)
 
 
-async def list_principals(session: AsyncSession, ctx: TenantContext) -> list[PrincipalOut]:
+async def list_principals(
+    session: AsyncSession, ctx: TenantContext, page: Page = ALL
+) -> list[PrincipalOut]:
     rows = await session.scalars(
-        select(PrincipalRow)
-        .where(PrincipalRow.tenant_id == ctx.tenant_id)
-        .order_by(PrincipalRow.created_at, PrincipalRow.name)
+        page.apply(
+            select(PrincipalRow)
+            .where(PrincipalRow.tenant_id == ctx.tenant_id)
+            .order_by(PrincipalRow.created_at, PrincipalRow.name, PrincipalRow.id)
+        )
     )
     return [PrincipalOut.model_validate(r) for r in rows.all()]
 
@@ -187,12 +194,16 @@ async def create_api_key(
     )
 
 
-async def list_api_keys(session: AsyncSession, ctx: TenantContext) -> list[ApiKeyOut]:
+async def list_api_keys(
+    session: AsyncSession, ctx: TenantContext, page: Page = ALL
+) -> list[ApiKeyOut]:
     ctx.require(Role.ADMIN)
     rows = await session.scalars(
-        select(ApiKeyRow)
-        .where(ApiKeyRow.tenant_id == ctx.tenant_id)
-        .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        page.apply(
+            select(ApiKeyRow)
+            .where(ApiKeyRow.tenant_id == ctx.tenant_id)
+            .order_by(ApiKeyRow.created_at, ApiKeyRow.id)
+        )
     )
     return [ApiKeyOut.model_validate(r) for r in rows.all()]
 

@@ -16,6 +16,7 @@ from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gasworks.llm.types import Message
@@ -199,11 +200,13 @@ async def publish(session: AsyncSession, ctx: TenantContext, doc: dict[str, Any]
     return PublishOut(workflow=_wf_out(row), version=_ver_out(row, ver), created=True)
 
 
-async def list_workflows(session: AsyncSession, ctx: TenantContext) -> list[WorkflowOut]:
+async def list_workflows(
+    session: AsyncSession, ctx: TenantContext, page: Page = ALL
+) -> list[WorkflowOut]:
     query = select(WorkflowRow).where(WorkflowRow.tenant_id == ctx.tenant_id)
     if not _is_manager(ctx):
         query = query.where(_access_filter(ctx))
-    rows = await session.scalars(query.order_by(WorkflowRow.slug))
+    rows = await session.scalars(page.apply(query.order_by(WorkflowRow.slug)))
     return [_wf_out(r) for r in rows.all()]
 
 
@@ -233,12 +236,16 @@ async def delete_workflow(session: AsyncSession, ctx: TenantContext, slug: str) 
     CHANGES.bump()
 
 
-async def list_versions(session: AsyncSession, ctx: TenantContext, slug: str) -> list[VersionOut]:
+async def list_versions(
+    session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
+) -> list[VersionOut]:
     row = await _get_row(session, ctx, slug)
     vers = await session.scalars(
-        select(WorkflowVersionRow)
-        .where(WorkflowVersionRow.workflow_id == row.id)
-        .order_by(WorkflowVersionRow.version.desc())
+        page.apply(
+            select(WorkflowVersionRow)
+            .where(WorkflowVersionRow.workflow_id == row.id)
+            .order_by(WorkflowVersionRow.version.desc())
+        )
     )
     return [_ver_out(row, v) for v in vers.all()]
 
@@ -304,12 +311,16 @@ async def share(session: AsyncSession, ctx: TenantContext, slug: str, data: Shar
     return ShareOut.model_validate(existing)
 
 
-async def list_shares(session: AsyncSession, ctx: TenantContext, slug: str) -> list[ShareOut]:
+async def list_shares(
+    session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
+) -> list[ShareOut]:
     row = await _get_row(session, ctx, slug)
     rows = await session.scalars(
-        select(WorkflowShareRow)
-        .where(WorkflowShareRow.workflow_id == row.id)
-        .order_by(WorkflowShareRow.created_at)
+        page.apply(
+            select(WorkflowShareRow)
+            .where(WorkflowShareRow.workflow_id == row.id)
+            .order_by(WorkflowShareRow.created_at, WorkflowShareRow.id)
+        )
     )
     return [ShareOut.model_validate(r) for r in rows.all()]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 
 from gasworks.api.deps import ContextDep, SessionDep
+from gasworks.api.paging import PageDep
 from gasworks.tenancy import service
 from gasworks.tenancy.schemas import (
     ApiKeyCreate,
@@ -32,8 +33,8 @@ async def me(ctx: ContextDep) -> dict[str, object]:
 
 
 @router.get("/tenants", summary="Tenants the caller can see")
-async def list_tenants(ctx: ContextDep, session: SessionDep) -> list[TenantOut]:
-    return await service.list_tenants(session, ctx)
+async def list_tenants(ctx: ContextDep, session: SessionDep, page: PageDep) -> list[TenantOut]:
+    return await service.list_tenants(session, ctx, page)
 
 
 @router.post("/tenants", status_code=status.HTTP_201_CREATED, summary="Create a tenant")
@@ -47,8 +48,10 @@ async def get_tenant(tenant_id: str, ctx: ContextDep, session: SessionDep) -> Te
 
 
 @router.get("/principals", summary="Users and service accounts of the caller's tenant")
-async def list_principals(ctx: ContextDep, session: SessionDep) -> list[PrincipalOut]:
-    return await service.list_principals(session, ctx)
+async def list_principals(
+    ctx: ContextDep, session: SessionDep, page: PageDep
+) -> list[PrincipalOut]:
+    return await service.list_principals(session, ctx, page)
 
 
 @router.post("/principals", status_code=status.HTTP_201_CREATED, summary="Create a principal")
@@ -59,8 +62,8 @@ async def create_principal(
 
 
 @router.get("/keys", summary="API keys of the caller's tenant")
-async def list_keys(ctx: ContextDep, session: SessionDep) -> list[ApiKeyOut]:
-    return await service.list_api_keys(session, ctx)
+async def list_keys(ctx: ContextDep, session: SessionDep, page: PageDep) -> list[ApiKeyOut]:
+    return await service.list_api_keys(session, ctx, page)
 
 
 @router.post(

@@ -16,6 +16,7 @@ from fastapi.responses import StreamingResponse
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
 from gasworks.api.middleware import current_request_id
+from gasworks.api.paging import PageDep
 from gasworks.errors import BadRequest
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
@@ -67,8 +68,8 @@ async def publish(request: Request, ctx: ContextDep, session: SessionDep) -> Pub
 
 
 @router.get("/workflows", summary="Workflows the caller may run")
-async def list_workflows(ctx: ContextDep, session: SessionDep) -> list[WorkflowOut]:
-    return await service.list_workflows(session, ctx)
+async def list_workflows(ctx: ContextDep, session: SessionDep, page: PageDep) -> list[WorkflowOut]:
+    return await service.list_workflows(session, ctx, page)
 
 
 @router.get("/workflows/{slug}", summary="One workflow")
@@ -85,8 +86,10 @@ async def delete_workflow(slug: str, ctx: ContextDep, session: SessionDep) -> Re
 
 
 @router.get("/workflows/{slug}/versions", summary="Published versions, newest first")
-async def list_versions(slug: str, ctx: ContextDep, session: SessionDep) -> list[VersionOut]:
-    return await service.list_versions(session, ctx, slug)
+async def list_versions(
+    slug: str, ctx: ContextDep, session: SessionDep, page: PageDep
+) -> list[VersionOut]:
+    return await service.list_versions(session, ctx, slug, page)
 
 
 @router.get("/workflows/{slug}/versions/{version}", summary="One published version")
@@ -103,8 +106,10 @@ async def graph(
 
 
 @router.get("/workflows/{slug}/shares", summary="Who the workflow is shared with")
-async def list_shares(slug: str, ctx: ContextDep, session: SessionDep) -> list[ShareOut]:
-    return await service.list_shares(session, ctx, slug)
+async def list_shares(
+    slug: str, ctx: ContextDep, session: SessionDep, page: PageDep
+) -> list[ShareOut]:
+    return await service.list_shares(session, ctx, slug, page)
 
 
 @router.post(
