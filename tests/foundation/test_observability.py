@@ -165,6 +165,32 @@ async def test_request_produces_an_otel_span(runtime, tenant_a):
     provider.shutdown()
 
 
+async def test_no_request_spans_without_an_exporter_even_with_a_global_provider(
+    runtime, tenant_a, monkeypatch
+):
+    """Without an OTLP endpoint nothing traces requests: not gasworks, and not FastAPI's own
+    telemetry (which newer FastAPI versions switch on when a global provider exists)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gasworks.api.app import create_app
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # an embedding application installed its own global provider
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert runtime.settings.otel_exporter_otlp_endpoint is None
+    app = create_app(runtime=runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        assert (await c.get("/api/me", headers=auth(tenant_a.viewer))).status_code == 200
+    assert exporter.get_finished_spans() == ()
+    provider.shutdown()
+
+
 async def test_graphql_requests_are_counted_under_their_route(client, admin_key):
     labels = {"route": "/graphql", "method": "POST", "status": "200"}
     before = _sample((await client.get("/metrics")).text, "gasworks_http_requests_total", labels)

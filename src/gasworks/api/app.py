@@ -22,7 +22,7 @@ from gasworks.api.routes import (
     workflows,
 )
 from gasworks.observability.logging import configure_logging
-from gasworks.observability.tracing import configure_tracing
+from gasworks.observability.tracing import configure_tracing, native_telemetry_off
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings, get_settings
 
@@ -62,6 +62,7 @@ def create_app(
         version=__version__,
         description="Models, prompts and workflows as infrastructure, for many tenants.",
         lifespan=lifespan,
+        **native_telemetry_off(),
     )
     app.state.runtime = rt
     app.state.authenticator = Authenticator(

@@ -137,9 +137,12 @@ def classify_status(
 
 
 def _http_error_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
-    """Timeout and transport error classes of httpx and of httpx2 (used by newer SDKs)."""
-    timeouts: list[type[Exception]] = [httpx.TimeoutException]
-    transports: list[type[Exception]] = [httpx.TransportError]
+    """Timeout and transport error classes of httpx, of httpx2 (used by newer SDKs) and of
+    aiohttp (the ``openai_compatible`` adapter; its timeouts are ``TimeoutError``)."""
+    import aiohttp
+
+    timeouts: list[type[Exception]] = [httpx.TimeoutException, TimeoutError]
+    transports: list[type[Exception]] = [httpx.TransportError, aiohttp.ClientError]
     try:
         import httpx2  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
