@@ -165,12 +165,18 @@ def servers(extra_env: dict[str, str]) -> Iterator[tuple[str, str, dict[str, str
         "    provider: openai_compatible\n"
         "    provider_model_id: fake\n"
         f"    base_url: {upstream}\n"
+        "  - id: upstream-sdk\n"
+        "    provider: openai\n"
+        "    provider_model_id: fake\n"
+        f"    base_url: {upstream}\n"
+        "    api_key_env: BENCH_FAKE_KEY\n"
     )
     env.update(
         GASWORKS_HOME=str(home),
         GASWORKS_MODELS_FILE=str(home / "models.yaml"),
         GASWORKS_LOG_LEVEL="WARNING",
         GASWORKS_AUTH_CACHE_TTL_SECONDS="60",
+        BENCH_FAKE_KEY="sk-fake-upstream",
     )
     init = subprocess.run(
         [str(Path(sys.executable).parent / "gasworks"), "init", "--json"],

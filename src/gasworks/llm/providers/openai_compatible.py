@@ -22,32 +22,15 @@ from typing import Any
 
 import aiohttp
 
-from gasworks.errors import GasworksError, ProviderBadResponse, ProviderStreamInterrupted
-from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
+from gasworks.errors import GasworksError, ProviderBadResponse
 from gasworks.llm.providers.base import classify_sdk_error, classify_status
-from gasworks.llm.providers.chat_completions import FINISH, request_params
+from gasworks.llm.providers.chat_completions import (
+    StreamParser,
+    parse_completion,
+    request_params,
+)
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
-
-
-def _usage(u: dict[str, Any] | None) -> Usage | None:
-    if not u:
-        return None
-    details = u.get("prompt_tokens_details") or {}
-    return Usage(
-        input_tokens=int(u.get("prompt_tokens") or 0),
-        output_tokens=int(u.get("completion_tokens") or 0),
-        cached_input_tokens=int(details.get("cached_tokens") or 0),
-    )
-
-
-def _estimated(model: ResolvedModel, req: ChatRequest, text: str) -> Usage:
-    ratio = model.entry.fallback_token_ratio
-    return Usage(
-        input_tokens=estimate_prompt_tokens(req.messages, ratio),
-        output_tokens=estimate_tokens(text, ratio),
-        estimated=True,
-    )
+from gasworks.llm.types import ChatRequest, ChatResult, StreamChunk
 
 
 class OpenAICompatibleProvider:
@@ -103,21 +86,9 @@ class OpenAICompatibleProvider:
                 if r.status >= 400:
                     raise await self._error(r)
                 data = json.loads(await r.read())
-            choice = data["choices"][0]
-            msg = choice.get("message") or {}
-            text = msg.get("content") or ""
-            usage = _usage(data.get("usage")) or _estimated(model, req, text)
-            finish = FINISH.get(choice.get("finish_reason") or "stop", FinishReason.STOP)
+            return parse_completion(self.name, model, req, data)
         except Exception as exc:
             raise classify_sdk_error(self.name, None, exc) from exc
-        return ChatResult(
-            text=text,
-            finish_reason=finish,
-            usage=usage,
-            model=model.id,
-            provider=self.name,
-            tool_calls=msg.get("tool_calls") or None,
-        )
 
     async def stream(
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
@@ -125,33 +96,16 @@ class OpenAICompatibleProvider:
         params = request_params(model, req, "max_tokens")
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
-        parts: list[str] = []
-        finish: FinishReason | None = None
-        usage: Usage | None = None
+        parser = StreamParser(self.name)
         try:
             async with self._post(params, attempt_timeout) as r:
                 if r.status >= 400:
                     raise await self._error(r)
                 # read on past [DONE] to the end: the connection then goes back to the pool
                 async for data in _sse_data(r.content):
-                    if data == "[DONE]":
-                        continue
-                    event = json.loads(data)
-                    if "error" in event and not event.get("choices"):
-                        err = event["error"]
-                        message = err.get("message", "") if isinstance(err, dict) else str(err)
-                        raise classify_status(self.name, 500, str(message)[:500])
-                    if event.get("usage"):
-                        usage = _usage(event["usage"])
-                    for choice in event.get("choices") or []:
-                        delta = choice.get("delta") or {}
-                        text, calls = delta.get("content") or "", delta.get("tool_calls")
-                        if text or calls:
-                            parts.append(text)
-                            yield StreamChunk(delta=text, tool_calls=calls)
-                        if choice.get("finish_reason"):
-                            reason = choice["finish_reason"]
-                            finish = FINISH.get(reason, FinishReason.STOP)
+                    if data != "[DONE]":
+                        for chunk in parser.feed(json.loads(data)):
+                            yield chunk
         except GasworksError:
             raise
         except json.JSONDecodeError as exc:
@@ -161,13 +115,7 @@ class OpenAICompatibleProvider:
             ) from exc
         except Exception as exc:
             raise classify_sdk_error(self.name, None, exc, streaming=True) from exc
-        if finish is None:
-            raise ProviderStreamInterrupted(
-                f"{self.name} ended the stream before its end.",
-                details={"provider": self.name, "model": model.id},
-            )
-        usage = usage or _estimated(model, req, "".join(parts))
-        yield StreamChunk(finish_reason=finish, usage=usage)
+        yield parser.last(model, req)
 
     async def aclose(self) -> None:
         session, self._session = self._session, None
