@@ -113,6 +113,48 @@ async def test_request_logs_carry_request_and_tenant_id_but_never_the_key(
     assert access[-1]["status"] == 200
 
 
+async def test_access_log_can_be_turned_off_while_metrics_keep_counting(
+    runtime, tenant_a, log_stream
+):
+    from gasworks.api.app import create_app
+
+    app = create_app(
+        settings=runtime.settings.model_copy(update={"access_log": False}), runtime=runtime
+    )
+    labels = {"route": "/api/me", "method": "GET", "status": "200"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        before = _sample((await c.get("/metrics")).text, "gasworks_http_requests_total", labels)
+        r = await c.get("/api/me", headers={**auth(tenant_a.viewer), "X-Request-ID": "quiet-1"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "quiet-1"
+        after = _sample((await c.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    assert after == before + 1
+    assert not [ln for ln in _lines(log_stream) if ln.get("event") == "http.request"]
+
+
+async def test_request_ids_are_generated_when_absent_or_invalid(client):
+    ids = set()
+    for headers in ({}, {}, {"X-Request-ID": "bad id with spaces"}):
+        rid = (await client.get("/healthz", headers=headers)).headers["x-request-id"]
+        assert len(rid) == 32 and int(rid, 16) >= 0  # 128 random bits, hex
+        ids.add(rid)
+    assert len(ids) == 3
+
+
+def test_log_redaction_masks_key_material_only_where_it_appears(log_stream):
+    from gasworks.observability.logging import get_logger
+
+    key = "gw_" + "B" * 8 + "_" + "t" * 30
+    get_logger("t").info(
+        "scrub", plain="nothing secret here", mixed=f"Bearer {key}", bare=key, count=3
+    )
+    (line,) = _lines(log_stream)
+    assert line["plain"] == "nothing secret here"
+    assert line["mixed"] == "Bearer **********"
+    assert line["bare"] == "gw_**********"
+    assert line["count"] == 3
+
+
 async def test_crash_is_logged_with_request_id(client, app, log_stream):
     @app.get("/test/boom")
     async def boom() -> None:
