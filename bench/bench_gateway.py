@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -20,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -144,7 +146,12 @@ Row = tuple[str, int, float, float, float, float]
 ERRORS: dict[str, int] = {}
 
 
-def bench_http(extra_env: dict[str, str]) -> list[Row]:
+@contextlib.contextmanager
+def servers(extra_env: dict[str, str]) -> Iterator[tuple[str, str, dict[str, str], int]]:
+    """The fake upstream and a gasworks server, each in its own process.
+
+    Yields (upstream base URL, gasworks /v1 base URL, auth headers, gasworks pid).
+    """
     home = Path(tempfile.mkdtemp())
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
     env.update(extra_env)
@@ -158,12 +165,18 @@ def bench_http(extra_env: dict[str, str]) -> list[Row]:
         "    provider: openai_compatible\n"
         "    provider_model_id: fake\n"
         f"    base_url: {upstream}\n"
+        "  - id: upstream-sdk\n"
+        "    provider: openai\n"
+        "    provider_model_id: fake\n"
+        f"    base_url: {upstream}\n"
+        "    api_key_env: BENCH_FAKE_KEY\n"
     )
     env.update(
         GASWORKS_HOME=str(home),
         GASWORKS_MODELS_FILE=str(home / "models.yaml"),
         GASWORKS_LOG_LEVEL="WARNING",
         GASWORKS_AUTH_CACHE_TTL_SECONDS="60",
+        BENCH_FAKE_KEY="sk-fake-upstream",
     )
     init = subprocess.run(
         [str(Path(sys.executable).parent / "gasworks"), "init", "--json"],
@@ -201,16 +214,31 @@ def bench_http(extra_env: dict[str, str]) -> list[Row]:
         pass_fds=(sock.fileno(),),
     )
     sock.close()
-    gateway = f"http://127.0.0.1:{gw_port}/v1"
     for _ in range(200):
         try:
             httpx.get(f"http://127.0.0.1:{gw_port}/healthz", timeout=1)
             break
         except httpx.HTTPError:
             time.sleep(0.05)
-    auth = {"Authorization": f"Bearer {key}"}
-    out = []
     try:
+        yield (
+            upstream,
+            f"http://127.0.0.1:{gw_port}/v1",
+            {"Authorization": f"Bearer {key}"},
+            server.pid,
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+        assert fake.stdin is not None
+        fake.stdin.close()
+        fake.terminate()
+        fake.wait(10)
+
+
+def bench_http(extra_env: dict[str, str]) -> list[Row]:
+    out = []
+    with servers(extra_env) as (upstream, gateway, auth, _):
         for stream in (False, True):
             for conc, total in ((1, 300), (50, 1000)):
                 direct, direct_rps = asyncio.run(
@@ -229,13 +257,6 @@ def bench_http(extra_env: dict[str, str]) -> list[Row]:
                         via_rps,
                     )
                 )
-    finally:
-        server.terminate()
-        server.wait(10)
-        assert fake.stdin is not None
-        fake.stdin.close()
-        fake.terminate()
-        fake.wait(10)
     return out
 
 

@@ -94,6 +94,12 @@ class Settings(BaseSettings):
         description="json, console, or auto (json when GASWORKS_ENVIRONMENT=production).",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
+    access_log: bool = Field(
+        default=True,
+        description="One `http.request` log line per request (method, route template, status, "
+        "duration, request id, tenant) at INFO. Request metrics are kept either way; turning "
+        "the line off saves about 30 µs of CPU per request.",
+    )
     environment: str = Field(default="development", description="development or production.")
     otel_exporter_otlp_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP endpoint; tracing is exported when set."

@@ -113,6 +113,48 @@ async def test_request_logs_carry_request_and_tenant_id_but_never_the_key(
     assert access[-1]["status"] == 200
 
 
+async def test_access_log_can_be_turned_off_while_metrics_keep_counting(
+    runtime, tenant_a, log_stream
+):
+    from gasworks.api.app import create_app
+
+    app = create_app(
+        settings=runtime.settings.model_copy(update={"access_log": False}), runtime=runtime
+    )
+    labels = {"route": "/api/me", "method": "GET", "status": "200"}
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        before = _sample((await c.get("/metrics")).text, "gasworks_http_requests_total", labels)
+        r = await c.get("/api/me", headers={**auth(tenant_a.viewer), "X-Request-ID": "quiet-1"})
+        assert r.status_code == 200 and r.headers["x-request-id"] == "quiet-1"
+        after = _sample((await c.get("/metrics")).text, "gasworks_http_requests_total", labels)
+    assert after == before + 1
+    assert not [ln for ln in _lines(log_stream) if ln.get("event") == "http.request"]
+
+
+async def test_request_ids_are_generated_when_absent_or_invalid(client):
+    ids = set()
+    for headers in ({}, {}, {"X-Request-ID": "bad id with spaces"}):
+        rid = (await client.get("/healthz", headers=headers)).headers["x-request-id"]
+        assert len(rid) == 32 and int(rid, 16) >= 0  # 128 random bits, hex
+        ids.add(rid)
+    assert len(ids) == 3
+
+
+def test_log_redaction_masks_key_material_only_where_it_appears(log_stream):
+    from gasworks.observability.logging import get_logger
+
+    key = "gw_" + "B" * 8 + "_" + "t" * 30
+    get_logger("t").info(
+        "scrub", plain="nothing secret here", mixed=f"Bearer {key}", bare=key, count=3
+    )
+    (line,) = _lines(log_stream)
+    assert line["plain"] == "nothing secret here"
+    assert line["mixed"] == "Bearer **********"
+    assert line["bare"] == "gw_**********"
+    assert line["count"] == 3
+
+
 async def test_crash_is_logged_with_request_id(client, app, log_stream):
     @app.get("/test/boom")
     async def boom() -> None:
@@ -162,6 +204,32 @@ async def test_request_produces_an_otel_span(runtime, tenant_a):
     outer = next(s for s in spans if s.name == "GET /test/traced")
     assert inner.context.trace_id == outer.context.trace_id
     assert inner.parent.span_id == outer.context.span_id
+    provider.shutdown()
+
+
+async def test_no_request_spans_without_an_exporter_even_with_a_global_provider(
+    runtime, tenant_a, monkeypatch
+):
+    """Without an OTLP endpoint nothing traces requests: not gasworks, and not FastAPI's own
+    telemetry (which newer FastAPI versions switch on when a global provider exists)."""
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gasworks.api.app import create_app
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    # an embedding application installed its own global provider
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    assert runtime.settings.otel_exporter_otlp_endpoint is None
+    app = create_app(runtime=runtime)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        assert (await c.get("/api/me", headers=auth(tenant_a.viewer))).status_code == 200
+    assert exporter.get_finished_spans() == ()
     provider.shutdown()
 
 

@@ -235,3 +235,33 @@ async def test_key_from_secrets_file(tmp_path, fake_openai, monkeypatch) -> None
     gw = gateway_for(tmp_path, entries(fake_openai), secrets_file=secrets)
     await gw.chat(SCOPE, ask("oa"))
     assert fake_openai.requests[-1].headers["authorization"] == "Bearer sk-from-file"
+
+
+async def test_openai_compatible_goes_through_the_environment_proxy(
+    tmp_path, fake_openai, monkeypatch
+) -> None:
+    # the fake plays the proxy: the upstream's name is never resolved here (the network
+    # guard would refuse it), the request goes to the proxy with the upstream's full URL
+    monkeypatch.setenv("HTTP_PROXY", fake_openai.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    local = {
+        "id": "behind-proxy",
+        "provider": "openai_compatible",
+        "provider_model_id": "m",
+        "base_url": "http://llm.internal.example/v1",
+    }
+    gw = gateway_for(tmp_path, [local])
+    r = await gw.chat(SCOPE, ask("behind-proxy"))
+    assert r.text == "Hello from the fake model."
+    assert fake_openai.requests[-1].headers["host"] == "llm.internal.example"
+
+
+async def test_openai_compatible_skips_the_proxy_for_no_proxy_hosts(
+    tmp_path, fake_openai, monkeypatch
+) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    r = await gw.chat(SCOPE, ask("local"))
+    assert r.text == "Hello from the fake model."

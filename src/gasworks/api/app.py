@@ -22,15 +22,16 @@ from gasworks.api.routes import (
     workflows,
 )
 from gasworks.observability.logging import configure_logging
-from gasworks.observability.tracing import configure_tracing
+from gasworks.observability.tracing import configure_tracing, native_telemetry_off
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings, get_settings
 
-#: Every REST router, in order. Each domain adds its router here.
+#: Every REST router, in order. Each domain adds its router here. Routes are matched in this
+#: order, so the hot ``/v1`` gateway comes first (no route of another router starts with /v1).
 ROUTERS: list[APIRouter] = [
+    openai_compat.router,
     health.router,
     tenancy.router,
-    openai_compat.router,
     models.router,
     guardrails.router,
     prompts.router,
@@ -62,6 +63,7 @@ def create_app(
         version=__version__,
         description="Models, prompts and workflows as infrastructure, for many tenants.",
         lifespan=lifespan,
+        **native_telemetry_off(),
     )
     app.state.runtime = rt
     app.state.authenticator = Authenticator(
@@ -76,5 +78,9 @@ def create_app(
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
     configure_tracing(app, settings, tracer_provider)
-    app.add_middleware(RequestContextMiddleware, max_body_bytes=settings.max_request_bytes)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_request_bytes,
+        access_log=settings.access_log,
+    )
     return app

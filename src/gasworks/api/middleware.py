@@ -6,9 +6,10 @@ overhead stays in the microseconds.
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import time
-import uuid
 from contextvars import ContextVar
 from typing import Any
 
@@ -16,7 +17,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gasworks.observability.logging import get_logger
+from gasworks.observability.logging import enabled_for, get_logger
 from gasworks.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 
 REQUEST_ID: ContextVar[str | None] = ContextVar("gasworks_request_id", default=None)
@@ -41,17 +42,41 @@ def body_limit(path: str, default: int) -> int:
     return default
 
 
+_Children = tuple[Any, Any]
+#: (route, method, status) -> (request counter, latency histogram) children: ``labels()``
+#: takes a lock and builds a key on every call; routes and statuses are few
+_METRIC_CHILDREN: dict[tuple[str, str, int], _Children] = {}
+
+
+def _metric_children(route: str, method: str, status: int) -> _Children:
+    key = (route, method, status)
+    children = _METRIC_CHILDREN.get(key)
+    if children is None:
+        children = (
+            HTTP_REQUESTS.labels(route, method, str(status)),
+            HTTP_LATENCY.labels(route, method),
+        )
+        if len(_METRIC_CHILDREN) < 10_000:
+            _METRIC_CHILDREN[key] = children
+    return children
+
+
 class RequestContextMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int | None = None) -> None:
+    """Request id, access log line (``access_log``), request metrics, body size limit."""
+
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int | None = None, *, access_log: bool = True
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.access_log = access_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         incoming = _header(scope, b"x-request-id")
-        request_id = incoming if incoming and _VALID_ID.match(incoming) else uuid.uuid4().hex
+        request_id = incoming if incoming and _VALID_ID.match(incoming) else os.urandom(16).hex()
         token = REQUEST_ID.set(request_id)
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(requestId=request_id)
@@ -91,9 +116,10 @@ class RequestContextMiddleware:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             method = scope.get("method", "GET")
-            HTTP_REQUESTS.labels(route, method, str(status)).inc()
-            HTTP_LATENCY.labels(route, method).observe(elapsed)
-            if scope.get("path") not in _QUIET:
+            requests, latency = _metric_children(route, method, status)
+            requests.inc()
+            latency.observe(elapsed)
+            if self.access_log and enabled_for(logging.INFO) and scope.get("path") not in _QUIET:
                 log.info(
                     "http.request",
                     method=method,

@@ -22,19 +22,35 @@ _GW_KEY = re.compile(r"gw_[A-Za-z0-9]{6,}_[A-Za-z0-9]+")
 
 _MASK = "**********"
 _NOT_SECRET = frozenset({"tokens", "token_count"})
+#: key -> whether its value is masked (log keys repeat: the regex runs once per key)
+_SECRET_KEYS: dict[str, bool] = {}
+#: the level configured last (``enabled_for``)
+_LEVEL = logging.INFO
+
+
+def _is_secret_key(key: str) -> bool:
+    hit = _SECRET_KEYS.get(key)
+    if hit is None:
+        hit = bool(_SECRET_KEY.search(key)) and key not in _NOT_SECRET
+        if len(_SECRET_KEYS) < 4096:
+            _SECRET_KEYS[key] = hit
+    return hit
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
     """Mask secret-looking keys and key material in strings, inside dicts and lists too."""
     if isinstance(value, str):
-        return _GW_KEY.sub("gw_" + _MASK, _BEARER.sub(r"\1" + _MASK, value))
+        # substring tests first: the regexes only run on strings that may hold a secret
+        if "Bearer" in value:
+            value = _BEARER.sub(r"\1" + _MASK, value)
+        if "gw_" in value:
+            value = _GW_KEY.sub("gw_" + _MASK, value)
+        return value
     if depth > 8:
         return value
     if isinstance(value, dict):
         return {
-            k: _MASK
-            if isinstance(k, str) and _SECRET_KEY.search(k) and k not in _NOT_SECRET
-            else _scrub(v, depth + 1)
+            k: _MASK if isinstance(k, str) and _is_secret_key(k) else _scrub(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -43,12 +59,17 @@ def _scrub(value: Any, depth: int = 0) -> Any:
 
 
 def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    for key, value in list(event.items()):
-        if _SECRET_KEY.search(key) and key not in _NOT_SECRET:
+    for key, value in event.items():
+        if _is_secret_key(key):
             event[key] = _MASK
-        else:
+        elif isinstance(value, str | dict | list | tuple):
             event[key] = _scrub(value)
     return event
+
+
+def enabled_for(level: int) -> bool:
+    """Whether a line at ``level`` is written (lets a hot path skip building its fields)."""
+    return level >= _LEVEL
 
 
 def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None = None) -> None:
@@ -57,7 +78,9 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None 
     Loggers are not cached on first use, so a logger created at import time follows the
     latest configuration (the CLI configures logging before the server reconfigures it).
     """
+    global _LEVEL
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+    _LEVEL = lvl
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

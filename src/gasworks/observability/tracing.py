@@ -8,7 +8,8 @@ last, so spans made by gasworks code nest under the request span of that app.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import inspect
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 _global: TracerProvider | None = None
 _exporting = False
 _current: trace.TracerProvider | None = None
+#: whether the process-wide provider was installed as the OpenTelemetry global
+_installed = False
 
 #: Probes and scrapes are not traced.
 EXCLUDED_URLS = "healthz,readyz,metrics"
@@ -47,13 +50,15 @@ def configure_tracing(
 ) -> bool:
     """Instrument the app; returns whether spans are exported over OTLP.
 
-    Without ``provider``, the process-wide provider is used (built and installed as the
-    OpenTelemetry global on first call). Requests are instrumented when spans go somewhere:
-    an OTLP exporter is configured, a provider is given (tests, embedding applications), or
-    ``GASWORKS_OTEL_ALWAYS_INSTRUMENT`` is set; otherwise the ~0.3 ms per request of spans
-    nobody reads is not spent.
+    Without ``provider``, the process-wide provider is used (built on first call). Requests
+    are instrumented when spans go somewhere: an OTLP exporter is configured, a provider is
+    given (tests, embedding applications), or ``GASWORKS_OTEL_ALWAYS_INSTRUMENT`` is set;
+    otherwise the ~0.3 ms per request of spans nobody reads is not spent. The process-wide
+    provider becomes the OpenTelemetry global only then: FastAPI ≥ 0.130 traces every request
+    by itself as soon as a global SDK provider exists, and gasworks turns that native
+    telemetry off (``native_telemetry_off``) so that one instrumentation, this one, decides.
     """
-    global _global, _exporting, _current
+    global _global, _exporting, _current, _installed
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     exporting = False
@@ -61,11 +66,13 @@ def configure_tracing(
     if provider is None:
         if _global is None:
             _global, _exporting = build_provider(settings)
-            trace.set_tracer_provider(_global)
         provider, exporting = _global, _exporting
     _current = provider
     if not (explicit or exporting or settings.otel_always_instrument):
         return False
+    if not explicit and not _installed:
+        trace.set_tracer_provider(provider)  # once per process (OpenTelemetry's rule)
+        _installed = True
     FastAPIInstrumentor.instrument_app(
         app,
         tracer_provider=provider,
@@ -73,6 +80,21 @@ def configure_tracing(
         exclude_spans=["receive", "send"],
     )
     return exporting
+
+
+def native_telemetry_off() -> dict[str, Any]:
+    """``FastAPI(**native_telemetry_off())``: no FastAPI-native spans, metrics or logs.
+
+    Newer FastAPI versions trace, meter and log every request on their own whenever a global
+    OpenTelemetry provider is configured (by gasworks or by an embedding application); that
+    would double gasworks' own instrumentation or spend time on spans nobody asked for.
+    Older versions have no such option and need nothing.
+    """
+    from fastapi import FastAPI
+
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}  # pragma: no cover - FastAPI without native telemetry
+    return {"telemetry": {"tracing": False, "metrics": False, "logs": False}}
 
 
 def tracer() -> trace.Tracer:

@@ -20,7 +20,7 @@ from gasworks.errors import (
     ProviderBadRequest,
     ProviderStreamInterrupted,
 )
-from gasworks.llm.providers.base import classify_sdk_error
+from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
@@ -153,7 +153,10 @@ class AnthropicProvider:
                 details={"provider": self.name},
             )
         self._client = anthropic.AsyncAnthropic(
-            api_key=api_key or "missing", base_url=base_url, max_retries=0
+            api_key=api_key or "missing",
+            base_url=base_url,
+            max_retries=0,
+            **sdk_http_client(anthropic),
         )
 
     def _params(self, model: ResolvedModel, req: ChatRequest) -> dict[str, Any]:

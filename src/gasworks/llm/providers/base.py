@@ -137,9 +137,12 @@ def classify_status(
 
 
 def _http_error_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
-    """Timeout and transport error classes of httpx and of httpx2 (used by newer SDKs)."""
-    timeouts: list[type[Exception]] = [httpx.TimeoutException]
-    transports: list[type[Exception]] = [httpx.TransportError]
+    """Timeout and transport error classes of httpx, of httpx2 (used by newer SDKs) and of
+    aiohttp (the ``openai_compatible`` adapter; its timeouts are ``TimeoutError``)."""
+    import aiohttp
+
+    timeouts: list[type[Exception]] = [httpx.TimeoutException, TimeoutError]
+    transports: list[type[Exception]] = [httpx.TransportError, aiohttp.ClientError]
     try:
         import httpx2  # type: ignore[import-not-found,unused-ignore]
     except ImportError:
@@ -151,6 +154,24 @@ def _http_error_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Excep
 
 
 _HTTP_TIMEOUTS, _HTTP_TRANSPORT = _http_error_classes()
+
+
+def sdk_http_client(sdk: Any) -> dict[str, Any]:
+    """``http_client=`` the SDK's own aiohttp-backed client (``DefaultAioHttpClient``), as
+    keyword arguments for the SDK's client class (none when the SDK has no such client).
+
+    The OpenAI and Anthropic SDKs speak through httpx by default; their documented aiohttp
+    transport takes about 0.3 ms of CPU less per call (``bench/results/gateway.md``). SDK
+    versions without it (or without their ``aiohttp`` extra) keep their default client.
+    """
+    cls = getattr(sdk, "DefaultAioHttpClient", None)
+    if cls is None:
+        return {}
+    try:
+        return {"http_client": cls()}
+    except RuntimeError:  # the SDK says its aiohttp extra is missing
+        return {}
+
 
 #: error types vendors put in an error *event* of a stream (HTTP status already 200)
 _STREAM_ERROR_STATUS = {
@@ -171,18 +192,43 @@ def _sdk_error_message(exc: Any) -> tuple[str, str | None]:
     return str(getattr(exc, "message", ""))[:500], None
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what it was raised from (or during), innermost last."""
+    chain = [exc]
+    while len(chain) < 10:
+        nxt = chain[-1].__cause__ or chain[-1].__context__
+        if nxt is None:
+            break
+        chain.append(nxt)
+    return chain
+
+
+def _refused(exc: BaseException) -> bool:
+    """A connection failure the SDK's aiohttp transport reports as a timeout.
+
+    That transport maps every ``aiohttp.ClientConnectionError``, a refused connection
+    included, to ``httpx.ConnectTimeout``; the aiohttp error underneath says what happened.
+    """
+    import aiohttp
+
+    for e in _causes(exc):
+        if isinstance(e, aiohttp.ClientError):
+            return not isinstance(e, TimeoutError)
+    return False
+
+
 def classify_sdk_error(
     provider: str, sdk: Any, exc: BaseException, *, streaming: bool = False
 ) -> GasworksError:
-    """Errors of the OpenAI / Anthropic SDKs (same exception design) and of httpx."""
+    """Errors of the OpenAI / Anthropic SDKs (same exception design), httpx and aiohttp."""
     if isinstance(exc, GasworksError):
         return exc
     details = {"provider": provider}
     if sdk is not None:
-        if isinstance(exc, sdk.APITimeoutError):
+        if isinstance(exc, sdk.APITimeoutError) and not _refused(exc):
             return ProviderTimeout(f"{provider} did not answer in time.", details=details)
         if isinstance(exc, sdk.APIConnectionError):
-            cause = type(exc.__cause__ or exc).__name__
+            cause = type(_causes(exc)[-1]).__name__  # the OS-level reason, e.g. refused
             cls = ProviderStreamInterrupted if streaming else ProviderUnavailable
             return cls(f"Cannot reach {provider} ({cause}).", details=details)
         if isinstance(exc, sdk.APIResponseValidationError):

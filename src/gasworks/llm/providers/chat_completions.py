@@ -1,12 +1,18 @@
 """The OpenAI Chat Completions wire format shared by the ``openai`` (SDK) and
-``openai_compatible`` (plain httpx) adapters: request bodies and finish reasons."""
+``openai_compatible`` (plain aiohttp) adapters: request bodies, and answers and stream events
+as plain JSON (the SDK is asked for dicts, not its response models: building a pydantic
+model per stream event cost more than everything else in the adapter)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+from gasworks.errors import ProviderStreamInterrupted
+from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
+from gasworks.llm.providers.base import classify_status
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, FinishReason, Message
+from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
 FINISH = {
     "stop": FinishReason.STOP,
@@ -55,3 +61,78 @@ def request_params(model: ResolvedModel, req: ChatRequest, max_tokens_param: str
     if req.extra:
         p.update(req.extra)
     return p
+
+
+def parse_usage(u: dict[str, Any] | None) -> Usage | None:
+    if not u:
+        return None
+    details = u.get("prompt_tokens_details") or {}
+    return Usage(
+        input_tokens=int(u.get("prompt_tokens") or 0),
+        output_tokens=int(u.get("completion_tokens") or 0),
+        cached_input_tokens=int(details.get("cached_tokens") or 0),
+    )
+
+
+def estimated_usage(model: ResolvedModel, req: ChatRequest, text: str) -> Usage:
+    """Usage for a server that reported none (marked ``estimated``)."""
+    ratio, tokenizer = model.entry.fallback_token_ratio, model.entry.tokenizer
+    return Usage(
+        input_tokens=estimate_prompt_tokens(req.messages, ratio, tokenizer),
+        output_tokens=estimate_tokens(text, ratio, tokenizer),
+        estimated=True,
+    )
+
+
+def parse_completion(
+    provider: str, model: ResolvedModel, req: ChatRequest, data: dict[str, Any]
+) -> ChatResult:
+    """A Chat Completions JSON answer as a ``ChatResult`` (a missing key raises KeyError)."""
+    choice = data["choices"][0]
+    msg = choice.get("message") or {}
+    text = msg.get("content") or ""
+    return ChatResult(
+        text=text,
+        finish_reason=FINISH.get(choice.get("finish_reason") or "stop", FinishReason.STOP),
+        usage=parse_usage(data.get("usage")) or estimated_usage(model, req, text),
+        model=model.id,
+        provider=provider,
+        tool_calls=msg.get("tool_calls") or None,
+    )
+
+
+class StreamParser:
+    """Turns a stream's decoded ``chat.completion.chunk`` events into ``StreamChunk`` s."""
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+        self.parts: list[str] = []
+        self.finish: FinishReason | None = None
+        self.usage: Usage | None = None
+
+    def feed(self, event: dict[str, Any]) -> Iterator[StreamChunk]:
+        if "error" in event and not event.get("choices"):
+            err = event["error"]
+            message = err.get("message", "") if isinstance(err, dict) else str(err)
+            raise classify_status(self.provider, 500, str(message)[:500])
+        if event.get("usage"):
+            self.usage = parse_usage(event["usage"])
+        for choice in event.get("choices") or ():
+            delta = choice.get("delta") or {}
+            text, calls = delta.get("content") or "", delta.get("tool_calls")
+            if text or calls:
+                self.parts.append(text)
+                yield StreamChunk(delta=text, tool_calls=calls)
+            reason = choice.get("finish_reason")
+            if reason:
+                self.finish = FINISH.get(reason, FinishReason.STOP)
+
+    def last(self, model: ResolvedModel, req: ChatRequest) -> StreamChunk:
+        """The closing chunk (finish reason and usage); refuses a stream cut before its end."""
+        if self.finish is None:
+            raise ProviderStreamInterrupted(
+                f"{self.provider} ended the stream before its end (no finish reason).",
+                details={"provider": self.provider, "model": model.id},
+            )
+        usage = self.usage or estimated_usage(model, req, "".join(self.parts))
+        return StreamChunk(finish_reason=self.finish, usage=usage)

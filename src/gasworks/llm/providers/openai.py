@@ -10,17 +10,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from gasworks.errors import (
-    GasworksError,
-    MissingDependency,
-    ProviderAuthFailed,
-    ProviderStreamInterrupted,
+from gasworks.errors import GasworksError, MissingDependency, ProviderAuthFailed
+from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client
+from gasworks.llm.providers.chat_completions import (
+    StreamParser,
+    parse_completion,
+    request_params,
 )
-from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
-from gasworks.llm.providers.base import classify_sdk_error
-from gasworks.llm.providers.chat_completions import FINISH, request_params
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
+from gasworks.llm.types import ChatRequest, ChatResult, StreamChunk
 
 try:
     import openai
@@ -52,7 +50,12 @@ class OpenAIProvider:
         self._error: GasworksError | None = None
         self._client: Any = None
         try:
-            self._client = sdk.AsyncOpenAI(api_key=api_key, base_url=base_url, max_retries=0)
+            self._client = sdk.AsyncOpenAI(
+                api_key=api_key,
+                base_url=base_url,
+                max_retries=0,
+                **sdk_http_client(sdk),
+            )
         except sdk.OpenAIError:
             self._error = ProviderAuthFailed(
                 f"No API key for provider {self.name}: set OPENAI_API_KEY (environment or "
@@ -65,22 +68,23 @@ class OpenAIProvider:
 
     @staticmethod
     async def _create(client: Any, params: dict[str, Any], attempt_timeout: float) -> Any:
-        """``chat.completions.create`` without its per-call TypedDict transform.
+        """``chat.completions.create`` as plain JSON, without the SDK's per-call typing work.
 
         ``create()`` walks every parameter against the SDK's TypedDict annotations (about
-        0.3-0.5 ms per call here); our parameters are already plain JSON, so they go straight
-        to the SDK's ``post`` — same transport, auth, error mapping and response models.
+        0.3-0.5 ms per call here), and building a response model per answer or stream event
+        cost more again (``cast_to=object`` asks the SDK for the decoded JSON). Our parameters
+        are already plain JSON, so they go straight to the SDK's ``post``: same transport,
+        auth, error classes and stream decoding.
         """
         sdk = openai
         stream = bool(params.get("stream"))
-        options: dict[str, Any] = {"timeout": attempt_timeout}
         return await client.post(
             "/chat/completions",
             body=params,
-            cast_to=sdk.types.chat.ChatCompletion,
-            options=options,
+            cast_to=object,
+            options={"timeout": attempt_timeout},
             stream=stream,
-            stream_cls=sdk.AsyncStream[sdk.types.chat.ChatCompletionChunk] if stream else None,
+            stream_cls=sdk.AsyncStream[object] if stream else None,
         )
 
     def _client_or_raise(self) -> Any:
@@ -93,90 +97,31 @@ class OpenAIProvider:
     ) -> ChatResult:
         client = self._client_or_raise()
         try:
-            resp = await self._create(client, self._params(model, req), attempt_timeout)
-            choice = resp.choices[0]
-            msg = choice.message
-            tool_calls = [tc.model_dump(exclude_none=True) for tc in msg.tool_calls or []]
-            text = msg.content or ""
-            usage = self._usage(resp.usage)
+            data = await self._create(client, self._params(model, req), attempt_timeout)
+            return parse_completion(self.name, model, req, data)
         except Exception as exc:
             raise classify(self.name, exc) from exc
-        if usage is None:
-            ratio = model.entry.fallback_token_ratio
-            usage = Usage(
-                input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
-                output_tokens=estimate_tokens(text, ratio, model.entry.tokenizer),
-                estimated=True,
-            )
-        return ChatResult(
-            text=text,
-            finish_reason=FINISH.get(choice.finish_reason or "stop", FinishReason.STOP),
-            usage=usage,
-            model=model.id,
-            provider=self.name,
-            tool_calls=tool_calls or None,
-        )
-
-    @staticmethod
-    def _usage(u: Any) -> Usage | None:
-        if u is None:
-            return None
-        details = getattr(u, "prompt_tokens_details", None)
-        cached = getattr(details, "cached_tokens", None) or 0
-        return Usage(
-            input_tokens=u.prompt_tokens or 0,
-            output_tokens=u.completion_tokens or 0,
-            cached_input_tokens=cached,
-        )
 
     async def stream(
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> AsyncIterator[StreamChunk]:
         client = self._client_or_raise()
         params = self._params(model, req)
+        params["stream"] = True
         params["stream_options"] = {"include_usage": True}
-        parts: list[str] = []
-        finish: FinishReason | None = None
-        usage: Usage | None = None
+        parser = StreamParser(self.name)
         stream: Any = None
         try:
-            params["stream"] = True
             stream = await self._create(client, params, attempt_timeout)
-            async for chunk in stream:
-                if chunk.usage is not None:
-                    usage = self._usage(chunk.usage)
-                for choice in chunk.choices:
-                    delta = choice.delta
-                    text = delta.content or "" if delta is not None else ""
-                    calls = delta.tool_calls if delta is not None else None
-                    if text or calls:
-                        parts.append(text)
-                        yield StreamChunk(
-                            delta=text,
-                            tool_calls=[c.model_dump(exclude_none=True) for c in calls]
-                            if calls
-                            else None,
-                        )
-                    if choice.finish_reason:
-                        finish = FINISH.get(choice.finish_reason, FinishReason.STOP)
+            async for event in stream:
+                for chunk in parser.feed(event):
+                    yield chunk
         except Exception as exc:
             raise classify(self.name, exc, streaming=True) from exc
         finally:
             if stream is not None:
                 await stream.close()
-        if finish is None:
-            raise ProviderStreamInterrupted(
-                f"{self.name} ended the stream before its end (no finish reason).",
-                details={"provider": self.name, "model": model.id},
-            )
-        if usage is None:
-            ratio = model.entry.fallback_token_ratio
-            usage = Usage(
-                input_tokens=estimate_prompt_tokens(req.messages, ratio, model.entry.tokenizer),
-                output_tokens=estimate_tokens("".join(parts), ratio, model.entry.tokenizer),
-                estimated=True,
-            )
-        yield StreamChunk(finish_reason=finish, usage=usage)
+        yield parser.last(model, req)
 
     async def aclose(self) -> None:
         if self._client is not None:
