@@ -224,6 +224,37 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 """
 
 
+#: CPU pinning (``servers(pinned=True)``): the load generator and the fake upstream on core
+#: 0, the proxy under test (gasworks or the bare proxy) on core 1, as if clients and the
+#: model provider were other machines. ``None``: every process may run on every core.
+CLIENT_CORES: set[int] | None = None
+PROXY_CORES: set[int] | None = None
+
+
+def _pin(cores: set[int] | None) -> Any:
+    """A ``preexec_fn`` that pins the child (and every thread it starts) to ``cores``."""
+    if cores is None:
+        return None
+    return lambda: os.sched_setaffinity(0, cores)
+
+
+def _tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live children (Linux ``/proc``)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(entry) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -253,6 +284,12 @@ class Servers:
     gateway: str  # base URL of gasworks, ending in /v1
     auth: dict[str, str]
     bare: str  # base URL of the bare proxy in front of the same upstream, ending in /v1
+    gateway_pid: int  # `gasworks serve` (its workers are its children when workers > 1)
+    bare_pid: int
+
+    def cpu(self) -> tuple[float, float]:
+        """CPU seconds used so far by (gasworks and its workers, the bare proxy)."""
+        return _tree_cpu(self.gateway_pid), _tree_cpu(self.bare_pid)
 
 
 @contextlib.contextmanager
@@ -265,6 +302,7 @@ def servers(
     pacing = [str(TTFT_S), str(TOKEN_S), str(TOKENS)] if paced else ["0", "0", "0"]
     fake = subprocess.Popen(
         [sys.executable, "-c", FAKE, *pacing],
+        preexec_fn=_pin(CLIENT_CORES),
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -290,6 +328,7 @@ def servers(
     bare_port = _free_port()
     bare = subprocess.Popen(
         [sys.executable, "-c", BARE_PROXY, str(bare_port), upstream],
+        preexec_fn=_pin(PROXY_CORES),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -308,6 +347,7 @@ def servers(
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
+        preexec_fn=_pin(PROXY_CORES),
     )
     try:
         for url in (f"http://127.0.0.1:{port}/readyz", f"http://127.0.0.1:{bare_port}/"):
@@ -322,6 +362,8 @@ def servers(
             f"http://127.0.0.1:{port}/v1",
             {"Authorization": f"Bearer {key}"},
             f"http://127.0.0.1:{bare_port}/v1",
+            server.pid,
+            bare.pid,
         )
     finally:
         for proc in (server, bare):
@@ -370,6 +412,7 @@ def load(
         spec["rate"] = rate
     res = subprocess.run(
         [sys.executable, str(HERE / "_loadgen.py"), json.dumps(spec)],
+        preexec_fn=_pin(CLIENT_CORES),
         capture_output=True,
         text=True,
         check=True,
@@ -386,14 +429,23 @@ def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _pair_cells(direct: Load, via: Load) -> list[str]:
-    return [
-        f"{direct.q(0.5):.2f} ms",
-        f"{via.q(0.5):.2f} ms",
-        f"**{via.q(0.5) - direct.q(0.5):+.2f} ms**",
-        f"{via.q(0.9) - direct.q(0.9):+.2f} ms",
-        f"{via.q(0.99) - direct.q(0.99):+.2f} ms",
-    ]
+def _added(direct: Load, via: Load, q: float) -> str:
+    return f"{via.q(q) - direct.q(q):+.2f} ms"
+
+
+def _three(s: Servers, model: str, **kw: Any) -> tuple[Load, Load, Load, float, float]:
+    """Direct, through the bare proxy, through gasworks; CPU ms per request of each proxy."""
+    direct = load(s.upstream, {}, "fake", **kw)
+    b0 = s.cpu()[1]
+    bare = load(s.bare, {}, "fake", **kw)
+    b1, g0 = s.cpu()[1], s.cpu()[0]
+    via = load(s.gateway, s.auth, model, **kw)
+    g1 = s.cpu()[0]
+    for run in (direct, bare, via):
+        ERRORS["errors"] = ERRORS.get("errors", 0) + run.errors
+    conc = kw["concurrency"]
+    n = kw["total"] + min(conc, 50) + (20 if conc == 1 else 0)  # with _loadgen's warm-up
+    return direct, bare, via, (b1 - b0) / n * 1000, (g1 - g0) / n * 1000
 
 
 def section_single() -> list[str]:
@@ -408,12 +460,25 @@ def section_single() -> list[str]:
     ):
         with servers(env) as s:
             for what in ("latency", "stream"):
-                stream = what == "stream"
-                direct = load(s.upstream, {}, "fake", stream=stream, concurrency=1, total=1000)
                 for provider, model in models:
-                    via = load(s.gateway, s.auth, model, stream=stream, concurrency=1, total=1000)
+                    direct, bare, via, bare_cpu, gw_cpu = _three(
+                        s, model, stream=what == "stream", concurrency=1, total=1000
+                    )
                     rows.append(
-                        _row([label, f"`{provider}`", _measure(what), *_pair_cells(direct, via)])
+                        _row(
+                            [
+                                label,
+                                f"`{provider}`",
+                                _measure(what),
+                                f"{direct.q(0.5):.2f} ms",
+                                f"{via.q(0.5):.2f} ms",
+                                f"**{_added(direct, via, 0.5)}**",
+                                _added(direct, via, 0.9),
+                                _added(direct, via, 0.99),
+                                _added(direct, bare, 0.5),
+                                f"{bare_cpu:.2f} / {gw_cpu:.2f} ms",
+                            ]
+                        )
                     )
     return rows
 
@@ -423,63 +488,89 @@ STREAMS = 50
 RATE = STREAMS / (TTFT_S + TOKEN_S * (TOKENS - 1))
 
 
+#: (server label, environment, workers, pinned) of the concurrent runs
+LAYOUTS = [
+    ("gateway only", GATEWAY_ONLY, 1, True),
+    ("gateway only", GATEWAY_ONLY, 1, False),
+    ("gateway only", GATEWAY_ONLY, 2, False),
+    ("default deployment", DEFAULT, 1, True),
+    ("default deployment", DEFAULT, 1, False),
+    ("default deployment", DEFAULT, 2, False),
+]
+
+
+@contextlib.contextmanager
+def _layout(env: dict[str, str], workers: int, pinned: bool, paced: bool) -> Iterator[Servers]:
+    global CLIENT_CORES, PROXY_CORES
+    cores = os.sched_getaffinity(0)
+    if pinned and len(cores) >= 2:
+        first, second = sorted(cores)[:2]
+        CLIENT_CORES, PROXY_CORES = {first}, {second}
+    try:
+        with servers(env, workers=workers, paced=paced) as s:
+            yield s
+    finally:
+        CLIENT_CORES = PROXY_CORES = None
+
+
+def _where(workers: int, pinned: bool) -> str:
+    return "1, own core" if pinned else f"{workers}, shared cores"
+
+
 def section_paced() -> list[str]:
     rows = []
-    for label, env in (("gateway only", GATEWAY_ONLY), ("default deployment", DEFAULT)):
-        for workers in (1, 2):
-            with servers(env, workers=workers, paced=True) as s:
-                for what in ("latency", "stream"):
-                    kw: dict[str, Any] = {
-                        "stream": what == "stream",
-                        "concurrency": STREAMS,
-                        "total": 600,
-                        "rate": RATE,
-                    }
-                    direct = load(s.upstream, {}, "fake", **kw)
-                    via = load(s.gateway, s.auth, "upstream", **kw)
-                    rows.append(
-                        _row(
-                            [
-                                label,
-                                str(workers),
-                                _measure(what),
-                                *_pair_cells(direct, via),
-                                f"{direct.in_flight:.0f} / {via.in_flight:.0f}",
-                            ]
-                        )
+    for label, env, workers, pinned in LAYOUTS:
+        with _layout(env, workers, pinned, paced=True) as s:
+            for what in ("latency", "stream"):
+                direct, bare, via, bare_cpu, gw_cpu = _three(
+                    s,
+                    "upstream",
+                    stream=what == "stream",
+                    concurrency=STREAMS,
+                    total=600,
+                    rate=RATE,
+                )
+                rows.append(
+                    _row(
+                        [
+                            label,
+                            _where(workers, pinned),
+                            _measure(what),
+                            f"{direct.q(0.5):.1f} ms",
+                            f"**{_added(direct, via, 0.5)}**",
+                            _added(direct, via, 0.9),
+                            _added(direct, via, 0.99),
+                            _added(direct, bare, 0.5),
+                            f"{bare_cpu:.2f} / {gw_cpu:.2f} ms",
+                            f"{via.in_flight:.0f}",
+                        ]
                     )
-                    ERRORS[f"{label}, {workers} worker(s), {what}"] = direct.errors + via.errors
+                )
     return rows
 
 
 def section_saturation() -> list[str]:
     rows = []
-    for label, env in (("gateway only", GATEWAY_ONLY), ("default deployment", DEFAULT)):
-        for workers in (1, 2):
-            with servers(env, workers=workers) as s:
-                for what in ("latency", "stream"):
-                    stream = what == "stream"
-                    direct = load(s.upstream, {}, "fake", stream=stream, concurrency=50, total=2000)
-                    via = load(
-                        s.gateway, s.auth, "upstream", stream=stream, concurrency=50, total=2000
+    for label, env, workers, pinned in LAYOUTS:
+        with _layout(env, workers, pinned, paced=False) as s:
+            for what in ("latency", "stream"):
+                direct, bare, via, bare_cpu, gw_cpu = _three(
+                    s, "upstream", stream=what == "stream", concurrency=50, total=2000
+                )
+                rows.append(
+                    _row(
+                        [
+                            label,
+                            _where(workers, pinned),
+                            _measure(what),
+                            f"{direct.rps:.0f}",
+                            f"{bare.rps:.0f}",
+                            f"{via.rps:.0f}",
+                            f"{bare_cpu:.2f} / {gw_cpu:.2f} ms",
+                            f"{via.q(0.5):.1f} ms",
+                        ]
                     )
-                    rows.append(
-                        _row(
-                            [
-                                label,
-                                str(workers),
-                                _measure(what),
-                                f"{direct.rps:.0f}",
-                                f"{via.rps:.0f}",
-                                f"{via.rps / workers:.0f}",
-                                f"{direct.q(0.5):.1f} ms",
-                                f"{via.q(0.5):.1f} ms",
-                            ]
-                        )
-                    )
-                    ERRORS[f"saturation, {label}, {workers} worker(s), {what}"] = (
-                        direct.errors + via.errors
-                    )
+                )
     return rows
 
 
@@ -532,11 +623,15 @@ def main() -> str:
         "### (a) One request at a time, instant upstream (target: ≤ 2 ms median added)",
         "",
         "1000 requests after warm-up, 1 worker. Provider `openai_compatible` is plain aiohttp, "
-        "`openai` the official SDK (over its aiohttp transport).",
+        "`openai` the official SDK (over its aiohttp transport). `bare proxy` is the floor: "
+        "the least a Python proxy hop on the same server stack costs here (a raw ASGI app "
+        "on uvicorn + uvloop + httptools that forwards the body with aiohttp and streams the "
+        "bytes back; no auth, validation, parsing or accounting). CPU = the proxy process's "
+        "CPU time per request.",
         "",
         "| server | provider | measure | direct | through gasworks | added (median) "
-        "| added p90 | added p99 |",
-        "|---|---|---|---|---|---|---|---|",
+        "| added p90 | added p99 | bare proxy added (median) | CPU per request bare / gasworks |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *single,
         "",
         "### (b) 50 concurrent streams, upstream paced like a model (target: ≤ 2 ms median added)",
@@ -544,8 +639,8 @@ def main() -> str:
         f"The fake upstream answers like a hosted model: first token after {TTFT_S * 1000:.0f} "
         f"ms, then {TOKENS} tokens {TOKEN_S * 1000:.0f} ms apart (a non-streamed answer comes "
         f"after the same {(TTFT_S + TOKEN_S * (TOKENS - 1)) * 1000:.0f} ms). Requests arrive "
-        f"open-loop at {RATE:.0f}/s (Poisson, fixed seed, the same schedule for direct and "
-        "through gasworks), the rate that keeps 50 streams open on average (last column, "
+        f"open-loop at {RATE:.0f}/s (Poisson, fixed seed, the same schedule for direct, bare "
+        "proxy and gasworks), the rate that keeps 50 streams open on average (last column, "
         "measured); 600 requests per row, provider `openai_compatible`. Open loop because 50 "
         "closed-loop clients whose answers all take the same time stay in lock-step: all 50 "
         "requests arrive within a millisecond or two, and the figure becomes the time to "
@@ -553,19 +648,29 @@ def main() -> str:
         "cost of gasworks with 50 streams open, the figure the issue's target applies to at "
         "50 concurrent.",
         "",
-        "| server | workers | measure | direct | through gasworks | added (median) "
-        "| added p90 | added p99 | streams open direct / gasworks |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Workers: `1, own core` pins gasworks (and, for its column, the bare proxy) to one "
+        "core and the load generator and the fake upstream to the other, as if clients and "
+        "the model provider were other machines: this is the row the target is read on. "
+        "`shared cores`: every process may run on both cores, so gasworks also waits for the "
+        "CPU the fake upstream and the load generator are using (and the other jobs of the "
+        "machine).",
+        "",
+        "| server | workers | measure | direct | added (median) | added p90 | added p99 "
+        "| bare proxy added (median) | CPU per request bare / gasworks | streams open |",
+        "|---|---|---|---|---|---|---|---|---|---|",
         *paced,
         "",
         "### (c) Saturation: 50 concurrent, instant upstream",
         "",
         "Every client sends its next request as soon as the previous one is answered, so this "
-        "measures how many requests per second the 2 shared cores get through, not a latency: "
-        "the medians are queueing time. 2000 requests per row.",
+        "measures how many requests per second the 2 shared cores get through, not a latency "
+        "(the median is queueing time). 2000 requests per row; with shared cores the load "
+        "generator and the fake upstream take their share of the same 2 cores, with `own "
+        "core` one worker has one core to itself (its req/s is the throughput of one worker "
+        "on one core of this machine).",
         "",
-        "| server | workers | measure | req/s direct | req/s gasworks | req/s per worker "
-        "| median direct | median gasworks |",
+        "| server | workers | measure | req/s direct | req/s bare proxy | req/s gasworks "
+        "| CPU per request bare / gasworks | median through gasworks |",
         "|---|---|---|---|---|---|---|---|",
         *saturation,
     ]
