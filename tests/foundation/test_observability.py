@@ -255,3 +255,24 @@ def test_otlp_exporter_is_attached_only_when_an_endpoint_is_set(tmp_path):
     assert exporting is True
     assert provider.resource.attributes["service.name"] == "gasworks"
     provider.shutdown()
+
+
+# --- process ------------------------------------------------------------------------------
+
+
+async def test_app_start_freezes_startup_objects_once(runtime, monkeypatch):
+    """Objects alive after start-up leave the collected generations (no long GC pauses)."""
+    import gc
+
+    from gasworks.api import app as app_module
+
+    monkeypatch.setattr(app_module, "_frozen", False)
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    app = app_module.create_app(runtime=runtime)
+    async with app.router.lifespan_context(app):
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+    again = app_module.create_app(runtime=runtime)
+    async with again.router.lifespan_context(again):
+        assert gc.get_freeze_count() <= frozen  # once per process: the new app stays unfrozen

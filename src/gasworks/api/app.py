@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -39,6 +40,26 @@ ROUTERS: list[APIRouter] = [
 ]
 
 
+_frozen = False
+
+
+def freeze_startup_objects() -> None:
+    """Move everything alive after start-up out of the garbage collector's sight.
+
+    Modules, pydantic schemas, routes and the registry live as long as the process; left in
+    the collected generations, every full collection walks all of them again (40-90 ms on the
+    reference machine, every few thousand requests, stalling every open stream at once).
+    Collected once here, then frozen (``gc.freeze``), a full collection only walks what was
+    allocated since.
+    """
+    global _frozen
+    if _frozen:  # once per process (tests and embedders may start many apps)
+        return
+    _frozen = True
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(
     settings: Settings | None = None,
     runtime: Runtime | None = None,
@@ -54,6 +75,7 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if not rt.started:
             await rt.start()
+        freeze_startup_objects()
         yield
         if runtime is None:
             await rt.stop()
