@@ -639,8 +639,9 @@ def main() -> str:
         "",
         "`gateway only`: `GASWORKS_GUARDRAILS_ENABLED=false`, `GASWORKS_LOG_LEVEL=WARNING` "
         "(auth, validation, registry, provider adapter, accounting, metrics, SSE). "
-        "`default deployment`: every setting at its default — guardrails on (breaker, budgets, "
-        "one ledger row per call in SQLite) and one INFO access-log line per request.",
+        "`default deployment`: every setting at its default — guardrails on (breaker, "
+        "budget lease, one ledger row per call, group-committed to SQLite) and one INFO "
+        "access-log line per request.",
         "",
         "### (a) One request at a time, instant upstream (target: ≤ 2 ms median added)",
         "",
