@@ -345,7 +345,7 @@ def main() -> str:
 Spend limits: a day and a month limit on the tenant, far from being reached (lease mode at the
 default lease settings: blocks of 64 call estimates). "Settlement" swaps the reservation for
 the actual usage and queues the call's ledger row; the ledger writer commits rows and
-settlements in batches (default every 50 ms or 500 rows).
+settlements in batches (default every 200 ms or 500 rows).
 
 | path | SQLite (embedded default) | PostgreSQL 16 |
 |---|---|---|

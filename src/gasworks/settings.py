@@ -292,7 +292,7 @@ class Settings(BaseSettings):
         "sweeper charges what it held as spent. Keep it well above the lease interval.",
     )
     ledger_flush_interval_ms: float = Field(
-        default=50.0,
+        default=200.0,
         ge=0,
         le=60_000,
         description="Ledger rows and budget settlements are written in one transaction per "

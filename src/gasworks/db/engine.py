@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -16,9 +17,13 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import SingletonThreadPool
 
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.errors import DatabaseUnavailable
+
+#: how long a poller's synchronous SQLite read may wait for a lock (see ``read_now``)
+POLL_BUSY_TIMEOUT_MS = 100
 
 
 class Database:
@@ -36,6 +41,7 @@ class Database:
         #: the same pool, marked read-only: on SQLite its transactions take no write lock
         self.read_engine: AsyncEngine = self.engine.execution_options(**{READ_ONLY_OPTION: True})
         self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
+        self._poll_engine: Engine | None = None
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -60,6 +66,48 @@ class Database:
         with self.unavailable_as_error():
             async with self.read_engine.connect() as conn:
                 yield conn
+
+    async def read_now(self, *statements: Any) -> list[Sequence[Any]]:
+        """The rows of a few small reads, in one read-only snapshot: for pollers.
+
+        On a SQLite file they run synchronously on this thread, through a query-only
+        connection of the stdlib driver: in WAL mode a reader never waits for a writer, so an
+        indexed read takes tens of microseconds, where the async driver's thread hand-offs
+        cost about 0.8 ms of CPU per poll and contend with the event loop. A reader waits
+        for a lock only while another process recovers the WAL after a crash, and then at
+        most ``POLL_BUSY_TIMEOUT_MS``. On PostgreSQL (asyncpg is already in the event loop)
+        and in-memory SQLite they go through ``read_connection``.
+        """
+        engine = self._poll_sync_engine()
+        if engine is None:
+            async with self.read_connection() as conn:
+                out = [(await conn.execute(stmt)).all() for stmt in statements]
+                await conn.commit()
+                return out
+        with self.unavailable_as_error(), engine.connect() as conn:
+            conn.exec_driver_sql("BEGIN")
+            try:
+                return [conn.execute(stmt).all() for stmt in statements]
+            finally:
+                conn.exec_driver_sql("ROLLBACK")
+
+    def _poll_sync_engine(self) -> Engine | None:
+        path = getattr(self.dialect, "path", None)
+        if path is None:
+            return None
+        if self._poll_engine is None:
+            engine = create_engine(f"sqlite:///{path}", poolclass=SingletonThreadPool)
+
+            @event.listens_for(engine, "connect")
+            def _connect(dbapi_conn: Any, _: Any) -> None:
+                dbapi_conn.isolation_level = None  # BEGIN / ROLLBACK are ours
+                cur = dbapi_conn.cursor()
+                cur.execute(f"PRAGMA busy_timeout={POLL_BUSY_TIMEOUT_MS}")
+                cur.execute("PRAGMA query_only=ON")
+                cur.close()
+
+            self._poll_engine = engine
+        return self._poll_engine
 
     @contextlib.contextmanager
     def unavailable_as_error(self) -> Iterator[None]:
@@ -92,3 +140,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._poll_engine is not None:
+            self._poll_engine.dispose()
+            self._poll_engine = None

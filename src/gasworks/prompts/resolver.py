@@ -333,27 +333,22 @@ class Resolver:
     async def poll_once(self) -> int:
         """Apply new pointer-change notices; returns how many were applied."""
         inv = PromptInvalidationRow
-        async with self.db.read_connection() as conn:
-            if self._last_seq is None or self._poll_failed:
-                # first poll, or notices may have been missed while the store was down
-                top = int((await conn.execute(select(func.max(inv.seq)))).scalar() or 0)
-                window = await conn.execute(select(inv.seq).where(inv.seq > top - POLL_WINDOW))
-                self._seen = {int(r[0]) for r in window}  # already reflected in the store
-                self._last_seq = top
-                if self._poll_failed:
-                    self.cache.clear()
-                    self._poll_failed = False
-                await conn.commit()
-                return 0
-            low = max(0, self._last_seq - POLL_WINDOW)
-            rows = (
-                await conn.execute(
-                    select(inv.seq, inv.scope_tenant, inv.scope_workflow, inv.model)
-                    .where(inv.seq > low)
-                    .order_by(inv.seq)
-                )
-            ).all()
-            await conn.commit()
+        if self._last_seq is None or self._poll_failed:
+            # first poll, or notices may have been missed while the store was down
+            top = select(func.max(inv.seq)).scalar_subquery()
+            (window,) = await self.db.read_now(select(inv.seq).where(inv.seq > top - POLL_WINDOW))
+            self._seen = {int(r[0]) for r in window}  # already reflected in the store
+            self._last_seq = max(self._seen, default=0)
+            if self._poll_failed:
+                self.cache.clear()
+                self._poll_failed = False
+            return 0
+        low = max(0, self._last_seq - POLL_WINDOW)
+        (rows,) = await self.db.read_now(
+            select(inv.seq, inv.scope_tenant, inv.scope_workflow, inv.model)
+            .where(inv.seq > low)
+            .order_by(inv.seq)
+        )
         now = time.monotonic()
         if now - self._last_prune > PRUNE_EVERY_SECONDS:
             self._last_prune = now

@@ -126,24 +126,24 @@ class BreakerStore:
     async def snapshot(
         self, window_start: int
     ) -> tuple[dict[str, BreakerRecord], dict[tuple[str, int], Counts]]:
-        """Every breaker's state and window totals (by key and generation)."""
-        async with self.db.session() as s:
-            records = {r.key: _record(r) for r in (await s.execute(select(B))).all()}
-            totals = await s.execute(
-                select(
-                    K.c.key,
-                    K.c.generation,
-                    func.sum(K.c.calls),
-                    func.sum(K.c.failures),
-                    func.sum(K.c.slow),
-                )
-                .where(K.c.bucket_start >= window_start)
-                .group_by(K.c.key, K.c.generation)
+        """Every breaker's state and window totals (by key and generation), in one read-only
+        snapshot (it runs every sync interval in every process: see ``Database.read_now``)."""
+        states, totals = await self.db.read_now(
+            select(B),
+            select(
+                K.c.key,
+                K.c.generation,
+                func.sum(K.c.calls),
+                func.sum(K.c.failures),
+                func.sum(K.c.slow),
             )
-            counts = {
-                (k, int(g)): Counts(int(c or 0), int(f or 0), int(sl or 0))
-                for k, g, c, f, sl in totals.all()
-            }
+            .where(K.c.bucket_start >= window_start)
+            .group_by(K.c.key, K.c.generation),
+        )
+        records = {r.key: _record(r) for r in states}
+        counts = {
+            (k, int(g)): Counts(int(c or 0), int(f or 0), int(sl or 0)) for k, g, c, f, sl in totals
+        }
         return records, counts
 
     async def get(self, key: str) -> BreakerRecord | None:

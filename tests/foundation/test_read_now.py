@@ -1,0 +1,64 @@
+"""``Database.read_now``: the pollers' read path (synchronous on a SQLite file)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from gasworks.tenancy.tables import TenantRow
+
+
+async def _tenant(runtime: Any, name: str) -> None:
+    async with runtime.db.session() as s:
+        s.add(TenantRow(id=f"t-{name}", name=name, display_name=name))
+
+
+async def test_sees_every_commit_at_once_in_one_snapshot(runtime) -> None:
+    count = select(func.count()).select_from(TenantRow)
+    names = select(TenantRow.name).order_by(TenantRow.name)
+    await _tenant(runtime, "alpha")
+    (n,), rows = await runtime.db.read_now(count, names)
+    assert n[0] == 1 and [r[0] for r in rows] == ["alpha"]
+    await _tenant(runtime, "beta")  # committed by another connection of the pool
+    (n,), rows = await runtime.db.read_now(count, names)
+    assert n[0] == 2 and [r[0] for r in rows] == ["alpha", "beta"]
+
+
+async def test_never_waits_for_a_writer(runtime) -> None:
+    """A poller reads while another transaction holds the write lock (and sees only what
+    was committed); the reads finish before that transaction does."""
+    await _tenant(runtime, "alpha")
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with runtime.db.session() as s:
+            s.add(TenantRow(id="t-uncommitted", name="uncommitted", display_name="u"))
+            await s.flush()
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    try:
+        async with asyncio.timeout(5):
+            for _ in range(20):
+                (rows,) = await runtime.db.read_now(select(TenantRow.name))
+                assert [r[0] for r in rows] == ["alpha"]
+    finally:
+        release.set()
+        await task
+    (rows,) = await runtime.db.read_now(select(TenantRow.name).order_by(TenantRow.name))
+    assert [r[0] for r in rows] == ["alpha", "uncommitted"]
+
+
+async def test_sqlite_poll_connection_cannot_write(runtime) -> None:
+    if runtime.db.dialect.name != "sqlite":
+        pytest.skip("the synchronous read path exists on SQLite only")
+    with pytest.raises(DBAPIError, match=r"readonly|read-only|query_only"):
+        await runtime.db.read_now(text("DELETE FROM tenants"))
+    async with runtime.db.read_session() as s:
+        assert (await s.execute(select(func.count()).select_from(TenantRow))).scalar() == 0
