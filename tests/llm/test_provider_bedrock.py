@@ -140,3 +140,24 @@ async def test_malformed_answers(tmp_path, fake_bedrock) -> None:
         await g.chat(SCOPE, ask("bedrock/nova-lite"))
     with pytest.raises(ProviderBadResponse):
         await collect(g, ask("bedrock/nova-lite"))
+
+
+@pytest.mark.parametrize(
+    ("exception_type", "error"),
+    [
+        ("throttlingException", ProviderRateLimited),
+        ("serviceUnavailableException", ProviderUnavailable),
+        ("validationException", ProviderBadRequest),
+    ],
+)
+async def test_exception_event_mid_stream_is_classified(
+    tmp_path, fake_bedrock, exception_type, error
+) -> None:
+    fake_bedrock.faults.append(Fault.stream_error(after_chunks=3, error_type=exception_type))
+    g = gw(tmp_path, fake_bedrock, [])
+    parts: list[str] = []
+    with pytest.raises(error):
+        async for c in g.stream(SCOPE, ask("bedrock/nova-lite")):
+            parts.append(c.delta)
+    assert "".join(parts) == "Hello from "
+    assert len(fake_bedrock.requests) == 1

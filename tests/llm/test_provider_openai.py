@@ -265,3 +265,16 @@ async def test_openai_compatible_skips_the_proxy_for_no_proxy_hosts(
     gw = gateway_for(tmp_path, entries(fake_openai))
     r = await gw.chat(SCOPE, ask("local"))
     assert r.text == "Hello from the fake model."
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_error_event_mid_stream_is_classified(tmp_path, fake_openai, model) -> None:
+    # the role chunk, "Hello ", "from ", then `data: {"error": {...}}`
+    fake_openai.faults.append(Fault.stream_error(after_chunks=3, message="The server had an error"))
+    gw = gateway_for(tmp_path, entries(fake_openai), [])
+    parts: list[str] = []
+    with pytest.raises(ProviderUnavailable) as info:
+        async for c in gw.stream(SCOPE, ask(model)):
+            parts.append(c.delta)
+    assert "".join(parts) == "Hello from " and "The server had an error" in info.value.message
+    assert len(fake_openai.requests) == 1
