@@ -18,7 +18,7 @@ from gasworks.errors import (
 )
 from gasworks.llm.types import ChatRequest, Message
 from gasworks.testing import FakeAnthropic, Fault
-from tests.llm.providers_util import SCOPE, ask, collect, gateway_for
+from tests.llm.providers_util import SCOPE, ask, collect, gateway_for, text_before_error
 
 
 def entries(fake: FakeAnthropic, **extra: object) -> list[dict[str, object]]:
@@ -131,11 +131,8 @@ async def test_slow_first_byte_times_out(tmp_path, fake_anthropic) -> None:
 async def test_stream_cut_mid_answer(tmp_path, fake_anthropic) -> None:
     fake_anthropic.faults.append(Fault.cut_stream(after_chunks=5))
     gw = gateway_for(tmp_path, entries(fake_anthropic), [])
-    parts: list[str] = []
-    with pytest.raises(ProviderStreamInterrupted):
-        async for c in gw.stream(SCOPE, ask("claude")):
-            parts.append(c.delta)
-    assert "".join(parts) == "Hello from "
+    text, _ = await text_before_error(gw, ask("claude"), ProviderStreamInterrupted)
+    assert text == "Hello from "
     assert len(fake_anthropic.requests) == 1
 
 
@@ -176,12 +173,9 @@ async def test_error_event_mid_stream_is_classified(
     fault = Fault.stream_error(after_chunks=5, error_type=error_type, message="Overloaded")
     fake_anthropic.faults.append(fault)
     gw = gateway_for(tmp_path, entries(fake_anthropic), [])
-    parts: list[str] = []
-    with pytest.raises(error) as info:
-        async for c in gw.stream(SCOPE, ask("claude")):
-            parts.append(c.delta)
-    assert "".join(parts) == "Hello from "
-    assert info.value.details["providerStatus"] == status and "Overloaded" in info.value.message
+    text, err = await text_before_error(gw, ask("claude"), error)
+    assert text == "Hello from "
+    assert err.details["providerStatus"] == status and "Overloaded" in err.message
     assert len(fake_anthropic.requests) == 1  # text reached the caller: no silent retry
 
 
