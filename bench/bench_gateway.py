@@ -101,14 +101,17 @@ headers = [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
            (b"authorization", f"Bearer {key}".encode())]
 
 async def one():
-    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"},
+    # spec 2.3 and a receive() that waits for the hang-up: what uvicorn gives an app
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"},
              "http_version": "1.1", "scheme": "http", "method": "POST", "root_path": "",
              "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
              "query_string": b"", "headers": list(headers), "server": ("127.0.0.1", 80),
              "client": ("127.0.0.1", 1), "state": {}}
     messages = [{"type": "http.request", "body": body.encode(), "more_body": False}]
     async def receive():
-        return messages.pop() if messages else {"type": "http.disconnect"}
+        if messages:
+            return messages.pop()
+        await asyncio.Event().wait()
     out = []
     async def send(m):
         out.append(m)

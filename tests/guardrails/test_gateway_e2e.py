@@ -3,6 +3,7 @@ injected faults: breakers, fallbacks, budgets, streams (complete and cut), pre-c
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -170,6 +171,48 @@ async def test_cut_stream_is_settled_and_counted_as_a_failure(env, client, key, 
         x for x in (await client.get("/api/breakers", headers=h)).json() if x["breaker"] == "lonely"
     ]
     assert (br["windowCalls"], br["windowFailures"]) == (1, 1)
+
+
+async def test_client_leaving_mid_stream_stops_the_upstream_and_is_paid_for(
+    env, key, fakes
+) -> None:
+    """A client that hangs up mid-stream: gasworks closes the upstream call at once (no more
+    tokens are paid for) and still settles what was streamed, on a real server."""
+    primary, _ = fakes
+    primary.reply.text = "one two three four five six seven eight nine ten"
+    primary.faults.append(Fault.stall(after_chunks=3, seconds=30))
+    h = auth(key)
+    async with serve(create_app(runtime=env.runtime)) as url, httpx.AsyncClient() as http:
+        await http.put(f"{url}/api/budgets", json={"period": "day", "cost_limit": "5"}, headers=h)
+        req = body("lonely", stream=True)
+        async with http.stream("POST", f"{url}/v1/chat/completions", json=req, headers=h) as r:
+            assert r.status_code == 200
+            seen = 0
+            async for line in r.aiter_lines():
+                seen += line.startswith("data: ")
+                if seen == 2:
+                    break  # the client has what it wanted and leaves
+        async with asyncio.timeout(10):  # the upstream sees the hang-up (it would wait 30 s)
+            while primary.abandoned == 0:
+                await asyncio.sleep(0.01)
+        async with asyncio.timeout(10):  # and the call is settled, not left reserved
+            while not (rows := await ledger(env)):
+                await asyncio.sleep(0.01)
+        (row,) = rows
+        assert (row.model, row.status, row.streamed, row.estimated) == (
+            "lonely",
+            "CANCELLED",
+            True,
+            True,
+        )
+        assert row.input_tokens > 0 and row.output_tokens > 0  # what was streamed is paid for
+        assert row.cost == price(row.input_tokens, row.output_tokens)
+        (b,) = (await http.get(f"{url}/api/budgets", headers=h)).json()
+        assert Decimal(b["spentCost"]) == row.cost
+        assert Decimal(b["reservedCost"]) == Decimal(b["leasedCost"])  # only the lease is held
+        # the server is fine: the next stream is served to its end
+        r2 = await http.post(f"{url}/v1/chat/completions", json=req, headers=h)
+        assert r2.text.rstrip().endswith("data: [DONE]")
 
 
 async def test_pre_call_checks_and_budgets_on_the_v1_route(env, client, key, fakes) -> None:

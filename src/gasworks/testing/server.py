@@ -72,6 +72,12 @@ class Fault:
         )
 
     @classmethod
+    def stall(cls, after_chunks: int = 1, seconds: float = 30.0) -> Fault:
+        """Send ``after_chunks`` stream events, then wait up to ``seconds`` for the client to
+        hang up (counted in ``server.abandoned``); a client still there then sees a cut."""
+        return cls("stall", after_chunks=after_chunks, seconds=seconds)
+
+    @classmethod
     def malformed(cls) -> Fault:
         """Answer 200 with a body that is not valid JSON / not a valid event."""
         return cls("malformed")
@@ -111,6 +117,7 @@ class Request:
     headers: dict[str, str]
     body: bytes
     send: Send
+    receive: Receive
     json_body: Any = field(default=None)
 
 
@@ -125,6 +132,8 @@ class FakeProviderServer(abc.ABC):
         self.faults: deque[Fault] = deque()
         self.requests: list[RecordedRequest] = []
         self.reply = Reply()
+        #: streams whose client hung up while a ``stall`` fault held them open
+        self.abandoned = 0
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
@@ -200,7 +209,7 @@ class FakeProviderServer(abc.ABC):
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path = scope.get("raw_path", scope["path"].encode()).decode()
         self.requests.append(RecordedRequest(scope["method"], path, headers, body))
-        req = Request(scope["method"], path, headers, body, send)
+        req = Request(scope["method"], path, headers, body, send, receive)
         if body and headers.get("content-type", "").startswith("application/json"):
             try:
                 req.json_body = json.loads(body)
@@ -266,11 +275,15 @@ class FakeProviderServer(abc.ABC):
         self, req: Request, events: list[bytes], content_type: str, fault: Fault | None
     ) -> None:
         """Stream pre-encoded events; a ``cut`` fault drops the connection midway, a
-        ``stream_error`` one ends the stream with the vendor's error event."""
+        ``stall`` one waits for the client to hang up, a ``stream_error`` one ends the stream
+        with the vendor's error event."""
         await self.start_stream(req, content_type)
         for i, ev in enumerate(events):
             if fault is not None and i >= fault.after_chunks:
                 if fault.kind == "cut":
+                    raise StreamCut
+                if fault.kind == "stall":
+                    await self._wait_for_hang_up(req, fault.seconds)
                     raise StreamCut
                 if fault.kind == "stream_error":
                     await self.stream_part(req, self.error_event(fault))
@@ -278,6 +291,17 @@ class FakeProviderServer(abc.ABC):
             await self.stream_part(req, ev)
             await asyncio.sleep(0)
         await self.stream_part(req, b"", last=True)
+
+    async def _wait_for_hang_up(self, req: Request, seconds: float) -> None:
+        async def hung_up() -> None:
+            while (await req.receive())["type"] != "http.disconnect":
+                pass
+
+        try:
+            await asyncio.wait_for(hung_up(), seconds)
+        except TimeoutError:
+            return
+        self.abandoned += 1
 
     @staticmethod
     def words(text: str) -> list[str]:

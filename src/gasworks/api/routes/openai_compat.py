@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.errors import ALTERNATE_RENDERERS
@@ -26,6 +26,7 @@ from gasworks.api.openai_wire import (
     render_completion,
     stream_error_event,
 )
+from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_gateway, get_registry
@@ -85,7 +86,7 @@ async def chat_completions(
         tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id, request_id=current_request_id()
     )
     used: dict[str, Any] | None = None
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"} if body.stream else {}
+    headers = dict(SSE_HEADERS) if body.stream else {}
     if body.prompt_scope is not None:
         used = await _apply_prompt_scope(runtime, scope, req, body.prompt_scope)
         headers["X-Gasworks-Prompt-Level"] = used["level"]
@@ -101,9 +102,7 @@ async def chat_completions(
     model = gateway.registry.resolve(req.model)
     include_usage = body.stream_options.include_usage if body.stream_options else True
     renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
-    return StreamingResponse(
-        _events(renderer, first, chunks), media_type="text/event-stream", headers=headers
-    )
+    return EventStreamResponse(_events(renderer, first, chunks), headers=headers)
 
 
 async def _apply_prompt_scope(

@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from fastapi.responses import StreamingResponse
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.errors import envelope
+from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.types import StreamChunk
 from gasworks.observability.logging import get_logger
@@ -186,7 +186,7 @@ async def chat(body: PromptChatRequest, ctx: ContextDep, rt: RuntimeDep) -> Prom
 )
 async def chat_stream(
     body: PromptChatRequest, ctx: ContextDep, rt: RuntimeDep
-) -> StreamingResponse:
+) -> EventStreamResponse:
     """Events: `prompt` (which prompt answers, as in `/chat`), one `delta` per piece of text
     (`{"text": ...}`), then `done` (model, finish reason, usage, cost) — or `error` (the error
     envelope) if the call fails after the stream began. A failure before the first piece (an
@@ -194,10 +194,9 @@ async def chat_stream(
     used, chunks = await prompt_service(rt).chat_stream(rt, ctx, body)
     it = chunks.__aiter__()
     first = await anext(it, None)  # failures before any output get a real HTTP status
-    return StreamingResponse(
+    return EventStreamResponse(
         _chat_events(used.model_dump(mode="json", by_alias=True), first, it),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        headers=SSE_HEADERS,
     )
 
 

@@ -12,11 +12,11 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Header, Query, Request, Response, status
-from fastapi.responses import StreamingResponse
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
 from gasworks.api.middleware import current_request_id
 from gasworks.api.paging import PageDep
+from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import BadRequest
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
@@ -184,7 +184,7 @@ async def run_events(
     runtime: RuntimeDep,
     last_event_id: Annotated[str | None, Header()] = None,
     after: Annotated[int | None, Query(ge=0)] = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     start = after if after is not None else _last_id(last_event_id)
     eng = workflow_engine(runtime)
     events = eng.events(ctx, run_id, start, keepalive=KEEPALIVE_SECONDS)
@@ -241,7 +241,7 @@ def _sse(
     *,
     first: Event | None = None,
     rest: AsyncIterator[Event] | None = None,
-) -> StreamingResponse:
+) -> EventStreamResponse:
     async def body() -> AsyncIterator[str]:
         yield "retry: 1000\n\n"
         if rest is None:
@@ -253,8 +253,4 @@ def _sse(
         async for ev in rest:
             yield format_event(ev)
 
-    return StreamingResponse(
-        body(),
-        media_type="text/event-stream",
-        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no", "X-Run-Id": run_id},
-    )
+    return EventStreamResponse(body(), headers={**SSE_HEADERS, "X-Run-Id": run_id})
