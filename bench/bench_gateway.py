@@ -36,7 +36,8 @@ from typing import Any
 import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import median_us, per_call, per_call_async, record
+from _adapters import bench_adapters, splice
+from _common import RESULTS, machine_line, median_us, per_call, per_call_async, record
 
 HERE = Path(__file__).parent
 PROMPT = [{"role": "user", "content": "Hello, how are you today?"}]
@@ -607,6 +608,7 @@ def main() -> str:
     load_before = os.getloadavg()[0]
     chat_us, stream_us, lite_us = bench_in_process()
     asgi_us, asgi_stream_us = bench_asgi()
+    adapters = bench_adapters()
     single = section_single()
     paced = section_paced()
     saturation = section_saturation()
@@ -632,6 +634,8 @@ def main() -> str:
         f"| `POST /v1/chat/completions` (demo) through the ASGI app, no socket | "
         f"{asgi_us:.0f} µs | auth, validation, routing, middleware, JSON |",
         f"| the same, streamed (~40 SSE events) | {asgi_stream_us:.0f} µs | |",
+        "",
+        *adapters,
         "",
         "## HTTP: `/v1/chat/completions` in front of a fake upstream vs the upstream directly",
         "",
@@ -708,5 +712,14 @@ def main() -> str:
     return record("gateway", "\n".join(lines))
 
 
+def main_adapters() -> str:
+    """Only the provider-adapter section, written into the existing results file."""
+    section = bench_adapters()
+    section[1:1] = ["", f"Machine: {machine_line()}"]
+    path = RESULTS / "gateway.md"
+    path.write_text(splice(path.read_text(), section))
+    return "\n".join(section)
+
+
 if __name__ == "__main__":
-    print(main())
+    print(main_adapters() if sys.argv[1:] == ["adapters"] else main())

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from gasworks.errors import GasworksError
 from gasworks.llm.gateway import Gateway
 from gasworks.llm.runtime import build_services
 from gasworks.llm.types import CallScope, ChatRequest, Message
@@ -51,3 +54,14 @@ async def collect(gw: Gateway, req: ChatRequest) -> tuple[str, Any]:
         parts.append(c.delta)
         last = c
     return "".join(parts), last
+
+
+async def text_before_error(
+    gw: Gateway, req: ChatRequest, error: type[GasworksError]
+) -> tuple[str, GasworksError]:
+    """Stream ``req``, which must fail with ``error``: the text that arrived, and the error."""
+    parts: list[str] = []
+    with pytest.raises(error) as info:
+        async for c in gw.stream(SCOPE, req):
+            parts.append(c.delta)
+    return "".join(parts), info.value

@@ -9,6 +9,7 @@ import pytest
 
 from gasworks.errors import (
     ProviderAuthFailed,
+    ProviderBadRequest,
     ProviderBadResponse,
     ProviderRateLimited,
     ProviderStreamInterrupted,
@@ -17,7 +18,7 @@ from gasworks.errors import (
 )
 from gasworks.llm.types import ChatRequest, Message
 from gasworks.testing import FakeAnthropic, Fault
-from tests.llm.providers_util import SCOPE, ask, collect, gateway_for
+from tests.llm.providers_util import SCOPE, ask, collect, gateway_for, text_before_error
 
 
 def entries(fake: FakeAnthropic, **extra: object) -> list[dict[str, object]]:
@@ -68,6 +69,7 @@ async def test_chat_maps_system_tools_and_usage(tmp_path, fake_anthropic) -> Non
     headers = fake_anthropic.requests[-1].headers
     # the SDK sends the key as x-api-key or as a bearer token depending on its version
     assert "sk-ant-test-not-a-real-key" in headers.get("x-api-key", headers.get("authorization"))
+    assert headers["anthropic-version"]  # the SDK's API version header, sent without create()
 
 
 async def test_tool_use_comes_back_in_openai_form(tmp_path, fake_anthropic) -> None:
@@ -129,24 +131,80 @@ async def test_slow_first_byte_times_out(tmp_path, fake_anthropic) -> None:
 async def test_stream_cut_mid_answer(tmp_path, fake_anthropic) -> None:
     fake_anthropic.faults.append(Fault.cut_stream(after_chunks=5))
     gw = gateway_for(tmp_path, entries(fake_anthropic), [])
-    parts: list[str] = []
-    with pytest.raises(ProviderStreamInterrupted):
-        async for c in gw.stream(SCOPE, ask("claude")):
-            parts.append(c.delta)
-    assert "".join(parts) == "Hello from "
+    text, _ = await text_before_error(gw, ask("claude"), ProviderStreamInterrupted)
+    assert text == "Hello from "
     assert len(fake_anthropic.requests) == 1
 
 
 async def test_malformed_json(tmp_path, fake_anthropic) -> None:
-    fake_anthropic.faults.append(Fault.malformed())
+    fake_anthropic.faults.extend([Fault.malformed(), Fault.malformed()])
     gw = gateway_for(tmp_path, entries(fake_anthropic, max_retries=0))
     with pytest.raises(ProviderBadResponse):
         await gw.chat(SCOPE, ask("claude"))
+    with pytest.raises(ProviderBadResponse):  # an event whose data is not JSON
+        await collect(gw, ask("claude"))
+
+
+async def test_event_not_in_the_documented_shape_is_a_bad_response(
+    tmp_path, fake_anthropic
+) -> None:
+    events = fake_anthropic._events("claude-test-1")
+    broken = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0}\n\n'
+    fake_anthropic._events = lambda model: [*events[:3], broken, *events[3:]]
+    gw = gateway_for(tmp_path, entries(fake_anthropic, max_retries=0))
+    with pytest.raises(ProviderBadResponse) as info:
+        await collect(gw, ask("claude"))
+    assert info.value.details["error"] == "KeyError"
+
+
+@pytest.mark.parametrize(
+    ("error_type", "error", "status"),
+    [
+        ("overloaded_error", ProviderUnavailable, 529),
+        ("rate_limit_error", ProviderRateLimited, 429),
+        ("api_error", ProviderUnavailable, 500),
+        ("invalid_request_error", ProviderBadRequest, 400),
+    ],
+)
+async def test_error_event_mid_stream_is_classified(
+    tmp_path, fake_anthropic, error_type, error, status
+) -> None:
+    # message_start, content_block_start, ping, "Hello ", "from ", then an `error` event
+    fault = Fault.stream_error(after_chunks=5, error_type=error_type, message="Overloaded")
+    fake_anthropic.faults.append(fault)
+    gw = gateway_for(tmp_path, entries(fake_anthropic), [])
+    text, err = await text_before_error(gw, ask("claude"), error)
+    assert text == "Hello from "
+    assert err.details["providerStatus"] == status and "Overloaded" in err.message
+    assert len(fake_anthropic.requests) == 1  # text reached the caller: no silent retry
+
+
+async def test_overloaded_event_before_any_text_is_retried(tmp_path, fake_anthropic) -> None:
+    fake_anthropic.faults.append(Fault.stream_error(after_chunks=1))  # after message_start
+    gw = gateway_for(tmp_path, entries(fake_anthropic), [])
+    text, last = await collect(gw, ask("claude"))
+    assert text == "Hello from the fake model." and last.usage.output_tokens == 7
+    assert len(fake_anthropic.requests) == 2
+
+
+async def test_parallel_tool_calls_stream_with_their_own_indexes(tmp_path, fake_anthropic) -> None:
+    fake_anthropic.reply.tool_calls = [
+        {"id": "toolu_a", "function": {"name": "f", "arguments": '{"a": 1}'}},
+        {"id": "toolu_b", "function": {"name": "g", "arguments": '{"b": [2]}'}},
+    ]
+    gw = gateway_for(tmp_path, entries(fake_anthropic))
+    chunks = [c async for c in gw.stream(SCOPE, ask("claude"))]
+    calls = [tc for c in chunks if c.tool_calls for tc in c.tool_calls]
+    heads = [(c["index"], c["id"], c["function"]["name"]) for c in calls if "id" in c]
+    assert heads == [(0, "toolu_a", "f"), (1, "toolu_b", "g")]
+    args = {
+        i: "".join(c["function"]["arguments"] for c in calls if c["index"] == i) for i in (0, 1)
+    }
+    assert json.loads(args[0]) == {"a": 1} and json.loads(args[1]) == {"b": [2]}
+    assert chunks[-1].finish_reason == "tool_calls"
 
 
 async def test_out_of_range_temperature_is_refused_not_changed(tmp_path, fake_anthropic) -> None:
-    from gasworks.errors import ProviderBadRequest
-
     gw = gateway_for(tmp_path, entries(fake_anthropic))
     with pytest.raises(ProviderBadRequest) as info:
         await gw.chat(SCOPE, ask("claude", temperature=1.5))

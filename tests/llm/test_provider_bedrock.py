@@ -18,7 +18,7 @@ from gasworks.errors import (
 )
 from gasworks.llm.types import ChatRequest, Message
 from gasworks.testing import FakeBedrock, Fault
-from tests.llm.providers_util import SCOPE, ask, collect, gateway_for
+from tests.llm.providers_util import SCOPE, ask, collect, gateway_for, text_before_error
 
 SONNET = "anthropic.claude-sonnet-4-5-20250929-v1:0"
 
@@ -125,11 +125,8 @@ async def test_slow_first_byte_times_out(tmp_path, fake_bedrock) -> None:
 async def test_stream_cut_mid_answer(tmp_path, fake_bedrock) -> None:
     fake_bedrock.faults.append(Fault.cut_stream(after_chunks=3))
     g = gw(tmp_path, fake_bedrock, [])
-    parts: list[str] = []
-    with pytest.raises(ProviderStreamInterrupted):
-        async for c in g.stream(SCOPE, ask("bedrock/nova-lite")):
-            parts.append(c.delta)
-    assert "".join(parts) == "Hello from "
+    text, _ = await text_before_error(g, ask("bedrock/nova-lite"), ProviderStreamInterrupted)
+    assert text == "Hello from "
     assert len(fake_bedrock.requests) == 1
 
 
@@ -140,3 +137,21 @@ async def test_malformed_answers(tmp_path, fake_bedrock) -> None:
         await g.chat(SCOPE, ask("bedrock/nova-lite"))
     with pytest.raises(ProviderBadResponse):
         await collect(g, ask("bedrock/nova-lite"))
+
+
+@pytest.mark.parametrize(
+    ("exception_type", "error"),
+    [
+        ("throttlingException", ProviderRateLimited),
+        ("serviceUnavailableException", ProviderUnavailable),
+        ("validationException", ProviderBadRequest),
+    ],
+)
+async def test_exception_event_mid_stream_is_classified(
+    tmp_path, fake_bedrock, exception_type, error
+) -> None:
+    fake_bedrock.faults.append(Fault.stream_error(after_chunks=3, error_type=exception_type))
+    g = gw(tmp_path, fake_bedrock, [])
+    text, _ = await text_before_error(g, ask("bedrock/nova-lite"), error)
+    assert text == "Hello from "
+    assert len(fake_bedrock.requests) == 1

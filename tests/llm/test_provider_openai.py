@@ -18,7 +18,7 @@ from gasworks.errors import (
     ProviderUnavailable,
 )
 from gasworks.testing import FakeOpenAI, Fault
-from tests.llm.providers_util import SCOPE, ask, collect, gateway_for
+from tests.llm.providers_util import SCOPE, ask, collect, gateway_for, text_before_error
 
 
 def entries(fake: FakeOpenAI, **extra: object) -> list[dict[str, object]]:
@@ -172,11 +172,8 @@ async def test_slow_first_byte_is_retried(tmp_path, fake_openai, model) -> None:
 async def test_stream_cut_mid_answer_is_reported(tmp_path, fake_openai, model) -> None:
     fake_openai.faults.append(Fault.cut_stream(after_chunks=3))
     gw = gateway_for(tmp_path, entries(fake_openai), [])
-    parts: list[str] = []
-    with pytest.raises(ProviderStreamInterrupted):
-        async for c in gw.stream(SCOPE, ask(model)):
-            parts.append(c.delta)
-    assert "".join(parts) == "Hello from "  # what arrived before the cut
+    text, _ = await text_before_error(gw, ask(model), ProviderStreamInterrupted)
+    assert text == "Hello from "  # what arrived before the cut
     assert len(fake_openai.requests) == 1  # text reached the caller: no silent retry
 
 
@@ -265,3 +262,13 @@ async def test_openai_compatible_skips_the_proxy_for_no_proxy_hosts(
     gw = gateway_for(tmp_path, entries(fake_openai))
     r = await gw.chat(SCOPE, ask("local"))
     assert r.text == "Hello from the fake model."
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_error_event_mid_stream_is_classified(tmp_path, fake_openai, model) -> None:
+    # the role chunk, "Hello ", "from ", then `data: {"error": {...}}`
+    fake_openai.faults.append(Fault.stream_error(after_chunks=3, message="The server had an error"))
+    gw = gateway_for(tmp_path, entries(fake_openai), [])
+    text, err = await text_before_error(gw, ask(model), ProviderUnavailable)
+    assert text == "Hello from " and "The server had an error" in err.message
+    assert len(fake_openai.requests) == 1

@@ -48,6 +48,10 @@ class FakeAnthropic(FakeProviderServer):
         kind = error_type or _ERROR_TYPES.get(status, "api_error")
         return {"type": "error", "error": {"type": kind, "message": message}}
 
+    def error_event(self, fault: Fault) -> bytes:
+        err = self._error(500, fault.message, fault.error_type or "overloaded_error")
+        return f"event: error\ndata: {json.dumps(err)}\n\n".encode()
+
     def _stop_reason(self) -> str:
         r = self.reply
         if r.finish_reason:

@@ -118,6 +118,9 @@ class FakeBedrock(FakeProviderServer):
         out.append(event("metadata", {"usage": self._usage(), "metrics": {"latencyMs": 12}}))
         return out
 
+    def error_event(self, fault: Fault) -> bytes:
+        return exception(fault.error_type or "throttlingException", fault.message)
+
     @staticmethod
     def throttling_event(message: str = "Too many requests") -> bytes:
         """An in-stream exception event (for custom scripts)."""

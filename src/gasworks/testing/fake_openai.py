@@ -51,6 +51,10 @@ class FakeOpenAI(FakeProviderServer):
         else:
             await self.send_json(req, 200, self._completion(model))
 
+    def error_event(self, fault: Fault) -> bytes:
+        err = {"message": fault.message, "type": fault.error_type or "server_error"}
+        return f"data: {json.dumps({'error': err})}\n\n".encode()
+
     def _usage(self) -> dict[str, Any]:
         r = self.reply
         return {

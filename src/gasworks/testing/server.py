@@ -60,6 +60,18 @@ class Fault:
         return cls("cut", after_chunks=after_chunks)
 
     @classmethod
+    def stream_error(
+        cls, after_chunks: int = 1, error_type: str | None = None, message: str = "Overloaded"
+    ) -> Fault:
+        """Send ``after_chunks`` stream events, then the vendor's in-stream error and end the
+        stream (HTTP status already 200). ``error_type`` in the vendor's words (Anthropic
+        ``overloaded_error``, OpenAI ``server_error``, Bedrock ``throttlingException``); each
+        fake has its own default."""
+        return cls(
+            "stream_error", after_chunks=after_chunks, error_type=error_type, message=message
+        )
+
+    @classmethod
     def stall(cls, after_chunks: int = 1, seconds: float = 30.0) -> Fault:
         """Send ``after_chunks`` stream events, then wait up to ``seconds`` for the client to
         hang up (counted in ``server.abandoned``); a client still there then sees a cut."""
@@ -241,6 +253,10 @@ class FakeProviderServer(abc.ABC):
         await req.send({"type": "http.response.start", "status": status, "headers": hdrs})
         await req.send({"type": "http.response.body", "body": body})
 
+    @abc.abstractmethod
+    def error_event(self, fault: Fault) -> bytes:
+        """The vendor's in-stream error for a ``stream_error`` fault, encoded as on the wire."""
+
     @staticmethod
     async def start_stream(req: Request, content_type: str) -> None:
         await req.send(
@@ -258,14 +274,20 @@ class FakeProviderServer(abc.ABC):
     async def send_events(
         self, req: Request, events: list[bytes], content_type: str, fault: Fault | None
     ) -> None:
-        """Stream pre-encoded events; a ``cut`` fault drops the connection midway."""
+        """Stream pre-encoded events; a ``cut`` fault drops the connection midway, a
+        ``stall`` one waits for the client to hang up, a ``stream_error`` one ends the stream
+        with the vendor's error event."""
         await self.start_stream(req, content_type)
         for i, ev in enumerate(events):
-            if fault is not None and fault.kind == "cut" and i >= fault.after_chunks:
-                raise StreamCut
-            if fault is not None and fault.kind == "stall" and i >= fault.after_chunks:
-                await self._wait_for_hang_up(req, fault.seconds)
-                raise StreamCut
+            if fault is not None and i >= fault.after_chunks:
+                if fault.kind == "cut":
+                    raise StreamCut
+                if fault.kind == "stall":
+                    await self._wait_for_hang_up(req, fault.seconds)
+                    raise StreamCut
+                if fault.kind == "stream_error":
+                    await self.stream_part(req, self.error_event(fault))
+                    break
             await self.stream_part(req, ev)
             await asyncio.sleep(0)
         await self.stream_part(req, b"", last=True)

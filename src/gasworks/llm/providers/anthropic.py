@@ -2,9 +2,12 @@
 
 OpenAI-style requests are mapped to Messages: system messages become ``system``, tool results
 become ``tool_result`` blocks, OpenAI tool definitions become ``input_schema`` tools, image
-parts become image blocks. Streams use the raw server-sent events (``stream=True``), whose
-``message_start`` / ``message_delta`` carry the usage, so stream usage is always exact. A
-stream without ``message_stop`` is a cut stream. SDK retries are off: the gateway retries.
+parts become image blocks. Calls go through the SDK client's ``post`` as plain JSON
+(``base.sdk_post_json``): the SDK authenticates, sends, maps errors and decodes the event
+stream, the answer and each event are read here as dicts. Streams use the raw server-sent
+events, whose ``message_start`` / ``message_delta`` carry the usage, so stream usage is always
+exact. A stream without ``message_stop`` is a cut stream. SDK retries are off: the gateway
+retries.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from gasworks.errors import (
     ProviderBadRequest,
     ProviderStreamInterrupted,
 )
-from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client
+from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client, sdk_post_json
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
@@ -31,6 +34,8 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 #: Anthropic requires max_tokens; used when the caller gives none
 DEFAULT_MAX_TOKENS = 4096
+#: the Messages API, posted as plain JSON (no typed models per answer or event)
+_PATH = "/v1/messages"
 
 _FINISH = {
     "end_turn": FinishReason.STOP,
@@ -125,15 +130,25 @@ def to_tool_choice(choice: Any) -> dict[str, Any] | None:
     return None
 
 
-def _usage(u: Any, output_tokens: int | None = None) -> Usage:
-    cache_read = getattr(u, "cache_read_input_tokens", None) or 0
-    cache_write = getattr(u, "cache_creation_input_tokens", None) or 0
+def _usage(u: dict[str, Any], output_tokens: int | None = None) -> Usage:
+    """Usage from a Messages ``usage`` object; input counts cache reads and writes too."""
+    cache_read = u.get("cache_read_input_tokens") or 0
+    cache_write = u.get("cache_creation_input_tokens") or 0
     return Usage(
-        input_tokens=(getattr(u, "input_tokens", None) or 0) + cache_read + cache_write,
-        output_tokens=output_tokens if output_tokens is not None else (u.output_tokens or 0),
+        input_tokens=(u.get("input_tokens") or 0) + cache_read + cache_write,
+        output_tokens=output_tokens if output_tokens is not None else (u["output_tokens"] or 0),
         cached_input_tokens=cache_read,
         cache_write_input_tokens=cache_write,
     )
+
+
+def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
+    """A ``tool_use`` block of an answer as an OpenAI tool call."""
+    return {
+        "id": block["id"],
+        "type": "function",
+        "function": {"name": block["name"], "arguments": json.dumps(block["input"])},
+    }
 
 
 class AnthropicProvider:
@@ -198,22 +213,17 @@ class AnthropicProvider:
     ) -> ChatResult:
         params = self._params(model, req)
         try:
-            resp = await self._client.messages.create(**params, timeout=attempt_timeout)
+            data = await sdk_post_json(anthropic, self._client, _PATH, params, attempt_timeout)
             texts: list[str] = []
             calls: list[dict[str, Any]] = []
-            for block in resp.content:
-                if block.type == "text":
-                    texts.append(block.text)
-                elif block.type == "tool_use":
-                    calls.append(
-                        {
-                            "id": block.id,
-                            "type": "function",
-                            "function": {"name": block.name, "arguments": json.dumps(block.input)},
-                        }
-                    )
-            usage = _usage(resp.usage)
-            finish = _FINISH.get(resp.stop_reason or "end_turn", FinishReason.STOP)
+            for block in data["content"]:
+                kind = block["type"]
+                if kind == "text":
+                    texts.append(block["text"])
+                elif kind == "tool_use":
+                    calls.append(_tool_call(block))
+            usage = _usage(data["usage"])
+            finish = _FINISH.get(data.get("stop_reason") or "end_turn", FinishReason.STOP)
         except Exception as exc:
             raise classify_sdk_error(self.name, anthropic, exc) from exc
         return ChatResult(
@@ -229,44 +239,45 @@ class AnthropicProvider:
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> AsyncIterator[StreamChunk]:
         params = self._params(model, req)
-        start_usage: Any = None
+        params["stream"] = True
+        start_usage: dict[str, Any] | None = None
         output_tokens = 0
         finish: FinishReason = FinishReason.STOP
         stopped = False
+        #: content block index -> tool call index (OpenAI numbers tool calls from 0)
         tool_index: dict[int, int] = {}
         stream: Any = None
         try:
-            stream = await self._client.messages.create(
-                **params, stream=True, timeout=attempt_timeout
-            )
+            stream = await sdk_post_json(anthropic, self._client, _PATH, params, attempt_timeout)
             async for ev in stream:
-                kind = ev.type
+                kind = ev["type"]
                 if kind == "content_block_delta":
-                    d = ev.delta
-                    if d.type == "text_delta":
-                        yield StreamChunk(delta=d.text)
-                    elif d.type == "input_json_delta" and ev.index in tool_index:
+                    d = ev["delta"]
+                    if d["type"] == "text_delta":
+                        yield StreamChunk(delta=d["text"])
+                    elif d["type"] == "input_json_delta" and ev["index"] in tool_index:
                         call = {
-                            "index": tool_index[ev.index],
-                            "function": {"arguments": d.partial_json},
+                            "index": tool_index[ev["index"]],
+                            "function": {"arguments": d["partial_json"]},
                         }
                         yield StreamChunk(tool_calls=[call])
                 elif kind == "message_start":
-                    start_usage = ev.message.usage
-                elif kind == "content_block_start" and ev.content_block.type == "tool_use":
-                    tool_index[ev.index] = len(tool_index)
-                    block = ev.content_block
+                    start_usage = ev["message"]["usage"]
+                elif kind == "content_block_start" and ev["content_block"]["type"] == "tool_use":
+                    tool_index[ev["index"]] = len(tool_index)
+                    block = ev["content_block"]
                     call = {
-                        "index": tool_index[ev.index],
-                        "id": block.id,
+                        "index": tool_index[ev["index"]],
+                        "id": block["id"],
                         "type": "function",
-                        "function": {"name": block.name, "arguments": ""},
+                        "function": {"name": block["name"], "arguments": ""},
                     }
                     yield StreamChunk(tool_calls=[call])
                 elif kind == "message_delta":
-                    output_tokens = ev.usage.output_tokens or output_tokens
-                    if ev.delta.stop_reason:
-                        finish = _FINISH.get(ev.delta.stop_reason, FinishReason.STOP)
+                    output_tokens = (ev.get("usage") or {}).get("output_tokens") or output_tokens
+                    stop_reason = ev["delta"].get("stop_reason")
+                    if stop_reason:
+                        finish = _FINISH.get(stop_reason, FinishReason.STOP)
                 elif kind == "message_stop":
                     stopped = True
         except Exception as exc:

@@ -90,12 +90,15 @@ def classify(exc: BaseException, *, streaming: bool = False) -> GasworksError:
         status = int(meta.get("HTTPStatusCode", 0) or 0)
         details.update(awsCode=code, providerStatus=status)
         text = f"bedrock {code or status}: {message}"
-        cls = _RETRYABLE_CODES.get(code)
+        # an exception *event* of a stream names its type as the event-stream member
+        # (``throttlingException``), an HTTP error as the shape (``ThrottlingException``)
+        shape = code[:1].upper() + code[1:]
+        cls = _RETRYABLE_CODES.get(shape)
         if cls is not None:
             return cls(
                 text, details=details, retry_after=parse_retry_after(meta.get("HTTPHeaders"))
             )
-        if code in _AUTH_CODES or status in (401, 403):
+        if shape in _AUTH_CODES or status in (401, 403):
             return ProviderAuthFailed(
                 f"bedrock refused the deployment's AWS credentials ({code}).", details=details
             )

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gasworks.errors import GasworksError, MissingDependency, ProviderAuthFailed
-from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client
+from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client, sdk_post_json
 from gasworks.llm.providers.chat_completions import (
     StreamParser,
     parse_completion,
@@ -24,6 +24,9 @@ try:
     import openai
 except ImportError:  # pragma: no cover - exercised only without the extra
     openai = None  # type: ignore[assignment]
+
+#: Chat Completions, posted as plain JSON (``base.sdk_post_json``: no typed models per call)
+_PATH = "/chat/completions"
 
 
 def require_openai() -> Any:
@@ -66,27 +69,6 @@ class OpenAIProvider:
     def _params(self, model: ResolvedModel, req: ChatRequest) -> dict[str, Any]:
         return request_params(model, req, self.max_tokens_param)
 
-    @staticmethod
-    async def _create(client: Any, params: dict[str, Any], attempt_timeout: float) -> Any:
-        """``chat.completions.create`` as plain JSON, without the SDK's per-call typing work.
-
-        ``create()`` walks every parameter against the SDK's TypedDict annotations (about
-        0.3-0.5 ms per call here), and building a response model per answer or stream event
-        cost more again (``cast_to=object`` asks the SDK for the decoded JSON). Our parameters
-        are already plain JSON, so they go straight to the SDK's ``post``: same transport,
-        auth, error classes and stream decoding.
-        """
-        sdk = openai
-        stream = bool(params.get("stream"))
-        return await client.post(
-            "/chat/completions",
-            body=params,
-            cast_to=object,
-            options={"timeout": attempt_timeout},
-            stream=stream,
-            stream_cls=sdk.AsyncStream[object] if stream else None,
-        )
-
     def _client_or_raise(self) -> Any:
         if self._error is not None:
             raise self._error
@@ -97,7 +79,8 @@ class OpenAIProvider:
     ) -> ChatResult:
         client = self._client_or_raise()
         try:
-            data = await self._create(client, self._params(model, req), attempt_timeout)
+            params = self._params(model, req)
+            data = await sdk_post_json(openai, client, _PATH, params, attempt_timeout)
             return parse_completion(self.name, model, req, data)
         except Exception as exc:
             raise classify(self.name, exc) from exc
@@ -112,7 +95,7 @@ class OpenAIProvider:
         parser = StreamParser(self.name)
         stream: Any = None
         try:
-            stream = await self._create(client, params, attempt_timeout)
+            stream = await sdk_post_json(openai, client, _PATH, params, attempt_timeout)
             async for event in stream:
                 for chunk in parser.feed(event):
                     yield chunk

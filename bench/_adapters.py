@@ -1,0 +1,170 @@
+"""Provider adapters, per call: the CPU one adapter call costs gasworks' process.
+
+The adapter (``AnthropicProvider``, ``OpenAIProvider``) runs in this process on uvloop, as in
+``gasworks serve``; the fake vendor servers of ``gasworks.testing`` run in another process, so
+their work is not counted. One request at a time; CPU is this process's CPU time around each
+call (``time.process_time``), so the figure is the adapter + SDK + transport + event loop,
+whatever the machine's other load. The anchor is the Anthropic SDK's own typed call
+(``messages.create``, a pydantic model per answer and per stream event): what the adapter did
+before it asked the SDK for plain JSON.
+
+Run alone (writes only its section of ``bench/results/gateway.md``)::
+
+    .venv/bin/python bench/bench_gateway.py adapters
+"""
+
+from __future__ import annotations
+
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+#: words in the fake's answer: 30 Anthropic stream events, 28 OpenAI ones
+WORDS = 24
+CALLS, WARM = 2000, 200
+HEADING = "## Provider adapters, per call"
+
+FAKES = """
+import sys
+from gasworks.testing import FakeAnthropic, FakeOpenAI
+
+fakes = [FakeAnthropic(), FakeOpenAI()]
+for f in fakes:
+    f.reply.text = " ".join(["token"] * int(sys.argv[1]))
+    f.start()
+print(*(f.port for f in fakes), flush=True)
+sys.stdin.read()
+"""
+
+
+async def _per_call(fn: Callable[[], Awaitable[object]]) -> tuple[float, float]:
+    """Median (CPU µs, wall µs) of one call of ``fn``."""
+    for _ in range(WARM):
+        await fn()
+    cpu, wall = [], []
+    for _ in range(CALLS):
+        c0, w0 = time.process_time(), time.perf_counter()
+        await fn()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return statistics.median(cpu) * 1e6, statistics.median(wall) * 1e6
+
+
+async def _measure(anthropic_url: str, openai_url: str) -> list[tuple[str, float, float]]:
+    from gasworks.llm.providers.anthropic import AnthropicProvider
+    from gasworks.llm.providers.openai import OpenAIProvider
+    from gasworks.llm.registry.registry import build_registry
+    from gasworks.llm.types import ChatRequest, Message
+
+    home = Path(tempfile.mkdtemp())
+    models = home / "models.yaml"
+    common = {"input_per_1k": "0.001", "output_per_1k": "0.002", "max_output_tokens": 1000}
+    entries = [
+        {"id": "claude", "provider": "anthropic", "provider_model_id": "claude-b", **common},
+        {"id": "gpt", "provider": "openai", "provider_model_id": "gpt-b", **common},
+    ]
+    models.write_text(yaml.safe_dump({"models": entries}))
+    registry = build_registry(default_model="claude", models_file=models, region=None)
+    claude, gpt = registry.resolve("claude"), registry.resolve("gpt")
+    anth = AnthropicProvider(api_key="sk-bench-not-a-key", base_url=anthropic_url)
+    oai = OpenAIProvider(api_key="sk-bench-not-a-key", base_url=openai_url + "/v1")
+    req = ChatRequest(model="claude", messages=[Message("user", "Hello, how are you today?")])
+    sdk: Any = anth._client
+    params = {
+        "model": "claude-b",
+        "max_tokens": 1000,
+        "messages": [{"role": "user", "content": "Hello, how are you today?"}],
+    }
+
+    async def drain(stream: Any) -> None:
+        async for _ in stream:
+            pass
+
+    async def typed_chat() -> None:
+        msg = await sdk.messages.create(**params, timeout=10)
+        assert msg.content[0].text and msg.usage.output_tokens
+
+    async def typed_stream() -> None:
+        stream = await sdk.messages.create(**params, stream=True, timeout=10)
+        async for ev in stream:
+            assert ev.type
+
+    calls: list[tuple[str, Callable[[], Awaitable[object]]]] = [
+        ("`anthropic` adapter, answer", lambda: anth.chat(claude, req, 10)),
+        (
+            "`anthropic` adapter, stream (30 events)",
+            lambda: drain(anth.stream(claude, req, 10)),
+        ),
+        ("anchor: the SDK's typed `messages.create`, answer", typed_chat),
+        ("anchor: the same, stream (30 events)", typed_stream),
+        ("`openai` adapter, answer", lambda: oai.chat(gpt, req, 10)),
+        ("`openai` adapter, stream (28 events)", lambda: drain(oai.stream(gpt, req, 10))),
+    ]
+    out = []
+    try:
+        for label, fn in calls:
+            out.append((label, *await _per_call(fn)))
+    finally:
+        await anth.aclose()
+        await oai.aclose()
+    return out
+
+
+def bench_adapters() -> list[str]:
+    """The markdown section (heading included)."""
+    import uvloop
+
+    fakes = subprocess.Popen(
+        [sys.executable, "-c", FAKES, str(WORDS)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert fakes.stdout is not None
+        a_port, o_port = fakes.stdout.readline().split()
+        rows = uvloop.run(_measure(f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{o_port}"))
+    finally:
+        fakes.kill()
+        fakes.wait()
+    lines = [
+        HEADING,
+        "",
+        "One adapter call at a time on uvloop against the fake vendor server in another "
+        f"process (127.0.0.1), {CALLS} calls after {WARM} warm-up; CPU = this process's CPU "
+        "time per call (adapter, SDK, aiohttp transport, event loop). The anchor is the "
+        "Anthropic SDK's typed `messages.create` (a pydantic model per answer and per event), "
+        "which the `anthropic` adapter used before it asked for plain JSON.",
+        "",
+        "| call | CPU per call (median) | wall per call (median) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {label} | {cpu:.0f} µs | {wall:.0f} µs |" for label, cpu, wall in rows]
+    return lines
+
+
+def splice(text: str, section: list[str]) -> str:
+    """``text`` (a results file) with its adapters section replaced, or put after the
+    in-process section."""
+    lines = text.rstrip("\n").split("\n")
+
+    def next_heading(after: int) -> int:
+        found = (i for i in range(after + 1, len(lines)) if lines[i].startswith("## "))
+        return next(found, len(lines))
+
+    if HEADING in lines:
+        start = lines.index(HEADING)
+        end = next_heading(start)
+    else:
+        anchor = "## In-process"
+        start = end = next_heading(lines.index(anchor)) if anchor in lines else len(lines)
+    rest = lines[end:]
+    lines = lines[:start] + section + (["", *rest] if rest else [])
+    return "\n".join(lines) + "\n"
