@@ -272,3 +272,19 @@ async def test_error_event_mid_stream_is_classified(tmp_path, fake_openai, model
     text, err = await text_before_error(gw, ask(model), ProviderUnavailable)
     assert text == "Hello from " and "The server had an error" in err.message
     assert len(fake_openai.requests) == 1
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+@pytest.mark.parametrize(
+    ("error_type", "error"),
+    [("rate_limit_error", ProviderRateLimited), ("invalid_request_error", ProviderUnavailable)],
+)
+async def test_error_event_type_is_read_the_same_by_both_adapters(
+    tmp_path, fake_openai, model, error_type, error
+) -> None:
+    """An in-stream error is classified by its ``type`` whichever adapter reads it (an unknown
+    type is a server error, as the official SDK reads it)."""
+    fake_openai.faults.append(Fault.stream_error(after_chunks=2, error_type=error_type))
+    gw = gateway_for(tmp_path, entries(fake_openai), [])
+    _, err = await text_before_error(gw, ask(model), error)
+    assert err.retryable

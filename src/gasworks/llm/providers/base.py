@@ -207,6 +207,11 @@ _STREAM_ERROR_STATUS = {
 }
 
 
+def stream_error_status(err_type: object, default: int) -> int:
+    """The HTTP status an error *event* of a stream stands for, by its vendor ``type``."""
+    return _STREAM_ERROR_STATUS.get(err_type, default) if isinstance(err_type, str) else default
+
+
 def _sdk_error_message(exc: Any) -> tuple[str, str | None]:
     body = getattr(exc, "body", None)
     if isinstance(body, dict):
@@ -263,11 +268,11 @@ def classify_sdk_error(
             message, err_type = _sdk_error_message(exc)
             status = exc.status_code
             if status < 400:  # an error event inside a 200 stream
-                status = _STREAM_ERROR_STATUS.get(err_type or "", 400)
+                status = stream_error_status(err_type, 400)
             return classify_status(provider, status, message, exc.response.headers)
         if isinstance(exc, sdk.APIError):
             message, err_type = _sdk_error_message(exc)
-            status = _STREAM_ERROR_STATUS.get(err_type or "", 500)
+            status = stream_error_status(err_type, 500)
             return classify_status(provider, status, message or exc.message)
     if isinstance(exc, _HTTP_TIMEOUTS):
         return ProviderTimeout(f"{provider} did not answer in time.", details=details)

@@ -10,7 +10,7 @@ from typing import Any
 
 from gasworks.errors import ProviderStreamInterrupted
 from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
-from gasworks.llm.providers.base import classify_status
+from gasworks.llm.providers.base import classify_status, stream_error_status
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
@@ -114,7 +114,9 @@ class StreamParser:
         if "error" in event and not event.get("choices"):
             err = event["error"]
             message = err.get("message", "") if isinstance(err, dict) else str(err)
-            raise classify_status(self.provider, 500, str(message)[:500])
+            kind = err.get("type") if isinstance(err, dict) else None
+            # by its type, as the openai SDK path does: a rate limit is retried as one
+            raise classify_status(self.provider, stream_error_status(kind, 500), str(message)[:500])
         if event.get("usage"):
             self.usage = parse_usage(event["usage"])
         for choice in event.get("choices") or ():
