@@ -522,7 +522,7 @@ def _where(workers: int, pinned: bool) -> str:
 
 
 #: runs of each paced row on the own-core layout (the target's row); samples are pooled
-REPEATS = 3
+REPEATS = 5
 
 
 def _pooled(runs: list[Load]) -> Load:

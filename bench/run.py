@@ -21,6 +21,7 @@ def main(argv: list[str]) -> int:
             failed += 1
             continue
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while it loads
         spec.loader.exec_module(module)
         print(f"== {name}", flush=True)
         try:

@@ -8,6 +8,7 @@ never printed (``Settings.public_dict`` masks them).
 from __future__ import annotations
 
 import os
+import sys
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -91,7 +92,8 @@ class Settings(BaseSettings):
     )
     log_format: LogFormat = Field(
         default=LogFormat.AUTO,
-        description="json, console, or auto (json when GASWORKS_ENVIRONMENT=production).",
+        description="json, console, or auto: console on a terminal, json when the log goes "
+        "to a file, a pipe or a collector, and always when GASWORKS_ENVIRONMENT=production.",
     )
     log_level: str = Field(default="INFO", description="DEBUG, INFO, WARNING or ERROR.")
     access_log: bool = Field(
@@ -394,7 +396,8 @@ class Settings(BaseSettings):
     @property
     def json_logs(self) -> bool:
         if self.log_format is LogFormat.AUTO:
-            return self.environment == "production"
+            # readable in a terminal; JSON for a file, a pipe or a log collector
+            return self.environment == "production" or not sys.stderr.isatty()
         return self.log_format is LogFormat.JSON
 
     def public_dict(self) -> dict[str, Any]:

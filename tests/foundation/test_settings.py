@@ -27,7 +27,17 @@ def test_defaults(tmp_path, monkeypatch):
     assert (
         s.resolved_database_url == f"sqlite+aiosqlite:///{tmp_path / '.gasworks' / 'gasworks.db'}"
     )
-    assert s.json_logs is False
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert s.json_logs is False  # a terminal: readable lines
+
+
+def test_auto_log_format_is_json_off_a_terminal_and_in_production(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stderr.isatty", lambda: False)
+    assert Settings().json_logs is True  # a pipe, a file, a collector
+    monkeypatch.setattr("sys.stderr.isatty", lambda: True)
+    assert Settings(environment="production").json_logs is True
+    assert Settings(log_format="console", environment="production").json_logs is False
 
 
 def test_toml_config_file(tmp_path, monkeypatch):
