@@ -38,8 +38,11 @@ class EventStreamResponse(StreamingResponse):
         state = {"done": False, "gone": False}
 
         async def watch() -> None:
-            while (await receive())["type"] != "http.disconnect":
-                pass
+            try:
+                while (await receive())["type"] != "http.disconnect":
+                    pass
+            except Exception:  # a broken receive channel: the body's own send fails instead
+                return
             if not state["done"]:
                 state["gone"] = True
                 task.cancel()
