@@ -81,9 +81,10 @@ class Database:
         engine = self._poll_sync_engine()
         if engine is None:
             async with self.read_connection() as conn:
-                out = [(await conn.execute(stmt)).all() for stmt in statements]
-                await conn.commit()
-                return out
+                try:
+                    return [(await conn.execute(stmt)).all() for stmt in statements]
+                finally:
+                    await conn.rollback()  # reads only: nothing is ever committed here
         with self.unavailable_as_error(), engine.connect() as conn:
             conn.exec_driver_sql("BEGIN")
             try:
