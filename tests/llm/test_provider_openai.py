@@ -3,6 +3,7 @@ fake OpenAI server; behaviour tests run against both (``model``: ``oa`` / ``loca
 
 from __future__ import annotations
 
+import asyncio
 from decimal import Decimal
 
 import pytest
@@ -184,6 +185,37 @@ async def test_stream_cut_before_any_text_is_retried(tmp_path, fake_openai, mode
     text, last = await collect(gw, ask(model))
     assert text == "Hello from the fake model." and last.usage.output_tokens == 7
     assert len(fake_openai.requests) == 2
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_stream_stalled_mid_answer_times_out(tmp_path, fake_openai, model) -> None:
+    fake_openai.faults.append(Fault.stall(after_chunks=3, seconds=10))
+    gw = gateway_for(tmp_path, entries(fake_openai, timeout_seconds=0.3), [])
+    text, err = await text_before_error(gw, ask(model), ProviderTimeout)
+    assert text == "Hello from " and err.retryable
+    assert len(fake_openai.requests) == 1  # text reached the caller: no silent retry
+    async with asyncio.timeout(5):  # the upstream was let go (it would wait 10 s)
+        while fake_openai.abandoned == 0:
+            await asyncio.sleep(0.01)
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_stream_stalled_before_any_text_is_retried(tmp_path, fake_openai, model) -> None:
+    fake_openai.faults.append(Fault.stall(after_chunks=1, seconds=10))  # only the role chunk
+    gw = gateway_for(tmp_path, entries(fake_openai, timeout_seconds=0.3), [])
+    text, last = await collect(gw, ask(model))
+    assert text == "Hello from the fake model." and last.usage.output_tokens == 7
+    assert len(fake_openai.requests) == 2
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_slow_stream_within_the_read_timeout_completes(tmp_path, fake_openai, model) -> None:
+    # each event comes well within the timeout; the whole answer takes longer than it
+    fake_openai.faults.append(Fault.slow_stream(0.08))
+    gw = gateway_for(tmp_path, entries(fake_openai, timeout_seconds=0.4, max_retries=0))
+    text, last = await collect(gw, ask(model))
+    assert text == "Hello from the fake model." and last.usage.output_tokens == 7
+    assert len(fake_openai.requests) == 1
 
 
 @pytest.mark.parametrize("model", ["oa", "local"])

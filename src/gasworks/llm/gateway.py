@@ -20,7 +20,7 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -171,13 +171,54 @@ class Gateway:
             opened.first.model = opened.model.id
             req.notes["fallbacks"] = tried
             req.notes["requestedModel"] = model.id
-        drain = self._drain(scope, req, opened)
+        # the rest of the answer, in this generator (one layer less per chunk than a helper
+        # generator): closing it runs the accounting below at once
+        s = opened
+        model = s.model
+        parts: list[str] = []
+        ttft: float | None = None
+        status = CANCELLED
+        usage: Usage | None = None
+        error: GasworksError | None = None
+        chunk: StreamChunk | None = s.first
         try:
-            async for chunk in drain:
+            while chunk is not None:
+                if chunk.delta:
+                    parts.append(chunk.delta)
+                    if ttft is None:
+                        ttft = (time.perf_counter() - s.started) * 1000
+                if chunk.usage is not None or chunk.finish_reason is not None:
+                    usage = chunk.usage or self._estimate(model, req, parts)
+                    chunk.usage = usage
+                    chunk.model = model.id
+                    chunk.cost = model.cost(usage)
+                    chunk.finish_reason = chunk.finish_reason or FinishReason.STOP
+                    chunk.notes = dict(req.notes) if req.notes else None
+                    status = OK
+                    yield chunk
+                    break
                 yield chunk
+                try:
+                    chunk = await s.agen.__anext__()
+                except StopAsyncIteration:
+                    chunk = None
+            if status != OK:
+                # the provider's iterator ended without a final chunk: account it ourselves
+                usage = self._estimate(model, req, parts)
+                status = OK
+                yield StreamChunk(
+                    finish_reason=FinishReason.STOP,
+                    usage=usage,
+                    model=model.id,
+                    cost=model.cost(usage),
+                    notes=dict(req.notes) if req.notes else None,
+                )
+        except GasworksError as exc:
+            status, error = exc.code, exc
+            _count(model, exc.code)
+            raise
         finally:
-            # closing this generator must run _drain's accounting now, not at GC time
-            await drain.aclose()
+            await self._settle(scope, req, s, parts, ttft, status, usage, error)
 
     # --- one attempt ------------------------------------------------------------------------
 
@@ -272,75 +313,41 @@ class Gateway:
             raise
         return _OpenStream(model, agen, first, tokens, started, attempt)
 
-    async def _drain(
-        self, scope: CallScope, req: ChatRequest, s: _OpenStream
-    ) -> AsyncGenerator[StreamChunk, None]:
+    async def _settle(
+        self,
+        scope: CallScope,
+        req: ChatRequest,
+        s: _OpenStream,
+        parts: list[str],
+        ttft: float | None,
+        status: str,
+        usage: Usage | None,
+        error: GasworksError | None,
+    ) -> None:
+        """A stream's end, however it ended: close the provider's stream, account, run hooks."""
         model = s.model
-        parts: list[str] = []
-        ttft: float | None = None
-        status = CANCELLED
-        usage: Usage | None = None
-        error: GasworksError | None = None
-        chunk: StreamChunk | None = s.first
-        try:
-            while chunk is not None:
-                if chunk.delta:
-                    parts.append(chunk.delta)
-                    if ttft is None:
-                        ttft = (time.perf_counter() - s.started) * 1000
-                if chunk.usage is not None or chunk.finish_reason is not None:
-                    usage = chunk.usage or self._estimate(model, req, parts)
-                    chunk.usage = usage
-                    chunk.model = model.id
-                    chunk.cost = model.cost(usage)
-                    chunk.finish_reason = chunk.finish_reason or FinishReason.STOP
-                    chunk.notes = dict(req.notes) if req.notes else None
-                    status = OK
-                    yield chunk
-                    break
-                yield chunk
-                try:
-                    chunk = await s.agen.__anext__()
-                except StopAsyncIteration:
-                    chunk = None
-            if status != OK:
-                # the provider's iterator ended without a final chunk: account it ourselves
-                usage = self._estimate(model, req, parts)
-                status = OK
-                yield StreamChunk(
-                    finish_reason=FinishReason.STOP,
-                    usage=usage,
-                    model=model.id,
-                    cost=model.cost(usage),
-                    notes=dict(req.notes) if req.notes else None,
-                )
-        except GasworksError as exc:
-            status, error = exc.code, exc
-            _count(model, exc.code)
-            raise
-        finally:
-            await _aclose(s.agen)
-            if usage is None:
-                usage = self._estimate(model, req, parts)
-            cost = model.cost(usage)
-            if status == OK:
-                _account(model, usage, cost)
-            if s.tokens:
-                outcome = CallOutcome(
-                    status=status,
-                    usage=usage,
-                    cost=cost,
-                    counts_against_provider=bool(
-                        error is not None and getattr(error, "counts_against_provider", False)
-                    ),
-                    latency_ms=(time.perf_counter() - s.started) * 1000,
-                    time_to_first_token_ms=ttft,
-                    estimated=usage.estimated,
-                    streamed=True,
-                    attempt=s.attempt,
-                    error=error,
-                )
-                await self._after(s.tokens, scope, model, outcome)
+        await _aclose(s.agen)
+        if usage is None:
+            usage = self._estimate(model, req, parts)
+        cost = model.cost(usage)
+        if status == OK:
+            _account(model, usage, cost)
+        if s.tokens:
+            outcome = CallOutcome(
+                status=status,
+                usage=usage,
+                cost=cost,
+                counts_against_provider=bool(
+                    error is not None and getattr(error, "counts_against_provider", False)
+                ),
+                latency_ms=(time.perf_counter() - s.started) * 1000,
+                time_to_first_token_ms=ttft,
+                estimated=usage.estimated,
+                streamed=True,
+                attempt=s.attempt,
+                error=error,
+            )
+            await self._after(s.tokens, scope, model, outcome)
 
     @staticmethod
     def _estimate(model: ResolvedModel, req: ChatRequest, parts: list[str]) -> Usage:

@@ -78,6 +78,11 @@ class Fault:
         return cls("stall", after_chunks=after_chunks, seconds=seconds)
 
     @classmethod
+    def slow_stream(cls, seconds: float) -> Fault:
+        """Send each stream event ``seconds`` after the previous one (a slow but live model)."""
+        return cls("pace", seconds=seconds)
+
+    @classmethod
     def malformed(cls) -> Fault:
         """Answer 200 with a body that is not valid JSON / not a valid event."""
         return cls("malformed")
@@ -279,7 +284,9 @@ class FakeProviderServer(abc.ABC):
         with the vendor's error event."""
         await self.start_stream(req, content_type)
         for i, ev in enumerate(events):
-            if fault is not None and i >= fault.after_chunks:
+            if fault is not None and fault.kind == "pace" and i:
+                await asyncio.sleep(fault.seconds)
+            elif fault is not None and i >= fault.after_chunks:
                 if fault.kind == "cut":
                     raise StreamCut
                 if fault.kind == "stall":

@@ -14,6 +14,7 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from starlette.types import Send
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.errors import ALTERNATE_RENDERERS
@@ -102,7 +103,7 @@ async def chat_completions(
     model = gateway.registry.resolve(req.model)
     include_usage = body.stream_options.include_usage if body.stream_options else True
     renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
-    return EventStreamResponse(_events(renderer, first, chunks), headers=headers)
+    return ChatCompletionStream(renderer, first, chunks, headers)
 
 
 async def _apply_prompt_scope(
@@ -119,19 +120,52 @@ async def _apply_prompt_scope(
     return prompt_used(prepared).model_dump(mode="json")
 
 
-async def _events(
-    renderer: ChunkRenderer, first: StreamChunk, chunks: AsyncIterator[StreamChunk]
-) -> AsyncIterator[str]:
-    try:
-        yield renderer.chunk(first)
-        async for c in chunks:
-            yield renderer.chunk(c)
-    except GasworksError as exc:
-        yield stream_error_event(exc)
-    except Exception:
-        log.exception("stream.crashed")
-        yield stream_error_event(InternalError("The stream failed; the error has been logged."))
-    finally:
-        close = getattr(chunks, "aclose", None)
-        if close is not None:
-            await close()
+class ChatCompletionStream(EventStreamResponse):
+    """The SSE answer of a streamed chat completion.
+
+    Renders and sends each chunk in the response's own loop, with no generator between the
+    gateway's stream and the socket. An error after the first chunk ends the stream with an
+    ``error`` event (the official clients raise on it); the gateway's stream is closed on every
+    way out, so its accounting runs at once.
+    """
+
+    def __init__(
+        self,
+        renderer: ChunkRenderer,
+        first: StreamChunk,
+        chunks: AsyncIterator[StreamChunk],
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__((), headers=headers)
+        self.renderer, self.first, self.chunks = renderer, first, chunks
+
+    async def stream_response(self, send: Send) -> None:
+        await send(
+            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
+        )
+        render, chunks = self.renderer.chunk, self.chunks
+        out, failed = render(self.first), False
+        try:
+            while True:
+                await send({"type": "http.response.body", "body": out.encode(), "more_body": True})
+                if failed:
+                    break
+                try:
+                    out = render(await chunks.__anext__())
+                except StopAsyncIteration:
+                    break
+                except GasworksError as exc:
+                    out, failed = stream_error_event(exc), True
+                except Exception:
+                    log.exception("stream.crashed")
+                    crash = InternalError("The stream failed; the error has been logged.")
+                    out, failed = stream_error_event(crash), True
+        finally:
+            await _aclose(chunks)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _aclose(chunks: AsyncIterator[StreamChunk]) -> None:
+    close = getattr(chunks, "aclose", None)
+    if close is not None:
+        await close()

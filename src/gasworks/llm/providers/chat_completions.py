@@ -5,7 +5,6 @@ model per stream event cost more than everything else in the adapter)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 from gasworks.errors import ProviderStreamInterrupted
@@ -110,7 +109,8 @@ class StreamParser:
         self.finish: FinishReason | None = None
         self.usage: Usage | None = None
 
-    def feed(self, event: dict[str, Any]) -> Iterator[StreamChunk]:
+    def feed(self, event: dict[str, Any]) -> StreamChunk | None:
+        """The chunk an event carries (text or tool calls), or None (role, finish, usage)."""
         if "error" in event and not event.get("choices"):
             err = event["error"]
             message = err.get("message", "") if isinstance(err, dict) else str(err)
@@ -119,15 +119,21 @@ class StreamParser:
             raise classify_status(self.provider, stream_error_status(kind, 500), str(message)[:500])
         if event.get("usage"):
             self.usage = parse_usage(event["usage"])
-        for choice in event.get("choices") or ():
-            delta = choice.get("delta") or {}
-            text, calls = delta.get("content") or "", delta.get("tool_calls")
-            if text or calls:
-                self.parts.append(text)
-                yield StreamChunk(delta=text, tool_calls=calls)
-            reason = choice.get("finish_reason")
-            if reason:
-                self.finish = FINISH.get(reason, FinishReason.STOP)
+        choices = event.get("choices")
+        if not choices:
+            return None
+        choice = choices[0]  # one choice: the gateway refuses n > 1
+        reason = choice.get("finish_reason")
+        if reason:
+            self.finish = FINISH.get(reason, FinishReason.STOP)
+        delta = choice.get("delta")
+        if not delta:
+            return None
+        text, calls = delta.get("content") or "", delta.get("tool_calls")
+        if text or calls:
+            self.parts.append(text)
+            return StreamChunk(delta=text, tool_calls=calls)
+        return None
 
     def last(self, model: ResolvedModel, req: ChatRequest) -> StreamChunk:
         """The closing chunk (finish reason and usage); refuses a stream cut before its end."""

@@ -97,7 +97,8 @@ class OpenAIProvider:
         try:
             stream = await sdk_post_json(openai, client, _PATH, params, attempt_timeout)
             async for event in stream:
-                for chunk in parser.feed(event):
+                chunk = parser.feed(event)
+                if chunk is not None:
                     yield chunk
         except Exception as exc:
             raise classify(self.name, exc, streaming=True) from exc

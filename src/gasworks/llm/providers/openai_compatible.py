@@ -21,6 +21,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+from aiohttp.client_exceptions import SocketTimeoutError
 
 from gasworks.errors import GasworksError, ProviderBadResponse
 from gasworks.llm.providers.base import classify_sdk_error, classify_status
@@ -57,10 +58,13 @@ class OpenAICompatibleProvider:
             self._loop = loop
         return self._session
 
-    def _post(self, params: dict[str, Any], attempt_timeout: float) -> Any:
-        # like httpx's timeout: each connect and each read may take attempt_timeout
+    def _post(self, params: dict[str, Any], attempt_timeout: float, *, per_read: bool) -> Any:
+        # like httpx's timeout: each connect and each read may take attempt_timeout (a stream
+        # watches its reads itself: see _StallWatch)
         timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=attempt_timeout, sock_read=attempt_timeout
+            total=None,
+            sock_connect=attempt_timeout,
+            sock_read=attempt_timeout if per_read else None,
         )
         return self._client().post(
             self._url, data=json.dumps(params), timeout=timeout, proxy=self._proxy
@@ -82,7 +86,7 @@ class OpenAICompatibleProvider:
     ) -> ChatResult:
         params = request_params(model, req, "max_tokens")
         try:
-            async with self._post(params, attempt_timeout) as r:
+            async with self._post(params, attempt_timeout, per_read=True) as r:
                 if r.status >= 400:
                     raise await self._error(r)
                 data = json.loads(await r.read())
@@ -98,17 +102,45 @@ class OpenAICompatibleProvider:
         params["stream_options"] = {"include_usage": True}
         parser = StreamParser(self.name)
         try:
-            async with self._post(params, attempt_timeout) as r:
-                if r.status >= 400:
-                    raise await self._error(r)
-                # read on past [DONE] to the end: the connection then goes back to the pool
-                async for data in _sse_data(r.content):
-                    if data != "[DONE]":
-                        for chunk in parser.feed(json.loads(data)):
-                            yield chunk
+            async with asyncio.timeout(attempt_timeout) as head:  # until the answer's head
+                async with self._post(params, attempt_timeout, per_read=False) as r:
+                    head.reschedule(None)
+                    if r.status >= 400:
+                        raise await self._error(r)
+                    body = r.content
+                    watch = _StallWatch(body, attempt_timeout)
+                    try:
+                        buffer = b""
+                        # read on past [DONE] to the end: the connection then goes back to
+                        # the pool
+                        while True:
+                            watch.since = watch.loop.time()
+                            piece = await body.readany()
+                            watch.since = None
+                            if not piece:
+                                break
+                            buffer += piece
+                            if b"\n" not in piece:
+                                continue
+                            *lines, buffer = buffer.split(b"\n")
+                            for line in lines:
+                                if line.startswith(b"data:"):
+                                    data = line[5:].strip()
+                                    if data != b"[DONE]":
+                                        chunk = parser.feed(json.loads(data))
+                                        if chunk is not None:
+                                            yield chunk
+                        if buffer.startswith(b"data:"):
+                            data = buffer[5:].strip()
+                            if data != b"[DONE]":
+                                chunk = parser.feed(json.loads(data))
+                                if chunk is not None:
+                                    yield chunk
+                    finally:
+                        watch.close()
         except GasworksError:
             raise
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ProviderBadResponse(
                 f"{self.name} sent a stream event that is not JSON.",
                 details={"provider": self.name},
@@ -123,19 +155,35 @@ class OpenAICompatibleProvider:
             await session.close()
 
 
-async def _sse_data(body: aiohttp.StreamReader) -> AsyncIterator[str]:
-    """The ``data:`` payloads of a server-sent event stream, line by line (no size limit)."""
-    buffer = b""
-    async for piece in body.iter_any():
-        buffer += piece
-        if b"\n" not in piece:
-            continue
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            if line.startswith(b"data:"):
-                yield line[5:].strip().decode()
-    if buffer.startswith(b"data:"):
-        yield buffer[5:].strip().decode()
+class _StallWatch:
+    """The per-read timeout of a stream, for one timer per stream instead of one per read.
+
+    aiohttp's ``sock_read`` cancels and re-arms a timer on every read: one timer handle per
+    stream event. Here the reader only notes when it started waiting (``since``; ``None`` while
+    it is not waiting), and one timer checks that note every ``seconds``: when a read has
+    waited ``seconds``, the body gets aiohttp's own read-timeout error. A read that is not
+    waiting (the gateway is busy sending to a slow client) never times out.
+    """
+
+    __slots__ = ("body", "handle", "loop", "seconds", "since")
+
+    def __init__(self, body: aiohttp.StreamReader, seconds: float) -> None:
+        self.body = body
+        self.seconds = seconds
+        self.loop = asyncio.get_running_loop()
+        self.since: float | None = None
+        self.handle = self.loop.call_later(seconds, self._check)
+
+    def _check(self) -> None:
+        now, since = self.loop.time(), self.since
+        if since is not None and now - since >= self.seconds:
+            self.body.set_exception(SocketTimeoutError("Timeout on reading data from socket"))
+            return
+        due = since + self.seconds if since is not None else now + self.seconds
+        self.handle = self.loop.call_at(due, self._check)
+
+    def close(self) -> None:
+        self.handle.cancel()
 
 
 def _env_proxy(url: str) -> str | None:
