@@ -133,3 +133,87 @@ async def test_official_openai_client_end_to_end(app, admin_key) -> None:
             await bad.close()
         finally:
             await client.close()
+
+
+# --- the route's fast path (``api.fastpath``): same answers as every other route -------------
+
+
+async def test_fast_path_refuses_a_missing_key_before_reading_the_body(client) -> None:
+    r = await client.post("/v1/chat/completions", content=b"{not json")
+    assert r.status_code == 401
+    err = r.json()["error"]
+    assert err["code"] == "UNAUTHENTICATED" and err["type"] == "authentication_error"
+    assert r.headers["x-request-id"]
+
+
+async def test_fast_path_malformed_json_is_a_validation_error(client, admin_key) -> None:
+    r = await client.post(
+        "/v1/chat/completions",
+        content=b'{"model": "demo", "messages": [',
+        headers={**auth(admin_key), "content-type": "application/json"},
+    )
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["code"] == "VALIDATION_FAILED" and err["type"] == "invalid_request_error"
+    assert "JSON" in err["message"]
+
+
+async def test_fast_path_names_nested_fields_as_fastapi_does(client, admin_key) -> None:
+    body = {"model": "demo", "messages": [{"role": "robot", "content": "x"}], "n": 2}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 422
+    err = r.json()["error"]
+    assert err["param"] == "messages.0.role" and "(and 1 more)" in err["message"]
+
+
+async def test_body_that_is_not_json_goes_to_the_declared_route(client, admin_key) -> None:
+    r = await client.post(
+        "/v1/chat/completions",
+        content=b"model=demo",
+        headers={**auth(admin_key), "content-type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status_code == 422 and r.json()["error"]["code"] == "VALIDATION_FAILED"
+    r = await client.get("/v1/chat/completions", headers=auth(admin_key))
+    assert r.status_code == 405 and r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
+
+
+async def test_fast_path_keeps_the_body_limit(runtime, admin_key) -> None:
+    import httpx
+
+    from gasworks.api.app import create_app
+
+    runtime.settings = runtime.settings.model_copy(update={"max_request_bytes": 2048})
+    transport = httpx.ASGITransport(app=create_app(runtime=runtime))
+    big = {"model": "demo", "messages": [{"role": "user", "content": "x" * 5000}]}
+
+    async def chunks():
+        for _ in range(10):
+            yield b" " * 1000
+
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        r = await c.post("/v1/chat/completions", json=big, headers=auth(admin_key))
+        assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        chunked = {**auth(admin_key), "content-type": "application/json"}
+        r = await c.post("/v1/chat/completions", content=chunks(), headers=chunked)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+
+
+async def test_fast_path_requests_are_counted_under_the_route(client, admin_key) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def count(text: str) -> float:
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == "gasworks_http_requests_total" and s.labels == labels:
+                    return float(s.value)
+        return 0.0
+
+    labels = {"route": "/v1/chat/completions", "method": "POST", "status": "200"}
+    before = count((await client.get("/metrics")).text)
+    body = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+    for stream in (False, True):
+        r = await client.post(
+            "/v1/chat/completions", json={**body, "stream": stream}, headers=auth(admin_key)
+        )
+        assert r.status_code == 200
+    assert count((await client.get("/metrics")).text) == before + 2

@@ -12,6 +12,7 @@ from opentelemetry.trace import TracerProvider
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
 from gasworks.api.errors import install_error_handlers
+from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
 from gasworks.api.routes import (
     guardrails,
@@ -99,6 +100,9 @@ def create_app(
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
+    # the gateway's hot route, in front of the router (inside the request id, logging,
+    # metrics and tracing middleware below)
+    app.add_middleware(ChatCompletionsFastPath)
     configure_tracing(app, settings, tracer_provider)
     app.add_middleware(
         RequestContextMiddleware,

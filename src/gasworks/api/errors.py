@@ -7,6 +7,7 @@ answered as a 500 ``INTERNAL`` that reveals nothing of the cause.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -69,10 +70,6 @@ def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> 
     }
 
 
-def error_response(request: Request, exc: GasworksError) -> JSONResponse:
-    return render(request.url.path, exc)
-
-
 def render(path: str, exc: GasworksError) -> JSONResponse:
     ERRORS.labels(exc.code).inc()
     for prefix, renderer in ALTERNATE_RENDERERS.items():
@@ -88,34 +85,48 @@ def render(path: str, exc: GasworksError) -> JSONResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    @app.exception_handler(GasworksError)
-    async def _gasworks(request: Request, exc: GasworksError) -> JSONResponse:
+def exception_response(path: str, method: str, exc: Exception) -> JSONResponse:
+    """The answer to a ``GasworksError``, a request validation error or a framework HTTP
+    error: the FastAPI handlers below, and the ``/v1`` fast path (``api.fastpath``)."""
+    if isinstance(exc, RequestValidationError):
+        return validation_response(path, exc.errors())
+    if isinstance(exc, GasworksError):
         if type(exc) is GasworksError:  # raised from the base class: a bug, not a decision
             log.error("request.failed", code=exc.code, error_type="GasworksError")
-            return crash_response(request.url.path)
+            return crash_response(path)
         if exc.status >= 500:
             log.error("request.failed", code=exc.code, error=exc.message)
-        return error_response(request, exc)
-
-    @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return error_response(request, validation_failed(exc.errors()))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        return render(path, exc)
+    if isinstance(exc, StarletteHTTPException):
         cls = _HTTP_ERRORS.get(exc.status_code)
         if cls is None:
             cls = InternalError if exc.status_code >= 500 else BadRequest
         message = str(exc.detail) if exc.detail else cls.__name__
         if exc.status_code == 404 and message == "Not Found":
-            message = f"No route matches {request.method} {request.url.path}."
+            message = f"No route matches {method} {path}."
         elif exc.status_code == 405:
-            message = f"{request.method} is not allowed on {request.url.path}."
-        response = error_response(request, cls(message))
+            message = f"{method} is not allowed on {path}."
+        response = render(path, cls(message))
         response.status_code = exc.status_code
         response.headers.update(exc.headers or {})
         return response
+    raise TypeError(f"not an error with an answer: {type(exc).__name__}")  # pragma: no cover
+
+
+def validation_response(
+    path: str, errors: Sequence[Any], prefix: Sequence[str] = ()
+) -> JSONResponse:
+    """``VALIDATION_FAILED`` naming each field (``prefix``: where the fields are, "body")."""
+    return render(path, validation_failed(errors, prefix))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def handle(request: Request, exc: Exception) -> JSONResponse:
+        return exception_response(request.url.path, request.method, exc)
+
+    app.add_exception_handler(GasworksError, handle)
+    app.add_exception_handler(RequestValidationError, handle)
+    app.add_exception_handler(StarletteHTTPException, handle)
 
 
 def crash_response(path: str) -> JSONResponse:
