@@ -177,6 +177,18 @@ async def test_body_that_is_not_json_goes_to_the_declared_route(client, admin_ke
     assert r.status_code == 405 and r.json()["error"]["code"] == "METHOD_NOT_ALLOWED"
 
 
+async def test_fast_path_reads_a_body_sent_in_pieces(client, admin_key) -> None:
+    body = json.dumps({"model": "demo", "messages": [{"role": "user", "content": "hi"}]})
+
+    async def pieces():
+        for i in range(0, len(body), 7):
+            yield body[i : i + 7].encode()
+
+    headers = {**auth(admin_key), "content-type": "application/json"}
+    r = await client.post("/v1/chat/completions", content=pieces(), headers=headers)
+    assert r.status_code == 200 and r.json()["choices"][0]["message"]["content"]
+
+
 async def test_fast_path_keeps_the_body_limit(runtime, admin_key) -> None:
     import httpx
 
