@@ -417,14 +417,16 @@ async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> Run
 
 
 async def list_runs(
-    session: AsyncSession, ctx: TenantContext, slug: str, *, limit: int = 50
+    session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
 ) -> list[RunOut]:
+    """Newest first (ties in time broken by id)."""
     wf = await _get_row(session, ctx, slug)
     rows = await session.scalars(
-        select(WorkflowRunRow)
-        .where(WorkflowRunRow.tenant_id == ctx.tenant_id, WorkflowRunRow.workflow_id == wf.id)
-        .order_by(WorkflowRunRow.started_at.desc())
-        .limit(max(1, min(limit, 500)))
+        page.apply(
+            select(WorkflowRunRow)
+            .where(WorkflowRunRow.tenant_id == ctx.tenant_id, WorkflowRunRow.workflow_id == wf.id)
+            .order_by(WorkflowRunRow.started_at.desc(), WorkflowRunRow.id.desc())
+        )
     )
     return [run_out(r, wf.slug) for r in rows.all()]
 
@@ -586,14 +588,16 @@ async def get_conversation(
 
 
 async def list_conversations(
-    session: AsyncSession, ctx: TenantContext, slug: str, *, limit: int = 50
+    session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
 ) -> list[ConversationOut]:
+    """Most recently updated first (ties broken by id)."""
     wf = await _get_row(session, ctx, slug)
     rows = await session.scalars(
-        select(ConversationRow)
-        .where(ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == wf.id)
-        .order_by(ConversationRow.updated_at.desc())
-        .limit(max(1, min(limit, 500)))
+        page.apply(
+            select(ConversationRow)
+            .where(ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == wf.id)
+            .order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
+        )
     )
     return [_conv_out(r) for r in rows.all()]
 

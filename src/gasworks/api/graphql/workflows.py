@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gasworks.api.graphql.context import GqlContext
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
 from gasworks.workflows import service, workflow_engine
 from gasworks.workflows.schemas import (
     ConversationOut,
@@ -54,23 +55,33 @@ class WorkflowType:
     updated_at: datetime
 
     @strawberry.field
-    async def versions(self, info: Info) -> list[VersionType]:
+    async def versions(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[VersionType]:
+        """Published versions, newest first."""
+        page = checked_page(limit, offset)
         async with info.context.runtime.db.session() as s:
-            items = await service.list_versions(s, info.context.ctx, self.slug)
+            items = await service.list_versions(s, info.context.ctx, self.slug, page)
         return [VersionType.of(v) for v in items]
 
     @strawberry.field
-    async def runs(self, info: Info, limit: int = 20) -> list[RunType]:
+    async def runs(self, info: Info, limit: Limit = 20, offset: Offset = 0) -> list[RunType]:
+        """Runs, newest first."""
+        page = checked_page(limit, offset)
         await workflow_engine(info.context.runtime).drain()
         async with info.context.runtime.db.session() as s:
-            items = await service.list_runs(s, info.context.ctx, self.slug, limit=limit)
+            items = await service.list_runs(s, info.context.ctx, self.slug, page)
         return [RunType.of(r) for r in items]
 
     @strawberry.field
-    async def conversations(self, info: Info, limit: int = 20) -> list[ConversationType]:
+    async def conversations(
+        self, info: Info, limit: Limit = 20, offset: Offset = 0
+    ) -> list[ConversationType]:
+        """Conversations, most recently updated first."""
+        page = checked_page(limit, offset)
         await workflow_engine(info.context.runtime).drain()
         async with info.context.runtime.db.session() as s:
-            items = await service.list_conversations(s, info.context.ctx, self.slug, limit=limit)
+            items = await service.list_conversations(s, info.context.ctx, self.slug, page)
         return [ConversationType.of(c) for c in items]
 
     @staticmethod
@@ -144,9 +155,14 @@ class ValidationType:
 @strawberry.type
 class WorkflowsQuery:
     @strawberry.field
-    async def workflows(self, info: Info) -> list[WorkflowType]:
+    async def workflows(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[WorkflowType]:
+        """Workflows the caller may run, by slug."""
+        page = checked_page(limit, offset)
         async with info.context.runtime.db.session() as s:
-            return [WorkflowType.of(w) for w in await service.list_workflows(s, info.context.ctx)]
+            items = await service.list_workflows(s, info.context.ctx, page)
+        return [WorkflowType.of(w) for w in items]
 
     @strawberry.field
     async def workflow(self, info: Info, id: str) -> WorkflowType:
