@@ -568,23 +568,37 @@ async def save_conversation(
 
 
 async def get_conversation(
-    session: AsyncSession, ctx: TenantContext, conversation_id: str
+    session: AsyncSession,
+    ctx: TenantContext,
+    conversation_id: str,
+    messages: Page | None = ALL,
 ) -> ConversationOut:
+    """A conversation with a page of its messages (oldest first; ``None``: without them)."""
     row = await session.get(ConversationRow, (ctx.tenant_id, conversation_id))
     if row is None:
         raise NotFound("Conversation not found.", details={"id": conversation_id})
     await _get_row(session, ctx, row.workflow_id)
-    msgs = await session.scalars(
-        select(ConversationMessageRow)
-        .where(
-            ConversationMessageRow.tenant_id == ctx.tenant_id,
-            ConversationMessageRow.conversation_id == conversation_id,
-        )
-        .order_by(ConversationMessageRow.seq)
-    )
     out = _conv_out(row)
-    out.messages = [MessageOut.model_validate(m) for m in msgs.all()]
+    if messages is not None:
+        out.messages = await conversation_messages(session, ctx, conversation_id, messages)
     return out
+
+
+async def conversation_messages(
+    session: AsyncSession, ctx: TenantContext, conversation_id: str, page: Page = ALL
+) -> list[MessageOut]:
+    """Messages of a conversation the caller has already been allowed to read, oldest first."""
+    msgs = await session.scalars(
+        page.apply(
+            select(ConversationMessageRow)
+            .where(
+                ConversationMessageRow.tenant_id == ctx.tenant_id,
+                ConversationMessageRow.conversation_id == conversation_id,
+            )
+            .order_by(ConversationMessageRow.seq)
+        )
+    )
+    return [MessageOut.model_validate(m) for m in msgs.all()]
 
 
 async def list_conversations(

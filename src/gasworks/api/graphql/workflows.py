@@ -132,7 +132,16 @@ class ConversationType:
     data: JSON
     created_at: datetime
     updated_at: datetime
-    messages: list[MessageType]
+
+    @strawberry.field
+    async def messages(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[MessageType]:
+        """Oldest first (a Conversation is only reached through an access check)."""
+        page = checked_page(limit, offset)
+        async with info.context.runtime.db.session() as s:
+            items = await service.conversation_messages(s, info.context.ctx, self.id, page)
+        return [MessageType(**m.model_dump(by_alias=False)) for m in items]
 
     @staticmethod
     def of(c: ConversationOut) -> ConversationType:
@@ -142,7 +151,6 @@ class ConversationType:
             data=JSON(c.data),
             created_at=c.created_at,
             updated_at=c.updated_at,
-            messages=[MessageType(**m.model_dump(by_alias=False)) for m in c.messages],
         )
 
 
@@ -179,7 +187,8 @@ class WorkflowsQuery:
     async def conversation(self, info: Info, id: str) -> ConversationType:
         await workflow_engine(info.context.runtime).drain()
         async with info.context.runtime.db.session() as s:
-            return ConversationType.of(await service.get_conversation(s, info.context.ctx, id))
+            conv = await service.get_conversation(s, info.context.ctx, id, messages=None)
+        return ConversationType.of(conv)
 
     @strawberry.field
     def validate_workflow(self, document: JSON) -> ValidationType:

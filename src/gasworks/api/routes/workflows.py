@@ -205,12 +205,15 @@ async def list_conversations(
     return await service.list_conversations(session, ctx, slug, page)
 
 
-@router.get("/conversations/{conversation_id}", summary="A conversation with its messages")
+@router.get(
+    "/conversations/{conversation_id}",
+    summary="A conversation with a page of its messages (oldest first)",
+)
 async def get_conversation(
-    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep
+    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep, page: PageDep
 ) -> ConversationOut:
     await workflow_engine(runtime).drain()
-    return await service.get_conversation(session, ctx, conversation_id)
+    return await service.get_conversation(session, ctx, conversation_id, page)
 
 
 # --- server-sent events -----------------------------------------------------------------------
