@@ -7,7 +7,7 @@ from datetime import datetime
 import strawberry
 
 from gasworks.api.graphql.context import GqlContext
-from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, page_of
 from gasworks.tenancy import service
 from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyOut, PrincipalOut, TenantOut
 from gasworks.validation import validated
@@ -105,27 +105,21 @@ class TenancyQuery:
     async def tenants(
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[TenantType]:
-        page = checked_page(limit, offset)
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_tenants(s, info.context.ctx, page)
+        items = await page_of(info, limit, offset, service.list_tenants)
         return [TenantType.of(t) for t in items]
 
     @strawberry.field
     async def principals(
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[PrincipalType]:
-        page = checked_page(limit, offset)
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_principals(s, info.context.ctx, page)
+        items = await page_of(info, limit, offset, service.list_principals)
         return [PrincipalType.of(p) for p in items]
 
     @strawberry.field
     async def api_keys(
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[ApiKeyType]:
-        page = checked_page(limit, offset)
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_api_keys(s, info.context.ctx, page)
+        items = await page_of(info, limit, offset, service.list_api_keys)
         return [ApiKeyType.of(k) for k in items]
 
 

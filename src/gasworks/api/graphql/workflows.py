@@ -9,7 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gasworks.api.graphql.context import GqlContext
-from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, page_of
 from gasworks.workflows import service, workflow_engine
 from gasworks.workflows.schemas import (
     ConversationOut,
@@ -59,18 +59,18 @@ class WorkflowType:
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[VersionType]:
         """Published versions, newest first."""
-        page = checked_page(limit, offset)
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_versions(s, info.context.ctx, self.slug, page)
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.list_versions(s, c, self.slug, p)
+        )
         return [VersionType.of(v) for v in items]
 
     @strawberry.field
     async def runs(self, info: Info, limit: Limit = 20, offset: Offset = 0) -> list[RunType]:
         """Runs, newest first."""
-        page = checked_page(limit, offset)
         await workflow_engine(info.context.runtime).drain()
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_runs(s, info.context.ctx, self.slug, page)
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.list_runs(s, c, self.slug, p)
+        )
         return [RunType.of(r) for r in items]
 
     @strawberry.field
@@ -78,10 +78,10 @@ class WorkflowType:
         self, info: Info, limit: Limit = 20, offset: Offset = 0
     ) -> list[ConversationType]:
         """Conversations, most recently updated first."""
-        page = checked_page(limit, offset)
         await workflow_engine(info.context.runtime).drain()
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_conversations(s, info.context.ctx, self.slug, page)
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.list_conversations(s, c, self.slug, p)
+        )
         return [ConversationType.of(c) for c in items]
 
     @staticmethod
@@ -138,9 +138,9 @@ class ConversationType:
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[MessageType]:
         """Oldest first (a Conversation is only reached through an access check)."""
-        page = checked_page(limit, offset)
-        async with info.context.runtime.db.session() as s:
-            items = await service.conversation_messages(s, info.context.ctx, self.id, page)
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.conversation_messages(s, c, self.id, p)
+        )
         return [MessageType(**m.model_dump(by_alias=False)) for m in items]
 
     @staticmethod
@@ -167,9 +167,7 @@ class WorkflowsQuery:
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[WorkflowType]:
         """Workflows the caller may run, by slug."""
-        page = checked_page(limit, offset)
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_workflows(s, info.context.ctx, page)
+        items = await page_of(info, limit, offset, service.list_workflows)
         return [WorkflowType.of(w) for w in items]
 
     @strawberry.field
