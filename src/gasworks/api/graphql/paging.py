@@ -18,10 +18,7 @@ __all__ = ["DEFAULT_LIMIT", "Limit", "Offset", "checked_page", "page_of"]
 T = TypeVar("T")
 
 Limit = Annotated[
-    int,
-    strawberry.argument(
-        description=f"Rows to return, 1 to {MAX_LIMIT} (the page size; default {DEFAULT_LIMIT})."
-    ),
+    int, strawberry.argument(description=f"Rows to return (the page size), 1 to {MAX_LIMIT}.")
 ]
 Offset = Annotated[int, strawberry.argument(description="Rows to skip (earlier pages), >= 0.")]
 
