@@ -1,12 +1,15 @@
-"""``?limit=&offset=`` on the REST list routes (default 100 rows, at most 500)."""
+"""``?limit=&offset=`` on the REST list routes and ``limit:`` / ``offset:`` on the GraphQL
+list fields: default 100 rows, at most 500, the same bounds on both."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Depends, Query
+from pydantic import BaseModel, Field
 
 from gasworks.db.paging import Page
+from gasworks.validation import validated
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -22,3 +25,15 @@ async def page_params(
 
 
 PageDep = Annotated[Page, Depends(page_params)]
+
+
+class _PageIn(BaseModel):
+    limit: int = Field(ge=1, le=MAX_LIMIT)
+    offset: int = Field(ge=0)
+
+
+def checked_page(limit: int, offset: int) -> Page:
+    """A page from arguments FastAPI did not parse (GraphQL): the bounds of ``page_params``;
+    an out-of-range value is ``VALIDATION_FAILED`` naming the argument."""
+    p = validated(_PageIn, {"limit": limit, "offset": offset})
+    return Page(p.limit, p.offset)

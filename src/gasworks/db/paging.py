@@ -6,12 +6,14 @@ nor skip rows while the list does not change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from sqlalchemy import Select
 
 S = TypeVar("S", bound=Select[Any])
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,11 @@ class Page:
         if self.offset:
             query = query.offset(self.offset)
         return query if self.limit is None else query.limit(self.limit)
+
+    def window(self, items: Sequence[T]) -> list[T]:
+        """The same page of a list already in memory (for sources that are not a query)."""
+        end = None if self.limit is None else self.offset + self.limit
+        return list(items[self.offset : end])
 
 
 #: every row (the CLI and in-process callers)

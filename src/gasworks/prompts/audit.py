@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.prompts.schemas import AuditEntry
 from gasworks.prompts.tables import PromptAuditRow
@@ -37,11 +38,13 @@ def write_audit(
 
 
 async def list_audit(
-    session: AsyncSession, ctx: TenantContext, *, object_id: str | None = None, limit: int = 100
+    session: AsyncSession, ctx: TenantContext, *, object_id: str | None = None, page: Page = ALL
 ) -> list[AuditEntry]:
+    """Newest first (ties in time broken by id, so pages neither repeat nor skip rows)."""
     ctx.require(Role.VIEWER)
     q = select(PromptAuditRow).where(PromptAuditRow.tenant_id == ctx.tenant_id)
     if object_id:
         q = q.where(PromptAuditRow.object_id == object_id)
-    rows = (await session.scalars(q.order_by(PromptAuditRow.at.desc()).limit(limit))).all()
+    q = q.order_by(PromptAuditRow.at.desc(), PromptAuditRow.id.desc())
+    rows = (await session.scalars(page.apply(q))).all()
     return [AuditEntry.model_validate(r, from_attributes=True) for r in rows]

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.engine import Database
+from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import PromptDeadLetterNotFound
 from gasworks.observability.logging import get_logger
@@ -72,15 +73,15 @@ def _out(row: PromptDeadLetterRow) -> DeadLetterOut:
 
 
 async def list_dead_letters(
-    session: AsyncSession, ctx: TenantContext, *, status: str | None = None, limit: int = 100
+    session: AsyncSession, ctx: TenantContext, *, status: str | None = None, page: Page = ALL
 ) -> list[DeadLetterOut]:
+    """Newest first (ties in time broken by id)."""
     ctx.require(Role.VIEWER)
     q = select(PromptDeadLetterRow).where(PromptDeadLetterRow.tenant_id == ctx.tenant_id)
     if status:
         q = q.where(PromptDeadLetterRow.status == status)
-    rows = (
-        await session.scalars(q.order_by(PromptDeadLetterRow.created_at.desc()).limit(limit))
-    ).all()
+    q = q.order_by(PromptDeadLetterRow.created_at.desc(), PromptDeadLetterRow.id.desc())
+    rows = (await session.scalars(page.apply(q))).all()
     return [_out(r) for r in rows]
 
 

@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import (
     PromptNoPreviousVersion,
@@ -104,14 +105,23 @@ async def get_pointer(session: AsyncSession, ctx: TenantContext, s: ScopeIn) -> 
     return pointer_out(row)
 
 
-async def list_pointers(session: AsyncSession, ctx: TenantContext) -> list[PointerOut]:
-    """The caller's tenant's pointers and the platform-wide ones."""
+async def list_pointers(
+    session: AsyncSession, ctx: TenantContext, page: Page = ALL
+) -> list[PointerOut]:
+    """The caller's tenant's pointers and the platform-wide ones (model, workflow, then the
+    platform-wide pointer before the tenant's: the scope is unique, so the order is total)."""
     ctx.require(Role.VIEWER)
     rows = (
         await session.scalars(
-            select(PromptPointerRow)
-            .where(PromptPointerRow.scope_tenant.in_([ctx.tenant_id, ""]))
-            .order_by(PromptPointerRow.model, PromptPointerRow.scope_workflow)
+            page.apply(
+                select(PromptPointerRow)
+                .where(PromptPointerRow.scope_tenant.in_([ctx.tenant_id, ""]))
+                .order_by(
+                    PromptPointerRow.model,
+                    PromptPointerRow.scope_workflow,
+                    PromptPointerRow.scope_tenant,
+                )
+            )
         )
     ).all()
     return [pointer_out(r) for r in rows]
@@ -352,17 +362,18 @@ async def _existing(session: AsyncSession, scope: Scope, s: ScopeIn) -> PromptPo
 
 
 async def pointer_history(
-    session: AsyncSession, ctx: TenantContext, s: ScopeIn, *, limit: int = 200
+    session: AsyncSession, ctx: TenantContext, s: ScopeIn, page: Page = ALL
 ) -> list[HistoryEntry]:
     scope = scope_of(ctx, s)
     _authorize(ctx, scope, Role.VIEWER)
     row = await _existing(session, scope, s)
     rows = (
         await session.scalars(
-            select(PromptPointerHistoryRow)
-            .where(PromptPointerHistoryRow.pointer_id == row.id)
-            .order_by(PromptPointerHistoryRow.seq.desc())
-            .limit(limit)
+            page.apply(
+                select(PromptPointerHistoryRow)
+                .where(PromptPointerHistoryRow.pointer_id == row.id)
+                .order_by(PromptPointerHistoryRow.seq.desc())
+            )
         )
     ).all()
     return [HistoryEntry.model_validate(r, from_attributes=True) for r in rows]

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 import gasworks.llm.runtime  # noqa: F401 - its startup hook (the registry) runs before ours
 from gasworks.blobs.factory import blob_store
 from gasworks.db.engine import Database
+from gasworks.db.paging import ALL, Page
 from gasworks.errors import (
     BlobStoreUnavailable,
     Conflict,
@@ -124,8 +125,19 @@ class PromptService:
     async def get_version(self, ctx: TenantContext, version_id: str) -> VersionOut:
         return await self._tx(lambda s: versions.get_version(s, ctx, self.store, version_id))
 
-    async def list_versions(self, ctx: TenantContext, **kw: Any) -> list[VersionSummary]:
-        return await self._tx(lambda s: versions.list_versions(s, ctx, **kw))
+    async def list_versions(
+        self,
+        ctx: TenantContext,
+        *,
+        name: str | None = None,
+        include_archived: bool = False,
+        page: Page = ALL,
+    ) -> list[VersionSummary]:
+        return await self._tx(
+            lambda s: versions.list_versions(
+                s, ctx, name=name, include_archived=include_archived, page=page
+            )
+        )
 
     async def archive_version(self, ctx: TenantContext, version_id: str) -> VersionSummary:
         return await self._tx(lambda s: versions.archive_version(s, ctx, version_id))
@@ -138,14 +150,18 @@ class PromptService:
     async def get_pointer(self, ctx: TenantContext, scope: ScopeIn) -> PointerOut:
         return await self._tx(lambda s: pointers.get_pointer(s, ctx, scope))
 
-    async def list_pointers(self, ctx: TenantContext) -> list[PointerOut]:
-        return await self._tx(lambda s: pointers.list_pointers(s, ctx))
+    async def list_pointers(self, ctx: TenantContext, page: Page = ALL) -> list[PointerOut]:
+        return await self._tx(lambda s: pointers.list_pointers(s, ctx, page))
 
-    async def history(self, ctx: TenantContext, scope: ScopeIn) -> list[HistoryEntry]:
-        return await self._tx(lambda s: pointers.pointer_history(s, ctx, scope))
+    async def history(
+        self, ctx: TenantContext, scope: ScopeIn, page: Page = ALL
+    ) -> list[HistoryEntry]:
+        return await self._tx(lambda s: pointers.pointer_history(s, ctx, scope, page))
 
-    async def audit(self, ctx: TenantContext, object_id: str | None = None) -> list[AuditEntry]:
-        return await self._tx(lambda s: list_audit(s, ctx, object_id=object_id))
+    async def audit(
+        self, ctx: TenantContext, object_id: str | None = None, page: Page = ALL
+    ) -> list[AuditEntry]:
+        return await self._tx(lambda s: list_audit(s, ctx, object_id=object_id, page=page))
 
     async def apply(
         self, ctx: TenantContext, operation: str, request: BaseModel, *, dead_letter: bool = True
@@ -203,9 +219,11 @@ class PromptService:
     # -- dead letters -----------------------------------------------------------------------
 
     async def dead_letters(
-        self, ctx: TenantContext, status: str | None = None
+        self, ctx: TenantContext, status: str | None = None, page: Page = ALL
     ) -> list[DeadLetterOut]:
-        return await self._tx(lambda s: deadletters.list_dead_letters(s, ctx, status=status))
+        return await self._tx(
+            lambda s: deadletters.list_dead_letters(s, ctx, status=status, page=page)
+        )
 
     async def replay(self, ctx: TenantContext, dl_id: str, *, rebase: bool = False) -> ReplayOut:
         ctx.require(Role.EDITOR)

@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.blobs.types import BlobStore, blob_key
+from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import PromptIntegrityError, PromptVersionInUse, PromptVersionNotFound
 from gasworks.observability.logging import get_logger
@@ -172,9 +173,9 @@ async def list_versions(
     *,
     name: str | None = None,
     include_archived: bool = False,
-    limit: int = 100,
-    offset: int = 0,
+    page: Page = ALL,
 ) -> list[VersionSummary]:
+    """By name, newest first per name ((tenant, name, number) is unique)."""
     ctx.require(Role.VIEWER)
     q = select(PromptVersionRow).where(PromptVersionRow.tenant_id == ctx.tenant_id)
     if name is not None:
@@ -182,7 +183,7 @@ async def list_versions(
     if not include_archived:
         q = q.where(PromptVersionRow.archived_at.is_(None))
     q = q.order_by(PromptVersionRow.name, PromptVersionRow.number.desc())
-    rows = (await session.scalars(q.limit(limit).offset(offset))).all()
+    rows = (await session.scalars(page.apply(q))).all()
     return [summary(r) for r in rows]
 
 

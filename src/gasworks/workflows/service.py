@@ -417,14 +417,16 @@ async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> Run
 
 
 async def list_runs(
-    session: AsyncSession, ctx: TenantContext, slug: str, *, limit: int = 50
+    session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
 ) -> list[RunOut]:
+    """Newest first (ties in time broken by id)."""
     wf = await _get_row(session, ctx, slug)
     rows = await session.scalars(
-        select(WorkflowRunRow)
-        .where(WorkflowRunRow.tenant_id == ctx.tenant_id, WorkflowRunRow.workflow_id == wf.id)
-        .order_by(WorkflowRunRow.started_at.desc())
-        .limit(max(1, min(limit, 500)))
+        page.apply(
+            select(WorkflowRunRow)
+            .where(WorkflowRunRow.tenant_id == ctx.tenant_id, WorkflowRunRow.workflow_id == wf.id)
+            .order_by(WorkflowRunRow.started_at.desc(), WorkflowRunRow.id.desc())
+        )
     )
     return [run_out(r, wf.slug) for r in rows.all()]
 
@@ -566,34 +568,50 @@ async def save_conversation(
 
 
 async def get_conversation(
-    session: AsyncSession, ctx: TenantContext, conversation_id: str
+    session: AsyncSession,
+    ctx: TenantContext,
+    conversation_id: str,
+    messages: Page | None = ALL,
 ) -> ConversationOut:
+    """A conversation with a page of its messages (oldest first; ``None``: without them)."""
     row = await session.get(ConversationRow, (ctx.tenant_id, conversation_id))
     if row is None:
         raise NotFound("Conversation not found.", details={"id": conversation_id})
     await _get_row(session, ctx, row.workflow_id)
-    msgs = await session.scalars(
-        select(ConversationMessageRow)
-        .where(
-            ConversationMessageRow.tenant_id == ctx.tenant_id,
-            ConversationMessageRow.conversation_id == conversation_id,
-        )
-        .order_by(ConversationMessageRow.seq)
-    )
     out = _conv_out(row)
-    out.messages = [MessageOut.model_validate(m) for m in msgs.all()]
+    if messages is not None:
+        out.messages = await conversation_messages(session, ctx, conversation_id, messages)
     return out
 
 
+async def conversation_messages(
+    session: AsyncSession, ctx: TenantContext, conversation_id: str, page: Page = ALL
+) -> list[MessageOut]:
+    """Messages of a conversation the caller has already been allowed to read, oldest first."""
+    msgs = await session.scalars(
+        page.apply(
+            select(ConversationMessageRow)
+            .where(
+                ConversationMessageRow.tenant_id == ctx.tenant_id,
+                ConversationMessageRow.conversation_id == conversation_id,
+            )
+            .order_by(ConversationMessageRow.seq)
+        )
+    )
+    return [MessageOut.model_validate(m) for m in msgs.all()]
+
+
 async def list_conversations(
-    session: AsyncSession, ctx: TenantContext, slug: str, *, limit: int = 50
+    session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
 ) -> list[ConversationOut]:
+    """Most recently updated first (ties broken by id)."""
     wf = await _get_row(session, ctx, slug)
     rows = await session.scalars(
-        select(ConversationRow)
-        .where(ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == wf.id)
-        .order_by(ConversationRow.updated_at.desc())
-        .limit(max(1, min(limit, 500)))
+        page.apply(
+            select(ConversationRow)
+            .where(ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == wf.id)
+            .order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
+        )
     )
     return [_conv_out(r) for r in rows.all()]
 

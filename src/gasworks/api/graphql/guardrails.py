@@ -7,6 +7,7 @@ from datetime import date, datetime
 import strawberry
 
 from gasworks.api.graphql.context import GqlContext
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
@@ -115,18 +116,30 @@ GroupByEnum = strawberry.enum(GroupBy, name="UsageGroupBy")
 
 @strawberry.type
 class GuardrailsQuery:
+    # The three lists below come from gasworks.llm, whose functions take no page yet: the page
+    # is cut from their (small, per-tenant) result here.
+
     @strawberry.field
-    async def breakers(self, info: Info) -> list[BreakerType]:
+    async def breakers(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[BreakerType]:
+        """Breakers by key (one per model or deployment)."""
+        page = checked_page(limit, offset)
         rt = info.context.runtime
         known = [e.id for e in get_registry(rt).entries()]
         items = await breakers.list_breakers(get_guardrails(rt).breakers, info.context.ctx, known)
-        return [BreakerType.of(b) for b in items]
+        return [BreakerType.of(b) for b in page.window(items)]
 
     @strawberry.field
-    async def budgets(self, info: Info) -> list[BudgetType]:
+    async def budgets(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[BudgetType]:
+        """Spend limits by API key (tenant-wide first), then period."""
+        page = checked_page(limit, offset)
         await flush_ledger(info.context.runtime)
         async with info.context.runtime.db.session() as s:
-            return [BudgetType.of(b) for b in await list_budgets(s, info.context.ctx)]
+            items = await list_budgets(s, info.context.ctx)
+        return [BudgetType.of(b) for b in page.window(items)]
 
     @strawberry.field
     async def usage(
@@ -135,14 +148,17 @@ class GuardrailsQuery:
         group_by: list[GroupByEnum] | None = None,  # type: ignore[valid-type]
         since: date | None = None,
         until: date | None = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> list[UsageType]:
         """Usage of the tenant grouped by day, model, workflow, API key."""
+        page = checked_page(limit, offset)
         await flush_ledger(info.context.runtime)
         async with info.context.runtime.db.session() as s:
             report = await ledger.usage(
                 s, info.context.ctx, group_by=group_by, since=since, until=until
             )
-        return [UsageType.of(r) for r in report.rows]
+        return [UsageType.of(r) for r in page.window(report.rows)]
 
 
 @strawberry.type

@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from strawberry.scalars import JSON
 
 from gasworks.api.graphql.context import GqlContext
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
 from gasworks.prompts.content import PromptContent
 from gasworks.prompts.schemas import (
     CanaryDecision,
@@ -137,10 +138,17 @@ def _scope(model: str, workflow_id: str | None, tenant_scoped: bool) -> ScopeIn:
 class PromptsQuery:
     @strawberry.field
     async def prompt_versions(
-        self, info: Info, name: str | None = None, include_archived: bool = False
+        self,
+        info: Info,
+        name: str | None = None,
+        include_archived: bool = False,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> list[PromptVersionType]:
+        """Versions by name, newest first per name."""
+        page = checked_page(limit, offset)
         items = await _svc(info).list_versions(
-            info.context.ctx, name=name, include_archived=include_archived
+            info.context.ctx, name=name, include_archived=include_archived, page=page
         )
         return [_of(PromptVersionType, v) for v in items]
 
@@ -154,8 +162,12 @@ class PromptsQuery:
         return _of(PromptDiffType, await _svc(info).diff(info.context.ctx, from_id, to_id))
 
     @strawberry.field
-    async def prompt_pointers(self, info: Info) -> list[PromptPointerType]:
-        return [_of(PromptPointerType, p) for p in await _svc(info).list_pointers(info.context.ctx)]
+    async def prompt_pointers(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[PromptPointerType]:
+        """The tenant's and the platform-wide pointers, by model."""
+        items = await _svc(info).list_pointers(info.context.ctx, checked_page(limit, offset))
+        return [_of(PromptPointerType, p) for p in items]
 
     @strawberry.field
     async def prompt_pointer(
@@ -168,18 +180,32 @@ class PromptsQuery:
 
     @strawberry.field
     async def prompt_pointer_history(
-        self, info: Info, model: str, workflow_id: str | None = None, tenant_scoped: bool = True
+        self,
+        info: Info,
+        model: str,
+        workflow_id: str | None = None,
+        tenant_scoped: bool = True,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> list[PromptHistoryType]:
+        """Every move of one pointer, newest first."""
+        page = checked_page(limit, offset)
         items = await _svc(info).history(
-            info.context.ctx, _scope(model, workflow_id, tenant_scoped)
+            info.context.ctx, _scope(model, workflow_id, tenant_scoped), page
         )
         return [_of(PromptHistoryType, h) for h in items]
 
     @strawberry.field
     async def prompt_dead_letters(
-        self, info: Info, status: str | None = None
+        self,
+        info: Info,
+        status: str | None = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
     ) -> list[PromptDeadLetterType]:
-        items = await _svc(info).dead_letters(info.context.ctx, status)
+        """Failed pointer changes, newest first."""
+        page = checked_page(limit, offset)
+        items = await _svc(info).dead_letters(info.context.ctx, status, page)
         return [_of(PromptDeadLetterType, d) for d in items]
 
     @strawberry.field

@@ -7,9 +7,12 @@ from datetime import datetime
 import strawberry
 
 from gasworks.api.graphql.context import GqlContext
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, page_of
 from gasworks.tenancy import service
 from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyOut, PrincipalOut, TenantOut
 from gasworks.validation import validated
+
+Info = strawberry.Info[GqlContext, None]
 
 
 @strawberry.type(name="Tenant")
@@ -99,20 +102,25 @@ class TenancyQuery:
         )
 
     @strawberry.field
-    async def tenants(self, info: strawberry.Info[GqlContext, None]) -> list[TenantType]:
-        async with info.context.runtime.db.session() as s:
-            return [TenantType.of(t) for t in await service.list_tenants(s, info.context.ctx)]
+    async def tenants(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[TenantType]:
+        items = await page_of(info, limit, offset, service.list_tenants)
+        return [TenantType.of(t) for t in items]
 
     @strawberry.field
-    async def principals(self, info: strawberry.Info[GqlContext, None]) -> list[PrincipalType]:
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_principals(s, info.context.ctx)
-            return [PrincipalType.of(p) for p in items]
+    async def principals(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[PrincipalType]:
+        items = await page_of(info, limit, offset, service.list_principals)
+        return [PrincipalType.of(p) for p in items]
 
     @strawberry.field
-    async def api_keys(self, info: strawberry.Info[GqlContext, None]) -> list[ApiKeyType]:
-        async with info.context.runtime.db.session() as s:
-            return [ApiKeyType.of(k) for k in await service.list_api_keys(s, info.context.ctx)]
+    async def api_keys(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[ApiKeyType]:
+        items = await page_of(info, limit, offset, service.list_api_keys)
+        return [ApiKeyType.of(k) for k in items]
 
 
 @strawberry.type

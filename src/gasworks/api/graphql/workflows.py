@@ -9,6 +9,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gasworks.api.graphql.context import GqlContext
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, page_of
 from gasworks.workflows import service, workflow_engine
 from gasworks.workflows.schemas import (
     ConversationOut,
@@ -54,23 +55,33 @@ class WorkflowType:
     updated_at: datetime
 
     @strawberry.field
-    async def versions(self, info: Info) -> list[VersionType]:
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_versions(s, info.context.ctx, self.slug)
+    async def versions(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[VersionType]:
+        """Published versions, newest first."""
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.list_versions(s, c, self.slug, p)
+        )
         return [VersionType.of(v) for v in items]
 
     @strawberry.field
-    async def runs(self, info: Info, limit: int = 20) -> list[RunType]:
+    async def runs(self, info: Info, limit: Limit = 20, offset: Offset = 0) -> list[RunType]:
+        """Runs, newest first."""
         await workflow_engine(info.context.runtime).drain()
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_runs(s, info.context.ctx, self.slug, limit=limit)
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.list_runs(s, c, self.slug, p)
+        )
         return [RunType.of(r) for r in items]
 
     @strawberry.field
-    async def conversations(self, info: Info, limit: int = 20) -> list[ConversationType]:
+    async def conversations(
+        self, info: Info, limit: Limit = 20, offset: Offset = 0
+    ) -> list[ConversationType]:
+        """Conversations, most recently updated first."""
         await workflow_engine(info.context.runtime).drain()
-        async with info.context.runtime.db.session() as s:
-            items = await service.list_conversations(s, info.context.ctx, self.slug, limit=limit)
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.list_conversations(s, c, self.slug, p)
+        )
         return [ConversationType.of(c) for c in items]
 
     @staticmethod
@@ -121,7 +132,16 @@ class ConversationType:
     data: JSON
     created_at: datetime
     updated_at: datetime
-    messages: list[MessageType]
+
+    @strawberry.field
+    async def messages(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[MessageType]:
+        """Oldest first (a Conversation is only reached through an access check)."""
+        items = await page_of(
+            info, limit, offset, lambda s, c, p: service.conversation_messages(s, c, self.id, p)
+        )
+        return [MessageType(**m.model_dump(by_alias=False)) for m in items]
 
     @staticmethod
     def of(c: ConversationOut) -> ConversationType:
@@ -131,7 +151,6 @@ class ConversationType:
             data=JSON(c.data),
             created_at=c.created_at,
             updated_at=c.updated_at,
-            messages=[MessageType(**m.model_dump(by_alias=False)) for m in c.messages],
         )
 
 
@@ -144,9 +163,12 @@ class ValidationType:
 @strawberry.type
 class WorkflowsQuery:
     @strawberry.field
-    async def workflows(self, info: Info) -> list[WorkflowType]:
-        async with info.context.runtime.db.session() as s:
-            return [WorkflowType.of(w) for w in await service.list_workflows(s, info.context.ctx)]
+    async def workflows(
+        self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+    ) -> list[WorkflowType]:
+        """Workflows the caller may run, by slug."""
+        items = await page_of(info, limit, offset, service.list_workflows)
+        return [WorkflowType.of(w) for w in items]
 
     @strawberry.field
     async def workflow(self, info: Info, id: str) -> WorkflowType:
@@ -163,7 +185,8 @@ class WorkflowsQuery:
     async def conversation(self, info: Info, id: str) -> ConversationType:
         await workflow_engine(info.context.runtime).drain()
         async with info.context.runtime.db.session() as s:
-            return ConversationType.of(await service.get_conversation(s, info.context.ctx, id))
+            conv = await service.get_conversation(s, info.context.ctx, id, messages=None)
+        return ConversationType.of(conv)
 
     @strawberry.field
     def validate_workflow(self, document: JSON) -> ValidationType:

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
+from gasworks.api.paging import PageDep
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
@@ -18,10 +19,16 @@ from gasworks.llm.runtime import get_registry
 router = APIRouter(prefix="/api", tags=["guardrails"])
 
 
+# Breakers, budgets and usage come from gasworks.llm, whose functions take no page yet: the
+# page is cut from their (small, per-tenant) result here.
+
+
 @router.get("/breakers", summary="Every circuit breaker with its state and window statistics")
-async def list_breakers(ctx: ContextDep, rt: RuntimeDep) -> list[breakers.BreakerOut]:
+async def list_breakers(
+    ctx: ContextDep, rt: RuntimeDep, page: PageDep
+) -> list[breakers.BreakerOut]:
     known = [e.id for e in get_registry(rt).entries()]
-    return await breakers.list_breakers(get_guardrails(rt).breakers, ctx, known)
+    return page.window(await breakers.list_breakers(get_guardrails(rt).breakers, ctx, known))
 
 
 @router.get("/breakers/events", summary="Breaker transitions, newest first (the audit trail)")
@@ -54,10 +61,11 @@ async def get_budgets(
     ctx: ContextDep,
     session: SessionDep,
     rt: RuntimeDep,
+    page: PageDep,
     api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,
 ) -> list[BudgetOut]:
     await flush_ledger(rt)
-    return await list_budgets(session, ctx, api_key_id=api_key_id)
+    return page.window(await list_budgets(session, ctx, api_key_id=api_key_id))
 
 
 @router.put(
@@ -77,11 +85,15 @@ async def put_budget(
     return out
 
 
-@router.get("/usage", summary="Calls, tokens and cost, grouped by day/model/workflow/key")
+@router.get(
+    "/usage",
+    summary="Calls, tokens and cost, grouped by day/model/workflow/key (a page of the groups)",
+)
 async def get_usage(
     ctx: ContextDep,
     session: SessionDep,
     rt: RuntimeDep,
+    page: PageDep,
     group_by: Annotated[list[GroupBy] | None, Query(alias="groupBy")] = None,
     since: date | None = None,
     until: date | None = None,
@@ -90,7 +102,7 @@ async def get_usage(
     api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,
 ) -> UsageReport:
     await flush_ledger(rt)
-    return await ledger.usage(
+    report = await ledger.usage(
         session,
         ctx,
         group_by=group_by,
@@ -100,6 +112,7 @@ async def get_usage(
         workflow_id=workflow_id,
         api_key_id=api_key_id,
     )
+    return report.model_copy(update={"rows": page.window(report.rows)})
 
 
 @router.get("/usage/calls", summary="The most recent model calls of the tenant")

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Response, status
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.errors import envelope
+from gasworks.api.paging import PageDep
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.types import StreamChunk
@@ -67,13 +68,12 @@ async def create_version(
 async def list_versions(
     ctx: ContextDep,
     rt: RuntimeDep,
+    page: PageDep,
     name: str | None = None,
     include_archived: Annotated[bool, Query(alias="includeArchived")] = False,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[VersionSummary]:
     return await prompt_service(rt).list_versions(
-        ctx, name=name, include_archived=include_archived, limit=limit, offset=offset
+        ctx, name=name, include_archived=include_archived, page=page
     )
 
 
@@ -97,9 +97,12 @@ async def diff(
     return await prompt_service(rt).diff(ctx, from_id, to_id)
 
 
-@router.get("/pointers", summary="The tenant's pointers and the platform-wide ones")
-async def list_pointers(ctx: ContextDep, rt: RuntimeDep) -> list[PointerOut]:
-    return await prompt_service(rt).list_pointers(ctx)
+@router.get(
+    "/pointers",
+    summary="The tenant's pointers and the platform-wide ones (by model, then workflow)",
+)
+async def list_pointers(ctx: ContextDep, rt: RuntimeDep, page: PageDep) -> list[PointerOut]:
+    return await prompt_service(rt).list_pointers(ctx, page)
 
 
 @router.get("/pointer", summary="The pointer of one scope")
@@ -117,11 +120,13 @@ async def get_pointer(
 async def history(
     ctx: ContextDep,
     rt: RuntimeDep,
+    page: PageDep,
     model: Annotated[str, Query(min_length=1, max_length=200)],
     workflow_id: Annotated[str | None, Query(alias="workflowId", max_length=200)] = None,
     tenant_scoped: Annotated[bool, Query(alias="tenantScoped")] = True,
 ) -> list[HistoryEntry]:
-    return await prompt_service(rt).history(ctx, _scope(model, workflow_id, tenant_scoped))
+    scope = _scope(model, workflow_id, tenant_scoped)
+    return await prompt_service(rt).history(ctx, scope, page)
 
 
 @router.post(
@@ -152,11 +157,16 @@ async def abort(body: CanaryDecision, ctx: ContextDep, rt: RuntimeDep) -> Pointe
     return await prompt_service(rt).decide_canary(ctx, body, promote=False)
 
 
-@router.get("/dead-letters", summary="Failed pointer changes, with request and reason")
+@router.get(
+    "/dead-letters", summary="Failed pointer changes, with request and reason, newest first"
+)
 async def dead_letters(
-    ctx: ContextDep, rt: RuntimeDep, status_: Annotated[str | None, Query(alias="status")] = None
+    ctx: ContextDep,
+    rt: RuntimeDep,
+    page: PageDep,
+    status_: Annotated[str | None, Query(alias="status")] = None,
 ) -> list[DeadLetterOut]:
-    return await prompt_service(rt).dead_letters(ctx, status_)
+    return await prompt_service(rt).dead_letters(ctx, status_, page)
 
 
 @router.post("/dead-letters/{dl_id}/replay", summary="Re-run a failed pointer change")
@@ -242,13 +252,14 @@ async def _chat_events(
             await close()
 
 
-@router.get("/audit", summary="Audit log of prompt changes")
+@router.get("/audit", summary="Audit log of prompt changes, newest first")
 async def audit(
     ctx: ContextDep,
     rt: RuntimeDep,
+    page: PageDep,
     object_id: Annotated[str | None, Query(alias="objectId")] = None,
 ) -> list[AuditEntry]:
-    return await prompt_service(rt).audit(ctx, object_id)
+    return await prompt_service(rt).audit(ctx, object_id, page)
 
 
 @router.post("/retention/run", summary="Delete archived versions past retention (platform admin)")

@@ -154,10 +154,10 @@ async def list_runs(
     ctx: ContextDep,
     runtime: RuntimeDep,
     session: SessionDep,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    page: PageDep,
 ) -> list[RunOut]:
     await workflow_engine(runtime).drain()
-    return await service.list_runs(session, ctx, slug, limit=limit)
+    return await service.list_runs(session, ctx, slug, page)
 
 
 @router.get("/workflow-runs/{run_id}", summary="One run: status, timings, tokens, cost, errors")
@@ -199,18 +199,21 @@ async def cancel_run(run_id: str, ctx: ContextDep, runtime: RuntimeDep) -> RunOu
 
 @router.get("/workflows/{slug}/conversations", summary="Recent conversations of a workflow")
 async def list_conversations(
-    slug: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep
+    slug: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep, page: PageDep
 ) -> list[ConversationOut]:
     await workflow_engine(runtime).drain()
-    return await service.list_conversations(session, ctx, slug)
+    return await service.list_conversations(session, ctx, slug, page)
 
 
-@router.get("/conversations/{conversation_id}", summary="A conversation with its messages")
+@router.get(
+    "/conversations/{conversation_id}",
+    summary="A conversation with a page of its messages (oldest first)",
+)
 async def get_conversation(
-    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep
+    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep, page: PageDep
 ) -> ConversationOut:
     await workflow_engine(runtime).drain()
-    return await service.get_conversation(session, ctx, conversation_id)
+    return await service.get_conversation(session, ctx, conversation_id, page)
 
 
 # --- server-sent events -----------------------------------------------------------------------
