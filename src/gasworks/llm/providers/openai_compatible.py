@@ -110,19 +110,20 @@ class OpenAICompatibleProvider:
                     body = r.content
                     watch = _StallWatch(body, attempt_timeout)
                     try:
-                        buffer = b""
+                        buffer, piece = b"", b"-"
                         # read on past [DONE] to the end: the connection then goes back to
-                        # the pool
-                        while True:
+                        # the pool; at the end, what is left in the buffer is the last line
+                        while piece:
                             watch.since = watch.loop.time()
                             piece = await body.readany()
                             watch.since = None
-                            if not piece:
-                                break
-                            buffer += piece
-                            if b"\n" not in piece:
-                                continue
-                            *lines, buffer = buffer.split(b"\n")
+                            if piece:
+                                buffer += piece
+                                if b"\n" not in piece:
+                                    continue
+                                *lines, buffer = buffer.split(b"\n")
+                            else:
+                                lines = [buffer]
                             for line in lines:
                                 if line.startswith(b"data:"):
                                     data = line[5:].strip()
@@ -130,12 +131,6 @@ class OpenAICompatibleProvider:
                                         chunk = parser.feed(json.loads(data))
                                         if chunk is not None:
                                             yield chunk
-                        if buffer.startswith(b"data:"):
-                            data = buffer[5:].strip()
-                            if data != b"[DONE]":
-                                chunk = parser.feed(json.loads(data))
-                                if chunk is not None:
-                                    yield chunk
                     finally:
                         watch.close()
         except GasworksError:
