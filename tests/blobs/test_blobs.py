@@ -71,7 +71,9 @@ async def test_master_key_from_environment(tmp_path):
         load_keyring(_settings(tmp_path, master_key="dG9vIHNob3J0"))
 
 
-@pytest.mark.parametrize("where", ["header", "wrapped_key", "ciphertext", "tag"])
+@pytest.mark.parametrize(
+    "where", ["header", "wrapped_key", "wrapped_key_not_base64", "ciphertext", "tag"]
+)
 async def test_tampering_is_detected(tmp_path, where):
     inner = MemoryBlobStore()
     store = EnvelopeStore(inner, Keyring.of(os.urandom(32)))
@@ -83,6 +85,9 @@ async def test_tampering_is_detected(tmp_path, where):
     elif where == "wrapped_key":
         idx = raw.index(b'"wk":"') + 8
         raw[idx] = ord("A") if raw[idx] != ord("A") else ord("B")
+    elif where == "wrapped_key_not_base64":  # a flipped bit can leave the base64 alphabet
+        idx = raw.index(b'"wk":"') + 8
+        raw[idx] = ord("`")
     elif where == "ciphertext":
         raw[6 + hlen + 5] ^= 0x01
     else:

@@ -77,8 +77,8 @@ class EnvelopeStore:
         if kid not in self.keyring.keys and self._reload is not None:
             self.keyring = self._reload()
         master = self.keyring.get(kid)
-        raw = base64.b64decode(str(header.get("wk", "")))
         try:
+            raw = base64.b64decode(str(header.get("wk", "")))  # binascii.Error is a ValueError
             return AESGCM(master).decrypt(raw[:_NONCE], raw[_NONCE:], f"gw-dk|{kid}|{key}".encode())
         except (InvalidTag, ValueError) as exc:
             raise _integrity(key, "data key authentication failed") from exc
