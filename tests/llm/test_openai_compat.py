@@ -208,6 +208,11 @@ async def test_fast_path_keeps_the_body_limit(runtime, admin_key) -> None:
         chunked = {**auth(admin_key), "content-type": "application/json"}
         r = await c.post("/v1/chat/completions", content=chunks(), headers=chunked)
         assert r.status_code == 413 and r.json()["error"]["code"] == "PAYLOAD_TOO_LARGE"
+        # without a key the body is never read: refused as unauthenticated, not as too large
+        r = await c.post(
+            "/v1/chat/completions", content=chunks(), headers={"content-type": "application/json"}
+        )
+        assert r.status_code == 401 and r.json()["error"]["code"] == "UNAUTHENTICATED"
 
 
 async def test_fast_path_requests_are_counted_under_the_route(client, admin_key) -> None:

@@ -75,7 +75,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        incoming = _header(scope, b"x-request-id")
+        incoming = request_header(scope, b"x-request-id")
         request_id = incoming if incoming and _VALID_ID.match(incoming) else os.urandom(16).hex()
         token = REQUEST_ID.set(request_id)
         structlog.contextvars.clear_contextvars()
@@ -97,7 +97,7 @@ class RequestContextMiddleware:
 
         try:
             limit = body_limit(scope.get("path", ""), self.max_body_bytes or 0)
-            declared = _header(scope, b"content-length")
+            declared = request_header(scope, b"content-length")
             if limit and declared and declared.isdigit() and int(declared) > limit:
                 await _too_large(scope, limit)(scope, receive, send_wrapper)
             else:
@@ -160,7 +160,8 @@ def _limited(receive: Receive, limit: int) -> Receive:
     return receive_limited
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
+def request_header(scope: Scope, name: bytes) -> str | None:
+    """The first value of header ``name`` (lower-case bytes), or None."""
     for key, value in scope.get("headers", []):
         if key == name:
             try:

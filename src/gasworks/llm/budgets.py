@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.apimodel import ApiModel
 from gasworks.db.engine import Database
+from gasworks.db.paging import ALL, Page
 from gasworks.db.types import money_to_units, new_id, utcnow
 from gasworks.errors import NotFound, ValidationFailed
 from gasworks.llm import budget_store as store
@@ -460,8 +461,10 @@ async def list_budgets(
     now: datetime | None = None,
     api_key_id: str | None = None,
     budget_id: str | None = None,
+    page: Page = ALL,
 ) -> list[BudgetOut]:
-    """The tenant's limits with the current period's spend and reservations."""
+    """The tenant's limits with the current period's spend and reservations (one page of
+    them, paged in SQL: the spend is read per budget of the page only)."""
     ctx.require(Role.VIEWER)
     when = now or utcnow()
     q = select(BudgetRow).where(BudgetRow.tenant_id == ctx.tenant_id)
@@ -469,7 +472,8 @@ async def list_budgets(
         q = q.where(BudgetRow.api_key_id == api_key_id)
     if budget_id is not None:
         q = q.where(BudgetRow.id == budget_id)
-    rows = (await session.execute(q.order_by(BudgetRow.api_key_id, BudgetRow.period))).scalars()
+    q = q.order_by(BudgetRow.api_key_id, BudgetRow.period, BudgetRow.id)
+    rows = (await session.execute(page.apply(q))).scalars()
     out = []
     for r in rows:
         start = period_start(r.period, when)

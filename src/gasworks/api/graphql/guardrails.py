@@ -138,8 +138,8 @@ class GuardrailsQuery:
         page = checked_page(limit, offset)
         await flush_ledger(info.context.runtime)
         async with info.context.runtime.db.session() as s:
-            items = await list_budgets(s, info.context.ctx)
-        return [BudgetType.of(b) for b in page.window(items)]
+            items = await list_budgets(s, info.context.ctx, page=page)
+        return [BudgetType.of(b) for b in items]
 
     @strawberry.field
     async def usage(

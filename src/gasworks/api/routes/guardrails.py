@@ -65,7 +65,7 @@ async def get_budgets(
     api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,
 ) -> list[BudgetOut]:
     await flush_ledger(rt)
-    return page.window(await list_budgets(session, ctx, api_key_id=api_key_id))
+    return await list_budgets(session, ctx, api_key_id=api_key_id, page=page)
 
 
 @router.put(

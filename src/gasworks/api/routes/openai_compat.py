@@ -144,8 +144,8 @@ class ChatCompletionStream(EventStreamResponse):
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
         )
         render, chunks = self.renderer.chunk, self.chunks
-        out, failed = render(self.first), False
         try:
+            out, failed = render(self.first), False
             while True:
                 await send({"type": "http.response.body", "body": out.encode(), "more_body": True})
                 if failed:
