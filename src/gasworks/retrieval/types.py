@@ -1,0 +1,194 @@
+"""The contract between retrieval, the documents pipeline and the workflow nodes.
+
+Three roles meet here:
+
+* ``Embedder`` -- ``Gateway.embed``: an embedding call that goes through the same registry,
+  breakers, budgets (reserve, then settle) and ledger as chat.
+* ``VectorIndex`` -- where vectors live (the embedded on-disk index, pgvector; later Pinecone or
+  Qdrant). Every call is scoped by tenant and by *space* (one embedding model at one
+  dimension: vectors of different spaces never meet). A search is always restricted to an
+  explicit set of *source ids* that the server computed from what the caller may see; an empty
+  set finds nothing, it never means "no filter".
+* ``ChunkStore`` -- the text, citations and keyword index of every chunk (a database table
+  owned by retrieval), so keyword and hybrid search and citations work on every backend.
+
+A *source* is one generation of one document (``source_id(document_id, generation)``) or one
+VectorWrite target; re-ingesting a document writes a new source and switches to it in one step,
+so a search never sees a half-indexed document.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from gasworks.llm.types import CallScope
+
+EmbedPurpose = Literal["document", "query"]
+SearchMode = Literal["vector", "keyword", "hybrid"]
+
+
+def source_id(document_id: str, generation: int) -> str:
+    """The source id of one generation of one document."""
+    return f"{document_id}@{generation}"
+
+
+@dataclass(slots=True, frozen=True)
+class Space:
+    """One vector space: an embedding model at one dimension."""
+
+    model: str
+    dimensions: int
+
+    @property
+    def key(self) -> str:
+        """A stable, filesystem- and SQL-safe name for the space."""
+        safe = "".join(c if c.isalnum() else "_" for c in self.model)
+        return f"{safe}_{self.dimensions}"
+
+
+@dataclass(slots=True)
+class EmbedRequest:
+    #: registry id; ``None`` means the deployment's default embedding model
+    model: str | None
+    inputs: list[str]
+    #: reduced dimensions where the model supports it (text-embedding-3, Titan v2)
+    dimensions: int | None = None
+    #: some models embed queries and passages differently
+    purpose: EmbedPurpose = "document"
+    #: the most this one call may cost (COST_LIMIT_EXCEEDED before the call)
+    cost_limit: Decimal | None = None
+    #: what the call served, recorded on the ledger row (``{"documentId": ..}``, ``{"runId": ..}``)
+    served: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    model: str
+    provider: str
+    #: one vector per input, in input order, each of ``dimensions`` floats (L2-normalised
+    #: where the model's registry entry says so)
+    vectors: list[list[float]]
+    dimensions: int
+    input_tokens: int
+    cost: Decimal = Decimal(0)
+    latency_ms: float = 0.0
+
+    @property
+    def space(self) -> Space:
+        return Space(self.model, self.dimensions)
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    async def embed(self, scope: CallScope, req: EmbedRequest) -> EmbedResult: ...
+
+
+@dataclass(slots=True, frozen=True)
+class VectorRecord:
+    chunk_id: str
+    source_id: str
+    vector: Sequence[float]
+
+
+@dataclass(slots=True, frozen=True)
+class VectorMatch:
+    chunk_id: str
+    source_id: str
+    #: cosine similarity in [-1, 1], higher is closer
+    score: float
+
+
+@runtime_checkable
+class VectorIndex(Protocol):
+    """Vectors by tenant and space. Implementations are safe for concurrent use.
+
+    * ``upsert`` is idempotent by ``chunk_id`` (the same id twice is one vector);
+    * ``search`` returns at most ``k`` matches among ``allowed_sources`` only, best first, and
+      ``min(k, vectors in allowed_sources)`` of them however selective the filter is;
+      ``allowed_sources`` empty returns ``[]``;
+    * ``delete_sources`` removes every vector of those sources and returns how many;
+    * everything written survives a process restart.
+    """
+
+    async def upsert(self, tenant_id: str, space: Space, records: Sequence[VectorRecord]) -> None:
+        ...
+
+    async def search(
+        self,
+        tenant_id: str,
+        space: Space,
+        query: Sequence[float],
+        *,
+        allowed_sources: Collection[str],
+        k: int,
+    ) -> list[VectorMatch]: ...
+
+    async def delete_sources(self, tenant_id: str, source_ids: Collection[str]) -> int: ...
+
+    async def delete_tenant(self, tenant_id: str) -> int: ...
+
+    def sources(self, tenant_id: str) -> AsyncIterator[str]:
+        """Every source id that has at least one vector (for the reconciler)."""
+        ...
+
+    async def count(self, tenant_id: str, source_ids: Collection[str] | None = None) -> int: ...
+
+
+@dataclass(slots=True)
+class Chunk:
+    """A piece of text to index, with what a citation needs."""
+
+    chunk_id: str
+    source_id: str
+    document_id: str
+    ordinal: int
+    text: str
+    page: int | None = None
+    start: int | None = None
+    end: int | None = None
+    heading: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Citation:
+    document_id: str
+    document_name: str | None
+    chunk_id: str
+    page: int | None = None
+    start: int | None = None
+    end: int | None = None
+    heading: str | None = None
+
+
+@dataclass(slots=True)
+class SearchHit:
+    text: str
+    score: float
+    citation: Citation
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class SourceWriter(Protocol):
+    """What the documents pipeline (indexing stage) and the VectorWrite node call.
+
+    ``write_source`` stores the chunks' text and citations (``ChunkStore``) and their vectors
+    (``VectorIndex``); it is idempotent (same chunk ids, same result), so a retried or
+    duplicated stage never creates duplicates. Which source of a document is *active* is the
+    documents domain's state (switched in one transaction after the new source is complete);
+    ``delete_sources`` removes chunks and vectors of old or deleted sources.
+    """
+
+    async def write_source(
+        self,
+        tenant_id: str,
+        space: Space,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+    ) -> None: ...
+
+    async def delete_sources(self, tenant_id: str, source_ids: Collection[str]) -> int: ...
