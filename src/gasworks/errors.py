@@ -162,9 +162,21 @@ class ConfigurationError(GasworksError):
 
 
 class MissingDependency(ConfigurationError):
-    """An optional extra is needed: the message names it (``pip install 'gasworks[openai]'``)."""
+    """A Python package this deployment needs is not installed: the message gives the exact
+    install command. Not worth a retry (an OpenAI client is told so with ``x-should-retry``)."""
 
     code = "MISSING_DEPENDENCY"
+
+    @classmethod
+    def package(cls, what: str, package: str, extra: str) -> MissingDependency:
+        """``what`` needs ``package``, installed with ``pip install 'gasworks[extra]'``."""
+        install = f"pip install 'gasworks[{extra}]'"
+        return cls(
+            f"{what} needs the Python package {package}, which is not installed here. "
+            f"Install it with: {install} "
+            f"(in a source checkout: .venv/bin/pip install -e '.[{extra}]').",
+            details={"package": package, "extra": extra, "install": install},
+        )
 
 
 # --- models and providers (llm/) ------------------------------------------------------------

@@ -199,7 +199,10 @@ async def test_openai_route_answers_with_the_deployed_prompt(app, client, admin_
             text = done.choices[0].message.content or ""
             assert 'You asked about "Customer: where is my bike"' in text
             meta = (done.model_extra or {})["gasworks"]["prompt"]
-            assert meta["version_id"] == v1 and meta["missing"] == []
+            # camelCase, as everything else on the ``gasworks`` extension
+            assert meta["versionId"] == v1 and meta["missing"] == []
+            assert meta["versionNumber"] == 1 and "contentHash" in meta
+            assert "version_id" not in meta
 
             stream = await oai.chat.completions.create(
                 model="demo", messages=messages, stream=True, extra_body={"prompt_scope": scope}

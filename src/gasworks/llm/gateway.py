@@ -34,7 +34,13 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gasworks.errors import GasworksError, ModelUnavailable, ProviderError
+from gasworks.errors import (
+    GasworksError,
+    ModelUnavailable,
+    ProviderError,
+    ProviderStreamInterrupted,
+    ProviderUnavailable,
+)
 from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
 from gasworks.llm.hooks import CANCELLED, OK, CallHooks, CallOutcome
 from gasworks.llm.metrics import MODEL_CALLS, MODEL_COST, MODEL_TOKENS
@@ -303,10 +309,14 @@ class Gateway:
             await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
             raise exc from None
         except GasworksError as exc:
+            if type(exc) is ProviderStreamInterrupted:
+                # nothing was streamed yet (a refused or reset connection): unavailable, as
+                # the same failure is without streaming
+                exc = ProviderUnavailable(exc.message, details=exc.details)
             _count(model, exc.code)
             await _aclose(agen)
             await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
-            raise
+            raise exc from exc.__cause__
         except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
             await _aclose(agen)
             await self._after(tokens, scope, model, _interrupted(exc, attempt, started))

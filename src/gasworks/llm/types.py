@@ -97,6 +97,8 @@ class ChatResult:
     model: str
     provider: str
     tool_calls: list[dict[str, Any]] | None = None
+    #: the provider's token log probabilities (OpenAI's ``choices[0].logprobs``), when asked
+    logprobs: dict[str, Any] | None = None
     cost: Decimal = Decimal(0)
     latency_ms: float = 0.0
     time_to_first_token_ms: float | None = None
@@ -114,6 +116,8 @@ class StreamChunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    #: log probabilities of this chunk's tokens, when asked (OpenAI's ``choices[0].logprobs``)
+    logprobs: dict[str, Any] | None = None
     #: on the last chunk from the gateway: registry id of the model that answered
     model: str | None = None
     #: on the last chunk from the gateway: exact cost of the call

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from starlette.types import Send
 
@@ -29,7 +29,7 @@ from gasworks.api.openai_wire import (
 )
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
-from gasworks.llm.registry.schema import ModelEntry
+from gasworks.llm.registry.schema import ModelEntry, ModelKind
 from gasworks.llm.runtime import get_gateway, get_registry
 from gasworks.llm.types import CallScope, ChatRequest, StreamChunk
 from gasworks.observability.logging import get_logger
@@ -40,7 +40,9 @@ log = get_logger("gasworks.api.openai")
 
 
 def render_openai_error(exc: GasworksError) -> JSONResponse:
-    headers = {}
+    # the official SDKs read x-should-retry before the status: no retries of what cannot heal
+    # (a missing package, a misconfiguration, an exhausted budget)
+    headers = {"x-should-retry": "true" if exc.retryable else "false"}
     retry_after = exc.details.get("retryAfterSeconds")
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, int(retry_after)))
@@ -67,9 +69,15 @@ def _model_card(e: ModelEntry) -> dict[str, Any]:
 
 
 @router.get("/models", summary="Models callable through this gateway")
-async def list_models(ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
+async def list_models(request: Request, ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Every model a route of this server can call: chat models, and embedding models only
+    where ``/v1/embeddings`` is served (``gasworks.kind`` tells them apart)."""
+    embeddings = any(getattr(r, "path", None) == "/v1/embeddings" for r in request.app.routes)
     entries = get_registry(runtime).entries()
-    return {"object": "list", "data": [_model_card(e) for e in entries]}
+    return {
+        "object": "list",
+        "data": [_model_card(e) for e in entries if e.kind is ModelKind.CHAT or embeddings],
+    }
 
 
 @router.get("/models/{model_id:path}", summary="One model")
@@ -91,7 +99,7 @@ async def chat_completions(
     if body.prompt_scope is not None:
         used = await _apply_prompt_scope(runtime, scope, req, body.prompt_scope)
         headers["X-Gasworks-Prompt-Level"] = used["level"]
-        headers["X-Gasworks-Prompt-Version"] = used["version_id"] or "neutral"
+        headers["X-Gasworks-Prompt-Version"] = used["versionId"] or "neutral"
     if not body.stream:
         out = render_completion(await gateway.chat(scope, req))
         if used is not None:
@@ -101,7 +109,7 @@ async def chat_completions(
     # pull the first chunk now: failures before any output get a real HTTP status
     first = await chunks.__anext__()
     model = gateway.registry.resolve(req.model)
-    include_usage = body.stream_options.include_usage if body.stream_options else True
+    include_usage = body.stream_options.include_usage if body.stream_options else False
     renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
     return ChatCompletionStream(renderer, first, chunks, headers)
 
@@ -117,7 +125,7 @@ async def _apply_prompt_scope(
     scope.workflow_id, scope.conversation_id = ps.workflow_id, ps.conversation_id
     resolver = prompt_service(runtime).resolver
     prepared = await apply_prompt(resolver, scope, req, values=ps.variables, strict=ps.strict)
-    return prompt_used(prepared).model_dump(mode="json")
+    return prompt_used(prepared).model_dump(mode="json", by_alias=True)  # camelCase
 
 
 class ChatCompletionStream(EventStreamResponse):
