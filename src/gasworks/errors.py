@@ -154,11 +154,28 @@ class DatabaseUnavailable(GasworksError):
     retryable = True
 
 
+class ServerUnreachable(GasworksError):
+    """The SDK / CLI cannot reach the gasworks server it was pointed at (``--server``,
+    ``GASWORKS_URL``): refused, unresolvable or silent."""
+
+    code = "SERVER_UNREACHABLE"
+    status = 503
+    retryable = True
+
+
 class ConfigurationError(GasworksError):
     """The deployment is misconfigured (settings, files, missing extras)."""
 
     code = "CONFIGURATION_ERROR"
     status = 500
+
+
+class NotInitialized(ConfigurationError):
+    """No gasworks database where this command looks (run ``gasworks init``, or set
+    ``GASWORKS_HOME``); the CLI never creates one implicitly."""
+
+    code = "NOT_INITIALIZED"
+    status = 503
 
 
 class MissingDependency(ConfigurationError):

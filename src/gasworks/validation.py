@@ -46,3 +46,47 @@ def validated(model: type[M], data: Any, *, prefix: Sequence[str] = ()) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_failed(exc.errors(), prefix) from None
+
+
+def syntax_problem(exc: Exception) -> dict[str, Any]:
+    """Where a YAML or JSON parser stopped: ``{"line", "column", "problem"}`` (1-based), from
+    PyYAML's marks or ``json.JSONDecodeError``; ``line``/``column`` are None when unknown."""
+    import json
+
+    import yaml
+
+    if isinstance(exc, json.JSONDecodeError):
+        return {"line": exc.lineno, "column": exc.colno, "problem": exc.msg}
+    if isinstance(exc, yaml.MarkedYAMLError):
+        mark = exc.problem_mark or exc.context_mark
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        if mark is None:
+            return {"line": None, "column": None, "problem": problem}
+        return {"line": mark.line + 1, "column": mark.column + 1, "problem": problem}
+    return {"line": None, "column": None, "problem": str(exc).splitlines()[0] if str(exc) else ""}
+
+
+def where(source: str, problem: Mapping[str, Any]) -> str:
+    """``file.yaml, line 3, column 7: problem``."""
+    at = source
+    if problem["line"]:
+        at += f", line {problem['line']}, column {problem['column']}"
+    return f"{at}: {problem['problem']}"
+
+
+def parse_yaml_or_json(text: str, *, source: str, json_only: bool = False) -> Any:
+    """YAML (a superset of JSON) or, with ``json_only``, strict JSON; a syntax error is
+    ``VALIDATION_FAILED`` naming the line and column."""
+    import json
+
+    import yaml
+
+    try:
+        return json.loads(text) if json_only else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        problem = syntax_problem(exc)
+        kind = "JSON" if json_only else "YAML"
+        raise ValidationFailed(
+            f"{where(source, problem)} (not valid {kind})",
+            details={"file": source, **problem},
+        ) from None

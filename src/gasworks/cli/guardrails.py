@@ -172,9 +172,14 @@ def budgets_set(
     elif out is None:
         console.print("Limit removed.")
     else:
+        limits = [
+            f"cost {out.cost_limit}" if out.cost_limit is not None else "",
+            f"{out.token_limit} tokens" if out.token_limit is not None else "",
+        ]
         console.print(
-            f"Limit set: {out.period.adjective} cost {out.cost_limit}, tokens {out.token_limit} "
-            f"for {'key ' + out.api_key_id if out.api_key_id else 'the tenant'}."
+            f"Limit set: {out.period.adjective} {' and '.join(x for x in limits if x)} "
+            f"for {'key ' + out.api_key_id if out.api_key_id else 'the tenant'}.",
+            highlight=False,
         )
 
 

@@ -14,9 +14,10 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 import yaml
+from pydantic import ValidationError
 
 from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
+from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, esc, run, table
 from gasworks.errors import PromptPointerNotFound, ValidationFailed
 from gasworks.prompts.content import PromptContent
 from gasworks.prompts.schemas import (
@@ -32,6 +33,7 @@ from gasworks.prompts.schemas import (
 )
 from gasworks.prompts.service import PromptService, prompt_service
 from gasworks.tenancy.context import TenantContext
+from gasworks.validation import parse_yaml_or_json, validation_failed
 
 T = TypeVar("T")
 
@@ -100,11 +102,19 @@ def load_prompt_file(path: Path) -> tuple[str, PromptContent, str, dict[str, Any
     model, workflow}``; any other file: its whole text is the system template."""
     text = path.read_text(encoding="utf-8")
     if path.suffix in {".yaml", ".yml", ".json"}:
-        data = yaml.safe_load(text) if path.suffix != ".json" else json.loads(text)
+        data = parse_yaml_or_json(text, source=str(path), json_only=path.suffix == ".json")
         if not isinstance(data, dict):
-            raise ValidationFailed(f"{path} must hold a mapping.", details={"file": str(path)})
+            raise ValidationFailed(
+                f"{path} must hold a mapping (system:, user: or messages:), "
+                f"not {'nothing' if data is None else type(data).__name__}.",
+                details={"file": str(path)},
+            )
         meta = {k: data.pop(k) for k in ("name", "message", "model", "workflow") if k in data}
-        content = PromptContent.model_validate(data)
+        try:
+            content = PromptContent.model_validate(data)
+        except ValidationError as exc:
+            bad = validation_failed(exc.errors())
+            raise ValidationFailed(f"{path}: {bad.message}", details=bad.details) from None
         return str(meta.get("name") or path.stem), content, str(meta.get("message", "")), meta
     return path.stem, PromptContent(system=text), "", {}
 
@@ -439,9 +449,9 @@ def resolve_cmd(
         f"{r.version_id or '(neutral built-in)'}{' (canary)' if r.canary else ''}"
     )
     for m in r.messages:
-        console.print(f"[bold]{m.role}[/]: {m.content}", markup=True, highlight=False)
+        console.print(f"[bold]{m.role}[/]: {esc(m.content)}", highlight=False)
     if r.missing:
-        console.print(f"[yellow]missing variables:[/] {', '.join(r.missing)}")
+        console.print(f"[yellow]missing variables:[/] {esc(', '.join(r.missing))}")
 
 
 @dead_app.command("list")
@@ -566,4 +576,4 @@ def chat_cmd(
         f"{' (estimated)' if out['estimated'] else ''}, cost {out['cost']}[/]"
     )
     if p["missing"]:
-        console.print(f"[yellow]missing variables:[/] {', '.join(p['missing'])}")
+        console.print(f"[yellow]missing variables:[/] {esc(', '.join(p['missing']))}")

@@ -10,7 +10,16 @@ from typing import Annotated, Any
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, emit_json, err_console, run, table
+from gasworks.cli.output import (
+    JsonOpt,
+    console,
+    emit_json,
+    err_console,
+    esc,
+    fail,
+    run,
+    table,
+)
 from gasworks.errors import BadRequest, WorkflowInvalid
 from gasworks.workflows.definition import parse_document
 from gasworks.workflows.schemas import PublishOut, RunIn, RunOut, WorkflowOut
@@ -49,15 +58,19 @@ def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"valid": not issues, "issues": issues})
     elif not issues:
-        console.print(f"[green]✓[/] {file} is a valid workflow.")
+        console.print(f"[green]✓[/] {esc(file)} is a valid workflow.")
     else:
-        table(
-            f"{len(issues)} problem(s) in {file}",
-            ["code", "path", "message"],
-            [(i["code"], i["path"], i["message"]) for i in issues],
-        )
+        _issues_table(file, issues)
     if issues:
         raise typer.Exit(1)
+
+
+def _issues_table(file: Path, issues: list[dict[str, Any]]) -> None:
+    table(
+        f"{len(issues)} problem(s) in {file}",
+        ["code", "path", "message"],
+        [(i["code"], i["path"], i["message"]) for i in issues],
+    )
 
 
 @workflows_app.command("publish")
@@ -65,14 +78,22 @@ def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt =
     """Validate and publish a new immutable version (unchanged documents are not republished)."""
     from gasworks.workflows import service
 
-    async def body() -> PublishOut:
-        doc = _read(file)
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.publish(s, ctx, doc)
+    async def body() -> PublishOut | WorkflowInvalid:
+        try:
+            doc = _read(file)
+            async with runtime() as rt:
+                ctx = await tenant_context(rt, tenant)
+                async with rt.db.session() as s:
+                    return await service.publish(s, ctx, doc)
+        except WorkflowInvalid as exc:
+            return exc
 
     out = run(body, as_json)
+    if isinstance(out, WorkflowInvalid):
+        if as_json or not out.details.get("issues"):
+            fail(out, as_json)
+        _issues_table(file, list(out.details["issues"]))  # as `validate` shows them
+        raise typer.Exit(1)
     if as_json:
         emit_json(out)
     elif out.created:
@@ -190,10 +211,10 @@ def _summary(out: RunOut) -> None:
     path = " → ".join(t["nodeId"] for t in out.node_timings)
     err_console.print(
         f"[dim]run {out.id} · {out.status} · conversation {out.conversation_id} · "
-        f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {path}[/]"
+        f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {esc(path)}[/]"
     )
     if out.error:
-        err_console.print(f"[bold red]{out.error.get('code')}[/]: {out.error.get('message')}")
+        err_console.print(f"[bold red]{out.error.get('code')}[/]: {esc(out.error.get('message'))}")
         raise typer.Exit(1)
 
 

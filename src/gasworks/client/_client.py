@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 
 from gasworks.client._wire import MessagesArg, SSEDecoder, chat_body, parse_completion, to_error
-from gasworks.errors import ConfigurationError
+from gasworks.errors import ConfigurationError, ServerUnreachable
 from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.types import ChatResult, StreamChunk
 
@@ -29,6 +29,46 @@ def _settings(base_url: str | None, api_key: str | None) -> tuple[str, str]:
             details={"setting": "GASWORKS_API_KEY"},
         )
     return url.rstrip("/"), key
+
+
+def _unreachable(request: httpx.Request, exc: httpx.TransportError) -> ServerUnreachable:
+    base = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else "is unreachable"
+    return ServerUnreachable(
+        f"The gasworks server at {base} {what} ({type(exc).__name__}). Is it running? "
+        "Check --server / GASWORKS_URL.",
+        details={"server": base, "error": type(exc).__name__},
+    )
+
+
+class _Transport(httpx.BaseTransport):
+    """Raises ``SERVER_UNREACHABLE`` (a ``gasworks.errors`` class) for a connection failure."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except httpx.TransportError as exc:
+            raise _unreachable(request, exc) from exc
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            raise _unreachable(request, exc) from exc
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def _check(response: httpx.Response) -> None:
@@ -57,7 +97,7 @@ class Gasworks:
             base_url=url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
-            transport=transport,
+            transport=_Transport(transport or httpx.HTTPTransport()),
         )
 
     def chat(
@@ -130,7 +170,7 @@ class AsyncGasworks:
             base_url=url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
-            transport=transport,
+            transport=_AsyncTransport(transport or httpx.AsyncHTTPTransport()),
         )
 
     async def chat(

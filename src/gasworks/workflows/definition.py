@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from gasworks.errors import WorkflowInvalid
+from gasworks.validation import syntax_problem, where
 
 START = "START"
 END = "END"
@@ -80,9 +81,11 @@ def parse_document(text: str | bytes, *, filename: str | None = None) -> dict[st
         else:
             data = yaml.safe_load(text)  # YAML is a superset of JSON
     except (ValueError, yaml.YAMLError) as exc:
+        problem = syntax_problem(exc)
+        issue = _issue("PARSE_ERROR", "", where(f"{filename or 'the document'}", problem))
         raise WorkflowInvalid(
-            "The workflow is neither valid JSON nor valid YAML.",
-            details={"issues": [_issue("PARSE_ERROR", "", str(exc).splitlines()[0])]},
+            f"The workflow is neither valid JSON nor valid YAML: {issue['message']}",
+            details={"issues": [{**issue, "line": problem["line"], "column": problem["column"]}]},
         ) from None
     if not isinstance(data, dict):
         raise WorkflowInvalid(
