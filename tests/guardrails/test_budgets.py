@@ -349,3 +349,31 @@ async def tenant_named(runtime, name: str) -> TenantContext:
 async def all_budgets(runtime, ctx: TenantContext) -> list[BudgetOut]:
     async with runtime.db.session() as s:
         return await list_budgets(s, ctx)
+
+
+async def test_reserved_tokens_are_kept_free_of_the_prompt(runtime) -> None:
+    """A model's ``reserved_tokens`` (tool schemas, system overhead) shrink the prompt budget:
+    a prompt that fits without them is refused with them, or truncated when allowed."""
+    from dataclasses import replace
+
+    from gasworks.errors import ContextWindowExceeded
+    from gasworks.llm.types import ChatRequest, Message
+    from tests.guardrails.fakes import FakeEntry
+
+    g = Guardrails(runtime.db)
+    plain = FakeModel(entry=FakeEntry(context_window=1000))
+    reserved = replace(plain, entry=FakeEntry(context_window=1000, reserved_tokens=300))
+    history = [Message("user" if i % 2 == 0 else "assistant", "word " * 90) for i in range(6)]
+
+    def req(**kw: object) -> ChatRequest:
+        return ChatRequest(
+            model="fake-model", messages=[*history, Message("user", "now?")], max_tokens=100, **kw
+        )
+
+    g.precheck(plain, req())  # ~550 tokens fit 1000 * 0.9 - 100
+    with pytest.raises(ContextWindowExceeded):
+        g.precheck(reserved, req())  # not with 300 kept free
+    fitted = req(truncate=True)
+    check = g.precheck(reserved, fitted)
+    assert fitted.messages[-1].content == "now?" and len(fitted.messages) < len(history) + 1
+    assert check.notes["truncation"]["droppedMessages"] > 0

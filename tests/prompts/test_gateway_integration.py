@@ -231,3 +231,31 @@ async def test_openai_route_answers_with_the_deployed_prompt(app, client, admin_
     assert r.status_code == 200, r.text
     assert r.headers["x-gasworks-prompt-level"] == "neutral"
     assert r.json()["gasworks"]["prompt"]["level"] == "neutral"
+
+
+async def test_prompted_calls_record_their_prompt_version_in_the_ledger(client, admin_key):
+    """Which prompt version answered is on the call's ledger row, and usage reports by it."""
+    h = auth(admin_key)
+    v1 = await _deploy(client, h, "Be brief.", "${inputs.user_prompt}", 0)
+    body = {
+        "model": "demo",
+        "messages": [{"role": "user", "content": "hi"}],
+        "prompt_scope": {"workflow_id": "support"},
+    }
+    r = await client.post("/v1/chat/completions", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/prompts/chat",
+        json={
+            "model": "demo",
+            "workflowId": "support",
+            "variables": {"inputs": {"user_prompt": "x"}},
+        },
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    calls = (await client.get("/api/usage/calls", headers=h)).json()
+    assert [c["promptVersionId"] for c in calls] == [v1, v1]
+    usage = (await client.get("/api/usage", params={"groupBy": "prompt_version"}, headers=h)).json()
+    (row,) = usage["rows"]
+    assert row["group"] == {"prompt_version": v1} and row["requests"] == 2

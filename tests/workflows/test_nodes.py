@@ -225,6 +225,8 @@ async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
         parameters: dict[str, Any]
 
     class Prompt:
+        version_id = "pv_test"
+
         def format(self, values: Any, history: Any) -> Formatted:
             user = values["inputs"]["user_prompt"]
             msgs = [Message("system", "Be brief."), *history, Message("user", user)]
@@ -250,3 +252,4 @@ async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
     assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[0].text() == "Be brief." and sent[-1].text() == "second"
     assert models.calls[-1][0].temperature == 0.1
+    assert models.calls[-1][1].prompt_version_id == "pv_test"  # on the call's ledger row

@@ -279,6 +279,8 @@ def usage_summary(
     rows = [
         [
             *(r.group.get(n) for n in names),
+            r.requests,
+            r.failed_requests,
             r.calls,
             r.failed_calls,
             r.input_tokens,
@@ -292,6 +294,8 @@ def usage_summary(
         [
             "total",
             *[""] * (len(names) - 1),
+            t.requests,
+            t.failed_requests,
             t.calls,
             t.failed_calls,
             t.input_tokens,
@@ -299,7 +303,11 @@ def usage_summary(
             t.cost,
         ]
     )
-    table(f"Usage of {tenant}", [*names, "calls", "failed", "input", "output", "cost"], rows)
+    table(
+        f"Usage of {tenant}",
+        [*names, "requests", "failed", "attempts", "failed attempts", "input", "output", "cost"],
+        rows,
+    )
 
 
 @usage_app.command("calls")

@@ -76,6 +76,7 @@ def _issues_table(file: Path, issues: list[dict[str, Any]]) -> None:
 @workflows_app.command("publish")
 def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
     """Validate and publish a new immutable version (unchanged documents are not republished)."""
+    from gasworks.llm.runtime import get_registry
     from gasworks.workflows import service
 
     async def body() -> PublishOut | WorkflowInvalid:
@@ -84,7 +85,7 @@ def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt =
             async with runtime() as rt:
                 ctx = await tenant_context(rt, tenant)
                 async with rt.db.session() as s:
-                    return await service.publish(s, ctx, doc)
+                    return await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
         except WorkflowInvalid as exc:
             return exc
 

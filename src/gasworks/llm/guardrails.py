@@ -92,6 +92,8 @@ class Outcome(Protocol):
     estimated: bool
     streamed: bool
     error: Any
+    #: 1 for a call's first provider attempt, 2… for the gateway's retries
+    attempt: int
 
 
 def breaker_key(model: GuardedModel) -> str:
@@ -386,4 +388,6 @@ class Guardrails:
             node_id=scope.node_id,
             run_id=scope.run_id,
             error_code=getattr(error, "code", None) if outcome.status != OK else None,
+            attempt=outcome.attempt,
+            prompt_version_id=scope.prompt_version_id,
         )

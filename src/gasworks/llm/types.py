@@ -49,6 +49,8 @@ class CallScope:
     node_id: str | None = None
     run_id: str | None = None
     conversation_id: str | None = None
+    #: the prompt version the request was built from (recorded on its ledger rows)
+    prompt_version_id: str | None = None
 
 
 @dataclass(slots=True)

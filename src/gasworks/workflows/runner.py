@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,7 @@ from gasworks.errors import (
     RunCancelled,
     ValidationFailed,
 )
-from gasworks.workflows.context import Routed, RunContext
+from gasworks.workflows.context import EventSink, Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, describe_error
 from gasworks.workflows.nodes._model import ModelStream
 
@@ -177,7 +178,10 @@ async def execute(
                 output = state[node_id] = result
                 queue.extend(cn.successors)
             timings.append(NodeTiming(node_id, cn.type, (t0 - t_run) * 1000, (t1 - t0) * 1000))
-            if emit is not None:
+            if emit is not None and isinstance(output, ModelStream) and not output.done:
+                # a streamed answer: node.finished once it is complete, with its text and usage
+                output.on_done = _finished_later(emit, node_id, cn.type, t0)
+            elif emit is not None:
                 emit(
                     "node.finished",
                     {
@@ -241,6 +245,23 @@ def _fail(
     timings.append(
         NodeTiming(node_id, cn.type, (t0 - t_run) * 1000, (now - t0) * 1000, "failed", err)
     )
+
+
+def _finished_later(
+    emit: EventSink, node_id: str, node_type: str, t0: float
+) -> Callable[[ModelStream], None]:
+    def done(stream: ModelStream) -> None:
+        emit(
+            "node.finished",
+            {
+                "nodeId": node_id,
+                "type": node_type,
+                "durationMs": round((time.perf_counter() - t0) * 1000, 3),
+                "output": stream.result(),
+            },
+        )
+
+    return done
 
 
 def _preview(value: Any) -> Any:

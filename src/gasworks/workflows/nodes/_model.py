@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
 from gasworks.errors import ConfigurationError
-from gasworks.llm.types import ChatRequest, ChatResult, Message, StreamChunk, Usage
+from gasworks.llm.types import CallScope, ChatRequest, ChatResult, Message, StreamChunk, Usage
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.ports import ModelCaller
 
@@ -35,8 +35,8 @@ def result_dict(r: ChatResult) -> dict[str, Any]:
     }
 
 
-async def chat(rc: RunContext, request: ChatRequest) -> ChatResult:
-    result = await models(rc).chat(rc.scope(), request)
+async def chat(rc: RunContext, request: ChatRequest, scope: CallScope | None = None) -> ChatResult:
+    result = await models(rc).chat(scope or rc.scope(), request)
     rc.add_usage(result.usage.total_tokens, result.cost)
     return result
 
@@ -82,15 +82,25 @@ class ModelStream:
         "finish_reason",
         "model",
         "node_id",
+        "on_done",
+        "prompt_version_id",
         "started",
         "text",
         "usage",
     )
 
     def __init__(
-        self, rc: RunContext, node_id: str, model: str | None, chunks: AsyncIterator[StreamChunk]
+        self,
+        rc: RunContext,
+        node_id: str,
+        model: str | None,
+        chunks: AsyncIterator[StreamChunk],
+        prompt_version_id: str | None = None,
     ) -> None:
         self._rc = rc
+        self.prompt_version_id = prompt_version_id
+        #: called once the answer is complete (the runner's deferred ``node.finished``)
+        self.on_done: Callable[[ModelStream], None] | None = None
         self._chunks = chunks
         self._first: StreamChunk | None = None
         self.node_id = node_id
@@ -144,6 +154,8 @@ class ModelStream:
             self.done = True
             usage = self.usage
             self._rc.add_usage(usage.total_tokens if usage else 0, self.cost)
+            if self.on_done is not None:
+                self.on_done(self)
 
     async def drain(self) -> dict[str, Any]:
         async for _ in self.deltas():
@@ -162,4 +174,5 @@ class ModelStream:
             "finishReason": self.finish_reason,
             "usage": {"inputTokens": u.input_tokens, "outputTokens": u.output_tokens},
             "cost": str(self.cost),
+            "promptVersionId": self.prompt_version_id,
         }

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from gasworks.llm.types import ChatRequest, Message
 from gasworks.workflows.context import RunContext
@@ -23,7 +23,12 @@ from gasworks.workflows.templating import Template
 
 
 class ModelInvokeConfig(NodeConfig):
-    model: str | None = Field(default=None, description="Registry id; default model if unset.")
+    model: str | None = Field(
+        default=None,
+        # the original system's spelling, so its definitions run unchanged
+        validation_alias=AliasChoices("model", "modelId", "model_id"),
+        description="Registry id; default model if unset (also accepted as modelId).",
+    )
     input: str = Field(
         default="${input.message}", description="Template of the user message (state paths)."
     )
@@ -84,11 +89,17 @@ class ModelInvokeNode(BaseNode):
             cost_limit=cfg.cost_limit,
             extra={k: v for k, v in p.items() if k not in _KNOWN} if p else {},
         )
+        scope = rc.scope()
+        scope.prompt_version_id = prompt.version_id  # on the call's ledger rows
         if cfg.stream:
-            stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(rc.scope(), request))
+            stream = ModelStream(
+                rc, self.id, cfg.model, models(rc).stream(scope, request), prompt.version_id
+            )
             rc.streams.append(stream)
             return await stream.open()
-        return result_dict(await chat(rc, request))
+        out = result_dict(await chat(rc, request, scope))
+        out["promptVersionId"] = prompt.version_id
+        return out
 
 
 #: prompt parameters that map onto ChatRequest fields; others go to ``extra`` untouched
