@@ -20,7 +20,6 @@ from pathlib import Path
 from gasworks.blobs.types import check_key
 from gasworks.errors import BlobNotFound, BlobStoreUnavailable
 
-
 #: a temporary file this old belongs to a write that will never finish
 STALE_TMP_SECONDS = 3600.0
 _TMP = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
