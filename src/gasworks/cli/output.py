@@ -71,17 +71,24 @@ def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> 
     whole at any terminal width (the other columns wrap instead): ids must stay copyable."""
     cells = [["" if v is None else str(v) for v in r] for r in rows]
     t = Table(title=esc(title))
+    needed = 1
     for i, c in enumerate(columns):
         values = [r[i] for r in cells if i < len(r)]
         widest = max([len(c), *(len(v) for v in values)])
-        single_words = all(" " not in v and len(v) <= 12 for v in values)
-        if c in _ID_COLUMNS or single_words or any(_ID.match(v) for v in values):
+        if c in _ID_COLUMNS or any(_ID.match(v) for v in values):
             t.add_column(esc(c), no_wrap=True, min_width=widest)
-        else:
-            t.add_column(esc(c), overflow="fold")
+            needed += widest + 3
+        else:  # wraps between words; a single token (a time, a path) stays whole
+            tokens = all(" " not in v for v in values) and widest <= 32
+            least = widest if tokens else min(widest, max(len(c), 12))
+            t.add_column(esc(c), overflow="fold", min_width=least)
+            needed += least + 3
     for r in cells:
         t.add_row(*[esc(v) for v in r])
-    console.print(t)
+    if needed <= console.width:
+        console.print(t)
+    else:  # wider than the terminal rather than an id cut: the terminal wraps its lines
+        Console(width=needed, soft_wrap=True).print(t)
 
 
 def fail(exc: GasworksError, as_json: bool) -> NoReturn:

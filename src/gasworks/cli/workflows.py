@@ -197,6 +197,7 @@ def run_cmd(
     if stream:
         if not as_json:
             sys.stdout.write("\n")
+            sys.stdout.flush()
             _summary(out)
         return
     if as_json:
