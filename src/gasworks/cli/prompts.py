@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, esc, run, table
-from gasworks.errors import PromptPointerNotFound, ValidationFailed
+from gasworks.errors import PromptPointerNotFound, PromptVersionNotFound, ValidationFailed
 from gasworks.prompts.content import PromptContent
 from gasworks.prompts.schemas import (
     CanaryDecision,
@@ -357,11 +357,20 @@ def versions_cmd(
 
 
 @prompts_app.command("show")
-def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+def show_cmd(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="A prompt name (its newest version), name@N (version N) or a version id (pv_…)."
+        ),
+    ],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """One version with its content (hash verified)."""
 
     async def body(svc: PromptService, ctx: TenantContext) -> Any:
-        return await svc.get_version(ctx, version_id)
+        return await svc.get_version(ctx, await _version_id(svc, ctx, ref))
 
     v = run(lambda: _with(tenant, body), as_json)
     if as_json:
@@ -369,6 +378,22 @@ def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False
         return
     console.print(f"[bold]{v.name} v{v.number}[/] {v.id} sha256 {v.content_hash}")
     console.print(yaml.safe_dump(v.content.canonical_dict(), sort_keys=False, allow_unicode=True))
+
+
+async def _version_id(svc: PromptService, ctx: TenantContext, ref: str) -> str:
+    """``pv_…`` as it is; ``name`` → its newest version; ``name@N`` → its version N."""
+    if ref.startswith("pv_"):
+        return ref
+    name, _, number = ref.partition("@")
+    found = await svc.list_versions(ctx, name=name, include_archived=True)
+    if number:
+        found = [v for v in found if str(v.number) == number]
+    if not found:
+        raise PromptVersionNotFound(
+            f"No prompt version '{ref}'. List them with `gasworks prompts versions`.",
+            details={"ref": ref},
+        )
+    return max(found, key=lambda v: v.number).id
 
 
 @prompts_app.command("archive")

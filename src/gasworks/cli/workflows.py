@@ -22,7 +22,14 @@ from gasworks.cli.output import (
 )
 from gasworks.errors import BadRequest, WorkflowInvalid
 from gasworks.workflows.definition import parse_document
-from gasworks.workflows.schemas import PublishOut, RunIn, RunOut, WorkflowOut
+from gasworks.workflows.schemas import (
+    PublishOut,
+    RunIn,
+    RunOut,
+    ShareIn,
+    ShareOut,
+    WorkflowOut,
+)
 
 workflows_app = typer.Typer(help="Workflows: validate, publish, run, graph.", no_args_is_help=True)
 demo_app = typer.Typer(help="The shipped demo workflows.", no_args_is_help=True)
@@ -74,8 +81,23 @@ def _issues_table(file: Path, issues: list[dict[str, Any]]) -> None:
 
 
 @workflows_app.command("publish")
-def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
-    """Validate and publish a new immutable version (unchanged documents are not republished)."""
+def publish_cmd(
+    file: FileArg,
+    tenant: TenantOpt = "default",
+    private: Annotated[
+        bool,
+        typer.Option(
+            "--private",
+            help="Do not share it with the whole tenant (by default every key of the tenant "
+            "may run what the operator publishes).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate and publish a new immutable version (unchanged documents are not republished).
+
+    The CLI acts as the operator: the workflow is shared with the whole tenant unless
+    --private; `gasworks workflows share` shares it with a role or a user instead."""
     from gasworks.llm.runtime import get_registry
     from gasworks.workflows import service
 
@@ -85,7 +107,10 @@ def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt =
             async with runtime() as rt:
                 ctx = await tenant_context(rt, tenant)
                 async with rt.db.session() as s:
-                    return await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
+                    out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
+                    if not private:
+                        await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
+                    return out
         except WorkflowInvalid as exc:
             return exc
 
@@ -103,6 +128,39 @@ def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt =
         console.print(
             f"[bold]{out.workflow.slug}[/] version {out.version.version} already has this content."
         )
+
+
+@workflows_app.command("share")
+def share_cmd(
+    workflow: Annotated[str, typer.Argument(help="Workflow id.")],
+    tenant: TenantOpt = "default",
+    role: Annotated[
+        str | None, typer.Option(help="Share with every principal of this role and above.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Share with this principal id (prn_…).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Let others of the tenant run a workflow: the whole tenant (default), a role or a user."""
+    from gasworks.workflows import service
+
+    if role and user:
+        raise BadRequest("Give --role or --user, not both.", details={"role": role, "user": user})
+    data = ShareIn(
+        kind="role" if role else "user" if user else "tenant", subject=role or user or None
+    )
+
+    async def body() -> ShareOut:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await service.share(s, ctx, workflow, data)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    who = "the whole tenant" if out.kind == "tenant" else f"{out.kind} {out.subject}"
+    console.print(f"[bold]{esc(workflow)}[/] is shared with {esc(who)}.", highlight=False)
 
 
 @workflows_app.command("list")
