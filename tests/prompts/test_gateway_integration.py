@@ -259,3 +259,23 @@ async def test_prompted_calls_record_their_prompt_version_in_the_ledger(client, 
     usage = (await client.get("/api/usage", params={"groupBy": "prompt_version"}, headers=h)).json()
     (row,) = usage["rows"]
     assert row["group"] == {"prompt_version": v1} and row["requests"] == 2
+
+
+async def test_prompted_chat_fits_a_long_conversation_by_default(client, admin_key):
+    """A history longer than the model's context window is truncated (oldest first, the
+    current input kept), unless the request says ``truncate: false``."""
+    h = auth(admin_key)
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "word " * 900}
+        for i in range(12)
+    ]  # ~11,000 tokens: more than the demo model's 8,192
+    body = {
+        "model": "demo",
+        "history": history,
+        "variables": {"inputs": {"user_prompt": "and now?"}},
+    }
+    r = await client.post("/api/prompts/chat", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert 'You asked about "and now?"' in r.json()["text"]
+    r = await client.post("/api/prompts/chat", json={**body, "truncate": False}, headers=h)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "CONTEXT_WINDOW_EXCEEDED"

@@ -40,6 +40,12 @@ class ModelInvokeConfig(NodeConfig):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     json_mode: bool = False
     cost_limit: Decimal | None = Field(default=None, ge=0)
+    truncate: bool = Field(
+        default=True,
+        description="Fit a conversation too long for the model's context window before the "
+        "call (drop the oldest memory first, shorten the system prompt last, keep the current "
+        "input) instead of failing with CONTEXT_WINDOW_EXCEEDED.",
+    )
 
 
 class ModelInvokeNode(BaseNode):
@@ -87,6 +93,7 @@ class ModelInvokeNode(BaseNode):
             stop=p.get("stop"),
             response_format={"type": "json_object"} if cfg.json_mode else None,
             cost_limit=cfg.cost_limit,
+            truncate=cfg.truncate,
             extra={k: v for k, v in p.items() if k not in _KNOWN} if p else {},
         )
         scope = rc.scope()
