@@ -50,6 +50,7 @@ from gasworks.llm.registry.registry import ModelRegistry
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.llm.types import CallScope, ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
 from gasworks.observability.logging import get_logger
+from gasworks.observability.tracing import span
 
 T = TypeVar("T")
 log = get_logger("gasworks.llm.gateway")
@@ -263,7 +264,15 @@ class Gateway:
         tokens = await self._before(scope, model, req, attempt) if self.hooks else None
         started = time.perf_counter()
         try:
-            result = await provider.chat(model, req, self._timeout(model))
+            with span(
+                "gasworks.provider_call",
+                modelId=model.id,
+                provider=model.provider,
+                requestId=scope.request_id,
+                workflowId=scope.workflow_id,
+                attempt=attempt,
+            ):
+                result = await provider.chat(model, req, self._timeout(model))
         except GasworksError as exc:
             _count(model, exc.code)
             if tokens:
@@ -300,7 +309,17 @@ class Gateway:
         started = time.perf_counter()
         agen = provider.stream(model, req, self._timeout(model)).__aiter__()
         try:
-            first = await agen.__anext__()
+            # the span covers the attempt up to its first chunk (what is retried)
+            with span(
+                "gasworks.provider_call",
+                modelId=model.id,
+                provider=model.provider,
+                requestId=scope.request_id,
+                workflowId=scope.workflow_id,
+                attempt=attempt,
+                streamed=True,
+            ):
+                first = await agen.__anext__()
         except StopAsyncIteration:
             exc: GasworksError = ProviderError(
                 f"{model.provider} ended the stream without any data.",

@@ -36,6 +36,7 @@ from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import PromptIntegrityError
 from gasworks.llm.types import Message
+from gasworks.observability import tracing
 from gasworks.observability.logging import get_logger
 from gasworks.observability.metrics import REGISTRY
 from gasworks.prompts.cache import Key, ScopeCache
@@ -233,6 +234,17 @@ class Resolver:
         """The prompt for this call. Never raises."""
         m = normalize_model_id(model) if model else self.default_model
         key = (tenant_id, workflow_id or "", m)
+        if tracing.recording():
+            with tracing.span(
+                "gasworks.prompt_resolve", tenantId=tenant_id, workflowId=workflow_id, modelId=m
+            ) as current:
+                prompt = await self._resolve(key, conversation_id)
+                current.set_attribute("gasworks.level", prompt.level)
+                current.set_attribute("gasworks.promptVersionId", prompt.version_id or "neutral")
+                return prompt
+        return await self._resolve(key, conversation_id)
+
+    async def _resolve(self, key: Key, conversation_id: str | None) -> ResolvedPrompt:
         hit = self.cache.get(key)
         if hit is not None:
             return hit.pick(conversation_id)

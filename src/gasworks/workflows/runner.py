@@ -26,6 +26,7 @@ from gasworks.errors import (
     RunCancelled,
     ValidationFailed,
 )
+from gasworks.observability import tracing
 from gasworks.workflows.context import EventSink, Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, describe_error
 from gasworks.workflows.nodes._model import ModelStream
@@ -168,7 +169,18 @@ async def execute(
             if emit is not None:
                 emit("node.started", {"nodeId": node_id, "type": cn.type, "step": steps})
             t0 = time.perf_counter()
-            result = await cn.invoke(state, rc)
+            if tracing.recording():
+                with tracing.span(
+                    "gasworks.workflow_node",
+                    workflowId=rc.workflow_id,
+                    nodeId=node_id,
+                    nodeType=cn.type,
+                    runId=rc.run_id,
+                    requestId=rc.request_id,
+                ):
+                    result = await cn.invoke(state, rc)
+            else:
+                result = await cn.invoke(state, rc)
             t1 = time.perf_counter()
             if type(result) is Routed:
                 output = state[node_id] = result.value
