@@ -319,3 +319,19 @@ def test_publish_of_an_invalid_file_shows_the_validate_table(cli, tmp_path):
     assert "{" not in published.stderr
     err = cli("workflows", "publish", str(path), "--json", code=1)["error"]
     assert err["code"] == "WORKFLOW_INVALID"
+
+
+def test_long_operations_show_progress_on_a_terminal_only(monkeypatch):
+    import io
+
+    from rich.console import Console
+    from rich.status import Status
+
+    from gasworks.cli import output
+
+    tty = Console(file=io.StringIO(), force_terminal=True)
+    monkeypatch.setattr(output, "err_console", tty)
+    assert isinstance(output.progress("Upgrading…", False), Status)
+    assert not isinstance(output.progress("Upgrading…", True), Status)  # --json: nothing
+    monkeypatch.setattr(output, "err_console", Console(file=io.StringIO()))  # a pipe
+    assert not isinstance(output.progress("Upgrading…", False), Status)

@@ -8,7 +8,7 @@ import typer
 
 from gasworks.blobs import open_blob_store, rotate_master_key
 from gasworks.blobs.keys import retire_unused_keys
-from gasworks.cli.output import JsonOpt, console, emit_json, run
+from gasworks.cli.output import JsonOpt, console, emit_json, progress, run
 from gasworks.settings import Settings
 
 blobs_app = typer.Typer(help="Blob store and its encryption keys.", no_args_is_help=True)
@@ -49,7 +49,8 @@ def rotate_key(as_json: JsonOpt = False) -> None:
         old, _new = rotate_master_key(settings)
         return {"previousKeyId": old, **(await _rewrap(settings, retire=False))}
 
-    out = run(body, as_json)
+    with progress("Rotating the master key and re-wrapping every data key…", as_json):
+        out = run(body, as_json)
     emit_json(out) if as_json else _print(out)
 
 
@@ -60,5 +61,6 @@ def rewrap(
 ) -> None:
     """Re-wrap every data key under the current master key (idempotent, resumable)."""
     settings = Settings()
-    out = run(lambda: _rewrap(settings, retire), as_json)
+    with progress("Re-wrapping every data key…", as_json):
+        out = run(lambda: _rewrap(settings, retire), as_json)
     emit_json(out) if as_json else _print(out)

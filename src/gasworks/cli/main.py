@@ -16,6 +16,7 @@ from gasworks.cli.output import (
     esc,
     fail,
     plain,
+    progress,
     run,
 )
 from gasworks.settings import Settings
@@ -115,7 +116,8 @@ def serve(
         finally:
             await rt.stop()
 
-    dialect, initialized = run(prepare, as_json)
+    with progress("Preparing the database (migrations)…", as_json):
+        dialect, initialized = run(prepare, as_json)
     url = f"http://{bind_host}:{bind_port}"
     if as_json:
         emit_json({"url": url, "database": dialect, "workers": n, "initialized": initialized})
@@ -158,7 +160,8 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
         finally:
             await db.dispose()
 
-    out = run(body, as_json)
+    with progress("Upgrading the database schema…", as_json):
+        out = run(body, as_json)
     if as_json:
         emit_json(out)
     else:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import sys
 from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
+from contextlib import AbstractContextManager
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
@@ -145,6 +147,14 @@ class GasworksGroup(TyperGroup):
             fail(validation_failed(exc.errors()), as_json)
         except Exception as exc:
             crash(exc, as_json)
+
+
+def progress(message: str, as_json: bool) -> AbstractContextManager[Any]:
+    """A spinner with ``message`` on stderr while a long operation runs (migrations, installs,
+    re-wrapping every blob), in a terminal only: never under --json, never into a pipe."""
+    if as_json or not err_console.is_terminal:
+        return contextlib.nullcontext()
+    return err_console.status(esc(message), spinner="dots")
 
 
 def run(coro_fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool) -> T:

@@ -17,6 +17,7 @@ from gasworks.cli.output import (
     err_console,
     esc,
     fail,
+    progress,
     run,
     table,
 )
@@ -320,7 +321,8 @@ def demo_install(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> Non
             async with rt.db.session() as s:
                 return await install_demos(s, ctx)
 
-    out = run(body, as_json)
+    with progress("Publishing the demo workflows…", as_json):
+        out = run(body, as_json)
     if as_json:
         emit_json(out)
         return
