@@ -141,3 +141,37 @@ def test_cli_through_a_server(cli_env, tmp_path, monkeypatch) -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+async def test_workflow_runs_through_a_server_with_the_sdk_and_the_cli(
+    app, admin_key, runtime
+) -> None:
+    """`gasworks workflows run --server … --api-key …` runs on the server as the key's
+    tenant, streamed or not, with nothing local."""
+    from gasworks.tenancy import service as tenancy
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.workflows.demos import install_demos
+
+    async with runtime.db.session() as s:
+        tenant = await tenancy.find_tenant_by_name(s, "default")
+        await install_demos(s, TenantContext.system(tenant.id, "default"))
+    env = {"GASWORKS_HOME": "/nonexistent/gasworks-home"}  # nothing local is opened
+    async with serve(app) as url:
+        async with AsyncGasworks(url, admin_key) as gw:
+            out = await gw.run_workflow("demo-support", {"message": "hello"})
+            assert out["status"] == "succeeded" and out["output"].startswith("Hello!")
+        args = ["workflows", "run", "demo-chatbot", "-i", "message=hi", "--server", url]
+        args += ["--api-key", admin_key]
+
+        def cli(*extra: str):
+            return CliRunner().invoke(cli_app, [*args, *extra], env=env)
+
+        plain = await asyncio.to_thread(cli, "--json")
+        assert plain.exit_code == 0, plain.output
+        assert json.loads(plain.stdout)["output"].startswith("[demo]")
+        streamed = await asyncio.to_thread(cli, "--stream")
+        assert streamed.exit_code == 0, streamed.output
+        assert streamed.stdout.startswith("[demo]") and "succeeded" in streamed.stderr
+        events = await asyncio.to_thread(cli, "--stream", "--json")
+        kinds = [json.loads(line)["event"] for line in events.stdout.splitlines()]
+        assert kinds[0] == "run.started" and kinds[-1] == "run.finished" and "chunk" in kinds

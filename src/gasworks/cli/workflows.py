@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import (
     JsonOpt,
     console,
@@ -21,7 +22,7 @@ from gasworks.cli.output import (
     run,
     table,
 )
-from gasworks.errors import BadRequest, WorkflowInvalid
+from gasworks.errors import BadRequest, ServerUnreachable, WorkflowInvalid
 from gasworks.workflows.definition import parse_document
 from gasworks.workflows.schemas import (
     PublishOut,
@@ -226,13 +227,52 @@ def run_cmd(
     version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print chunks as they arrive.")] = False,
     tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a workflow. With --stream the answer is printed as it is generated (with --json:
-    one JSON event per line)."""
+    one JSON event per line). With --server (GASWORKS_URL) it runs on that server as the
+    key's tenant (--tenant is the local operator's)."""
     from gasworks.workflows import workflow_engine
 
+    def show(seq: int, kind: str, ev: dict[str, Any]) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps({"id": seq, "event": kind, "data": ev}) + "\n")
+            sys.stdout.flush()
+        elif kind == "chunk":
+            sys.stdout.write(ev["chunk"])
+            sys.stdout.flush()
+
+    async def remote(url: str) -> RunOut:
+        from gasworks.client import AsyncGasworks
+
+        inputs = _inputs(input or [])
+        async with AsyncGasworks(url, api_key) as gw:
+            if not stream:
+                return RunOut.model_validate(
+                    await gw.run_workflow(
+                        workflow, inputs, conversation_id=conversation, version=version
+                    )
+                )
+            final: dict[str, Any] | None = None
+            events = gw.stream_workflow(
+                workflow, inputs, conversation_id=conversation, version=version
+            )
+            async for seq, kind, ev in events:
+                show(seq, kind, ev)
+                if kind == "run.finished":
+                    final = ev
+            if final is None:
+                raise ServerUnreachable(
+                    "The server ended the run's event stream before run.finished.",
+                    details={"server": url},
+                )
+            return RunOut.model_validate(final)
+
     async def body() -> RunOut:
+        if server:
+            return await remote(server)
         data = RunIn(
             input=_inputs(input or []), conversation_id=conversation, version=version, stream=stream
         )
@@ -243,12 +283,7 @@ def run_cmd(
                 return await eng.run(ctx, workflow, data)
             live = await eng.start(ctx, workflow, data)
             async for seq, kind, ev in live.follow(0):
-                if as_json:
-                    sys.stdout.write(json.dumps({"id": seq, "event": kind, "data": ev}) + "\n")
-                    sys.stdout.flush()
-                elif kind == "chunk":
-                    sys.stdout.write(ev["chunk"])
-                    sys.stdout.flush()
+                show(seq, kind, ev)
             assert live.result is not None
             return live.result
 

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Iterator
 from types import TracebackType
@@ -214,6 +215,50 @@ class AsyncGasworks:
         _check(r)
         return ModelEntry.model_validate(_entry(r.json()))
 
+    async def run_workflow(
+        self,
+        workflow: str,
+        inputs: dict[str, Any],
+        *,
+        conversation_id: str | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """Run a workflow to its end; the run (``POST /api/workflows/{id}/runs``)."""
+        body = _run_body(inputs, conversation_id, version, stream=False)
+        r = await self._http.post(f"/api/workflows/{workflow}/runs", json=body)
+        _check(r)
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def stream_workflow(
+        self,
+        workflow: str,
+        inputs: dict[str, Any],
+        *,
+        conversation_id: str | None = None,
+        version: int | None = None,
+    ) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
+        """A run's events as they happen: ``(id, event, data)``; the last is ``run.finished``."""
+        body = _run_body(inputs, conversation_id, version, stream=True)
+        async with self._http.stream("POST", f"/api/workflows/{workflow}/runs", json=body) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                _check(r)
+            event: dict[str, str] = {}
+            async for line in r.aiter_lines():
+                if line:
+                    field, _, value = line.partition(":")
+                    event[field] = value.removeprefix(" ")
+                elif "data" in event:
+                    yield (
+                        int(event.get("id") or 0),
+                        event.get("event", ""),
+                        json.loads(event["data"]),
+                    )
+                    event = {}
+                else:
+                    event = {}
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -224,6 +269,17 @@ class AsyncGasworks:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _run_body(
+    inputs: dict[str, Any], conversation_id: str | None, version: int | None, *, stream: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": inputs, "stream": stream}
+    if conversation_id is not None:
+        body["conversationId"] = conversation_id
+    if version is not None:
+        body["version"] = version
+    return body
 
 
 def _entry(data: dict[str, Any]) -> dict[str, Any]:
