@@ -283,9 +283,7 @@ async def test_app_start_freezes_startup_objects_once(runtime, monkeypatch):
         assert gc.get_freeze_count() <= frozen  # once per process: the new app stays unfrozen
 
 
-async def test_provider_calls_workflow_nodes_and_prompt_resolution_have_spans(
-    runtime, admin_key
-):
+async def test_provider_calls_workflow_nodes_and_prompt_resolution_have_spans(runtime, admin_key):
     """Spans of gasworks' own work under the request span, carrying workflowId, modelId and
     requestId (the request's ``x-request-id``)."""
     from opentelemetry.sdk.trace import TracerProvider

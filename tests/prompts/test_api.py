@@ -219,9 +219,7 @@ async def test_graphql_flow(client, admin_key):
     assert body["promptDeadLetters"] == [{"reasonCode": "PROMPT_POINTER_CONFLICT"}]
 
 
-async def test_prompt_metrics_count_cas_conflicts_dead_letters_and_resolutions(
-    client, admin_key
-):
+async def test_prompt_metrics_count_cas_conflicts_dead_letters_and_resolutions(client, admin_key):
     """The metrics the original system names: compare-and-set attempts and conflicts,
     dead-letter growth, resolution latency, interpolation warnings, cache size and entry age."""
     from prometheus_client.parser import text_string_to_metric_families
