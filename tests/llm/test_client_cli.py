@@ -175,3 +175,16 @@ async def test_workflow_runs_through_a_server_with_the_sdk_and_the_cli(
         events = await asyncio.to_thread(cli, "--stream", "--json")
         kinds = [json.loads(line)["event"] for line in events.stdout.splitlines()]
         assert kinds[0] == "run.started" and kinds[-1] == "run.finished" and "chunk" in kinds
+
+        def remote(*cmd: str):
+            return CliRunner().invoke(
+                cli_app, [*cmd, "--server", url, "--api-key", admin_key, "--json"], env=env
+            )
+
+        listed = await asyncio.to_thread(remote, "workflows", "list")
+        assert listed.exit_code == 0, listed.output
+        assert {w["slug"] for w in json.loads(listed.stdout)} >= {"demo-chatbot", "demo-support"}
+        usage = await asyncio.to_thread(remote, "usage", "summary", "--by", "model")
+        assert usage.exit_code == 0, usage.output
+        (row,) = json.loads(usage.stdout)["rows"]
+        assert row["group"] == {"model": "demo"} and row["requests"] == 3

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.errors import ValidationFailed
 from gasworks.llm import ledger
@@ -247,9 +248,12 @@ def usage_summary(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only this workflow id.")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Only this API key id.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Calls, tokens and cost grouped by day, model, workflow, API key, provider or status."""
+    """Requests, attempts, tokens and cost grouped by day, model, workflow, API key, provider,
+    status or prompt version (with --server: of the key's tenant)."""
 
     async def body() -> UsageReport:
         try:
@@ -257,6 +261,19 @@ def usage_summary(
             last = date.fromisoformat(until) if until else None
         except ValueError as exc:
             raise ValidationFailed("Dates are YYYY-MM-DD.", details={"since": since}) from exc
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                report = await gw.usage(
+                    group_by=[g.value for g in by or []],
+                    since=since,
+                    until=until,
+                    model=model,
+                    workflow_id=workflow,
+                    api_key_id=key,
+                )
+            return UsageReport.model_validate(report)
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:

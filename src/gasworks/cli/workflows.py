@@ -166,11 +166,21 @@ def share_cmd(
 
 
 @workflows_app.command("list")
-def list_cmd(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
-    """List the tenant's workflows."""
+def list_cmd(
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the tenant's workflows (with --server: those the key may run)."""
     from gasworks.workflows import service
 
     async def body() -> list[WorkflowOut]:
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                return [WorkflowOut.model_validate(w) for w in await gw.workflows()]
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:

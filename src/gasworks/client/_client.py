@@ -215,6 +215,39 @@ class AsyncGasworks:
         _check(r)
         return ModelEntry.model_validate(_entry(r.json()))
 
+    async def workflows(self) -> list[dict[str, Any]]:
+        """The workflows this key may run (``GET /api/workflows``)."""
+        r = await self._http.get("/api/workflows", params={"limit": 500})
+        _check(r)
+        out: list[dict[str, Any]] = r.json()
+        return out
+
+    async def usage(
+        self,
+        *,
+        group_by: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        model: str | None = None,
+        workflow_id: str | None = None,
+        api_key_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Requests, attempts, tokens and cost of the key's tenant (``GET /api/usage``)."""
+        params: dict[str, Any] = {"groupBy": group_by or [], "limit": 500}
+        for name, value in (
+            ("since", since),
+            ("until", until),
+            ("model", model),
+            ("workflowId", workflow_id),
+            ("apiKeyId", api_key_id),
+        ):
+            if value is not None:
+                params[name] = value
+        r = await self._http.get("/api/usage", params=params)
+        _check(r)
+        out: dict[str, Any] = r.json()
+        return out
+
     async def run_workflow(
         self,
         workflow: str,
