@@ -61,9 +61,9 @@ def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> An
 
 @pytest.fixture
 async def runtime(settings: Any) -> AsyncIterator[Any]:
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start(migrate=False)
     yield rt
     await rt.stop()

@@ -11,7 +11,7 @@ endpoint on the reference machine (route matching over every route, dependency s
 reading and a second JSON pass, two exception-handling ``send`` wrappers per stream event),
 more than the gateway, the provider adapter and the rendering together; at 50 open streams
 that time is on every request's time to first token. Errors are the same: the FastAPI
-handlers' own rendering (``api.errors.exception_response``), in OpenAI's error shape.
+handlers' own rendering (the app's ``api.errors.ErrorRenderer``), in OpenAI's error shape.
 Middleware outside this one (request id, access log, metrics, body limit, tracing) runs as
 for every route.
 """
@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gasworks.api.errors import exception_response, validation_response
+from gasworks.api.errors import app_errors
 from gasworks.api.middleware import request_header
 from gasworks.api.openai_wire import ChatCompletionRequest
 from gasworks.errors import GasworksError
@@ -60,11 +60,13 @@ class ChatCompletionsFastPath:
             try:
                 request = ChatCompletionRequest.model_validate_json(body)
             except ValidationError as exc:
-                response = validation_response(PATH, exc.errors(), prefix=("body",))
+                response = app_errors(scope).validation_response(
+                    PATH, exc.errors(), prefix=("body",)
+                )
             else:
                 response = await chat_completions(request, ctx, app.state.runtime)
         except (GasworksError, StarletteHTTPException) as exc:
-            response = exception_response(PATH, "POST", exc)
+            response = app_errors(scope).exception_response(PATH, "POST", exc)
         await response(scope, receive, send)
 
 

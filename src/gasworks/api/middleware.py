@@ -109,9 +109,10 @@ class RequestContextMiddleware:
             log.exception("request.crashed", error_type=type(exc).__name__)
             if response_started:
                 raise  # nothing can be sent any more; the server closes the connection
-            from gasworks.api.errors import crash_response
+            from gasworks.api.errors import app_errors
 
-            await crash_response(str(scope.get("path", "")))(scope, receive, send_wrapper)
+            path = str(scope.get("path", ""))
+            await app_errors(scope).crash_response(path)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -132,10 +133,10 @@ class RequestContextMiddleware:
 
 
 def _too_large(scope: Scope, limit: int) -> Any:
-    from gasworks.api.errors import render
+    from gasworks.api.errors import app_errors
     from gasworks.errors import PayloadTooLarge
 
-    return render(
+    return app_errors(scope).render(
         str(scope.get("path", "")),
         PayloadTooLarge(
             f"The request body is larger than {limit} bytes.", details={"maxBytes": limit}

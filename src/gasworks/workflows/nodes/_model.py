@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from gasworks.errors import ConfigurationError
-from gasworks.llm.types import ChatRequest, ChatResult, Message, StreamChunk, Usage
+from gasworks.modeltypes import ChatRequest, ChatResult, Message, StreamChunk, Usage
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.ports import ModelCaller
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gasworks.llm.types import ChatRequest, Message
+from gasworks.modeltypes import ChatRequest, Message
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
