@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests import netguard
+from tests.dbtemplates import DIALECTS
 
 netguard.install()  # before anything else imports a client library
 
@@ -40,7 +41,7 @@ def postgres_template() -> Iterator[Any]:
     tpl.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DIALECTS)
 def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database: each test using it runs once per dialect."""
     tpl = request.getfixturevalue(f"{request.param}_template")

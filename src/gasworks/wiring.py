@@ -3,10 +3,13 @@
 Models first (the registry and gateway), then guardrails (they attach to the gateway), prompts
 (scope keys use the registry's canonical model ids), then workflows (they call models and
 prompts). The runtime stops them in reverse. A new domain adds one entry to
-``default_domains``; nothing registers itself on import.
+``default_domains`` (and its ``tables`` module to ``all_tables``); nothing registers itself on
+import.
 """
 
 from __future__ import annotations
+
+from sqlalchemy import MetaData
 
 from gasworks.db.engine import Database
 from gasworks.llm.guardrails_runtime import GuardrailsDomain
@@ -26,3 +29,17 @@ def default_domains(settings: Settings) -> list[Domain]:
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
     """A runtime with the default domains (call ``await rt.start()`` before use)."""
     return Runtime(settings, db, domains=default_domains(settings))
+
+
+def all_tables() -> MetaData:
+    """The full metadata, every domain's tables (the migrations env compares against it).
+
+    Here rather than in ``gasworks.db``: the database layer imports no domain."""
+    import gasworks.llm.guardrail_tables
+    import gasworks.llm.tables
+    import gasworks.prompts.tables
+    import gasworks.tenancy.tables
+    import gasworks.workflows.tables  # noqa: F401
+    from gasworks.db.base import Base
+
+    return Base.metadata

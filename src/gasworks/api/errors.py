@@ -16,7 +16,6 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Scope
 
-from gasworks.api.middleware import current_request_id
 from gasworks.errors import (
     BadRequest,
     Conflict,
@@ -34,6 +33,7 @@ from gasworks.errors import (
 )
 from gasworks.observability.logging import get_logger
 from gasworks.observability.metrics import ERRORS
+from gasworks.observability.request_id import current_request_id
 from gasworks.validation import validation_failed
 
 log = get_logger("gasworks.api")

@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import time
-from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -19,15 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gasworks.observability.logging import enabled_for, get_logger
 from gasworks.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gasworks.observability.request_id import REQUEST_ID
 
-REQUEST_ID: ContextVar[str | None] = ContextVar("gasworks_request_id", default=None)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
 log = get_logger("gasworks.http")
-
-
-def current_request_id() -> str | None:
-    return REQUEST_ID.get()
 
 
 #: Routes under these path prefixes accept larger (or smaller) bodies than

@@ -320,7 +320,7 @@ class PromptService:
     async def _prepare(
         self, ctx: TenantContext, req: PromptChatRequest
     ) -> tuple[CallScope, PreparedCall]:
-        from gasworks.api.middleware import current_request_id
+        from gasworks.observability.request_id import current_request_id
 
         ctx.require(Role.VIEWER)
         scope = CallScope(

@@ -17,7 +17,6 @@ from fastapi.responses import JSONResponse
 from starlette.types import Send
 
 from gasworks.api.deps import ContextDep, RuntimeDep
-from gasworks.api.middleware import current_request_id
 from gasworks.api.openai_wire import (
     ChatCompletionRequest,
     ChunkRenderer,
@@ -32,6 +31,7 @@ from gasworks.llm.runtime import get_gateway, get_registry
 from gasworks.modelcard import ModelEntry
 from gasworks.modeltypes import CallScope, ChatRequest, StreamChunk
 from gasworks.observability.logging import get_logger
+from gasworks.observability.request_id import current_request_id
 from gasworks.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
