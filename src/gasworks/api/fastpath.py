@@ -1,7 +1,8 @@
 """``POST /v1/chat/completions`` served without FastAPI's routing and dependency solving.
 
 The gateway's hot route is a plain ASGI handler in front of the router: it authenticates
-(the same ``Authenticator``, before the body is read), validates the JSON body with the same
+(``api.auth.authenticate_request``, as every route, before the body is read), validates the JSON
+body with the same
 pydantic model in one ``model_validate_json``, and calls the same endpoint function as the
 FastAPI route. The route stays declared in FastAPI (the OpenAPI schema, and any request this
 path passes on: another method or a body that does not say it is JSON).
@@ -18,11 +19,11 @@ for every route.
 
 from __future__ import annotations
 
-import structlog
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from gasworks.api.auth import authenticate_request
 from gasworks.api.errors import app_errors
 from gasworks.api.middleware import request_header
 from gasworks.api.openai_wire import ChatCompletionRequest
@@ -52,11 +53,8 @@ class ChatCompletionsFastPath:
         scope["route"] = _ROUTE  # the route template of the metrics and the access log
         try:
             # the key first: a caller without one never gets its body read or parsed
-            auth = request_header(scope, b"authorization")
-            ctx = await app.state.authenticator.authenticate(auth)
+            ctx = await authenticate_request(scope, request_header(scope, b"authorization"))
             body = await _read_body(receive)
-            structlog.contextvars.bind_contextvars(tenantId=ctx.tenant_id)
-            scope.setdefault("state", {})["ctx"] = ctx
             try:
                 request = ChatCompletionRequest.model_validate_json(body)
             except ValidationError as exc:
