@@ -3,8 +3,9 @@
 The gateway's hot route is a plain ASGI handler in front of the router: it authenticates
 (``api.auth.authenticate_request``, as every route, before the body is read), validates the
 JSON body with the same pydantic model in one ``model_validate_json``, and calls the same
-endpoint function as the FastAPI route. The route stays declared in FastAPI (the OpenAPI schema, and any request this
-path passes on: another method or a body that does not say it is JSON).
+endpoint function as the FastAPI route. The route stays declared in FastAPI (the OpenAPI
+schema, and any request this path passes on: another method or a body that does not say it
+is JSON).
 
 Why by hand: a streamed request through FastAPI spent ~200 µs of CPU before and around the
 endpoint on the reference machine (route matching over every route, dependency solving, body
