@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gasworks.errors import NotFound, NotInitialized
-from gasworks.runtime import Runtime
-from gasworks.settings import Settings
-from gasworks.tenancy import service
-from gasworks.tenancy.context import TenantContext
+
+if TYPE_CHECKING:  # the server stack is imported by the commands that run, not by --help
+    from gasworks.runtime import Runtime
+    from gasworks.settings import Settings
+    from gasworks.tenancy.context import TenantContext
 
 
 def where(settings: Settings) -> str:
@@ -43,10 +45,13 @@ def require_database(settings: Settings) -> None:
 @contextlib.asynccontextmanager
 async def runtime(*, create: bool = False) -> AsyncIterator[Runtime]:
     """A started runtime on the configured database; ``create``: may create it (``init``)."""
+    from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
+
     settings = Settings()
     if not create:
         require_database(settings)
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start()
     try:
         yield rt
@@ -56,6 +61,9 @@ async def runtime(*, create: bool = False) -> AsyncIterator[Runtime]:
 
 async def tenant_context(rt: Runtime, tenant_name: str) -> TenantContext:
     """An operator context inside the named tenant (the CLI acts as the platform operator)."""
+    from gasworks.tenancy import service
+    from gasworks.tenancy.context import TenantContext
+
     async with rt.db.session() as s:
         tenant = await service.find_tenant_by_name(s, tenant_name)
     if tenant is None:

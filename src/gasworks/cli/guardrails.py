@@ -5,7 +5,7 @@ from __future__ import annotations
 import getpass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -13,17 +13,25 @@ from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.errors import ValidationFailed
-from gasworks.llm import ledger
-from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import BudgetOut, BudgetSet, Period, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import get_guardrails
-from gasworks.llm.ledger import GroupBy, UsageReport
-from gasworks.llm.runtime import get_registry
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.llm import ledger
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.budgets import BudgetOut
+    from gasworks.llm.ledger import UsageReport
+
+from gasworks.llm.vocab import GroupBy, Period
 from gasworks.tenancy.context import TenantContext
 
-breakers_app = typer.Typer(help="Circuit breakers of models.", no_args_is_help=True)
-budgets_app = typer.Typer(help="Spend limits per tenant and API key.", no_args_is_help=True)
-usage_app = typer.Typer(help="The cost ledger: usage and spend.", no_args_is_help=True)
+breakers_app = typer.Typer(
+    rich_markup_mode=None, help="Circuit breakers of models.", no_args_is_help=True
+)
+budgets_app = typer.Typer(
+    rich_markup_mode=None, help="Spend limits per tenant and API key.", no_args_is_help=True
+)
+usage_app = typer.Typer(
+    rich_markup_mode=None, help="The cost ledger: usage and spend.", no_args_is_help=True
+)
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit).")]
@@ -47,6 +55,9 @@ def _actor() -> str:
 @breakers_app.command("list")
 def breakers_list(as_json: JsonOpt = False) -> None:
     """Every breaker with its state and window statistics."""
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.guardrails_runtime import get_guardrails
+    from gasworks.llm.runtime import get_registry
 
     async def body() -> list[breakers.BreakerOut]:
         async with runtime() as rt:
@@ -76,6 +87,10 @@ def breakers_list(as_json: JsonOpt = False) -> None:
 
 
 def _act(key: str, action: breakers.ManualAction, reason: str, as_json: bool) -> None:
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.guardrails_runtime import get_guardrails
+    from gasworks.llm.runtime import get_registry
+
     async def body() -> breakers.BreakerOut:
         async with runtime() as rt:
             g = get_guardrails(rt)
@@ -114,6 +129,8 @@ def breakers_events(
     as_json: JsonOpt = False,
 ) -> None:
     """Transitions, newest first: the audit trail of manual actions and automatic changes."""
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.guardrails_runtime import get_guardrails
 
     async def body() -> list[breakers.BreakerEventOut]:
         async with runtime() as rt:
@@ -157,6 +174,7 @@ def budgets_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Set a spend limit (neither --cost nor --tokens: remove the limit)."""
+    from gasworks.llm.budgets import BudgetSet, set_budget
 
     async def body() -> BudgetOut | None:
         data = BudgetSet(
@@ -195,6 +213,7 @@ def budgets_show(
     "reserved" includes what running processes hold as budget leases ("leased"); spend lags
     the calls by at most the ledger flush interval (until then it is part of "reserved").
     """
+    from gasworks.llm.budgets import list_budgets
 
     async def body() -> list[BudgetOut]:
         async with runtime() as rt:
@@ -254,6 +273,7 @@ def usage_summary(
 ) -> None:
     """Requests, attempts, tokens and cost grouped by day, model, workflow, API key, provider,
     status or prompt version (with --server: of the key's tenant)."""
+    from gasworks.llm import ledger
 
     async def body() -> UsageReport:
         try:
@@ -273,7 +293,9 @@ def usage_summary(
                     workflow_id=workflow,
                     api_key_id=key,
                 )
-            return UsageReport.model_validate(report)
+            from gasworks.llm.ledger import UsageReport as Report
+
+            return Report.model_validate(report)
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
@@ -335,6 +357,7 @@ def usage_calls(
     as_json: JsonOpt = False,
 ) -> None:
     """The most recent model calls recorded in the ledger."""
+    from gasworks.llm import ledger
 
     async def body() -> list[ledger.LedgerCallOut]:
         async with runtime() as rt:

@@ -8,7 +8,7 @@ through a gasworks server with the Python SDK.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,10 +23,13 @@ from gasworks.cli.output import (
     run,
     table,
 )
-from gasworks.llm.registry.schema import ModelEntry
-from gasworks.llm.types import CallScope, ChatRequest, Message, StreamChunk
 
-models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.modelcard import ModelEntry
+
+from gasworks.modeltypes import CallScope, ChatRequest, Message, StreamChunk
+
+models_app = typer.Typer(rich_markup_mode=None, help="The model registry.", no_args_is_help=True)
 
 ServerOpt = Annotated[
     str | None,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import re
@@ -12,15 +11,13 @@ from contextlib import AbstractContextManager
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 from typer.core import TyperGroup
 from typer.exceptions import TyperException
 
 from gasworks.errors import GasworksError, InternalError
-from gasworks.llm.types import StreamChunk
+from gasworks.modeltypes import StreamChunk
 
 T = TypeVar("T")
 
@@ -33,6 +30,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def to_jsonable(value: Any) -> Any:
+    from pydantic import BaseModel  # here: `gasworks --help` does not load pydantic
+
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
     if isinstance(value, list | tuple):
@@ -71,6 +70,8 @@ _ID_COLUMNS = frozenset({"id", "model", "breaker", "from", "to", "version", "wor
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """A table of plain text (cells are never read as markup). Id columns keep their values
     whole at any terminal width (the other columns wrap instead): ids must stay copyable."""
+    from rich.table import Table
+
     cells = [["" if v is None else str(v) for v in r] for r in rows]
     t = Table(title=esc(title))
     needed = 1
@@ -141,12 +142,8 @@ class GasworksGroup(TyperGroup):
             raise
         except GasworksError as exc:
             fail(exc, as_json)
-        except ValidationError as exc:
-            from gasworks.validation import validation_failed
-
-            fail(validation_failed(exc.errors()), as_json)
         except Exception as exc:
-            crash(exc, as_json)
+            _unexpected(exc, as_json)
 
 
 def progress(message: str, as_json: bool) -> AbstractContextManager[Any]:
@@ -162,17 +159,26 @@ def run(coro_fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool) -> T:
     or ``{"error": …}`` with ``--json``), 2 a usage error (typer), 1 an unexpected failure
     (``INTERNAL``; the traceback goes to the log on stderr, never to stdout)."""
     try:
+        import asyncio  # here, like the server stack: `gasworks --help` needs none of it
+
         return asyncio.run(coro_fn())
     except GasworksError as exc:
         fail(exc, as_json)
-    except ValidationError as exc:
-        from gasworks.validation import validation_failed
-
-        fail(validation_failed(exc.errors()), as_json)
     except (KeyboardInterrupt, typer.Exit, typer.Abort):
         raise
     except Exception as exc:
-        crash(exc, as_json)
+        _unexpected(exc, as_json)
+
+
+def _unexpected(exc: Exception, as_json: bool) -> NoReturn:
+    """A pydantic error is VALIDATION_FAILED (naming the fields); anything else INTERNAL."""
+    from pydantic import ValidationError  # here: `gasworks --help` does not load pydantic
+
+    if isinstance(exc, ValidationError):
+        from gasworks.validation import validation_failed
+
+        fail(validation_failed(exc.errors()), as_json)
+    crash(exc, as_json)
 
 
 async def echo_stream(

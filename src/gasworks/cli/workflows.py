@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,18 +23,17 @@ from gasworks.cli.output import (
     table,
 )
 from gasworks.errors import BadRequest, ServerUnreachable, WorkflowInvalid
-from gasworks.workflows.definition import parse_document
-from gasworks.workflows.schemas import (
-    PublishOut,
-    RunIn,
-    RunOut,
-    ShareIn,
-    ShareOut,
-    WorkflowOut,
-)
 
-workflows_app = typer.Typer(help="Workflows: validate, publish, run, graph.", no_args_is_help=True)
-demo_app = typer.Typer(help="The shipped demo workflows.", no_args_is_help=True)
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.workflows.schemas import PublishOut, RunOut, ShareOut, WorkflowOut
+
+
+workflows_app = typer.Typer(
+    rich_markup_mode=None, help="Workflows: validate, publish, run, graph.", no_args_is_help=True
+)
+demo_app = typer.Typer(
+    rich_markup_mode=None, help="The shipped demo workflows.", no_args_is_help=True
+)
 workflows_app.add_typer(demo_app, name="demo")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
@@ -42,6 +41,8 @@ FileArg = Annotated[Path, typer.Argument(help="Workflow document (.yaml, .yml or
 
 
 def _read(path: Path) -> dict[str, Any]:
+    from gasworks.workflows.definition import parse_document
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -111,6 +112,8 @@ def publish_cmd(
                 async with rt.db.session() as s:
                     out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
                     if not private:
+                        from gasworks.workflows.schemas import ShareIn
+
                         await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
                     return out
         except WorkflowInvalid as exc:
@@ -144,6 +147,7 @@ def share_cmd(
 ) -> None:
     """Let others of the tenant run a workflow: the whole tenant (default), a role or a user."""
     from gasworks.workflows import service
+    from gasworks.workflows.schemas import ShareIn
 
     if role and user:
         raise BadRequest("Give --role or --user, not both.", details={"role": role, "user": user})
@@ -178,9 +182,10 @@ def list_cmd(
     async def body() -> list[WorkflowOut]:
         if server:
             from gasworks.client import AsyncGasworks
+            from gasworks.workflows.schemas import WorkflowOut as Out
 
             async with AsyncGasworks(server, api_key) as gw:
-                return [WorkflowOut.model_validate(w) for w in await gw.workflows()]
+                return [Out.model_validate(w) for w in await gw.workflows()]
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
@@ -245,6 +250,7 @@ def run_cmd(
     one JSON event per line). With --server (GASWORKS_URL) it runs on that server as the
     key's tenant (--tenant is the local operator's)."""
     from gasworks.workflows import workflow_engine
+    from gasworks.workflows.schemas import RunIn
 
     def show(seq: int, kind: str, ev: dict[str, Any]) -> None:
         if as_json:
@@ -256,11 +262,12 @@ def run_cmd(
 
     async def remote(url: str) -> RunOut:
         from gasworks.client import AsyncGasworks
+        from gasworks.workflows.schemas import RunOut as Out
 
         inputs = _inputs(input or [])
         async with AsyncGasworks(url, api_key) as gw:
             if not stream:
-                return RunOut.model_validate(
+                return Out.model_validate(
                     await gw.run_workflow(
                         workflow, inputs, conversation_id=conversation, version=version
                     )
@@ -278,7 +285,7 @@ def run_cmd(
                     "The server ended the run's event stream before run.finished.",
                     details={"server": url},
                 )
-            return RunOut.model_validate(final)
+            return Out.model_validate(final)
 
     async def body() -> RunOut:
         if server:
