@@ -198,8 +198,8 @@ class Shell:
 
 async def test_the_readme_tour_reproduces_on_a_fresh_home(tmp_path, monkeypatch) -> None:
     from gasworks.api.app import create_app
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
 
     for key in list(os.environ):
         if key.startswith("GASWORKS_"):
@@ -209,7 +209,7 @@ async def test_the_readme_tour_reproduces_on_a_fresh_home(tmp_path, monkeypatch)
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     settings = Settings()
-    runtime = Runtime(settings)
+    runtime = build_runtime(settings)
     await runtime.start(migrate=True)
     printing = bool(os.environ.get("README_TOUR_PRINT"))
     try:

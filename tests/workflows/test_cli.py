@@ -97,8 +97,8 @@ async def test_cli_published_workflows_are_the_tenants_and_share_works(
     import httpx
 
     from gasworks.api.app import create_app
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
 
     def sh(*args: str) -> Any:  # the CLI runs its own event loop: in a thread
         return asyncio.to_thread(cli, *args)
@@ -109,7 +109,9 @@ async def test_cli_published_workflows_are_the_tenants_and_share_works(
         f = tmp_path / f"{slug}.yaml"
         f.write_text(f"id: {slug}\nnodes:\n  - {{id: f, type: Format, config: {{template: hi}}}}\n")
         await sh("workflows", "publish", str(f), *extra)
-    rt = Runtime(Settings(home=tmp_path / "home", database_url=db_url, auth_cache_ttl_seconds=0))
+    rt = build_runtime(
+        Settings(home=tmp_path / "home", database_url=db_url, auth_cache_ttl_seconds=0)
+    )
     await rt.start(migrate=False)
     try:
         transport = httpx.ASGITransport(app=create_app(runtime=rt))
