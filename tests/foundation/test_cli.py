@@ -335,3 +335,12 @@ def test_long_operations_show_progress_on_a_terminal_only(monkeypatch):
     assert not isinstance(output.progress("Upgrading…", True), Status)  # --json: nothing
     monkeypatch.setattr(output, "err_console", Console(file=io.StringIO()))  # a pipe
     assert not isinstance(output.progress("Upgrading…", False), Status)
+
+
+def test_no_python_reprs_in_human_output(cli):
+    cli("init")
+    shown = cli("models", "show", "gpt-4o").stdout
+    assert 'capabilities = {"' in shown  # JSON, not a dict's repr
+    assert "{'" not in shown and "None" not in shown
+    made = cli("budgets", "set", "--period", "day", "--tokens", "500").stdout
+    assert made.strip() == "Limit set: daily 500 tokens for the tenant."
