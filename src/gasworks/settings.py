@@ -56,6 +56,30 @@ def _config_file() -> Path | None:
     return path
 
 
+class _YamlConfigSource(YamlConfigSettingsSource):
+    """The config file through gasworks' YAML loader (anchors and aliases refused)."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        from gasworks.errors import ConfigurationError
+        from gasworks.yamlsafe import DataParseError, load_data
+
+        try:
+            data = load_data(Path(file_path).read_text(encoding="utf-8"))
+        except DataParseError as exc:
+            raise ConfigurationError(
+                f"GASWORKS_CONFIG_FILE {file_path} does not parse: {exc.reason}",
+                details={"config_file": str(file_path)},
+            ) from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigurationError(
+                f"GASWORKS_CONFIG_FILE {file_path} must hold a mapping of setting: value.",
+                details={"config_file": str(file_path)},
+            )
+        return data
+
+
 class Settings(BaseSettings):
     """Every setting of a gasworks deployment. See docs/operations.md for the reference."""
 
@@ -380,7 +404,7 @@ class Settings(BaseSettings):
         cfg = _config_file()
         if cfg is not None:
             if cfg.suffix in {".yaml", ".yml"}:
-                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cfg))
+                sources.append(_YamlConfigSource(settings_cls, yaml_file=cfg))
             else:
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cfg))
         sources.append(file_secret_settings)

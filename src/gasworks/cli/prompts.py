@@ -32,6 +32,7 @@ from gasworks.prompts.schemas import (
 )
 from gasworks.prompts.service import PromptService, prompt_service
 from gasworks.tenancy.context import TenantContext
+from gasworks.yamlsafe import DataParseError, load_data
 
 T = TypeVar("T")
 
@@ -100,7 +101,12 @@ def load_prompt_file(path: Path) -> tuple[str, PromptContent, str, dict[str, Any
     model, workflow}``; any other file: its whole text is the system template."""
     text = path.read_text(encoding="utf-8")
     if path.suffix in {".yaml", ".yml", ".json"}:
-        data = yaml.safe_load(text) if path.suffix != ".json" else json.loads(text)
+        try:
+            data = load_data(text, json_only=path.suffix == ".json")
+        except DataParseError as exc:
+            raise ValidationFailed(
+                f"{path} does not parse: {exc.reason}", details={"file": str(path)}
+            ) from None
         if not isinstance(data, dict):
             raise ValidationFailed(f"{path} must hold a mapping.", details={"file": str(path)})
         meta = {k: data.pop(k) for k in ("name", "message", "model", "workflow") if k in data}
