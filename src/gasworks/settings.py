@@ -225,6 +225,21 @@ class Settings(BaseSettings):
         description="While a run streams, its events are written in batches this often "
         "(so a reconnecting client resumes from any server process).",
     )
+    workflow_run_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A streamed run is owned by the process executing it through a lease it "
+        "renews every third of this time. A run whose lease has been expired this long (its "
+        "process crashed or was killed) is marked failed with RUN_INTERRUPTED by any process.",
+    )
+    workflow_run_sweep_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How often each process looks for runs whose owner's lease expired (one "
+        "bounded, indexed query when nothing expired).",
+    )
     workflow_access_cache_seconds: float = Field(
         default=2.0,
         ge=0,

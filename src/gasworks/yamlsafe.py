@@ -26,23 +26,21 @@ class YamlAliasRefused(yaml.MarkedYAMLError):
 
 
 class _NoAliasLoader(yaml.SafeLoader):
-    def compose_node(self, parent: Node | None, index: object) -> Node | None:  # type: ignore[override]
-        event = self.peek_event()
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        what = None
         if isinstance(event, AliasEvent):
+            what = f"alias *{event.anchor}"
+        elif isinstance(event, ScalarEvent | CollectionStartEvent) and event.anchor is not None:
+            what = f"anchor &{event.anchor}"
+        if what is not None:
             raise YamlAliasRefused(
                 None,
                 None,
-                f"YAML anchors and aliases are not accepted (alias *{event.anchor}): write the value out",
+                f"YAML anchors and aliases are not accepted ({what}): write the value out",
                 event.start_mark,
             )
-        if isinstance(event, ScalarEvent | CollectionStartEvent) and event.anchor is not None:
-            raise YamlAliasRefused(
-                None,
-                None,
-                f"YAML anchors and aliases are not accepted (anchor &{event.anchor}): write the value out",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        return super().compose_node(parent, index)
 
 
 def load_yaml(stream: str | bytes | IO[str]) -> Any:

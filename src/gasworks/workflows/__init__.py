@@ -69,6 +69,8 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         cache_size=s.workflow_graph_cache_size,
         flush_interval=s.workflow_event_flush_seconds,
         access_ttl=s.workflow_access_cache_seconds,
+        lease_ttl=s.workflow_run_lease_seconds,
+        sweep_interval=s.workflow_run_sweep_seconds,
     )
     runtime.services[SERVICE] = eng
     return eng
@@ -76,7 +78,7 @@ def _build(runtime: Runtime) -> WorkflowEngine:
 
 async def _startup(runtime: Runtime) -> None:
     default_registry()
-    _build(runtime)
+    _build(runtime).start_maintenance()
 
 
 async def _shutdown(runtime: Runtime) -> None:
