@@ -187,3 +187,28 @@ async def test_a_late_result_after_the_sweep_is_refused_not_stored(
     assert run["status"] == "failed" and run["error"]["code"] == "RUN_INTERRUPTED"
     r = await client.get("/api/conversations/c", headers=h)
     assert r.status_code == 404
+
+
+async def test_idle_maintenance_is_one_bounded_read_per_sweep(runtime: Any) -> None:
+    """No running run here: no renewal; a due sweep is one indexed, LIMITed SELECT."""
+    from sqlalchemy import event
+
+    eng = workflow_engine(runtime)
+    seen: list[str] = []
+
+    def on_sql(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "workflow" in statement or "conversation" in statement:  # ours, not the driver's setup
+            seen.append(" ".join(statement.split()))
+
+    sync = runtime.db.engine.sync_engine
+    event.listen(sync, "before_cursor_execute", on_sql)
+    try:
+        eng._last_sweep = float("-inf")
+        await eng.maintain()
+        swept = list(seen)
+        await eng.maintain()  # neither renewal nor sweep is due
+    finally:
+        event.remove(sync, "before_cursor_execute", on_sql)
+    assert len(swept) == 1 and swept[0].startswith("SELECT workflow_runs.id"), swept
+    assert "LIMIT" in swept[0] and "lease_expires_at <" in swept[0]
+    assert seen == swept
