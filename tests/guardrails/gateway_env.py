@@ -41,9 +41,10 @@ def model_entries(primary_url: str, backup_url: str) -> list[dict[str, Any]]:
 
 
 def gateway_settings(home: Path, db_url: str, primary_url: str, backup_url: str) -> Settings:
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)  # private, as gasworks makes it
     path = home / "models.yaml"
     path.write_text(yaml.safe_dump({"models": model_entries(primary_url, backup_url)}))
+    path.chmod(0o600)
     os.environ["GW_FAKE_PROVIDER_KEY"] = "sk-fake-not-real"
     return Settings(
         home=home,

@@ -170,13 +170,14 @@ async def test_a_late_result_after_the_sweep_is_refused_not_stored(
     """An owner that was only cut off (not dead) finishes after its run was swept: the run
     stays interrupted and the conversation's turn is not written."""
     eng, live, gate = await _paused_run(client, admin_key, runtime)
+    await eng.stop_maintenance()  # cut off: it renews nothing from now on
     async with runtime.db.session() as s:
         await s.execute(
             update(WorkflowRunRow)
             .where(WorkflowRunRow.id == live.run_id)
             .values(lease_expires_at=utcnow() - timedelta(seconds=1))
         )
-    await eng.sweep()  # (or this process's background sweep did it already)
+    assert await eng.sweep() == 1
     h = auth(admin_key)
     run = (await client.get(f"/api/workflow-runs/{live.run_id}", headers=h)).json()
     assert run["status"] == "failed" and run["error"]["code"] == "RUN_INTERRUPTED"

@@ -596,10 +596,13 @@ class WorkflowEngine:
         assert live.result is not None
         return live.result
 
-    async def close(self) -> None:
+    async def stop_maintenance(self) -> None:
         if self._maintenance is not None:
             await self._maintenance.stop()
             self._maintenance = None
+
+    async def close(self) -> None:
+        await self.stop_maintenance()
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):
