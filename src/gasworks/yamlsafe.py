@@ -43,6 +43,17 @@ class _NoAliasLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
+class _NoAliasDumper(yaml.SafeDumper):
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
+def dump_yaml(data: Any) -> str:
+    """YAML text that :func:`load_yaml` reads back: a value used twice is written out twice
+    (``yaml.safe_dump`` would write an anchor and an alias, which gasworks refuses)."""
+    return yaml.dump(data, Dumper=_NoAliasDumper, sort_keys=False, allow_unicode=True)
+
+
 def load_yaml(stream: str | bytes | IO[str]) -> Any:
     """Parse one YAML document with safe tags, refusing anchors and aliases
     (:class:`YamlAliasRefused`, a ``yaml.YAMLError``)."""
@@ -83,4 +94,11 @@ def first_line(exc: yaml.YAMLError) -> str:
     return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
-__all__ = ["DataParseError", "YamlAliasRefused", "first_line", "load_data", "load_yaml"]
+__all__ = [
+    "DataParseError",
+    "YamlAliasRefused",
+    "dump_yaml",
+    "first_line",
+    "load_data",
+    "load_yaml",
+]

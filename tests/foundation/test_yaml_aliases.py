@@ -16,7 +16,7 @@ from gasworks.errors import ConfigurationError, ValidationFailed
 from gasworks.llm.credentials import Credentials
 from gasworks.llm.registry.registry import file_entries
 from gasworks.settings import Settings
-from gasworks.yamlsafe import YamlAliasRefused, load_yaml
+from gasworks.yamlsafe import YamlAliasRefused, dump_yaml, load_yaml
 from tests.conftest import auth
 
 
@@ -59,6 +59,13 @@ def test_anchors_and_aliases_are_refused(text: str) -> None:
 def test_documents_without_aliases_load_as_before() -> None:
     text = "id: w\nnodes: [{id: a, type: Format}]\nnote: 'an & and a * in a string'\n"
     assert load_yaml(text) == yaml.safe_load(text)
+
+
+def test_what_gasworks_writes_it_reads_back_even_with_shared_values() -> None:
+    caps = {"streaming": True, "tools": False}
+    data = {"models": [{"id": "a", "capabilities": caps}, {"id": "b", "capabilities": caps}]}
+    assert "&id001" in yaml.safe_dump(data)  # PyYAML's own dumper writes an anchor here
+    assert load_yaml(dump_yaml(data)) == data
 
 
 async def test_publishing_an_alias_bomb_is_a_validation_error_and_stores_nothing(

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
-import yaml
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
@@ -32,7 +31,7 @@ from gasworks.prompts.schemas import (
 )
 from gasworks.prompts.service import PromptService, prompt_service
 from gasworks.tenancy.context import TenantContext
-from gasworks.yamlsafe import DataParseError, load_data
+from gasworks.yamlsafe import DataParseError, dump_yaml, load_data
 
 T = TypeVar("T")
 
@@ -364,7 +363,7 @@ def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False
         emit_json(v)
         return
     console.print(f"[bold]{v.name} v{v.number}[/] {v.id} sha256 {v.content_hash}")
-    console.print(yaml.safe_dump(v.content.canonical_dict(), sort_keys=False, allow_unicode=True))
+    console.print(dump_yaml(v.content.canonical_dict()))
 
 
 @prompts_app.command("archive")
