@@ -14,8 +14,8 @@ import structlog
 
 from gasworks.blobs.factory import blob_store
 from gasworks.home import prepare_home
-from gasworks.runtime import Runtime
 from gasworks.settings import Settings
+from gasworks.wiring import build_runtime
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ async def test_a_new_home_and_everything_in_it_are_private(
     tmp_path: Path, open_umask: None
 ) -> None:
     home = tmp_path / "deep" / "home"
-    rt = Runtime(Settings(home=home))  # the embedded default: SQLite under the home
+    rt = build_runtime(Settings(home=home))  # the embedded default: SQLite under the home
     await rt.start()
     try:
         await blob_store(rt).put("t1/documents/a.txt", b"secret")  # also creates the master key
@@ -71,7 +71,7 @@ async def test_an_existing_home_readable_by_others_is_reported_at_start(
     home.mkdir(mode=0o755)
     (home / "gasworks.db").touch(mode=0o644)
     assert prepare_home(tmp_path / "new") == []
-    rt = Runtime(Settings(home=home, database_url=sqlite_template.new()))  # migrated
+    rt = build_runtime(Settings(home=home, database_url=sqlite_template.new()))  # migrated
     with structlog.testing.capture_logs() as logs:
         await rt.start(migrate=False)
         await rt.stop()

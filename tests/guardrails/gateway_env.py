@@ -14,6 +14,7 @@ from gasworks.llm.guardrails_runtime import SERVICE
 from gasworks.llm.runtime import get_gateway
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
+from gasworks.wiring import build_runtime
 from gasworks.yamlsafe import dump_yaml
 from tests.guardrails.fakes import FakeClock
 
@@ -70,7 +71,7 @@ class Env:
 @contextlib.asynccontextmanager
 async def started(settings: Settings, clock: FakeClock | None = None) -> AsyncIterator[Env]:
     """A started runtime whose guardrails run on ``clock`` (no sleeping for cool-downs)."""
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start(migrate=False)
     clock = clock or FakeClock()
     try:

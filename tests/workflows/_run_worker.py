@@ -11,9 +11,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from gasworks.llm.types import CallScope, ChatRequest, StreamChunk
-from gasworks.runtime import Runtime
 from gasworks.settings import Settings
 from gasworks.tenancy.context import TenantContext
+from gasworks.wiring import build_runtime
 from gasworks.workflows import workflow_engine
 from gasworks.workflows.schemas import RunIn
 from tests.workflows.fakes import FakeModels
@@ -32,7 +32,7 @@ async def main(url: str, home: str, tenant_id: str, lease: float) -> None:
         workflow_run_lease_seconds=lease,
         workflow_event_flush_seconds=0.05,
     )
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start(migrate=False)
     rt.services["workflows.models"] = Hangs()
     eng = workflow_engine(rt)
