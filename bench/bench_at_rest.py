@@ -143,6 +143,11 @@ def main() -> str:
         "",
         f"Anchor: {write_us:.0f} µs per message written (save_conversation), "
         f"{read_us:.1f} µs per message read (load_conversation, 20-message window).",
+        "",
+        "Load average during the run: {:.1f} / {:.1f} / {:.1f} (a shared 2-core VM: absolute "
+        "figures move with it; the shares, measured in the same run, move less).".format(
+            *os.getloadavg()
+        ),
     ]
     return record("at_rest", "\n".join(lines))
 
