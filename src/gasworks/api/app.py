@@ -86,6 +86,7 @@ def create_app(
         version=__version__,
         description="Models, prompts and workflows as infrastructure, for many tenants.",
         lifespan=lifespan,
+        docs_url=None,  # served by the console (the signed-in browser's CSRF token)
         **native_telemetry_off(),
     )
     app.state.runtime = rt
@@ -100,6 +101,9 @@ def create_app(
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
+    from gasworks.console import install_console
+
+    install_console(app, rt, settings)
     # the gateway's hot route, in front of the router (inside the request id, logging,
     # metrics and tracing middleware below)
     app.add_middleware(ChatCompletionsFastPath)

@@ -1,0 +1,69 @@
+"""Models: the registry with prices and capabilities, breakers with trip/reset/disable, the
+breaker event history (the audit trail of every transition)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from gasworks.console.web import CallerDep, ConsoleRoute, form_data, listing, parse, render
+from gasworks.errors import ValidationFailed
+from gasworks.llm.breaker import admin as breakers
+from gasworks.llm.guardrails_runtime import get_guardrails
+from gasworks.llm.runtime import get_registry
+
+router = APIRouter(route_class=ConsoleRoute)
+
+ACTIONS = {"trip": "Trip (force open)", "reset": "Reset (close)", "disable": "Disable breaker"}
+
+
+async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
+    rt, ctx = c.runtime, c.ctx
+    registry = get_registry(rt)
+    entries = registry.entries(include_disabled=True)
+    manager = get_guardrails(rt).breakers
+    states = {
+        b.breaker: b for b in await breakers.list_breakers(manager, ctx, [e.id for e in entries])
+    }
+    rows = [{"entry": e, "breaker": states.get(e.id)} for e in entries]
+    models = listing(
+        rows,
+        c.request,
+        lambda r: (
+            r["entry"].id,
+            r["entry"].provider.value,
+            r["entry"].kind.value,
+            r["breaker"] and r["breaker"].state.value,
+        ),
+    )
+    selected = c.request.query_params.get("breaker") or None
+    events = await breakers.events(manager, ctx, selected, 100)
+    return render(
+        c,
+        "models.html",
+        active="models",
+        title="Models",
+        models=models,
+        events=events,
+        selected=selected,
+        actions=ACTIONS,
+        message=message,
+        push_url="/console/models",
+    )
+
+
+@router.get("/models", response_class=HTMLResponse)
+async def models_page(c: CallerDep) -> HTMLResponse:
+    return await _page(c)
+
+
+@router.post("/models/breakers/{key:path}", response_class=HTMLResponse)
+async def breaker_action(key: str, c: CallerDep) -> HTMLResponse:
+    form = await form_data(c.request)
+    action = form.get("action", "")
+    if action not in ACTIONS:
+        raise ValidationFailed("Choose trip, reset or disable.", details={"field": "action"})
+    body = parse(breakers.BreakerAction, {"reason": form.get("reason", "")})
+    get_registry(c.runtime).get(key.split("@", 1)[0], include_disabled=True)  # MODEL_NOT_FOUND
+    out = await breakers.act(get_guardrails(c.runtime).breakers, c.ctx, key, action, body.reason)  # type: ignore[arg-type]
+    return await _page(c, f"Breaker {key}: {out.state.value.replace('_', ' ')}.")
