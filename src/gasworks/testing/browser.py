@@ -8,12 +8,14 @@ A missing browser is an error, never a skip.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import socket
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -100,9 +102,30 @@ class Server:
         )
         return json.loads(out.stdout)
 
+    async def _bootstrap(self) -> str:
+        """Migrate and create the first tenant's admin key in this process (what ``gasworks
+        init`` does, without paying for one more interpreter start)."""
+        from gasworks.runtime import Runtime
+        from gasworks.settings import Settings
+        from gasworks.tenancy import service
+
+        env = self.env()
+        settings = Settings(home=self.home, database_url=env.get("GASWORKS_DATABASE_URL"))
+        rt = Runtime(settings)
+        await rt.db.upgrade()
+        try:
+            async with rt.db.session() as s:
+                _, created = await service.bootstrap(s, "default")
+        finally:
+            await rt.db.dispose()
+        assert created is not None, "a fresh database has no tenant yet"
+        return created.key
+
     def start(self) -> Server:
         self.home.mkdir(parents=True, exist_ok=True)
-        self.key = self.cli("init")["key"]
+        # in a thread of its own: the caller may be inside an event loop (pytest-asyncio)
+        with ThreadPoolExecutor(1) as pool:
+            self.key = pool.submit(lambda: asyncio.run(self._bootstrap())).result()
         self.port = self.port or free_port()
         log = (self.home / "serve.log").open("wb")
         self.proc = subprocess.Popen(  # noqa: S603 (our own command, no shell)
@@ -125,8 +148,15 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError("gasworks serve did not answer /healthz within 60 s")
 
-    def api(self, method: str, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
-        headers = {"Authorization": f"Bearer {key or self.key}"}
+    def api(
+        self,
+        method: str,
+        path: str,
+        key: str | None = None,
+        headers: dict[str, str] | None = None,
+        **kw: Any,
+    ) -> httpx.Response:
+        headers = {**(headers or {}), "Authorization": f"Bearer {key or self.key}"}
         return httpx.request(method, self.url + path, headers=headers, timeout=30, **kw)
 
     def stop(self) -> None:

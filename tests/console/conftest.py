@@ -1,0 +1,63 @@
+"""A real ``gasworks serve`` and the system Chromium (Playwright), shared by a module.
+
+No skip anywhere: without Chromium the fixture raises (``make test`` installs it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from gasworks.testing.browser import Server, launch
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    url = None
+    tpl = None
+    if request.param == "postgres":
+        tpl = request.getfixturevalue("postgres_template")
+        url = tpl.new()
+    srv = Server(
+        home=tmp_path_factory.mktemp("console"),
+        database_url=url,
+        # the demo model streams in paced chunks, so a test can watch a run stream
+        extra_env={"GASWORKS_DEMO_STREAM_DELAY_MS": "40"},
+    ).start()
+    yield srv
+    srv.stop()
+    if tpl is not None and url is not None:
+        tpl.drop(url)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = launch(p)
+        yield b
+        b.close()
+
+
+def sign_in(browser: Any, server: Server, key: str | None = None, **ctx_kw: Any) -> Any:
+    """A new browser context signed in with ``key`` (the admin key by default): its page."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, **ctx_kw)
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(server.url + "/")
+    page.get_by_label("API key").fill(key or server.key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(server.url + "/console")
+    return page
+
+
+@pytest.fixture
+def admin(browser: Any, server: Server) -> Iterator[Any]:
+    page = sign_in(browser, server)
+    yield page
+    page.context.close()
