@@ -35,7 +35,9 @@ def server(
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
+def browser(server: Server) -> Iterator[Any]:
+    """Chromium, per server: Playwright's sync API runs an event loop in this thread, so it
+    is closed before the next server (whose database setup runs its own loop) starts."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
@@ -46,7 +48,7 @@ def browser() -> Iterator[Any]:
 
 def sign_in(browser: Any, server: Server, key: str | None = None, **ctx_kw: Any) -> Any:
     """A new browser context signed in with ``key`` (the admin key by default): its page."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900}, **ctx_kw)
+    context = browser.new_context(**{"viewport": {"width": 1280, "height": 900}, **ctx_kw})
     context.set_default_timeout(15_000)
     page = context.new_page()
     page.goto(server.url + "/")
@@ -56,8 +58,23 @@ def sign_in(browser: Any, server: Server, key: str | None = None, **ctx_kw: Any)
     return page
 
 
-@pytest.fixture
-def admin(browser: Any, server: Server) -> Iterator[Any]:
+@pytest.fixture(scope="module")
+def admin_state(browser: Any, server: Server) -> dict[str, Any]:
+    """The admin's signed-in browser state (its session cookie), signed in once per server."""
     page = sign_in(browser, server)
-    yield page
+    state: dict[str, Any] = page.context.storage_state()
     page.context.close()
+    return state
+
+
+@pytest.fixture
+def admin(browser: Any, server: Server, admin_state: dict[str, Any]) -> Iterator[Any]:
+    """A fresh browser context holding the admin's session, on the overview."""
+    context = browser.new_context(
+        viewport={"width": 1280, "height": 900}, storage_state=admin_state
+    )
+    context.set_default_timeout(15_000)
+    page = context.new_page()
+    page.goto(server.url + "/console")
+    yield page
+    context.close()

@@ -46,7 +46,8 @@ def breaker_state(server: Server, model: str) -> str:
     return next(b["state"] for b in rows if b["breaker"] == model)
 
 
-def test_sign_in_session_cookie_and_sign_out(admin: Any, server: Server) -> None:
+def test_sign_in_session_cookie_and_sign_out(browser: Any, server: Server) -> None:
+    admin = sign_in(browser, server)  # its own session: this test ends it
     expect = _expect(admin)
     expect(admin.get_by_role("heading", name="Overview")).to_be_visible()
     cookie = next(c for c in admin.context.cookies() if c["name"] == "gw_session")
@@ -310,3 +311,51 @@ def test_a_cross_site_request_without_the_csrf_token_is_refused(
         }"""
     )
     assert status == [403, "FORBIDDEN"]
+
+
+UNLABELLED = """() => [...document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')]
+  .filter(el => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+  .map(el => el.outerHTML.slice(0, 120))"""
+
+PAGES = [
+    "/console",
+    "/console/models",
+    "/console/spend",
+    "/console/prompts",
+    "/console/prompts/versions",
+    "/console/prompts/dead-letters",
+    "/console/prompts/audit",
+    "/console/prompts/resolve?model=demo",
+    "/console/workflows",
+    "/console/workflows/publish",
+    "/console/tenancy",
+]
+
+
+def test_on_a_phone_with_the_keyboard_labelled_in_both_themes(browser: Any, server: Server) -> None:
+    page = sign_in(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True)
+    expect = _expect(page)
+    try:
+        for path in PAGES:
+            page.goto(server.url + path)
+            # readable on a phone: nothing wider than the screen (wide tables scroll inside)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+            # every control has an accessible name
+            assert page.evaluate(UNLABELLED) == [], path
+        # keyboard: the first Tab reaches "Skip to content", Enter moves focus to the page
+        page.goto(server.url + "/console/models")
+        page.keyboard.press("Tab")
+        expect(page.locator(":focus")).to_have_text("Skip to content")
+        page.keyboard.press("Enter")
+        expect(page.locator(":focus")).to_have_attribute("id", "main")
+        # light/dark: follows the system until toggled, and the choice survives a reload
+        before = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        page.get_by_role("button", name="Switch between light and dark theme").click()
+        after = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert before != after
+        page.reload()
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") == after
+    finally:
+        page.context.close()

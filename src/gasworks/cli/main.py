@@ -89,7 +89,7 @@ def serve(
         console.print(
             f"gasworks {__version__} on [bold]{url}[/] "
             f"({dialect}, {n} worker{'s' if n > 1 else ''}); "
-            "docs at /docs, GraphQL at /graphql"
+            "console at /console, docs at /docs, GraphQL at /graphql"
         )
         if not initialized:
             console.print(

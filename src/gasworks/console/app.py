@@ -82,7 +82,7 @@ def install_console(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
         """Swagger UI; from a signed-in browser its requests carry the session's CSRF token,
         so "Try it out" works with the session cookie."""
         page = get_swagger_ui_html(openapi_url="/openapi.json", title="gasworks API")
-        html = page.body.decode()
+        html = bytes(page.body).decode()
         found = await app.state.browser_auth.resume(request)
         if found is not None:
             token = json.dumps(found.csrf_token)

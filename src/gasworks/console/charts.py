@@ -18,8 +18,11 @@ def day_series(
     end: date,
     rows: Sequence[UsageRow],
     measures: Sequence[tuple[str, Callable[[UsageRow], float]]],
+    *,
+    second_scale: bool = False,
 ) -> dict[str, Any]:
-    """One point per day from ``start`` to ``end`` (days without calls are 0)."""
+    """One point per day from ``start`` to ``end`` (days without calls are 0).
+    ``second_scale``: the second measure gets its own axis (calls beside dollars)."""
     by_day = {r.group.get("day"): r for r in rows}
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
     return {

@@ -3,16 +3,25 @@ breaker event history (the audit trail of every transition)."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
 from gasworks.console.web import CallerDep, ConsoleRoute, form_data, listing, parse, render
-from gasworks.errors import ValidationFailed
 from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.guardrails_runtime import get_guardrails
+from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_registry
 
 router = APIRouter(route_class=ConsoleRoute)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelRow:
+    entry: ModelEntry
+    breaker: breakers.BreakerOut | None
+
 
 ACTIONS = {"trip": "Trip (force open)", "reset": "Reset (close)", "disable": "Disable breaker"}
 
@@ -25,15 +34,15 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
     states = {
         b.breaker: b for b in await breakers.list_breakers(manager, ctx, [e.id for e in entries])
     }
-    rows = [{"entry": e, "breaker": states.get(e.id)} for e in entries]
+    rows = [ModelRow(e, states.get(e.id)) for e in entries]
     models = listing(
         rows,
         c.request,
         lambda r: (
-            r["entry"].id,
-            r["entry"].provider.value,
-            r["entry"].kind.value,
-            r["breaker"] and r["breaker"].state.value,
+            r.entry.id,
+            r.entry.provider.value,
+            r.entry.kind.value,
+            r.breaker.state.value if r.breaker else None,
         ),
     )
     selected = c.request.query_params.get("breaker") or None
@@ -60,10 +69,9 @@ async def models_page(c: CallerDep) -> HTMLResponse:
 @router.post("/models/breakers/{key:path}", response_class=HTMLResponse)
 async def breaker_action(key: str, c: CallerDep) -> HTMLResponse:
     form = await form_data(c.request)
-    action = form.get("action", "")
-    if action not in ACTIONS:
-        raise ValidationFailed("Choose trip, reset or disable.", details={"field": "action"})
+    action = parse(breakers.ActionIn, {"action": form.get("action", "")}).action
     body = parse(breakers.BreakerAction, {"reason": form.get("reason", "")})
     get_registry(c.runtime).get(key.split("@", 1)[0], include_disabled=True)  # MODEL_NOT_FOUND
-    out = await breakers.act(get_guardrails(c.runtime).breakers, c.ctx, key, action, body.reason)  # type: ignore[arg-type]
+    manager = get_guardrails(c.runtime).breakers
+    out = await breakers.act(manager, c.ctx, key, action, body.reason)
     return await _page(c, f"Breaker {key}: {out.state.value.replace('_', ' ')}.")

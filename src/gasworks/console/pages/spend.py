@@ -106,6 +106,7 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
             until or today,
             reports[GroupBy.DAY].rows,
             [("Spend $", lambda r: float(r.cost)), ("Calls", lambda r: r.calls)],
+            second_scale=True,
         )
         if since and until and (until - since).days <= 366
         else None,

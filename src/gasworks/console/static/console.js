@@ -59,13 +59,21 @@
       var dark = currentTheme() === "dark";
       var axis = { stroke: dark ? "#9aa4b2" : "#5b6470", grid: { stroke: dark ? "#2c333d" : "#e5e8ec" }, ticks: { stroke: dark ? "#2c333d" : "#d9dde3" } };
       var series = [{}].concat(d.series.map(function (s, i) {
-        return { label: s.label, stroke: palette[i % palette.length], width: 2,
+        return { label: s.label, stroke: palette[i % palette.length], width: 2, scale: s.scale || "y",
                  fill: i === 0 ? (palette[0] + "22") : undefined, points: { show: d.x.length < 40 } };
       }));
+      var axes = [axis, Object.assign({}, axis, { size: 60, scale: "y" })];
+      var scales = { x: { time: d.time !== false } };
+      d.series.forEach(function (s, i) {
+        // a second measure on its own scale (calls beside dollars), its axis on the right
+        if (s.scale && s.scale !== "y") {
+          axes.push(Object.assign({}, axis, { scale: s.scale, side: 1, size: 50, grid: { show: false },
+                                              stroke: palette[i % palette.length] }));
+        }
+      });
       var opts = {
         width: Math.max(260, el.clientWidth || 600), height: 200,
-        series: series, axes: [axis, Object.assign({}, axis, { size: 60 })],
-        scales: { x: { time: d.time !== false } }, legend: { show: true }
+        series: series, axes: axes, scales: scales, legend: { show: true }
       };
       var data = [d.x].concat(d.series.map(function (s) { return s.values; }));
       charts.push(new uPlot(opts, data, el));
