@@ -72,6 +72,7 @@ def test_sign_in_session_cookie_and_sign_out(browser: Any, server: Server) -> No
     # the old cookie opens nothing any more (the session row is gone)
     r = httpx.get(server.url + "/api/breakers", cookies={"gw_session": cookie["value"]})
     assert r.status_code == 401
+    admin.context.close()
 
 
 def test_wrong_key_is_refused(browser: Any, server: Server) -> None:
