@@ -55,7 +55,7 @@ def seed(srv: Server) -> dict[str, Any]:
         )
     )
     srv.cli("workflows", "demo", "install", "--tenant", "default")
-    ok(srv.api("PUT", "/api/budgets", json={"period": "month", "costLimit": "1.00"}))
+    ok(srv.api("PUT", "/api/budgets", json={"period": "month", "costLimit": "2.00"}))
     for i in range(6):
         ok(
             srv.api(
@@ -65,13 +65,17 @@ def seed(srv: Server) -> dict[str, Any]:
             )
         )
     for i in range(12):
-        srv.api(
-            "POST",
-            "/v1/chat/completions",
-            json={
-                "model": "demo-priced",
-                "messages": [{"role": "user", "content": "Say hi " * (i + 1)}],
-            },
+        # max_tokens keeps the pre-call estimate (what the budget reserves) small
+        ok(
+            srv.api(
+                "POST",
+                "/v1/chat/completions",
+                json={
+                    "model": "demo-priced",
+                    "max_tokens": 300,
+                    "messages": [{"role": "user", "content": "Say hi " * (i + 1)}],
+                },
+            )
         )
     v1 = ok(
         srv.api(

@@ -16,23 +16,12 @@ from typing import Any
 import httpx
 import pytest
 
+from gasworks.console.pages.workflows import EXAMPLE
 from gasworks.testing.browser import Server
 from tests.console.conftest import sign_in
 
-WORKFLOW = """id: console-hello
-name: Console hello
-state:
-  message: {type: string, required: true}
-nodes:
-  - id: answer
-    type: ModelInvoke
-    config: {input: "${input.message}", stream: true}
-  - id: reply
-    type: StreamToClient
-    config: {source: answer}
-edges:
-  - {from: answer, to: reply}
-"""
+#: the publish page's own example, under another id
+WORKFLOW = EXAMPLE.replace("id: hello", "id: console-hello")
 
 
 def _expect(page: Any) -> Any:
@@ -150,10 +139,20 @@ def test_deploy_conflict_from_a_second_tab_and_roll_back(admin: Any, server: Ser
     pointer = server.api("GET", "/api/prompts/pointer?model=demo").json()
     assert pointer["activeVersionId"] == v2 and pointer["version"] == 4
 
+    # the refused change is a dead letter; replayed on the current version it applies
+    other.goto(server.url + "/console/prompts/dead-letters")
+    letter = other.locator("tr", has_text="PROMPT_POINTER_CONFLICT")
+    expect(letter).to_have_count(1)
+    letter.get_by_label("rebase on current").check()
+    letter.get_by_role("button", name="Replay").click()
+    expect(other.locator("#flash")).to_contain_text("replayed")
+    pointer = server.api("GET", "/api/prompts/pointer?model=demo").json()
+    assert pointer["activeVersionId"] == v1 and pointer["version"] == 5
+
     # the resolve preview says which level matched and renders the messages
     other.goto(server.url + "/console/prompts/resolve?model=demo")
     expect(other.locator("[data-level]")).to_have_text("tenant+model")
-    expect(other.locator("pre").first).to_contain_text("Answer briefly and kindly.")
+    expect(other.locator("pre").first).to_contain_text("Answer briefly.")
     other.close()
 
 
@@ -225,30 +224,39 @@ def test_a_budget_refuses_the_next_call(admin: Any, server: Server) -> None:
         expect(admin.locator("#flash")).to_contain_text("removed")
 
 
-@pytest.fixture
-def viewer_key(server: Server) -> str:
-    r = server.api("POST", "/api/keys", json={"name": "read only", "role": "viewer"})
-    assert r.status_code == 201, r.text
-    return str(r.json()["key"])
-
-
-def test_a_viewer_sees_and_does_only_what_the_api_allows(
-    browser: Any, server: Server, viewer_key: str
+def test_a_new_key_is_shown_once_its_viewer_is_limited_and_revoking_it_signs_out(
+    admin: Any, browser: Any, server: Server
 ) -> None:
+    expect = _expect(admin)
+    admin.goto(server.url + "/console/tenancy")
+    form = admin.locator("form", has=admin.get_by_role("button", name="Create key"))
+    form.get_by_label("Name").fill("read only")
+    form.get_by_label("Role (new service account)").select_option("viewer")
+    form.get_by_label("Expires (UTC, optional)").fill("2099-01-01T00:00")
+    form.get_by_role("button", name="Create key").click()
+    expect(admin.locator("#new-key")).to_contain_text("shown only once")
+    viewer_key = admin.locator("[data-new-key]").text_content() or ""
+    assert viewer_key.startswith("gw_")
+    row = admin.locator("tr", has_text="read only")
+    expect(row).to_contain_text("2099-01-01")
+    admin.reload()  # shown once: not on the page any more
+    expect(admin.locator("[data-new-key]")).to_have_count(0)
+    assert viewer_key not in admin.content()
+
     page = sign_in(browser, server, viewer_key)
-    expect = _expect(page)
+    viewer = _expect(page)
     try:
         nav = page.get_by_role("navigation", name="Sections")
-        expect(nav).not_to_contain_text("Tenants & keys")
+        viewer(nav).not_to_contain_text("Tenants & keys")
         page.goto(server.url + "/console/models")
-        expect(page.get_by_text("Trip / reset / disable")).to_have_count(0)
+        viewer(page.get_by_text("Trip / reset / disable")).to_have_count(0)
         page.goto(server.url + "/console/spend")
-        expect(page.locator("#budget-form")).to_have_count(0)
+        viewer(page.locator("#budget-form")).to_have_count(0)
         token = page.evaluate(
             "() => JSON.parse(document.body.getAttribute('hx-headers'))['X-CSRF-Token']"
         )
         page.goto(server.url + "/console/tenancy")
-        expect(page.get_by_role("alert")).to_contain_text("FORBIDDEN")
+        viewer(page.get_by_role("alert")).to_contain_text("FORBIDDEN")
         # forging the form anyway (with the page's own CSRF token): the service refuses
         r = page.request.post(
             server.url + "/console/models/breakers/demo",
@@ -257,6 +265,13 @@ def test_a_viewer_sees_and_does_only_what_the_api_allows(
         )
         assert r.status == 403 and "FORBIDDEN" in r.text()
         assert breaker_state(server, "demo") == "closed"
+
+        # the admin revokes the key: the viewer's session ends with it
+        admin.once("dialog", lambda d: d.accept())
+        admin.locator("tr", has_text="read only").get_by_role("button", name="Revoke").click()
+        expect(admin.locator("#flash")).to_contain_text("Revoked key read only")
+        page.goto(server.url + "/console/models")
+        viewer(page.get_by_label("API key")).to_be_visible()
     finally:
         page.context.close()
 

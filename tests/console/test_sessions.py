@@ -171,3 +171,18 @@ async def test_sign_out_ends_the_session_everywhere(
     assert await _count(runtime) == 0
     replay = await client.get("/api/breakers", headers={"Cookie": f"gw_session={cookie}"})
     assert replay.status_code == 401
+
+
+async def test_the_ledger_exports_as_csv(client: httpx.AsyncClient, admin_key: str) -> None:
+    await _sign_in(client, admin_key)
+    call = {"model": "demo", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(2):
+        r = await client.post(
+            "/v1/chat/completions", json=call, headers={"Authorization": f"Bearer {admin_key}"}
+        )
+        assert r.status_code == 200
+    r = await client.get("/console/spend/ledger.csv?model=demo")
+    assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+    lines = r.text.strip().splitlines()
+    assert lines[0].startswith("id,created_at,") and len(lines) == 3
+    assert all(",demo,demo," in line for line in lines[1:])

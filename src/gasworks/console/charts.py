@@ -30,11 +30,12 @@ def day_series(
         "series": [
             {
                 "label": label,
+                "scale": "y2" if second_scale and i == 1 else "y",
                 "values": [
                     fn(by_day[d.isoformat()]) if d.isoformat() in by_day else 0 for d in days
                 ],
             }
-            for label, fn in measures
+            for i, (label, fn) in enumerate(measures)
         ],
     }
 

@@ -23,7 +23,8 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.types import utcnow
-from gasworks.tenancy.context import Role, TenantContext
+from gasworks.tenancy.context import TenantContext
+from gasworks.tenancy.service import key_context
 from gasworks.tenancy.tables import ApiKeyRow, BrowserSessionRow, PrincipalRow, TenantRow
 
 #: ``last_seen_at`` is refreshed at most this often (one write per minute, not per request)
@@ -97,14 +98,7 @@ async def resume_session(
         await session.execute(
             update(BrowserSessionRow).where(BrowserSessionRow.id == sid).values(last_seen_at=now)
         )
-    ctx = TenantContext(
-        tenant_id=key.tenant_id,
-        principal_id=principal.id,
-        role=Role(principal.role),
-        is_platform_admin=principal.is_platform_admin,
-        api_key_id=key.id,
-        tenant_name=tenant_name,
-    )
+    ctx = key_context(key, principal, tenant_name)
     ends = min(row.expires_at, key.expires_at) if key.expires_at else row.expires_at
     return BrowserSession(
         ctx=ctx, csrf_token=row.csrf_token, expires_at=ends, key_prefix=key.prefix
