@@ -11,9 +11,18 @@ from typing import Any
 import pytest
 
 from gasworks.testing.browser import Server, launch
+from tests.dbtemplates import DIALECTS
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture
+async def app(runtime: Any) -> Any:
+    """The app ``gasworks serve`` runs: the API with the console on top."""
+    from gasworks.console import create_web_app
+
+    return create_web_app(runtime=runtime)
+
+
+@pytest.fixture(scope="module", params=DIALECTS)
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:

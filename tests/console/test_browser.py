@@ -20,6 +20,10 @@ from gasworks.console.pages.workflows import EXAMPLE
 from gasworks.testing.browser import Server
 from tests.console.conftest import sign_in
 
+#: a real server and browser per database: slower than the rest (not in `make test-fast`);
+#: the first test of a module also waits for the server and Chromium to start
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+
 #: the publish page's own example, under another id
 WORKFLOW = EXAMPLE.replace("id: hello", "id: console-hello")
 

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from opentelemetry.trace import TracerProvider
 
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
-from gasworks.api.errors import install_error_handlers
+from gasworks.api.browser_auth import BrowserAuth
+from gasworks.api.errors import ErrorRenderer, install_error_handlers
 from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
 from gasworks.api.routes import (
@@ -27,6 +32,7 @@ from gasworks.observability.logging import configure_logging
 from gasworks.observability.tracing import configure_tracing, native_telemetry_off
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings, get_settings
+from gasworks.wiring import build_runtime
 
 #: Every REST router, in order. Each domain adds its router here. Routes are matched in this
 #: order, so the hot ``/v1`` gateway comes first (no route of another router starts with /v1).
@@ -42,6 +48,23 @@ ROUTERS: list[APIRouter] = [
 
 
 _frozen = False
+
+
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """The API docs (Swagger UI). From a signed-in browser, its requests carry the session's
+    CSRF token, so "Try it out" works with the session cookie, writes included."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="gasworks API")
+    html = bytes(page.body).decode()
+    browser: BrowserAuth = request.app.state.browser_auth
+    found = await browser.resume(request)
+    if found is not None:
+        token = json.dumps(found.csrf_token)
+        html = html.replace(
+            "const ui = SwaggerUIBundle({",
+            "const ui = SwaggerUIBundle({\n    requestInterceptor: (r) => "
+            f"{{ r.headers['X-CSRF-Token'] = {token}; return r; }},",
+        )
+    return HTMLResponse(html)
 
 
 def freeze_startup_objects() -> None:
@@ -70,7 +93,7 @@ def create_app(
     """The API app. ``tracer_provider`` overrides the process-wide one (tests)."""
     settings = settings or (runtime.settings if runtime else get_settings())
     configure_logging(json=settings.json_logs, level=settings.log_level)
-    rt = runtime or Runtime(settings)
+    rt = runtime or build_runtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -86,7 +109,7 @@ def create_app(
         version=__version__,
         description="Models, prompts and workflows as infrastructure, for many tenants.",
         lifespan=lifespan,
-        docs_url=None,  # served by the console (the signed-in browser's CSRF token)
+        docs_url=None,  # swagger_ui below: with a signed-in browser's CSRF token
         **native_telemetry_off(),
     )
     app.state.runtime = rt
@@ -95,15 +118,20 @@ def create_app(
         ttl=settings.auth_cache_ttl_seconds,
         touch_every=settings.key_last_used_resolution_seconds,
     )
-    install_error_handlers(app)
+    # errors under /v1/ answer in OpenAI's shape, everywhere else in the gasworks envelope
+    install_error_handlers(app, ErrorRenderer({"/v1/": openai_compat.render_openai_error}))
     for router in ROUTERS:
         app.include_router(router)
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
-    from gasworks.console import install_console
-
-    install_console(app, rt, settings)
+    # signed-in browsers (the console): a session cookie instead of a key (api/browser_auth.py)
+    app.state.browser_auth = BrowserAuth(
+        rt.db,
+        lifetime=timedelta(hours=settings.console_session_hours),
+        idle=timedelta(minutes=settings.console_idle_minutes),
+    )
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     # the gateway's hot route, in front of the router (inside the request id, logging,
     # metrics and tracing middleware below)
     app.add_middleware(ChatCompletionsFastPath)

@@ -9,7 +9,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gasworks.api.auth import Authenticator
+from gasworks.api.auth import Authenticator, authenticate_request
 from gasworks.api.browser_auth import CSRF_HEADER, SESSION_COOKIE, BrowserAuth, same_origin
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
@@ -39,15 +39,14 @@ async def get_session(
 async def get_context(request: Request) -> TenantContext:
     # the authenticator straight from the app state, not as a sub-dependency: each
     # dependency costs ~10 µs of FastAPI's solving on every authenticated request
-    auth: Authenticator = request.app.state.authenticator
     header = request.headers.get("authorization")
     if header is None and SESSION_COOKIE in request.cookies:
+        # a signed-in browser (the console's session cookie); never on an API key's path
         ctx = await _cookie_context(request)
-    else:
-        ctx = await auth.authenticate(header)
-    structlog.contextvars.bind_contextvars(tenantId=ctx.tenant_id)
-    request.state.ctx = ctx
-    return ctx
+        structlog.contextvars.bind_contextvars(tenantId=ctx.tenant_id)
+        request.state.ctx = ctx
+        return ctx
+    return await authenticate_request(request.scope, header)
 
 
 async def _cookie_context(request: Request) -> TenantContext:

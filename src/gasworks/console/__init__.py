@@ -5,6 +5,6 @@ with the caller's ``TenantContext`` from a browser session, so the console can s
 nothing the API would refuse. Static files (htmx, uPlot, the stylesheet) ship in the package.
 """
 
-from gasworks.console.app import install_console
+from gasworks.console.app import create_web_app, install_console
 
-__all__ = ["install_console"]
+__all__ = ["create_web_app", "install_console"]

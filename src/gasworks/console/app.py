@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 
-from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from opentelemetry.trace import TracerProvider
 
-from gasworks.api.browser_auth import BrowserAuth
+from gasworks.api.app import create_app
 from gasworks.console.pages import auth, models, overview, prompts, spend, tenancy, workflows
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
@@ -61,13 +60,8 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(env=env)
 
 
-def install_console(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
-    """Add the console to ``app`` (called once by ``create_app``)."""
-    app.state.browser_auth = BrowserAuth(
-        runtime.db,
-        lifetime=timedelta(hours=settings.console_session_hours),
-        idle=timedelta(minutes=settings.console_idle_minutes),
-    )
+def install_console(app: FastAPI) -> None:
+    """Add the console to an API app (``gasworks.api.app.create_app``)."""
     app.state.console_templates = make_templates()
     for router in ROUTERS:
         app.include_router(router, prefix="/console", include_in_schema=False)
@@ -77,18 +71,16 @@ def install_console(app: FastAPI, runtime: Runtime, settings: Settings) -> None:
     async def home() -> RedirectResponse:
         return RedirectResponse("/console", status_code=307)
 
-    @app.get("/docs", include_in_schema=False)
-    async def docs(request: Request) -> HTMLResponse:
-        """Swagger UI; from a signed-in browser its requests carry the session's CSRF token,
-        so "Try it out" works with the session cookie."""
-        page = get_swagger_ui_html(openapi_url="/openapi.json", title="gasworks API")
-        html = bytes(page.body).decode()
-        found = await app.state.browser_auth.resume(request)
-        if found is not None:
-            token = json.dumps(found.csrf_token)
-            html = html.replace(
-                "const ui = SwaggerUIBundle({",
-                "const ui = SwaggerUIBundle({\n    requestInterceptor: (r) => "
-                f"{{ r.headers['X-CSRF-Token'] = {token}; return r; }},",
-            )
-        return HTMLResponse(html)
+
+def create_web_app(
+    settings: Settings | None = None,
+    runtime: Runtime | None = None,
+    *,
+    tracer_provider: TracerProvider | None = None,
+) -> FastAPI:
+    """What ``gasworks serve`` runs: the API app with the console on top. The console is the
+    layer above the API (it reuses its authentication and services), so it mounts itself here
+    rather than the API importing it."""
+    app = create_app(settings, runtime, tracer_provider=tracer_provider)
+    install_console(app)
+    return app

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 
 EmbedPurpose = Literal["document", "query"]
 SearchMode = Literal["vector", "keyword", "hybrid"]
@@ -113,8 +113,9 @@ class VectorIndex(Protocol):
     * everything written survives a process restart.
     """
 
-    async def upsert(self, tenant_id: str, space: Space, records: Sequence[VectorRecord]) -> None:
-        ...
+    async def upsert(
+        self, tenant_id: str, space: Space, records: Sequence[VectorRecord]
+    ) -> None: ...
 
     async def search(
         self,

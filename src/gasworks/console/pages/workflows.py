@@ -11,7 +11,6 @@ import yaml
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from gasworks.api.middleware import current_request_id
 from gasworks.console.graph import draw
 from gasworks.console.web import (
     SEARCH_WINDOW,
@@ -26,6 +25,7 @@ from gasworks.console.web import (
 )
 from gasworks.db.paging import Page
 from gasworks.errors import ValidationFailed, WorkflowInvalid
+from gasworks.observability.request_id import current_request_id
 from gasworks.workflows import service, workflow_engine
 from gasworks.workflows.definition import parse_document
 from gasworks.workflows.schemas import RunIn, ShareIn
