@@ -145,6 +145,17 @@ class Settings(BaseSettings):
         description="How long a verified API key is trusted in-process before it is checked "
         "again (bounds how long a revoked key keeps working in another process).",
     )
+    console_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="A web console sign-in lasts at most this long (then the key is asked "
+        "for again).",
+    )
+    console_idle_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="A web console session with no request for this long is signed out.",
+    )
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
     )
