@@ -195,7 +195,7 @@ def _one_line_error(result: Any, code: str) -> str:
     ("name", "text", "where"),
     [
         ("bad.yaml", 'system: "hi\nuser: [x\n', "line 3, column 1"),
-        ("bad.json", '{"system": "x",}', "line 1, column 16"),
+        ("bad.json", '{"system": "x",}', "line 1, column 16"),  # "(line 1, column 16)"
         ("typo.yaml", "sistem: hi\n", "sistem"),
         ("empty.yaml", "", "must hold a mapping"),
     ],

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gasworks.blobs.types import check_key
 from gasworks.errors import BlobNotFound, BlobStoreUnavailable
+from gasworks.home import private_dirs
 
 #: a temporary file this old belongs to a write that will never finish
 STALE_TMP_SECONDS = 3600.0
@@ -55,7 +56,7 @@ class LocalFolderStore:
         if not self._swept:
             self._swept = True
             self.sweep()
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

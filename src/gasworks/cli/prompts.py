@@ -101,14 +101,18 @@ async def _expected(
 def load_prompt_file(path: Path) -> tuple[str, PromptContent, str, dict[str, Any]]:
     """``.yaml``/``.yml``/``.json``: ``{name, system|user|messages, parameters, message,
     model, workflow}``; any other file: its whole text is the system template."""
-
     from gasworks.prompts.content import PromptContent
+    from gasworks.yamlsafe import DataParseError, load_data
 
     text = path.read_text(encoding="utf-8")
     if path.suffix in {".yaml", ".yml", ".json"}:
-        from gasworks.validation import parse_yaml_or_json
-
-        data = parse_yaml_or_json(text, source=str(path), json_only=path.suffix == ".json")
+        try:
+            data = load_data(text, json_only=path.suffix == ".json")
+        except DataParseError as exc:
+            raise ValidationFailed(
+                f"{path} does not parse: {exc.reason}",
+                details={"file": str(path), "line": exc.line, "column": exc.column},
+            ) from None
         if not isinstance(data, dict):
             raise ValidationFailed(
                 f"{path} must hold a mapping (system:, user: or messages:), "
@@ -385,7 +389,7 @@ def show_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """One version with its content (hash verified)."""
-    import yaml
+    from gasworks.yamlsafe import dump_yaml
 
     async def body(svc: PromptService, ctx: TenantContext) -> Any:
         return await svc.get_version(ctx, await _version_id(svc, ctx, ref))
@@ -395,7 +399,7 @@ def show_cmd(
         emit_json(v)
         return
     console.print(f"[bold]{v.name} v{v.number}[/] {v.id} sha256 {v.content_hash}")
-    console.print(yaml.safe_dump(v.content.canonical_dict(), sort_keys=False, allow_unicode=True))
+    console.print(dump_yaml(v.content.canonical_dict()))
 
 
 async def _version_id(svc: PromptService, ctx: TenantContext, ref: str) -> str:
