@@ -13,6 +13,7 @@ from enum import StrEnum
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+EmbedPurpose = Literal["document", "query"]
 
 
 class FinishReason(StrEnum):
@@ -120,3 +121,66 @@ class StreamChunk:
     cost: Decimal | None = None
     #: on the last chunk from the gateway: what happened on the way (fallbacks, truncation)
     notes: dict[str, Any] | None = None
+
+
+# --- embeddings -----------------------------------------------------------------------------
+# Defined here (the gateway's layer) and re-exported by ``gasworks.retrieval.types``, the
+# contract the documents pipeline and the vector nodes code to.
+
+
+@dataclass(slots=True, frozen=True)
+class Space:
+    """One vector space: an embedding model at one dimension."""
+
+    model: str
+    dimensions: int
+
+    @property
+    def key(self) -> str:
+        """A stable, filesystem- and SQL-safe name for the space."""
+        safe = "".join(c if c.isalnum() else "_" for c in self.model)
+        return f"{safe}_{self.dimensions}"
+
+
+@dataclass(slots=True)
+class EmbedRequest:
+    #: registry id; ``None`` means the deployment's default embedding model
+    model: str | None
+    inputs: list[str]
+    #: reduced dimensions where the model supports it (text-embedding-3, Titan v2)
+    dimensions: int | None = None
+    #: some models embed queries and passages differently
+    purpose: EmbedPurpose = "document"
+    #: the most this one call may cost (COST_LIMIT_EXCEEDED before the call)
+    cost_limit: Decimal | None = None
+    #: what the call served, recorded on the ledger row (``{"documentId": ..}``, ``{"runId": ..}``)
+    served: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    model: str
+    provider: str
+    #: one vector per input, in input order, each of ``dimensions`` floats (L2-normalised
+    #: where the model's registry entry says so)
+    vectors: list[list[float]]
+    dimensions: int
+    input_tokens: int
+    cost: Decimal = Decimal(0)
+    latency_ms: float = 0.0
+
+    @property
+    def space(self) -> Space:
+        return Space(self.model, self.dimensions)
+
+
+@dataclass(slots=True)
+class EmbedBatch:
+    """One provider attempt of an embedding request: the inputs of one batch, as the hooks
+    (breakers, budgets, ledger) see it. ``tokens`` are counted before the call."""
+
+    inputs: list[str]
+    dimensions: int
+    purpose: EmbedPurpose
+    tokens: int
+    served: dict[str, str] = field(default_factory=dict)
