@@ -117,7 +117,7 @@ def main() -> str:
 
 256 passages of {m["words"]:.0f} words, `local/all-minilm-l6-v2` (int8 ONNX), {ROUNDS}
 interleaved rounds, passages per second (median). Gateway: a started runtime on SQLite with the
-guardrails on (breaker, budget reservation, ledger rows: 4 batches of 64).
+guardrails on (breaker, budget reservation, a ledger row per batch of 256).
 
 | path | passages/s | vs anchor |
 |---|---|---|

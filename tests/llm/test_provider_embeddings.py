@@ -121,10 +121,13 @@ async def test_vectors_arrive_in_input_order_batched_and_priced(tmp_path, vendor
 
 
 async def test_reduced_dimensions_are_asked_of_the_provider(tmp_path, vendor) -> None:
-    if vendor.model == "cohere":
-        pytest.skip("Cohere v3 has one size")
-    dims = 4 if vendor.model in OPENAI_MODELS else 256
     gw = vendor.gateway(tmp_path)
+    if vendor.model == "cohere":  # one size: refused before any call
+        with pytest.raises(ValidationFailed, match="1024"):
+            await gw.embed(SCOPE, EmbedRequest(vendor.model, ["x"], dimensions=256))
+        assert vendor.calls == 0
+        return
+    dims = 4 if vendor.model in OPENAI_MODELS else 256
     r = await gw.embed(SCOPE, EmbedRequest(vendor.model, ["short text"], dimensions=dims))
     assert r.dimensions == dims and len(r.vectors[0]) == dims
     sent = vendor.fake.requests[-1].json()
