@@ -28,8 +28,8 @@ from gasworks.llm.types import CallScope
 from gasworks.retrieval.types import Embedder, EmbedRequest
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
-from gasworks.tenancy.context import Role, TenantContext
 from gasworks.testing import FakeOpenAI, Fault
+from tests.guardrails.test_budgets import tenant
 
 PRICE = Decimal("0.1")  # per 1K tokens: big enough to see
 
@@ -79,20 +79,6 @@ async def rt(settings: Settings, fake: FakeOpenAI, monkeypatch) -> AsyncIterator
         yield runtime
     finally:
         await runtime.stop()
-
-
-async def tenant(rt: Runtime) -> TenantContext:
-    from gasworks.tenancy import service
-
-    async with rt.db.session() as s:
-        t, created = await service.bootstrap(s, "acme")
-    assert created is not None
-    return TenantContext(
-        tenant_id=t.id,
-        principal_id=created.principal.id,
-        role=Role.OWNER,
-        api_key_id=created.api_key.id,
-    )
 
 
 async def rows(rt: Runtime) -> list[LedgerRow]:
