@@ -5,9 +5,10 @@ tests ship) with the same model files: the anchor is the bare library pipeline (
 ``encode_batch``, ``onnxruntime`` ``InferenceSession.run`` in sub-batches of 32 sorted by
 length, mean pooling and L2 normalisation in numpy), the gateway side is a started gasworks
 runtime (SQLite, guardrails on: breaker, budget reservation, ledger rows) calling
-``Gateway.embed`` on ``local/all-minilm-l6-v2``. Rounds alternate anchor / gateway so that
-load on the shared machine falls on both alike (ABBA order); the figure is passages per second, median over
-the rounds. Target (issue 12): the gateway keeps >= 90% of the library's throughput.
+``Gateway.embed`` on ``local/all-minilm-l6-v2``. Rounds alternate anchor / gateway (ABBA
+order) so that load on the shared machine falls on both alike; the figure is passages per
+second, median over the rounds. Target (issue 12): the gateway keeps >= 90% of the
+library's throughput.
 """
 
 from __future__ import annotations
