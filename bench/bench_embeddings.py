@@ -71,15 +71,15 @@ def anchor_embedder() -> object:
 
 async def measure() -> dict[str, float]:
     from gasworks.llm.runtime import get_gateway
-    from gasworks.llm.types import CallScope, EmbedRequest
-    from gasworks.runtime import Runtime
+    from gasworks.modeltypes import CallScope, EmbedRequest
     from gasworks.settings import Settings
     from gasworks.tenancy import service
+    from gasworks.wiring import build_runtime
 
     batch = passages_256()
     anchor = anchor_embedder()
     home = Path(tempfile.mkdtemp())
-    rt = Runtime(Settings(home=home, database_url=f"sqlite+aiosqlite:///{home}/bench.db"))
+    rt = build_runtime(Settings(home=home, database_url=f"sqlite+aiosqlite:///{home}/bench.db"))
     await rt.start()
     try:
         async with rt.db.session() as s:

@@ -19,7 +19,7 @@ from gasworks.errors import (
     ProviderUnavailable,
     ValidationFailed,
 )
-from gasworks.llm.types import EmbedRequest
+from gasworks.modeltypes import EmbedRequest
 from gasworks.testing import FakeBedrock, FakeOpenAI, Fault
 from gasworks.testing.fake_vectors import fake_vector
 from tests.llm.providers_util import SCOPE, gateway_for

@@ -24,11 +24,12 @@ from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
 from gasworks.llm.ledger import GroupBy, usage
 from gasworks.llm.runtime import get_gateway
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.retrieval.types import Embedder, EmbedRequest
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
 from gasworks.testing import FakeOpenAI, Fault
+from gasworks.wiring import build_runtime
 from tests.guardrails.test_budgets import tenant
 
 PRICE = Decimal("0.1")  # per 1K tokens: big enough to see
@@ -73,7 +74,7 @@ async def rt(settings: Settings, fake: FakeOpenAI, monkeypatch) -> AsyncIterator
             "guardrails_maintenance_interval_seconds": 0,
         }
     )
-    runtime = Runtime(s)
+    runtime = build_runtime(s)
     await runtime.start(migrate=False)
     try:
         yield runtime

@@ -7,7 +7,7 @@ from pydantic import ValidationError
 
 from gasworks.llm.gateway import _batches
 from gasworks.llm.registry.registry import catalog_entries
-from gasworks.llm.registry.schema import EmbeddingSpec, ModelEntry, ModelKind
+from gasworks.modelcard import EmbeddingSpec, ModelEntry, ModelKind
 
 
 def test_every_catalog_embedding_model_has_a_spec_and_the_default_is_local() -> None:

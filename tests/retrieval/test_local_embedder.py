@@ -17,7 +17,7 @@ from gasworks.errors import ValidationFailed
 from gasworks.llm.gateway import Gateway
 from gasworks.llm.providers.local_embeddings import MODELS, LocalModel
 from gasworks.llm.runtime import build_services
-from gasworks.llm.types import CallScope, EmbedRequest
+from gasworks.modeltypes import CallScope, EmbedRequest
 from gasworks.settings import Settings
 
 DATA = Path(__file__).parent / "data"

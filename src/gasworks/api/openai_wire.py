@@ -16,8 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gasworks.errors import GasworksError, ValidationFailed
-from gasworks.llm.providers.embeddings import encode_base64_floats
-from gasworks.llm.types import (
+from gasworks.modeltypes import (
     ChatRequest,
     ChatResult,
     EmbedRequest,
@@ -26,6 +25,7 @@ from gasworks.llm.types import (
     Message,
     StreamChunk,
     Usage,
+    encode_base64_floats,
 )
 
 _ROLE_MAP = {"developer": "system"}

@@ -16,7 +16,7 @@ from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt, _logs_to_stderr
 from gasworks.cli.output import JsonOpt, console, emit_json, run
 from gasworks.errors import ValidationFailed
-from gasworks.llm.types import CallScope, EmbedPurpose, EmbedRequest, EmbedResult
+from gasworks.modeltypes import CallScope, EmbedPurpose, EmbedRequest, EmbedResult
 
 
 def embed(

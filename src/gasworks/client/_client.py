@@ -22,8 +22,8 @@ from gasworks.client._wire import (
     to_error,
 )
 from gasworks.errors import ConfigurationError
-from gasworks.llm.registry.schema import ModelEntry
-from gasworks.llm.types import ChatResult, EmbedPurpose, EmbedResult, StreamChunk
+from gasworks.modelcard import ModelEntry
+from gasworks.modeltypes import ChatResult, EmbedPurpose, EmbedResult, StreamChunk
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 

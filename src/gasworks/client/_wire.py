@@ -8,8 +8,15 @@ from decimal import Decimal
 from typing import Any
 
 from gasworks import errors
-from gasworks.llm.providers.embeddings import decode_base64_floats
-from gasworks.llm.types import ChatResult, EmbedResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.modeltypes import (
+    ChatResult,
+    EmbedResult,
+    FinishReason,
+    Message,
+    StreamChunk,
+    Usage,
+    decode_base64_floats,
+)
 
 MessagesArg = str | list[Message] | list[dict[str, Any]]
 

@@ -50,8 +50,8 @@ from gasworks.llm.providers.embeddings import EmbeddingProvider
 from gasworks.llm.providers.factory import ProviderSet
 from gasworks.llm.registry.registry import ModelRegistry
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.registry.schema import EmbeddingSpec
-from gasworks.llm.types import (
+from gasworks.modelcard import EmbeddingSpec
+from gasworks.modeltypes import (
     CallScope,
     ChatRequest,
     ChatResult,

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
-from gasworks.llm.types import CallScope, ChatRequest, EmbedBatch, Usage
+from gasworks.modeltypes import CallScope, ChatRequest, EmbedBatch, Usage
 
 if TYPE_CHECKING:
     from gasworks.errors import GasworksError

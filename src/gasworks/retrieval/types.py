@@ -23,8 +23,9 @@ from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-# the embedding shapes live with the gateway that produces them (``llm`` is the lower layer)
-from gasworks.llm.types import CallScope, EmbedPurpose, EmbedRequest, EmbedResult, Space
+# the embedding shapes are core types: the gateway (``llm``, a lower layer), the /v1 route
+# and the SDK share them
+from gasworks.modeltypes import CallScope, EmbedPurpose, EmbedRequest, EmbedResult, Space
 
 __all__ = [
     "CallScope",

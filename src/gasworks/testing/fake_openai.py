@@ -10,7 +10,7 @@ import json
 import time
 from typing import Any
 
-from gasworks.llm.providers.embeddings import encode_base64_floats
+from gasworks.modeltypes import encode_base64_floats
 from gasworks.testing.fake_vectors import fake_tokens, fake_vector
 from gasworks.testing.server import FakeProviderServer, Fault, Request
 

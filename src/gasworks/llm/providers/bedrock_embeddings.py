@@ -25,7 +25,7 @@ from gasworks.errors import ConfigurationError, ProviderBadResponse
 from gasworks.llm.providers.bedrock import BedrockProvider, classify
 from gasworks.llm.providers.embeddings import EmbedVectors, l2_normalize
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import EmbedPurpose
+from gasworks.modeltypes import EmbedPurpose
 
 
 def _family(model: ResolvedModel) -> str:

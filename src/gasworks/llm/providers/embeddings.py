@@ -8,17 +8,14 @@ provider errors and never retries: the gateway owns batching, retries, guardrail
 
 from __future__ import annotations
 
-import base64
 import math
-import sys
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gasworks.errors import ProviderBadResponse
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import EmbedPurpose
+from gasworks.modeltypes import EmbedPurpose, decode_base64_floats
 
 
 @dataclass(slots=True)
@@ -57,23 +54,6 @@ def l2_normalize(vectors: list[list[float]]) -> list[list[float]]:
         norm = math.sqrt(math.fsum(x * x for x in v))
         out.append([x / norm for x in v] if norm else list(v))
     return out
-
-
-def decode_base64_floats(data: str) -> list[float]:
-    """An OpenAI ``encoding_format=base64`` embedding: little-endian float32s."""
-    arr = array("f")
-    arr.frombytes(base64.b64decode(data, validate=True))
-    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        arr.byteswap()
-    return arr.tolist()
-
-
-def encode_base64_floats(vector: Sequence[float]) -> str:
-    """The inverse of ``decode_base64_floats`` (what ``/v1/embeddings`` sends)."""
-    arr = array("f", vector)
-    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
-        arr.byteswap()
-    return base64.b64encode(arr.tobytes()).decode("ascii")
 
 
 def parse_openai_embeddings(provider: str, data: Any, count: int) -> EmbedVectors:

@@ -14,7 +14,7 @@ from gasworks.llm.providers.base import Provider
 from gasworks.llm.providers.demo import DemoProvider
 from gasworks.llm.providers.embeddings import EmbeddingProvider
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.registry.schema import ProviderName
+from gasworks.modelcard import ProviderName
 from gasworks.settings import Settings
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from gasworks.errors import ConfigurationError, MissingDependency, ProviderTimeout
 from gasworks.llm.providers.embeddings import EmbedVectors
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import EmbedPurpose
+from gasworks.modeltypes import EmbedPurpose
 
 #: sentences per onnxruntime call (sentence-transformers' default batch size)
 SUB_BATCH = 32

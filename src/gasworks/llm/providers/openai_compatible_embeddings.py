@@ -22,7 +22,7 @@ from gasworks.llm.providers.embeddings import (
 )
 from gasworks.llm.providers.openai_compatible import OpenAICompatibleProvider
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import EmbedPurpose
+from gasworks.modeltypes import EmbedPurpose
 
 
 class OpenAICompatibleEmbeddings:

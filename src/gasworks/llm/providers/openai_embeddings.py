@@ -16,7 +16,7 @@ from gasworks.llm.providers.base import sdk_post_json
 from gasworks.llm.providers.embeddings import EmbedVectors, openai_params, parse_openai_embeddings
 from gasworks.llm.providers.openai import OpenAIProvider, classify, require_openai
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import EmbedPurpose
+from gasworks.modeltypes import EmbedPurpose
 
 _PATH = "/embeddings"
 
