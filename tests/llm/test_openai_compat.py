@@ -305,17 +305,6 @@ def test_shipped_catalog_providers_have_their_sdks_installed() -> None:
     assert needed <= base
 
 
-async def test_models_list_has_no_embedding_model_without_an_embeddings_route(
-    client, admin_key
-) -> None:
-    """Nothing on this server calls an embedding model until /v1/embeddings is served: they
-    are not offered among the chat models."""
-    r = await client.get("/v1/models", headers=auth(admin_key))
-    cards = r.json()["data"]
-    assert {c["gasworks"]["kind"] for c in cards} == {"chat"}
-    assert "text-embedding-3-small" not in {c["id"] for c in cards}
-
-
 async def test_logprobs_are_refused_where_the_provider_has_none(client, admin_key) -> None:
     body = {"model": "demo", "messages": [{"role": "user", "content": "x"}], "logprobs": True}
     r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))

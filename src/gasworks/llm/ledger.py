@@ -70,6 +70,10 @@ class LedgerEntry:
     run_id: str | None = None
     requested_model: str | None = None
     error_code: str | None = None
+    #: "chat" or "embedding"
+    kind: str = "chat"
+    #: what an embedding call served (``{"documentId": ..}`` / ``{"runId": ..}``)
+    served: dict[str, str] | None = None
     attempt: int = 1
     prompt_version_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -100,6 +104,8 @@ class LedgerEntry:
             "estimated": self.estimated,
             "streamed": self.streamed,
             "error_code": self.error_code,
+            "kind": self.kind,
+            "served": self.served,
         }
 
 
@@ -363,6 +369,7 @@ _COLUMNS = {
     GroupBy.API_KEY: L.c.api_key_id,
     GroupBy.PROVIDER: L.c.provider,
     GroupBy.STATUS: L.c.status,
+    GroupBy.KIND: L.c.kind,
     GroupBy.PROMPT_VERSION: L.c.prompt_version_id,
 }
 
@@ -483,6 +490,10 @@ class LedgerCallOut(ApiModel):
     estimated: bool
     streamed: bool
     error_code: str | None
+    #: "chat" or "embedding"
+    kind: str
+    #: what an embedding call served (``{"documentId": ..}``, ``{"runId": ..}``)
+    served: dict[str, str] | None
     attempt: int = 1
     prompt_version_id: str | None = None
 

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible gateway: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+"""The OpenAI-compatible gateway: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` and
+``GET /v1/models``.
 
 Any OpenAI client works against it with a gasworks API key as its ``api_key``. Errors on
 ``/v1/`` use OpenAI's error shape (``{"error": {"message", "type", "param", "code"}}``) with
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.types import Send
 
@@ -20,15 +21,17 @@ from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.openai_wire import (
     ChatCompletionRequest,
     ChunkRenderer,
+    EmbeddingsRequest,
     PromptScope,
     error_body,
     render_completion,
+    render_embeddings,
     stream_error_event,
 )
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.runtime import get_gateway, get_registry
-from gasworks.modelcard import ModelEntry, ModelKind
+from gasworks.modelcard import ModelEntry
 from gasworks.modeltypes import CallScope, ChatRequest, StreamChunk
 from gasworks.observability.logging import get_logger
 from gasworks.observability.request_id import current_request_id
@@ -48,37 +51,40 @@ def render_openai_error(exc: GasworksError) -> JSONResponse:
     return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
 
 
-def _model_card(e: ModelEntry) -> dict[str, Any]:
+def _model_card(e: ModelEntry, default_embedding: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "kind": e.kind.value,
+        "contextWindow": e.context_window,
+        "maxOutputTokens": e.max_output_tokens,
+        "capabilities": e.capabilities.model_dump(),
+        "deprecationDate": e.deprecation_date.isoformat() if e.deprecation_date else None,
+    }
+    if e.embedding is not None:
+        # what a client needs to size a vector index and its chunks
+        meta["embedding"] = e.embedding.model_dump(by_alias=True, mode="json")
+        meta["defaultEmbeddingModel"] = e.id == default_embedding
     return {
         "id": e.id,
         "object": "model",
         "created": 0,
         "owned_by": e.provider.value,
-        "gasworks": {
-            "kind": e.kind.value,
-            "contextWindow": e.context_window,
-            "maxOutputTokens": e.max_output_tokens,
-            "capabilities": e.capabilities.model_dump(),
-            "deprecationDate": e.deprecation_date.isoformat() if e.deprecation_date else None,
-        },
+        "gasworks": meta,
     }
 
 
 @router.get("/models", summary="Models callable through this gateway")
-async def list_models(request: Request, ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
-    """Every model a route of this server can call: chat models, and embedding models only
-    where ``/v1/embeddings`` is served (``gasworks.kind`` tells them apart)."""
-    embeddings = any(getattr(r, "path", None) == "/v1/embeddings" for r in request.app.routes)
-    entries = get_registry(runtime).entries()
-    return {
-        "object": "list",
-        "data": [_model_card(e) for e in entries if e.kind is ModelKind.CHAT or embeddings],
-    }
+async def list_models(ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Every model a route of this server can call: chat models (``/v1/chat/completions``)
+    and embedding models (``/v1/embeddings``); ``gasworks.kind`` tells them apart."""
+    registry = get_registry(runtime)
+    default = registry.default_embedding_model
+    return {"object": "list", "data": [_model_card(e, default) for e in registry.entries()]}
 
 
 @router.get("/models/{model_id:path}", summary="One model")
 async def get_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return _model_card(get_registry(runtime).get(model_id))
+    registry = get_registry(runtime)
+    return _model_card(registry.get(model_id), registry.default_embedding_model)
 
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
@@ -108,6 +114,17 @@ async def chat_completions(
     include_usage = body.stream_options.include_usage if body.stream_options else False
     renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
     return ChatCompletionStream(renderer, first, chunks, headers)
+
+
+@router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)")
+async def embeddings(body: EmbeddingsRequest, ctx: ContextDep, runtime: RuntimeDep) -> Any:
+    """One vector per input through ``Gateway.embed`` (breakers, budgets, ledger). Without
+    ``model``, the deployment's default embedding model (``GASWORKS_EMBEDDING_MODEL``)."""
+    scope = CallScope(
+        tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id, request_id=current_request_id()
+    )
+    result = await get_gateway(runtime).embed(scope, body.to_embed_request())
+    return JSONResponse(render_embeddings(result, body.encoding_format))
 
 
 async def _apply_prompt_scope(

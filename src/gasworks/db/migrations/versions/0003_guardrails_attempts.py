@@ -1,7 +1,7 @@
 """guardrails: the attempt number and the prompt version of each ledger row
 
 Revision ID: 0003_guardrails_attempts
-Revises: 0003_guardrails_leases
+Revises: 0003_ledger_embeddings
 Create Date: 2026-12-02
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003_guardrails_attempts"
-down_revision = "0003_guardrails_leases"
+down_revision = "0003_ledger_embeddings"
 branch_labels = None
 depends_on = None
 
