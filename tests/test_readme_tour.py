@@ -7,6 +7,7 @@ process through the CLI, ``curl …`` against the same database served on a loop
 the README after ids, keys, timestamps, request ids and durations are replaced by
 placeholders. A README line ending in ``…`` matches any line that starts like it; a line that
 is only ``…`` skips any number of lines; ``(exit status N)`` is the command's exit status.
+A console block without any ``$`` line (a Python snippet's output) is not run.
 
 ``README_TOUR_PRINT=1 pytest tests/test_readme_tour.py -s`` prints what each command printed,
 to update the README after a deliberate change.
@@ -64,7 +65,8 @@ def blocks(text: str) -> list[list[tuple[str, list[str]]]]:
         while i < len(lines):
             line = lines[i]
             if not line.startswith("$ "):
-                steps[-1][1].append(line)
+                if steps:  # lines before any command: a program's output shown, not run
+                    steps[-1][1].append(line)
                 i += 1
                 continue
             cmd = line[2:]
