@@ -11,7 +11,7 @@ from opentelemetry.trace import TracerProvider
 
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
-from gasworks.api.errors import install_error_handlers
+from gasworks.api.errors import OpenAIErrorEnvelope, error_responses, install_error_handlers
 from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
 from gasworks.api.routes import (
@@ -96,7 +96,8 @@ def create_app(
     )
     install_error_handlers(app)
     for router in ROUTERS:
-        app.include_router(router)
+        shape = OpenAIErrorEnvelope if router is openai_compat.router else None
+        app.include_router(router, responses=error_responses(shape) if shape else error_responses())
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)

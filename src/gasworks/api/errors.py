@@ -13,7 +13,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from gasworks.api.middleware import current_request_id
 from gasworks.errors import (
@@ -59,6 +61,43 @@ _HTTP_ERRORS: dict[int, type[GasworksError]] = {
 ALTERNATE_RENDERERS: dict[str, Any] = {}
 
 
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable code (docs/reference/errors.md).")
+    message: str = Field(description="What went wrong and what to do about it.")
+    details: dict[str, Any] = Field(description="Structured context, e.g. `errors[].path`.")
+    requestId: str | None = Field(description="The request id (also the X-Request-ID header).")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer outside ``/v1``."""
+
+    error: ErrorInfo
+
+
+class OpenAIErrorInfo(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str = Field(description="The gasworks error code.")
+
+
+class OpenAIErrorEnvelope(BaseModel):
+    """The body of every error answer under ``/v1`` (OpenAI's shape)."""
+
+    error: OpenAIErrorInfo
+
+
+def error_responses(model: type[BaseModel] = ErrorEnvelope) -> dict[int | str, dict[str, Any]]:
+    """What the OpenAPI document says every route may answer besides its success: given to
+    each ``include_router`` in ``create_app``, so a new router is documented the same way
+    (FastAPI's own 422 schema, which gasworks never sends, is replaced)."""
+    return {
+        422: {"model": model, "description": "VALIDATION_FAILED: a field is invalid."},
+        "4XX": {"model": model, "description": "The request cannot be served as sent."},
+        "5XX": {"model": model, "description": "gasworks or a dependency failed."},
+    }
+
+
 def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "error": {
@@ -85,7 +124,21 @@ def render(path: str, exc: GasworksError) -> JSONResponse:
     )
 
 
-def exception_response(path: str, method: str, exc: Exception) -> JSONResponse:
+def allowed_methods(scope: dict[str, Any]) -> list[str]:
+    """Every method some route of this path accepts (Starlette's 405 names only the first
+    route matching the path, and FastAPI makes one route per method)."""
+    methods: set[str] = set()
+    app = scope.get("app")
+    for route in getattr(getattr(app, "router", None), "routes", ()):
+        match, _ = route.matches({**scope, "method": "\x00"})
+        if match is Match.PARTIAL:
+            methods |= set(getattr(route, "methods", None) or ())
+    return sorted(methods)
+
+
+def exception_response(
+    path: str, method: str, exc: Exception, scope: dict[str, Any] | None = None
+) -> JSONResponse:
     """The answer to a ``GasworksError``, a request validation error or a framework HTTP
     error: the FastAPI handlers below, and the ``/v1`` fast path (``api.fastpath``)."""
     if isinstance(exc, RequestValidationError):
@@ -109,6 +162,8 @@ def exception_response(path: str, method: str, exc: Exception) -> JSONResponse:
         response = render(path, cls(message))
         response.status_code = exc.status_code
         response.headers.update(exc.headers or {})
+        if exc.status_code == 405 and scope is not None:
+            response.headers["Allow"] = ", ".join(allowed_methods(scope))
         return response
     raise TypeError(f"not an error with an answer: {type(exc).__name__}")  # pragma: no cover
 
@@ -122,7 +177,7 @@ def validation_response(
 
 def install_error_handlers(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return exception_response(request.url.path, request.method, exc)
+        return exception_response(request.url.path, request.method, exc, request.scope)
 
     app.add_exception_handler(GasworksError, handle)
     app.add_exception_handler(RequestValidationError, handle)

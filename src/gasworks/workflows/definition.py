@@ -6,14 +6,13 @@ checked by :mod:`gasworks.workflows.validator`, which reports every problem at o
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from gasworks.errors import WorkflowInvalid
+from gasworks.errors import ValidationFailed, WorkflowInvalid
+from gasworks.inputs import load_json, load_yaml
 
 START = "START"
 END = "END"
@@ -71,18 +70,19 @@ class WorkflowDefinition(_Model):
 
 
 def parse_document(text: str | bytes, *, filename: str | None = None) -> dict[str, Any]:
-    """JSON or YAML text → a plain document (not yet validated)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
+    """JSON or YAML text → a plain document (not yet validated).
+
+    Parsed by ``gasworks.inputs`` (bounded nesting, no NUL, UTF-8 only)."""
     try:
         if filename is not None and filename.endswith(".json"):
-            data = json.loads(text)
+            data = load_json(text, where="document")
         else:
-            data = yaml.safe_load(text)  # YAML is a superset of JSON
-    except (ValueError, yaml.YAMLError) as exc:
+            data = load_yaml(text, where="document")  # YAML is a superset of JSON
+    except ValidationFailed as exc:
+        problem = exc.details["errors"][0]["message"]
         raise WorkflowInvalid(
-            "The workflow is neither valid JSON nor valid YAML.",
-            details={"issues": [_issue("PARSE_ERROR", "", str(exc).splitlines()[0])]},
+            f"The workflow document cannot be read: {problem}.",
+            details={"issues": [_issue("PARSE_ERROR", "", problem)]},
         ) from None
     if not isinstance(data, dict):
         raise WorkflowInvalid(

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from graphql import GraphQLError
+from graphql import (
+    DocumentNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    SelectionSetNode,
+)
+from pydantic import ValidationError
 from strawberry.extensions import SchemaExtension
 
 from gasworks.api.middleware import current_request_id
@@ -19,6 +27,7 @@ from gasworks.errors import (
     GraphQLValidationFailed,
 )
 from gasworks.observability.logging import get_logger
+from gasworks.validation import validation_failed
 
 log = get_logger("gasworks.graphql")
 
@@ -44,6 +53,8 @@ class ErrorCodes(SchemaExtension):
     def _translate(error: GraphQLError) -> GraphQLError:
         orig = error.original_error
         rid = current_request_id()
+        if isinstance(orig, ValidationError):  # a resolver built a schema from its arguments
+            orig = validation_failed(orig.errors(include_url=False))
         if isinstance(orig, GasworksError):
             ext = {"code": orig.code, "details": orig.details, "requestId": rid}
             return GraphQLError(
@@ -68,3 +79,77 @@ class ErrorCodes(SchemaExtension):
             None,
             {"code": "INTERNAL", "requestId": rid},
         )
+
+
+#: fragment spreads inside fragment spreads: real documents use a handful
+MAX_FRAGMENT_CHAIN = 32
+
+
+def fragment_chain(document: DocumentNode) -> int:
+    """The longest chain of fragments spread inside one another (a cycle counts as endless).
+
+    Iterative: graphql-core's validation rules and strawberry's depth limiter follow spreads
+    by recursion, and a 300-fragment chain exhausted Python's stack.
+    """
+    spreads: dict[str, set[str]] = {}
+    roots: set[str] = set()
+    for definition in document.definitions:
+        names = _spread_names(getattr(definition, "selection_set", None))
+        if isinstance(definition, FragmentDefinitionNode):
+            spreads[definition.name.value] = names
+        elif isinstance(definition, OperationDefinitionNode):
+            roots |= names
+    longest: dict[str, int] = {}
+    for root in roots:
+        stack: list[tuple[str, bool]] = [(root, False)]
+        on_path: set[str] = set()
+        while stack:
+            name, done = stack.pop()
+            if done:
+                on_path.discard(name)
+                longest[name] = 1 + max(
+                    (longest.get(n, 0) for n in spreads.get(name, ())), default=0
+                )
+                continue
+            if name in longest:
+                continue
+            if name in on_path or len(on_path) > MAX_FRAGMENT_CHAIN:
+                return MAX_FRAGMENT_CHAIN + 1
+            on_path.add(name)
+            stack.append((name, True))
+            stack.extend((n, False) for n in spreads.get(name, ()) if n not in longest)
+    return max((longest.get(r, 0) for r in roots), default=0)
+
+
+def _spread_names(selection_set: SelectionSetNode | None) -> set[str]:
+    names: set[str] = set()
+    pending = [selection_set] if selection_set is not None else []
+    while pending:
+        current = pending.pop()
+        for selection in current.selections:
+            if isinstance(selection, FragmentSpreadNode):
+                names.add(selection.name.value)
+            inner = getattr(selection, "selection_set", None)
+            if inner is not None:
+                pending.append(inner)
+    return names
+
+
+class FragmentChainLimiter(SchemaExtension):
+    """Refuses a document whose fragments nest deeper than ``MAX_FRAGMENT_CHAIN`` before
+    any validation rule (all recursive) walks it: ``GRAPHQL_QUERY_TOO_DEEP``."""
+
+    def on_validate(self) -> Iterator[None]:
+        document = self.execution_context.graphql_document
+        if document is not None and fragment_chain(document) > MAX_FRAGMENT_CHAIN:
+            self.execution_context.pre_execution_errors = [
+                GraphQLError(
+                    f"Fragments are nested too deeply (more than {MAX_FRAGMENT_CHAIN} "
+                    "spreads inside one another, or a cycle).",
+                    extensions={
+                        "code": GraphQLQueryTooDeep.code,
+                        "requestId": current_request_id(),
+                    },
+                )
+            ]
+        yield

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import strawberry
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
-from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
-from gasworks.api.graphql.context import GqlContext, get_gql_context
-from gasworks.api.graphql.errors import ErrorCodes
+from gasworks.api.graphql.context import get_gql_context
+from gasworks.api.graphql.errors import ErrorCodes, FragmentChainLimiter
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
+from gasworks.api.graphql.view import GuardedGraphQLRouter
 from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
+from gasworks.api.routing import GuardedRoute
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
@@ -40,6 +41,7 @@ def build_schema(max_depth: int) -> strawberry.Schema:
         query=query,
         mutation=mutation,
         extensions=[
+            FragmentChainLimiter,
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
@@ -48,9 +50,10 @@ def build_schema(max_depth: int) -> strawberry.Schema:
     )
 
 
-def graphql_router(settings: Settings) -> GraphQLRouter[GqlContext, None]:
-    return GraphQLRouter(
+def graphql_router(settings: Settings) -> GuardedGraphQLRouter:
+    return GuardedGraphQLRouter(
         build_schema(settings.graphql_max_depth),
         context_getter=get_gql_context,
         graphql_ide="graphiql",
+        route_class=GuardedRoute,
     )

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 from pydantic import BaseModel
 
 from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.llm.registry import admin
 from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_registry, refresh
 
-router = APIRouter(prefix="/api/models", tags=["models"])
+router = guarded_router(prefix="/api/models", tags=["models"])
 
 
 class ModelOut(ModelEntry):

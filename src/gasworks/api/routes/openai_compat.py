@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.types import Send
 
@@ -27,6 +26,7 @@ from gasworks.api.openai_wire import (
     render_completion,
     stream_error_event,
 )
+from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.registry.schema import ModelEntry
@@ -35,7 +35,7 @@ from gasworks.llm.types import CallScope, ChatRequest, StreamChunk
 from gasworks.observability.logging import get_logger
 from gasworks.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router = guarded_router(prefix="/v1", tags=["openai-compatible"])
 log = get_logger("gasworks.api.openai")
 
 

@@ -11,13 +11,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import Header, Path, Query, Request, Response, status
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
 from gasworks.api.middleware import current_request_id
 from gasworks.api.paging import PageDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
+from gasworks.bounds import MAX_INT32, EventSeq, VersionNumber
 from gasworks.errors import BadRequest
+from gasworks.inputs import refuse
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
 from gasworks.workflows.definition import parse_document
@@ -36,7 +39,7 @@ from gasworks.workflows.schemas import (
 )
 from gasworks.workflows.validator import validate
 
-router = APIRouter(prefix="/api", tags=["workflows"])
+router = guarded_router(prefix="/api", tags=["workflows"])
 
 MAX_DOCUMENT_BYTES = 1_000_000
 #: seconds of silence after which an SSE comment keeps proxies from closing the stream
@@ -93,13 +96,18 @@ async def list_versions(
 
 
 @router.get("/workflows/{slug}/versions/{version}", summary="One published version")
-async def get_version(slug: str, version: int, ctx: ContextDep, session: SessionDep) -> VersionOut:
+async def get_version(
+    slug: str, version: Annotated[VersionNumber, Path()], ctx: ContextDep, session: SessionDep
+) -> VersionOut:
     return await service.get_version(session, ctx, slug, version)
 
 
 @router.get("/workflows/{slug}/graph", summary="Mermaid flowchart of a version")
 async def graph(
-    slug: str, ctx: ContextDep, session: SessionDep, version: int | None = None
+    slug: str,
+    ctx: ContextDep,
+    session: SessionDep,
+    version: Annotated[VersionNumber | None, Query()] = None,
 ) -> dict[str, Any]:
     ver = await service.get_version(session, ctx, slug, version)
     return {"workflow": slug, "version": ver.version, "mermaid": to_mermaid(ver.document)}
@@ -183,7 +191,7 @@ async def run_events(
     ctx: ContextDep,
     runtime: RuntimeDep,
     last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    after: Annotated[EventSeq | None, Query()] = None,
 ) -> EventStreamResponse:
     start = after if after is not None else _last_id(last_event_id)
     eng = workflow_engine(runtime)
@@ -222,11 +230,12 @@ async def get_conversation(
 def _last_id(raw: str | None) -> int:
     if raw is None or not raw.strip():
         return 0
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be an event id of this run.") from None
-    return max(0, value)
+    value = raw.strip()
+    if not value.isdigit() or len(value) > 10 or int(value) > MAX_INT32:
+        raise refuse(
+            "header.Last-Event-ID", "must be an event id of this run (0 to 2147483647)", "int"
+        )
+    return int(value)
 
 
 def format_event(ev: Event) -> str:

@@ -1,0 +1,61 @@
+"""Bounded numbers for every edge (REST, GraphQL, the CLI): the one place their limits live.
+
+An unbounded ``int`` or ``Decimal`` taken from a caller reaches the database, where SQLite
+raises ``OverflowError`` above 2**63 - 1 and PostgreSQL refuses a 32-bit column's overflow:
+a 500 for what is the caller's mistake. Every integer or decimal a caller sends is therefore
+one of these types; out of range is ``VALIDATION_FAILED`` naming the field (pydantic does
+it in request bodies, FastAPI in paths, queries and headers, ``validation.validated`` in
+GraphQL and the CLI). The limits also appear in the OpenAPI document (``minimum`` /
+``maximum``), so a client generator or a fuzzer knows them.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from decimal import Decimal
+from typing import Annotated, Any
+
+from annotated_types import Ge, Le
+from pydantic import BeforeValidator, Field
+
+#: what a 64-bit integer column holds (SQLite INTEGER, PostgreSQL BIGINT)
+MAX_INT64 = 2**63 - 1
+#: what a 32-bit integer column holds (PostgreSQL INTEGER): version and sequence numbers
+MAX_INT32 = 2**31 - 1
+#: money is stored as BIGINT nano-units (``db.types.Money``)
+MONEY_PLACES = 9
+MAX_MONEY = Decimal(MAX_INT64) / 10**MONEY_PLACES
+
+#: rows to skip in a list
+Offset = Annotated[int, Ge(0), Le(MAX_INT64)]
+#: a count of things (tokens per period, days) that fits a 64-bit column
+Count = Annotated[int, Ge(0), Le(MAX_INT64)]
+#: a version or sequence number (1, 2, ...) stored in a 32-bit column
+VersionNumber = Annotated[int, Ge(1), Le(MAX_INT32)]
+#: a compare-and-set expectation: 0 means "not created yet"
+ExpectedVersion = Annotated[int, Ge(0), Le(MAX_INT32)]
+#: an event sequence number to resume after (0: from the start)
+EventSeq = Annotated[int, Ge(0), Le(MAX_INT32)]
+#: a number of days back from now (a retention period)
+Days = Annotated[int, Ge(0), Le(36_500)]
+#: an amount of money: finite, non-negative, at most nine decimal places
+Money = Annotated[
+    Decimal, Field(ge=0, le=MAX_MONEY, decimal_places=MONEY_PLACES, allow_inf_nan=False)
+]
+
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _iso_date_only(value: Any) -> Any:
+    # pydantic's lax date also takes a number of seconds since 1970 (``until=0``)
+    if isinstance(value, str) and not _ISO_DATE.match(value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    if isinstance(value, int | float):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    return value
+
+
+#: a calendar day, written YYYY-MM-DD (and nothing else)
+IsoDate = Annotated[date, BeforeValidator(_iso_date_only)]
