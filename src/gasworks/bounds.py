@@ -11,16 +11,20 @@ GraphQL and the CLI). The limits also appear in the OpenAPI document (``minimum`
 
 from __future__ import annotations
 
+import math
 import re
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 from annotated_types import Ge, Le
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, Strict, WithJsonSchema
 
 #: what a 64-bit integer column holds (SQLite INTEGER, PostgreSQL BIGINT)
 MAX_INT64 = 2**63 - 1
+#: the largest integer every JSON client reads exactly (a double's 53-bit mantissa): the
+#: bound of counts and offsets, far below what the columns hold
+MAX_SAFE_INT = 2**53 - 1
 #: what a 32-bit integer column holds (PostgreSQL INTEGER): version and sequence numbers
 MAX_INT32 = 2**31 - 1
 #: money is stored as BIGINT nano-units (``db.types.Money``)
@@ -28,9 +32,10 @@ MONEY_PLACES = 9
 MAX_MONEY = Decimal(MAX_INT64) / 10**MONEY_PLACES
 
 #: rows to skip in a list
-Offset = Annotated[int, Ge(0), Le(MAX_INT64)]
-#: a count of things (tokens per period, days) that fits a 64-bit column
-Count = Annotated[int, Ge(0), Le(MAX_INT64)]
+Offset = Annotated[int, Ge(0), Le(MAX_SAFE_INT)]
+#: a count of things (tokens per period) that fits a 64-bit column; in a body a JSON integer
+#: (not ``"5"`` or ``5.0``)
+Count = Annotated[int, Strict(), Ge(0), Le(MAX_SAFE_INT)]
 #: a version or sequence number (1, 2, ...) stored in a 32-bit column
 VersionNumber = Annotated[int, Ge(1), Le(MAX_INT32)]
 #: a compare-and-set expectation: 0 means "not created yet"
@@ -38,10 +43,33 @@ ExpectedVersion = Annotated[int, Ge(0), Le(MAX_INT32)]
 #: an event sequence number to resume after (0: from the start)
 EventSeq = Annotated[int, Ge(0), Le(MAX_INT32)]
 #: a number of days back from now (a retention period)
-Days = Annotated[int, Ge(0), Le(36_500)]
-#: an amount of money: finite, non-negative, at most nine decimal places
+MAX_DAYS = 36_500
+Days = Annotated[int, Ge(0), Le(MAX_DAYS)]
+
+
+def _money_in(value: Any) -> Any:
+    # a JSON number is a binary float: rounded to the stored precision (0.1 + 0.2 is 0.3)
+    if isinstance(value, float) and math.isfinite(value):
+        return round(Decimal(repr(value)), MONEY_PLACES)
+    return value
+
+
+_MONEY_PATTERN = r"^[0-9]{1,10}(\.[0-9]{1,9})?$"
+
+#: an amount of money: finite, non-negative, at most nine decimal places; a decimal string
+#: (exact) or a JSON number (rounded to nine places)
 Money = Annotated[
-    Decimal, Field(ge=0, le=MAX_MONEY, decimal_places=MONEY_PLACES, allow_inf_nan=False)
+    Decimal,
+    BeforeValidator(_money_in),
+    Field(ge=0, le=MAX_MONEY, decimal_places=MONEY_PLACES, allow_inf_nan=False),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "pattern": _MONEY_PATTERN},
+                {"type": "number", "minimum": 0, "maximum": 9_000_000_000},
+            ]
+        }
+    ),
 ]
 
 

@@ -9,12 +9,13 @@ from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from rich.console import Console
 from rich.table import Table
 
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.types import StreamChunk
+from gasworks.validation import validation_failed
 
 T = TypeVar("T")
 
@@ -67,6 +68,9 @@ def run(coro_fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool) -> T:
         return asyncio.run(coro_fn())
     except GasworksError as exc:
         fail(exc, as_json)
+        raise AssertionError("unreachable") from exc
+    except ValidationError as exc:  # an option that does not fit the request's bounds
+        fail(validation_failed(exc.errors(include_url=False)), as_json)
         raise AssertionError("unreachable") from exc
     except (KeyboardInterrupt, typer.Exit, typer.Abort):
         raise

@@ -15,6 +15,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 import yaml
 
+from gasworks.bounds import MAX_DAYS
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
 from gasworks.errors import PromptPointerNotFound, ValidationFailed
@@ -496,7 +497,8 @@ def dead_replay(
 @prompts_app.command("retention")
 def retention_cmd(
     days: Annotated[
-        int | None, typer.Option(help="Default: GASWORKS_PROMPT_RETENTION_DAYS.")
+        int | None,
+        typer.Option(min=0, max=MAX_DAYS, help="Default: GASWORKS_PROMPT_RETENTION_DAYS."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
     as_json: JsonOpt = False,

@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
+from gasworks.bounds import MAX_INT32
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, emit_json, err_console, run, table
 from gasworks.errors import BadRequest, WorkflowInvalid
@@ -142,7 +143,9 @@ def run_cmd(
     conversation: Annotated[
         str | None, typer.Option("--conversation", "-c", help="Conversation id (continue it).")
     ] = None,
-    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, max=MAX_INT32, help="Version (default: latest).")
+    ] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print chunks as they arrive.")] = False,
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
@@ -200,7 +203,9 @@ def _summary(out: RunOut) -> None:
 @workflows_app.command("graph")
 def graph_cmd(
     workflow: Annotated[str, typer.Argument(help="Workflow id, or a workflow file.")],
-    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, max=MAX_INT32, help="Version (default: latest).")
+    ] = None,
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:

@@ -6,6 +6,7 @@ message; the cause is logged.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from graphql import (
@@ -20,11 +21,13 @@ from pydantic import ValidationError
 from strawberry.extensions import SchemaExtension
 
 from gasworks.api.middleware import current_request_id
+from gasworks.apimodel import camel
 from gasworks.errors import (
     GasworksError,
     GraphQLQueryTooDeep,
     GraphQLQueryTooLarge,
     GraphQLValidationFailed,
+    ValidationFailed,
 )
 from gasworks.observability.logging import get_logger
 from gasworks.validation import validation_failed
@@ -54,7 +57,10 @@ class ErrorCodes(SchemaExtension):
         orig = error.original_error
         rid = current_request_id()
         if isinstance(orig, ValidationError):  # a resolver built a schema from its arguments
-            orig = validation_failed(orig.errors(include_url=False))
+            orig = validation_failed(
+                {**e, "loc": tuple(camel(p) if isinstance(p, str) else p for p in e["loc"])}
+                for e in orig.errors(include_url=False)
+            )
         if isinstance(orig, GasworksError):
             ext = {"code": orig.code, "details": orig.details, "requestId": rid}
             return GraphQLError(
@@ -62,8 +68,8 @@ class ErrorCodes(SchemaExtension):
             )
         if orig is None:  # a syntax/validation error of the query itself
             ext = {
-                **(error.extensions or {}),
                 "code": _document_error_code(error),
+                **(error.extensions or {}),
                 "requestId": rid,
             }
             return GraphQLError(
@@ -135,13 +141,30 @@ def _spread_names(selection_set: SelectionSetNode | None) -> set[str]:
     return names
 
 
-class FragmentChainLimiter(SchemaExtension):
-    """Refuses a document whose fragments nest deeper than ``MAX_FRAGMENT_CHAIN`` before
-    any validation rule (all recursive) walks it: ``GRAPHQL_QUERY_TOO_DEEP``."""
+#: a NUL escape in a GraphQL string (``\u0000`` or ``\u{0}``) after an even number of backslashes
+_GRAPHQL_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u(?:0000|\{0+\})")
+
+
+class DocumentLimits(SchemaExtension):
+    """Checks on the parsed document before any validation rule (all recursive) walks it:
+    fragments nested deeper than ``MAX_FRAGMENT_CHAIN`` (``GRAPHQL_QUERY_TOO_DEEP``), and
+    NUL characters in string literals (``VALIDATION_FAILED``; variables are checked with the
+    body by ``gasworks.inputs``)."""
 
     def on_validate(self) -> Iterator[None]:
         document = self.execution_context.graphql_document
-        if document is not None and fragment_chain(document) > MAX_FRAGMENT_CHAIN:
+        query = self.execution_context.query or ""
+        if "\\u" in query and _GRAPHQL_NUL.search(query):
+            self.execution_context.pre_execution_errors = [
+                GraphQLError(
+                    "A string in the document contains a NUL character.",
+                    extensions={
+                        "code": ValidationFailed.code,
+                        "requestId": current_request_id(),
+                    },
+                )
+            ]
+        elif document is not None and fragment_chain(document) > MAX_FRAGMENT_CHAIN:
             self.execution_context.pre_execution_errors = [
                 GraphQLError(
                     f"Fragments are nested too deeply (more than {MAX_FRAGMENT_CHAIN} "

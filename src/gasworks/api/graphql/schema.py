@@ -7,7 +7,7 @@ from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDept
 from strawberry.tools import merge_types
 
 from gasworks.api.graphql.context import get_gql_context
-from gasworks.api.graphql.errors import ErrorCodes, FragmentChainLimiter
+from gasworks.api.graphql.errors import DocumentLimits, ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
@@ -41,7 +41,7 @@ def build_schema(max_depth: int) -> strawberry.Schema:
         query=query,
         mutation=mutation,
         extensions=[
-            FragmentChainLimiter,
+            DocumentLimits,
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import Query, status
-from pydantic import BaseModel
+from pydantic import BaseModel, StrictBool
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.routing import router as guarded_router
@@ -75,7 +75,7 @@ async def update_model(
 
 
 class EnabledBody(BaseModel):
-    enabled: bool
+    enabled: StrictBool
 
 
 @router.put("/{model_id:path}/enabled", summary="Enable or disable a model (platform admin)")

@@ -55,7 +55,24 @@ async def _document(request: Request) -> dict[str, Any]:
     return parse_document(body, filename=None if "yaml" in ctype else "doc.json")
 
 
-@router.post("/workflows/validate", summary="Validate a workflow document (every problem)")
+#: the body of the routes that read a workflow document themselves (JSON, or YAML)
+DOCUMENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A workflow document (at most 1 MB, nesting at most 64 levels).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/workflows/validate",
+    summary="Validate a workflow document (every problem)",
+    openapi_extra=DOCUMENT_BODY,
+)
 async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
     result = validate(await _document(request))
     return ValidationOut(valid=result.ok, issues=[i.to_dict() for i in result.issues])
@@ -65,6 +82,7 @@ async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
     "/workflows",
     status_code=status.HTTP_201_CREATED,
     summary="Publish a workflow version (JSON or YAML body); invalid workflows are refused",
+    openapi_extra=DOCUMENT_BODY,
 )
 async def publish(request: Request, ctx: ContextDep, session: SessionDep) -> PublishOut:
     return await service.publish(session, ctx, await _document(request))
@@ -190,7 +208,10 @@ async def run_events(
     run_id: str,
     ctx: ContextDep,
     runtime: RuntimeDep,
-    last_event_id: Annotated[str | None, Header()] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(pattern=r"^ *[0-9]{0,9} *$", description="The id of the last event received."),
+    ] = None,
     after: Annotated[EventSeq | None, Query()] = None,
 ) -> EventStreamResponse:
     start = after if after is not None else _last_id(last_event_id)
