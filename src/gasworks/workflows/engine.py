@@ -97,6 +97,8 @@ class LiveRun:
         #: the run's body when it executes in the caller's task (``WorkflowEngine.run``)
         self.inline: Coroutine[Any, Any, None] | None = None
         self.persisted = False
+        #: who started the run (may cancel it; so may editors and above)
+        self.principal_id: str | None = None
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.events.append((len(self.events) + 1, type_, data))
@@ -218,6 +220,7 @@ class WorkflowEngine:
         run_id = new_id("run")
         conv_id = body.conversation_id or new_id("cnv")
         live = LiveRun(run_id, ctx.tenant_id, wf.slug, keep_events=body.stream)
+        live.principal_id = ctx.principal_id
         rc = RunContext(
             run_id=run_id,
             tenant_id=ctx.tenant_id,
@@ -508,6 +511,7 @@ class WorkflowEngine:
             await self.drain()
             async with self.db.session() as s:
                 out = await service.get_run(s, ctx, run_id)
+                service.check_may_cancel(ctx, await service.run_starter(s, ctx, run_id))
             if out.status == "running":
                 raise Conflict(
                     "The run is executing in another server process; cancel it there.",
@@ -516,6 +520,7 @@ class WorkflowEngine:
             return out
         async with self.db.session() as s:
             await service.get_workflow(s, ctx, live.slug)
+        service.check_may_cancel(ctx, live.principal_id)
         if live.task is not None and not live.done.is_set():
             live.task.cancel()
         await live.done.wait()

@@ -416,6 +416,23 @@ async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> Run
     return run_out(run, wf.slug)
 
 
+async def run_starter(session: AsyncSession, ctx: TenantContext, run_id: str) -> str | None:
+    """Who started a run (already access-checked by the caller)."""
+    starter: str | None = await session.scalar(
+        select(WorkflowRunRow.principal_id).where(
+            WorkflowRunRow.id == run_id, WorkflowRunRow.tenant_id == ctx.tenant_id
+        )
+    )
+    return starter
+
+
+def check_may_cancel(ctx: TenantContext, starter: str | None) -> None:
+    """A run is cancelled by whoever started it, or by an editor (or above) of the tenant who
+    can see the workflow; a viewer with a share cannot cancel another user's run."""
+    if starter is None or starter != ctx.principal_id:
+        ctx.require(Role.EDITOR)
+
+
 async def list_runs(
     session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
 ) -> list[RunOut]:
