@@ -95,6 +95,9 @@ class MessageOut(_Out):
 class ConversationOut(_Out):
     id: str
     workflow_id: str
+    principal_id: str = Field(description="Who holds the conversation (who ran its turns).")
+    #: the stored key (workflow + principal + id): never shown
+    store_key: str = Field(exclude=True)
     turn: int
     data: dict[str, Any]
     created_at: datetime
