@@ -123,9 +123,7 @@ async def test_only_retriable_failures_are_dead_lettered(svc, tenants):
     assert await svc.dead_letters(tenants.a) == []
     with pytest.raises(PromptPointerConflict):
         await deploy(svc, tenants.a, v1, 0)
-    assert [d.reason_code for d in await svc.dead_letters(tenants.a)] == [
-        "PROMPT_POINTER_CONFLICT"
-    ]
+    assert [d.reason_code for d in await svc.dead_letters(tenants.a)] == ["PROMPT_POINTER_CONFLICT"]
 
 
 async def test_pending_dead_letters_are_capped_per_tenant(svc, tenants, monkeypatch):
