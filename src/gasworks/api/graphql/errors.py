@@ -7,7 +7,8 @@ message; the cause is logged.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -44,6 +45,15 @@ def _document_error_code(error: GraphQLError) -> str:
     return GraphQLValidationFailed.code
 
 
+def _named_as_arguments(errors: Iterable[Mapping[str, Any]]) -> ValidationFailed:
+    """``VALIDATION_FAILED`` naming fields as GraphQL arguments are named (``costLimit``, not
+    the Python ``cost_limit`` the resolver validated)."""
+    return validation_failed(
+        {**e, "loc": tuple(camel(p) if isinstance(p, str) else p for p in e.get("loc", ()))}
+        for e in errors
+    )
+
+
 class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
@@ -57,9 +67,11 @@ class ErrorCodes(SchemaExtension):
         orig = error.original_error
         rid = current_request_id()
         if isinstance(orig, ValidationError):  # a resolver built a schema from its arguments
-            orig = validation_failed(
-                {**e, "loc": tuple(camel(p) if isinstance(p, str) else p for p in e["loc"])}
-                for e in orig.errors(include_url=False)
+            orig = _named_as_arguments(orig.errors(include_url=False))
+        elif type(orig) is ValidationFailed and "errors" in orig.details:
+            orig = _named_as_arguments(
+                {"loc": tuple(e["path"].split(".")), "msg": e["message"], "type": e["type"]}
+                for e in orig.details["errors"]
             )
         if isinstance(orig, GasworksError):
             ext = {"code": orig.code, "details": orig.details, "requestId": rid}

@@ -19,7 +19,7 @@ from gasworks.api.paging import PageDep
 from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.bounds import MAX_INT32, EventSeq, VersionNumber
-from gasworks.errors import BadRequest
+from gasworks.errors import PayloadTooLarge
 from gasworks.inputs import refuse
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
@@ -50,7 +50,10 @@ async def _document(request: Request) -> dict[str, Any]:
     """The request body as a workflow document: JSON, or YAML with a YAML content type."""
     body = await request.body()
     if len(body) > MAX_DOCUMENT_BYTES:
-        raise BadRequest("The workflow document is larger than 1 MB.")
+        raise PayloadTooLarge(
+            "The workflow document is larger than 1 MB.",
+            details={"maxBytes": MAX_DOCUMENT_BYTES},
+        )
     ctype = request.headers.get("content-type", "")
     return parse_document(body, filename=None if "yaml" in ctype else "doc.json")
 
