@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint fmt bench docs install install-dev clean help
+.PHONY: run test lint fmt bench docs fuzz install install-dev clean help
 
 help:
 	@echo "make run    set up and start gasworks on http://127.0.0.1:8000 (embedded SQLite)"
@@ -12,6 +12,7 @@ help:
 	@echo "make lint   ruff + mypy --strict on src/"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make docs   regenerate docs/reference/ from the code"
+	@echo "make fuzz   schemathesis (deep profile) against a real server, SQLite and PostgreSQL"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +47,9 @@ fmt: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/python -m pytest
+
+fuzz: $(VENV)/.installed-dev
+	$(BIN)/python scripts/fuzz.py --profile deep --db both
 
 docs: $(VENV)/.installed
 	$(BIN)/python scripts/gen_docs.py

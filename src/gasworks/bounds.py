@@ -36,6 +36,8 @@ Offset = Annotated[int, Ge(0), Le(MAX_SAFE_INT)]
 #: a count of things (tokens per period) that fits a 64-bit column; in a body a JSON integer
 #: (not ``"5"`` or ``5.0``)
 Count = Annotated[int, Strict(), Ge(0), Le(MAX_SAFE_INT)]
+#: a number of tokens asked for (a model's output limit): positive, 32-bit
+TokenCount = Annotated[int, Ge(1), Le(MAX_INT32)]
 #: a version or sequence number (1, 2, ...) stored in a 32-bit column
 VersionNumber = Annotated[int, Ge(1), Le(MAX_INT32)]
 #: a compare-and-set expectation: 0 means "not created yet"

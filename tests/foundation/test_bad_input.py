@@ -242,8 +242,8 @@ async def test_graphql_unsupported_content_type_uses_the_envelope(client, admin_
 # (document, variables, code, where the message or path must point)
 RESOLVER_PROBES = [
     (
-        'mutation { startPromptCanary(model: "demo", versionId: "x", percent: 0, expectedVersion: 1)'
-        " { version } }",
+        'mutation { startPromptCanary(model: "demo", versionId: "x", percent: 0, '
+        "expectedVersion: 1) { version } }",
         {},
         "VALIDATION_FAILED",
         "percent",

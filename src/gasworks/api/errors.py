@@ -7,6 +7,7 @@ answered as a 500 ``INTERNAL`` that reveals nothing of the cause.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import Match
+from starlette.routing import compile_path
 
 from gasworks.api.middleware import current_request_id
 from gasworks.errors import (
@@ -125,14 +126,24 @@ def render(path: str, exc: GasworksError) -> JSONResponse:
 
 
 def allowed_methods(scope: dict[str, Any]) -> list[str]:
-    """Every method some route of this path accepts (Starlette's 405 names only the first
-    route matching the path, and FastAPI makes one route per method)."""
-    methods: set[str] = set()
+    """Every method the API documents for this path (Starlette's 405 names only the methods
+    of the first route matching the path, and FastAPI makes one route per method). The table
+    is built once per app from its OpenAPI document; a path it does not document keeps
+    Starlette's answer."""
     app = scope.get("app")
-    for route in getattr(getattr(app, "router", None), "routes", ()):
-        match, _ = route.matches({**scope, "method": "\x00"})
-        if match is Match.PARTIAL:
-            methods |= set(getattr(route, "methods", None) or ())
+    state = getattr(app, "state", None)
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(state, "allow_table", None)
+    if table is None and app is not None and hasattr(app, "openapi"):
+        table = [
+            (compile_path(template)[0], {m.upper() for m in ops})
+            for template, ops in app.openapi().get("paths", {}).items()
+        ]
+        state.allow_table = table
+    path = str(scope.get("path", ""))
+    methods: set[str] = set()
+    for pattern, documented in table or ():
+        if pattern.match(path):
+            methods |= documented
     return sorted(methods)
 
 
@@ -163,7 +174,9 @@ def exception_response(
         response.status_code = exc.status_code
         response.headers.update(exc.headers or {})
         if exc.status_code == 405 and scope is not None:
-            response.headers["Allow"] = ", ".join(allowed_methods(scope))
+            documented = allowed_methods(scope)
+            if documented:
+                response.headers["Allow"] = ", ".join(documented)
         return response
     raise TypeError(f"not an error with an answer: {type(exc).__name__}")  # pragma: no cover
 

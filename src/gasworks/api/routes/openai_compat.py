@@ -77,7 +77,12 @@ async def get_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> dict
     return _model_card(get_registry(runtime).get(model_id))
 
 
-@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion (OpenAI-compatible); `stream: true` answers with "
+    "server-sent events",
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+)
 async def chat_completions(
     body: ChatCompletionRequest, ctx: ContextDep, runtime: RuntimeDep
 ) -> Any:
