@@ -8,8 +8,9 @@ first and leaves the result where ``Request.json()`` returns it from, so every r
 router is built with ``route_class=GuardedRoute`` (``router()`` below); a test fails on a
 route of another class.
 
-This file also holds the id kinds of path parameters (``ID_KINDS``), read by the generated
-tenant-isolation test.
+This file also declares what each path parameter names (``ID_KINDS``), read by the
+tenant-isolation test generated from the route table (tests/foundation/test_isolation_routes.py):
+a route with a parameter not listed here fails that test until it is declared.
 """
 
 from __future__ import annotations
@@ -49,6 +50,28 @@ class GuardedRoute(APIRoute):
             return await handler(request)
 
         return guarded
+
+
+#: What every path parameter of the API names. A tenant-owned kind ("workflow", "key", ...)
+#: is probed with another tenant's real object and a made-up id, which must answer alike;
+#: ``PLATFORM`` names something every tenant shares (the model registry), ``VALUE`` a value
+#: that is not an object (an action). A new route with a new parameter name adds it here.
+PLATFORM = "platform"
+VALUE = "value"
+ID_KINDS: dict[str, str] = {
+    "tenant_id": "tenant",
+    "key_id": "key",
+    "version_id": "prompt_version",
+    "dl_id": "prompt_dead_letter",
+    "slug": "workflow",
+    "version": "workflow_version",
+    "share_id": "workflow_share",
+    "run_id": "workflow_run",
+    "conversation_id": "conversation",
+    "model_id": PLATFORM,
+    "key": PLATFORM,
+    "action": VALUE,
+}
 
 
 def router(prefix: str = "", tags: Sequence[str | Enum] | None = None) -> APIRouter:
