@@ -8,7 +8,7 @@ answered as a 500 ``INTERNAL`` that reveals nothing of the cause.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -125,15 +125,15 @@ def render(path: str, exc: GasworksError) -> JSONResponse:
     )
 
 
-def allowed_methods(scope: dict[str, Any]) -> list[str]:
+def allowed_methods(scope: MutableMapping[str, Any]) -> list[str]:
     """Every method the API documents for this path (Starlette's 405 names only the methods
     of the first route matching the path, and FastAPI makes one route per method). The table
     is built once per app from its OpenAPI document; a path it does not document keeps
     Starlette's answer."""
-    app = scope.get("app")
+    app: Any = scope.get("app")
     state = getattr(app, "state", None)
     table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(state, "allow_table", None)
-    if table is None and app is not None and hasattr(app, "openapi"):
+    if table is None and state is not None and hasattr(app, "openapi"):
         table = [
             (compile_path(template)[0], {m.upper() for m in ops})
             for template, ops in app.openapi().get("paths", {}).items()
@@ -148,7 +148,7 @@ def allowed_methods(scope: dict[str, Any]) -> list[str]:
 
 
 def exception_response(
-    path: str, method: str, exc: Exception, scope: dict[str, Any] | None = None
+    path: str, method: str, exc: Exception, scope: MutableMapping[str, Any] | None = None
 ) -> JSONResponse:
     """The answer to a ``GasworksError``, a request validation error or a framework HTTP
     error: the FastAPI handlers below, and the ``/v1`` fast path (``api.fastpath``)."""

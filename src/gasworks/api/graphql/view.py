@@ -14,7 +14,7 @@ from typing import Any
 
 from cross_web import HTTPException as ViewHTTPException
 from fastapi import Request
-from graphql import ExecutionResult
+from strawberry.types import ExecutionResult
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
 
@@ -66,7 +66,8 @@ class GuardedGraphQLRouter(GraphQLRouter[GqlContext, None]):
         """The last net: an error that reached the answer without a code (one raised outside
         the ``ErrorCodes`` extension's reach) is ``INTERNAL`` with the request id."""
         out = await super().process_result(request, result)
-        for error in out.get("errors") or []:
+        errors: list[dict[str, Any]] = list(out.get("errors") or [])  # type: ignore[arg-type]
+        for error in errors:
             ext = error.setdefault("extensions", {})
             if "code" not in ext:
                 log.error("graphql.uncoded_error", message=error.get("message"))
