@@ -14,9 +14,9 @@ from typing import Any
 
 from cross_web import HTTPException as ViewHTTPException
 from fastapi import Request
-from strawberry.types import ExecutionResult
 from strawberry.fastapi import GraphQLRouter
 from strawberry.http import GraphQLHTTPResponse
+from strawberry.types import ExecutionResult
 
 from gasworks.api.graphql.context import GqlContext
 from gasworks.api.middleware import current_request_id
