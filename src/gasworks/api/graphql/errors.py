@@ -21,7 +21,6 @@ from graphql import (
 from pydantic import ValidationError
 from strawberry.extensions import SchemaExtension
 
-from gasworks.api.middleware import current_request_id
 from gasworks.apimodel import camel
 from gasworks.errors import (
     GasworksError,
@@ -31,6 +30,7 @@ from gasworks.errors import (
     ValidationFailed,
 )
 from gasworks.observability.logging import get_logger
+from gasworks.observability.request_id import current_request_id
 from gasworks.validation import validation_failed
 
 log = get_logger("gasworks.graphql")

@@ -19,7 +19,6 @@ from strawberry.http import GraphQLHTTPResponse
 from strawberry.types import ExecutionResult
 
 from gasworks.api.graphql.context import GqlContext
-from gasworks.api.middleware import current_request_id
 from gasworks.errors import (
     BadRequest,
     GasworksError,
@@ -29,6 +28,7 @@ from gasworks.errors import (
 )
 from gasworks.inputs import load_json, refuse
 from gasworks.observability.logging import get_logger
+from gasworks.observability.request_id import current_request_id
 
 log = get_logger("gasworks.graphql")
 

@@ -14,8 +14,8 @@ from pydantic import BaseModel, StrictBool
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.routing import router as guarded_router
 from gasworks.llm.registry import admin
-from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_registry, refresh
+from gasworks.modelcard import ModelEntry
 
 router = guarded_router(prefix="/api/models", tags=["models"])
 

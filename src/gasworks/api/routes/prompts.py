@@ -15,7 +15,7 @@ from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.bounds import Days
 from gasworks.errors import GasworksError, InternalError
-from gasworks.llm.types import StreamChunk
+from gasworks.modeltypes import StreamChunk
 from gasworks.observability.logging import get_logger
 from gasworks.prompts.schemas import (
     AuditEntry,
