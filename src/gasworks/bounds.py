@@ -20,15 +20,8 @@ from typing import Annotated, Any
 from annotated_types import Ge, Le
 from pydantic import BeforeValidator, Field, Strict, WithJsonSchema
 
-#: what a 64-bit integer column holds (SQLite INTEGER, PostgreSQL BIGINT)
-MAX_INT64 = 2**63 - 1
-#: the largest integer every JSON client reads exactly (a double's 53-bit mantissa): the
-#: bound of counts and offsets, far below what the columns hold
-MAX_SAFE_INT = 2**53 - 1
-#: what a 32-bit integer column holds (PostgreSQL INTEGER): version and sequence numbers
-MAX_INT32 = 2**31 - 1
-#: money is stored as BIGINT nano-units (``db.types.Money``)
-MONEY_PLACES = 9
+from gasworks.limits import MAX_DAYS, MAX_INT32, MAX_INT64, MAX_SAFE_INT, MONEY_PLACES
+
 MAX_MONEY = Decimal(MAX_INT64) / 10**MONEY_PLACES
 
 #: rows to skip in a list
@@ -45,7 +38,6 @@ ExpectedVersion = Annotated[int, Ge(0), Le(MAX_INT32)]
 #: an event sequence number to resume after (0: from the start)
 EventSeq = Annotated[int, Ge(0), Le(MAX_INT32)]
 #: a number of days back from now (a retention period)
-MAX_DAYS = 36_500
 Days = Annotated[int, Ge(0), Le(MAX_DAYS)]
 
 

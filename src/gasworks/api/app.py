@@ -92,8 +92,8 @@ def create_app(
         version=__version__,
         description=(
             "Models, prompts and workflows as infrastructure, for many tenants.\n\n"
-            "Every error is `{\"error\": {\"code\", \"message\", \"details\", "
-            "\"requestId\"}}` (OpenAI's error shape under `/v1`). Text anywhere in a request "
+            'Every error is `{"error": {"code", "message", "details", '
+            '"requestId"}}` (OpenAI\'s error shape under `/v1`). Text anywhere in a request '
             "(path, query, body) must not contain NUL characters (U+0000); JSON and YAML "
             "bodies nest at most 64 levels."
         ),

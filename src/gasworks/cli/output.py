@@ -8,12 +8,10 @@ from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from gasworks.errors import GasworksError, InternalError
 from gasworks.modeltypes import StreamChunk
-from gasworks.validation import validation_failed
 
 T = TypeVar("T")
 
@@ -73,12 +71,17 @@ def run(coro_fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool) -> T:
     except GasworksError as exc:
         fail(exc, as_json)
         raise AssertionError("unreachable") from exc
-    except ValidationError as exc:  # an option that does not fit the request's bounds
-        fail(validation_failed(exc.errors(include_url=False)), as_json)
-        raise AssertionError("unreachable") from exc
     except (KeyboardInterrupt, typer.Exit, typer.Abort):
         raise
     except Exception as exc:
+        # imported here: `gasworks --help` loads neither pydantic nor the server
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):  # an option that does not fit a request's bounds
+            from gasworks.validation import validation_failed
+
+            fail(validation_failed(exc.errors(include_url=False)), as_json)
+            raise AssertionError("unreachable") from exc
         from gasworks.observability.logging import get_logger
 
         get_logger("gasworks.cli").exception("cli.crashed", error_type=type(exc).__name__)

@@ -23,10 +23,10 @@ if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the se
     from gasworks.prompts.service import PromptService
 
 
-from gasworks.bounds import MAX_DAYS
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
 from gasworks.errors import PromptPointerNotFound, ValidationFailed
+from gasworks.limits import MAX_DAYS
 from gasworks.tenancy.context import TenantContext
 
 T = TypeVar("T")

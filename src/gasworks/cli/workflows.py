@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.bounds import MAX_INT32
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, emit_json, err_console, run, table
 from gasworks.errors import BadRequest, WorkflowInvalid
+from gasworks.limits import MAX_INT32
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.workflows.schemas import PublishOut, RunOut, WorkflowOut

@@ -17,9 +17,10 @@ from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
 from gasworks.api.paging import PageDep
 from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
-from gasworks.bounds import MAX_INT32, EventSeq, VersionNumber
+from gasworks.bounds import EventSeq, VersionNumber
 from gasworks.errors import PayloadTooLarge
 from gasworks.inputs import refuse
+from gasworks.limits import MAX_INT32
 from gasworks.observability.request_id import current_request_id
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
