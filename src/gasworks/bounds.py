@@ -22,7 +22,9 @@ from pydantic import BeforeValidator, Field, Strict, WithJsonSchema
 
 from gasworks.limits import MAX_DAYS, MAX_INT32, MAX_INT64, MAX_SAFE_INT, MONEY_PLACES
 
-MAX_MONEY = Decimal(MAX_INT64) / 10**MONEY_PLACES
+#: the largest amount: a round number below what BIGINT nano-units hold (9.22e9)
+MAX_MONEY = Decimal(9_000_000_000)
+assert MAX_MONEY * 10**MONEY_PLACES <= MAX_INT64
 
 #: rows to skip in a list
 Offset = Annotated[int, Ge(0), Le(MAX_SAFE_INT)]
@@ -60,7 +62,7 @@ Money = Annotated[
         {
             "anyOf": [
                 {"type": "string", "pattern": _MONEY_PATTERN},
-                {"type": "number", "minimum": 0, "maximum": 9_000_000_000},
+                {"type": "number", "minimum": 0, "maximum": int(MAX_MONEY)},
             ]
         }
     ),
