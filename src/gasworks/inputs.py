@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from gasworks import yamlsafe
 from gasworks.errors import ValidationFailed
 
 #: containers inside containers: far deeper than any real document, far below recursion limits
@@ -92,7 +93,8 @@ def load_json(data: str | bytes, where: str = "body") -> Any:
 
 
 def load_yaml(data: str | bytes, where: str = "document") -> Any:
-    """Parse untrusted YAML (a superset of JSON): bounded depth, no NUL; safe tags only.
+    """Parse untrusted YAML (a superset of JSON): bounded depth, no NUL; safe tags only, no
+    anchors or aliases (``gasworks.yamlsafe``).
 
     The depth is measured on the parser's events (the parser is a loop; the composer that
     builds nodes recurses), so a 20 000-deep document is refused before it is built.
@@ -107,10 +109,13 @@ def load_yaml(data: str | bytes, where: str = "document") -> Any:
                     raise refuse(where, f"nests deeper than {MAX_DEPTH} levels", "too_deep")
             elif isinstance(event, yaml.CollectionEndEvent):
                 depth -= 1
-        loaded = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - a safe loader
+        loaded = yamlsafe.load_yaml(text)  # safe tags, no anchors or aliases
+    except yamlsafe.YamlAliasRefused as exc:
+        raise refuse(where, yamlsafe.first_line(exc), "yaml_alias") from None
     except yaml.YAMLError as exc:
-        first = str(exc).splitlines()[0] if str(exc) else "invalid YAML"
-        raise refuse(where, f"is not valid YAML ({first})", "yaml_invalid") from None
+        raise refuse(
+            where, f"is not valid YAML ({yamlsafe.first_line(exc)})", "yaml_invalid"
+        ) from None
     nul = find_nul(loaded)
     if nul is not None:
         raise refuse(f"{where}{nul}", "contains a NUL character", "nul_character")

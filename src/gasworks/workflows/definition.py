@@ -70,19 +70,29 @@ class WorkflowDefinition(_Model):
 
 
 def parse_document(text: str | bytes, *, filename: str | None = None) -> dict[str, Any]:
-    """JSON or YAML text → a plain document (not yet validated).
-
-    Parsed by ``gasworks.inputs`` (bounded nesting, no NUL, UTF-8 only)."""
+    """JSON or YAML text → a plain document (not yet validated). Parsed by
+    ``gasworks.inputs`` (nesting bounded before parsing, no NUL, UTF-8 only; YAML through
+    ``yamlsafe``: no anchors or aliases)."""
     try:
         if filename is not None and filename.endswith(".json"):
             data = load_json(text, where="document")
         else:
             data = load_yaml(text, where="document")  # YAML is a superset of JSON
     except ValidationFailed as exc:
-        problem = exc.details["errors"][0]["message"]
+        first = exc.details["errors"][0]
+        if first["type"] == "yaml_alias":
+            raise WorkflowInvalid(
+                "YAML anchors and aliases are not accepted in a workflow: write each value out.",
+                details={"issues": [_issue("YAML_ALIAS", "", first["message"])]},
+            ) from None
+        if first["type"] in ("json_invalid", "yaml_invalid"):
+            raise WorkflowInvalid(
+                "The workflow is neither valid JSON nor valid YAML.",
+                details={"issues": [_issue("PARSE_ERROR", "", first["message"])]},
+            ) from None
         raise WorkflowInvalid(
-            f"The workflow document cannot be read: {problem}.",
-            details={"issues": [_issue("PARSE_ERROR", "", problem)]},
+            f"The workflow document cannot be read: {first['message']}.",
+            details={"issues": [_issue("PARSE_ERROR", "", first["message"])]},
         ) from None
     if not isinstance(data, dict):
         raise WorkflowInvalid(

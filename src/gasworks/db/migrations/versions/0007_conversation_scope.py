@@ -8,8 +8,8 @@ are now stored under a key derived from workflow, principal and the caller's id
 principal: they are no longer continued (nobody's key derives to them) and are kept for
 reading by admins through the workflow's conversation list.
 
-Revision ID: 0006_conversation_scope
-Revises: 0005_workflows
+Revision ID: 0007_conversation_scope
+Revises: 0006_workflow_run_leases
 Create Date: 2026-12-02
 """
 
@@ -18,8 +18,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006_conversation_scope"
-down_revision = "0005_workflows"
+revision = "0007_conversation_scope"
+down_revision = "0006_workflow_run_leases"
 branch_labels = None
 depends_on = None
 
