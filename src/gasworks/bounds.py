@@ -33,6 +33,8 @@ Offset = Annotated[int, Ge(0), Le(MAX_SAFE_INT)]
 Count = Annotated[int, Strict(), Ge(0), Le(MAX_SAFE_INT)]
 #: a number of tokens asked for (a model's output limit): positive, 32-bit
 TokenCount = Annotated[int, Ge(1), Le(MAX_INT32)]
+#: a token id (refused later where text is expected, but bounded like every number)
+TokenId = Annotated[int, Ge(0), Le(MAX_INT32)]
 #: a version or sequence number (1, 2, ...) stored in a 32-bit column
 VersionNumber = Annotated[int, Ge(1), Le(MAX_INT32)]
 #: a compare-and-set expectation: 0 means "not created yet"

@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gasworks.bounds import Money, TokenCount
+from gasworks.bounds import Money, TokenCount, TokenId
 from gasworks.errors import GasworksError, ValidationFailed
 from gasworks.modeltypes import (
     ChatRequest,
@@ -142,14 +142,14 @@ class EmbeddingsRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
     model: str | None = Field(default=None, max_length=300)
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: TokenCount | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
     #: gasworks extensions (send with the openai client's ``extra_body``)
     purpose: Literal["document", "query"] = "document"
-    cost_limit: Decimal | None = Field(default=None, ge=0)
+    cost_limit: Money | None = None
 
     def to_embed_request(self) -> EmbedRequest:
         inputs = [self.input] if isinstance(self.input, str) else self.input
