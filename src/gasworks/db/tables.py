@@ -8,6 +8,7 @@ from __future__ import annotations
 import gasworks.llm.guardrail_tables
 import gasworks.llm.tables
 import gasworks.prompts.tables
+import gasworks.retrieval.tables
 import gasworks.tenancy.tables
 import gasworks.workflows.tables  # noqa: F401
 from gasworks.db.base import Base
