@@ -19,6 +19,7 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "gasworks.llm.runtime",
     "gasworks.llm.guardrails_runtime",
     "gasworks.prompts.service",
+    "gasworks.retrieval.runtime",
     "gasworks.workflows",
 )
 
