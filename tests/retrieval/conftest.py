@@ -28,3 +28,18 @@ async def pg_databases(pg_url: str) -> AsyncIterator[Callable[[], Any]]:
     yield make
     for db in opened:
         await db.dispose()
+
+
+@pytest.fixture
+async def runtime(settings: Any) -> AsyncIterator[Any]:
+    """The runtime with the fake hashing embedder as its ``Embedder`` (until the gateway's
+    embeddings land, retrieval tests use it)."""
+    from gasworks.retrieval.runtime import EMBEDDER_OVERRIDE
+    from gasworks.runtime import Runtime
+    from gasworks.testing import HashingEmbedder
+
+    rt = Runtime(settings)
+    rt.services[EMBEDDER_OVERRIDE] = HashingEmbedder()
+    await rt.start(migrate=False)
+    yield rt
+    await rt.stop()

@@ -20,6 +20,7 @@ from gasworks.api.routes import (
     models,
     openai_compat,
     prompts,
+    search,
     tenancy,
     workflows,
 )
@@ -38,6 +39,7 @@ ROUTERS: list[APIRouter] = [
     guardrails.router,
     prompts.router,
     workflows.router,
+    search.router,
 ]
 
 

@@ -16,6 +16,7 @@ from gasworks.client._wire import MessagesArg, SSEDecoder, chat_body, parse_comp
 from gasworks.errors import ConfigurationError
 from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.types import ChatResult, StreamChunk
+from gasworks.retrieval.schemas import SearchRequest, SearchResponse
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
@@ -59,6 +60,14 @@ class Gasworks:
             timeout=timeout,
             transport=transport,
         )
+
+    def search(self, query: str, **params: Any) -> SearchResponse:
+        """Search what this key may see. ``params``: k, mode, min_score, documents,
+        collections, metadata, model (see ``POST /api/search``)."""
+        body = SearchRequest(query=query, **params).model_dump(by_alias=True, exclude_none=True)
+        r = self._http.post("/api/search", json=body)
+        _check(r)
+        return SearchResponse.model_validate(r.json())
 
     def chat(
         self,
@@ -132,6 +141,14 @@ class AsyncGasworks:
             timeout=timeout,
             transport=transport,
         )
+
+    async def search(self, query: str, **params: Any) -> SearchResponse:
+        """Search what this key may see. ``params``: k, mode, min_score, documents,
+        collections, metadata, model (see ``POST /api/search``)."""
+        body = SearchRequest(query=query, **params).model_dump(by_alias=True, exclude_none=True)
+        r = await self._http.post("/api/search", json=body)
+        _check(r)
+        return SearchResponse.model_validate(r.json())
 
     async def chat(
         self,

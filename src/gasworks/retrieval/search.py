@@ -26,6 +26,7 @@ from gasworks.db.engine import Database
 from gasworks.errors import ValidationFailed
 from gasworks.llm.types import CallScope
 from gasworks.retrieval.chunks import ChunkStore, chunk_metadata_matches
+from gasworks.retrieval.schemas import MAX_K, SearchRequest
 from gasworks.retrieval.types import (
     Citation,
     Embedder,
@@ -35,7 +36,6 @@ from gasworks.retrieval.types import (
     VectorIndex,
 )
 
-MAX_K = 100
 RRF_K = 60
 #: how many candidates each side of a hybrid search (or a metadata-filtered one) fetches per hit
 OVERSAMPLE = 4
@@ -112,6 +112,19 @@ class SearchQuery:
     #: embedding model (registry id); None: the deployment's default
     model: str | None = None
 
+    @classmethod
+    def of(cls, req: SearchRequest) -> SearchQuery:
+        return cls(
+            query=req.query,
+            k=req.k,
+            mode=req.mode,
+            min_score=req.min_score,
+            documents=req.documents,
+            collections=req.collections,
+            metadata=dict(req.metadata),
+            model=req.model,
+        )
+
     def validate(self) -> None:
         if not self.query or not self.query.strip():
             raise ValidationFailed(
@@ -168,7 +181,8 @@ class SearchService:
         fetch = min(fetch, MAX_K * OVERSAMPLE)
         vector: list[tuple[str, float]] = []
         keyword: list[tuple[str, float]] = []
-        if q.mode in ("vector", "hybrid"):
+        # hybrid without an embedding model is keyword search (vector mode is an error)
+        if q.mode == "vector" or (q.mode == "hybrid" and self.embedder is not None):
             vector = await self._vector(call, q, sources, fetch)
         if q.mode in ("keyword", "hybrid"):
             async with self.db.read_session() as s:

@@ -12,12 +12,20 @@ from gasworks.api.graphql.errors import ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
+from gasworks.api.graphql.search import SearchQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
 from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery, ModelsQuery, PromptsQuery, GuardrailsQuery, WorkflowsQuery]
+QUERIES: list[type] = [
+    TenancyQuery,
+    ModelsQuery,
+    PromptsQuery,
+    GuardrailsQuery,
+    WorkflowsQuery,
+    SearchQuery,
+]
 MUTATIONS: list[type] = [
     TenancyMutation,
     ModelsMutation,
