@@ -50,19 +50,10 @@ class SearchHitOut(ApiModel):
 
     @classmethod
     def of(cls, hit: SearchHit) -> SearchHitOut:
-        c = hit.citation
         return cls(
             text=hit.text,
             score=hit.score,
-            citation=CitationOut(
-                document_id=c.document_id,
-                document_name=c.document_name,
-                chunk_id=c.chunk_id,
-                page=c.page,
-                start=c.start,
-                end=c.end,
-                heading=c.heading,
-            ),
+            citation=CitationOut.model_validate(hit.citation, from_attributes=True),
             metadata=dict(hit.metadata),
         )
 

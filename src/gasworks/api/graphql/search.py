@@ -33,19 +33,10 @@ class SearchHitType:
 
     @staticmethod
     def of(h: SearchHitOut) -> SearchHitType:
-        c = h.citation
         return SearchHitType(
             text=h.text,
             score=h.score,
-            citation=CitationType(
-                document_id=c.document_id,
-                document_name=c.document_name,
-                chunk_id=c.chunk_id,
-                page=c.page,
-                start=c.start,
-                end=c.end,
-                heading=c.heading,
-            ),
+            citation=CitationType(**h.citation.model_dump()),
             metadata=cast(JSON, h.metadata),
         )
 
