@@ -188,13 +188,23 @@ class ChunkStore:
         return {r.chunk_id: r for r in rows}
 
     async def sources_of(
-        self, s: AsyncSession, tenant_id: str, document_ids: Collection[str] | None
-    ) -> dict[str, str]:
-        """``source id -> document id`` of the tenant's chunks (all, or of ``document_ids``)."""
-        q = select(ChunkRow.source_id, ChunkRow.document_id).where(ChunkRow.tenant_id == tenant_id)
+        self,
+        s: AsyncSession,
+        tenant_id: str,
+        document_ids: Collection[str] | None,
+        collections: Collection[str] | None = None,
+    ) -> dict[str, tuple[str, str | None]]:
+        """``source id -> (document id, collection label)`` of the tenant's chunks (all, or
+        of ``document_ids`` / of chunks labelled with one of ``collections``)."""
+        label = ChunkRow.meta["collection"].as_string()
+        q = select(ChunkRow.source_id, ChunkRow.document_id, label).where(
+            ChunkRow.tenant_id == tenant_id
+        )
         if document_ids is not None:
             q = q.where(ChunkRow.document_id.in_(list(document_ids)))
-        return {r[0]: r[1] for r in (await s.execute(q.distinct())).all()}
+        if collections is not None:
+            q = q.where(label.in_(list(collections)))
+        return {r[0]: (r[1], r[2]) for r in (await s.execute(q.distinct())).all()}
 
     async def keyword_search(
         self,

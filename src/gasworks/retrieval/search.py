@@ -56,6 +56,18 @@ class AllowedSources:
     def nothing(cls) -> AllowedSources:
         return cls(frozenset())
 
+    def narrowed(self, other: AllowedSources) -> AllowedSources:
+        """What both allow (a node's collections inside the run caller's set)."""
+        keep = self.sources & other.sources
+        return AllowedSources(
+            keep,
+            {s: d for s, d in self.documents.items() if s in keep},
+            dict(self.names),
+        )
+
+    def document_ids(self) -> list[str]:
+        return sorted(set(self.documents.values()))
+
 
 @runtime_checkable
 class SourceScope(Protocol):
@@ -74,8 +86,10 @@ class SourceScope(Protocol):
 
 
 class TenantSources:
-    """Every source in the tenant's chunk table (narrowed by ``documents``). Collections do not
-    exist yet: asking for one is a validation error rather than a silent "everything"."""
+    """Until the documents domain brings collections and grants: every source in the tenant's
+    chunk table, narrowed by ``documents``; a *collection* is the ``collection`` label of a
+    chunk's metadata (what VectorWrite sets). A collection with no chunks is unknown
+    (``VALIDATION_FAILED``), never silently "everything"."""
 
     def __init__(self, db: Database, chunks: ChunkStore) -> None:
         self.db = db
@@ -89,14 +103,15 @@ class TenantSources:
         collections: Sequence[str] | None = None,
         documents: Sequence[str] | None = None,
     ) -> AllowedSources:
-        if collections:
-            raise ValidationFailed(
-                f"Unknown collection {collections[0]!r}: this deployment has no collections.",
-                details={"collections": list(collections)},
-            )
         async with self.db.read_session() as s:
-            by_source = await self.chunks.sources_of(s, tenant_id, documents)
-        return AllowedSources(frozenset(by_source), by_source)
+            found = await self.chunks.sources_of(s, tenant_id, documents, collections)
+        if collections:
+            unknown = sorted(set(collections) - {c for _, c in found.values()})
+            if unknown:
+                raise ValidationFailed(
+                    f"Unknown collection {unknown[0]!r}.", details={"collections": unknown}
+                )
+        return AllowedSources(frozenset(found), {src: doc for src, (doc, _) in found.items()})
 
 
 @dataclass(slots=True)
