@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _common import RESULTS, machine_line
 
 DIM = 384
@@ -183,7 +182,7 @@ async def measure(
         n = len(q) if level == 1.0 else max(1, len(q) // 5)
         await search(q[0], level)  # warm up (loads the namespace, builds caches)
         for i in range(n):
-            dt, got = await timed(lambda i=i: search(q[i], level))
+            dt, got = await timed(lambda i=i, level=level: search(q[i], level))
             r.add(dt, got, truths[level][i])
         out.append(r)
     return out
@@ -247,7 +246,8 @@ async def run() -> str:
         "allowed rows). Recall@10 is against the exact top 10 among the allowed rows; "
         '"exactly k" means every query returned 10 hits.',
         "",
-        "| backend | filter | recall@10 | p50 ms | p95 ms | queries/s | speed vs numpy | exactly k |",
+        "| backend | filter | recall@10 | p50 ms | p95 ms | queries/s | speed vs numpy "
+        "| exactly k |",
         "|---|---|---|---|---|---|---|---|",
     ]
     lines += [r.row(anchor.get(r.level)) for r in sorted(results, key=lambda r: (-r.level, r.name))]
