@@ -79,8 +79,8 @@ class Result:
 
     def add(self, seconds: float, got: list[int], truth: list[int]) -> None:
         self.latencies.append(seconds)
-        self.recalls.append(len(set(got) & set(truth)) / K)
-        if len(got) != K:
+        self.recalls.append(len(set(got) & set(truth)) / max(1, len(truth)))
+        if len(got) != min(K, len(truth)):
             self.short += 1
 
     def row(self, anchor_p50: float | None) -> str:

@@ -161,3 +161,17 @@ def _space():
     from gasworks.retrieval.types import Space
 
     return Space("fake-hashing", 64)
+
+
+async def test_delete_tenant_removes_chunks_keywords_and_vectors(rt):
+    svc = get_retrieval(rt)
+    assert await svc.writer.delete_tenant("t1") == 5
+    assert await svc.index.count("t1") == 0
+    for mode in ("vector", "keyword", "hybrid"):
+        assert await svc.search.search(_scope(), SearchQuery("boiler gas", mode=mode)) == []
+    if rt.db.dialect.name == "sqlite":
+        from sqlalchemy import text
+
+        async with rt.db.session() as s:
+            left = await s.execute(text("SELECT count(*) FROM retrieval_chunks_fts"))
+            assert left.scalar_one() == 0

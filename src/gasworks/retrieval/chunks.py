@@ -53,6 +53,9 @@ class _Keywords:
     async def delete(self, s: AsyncSession, tenant_id: str, chunk_ids: Sequence[str]) -> None:
         """Forget ``chunk_ids`` (called before their rows are deleted or rewritten)."""
 
+    async def delete_tenant(self, s: AsyncSession, tenant_id: str) -> None:
+        """Forget every chunk of the tenant."""
+
     async def search(
         self, s: AsyncSession, tenant_id: str, words: list[str], sources: list[str], k: int
     ) -> list[KeywordMatch]:
@@ -76,6 +79,11 @@ class _Fts5Keywords(_Keywords):
                 "(SELECT value FROM json_each(:ids))"
             ),
             {"t": tenant_id, "ids": json.dumps(list(chunk_ids))},
+        )
+
+    async def delete_tenant(self, s: AsyncSession, tenant_id: str) -> None:
+        await s.execute(
+            text("DELETE FROM retrieval_chunks_fts WHERE tenant_id = :t"), {"t": tenant_id}
         )
 
     async def search(
@@ -175,6 +183,13 @@ class ChunkStore:
         )
         return len(ids)
 
+    async def delete_tenant(self, s: AsyncSession, tenant_id: str) -> int:
+        """Every chunk of the tenant (the tenant's cascade delete calls this before removing
+        the tenant row: SQLite's FTS5 table is not reached by foreign-key cascades)."""
+        await self.keywords.delete_tenant(s, tenant_id)
+        result = await s.execute(delete(ChunkRow).where(ChunkRow.tenant_id == tenant_id))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
     async def get(
         self, s: AsyncSession, tenant_id: str, chunk_ids: Collection[str]
     ) -> dict[str, ChunkRow]:
@@ -262,6 +277,12 @@ class IndexWriter:
         await self.index.delete_sources(tenant_id, source_ids)
         async with self.db.session() as s:
             return await self.chunks.delete_sources(s, tenant_id, source_ids)
+
+    async def delete_tenant(self, tenant_id: str) -> int:
+        """Remove every chunk and vector of the tenant; returns how many chunks."""
+        await self.index.delete_tenant(tenant_id)
+        async with self.db.session() as s:
+            return await self.chunks.delete_tenant(s, tenant_id)
 
 
 def chunk_metadata_matches(meta: dict[str, Any], wanted: dict[str, Any]) -> bool:
