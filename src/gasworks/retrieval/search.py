@@ -187,7 +187,7 @@ class SearchService:
                 call.tenant_id, principal_id, collections=q.collections, documents=q.documents
             )
         sources = allowed.sources
-        if q.documents is not None and allowed.documents:
+        if q.documents is not None:  # narrows; a scope that names no documents allows none
             wanted = set(q.documents)
             sources = frozenset(s for s in sources if allowed.documents.get(s) in wanted)
         if not sources:
