@@ -35,10 +35,10 @@ async def runtime(settings: Any) -> AsyncIterator[Any]:
     """The runtime with the fake hashing embedder as its ``Embedder`` (until the gateway's
     embeddings land, retrieval tests use it)."""
     from gasworks.retrieval.runtime import EMBEDDER_OVERRIDE
-    from gasworks.runtime import Runtime
     from gasworks.testing import HashingEmbedder
+    from gasworks.wiring import build_runtime
 
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     rt.services[EMBEDDER_OVERRIDE] = HashingEmbedder()
     await rt.start(migrate=False)
     yield rt

@@ -42,10 +42,10 @@ class GrantScope:
 
 @pytest.fixture
 async def runtime(settings: Any) -> Any:
-    from gasworks.runtime import Runtime
     from gasworks.testing import HashingEmbedder
+    from gasworks.wiring import build_runtime
 
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     rt.services[EMBEDDER_OVERRIDE] = HashingEmbedder()
     scope = GrantScope()
     rt.services[SCOPE_OVERRIDE] = scope

@@ -119,9 +119,9 @@ async def test_sdk_search(app, admin_key, corpus):
 def test_cli_search_in_process(tmp_path, monkeypatch, db_url):
     import asyncio
 
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
     from gasworks.testing import HashingEmbedder
+    from gasworks.wiring import build_runtime
 
     monkeypatch.setenv("GASWORKS_HOME", str(tmp_path / "home"))
     monkeypatch.setenv("GASWORKS_DATABASE_URL", db_url)
@@ -130,7 +130,7 @@ def test_cli_search_in_process(tmp_path, monkeypatch, db_url):
         assert runner.invoke(cli_app, ["init", "--json"]).exit_code == 0
 
         async def fill() -> None:
-            rt = Runtime(Settings())
+            rt = build_runtime(Settings())
             await rt.start(migrate=False)
             try:
                 await write_corpus(rt, await _tenant_id(rt, "default"), HashingEmbedder())

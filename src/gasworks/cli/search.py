@@ -14,7 +14,7 @@ import typer
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run
-from gasworks.retrieval.schemas import SearchRequest, SearchResponse
+from gasworks.searchtypes import SearchRequest, SearchResponse
 from gasworks.validation import validated
 
 

@@ -14,9 +14,9 @@ import httpx
 
 from gasworks.client._wire import MessagesArg, SSEDecoder, chat_body, parse_completion, to_error
 from gasworks.errors import ConfigurationError
-from gasworks.llm.registry.schema import ModelEntry
-from gasworks.llm.types import ChatResult, StreamChunk
-from gasworks.retrieval.schemas import SearchRequest, SearchResponse
+from gasworks.modelcard import ModelEntry
+from gasworks.modeltypes import ChatResult, StreamChunk
+from gasworks.searchtypes import SearchRequest, SearchResponse
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 

@@ -1,7 +1,8 @@
 """Wires retrieval into the process ``Runtime``: the vector index chosen from settings, the
 chunk store, the writer (``SourceWriter``), the search service and its source scope.
 
-``get_retrieval(rt)`` is the typed accessor. Services other domains may put in
+``RetrievalDomain`` is its entry in ``gasworks.wiring``; ``get_retrieval(rt)`` is the typed
+accessor. Services other domains may put in
 ``rt.services`` before start: ``EMBEDDER_OVERRIDE`` (an ``Embedder``; default: the model
 gateway once it has ``embed``) and ``SCOPE_OVERRIDE`` (a ``SourceScope``; the documents domain
 provides collections and grants this way).
@@ -16,10 +17,9 @@ from sqlalchemy import text
 from gasworks.errors import ConfigurationError
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.chunks import ChunkStore, IndexWriter
-from gasworks.retrieval.embedded import EmbeddedVectorIndex
 from gasworks.retrieval.search import SearchService, SourceScope, TenantSources
 from gasworks.retrieval.types import Embedder, VectorIndex
-from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS, Runtime
+from gasworks.runtime import Runtime
 
 SERVICE = "retrieval"
 EMBEDDER_OVERRIDE = "retrieval.embedder"
@@ -61,6 +61,8 @@ async def open_vector_index(rt: Runtime) -> tuple[VectorIndex, str]:
         )
         await pg.version()  # fails now, with the fix in the message, if the extension is missing
         return pg, "pgvector"
+    from gasworks.retrieval.embedded import EmbeddedVectorIndex  # numpy: only when used
+
     return (
         EmbeddedVectorIndex(
             s.home / "vectors",
@@ -114,6 +116,13 @@ def get_retrieval(rt: Runtime) -> RetrievalServices:
     return svc
 
 
-if _start not in STARTUP_HOOKS:
-    STARTUP_HOOKS.append(_start)
-    SHUTDOWN_HOOKS.append(_stop)
+class RetrievalDomain:
+    """The vector index, chunk store, writer and search service (``get_retrieval(rt)``)."""
+
+    name = SERVICE
+
+    async def start(self, rt: Runtime) -> None:
+        await _start(rt)
+
+    async def stop(self, rt: Runtime) -> None:
+        await _stop(rt)

@@ -1,62 +1,24 @@
-"""What callers see of search (REST, GraphQL, the CLI's --json and the SDK)."""
+"""Search schemas: the core models (``gasworks.searchtypes``) and the mapping from a hit."""
 
 from __future__ import annotations
 
-from typing import Any
+from gasworks.retrieval.types import SearchHit
+from gasworks.searchtypes import (
+    MAX_K,
+    CitationOut,
+    SearchHitOut,
+    SearchRequest,
+    SearchResponse,
+)
 
-from pydantic import Field
 
-from gasworks.apimodel import ApiModel
-from gasworks.retrieval.types import SearchHit, SearchMode
-
-#: the most hits one search returns
-MAX_K = 100
-
-
-class SearchRequest(ApiModel):
-    query: str = Field(min_length=1, max_length=10_000, description="The text to search for.")
-    k: int = Field(default=5, ge=1, le=MAX_K, description="How many hits at most.")
-    mode: SearchMode = Field(default="hybrid", description="vector, keyword or hybrid (RRF).")
-    min_score: float | None = Field(
-        default=None, description="Drop candidates scoring below this (cosine / keyword score)."
-    )
-    documents: list[str] | None = Field(
-        default=None, description="Only these document ids (narrows what you may see)."
-    )
-    collections: list[str] | None = Field(default=None, description="Only these collections.")
-    metadata: dict[str, Any] = Field(
-        default_factory=dict, description="Equality on chunk metadata (a list: any of)."
-    )
-    model: str | None = Field(
-        default=None, description="Embedding model; default: the deployment's."
+def hit_out(hit: SearchHit) -> SearchHitOut:
+    return SearchHitOut(
+        text=hit.text,
+        score=hit.score,
+        citation=CitationOut.model_validate(hit.citation, from_attributes=True),
+        metadata=dict(hit.metadata),
     )
 
 
-class CitationOut(ApiModel):
-    document_id: str
-    document_name: str | None = None
-    chunk_id: str
-    page: int | None = None
-    start: int | None = None
-    end: int | None = None
-    heading: str | None = None
-
-
-class SearchHitOut(ApiModel):
-    text: str
-    score: float
-    citation: CitationOut
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @classmethod
-    def of(cls, hit: SearchHit) -> SearchHitOut:
-        return cls(
-            text=hit.text,
-            score=hit.score,
-            citation=CitationOut.model_validate(hit.citation, from_attributes=True),
-            metadata=dict(hit.metadata),
-        )
-
-
-class SearchResponse(ApiModel):
-    hits: list[SearchHitOut]
+__all__ = ["MAX_K", "CitationOut", "SearchHitOut", "SearchRequest", "SearchResponse", "hit_out"]

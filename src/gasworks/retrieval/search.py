@@ -24,7 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from gasworks.db.engine import Database
 from gasworks.errors import ValidationFailed
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.retrieval.chunks import ChunkStore, chunk_metadata_matches
 from gasworks.retrieval.schemas import MAX_K, SearchRequest
 from gasworks.retrieval.types import (

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.retrieval.runtime import get_retrieval
-from gasworks.retrieval.schemas import SearchHitOut, SearchRequest, SearchResponse
+from gasworks.retrieval.schemas import SearchRequest, SearchResponse, hit_out
 from gasworks.retrieval.search import SearchQuery
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import Role, TenantContext
@@ -19,4 +19,4 @@ async def search(
     hits = await get_retrieval(rt).search.search(
         scope, SearchQuery.of(req), principal_id=ctx.principal_id
     )
-    return SearchResponse(hits=[SearchHitOut.of(h) for h in hits])
+    return SearchResponse(hits=[hit_out(h) for h in hits])

@@ -13,7 +13,7 @@ import hashlib
 import math
 import re
 
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.retrieval.types import EmbedRequest, EmbedResult
 
 _WORD = re.compile(r"\w+", re.UNICODE)

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gasworks.errors import ConfigurationError
-from gasworks.llm.types import CallScope, Message
+from gasworks.modeltypes import CallScope, Message
 from gasworks.retrieval.search import AllowedSources, SearchQuery
 from gasworks.retrieval.types import Chunk, EmbedRequest, SearchHit, source_id
 from gasworks.workflows import service

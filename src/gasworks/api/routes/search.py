@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from gasworks.api.deps import ContextDep, RuntimeDep
-from gasworks.api.middleware import current_request_id
+from gasworks.observability.request_id import current_request_id
 from gasworks.retrieval import service
 from gasworks.retrieval.schemas import SearchRequest, SearchResponse
 

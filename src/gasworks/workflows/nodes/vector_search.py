@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from gasworks.errors import ConfigurationError
-from gasworks.retrieval.schemas import MAX_K, SearchHitOut
+from gasworks.retrieval.schemas import MAX_K, hit_out
 from gasworks.retrieval.search import SearchQuery
 from gasworks.retrieval.types import SearchHit
 from gasworks.workflows.context import RunContext
@@ -82,7 +82,7 @@ class VectorSearchNode(BaseNode):
                 text, k=cfg.k, mode=cfg.mode, min_score=cfg.min_score, model=cfg.model
             )
             hits = await port.search(rc.scope(), query, allowed)
-        out = [SearchHitOut.of(h).model_dump(mode="json", by_alias=True) for h in hits]
+        out = [hit_out(h).model_dump(mode="json", by_alias=True) for h in hits]
         rendered = context_text(hits)
         return {"hits": out, "text": rendered, "output": {"hits": out, "text": rendered}}
 
