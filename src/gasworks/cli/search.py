@@ -7,15 +7,16 @@ key's caller.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run
-from gasworks.searchtypes import SearchRequest, SearchResponse
-from gasworks.validation import validated
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.searchtypes import SearchResponse
 
 
 def search(
@@ -34,6 +35,9 @@ def search(
     """Search documents; each hit is printed with its citation."""
 
     async def body() -> SearchResponse:
+        from gasworks.searchtypes import SearchRequest
+        from gasworks.validation import validated
+
         req = validated(
             SearchRequest,
             {"query": query, "k": k, "mode": mode, "minScore": min_score, "documents": document},
