@@ -9,7 +9,7 @@ new one (a new rowid).
 
 Search: the namespace is loaded into memory (a float32 matrix of unit vectors, the row's
 source as a small integer). The allowed sources become a boolean row mask in one vectorised
-``np.isin`` over the source ordinals. Then
+gather from a lookup table indexed by source ordinal. Then
 
 * few allowed rows (``<= exact_max_rows``) or a small namespace (``< ann_min_rows``): an exact
   scan over the allowed rows (one matrix-vector product);
@@ -411,7 +411,11 @@ class EmbeddedVectorIndex:
             if not ords:
                 return []
             everything = len(ords) == len(ns.source_names)
-            mask = None if everything else np.isin(ns.src, np.fromiter(ords, np.int32))
+            mask = None
+            if not everything:  # a lookup table over source ordinals: one gather per row
+                allowed_ord = np.zeros(len(ns.source_names), bool)
+                allowed_ord[np.fromiter(ords, np.int64)] = True
+                mask = allowed_ord[ns.src]
             allowed_rows = len(ns.rowids) if mask is None else int(mask.sum())
             if allowed_rows == 0:
                 return []
@@ -425,9 +429,12 @@ class EmbeddedVectorIndex:
     def _exact(
         self, ns: _Namespace, q: F32, k: int, mask: npt.NDArray[np.bool_] | None
     ) -> list[VectorMatch]:
-        if mask is None:
+        if mask is None or k * 4 > len(ns.rowids) or int(mask.sum()) * 3 > len(ns.rowids):
+            # most rows allowed: score them all (no copy of the allowed rows), drop the others
             rows = None
             scores = ns.vecs @ q
+            if mask is not None:
+                scores[~mask] = -np.inf
         else:
             rows = np.flatnonzero(mask)
             scores = ns.vecs[rows] @ q
