@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gasworks import __version__
-from gasworks.cli import blobs, guardrails, models, prompts, search, tenancy, workflows
+from gasworks.cli import blobs, embeddings, guardrails, models, prompts, search, tenancy, workflows
 from gasworks.cli.output import JsonOpt, console, emit_json, fail, run
 
 if TYPE_CHECKING:
@@ -34,6 +34,7 @@ app.command("init")(tenancy.init)
 app.add_typer(workflows.workflows_app, name="workflows")
 app.add_typer(models.models_app, name="models")
 app.command("chat")(models.chat)
+app.command("embed")(embeddings.embed)
 app.command("search")(search.search)
 app.add_typer(prompts.prompts_app, name="prompts")
 app.add_typer(blobs.blobs_app, name="blobs")
@@ -94,7 +95,7 @@ def serve(
         console.print(
             f"gasworks {__version__} on [bold]{url}[/] "
             f"({dialect}, {n} worker{'s' if n > 1 else ''}); "
-            "docs at /docs, GraphQL at /graphql"
+            "console at /console, docs at /docs, GraphQL at /graphql"
         )
         if not initialized:
             console.print(
@@ -104,7 +105,7 @@ def serve(
             )
     asyncio.set_event_loop(None)
     uvicorn.run(
-        "gasworks.api.app:create_app",
+        "gasworks.console.app:create_web_app",  # the API with the console on top
         factory=True,
         host=bind_host,
         port=bind_port,
