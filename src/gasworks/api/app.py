@@ -30,6 +30,7 @@ from gasworks.api.routes import (
     models,
     openai_compat,
     prompts,
+    search,
     tenancy,
     workflows,
 )
@@ -49,6 +50,7 @@ ROUTERS: list[APIRouter] = [
     guardrails.router,
     prompts.router,
     workflows.router,
+    search.router,
 ]
 
 

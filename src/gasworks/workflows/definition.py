@@ -16,9 +16,25 @@ from gasworks.inputs import load_json, load_yaml
 
 START = "START"
 END = "END"
+#: the state key holding the document ids the run's caller may search (set by the engine)
+ALLOWED_KEY = "allowedDocumentIds"
+#: node types that search, for which the engine computes the caller's allowed sources
+RETRIEVAL_NODE_TYPES = frozenset({"VectorSearch"})
 #: ids a node may not take (virtual nodes, reserved state keys)
 RESERVED_IDS = frozenset(
-    {START, END, "input", "inputs", "slots", "intent", "confidence", "context", "turn", "history"}
+    {
+        START,
+        END,
+        "input",
+        "inputs",
+        "slots",
+        "intent",
+        "confidence",
+        "context",
+        "turn",
+        "history",
+        ALLOWED_KEY,
+    }
 )
 
 

@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict, RunInterrupted
+from gasworks.errors import Conflict, RunInterrupted, ValidationFailed
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import leases, service
 from gasworks.workflows.context import RunContext
+from gasworks.workflows.definition import ALLOWED_KEY, RETRIEVAL_NODE_TYPES
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.metrics import FAILURES, count_run
 from gasworks.workflows.ports import ConversationData, Ports
@@ -250,6 +251,8 @@ class WorkflowEngine:
             api_key_id=ctx.api_key_id,
         )
         state = initial_state(graph, body.input, rc)  # bad inputs fail the request, not the run
+        if any(n.type in RETRIEVAL_NODE_TYPES for n in graph.nodes.values()):
+            await self._allow(ctx, graph, rc, state)
         conv_key = (ctx.tenant_id, conv_store_id)
         lock: asyncio.Lock | None = None
         if body.conversation_id is None:
@@ -323,6 +326,31 @@ class WorkflowEngine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return live
+
+    async def _allow(
+        self, ctx: TenantContext, graph: CompiledGraph, rc: RunContext, state: dict[str, Any]
+    ) -> None:
+        """What the caller may search, computed here by the server (never from the run's
+        inputs): kept on the run context for the nodes, shown as ``allowedDocumentIds``
+        (set after the inputs, so an input of that name cannot replace it). A collection a
+        VectorSearch node names that does not exist fails the request."""
+        port = self.ports.retrieval
+        if port is None:
+            raise ValidationFailed(
+                "This workflow has retrieval nodes but retrieval is not available here.",
+                details={"workflow": rc.workflow_id},
+            )
+        rc.allowed = await port.allowed(ctx.tenant_id, ctx.principal_id)
+        for node_id, node in graph.nodes.items():
+            collections = getattr(node.node, "collections", None)
+            if node.type == "VectorSearch" and collections:
+                try:
+                    await port.allowed(ctx.tenant_id, ctx.principal_id, collections=collections)
+                except ValidationFailed as exc:
+                    raise ValidationFailed(
+                        f"Node '{node_id}': {exc.message}", details={"node": node_id, **exc.details}
+                    ) from exc
+        state[ALLOWED_KEY] = rc.allowed.document_ids()
 
     async def _run(
         self,

@@ -17,6 +17,7 @@ from gasworks.api.graphql.errors import DocumentLimits, ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
+from gasworks.api.graphql.search import SearchQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
 from gasworks.api.graphql.view import GuardedGraphQLRouter
 from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
@@ -24,7 +25,14 @@ from gasworks.api.routing import GuardedRoute
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery, ModelsQuery, PromptsQuery, GuardrailsQuery, WorkflowsQuery]
+QUERIES: list[type] = [
+    TenancyQuery,
+    ModelsQuery,
+    PromptsQuery,
+    GuardrailsQuery,
+    WorkflowsQuery,
+    SearchQuery,
+]
 MUTATIONS: list[type] = [
     TenancyMutation,
     ModelsMutation,
