@@ -20,6 +20,7 @@ DOMAIN_MODULES: tuple[str, ...] = (
     "gasworks.llm.guardrails_runtime",
     "gasworks.prompts.service",
     "gasworks.workflows",
+    "gasworks.documents",
 )
 
 

@@ -163,3 +163,21 @@ async def test_running_process_reads_blobs_rewrapped_by_a_rotation_elsewhere(tmp
     assert await server.get("t1/k/a") == b"before rotation"  # reloads the keys it lacks
     await server.put("t1/k/b", b"written after rotation")
     assert await cli.get("t1/k/b") == b"written after rotation"
+
+
+async def test_streamed_put_is_encrypted_and_reads_back(tmp_path):
+    store = open_blob_store(_settings(tmp_path))
+
+    async def pieces():
+        for i in range(5):
+            yield bytes([i]) * 700_000
+
+    size = await store.put_stream("t1/documents/big", pieces())
+    assert size == 3_500_000
+    raw = (tmp_path / "home" / "blobs" / "t1" / "documents" / "big").read_bytes()
+    assert b"\x02" * 1000 not in raw  # encrypted at rest
+    assert await store.get("t1/documents/big") == b"".join([bytes([i]) * 700_000 for i in range(5)])
+    # bound to its key like any other blob
+    await store.inner.put("t2/documents/big", raw)
+    with pytest.raises(BlobIntegrityError):
+        await store.get("t2/documents/big")

@@ -5,6 +5,7 @@ Each domain keeps its tables in its own ``tables.py``; add the import here when 
 
 from __future__ import annotations
 
+import gasworks.documents.tables
 import gasworks.jobs.tables
 import gasworks.llm.guardrail_tables
 import gasworks.llm.tables

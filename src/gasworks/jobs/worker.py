@@ -22,6 +22,9 @@ from gasworks.observability.logging import get_logger
 log = get_logger("gasworks.jobs")
 
 Handler = Callable[[Job], Awaitable[None]]
+#: told of every failed attempt: the job, the error, and the job's new status
+#: (``queued`` for a retry, ``dead``, or ``lost``)
+FailureHook = Callable[[Job, BaseException, str], Awaitable[None]]
 
 
 class Postpone(Exception):
@@ -58,7 +61,9 @@ class Worker:
         config: WorkerConfig | None = None,
         *,
         worker_id: str | None = None,
+        on_failure: FailureHook | None = None,
     ) -> None:
+        self.on_failure = on_failure
         self.queue = queue
         self.handlers = dict(handlers)
         self.config = config or WorkerConfig()
@@ -148,6 +153,11 @@ class Worker:
             raise
         except Exception as exc:
             status = await self.queue.fail(job, exc)
+            if self.on_failure is not None:
+                try:
+                    await self.on_failure(job, exc, status)
+                except Exception:
+                    log.exception("jobs.failure_hook_failed", job=job.id)
             log.info(
                 "jobs.failed",
                 job=job.id,

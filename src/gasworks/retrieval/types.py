@@ -113,8 +113,9 @@ class VectorIndex(Protocol):
     * everything written survives a process restart.
     """
 
-    async def upsert(self, tenant_id: str, space: Space, records: Sequence[VectorRecord]) -> None:
-        ...
+    async def upsert(
+        self, tenant_id: str, space: Space, records: Sequence[VectorRecord]
+    ) -> None: ...
 
     async def search(
         self,

@@ -12,6 +12,7 @@ SDKs run for real against them. Use them to test breakers, budgets and workflows
 from gasworks.testing.fake_anthropic import FakeAnthropic
 from gasworks.testing.fake_bedrock import FakeBedrock
 from gasworks.testing.fake_openai import FakeOpenAI
+from gasworks.testing.retrieval import FakeEmbedder, FakeTextract, MemorySources
 from gasworks.testing.scripted import BrokenStream, ScriptedProvider
 from gasworks.testing.server import FakeProviderServer, Fault, RecordedRequest, Reply
 
@@ -19,9 +20,12 @@ __all__ = [
     "BrokenStream",
     "FakeAnthropic",
     "FakeBedrock",
+    "FakeEmbedder",
     "FakeOpenAI",
     "FakeProviderServer",
+    "FakeTextract",
     "Fault",
+    "MemorySources",
     "RecordedRequest",
     "Reply",
     "ScriptedProvider",
