@@ -15,6 +15,7 @@ from gasworks.api.errors import install_error_handlers
 from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
 from gasworks.api.routes import (
+    documents,
     guardrails,
     health,
     models,
@@ -38,6 +39,7 @@ ROUTERS: list[APIRouter] = [
     guardrails.router,
     prompts.router,
     workflows.router,
+    documents.router,
 ]
 
 

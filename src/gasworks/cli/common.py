@@ -14,7 +14,7 @@ from gasworks.tenancy.context import TenantContext
 
 @contextlib.asynccontextmanager
 async def runtime() -> AsyncIterator[Runtime]:
-    rt = Runtime(Settings())
+    rt = Runtime(Settings(documents_run_workers=False))  # commands never run ingestion workers
     await rt.start()
     try:
         yield rt

@@ -401,28 +401,7 @@ class Pipeline:
             col = await s.get(CollectionRow, col_id)
             if col is None or col.tenant_id != tenant_id:
                 return
-            members = (
-                await s.scalars(
-                    select(DocumentRow)
-                    .join(
-                        CollectionDocumentRow, CollectionDocumentRow.document_id == DocumentRow.id
-                    )
-                    .where(CollectionDocumentRow.collection_id == col_id)
-                )
-            ).all()
-            for doc in members:
-                elsewhere = await s.scalar(
-                    select(CollectionDocumentRow.collection_id)
-                    .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
-                    .where(
-                        CollectionDocumentRow.document_id == doc.id,
-                        CollectionDocumentRow.collection_id != col_id,
-                        CollectionRow.deleted_at.is_(None),
-                    )
-                    .limit(1)
-                )
-                if elsewhere is None and doc.deleted_at is None:
-                    await self.svc.mark_deleted(s, doc, None)
+            await self.svc.retire_members(s, col_id)
             await s.delete(col)  # links and grants go with it (foreign keys)
         self.queue.wake()
 

@@ -472,6 +472,8 @@ class DocumentService:
             col = await access.collection_row(s, ctx, ref)
             self._require_manage(ctx, col)
             col.deleted_at = utcnow()
+            await s.flush()
+            await self.retire_members(s, col.id)
             await self.queue.enqueue(
                 s,
                 tenant_id=ctx.tenant_id,
@@ -490,6 +492,30 @@ class DocumentService:
                 name=col.name,
             )
         self.queue.wake()
+
+    async def retire_members(self, s: AsyncSession, col_id: str) -> None:
+        """Delete (``mark_deleted``) the collection's documents that belong to no other live
+        collection; the others keep their other collections."""
+        members = (
+            await s.scalars(
+                select(DocumentRow)
+                .join(CollectionDocumentRow, CollectionDocumentRow.document_id == DocumentRow.id)
+                .where(CollectionDocumentRow.collection_id == col_id)
+            )
+        ).all()
+        for doc in members:
+            elsewhere = await s.scalar(
+                select(CollectionDocumentRow.collection_id)
+                .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
+                .where(
+                    CollectionDocumentRow.document_id == doc.id,
+                    CollectionDocumentRow.collection_id != col_id,
+                    CollectionRow.deleted_at.is_(None),
+                )
+                .limit(1)
+            )
+            if elsewhere is None and doc.deleted_at is None:
+                await self.mark_deleted(s, doc, None)
 
     # -- grants -----------------------------------------------------------------------------
 
