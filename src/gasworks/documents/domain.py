@@ -4,12 +4,16 @@ typed accessor the adapters use. Workers run inside the process unless
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from gasworks.background import PeriodicTask
 from gasworks.blobs.factory import blob_store
 from gasworks.documents import sandbox
+from gasworks.documents.metrics import publish
 from gasworks.documents.pipeline import Pipeline, PipelineConfig
+from gasworks.documents.reconcile import LEASE, Reconciler
 from gasworks.documents.service import EXTRACT, KINDS, DocumentService, Limits
 from gasworks.errors import ConfigurationError
 from gasworks.jobs import JobQueue, RetryPolicy, Worker, WorkerConfig
@@ -32,7 +36,30 @@ class Documents:
     service: DocumentService
     pipeline: Pipeline
     queue: JobQueue
+    reconciler: Reconciler
     workers: list[Worker] = field(default_factory=list)
+    tasks: list[PeriodicTask] = field(default_factory=list)
+
+    async def publish_metrics(self) -> None:
+        publish(await self.queue.stats(), KINDS, await self.service.status_counts())
+
+    async def reconcile_if_leader(self, owner: str, every: float) -> None:
+        """Reconcile when this process holds the deployment's reconciler lease."""
+        if await self.queue.hold_lease(LEASE, owner, every * 2):
+            await self.reconciler.run()
+
+    def start_background(self, settings: Settings, owner: str) -> None:
+        every = settings.documents_reconcile_interval_seconds
+        self.tasks = [
+            PeriodicTask("documents-metrics", self.publish_metrics, 15.0, run_first=True),
+            PeriodicTask(
+                "documents-reconcile",
+                functools.partial(self.reconcile_if_leader, owner, every),
+                every,
+            ),
+        ]
+        for task in self.tasks:
+            task.start()
 
     def new_worker(self, settings: Settings, *, worker_id: str | None = None) -> Worker:
         cfg = WorkerConfig(
@@ -90,7 +117,7 @@ def build(rt: Runtime) -> Documents:
         writer=writer,
         textract=lambda: rt.services.get(TEXTRACT),
     )
-    return Documents(svc, pipeline, queue)
+    return Documents(svc, pipeline, queue, Reconciler(pipeline))
 
 
 class DocumentsDomain:
@@ -107,11 +134,14 @@ class DocumentsDomain:
             worker = docs.new_worker(rt.settings)
             docs.workers.append(worker)
             worker.start()
+            docs.start_background(rt.settings, worker.worker_id)
 
     async def stop(self, rt: Runtime) -> None:
         docs: Documents | None = rt.services.pop(SERVICE, None)
         if docs is None:
             return
+        for task in docs.tasks:
+            await task.stop()
         for worker in docs.workers:
             await worker.stop(grace=5.0)
 

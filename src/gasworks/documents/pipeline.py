@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,7 @@ from sqlalchemy import select
 from gasworks.documents import sandbox, sniff
 from gasworks.documents.chunking import ChunkConfig, chunk
 from gasworks.documents.extractors import EXTRACTORS, IN_PROCESS, Block, Extracted
+from gasworks.documents.metrics import STAGE_SECONDS
 from gasworks.documents.service import (
     CHUNK,
     CLEANUP,
@@ -135,6 +137,7 @@ class Pipeline:
             )
             await s.flush()
             s.expunge(row)
+        started = time.monotonic()
         next_kind, updates = await work(row, gen)
         try:
             await self._commit_stage(job, stage, doc_id, gen, next_kind, updates)
@@ -143,6 +146,7 @@ class Pipeline:
                 async with self.db.session() as s:
                     await self.queue.finish(s, job)
             raise _Stale from None
+        STAGE_SECONDS.labels(stage).observe(time.monotonic() - started)
         self.queue.wake()
 
     async def _commit_stage(

@@ -98,3 +98,16 @@ class DocumentEventRow(Base):
     actor: Mapped[str | None] = mapped_column(String(40), nullable=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class OrphanSuspectRow(Base):
+    """Something the reconciler found without its counterpart, and when it first did: it is
+    removed only once it has stayed an orphan for the grace period (an upload writes its blob
+    moments before its row)."""
+
+    __tablename__ = "document_orphans"
+
+    ref: Mapped[str] = mapped_column(String(400), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(String(40))
+    what: Mapped[str] = mapped_column(String(16))
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime)

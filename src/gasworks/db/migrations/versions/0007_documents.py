@@ -112,9 +112,18 @@ def upgrade() -> None:
     op.create_index(
         "ix_document_events_doc", "document_events", ["tenant_id", "document_id", "seq"]
     )
+    op.create_table(
+        "document_orphans",
+        sa.Column("ref", sa.String(400), nullable=False),
+        sa.Column("tenant_id", sa.String(40), nullable=False),
+        sa.Column("what", sa.String(16), nullable=False),
+        sa.Column("first_seen", gwt.UTCDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("ref", name="pk_document_orphans"),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("document_orphans")
     op.drop_index("ix_document_events_doc", table_name="document_events")
     op.drop_table("document_events")
     op.drop_table("collection_grants")
