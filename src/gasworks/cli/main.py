@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from gasworks import __version__
-from gasworks.cli import blobs, guardrails, models, prompts, tenancy, workflows
+from gasworks.cli import blobs, documents, guardrails, models, prompts, tenancy, workflows
 from gasworks.cli.output import JsonOpt, console, emit_json, fail, run
 from gasworks.settings import Settings
 
@@ -32,6 +32,8 @@ app.add_typer(models.models_app, name="models")
 app.command("chat")(models.chat)
 app.add_typer(prompts.prompts_app, name="prompts")
 app.add_typer(blobs.blobs_app, name="blobs")
+app.add_typer(documents.documents_app, name="documents")
+app.command("worker")(documents.worker_cmd)
 
 
 @app.callback()
@@ -72,7 +74,7 @@ def serve(
     async def prepare() -> tuple[str, bool]:
         from gasworks.tenancy import service
 
-        rt = Runtime(settings)
+        rt = Runtime(settings.model_copy(update={"documents_run_workers": False}))
         try:
             await rt.start(migrate=settings.auto_migrate)
             async with rt.db.session() as s:
