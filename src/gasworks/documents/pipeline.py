@@ -104,6 +104,9 @@ class Pipeline:
             DELETE: self.delete,
         }
 
+    def maybe_writer(self) -> SourceWriter | None:
+        return self._writer()
+
     def writer(self) -> SourceWriter:
         w = self._writer()
         if w is None:

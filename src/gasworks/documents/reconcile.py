@@ -90,7 +90,8 @@ class Reconciler:
                 if gen.isdigit() and int(gen) not in (row.generation, row.pending_generation):
                     found[f"blob:{key}"] = (tenant, "blob")
         # vectors -> rows
-        writer = self.pipeline.writer()
+        writer = self.pipeline.maybe_writer()
+        out.vectors_checked = isinstance(writer, ListsSources)
         tenants = {t for t, _ in docs} | {t for t, _ in found.values()}
         async with self.db.read_session() as s:
             tenants |= set((await s.scalars(select(JobRow.tenant_id).distinct())).all())
@@ -117,7 +118,7 @@ class Reconciler:
             if what == "blob":
                 await self.blobs.delete(ref.split(":", 1)[1])
                 out.blobs_removed += 1
-            else:
+            elif writer is not None:
                 sid = ref.split(":", 2)[2]
                 await writer.delete_sources(tenant, [sid])
                 out.sources_removed += 1
@@ -130,7 +131,7 @@ class Reconciler:
             )
         for (tenant, doc_id), row in docs.items():
             if row.deleted_at is not None:
-                if f"delete:{doc_id}" not in pending_deletes:
+                if f"delete:{doc_id}" not in pending_deletes and writer is not None:
                     await self.pipeline.purge_document(tenant, doc_id)
                     out.documents_purged += 1
                     removed[tenant]["document"] += 1

@@ -117,3 +117,5 @@ class ReconcileOut(_Out):
     sources_removed: int = 0
     documents_failed: int = 0
     documents_purged: int = 0
+    #: whether the vector index could be listed (no index configured: blobs and rows only)
+    vectors_checked: bool = False
