@@ -8,6 +8,7 @@ from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
 from gasworks.api.graphql.context import GqlContext, get_gql_context
+from gasworks.api.graphql.documents import DocumentsMutation, DocumentsQuery
 from gasworks.api.graphql.errors import ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
@@ -17,13 +18,21 @@ from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery, ModelsQuery, PromptsQuery, GuardrailsQuery, WorkflowsQuery]
+QUERIES: list[type] = [
+    TenancyQuery,
+    ModelsQuery,
+    PromptsQuery,
+    GuardrailsQuery,
+    WorkflowsQuery,
+    DocumentsQuery,
+]
 MUTATIONS: list[type] = [
     TenancyMutation,
     ModelsMutation,
     PromptsMutation,
     GuardrailsMutation,
     WorkflowsMutation,
+    DocumentsMutation,
 ]
 
 #: Bounds on one document. The depth limit does not count introspection fields (GraphiQL's
@@ -53,4 +62,8 @@ def graphql_router(settings: Settings) -> GraphQLRouter[GqlContext, None]:
         build_schema(settings.graphql_max_depth),
         context_getter=get_gql_context,
         graphql_ide="graphiql",
+        # document uploads (the GraphQL multipart request spec). Strawberry leaves them off
+        # by default against cross-site form posts with cookies; gasworks authenticates with
+        # an Authorization header only, which a cross-site form cannot send.
+        multipart_uploads_enabled=True,
     )
