@@ -360,9 +360,26 @@ class Pipeline:
         try:
             await self._run_stage(job, work)
         except _Stale:
-            # deleted or superseded while indexing: what this attempt wrote must not stay
-            if written:
+            # deleted or superseded while indexing: what this attempt wrote must not stay. A
+            # lost lease alone is not a reason: another worker owns the stage and writes the
+            # very same chunk ids.
+            if written and not await self._still_wanted(job):
                 await self.writer().delete_sources(job.tenant_id, written)
+
+    async def _still_wanted(self, job: Job) -> bool:
+        gen = int(job.payload["generation"])
+        async with self.db.read_session() as s:
+            row = await s.scalar(
+                select(DocumentRow).where(
+                    DocumentRow.id == job.payload["documentId"],
+                    DocumentRow.tenant_id == job.tenant_id,
+                )
+            )
+        return (
+            row is not None
+            and row.deleted_at is None
+            and gen in (row.generation, row.pending_generation)
+        )
 
     async def cleanup(self, job: Job) -> None:
         doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
