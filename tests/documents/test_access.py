@@ -116,3 +116,39 @@ async def test_delete_job_killed_half_way_resumes_and_leaves_nothing(
     docs.queue.clock = lambda: base() + timedelta(seconds=31)
     await drain(drt)
     assert set((await leftovers(drt)).values()) == {0}
+
+
+async def test_allowed_sources_for_search_follow_the_principals_role_and_grants(drt: Any) -> None:
+    """What retrieval's search and the VectorSearch node ask (``AllowedSourcesProvider``)."""
+    from gasworks.documents.scope import DocumentSources
+    from gasworks.retrieval.types import AllowedSourcesProvider
+    from gasworks.tenancy import service as tenancy
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.tenancy.schemas import PrincipalCreate
+
+    async with drt.db.session() as s:
+        tenant, _ = await tenancy.bootstrap(s, "acme")
+        sysctx = TenantContext.system(tenant.id, tenant.name)
+        editor = await tenancy.create_principal(
+            s, sysctx, PrincipalCreate(name="ed", role=Role.EDITOR)
+        )
+        viewer = await tenancy.create_principal(
+            s, sysctx, PrincipalCreate(name="vi", role=Role.VIEWER)
+        )
+    owner = ctx(tenant=tenant.id, who=editor.id)
+    svc = get_documents(drt).service
+    await svc.create_collection(owner, CollectionIn(name="kb"))
+    doc = (await upload(drt, "a.md", samples.MARKDOWN, owner, collections=["kb"])).document
+    await drain(drt)
+    provider = DocumentSources(svc)
+    assert isinstance(provider, AllowedSourcesProvider)
+    src = source_id(doc.id, 1)
+    mine = await provider.allowed_sources(tenant.id, editor.id)
+    assert mine.sources == {src} and mine.names == {doc.id: "a.md"}
+    assert (await provider.allowed_sources(tenant.id, viewer.id)).sources == frozenset()
+    assert (await provider.allowed_sources(tenant.id, "prn_unknown")).sources == frozenset()
+    assert (await provider.allowed_sources("ten_other", editor.id)).sources == frozenset()
+    await svc.grant(owner, "kb", GrantIn(kind="role", subject="viewer"))
+    assert (await provider.allowed_sources(tenant.id, viewer.id)).sources == {src}
+    narrowed = await provider.allowed_sources(tenant.id, viewer.id, collections=["nope"])
+    assert narrowed.sources == frozenset()

@@ -24,7 +24,7 @@ from gasworks.documents.tables import (
     DocumentRow,
 )
 from gasworks.errors import CollectionNotFound
-from gasworks.retrieval.types import source_id
+from gasworks.retrieval.types import AllowedSet, source_id
 from gasworks.tenancy.context import Role, TenantContext
 
 
@@ -94,3 +94,65 @@ async def allowed_sources(
         )
     rows = (await session.execute(q)).all()
     return {source_id(doc, gen) for doc, gen in rows if gen is not None}
+
+
+async def context_of(
+    session: AsyncSession, tenant_id: str, principal_id: str | None
+) -> TenantContext | None:
+    """The context of a principal of the tenant (its role decides role grants), or ``None``."""
+    from gasworks.tenancy.tables import PrincipalRow
+
+    if principal_id is None:
+        return None
+    row = await session.scalar(
+        select(PrincipalRow).where(
+            PrincipalRow.tenant_id == tenant_id, PrincipalRow.id == principal_id
+        )
+    )
+    if row is None:
+        return None
+    return TenantContext(
+        tenant_id=tenant_id,
+        principal_id=row.id,
+        role=Role(row.role),
+        is_platform_admin=row.is_platform_admin,
+    )
+
+
+async def allowed_set(
+    session: AsyncSession,
+    tenant_id: str,
+    principal_id: str | None,
+    *,
+    collections: Collection[str] | None = None,
+    documents: Collection[str] | None = None,
+) -> AllowedSet:
+    """``AllowedSourcesProvider.allowed_sources``: unknown or unreadable collections and
+    documents contribute nothing (search must not become an oracle for names)."""
+    ctx = await context_of(session, tenant_id, principal_id)
+    if ctx is None:
+        return AllowedSet(frozenset())
+    q = select(DocumentRow.id, DocumentRow.generation, DocumentRow.name).where(
+        readable_documents(ctx), DocumentRow.generation.is_not(None)
+    )
+    if collections is not None:
+        cols = select(CollectionRow.id).where(
+            readable_collections(ctx),
+            or_(CollectionRow.id.in_(list(collections)), CollectionRow.name.in_(list(collections))),
+        )
+        q = q.where(
+            DocumentRow.id.in_(
+                select(CollectionDocumentRow.document_id).where(
+                    CollectionDocumentRow.collection_id.in_(cols)
+                )
+            )
+        )
+    if documents is not None:
+        q = q.where(DocumentRow.id.in_(list(documents)))
+    by_source: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for doc, gen, name in (await session.execute(q)).all():
+        if gen is not None:
+            by_source[source_id(doc, gen)] = doc
+            names[doc] = name
+    return AllowedSet(frozenset(by_source), by_source, names)

@@ -14,6 +14,7 @@ from gasworks.documents import sandbox
 from gasworks.documents.metrics import publish
 from gasworks.documents.pipeline import Pipeline, PipelineConfig
 from gasworks.documents.reconcile import LEASE, Reconciler
+from gasworks.documents.scope import DocumentSources
 from gasworks.documents.service import EXTRACT, KINDS, DocumentService, Limits
 from gasworks.errors import ConfigurationError
 from gasworks.jobs import JobQueue, RetryPolicy, Worker, WorkerConfig
@@ -29,6 +30,8 @@ SERVICE = "documents"
 EMBEDDER = "documents.embedder"
 SOURCES = "documents.sources"
 TEXTRACT = "documents.textract"
+#: the ``AllowedSourcesProvider`` search and the VectorSearch node use
+ALLOWED_SOURCES = "documents.allowed_sources"
 
 
 @dataclass
@@ -129,6 +132,7 @@ class DocumentsDomain:
     async def start(self, rt: Runtime) -> None:
         docs = build(rt)
         rt.services[SERVICE] = docs
+        rt.services[ALLOWED_SOURCES] = DocumentSources(docs.service)
         run = rt.settings.documents_run_workers if self.run_workers is None else self.run_workers
         if run:
             worker = docs.new_worker(rt.settings)
@@ -137,6 +141,7 @@ class DocumentsDomain:
             docs.start_background(rt.settings, worker.worker_id)
 
     async def stop(self, rt: Runtime) -> None:
+        rt.services.pop(ALLOWED_SOURCES, None)
         docs: Documents | None = rt.services.pop(SERVICE, None)
         if docs is None:
             return

@@ -51,6 +51,7 @@ from gasworks.errors import (
 )
 from gasworks.jobs.queue import JobQueue
 from gasworks.observability.logging import get_logger
+from gasworks.retrieval.types import AllowedSet
 from gasworks.tenancy.context import Role, TenantContext
 
 log = get_logger("gasworks.documents")
@@ -603,6 +604,19 @@ class DocumentService:
     ) -> set[str]:
         async with self.db.read_session() as s:
             return await access.allowed_sources(s, ctx, collections)
+
+    async def allowed_set(
+        self,
+        tenant_id: str,
+        principal_id: str | None,
+        *,
+        collections: Sequence[str] | None = None,
+        documents: Sequence[str] | None = None,
+    ) -> AllowedSet:
+        async with self.db.read_session() as s:
+            return await access.allowed_set(
+                s, tenant_id, principal_id, collections=collections, documents=documents
+            )
 
     # -- dead letters (tenant admins, their own tenant) --------------------------------------
 
