@@ -235,3 +235,35 @@ async def test_a_deleted_documents_in_flight_stage_is_discarded(drt: Any) -> Non
     from tests.documents.helpers import leftovers
 
     assert set((await leftovers(drt)).values()) == {0}
+
+
+async def test_a_budget_refusal_waits_without_spending_attempts(drt: Any) -> None:
+    from gasworks.errors import TokenBudgetExceeded
+
+    docs = get_documents(drt)
+    drt.services["documents.embedder"].fail = [TokenBudgetExceeded("monthly tokens used up")]
+    doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
+    await drain(drt)
+    got = await docs.service.get(ADMIN, doc.id)
+    assert (got.status, got.error_code) == ("embedding", "TOKEN_BUDGET_EXCEEDED")
+    assert got.error_message == "monthly tokens used up"
+    stats = await docs.queue.stats()
+    assert stats["documents.embed"].queued == 1 and stats["documents.embed"].dead == 0
+    # the budget resets: the stage runs again (its attempt count was not spent)
+    from datetime import timedelta
+
+    base = docs.queue.clock
+    docs.queue.clock = lambda: base() + timedelta(seconds=301)
+    await drain(drt)
+    got = await docs.service.get(ADMIN, doc.id)
+    assert got.status == "ready" and got.stages["embed"]["attempts"] == 1
+
+
+async def test_without_retrieval_the_embed_stage_waits(drt: Any) -> None:
+    docs = get_documents(drt)
+    del drt.services["documents.embedder"]
+    doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
+    await drain(drt)
+    got = await docs.service.get(ADMIN, doc.id)
+    assert (got.status, got.error_code) == ("embedding", "RETRIEVAL_NOT_CONFIGURED")
+    assert await docs.service.dead_letters(ADMIN) == []

@@ -108,9 +108,14 @@ class Pipeline:
         return self._writer()
 
     def writer(self) -> SourceWriter:
+        """The vector writer; without one the job waits (no attempt spent) until retrieval is
+        configured."""
         w = self._writer()
         if w is None:
-            raise RetrievalNotConfigured("No vector index is configured for documents.")
+            raise Postpone(
+                RetrievalNotConfigured("No vector index is configured for documents."),
+                self.config.budget_retry_seconds,
+            )
         return w
 
     # -- the common shape of a stage --------------------------------------------------------
@@ -304,7 +309,10 @@ class Pipeline:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
             embedder = self._embedder()
             if embedder is None:
-                raise RetrievalNotConfigured("No embedder is configured for documents.")
+                raise Postpone(
+                    RetrievalNotConfigured("No embedder is configured for documents."),
+                    self.config.budget_retry_seconds,
+                )
             chunks = await self._artifact(row, gen, "chunks")
             vectors: list[list[float]] = []
             model, dims = "", 0

@@ -23,7 +23,7 @@ log = get_logger("gasworks.jobs")
 
 Handler = Callable[[Job], Awaitable[None]]
 #: told of every failed attempt: the job, the error, and the job's new status
-#: (``queued`` for a retry, ``dead``, or ``lost``)
+#: (``queued`` for a retry, ``postponed`` (no attempt spent), ``dead``, or ``lost``)
 FailureHook = Callable[[Job, BaseException, str], Awaitable[None]]
 
 
@@ -147,17 +147,14 @@ class Worker:
         except LeaseLost:
             log.info("jobs.lease_lost", job=job.id, kind=job.kind)
         except Postpone as p:
-            await self.queue.postpone(job, p.cause, p.delay)
+            if await self.queue.postpone(job, p.cause, p.delay):
+                await self._tell(job, p.cause, "postponed")
             log.info("jobs.postponed", job=job.id, kind=job.kind, delay=p.delay)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             status = await self.queue.fail(job, exc)
-            if self.on_failure is not None:
-                try:
-                    await self.on_failure(job, exc, status)
-                except Exception:
-                    log.exception("jobs.failure_hook_failed", job=job.id)
+            await self._tell(job, exc, status)
             log.info(
                 "jobs.failed",
                 job=job.id,
@@ -168,6 +165,13 @@ class Worker:
             )
         finally:
             self.processed += 1
+
+    async def _tell(self, job: Job, exc: BaseException, status: str) -> None:
+        if self.on_failure is not None:
+            try:
+                await self.on_failure(job, exc, status)
+            except Exception:
+                log.exception("jobs.failure_hook_failed", job=job.id)
 
     async def _heartbeat(self, job: Job) -> None:
         every = max(0.05, self.config.lease_seconds / 3)
