@@ -93,6 +93,7 @@ async def test_sigkill_in_a_stage_then_restart_ends_ready_without_duplicates(
     assert set(done.values()) == {1} and len(done) == 3 * 4
 
 
+@pytest.mark.slow
 async def test_two_worker_processes_share_200_documents_each_processed_once(
     drt: Any, tmp_path: Path
 ) -> None:
@@ -104,9 +105,10 @@ async def test_two_worker_processes_share_200_documents_each_processed_once(
         ids.append(
             (await upload(drt, f"{i}.txt", f"document number {i}\n\nbody {i}".encode())).document.id
         )
-    workers = [spawn(drt, sources_file), spawn(drt, sources_file)]
+    lease = {"GASWORKS_DOCUMENTS_LEASE_SECONDS": "15"}  # no kills here: no lease churn either
+    workers = [spawn(drt, sources_file, **lease), spawn(drt, sources_file, **lease)]
     try:
-        rows = await wait_all(drt, ids, timeout=300)
+        rows = await wait_all(drt, ids, timeout=600)
     finally:
         for w in workers:
             w.terminate()
