@@ -4,12 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test lint fmt bench docs install install-dev clean help
+.PHONY: run test test-fast lint fmt bench docs install install-dev clean help
 
 help:
 	@echo "make run    set up and start gasworks on http://127.0.0.1:8000 (embedded SQLite)"
 	@echo "make test   set up and run lint, type check and the whole test suite"
-	@echo "make lint   ruff + mypy --strict on src/"
+	@echo "make test-fast  the suite on SQLite only, without slow tests (for development)"
+	@echo "make lint   ruff + mypy --strict on src/ + the import contract (lint-imports)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make docs   regenerate docs/reference/ from the code"
 
@@ -39,6 +40,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests bench scripts
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests bench scripts
@@ -46,6 +48,10 @@ fmt: $(VENV)/.installed-dev
 
 test: lint
 	$(BIN)/python -m pytest
+
+# SQLite only (GASWORKS_TEST_DIALECTS), no `slow` marks: the inner loop. `make test` stays whole.
+test-fast: $(VENV)/.installed-dev
+	GASWORKS_TEST_DIALECTS=sqlite $(BIN)/python -m pytest -m "not slow"
 
 docs: $(VENV)/.installed
 	$(BIN)/python scripts/gen_docs.py

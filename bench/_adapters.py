@@ -61,7 +61,7 @@ async def _measure(anthropic_url: str, openai_url: str) -> list[tuple[str, float
     from gasworks.llm.providers.anthropic import AnthropicProvider
     from gasworks.llm.providers.openai import OpenAIProvider
     from gasworks.llm.registry.registry import build_registry
-    from gasworks.llm.types import ChatRequest, Message
+    from gasworks.modeltypes import ChatRequest, Message
 
     home = Path(tempfile.mkdtemp())
     models = home / "models.yaml"

@@ -17,16 +17,16 @@ from _common import median_us, per_call_async, record
 from opentelemetry.sdk.trace import TracerProvider
 
 from gasworks.api.app import create_app
-from gasworks.runtime import Runtime
 from gasworks.settings import Settings
 from gasworks.tenancy import service
+from gasworks.wiring import build_runtime
 
 N = 300
 
 
 async def _measure(home: Path, ttl: float) -> tuple[float, float]:
     settings = Settings(home=home, auth_cache_ttl_seconds=ttl, log_level="WARNING")
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start()
     try:
         async with rt.db.session() as s:

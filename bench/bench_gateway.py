@@ -52,7 +52,7 @@ DEFAULT: dict[str, str] = {}
 
 def bench_in_process() -> tuple[float, float, float | None]:
     from gasworks.llm.runtime import build_services
-    from gasworks.llm.types import CallScope, ChatRequest, Message
+    from gasworks.modeltypes import CallScope, ChatRequest, Message
     from gasworks.settings import Settings
 
     gateway = build_services(Settings(home=Path(tempfile.mkdtemp()))).gateway

@@ -44,7 +44,7 @@ from gasworks.llm.budgets import BudgetService, BudgetSet, LeasePolicy, Period, 
 from gasworks.llm.guardrails import Guardrails  # noqa: E402
 from gasworks.llm.ledger import Ledger, LedgerEntry  # noqa: E402
 from gasworks.llm.tokens import TokenCounter, get_encoding  # noqa: E402
-from gasworks.llm.types import CallScope, ChatRequest, Message, Usage  # noqa: E402
+from gasworks.modeltypes import CallScope, ChatRequest, Message, Usage  # noqa: E402
 from gasworks.tenancy import service  # noqa: E402
 from gasworks.tenancy.context import Role, TenantContext  # noqa: E402
 

@@ -31,13 +31,13 @@ async def _setup(url: str | None, home: Path) -> tuple[Any, Any, Any, str]:
     from gasworks.prompts.content import PromptContent
     from gasworks.prompts.schemas import MoveRequest, ScopeIn, VersionCreate
     from gasworks.prompts.service import PromptService
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
     from gasworks.tenancy import service as tenancy
     from gasworks.tenancy.context import TenantContext
+    from gasworks.wiring import build_runtime
 
     settings = Settings(home=home, database_url=url, log_level="WARNING")
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start()
     async with rt.db.session() as s:
         tenant, _ = await tenancy.bootstrap(s, "default")
@@ -96,9 +96,9 @@ async def _propagation(rt: Any, svc: Any, ctx: Any) -> float:
     """Median time from a committed move in one runtime to another runtime serving it."""
     from gasworks.prompts.schemas import MoveRequest, ScopeIn, VersionCreate
     from gasworks.prompts.service import PromptService
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
-    other_rt = Runtime(rt.settings)
+    other_rt = build_runtime(rt.settings)
     other = PromptService(other_rt)
     other.resolver.start()
     scope = ScopeIn(model="prop-model")

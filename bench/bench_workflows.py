@@ -129,10 +129,10 @@ def langgraph_graph() -> Any:
 async def persisted(n: int) -> tuple[float, float]:
     """Per-run µs of the full engine path with persistence on (SQLite file), and off."""
     from gasworks import workflows
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
     from gasworks.tenancy import service as tenancy
     from gasworks.tenancy.context import TenantContext
+    from gasworks.wiring import build_runtime
     from gasworks.workflows import service
     from gasworks.workflows.schemas import RunIn
 
@@ -140,7 +140,9 @@ async def persisted(n: int) -> tuple[float, float]:
     out: list[float] = []
     with tempfile.TemporaryDirectory() as home:
         for persist in (True, False):
-            rt = Runtime(Settings(home=Path(home) / str(persist), workflow_persist_runs=persist))
+            rt = build_runtime(
+                Settings(home=Path(home) / str(persist), workflow_persist_runs=persist)
+            )
             await rt.start(migrate=True)
             try:
                 async with rt.db.session() as s:

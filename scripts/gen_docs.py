@@ -77,11 +77,11 @@ def openapi() -> dict[str, Any]:
     from opentelemetry.sdk.trace import TracerProvider
 
     from gasworks.api.app import create_app
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
 
     with tempfile.TemporaryDirectory() as home:
-        runtime = Runtime(Settings(home=Path(home), database_url=None))
+        runtime = build_runtime(Settings(home=Path(home), database_url=None))
         app = create_app(runtime=runtime, tracer_provider=TracerProvider())
         return dict(app.openapi())
 

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from tests import netguard
+from tests.dbtemplates import DIALECTS
 
 netguard.install()  # before anything else imports a client library
 
@@ -40,7 +41,7 @@ def postgres_template() -> Iterator[Any]:
     tpl.close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DIALECTS)
 def db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A fresh, migrated database: each test using it runs once per dialect."""
     tpl = request.getfixturevalue(f"{request.param}_template")
@@ -61,9 +62,9 @@ def settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> An
 
 @pytest.fixture
 async def runtime(settings: Any) -> AsyncIterator[Any]:
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start(migrate=False)
     yield rt
     await rt.stop()

@@ -19,6 +19,14 @@ from sqlalchemy.engine import make_url
 from gasworks.db.engine import Database
 from gasworks.settings import normalize_database_url
 
+#: The dialects every DB test runs on; ``GASWORKS_TEST_DIALECTS=sqlite`` narrows it
+#: (``make test-fast``).
+DIALECTS = [
+    d
+    for d in ("sqlite", "postgres")
+    if d in os.environ.get("GASWORKS_TEST_DIALECTS", "sqlite,postgres").split(",")
+]
+
 ROOT = Path(__file__).resolve().parent.parent
 PG_DIR = ROOT / ".pytest-pg"
 

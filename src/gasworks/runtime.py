@@ -1,38 +1,60 @@
-"""The process-wide runtime: settings, database and the services built on them.
+"""The process runtime: settings, database and the domains' services built on them.
 
-The API server, the CLI and workers each build one ``Runtime``. Domain packages attach their
-long-lived services here (model registry, prompt cache, ...) through ``startup``/``shutdown``
-hooks instead of module globals, so tests can run several runtimes side by side.
+The API server, the CLI and workers each build one ``Runtime``, usually through
+``gasworks.wiring.build_runtime`` (the one place that lists the default domains). A domain is
+an object with a ``name`` and ``start``/``stop``; the runtime starts them in the order given
+and stops them in reverse. Domains keep their long-lived services in ``Runtime.services`` and
+offer typed accessors (``get_gateway(rt)``), so two runtimes in one process never share state.
+Importing a module registers nothing.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gasworks.db.engine import Database
 from gasworks.observability.logging import get_logger
 from gasworks.settings import Settings
 
-Hook = Callable[["Runtime"], Awaitable[None]]
-
-#: Hooks registered by domain packages, run in order on start and in reverse on stop.
-STARTUP_HOOKS: list[Hook] = []
-SHUTDOWN_HOOKS: list[Hook] = []
+if TYPE_CHECKING:
+    from gasworks.db.engine import Database
 
 log = get_logger("gasworks.runtime")
 
 
+class Domain(Protocol):
+    """One domain's life cycle in a runtime (models, guardrails, prompts, workflows, ...)."""
+
+    name: str
+
+    async def start(self, rt: Runtime) -> None: ...
+
+    async def stop(self, rt: Runtime) -> None: ...
+
+
 class Runtime:
-    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database | None = None,
+        *,
+        domains: Sequence[Domain] = (),
+    ) -> None:
+        from gasworks.db.engine import Database  # the server stack, only when a runtime is built
+
         self.settings = settings
         self.db = db or Database(
             settings.resolved_database_url,
             pool_size=settings.database_pool_size,
             echo=settings.database_echo,
         )
-        #: domain services by name, set by startup hooks (typed accessors live in each domain)
+        self.domains: tuple[Domain, ...] = tuple(domains)
+        names = [d.name for d in self.domains]
+        if len(set(names)) != len(names):
+            raise ValueError(f"domain names must be unique: {names}")
+        #: domain services by name, set by the domains' ``start`` (typed accessors in each domain)
         self.services: dict[str, Any] = {}
+        self._running: list[Domain] = []
         self.started = False
 
     async def start(self, *, migrate: bool | None = None) -> None:
@@ -40,18 +62,24 @@ class Runtime:
         if self.settings.auto_migrate if migrate is None else migrate:
             revision = await self.db.upgrade()
             log.info("database.ready", dialect=self.db.dialect.name, revision=revision)
-        from gasworks import domains  # here, not at import time: domains import this module
-
-        domains.load()
-        for hook in STARTUP_HOOKS:
-            await hook(self)
+        try:
+            for domain in self.domains:
+                await domain.start(self)
+                self._running.append(domain)
+        except BaseException:
+            await self._stop_domains()  # the ones already started
+            raise
         self.started = True
 
     async def stop(self) -> None:
-        for hook in reversed(SHUTDOWN_HOOKS):
-            try:
-                await hook(self)
-            except Exception:
-                log.exception("runtime.shutdown_hook_failed", hook=getattr(hook, "__name__", "?"))
+        await self._stop_domains()
         await self.db.dispose()
         self.started = False
+
+    async def _stop_domains(self) -> None:
+        while self._running:
+            domain = self._running.pop()
+            try:
+                await domain.stop(self)
+            except Exception:
+                log.exception("runtime.domain_stop_failed", domain=domain.name)

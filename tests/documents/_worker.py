@@ -66,11 +66,11 @@ class FileSources:
 
 async def main() -> None:
     from gasworks.documents.domain import EMBEDDER, SOURCES, get_documents
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
 
     settings = Settings(documents_run_workers=False)
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     rt.services[EMBEDDER] = FakeEmbedder()
     rt.services[SOURCES] = FileSources(Path(os.environ["GW_TEST_SOURCES"]))
     await rt.start(migrate=False)

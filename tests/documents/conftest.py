@@ -33,9 +33,9 @@ def doc_settings(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -
 async def drt(doc_settings: Any) -> AsyncIterator[Any]:
     """A runtime whose documents pipeline embeds with FakeEmbedder into MemorySources."""
     from gasworks.documents.domain import EMBEDDER, SOURCES
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
-    rt = Runtime(doc_settings)
+    rt = build_runtime(doc_settings)
     rt.services[EMBEDDER] = FakeEmbedder()
     rt.services[SOURCES] = MemorySources()
     await rt.start(migrate=False)

@@ -64,6 +64,7 @@ async def stage_completions(drt: Any) -> Counter[tuple[str, str]]:
     return Counter((e.document_id or "", str(e.data["stage"])) for e in events)
 
 
+@pytest.mark.timeout(300)
 @pytest.mark.parametrize(
     "kill_at", ["documents.extract", "documents.chunk", "documents.embed", "documents.index"]
 )
@@ -94,6 +95,7 @@ async def test_sigkill_in_a_stage_then_restart_ends_ready_without_duplicates(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)
 async def test_two_worker_processes_share_200_documents_each_processed_once(
     drt: Any, tmp_path: Path
 ) -> None:

@@ -116,9 +116,9 @@ async def test_cached_key_stops_working_at_expiry(settings, tenant_a):
     """The auth cache must not extend a key's life past its expiry."""
     from gasworks.api.auth import Authenticator
     from gasworks.errors import Unauthenticated
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     try:
         authn = Authenticator(rt.db, ttl=3600, touch_every=3600)
         async with rt.db.session() as s:

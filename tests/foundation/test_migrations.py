@@ -17,10 +17,11 @@ from sqlalchemy import inspect
 
 from gasworks.db.engine import Database
 from gasworks.db.migrate import current_revision, head_revision
-from gasworks.db.tables import metadata
+from gasworks.wiring import all_tables
+from tests.dbtemplates import DIALECTS
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=DIALECTS)
 def empty_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
     """A database with no schema yet, once per dialect."""
     tpl = request.getfixturevalue(f"{request.param}_template")
@@ -31,7 +32,7 @@ def empty_db_url(request: pytest.FixtureRequest) -> Iterator[str]:
 
 def _schema_diff(conn: Any) -> list[Any]:
     ctx = MigrationContext.configure(conn, opts={"compare_type": True})
-    return [d for d in compare_metadata(ctx, metadata) if not _ignorable(d)]
+    return [d for d in compare_metadata(ctx, all_tables()) if not _ignorable(d)]
 
 
 def _ignorable(diff: Any) -> bool:

@@ -33,10 +33,10 @@ def _unreachable(db_url: str, tmp_path: Path) -> str:
 @pytest.fixture
 async def down_client(settings: Any, db_url: str, tmp_path: Path) -> Any:
     from gasworks.api.app import create_app
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
     broken = settings.model_copy(update={"database_url": None})
-    rt = Runtime(broken)
+    rt = build_runtime(broken)
     from gasworks.db.engine import Database
 
     await rt.db.dispose()

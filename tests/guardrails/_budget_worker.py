@@ -12,7 +12,7 @@ from pathlib import Path
 
 from gasworks.errors import GasworksError
 from gasworks.llm.runtime import get_gateway
-from gasworks.llm.types import CallScope, ChatRequest, Message
+from gasworks.modeltypes import CallScope, ChatRequest, Message
 from gasworks.observability.metrics import REGISTRY
 from tests.guardrails.gateway_env import gateway_settings, started
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from gasworks.llm.types import Usage
+from gasworks.modeltypes import Usage
 
 
 @dataclass

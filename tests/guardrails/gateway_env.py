@@ -16,6 +16,7 @@ from gasworks.llm.guardrails_runtime import SERVICE
 from gasworks.llm.runtime import get_gateway
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
+from gasworks.wiring import build_runtime
 from tests.guardrails.fakes import FakeClock
 
 #: per 1k tokens
@@ -70,7 +71,7 @@ class Env:
 @contextlib.asynccontextmanager
 async def started(settings: Settings, clock: FakeClock | None = None) -> AsyncIterator[Env]:
     """A started runtime whose guardrails run on ``clock`` (no sleeping for cool-downs)."""
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start(migrate=False)
     clock = clock or FakeClock()
     try:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from gasworks.llm.guardrails_runtime import get_guardrails
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from tests.conftest import auth
 from tests.guardrails import _budget_worker as worker
 from tests.guardrails.fakes import FakeModel, failed, ok

@@ -24,7 +24,7 @@ from gasworks.llm.budgets import (
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.guardrails import Guardrails
 from gasworks.llm.ledger import Ledger, LedgerEntry, _Item
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.tenancy.context import Role, TenantContext
 from tests.guardrails import _budget_worker as worker
 from tests.guardrails.fakes import FakeClock, FakeModel, failed, ok

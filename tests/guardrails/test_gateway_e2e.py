@@ -297,7 +297,7 @@ async def test_open_breaker_survives_a_restart(tmp_path, db_url, fakes, monkeypa
     settings = gateway_settings(tmp_path / "home", db_url, fakes[0].url, fakes[1].url)
     fakes[0].faults.extend([Fault.http(500)] * 4)
     from gasworks.llm.runtime import get_gateway
-    from gasworks.llm.types import CallScope, ChatRequest, Message
+    from gasworks.modeltypes import CallScope, ChatRequest, Message
     from tests.guardrails.test_budgets import tenant
 
     def req() -> ChatRequest:

@@ -316,13 +316,13 @@ async def test_many_calls_from_4_processes_in_lease_mode_never_overspend(
 async def test_shutdown_writes_every_queued_row_and_returns_the_leases(settings) -> None:
     from gasworks.db.engine import Database
     from gasworks.llm.guardrails_runtime import get_guardrails
-    from gasworks.llm.types import CallScope
-    from gasworks.runtime import Runtime
+    from gasworks.modeltypes import CallScope
+    from gasworks.wiring import build_runtime
     from tests.guardrails import _budget_worker as worker
     from tests.guardrails.fakes import FakeModel, ok
 
     settings = settings.model_copy(update={"ledger_flush_interval_ms": 60_000})
-    rt = Runtime(settings)
+    rt = build_runtime(settings)
     await rt.start(migrate=False)
     try:
         ctx = await tenant(rt)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gasworks.llm.tokens import TokenCounter, TokenCounters, get_encoding
 from gasworks.llm.truncation import fit_messages
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 
 
 def test_shipped_encodings_match_known_token_ids() -> None:

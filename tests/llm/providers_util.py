@@ -10,7 +10,7 @@ import pytest
 from gasworks.errors import GasworksError
 from gasworks.llm.gateway import Gateway
 from gasworks.llm.runtime import build_services
-from gasworks.llm.types import CallScope, ChatRequest, Message
+from gasworks.modeltypes import CallScope, ChatRequest, Message
 from gasworks.settings import Settings
 from tests.llm.conftest import models_file
 

@@ -17,7 +17,7 @@ from gasworks.llm.gateway import Gateway, RetryPolicy
 from gasworks.llm.hooks import CallOutcome
 from gasworks.llm.providers.factory import ProviderSet
 from gasworks.llm.registry import ModelEntry, ModelRegistry, ResolvedModel, catalog_entries
-from gasworks.llm.types import CallScope, ChatRequest, Message
+from gasworks.modeltypes import CallScope, ChatRequest, Message
 from gasworks.settings import Settings
 from gasworks.testing import BrokenStream, ScriptedProvider
 

@@ -103,13 +103,13 @@ async def test_only_platform_admins_change_models(client, admin_key) -> None:
 
 
 async def test_changes_persist_for_a_new_process(client, admin_key, runtime, settings) -> None:
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
     r = await client.patch(
         "/api/models/gpt-4o-mini", json={"enabled": False}, headers=auth(admin_key)
     )
     assert r.status_code == 200
-    other = Runtime(settings)
+    other = build_runtime(settings)
     await other.start(migrate=False)
     try:
         reg = get_registry(other)

@@ -16,7 +16,7 @@ from gasworks.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from gasworks.llm.types import ChatRequest, Message
+from gasworks.modeltypes import ChatRequest, Message
 from gasworks.testing import FakeAnthropic, Fault
 from tests.llm.providers_util import SCOPE, ask, collect, gateway_for, text_before_error
 

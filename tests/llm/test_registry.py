@@ -7,7 +7,7 @@ import pytest
 
 from gasworks.errors import ConfigurationError, ModelNotFound
 from gasworks.llm.registry import ModelEntry, ModelRegistry, build_registry, catalog_entries
-from gasworks.llm.types import Usage
+from gasworks.modeltypes import Usage
 from tests.llm.conftest import models_file
 
 SONNET_45 = "anthropic.claude-sonnet-4-5-20250929-v1:0"

@@ -10,10 +10,10 @@ from typing import Any
 
 def _service(db_url: str, home: str) -> Any:
     from gasworks.prompts.service import PromptService
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
 
-    rt = Runtime(Settings(home=Path(home), database_url=db_url))
+    rt = build_runtime(Settings(home=Path(home), database_url=db_url))
     return rt, PromptService(rt)
 
 

@@ -202,7 +202,7 @@ async def test_store_error_during_a_move_is_dead_lettered(svc, tenants, monkeypa
 
     v = await new_version(svc, tenants.a, "one")
 
-    async def broken(session, ctx, req):
+    async def broken(session, ctx, req, *, normalize):
         raise OperationalError("UPDATE prompt_pointers …", {}, Exception("disk I/O error"))
 
     monkeypatch.setitem(service_mod.OPERATIONS, "move", (MoveRequest, broken))

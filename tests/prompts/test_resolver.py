@@ -9,7 +9,7 @@ from sqlalchemy.engine import make_url
 
 from gasworks.db.engine import Database
 from gasworks.prompts.cache import ScopeCache
-from gasworks.prompts.models import local_normalize, normalize_model_id
+from gasworks.prompts.models import local_normalize
 from gasworks.prompts.resolver import FALLBACKS, NEUTRAL_CONTENT, Resolver
 from gasworks.prompts.tables import PromptVersionRow
 from tests.prompts.conftest import deploy, new_version
@@ -58,7 +58,7 @@ async def test_default_model_and_normalization(svc, tenants):
     d = await new_version(svc, tenants.a, "default model prompt")
     await deploy(svc, tenants.a, d, 0, model=svc.settings.default_model)
     r = await svc.resolver.resolve(tenant_id=tenants.a.tenant_id)
-    assert r.version_id == d and r.model == normalize_model_id(svc.settings.default_model)
+    assert r.version_id == d and r.model == svc.normalize(svc.settings.default_model)
 
 
 async def test_sources_cache_and_local_invalidation(svc, tenants):
@@ -184,9 +184,9 @@ async def test_invalidation_poll_sees_moves_of_another_runtime(svc, tenants, set
     """Two runtimes on one database (separate engines and caches): a move in one reaches the
     other through the notice table."""
     from gasworks.prompts.service import PromptService
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
 
-    other_rt = Runtime(settings)
+    other_rt = build_runtime(settings)
     other = PromptService(other_rt)
     try:
         v1 = await new_version(svc, tenants.a, "one")

@@ -5,7 +5,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gasworks.errors import TemplateSyntaxError, TemplateVariableMissing
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 from gasworks.prompts.content import CompiledPrompt, PromptContent
 from gasworks.prompts.formatter import format_messages
 from gasworks.prompts.templates import compile_template, render, template_values

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
-from gasworks.llm.types import (
+from gasworks.modeltypes import (
     CallScope,
     ChatRequest,
     ChatResult,

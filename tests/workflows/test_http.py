@@ -8,7 +8,6 @@ from typing import Any
 import httpx
 import pytest
 
-import gasworks.llm.guardrails_runtime  # noqa: F401  (registers the guardrail hooks before runtimes start)
 from tests.conftest import auth
 from tests.workflows.fakes import FakeModels
 
@@ -331,7 +330,7 @@ async def test_cancel_a_streaming_run(
 
     class Slow(FakeModels):
         async def stream(self, scope, request):  # type: ignore[override]
-            from gasworks.llm.types import StreamChunk
+            from gasworks.modeltypes import StreamChunk
 
             yield StreamChunk(delta="first")
             await gate.wait()
@@ -479,9 +478,9 @@ async def test_another_server_process_follows_and_resumes_a_live_run(
     import asyncio
 
     from gasworks.api.app import create_app
-    from gasworks.llm.types import StreamChunk
-    from gasworks.runtime import Runtime
+    from gasworks.modeltypes import StreamChunk
     from gasworks.tenancy.context import TenantContext
+    from gasworks.wiring import build_runtime
     from gasworks.workflows import workflow_engine
     from gasworks.workflows.schemas import RunIn
 
@@ -510,7 +509,7 @@ async def test_another_server_process_follows_and_resumes_a_live_run(
             break
     await eng.drain()  # the run row exists and events so far are stored
 
-    rt2 = Runtime(runtime.settings)
+    rt2 = build_runtime(runtime.settings)
     await rt2.start(migrate=False)
     try:
         workflow_engine(rt2).flush_interval = 0.01
@@ -544,10 +543,10 @@ async def test_with_persistence_off_conversations_still_work_in_process(
     settings: Any, admin_key: str
 ) -> None:
     from gasworks.api.app import create_app
-    from gasworks.runtime import Runtime
+    from gasworks.wiring import build_runtime
     from gasworks.workflows.demos import demo_document
 
-    rt = Runtime(settings.model_copy(update={"workflow_persist_runs": False}))
+    rt = build_runtime(settings.model_copy(update={"workflow_persist_runs": False}))
     await rt.start(migrate=False)
     try:
         rt.services["workflows.models"] = FakeModels(lambda r: f"{len(r.messages)} msgs")

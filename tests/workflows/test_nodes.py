@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gasworks.llm.types import ChatRequest
+from gasworks.modeltypes import ChatRequest
 from gasworks.workflows import Ports, RunContext, compile_workflow, execute
 from gasworks.workflows.demos import DEMOS, demo_document
 from gasworks.workflows.runner import RunOutcome
@@ -63,7 +63,7 @@ async def test_chatbot_remembers_and_streams() -> None:
 
 
 async def test_memory_window_by_turns_and_tokens() -> None:
-    from gasworks.llm.types import Message
+    from gasworks.modeltypes import Message
     from gasworks.workflows.nodes.conversation_memory import window
 
     hist = [Message("user" if i % 2 == 0 else "assistant", f"m{i} " + "x" * 40) for i in range(10)]
@@ -214,7 +214,7 @@ async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
     """The shape of the prompts domain: resolver.resolve(...) → prompt.format(values, history)."""
     from dataclasses import dataclass
 
-    from gasworks.llm.types import Message
+    from gasworks.modeltypes import Message
     from gasworks.workflows.wiring import ResolverPrompts
 
     asked: list[dict[str, Any]] = []

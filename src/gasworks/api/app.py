@@ -11,7 +11,7 @@ from opentelemetry.trace import TracerProvider
 
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
-from gasworks.api.errors import install_error_handlers
+from gasworks.api.errors import ErrorRenderer, install_error_handlers
 from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
 from gasworks.api.routes import (
@@ -28,6 +28,7 @@ from gasworks.observability.logging import configure_logging
 from gasworks.observability.tracing import configure_tracing, native_telemetry_off
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings, get_settings
+from gasworks.wiring import build_runtime
 
 #: Every REST router, in order. Each domain adds its router here. Routes are matched in this
 #: order, so the hot ``/v1`` gateway comes first (no route of another router starts with /v1).
@@ -72,7 +73,7 @@ def create_app(
     """The API app. ``tracer_provider`` overrides the process-wide one (tests)."""
     settings = settings or (runtime.settings if runtime else get_settings())
     configure_logging(json=settings.json_logs, level=settings.log_level)
-    rt = runtime or Runtime(settings)
+    rt = runtime or build_runtime(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -96,7 +97,8 @@ def create_app(
         ttl=settings.auth_cache_ttl_seconds,
         touch_every=settings.key_last_used_resolution_seconds,
     )
-    install_error_handlers(app)
+    # errors under /v1/ answer in OpenAI's shape, everywhere else in the gasworks envelope
+    install_error_handlers(app, ErrorRenderer({"/v1/": openai_compat.render_openai_error}))
     for router in ROUTERS:
         app.include_router(router)
     from gasworks.api.graphql import graphql_router

@@ -15,6 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+import structlog
+from starlette.types import Scope
+
 from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import Unauthenticated
@@ -94,6 +97,18 @@ class Authenticator:
         for digest, entry in list(self._cache.items()):
             if entry.ctx.api_key_id == api_key_id:
                 del self._cache[digest]
+
+
+async def authenticate_request(scope: Scope, authorization: str | None) -> TenantContext:
+    """Authenticate one HTTP request: the app's ``Authenticator`` on its Authorization header,
+    the tenant bound to the request's log lines, the context kept in the request state
+    (``request.state.ctx``). The one way in for ``deps.get_context`` and the ``/v1`` fast path.
+    """
+    authenticator: Authenticator = scope["app"].state.authenticator
+    ctx = await authenticator.authenticate(authorization)
+    structlog.contextvars.bind_contextvars(tenantId=ctx.tenant_id)
+    scope.setdefault("state", {})["ctx"] = ctx
+    return ctx
 
 
 def _bearer_token(authorization: str | None) -> str:

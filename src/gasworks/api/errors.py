@@ -7,15 +7,15 @@ answered as a 500 ``INTERNAL`` that reveals nothing of the cause.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
-from gasworks.api.middleware import current_request_id
 from gasworks.errors import (
     BadRequest,
     Conflict,
@@ -33,6 +33,7 @@ from gasworks.errors import (
 )
 from gasworks.observability.logging import get_logger
 from gasworks.observability.metrics import ERRORS
+from gasworks.observability.request_id import current_request_id
 from gasworks.validation import validation_failed
 
 log = get_logger("gasworks.api")
@@ -55,8 +56,8 @@ _HTTP_ERRORS: dict[int, type[GasworksError]] = {
     )
 }
 
-#: Routes under these prefixes render errors in another shape (the OpenAI-compatible API).
-ALTERNATE_RENDERERS: dict[str, Any] = {}
+#: Renders a gasworks error in another shape (the OpenAI-compatible API's).
+Renderer = Callable[[GasworksError], JSONResponse]
 
 
 def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -70,69 +71,82 @@ def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> 
     }
 
 
-def render(path: str, exc: GasworksError) -> JSONResponse:
-    ERRORS.labels(exc.code).inc()
-    for prefix, renderer in ALTERNATE_RENDERERS.items():
-        if path.startswith(prefix):
-            rendered: JSONResponse = renderer(exc)
-            return rendered
-    headers = {}
-    retry_after = exc.details.get("retryAfterSeconds")
-    if retry_after is not None:
-        headers["Retry-After"] = str(max(1, int(retry_after)))
-    return JSONResponse(
-        envelope(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers
-    )
+class ErrorRenderer:
+    """One app's error answers. Routes under a prefix of ``alternates`` (the app factory
+    registers ``/v1/``) render in that prefix's shape; every other route in the envelope.
+    Held by the app (``app.state.errors``), so two apps in one process never share it."""
+
+    def __init__(self, alternates: Mapping[str, Renderer] | None = None) -> None:
+        self.alternates: dict[str, Renderer] = dict(alternates or {})
+
+    def render(self, path: str, exc: GasworksError) -> JSONResponse:
+        ERRORS.labels(exc.code).inc()
+        for prefix, renderer in self.alternates.items():
+            if path.startswith(prefix):
+                return renderer(exc)
+        headers = {}
+        retry_after = exc.details.get("retryAfterSeconds")
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, int(retry_after)))
+        return JSONResponse(
+            envelope(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers
+        )
+
+    def exception_response(self, path: str, method: str, exc: Exception) -> JSONResponse:
+        """The answer to a ``GasworksError``, a request validation error or a framework HTTP
+        error: the FastAPI handlers below, and the ``/v1`` fast path (``api.fastpath``)."""
+        if isinstance(exc, RequestValidationError):
+            return self.validation_response(path, exc.errors())
+        if isinstance(exc, GasworksError):
+            if type(exc) is GasworksError:  # raised from the base class: a bug, not a decision
+                log.error("request.failed", code=exc.code, error_type="GasworksError")
+                return self.crash_response(path)
+            if exc.status >= 500:
+                log.error("request.failed", code=exc.code, error=exc.message)
+            return self.render(path, exc)
+        if isinstance(exc, StarletteHTTPException):
+            cls = _HTTP_ERRORS.get(exc.status_code)
+            if cls is None:
+                cls = InternalError if exc.status_code >= 500 else BadRequest
+            message = str(exc.detail) if exc.detail else cls.__name__
+            if exc.status_code == 404 and message == "Not Found":
+                message = f"No route matches {method} {path}."
+            elif exc.status_code == 405:
+                message = f"{method} is not allowed on {path}."
+            response = self.render(path, cls(message))
+            response.status_code = exc.status_code
+            response.headers.update(exc.headers or {})
+            return response
+        raise TypeError(f"not an error with an answer: {type(exc).__name__}")  # pragma: no cover
+
+    def validation_response(
+        self, path: str, errors: Sequence[Any], prefix: Sequence[str] = ()
+    ) -> JSONResponse:
+        """``VALIDATION_FAILED`` naming each field (``prefix``: where the fields are, "body")."""
+        return self.render(path, validation_failed(errors, prefix))
+
+    def crash_response(self, path: str) -> JSONResponse:
+        """The answer to an unexpected exception: 500 ``INTERNAL``, nothing of the cause.
+
+        Called by ``RequestContextMiddleware`` (inside the request id's scope) after it has
+        logged the exception with its traceback.
+        """
+        return self.render(path, InternalError("An internal error occurred; it has been logged."))
 
 
-def exception_response(path: str, method: str, exc: Exception) -> JSONResponse:
-    """The answer to a ``GasworksError``, a request validation error or a framework HTTP
-    error: the FastAPI handlers below, and the ``/v1`` fast path (``api.fastpath``)."""
-    if isinstance(exc, RequestValidationError):
-        return validation_response(path, exc.errors())
-    if isinstance(exc, GasworksError):
-        if type(exc) is GasworksError:  # raised from the base class: a bug, not a decision
-            log.error("request.failed", code=exc.code, error_type="GasworksError")
-            return crash_response(path)
-        if exc.status >= 500:
-            log.error("request.failed", code=exc.code, error=exc.message)
-        return render(path, exc)
-    if isinstance(exc, StarletteHTTPException):
-        cls = _HTTP_ERRORS.get(exc.status_code)
-        if cls is None:
-            cls = InternalError if exc.status_code >= 500 else BadRequest
-        message = str(exc.detail) if exc.detail else cls.__name__
-        if exc.status_code == 404 and message == "Not Found":
-            message = f"No route matches {method} {path}."
-        elif exc.status_code == 405:
-            message = f"{method} is not allowed on {path}."
-        response = render(path, cls(message))
-        response.status_code = exc.status_code
-        response.headers.update(exc.headers or {})
-        return response
-    raise TypeError(f"not an error with an answer: {type(exc).__name__}")  # pragma: no cover
+def app_errors(scope: Scope) -> ErrorRenderer:
+    """The error renderer of the app serving this ASGI request (set by ``create_app``)."""
+    app = scope.get("app")
+    errors = getattr(getattr(app, "state", None), "errors", None)
+    return errors if isinstance(errors, ErrorRenderer) else ErrorRenderer()
 
 
-def validation_response(
-    path: str, errors: Sequence[Any], prefix: Sequence[str] = ()
-) -> JSONResponse:
-    """``VALIDATION_FAILED`` naming each field (``prefix``: where the fields are, "body")."""
-    return render(path, validation_failed(errors, prefix))
+def install_error_handlers(app: FastAPI, errors: ErrorRenderer) -> None:
+    app.state.errors = errors
 
-
-def install_error_handlers(app: FastAPI) -> None:
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return exception_response(request.url.path, request.method, exc)
+        return errors.exception_response(request.url.path, request.method, exc)
 
     app.add_exception_handler(GasworksError, handle)
     app.add_exception_handler(RequestValidationError, handle)
     app.add_exception_handler(StarletteHTTPException, handle)
-
-
-def crash_response(path: str) -> JSONResponse:
-    """The answer to an unexpected exception: 500 ``INTERNAL``, nothing of the cause.
-
-    Called by ``RequestContextMiddleware`` (inside the request id's scope) after it has logged
-    the exception with its traceback.
-    """
-    return render(path, InternalError("An internal error occurred; it has been logged."))

@@ -1,29 +1,30 @@
 """``POST /v1/chat/completions`` served without FastAPI's routing and dependency solving.
 
 The gateway's hot route is a plain ASGI handler in front of the router: it authenticates
-(the same ``Authenticator``, before the body is read), validates the JSON body with the same
-pydantic model in one ``model_validate_json``, and calls the same endpoint function as the
-FastAPI route. The route stays declared in FastAPI (the OpenAPI schema, and any request this
-path passes on: another method or a body that does not say it is JSON).
+(``api.auth.authenticate_request``, as every route, before the body is read), validates the
+JSON body with the same pydantic model in one ``model_validate_json``, and calls the same
+endpoint function as the FastAPI route. The route stays declared in FastAPI (the OpenAPI
+schema, and any request this path passes on: another method or a body that does not say it
+is JSON).
 
 Why by hand: a streamed request through FastAPI spent ~200 µs of CPU before and around the
 endpoint on the reference machine (route matching over every route, dependency solving, body
 reading and a second JSON pass, two exception-handling ``send`` wrappers per stream event),
 more than the gateway, the provider adapter and the rendering together; at 50 open streams
 that time is on every request's time to first token. Errors are the same: the FastAPI
-handlers' own rendering (``api.errors.exception_response``), in OpenAI's error shape.
+handlers' own rendering (the app's ``api.errors.ErrorRenderer``), in OpenAI's error shape.
 Middleware outside this one (request id, access log, metrics, body limit, tracing) runs as
 for every route.
 """
 
 from __future__ import annotations
 
-import structlog
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from gasworks.api.errors import exception_response, validation_response
+from gasworks.api.auth import authenticate_request
+from gasworks.api.errors import app_errors
 from gasworks.api.middleware import request_header
 from gasworks.api.openai_wire import ChatCompletionRequest
 from gasworks.errors import GasworksError
@@ -52,19 +53,18 @@ class ChatCompletionsFastPath:
         scope["route"] = _ROUTE  # the route template of the metrics and the access log
         try:
             # the key first: a caller without one never gets its body read or parsed
-            auth = request_header(scope, b"authorization")
-            ctx = await app.state.authenticator.authenticate(auth)
+            ctx = await authenticate_request(scope, request_header(scope, b"authorization"))
             body = await _read_body(receive)
-            structlog.contextvars.bind_contextvars(tenantId=ctx.tenant_id)
-            scope.setdefault("state", {})["ctx"] = ctx
             try:
                 request = ChatCompletionRequest.model_validate_json(body)
             except ValidationError as exc:
-                response = validation_response(PATH, exc.errors(), prefix=("body",))
+                response = app_errors(scope).validation_response(
+                    PATH, exc.errors(), prefix=("body",)
+                )
             else:
                 response = await chat_completions(request, ctx, app.state.runtime)
         except (GasworksError, StarletteHTTPException) as exc:
-            response = exception_response(PATH, "POST", exc)
+            response = app_errors(scope).exception_response(PATH, "POST", exc)
         await response(scope, receive, send)
 
 

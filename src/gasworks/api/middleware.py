@@ -10,7 +10,6 @@ import logging
 import os
 import re
 import time
-from contextvars import ContextVar
 from typing import Any
 
 import structlog
@@ -19,15 +18,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gasworks.observability.logging import enabled_for, get_logger
 from gasworks.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
+from gasworks.observability.request_id import REQUEST_ID
 
-REQUEST_ID: ContextVar[str | None] = ContextVar("gasworks_request_id", default=None)
 _VALID_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 _QUIET = {"/healthz", "/readyz", "/metrics"}
 log = get_logger("gasworks.http")
-
-
-def current_request_id() -> str | None:
-    return REQUEST_ID.get()
 
 
 #: Routes under these path prefixes accept larger (or smaller) bodies than
@@ -109,9 +104,10 @@ class RequestContextMiddleware:
             log.exception("request.crashed", error_type=type(exc).__name__)
             if response_started:
                 raise  # nothing can be sent any more; the server closes the connection
-            from gasworks.api.errors import crash_response
+            from gasworks.api.errors import app_errors
 
-            await crash_response(str(scope.get("path", "")))(scope, receive, send_wrapper)
+            path = str(scope.get("path", ""))
+            await app_errors(scope).crash_response(path)(scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -132,10 +128,10 @@ class RequestContextMiddleware:
 
 
 def _too_large(scope: Scope, limit: int) -> Any:
-    from gasworks.api.errors import render
+    from gasworks.api.errors import app_errors
     from gasworks.errors import PayloadTooLarge
 
-    return render(
+    return app_errors(scope).render(
         str(scope.get("path", "")),
         PayloadTooLarge(
             f"The request body is larger than {limit} bytes.", details={"maxBytes": limit}

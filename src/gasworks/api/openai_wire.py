@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from gasworks.errors import GasworksError
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
 _ROLE_MAP = {"developer": "system"}
 #: OpenAI parameters passed through to providers untouched (where they understand them)

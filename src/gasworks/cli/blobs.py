@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from gasworks.blobs import open_blob_store, rotate_master_key
-from gasworks.blobs.keys import retire_unused_keys
-from gasworks.cli.output import JsonOpt, console, emit_json, run
-from gasworks.settings import Settings
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    pass
 
-blobs_app = typer.Typer(help="Blob store and its encryption keys.", no_args_is_help=True)
+from gasworks.cli.output import JsonOpt, console, emit_json, run
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.settings import Settings
+
+
+blobs_app = typer.Typer(
+    rich_markup_mode=None, help="Blob store and its encryption keys.", no_args_is_help=True
+)
 
 
 async def _rewrap(settings: Settings, retire: bool) -> dict[str, Any]:
+    from gasworks.blobs import open_blob_store
+    from gasworks.blobs.keys import retire_unused_keys
+
     store = open_blob_store(settings)
     report = await store.rewrap()
     retired: list[str] = []
@@ -43,6 +52,9 @@ def rotate_key(as_json: JsonOpt = False) -> None:
 
     The old key stays (as keys/master-<id>.key) because running servers keep writing with it
     until restarted; after restarting them run `gasworks blobs rewrap --retire`."""
+    from gasworks.blobs import rotate_master_key
+    from gasworks.settings import Settings
+
     settings = Settings()
 
     async def body() -> dict[str, Any]:
@@ -59,6 +71,8 @@ def rewrap(
     as_json: JsonOpt = False,
 ) -> None:
     """Re-wrap every data key under the current master key (idempotent, resumable)."""
+    from gasworks.settings import Settings
+
     settings = Settings()
     out = run(lambda: _rewrap(settings, retire), as_json)
     emit_json(out) if as_json else _print(out)

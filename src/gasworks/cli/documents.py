@@ -45,7 +45,12 @@ def expand(paths: list[str]) -> list[Path]:
             else:
                 raise ValidationFailed(f"No such file or folder: {raw}", details={"path": raw})
     seen: set[Path] = set()
-    return [p for p in out if not (p.resolve() in seen or seen.add(p.resolve()))]
+    unique = []
+    for p in out:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            unique.append(p)
+    return unique
 
 
 async def _read(path: Path, progress: Any, task: Any) -> AsyncIterator[bytes]:
@@ -394,14 +399,14 @@ def worker_cmd(
     database). Running jobs finish; a killed worker's jobs return to the queue when their
     lease expires."""
     from gasworks.documents.domain import get_documents
-    from gasworks.runtime import Runtime
     from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
 
     async def body() -> None:
         settings = Settings(documents_run_workers=False)
         if concurrency is not None:
             settings = settings.model_copy(update={"documents_worker_concurrency": concurrency})
-        rt = Runtime(settings)
+        rt = build_runtime(settings)
         await rt.start()
         try:
             docs = get_documents(rt)

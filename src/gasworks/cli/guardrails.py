@@ -5,24 +5,32 @@ from __future__ import annotations
 import getpass
 from datetime import date
 from decimal import Decimal, InvalidOperation
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.errors import ValidationFailed
-from gasworks.llm import ledger
-from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import BudgetOut, BudgetSet, Period, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import get_guardrails
-from gasworks.llm.ledger import GroupBy, UsageReport
-from gasworks.llm.runtime import get_registry
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.llm import ledger
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.budgets import BudgetOut
+    from gasworks.llm.ledger import UsageReport
+
+from gasworks.llm.vocab import GroupBy, Period
 from gasworks.tenancy.context import TenantContext
 
-breakers_app = typer.Typer(help="Circuit breakers of models.", no_args_is_help=True)
-budgets_app = typer.Typer(help="Spend limits per tenant and API key.", no_args_is_help=True)
-usage_app = typer.Typer(help="The cost ledger: usage and spend.", no_args_is_help=True)
+breakers_app = typer.Typer(
+    rich_markup_mode=None, help="Circuit breakers of models.", no_args_is_help=True
+)
+budgets_app = typer.Typer(
+    rich_markup_mode=None, help="Spend limits per tenant and API key.", no_args_is_help=True
+)
+usage_app = typer.Typer(
+    rich_markup_mode=None, help="The cost ledger: usage and spend.", no_args_is_help=True
+)
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit).")]
@@ -46,6 +54,9 @@ def _actor() -> str:
 @breakers_app.command("list")
 def breakers_list(as_json: JsonOpt = False) -> None:
     """Every breaker with its state and window statistics."""
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.guardrails_runtime import get_guardrails
+    from gasworks.llm.runtime import get_registry
 
     async def body() -> list[breakers.BreakerOut]:
         async with runtime() as rt:
@@ -75,6 +86,10 @@ def breakers_list(as_json: JsonOpt = False) -> None:
 
 
 def _act(key: str, action: breakers.ManualAction, reason: str, as_json: bool) -> None:
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.guardrails_runtime import get_guardrails
+    from gasworks.llm.runtime import get_registry
+
     async def body() -> breakers.BreakerOut:
         async with runtime() as rt:
             g = get_guardrails(rt)
@@ -113,6 +128,8 @@ def breakers_events(
     as_json: JsonOpt = False,
 ) -> None:
     """Transitions, newest first: the audit trail of manual actions and automatic changes."""
+    from gasworks.llm.breaker import admin as breakers
+    from gasworks.llm.guardrails_runtime import get_guardrails
 
     async def body() -> list[breakers.BreakerEventOut]:
         async with runtime() as rt:
@@ -156,6 +173,7 @@ def budgets_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Set a spend limit (neither --cost nor --tokens: remove the limit)."""
+    from gasworks.llm.budgets import BudgetSet, set_budget
 
     async def body() -> BudgetOut | None:
         data = BudgetSet(
@@ -189,6 +207,7 @@ def budgets_show(
     "reserved" includes what running processes hold as budget leases ("leased"); spend lags
     the calls by at most the ledger flush interval (until then it is part of "reserved").
     """
+    from gasworks.llm.budgets import list_budgets
 
     async def body() -> list[BudgetOut]:
         async with runtime() as rt:
@@ -245,6 +264,7 @@ def usage_summary(
     as_json: JsonOpt = False,
 ) -> None:
     """Calls, tokens and cost grouped by day, model, workflow, API key, provider or status."""
+    from gasworks.llm import ledger
 
     async def body() -> UsageReport:
         try:
@@ -305,6 +325,7 @@ def usage_calls(
     as_json: JsonOpt = False,
 ) -> None:
     """The most recent model calls recorded in the ledger."""
+    from gasworks.llm import ledger
 
     async def body() -> list[ledger.LedgerCallOut]:
         async with runtime() as rt:

@@ -2,23 +2,27 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gasworks import __version__
 from gasworks.cli import blobs, documents, guardrails, models, prompts, tenancy, workflows
 from gasworks.cli.output import JsonOpt, console, emit_json, fail, run
-from gasworks.settings import Settings
+
+if TYPE_CHECKING:
+    from gasworks.settings import Settings
 
 app = typer.Typer(
+    rich_markup_mode=None,
     name="gasworks",
     help="gasworks: models, prompts and workflows as infrastructure.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
+    pretty_exceptions_enable=False,
 )
-db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
-config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+db_app = typer.Typer(rich_markup_mode=None, help="Database schema.", no_args_is_help=True)
+config_app = typer.Typer(rich_markup_mode=None, help="Configuration.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(tenancy.tenants_app, name="tenants")
@@ -74,7 +78,7 @@ def serve(
     async def prepare() -> tuple[str, bool]:
         from gasworks.tenancy import service
 
-        rt = Runtime(settings.model_copy(update={"documents_run_workers": False}))
+        rt = Runtime(settings)
         try:
             await rt.start(migrate=settings.auto_migrate)
             async with rt.db.session() as s:
@@ -171,6 +175,7 @@ def load_settings() -> Settings:
     from pydantic import ValidationError
 
     from gasworks.errors import ConfigurationError
+    from gasworks.settings import Settings
     from gasworks.validation import validation_failed
 
     try:

@@ -8,16 +8,19 @@ through a gasworks server with the Python SDK.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
-from gasworks.llm.registry.schema import ModelEntry
-from gasworks.llm.types import CallScope, ChatRequest, Message, StreamChunk
 
-models_app = typer.Typer(help="The model registry.", no_args_is_help=True)
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.modelcard import ModelEntry
+
+from gasworks.modeltypes import CallScope, ChatRequest, Message, StreamChunk
+
+models_app = typer.Typer(rich_markup_mode=None, help="The model registry.", no_args_is_help=True)
 
 ServerOpt = Annotated[
     str | None,

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import AsyncIterable, Callable, Coroutine, Sequence
 from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
-from pydantic import BaseModel
 from rich.console import Console
-from rich.table import Table
 
 from gasworks.errors import GasworksError, InternalError
-from gasworks.llm.types import StreamChunk
+from gasworks.modeltypes import StreamChunk
 
 T = TypeVar("T")
 
@@ -27,6 +24,8 @@ err_console = Console(stderr=True, soft_wrap=True)
 
 
 def to_jsonable(value: Any) -> Any:
+    from pydantic import BaseModel  # here: `gasworks --help` does not load pydantic
+
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json", by_alias=True)
     if isinstance(value, list | tuple):
@@ -41,6 +40,8 @@ def emit_json(value: Any) -> None:
 
 
 def table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+    from rich.table import Table
+
     t = Table(title=title)
     for c in columns:
         t.add_column(c)
@@ -64,6 +65,8 @@ def run(coro_fn: Callable[[], Coroutine[Any, Any, T]], as_json: bool) -> T:
     or ``{"error": …}`` with ``--json``), 2 a usage error (typer), 1 an unexpected failure
     (``INTERNAL``; the traceback goes to the log on stderr, never to stdout)."""
     try:
+        import asyncio  # here, like the server stack: `gasworks --help` needs none of it
+
         return asyncio.run(coro_fn())
     except GasworksError as exc:
         fail(exc, as_json)

@@ -10,34 +10,33 @@ import getpass
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-import yaml
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.prompts.content import PromptContent
+    from gasworks.prompts.schemas import (
+        PointerOut,
+        ScopeIn,
+    )
+    from gasworks.prompts.service import PromptService
+
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
 from gasworks.errors import PromptPointerNotFound, ValidationFailed
-from gasworks.prompts.content import PromptContent
-from gasworks.prompts.schemas import (
-    CanaryDecision,
-    CanaryRequest,
-    MoveRequest,
-    PointerOut,
-    PromptChatRequest,
-    ResolveRequest,
-    RollbackRequest,
-    ScopeIn,
-    VersionCreate,
-)
-from gasworks.prompts.service import PromptService, prompt_service
 from gasworks.tenancy.context import TenantContext
 
 T = TypeVar("T")
 
-prompts_app = typer.Typer(help="Prompts as infrastructure.", no_args_is_help=True)
-dead_app = typer.Typer(help="Failed pointer changes.", no_args_is_help=True)
-canary_app = typer.Typer(help="Canary a candidate version on a pointer.", no_args_is_help=True)
+prompts_app = typer.Typer(
+    rich_markup_mode=None, help="Prompts as infrastructure.", no_args_is_help=True
+)
+dead_app = typer.Typer(rich_markup_mode=None, help="Failed pointer changes.", no_args_is_help=True)
+canary_app = typer.Typer(
+    rich_markup_mode=None, help="Canary a candidate version on a pointer.", no_args_is_help=True
+)
 prompts_app.add_typer(dead_app, name="dead-letters")
 prompts_app.add_typer(canary_app, name="canary")
 
@@ -68,6 +67,8 @@ ReasonOpt = Annotated[str, typer.Option("--reason", help="Why (kept in the histo
 async def _with(
     tenant: str | None, fn: Callable[[PromptService, TenantContext], Awaitable[T]]
 ) -> T:
+    from gasworks.prompts.service import prompt_service
+
     async with runtime() as rt:
         ctx = await tenant_context(rt, tenant or rt.settings.prompt_operator_tenant)
         ctx = dataclasses.replace(ctx, principal_id=f"cli:{getpass.getuser()}")
@@ -77,6 +78,8 @@ async def _with(
 def _scope(
     svc: PromptService, model: str | None, workflow: str | None, tenant: str | None
 ) -> ScopeIn:
+    from gasworks.prompts.schemas import ScopeIn
+
     return ScopeIn(
         model=model or svc.settings.default_model,
         workflow_id=workflow,
@@ -98,6 +101,10 @@ async def _expected(
 def load_prompt_file(path: Path) -> tuple[str, PromptContent, str, dict[str, Any]]:
     """``.yaml``/``.yml``/``.json``: ``{name, system|user|messages, parameters, message,
     model, workflow}``; any other file: its whole text is the system template."""
+    import yaml
+
+    from gasworks.prompts.content import PromptContent
+
     text = path.read_text(encoding="utf-8")
     if path.suffix in {".yaml", ".yml", ".json"}:
         data = yaml.safe_load(text) if path.suffix != ".json" else json.loads(text)
@@ -135,6 +142,8 @@ def push(
     as_json: JsonOpt = False,
 ) -> None:
     """Save FILE as a version (identical content reuses the version) and deploy it to the scope."""
+    from gasworks.prompts.schemas import MoveRequest, VersionCreate
+
     pname, content, fmessage, meta = load_prompt_file(file)
     model = model or meta.get("model")
     workflow = workflow or meta.get("workflow")
@@ -181,6 +190,7 @@ def deploy_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Move a scope's pointer to a version (compare-and-set)."""
+    from gasworks.prompts.schemas import MoveRequest
 
     async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
         scope = _scope(svc, model, workflow, tenant)
@@ -204,6 +214,7 @@ def rollback_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Move a scope's pointer back to its previous version (compare-and-set)."""
+    from gasworks.prompts.schemas import RollbackRequest
 
     async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
         scope = _scope(svc, model, workflow, tenant)
@@ -230,6 +241,7 @@ def canary_start(
     as_json: JsonOpt = False,
 ) -> None:
     """Send PERCENT% of conversations (sticky by conversation id) to a candidate version."""
+    from gasworks.prompts.schemas import CanaryRequest
 
     async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
         scope = _scope(svc, model, workflow, tenant)
@@ -257,6 +269,8 @@ def _decide(promote: bool) -> Callable[..., None]:
         as_json: JsonOpt = False,
     ) -> None:
         async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
+            from gasworks.prompts.schemas import CanaryDecision
+
             scope = _scope(svc, model, workflow, tenant)
             exp = await _expected(svc, ctx, scope, expected_version)
             req = CanaryDecision(scope=scope, expected_version=max(exp, 1), reason=reason)
@@ -349,6 +363,7 @@ def versions_cmd(
 @prompts_app.command("show")
 def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """One version with its content (hash verified)."""
+    import yaml
 
     async def body(svc: PromptService, ctx: TenantContext) -> Any:
         return await svc.get_version(ctx, version_id)
@@ -418,6 +433,8 @@ def resolve_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Which prompt a call would get (and its rendered messages), with the matched level."""
+    from gasworks.prompts.schemas import ResolveRequest
+
     values = parse_vars(var)
 
     async def body(svc: PromptService, ctx: TenantContext) -> Any:
@@ -530,6 +547,9 @@ def chat_cmd(
 ) -> None:
     """Call a model through the gateway with the prompt resolved for the scope; the answer is
     printed as it streams (with --json: one object once the answer is complete)."""
+    from gasworks.prompts.schemas import PromptChatRequest
+    from gasworks.prompts.service import prompt_service
+
     values = parse_vars(var)
     values.setdefault("inputs", {})["user_prompt"] = message
 

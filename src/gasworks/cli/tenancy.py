@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
-from gasworks.tenancy import service
-from gasworks.tenancy.context import Role, TenantContext
-from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyOut, TenantCreate, TenantOut
-from gasworks.validation import validated
 
-tenants_app = typer.Typer(help="Manage tenants.", no_args_is_help=True)
-keys_app = typer.Typer(help="Manage API keys.", no_args_is_help=True)
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.tenancy.schemas import ApiKeyCreated, ApiKeyOut, TenantOut
+
+from gasworks.tenancy.context import Role, TenantContext
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    pass
+
+
+tenants_app = typer.Typer(rich_markup_mode=None, help="Manage tenants.", no_args_is_help=True)
+keys_app = typer.Typer(rich_markup_mode=None, help="Manage API keys.", no_args_is_help=True)
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
 
@@ -25,6 +30,7 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create the first tenant and a platform-admin key (idempotent)."""
+    from gasworks.tenancy import service
 
     async def body() -> tuple[TenantOut, ApiKeyCreated | None]:
         async with runtime() as rt, rt.db.session() as s:
@@ -59,6 +65,9 @@ def tenants_create(
     as_json: JsonOpt = False,
 ) -> None:
     """Create a tenant."""
+    from gasworks.tenancy import service
+    from gasworks.tenancy.schemas import TenantCreate
+    from gasworks.validation import validated
 
     async def body() -> TenantOut:
         data = validated(TenantCreate, {"name": name, "display_name": display_name})
@@ -75,6 +84,7 @@ def tenants_create(
 @tenants_app.command("list")
 def tenants_list(as_json: JsonOpt = False) -> None:
     """List every tenant."""
+    from gasworks.tenancy import service
 
     async def body() -> list[TenantOut]:
         async with runtime() as rt, rt.db.session() as s:
@@ -104,6 +114,10 @@ def keys_create(
     """Create an API key; the key is printed once."""
     from datetime import UTC
 
+    from gasworks.tenancy import service
+    from gasworks.tenancy.schemas import ApiKeyCreate
+    from gasworks.validation import validated
+
     if expires_at is not None and expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
 
@@ -130,6 +144,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
     """List a tenant's API keys (never their secrets)."""
+    from gasworks.tenancy import service
 
     async def body() -> list[ApiKeyOut]:
         async with runtime() as rt:
@@ -165,6 +180,7 @@ def keys_revoke(
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key (takes effect within the auth cache TTL everywhere)."""
+    from gasworks.tenancy import service
 
     async def body() -> ApiKeyOut:
         async with runtime() as rt:

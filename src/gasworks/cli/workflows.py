@@ -5,18 +5,24 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, emit_json, err_console, run, table
 from gasworks.errors import BadRequest, WorkflowInvalid
-from gasworks.workflows.definition import parse_document
-from gasworks.workflows.schemas import PublishOut, RunIn, RunOut, WorkflowOut
 
-workflows_app = typer.Typer(help="Workflows: validate, publish, run, graph.", no_args_is_help=True)
-demo_app = typer.Typer(help="The shipped demo workflows.", no_args_is_help=True)
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.workflows.schemas import PublishOut, RunOut, WorkflowOut
+
+
+workflows_app = typer.Typer(
+    rich_markup_mode=None, help="Workflows: validate, publish, run, graph.", no_args_is_help=True
+)
+demo_app = typer.Typer(
+    rich_markup_mode=None, help="The shipped demo workflows.", no_args_is_help=True
+)
 workflows_app.add_typer(demo_app, name="demo")
 
 TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
@@ -24,6 +30,8 @@ FileArg = Annotated[Path, typer.Argument(help="Workflow document (.yaml, .yml or
 
 
 def _read(path: Path) -> dict[str, Any]:
+    from gasworks.workflows.definition import parse_document
+
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -150,6 +158,7 @@ def run_cmd(
     """Run a workflow. With --stream the answer is printed as it is generated (with --json:
     one JSON event per line)."""
     from gasworks.workflows import workflow_engine
+    from gasworks.workflows.schemas import RunIn
 
     async def body() -> RunOut:
         data = RunIn(

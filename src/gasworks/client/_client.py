@@ -16,8 +16,8 @@ import httpx
 
 from gasworks.client._wire import MessagesArg, SSEDecoder, chat_body, parse_completion, to_error
 from gasworks.errors import ConfigurationError
-from gasworks.llm.registry.schema import ModelEntry
-from gasworks.llm.types import ChatResult, StreamChunk
+from gasworks.modelcard import ModelEntry
+from gasworks.modeltypes import ChatResult, StreamChunk
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from gasworks import errors
-from gasworks.llm.types import ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.modeltypes import ChatResult, FinishReason, Message, StreamChunk, Usage
 
 MessagesArg = str | list[Message] | list[dict[str, Any]]
 

@@ -15,11 +15,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Table, event, text
+from sqlalchemy import Engine, Table, create_engine, event, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import SingletonThreadPool
 
 #: execution option marking a connection's transactions as read-only (see Database.read_session)
 READ_ONLY_OPTION = "gasworks_read_only"
@@ -64,6 +65,11 @@ class DialectOps(Protocol):
         """Whether ``exc`` means the database cannot be reached (→ 503, retryable)."""
         ...
 
+    def poll_engine(self, busy_timeout_ms: int) -> Engine | None:
+        """A synchronous, query-only engine for pollers' small reads (``Database.read_now``),
+        or None where the async engine serves them as well."""
+        ...
+
 
 def _is_connection_failure(exc: BaseException) -> bool:
     """Network-level failures (refused, reset, unresolvable host, connect timeout) and
@@ -84,6 +90,22 @@ class SQLiteOps:
 
     def engine_kwargs(self, url: URL, pool_size: int) -> dict[str, Any]:
         return {"connect_args": {"timeout": 30}}
+
+    def poll_engine(self, busy_timeout_ms: int) -> Engine | None:
+        """On a file, the stdlib driver on the caller's thread (see ``Database.read_now``)."""
+        if self.path is None:
+            return None
+        engine = create_engine(f"sqlite:///{self.path}", poolclass=SingletonThreadPool)
+
+        @event.listens_for(engine, "connect")
+        def _connect(dbapi_conn: Any, _: Any) -> None:
+            dbapi_conn.isolation_level = None  # BEGIN / ROLLBACK are the caller's
+            cur = dbapi_conn.cursor()
+            cur.execute(f"PRAGMA busy_timeout={busy_timeout_ms}")
+            cur.execute("PRAGMA query_only=ON")
+            cur.close()
+
+        return engine
 
     def on_engine(self, engine: AsyncEngine) -> None:
         if self.path is not None:
@@ -149,6 +171,9 @@ class PostgresOps:
 
     def on_engine(self, engine: AsyncEngine) -> None:
         return None
+
+    def poll_engine(self, busy_timeout_ms: int) -> Engine | None:
+        return None  # asyncpg already runs in the event loop
 
     def insert(self, table: Table) -> Any:
         return postgresql.insert(table)

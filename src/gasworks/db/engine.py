@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -17,7 +17,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.pool import SingletonThreadPool
 
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.errors import DatabaseUnavailable
@@ -93,21 +92,8 @@ class Database:
                 conn.exec_driver_sql("ROLLBACK")
 
     def _poll_sync_engine(self) -> Engine | None:
-        path = getattr(self.dialect, "path", None)
-        if path is None:
-            return None
         if self._poll_engine is None:
-            engine = create_engine(f"sqlite:///{path}", poolclass=SingletonThreadPool)
-
-            @event.listens_for(engine, "connect")
-            def _connect(dbapi_conn: Any, _: Any) -> None:
-                dbapi_conn.isolation_level = None  # BEGIN / ROLLBACK are ours
-                cur = dbapi_conn.cursor()
-                cur.execute(f"PRAGMA busy_timeout={POLL_BUSY_TIMEOUT_MS}")
-                cur.execute("PRAGMA query_only=ON")
-                cur.close()
-
-            self._poll_engine = engine
+            self._poll_engine = self.dialect.poll_engine(POLL_BUSY_TIMEOUT_MS)
         return self._poll_engine
 
     @contextlib.contextmanager

@@ -52,7 +52,7 @@ from gasworks.errors import (
     TokenBudgetExceeded,
 )
 from gasworks.jobs import Handler, Job, LeaseLost, Postpone
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import Chunk, Embedder, EmbedRequest, SourceWriter, Space, source_id
 

@@ -1,7 +1,5 @@
 """Models as infrastructure: registry, providers, guardrails, ledger, gateway.
 
-Importing the package registers the model services' runtime hooks (``llm/runtime.py``), so any
-process that imports gasworks.llm gets a started registry and gateway with its ``Runtime``.
+Importing the package imports nothing else; ``gasworks.wiring`` starts the model services
+(``llm/runtime.py``) with each ``Runtime``.
 """
-
-from gasworks.llm import runtime as _runtime  # noqa: F401  (registers startup/shutdown hooks)

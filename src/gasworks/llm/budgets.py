@@ -30,7 +30,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from enum import StrEnum
 
 from pydantic import ConfigDict, Field
 from sqlalchemy import Table, select, update
@@ -45,6 +44,7 @@ from gasworks.llm import budget_store as store
 from gasworks.llm.budget_leases import Charge, Lease, LeasePolicy, Reservation, ScopeKey
 from gasworks.llm.guardrail_metrics import BUDGET_RESERVATIONS
 from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetRow
+from gasworks.llm.vocab import Period as Period
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.tables import ApiKeyRow
@@ -56,16 +56,6 @@ BT: Table = BudgetRow.__table__  # type: ignore[assignment]
 
 _LEASED = BUDGET_RESERVATIONS.labels(mode="lease")
 _EXACT = BUDGET_RESERVATIONS.labels(mode="exact")
-
-
-class Period(StrEnum):
-    DAY = "day"
-    MONTH = "month"
-
-    @property
-    def adjective(self) -> str:
-        """``daily`` / ``monthly``, for messages."""
-        return "daily" if self is Period.DAY else "monthly"
 
 
 def period_start(period: Period | str, when: datetime) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 
 from gasworks.llm.tokens import TokenCounters
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 
 #: role markers and separators a chat template adds per message
 MESSAGE_OVERHEAD = 4

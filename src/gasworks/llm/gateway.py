@@ -42,7 +42,7 @@ from gasworks.llm.providers.base import check_capabilities
 from gasworks.llm.providers.factory import ProviderSet
 from gasworks.llm.registry.registry import ModelRegistry
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import CallScope, ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
+from gasworks.modeltypes import CallScope, ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
 from gasworks.observability.logging import get_logger
 
 T = TypeVar("T")

@@ -41,7 +41,7 @@ from gasworks.llm.guardrail_metrics import GUARDRAIL_ERRORS, REJECTIONS
 from gasworks.llm.ledger import Ledger, LedgerEntry
 from gasworks.llm.tokens import TokenCounter, TokenCounters, TokenEstimate
 from gasworks.llm.truncation import fit_messages
-from gasworks.llm.types import CallScope, ChatRequest, Usage
+from gasworks.modeltypes import CallScope, ChatRequest, Usage
 from gasworks.observability.logging import get_logger
 from gasworks.settings import Settings
 

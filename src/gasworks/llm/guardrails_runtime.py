@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import time
 
-# the model services start first: their startup hook must run before ours (we attach to them)
-import gasworks.llm.runtime  # noqa: F401
 from gasworks.background import PeriodicTask
 from gasworks.errors import ConfigurationError
 from gasworks.llm.guardrails import Guardrails
@@ -16,7 +14,7 @@ from gasworks.llm.hooks import CallHooks
 from gasworks.llm.runtime import SERVICE as MODELS
 from gasworks.llm.runtime import ModelServices
 from gasworks.observability.logging import get_logger
-from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS, Runtime
+from gasworks.runtime import Runtime
 
 SERVICE = "guardrails"
 MAINTENANCE = "guardrails.maintenance"
@@ -101,6 +99,14 @@ async def _stop(rt: Runtime) -> None:
             log.exception("breaker.final_flush_failed")
 
 
-if _start not in STARTUP_HOOKS:
-    STARTUP_HOOKS.append(_start)
-    SHUTDOWN_HOOKS.append(_stop)
+class GuardrailsDomain:
+    """Budgets, breakers and the ledger, attached to the gateway as a call hook (start it
+    after ``ModelsDomain``)."""
+
+    name = SERVICE
+
+    async def start(self, rt: Runtime) -> None:
+        await _start(rt)
+
+    async def stop(self, rt: Runtime) -> None:
+        await _stop(rt)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
-from gasworks.llm.types import CallScope, ChatRequest, Usage
+from gasworks.modeltypes import CallScope, ChatRequest, Usage
 
 if TYPE_CHECKING:
     from gasworks.errors import GasworksError

@@ -15,7 +15,6 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from enum import StrEnum
 from typing import Any
 
 from pydantic import ConfigDict
@@ -39,6 +38,7 @@ from gasworks.llm.guardrail_metrics import (
     USAGE_TOKENS,
 )
 from gasworks.llm.guardrail_tables import LedgerRow
+from gasworks.llm.vocab import GroupBy as GroupBy
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
 
@@ -350,15 +350,6 @@ def _count_usage(entries: list[LedgerEntry]) -> None:
 
 
 # --- aggregates -----------------------------------------------------------------------------
-
-
-class GroupBy(StrEnum):
-    DAY = "day"
-    MODEL = "model"
-    WORKFLOW = "workflow"
-    API_KEY = "api_key"
-    PROVIDER = "provider"
-    STATUS = "status"
 
 
 _COLUMNS = {

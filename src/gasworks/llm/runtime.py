@@ -1,9 +1,9 @@
 """Wires the registry, the providers and the gateway into the process ``Runtime``.
 
 ``get_gateway(runtime)`` / ``get_registry(runtime)`` are the typed accessors other domains use.
-The startup hook loads the catalog, ``GASWORKS_MODELS_FILE`` and the API overlays, and starts a
-background refresh of the overlays (every ``GASWORKS_MODELS_REFRESH_SECONDS``) so a change made
-through another process's API reaches this one.
+``ModelsDomain.start`` loads the catalog, ``GASWORKS_MODELS_FILE`` and the API overlays, and
+starts a background refresh of the overlays (every ``GASWORKS_MODELS_REFRESH_SECONDS``) so a
+change made through another process's API reaches this one.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from gasworks.llm.providers.factory import ProviderSet
 from gasworks.llm.registry.admin import reload_overlays
 from gasworks.llm.registry.registry import ModelRegistry, build_registry
 from gasworks.observability.logging import get_logger
-from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS, Runtime
+from gasworks.runtime import Runtime
 from gasworks.settings import Settings
 
 SERVICE = "models"
@@ -100,6 +100,13 @@ def get_registry(rt: Runtime) -> ModelRegistry:
     return get_services(rt).registry
 
 
-if _start not in STARTUP_HOOKS:
-    STARTUP_HOOKS.append(_start)
-    SHUTDOWN_HOOKS.append(_stop)
+class ModelsDomain:
+    """The model registry, the providers and the gateway (``get_gateway(rt)``)."""
+
+    name = SERVICE
+
+    async def start(self, rt: Runtime) -> None:
+        await _start(rt)
+
+    async def stop(self, rt: Runtime) -> None:
+        await _stop(rt)

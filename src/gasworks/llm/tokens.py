@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 from gasworks.observability.logging import get_logger
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from gasworks.llm.tokens import REPLY_PRIMING, TOKENS_PER_MESSAGE, TokenCounter
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.llm.truncation")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gasworks.errors import ValidationFailed
-from gasworks.llm.types import CallScope, ChatRequest, Message
+from gasworks.modeltypes import CallScope, ChatRequest, Message
 from gasworks.prompts.content import ModelParameters
 from gasworks.prompts.resolver import ResolvedPrompt, Resolver
 

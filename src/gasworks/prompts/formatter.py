@@ -11,7 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
-from gasworks.llm.types import Message, Role
+from gasworks.modeltypes import Message, Role
 from gasworks.prompts.content import CompiledPrompt
 
 

@@ -1,10 +1,10 @@
-"""Model id normalization used for scope keys (swappable).
+"""Model id normalization used for scope keys.
 
 The model registry owns canonical ids (aliases, Bedrock provider ids and inference-profile
-prefixes all resolve to one registry id). The prompts startup hook installs
-:func:`registry_normalizer` over the runtime's registry; ids the registry does not know (a
-pointer may be set up before its model is registered) fall back to :func:`local_normalize`.
-:func:`set_model_normalizer` swaps the function (e.g. in tests).
+prefixes all resolve to one registry id). Each ``PromptService`` builds its own
+:func:`model_id_normalizer` over its runtime's registry (no process-wide state: two runtimes
+never see each other's registry); ids the registry does not know (a pointer may be set up
+before its model is registered) fall back to :func:`local_normalize`.
 """
 
 from __future__ import annotations
@@ -52,15 +52,11 @@ def registry_normalizer(registry: _Registry) -> Callable[[str], str]:
     return normalize
 
 
-_normalizer: Callable[[str], str] = local_normalize
+Normalizer = Callable[[str], str]
 
 
-def set_model_normalizer(fn: Callable[[str], str]) -> None:
-    global _normalizer
-    _normalizer = fn
-    normalize_model_id.cache_clear()
-
-
-@lru_cache(maxsize=4096)
-def normalize_model_id(model: str) -> str:
-    return _normalizer(model)
+def model_id_normalizer(registry: _Registry | None) -> Normalizer:
+    """A cached normalizer over ``registry`` (the local rules alone without one)."""
+    return lru_cache(maxsize=4096)(
+        registry_normalizer(registry) if registry is not None else local_normalize
+    )

@@ -26,7 +26,7 @@ from gasworks.errors import (
     ValidationFailed,
 )
 from gasworks.prompts.audit import write_audit
-from gasworks.prompts.models import normalize_model_id
+from gasworks.prompts.models import Normalizer, local_normalize
 from gasworks.prompts.schemas import (
     CanaryDecision,
     CanaryRequest,
@@ -46,11 +46,11 @@ from gasworks.prompts.versions import version_row
 from gasworks.tenancy.context import Role, TenantContext
 
 
-def scope_of(ctx: TenantContext, s: ScopeIn) -> Scope:
+def scope_of(ctx: TenantContext, s: ScopeIn, normalize: Normalizer = local_normalize) -> Scope:
     return Scope(
         tenant=ctx.tenant_id if s.tenant_scoped else "",
         workflow=s.workflow_id or "",
-        model=normalize_model_id(s.model),
+        model=normalize(s.model),
     )
 
 
@@ -93,8 +93,14 @@ def _authorize(ctx: TenantContext, scope: Scope, needed: Role) -> None:
         ctx.require_platform_admin()  # platform-wide pointers serve every tenant
 
 
-async def get_pointer(session: AsyncSession, ctx: TenantContext, s: ScopeIn) -> PointerOut:
-    scope = scope_of(ctx, s)
+async def get_pointer(
+    session: AsyncSession,
+    ctx: TenantContext,
+    s: ScopeIn,
+    *,
+    normalize: Normalizer = local_normalize,
+) -> PointerOut:
+    scope = scope_of(ctx, s, normalize)
     _authorize(ctx, scope, Role.VIEWER)
     row = await _read(session, scope)
     if row is None:
@@ -211,8 +217,14 @@ def _record(
     )
 
 
-async def move_pointer(session: AsyncSession, ctx: TenantContext, req: MoveRequest) -> PointerOut:
-    scope = scope_of(ctx, req.scope)
+async def move_pointer(
+    session: AsyncSession,
+    ctx: TenantContext,
+    req: MoveRequest,
+    *,
+    normalize: Normalizer = local_normalize,
+) -> PointerOut:
+    scope = scope_of(ctx, req.scope, normalize)
     _authorize(ctx, scope, Role.EDITOR)
     target = await version_row(session, ctx.tenant_id, req.version_id)
     if target.archived_at is not None:
@@ -264,10 +276,14 @@ async def move_pointer(session: AsyncSession, ctx: TenantContext, req: MoveReque
 
 
 async def rollback_pointer(
-    session: AsyncSession, ctx: TenantContext, req: RollbackRequest
+    session: AsyncSession,
+    ctx: TenantContext,
+    req: RollbackRequest,
+    *,
+    normalize: Normalizer = local_normalize,
 ) -> PointerOut:
     """Swap active and previous (a second rollback re-applies the rolled-back version)."""
-    scope = scope_of(ctx, req.scope)
+    scope = scope_of(ctx, req.scope, normalize)
     _authorize(ctx, scope, Role.EDITOR)
     current = await _existing(session, scope, req.scope)
     if current.version != req.expected_version:
@@ -296,8 +312,14 @@ async def rollback_pointer(
     return pointer_out(row)
 
 
-async def start_canary(session: AsyncSession, ctx: TenantContext, req: CanaryRequest) -> PointerOut:
-    scope = scope_of(ctx, req.scope)
+async def start_canary(
+    session: AsyncSession,
+    ctx: TenantContext,
+    req: CanaryRequest,
+    *,
+    normalize: Normalizer = local_normalize,
+) -> PointerOut:
+    scope = scope_of(ctx, req.scope, normalize)
     _authorize(ctx, scope, Role.EDITOR)
     target = await version_row(session, ctx.tenant_id, req.version_id)
     current = await _existing(session, scope, req.scope)
@@ -318,10 +340,15 @@ async def start_canary(session: AsyncSession, ctx: TenantContext, req: CanaryReq
 
 
 async def decide_canary(
-    session: AsyncSession, ctx: TenantContext, req: CanaryDecision, *, promote: bool
+    session: AsyncSession,
+    ctx: TenantContext,
+    req: CanaryDecision,
+    *,
+    promote: bool,
+    normalize: Normalizer = local_normalize,
 ) -> PointerOut:
     """Promote (the candidate becomes active, the old active previous) or abort the canary."""
-    scope = scope_of(ctx, req.scope)
+    scope = scope_of(ctx, req.scope, normalize)
     _authorize(ctx, scope, Role.EDITOR)
     current = await _existing(session, scope, req.scope)
     if current.version != req.expected_version:
@@ -362,9 +389,14 @@ async def _existing(session: AsyncSession, scope: Scope, s: ScopeIn) -> PromptPo
 
 
 async def pointer_history(
-    session: AsyncSession, ctx: TenantContext, s: ScopeIn, page: Page = ALL
+    session: AsyncSession,
+    ctx: TenantContext,
+    s: ScopeIn,
+    page: Page = ALL,
+    *,
+    normalize: Normalizer = local_normalize,
 ) -> list[HistoryEntry]:
-    scope = scope_of(ctx, s)
+    scope = scope_of(ctx, s, normalize)
     _authorize(ctx, scope, Role.VIEWER)
     row = await _existing(session, scope, s)
     rows = (

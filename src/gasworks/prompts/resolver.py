@@ -35,13 +35,13 @@ from gasworks.background import PeriodicTask
 from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import PromptIntegrityError
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 from gasworks.observability.logging import get_logger
 from gasworks.observability.metrics import REGISTRY
 from gasworks.prompts.cache import Key, ScopeCache
 from gasworks.prompts.content import CompiledPrompt, PromptContent, content_hash
 from gasworks.prompts.formatter import FormattedPrompt, format_messages
-from gasworks.prompts.models import normalize_model_id
+from gasworks.prompts.models import Normalizer, local_normalize
 from gasworks.prompts.schemas import Scope
 from gasworks.prompts.tables import PromptInvalidationRow, PromptPointerRow, PromptVersionRow
 from gasworks.prompts.versions import ContentStore
@@ -200,10 +200,12 @@ class Resolver:
         cache_size: int = 200,
         ttl: float = 300.0,
         poll_seconds: float = 0.2,
+        normalize: Normalizer = local_normalize,
     ) -> None:
         self.db = db
+        self.normalize = normalize
         self.store = store
-        self.default_model = normalize_model_id(default_model)
+        self.default_model = normalize(default_model)
         self.cache: ScopeCache[_Loaded] = ScopeCache(cache_size, ttl)
         self.poll_seconds = poll_seconds
         self._inflight: dict[Key, asyncio.Task[tuple[_Loaded | None, ResolvedPrompt]]] = {}
@@ -231,7 +233,7 @@ class Resolver:
         conversation_id: str | None = None,
     ) -> ResolvedPrompt:
         """The prompt for this call. Never raises."""
-        m = normalize_model_id(model) if model else self.default_model
+        m = self.normalize(model) if model else self.default_model
         key = (tenant_id, workflow_id or "", m)
         hit = self.cache.get(key)
         if hit is not None:

@@ -12,7 +12,6 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-import gasworks.llm.runtime  # noqa: F401 - its startup hook (the registry) runs before ours
 from gasworks.blobs.factory import blob_store
 from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
@@ -27,11 +26,12 @@ from gasworks.errors import (
     PromptVersionNotFound,
     ValidationFailed,
 )
-from gasworks.llm.types import CallScope, Message, StreamChunk
+from gasworks.llm.runtime import SERVICE as MODELS
+from gasworks.modeltypes import CallScope, Message, StreamChunk
 from gasworks.prompts import deadletters, pointers, versions
 from gasworks.prompts.audit import list_audit
 from gasworks.prompts.chat import PreparedCall, prepare_call
-from gasworks.prompts.models import registry_normalizer, set_model_normalizer
+from gasworks.prompts.models import Normalizer, model_id_normalizer
 from gasworks.prompts.resolver import ResolvedPrompt, Resolver
 from gasworks.prompts.retention import run_retention
 from gasworks.prompts.schemas import (
@@ -58,10 +58,12 @@ from gasworks.prompts.schemas import (
     VersionSummary,
 )
 from gasworks.prompts.versions import ContentStore
-from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS, Runtime
+from gasworks.runtime import Runtime
 from gasworks.tenancy.context import Role, TenantContext
 
 T = TypeVar("T")
+
+SERVICE = "prompts"
 
 #: failures of a pointer change that are written to the dead-letter table
 DEAD_LETTERED = (
@@ -73,15 +75,19 @@ DEAD_LETTERED = (
     BlobStoreUnavailable,
 )
 
-Op = Callable[[AsyncSession, TenantContext, Any], Awaitable[PointerOut]]
+Op = Callable[..., Awaitable[PointerOut]]  # (session, ctx, request, *, normalize)
 
 
-async def _promote(s: AsyncSession, ctx: TenantContext, r: CanaryDecision) -> PointerOut:
-    return await pointers.decide_canary(s, ctx, r, promote=True)
+async def _promote(
+    s: AsyncSession, ctx: TenantContext, r: CanaryDecision, *, normalize: Normalizer
+) -> PointerOut:
+    return await pointers.decide_canary(s, ctx, r, promote=True, normalize=normalize)
 
 
-async def _abort(s: AsyncSession, ctx: TenantContext, r: CanaryDecision) -> PointerOut:
-    return await pointers.decide_canary(s, ctx, r, promote=False)
+async def _abort(
+    s: AsyncSession, ctx: TenantContext, r: CanaryDecision, *, normalize: Normalizer
+) -> PointerOut:
+    return await pointers.decide_canary(s, ctx, r, promote=False, normalize=normalize)
 
 
 OPERATIONS: dict[str, tuple[type[BaseModel], Op]] = {
@@ -104,6 +110,8 @@ class PromptService:
         self.db: Database = runtime.db
         self.settings = s
         self.store = ContentStore(blob_store(runtime), s.prompt_inline_max_bytes)
+        models = runtime.services.get(MODELS)  # the registry's canonical ids key the scopes
+        self.normalize = model_id_normalizer(models.registry if models is not None else None)
         self.resolver = Resolver(
             runtime.db,
             self.store,
@@ -111,6 +119,7 @@ class PromptService:
             cache_size=s.prompt_cache_size,
             ttl=s.prompt_cache_ttl_seconds,
             poll_seconds=s.prompt_invalidation_poll_seconds,
+            normalize=self.normalize,
         )
 
     async def _tx(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -148,7 +157,9 @@ class PromptService:
     # -- pointers ---------------------------------------------------------------------------
 
     async def get_pointer(self, ctx: TenantContext, scope: ScopeIn) -> PointerOut:
-        return await self._tx(lambda s: pointers.get_pointer(s, ctx, scope))
+        return await self._tx(
+            lambda s: pointers.get_pointer(s, ctx, scope, normalize=self.normalize)
+        )
 
     async def list_pointers(self, ctx: TenantContext, page: Page = ALL) -> list[PointerOut]:
         return await self._tx(lambda s: pointers.list_pointers(s, ctx, page))
@@ -156,7 +167,9 @@ class PromptService:
     async def history(
         self, ctx: TenantContext, scope: ScopeIn, page: Page = ALL
     ) -> list[HistoryEntry]:
-        return await self._tx(lambda s: pointers.pointer_history(s, ctx, scope, page))
+        return await self._tx(
+            lambda s: pointers.pointer_history(s, ctx, scope, page, normalize=self.normalize)
+        )
 
     async def audit(
         self, ctx: TenantContext, object_id: str | None = None, page: Page = ALL
@@ -169,7 +182,7 @@ class PromptService:
         """Run one pointer change; a failure is dead-lettered (with its request) and re-raised."""
         _model, op = OPERATIONS[operation]
         try:
-            out = await self._tx(lambda s: op(s, ctx, request))
+            out = await self._tx(lambda s: op(s, ctx, request, normalize=self.normalize))
         except DEAD_LETTERED as exc:
             if dead_letter:
                 await self._dead_letter(ctx, operation, request, exc.code, exc.message, exc)
@@ -184,7 +197,7 @@ class PromptService:
             raise err from exc
         scope = getattr(request, "scope", None)
         if isinstance(scope, ScopeIn):
-            self.resolver.invalidate(pointers.scope_of(ctx, scope))
+            self.resolver.invalidate(pointers.scope_of(ctx, scope, self.normalize))
         return out
 
     async def _dead_letter(
@@ -307,7 +320,7 @@ class PromptService:
     async def _prepare(
         self, ctx: TenantContext, req: PromptChatRequest
     ) -> tuple[CallScope, PreparedCall]:
-        from gasworks.api.middleware import current_request_id
+        from gasworks.observability.request_id import current_request_id
 
         ctx.require(Role.VIEWER)
         scope = CallScope(
@@ -391,11 +404,11 @@ def resolved_out(r: ResolvedPrompt, messages: list[Message], missing: list[str])
 
 
 def prompt_service(runtime: Runtime) -> PromptService:
-    """The runtime's prompts service (built on first use when the startup hook did not run)."""
-    svc = runtime.services.get("prompts")
+    """The runtime's prompts service (built on first use when ``PromptsDomain`` did not run)."""
+    svc = runtime.services.get(SERVICE)
     if svc is None:
         svc = PromptService(runtime)
-        runtime.services["prompts"] = svc
+        runtime.services[SERVICE] = svc
         with contextlib.suppress(RuntimeError):  # no running loop: resolve without polling
             asyncio.get_running_loop()
             svc.resolver.start()
@@ -403,20 +416,18 @@ def prompt_service(runtime: Runtime) -> PromptService:
     return svc
 
 
-async def _startup(runtime: Runtime) -> None:
-    models = runtime.services.get("models")
-    if models is not None:  # the model registry's canonical ids key the pointer scopes
-        set_model_normalizer(registry_normalizer(models.registry))
-    svc = PromptService(runtime)
-    runtime.services["prompts"] = svc
-    svc.resolver.start()
+class PromptsDomain:
+    """The prompt service and its resolver (``prompt_service(rt)``); start it after
+    ``ModelsDomain`` so pointer scopes use the registry's canonical model ids."""
 
+    name = SERVICE
 
-async def _shutdown(runtime: Runtime) -> None:
-    svc = runtime.services.pop("prompts", None)
-    if isinstance(svc, PromptService):
-        await svc.resolver.stop()
+    async def start(self, rt: Runtime) -> None:
+        svc = PromptService(rt)
+        rt.services[SERVICE] = svc
+        svc.resolver.start()
 
-
-STARTUP_HOOKS.append(_startup)
-SHUTDOWN_HOOKS.append(_shutdown)
+    async def stop(self, rt: Runtime) -> None:
+        svc = rt.services.pop(SERVICE, None)
+        if isinstance(svc, PromptService):
+            await svc.resolver.stop()

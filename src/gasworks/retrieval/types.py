@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 
 EmbedPurpose = Literal["document", "query"]
 SearchMode = Literal["vector", "keyword", "hybrid"]

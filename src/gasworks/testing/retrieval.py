@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from decimal import Decimal
 
 from gasworks.errors import GasworksError
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.retrieval.types import Chunk, EmbedRequest, EmbedResult, Space
 
 

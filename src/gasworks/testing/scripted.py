@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from gasworks.errors import GasworksError
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
+from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
 
 
 @dataclass(slots=True)

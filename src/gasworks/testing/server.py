@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import json
 import socket
 import threading
@@ -142,6 +143,10 @@ class FakeProviderServer(abc.ABC):
         self.port = 0
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        #: set when the server stops: a fault holding a request (slow, pace, stall) lets go
+        #: at once instead of being waited out by uvicorn's graceful shutdown
+        self._closing: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # --- lifecycle --------------------------------------------------------------------------
 
@@ -172,6 +177,8 @@ class FakeProviderServer(abc.ABC):
 
         def run() -> None:
             async def main() -> None:
+                self._closing = asyncio.Event()
+                self._loop = asyncio.get_running_loop()
                 task = asyncio.create_task(server.serve(sockets=[sock]))
                 while not server.started and not task.done():  # noqa: ASYNC110
                     await asyncio.sleep(0.005)  # uvicorn exposes a flag, not an event
@@ -189,10 +196,14 @@ class FakeProviderServer(abc.ABC):
     def stop(self) -> None:
         if self._server is not None:
             self._server.should_exit = True
+        if self._loop is not None and self._closing is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already ended
+                self._loop.call_soon_threadsafe(self._closing.set)
         if self._thread is not None:
             self._thread.join(5)
         self._server = None
         self._thread = None
+        self._loop = self._closing = None
 
     def __enter__(self) -> FakeProviderServer:
         return self.start()
@@ -222,7 +233,8 @@ class FakeProviderServer(abc.ABC):
                 req.json_body = None
         fault = self.faults.popleft() if self.faults else None
         if fault is not None and fault.kind == "slow":
-            await asyncio.sleep(fault.seconds)
+            if await self._pause(fault.seconds):
+                return  # the server is stopping: nobody waits for this answer
             fault = None
         try:
             await self.handle(req, fault)
@@ -284,8 +296,13 @@ class FakeProviderServer(abc.ABC):
         with the vendor's error event."""
         await self.start_stream(req, content_type)
         for i, ev in enumerate(events):
-            if fault is not None and fault.kind == "pace" and i:
-                await asyncio.sleep(fault.seconds)
+            if (
+                fault is not None
+                and fault.kind == "pace"
+                and i
+                and await self._pause(fault.seconds)
+            ):
+                raise StreamCut
             elif fault is not None and i >= fault.after_chunks:
                 if fault.kind == "cut":
                     raise StreamCut
@@ -299,16 +316,29 @@ class FakeProviderServer(abc.ABC):
             await asyncio.sleep(0)
         await self.stream_part(req, b"", last=True)
 
+    async def _pause(self, seconds: float) -> bool:
+        """Wait ``seconds``; True when the server started stopping meanwhile."""
+        if self._closing is None:
+            await asyncio.sleep(seconds)
+            return False
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), seconds)
+        return self._closing.is_set()
+
     async def _wait_for_hang_up(self, req: Request, seconds: float) -> None:
         async def hung_up() -> None:
             while (await req.receive())["type"] != "http.disconnect":
                 pass
 
+        waiter = asyncio.ensure_future(hung_up())
+        closing = asyncio.ensure_future(self._pause(seconds))
         try:
-            await asyncio.wait_for(hung_up(), seconds)
-        except TimeoutError:
-            return
-        self.abandoned += 1
+            await asyncio.wait({waiter, closing}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in (waiter, closing):
+                t.cancel()
+        if waiter.done() and not waiter.cancelled() and waiter.exception() is None:
+            self.abandoned += 1
 
     @staticmethod
     def words(text: str) -> list[str]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from gasworks.runtime import SHUTDOWN_HOOKS, STARTUP_HOOKS
 from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource, VectorStore
@@ -36,6 +35,7 @@ __all__ = [
     "ValidationIssue",
     "ValidationResult",
     "VectorStore",
+    "WorkflowsDomain",
     "compile_workflow",
     "default_registry",
     "execute",
@@ -48,7 +48,7 @@ SERVICE = "workflows"
 
 
 def workflow_engine(runtime: Runtime) -> WorkflowEngine:
-    """The runtime's workflow engine (built by the startup hook)."""
+    """The runtime's workflow engine (built by ``WorkflowsDomain.start``)."""
     from gasworks.workflows.engine import WorkflowEngine
 
     eng = runtime.services.get(SERVICE)
@@ -74,16 +74,16 @@ def _build(runtime: Runtime) -> WorkflowEngine:
     return eng
 
 
-async def _startup(runtime: Runtime) -> None:
-    default_registry()
-    _build(runtime)
+class WorkflowsDomain:
+    """The workflow engine (``workflow_engine(rt)``); start it after models and prompts."""
 
+    name = SERVICE
 
-async def _shutdown(runtime: Runtime) -> None:
-    eng = runtime.services.pop(SERVICE, None)
-    if eng is not None:
-        await eng.close()
+    async def start(self, rt: Runtime) -> None:
+        default_registry()
+        _build(rt)
 
-
-STARTUP_HOOKS.append(_startup)
-SHUTDOWN_HOOKS.append(_shutdown)
+    async def stop(self, rt: Runtime) -> None:
+        eng = rt.services.pop(SERVICE, None)
+        if eng is not None:
+            await eng.close()

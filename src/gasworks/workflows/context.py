@@ -6,7 +6,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.workflows.ports import ConversationData, Ports
 
 EventSink = Callable[[str, dict[str, Any]], None]

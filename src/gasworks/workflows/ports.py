@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from gasworks.llm.types import CallScope, ChatRequest, ChatResult, Message, StreamChunk
+from gasworks.modeltypes import CallScope, ChatRequest, ChatResult, Message, StreamChunk
 
 
 @runtime_checkable

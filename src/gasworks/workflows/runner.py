@@ -27,7 +27,7 @@ from gasworks.errors import (
 )
 from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, describe_error
-from gasworks.workflows.nodes._model import ModelStream
+from gasworks.workflows.model_stream import ModelStream
 
 #: key under which the final output is visible to finalizers
 OUTPUT_KEY = "__output__"

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import Conflict, Forbidden, NotFound, ValidationFailed
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.workflows.ports import ConversationData
 from gasworks.workflows.schemas import (

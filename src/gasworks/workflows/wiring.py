@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 from gasworks.workflows import service
 from gasworks.workflows.ports import (
     ConversationData,

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 
-from gasworks.api.middleware import current_request_id
 from gasworks.errors import (
     GasworksError,
     GraphQLQueryTooDeep,
@@ -19,6 +18,7 @@ from gasworks.errors import (
     GraphQLValidationFailed,
 )
 from gasworks.observability.logging import get_logger
+from gasworks.observability.request_id import current_request_id
 
 log = get_logger("gasworks.graphql")
 

@@ -8,8 +8,8 @@ import strawberry
 
 from gasworks.api.graphql.context import GqlContext
 from gasworks.llm.registry import admin
-from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_registry, refresh
+from gasworks.modelcard import ModelEntry
 
 
 @strawberry.type(name="ModelCapabilities")

@@ -13,8 +13,8 @@ from pydantic import BaseModel
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.llm.registry import admin
-from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_registry, refresh
+from gasworks.modelcard import ModelEntry
 
 router = APIRouter(prefix="/api/models", tags=["models"])
 

@@ -17,8 +17,6 @@ from fastapi.responses import JSONResponse
 from starlette.types import Send
 
 from gasworks.api.deps import ContextDep, RuntimeDep
-from gasworks.api.errors import ALTERNATE_RENDERERS
-from gasworks.api.middleware import current_request_id
 from gasworks.api.openai_wire import (
     ChatCompletionRequest,
     ChunkRenderer,
@@ -29,10 +27,11 @@ from gasworks.api.openai_wire import (
 )
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
-from gasworks.llm.registry.schema import ModelEntry
 from gasworks.llm.runtime import get_gateway, get_registry
-from gasworks.llm.types import CallScope, ChatRequest, StreamChunk
+from gasworks.modelcard import ModelEntry
+from gasworks.modeltypes import CallScope, ChatRequest, StreamChunk
 from gasworks.observability.logging import get_logger
+from gasworks.observability.request_id import current_request_id
 from gasworks.runtime import Runtime
 
 router = APIRouter(prefix="/v1", tags=["openai-compatible"])
@@ -45,9 +44,6 @@ def render_openai_error(exc: GasworksError) -> JSONResponse:
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, int(retry_after)))
     return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
-
-
-ALTERNATE_RENDERERS["/v1/"] = render_openai_error
 
 
 def _model_card(e: ModelEntry) -> dict[str, Any]:

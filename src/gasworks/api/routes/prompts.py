@@ -13,7 +13,7 @@ from gasworks.api.errors import envelope
 from gasworks.api.paging import PageDep
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
-from gasworks.llm.types import StreamChunk
+from gasworks.modeltypes import StreamChunk
 from gasworks.observability.logging import get_logger
 from gasworks.prompts.schemas import (
     AuditEntry,

@@ -14,10 +14,10 @@ import structlog
 from fastapi import APIRouter, Header, Query, Request, Response, status
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
-from gasworks.api.middleware import current_request_id
 from gasworks.api.paging import PageDep
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import BadRequest
+from gasworks.observability.request_id import current_request_id
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
 from gasworks.workflows.definition import parse_document

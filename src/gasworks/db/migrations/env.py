@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from gasworks.db.tables import metadata
+from gasworks.wiring import all_tables  # every domain's tables: the one list of domains
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when someone runs the alembic CLI directly
@@ -12,7 +12,7 @@ if connection is None:  # pragma: no cover - only when someone runs the alembic 
 
 context.configure(
     connection=connection,
-    target_metadata=metadata,
+    target_metadata=all_tables(),
     render_as_batch=connection.dialect.name == "sqlite",
     compare_type=True,
 )

@@ -25,7 +25,7 @@ from gasworks.errors import (
 )
 from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client, sdk_post_json
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
 try:
     import anthropic

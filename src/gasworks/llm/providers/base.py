@@ -31,8 +31,8 @@ from gasworks.errors import (
     ProviderUnavailable,
 )
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.registry.schema import ModelKind
-from gasworks.llm.types import ChatRequest, ChatResult, StreamChunk
+from gasworks.modelcard import ModelKind
+from gasworks.modeltypes import ChatRequest, ChatResult, StreamChunk
 
 
 class Provider(Protocol):

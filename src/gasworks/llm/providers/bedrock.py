@@ -36,7 +36,7 @@ from gasworks.errors import (
 from gasworks.llm.credentials import Credentials
 from gasworks.llm.providers.base import parse_retry_after
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
 try:
     import boto3

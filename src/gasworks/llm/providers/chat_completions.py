@@ -11,7 +11,7 @@ from gasworks.errors import ProviderStreamInterrupted
 from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
 from gasworks.llm.providers.base import classify_status, stream_error_status
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
 FINISH = {
     "stop": FinishReason.STOP,

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 
 from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
+from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
 
 LABEL = "[demo]"
 

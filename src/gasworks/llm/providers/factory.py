@@ -11,7 +11,7 @@ from gasworks.llm.credentials import Credentials
 from gasworks.llm.providers.base import Provider
 from gasworks.llm.providers.demo import DemoProvider
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.registry.schema import ProviderName
+from gasworks.modelcard import ProviderName
 from gasworks.settings import Settings
 
 

@@ -18,7 +18,7 @@ from gasworks.llm.providers.chat_completions import (
     request_params,
 )
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, StreamChunk
+from gasworks.modeltypes import ChatRequest, ChatResult, StreamChunk
 
 try:
     import openai

@@ -31,7 +31,7 @@ from gasworks.llm.providers.chat_completions import (
     request_params,
 )
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.types import ChatRequest, ChatResult, StreamChunk
+from gasworks.modeltypes import ChatRequest, ChatResult, StreamChunk
 
 
 class OpenAICompatibleProvider:

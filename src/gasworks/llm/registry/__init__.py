@@ -7,7 +7,7 @@ from gasworks.llm.registry.registry import (
     catalog_entries,
 )
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.registry.schema import (
+from gasworks.modelcard import (
     Capabilities,
     ModelEntry,
     ModelKind,

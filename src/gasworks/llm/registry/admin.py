@@ -18,8 +18,8 @@ from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import AlreadyExists, ModelNotFound, ValidationFailed
 from gasworks.llm.registry.registry import ModelRegistry, apply_overlay
-from gasworks.llm.registry.schema import FIELD_BY_ALIAS, MUTABLE_FIELDS, ModelEntry
 from gasworks.llm.tables import ModelOverlayRow
+from gasworks.modelcard import FIELD_BY_ALIAS, MUTABLE_FIELDS, ModelEntry
 from gasworks.tenancy.context import TenantContext
 
 Overlays = dict[str, tuple[dict[str, Any], bool]]

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from gasworks.errors import ConfigurationError, ModelNotFound
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.llm.registry.schema import ModelEntry, ProviderName
+from gasworks.modelcard import ModelEntry, ProviderName
 from gasworks.observability.logging import get_logger
 
 #: Bedrock cross-region inference-profile prefixes (``us.anthropic.claude-…``).

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from gasworks.llm.registry.schema import ModelEntry
-from gasworks.llm.types import Usage
+from gasworks.modelcard import ModelEntry
+from gasworks.modeltypes import Usage
 
 _THOUSAND = Decimal(1000)
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
-from gasworks.llm.types import Message
+from gasworks.modeltypes import Message
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig

@@ -12,11 +12,12 @@ from typing import Any
 
 from pydantic import Field
 
-from gasworks.llm.types import ChatRequest, Message
+from gasworks.modeltypes import ChatRequest, Message
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
+from gasworks.workflows.model_stream import ModelStream
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.nodes._model import ModelStream, chat, models, result_dict
+from gasworks.workflows.nodes._model import chat, models, result_dict
 from gasworks.workflows.ports import RenderedPrompt
 from gasworks.workflows.registry import NodeType, register
 from gasworks.workflows.templating import Template

@@ -14,8 +14,8 @@ from pydantic import Field, model_validator
 
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
+from gasworks.workflows.model_stream import ModelStream
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.nodes._model import ModelStream
 from gasworks.workflows.registry import NodeType, register
 from gasworks.workflows.templating import Template, to_text
 

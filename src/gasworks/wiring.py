@@ -1,0 +1,54 @@
+"""The one place that lists the domains a gasworks process runs, in start order.
+
+Models first (the registry and gateway), then guardrails (they attach to the gateway), prompts
+(scope keys use the registry's canonical model ids), workflows (they call models and prompts),
+then documents (its pipeline embeds through the models' gateway). The runtime stops them in
+reverse. A new domain adds one entry to ``default_domains`` (and its ``tables`` module to
+``all_tables``); nothing registers itself on import.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from gasworks.db.engine import Database
+from gasworks.documents.domain import DocumentsDomain
+from gasworks.llm.guardrails_runtime import GuardrailsDomain
+from gasworks.llm.runtime import ModelsDomain
+from gasworks.prompts.service import PromptsDomain
+from gasworks.runtime import Domain, Runtime
+from gasworks.settings import Settings
+from gasworks.workflows import WorkflowsDomain
+
+
+def default_domains(settings: Settings) -> list[Domain]:
+    """The domains of a full gasworks process, in start order."""
+    del settings  # every domain reads its settings from the runtime; kept for future choices
+    return [
+        ModelsDomain(),
+        GuardrailsDomain(),
+        PromptsDomain(),
+        WorkflowsDomain(),
+        DocumentsDomain(),
+    ]
+
+
+def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
+    """A runtime with the default domains (call ``await rt.start()`` before use)."""
+    return Runtime(settings, db, domains=default_domains(settings))
+
+
+def all_tables() -> MetaData:
+    """The full metadata, every domain's tables (the migrations env compares against it).
+
+    Here rather than in ``gasworks.db``: the database layer imports no domain."""
+    import gasworks.documents.tables
+    import gasworks.jobs.tables
+    import gasworks.llm.guardrail_tables
+    import gasworks.llm.tables
+    import gasworks.prompts.tables
+    import gasworks.tenancy.tables
+    import gasworks.workflows.tables  # noqa: F401
+    from gasworks.db.base import Base
+
+    return Base.metadata
