@@ -70,6 +70,7 @@ def test_the_default_domains_in_start_order(settings):
         "guardrails",
         "prompts",
         "workflows",
+        "documents",
     ]
 
 
