@@ -3,9 +3,7 @@ inspect documents, collections and grants, dead letters, delete, reconcile."""
 
 from __future__ import annotations
 
-import asyncio
 import glob
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Annotated, Any
@@ -54,6 +52,8 @@ def expand(paths: list[str]) -> list[Path]:
 
 
 async def _read(path: Path, progress: Any, task: Any) -> AsyncIterator[bytes]:
+    import asyncio
+
     with path.open("rb") as f:
         while piece := f.read(PIECE):
             progress.advance(task, len(piece))
@@ -398,6 +398,9 @@ def worker_cmd(
     """Run an ingestion worker until SIGINT/SIGTERM (any number, on any host sharing the
     database). Running jobs finish; a killed worker's jobs return to the queue when their
     lease expires."""
+    import asyncio
+    import signal
+
     from gasworks.documents.domain import get_documents
     from gasworks.settings import Settings
     from gasworks.wiring import build_runtime
