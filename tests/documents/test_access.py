@@ -152,3 +152,22 @@ async def test_allowed_sources_for_search_follow_the_principals_role_and_grants(
     assert (await provider.allowed_sources(tenant.id, viewer.id)).sources == {src}
     narrowed = await provider.allowed_sources(tenant.id, viewer.id, collections=["nope"])
     assert narrowed.sources == frozenset()
+
+
+async def test_deleting_a_tenants_documents_leaves_nothing(drt: Any) -> None:
+    from gasworks.errors import Forbidden
+    from gasworks.tenancy.context import TenantContext
+
+    svc = get_documents(drt).service
+    await svc.create_collection(ADMIN, CollectionIn(name="a"))
+    for i in range(3):
+        await upload(drt, f"{i}.md", samples.MARKDOWN + bytes([65 + i]), collections=["a"])
+    other = (await upload(drt, "b.md", samples.MARKDOWN, OTHER_TENANT_ADMIN)).document
+    await drain(drt)
+    with pytest.raises(Forbidden):
+        await svc.delete_tenant_documents(ADMIN)  # a tenant admin is not a platform admin
+    assert await svc.delete_tenant_documents(TenantContext.system("ten_a")) == 3
+    assert await svc.list_documents(ADMIN) == [] and await svc.list_collections(ADMIN) == []
+    await drain(drt)
+    assert set((await leftovers(drt)).values()) == {0}
+    assert (await svc.get(OTHER_TENANT_ADMIN, other.id)).status == "ready"  # another tenant's

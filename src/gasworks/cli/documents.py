@@ -207,6 +207,27 @@ def delete_cmd(document_id: str, tenant: TenantOpt = "default", as_json: JsonOpt
     emit_json({"deleted": document_id}) if as_json else console.print(f"Deleting {document_id}.")
 
 
+@documents_app.command("purge-tenant")
+def purge_tenant_cmd(
+    tenant: TenantOpt,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: every document goes.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Delete every document and collection of a tenant (hidden at once, removed by jobs)."""
+    from gasworks.documents.domain import get_documents
+
+    if not yes:
+        raise typer.BadParameter("add --yes: every document of the tenant is deleted")
+
+    async def body() -> int:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            return await get_documents(rt).service.delete_tenant_documents(ctx)
+
+    n = run(body, as_json)
+    emit_json({"deleting": n}) if as_json else console.print(f"Deleting {n} document(s).")
+
+
 @documents_app.command("reconcile")
 def reconcile_cmd(
     grace: Annotated[

@@ -382,6 +382,52 @@ class DocumentService:
         )
         await add_event(s, row.tenant_id, row.id, "deleted", actor)
 
+    async def delete_tenant_documents(self, ctx: TenantContext) -> int:
+        """Everything of the tenant's documents domain, hidden at once (one transaction) and
+        removed by jobs: each document's delete job, then each collection's. For a tenant
+        being closed; platform administrators only. Returns the number of documents."""
+        ctx.require_platform_admin()
+        now = utcnow()
+        async with self.db.session() as s:
+            docs = (
+                await s.scalars(
+                    select(DocumentRow).where(
+                        DocumentRow.tenant_id == ctx.tenant_id, DocumentRow.deleted_at.is_(None)
+                    )
+                )
+            ).all()
+            for doc in docs:
+                await self.mark_deleted(s, doc, ctx.principal_id)
+            cols = (
+                await s.scalars(
+                    select(CollectionRow).where(
+                        CollectionRow.tenant_id == ctx.tenant_id,
+                        CollectionRow.deleted_at.is_(None),
+                    )
+                )
+            ).all()
+            for col in cols:
+                col.deleted_at = now
+                await self.queue.enqueue(
+                    s,
+                    tenant_id=ctx.tenant_id,
+                    kind=DELETE,
+                    subject=f"delete:{col.id}",
+                    payload={"scope": "collection", "id": col.id},
+                    dedupe_key=f"delete:{col.id}",
+                )
+            await add_event(
+                s,
+                ctx.tenant_id,
+                None,
+                "tenant.documents_deleted",
+                ctx.principal_id,
+                documents=len(docs),
+                collections=len(cols),
+            )
+        self.queue.wake()
+        return len(docs)
+
     # -- collections ------------------------------------------------------------------------
 
     async def create_collection(self, ctx: TenantContext, data: CollectionIn) -> CollectionOut:
