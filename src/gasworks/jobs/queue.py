@@ -210,6 +210,14 @@ class JobQueue:
             return None
         now = self.clock()
         kinds = list(kinds)
+        # an idle poll is one read: no write transaction (on SQLite, no write lock) unless a
+        # job is ready
+        async with self.db.read_session() as r:
+            ready = await r.scalar(
+                select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
+            )
+        if ready is None:
+            return None
         async with self.db.session() as s:
             last_served = func.min(JobTenantRow.last_served_at)
             tenants = (
