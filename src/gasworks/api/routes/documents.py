@@ -16,7 +16,6 @@ from fastapi import APIRouter, Query, Request, Response, status
 from starlette.datastructures import UploadFile
 
 from gasworks.api.deps import ContextDep, RuntimeDep
-from gasworks.api.middleware import BODY_LIMIT_OVERRIDES
 from gasworks.api.paging import PageDep
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.documents.domain import get_documents
@@ -36,8 +35,6 @@ from gasworks.errors import UnsupportedMediaType, ValidationFailed
 
 router = APIRouter(prefix="/api", tags=["documents"])
 
-#: the request-size guard for uploads (each file is limited by GASWORKS_DOCUMENTS_MAX_BYTES)
-BODY_LIMIT_OVERRIDES["/api/documents"] = 64 * 1024**3
 PIECE = 1 << 20
 #: how often an event stream looks for new events
 EVENT_POLL_SECONDS = 0.5
