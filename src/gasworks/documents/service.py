@@ -331,7 +331,19 @@ class DocumentService:
             rows = (
                 await s.scalars(page.apply(q.order_by(DocumentRow.created_at, DocumentRow.id)))
             ).all()
-            return [_doc_out(r, await self._collections_of(s, r.id)) for r in rows]
+            links = await s.execute(
+                select(CollectionDocumentRow.document_id, CollectionDocumentRow.collection_id)
+                .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
+                .where(
+                    CollectionDocumentRow.document_id.in_([r.id for r in rows]),
+                    CollectionRow.deleted_at.is_(None),
+                )
+                .order_by(CollectionDocumentRow.collection_id)
+            )
+            by_doc: dict[str, list[str]] = {}
+            for doc_id, col_id in links.all():
+                by_doc.setdefault(doc_id, []).append(col_id)
+            return [_doc_out(r, by_doc.get(r.id, [])) for r in rows]
 
     async def events(
         self, ctx: TenantContext, document_id: str, *, after: int = 0, page: Page = ALL
