@@ -267,3 +267,48 @@ async def test_without_retrieval_the_embed_stage_waits(drt: Any) -> None:
     got = await docs.service.get(ADMIN, doc.id)
     assert (got.status, got.error_code) == ("embedding", "RETRIEVAL_NOT_CONFIGURED")
     assert await docs.service.dead_letters(ADMIN) == []
+
+
+async def test_pages_without_text_go_through_ocr_with_textract(drt: Any) -> None:
+    """A PDF whose second page has no text layer: only that page is rendered (in the
+    sandbox) and sent to the Textract adapter; the text lands on page 2."""
+    from gasworks.documents.domain import TEXTRACT
+    from gasworks.testing import FakeTextract
+
+    docs = get_documents(drt)
+    fake = FakeTextract("Scanned total due 1250")
+    drt.services[TEXTRACT] = fake
+    docs.pipeline.config.ocr_engine = "textract"
+    doc = (
+        await upload(drt, "scan.pdf", samples.pdf("A first page with a text layer.", ""))
+    ).document
+    await drain(drt)
+    got = await docs.service.get(ADMIN, doc.id)
+    assert got.status == "ready" and set(got.stages) == {
+        "extract",
+        "ocr",
+        "chunk",
+        "embed",
+        "index",
+    }
+    assert fake.calls == 1
+    chunks = [c for c, _ in drt.services[SOURCES].data["ten_a"][source_id(doc.id, 1)].values()]
+    assert {(c.page, c.text) for c in chunks} == {
+        (1, "A first page with a text layer."),
+        (2, "Scanned total due 1250"),
+    }
+
+
+async def test_an_image_is_read_by_rapidocr(drt: Any) -> None:
+    pytest.importorskip("rapidocr_onnxruntime")
+    from tests.documents.test_sandbox import _invoice_png
+
+    docs = get_documents(drt)
+    docs.pipeline.config.ocr_engine = "rapidocr"
+    doc = (await upload(drt, "invoice.png", _invoice_png())).document
+    assert doc.media_type == "image/png"
+    await drain(drt)
+    got = await docs.service.get(ADMIN, doc.id)
+    assert got.status == "ready", (got.error_code, got.error_message)
+    texts = drt.services[SOURCES].texts("ten_a", source_id(doc.id, 1))
+    assert any("1250" in t for t in texts)
