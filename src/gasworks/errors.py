@@ -527,3 +527,12 @@ class DocumentNoText(ExtractionFailed):
     """Nothing readable was found (no text layer and no OCR, or OCR read nothing)."""
 
     code = "DOCUMENT_NO_TEXT"
+
+
+class RunInterrupted(GasworksError):
+    """The server process executing a run stopped (crash, ``kill -9``, lost host) before the
+    run finished: its lease expired and another process marked it failed. Start it again."""
+
+    code = "RUN_INTERRUPTED"
+    status = 503
+    retryable = True

@@ -69,6 +69,8 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         cache_size=s.workflow_graph_cache_size,
         flush_interval=s.workflow_event_flush_seconds,
         access_ttl=s.workflow_access_cache_seconds,
+        lease_ttl=s.workflow_run_lease_seconds,
+        sweep_interval=s.workflow_run_sweep_seconds,
     )
     runtime.services[SERVICE] = eng
     return eng
@@ -81,7 +83,7 @@ class WorkflowsDomain:
 
     async def start(self, rt: Runtime) -> None:
         default_registry()
-        _build(rt)
+        _build(rt).start_maintenance()  # run leases: heartbeat and sweep (workflows/leases.py)
 
     async def stop(self, rt: Runtime) -> None:
         eng = rt.services.pop(SERVICE, None)
