@@ -13,8 +13,8 @@ from strawberry.tools import merge_types
 
 from gasworks.api.browser_auth import BrowserAuth
 from gasworks.api.graphql.context import GqlContext, get_gql_context
-from gasworks.api.graphql.documents import DocumentsMutation, DocumentsQuery
 from gasworks.api.graphql.csrf import CookieCsrf
+from gasworks.api.graphql.documents import DocumentsMutation, DocumentsQuery
 from gasworks.api.graphql.errors import ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
