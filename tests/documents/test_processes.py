@@ -38,13 +38,17 @@ def spawn(drt: Any, sources: Path, **env: str) -> subprocess.Popen[bytes]:
         "GW_TEST_SOURCES": str(sources),
         **env,
     }
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.documents._worker"], cwd=ROOT, env=full,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    with sources.with_suffix(".log").open("ab") as log:  # the workers' stderr, for a failure
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.documents._worker"],
+            cwd=ROOT,
+            env=full,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+        )
 
 
-async def wait_all(drt: Any, ids: list[str], timeout: float = 120) -> list[DocumentRow]:
+async def wait_all(drt: Any, ids: list[str], timeout: float = 300) -> list[DocumentRow]:
     async def poll() -> list[DocumentRow]:
         while True:
             async with drt.db.read_session() as s:
