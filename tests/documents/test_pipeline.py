@@ -312,3 +312,19 @@ async def test_an_image_is_read_by_rapidocr(drt: Any) -> None:
     assert got.status == "ready", (got.error_code, got.error_message)
     texts = drt.services[SOURCES].texts("ten_a", source_id(doc.id, 1))
     assert any("1250" in t for t in texts)
+
+
+async def test_embedding_goes_through_the_gateway_by_default(drt: Any) -> None:
+    """Without an override the embed stage calls ``Gateway.embed`` (the offline default
+    embedding model here), so ingestion spend goes through breakers, budgets and the ledger."""
+    from gasworks.llm.runtime import get_gateway
+
+    del drt.services["documents.embedder"]
+    assert get_documents(drt).pipeline._embedder() is get_gateway(drt)
+    doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
+    await drain(drt)
+    got = await get_documents(drt).service.get(ADMIN, doc.id)
+    assert got.status == "ready", (got.error_code, got.error_message)
+    held = drt.services[SOURCES].data["ten_a"][source_id(doc.id, 1)]
+    (dims,) = {len(v) for _, v in held.values()}
+    assert dims > 8  # a real model's vectors, not the fake's
