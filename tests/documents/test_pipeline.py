@@ -259,13 +259,13 @@ async def test_a_budget_refusal_waits_without_spending_attempts(drt: Any) -> Non
     assert got.status == "ready" and got.stages["embed"]["attempts"] == 1
 
 
-async def test_without_retrieval_the_embed_stage_waits(drt: Any) -> None:
+async def test_without_a_vector_index_the_index_stage_waits(drt: Any) -> None:
     docs = get_documents(drt)
-    del drt.services["documents.embedder"]
+    del drt.services["documents.sources"]
     doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
     await drain(drt)
     got = await docs.service.get(ADMIN, doc.id)
-    assert (got.status, got.error_code) == ("embedding", "RETRIEVAL_NOT_CONFIGURED")
+    assert (got.status, got.error_code) == ("indexing", "RETRIEVAL_NOT_CONFIGURED")
     assert await docs.service.dead_letters(ADMIN) == []
 
 
