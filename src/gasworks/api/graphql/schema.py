@@ -13,6 +13,7 @@ from strawberry.tools import merge_types
 from gasworks.api.browser_auth import BrowserAuth
 from gasworks.api.graphql.context import get_gql_context
 from gasworks.api.graphql.csrf import CookieCsrf
+from gasworks.api.graphql.documents import DocumentsMutation, DocumentsQuery
 from gasworks.api.graphql.errors import DocumentLimits, ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
@@ -32,6 +33,7 @@ QUERIES: list[type] = [
     GuardrailsQuery,
     WorkflowsQuery,
     SearchQuery,
+    DocumentsQuery,
 ]
 MUTATIONS: list[type] = [
     TenancyMutation,
@@ -39,6 +41,7 @@ MUTATIONS: list[type] = [
     PromptsMutation,
     GuardrailsMutation,
     WorkflowsMutation,
+    DocumentsMutation,
 ]
 
 #: Bounds on one document. The depth limit does not count introspection fields (GraphiQL's
@@ -85,4 +88,9 @@ def graphql_router(settings: Settings) -> GuardedGraphQLRouter:
         context_getter=get_gql_context,
         graphql_ide="graphiql",
         route_class=GuardedRoute,
+        # document uploads (the GraphQL multipart request spec). Strawberry leaves them off
+        # by default against cross-site form posts riding on a cookie: here a cookie-signed-in
+        # mutation (uploadDocuments is one) needs the X-CSRF-Token header (CookieCsrf), which
+        # a cross-site form cannot send; API keys come in the Authorization header.
+        multipart_uploads_enabled=True,
     )
