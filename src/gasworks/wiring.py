@@ -4,7 +4,8 @@ Models first (the registry and gateway), then guardrails (they attach to the gat
 (scope keys use the registry's canonical model ids), retrieval (embeds through the gateway),
 documents (its pipeline embeds through the gateway and writes through retrieval), then
 workflows (they call models, prompts, retrieval and documents' access scope). The runtime
-stops them in reverse. A new domain adds one entry to ``default_domains`` (and its ``tables`` module to
+stops them in reverse. A new domain adds one entry to ``default_domains`` (and its ``tables``
+module to
 ``all_tables``); nothing registers itself on import.
 """
 
