@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,3 +87,83 @@ def record(name: str, body: str) -> str:
     text = f"# {name}\n\nMachine: {machine_line()}\n\n{body.strip()}\n"
     (RESULTS / f"{name}.md").write_text(text)
     return text
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Per-round seconds per call of two paths timed in alternating rounds (A, B, A, B, …) in
+    one process, so load on a shared machine moves both sides of every ratio alike."""
+
+    a: list[float]
+    b: list[float]
+    load: tuple[float, float]  # 1-minute load average before and after
+
+    @property
+    def a_us(self) -> float:
+        return median_us(self.a)
+
+    @property
+    def b_us(self) -> float:
+        return median_us(self.b)
+
+    @property
+    def ratio(self) -> float:
+        """The median of the per-round ratios A / B (not the ratio of the medians)."""
+        return statistics.median(x / y for x, y in zip(self.a, self.b, strict=True))
+
+    def load_note(self) -> str:
+        return f"load average {self.load[0]:.1f} → {self.load[1]:.1f} on {os.cpu_count()} cores"
+
+
+async def interleaved_async(
+    a: Callable[[], Awaitable[object]],
+    b: Callable[[], Awaitable[object]],
+    *,
+    n: int,
+    rounds: int = 9,
+) -> Interleaved:
+    """``a`` and ``b`` timed in alternating rounds of ``n`` calls (after one warm-up call each);
+    the order within a round alternates too, so neither side always runs second."""
+    await a()
+    await b()
+    load0 = os.getloadavg()[0]
+    out_a: list[float] = []
+    out_b: list[float] = []
+
+    async def one(fn: Callable[[], Awaitable[object]], into: list[float]) -> None:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            await fn()
+        into.append((time.perf_counter() - t0) / n)
+
+    for i in range(rounds):
+        if i % 2 == 0:
+            await one(a, out_a)
+            await one(b, out_b)
+        else:
+            await one(b, out_b)
+            await one(a, out_a)
+    return Interleaved(out_a, out_b, (load0, os.getloadavg()[0]))
+
+
+def interleaved(
+    a: Callable[[], object], b: Callable[[], object], *, n: int, rounds: int = 9
+) -> Interleaved:
+    """The synchronous form of ``interleaved_async``."""
+    a()
+    b()
+    load0 = os.getloadavg()[0]
+    out_a: list[float] = []
+    out_b: list[float] = []
+
+    def one(fn: Callable[[], object], into: list[float]) -> None:
+        t0 = time.perf_counter()
+        for _ in range(n):
+            fn()
+        into.append((time.perf_counter() - t0) / n)
+
+    for i in range(rounds):
+        first, second = ((a, out_a), (b, out_b)) if i % 2 == 0 else ((b, out_b), (a, out_a))
+        one(*first)
+        one(*second)
+    return Interleaved(out_a, out_b, (load0, os.getloadavg()[0]))
