@@ -78,7 +78,11 @@ class RunRecord:
     lease_expires_at: datetime | None = None
 
     def to_row(self) -> WorkflowRunRow:
-        return WorkflowRunRow(**{f: getattr(self, f) for f in _RUN_FIELDS})
+        return WorkflowRunRow(**self.values())
+
+    def values(self) -> dict[str, Any]:
+        """The run row's column values (for the writer's multi-row INSERT)."""
+        return {f: getattr(self, f) for f in _RUN_FIELDS}
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
@@ -459,7 +463,7 @@ class WorkflowEngine:
         async def write(s: AsyncSession) -> None:
             if save_conv and conv is not None:
                 await service.save_conversation(s, row.tenant_id, row.workflow_id, conv, row.id)
-            await service.finish_run(s, run=row.to_row(), exists=exists, events=events)
+            await service.finish_run(s, run=row.values(), exists=exists, events=events)
 
         return write
 
