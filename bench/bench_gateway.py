@@ -37,7 +37,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _adapters import bench_adapters, splice
-from _common import RESULTS, machine_line, median_us, per_call, per_call_async, record
+from _common import (
+    RESULTS,
+    Interleaved,
+    interleaved_async,
+    machine_line,
+    record,
+)
 
 HERE = Path(__file__).parent
 PROMPT = [{"role": "user", "content": "Hello, how are you today?"}]
@@ -50,41 +56,84 @@ DEFAULT: dict[str, str] = {}
 # --- 1. in-process ---------------------------------------------------------------------------
 
 
-def bench_in_process() -> tuple[float, float, float | None]:
-    from gasworks.llm.runtime import build_services
+@dataclass
+class InProcess:
+    """In-process gateway figures, every comparison interleaved (see bench/README.md)."""
+
+    default: Interleaved  # default deployment (guardrails on, ledger flushed in the window)
+    default_stream: Interleaved  # the same, streamed; B = the bare gateway's stream
+    bare: Interleaved  # the bare gateway (no hooks, a floor) vs LiteLLM, or vs itself
+    lite: bool  # whether B of ``default`` / ``bare`` is LiteLLM's mock path
+
+
+async def _in_process(n: int) -> InProcess:
+    from gasworks.llm.guardrails_runtime import flush_ledger
+    from gasworks.llm.runtime import build_services, get_gateway
     from gasworks.modeltypes import CallScope, ChatRequest, Message
     from gasworks.settings import Settings
+    from gasworks.tenancy import service as tenancy
+    from gasworks.wiring import build_runtime
 
-    gateway = build_services(Settings(home=Path(tempfile.mkdtemp()))).gateway
-    scope = CallScope(tenant_id="bench")
-    req = ChatRequest(model="demo", messages=[Message("user", PROMPT[0]["content"])])
-
-    async def chat() -> None:
-        await gateway.chat(scope, req)
-
-    async def stream() -> None:
-        async for _ in gateway.stream(scope, req):
-            pass
-
-    async def run() -> tuple[list[float], list[float]]:
-        return (
-            await per_call_async(chat, n=5000, rounds=7),
-            await per_call_async(stream, n=1000, rounds=7),
-        )
-
-    chat_s, stream_s = asyncio.run(run())
-    lite: float | None = None
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+    bare = build_services(Settings(home=Path(tempfile.mkdtemp()))).gateway
+    rt = build_runtime(Settings(home=Path(tempfile.mkdtemp()), log_level="WARNING"))
+    await rt.start()
     try:
-        import litellm
+        async with rt.db.session() as s:
+            tenant, _ = await tenancy.bootstrap(s, "bench")
+        default = get_gateway(rt)
+        assert default.hooks, "the default deployment runs the guardrail hook"
+        scope = CallScope(tenant_id=tenant.id)
+        req = ChatRequest(model="demo", messages=[Message("user", PROMPT[0]["content"])])
 
-        def lite_call() -> None:
-            litellm.completion(model="gpt-4o-mini", messages=PROMPT, mock_response="Hi there!")
+        async def default_round() -> None:
+            # the sustained path: the ledger rows and lease top-ups of these calls are written
+            # inside the timed window (the round ends with the flush)
+            for _ in range(n):
+                await default.chat(scope, req)
+            await flush_ledger(rt)
 
-        lite = median_us(per_call(lite_call, n=300, rounds=5))
-    except ImportError:
-        pass
-    return median_us(chat_s), median_us(stream_s), lite
+        async def default_stream_round() -> None:
+            for _ in range(n // 5):
+                async for _ in default.stream(scope, req):
+                    pass
+            await flush_ledger(rt)
+
+        async def bare_round() -> None:
+            for _ in range(n):
+                await bare.chat(scope, req)
+
+        async def bare_stream_round() -> None:
+            for _ in range(n // 5):
+                async for _ in bare.stream(scope, req):
+                    pass
+
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+        try:
+            import litellm
+
+            async def anchor_round() -> None:
+                for _ in range(n // 20):
+                    litellm.completion(
+                        model="gpt-4o-mini", messages=PROMPT, mock_response="Hi there!"
+                    )
+
+            lite, per_b = True, n // 20
+        except ImportError:
+            anchor_round, lite, per_b = bare_round, False, n
+
+        def scaled(cmp: Interleaved, per_a: int, per_b: int) -> Interleaved:
+            return Interleaved([x / per_a for x in cmp.a], [x / per_b for x in cmp.b], cmp.load)
+
+        d = await interleaved_async(default_round, anchor_round, n=1, rounds=9)
+        ds = await interleaved_async(default_stream_round, bare_stream_round, n=1, rounds=9)
+        b = await interleaved_async(bare_round, anchor_round, n=1, rounds=9)
+        return InProcess(scaled(d, n, per_b), scaled(ds, n // 5, n // 5), scaled(b, n, per_b), lite)
+    finally:
+        await rt.stop()
+
+
+def bench_in_process() -> InProcess:
+    return asyncio.run(_in_process(1000))
 
 
 ASGI = """
@@ -606,30 +655,38 @@ ERRORS: dict[str, int] = {}
 
 def main() -> str:
     load_before = os.getloadavg()[0]
-    chat_us, stream_us, lite_us = bench_in_process()
+    ip = bench_in_process()
     asgi_us, asgi_stream_us = bench_asgi()
     adapters = bench_adapters()
     single = section_single()
     paced = section_paced()
     saturation = section_saturation()
+    anchor = "`litellm.completion(mock_response=…)`" if ip.lite else "(LiteLLM not installed)"
     lines = [
         f"Load average at start: {load_before:.1f} (2 cores shared with other jobs; the load "
         "generator, gasworks and the fake upstream all run on them).",
         "",
         "## In-process",
         "",
-        "| call | median per call | |",
-        "|---|---|---|",
-        f"| gasworks `Gateway.chat` (demo) | {chat_us:.1f} µs | target ≤ 100 µs |",
-        f"| gasworks `Gateway.stream` (demo, ~40 chunks) | {stream_us:.1f} µs | |",
+        "Interleaved: 9 alternating rounds of each pair in one process; µs per call are medians "
+        "of per-round means, the ratio is the median of the per-round ratios, with the load "
+        "average beside it. The headline is the default deployment (guardrail hook on: breaker, "
+        "budget lease, a ledger row per call) with the ledger flush and lease top-ups inside the "
+        "timed window; the bare gateway (no hooks) is a floor.",
+        "",
+        "| call | µs per call | anchor (same rounds) | anchor µs | anchor ÷ gasworks | load |",
+        "|---|---|---|---|---|---|",
+        f"| **gasworks `Gateway.chat`, default deployment** (demo, sustained) | "
+        f"{ip.default.a_us:.1f} | {anchor} | {ip.default.b_us:.1f} | "
+        f"{ip.default.ratio:.1f}x | {ip.default.load[0]:.1f} → {ip.default.load[1]:.1f} |",
+        f"| gasworks `Gateway.chat`, no hooks (floor) | {ip.bare.a_us:.1f} | {anchor} | "
+        f"{ip.bare.b_us:.1f} | {ip.bare.ratio:.1f}x | "
+        f"{ip.bare.load[0]:.1f} → {ip.bare.load[1]:.1f} |",
+        f"| gasworks `Gateway.stream`, default deployment (demo, ~40 chunks, sustained) | "
+        f"{ip.default_stream.a_us:.1f} | the same stream, no hooks | "
+        f"{ip.default_stream.b_us:.1f} | {ip.default_stream.ratio:.2f}x | "
+        f"{ip.default_stream.load[0]:.1f} → {ip.default_stream.load[1]:.1f} |",
     ]
-    if lite_us is not None:
-        lines.append(
-            f"| `litellm.completion(mock_response=…)` | {lite_us:.1f} µs | "
-            f"gasworks is **{lite_us / chat_us:.0f}x less** |"
-        )
-    else:
-        lines.append("| litellm | not installed (`pip install 'gasworks[bench]'`) | |")
     lines += [
         f"| `POST /v1/chat/completions` (demo) through the ASGI app, no socket | "
         f"{asgi_us:.0f} µs | auth, validation, routing, middleware, JSON |",

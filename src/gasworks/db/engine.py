@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Row, Select, text
+from sqlalchemy import Engine, Select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -99,7 +99,7 @@ class Database:
             finally:
                 conn.exec_driver_sql("ROLLBACK")
 
-    async def read_first(self, statement: Any, params: Mapping[str, Any]) -> Row[Any] | None:
+    async def read_first(self, statement: Any, params: Mapping[str, Any]) -> Sequence[Any] | None:
         """The first row of one short indexed read (the hot reads: prompt resolution, run
         lookups), in the fewest round trips the dialect allows.
 
