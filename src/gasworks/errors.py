@@ -337,6 +337,13 @@ class BlobStoreUnavailable(GasworksError):
     retryable = True
 
 
+class BlobStoreAccessDenied(BlobStoreUnavailable):
+    """The blob store refused the credentials or the IAM policy (an operator must fix it)."""
+
+    code = "BLOB_STORE_ACCESS_DENIED"
+    retryable = False
+
+
 # --- prompts --------------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ import sys
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -408,8 +408,36 @@ class Settings(BaseSettings):
     # --- blobs ---------------------------------------------------------------------------
     blob_url: str | None = Field(
         default=None,
-        description="Blob store location. Default: file://GASWORKS_HOME/blobs (local folder, "
-        "AES-256-GCM envelope encryption).",
+        description="Blob store location: file:///path or s3://bucket/prefix. Default: "
+        "file://GASWORKS_HOME/blobs. Either way AES-256-GCM envelope encryption.",
+    )
+    blob_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, Ceph RGW, R2); unset for AWS S3.",
+    )
+    blob_s3_region: str | None = Field(
+        default=None, description="S3 region (default: boto3's chain, e.g. AWS_REGION)."
+    )
+    blob_s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="S3 addressing: auto, path (most MinIO/Ceph setups) or virtual.",
+    )
+    blob_s3_sse: Literal["none", "AES256", "aws:kms"] = Field(
+        default="none",
+        description="Server-side encryption on top of envelope encryption: none, AES256 "
+        "(SSE-S3) or aws:kms (SSE-KMS).",
+    )
+    blob_s3_kms_key_id: str | None = Field(
+        default=None, description="KMS key id, ARN or alias for aws:kms."
+    )
+    blob_s3_multipart_threshold_mb: int = Field(
+        default=16, ge=5, le=5120, description="Objects above this size upload as multipart."
+    )
+    blob_s3_part_size_mb: int = Field(
+        default=8, ge=5, le=5120, description="Multipart part size."
+    )
+    blob_s3_max_connections: int = Field(
+        default=32, ge=1, le=1024, description="S3 connections (and threads) per process."
     )
 
     @field_validator("home", mode="after")
