@@ -111,6 +111,19 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `gasworks serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
+    background_work: bool = Field(
+        default=True,
+        description="Run background work in this process: the deployment-wide maintenance "
+        "(budget sweeps, interrupted-run sweeps) when it holds the leader lease. "
+        "`gasworks serve --no-worker` sets it false (API-only processes).",
+    )
+    leader_lease_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="Leader lease lifetime: renewed every third of it; a dead holder is "
+        "replaced at most this + a third later.",
+    )
     workers: int = Field(
         default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
     )
@@ -433,9 +446,7 @@ class Settings(BaseSettings):
     blob_s3_multipart_threshold_mb: int = Field(
         default=16, ge=5, le=5120, description="Objects above this size upload as multipart."
     )
-    blob_s3_part_size_mb: int = Field(
-        default=8, ge=5, le=5120, description="Multipart part size."
-    )
+    blob_s3_part_size_mb: int = Field(default=8, ge=5, le=5120, description="Multipart part size.")
     blob_s3_max_connections: int = Field(
         default=32, ge=1, le=1024, description="S3 connections (and threads) per process."
     )

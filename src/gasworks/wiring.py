@@ -1,6 +1,7 @@
 """The one place that lists the domains a gasworks process runs, in start order.
 
-Models first (the registry and gateway), then guardrails (they attach to the gateway), prompts
+The leader-lease heartbeat first (so the lease is returned last), then models (the registry
+and gateway), then guardrails (they attach to the gateway), prompts
 (scope keys use the registry's canonical model ids), then workflows (they call models and
 prompts). The runtime stops them in reverse. A new domain adds one entry to
 ``default_domains`` (and its ``tables`` module to ``all_tables``); nothing registers itself on
@@ -12,6 +13,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from gasworks.db.engine import Database
+from gasworks.db.leader import LeadershipDomain
 from gasworks.llm.guardrails_runtime import GuardrailsDomain
 from gasworks.llm.runtime import ModelsDomain
 from gasworks.prompts.service import PromptsDomain
@@ -23,7 +25,13 @@ from gasworks.workflows import WorkflowsDomain
 def default_domains(settings: Settings) -> list[Domain]:
     """The domains of a full gasworks process, in start order."""
     del settings  # every domain reads its settings from the runtime; kept for future choices
-    return [ModelsDomain(), GuardrailsDomain(), PromptsDomain(), WorkflowsDomain()]
+    return [
+        LeadershipDomain(),
+        ModelsDomain(),
+        GuardrailsDomain(),
+        PromptsDomain(),
+        WorkflowsDomain(),
+    ]
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
@@ -35,6 +43,7 @@ def all_tables() -> MetaData:
     """The full metadata, every domain's tables (the migrations env compares against it).
 
     Here rather than in ``gasworks.db``: the database layer imports no domain."""
+    import gasworks.db.leader
     import gasworks.llm.guardrail_tables
     import gasworks.llm.tables
     import gasworks.prompts.tables

@@ -60,12 +60,24 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (GASWORKS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (GASWORKS_PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            help="API only: run no background work here (sets GASWORKS_BACKGROUND_WORK=false; "
+            "another process of the deployment must run it).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the API server (migrates the database first when GASWORKS_AUTO_MIGRATE)."""
     import asyncio
+    import os
 
     import uvicorn
+
+    if no_worker:  # read by the app factory in each uvicorn worker process
+        os.environ["GASWORKS_BACKGROUND_WORK"] = "false"
 
     from gasworks.runtime import Runtime
 
@@ -88,7 +100,15 @@ def serve(
     dialect, initialized = run(prepare, as_json)
     url = f"http://{bind_host}:{bind_port}"
     if as_json:
-        emit_json({"url": url, "database": dialect, "workers": n, "initialized": initialized})
+        emit_json(
+            {
+                "url": url,
+                "database": dialect,
+                "workers": n,
+                "initialized": initialized,
+                "backgroundWork": not no_worker and settings.background_work,
+            }
+        )
     else:
         console.print(
             f"gasworks {__version__} on [bold]{url}[/] "

@@ -58,6 +58,7 @@ def workflow_engine(runtime: Runtime) -> WorkflowEngine:
 
 
 def _build(runtime: Runtime) -> WorkflowEngine:
+    from gasworks.db.leader import is_leader
     from gasworks.workflows.engine import WorkflowEngine
     from gasworks.workflows.wiring import build_ports
 
@@ -71,6 +72,7 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         access_ttl=s.workflow_access_cache_seconds,
         lease_ttl=s.workflow_run_lease_seconds,
         sweep_interval=s.workflow_run_sweep_seconds,
+        leader=lambda: is_leader(runtime),
     )
     runtime.services[SERVICE] = eng
     return eng

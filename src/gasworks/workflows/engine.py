@@ -140,12 +140,15 @@ class WorkflowEngine:
         access_ttl: float = 0.0,
         lease_ttl: float = 30.0,
         sweep_interval: float = 10.0,
+        leader: Callable[[], bool] = lambda: True,
     ) -> None:
         self.db = db
         #: this engine's id on the runs it writes early (their lease owner)
         self.owner_id = new_id("own")
         self.lease_ttl = lease_ttl
         self.sweep_interval = sweep_interval
+        #: whether this process runs the deployment-wide sweep now (the leader lease)
+        self.leader = leader
         #: runs of this engine written early and not yet finished in the database
         self._leased: set[str] = set()
         self._last_renew = self._last_sweep = 0.0
@@ -424,7 +427,7 @@ class WorkflowEngine:
                     await leases.renew(s, self.owner_id, self.lease_ttl)
             except Exception:
                 log.exception("workflow.lease_renew_failed", owner=self.owner_id)
-        if now - self._last_sweep >= self.sweep_interval:
+        if now - self._last_sweep >= self.sweep_interval and self.leader():
             self._last_sweep = now
             await self.sweep()
 
