@@ -146,6 +146,14 @@ class InternalError(GasworksError):
     status = 500
 
 
+class ShuttingDown(GasworksError):
+    """This server process is draining for a shutdown; another process serves the retry."""
+
+    code = "SERVER_SHUTTING_DOWN"
+    status = 503
+    retryable = True
+
+
 class DatabaseUnavailable(GasworksError):
     """The database cannot be reached; retry shortly."""
 

@@ -124,6 +124,20 @@ class Settings(BaseSettings):
         description="Leader lease lifetime: renewed every third of it; a dead holder is "
         "replaced at most this + a third later.",
     )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, requests in flight get this long to finish; event streams "
+        "still open a second before it ends are closed with a final SERVER_SHUTTING_DOWN event.",
+    )
+    shutdown_readiness_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM, /readyz fails this long before the server stops listening "
+        "(set it to the load balancer's probe interval times its failure threshold).",
+    )
     workers: int = Field(
         default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
     )

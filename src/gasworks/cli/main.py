@@ -122,7 +122,9 @@ def serve(
                 "to create one and print an admin key."
             )
     asyncio.set_event_loop(None)
-    uvicorn.run(
+    from gasworks.cli.server import GracefulServer
+
+    config = uvicorn.Config(
         "gasworks.console.app:create_web_app",  # the API with the console on top
         factory=True,
         host=bind_host,
@@ -130,7 +132,21 @@ def serve(
         workers=n,
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
+    server = GracefulServer(
+        config,
+        grace=settings.shutdown_grace_seconds,
+        readiness_delay=settings.shutdown_readiness_delay_seconds,
+    )
+    if n > 1:
+        # uvicorn's supervisor builds a plain server per worker process: the grace period
+        # applies, the readiness delay and the final stream event do not (docs/operations.md)
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
 
 
 @db_app.command("upgrade")
