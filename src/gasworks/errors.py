@@ -146,6 +146,14 @@ class InternalError(GasworksError):
     status = 500
 
 
+class ServerBusy(GasworksError):
+    """This process is at a configured capacity limit; ``Retry-After`` says when to retry."""
+
+    code = "SERVER_BUSY"
+    status = 503
+    retryable = True
+
+
 class ShuttingDown(GasworksError):
     """This server process is draining for a shutdown; another process serves the retry."""
 

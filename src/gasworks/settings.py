@@ -286,6 +286,20 @@ class Settings(BaseSettings):
         "the database is asked again. Changes made in the same process apply at once; in "
         "another process after at most this long. 0 disables the cache.",
     )
+    workflow_max_running: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Runs executing at once in one process; above it a new run is refused "
+        "with 503 SERVER_BUSY and Retry-After (bounded memory).",
+    )
+    workflow_max_pending_writes: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Run writes waiting for the database in one process; above it a new run "
+        "is refused with 503 SERVER_BUSY and Retry-After.",
+    )
     workflow_graph_cache_size: int = Field(
         default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
     )

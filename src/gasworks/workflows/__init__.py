@@ -73,6 +73,8 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         lease_ttl=s.workflow_run_lease_seconds,
         sweep_interval=s.workflow_run_sweep_seconds,
         leader=lambda: is_leader(runtime),
+        max_running=s.workflow_max_running,
+        max_pending_writes=s.workflow_max_pending_writes,
     )
     runtime.services[SERVICE] = eng
     return eng

@@ -25,13 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict, RunInterrupted
+from gasworks.errors import Conflict, RunInterrupted, ServerBusy
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import leases, service
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
-from gasworks.workflows.metrics import FAILURES, count_run
+from gasworks.workflows.metrics import FAILURES, RUNS_REFUSED, count_run
 from gasworks.workflows.ports import ConversationData, Ports
 from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
 from gasworks.workflows.schemas import RunIn, RunOut
@@ -141,6 +141,8 @@ class WorkflowEngine:
         lease_ttl: float = 30.0,
         sweep_interval: float = 10.0,
         leader: Callable[[], bool] = lambda: True,
+        max_running: int = 1000,
+        max_pending_writes: int = 10_000,
     ) -> None:
         self.db = db
         #: this engine's id on the runs it writes early (their lease owner)
@@ -149,6 +151,8 @@ class WorkflowEngine:
         self.sweep_interval = sweep_interval
         #: whether this process runs the deployment-wide sweep now (the leader lease)
         self.leader = leader
+        self.max_running = max_running
+        self.max_pending_writes = max_pending_writes
         #: runs of this engine written early and not yet finished in the database
         self._leased: set[str] = set()
         self._last_renew = self._last_sweep = 0.0
@@ -230,6 +234,7 @@ class WorkflowEngine:
         inline: bool = False,
     ) -> LiveRun:
         """Start a run in its own task and return at once (events follow on the LiveRun)."""
+        self._admit()
         wf, ver = await self._target(ctx, slug, body.version)
         graph = self.graph(ver)
         run_id = new_id("run")
@@ -401,6 +406,21 @@ class WorkflowEngine:
         if not fut.cancelled() and isinstance(fut.exception(), RunInterrupted):
             # swept while cut off: the database's interrupted run is the truth, not our result
             self._live.pop(live.run_id, None)
+
+    def _admit(self) -> None:
+        """Back-pressure: refuse a new run (503 SERVER_BUSY, Retry-After) rather than let
+        running tasks or queued writes grow without bound."""
+        busy = None
+        if len(self._tasks) >= self.max_running:
+            busy = {"running": len(self._tasks), "limit": self.max_running}
+        elif self.writer is not None and self.writer.pending >= self.max_pending_writes:
+            busy = {"pendingWrites": self.writer.pending, "limit": self.max_pending_writes}
+        if busy is not None:
+            RUNS_REFUSED.inc()
+            raise ServerBusy(
+                "This server process is running as many workflow runs as it may; retry shortly.",
+                details={**busy, "retryAfterSeconds": 1},
+            )
 
     def _leased_row(self, rec: RunRecord) -> WorkflowRunRow:
         row = rec.to_row()
