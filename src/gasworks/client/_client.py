@@ -1,21 +1,30 @@
-"""The gasworks Python SDK: chat, stream and models, sync (``Gasworks``) and async
+"""The gasworks Python SDK: chat, stream, embed and models, sync (``Gasworks``) and async
 (``AsyncGasworks``), over httpx. Errors raise the same exception classes as the server uses
 (``gasworks.errors``), chosen by the stable error code.
 """
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from gasworks.client._wire import MessagesArg, SSEDecoder, chat_body, parse_completion, to_error
-from gasworks.errors import ConfigurationError
+from gasworks.client._wire import (
+    MessagesArg,
+    SSEDecoder,
+    chat_body,
+    embed_body,
+    parse_completion,
+    parse_embeddings,
+    to_error,
+)
+from gasworks.errors import ConfigurationError, ServerUnreachable
 from gasworks.modelcard import ModelEntry
-from gasworks.modeltypes import ChatResult, StreamChunk
+from gasworks.modeltypes import ChatResult, EmbedPurpose, EmbedResult, StreamChunk
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
@@ -29,6 +38,46 @@ def _settings(base_url: str | None, api_key: str | None) -> tuple[str, str]:
             details={"setting": "GASWORKS_API_KEY"},
         )
     return url.rstrip("/"), key
+
+
+def _unreachable(request: httpx.Request, exc: httpx.TransportError) -> ServerUnreachable:
+    base = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else "is unreachable"
+    return ServerUnreachable(
+        f"The gasworks server at {base} {what} ({type(exc).__name__}). Is it running? "
+        "Check --server / GASWORKS_URL.",
+        details={"server": base, "error": type(exc).__name__},
+    )
+
+
+class _Transport(httpx.BaseTransport):
+    """Raises ``SERVER_UNREACHABLE`` (a ``gasworks.errors`` class) for a connection failure."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except httpx.TransportError as exc:
+            raise _unreachable(request, exc) from exc
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            raise _unreachable(request, exc) from exc
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def _check(response: httpx.Response) -> None:
@@ -57,7 +106,7 @@ class Gasworks:
             base_url=url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
-            transport=transport,
+            transport=_Transport(transport or httpx.HTTPTransport()),
         )
 
     def chat(
@@ -91,6 +140,19 @@ class Gasworks:
             decoder = SSEDecoder()
             for line in r.iter_lines():
                 yield from decoder.line(line)
+
+    def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        purpose: EmbedPurpose = "document",
+    ) -> EmbedResult:
+        """One vector per input (the deployment's default embedding model when no model)."""
+        r = self._http.post("/v1/embeddings", json=embed_body(inputs, model, dimensions, purpose))
+        _check(r)
+        return parse_embeddings(r.json())
 
     def models(self, *, include_disabled: bool = False) -> list[ModelEntry]:
         r = self._http.get("/api/models", params={"includeDisabled": include_disabled})
@@ -130,7 +192,7 @@ class AsyncGasworks:
             base_url=url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
-            transport=transport,
+            transport=_AsyncTransport(transport or httpx.AsyncHTTPTransport()),
         )
 
     async def chat(
@@ -164,6 +226,19 @@ class AsyncGasworks:
                 for chunk in decoder.line(line):
                     yield chunk
 
+    async def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        purpose: EmbedPurpose = "document",
+    ) -> EmbedResult:
+        body = embed_body(inputs, model, dimensions, purpose)
+        r = await self._http.post("/v1/embeddings", json=body)
+        _check(r)
+        return parse_embeddings(r.json())
+
     async def models(self, *, include_disabled: bool = False) -> list[ModelEntry]:
         r = await self._http.get("/api/models", params={"includeDisabled": include_disabled})
         _check(r)
@@ -173,6 +248,83 @@ class AsyncGasworks:
         r = await self._http.get(f"/api/models/{model_id}")
         _check(r)
         return ModelEntry.model_validate(_entry(r.json()))
+
+    async def workflows(self) -> list[dict[str, Any]]:
+        """The workflows this key may run (``GET /api/workflows``)."""
+        r = await self._http.get("/api/workflows", params={"limit": 500})
+        _check(r)
+        out: list[dict[str, Any]] = r.json()
+        return out
+
+    async def usage(
+        self,
+        *,
+        group_by: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        model: str | None = None,
+        workflow_id: str | None = None,
+        api_key_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Requests, attempts, tokens and cost of the key's tenant (``GET /api/usage``)."""
+        params: dict[str, Any] = {"groupBy": group_by or [], "limit": 500}
+        for name, value in (
+            ("since", since),
+            ("until", until),
+            ("model", model),
+            ("workflowId", workflow_id),
+            ("apiKeyId", api_key_id),
+        ):
+            if value is not None:
+                params[name] = value
+        r = await self._http.get("/api/usage", params=params)
+        _check(r)
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def run_workflow(
+        self,
+        workflow: str,
+        inputs: dict[str, Any],
+        *,
+        conversation_id: str | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """Run a workflow to its end; the run (``POST /api/workflows/{id}/runs``)."""
+        body = _run_body(inputs, conversation_id, version, stream=False)
+        r = await self._http.post(f"/api/workflows/{workflow}/runs", json=body)
+        _check(r)
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def stream_workflow(
+        self,
+        workflow: str,
+        inputs: dict[str, Any],
+        *,
+        conversation_id: str | None = None,
+        version: int | None = None,
+    ) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
+        """A run's events as they happen: ``(id, event, data)``; the last is ``run.finished``."""
+        body = _run_body(inputs, conversation_id, version, stream=True)
+        async with self._http.stream("POST", f"/api/workflows/{workflow}/runs", json=body) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                _check(r)
+            event: dict[str, str] = {}
+            async for line in r.aiter_lines():
+                if line:
+                    field, _, value = line.partition(":")
+                    event[field] = value.removeprefix(" ")
+                elif "data" in event:
+                    yield (
+                        int(event.get("id") or 0),
+                        event.get("event", ""),
+                        json.loads(event["data"]),
+                    )
+                    event = {}
+                else:
+                    event = {}
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -184,6 +336,17 @@ class AsyncGasworks:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _run_body(
+    inputs: dict[str, Any], conversation_id: str | None, version: int | None, *, stream: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": inputs, "stream": stream}
+    if conversation_id is not None:
+        body["conversationId"] = conversation_id
+    if version is not None:
+        body["version"] = version
+    return body
 
 
 def _entry(data: dict[str, Any]) -> dict[str, Any]:

@@ -24,3 +24,5 @@ class GroupBy(StrEnum):
     API_KEY = "api_key"
     PROVIDER = "provider"
     STATUS = "status"
+    KIND = "kind"
+    PROMPT_VERSION = "prompt_version"
