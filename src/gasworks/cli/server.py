@@ -12,11 +12,19 @@ from __future__ import annotations
 import asyncio
 import signal
 from types import FrameType
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import uvicorn
 
-from gasworks.api.drain import Drain
+
+@runtime_checkable
+class Drain(Protocol):
+    """What the server needs of the app's ``api.drain.Drain`` (the CLI does not import the
+    API layer; the app is found under uvicorn's wrappers)."""
+
+    def begin(self) -> None: ...
+
+    def stop_accepting(self, grace: float) -> None: ...
 
 
 def find_drain(app: Any) -> Drain | None:
