@@ -8,6 +8,7 @@ from __future__ import annotations
 import time
 
 from gasworks.background import PeriodicTask
+from gasworks.db.leader import is_leader
 from gasworks.errors import ConfigurationError
 from gasworks.llm.guardrails import Guardrails
 from gasworks.llm.hooks import CallHooks
@@ -63,7 +64,7 @@ class Maintenance:
             log.exception("breaker.background_sync_failed")
         now = time.monotonic()
         due = now - self.last_sweep >= self.rt.settings.budget_sweep_interval_seconds
-        if sweep or (sweep is None and due):
+        if sweep or (sweep is None and due and is_leader(self.rt)):  # once per deployment
             self.last_sweep = now
             try:
                 await g.budgets.sweep()

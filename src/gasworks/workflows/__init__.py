@@ -58,6 +58,7 @@ def workflow_engine(runtime: Runtime) -> WorkflowEngine:
 
 
 def _build(runtime: Runtime) -> WorkflowEngine:
+    from gasworks.db.leader import is_leader
     from gasworks.workflows.engine import WorkflowEngine
     from gasworks.workflows.wiring import build_ports
 
@@ -71,6 +72,9 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         access_ttl=s.workflow_access_cache_seconds,
         lease_ttl=s.workflow_run_lease_seconds,
         sweep_interval=s.workflow_run_sweep_seconds,
+        leader=lambda: is_leader(runtime),
+        max_running=s.workflow_max_running,
+        max_pending_writes=s.workflow_max_pending_writes,
     )
     runtime.services[SERVICE] = eng
     return eng

@@ -25,14 +25,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict, RunInterrupted, ValidationFailed
+from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import leases, service
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import ALLOWED_KEY, RETRIEVAL_NODE_TYPES
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
-from gasworks.workflows.metrics import FAILURES, count_run
+from gasworks.workflows.metrics import FAILURES, RUNS_REFUSED, count_run
 from gasworks.workflows.ports import ConversationData, Ports
 from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
 from gasworks.workflows.schemas import RunIn, RunOut
@@ -147,12 +147,19 @@ class WorkflowEngine:
         access_ttl: float = 0.0,
         lease_ttl: float = 30.0,
         sweep_interval: float = 10.0,
+        leader: Callable[[], bool] = lambda: True,
+        max_running: int = 1000,
+        max_pending_writes: int = 10_000,
     ) -> None:
         self.db = db
         #: this engine's id on the runs it writes early (their lease owner)
         self.owner_id = new_id("own")
         self.lease_ttl = lease_ttl
         self.sweep_interval = sweep_interval
+        #: whether this process runs the deployment-wide sweep now (the leader lease)
+        self.leader = leader
+        self.max_running = max_running
+        self.max_pending_writes = max_pending_writes
         #: runs of this engine written early and not yet finished in the database
         self._leased: set[str] = set()
         self._last_renew = self._last_sweep = 0.0
@@ -234,6 +241,7 @@ class WorkflowEngine:
         inline: bool = False,
     ) -> LiveRun:
         """Start a run in its own task and return at once (events follow on the LiveRun)."""
+        self._admit()
         wf, ver = await self._target(ctx, slug, body.version)
         graph = self.graph(ver)
         run_id = new_id("run")
@@ -436,6 +444,21 @@ class WorkflowEngine:
             # swept while cut off: the database's interrupted run is the truth, not our result
             self._live.pop(live.run_id, None)
 
+    def _admit(self) -> None:
+        """Back-pressure: refuse a new run (503 SERVER_BUSY, Retry-After) rather than let
+        running tasks or queued writes grow without bound."""
+        busy = None
+        if len(self._tasks) >= self.max_running:
+            busy = {"running": len(self._tasks), "limit": self.max_running}
+        elif self.writer is not None and self.writer.pending >= self.max_pending_writes:
+            busy = {"pendingWrites": self.writer.pending, "limit": self.max_pending_writes}
+        if busy is not None:
+            RUNS_REFUSED.inc()
+            raise ServerBusy(
+                "This server process is running as many workflow runs as it may; retry shortly.",
+                details={**busy, "retryAfterSeconds": 1},
+            )
+
     def _leased_row(self, rec: RunRecord) -> WorkflowRunRow:
         row = rec.to_row()
         row.lease_expires_at = leases.deadline(self.lease_ttl)
@@ -461,7 +484,7 @@ class WorkflowEngine:
                     await leases.renew(s, self.owner_id, self.lease_ttl)
             except Exception:
                 log.exception("workflow.lease_renew_failed", owner=self.owner_id)
-        if now - self._last_sweep >= self.sweep_interval:
+        if now - self._last_sweep >= self.sweep_interval and self.leader():
             self._last_sweep = now
             await self.sweep()
 

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Send
 
 from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.api.drain import shutting_down
 from gasworks.api.openai_wire import (
     ChatCompletionRequest,
     ChunkRenderer,
@@ -164,6 +165,9 @@ class ChatCompletionStream(EventStreamResponse):
     ) -> None:
         super().__init__((), headers=headers)
         self.renderer, self.first, self.chunks = renderer, first, chunks
+
+    def final_event(self) -> bytes:
+        return stream_error_event(shutting_down()).encode()  # OpenAI's clients raise on it
 
     async def stream_response(self, send: Send) -> None:
         await send(
