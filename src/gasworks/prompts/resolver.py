@@ -263,8 +263,12 @@ class Resolver:
             return self._fallback(key, "hash_mismatch", use_stale=False)
         except Exception as exc:
             self._store_down_until = time.monotonic() + STORE_RETRY_SECONDS
+            # the fallback hides the failure from the caller; the log keeps its traceback
             log.warning(
-                "prompt.resolve.store_unavailable", error_type=type(exc).__name__, model=model
+                "prompt.resolve.store_unavailable",
+                error_type=type(exc).__name__,
+                model=model,
+                exc_info=exc,
             )
             return self._fallback(key, "store_unavailable")
         if loaded is None:
