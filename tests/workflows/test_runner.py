@@ -284,3 +284,11 @@ async def test_live_run_followers_get_keepalives_while_silent() -> None:
             live.emit("run.finished", {})
             live.done.set()
     assert [k for _, k, _ in got] == ["run.started", "keepalive", "run.finished"]
+
+
+def test_the_node_registry_is_built_explicitly_and_never_shared() -> None:
+    a, b = default_registry(), default_registry()
+    assert a is not b and a.names() == b.names()
+    assert {"ModelInvoke", "Router", "Format"} <= set(a.names())
+    a.register(NodeType("Flaky", FlakyConfig, Flaky))
+    assert "Flaky" in a and "Flaky" not in b  # one runtime's node types never leak

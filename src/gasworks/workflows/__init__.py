@@ -1,8 +1,8 @@
 """Workflows as validated node graphs, run by a fast engine that streams to the client.
 
 Public surface: :func:`validate`, :func:`compile_workflow`, :func:`execute`, the node registry
-(:data:`REGISTRY`, :class:`NodeType`, :func:`register`), the ports, and :func:`engine` (the
-runtime's :class:`WorkflowEngine`).
+(:class:`NodeRegistry`, :class:`NodeType`, :func:`default_registry`), the ports, and
+:func:`workflow_engine` (the runtime's :class:`WorkflowEngine`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource, VectorStore
-from gasworks.workflows.registry import REGISTRY, NodeRegistry, NodeType, default_registry, register
+from gasworks.workflows.registry import NodeRegistry, NodeType, default_registry
 from gasworks.workflows.runner import RunOutcome, execute
 from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from gasworks.workflows.engine import WorkflowEngine
 
 __all__ = [
-    "REGISTRY",
     "CompiledGraph",
     "ConversationData",
     "ModelCaller",
@@ -39,7 +38,6 @@ __all__ = [
     "compile_workflow",
     "default_registry",
     "execute",
-    "register",
     "validate",
     "workflow_engine",
 ]
@@ -69,6 +67,7 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         cache_size=s.workflow_graph_cache_size,
         flush_interval=s.workflow_event_flush_seconds,
         access_ttl=s.workflow_access_cache_seconds,
+        nodes=default_registry(),
     )
     runtime.services[SERVICE] = eng
     return eng
@@ -80,7 +79,6 @@ class WorkflowsDomain:
     name = SERVICE
 
     async def start(self, rt: Runtime) -> None:
-        default_registry()
         _build(rt)
 
     async def stop(self, rt: Runtime) -> None:
