@@ -40,12 +40,18 @@ class GuardrailsAdmin:
         return await breakers.events(self.guardrails.breakers, ctx, breaker, limit)
 
     async def breaker_action(
-        self, ctx: TenantContext, key: str, action: breakers.ManualAction, reason: str
+        self,
+        ctx: TenantContext,
+        key: str,
+        action: breakers.ManualAction,
+        reason: str,
+        *,
+        actor: str | None = None,
     ) -> breakers.BreakerOut:
         """Trip, disable or reset the breaker ``model[@region]`` (``MODEL_NOT_FOUND`` for a
         model the registry does not know, disabled ones included)."""
         self.registry.get(key.split("@", 1)[0], include_disabled=True)
-        return await breakers.act(self.guardrails.breakers, ctx, key, action, reason)
+        return await breakers.act(self.guardrails.breakers, ctx, key, action, reason, actor=actor)
 
     # --- budgets ------------------------------------------------------------------------------
 
