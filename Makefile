@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint fmt bench docs install install-dev clean help
+.PHONY: run test test-fast lint fmt bench docs install install-dev clean help browser screenshots
 
 help:
 	@echo "make run    set up and start gasworks on http://127.0.0.1:8000 (embedded SQLite)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint   ruff + mypy --strict on src/ + the import contract (lint-imports)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make docs   regenerate docs/reference/ from the code"
+	@echo "make screenshots  regenerate the console screenshots in docs/images/"
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,12 +47,22 @@ fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests bench scripts
 	$(BIN)/ruff check --fix src tests bench scripts
 
-test: lint
+# The browser tests drive the system Chromium (Playwright's own download needs the internet).
+# Installed here when missing (CI runs as root on Debian); the tests fail, never skip, without it.
+CHROMIUM ?= /usr/bin/chromium
+browser:
+	@test -x $(CHROMIUM) || { apt-get update && apt-get install -y chromium; }
+	@test -x $(CHROMIUM) || { echo "No Chromium at $(CHROMIUM): install Debian's 'chromium' package."; exit 1; }
+
+test: lint browser
 	$(BIN)/python -m pytest
 
 # SQLite only (GASWORKS_TEST_DIALECTS), no `slow` marks: the inner loop. `make test` stays whole.
 test-fast: $(VENV)/.installed-dev
 	GASWORKS_TEST_DIALECTS=sqlite $(BIN)/python -m pytest -m "not slow"
+
+screenshots: $(VENV)/.installed-dev browser
+	$(BIN)/python scripts/console_screenshots.py docs/images
 
 docs: $(VENV)/.installed
 	$(BIN)/python scripts/gen_docs.py

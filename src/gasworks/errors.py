@@ -437,3 +437,12 @@ class IterationLimitExceeded(WorkflowRunFailed):
 class RunCancelled(GasworksError):
     code = "RUN_CANCELLED"
     status = 409
+
+
+class RunInterrupted(GasworksError):
+    """The server process executing a run stopped (crash, ``kill -9``, lost host) before the
+    run finished: its lease expired and another process marked it failed. Start it again."""
+
+    code = "RUN_INTERRUPTED"
+    status = 503
+    retryable = True

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from gasworks.home import prepare_home
 from gasworks.observability.logging import get_logger
 from gasworks.settings import Settings
 
@@ -58,7 +59,8 @@ class Runtime:
         self.started = False
 
     async def start(self, *, migrate: bool | None = None) -> None:
-        self.settings.home.mkdir(parents=True, exist_ok=True)
+        for warning in prepare_home(self.settings.home):  # created 0700 when missing
+            log.warning("home.not_private", problem=warning)
         if self.settings.auto_migrate if migrate is None else migrate:
             revision = await self.db.upgrade()
             log.info("database.ready", dialect=self.db.dialect.name, revision=revision)

@@ -56,6 +56,30 @@ def _config_file() -> Path | None:
     return path
 
 
+class _YamlConfigSource(YamlConfigSettingsSource):
+    """The config file through gasworks' YAML loader (anchors and aliases refused)."""
+
+    def _read_file(self, file_path: Any) -> dict[str, Any]:
+        from gasworks.errors import ConfigurationError
+        from gasworks.yamlsafe import DataParseError, load_data
+
+        try:
+            data = load_data(Path(file_path).read_text(encoding="utf-8"))
+        except DataParseError as exc:
+            raise ConfigurationError(
+                f"GASWORKS_CONFIG_FILE {file_path} does not parse: {exc.reason}",
+                details={"config_file": str(file_path)},
+            ) from None
+        if data is None:
+            return {}
+        if not isinstance(data, dict):
+            raise ConfigurationError(
+                f"GASWORKS_CONFIG_FILE {file_path} must hold a mapping of setting: value.",
+                details={"config_file": str(file_path)},
+            )
+        return data
+
+
 class Settings(BaseSettings):
     """Every setting of a gasworks deployment. See docs/operations.md for the reference."""
 
@@ -120,6 +144,17 @@ class Settings(BaseSettings):
         ge=0,
         description="How long a verified API key is trusted in-process before it is checked "
         "again (bounds how long a revoked key keeps working in another process).",
+    )
+    console_session_hours: float = Field(
+        default=12.0,
+        gt=0,
+        description="A web console sign-in lasts at most this long (then the key is asked "
+        "for again).",
+    )
+    console_idle_minutes: float = Field(
+        default=60.0,
+        gt=0,
+        description="A web console session with no request for this long is signed out.",
     )
     key_last_used_resolution_seconds: float = Field(
         default=60.0, ge=0, description="last_used_at is written at most this often per key."
@@ -200,6 +235,21 @@ class Settings(BaseSettings):
         le=60,
         description="While a run streams, its events are written in batches this often "
         "(so a reconnecting client resumes from any server process).",
+    )
+    workflow_run_lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="A streamed run is owned by the process executing it through a lease it "
+        "renews every third of this time. A run whose lease has been expired this long (its "
+        "process crashed or was killed) is marked failed with RUN_INTERRUPTED by any process.",
+    )
+    workflow_run_sweep_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        le=3600,
+        description="How often each process looks for runs whose owner's lease expired (one "
+        "bounded, indexed query when nothing expired).",
     )
     workflow_access_cache_seconds: float = Field(
         default=2.0,
@@ -380,7 +430,7 @@ class Settings(BaseSettings):
         cfg = _config_file()
         if cfg is not None:
             if cfg.suffix in {".yaml", ".yml"}:
-                sources.append(YamlConfigSettingsSource(settings_cls, yaml_file=cfg))
+                sources.append(_YamlConfigSource(settings_cls, yaml_file=cfg))
             else:
                 sources.append(TomlConfigSettingsSource(settings_cls, toml_file=cfg))
         sources.append(file_secret_settings)

@@ -16,7 +16,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
 from gasworks.db.engine import Database
-from gasworks.db.migrate import current_revision, head_revision
+from gasworks.db.migrate import current_revision, head_revision, upgrade
 from gasworks.wiring import all_tables
 from tests.dbtemplates import DIALECTS
 
@@ -115,5 +115,80 @@ async def test_downgrade_to_base_and_up_again(empty_db_url):
             tables = set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
         assert tables <= {"alembic_version"}
         assert await db.upgrade() == head_revision()
+    finally:
+        await db.dispose()
+
+
+async def test_runs_left_running_before_run_leases_are_closed_by_the_first_sweep(empty_db_url):
+    """0006_workflow_run_leases gives runs that were `running` an expired lease: the process
+    that started them is gone (an upgrade restarts every process)."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    import gasworks.db.types as gwt
+    from gasworks.db.types import utcnow
+    from gasworks.tenancy.service import bootstrap
+    from gasworks.workflows import leases
+
+    db = Database(empty_db_url)
+    try:
+        await upgrade(db, "0005_workflows")
+        started = utcnow() - timedelta(minutes=5)
+        wf = sa.table(
+            "workflows",
+            *(sa.column(c) for c in ("id", "tenant_id", "slug", "name", "owner_id")),
+            sa.column("latest_version", sa.Integer),
+            sa.column("created_at", gwt.UTCDateTime()),
+            sa.column("updated_at", gwt.UTCDateTime()),
+        )
+        run = sa.table(
+            "workflow_runs",
+            *(sa.column(c) for c in ("id", "tenant_id", "workflow_id", "status")),
+            sa.column("version", sa.Integer),
+            sa.column("steps", sa.Integer),
+            sa.column("tokens", sa.Integer),
+            sa.column("inputs", gwt.JSONType),
+            sa.column("node_timings", gwt.JSONType),
+            sa.column("cost", gwt.Money()),
+            sa.column("started_at", gwt.UTCDateTime()),
+        )
+        async with db.session() as s:
+            tenant, _ = await bootstrap(s, "default")
+            await s.execute(
+                wf.insert().values(
+                    id="wf_1",
+                    tenant_id=tenant.id,
+                    slug="w",
+                    name="w",
+                    owner_id="p",
+                    latest_version=1,
+                    created_at=started,
+                    updated_at=started,
+                )
+            )
+            for rid, status in (("run_old", "running"), ("run_done", "succeeded")):
+                await s.execute(
+                    run.insert().values(
+                        id=rid,
+                        tenant_id=tenant.id,
+                        workflow_id="wf_1",
+                        status=status,
+                        version=1,
+                        steps=0,
+                        tokens=0,
+                        inputs={},
+                        node_timings=[],
+                        cost=0,
+                        started_at=started,
+                    )
+                )
+        await db.upgrade()
+        async with db.session() as s:
+            assert await leases.expired(s, utcnow()) == ["run_old"]
+            assert await leases.interrupt(s, "run_old", utcnow())
+        async with db.session() as s:
+            status = dict((await s.execute(sa.text("SELECT id, status FROM workflow_runs"))).all())
+        assert status == {"run_old": "failed", "run_done": "succeeded"}
     finally:
         await db.dispose()

@@ -9,14 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from gasworks.llm.guardrails import Guardrails
 from gasworks.llm.guardrails_runtime import SERVICE
 from gasworks.llm.runtime import get_gateway
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
 from gasworks.wiring import build_runtime
+from gasworks.yamlsafe import dump_yaml
 from tests.guardrails.fakes import FakeClock
 
 #: per 1k tokens
@@ -42,9 +41,10 @@ def model_entries(primary_url: str, backup_url: str) -> list[dict[str, Any]]:
 
 
 def gateway_settings(home: Path, db_url: str, primary_url: str, backup_url: str) -> Settings:
-    home.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True, mode=0o700)  # private, as gasworks makes it
     path = home / "models.yaml"
-    path.write_text(yaml.safe_dump({"models": model_entries(primary_url, backup_url)}))
+    path.write_text(dump_yaml({"models": model_entries(primary_url, backup_url)}))
+    path.chmod(0o600)
     os.environ["GW_FAKE_PROVIDER_KEY"] = "sk-fake-not-real"
     return Settings(
         home=home,

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 import uvicorn
-import yaml
 
 from gasworks.testing import FakeAnthropic, FakeBedrock, FakeOpenAI
+from gasworks.yamlsafe import dump_yaml
 
 
 @pytest.fixture
@@ -48,7 +48,7 @@ def _provider_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def models_file(tmp_path: Path, entries: list[dict[str, Any]]) -> Path:
     path = tmp_path / "models.yaml"
-    path.write_text(yaml.safe_dump({"models": entries}))
+    path.write_text(dump_yaml({"models": entries}))
     return path
 
 

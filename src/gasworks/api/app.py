@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
 from opentelemetry.trace import TracerProvider
 
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
+from gasworks.api.browser_auth import BrowserAuth
 from gasworks.api.errors import ErrorRenderer, install_error_handlers
 from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
@@ -43,6 +48,23 @@ ROUTERS: list[APIRouter] = [
 
 
 _frozen = False
+
+
+async def swagger_ui(request: Request) -> HTMLResponse:
+    """The API docs (Swagger UI). From a signed-in browser, its requests carry the session's
+    CSRF token, so "Try it out" works with the session cookie, writes included."""
+    page = get_swagger_ui_html(openapi_url="/openapi.json", title="gasworks API")
+    html = bytes(page.body).decode()
+    browser: BrowserAuth = request.app.state.browser_auth
+    found = await browser.resume(request)
+    if found is not None:
+        token = json.dumps(found.csrf_token)
+        html = html.replace(
+            "const ui = SwaggerUIBundle({",
+            "const ui = SwaggerUIBundle({\n    requestInterceptor: (r) => "
+            f"{{ r.headers['X-CSRF-Token'] = {token}; return r; }},",
+        )
+    return HTMLResponse(html)
 
 
 def freeze_startup_objects() -> None:
@@ -87,6 +109,7 @@ def create_app(
         version=__version__,
         description="Models, prompts and workflows as infrastructure, for many tenants.",
         lifespan=lifespan,
+        docs_url=None,  # swagger_ui below: with a signed-in browser's CSRF token
         **native_telemetry_off(),
     )
     app.state.runtime = rt
@@ -102,6 +125,13 @@ def create_app(
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)
+    # signed-in browsers (the console): a session cookie instead of a key (api/browser_auth.py)
+    app.state.browser_auth = BrowserAuth(
+        rt.db,
+        lifetime=timedelta(hours=settings.console_session_hours),
+        idle=timedelta(minutes=settings.console_idle_minutes),
+    )
+    app.add_api_route("/docs", swagger_ui, include_in_schema=False)
     # the gateway's hot route, in front of the router (inside the request id, logging,
     # metrics and tracing middleware below)
     app.add_middleware(ChatCompletionsFastPath)

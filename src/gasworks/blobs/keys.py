@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gasworks.errors import BlobKeyUnknown, ConfigurationError
+from gasworks.home import private_dirs
 from gasworks.settings import Settings
 
 KEY_BYTES = 32
@@ -78,7 +79,7 @@ def keys_dir(settings: Settings) -> Path:
 
 def _write_new(path: Path, key: bytes) -> bool:
     """Create ``path`` (0600) holding ``key``; False when another process created it first."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    private_dirs(path.parent)
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gasworks.blobs.types import check_key
 from gasworks.errors import BlobNotFound, BlobStoreUnavailable
+from gasworks.home import private_dirs
 
 
 class LocalFolderStore:
@@ -25,7 +26,7 @@ class LocalFolderStore:
         return self.root.joinpath(*check_key(key).split("/"))
 
     def _put(self, path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:

@@ -93,7 +93,7 @@ def serve(
         console.print(
             f"gasworks {__version__} on [bold]{url}[/] "
             f"({dialect}, {n} worker{'s' if n > 1 else ''}); "
-            "docs at /docs, GraphQL at /graphql"
+            "console at /console, docs at /docs, GraphQL at /graphql"
         )
         if not initialized:
             console.print(
@@ -103,7 +103,7 @@ def serve(
             )
     asyncio.set_event_loop(None)
     uvicorn.run(
-        "gasworks.api.app:create_app",
+        "gasworks.console.app:create_web_app",  # the API with the console on top
         factory=True,
         host=bind_host,
         port=bind_port,

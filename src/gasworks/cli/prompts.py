@@ -101,13 +101,17 @@ async def _expected(
 def load_prompt_file(path: Path) -> tuple[str, PromptContent, str, dict[str, Any]]:
     """``.yaml``/``.yml``/``.json``: ``{name, system|user|messages, parameters, message,
     model, workflow}``; any other file: its whole text is the system template."""
-    import yaml
-
     from gasworks.prompts.content import PromptContent
+    from gasworks.yamlsafe import DataParseError, load_data
 
     text = path.read_text(encoding="utf-8")
     if path.suffix in {".yaml", ".yml", ".json"}:
-        data = yaml.safe_load(text) if path.suffix != ".json" else json.loads(text)
+        try:
+            data = load_data(text, json_only=path.suffix == ".json")
+        except DataParseError as exc:
+            raise ValidationFailed(
+                f"{path} does not parse: {exc.reason}", details={"file": str(path)}
+            ) from None
         if not isinstance(data, dict):
             raise ValidationFailed(f"{path} must hold a mapping.", details={"file": str(path)})
         meta = {k: data.pop(k) for k in ("name", "message", "model", "workflow") if k in data}
@@ -363,7 +367,7 @@ def versions_cmd(
 @prompts_app.command("show")
 def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
     """One version with its content (hash verified)."""
-    import yaml
+    from gasworks.yamlsafe import dump_yaml
 
     async def body(svc: PromptService, ctx: TenantContext) -> Any:
         return await svc.get_version(ctx, version_id)
@@ -373,7 +377,7 @@ def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False
         emit_json(v)
         return
     console.print(f"[bold]{v.name} v{v.number}[/] {v.id} sha256 {v.content_hash}")
-    console.print(yaml.safe_dump(v.content.canonical_dict(), sort_keys=False, allow_unicode=True))
+    console.print(dump_yaml(v.content.canonical_dict()))
 
 
 @prompts_app.command("archive")

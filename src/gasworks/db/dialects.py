@@ -22,6 +22,8 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import SingletonThreadPool
 
+from gasworks.home import private_file
+
 #: execution option marking a connection's transactions as read-only (see Database.read_session)
 READ_ONLY_OPTION = "gasworks_read_only"
 
@@ -109,7 +111,8 @@ class SQLiteOps:
 
     def on_engine(self, engine: AsyncEngine) -> None:
         if self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0600 before SQLite opens it: its -wal and -shm files take the same mode
+            private_file(self.path)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _connect(dbapi_conn: Any, _: Any) -> None:
@@ -148,7 +151,8 @@ class SQLiteOps:
             yield
             return
         lock_path = self.path.with_suffix(self.path.suffix + ".migrate.lock")
-        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        private_file(lock_path)
+        fd = os.open(lock_path, os.O_RDWR)
         try:
             await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
             yield

@@ -10,14 +10,13 @@ The secrets file (``GASWORKS_SECRETS_FILE``) is a YAML/JSON mapping or a dotenv-
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
-import yaml
 from pydantic import SecretStr
 
 from gasworks.errors import ConfigurationError
+from gasworks.yamlsafe import DataParseError, load_data
 
 
 class Credentials:
@@ -46,10 +45,14 @@ def _read_secrets_file(path: Path) -> dict[str, SecretStr]:
             details={"file": str(path)},
         ) from exc
     data: object
-    if path.suffix == ".json":
-        data = json.loads(text)
-    elif path.suffix in (".yaml", ".yml"):
-        data = yaml.safe_load(text)
+    if path.suffix in (".json", ".yaml", ".yml"):
+        try:
+            data = load_data(text, json_only=path.suffix == ".json")
+        except DataParseError as exc:
+            raise ConfigurationError(
+                f"GASWORKS_SECRETS_FILE {path} does not parse: {exc.reason}",
+                details={"file": str(path)},
+            ) from None
     else:
         pairs: dict[str, str] = {}
         for line in text.splitlines():

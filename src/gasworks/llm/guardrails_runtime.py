@@ -34,6 +34,15 @@ def guardrails_admin(rt: Runtime) -> GuardrailsAdmin:
     return GuardrailsAdmin(get_guardrails(rt), get_registry(rt))
 
 
+async def flush_ledger(rt: Runtime) -> None:
+    """Write this process's queued ledger rows and settlements now, so that a read that
+    follows (usage, budgets) includes every call this process has finished (the console's
+    pages, which compose several reads; other adapters go through ``GuardrailsAdmin``)."""
+    svc = rt.services.get(SERVICE)
+    if isinstance(svc, Guardrails):
+        await svc.ledger.flush()
+
+
 def attach(rt: Runtime, guardrails: Guardrails) -> bool:
     """Register the guardrails as a call hook of the model gateway, when there is one."""
     models: ModelServices | None = rt.services.get(MODELS)

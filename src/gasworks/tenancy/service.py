@@ -266,7 +266,12 @@ async def verify_key(session: AsyncSession, plaintext: str) -> VerifiedKey | Non
         return None
     if key.expires_at is not None and key.expires_at <= utcnow():
         return None
-    ctx = TenantContext(
+    return VerifiedKey(ctx=key_context(key, principal, tenant_name), expires_at=key.expires_at)
+
+
+def key_context(key: ApiKeyRow, principal: PrincipalRow, tenant_name: str) -> TenantContext:
+    """The context a key acts with (its principal's role, in its tenant)."""
+    return TenantContext(
         tenant_id=key.tenant_id,
         principal_id=principal.id,
         role=Role(principal.role),
@@ -274,7 +279,6 @@ async def verify_key(session: AsyncSession, plaintext: str) -> VerifiedKey | Non
         api_key_id=key.id,
         tenant_name=tenant_name,
     )
-    return VerifiedKey(ctx=ctx, expires_at=key.expires_at)
 
 
 async def authenticate(session: AsyncSession, plaintext: str) -> TenantContext | None:

@@ -51,3 +51,21 @@ class ApiKeyRow(Base):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+
+class BrowserSessionRow(Base):
+    """A signed-in browser (the web console): an API key exchanged for a cookie.
+
+    The cookie's value is never stored: ``id`` is its SHA-256. Each request re-checks the key
+    the session was opened with (revoked or expired key = signed out).
+    """
+
+    __tablename__ = "browser_sessions"
+    __table_args__ = (Index("ix_browser_sessions_api_key", "api_key_id"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    api_key_id: Mapped[str] = mapped_column(ForeignKey("api_keys.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -68,6 +68,8 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         flush_interval=s.workflow_event_flush_seconds,
         access_ttl=s.workflow_access_cache_seconds,
         nodes=default_registry(),
+        lease_ttl=s.workflow_run_lease_seconds,
+        sweep_interval=s.workflow_run_sweep_seconds,
     )
     runtime.services[SERVICE] = eng
     return eng
@@ -79,7 +81,7 @@ class WorkflowsDomain:
     name = SERVICE
 
     async def start(self, rt: Runtime) -> None:
-        _build(rt)
+        _build(rt).start_maintenance()  # run leases: heartbeat and sweep (workflows/leases.py)
 
     async def stop(self, rt: Runtime) -> None:
         eng = rt.services.pop(SERVICE, None)

@@ -6,14 +6,13 @@ checked by :mod:`gasworks.workflows.validator`, which reports every problem at o
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
 from gasworks.errors import WorkflowInvalid
+from gasworks.yamlsafe import DataParseError, load_data
 
 START = "START"
 END = "END"
@@ -75,14 +74,16 @@ def parse_document(text: str | bytes, *, filename: str | None = None) -> dict[st
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     try:
-        if filename is not None and filename.endswith(".json"):
-            data = json.loads(text)
-        else:
-            data = yaml.safe_load(text)  # YAML is a superset of JSON
-    except (ValueError, yaml.YAMLError) as exc:
+        data = load_data(text, json_only=filename is not None and filename.endswith(".json"))
+    except DataParseError as exc:
+        if exc.alias:
+            raise WorkflowInvalid(
+                "YAML anchors and aliases are not accepted in a workflow: write each value out.",
+                details={"issues": [_issue("YAML_ALIAS", "", exc.reason)]},
+            ) from None
         raise WorkflowInvalid(
             "The workflow is neither valid JSON nor valid YAML.",
-            details={"issues": [_issue("PARSE_ERROR", "", str(exc).splitlines()[0])]},
+            details={"issues": [_issue("PARSE_ERROR", "", exc.reason)]},
         ) from None
     if not isinstance(data, dict):
         raise WorkflowInvalid(

@@ -23,12 +23,13 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.background import PeriodicTask
 from gasworks.db.paging import Page
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict
+from gasworks.errors import Conflict, RunInterrupted
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import TenantContext
-from gasworks.workflows import service
+from gasworks.workflows import leases, service
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.metrics import FAILURES, count_run
@@ -74,6 +75,9 @@ class RunRecord:
     started_at: datetime
     duration_ms: float | None = None
     finished_at: datetime | None = None
+    #: set while a run written early is running: the engine that owns its lease
+    owner_id: str | None = None
+    lease_expires_at: datetime | None = None
 
     def to_row(self) -> WorkflowRunRow:
         return WorkflowRunRow(**{f: getattr(self, f) for f in _RUN_FIELDS})
@@ -136,11 +140,21 @@ class WorkflowEngine:
         cache_size: int = 256,
         flush_interval: float = 0.5,
         access_ttl: float = 0.0,
+        lease_ttl: float = 30.0,
+        sweep_interval: float = 10.0,
         nodes: NodeRegistry | None = None,
     ) -> None:
         self.db = db
         #: the node types this engine compiles graphs with (built by the workflows domain)
         self.nodes = nodes if nodes is not None else default_registry()
+        #: this engine's id on the runs it writes early (their lease owner)
+        self.owner_id = new_id("own")
+        self.lease_ttl = lease_ttl
+        self.sweep_interval = sweep_interval
+        #: runs of this engine written early and not yet finished in the database
+        self._leased: set[str] = set()
+        self._last_renew = self._last_sweep = 0.0
+        self._maintenance: PeriodicTask | None = None
         self._ports = ports
         self.persist = persist
         self.flush_interval = flush_interval
@@ -292,9 +306,12 @@ class WorkflowEngine:
             )
         if self.writer is not None and body.stream:
             # the row exists early so a client can resume from another server process
+            # the row carries this engine's lease (see workflows/leases.py), dated at write time
+            row.owner_id = self.owner_id
             first = replace(row)  # a snapshot; ORM rows are built inside each write attempt
-            self.writer.submit(lambda s: service.insert_run(s, first.to_row()))
+            self.writer.submit(lambda s: service.insert_run(s, self._leased_row(first)))
             live.persisted = True
+            self._leased.add(run_id)
         self._live[run_id] = live
         body_coro = self._run(live, graph, wf, row, rc, state, conv_key, lock)
         if inline:
@@ -365,6 +382,8 @@ class WorkflowEngine:
                 self._remember_conversation(conv_key, conv)
             if self.writer is not None:
                 fut = self.writer.submit(self._final_write(live, row, rc, outcome))
+                if live.persisted:  # renewed until its final state is written
+                    fut.add_done_callback(functools.partial(self._final_written, live))
                 if lock is not None:
                     self._conv_pending[conv_key] = fut
                     fut.add_done_callback(functools.partial(self._forget_pending, conv_key))
@@ -378,6 +397,56 @@ class WorkflowEngine:
             if live.task in self._tasks:
                 return  # the run's own task: the cancellation ends here, recorded
             raise asyncio.CancelledError  # the caller's task was cancelled: keep it cancelled
+
+    def _final_written(self, live: LiveRun, fut: asyncio.Future[None]) -> None:
+        self._leased.discard(live.run_id)
+        if not fut.cancelled() and isinstance(fut.exception(), RunInterrupted):
+            # swept while cut off: the database's interrupted run is the truth, not our result
+            self._live.pop(live.run_id, None)
+
+    def _leased_row(self, rec: RunRecord) -> WorkflowRunRow:
+        row = rec.to_row()
+        row.lease_expires_at = leases.deadline(self.lease_ttl)
+        return row
+
+    # --- leases: heartbeat of this engine's runs, sweep of runs whose owner died ----------
+
+    def start_maintenance(self) -> None:
+        """Renew this engine's run leases and sweep expired ones in the background."""
+        if self.writer is None or self._maintenance is not None:
+            return
+        every = min(self.lease_ttl / 3, self.sweep_interval)
+        self._maintenance = PeriodicTask("workflow-run-leases", self.maintain, every)
+        self._maintenance.start()
+
+    async def maintain(self) -> None:
+        """One round: renew when due and this engine has running runs; sweep when due."""
+        now = time.monotonic()
+        if self._leased and now - self._last_renew >= self.lease_ttl / 3:
+            self._last_renew = now
+            try:
+                async with self.db.session() as s:
+                    await leases.renew(s, self.owner_id, self.lease_ttl)
+            except Exception:
+                log.exception("workflow.lease_renew_failed", owner=self.owner_id)
+        if now - self._last_sweep >= self.sweep_interval:
+            self._last_sweep = now
+            await self.sweep()
+
+    async def sweep(self) -> int:
+        """Mark runs whose lease expired ``RUN_INTERRUPTED`` (at most one batch); returns how
+        many. Idle cost: one indexed query returning nothing."""
+        now = utcnow()
+        async with self.db.read_session() as s:  # no write lock while nothing expired
+            ids = await leases.expired(s, now)
+        done = 0
+        for run_id in ids:
+            try:
+                async with self.db.session() as s:
+                    done += await leases.interrupt(s, run_id, now)
+            except Exception:  # e.g. its owner was only partitioned and wrote an event: retry
+                log.exception("workflow.interrupt_failed", run_id=run_id)
+        return done
 
     def _final_write(
         self, live: LiveRun, row: RunRecord, rc: RunContext, outcome: RunOutcome
@@ -555,6 +624,11 @@ class WorkflowEngine:
             async with self.db.session() as s:
                 out = await service.get_run(s, ctx, run_id)
             if out.status == "running":
+                async with self.db.session() as s:  # its owner is gone: close it now
+                    closed = await leases.interrupt(s, run_id, utcnow(), ctx.tenant_id)
+                if closed:
+                    async with self.db.session() as s:
+                        return await service.get_run(s, ctx, run_id)
                 raise Conflict(
                     "The run is executing in another server process; cancel it there.",
                     details={"id": run_id},
@@ -568,7 +642,13 @@ class WorkflowEngine:
         assert live.result is not None
         return live.result
 
+    async def stop_maintenance(self) -> None:
+        if self._maintenance is not None:
+            await self._maintenance.stop()
+            self._maintenance = None
+
     async def close(self) -> None:
+        await self.stop_maintenance()
         for t in list(self._tasks):
             t.cancel()
         for t in list(self._tasks):

@@ -21,6 +21,7 @@ from gasworks.db.types import new_id, utcnow
 from gasworks.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from gasworks.modeltypes import Message
 from gasworks.tenancy.context import Role, TenantContext
+from gasworks.workflows import leases
 from gasworks.workflows.ports import ConversationData
 from gasworks.workflows.schemas import (
     ConversationOut,
@@ -367,21 +368,22 @@ async def finish_run(
     events: list[tuple[int, str, dict[str, Any]]],
 ) -> None:
     """Write a finished run, its not-yet-written events — one batch, one transaction."""
-    if exists:
-        await session.execute(
-            update(WorkflowRunRow)
-            .where(WorkflowRunRow.id == run.id, WorkflowRunRow.tenant_id == run.tenant_id)
-            .values(
-                status=run.status,
-                output=run.output,
-                error=run.error,
-                node_timings=run.node_timings,
-                steps=run.steps,
-                tokens=run.tokens,
-                cost=run.cost,
-                duration_ms=run.duration_ms,
-                finished_at=run.finished_at,
-            )
+    if exists:  # refused (RUN_INTERRUPTED) when a sweeper closed it after its lease lapsed
+        await leases.finish_guard(
+            session,
+            run.id,
+            run.tenant_id,
+            {
+                "status": run.status,
+                "output": run.output,
+                "error": run.error,
+                "node_timings": run.node_timings,
+                "steps": run.steps,
+                "tokens": run.tokens,
+                "cost": run.cost,
+                "duration_ms": run.duration_ms,
+                "finished_at": run.finished_at,
+            },
         )
     else:
         session.add(run)  # flushed with the batch at commit

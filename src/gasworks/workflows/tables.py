@@ -70,6 +70,7 @@ class WorkflowRunRow(Base):
     __tablename__ = "workflow_runs"
     __table_args__ = (
         Index("ix_workflow_runs_tenant_workflow", "tenant_id", "workflow_id", "started_at"),
+        Index("ix_workflow_runs_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -89,6 +90,10 @@ class WorkflowRunRow(Base):
     duration_ms: Mapped[float | None] = mapped_column(Float, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the process executing the run (its engine's owner id) while the run is ``running``
+    owner_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
+    #: renewed by the owner's heartbeat; once past, the sweeper marks the run RUN_INTERRUPTED
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
 
 
 class WorkflowRunEventRow(Base):

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+
 import strawberry
+from fastapi import Request
+from fastapi.responses import HTMLResponse
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
+from gasworks.api.browser_auth import BrowserAuth
 from gasworks.api.graphql.context import GqlContext, get_gql_context
+from gasworks.api.graphql.csrf import CookieCsrf
 from gasworks.api.graphql.errors import ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
@@ -43,13 +49,28 @@ def build_schema(max_depth: int) -> strawberry.Schema:
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+            CookieCsrf,
             ErrorCodes,
         ],
     )
 
 
+class BrowserGraphQLRouter(GraphQLRouter[GqlContext, None]):
+    """GraphiQL for a signed-in browser: the page sends the session's CSRF token with every
+    request (the cookie authenticates; the token lets mutations through)."""
+
+    async def render_graphql_ide(self, request: Request) -> HTMLResponse:
+        html = self.graphql_ide_html
+        browser: BrowserAuth | None = getattr(request.app.state, "browser_auth", None)
+        found = await browser.resume(request) if browser is not None else None
+        if found is not None:
+            headers = json.dumps({"X-CSRF-Token": found.csrf_token})
+            html = html.replace("const defaultHeaders = {};", f"const defaultHeaders = {headers};")
+        return HTMLResponse(html)
+
+
 def graphql_router(settings: Settings) -> GraphQLRouter[GqlContext, None]:
-    return GraphQLRouter(
+    return BrowserGraphQLRouter(
         build_schema(settings.graphql_max_depth),
         context_getter=get_gql_context,
         graphql_ide="graphiql",

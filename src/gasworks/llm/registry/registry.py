@@ -29,6 +29,7 @@ from gasworks.errors import ConfigurationError, ModelNotFound
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modelcard import ModelEntry, ProviderName
 from gasworks.observability.logging import get_logger
+from gasworks.yamlsafe import first_line, load_yaml
 
 #: Bedrock cross-region inference-profile prefixes (``us.anthropic.claude-…``).
 PROFILE_PREFIXES = frozenset({"us", "eu", "apac", "global", "us-gov", "jp", "au", "ca"})
@@ -39,10 +40,10 @@ log = get_logger("gasworks.llm.registry")
 def load_yaml_entries(text: str, source: str) -> list[dict[str, Any]]:
     """The raw entries of a models YAML document (``models: [...]`` or a bare list)."""
     try:
-        doc = yaml.safe_load(text)
+        doc = load_yaml(text)
     except yaml.YAMLError as exc:
         raise ConfigurationError(
-            f"Models file {source} is not valid YAML: {exc}", details={"file": source}
+            f"Models file {source} is not valid YAML: {first_line(exc)}", details={"file": source}
         ) from exc
     items = doc.get("models") if isinstance(doc, dict) else doc
     if items is None:

@@ -1,0 +1,85 @@
+"""Overview: health, today's and this month's traffic and spend, open breakers, dead letters."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import HTMLResponse
+
+from gasworks.console.charts import day_series, time_series
+from gasworks.console.web import CallerDep, ConsoleRoute, render
+from gasworks.db.paging import Page
+from gasworks.llm import ledger
+from gasworks.llm.breaker import admin as breakers
+from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
+from gasworks.llm.ledger import GroupBy
+from gasworks.llm.runtime import get_registry
+from gasworks.prompts.service import prompt_service
+
+router = APIRouter(route_class=ConsoleRoute)
+
+HEALTHY = {"closed", "disabled"}
+
+
+def _percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    s = sorted(values)
+    return s[min(len(s) - 1, int(p * len(s)))]
+
+
+@router.get("", response_class=HTMLResponse)
+async def overview(c: CallerDep) -> HTMLResponse:
+    ctx, rt = c.ctx, c.runtime
+    today = datetime.now(UTC).date()
+    month_start = date(today.year, today.month, 1)
+    await flush_ledger(rt)
+    db_ok = await rt.db.ping()
+    registry = get_registry(rt)
+    entries = registry.entries(include_disabled=True)
+    states = await breakers.list_breakers(get_guardrails(rt).breakers, ctx, [e.id for e in entries])
+    provider_of = {e.id: e.provider.value for e in entries}
+    providers: dict[str, dict[str, Any]] = {}
+    for b in states:
+        prov = provider_of.get(b.breaker.split("@", 1)[0], "?")
+        p = providers.setdefault(prov, {"name": prov, "models": 0, "open": 0})
+        p["models"] += 1
+        p["open"] += b.state.value not in HEALTHY
+    async with rt.db.session() as s:
+        month = await ledger.usage(s, ctx, group_by=[GroupBy.DAY], since=month_start)
+        calls = await ledger.list_calls(s, ctx, limit=500)
+    day = next((r for r in month.rows if r.group.get("day") == today.isoformat()), None)
+    todays = [cl for cl in calls if cl.created_at.date() == today]
+    dead = await prompt_service(rt).dead_letters(ctx, "pending", Page(500, 0))
+    return render(
+        c,
+        "overview.html",
+        active="overview",
+        title="Overview",
+        db_ok=db_ok,
+        dialect=rt.db.dialect.name,
+        providers=sorted(providers.values(), key=lambda p: p["name"]),
+        open_breakers=[b for b in states if b.state.value not in HEALTHY],
+        today=day,
+        day=today.isoformat(),
+        month=month.total,
+        p50=_percentile([cl.latency_ms for cl in todays], 0.5),
+        p95=_percentile([cl.latency_ms for cl in todays], 0.95),
+        dead_letters=len(dead),
+        calls_chart=day_series(
+            month_start,
+            today,
+            month.rows,
+            [("Calls", lambda r: r.calls), ("Errors", lambda r: r.failed_calls)],
+        ),
+        cost_chart=day_series(
+            month_start, today, month.rows, [("Spend", lambda r: float(r.cost or Decimal(0)))]
+        ),
+        latency_chart=time_series(
+            [cl.created_at for cl in reversed(calls[:200])],
+            [("Latency ms", [cl.latency_ms for cl in reversed(calls[:200])])],
+        ),
+    )
