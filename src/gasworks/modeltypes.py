@@ -7,12 +7,17 @@ gateway and workflow nodes all speak these types.
 
 from __future__ import annotations
 
+import base64
+import sys
+from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal
 
 Role = Literal["system", "user", "assistant", "tool"]
+EmbedPurpose = Literal["document", "query"]
 
 
 class FinishReason(StrEnum):
@@ -122,3 +127,83 @@ class StreamChunk:
     notes: dict[str, Any] | None = None
     #: on the first and the last chunk from the gateway: the answering model is the demo model
     demo: bool = False
+
+
+# --- embeddings -----------------------------------------------------------------------------
+# Shared by the gateway (``Gateway.embed``), the retrieval contract (``gasworks.retrieval.types``
+# re-exports them), the ``/v1/embeddings`` route and the SDK.
+
+
+@dataclass(slots=True, frozen=True)
+class Space:
+    """One vector space: an embedding model at one dimension."""
+
+    model: str
+    dimensions: int
+
+    @property
+    def key(self) -> str:
+        """A stable, filesystem- and SQL-safe name for the space."""
+        safe = "".join(c if c.isalnum() else "_" for c in self.model)
+        return f"{safe}_{self.dimensions}"
+
+
+@dataclass(slots=True)
+class EmbedRequest:
+    #: registry id; ``None`` means the deployment's default embedding model
+    model: str | None
+    inputs: list[str]
+    #: reduced dimensions where the model supports it (text-embedding-3, Titan v2)
+    dimensions: int | None = None
+    #: some models embed queries and passages differently
+    purpose: EmbedPurpose = "document"
+    #: the most this one call may cost (COST_LIMIT_EXCEEDED before the call)
+    cost_limit: Decimal | None = None
+    #: what the call served, recorded on the ledger row (``{"documentId": ..}``, ``{"runId": ..}``)
+    served: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class EmbedResult:
+    model: str
+    provider: str
+    #: one vector per input, in input order, each of ``dimensions`` floats (L2-normalised
+    #: where the model's registry entry says so)
+    vectors: list[list[float]]
+    dimensions: int
+    input_tokens: int
+    cost: Decimal = Decimal(0)
+    latency_ms: float = 0.0
+
+    @property
+    def space(self) -> Space:
+        return Space(self.model, self.dimensions)
+
+
+@dataclass(slots=True)
+class EmbedBatch:
+    """One provider attempt of an embedding request: the inputs of one batch, as the hooks
+    (breakers, budgets, ledger) see it. ``tokens`` are counted before the call."""
+
+    inputs: list[str]
+    dimensions: int
+    purpose: EmbedPurpose
+    tokens: int
+    served: dict[str, str] = field(default_factory=dict)
+
+
+def decode_base64_floats(data: str) -> list[float]:
+    """An OpenAI ``encoding_format=base64`` embedding: little-endian float32s."""
+    arr = array("f")
+    arr.frombytes(base64.b64decode(data, validate=True))
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        arr.byteswap()
+    return arr.tolist()
+
+
+def encode_base64_floats(vector: Sequence[float]) -> str:
+    """The inverse of ``decode_base64_floats`` (what ``/v1/embeddings`` sends)."""
+    arr = array("f", vector)
+    if sys.byteorder != "little":  # pragma: no cover - big-endian hosts
+        arr.byteswap()
+    return base64.b64encode(arr.tobytes()).decode("ascii")

@@ -181,6 +181,19 @@ class Settings(BaseSettings):
     # --- models and providers (llm/) -----------------------------------------------------
     models_file: Path | None = Field(default=None, description="YAML file of extra models.")
     default_model: str = Field(default="demo", description="Model used when none is given.")
+    embedding_model: str = Field(
+        default="local/all-minilm-l6-v2",
+        description="Embedding model used when none is given (documents, search, "
+        "/v1/embeddings without a model). Changing it means re-embedding: see "
+        "docs/operations.md.",
+    )
+    local_embedding_threads: int = Field(
+        default=0,
+        ge=0,
+        le=256,
+        description="CPU threads of the local embedding model (0: onnxruntime's default, one "
+        "per core).",
+    )
     models_refresh_seconds: float = Field(
         default=15.0,
         ge=0,

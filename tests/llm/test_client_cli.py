@@ -141,3 +141,16 @@ def test_cli_through_a_server(cli_env, tmp_path, monkeypatch) -> None:
     finally:
         server.should_exit = True
         thread.join(10)
+
+
+def test_cli_embed(cli_env) -> None:
+    r = cli_env.invoke(cli_app, ["embed", "How do I reset my password?", "Invoices are due."])
+    assert r.exit_code == 0, r.output
+    assert "(384 floats)" in r.stdout and "local/all-minilm-l6-v2 · 384 dims" in r.stdout
+    r = cli_env.invoke(cli_app, ["embed", "--json", "-"], input="first line\n\nsecond line\n")
+    out = json.loads(r.stdout)
+    assert out["dimensions"] == 384 and len(out["vectors"]) == 2 and out["cost"] == "0"
+    r = cli_env.invoke(cli_app, ["embed", "--json", "--dimensions", "12", "x"])
+    assert r.exit_code == 1
+    err = json.loads(r.stdout)["error"]
+    assert err["code"] == "VALIDATION_FAILED" and "384" in err["message"]

@@ -20,7 +20,7 @@ def registry(**kw: object) -> ModelRegistry:
 def test_catalog_has_every_provider_and_exact_prices() -> None:
     entries = catalog_entries()
     providers = {e.provider.value for e in entries}
-    assert providers == {"demo", "openai", "anthropic", "bedrock"}
+    assert providers == {"demo", "openai", "anthropic", "bedrock", "local"}
     assert any(e.capabilities.embeddings and e.id.startswith("bedrock/titan") for e in entries)
     assert any(e.capabilities.embeddings and "cohere" in e.id for e in entries)
     gpt4o = next(e for e in entries if e.id == "gpt-4o")

@@ -15,8 +15,18 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from gasworks.errors import GasworksError
-from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.errors import GasworksError, ValidationFailed
+from gasworks.modeltypes import (
+    ChatRequest,
+    ChatResult,
+    EmbedRequest,
+    EmbedResult,
+    FinishReason,
+    Message,
+    StreamChunk,
+    Usage,
+    encode_base64_floats,
+)
 
 _ROLE_MAP = {"developer": "system"}
 #: OpenAI parameters passed through to providers untouched (where they understand them)
@@ -119,6 +129,66 @@ class ChatCompletionRequest(BaseModel):
             truncate=self.truncate,
             extra=extra,
         )
+
+
+#: inputs per /v1/embeddings request (OpenAI's own limit); the gateway batches below it
+MAX_EMBEDDING_INPUTS = 2048
+
+
+class EmbeddingsRequest(BaseModel):
+    """OpenAI's ``POST /v1/embeddings`` body. Token-id inputs are refused (gasworks embeds
+    text: a token array means nothing to a model of another tokenizer)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    input: str | list[str] | list[int] | list[list[int]]
+    model: str | None = Field(default=None, max_length=300)
+    dimensions: int | None = Field(default=None, ge=1)
+    encoding_format: Literal["float", "base64"] = "float"
+    user: str | None = None
+    #: gasworks extensions (send with the openai client's ``extra_body``)
+    purpose: Literal["document", "query"] = "document"
+    cost_limit: Decimal | None = Field(default=None, ge=0)
+
+    def to_embed_request(self) -> EmbedRequest:
+        inputs = [self.input] if isinstance(self.input, str) else self.input
+        if any(not isinstance(i, str) for i in inputs):
+            raise ValidationFailed(
+                "input must be a string or a list of strings; token arrays are not supported.",
+                details={"param": "input"},
+            )
+        texts: list[str] = [i for i in inputs if isinstance(i, str)]
+        if len(texts) > MAX_EMBEDDING_INPUTS:
+            raise ValidationFailed(
+                f"input has {len(texts)} items; at most {MAX_EMBEDDING_INPUTS} per request.",
+                details={"param": "input", "limit": MAX_EMBEDDING_INPUTS},
+            )
+        return EmbedRequest(
+            model=self.model or None,
+            inputs=texts,
+            dimensions=self.dimensions,
+            purpose=self.purpose,
+            cost_limit=self.cost_limit,
+        )
+
+
+def render_embeddings(result: EmbedResult, encoding: str) -> dict[str, Any]:
+    """An ``EmbedResult`` in OpenAI's list shape (``base64``: little-endian float32s)."""
+    encode = encode_base64_floats if encoding == "base64" else None
+    return {
+        "object": "list",
+        "data": [
+            {"object": "embedding", "index": i, "embedding": encode(v) if encode else v}
+            for i, v in enumerate(result.vectors)
+        ],
+        "model": result.model,
+        "usage": {"prompt_tokens": result.input_tokens, "total_tokens": result.input_tokens},
+        "gasworks": {
+            "provider": result.provider,
+            "cost": str(result.cost),
+            "dimensions": result.dimensions,
+        },
+    }
 
 
 def completion_id() -> str:
@@ -255,6 +325,8 @@ def error_body(exc: GasworksError) -> dict[str, Any]:
         path = str(errors[0].get("path") or "") if errors else ""
         # OpenAI names the body field itself ("messages"), not its location ("body.messages")
         param = path.removeprefix("body.") or None
+    if param is None and exc.code == "VALIDATION_FAILED" and "field" in exc.details:
+        param = str(exc.details["field"])
     if param is None and exc.code == "MODEL_NOT_FOUND":
         param = "model"
     return {

@@ -6,6 +6,7 @@
         print(gw.chat("Hello", model="demo").text)
         for chunk in gw.stream("Tell me a story"):
             print(chunk.delta, end="", flush=True)
+        vectors = gw.embed(["first passage", "second passage"]).vectors
 
 Errors raise the ``gasworks.errors`` classes (``ModelNotFound``, ``ProviderTimeout``, ...).
 """

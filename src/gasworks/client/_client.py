@@ -1,4 +1,4 @@
-"""The gasworks Python SDK: chat, stream and models, sync (``Gasworks``) and async
+"""The gasworks Python SDK: chat, stream, embed and models, sync (``Gasworks``) and async
 (``AsyncGasworks``), over httpx. Errors raise the same exception classes as the server uses
 (``gasworks.errors``), chosen by the stable error code.
 """
@@ -6,16 +6,24 @@
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
 from typing import Any
 
 import httpx
 
-from gasworks.client._wire import MessagesArg, SSEDecoder, chat_body, parse_completion, to_error
+from gasworks.client._wire import (
+    MessagesArg,
+    SSEDecoder,
+    chat_body,
+    embed_body,
+    parse_completion,
+    parse_embeddings,
+    to_error,
+)
 from gasworks.errors import ConfigurationError
 from gasworks.modelcard import ModelEntry
-from gasworks.modeltypes import ChatResult, StreamChunk
+from gasworks.modeltypes import ChatResult, EmbedPurpose, EmbedResult, StreamChunk
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
@@ -92,6 +100,19 @@ class Gasworks:
             for line in r.iter_lines():
                 yield from decoder.line(line)
 
+    def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        purpose: EmbedPurpose = "document",
+    ) -> EmbedResult:
+        """One vector per input (the deployment's default embedding model when no model)."""
+        r = self._http.post("/v1/embeddings", json=embed_body(inputs, model, dimensions, purpose))
+        _check(r)
+        return parse_embeddings(r.json())
+
     def models(self, *, include_disabled: bool = False) -> list[ModelEntry]:
         r = self._http.get("/api/models", params={"includeDisabled": include_disabled})
         _check(r)
@@ -163,6 +184,19 @@ class AsyncGasworks:
             async for line in r.aiter_lines():
                 for chunk in decoder.line(line):
                     yield chunk
+
+    async def embed(
+        self,
+        inputs: str | Sequence[str],
+        *,
+        model: str | None = None,
+        dimensions: int | None = None,
+        purpose: EmbedPurpose = "document",
+    ) -> EmbedResult:
+        body = embed_body(inputs, model, dimensions, purpose)
+        r = await self._http.post("/v1/embeddings", json=body)
+        _check(r)
+        return parse_embeddings(r.json())
 
     async def models(self, *, include_disabled: bool = False) -> list[ModelEntry]:
         r = await self._http.get("/api/models", params={"includeDisabled": include_disabled})

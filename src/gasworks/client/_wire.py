@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
 from gasworks import errors
-from gasworks.modeltypes import ChatResult, FinishReason, Message, StreamChunk, Usage
+from gasworks.modeltypes import (
+    ChatResult,
+    EmbedResult,
+    FinishReason,
+    Message,
+    StreamChunk,
+    Usage,
+    decode_base64_floats,
+)
 
 MessagesArg = str | list[Message] | list[dict[str, Any]]
 
@@ -120,6 +129,38 @@ def parse_completion(data: dict[str, Any]) -> ChatResult:
         cost=Decimal(meta["cost"]) if meta.get("cost") is not None else Decimal(0),
         demo=bool(meta.get("demo")),
         notes=notes,
+    )
+
+
+def embed_body(
+    inputs: str | Sequence[str], model: str | None, dimensions: int | None, purpose: str
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "input": [inputs] if isinstance(inputs, str) else list(inputs),
+        "encoding_format": "base64",  # 4 bytes a float instead of ~20 characters
+        "purpose": purpose,
+    }
+    if model is not None:
+        body["model"] = model
+    if dimensions is not None:
+        body["dimensions"] = dimensions
+    return body
+
+
+def parse_embeddings(data: dict[str, Any]) -> EmbedResult:
+    meta = data.get("gasworks") or {}
+    items = sorted(data["data"], key=lambda d: int(d["index"]))
+    vectors = [
+        decode_base64_floats(e) if isinstance(e, str) else [float(x) for x in e]
+        for e in (d["embedding"] for d in items)
+    ]
+    return EmbedResult(
+        model=data.get("model", ""),
+        provider=meta.get("provider") or "",
+        vectors=vectors,
+        dimensions=int(meta.get("dimensions") or (len(vectors[0]) if vectors else 0)),
+        input_tokens=int((data.get("usage") or {}).get("prompt_tokens") or 0),
+        cost=Decimal(meta["cost"]) if meta.get("cost") is not None else Decimal(0),
     )
 
 

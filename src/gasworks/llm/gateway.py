@@ -34,15 +34,34 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from gasworks.errors import GasworksError, ModelUnavailable, ProviderError
+from gasworks.errors import (
+    CostLimitExceeded,
+    GasworksError,
+    ModelUnavailable,
+    ProviderBadResponse,
+    ProviderError,
+    ValidationFailed,
+)
 from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
 from gasworks.llm.hooks import CANCELLED, OK, CallHooks, CallOutcome
-from gasworks.llm.metrics import MODEL_CALLS, MODEL_COST, MODEL_TOKENS
+from gasworks.llm.metrics import EMBEDDED_INPUTS, MODEL_CALLS, MODEL_COST, MODEL_TOKENS
 from gasworks.llm.providers.base import check_capabilities
+from gasworks.llm.providers.embeddings import EmbeddingProvider
 from gasworks.llm.providers.factory import ProviderSet
 from gasworks.llm.registry.registry import ModelRegistry
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.modeltypes import CallScope, ChatRequest, ChatResult, FinishReason, StreamChunk, Usage
+from gasworks.modelcard import EmbeddingSpec
+from gasworks.modeltypes import (
+    CallScope,
+    ChatRequest,
+    ChatResult,
+    EmbedBatch,
+    EmbedRequest,
+    EmbedResult,
+    FinishReason,
+    StreamChunk,
+    Usage,
+)
 from gasworks.observability.logging import get_logger
 
 T = TypeVar("T")
@@ -224,13 +243,113 @@ class Gateway:
         finally:
             await self._settle(scope, req, s, parts, ttft, status, usage, error)
 
+    async def embed(self, scope: CallScope, req: EmbedRequest) -> EmbedResult:
+        """One vector per input, in input order (``gasworks.retrieval.types.Embedder``).
+
+        The inputs are validated as a whole first (count, emptiness, length in the model's
+        tokens, dimensions, the request's cost limit): a refused request makes no call. They
+        are then sent in batches of the model's ``max_batch`` inputs / ``max_batch_tokens``
+        tokens, one after the other; each batch is one provider attempt for the hooks (breaker,
+        budget reservation, a ledger row marked ``embedding`` with ``req.served``) and is
+        retried like a chat call. Embeddings never fall back to another model: its vectors
+        would live in another space. A failed batch fails the request; batches already embedded
+        stay on the ledger (they were made and paid for).
+        """
+        model = self.registry.resolve_embedding(req.model)
+        spec = model.entry.embedding
+        assert spec is not None  # the registry schema requires it on embedding models
+        dims = _check_dimensions(model, spec, req.dimensions)
+        prefix = spec.query_prefix if req.purpose == "query" else spec.document_prefix
+        texts = [prefix + t for t in req.inputs] if prefix else req.inputs
+        provider = self.providers.embedder_for(model)
+        counts = _check_inputs(model, spec, texts, provider)
+        total = sum(counts)
+        if req.cost_limit is not None:
+            cost = model.cost(Usage(input_tokens=total))
+            if cost > req.cost_limit:
+                raise CostLimitExceeded(
+                    f"Embedding these inputs costs {cost}, over the call's cost limit of "
+                    f"{req.cost_limit}.",
+                    details={
+                        "model": model.id,
+                        "estimate": str(cost),
+                        "limit": str(req.cost_limit),
+                        "inputTokens": total,
+                    },
+                )
+        wire_dims = dims if dims != spec.dimensions else None
+        started = time.perf_counter()
+        vectors: list[list[float]] = []
+        tokens = 0
+        for lo, hi in _batches(counts, spec):
+            batch = EmbedBatch(texts[lo:hi], dims, req.purpose, sum(counts[lo:hi]), req.served)
+            part, used = await self._with_retries(
+                model,
+                functools.partial(self._embed_once, scope, model, provider, batch, wire_dims),
+            )
+            vectors.extend(part)
+            tokens += used
+        EMBEDDED_INPUTS.labels(model.id).inc(len(texts))
+        return EmbedResult(
+            model=model.id,
+            provider=model.provider,
+            vectors=vectors,
+            dimensions=dims,
+            input_tokens=tokens,
+            cost=model.cost(Usage(input_tokens=tokens)),
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+
+    async def _embed_once(
+        self,
+        scope: CallScope,
+        model: ResolvedModel,
+        provider: EmbeddingProvider,
+        batch: EmbedBatch,
+        wire_dims: int | None,
+        attempt: int,
+    ) -> tuple[list[list[float]], int]:
+        tokens = await self._before(scope, model, batch, attempt) if self.hooks else None
+        started = time.perf_counter()
+        try:
+            out = await provider.embed(
+                model, batch.inputs, wire_dims, batch.purpose, self._timeout(model)
+            )
+            _check_vectors(model, out.vectors, len(batch.inputs), batch.dimensions)
+        except GasworksError as exc:
+            _count(model, exc.code)
+            if tokens:
+                await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
+            raise
+        except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
+            if tokens:
+                await self._after(tokens, scope, model, _interrupted(exc, attempt, started))
+            raise
+        usage = Usage(
+            input_tokens=batch.tokens if out.input_tokens is None else out.input_tokens,
+            estimated=out.input_tokens is None,
+        )
+        cost = model.cost(usage)
+        _account(model, usage, cost)
+        if tokens:
+            outcome = CallOutcome(
+                status=OK,
+                usage=usage,
+                cost=cost,
+                latency_ms=(time.perf_counter() - started) * 1000,
+                estimated=usage.estimated,
+                attempt=attempt,
+            )
+            await self._after(tokens, scope, model, outcome)
+        return out.vectors, usage.input_tokens
+
     # --- one attempt ------------------------------------------------------------------------
 
     def _timeout(self, model: ResolvedModel) -> float:
         return model.entry.timeout_seconds or self.default_timeout
 
     async def _before(
-        self, scope: CallScope, model: ResolvedModel, req: ChatRequest, attempt: int
+        self, scope: CallScope, model: ResolvedModel, req: ChatRequest | EmbedBatch, attempt: int
     ) -> list[tuple[CallHooks, object]]:
         tokens: list[tuple[CallHooks, object]] = []
         try:
@@ -439,6 +558,78 @@ async def aclose_stream(agen: AsyncIterator[StreamChunk]) -> None:
             await close()
         except Exception:
             log.debug("model.stream_close_failed")
+
+
+def _check_dimensions(model: ResolvedModel, spec: EmbeddingSpec, asked: int | None) -> int:
+    if asked is None:
+        return spec.dimensions
+    if not spec.allows(asked):
+        raise ValidationFailed(
+            f"Model '{model.id}' cannot produce {asked} dimensions (it offers "
+            f"{spec.dimension_choices()}).",
+            details={"model": model.id, "field": "dimensions", "dimensions": asked},
+        )
+    return asked
+
+
+def _check_inputs(
+    model: ResolvedModel, spec: EmbeddingSpec, texts: list[str], provider: EmbeddingProvider
+) -> list[int]:
+    """Token counts of the inputs; refuses none, an empty one or one over the model's limit."""
+    if not texts:
+        raise ValidationFailed(
+            "Nothing to embed: give at least one input.", details={"field": "input"}
+        )
+    for i, t in enumerate(texts):
+        if not t.strip():
+            raise ValidationFailed(
+                f"Input {i} is empty; every input needs some text.",
+                details={"field": "input", "index": i},
+            )
+    counts = provider.count_tokens(model, texts)
+    if counts is None:
+        e = model.entry
+        counts = [estimate_tokens(t, e.fallback_token_ratio, e.tokenizer) for t in texts]
+    limit = spec.max_input_tokens
+    for i, n in enumerate(counts):
+        if n > limit:
+            raise ValidationFailed(
+                f"Input {i} is {n} tokens long; model '{model.id}' takes at most {limit}. "
+                "Split it into smaller chunks (gasworks never truncates an input silently).",
+                details={
+                    "field": "input",
+                    "index": i,
+                    "tokens": n,
+                    "limit": limit,
+                    "model": model.id,
+                },
+            )
+    return counts
+
+
+def _batches(counts: list[int], spec: EmbeddingSpec) -> list[tuple[int, int]]:
+    """``[lo, hi)`` ranges of at most ``max_batch`` inputs and ``max_batch_tokens`` tokens."""
+    out: list[tuple[int, int]] = []
+    lo, tokens = 0, 0
+    cap = spec.max_batch_tokens
+    for i, n in enumerate(counts):
+        full = i - lo >= spec.max_batch or (cap is not None and tokens + n > cap and i > lo)
+        if full:
+            out.append((lo, i))
+            lo, tokens = i, 0
+        tokens += n
+    out.append((lo, len(counts)))
+    return out
+
+
+def _check_vectors(model: ResolvedModel, vectors: list[list[float]], count: int, dims: int) -> None:
+    if len(vectors) != count or any(len(v) != dims for v in vectors):
+        got = {len(v) for v in vectors}
+        raise ProviderBadResponse(
+            f"{model.provider} returned {len(vectors)} vectors of {sorted(got)} dimensions "
+            f"for {count} inputs at {dims} dimensions.",
+            details={"provider": model.provider, "model": model.id},
+        )
 
 
 _Children = tuple[Counter, Counter, Counter, Counter]

@@ -172,3 +172,7 @@ class LedgerRow(Base):
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     streamed: Mapped[bool] = mapped_column(Boolean, default=False)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: "chat" or "embedding"
+    kind: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
+    #: what an embedding call served (``{"documentId": ..}``, ``{"runId": ..}``)
+    served: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)

@@ -41,7 +41,7 @@ from gasworks.llm.guardrail_metrics import GUARDRAIL_ERRORS, REJECTIONS
 from gasworks.llm.ledger import Ledger, LedgerEntry
 from gasworks.llm.tokens import TokenCounter, TokenCounters, TokenEstimate
 from gasworks.llm.truncation import fit_messages
-from gasworks.modeltypes import CallScope, ChatRequest, Usage
+from gasworks.modeltypes import CallScope, ChatRequest, EmbedBatch, Usage
 from gasworks.observability.logging import get_logger
 from gasworks.settings import Settings
 
@@ -133,6 +133,10 @@ class GuardToken:
     reservation: Reservation | None
     check: PreCheck
     done: bool = False
+    #: "chat" or "embedding" (the ledger row's ``kind``)
+    kind: str = "chat"
+    #: what an embedding call served (``{"documentId": ..}``), for the ledger row
+    served: dict[str, str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,10 +315,22 @@ class Guardrails:
         }
         return PreCheck(estimate, max_output, max_cost, notes)
 
+    @staticmethod
+    def precheck_embedding(model: GuardedModel, batch: EmbedBatch) -> PreCheck:
+        """An embedding batch was validated by the gateway (input lengths, dimensions, the
+        request's cost limit); what it reserves is its input tokens at the model's price."""
+        tokens = TokenEstimate(batch.tokens, model.entry.tokenizer, False)
+        return PreCheck(tokens, 0, model.cost(Usage(input_tokens=batch.tokens)))
+
     # --- hooks ------------------------------------------------------------------------------
 
-    async def before_call(self, scope: CallScope, model: GuardedModel, req: ChatRequest) -> object:
-        check = self.precheck(model, req)
+    async def before_call(
+        self, scope: CallScope, model: GuardedModel, req: ChatRequest | EmbedBatch
+    ) -> object:
+        if isinstance(req, EmbedBatch):
+            check = self.precheck_embedding(model, req)
+        else:
+            check = self.precheck(model, req)
         try:
             self.ledger.check_backlog()
         except GasworksError as exc:
@@ -336,6 +352,10 @@ class Guardrails:
         except BaseException:
             await self.breakers.record(permit, OutcomeKind.IGNORED)
             raise
+        if isinstance(req, EmbedBatch):
+            return GuardToken(
+                new_id("call"), permit, reservation, check, kind="embedding", served=req.served
+            )
         req.notes.update(check.notes)
         return GuardToken(new_id("call"), permit, reservation, check)
 
@@ -386,4 +406,6 @@ class Guardrails:
             node_id=scope.node_id,
             run_id=scope.run_id,
             error_code=getattr(error, "code", None) if outcome.status != OK else None,
+            kind=token.kind,
+            served=token.served or None,
         )

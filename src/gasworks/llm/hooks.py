@@ -11,6 +11,9 @@ attempt, a fallback model is a new attempt on another model):
   returned, whatever happened — success, provider error, a refusal by a *later* hook, or a
   stream abandoned by its client — with the attempt's ``CallOutcome``.
 
+``req`` is the ``ChatRequest`` of a chat call, or the ``EmbedBatch`` of one batch of an
+embedding request (``Gateway.embed``: one attempt per batch).
+
 Hooks run in registration order; ``after_call`` runs in reverse order. A hook must be cheap: it
 is on the hot path of every call.
 """
@@ -21,7 +24,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol
 
-from gasworks.modeltypes import CallScope, ChatRequest, Usage
+from gasworks.modeltypes import CallScope, ChatRequest, EmbedBatch, Usage
 
 if TYPE_CHECKING:
     from gasworks.errors import GasworksError
@@ -59,7 +62,7 @@ class CallOutcome:
 
 class CallHooks(Protocol):
     async def before_call(
-        self, scope: CallScope, model: ResolvedModel, req: ChatRequest
+        self, scope: CallScope, model: ResolvedModel, req: ChatRequest | EmbedBatch
     ) -> object: ...
 
     async def after_call(

@@ -70,6 +70,10 @@ class LedgerEntry:
     run_id: str | None = None
     requested_model: str | None = None
     error_code: str | None = None
+    #: "chat" or "embedding"
+    kind: str = "chat"
+    #: what an embedding call served (``{"documentId": ..}`` / ``{"runId": ..}``)
+    served: dict[str, str] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -96,6 +100,8 @@ class LedgerEntry:
             "estimated": self.estimated,
             "streamed": self.streamed,
             "error_code": self.error_code,
+            "kind": self.kind,
+            "served": self.served,
         }
 
 
@@ -359,6 +365,7 @@ _COLUMNS = {
     GroupBy.API_KEY: L.c.api_key_id,
     GroupBy.PROVIDER: L.c.provider,
     GroupBy.STATUS: L.c.status,
+    GroupBy.KIND: L.c.kind,
 }
 
 
@@ -467,6 +474,10 @@ class LedgerCallOut(ApiModel):
     estimated: bool
     streamed: bool
     error_code: str | None
+    #: "chat" or "embedding"
+    kind: str
+    #: what an embedding call served (``{"documentId": ..}``, ``{"runId": ..}``)
+    served: dict[str, str] | None
 
 
 async def list_calls(

@@ -24,3 +24,9 @@ MODEL_COST = Counter(
     ["model"],
     registry=REGISTRY,
 )
+EMBEDDED_INPUTS = Counter(
+    "gasworks_embedded_inputs_total",
+    "Texts embedded by registry model (successful Gateway.embed requests).",
+    ["model"],
+    registry=REGISTRY,
+)

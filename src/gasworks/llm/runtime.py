@@ -38,7 +38,10 @@ def build_services(settings: Settings) -> ModelServices:
     region = settings.bedrock_region or os.environ.get("AWS_REGION")
     region = region or os.environ.get("AWS_DEFAULT_REGION")
     registry = build_registry(
-        default_model=settings.default_model, models_file=settings.models_file, region=region
+        default_model=settings.default_model,
+        default_embedding_model=settings.embedding_model,
+        models_file=settings.models_file,
+        region=region,
     )
     providers = ProviderSet(settings)
     gateway = Gateway(

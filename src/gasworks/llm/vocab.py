@@ -24,3 +24,4 @@ class GroupBy(StrEnum):
     API_KEY = "api_key"
     PROVIDER = "provider"
     STATUS = "status"
+    KIND = "kind"

@@ -21,64 +21,36 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from gasworks.modeltypes import CallScope
+# the embedding shapes are core types: the gateway (``llm``, a lower layer), the /v1 route
+# and the SDK share them
+from gasworks.modeltypes import CallScope, EmbedPurpose, EmbedRequest, EmbedResult, Space
 
-EmbedPurpose = Literal["document", "query"]
+__all__ = [
+    "CallScope",
+    "Chunk",
+    "Citation",
+    "EmbedPurpose",
+    "EmbedRequest",
+    "EmbedResult",
+    "Embedder",
+    "SearchHit",
+    "SearchMode",
+    "SourceWriter",
+    "Space",
+    "VectorIndex",
+    "VectorMatch",
+    "VectorRecord",
+    "source_id",
+]
+
 SearchMode = Literal["vector", "keyword", "hybrid"]
 
 
 def source_id(document_id: str, generation: int) -> str:
     """The source id of one generation of one document."""
     return f"{document_id}@{generation}"
-
-
-@dataclass(slots=True, frozen=True)
-class Space:
-    """One vector space: an embedding model at one dimension."""
-
-    model: str
-    dimensions: int
-
-    @property
-    def key(self) -> str:
-        """A stable, filesystem- and SQL-safe name for the space."""
-        safe = "".join(c if c.isalnum() else "_" for c in self.model)
-        return f"{safe}_{self.dimensions}"
-
-
-@dataclass(slots=True)
-class EmbedRequest:
-    #: registry id; ``None`` means the deployment's default embedding model
-    model: str | None
-    inputs: list[str]
-    #: reduced dimensions where the model supports it (text-embedding-3, Titan v2)
-    dimensions: int | None = None
-    #: some models embed queries and passages differently
-    purpose: EmbedPurpose = "document"
-    #: the most this one call may cost (COST_LIMIT_EXCEEDED before the call)
-    cost_limit: Decimal | None = None
-    #: what the call served, recorded on the ledger row (``{"documentId": ..}``, ``{"runId": ..}``)
-    served: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class EmbedResult:
-    model: str
-    provider: str
-    #: one vector per input, in input order, each of ``dimensions`` floats (L2-normalised
-    #: where the model's registry entry says so)
-    vectors: list[list[float]]
-    dimensions: int
-    input_tokens: int
-    cost: Decimal = Decimal(0)
-    latency_ms: float = 0.0
-
-    @property
-    def space(self) -> Space:
-        return Space(self.model, self.dimensions)
 
 
 @runtime_checkable

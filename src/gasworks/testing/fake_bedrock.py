@@ -1,4 +1,5 @@
-"""A fake Bedrock runtime (Converse over HTTP, ConverseStream as an AWS event stream).
+"""A fake Bedrock runtime (Converse over HTTP, ConverseStream as an AWS event stream, and
+InvokeModel for the embedding models: Titan Text Embeddings v2, Cohere Embed v3).
 
 Point boto3 at it with ``endpoint_url`` (``GASWORKS_BEDROCK_ENDPOINT_URL`` or the entry's
 ``base_url``) and any fake credentials: requests are signed as usual, the fake ignores it.
@@ -11,6 +12,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from gasworks.testing.eventstream import event, exception
+from gasworks.testing.fake_vectors import fake_tokens, fake_vector
 from gasworks.testing.server import FakeProviderServer, Fault, Request
 
 _ERROR_CODES = {
@@ -37,7 +39,7 @@ class FakeBedrock(FakeProviderServer):
         if (
             len(parts) != 3
             or parts[0] != "model"
-            or parts[2] not in ("converse", "converse-stream")
+            or parts[2] not in ("converse", "converse-stream", "invoke")
         ):
             await self.send_json(req, 404, {"message": "no such route"})
             return
@@ -48,6 +50,21 @@ class FakeBedrock(FakeProviderServer):
             if fault.retry_after is not None:
                 headers["retry-after"] = str(fault.retry_after)
             await self.send_json(req, fault.status, {"message": fault.message}, headers)
+            return
+        if parts[2] == "invoke":
+            if fault is not None and fault.kind == "malformed":
+                await self.send_bytes(req, 200, b'{"embedding": [0.1, ', "application/json")
+                return
+            answer = self._invoke(unquote(parts[1]), json.loads(req.body or b"{}"))
+            if answer is None:
+                await self.send_json(
+                    req,
+                    400,
+                    {"message": "The provided model is not supported"},
+                    {"x-amzn-errortype": "ValidationException:"},
+                )
+            else:
+                await self.send_json(req, 200, answer)
             return
         body = json.loads(req.body or b"{}")
         if fault is not None and fault.kind == "malformed":
@@ -65,6 +82,29 @@ class FakeBedrock(FakeProviderServer):
             await self.send_events(req, events, "application/vnd.amazon.eventstream", fault)
         else:
             await self.send_json(req, 200, self._response())
+
+    @staticmethod
+    def _invoke(model_id: str, body: dict[str, Any]) -> dict[str, Any] | None:
+        """InvokeModel of an embedding model, in its own request/response format."""
+        if "titan-embed-text-v2" in model_id:
+            text = str(body["inputText"])
+            v = fake_vector(text, int(body.get("dimensions", 1024)))
+            return {
+                "embedding": v,
+                "embeddingsByType": {"float": v},
+                "inputTextTokenCount": fake_tokens(text),
+            }
+        if "cohere.embed" in model_id:
+            texts = [str(t) for t in body["texts"]]
+            # Cohere's vectors are not unit length
+            vectors = [[x * 3 for x in fake_vector(t, 1024)] for t in texts]
+            return {
+                "id": "fake",
+                "embeddings": vectors,
+                "response_type": "embeddings_floats",
+                "texts": texts,
+            }
+        return None
 
     def _stop_reason(self) -> str:
         r = self.reply

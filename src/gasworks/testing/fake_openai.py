@@ -1,6 +1,7 @@
-"""A fake OpenAI Chat Completions server (HTTP + SSE), for the official ``openai`` SDK.
+"""A fake OpenAI server for the official ``openai`` SDK: Chat Completions (HTTP + SSE) and
+embeddings (``/v1/embeddings``, float or base64 vectors, ``dimensions``).
 
-Also stands in for any OpenAI-compatible server (vLLM, Ollama, ...).
+Also stands in for any OpenAI-compatible server (vLLM, Ollama, TEI, ...).
 """
 
 from __future__ import annotations
@@ -9,17 +10,26 @@ import json
 import time
 from typing import Any
 
+from gasworks.modeltypes import encode_base64_floats
+from gasworks.testing.fake_vectors import fake_tokens, fake_vector
 from gasworks.testing.server import FakeProviderServer, Fault, Request
+
+#: native dimensions of the embedding models the fake knows (others: ``embedding_dimensions``)
+EMBEDDING_DIMENSIONS = {"text-embedding-3-small": 1536, "text-embedding-3-large": 3072}
 
 _ERROR_TYPES = {400: "invalid_request_error", 401: "invalid_request_error", 429: "rate_limit_error"}
 
 
 class FakeOpenAI(FakeProviderServer):
+    #: dimensions of an embedding model not in ``EMBEDDING_DIMENSIONS``
+    embedding_dimensions = 8
+
     async def handle(self, req: Request, fault: Fault | None) -> None:
         if req.method == "GET" and req.path.rstrip("/").endswith("/models"):
             await self.send_json(req, 200, {"object": "list", "data": []})
             return
-        if not req.path.rstrip("/").endswith("/chat/completions"):
+        embeddings = req.path.rstrip("/").endswith("/embeddings")
+        if not embeddings and not req.path.rstrip("/").endswith("/chat/completions"):
             await self.send_json(req, 404, {"error": {"message": "no such route"}})
             return
         if fault is not None and fault.kind == "status":
@@ -38,6 +48,12 @@ class FakeOpenAI(FakeProviderServer):
             return
         body: dict[str, Any] = req.json_body or {}
         model = body.get("model", "fake")
+        if embeddings:
+            if fault is not None and fault.kind == "malformed":
+                await self.send_bytes(req, 200, b'{"object": "list", "data": [', "application/json")
+            else:
+                await self.send_json(req, 200, self._embeddings(model, body))
+            return
         if fault is not None and fault.kind == "malformed":
             if body.get("stream"):
                 await self.send_events(
@@ -50,6 +66,29 @@ class FakeOpenAI(FakeProviderServer):
             await self.send_events(req, self._events(model, body), "text/event-stream", fault)
         else:
             await self.send_json(req, 200, self._completion(model))
+
+    def _embeddings(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
+        inputs = body.get("input", [])
+        texts = [inputs] if isinstance(inputs, str) else [str(t) for t in inputs]
+        dims = body.get("dimensions") or EMBEDDING_DIMENSIONS.get(model, self.embedding_dimensions)
+        base64 = body.get("encoding_format") == "base64"
+        data = []
+        for i, t in enumerate(texts):
+            v = fake_vector(t, int(dims))
+            data.append(
+                {
+                    "object": "embedding",
+                    "index": i,
+                    "embedding": encode_base64_floats(v) if base64 else v,
+                }
+            )
+        tokens = sum(fake_tokens(t) for t in texts)
+        return {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
 
     def error_event(self, fault: Fault) -> bytes:
         err = {"message": fault.message, "type": fault.error_type or "server_error"}

@@ -31,7 +31,8 @@ Usage in an adapter's tests::
             return {"provider": "my_vendor", "base_url": fake.url}
 
 ``ProviderFaultMatrix`` holds the faults of a one-shot call, ``call`` makes it (a chat by
-default): an adapter without streams (embeddings) inherits it and overrides ``call``.
+default); ``EmbeddingProviderConformance`` is that matrix for embedding adapters (one
+``Gateway.embed`` call), ``ChatProviderConformance`` adds the faults of a stream.
 Needs pytest and pytest-asyncio (auto mode); the fakes run on 127.0.0.1 only.
 """
 
@@ -55,7 +56,7 @@ from gasworks.errors import (
 )
 from gasworks.llm.gateway import Gateway
 from gasworks.llm.runtime import build_services
-from gasworks.modeltypes import CallScope, ChatRequest, Message
+from gasworks.modeltypes import CallScope, ChatRequest, EmbedRequest, Message
 from gasworks.settings import Settings
 from gasworks.testing.server import FakeProviderServer, Fault
 
@@ -86,6 +87,17 @@ class ProviderFaultMatrix:
     async def call(self, gw: Gateway) -> Any:
         """One call through the gateway to the adapter under test."""
         return await gw.chat(SCOPE, ask())
+
+    @pytest.fixture(autouse=True)
+    def _fake_credentials(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """Credentials are fakes; SDK endpoint variables from the host never leak in."""
+        for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL", "AWS_PROFILE", "AWS_ENDPOINT_URL"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test-not-a-real-key")
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test-not-a-real-key")
+        monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIATESTTESTTEST")
+        monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test-secret-not-real")
+        monkeypatch.setenv("AWS_REGION", "us-east-1")
 
     @pytest.fixture
     async def gateway(
@@ -238,6 +250,19 @@ class ChatProviderConformance(ProviderFaultMatrix):
             last = chunk
         assert "".join(parts) == fake.reply.text
         assert last is not None and last.finish_reason and last.usage is not None
+
+
+class EmbeddingProviderConformance(ProviderFaultMatrix):
+    """The fault matrix of an embedding adapter (no streams): one ``Gateway.embed`` call.
+    ``entry`` adds ``kind: embedding`` and the model's ``embedding`` spec."""
+
+    def capabilities(self) -> dict[str, Any]:
+        return {}
+
+    async def call(self, gw: Gateway) -> Any:
+        result = await gw.embed(SCOPE, EmbedRequest(model=MODEL, inputs=["Say hello"]))
+        assert len(result.vectors) == 1 and result.vectors[0]
+        return result
 
 
 def ask(text: str = "Say hello") -> ChatRequest:

@@ -1,4 +1,5 @@
-"""The OpenAI-compatible gateway: ``POST /v1/chat/completions`` and ``GET /v1/models``.
+"""The OpenAI-compatible gateway: ``POST /v1/chat/completions``, ``POST /v1/embeddings`` and
+``GET /v1/models``.
 
 Any OpenAI client works against it with a gasworks API key as its ``api_key``. Errors on
 ``/v1/`` use OpenAI's error shape (``{"error": {"message", "type", "param", "code"}}``) with
@@ -20,9 +21,11 @@ from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.openai_wire import (
     ChatCompletionRequest,
     ChunkRenderer,
+    EmbeddingsRequest,
     PromptScope,
     error_body,
     render_completion,
+    render_embeddings,
     stream_error_event,
 )
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
@@ -47,31 +50,38 @@ def render_openai_error(exc: GasworksError) -> JSONResponse:
     return JSONResponse(error_body(exc), status_code=exc.status, headers=headers)
 
 
-def _model_card(e: ModelEntry) -> dict[str, Any]:
+def _model_card(e: ModelEntry, default_embedding: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "kind": e.kind.value,
+        "contextWindow": e.context_window,
+        "maxOutputTokens": e.max_output_tokens,
+        "capabilities": e.capabilities.model_dump(),
+        "deprecationDate": e.deprecation_date.isoformat() if e.deprecation_date else None,
+    }
+    if e.embedding is not None:
+        # what a client needs to size a vector index and its chunks
+        meta["embedding"] = e.embedding.model_dump(by_alias=True, mode="json")
+        meta["defaultEmbeddingModel"] = e.id == default_embedding
     return {
         "id": e.id,
         "object": "model",
         "created": 0,
         "owned_by": e.provider.value,
-        "gasworks": {
-            "kind": e.kind.value,
-            "contextWindow": e.context_window,
-            "maxOutputTokens": e.max_output_tokens,
-            "capabilities": e.capabilities.model_dump(),
-            "deprecationDate": e.deprecation_date.isoformat() if e.deprecation_date else None,
-        },
+        "gasworks": meta,
     }
 
 
 @router.get("/models", summary="Models callable through this gateway")
 async def list_models(ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
-    entries = get_registry(runtime).entries()
-    return {"object": "list", "data": [_model_card(e) for e in entries]}
+    registry = get_registry(runtime)
+    default = registry.default_embedding_model
+    return {"object": "list", "data": [_model_card(e, default) for e in registry.entries()]}
 
 
 @router.get("/models/{model_id:path}", summary="One model")
 async def get_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
-    return _model_card(get_registry(runtime).get(model_id))
+    registry = get_registry(runtime)
+    return _model_card(registry.get(model_id), registry.default_embedding_model)
 
 
 @router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
@@ -101,6 +111,17 @@ async def chat_completions(
     # the gateway names the answering model (and whether it is the demo) on the first chunk
     renderer = ChunkRenderer(first.model or "", include_usage, first.demo)
     return ChatCompletionStream(renderer, first, chunks, headers)
+
+
+@router.post("/embeddings", summary="Create embeddings (OpenAI-compatible)")
+async def embeddings(body: EmbeddingsRequest, ctx: ContextDep, runtime: RuntimeDep) -> Any:
+    """One vector per input through ``Gateway.embed`` (breakers, budgets, ledger). Without
+    ``model``, the deployment's default embedding model (``GASWORKS_EMBEDDING_MODEL``)."""
+    scope = CallScope(
+        tenant_id=ctx.tenant_id, api_key_id=ctx.api_key_id, request_id=current_request_id()
+    )
+    result = await get_gateway(runtime).embed(scope, body.to_embed_request())
+    return JSONResponse(render_embeddings(result, body.encoding_format))
 
 
 async def _apply_prompt_scope(

@@ -130,7 +130,13 @@ def classify(exc: BaseException, *, streaming: bool = False) -> GasworksError | 
         return cls2(f"The connection to bedrock broke ({type(exc).__name__}).", details=details)
     if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectionError):
         return ProviderUnavailable(f"Cannot reach bedrock ({type(exc).__name__}).", details=details)
-    if isinstance(exc, bparsers.ResponseParserError | beventstream.ParserError):
+    if isinstance(
+        exc,
+        bparsers.ResponseParserError
+        | beventstream.ParserError
+        | json.JSONDecodeError
+        | UnicodeDecodeError,
+    ):
         return bad_response("bedrock", exc)
     if isinstance(exc, bexc.BotoCoreError):
         return ProviderError(f"bedrock failed ({type(exc).__name__}).", details=details)
@@ -141,9 +147,9 @@ def _translate(exc: BaseException, streaming: bool) -> GasworksError | None:
     return classify(exc, streaming=streaming)
 
 
-_CALL = CallErrors(_translate)
-_STREAM_CALL = CallErrors(_translate, streaming=True)
-_PAYLOAD = PayloadErrors("bedrock")
+CALL_ERRORS = CallErrors(_translate)
+STREAM_CALL_ERRORS = CallErrors(_translate, streaming=True)
+PAYLOAD_ERRORS = PayloadErrors("bedrock")
 
 
 def _content(m: Message) -> list[dict[str, Any]]:
@@ -349,10 +355,10 @@ class BedrockProvider:
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> ChatResult:
         params = self._params(model, req)
-        with _CALL:
+        with CALL_ERRORS:
             client = self._client(attempt_timeout)
             resp = await self._run(client.converse, **params)
-        with _PAYLOAD:
+        with PAYLOAD_ERRORS:
             blocks = resp["output"]["message"]["content"]
             texts = [b["text"] for b in blocks if "text" in b]
             calls = [
@@ -387,18 +393,18 @@ class BedrockProvider:
     ) -> AsyncIterator[StreamChunk]:
         params = self._params(model, req)
         reader = _ConverseEvents()
-        with _STREAM_CALL:
+        with STREAM_CALL_ERRORS:
             client = self._client(attempt_timeout)
             resp = await self._run(client.converse_stream, **params)
         events = resp["stream"]
         try:
             it = iter(events)
             while True:
-                with _STREAM_CALL:
+                with STREAM_CALL_ERRORS:
                     ev = await self._run(next, it, _END)
                 if ev is _END:
                     break
-                with _PAYLOAD:
+                with PAYLOAD_ERRORS:
                     chunk = reader.feed(ev)
                 if chunk is not None:
                     yield chunk

@@ -1,7 +1,9 @@
 """Builds and caches one provider client per (provider, endpoint, credential name).
 
 Vendor modules (and so vendor SDKs) are imported only when a model of that provider is first
-called; a missing SDK raises ``MISSING_DEPENDENCY`` naming the extra to install.
+called; a missing SDK raises ``MISSING_DEPENDENCY`` naming the extra to install. Embedding
+adapters (``embedder_for``) are built the same way; the remote ones share the chat adapter's
+client of the same (provider, endpoint, credential): one connection pool per endpoint.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from gasworks.errors import ConfigurationError
 from gasworks.llm.credentials import Credentials
 from gasworks.llm.providers.base import Provider
 from gasworks.llm.providers.demo import DemoProvider
+from gasworks.llm.providers.embeddings import EmbeddingProvider
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modelcard import ProviderName
 from gasworks.settings import Settings
@@ -24,6 +27,10 @@ class ProviderSet:
         self._by_model: dict[str, Provider] = {}
         #: tests and embedders may register a provider under a name of their own
         self.overrides: dict[str, Provider] = {}
+        self._embedders: dict[tuple[str, str | None, str | None], EmbeddingProvider] = {}
+        self._embedder_by_model: dict[str, EmbeddingProvider] = {}
+        #: embedding adapters by provider name, replacing the built-in ones (tests)
+        self.embedding_overrides: dict[str, EmbeddingProvider] = {}
 
     def for_model(self, model: ResolvedModel) -> Provider:
         p = self._by_model.get(model.id)
@@ -35,6 +42,61 @@ class ProviderSet:
     def forget(self) -> None:
         """Drop the per-model cache (after a registry change)."""
         self._by_model.clear()
+        self._embedder_by_model.clear()
+
+    def embedder_for(self, model: ResolvedModel) -> EmbeddingProvider:
+        p = self._embedder_by_model.get(model.id)
+        if p is None:
+            p = self._build_embedder(model)
+            self._embedder_by_model[model.id] = p
+        return p
+
+    def _build_embedder(self, model: ResolvedModel) -> EmbeddingProvider:
+        entry = model.entry
+        name = entry.provider
+        override = self.embedding_overrides.get(name.value)
+        if override is not None:
+            return override
+        key = (name.value, entry.base_url, entry.api_key_env)
+        built = self._embedders.get(key)
+        if built is not None:
+            return built
+        embedder: EmbeddingProvider
+        if name is ProviderName.LOCAL:
+            from gasworks.llm.providers.local_embeddings import LocalEmbeddingProvider
+
+            embedder = LocalEmbeddingProvider(threads=self.settings.local_embedding_threads)
+        elif name is ProviderName.OPENAI:
+            from gasworks.llm.providers.openai import OpenAIProvider
+            from gasworks.llm.providers.openai_embeddings import OpenAIEmbeddings
+
+            chat = self._build(model)
+            assert isinstance(chat, OpenAIProvider)
+            embedder = OpenAIEmbeddings(chat)
+        elif name is ProviderName.OPENAI_COMPATIBLE:
+            from gasworks.llm.providers.openai_compatible import OpenAICompatibleProvider
+            from gasworks.llm.providers.openai_compatible_embeddings import (
+                OpenAICompatibleEmbeddings,
+            )
+
+            chat = self._build(model)
+            assert isinstance(chat, OpenAICompatibleProvider)
+            embedder = OpenAICompatibleEmbeddings(chat)
+        elif name is ProviderName.BEDROCK:
+            from gasworks.llm.providers.bedrock import BedrockProvider
+            from gasworks.llm.providers.bedrock_embeddings import BedrockEmbeddings
+
+            chat = self._build(model)
+            assert isinstance(chat, BedrockProvider)
+            embedder = BedrockEmbeddings(chat)
+        else:
+            raise ConfigurationError(
+                f"Model '{entry.id}' is an embedding model of provider '{name.value}', which "
+                "has no embedding adapter (local, openai, openai_compatible, bedrock do).",
+                details={"model": entry.id, "provider": name.value},
+            )
+        self._embedders[key] = embedder
+        return embedder
 
     def _build(self, model: ResolvedModel) -> Provider:
         entry = model.entry
@@ -92,6 +154,10 @@ class ProviderSet:
         return client_
 
     async def aclose(self) -> None:
+        for embedder in self._embedders.values():
+            await embedder.aclose()
+        self._embedders.clear()
+        self._embedder_by_model.clear()
         for client in self._clients.values():
             await client.aclose()
         self._clients.clear()

@@ -25,9 +25,9 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from gasworks.errors import ConfigurationError, ModelNotFound
+from gasworks.errors import CapabilityNotSupported, ConfigurationError, ModelNotFound
 from gasworks.llm.registry.resolved import ResolvedModel
-from gasworks.modelcard import ModelEntry, ProviderName
+from gasworks.modelcard import ModelEntry, ModelKind, ProviderName
 from gasworks.observability.logging import get_logger
 from gasworks.yamlsafe import first_line, load_yaml
 
@@ -103,9 +103,11 @@ class ModelRegistry:
         base: Iterable[ModelEntry],
         *,
         default_model: str = "demo",
+        default_embedding_model: str = "local/all-minilm-l6-v2",
         region: str | None = None,
     ) -> None:
         self.default_model = default_model
+        self.default_embedding_model = default_embedding_model
         #: AWS region whose prices apply to Bedrock ids without a profile prefix
         self.region = region
         self._base: dict[str, ModelEntry] = {}
@@ -183,6 +185,18 @@ class ModelRegistry:
         self._resolved[key] = resolved
         return resolved
 
+    def resolve_embedding(self, model_id: str | None) -> ResolvedModel:
+        """The embedding model to call for ``model_id`` (the default embedding model when
+        None); a chat model is refused (``MODEL_CAPABILITY_UNSUPPORTED``)."""
+        model = self.resolve(model_id or self.default_embedding_model)
+        if model.entry.kind is not ModelKind.EMBEDDING:
+            raise CapabilityNotSupported(
+                f"Model '{model.id}' is not an embedding model. List the embedding models "
+                "with GET /v1/models (kind 'embedding').",
+                details={"model": model.id, "param": "model", "capability": "embeddings"},
+            )
+        return model
+
     def _resolve_uncached(self, key: str) -> ResolvedModel:
         entry = self._index.get(key)
         profile: str | None = None
@@ -240,10 +254,16 @@ def build_registry(
     models_file: Path | None,
     region: str | None,
     extra: Iterable[ModelEntry] = (),
+    default_embedding_model: str = "local/all-minilm-l6-v2",
 ) -> ModelRegistry:
     """Catalog, then the deployment file, then ``extra`` (tests), later ids winning."""
     base = catalog_entries()
     if models_file is not None:
         base += file_entries(models_file)
     base += list(extra)
-    return ModelRegistry(base, default_model=default_model, region=region)
+    return ModelRegistry(
+        base,
+        default_model=default_model,
+        default_embedding_model=default_embedding_model,
+        region=region,
+    )

