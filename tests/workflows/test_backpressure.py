@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from gasworks.llm.types import StreamChunk
+from gasworks.modeltypes import StreamChunk
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import workflow_engine
 from gasworks.workflows.demos import demo_document

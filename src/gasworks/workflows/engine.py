@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
+from gasworks.db.paging import Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
 from gasworks.observability.logging import get_logger
@@ -34,8 +35,9 @@ from gasworks.workflows.definition import ALLOWED_KEY, RETRIEVAL_NODE_TYPES
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.metrics import FAILURES, RUNS_REFUSED, count_run
 from gasworks.workflows.ports import ConversationData, Ports
+from gasworks.workflows.registry import NodeRegistry, default_registry
 from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
-from gasworks.workflows.schemas import RunIn, RunOut
+from gasworks.workflows.schemas import ConversationOut, RunIn, RunOut
 from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
 from gasworks.workflows.writer import RunWriter, Write
 
@@ -150,8 +152,11 @@ class WorkflowEngine:
         leader: Callable[[], bool] = lambda: True,
         max_running: int = 1000,
         max_pending_writes: int = 10_000,
+        nodes: NodeRegistry | None = None,
     ) -> None:
         self.db = db
+        #: the node types this engine compiles graphs with (built by the workflows domain)
+        self.nodes = nodes if nodes is not None else default_registry()
         #: this engine's id on the runs it writes early (their lease owner)
         self.owner_id = new_id("own")
         self.lease_ttl = lease_ttl
@@ -196,7 +201,7 @@ class WorkflowEngine:
         """The compiled graph of a published version (compiled once, then cached)."""
         g = self._cache.get(ver.id)
         if g is None:
-            g = compile_workflow(ver.document, version=ver.version)
+            g = compile_workflow(ver.document, version=ver.version, registry=self.nodes)
             self._cache[ver.id] = g
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -585,6 +590,47 @@ class WorkflowEngine:
         """Wait until every finished run of this process is in the database."""
         if self.writer is not None:
             await self.writer.drain()
+
+    async def get_run(self, ctx: TenantContext, run_id: str) -> RunOut:
+        """One run: a run this process has finished answers from memory (once the caller is
+        known to see its workflow), any other from the database (this process's writes first)."""
+        live = self.finished(ctx.tenant_id, run_id)
+        if live is not None and live.result is not None:
+            async with self.db.session() as s:
+                await service.get_workflow(s, ctx, live.slug)  # 404 unless allowed to see it
+            return live.result
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.get_run(s, ctx, run_id)
+
+    async def list_runs(self, ctx: TenantContext, slug: str, page: Page) -> list[RunOut]:
+        """Recent runs of a workflow, this process's finished runs included."""
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.list_runs(s, ctx, slug, page)
+
+    async def list_conversations(
+        self, ctx: TenantContext, slug: str, page: Page
+    ) -> list[ConversationOut]:
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.list_conversations(s, ctx, slug, page)
+
+    async def get_conversation(
+        self, ctx: TenantContext, conversation_id: str, messages: Page | None
+    ) -> ConversationOut:
+        """A conversation with a page of its messages (``None``: without messages)."""
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.get_conversation(s, ctx, conversation_id, messages)
+
+    async def open_events(
+        self, ctx: TenantContext, run_id: str, after: int = 0, *, keepalive: float | None = None
+    ) -> tuple[Event | None, AsyncIterator[Event]]:
+        """The run's first event and the rest: reading the first one checks that the caller
+        may see the run, so an adapter can answer 404 before its response starts."""
+        events = self.events(ctx, run_id, after, keepalive=keepalive)
+        return await anext(aiter(events), None), events
 
     async def run(
         self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None

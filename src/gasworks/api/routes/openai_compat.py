@@ -31,6 +31,7 @@ from gasworks.api.openai_wire import (
 from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
+from gasworks.llm.gateway import aclose_stream
 from gasworks.llm.runtime import get_gateway, get_registry
 from gasworks.modelcard import ModelEntry
 from gasworks.modeltypes import CallScope, ChatRequest, StreamChunk
@@ -116,9 +117,9 @@ async def chat_completions(
     chunks = gateway.stream(scope, req).__aiter__()
     # pull the first chunk now: failures before any output get a real HTTP status
     first = await chunks.__anext__()
-    model = gateway.registry.resolve(req.model)
     include_usage = body.stream_options.include_usage if body.stream_options else False
-    renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
+    # the gateway names the answering model (and whether it is the demo) on the first chunk
+    renderer = ChunkRenderer(first.model or "", include_usage, first.demo)
     return ChatCompletionStream(renderer, first, chunks, headers)
 
 
@@ -191,11 +192,5 @@ class ChatCompletionStream(EventStreamResponse):
                     crash = InternalError("The stream failed; the error has been logged.")
                     out, failed = stream_error_event(crash), True
         finally:
-            await _aclose(chunks)
+            await aclose_stream(chunks)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _aclose(chunks: AsyncIterator[StreamChunk]) -> None:
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()
