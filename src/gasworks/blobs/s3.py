@@ -27,6 +27,7 @@ import io
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from gasworks.blobs.types import check_key
@@ -208,6 +209,24 @@ class S3BlobStore:
                 ExtraArgs=dict(self._extra) or None,
                 Config=self._transfer,
             )
+
+        await self._run(upload, key=None)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Upload the file at ``path`` in parts (boto3's transfer manager reads it piece by
+        piece: never whole in memory), then remove it (the protocol consumes the file)."""
+        obj = self._object(key)
+
+        def upload() -> None:
+            with open(path, "rb") as f:
+                self._client.upload_fileobj(
+                    f,
+                    self.location.bucket,
+                    obj,
+                    ExtraArgs=dict(self._extra) or None,
+                    Config=self._transfer,
+                )
+            path.unlink(missing_ok=True)
 
         await self._run(upload, key=None)
 

@@ -320,7 +320,7 @@ class Resolver:
     async def _load(self, key: Key) -> _Loaded | None:
         tenant, workflow, model = key
         params = {"model": model, "tenant": tenant, "workflow": workflow}
-        row = await self.db.read_first(_RESOLVE, params)
+        row: Any = await self.db.read_first(_RESOLVE, params)  # a Row: columns by name
         if row is None:
             return None
         level = Scope(row.scope_tenant, row.scope_workflow, model).label()
