@@ -140,6 +140,7 @@ async def document_events(
 @router.delete(
     "/documents/{document_id}",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # an empty body: no content type to document
     summary="Delete (invisible at once, removed by a job)",
 )
 async def delete_document(document_id: str, rt: RuntimeDep, ctx: ContextDep) -> Response:
@@ -173,6 +174,7 @@ async def get_collection(ref: str, rt: RuntimeDep, ctx: ContextDep) -> Collectio
 @router.delete(
     "/collections/{ref}",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # an empty body: no content type to document
     summary="Delete a collection (its documents in no other collection go too)",
 )
 async def delete_collection(ref: str, rt: RuntimeDep, ctx: ContextDep) -> Response:
