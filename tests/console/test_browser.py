@@ -380,3 +380,44 @@ def test_on_a_phone_with_the_keyboard_labelled_in_both_themes(browser: Any, serv
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == after
     finally:
         page.context.close()
+
+
+def _local_only(page: Any, server: Server) -> list[str]:
+    """Route every request of the page's context: anything not to the local server is
+    aborted and recorded (the test then fails naming it)."""
+    fetched_elsewhere: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(server.url + "/"):
+            r.continue_()
+        else:
+            fetched_elsewhere.append(r.request.url)
+            r.abort()
+
+    page.context.route("**/*", route)
+    return fetched_elsewhere
+
+
+def test_api_docs_and_graphiql_load_nothing_from_the_internet_and_run_a_query(
+    admin: Any, server: Server
+) -> None:
+    expect = _expect(admin)
+    elsewhere = _local_only(admin, server)
+    # Swagger UI: the signed-in cookie authenticates "Try it out"
+    admin.goto(server.url + "/docs")
+    expect(admin.locator(".swagger-ui .info .title")).to_contain_text("gasworks")
+    op = admin.locator(".opblock", has=admin.get_by_text("Registry entries", exact=True))
+    op.locator(".opblock-summary").click()
+    op.get_by_role("button", name="Try it out").click()
+    op.get_by_role("button", name="Execute").click()
+    expect(op.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200")
+    expect(op.locator(".live-responses-table tbody .microlight").first).to_contain_text("demo")
+    # ReDoc renders the same schema
+    admin.goto(server.url + "/redoc")
+    heading = admin.get_by_role("heading", name="Models callable through this gateway")
+    expect(heading).to_be_visible()
+    # GraphiQL: the query from the address runs with the session cookie
+    admin.goto(server.url + "/graphql?q=" + "%7B%20me%20%7B%20role%20%7D%20%7D")
+    admin.locator(".graphiql-execute-button").click()
+    expect(admin.locator(".result-window")).to_contain_text('"role": "owner"')
+    assert elsewhere == []
