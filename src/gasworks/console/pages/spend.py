@@ -95,6 +95,7 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
         message=message,
         push_url="/console/spend",
         budgets=[(b, headroom(b)) for b in budgets],
+        people=await c.people(b.updated_by for b in budgets),
         keys=keys,
         key_names=key_names,
         since=since,
