@@ -154,6 +154,15 @@ class DatabaseUnavailable(GasworksError):
     retryable = True
 
 
+class ServerUnreachable(GasworksError):
+    """The SDK / CLI cannot reach the gasworks server it was pointed at (``--server``,
+    ``GASWORKS_URL``): refused, unresolvable or silent."""
+
+    code = "SERVER_UNREACHABLE"
+    status = 503
+    retryable = True
+
+
 class ConfigurationError(GasworksError):
     """The deployment is misconfigured (settings, files, missing extras)."""
 
@@ -161,10 +170,30 @@ class ConfigurationError(GasworksError):
     status = 500
 
 
+class NotInitialized(ConfigurationError):
+    """No gasworks database where this command looks (run ``gasworks init``, or set
+    ``GASWORKS_HOME``); the CLI never creates one implicitly."""
+
+    code = "NOT_INITIALIZED"
+    status = 503
+
+
 class MissingDependency(ConfigurationError):
-    """An optional extra is needed: the message names it (``pip install 'gasworks[openai]'``)."""
+    """A Python package this deployment needs is not installed: the message gives the exact
+    install command. Not worth a retry (an OpenAI client is told so with ``x-should-retry``)."""
 
     code = "MISSING_DEPENDENCY"
+
+    @classmethod
+    def package(cls, what: str, package: str, extra: str) -> MissingDependency:
+        """``what`` needs ``package``, installed with ``pip install 'gasworks[extra]'``."""
+        install = f"pip install 'gasworks[{extra}]'"
+        return cls(
+            f"{what} needs the Python package {package}, which is not installed here. "
+            f"Install it with: {install} "
+            f"(in a source checkout: .venv/bin/pip install -e '.[{extra}]').",
+            details={"package": package, "extra": extra, "install": install},
+        )
 
 
 # --- models and providers (llm/) ------------------------------------------------------------

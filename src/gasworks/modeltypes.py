@@ -54,6 +54,8 @@ class CallScope:
     node_id: str | None = None
     run_id: str | None = None
     conversation_id: str | None = None
+    #: the prompt version the request was built from (recorded on its ledger rows)
+    prompt_version_id: str | None = None
 
 
 @dataclass(slots=True)
@@ -102,6 +104,8 @@ class ChatResult:
     model: str
     provider: str
     tool_calls: list[dict[str, Any]] | None = None
+    #: the provider's token log probabilities (OpenAI's ``choices[0].logprobs``), when asked
+    logprobs: dict[str, Any] | None = None
     cost: Decimal = Decimal(0)
     latency_ms: float = 0.0
     time_to_first_token_ms: float | None = None
@@ -119,6 +123,8 @@ class StreamChunk:
     finish_reason: FinishReason | None = None
     usage: Usage | None = None
     tool_calls: list[dict[str, Any]] | None = None
+    #: log probabilities of this chunk's tokens, when asked (OpenAI's ``choices[0].logprobs``)
+    logprobs: dict[str, Any] | None = None
     #: on the last chunk from the gateway: registry id of the model that answered
     model: str | None = None
     #: on the last chunk from the gateway: exact cost of the call

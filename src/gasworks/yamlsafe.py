@@ -68,10 +68,19 @@ class DataParseError(ValueError):
     """JSON or YAML text that does not parse (or uses an anchor or alias): ``reason`` is one
     line naming the problem and where it is; ``alias`` says whether an alias was refused."""
 
-    def __init__(self, reason: str, *, alias: bool = False) -> None:
+    def __init__(
+        self,
+        reason: str,
+        *,
+        alias: bool = False,
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.alias = alias
+        #: where the parser stopped (1-based), when it says
+        self.line, self.column = line, column
 
 
 def load_data(text: str, *, json_only: bool = False) -> Any:
@@ -80,8 +89,20 @@ def load_data(text: str, *, json_only: bool = False) -> Any:
     try:
         return json.loads(text) if json_only else load_yaml(text)
     except yaml.YAMLError as exc:
-        raise DataParseError(first_line(exc), alias=isinstance(exc, YamlAliasRefused)) from None
-    except ValueError as exc:  # json.JSONDecodeError
+        mark = exc.problem_mark if isinstance(exc, yaml.MarkedYAMLError) else None
+        raise DataParseError(
+            first_line(exc),
+            alias=isinstance(exc, YamlAliasRefused),
+            line=mark.line + 1 if mark is not None else None,
+            column=mark.column + 1 if mark is not None else None,
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise DataParseError(
+            f"{exc.msg} (line {exc.lineno}, column {exc.colno})",
+            line=exc.lineno,
+            column=exc.colno,
+        ) from None
+    except ValueError as exc:
         raise DataParseError(str(exc).splitlines()[0]) from None
 
 

@@ -163,3 +163,24 @@ async def test_running_process_reads_blobs_rewrapped_by_a_rotation_elsewhere(tmp
     assert await server.get("t1/k/a") == b"before rotation"  # reloads the keys it lacks
     await server.put("t1/k/b", b"written after rotation")
     assert await cli.get("t1/k/b") == b"written after rotation"
+
+
+async def test_temporary_files_of_crashed_writes_are_cleaned_up(tmp_path):
+    """A process that died mid-write left ``.name.<hex>.tmp``; the next process's first write
+    removes it. A young one (another process writing now) and real blobs stay."""
+    import os
+    import time
+    import uuid
+
+    root = tmp_path / "blobs"
+    (root / "t1").mkdir(parents=True)
+    stale = root / "t1" / f".a.{uuid.uuid4().hex}.tmp"
+    fresh = root / "t1" / f".b.{uuid.uuid4().hex}.tmp"
+    for p in (stale, fresh):
+        p.write_bytes(b"partial")
+    old = time.time() - 2 * 3600
+    os.utime(stale, (old, old))
+    store = LocalFolderStore(root)
+    await store.put("t1/p/kept", b"x")
+    assert not stale.exists() and fresh.exists()
+    assert [k async for k in store.keys("t1/")] == ["t1/p/kept"]

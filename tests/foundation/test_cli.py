@@ -177,3 +177,170 @@ def test_human_output_of_every_command(cli):
     assert "revision" in cli("db", "upgrade").stdout
     assert "port" in cli("config", "show").stdout
     assert "gasworks" in cli("version").stdout
+
+
+# --- the first hour (issue 17): one line, never a traceback --------------------------------
+
+
+def _one_line_error(result: Any, code: str) -> str:
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "Traceback" not in result.output and result.stdout == ""
+    first = result.stderr.splitlines()[0]
+    assert first.startswith(f"{code}: "), result.stderr
+    assert len(result.stderr.splitlines()) <= 2  # the message, and its details
+    return first
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "where"),
+    [
+        ("bad.yaml", 'system: "hi\nuser: [x\n', "line 3, column 1"),
+        ("bad.json", '{"system": "x",}', "line 1, column 16"),  # "(line 1, column 16)"
+        ("typo.yaml", "sistem: hi\n", "sistem"),
+        ("empty.yaml", "", "must hold a mapping"),
+    ],
+)
+def test_bad_prompt_file_is_one_line_with_its_position(cli, tmp_path, name, text, where):
+    path = tmp_path / name
+    path.write_text(text)
+    line = _one_line_error(cli("prompts", "push", str(path), code=1), "VALIDATION_FAILED")
+    assert where in line
+    err = cli("prompts", "push", str(path), "--json", code=1)["error"]
+    assert err["code"] == "VALIDATION_FAILED" and where in err["message"]
+
+
+def test_workflow_yaml_parse_error_keeps_line_and_column(cli, tmp_path):
+    path = tmp_path / "wf.yaml"
+    path.write_text("id: x\nnodes:\n  - id: a\n   type: Format\n")
+    out = cli("workflows", "validate", str(path), "--json", code=1)
+    issue = out["issues"][0]
+    assert issue["code"] == "PARSE_ERROR" and (issue["line"], issue["column"]) == (4, 4)
+    assert "line 4, column 4" in issue["message"]
+
+
+def test_unexpected_failure_is_one_internal_line(cli, monkeypatch):
+    from gasworks.settings import Settings
+
+    def boom(self):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(Settings, "public_dict", boom)
+    line = _one_line_error(cli("config", "show", code=1), "INTERNAL")
+    assert "RuntimeError" in line and "GASWORKS_DEBUG=1" in line
+    assert cli("config", "show", "--json", code=1)["error"]["code"] == "INTERNAL"
+
+
+def test_unreachable_server_is_one_line(cli, monkeypatch):
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = ("chat", "hi", "--server", f"http://127.0.0.1:{port}", "--api-key", "gw_x")
+    line = _one_line_error(cli(*args, code=1), "SERVER_UNREACHABLE")
+    assert f"127.0.0.1:{port}" in line
+    assert cli(*args, "--json", code=1)["error"]["code"] == "SERVER_UNREACHABLE"
+
+
+def test_postgres_url_without_its_driver_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "asyncpg", None)  # as if not installed
+    env = {
+        "GASWORKS_DATABASE_URL": "postgresql://u:sekret@127.0.0.1:1/x",
+        "GASWORKS_HOME": str(tmp_path),
+    }
+    result = CliRunner().invoke(app, ["db", "current"], env=env)
+    line = _one_line_error(result, "MISSING_DEPENDENCY")
+    assert "pip install 'gasworks[postgres]'" in line and "sekret" not in result.output
+
+
+def test_messages_are_not_eaten_as_markup(cli):
+    cli("init")
+    result = cli("tenants", "create", "Bad Name!", code=1)
+    assert "[a-z0-9]" in result.stderr  # the name rule, brackets intact
+
+
+def test_version_flag_and_help_without_bool_metavar(cli):
+    from gasworks import __version__
+
+    assert cli("--version").stdout.strip() == f"gasworks {__version__}"
+    help_text = cli("prompts", "push", "--help").stdout
+    assert "--json" in help_text and "<bool>" not in help_text
+
+
+def test_no_database_is_created_implicitly(tmp_path, monkeypatch):
+    """Outside init/serve/db upgrade, a missing embedded database is an error naming the home
+    it looked in, and nothing is created there."""
+    for key in list(os.environ):
+        if key.startswith("GASWORKS_") and key != "GASWORKS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key)
+    home = tmp_path / "elsewhere"
+    env = {"GASWORKS_HOME": str(home)}
+    result = CliRunner().invoke(app, ["tenants", "list"], env=env)
+    line = _one_line_error(result, "NOT_INITIALIZED")
+    assert str(home.resolve()) in line and "gasworks init" in line
+    assert not (home / "gasworks.db").exists()
+    out = json.loads(CliRunner().invoke(app, ["tenants", "list", "--json"], env=env).stdout)
+    assert out["error"]["code"] == "NOT_INITIALIZED"
+
+
+def test_ids_are_never_cut_in_tables(cli):
+    cli("init")
+    for i in range(3):
+        cli("keys", "create", "--tenant", "default", "--name", f"a rather long key name {i}")
+    ids = [k["id"] for k in cli("keys", "list", "--tenant", "default", "--json")]
+    listed = cli("keys", "list", "--tenant", "default").stdout
+    assert all(i in listed for i in ids)
+
+
+def test_platform_admin_key_recovers_a_lost_admin_key(cli):
+    cli("init")
+    made = cli("keys", "create", "--tenant", "default", "--platform-admin", "--json")
+    assert made["principal"]["isPlatformAdmin"] is True and made["principal"]["role"] == "owner"
+    plain = cli("keys", "create", "--tenant", "default", "--role", "owner", "--json")
+    assert plain["principal"]["isPlatformAdmin"] is False
+
+
+def test_human_mode_logs_are_not_json(cli):
+    cli("init")
+    result = cli("breakers", "trip", "demo", "--reason", "drill")
+    assert "forced_open" in result.stdout
+    for line in result.stderr.splitlines():
+        assert not line.lstrip().startswith("{"), result.stderr
+
+
+def test_publish_of_an_invalid_file_shows_the_validate_table(cli, tmp_path):
+    cli("init")
+    path = tmp_path / "wf.yaml"
+    path.write_text("id: broken\nnodes:\n  - id: a\n    type: ModelInvok\nedges: []\n")
+    shown = cli("workflows", "validate", str(path), code=1).stdout
+    published = cli("workflows", "publish", str(path), code=1)
+    assert "UNKNOWN_NODE_TYPE" in published.stdout and "nodes[0].type" in published.stdout
+    assert published.stdout == shown
+    assert "{" not in published.stderr
+    err = cli("workflows", "publish", str(path), "--json", code=1)["error"]
+    assert err["code"] == "WORKFLOW_INVALID"
+
+
+def test_long_operations_show_progress_on_a_terminal_only(monkeypatch):
+    import io
+
+    from rich.console import Console
+    from rich.status import Status
+
+    from gasworks.cli import output
+
+    tty = Console(file=io.StringIO(), force_terminal=True)
+    monkeypatch.setattr(output, "err_console", tty)
+    assert isinstance(output.progress("Upgrading…", False), Status)
+    assert not isinstance(output.progress("Upgrading…", True), Status)  # --json: nothing
+    monkeypatch.setattr(output, "err_console", Console(file=io.StringIO()))  # a pipe
+    assert not isinstance(output.progress("Upgrading…", False), Status)
+
+
+def test_no_python_reprs_in_human_output(cli):
+    cli("init")
+    shown = cli("models", "show", "gpt-4o").stdout
+    assert 'capabilities = {"' in shown  # JSON, not a dict's repr
+    assert "{'" not in shown and "None" not in shown
+    made = cli("budgets", "set", "--period", "day", "--tokens", "500").stdout
+    assert made.strip() == "Limit set: daily 500 tokens for the tenant."

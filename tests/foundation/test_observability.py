@@ -281,3 +281,46 @@ async def test_app_start_freezes_startup_objects_once(runtime, monkeypatch):
     again = app_module.create_app(runtime=runtime)
     async with again.router.lifespan_context(again):
         assert gc.get_freeze_count() <= frozen  # once per process: the new app stays unfrozen
+
+
+async def test_provider_calls_workflow_nodes_and_prompt_resolution_have_spans(runtime, admin_key):
+    """Spans of gasworks' own work under the request span, carrying workflowId, modelId and
+    requestId (the request's ``x-request-id``)."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from gasworks.api.app import create_app
+    from gasworks.workflows.demos import demo_document
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = create_app(runtime=runtime, tracer_provider=provider)
+    h = auth(admin_key)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://gasworks.test") as c:
+        await c.post("/api/workflows", json=demo_document("chatbot"), headers=h)
+        r = await c.post(
+            "/api/workflows/demo-chatbot/runs", json={"input": {"message": "hi"}}, headers=h
+        )
+        assert r.status_code in (200, 201) and r.json()["status"] == "succeeded", r.text
+        request_id = r.headers["x-request-id"]
+    spans = exporter.get_finished_spans()
+    by_name: dict[str, list[Any]] = {}
+    for s in spans:
+        by_name.setdefault(s.name, []).append(s)
+    (call,) = by_name["gasworks.provider_call"]
+    assert call.attributes["gasworks.modelId"] == "demo"
+    assert call.attributes["gasworks.workflowId"] == "demo-chatbot"
+    assert call.attributes["gasworks.requestId"] == request_id
+    nodes = {s.attributes["gasworks.nodeId"]: s for s in by_name["gasworks.workflow_node"]}
+    assert set(nodes) == {"memory", "answer", "reply"}
+    assert all(s.attributes["gasworks.workflowId"] == "demo-chatbot" for s in nodes.values())
+    (resolve,) = by_name["gasworks.prompt_resolve"]
+    assert resolve.attributes["gasworks.modelId"] == "demo"
+    assert resolve.attributes["gasworks.workflowId"] == "demo-chatbot"
+    assert resolve.parent.span_id == nodes["answer"].context.span_id
+    request = next(s for s in spans if s.name == "POST /api/workflows/{slug}/runs")
+    assert nodes["memory"].context.trace_id == request.context.trace_id
+    provider.shutdown()

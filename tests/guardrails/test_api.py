@@ -141,3 +141,38 @@ async def test_budget_for_another_tenants_key_is_not_found(client, admin_key) ->
     assert r.status_code == 422
     r = await client.put("/api/budgets", json={"period": "day", "cost_limit": "-1"}, headers=h)
     assert r.status_code == 422
+
+
+async def test_usage_reports_requests_and_attempts_and_prompt_versions(
+    client, admin_key, runtime
+) -> None:
+    """Two requests retried three times each read as 2 requests (both failed) and 6 attempts;
+    a retried request that was answered is 1 request, not failed. Rows carry the prompt
+    version, and usage groups by it."""
+    h = auth(admin_key)
+    me = (await client.get("/api/me", headers=h)).json()
+    g = get_guardrails(runtime)
+    model = FakeModel()
+    scope = CallScope(tenant_id=me["tenantId"], prompt_version_id="pv_one")
+    outcomes = [failed(attempt=a) for _ in range(2) for a in (1, 2, 3)]
+    outcomes += [failed(attempt=1), ok(model, 10, 5, attempt=2)]
+    for outcome in outcomes:
+        token = await g.before_call(scope, model, worker.request())
+        await g.after_call(token, scope, model, outcome)
+    other = CallScope(tenant_id=me["tenantId"], prompt_version_id="pv_two")
+    token = await g.before_call(other, model, worker.request())
+    await g.after_call(token, other, model, ok(model, 1, 1))
+    await g.ledger.flush()
+    r = await client.get("/api/usage", params={"groupBy": ["prompt_version"]}, headers=h)
+    assert r.status_code == 200, r.text
+    rows = {row["group"]["prompt_version"]: row for row in r.json()["rows"]}
+    one = rows["pv_one"]
+    assert (one["requests"], one["failedRequests"], one["calls"], one["failedCalls"]) == (
+        3,
+        2,
+        8,
+        7,
+    )
+    assert (rows["pv_two"]["requests"], rows["pv_two"]["failedRequests"]) == (1, 0)
+    total = r.json()["total"]
+    assert (total["requests"], total["calls"]) == (4, 9)

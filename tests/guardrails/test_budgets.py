@@ -311,3 +311,69 @@ async def test_background_maintenance_flushes_an_idle_process(runtime) -> None:
     await runtime.services[MAINTENANCE].once(sweep=True)
     after = await g.breakers.store.window("demo", 0, start)
     assert after.failures - before.failures == 3
+
+
+async def test_a_limit_set_mid_period_counts_the_periods_earlier_spend(runtime) -> None:
+    """279 tokens used, then a 500-token daily limit: it reports 279 used, and the call that
+    would cross it is refused (it reported "used 0" and let 500 more through)."""
+    ctx = await tenant(runtime)
+    other = await tenant_named(runtime, "other")
+    svc = BudgetService(runtime.db)
+    ledger = Ledger(runtime.db, svc, background=False)
+    await ledger.record(entry(ctx, "0.25", 279, api_key_id=ctx.api_key_id), None)
+    await ledger.record(entry(other, "9", 10_000), None)  # another tenant's spend: not counted
+    await ledger.flush()
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, token_limit=500))
+        await set_budget(s, ctx, BudgetSet(period=Period.MONTH, cost_limit=Decimal(1)))
+    day, month = sorted(await all_budgets(runtime, ctx), key=lambda b: b.period.value)
+    assert (day.spent_tokens, day.calls) == (279, 1)  # before any new call
+    assert month.spent_cost == Decimal("0.25")
+    with pytest.raises(TokenBudgetExceeded) as info:
+        await svc.reserve(ctx.tenant_id, None, Decimal(0), 300)
+    assert info.value.details["spent"] == 279
+    r = await svc.reserve(ctx.tenant_id, None, Decimal(0), 200)  # 279 + 200 fits under 500
+    assert r is not None
+    day = next(b for b in await all_budgets(runtime, ctx) if b.period is Period.DAY)
+    assert day.spent_tokens == 279
+
+
+async def tenant_named(runtime, name: str) -> TenantContext:
+    from gasworks.tenancy import service
+
+    async with runtime.db.session() as s:
+        t, _ = await service.bootstrap(s, name)
+    return TenantContext.system(t.id, t.name)
+
+
+async def all_budgets(runtime, ctx: TenantContext) -> list[BudgetOut]:
+    async with runtime.db.session() as s:
+        return await list_budgets(s, ctx)
+
+
+async def test_reserved_tokens_are_kept_free_of_the_prompt(runtime) -> None:
+    """A model's ``reserved_tokens`` (tool schemas, system overhead) shrink the prompt budget:
+    a prompt that fits without them is refused with them, or truncated when allowed."""
+    from dataclasses import replace
+
+    from gasworks.errors import ContextWindowExceeded
+    from gasworks.llm.types import ChatRequest, Message
+    from tests.guardrails.fakes import FakeEntry
+
+    g = Guardrails(runtime.db)
+    plain = FakeModel(entry=FakeEntry(context_window=1000))
+    reserved = replace(plain, entry=FakeEntry(context_window=1000, reserved_tokens=300))
+    history = [Message("user" if i % 2 == 0 else "assistant", "word " * 90) for i in range(6)]
+
+    def req(**kw: object) -> ChatRequest:
+        return ChatRequest(
+            model="fake-model", messages=[*history, Message("user", "now?")], max_tokens=100, **kw
+        )
+
+    g.precheck(plain, req())  # ~550 tokens fit 1000 * 0.9 - 100
+    with pytest.raises(ContextWindowExceeded):
+        g.precheck(reserved, req())  # not with 300 kept free
+    fitted = req(truncate=True)
+    check = g.precheck(reserved, fitted)
+    assert fitted.messages[-1].content == "now?" and len(fitted.messages) < len(history) + 1
+    assert check.notes["truncation"]["droppedMessages"] > 0

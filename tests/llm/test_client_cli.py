@@ -154,3 +154,50 @@ def test_cli_embed(cli_env) -> None:
     assert r.exit_code == 1
     err = json.loads(r.stdout)["error"]
     assert err["code"] == "VALIDATION_FAILED" and "384" in err["message"]
+
+
+async def test_workflow_runs_through_a_server_with_the_sdk_and_the_cli(
+    app, admin_key, runtime
+) -> None:
+    """`gasworks workflows run --server … --api-key …` runs on the server as the key's
+    tenant, streamed or not, with nothing local."""
+    from gasworks.tenancy import service as tenancy
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.workflows.demos import install_demos
+
+    async with runtime.db.session() as s:
+        tenant = await tenancy.find_tenant_by_name(s, "default")
+        await install_demos(s, TenantContext.system(tenant.id, "default"))
+    env = {"GASWORKS_HOME": "/nonexistent/gasworks-home"}  # nothing local is opened
+    async with serve(app) as url:
+        async with AsyncGasworks(url, admin_key) as gw:
+            out = await gw.run_workflow("demo-support", {"message": "hello"})
+            assert out["status"] == "succeeded" and out["output"].startswith("Hello!")
+        args = ["workflows", "run", "demo-chatbot", "-i", "message=hi", "--server", url]
+        args += ["--api-key", admin_key]
+
+        def cli(*extra: str):
+            return CliRunner().invoke(cli_app, [*args, *extra], env=env)
+
+        plain = await asyncio.to_thread(cli, "--json")
+        assert plain.exit_code == 0, plain.output
+        assert json.loads(plain.stdout)["output"].startswith("[demo]")
+        streamed = await asyncio.to_thread(cli, "--stream")
+        assert streamed.exit_code == 0, streamed.output
+        assert streamed.stdout.startswith("[demo]") and "succeeded" in streamed.stderr
+        events = await asyncio.to_thread(cli, "--stream", "--json")
+        kinds = [json.loads(line)["event"] for line in events.stdout.splitlines()]
+        assert kinds[0] == "run.started" and kinds[-1] == "run.finished" and "chunk" in kinds
+
+        def remote(*cmd: str):
+            return CliRunner().invoke(
+                cli_app, [*cmd, "--server", url, "--api-key", admin_key, "--json"], env=env
+            )
+
+        listed = await asyncio.to_thread(remote, "workflows", "list")
+        assert listed.exit_code == 0, listed.output
+        assert {w["slug"] for w in json.loads(listed.stdout)} >= {"demo-chatbot", "demo-support"}
+        usage = await asyncio.to_thread(remote, "usage", "summary", "--by", "model")
+        assert usage.exit_code == 0, usage.output
+        (row,) = json.loads(usage.stdout)["rows"]
+        assert row["group"] == {"model": "demo"} and row["requests"] == 3

@@ -69,7 +69,12 @@ async def test_invalid_body_is_a_400_class_error_naming_the_field(client, admin_
 
 
 async def test_stream_sse_ends_with_usage_and_done(client, admin_key) -> None:
-    body = {"model": "demo", "stream": True, "messages": [{"role": "user", "content": "hey"}]}
+    body = {
+        "model": "demo",
+        "stream": True,
+        "stream_options": {"include_usage": True},
+        "messages": [{"role": "user", "content": "hey"}],
+    }
     r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
     assert r.status_code == 200
     assert r.headers["content-type"].startswith("text/event-stream")
@@ -82,6 +87,24 @@ async def test_stream_sse_ends_with_usage_and_done(client, admin_key) -> None:
     usage_chunk = chunks[-1]
     assert usage_chunk["choices"] == [] and usage_chunk["usage"]["completion_tokens"] > 0
     assert Decimal(usage_chunk["gasworks"]["cost"]) == 0
+
+
+async def test_stream_without_include_usage_sends_no_usage_chunk(app, admin_key) -> None:
+    """OpenAI's canonical loop (``chunk.choices[0].delta.content``) must not meet a chunk
+    without choices: the usage chunk comes only with ``stream_options.include_usage``."""
+    async with serve(app) as url:
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=admin_key, max_retries=0)
+        try:
+            stream = await client.chat.completions.create(
+                model="demo", messages=[{"role": "user", "content": "Hello"}], stream=True
+            )
+            text = ""
+            async for chunk in stream:
+                assert chunk.usage is None
+                text += chunk.choices[0].delta.content or ""
+            assert text.startswith("[demo]") and "None" not in text
+        finally:
+            await client.close()
 
 
 async def test_stream_unknown_model_gets_a_real_status(client, admin_key) -> None:
@@ -234,3 +257,75 @@ async def test_fast_path_requests_are_counted_under_the_route(client, admin_key)
         )
         assert r.status_code == 200
     assert count((await client.get("/metrics")).text) == before + 2
+
+
+async def test_missing_provider_package_is_not_retried_and_names_the_install(
+    app, admin_key, monkeypatch
+) -> None:
+    """A deployment without a provider's SDK: one request (the official client is told not
+    to retry), and the answer gives the exact install command."""
+    import httpx
+
+    import gasworks.llm.providers.anthropic as adapter
+
+    monkeypatch.setattr(adapter, "anthropic", None)
+    sent: list[str] = []
+
+    async def count(request: httpx.Request) -> None:
+        sent.append(request.url.path)
+
+    async with serve(app) as url:
+        http = httpx.AsyncClient(event_hooks={"request": [count]})
+        client = openai.AsyncOpenAI(base_url=f"{url}/v1", api_key=admin_key, http_client=http)
+        try:
+            with pytest.raises(openai.APIStatusError) as info:
+                await client.chat.completions.create(
+                    model="claude-sonnet-4-5", messages=[{"role": "user", "content": "x"}]
+                )
+        finally:
+            await client.close()
+    assert sent == ["/v1/chat/completions"]  # the SDK's default max_retries=2 not used
+    assert info.value.code == "MISSING_DEPENDENCY"
+    assert "pip install 'gasworks[anthropic]'" in info.value.message
+    assert info.value.response.headers["x-should-retry"] == "false"
+
+
+def test_shipped_catalog_providers_have_their_sdks_installed() -> None:
+    """The base install (no extras) carries the official SDK of every provider the shipped
+    catalog lists, so each of its models works after `make run`."""
+    import importlib.metadata
+
+    from gasworks.llm.registry.registry import catalog_entries
+
+    sdk = {"openai": "openai", "anthropic": "anthropic", "bedrock": "boto3"}
+    needed = {sdk[e.provider.value] for e in catalog_entries() if e.provider.value in sdk}
+    assert needed == {"openai", "anthropic", "boto3"}
+    requires = importlib.metadata.requires("gasworks") or []
+    base = {r.split(">")[0].split("[")[0].strip() for r in requires if "extra ==" not in r}
+    assert needed <= base
+
+
+async def test_logprobs_are_refused_where_the_provider_has_none(client, admin_key) -> None:
+    body = {"model": "demo", "messages": [{"role": "user", "content": "x"}], "logprobs": True}
+    r = await client.post("/v1/chat/completions", json=body, headers=auth(admin_key))
+    assert r.status_code == 400
+    err = r.json()["error"]
+    assert err["code"] == "MODEL_CAPABILITY_UNSUPPORTED" and err["param"] == "logprobs"
+
+
+def test_logprobs_are_rendered_in_openai_shape() -> None:
+    """The OpenAI client reads ``choices[0].logprobs`` of an answer and of each chunk."""
+    from openai.types.chat import ChatCompletion, ChatCompletionChunk
+
+    from gasworks.api.openai_wire import ChunkRenderer, render_completion
+    from gasworks.llm.types import ChatResult, FinishReason, StreamChunk, Usage
+
+    lp = {"content": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": []}]}
+    done = render_completion(
+        ChatResult("Hi", FinishReason.STOP, Usage(1, 1), "m", "openai", logprobs=lp)
+    )
+    parsed = ChatCompletion.model_validate(done)
+    assert parsed.choices[0].logprobs.content[0].logprob == -0.5
+    sse = ChunkRenderer("m", False, False).chunk(StreamChunk(delta="Hi", logprobs=lp))
+    chunks = [ChatCompletionChunk.model_validate_json(e) for e in sse_events(sse)]
+    assert chunks[-1].choices[0].logprobs.content[0].token == "Hi"

@@ -320,3 +320,44 @@ async def test_error_event_type_is_read_the_same_by_both_adapters(
     gw = gateway_for(tmp_path, entries(fake_openai), [])
     _, err = await text_before_error(gw, ask(model), error)
     assert err.retryable
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_refused_connection_is_unavailable_streaming_or_not(
+    tmp_path, model, streaming
+) -> None:
+    """Nothing was streamed yet: a refused connection is PROVIDER_UNAVAILABLE (503) in both
+    modes, as the docs say, not a stream interruption."""
+
+    class Down:
+        url = f"http://127.0.0.1:{_closed_port()}"
+
+    gw = gateway_for(tmp_path, entries(Down()))  # type: ignore[arg-type]
+    with pytest.raises(ProviderUnavailable) as info:
+        if streaming:
+            await collect(gw, ask(model))
+        else:
+            await gw.chat(SCOPE, ask(model))
+    assert info.value.status == 503
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_logprobs_reach_the_answer_and_the_stream(tmp_path, fake_openai, model) -> None:
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    r = await gw.chat(SCOPE, ask(model, extra={"logprobs": True, "top_logprobs": 2}))
+    sent = fake_openai.requests[-1].json()
+    assert sent["logprobs"] is True and sent["top_logprobs"] == 2
+    tokens = [t["token"] for t in r.logprobs["content"]]
+    assert "".join(tokens) == r.text and len(r.logprobs["content"][0]["top_logprobs"]) == 2
+    streamed = [c async for c in gw.stream(SCOPE, ask(model, extra={"logprobs": True}))]
+    with_lp = [c for c in streamed if c.logprobs]
+    assert "".join(t["token"] for c in with_lp for t in c.logprobs["content"]) == r.text

@@ -217,3 +217,40 @@ async def test_graphql_flow(client, admin_key):
     body = r.json()["data"]
     assert body["promptPointerHistory"] == [{"seq": 1, "action": "move"}]
     assert body["promptDeadLetters"] == [{"reasonCode": "PROMPT_POINTER_CONFLICT"}]
+
+
+async def test_prompt_metrics_count_cas_conflicts_dead_letters_and_resolutions(client, admin_key):
+    """The metrics the original system names: compare-and-set attempts and conflicts,
+    dead-letter growth, resolution latency, interpolation warnings, cache size and entry age."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    async def sample(name: str, **labels: str) -> float:
+        text = (await client.get("/metrics")).text
+        for family in text_string_to_metric_families(text):
+            for s in family.samples:
+                if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                    return float(s.value)
+        return 0.0
+
+    names = {
+        "ok": ("gasworks_prompt_pointer_cas_total", {"outcome": "ok"}),
+        "conflict": ("gasworks_prompt_pointer_cas_total", {"outcome": "conflict"}),
+        "dead": ("gasworks_prompt_dead_letters_total", {}),
+        "resolved": ("gasworks_prompt_resolve_seconds_count", {}),
+        "missing": ("gasworks_prompt_missing_variables_total", {}),
+        "hits": ("gasworks_prompt_cache_hit_age_seconds_count", {}),
+    }
+    before = {k: await sample(n, **lb) for k, (n, lb) in names.items()}
+    h = auth(admin_key)
+    v1 = await _version(client, admin_key, "About ${slots.product}.")
+    move = {"scope": SCOPE, "versionId": v1["id"], "expectedVersion": 0}
+    assert (await client.post("/api/prompts/pointer/move", json=move, headers=h)).status_code == 200
+    assert (await client.post("/api/prompts/pointer/move", json=move, headers=h)).status_code == 409
+    body = {"model": SCOPE["model"], "workflowId": SCOPE["workflowId"], "variables": {}}
+    for _ in range(2):  # a load, then a cache hit; ${slots.product} and ${inputs.q} missing
+        assert (await client.post("/api/prompts/resolve", json=body, headers=h)).status_code == 200
+    after = {k: await sample(n, **lb) for k, (n, lb) in names.items()}
+    delta = {k: after[k] - before[k] for k in names}
+    assert delta["ok"] == 1 and delta["conflict"] == 1 and delta["dead"] == 1
+    assert delta["resolved"] >= 2 and delta["missing"] >= 4 and delta["hits"] >= 1
+    assert await sample("gasworks_prompt_cache_entries") >= 1

@@ -121,3 +121,16 @@ def test_chat_prints_the_answer_as_it_streams(cli, tmp_path):
     assert result.exit_code == 0, result.output
     assert 'You asked about "Asked: is it raining"' in result.stdout
     assert "prompt tenant+workflow+model" in result.stdout
+
+
+def test_show_takes_a_name_a_name_at_a_version_or_an_id(cli, tmp_path):
+    f = tmp_path / "support.yaml"
+    f.write_text("system: 'one'\n")
+    one = cli("prompts", "push", str(f), "-t", "default")["version"]
+    f.write_text("system: 'two'\n")
+    two = cli("prompts", "push", str(f), "-t", "default")["version"]
+    assert cli("prompts", "show", "support", "-t", "default")["id"] == two["id"]
+    assert cli("prompts", "show", "support@1", "-t", "default")["id"] == one["id"]
+    assert cli("prompts", "show", one["id"], "-t", "default")["content"]["system"] == "one"
+    err = cli("prompts", "show", "nope", "-t", "default", ok=False)["error"]
+    assert err["code"] == "PROMPT_VERSION_NOT_FOUND"

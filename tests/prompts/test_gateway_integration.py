@@ -199,7 +199,10 @@ async def test_openai_route_answers_with_the_deployed_prompt(app, client, admin_
             text = done.choices[0].message.content or ""
             assert 'You asked about "Customer: where is my bike"' in text
             meta = (done.model_extra or {})["gasworks"]["prompt"]
-            assert meta["version_id"] == v1 and meta["missing"] == []
+            # camelCase, as everything else on the ``gasworks`` extension
+            assert meta["versionId"] == v1 and meta["missing"] == []
+            assert meta["versionNumber"] == 1 and "contentHash" in meta
+            assert "version_id" not in meta
 
             stream = await oai.chat.completions.create(
                 model="demo", messages=messages, stream=True, extra_body={"prompt_scope": scope}
@@ -228,3 +231,51 @@ async def test_openai_route_answers_with_the_deployed_prompt(app, client, admin_
     assert r.status_code == 200, r.text
     assert r.headers["x-gasworks-prompt-level"] == "neutral"
     assert r.json()["gasworks"]["prompt"]["level"] == "neutral"
+
+
+async def test_prompted_calls_record_their_prompt_version_in_the_ledger(client, admin_key):
+    """Which prompt version answered is on the call's ledger row, and usage reports by it."""
+    h = auth(admin_key)
+    v1 = await _deploy(client, h, "Be brief.", "${inputs.user_prompt}", 0)
+    body = {
+        "model": "demo",
+        "messages": [{"role": "user", "content": "hi"}],
+        "prompt_scope": {"workflow_id": "support"},
+    }
+    r = await client.post("/v1/chat/completions", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    r = await client.post(
+        "/api/prompts/chat",
+        json={
+            "model": "demo",
+            "workflowId": "support",
+            "variables": {"inputs": {"user_prompt": "x"}},
+        },
+        headers=h,
+    )
+    assert r.status_code == 200, r.text
+    calls = (await client.get("/api/usage/calls", headers=h)).json()
+    assert [c["promptVersionId"] for c in calls] == [v1, v1]
+    usage = (await client.get("/api/usage", params={"groupBy": "prompt_version"}, headers=h)).json()
+    (row,) = usage["rows"]
+    assert row["group"] == {"prompt_version": v1} and row["requests"] == 2
+
+
+async def test_prompted_chat_fits_a_long_conversation_by_default(client, admin_key):
+    """A history longer than the model's context window is truncated (oldest first, the
+    current input kept), unless the request says ``truncate: false``."""
+    h = auth(admin_key)
+    history = [
+        {"role": "user" if i % 2 == 0 else "assistant", "content": f"turn {i} " + "word " * 900}
+        for i in range(12)
+    ]  # ~11,000 tokens: more than the demo model's 8,192
+    body = {
+        "model": "demo",
+        "history": history,
+        "variables": {"inputs": {"user_prompt": "and now?"}},
+    }
+    r = await client.post("/api/prompts/chat", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert 'You asked about "and now?"' in r.json()["text"]
+    r = await client.post("/api/prompts/chat", json={**body, "truncate": False}, headers=h)
+    assert r.status_code == 400 and r.json()["error"]["code"] == "CONTEXT_WINDOW_EXCEEDED"

@@ -85,3 +85,45 @@ def test_publish_run_stream_and_graph(cli: Any, tmp_path: Path) -> None:
     }
     err = cli("workflows", "run", "nope", "--json", code=1)
     assert json.loads(err.stdout)["error"]["code"] == "NOT_FOUND"
+
+
+async def test_cli_published_workflows_are_the_tenants_and_share_works(
+    cli: Any, tmp_path: Path, db_url: str
+) -> None:
+    """What the operator publishes is visible to the tenant's own keys (unless --private);
+    `workflows share` opens a private one to a role."""
+    import asyncio
+
+    import httpx
+
+    from gasworks.api.app import create_app
+    from gasworks.settings import Settings
+    from gasworks.wiring import build_runtime
+
+    def sh(*args: str) -> Any:  # the CLI runs its own event loop: in a thread
+        return asyncio.to_thread(cli, *args)
+
+    await sh("init", "--json")
+    viewer = json.loads((await sh("keys", "create", "--tenant", "default", "--json")).stdout)["key"]
+    for slug, extra in (("open", []), ("closed", ["--private"])):
+        f = tmp_path / f"{slug}.yaml"
+        f.write_text(f"id: {slug}\nnodes:\n  - {{id: f, type: Format, config: {{template: hi}}}}\n")
+        await sh("workflows", "publish", str(f), *extra)
+    rt = build_runtime(
+        Settings(home=tmp_path / "home", database_url=db_url, auth_cache_ttl_seconds=0)
+    )
+    await rt.start(migrate=False)
+    try:
+        transport = httpx.ASGITransport(app=create_app(runtime=rt))
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+            h = {"Authorization": f"Bearer {viewer}"}
+
+            async def status(slug: str) -> int:
+                return (await http.get(f"/api/workflows/{slug}", headers=h)).status_code
+
+            assert (await status("open"), await status("closed")) == (200, 404)
+            shared = (await sh("workflows", "share", "closed", "--role", "viewer")).stdout
+            assert "shared with role viewer" in shared
+            assert await status("closed") == 200
+    finally:
+        await rt.stop()

@@ -632,3 +632,92 @@ async def test_delete_removes_versions_runs_and_conversations(
     async with rt.db.session() as s:
         assert await s.scalar(select(func.count()).select_from(WorkflowRunEventRow)) == 0
         assert await s.scalar(select(func.count()).select_from(ConversationMessageRow)) == 0
+
+
+async def test_original_model_invoke_config_streams_and_records_its_prompt_version(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    """A ModelInvoke written for the original system (``modelId``, ``maxTokens``) runs
+    unchanged; its streamed node's ``node.finished`` has the real text and usage; the prompt
+    version that answered is on the node output and on the call's ledger row."""
+    h = auth(admin_key)
+    v = await client.post(
+        "/api/prompts/versions",
+        json={"name": "wf", "content": {"system": "Be brief.", "user": "${inputs.user_prompt}"}},
+        headers=h,
+    )
+    assert v.status_code in (200, 201), v.text
+    moved = await client.post(
+        "/api/prompts/pointer/move",
+        json={
+            "scope": {"model": "demo", "workflowId": "original"},
+            "versionId": v.json()["id"],
+            "expectedVersion": 0,
+        },
+        headers=h,
+    )
+    assert moved.status_code == 200, moved.text
+    doc = {
+        "id": "original",
+        "nodes": [
+            {
+                "id": "answer",
+                "type": "ModelInvoke",
+                "config": {
+                    "modelId": "demo",
+                    "temperature": 0.7,
+                    "maxTokens": 1000,
+                    "stream": True,
+                },
+            },
+            {"id": "reply", "type": "StreamToClient", "config": {"source": "answer"}},
+        ],
+        "edges": [{"from": "answer", "to": "reply"}],
+    }
+    r = await client.post("/api/workflows", json=doc, headers=h)
+    assert r.status_code in (200, 201), r.text
+    r = await client.post(
+        "/api/workflows/original/runs",
+        json={"input": {"message": "hello there"}, "stream": True},
+        headers=h,
+    )
+    events = parse_sse(r.text)
+    text = "".join(e["data"]["chunk"] for e in events if e["event"] == "chunk")
+    (finished,) = [
+        e["data"]
+        for e in events
+        if e["event"] == "node.finished" and e["data"]["nodeId"] == "answer"
+    ]
+    out = finished["output"]
+    assert text.startswith("[demo]") and out["text"] == text
+    assert out["usage"]["outputTokens"] > 0 and out["usage"]["inputTokens"] > 0
+    assert out["promptVersionId"] == v.json()["id"]
+    calls = (await client.get("/api/usage/calls", headers=h)).json()
+    (call,) = [c for c in calls if c["workflowId"] == "original"]
+    assert call["promptVersionId"] == v.json()["id"] and call["attempt"] == 1
+
+
+async def test_publish_refuses_an_unknown_or_disabled_model_at_its_node(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    h = auth(admin_key)
+    r = await client.put("/api/models/gpt-4o/enabled", json={"enabled": False}, headers=h)
+    assert r.status_code == 200, r.text
+    doc = {
+        "id": "typo",
+        "nodes": [
+            {"id": "off", "type": "ModelInvoke", "config": {"model": "gpt-4o"}},
+            {"id": "bad", "type": "ModelInvoke", "config": {"modelId": "gpt-17"}},
+            {"id": "fine", "type": "ModelInvoke", "config": {"model": "demo"}},
+        ],
+        "edges": [{"from": "off", "to": "bad"}, {"from": "bad", "to": "fine"}],
+    }
+    r = await client.post("/api/workflows", json=doc, headers=h)
+    assert r.status_code == 422, r.text
+    issues = r.json()["error"]["details"]["issues"]
+    assert [(i["code"], i["path"]) for i in issues] == [
+        ("MODEL_NOT_FOUND", "nodes[0].config.model"),
+        ("MODEL_NOT_FOUND", "nodes[1].config.model"),
+    ]
+    assert "gpt-17" in issues[1]["message"]
+    assert (await client.get("/api/workflows/typo", headers=h)).status_code == 404

@@ -225,6 +225,8 @@ async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
         parameters: dict[str, Any]
 
     class Prompt:
+        version_id = "pv_test"
+
         def format(self, values: Any, history: Any) -> Formatted:
             user = values["inputs"]["user_prompt"]
             msgs = [Message("system", "Be brief."), *history, Message("user", user)]
@@ -250,3 +252,15 @@ async def test_the_prompt_engine_resolver_is_used_through_the_adapter() -> None:
     assert [m.role for m in sent] == ["system", "user", "assistant", "user"]
     assert sent[0].text() == "Be brief." and sent[-1].text() == "second"
     assert models.calls[-1][0].temperature == 0.1
+    assert models.calls[-1][1].prompt_version_id == "pv_test"  # on the call's ledger row
+
+
+async def test_model_invoke_truncates_by_default_and_can_be_told_not_to() -> None:
+    """As in the original system, a model node fits a long conversation to the model's
+    context window before the call unless its config says ``truncate: false``."""
+    models = FakeModels()
+    for config in ({"model": "demo"}, {"model": "demo", "truncate": False}):
+        doc = {"id": "t", "nodes": [{"id": "m", "type": "ModelInvoke", "config": config}]}
+        out, _ = await turn(doc, "hello", models=models)
+        assert out.status == "succeeded"
+    assert [request.truncate for request, _ in models.calls] == [True, False]

@@ -40,6 +40,9 @@ PASS_THROUGH = frozenset(
         "reasoning_effort",
         "service_tier",
         "metadata",
+        # refused by the gateway for models whose provider has none (``check_capabilities``)
+        "logprobs",
+        "top_logprobs",
     }
 )
 
@@ -57,7 +60,8 @@ class WireMessage(BaseModel):
 class StreamOptions(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    include_usage: bool = True
+    #: as OpenAI: the usage chunk (``choices: []``) is sent only when asked for
+    include_usage: bool = False
 
 
 class PromptScope(BaseModel):
@@ -234,7 +238,7 @@ def render_completion(result: ChatResult) -> dict[str, Any]:
                 "index": 0,
                 "message": message,
                 "finish_reason": result.finish_reason.value,
-                "logprobs": None,
+                "logprobs": result.logprobs,
             }
         ],
         "usage": usage_dict(result.usage),
@@ -273,6 +277,11 @@ class ChunkRenderer:
             out += (
                 self._head + f'"choices":[{{"index":0,"delta":{json.dumps(delta)},'
                 '"finish_reason":null}]}\n\n'
+            )
+        elif c.logprobs is not None:
+            out += (
+                self._head + f'"choices":[{{"index":0,"delta":{{"content":{json.dumps(c.delta)}}},'
+                f'"logprobs":{json.dumps(c.logprobs)},"finish_reason":null}}]}}\n\n'
             )
         elif c.delta:
             out += (

@@ -1,7 +1,9 @@
 """A local-folder backend: one file per blob under a root folder (default GASWORKS_HOME/blobs).
 
 Writes go to a temporary file in the same folder and are renamed into place (atomic on POSIX),
-so readers never see a partial blob. File I/O runs in a worker thread.
+so readers never see a partial blob. File I/O runs in a worker thread. A process that crashed
+mid-write leaves its temporary file behind: the first write of each store removes the ones
+older than ``STALE_TMP_SECONDS`` (younger ones may be another process's write in flight).
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
+import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,15 +21,41 @@ from gasworks.blobs.types import check_key
 from gasworks.errors import BlobNotFound, BlobStoreUnavailable
 from gasworks.home import private_dirs
 
+#: a temporary file this old belongs to a write that will never finish
+STALE_TMP_SECONDS = 3600.0
+_TMP = re.compile(r"^\..+\.[0-9a-f]{32}\.tmp$")
+
 
 class LocalFolderStore:
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._swept = False
+
+    def sweep(self, older_than: float = STALE_TMP_SECONDS) -> int:
+        """Remove temporary files of crashed writes older than ``older_than`` seconds; returns
+        how many were removed."""
+        removed = 0
+        if not self.root.is_dir():
+            return removed
+        cutoff = time.time() - older_than
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not _TMP.match(name):
+                    continue
+                path = Path(dirpath, name)
+                with contextlib.suppress(FileNotFoundError):
+                    if path.stat().st_mtime < cutoff:
+                        path.unlink()
+                        removed += 1
+        return removed
 
     def _path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key).split("/"))
 
     def _put(self, path: Path, data: bytes) -> None:
+        if not self._swept:
+            self._swept = True
+            self.sweep()
         private_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

@@ -6,10 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
-    pass
-
-from gasworks.cli.output import JsonOpt, console, emit_json, run
+from gasworks.cli.output import JsonOpt, console, emit_json, progress, run
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.settings import Settings
@@ -61,7 +58,8 @@ def rotate_key(as_json: JsonOpt = False) -> None:
         old, _new = rotate_master_key(settings)
         return {"previousKeyId": old, **(await _rewrap(settings, retire=False))}
 
-    out = run(body, as_json)
+    with progress("Rotating the master key and re-wrapping every data key…", as_json):
+        out = run(body, as_json)
     emit_json(out) if as_json else _print(out)
 
 
@@ -74,5 +72,6 @@ def rewrap(
     from gasworks.settings import Settings
 
     settings = Settings()
-    out = run(lambda: _rewrap(settings, retire), as_json)
+    with progress("Re-wrapping every data key…", as_json):
+        out = run(lambda: _rewrap(settings, retire), as_json)
     emit_json(out) if as_json else _print(out)

@@ -4,21 +4,54 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gasworks.errors import NotFound
+from gasworks.errors import NotFound, NotInitialized
 
 if TYPE_CHECKING:  # the server stack is imported by the commands that run, not by --help
     from gasworks.runtime import Runtime
+    from gasworks.settings import Settings
     from gasworks.tenancy.context import TenantContext
 
 
+def where(settings: Settings) -> str:
+    """The home and database a command uses, as a user would look for them."""
+    from gasworks.settings import redact_url
+
+    return (
+        f"home {settings.home.resolve()} (GASWORKS_HOME), "
+        f"database {redact_url(settings.resolved_database_url)}"
+    )
+
+
+def require_database(settings: Settings) -> None:
+    """Commands other than ``init``, ``serve`` and ``db upgrade`` never create a database: an
+    embedded SQLite file that does not exist means the wrong folder or GASWORKS_HOME."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.resolved_database_url)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:":
+        return
+    if not Path(url.database).exists():
+        raise NotInitialized(
+            f"No gasworks database here ({where(settings)}). Run `gasworks init` to create "
+            "one, or point GASWORKS_HOME / GASWORKS_DATABASE_URL at the one you initialised "
+            "(a relative GASWORKS_HOME is relative to the current folder).",
+            details={"home": str(settings.home.resolve()), "database": url.database},
+        )
+
+
 @contextlib.asynccontextmanager
-async def runtime() -> AsyncIterator[Runtime]:
+async def runtime(*, create: bool = False) -> AsyncIterator[Runtime]:
+    """A started runtime on the configured database; ``create``: may create it (``init``)."""
     from gasworks.settings import Settings
     from gasworks.wiring import build_runtime
 
-    rt = build_runtime(Settings())
+    settings = Settings()
+    if not create:
+        require_database(settings)
+    rt = build_runtime(settings)
     await rt.start()
     try:
         yield rt

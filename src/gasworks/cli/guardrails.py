@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.errors import ValidationFailed
 
@@ -190,9 +191,14 @@ def budgets_set(
     elif out is None:
         console.print("Limit removed.")
     else:
+        limits = [
+            f"cost {out.cost_limit}" if out.cost_limit is not None else "",
+            f"{out.token_limit} tokens" if out.token_limit is not None else "",
+        ]
         console.print(
-            f"Limit set: {out.period.adjective} cost {out.cost_limit}, tokens {out.token_limit} "
-            f"for {'key ' + out.api_key_id if out.api_key_id else 'the tenant'}."
+            f"Limit set: {out.period.adjective} {' and '.join(x for x in limits if x)} "
+            f"for {'key ' + out.api_key_id if out.api_key_id else 'the tenant'}.",
+            highlight=False,
         )
 
 
@@ -261,9 +267,12 @@ def usage_summary(
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
     workflow: Annotated[str | None, typer.Option(help="Only this workflow id.")] = None,
     key: Annotated[str | None, typer.Option("--key", help="Only this API key id.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Calls, tokens and cost grouped by day, model, workflow, API key, provider or status."""
+    """Requests, attempts, tokens and cost grouped by day, model, workflow, API key, provider,
+    status or prompt version (with --server: of the key's tenant)."""
     from gasworks.llm import ledger
 
     async def body() -> UsageReport:
@@ -272,6 +281,21 @@ def usage_summary(
             last = date.fromisoformat(until) if until else None
         except ValueError as exc:
             raise ValidationFailed("Dates are YYYY-MM-DD.", details={"since": since}) from exc
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                report = await gw.usage(
+                    group_by=[g.value for g in by or []],
+                    since=since,
+                    until=until,
+                    model=model,
+                    workflow_id=workflow,
+                    api_key_id=key,
+                )
+            from gasworks.llm.ledger import UsageReport as Report
+
+            return Report.model_validate(report)
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
@@ -294,6 +318,8 @@ def usage_summary(
     rows = [
         [
             *(r.group.get(n) for n in names),
+            r.requests,
+            r.failed_requests,
             r.calls,
             r.failed_calls,
             r.input_tokens,
@@ -307,6 +333,8 @@ def usage_summary(
         [
             "total",
             *[""] * (len(names) - 1),
+            t.requests,
+            t.failed_requests,
             t.calls,
             t.failed_calls,
             t.input_tokens,
@@ -314,7 +342,11 @@ def usage_summary(
             t.cost,
         ]
     )
-    table(f"Usage of {tenant}", [*names, "calls", "failed", "input", "output", "cost"], rows)
+    table(
+        f"Usage of {tenant}",
+        [*names, "requests", "failed", "attempts", "failed attempts", "input", "output", "cost"],
+        rows,
+    )
 
 
 @usage_app.command("calls")

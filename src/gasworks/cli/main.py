@@ -8,7 +8,17 @@ import typer
 
 from gasworks import __version__
 from gasworks.cli import blobs, embeddings, guardrails, models, prompts, tenancy, workflows
-from gasworks.cli.output import JsonOpt, console, emit_json, fail, run
+from gasworks.cli.output import (
+    GasworksGroup,
+    JsonOpt,
+    console,
+    emit_json,
+    esc,
+    fail,
+    plain,
+    progress,
+    run,
+)
 
 if TYPE_CHECKING:
     from gasworks.settings import Settings
@@ -20,6 +30,8 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
     pretty_exceptions_enable=False,
+    # no traceback ever: every failure is one line with a stable code (output.GasworksGroup)
+    cls=GasworksGroup,
 )
 db_app = typer.Typer(rich_markup_mode=None, help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(rich_markup_mode=None, help="Configuration.", no_args_is_help=True)
@@ -39,12 +51,33 @@ app.add_typer(prompts.prompts_app, name="prompts")
 app.add_typer(blobs.blobs_app, name="blobs")
 
 
-@app.callback()
-def _setup() -> None:
-    """Logs go to stderr (warnings and up) so that stdout carries only the command's output."""
-    from gasworks.observability.logging import configure_logging
+def _print_version(value: bool) -> None:
+    if value:
+        console.print(f"gasworks {__version__}", markup=False, highlight=False)
+        raise typer.Exit()
 
-    configure_logging(json=load_settings().json_logs, level="WARNING")
+
+@app.callback()
+def _setup(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the version and exit.",
+        ),
+    ] = False,
+) -> None:
+    """Logs go to stderr (warnings and up) so that stdout carries only the command's output;
+    they are JSON under --json (or GASWORKS_LOG_FORMAT=json), readable lines otherwise."""
+    from gasworks.observability.logging import configure_logging
+    from gasworks.settings import LogFormat
+
+    settings = load_settings()
+    as_json = bool(ctx.meta.get("gasworks.json")) or settings.log_format is LogFormat.JSON
+    configure_logging(json=as_json, level="WARNING")
 
 
 @app.command()
@@ -86,7 +119,8 @@ def serve(
         finally:
             await rt.stop()
 
-    dialect, initialized = run(prepare, as_json)
+    with progress("Preparing the database (migrations)…", as_json):
+        dialect, initialized = run(prepare, as_json)
     url = f"http://{bind_host}:{bind_port}"
     if as_json:
         emit_json({"url": url, "database": dialect, "workers": n, "initialized": initialized})
@@ -129,7 +163,8 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
         finally:
             await db.dispose()
 
-    out = run(body, as_json)
+    with progress("Upgrading the database schema…", as_json):
+        out = run(body, as_json)
     if as_json:
         emit_json(out)
     else:
@@ -166,7 +201,7 @@ def config_show(as_json: JsonOpt = False) -> None:
         emit_json(data)
     else:
         for k, v in data.items():
-            console.print(f"[bold]{k}[/] = {v}")
+            console.print(f"[bold]{k}[/] = {esc(plain(v))}", highlight=False)
 
 
 def load_settings() -> Settings:

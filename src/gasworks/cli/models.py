@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
+from gasworks.cli.output import (
+    JsonOpt,
+    console,
+    echo_stream,
+    emit_json,
+    esc,
+    plain,
+    run,
+    table,
+)
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.modelcard import ModelEntry
@@ -115,7 +124,7 @@ def models_show(
         return
     for key, value in _entry_json(e).items():
         if value not in (None, [], {}):
-            console.print(f"[bold]{key}[/] = {value}")
+            console.print(f"[bold]{key}[/] = {esc(plain(value))}", highlight=False)
 
 
 def chat(

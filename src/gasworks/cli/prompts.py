@@ -24,8 +24,8 @@ if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the se
 
 
 from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, run, table
-from gasworks.errors import PromptPointerNotFound, ValidationFailed
+from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, esc, run, table
+from gasworks.errors import PromptPointerNotFound, PromptVersionNotFound, ValidationFailed
 from gasworks.tenancy.context import TenantContext
 
 T = TypeVar("T")
@@ -110,12 +110,25 @@ def load_prompt_file(path: Path) -> tuple[str, PromptContent, str, dict[str, Any
             data = load_data(text, json_only=path.suffix == ".json")
         except DataParseError as exc:
             raise ValidationFailed(
-                f"{path} does not parse: {exc.reason}", details={"file": str(path)}
+                f"{path} does not parse: {exc.reason}",
+                details={"file": str(path), "line": exc.line, "column": exc.column},
             ) from None
         if not isinstance(data, dict):
-            raise ValidationFailed(f"{path} must hold a mapping.", details={"file": str(path)})
+            raise ValidationFailed(
+                f"{path} must hold a mapping (system:, user: or messages:), "
+                f"not {'nothing' if data is None else type(data).__name__}.",
+                details={"file": str(path)},
+            )
         meta = {k: data.pop(k) for k in ("name", "message", "model", "workflow") if k in data}
-        content = PromptContent.model_validate(data)
+        from pydantic import ValidationError
+
+        try:
+            content = PromptContent.model_validate(data)
+        except ValidationError as exc:
+            from gasworks.validation import validation_failed
+
+            bad = validation_failed(exc.errors())
+            raise ValidationFailed(f"{path}: {bad.message}", details=bad.details) from None
         return str(meta.get("name") or path.stem), content, str(meta.get("message", "")), meta
     return path.stem, PromptContent(system=text), "", {}
 
@@ -365,12 +378,21 @@ def versions_cmd(
 
 
 @prompts_app.command("show")
-def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+def show_cmd(
+    ref: Annotated[
+        str,
+        typer.Argument(
+            help="A prompt name (its newest version), name@N (version N) or a version id (pv_…)."
+        ),
+    ],
+    tenant: TenantOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """One version with its content (hash verified)."""
     from gasworks.yamlsafe import dump_yaml
 
     async def body(svc: PromptService, ctx: TenantContext) -> Any:
-        return await svc.get_version(ctx, version_id)
+        return await svc.get_version(ctx, await _version_id(svc, ctx, ref))
 
     v = run(lambda: _with(tenant, body), as_json)
     if as_json:
@@ -378,6 +400,22 @@ def show_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False
         return
     console.print(f"[bold]{v.name} v{v.number}[/] {v.id} sha256 {v.content_hash}")
     console.print(dump_yaml(v.content.canonical_dict()))
+
+
+async def _version_id(svc: PromptService, ctx: TenantContext, ref: str) -> str:
+    """``pv_…`` as it is; ``name`` → its newest version; ``name@N`` → its version N."""
+    if ref.startswith("pv_"):
+        return ref
+    name, _, number = ref.partition("@")
+    found = await svc.list_versions(ctx, name=name, include_archived=True)
+    if number:
+        found = [v for v in found if str(v.number) == number]
+    if not found:
+        raise PromptVersionNotFound(
+            f"No prompt version '{ref}'. List them with `gasworks prompts versions`.",
+            details={"ref": ref},
+        )
+    return max(found, key=lambda v: v.number).id
 
 
 @prompts_app.command("archive")
@@ -460,9 +498,9 @@ def resolve_cmd(
         f"{r.version_id or '(neutral built-in)'}{' (canary)' if r.canary else ''}"
     )
     for m in r.messages:
-        console.print(f"[bold]{m.role}[/]: {m.content}", markup=True, highlight=False)
+        console.print(f"[bold]{m.role}[/]: {esc(m.content)}", highlight=False)
     if r.missing:
-        console.print(f"[yellow]missing variables:[/] {', '.join(r.missing)}")
+        console.print(f"[yellow]missing variables:[/] {esc(', '.join(r.missing))}")
 
 
 @dead_app.command("list")
@@ -590,4 +628,4 @@ def chat_cmd(
         f"{' (estimated)' if out['estimated'] else ''}, cost {out['cost']}[/]"
     )
     if p["missing"]:
-        console.print(f"[yellow]missing variables:[/] {', '.join(p['missing'])}")
+        console.print(f"[yellow]missing variables:[/] {esc(', '.join(p['missing']))}")

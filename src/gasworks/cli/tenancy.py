@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, emit_json, run, table
+from gasworks.cli.common import runtime, tenant_context, where
+from gasworks.cli.output import JsonOpt, console, emit_json, esc, run, table
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.tenancy.schemas import ApiKeyCreated, ApiKeyOut, TenantOut
@@ -33,7 +33,7 @@ def init(
     from gasworks.tenancy import service
 
     async def body() -> tuple[TenantOut, ApiKeyCreated | None]:
-        async with runtime() as rt, rt.db.session() as s:
+        async with runtime(create=True) as rt, rt.db.session() as s:
             return await service.bootstrap(s, tenant)
 
     t, created = run(body, as_json)
@@ -56,6 +56,9 @@ def init(
     console.print(f"Created tenant [bold]{t.name}[/] ({t.id}) and a platform-admin key:")
     console.print(f"\n  [bold green]{created.key}[/]\n")
     console.print("It is shown only once: store it now.")
+    from gasworks.settings import Settings
+
+    console.print(f"[dim]{esc(where(Settings()))}[/]", highlight=False)
 
 
 @tenants_app.command("create")
@@ -109,6 +112,14 @@ def keys_create(
     expires_at: Annotated[
         datetime | None, typer.Option(help="Expiry (ISO 8601, UTC assumed).")
     ] = None,
+    platform_admin: Annotated[
+        bool,
+        typer.Option(
+            "--platform-admin",
+            help="A key of the tenant's platform administrator (owner of every tenant): how "
+            "the operator recovers a lost admin key. Ignores --role.",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Create an API key; the key is printed once."""
@@ -128,14 +139,17 @@ def keys_create(
                 data = validated(
                     ApiKeyCreate, {"name": name, "role": role, "expires_at": expires_at}
                 )
+                if platform_admin:
+                    return await service.create_platform_admin_key(s, ctx, data)
                 return await service.create_api_key(s, ctx, data)
 
     created = run(body, as_json)
     if as_json:
         emit_json(created)
         return
+    what = "platform-admin" if platform_admin else role.value
     console.print(
-        f"Created key [bold]{created.api_key.id}[/] ({role.value}) for tenant [bold]{tenant}[/]:"
+        f"Created key [bold]{created.api_key.id}[/] ({what}) for tenant [bold]{tenant}[/]:"
     )
     console.print(f"\n  [bold green]{created.key}[/]\n")
     console.print("It is shown only once: store it now.")

@@ -10,11 +10,22 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, emit_json, err_console, run, table
-from gasworks.errors import BadRequest, WorkflowInvalid
+from gasworks.cli.models import KeyOpt, ServerOpt
+from gasworks.cli.output import (
+    JsonOpt,
+    console,
+    emit_json,
+    err_console,
+    esc,
+    fail,
+    progress,
+    run,
+    table,
+)
+from gasworks.errors import BadRequest, ServerUnreachable, WorkflowInvalid
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
-    from gasworks.workflows.schemas import PublishOut, RunOut, WorkflowOut
+    from gasworks.workflows.schemas import PublishOut, RunOut, ShareOut, WorkflowOut
 
 
 workflows_app = typer.Typer(
@@ -57,30 +68,63 @@ def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
     if as_json:
         emit_json({"valid": not issues, "issues": issues})
     elif not issues:
-        console.print(f"[green]✓[/] {file} is a valid workflow.")
+        console.print(f"[green]✓[/] {esc(file)} is a valid workflow.")
     else:
-        table(
-            f"{len(issues)} problem(s) in {file}",
-            ["code", "path", "message"],
-            [(i["code"], i["path"], i["message"]) for i in issues],
-        )
+        _issues_table(file, issues)
     if issues:
         raise typer.Exit(1)
 
 
+def _issues_table(file: Path, issues: list[dict[str, Any]]) -> None:
+    table(
+        f"{len(issues)} problem(s) in {file}",
+        ["code", "path", "message"],
+        [(i["code"], i["path"], i["message"]) for i in issues],
+    )
+
+
 @workflows_app.command("publish")
-def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
-    """Validate and publish a new immutable version (unchanged documents are not republished)."""
+def publish_cmd(
+    file: FileArg,
+    tenant: TenantOpt = "default",
+    private: Annotated[
+        bool,
+        typer.Option(
+            "--private",
+            help="Do not share it with the whole tenant (by default every key of the tenant "
+            "may run what the operator publishes).",
+        ),
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validate and publish a new immutable version (unchanged documents are not republished).
+
+    The CLI acts as the operator: the workflow is shared with the whole tenant unless
+    --private; `gasworks workflows share` shares it with a role or a user instead."""
+    from gasworks.llm.runtime import get_registry
     from gasworks.workflows import service
 
-    async def body() -> PublishOut:
-        doc = _read(file)
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.publish(s, ctx, doc)
+    async def body() -> PublishOut | WorkflowInvalid:
+        try:
+            doc = _read(file)
+            async with runtime() as rt:
+                ctx = await tenant_context(rt, tenant)
+                async with rt.db.session() as s:
+                    out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
+                    if not private:
+                        from gasworks.workflows.schemas import ShareIn
+
+                        await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
+                    return out
+        except WorkflowInvalid as exc:
+            return exc
 
     out = run(body, as_json)
+    if isinstance(out, WorkflowInvalid):
+        if as_json or not out.details.get("issues"):
+            fail(out, as_json)
+        _issues_table(file, list(out.details["issues"]))  # as `validate` shows them
+        raise typer.Exit(1)
     if as_json:
         emit_json(out)
     elif out.created:
@@ -91,12 +135,57 @@ def publish_cmd(file: FileArg, tenant: TenantOpt = "default", as_json: JsonOpt =
         )
 
 
+@workflows_app.command("share")
+def share_cmd(
+    workflow: Annotated[str, typer.Argument(help="Workflow id.")],
+    tenant: TenantOpt = "default",
+    role: Annotated[
+        str | None, typer.Option(help="Share with every principal of this role and above.")
+    ] = None,
+    user: Annotated[str | None, typer.Option(help="Share with this principal id (prn_…).")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Let others of the tenant run a workflow: the whole tenant (default), a role or a user."""
+    from gasworks.workflows import service
+    from gasworks.workflows.schemas import ShareIn
+
+    if role and user:
+        raise BadRequest("Give --role or --user, not both.", details={"role": role, "user": user})
+    data = ShareIn(
+        kind="role" if role else "user" if user else "tenant", subject=role or user or None
+    )
+
+    async def body() -> ShareOut:
+        async with runtime() as rt:
+            ctx = await tenant_context(rt, tenant)
+            async with rt.db.session() as s:
+                return await service.share(s, ctx, workflow, data)
+
+    out = run(body, as_json)
+    if as_json:
+        emit_json(out)
+        return
+    who = "the whole tenant" if out.kind == "tenant" else f"{out.kind} {out.subject}"
+    console.print(f"[bold]{esc(workflow)}[/] is shared with {esc(who)}.", highlight=False)
+
+
 @workflows_app.command("list")
-def list_cmd(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
-    """List the tenant's workflows."""
+def list_cmd(
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """List the tenant's workflows (with --server: those the key may run)."""
     from gasworks.workflows import service
 
     async def body() -> list[WorkflowOut]:
+        if server:
+            from gasworks.client import AsyncGasworks
+            from gasworks.workflows.schemas import WorkflowOut as Out
+
+            async with AsyncGasworks(server, api_key) as gw:
+                return [Out.model_validate(w) for w in await gw.workflows()]
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
@@ -153,14 +242,54 @@ def run_cmd(
     version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print chunks as they arrive.")] = False,
     tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Run a workflow. With --stream the answer is printed as it is generated (with --json:
-    one JSON event per line)."""
+    one JSON event per line). With --server (GASWORKS_URL) it runs on that server as the
+    key's tenant (--tenant is the local operator's)."""
     from gasworks.workflows import workflow_engine
     from gasworks.workflows.schemas import RunIn
 
+    def show(seq: int, kind: str, ev: dict[str, Any]) -> None:
+        if as_json:
+            sys.stdout.write(json.dumps({"id": seq, "event": kind, "data": ev}) + "\n")
+            sys.stdout.flush()
+        elif kind == "chunk":
+            sys.stdout.write(ev["chunk"])
+            sys.stdout.flush()
+
+    async def remote(url: str) -> RunOut:
+        from gasworks.client import AsyncGasworks
+        from gasworks.workflows.schemas import RunOut as Out
+
+        inputs = _inputs(input or [])
+        async with AsyncGasworks(url, api_key) as gw:
+            if not stream:
+                return Out.model_validate(
+                    await gw.run_workflow(
+                        workflow, inputs, conversation_id=conversation, version=version
+                    )
+                )
+            final: dict[str, Any] | None = None
+            events = gw.stream_workflow(
+                workflow, inputs, conversation_id=conversation, version=version
+            )
+            async for seq, kind, ev in events:
+                show(seq, kind, ev)
+                if kind == "run.finished":
+                    final = ev
+            if final is None:
+                raise ServerUnreachable(
+                    "The server ended the run's event stream before run.finished.",
+                    details={"server": url},
+                )
+            return Out.model_validate(final)
+
     async def body() -> RunOut:
+        if server:
+            return await remote(server)
         data = RunIn(
             input=_inputs(input or []), conversation_id=conversation, version=version, stream=stream
         )
@@ -171,12 +300,7 @@ def run_cmd(
                 return await eng.run(ctx, workflow, data)
             live = await eng.start(ctx, workflow, data)
             async for seq, kind, ev in live.follow(0):
-                if as_json:
-                    sys.stdout.write(json.dumps({"id": seq, "event": kind, "data": ev}) + "\n")
-                    sys.stdout.flush()
-                elif kind == "chunk":
-                    sys.stdout.write(ev["chunk"])
-                    sys.stdout.flush()
+                show(seq, kind, ev)
             assert live.result is not None
             return live.result
 
@@ -184,6 +308,7 @@ def run_cmd(
     if stream:
         if not as_json:
             sys.stdout.write("\n")
+            sys.stdout.flush()
             _summary(out)
         return
     if as_json:
@@ -199,10 +324,10 @@ def _summary(out: RunOut) -> None:
     path = " → ".join(t["nodeId"] for t in out.node_timings)
     err_console.print(
         f"[dim]run {out.id} · {out.status} · conversation {out.conversation_id} · "
-        f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {path}[/]"
+        f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {esc(path)}[/]"
     )
     if out.error:
-        err_console.print(f"[bold red]{out.error.get('code')}[/]: {out.error.get('message')}")
+        err_console.print(f"[bold red]{out.error.get('code')}[/]: {esc(out.error.get('message'))}")
         raise typer.Exit(1)
 
 
@@ -248,7 +373,8 @@ def demo_install(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> Non
             async with rt.db.session() as s:
                 return await install_demos(s, ctx)
 
-    out = run(body, as_json)
+    with progress("Publishing the demo workflows…", as_json):
+        out = run(body, as_json)
     if as_json:
         emit_json(out)
         return

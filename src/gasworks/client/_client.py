@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from types import TracebackType
@@ -21,7 +22,7 @@ from gasworks.client._wire import (
     parse_embeddings,
     to_error,
 )
-from gasworks.errors import ConfigurationError
+from gasworks.errors import ConfigurationError, ServerUnreachable
 from gasworks.modelcard import ModelEntry
 from gasworks.modeltypes import ChatResult, EmbedPurpose, EmbedResult, StreamChunk
 
@@ -37,6 +38,46 @@ def _settings(base_url: str | None, api_key: str | None) -> tuple[str, str]:
             details={"setting": "GASWORKS_API_KEY"},
         )
     return url.rstrip("/"), key
+
+
+def _unreachable(request: httpx.Request, exc: httpx.TransportError) -> ServerUnreachable:
+    base = f"{request.url.scheme}://{request.url.netloc.decode()}"
+    what = "did not answer in time" if isinstance(exc, httpx.TimeoutException) else "is unreachable"
+    return ServerUnreachable(
+        f"The gasworks server at {base} {what} ({type(exc).__name__}). Is it running? "
+        "Check --server / GASWORKS_URL.",
+        details={"server": base, "error": type(exc).__name__},
+    )
+
+
+class _Transport(httpx.BaseTransport):
+    """Raises ``SERVER_UNREACHABLE`` (a ``gasworks.errors`` class) for a connection failure."""
+
+    def __init__(self, inner: httpx.BaseTransport) -> None:
+        self.inner = inner
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return self.inner.handle_request(request)
+        except httpx.TransportError as exc:
+            raise _unreachable(request, exc) from exc
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+class _AsyncTransport(httpx.AsyncBaseTransport):
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        try:
+            return await self.inner.handle_async_request(request)
+        except httpx.TransportError as exc:
+            raise _unreachable(request, exc) from exc
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
 
 
 def _check(response: httpx.Response) -> None:
@@ -65,7 +106,7 @@ class Gasworks:
             base_url=url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
-            transport=transport,
+            transport=_Transport(transport or httpx.HTTPTransport()),
         )
 
     def chat(
@@ -151,7 +192,7 @@ class AsyncGasworks:
             base_url=url,
             headers={"Authorization": f"Bearer {key}"},
             timeout=timeout,
-            transport=transport,
+            transport=_AsyncTransport(transport or httpx.AsyncHTTPTransport()),
         )
 
     async def chat(
@@ -208,6 +249,83 @@ class AsyncGasworks:
         _check(r)
         return ModelEntry.model_validate(_entry(r.json()))
 
+    async def workflows(self) -> list[dict[str, Any]]:
+        """The workflows this key may run (``GET /api/workflows``)."""
+        r = await self._http.get("/api/workflows", params={"limit": 500})
+        _check(r)
+        out: list[dict[str, Any]] = r.json()
+        return out
+
+    async def usage(
+        self,
+        *,
+        group_by: list[str] | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        model: str | None = None,
+        workflow_id: str | None = None,
+        api_key_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Requests, attempts, tokens and cost of the key's tenant (``GET /api/usage``)."""
+        params: dict[str, Any] = {"groupBy": group_by or [], "limit": 500}
+        for name, value in (
+            ("since", since),
+            ("until", until),
+            ("model", model),
+            ("workflowId", workflow_id),
+            ("apiKeyId", api_key_id),
+        ):
+            if value is not None:
+                params[name] = value
+        r = await self._http.get("/api/usage", params=params)
+        _check(r)
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def run_workflow(
+        self,
+        workflow: str,
+        inputs: dict[str, Any],
+        *,
+        conversation_id: str | None = None,
+        version: int | None = None,
+    ) -> dict[str, Any]:
+        """Run a workflow to its end; the run (``POST /api/workflows/{id}/runs``)."""
+        body = _run_body(inputs, conversation_id, version, stream=False)
+        r = await self._http.post(f"/api/workflows/{workflow}/runs", json=body)
+        _check(r)
+        out: dict[str, Any] = r.json()
+        return out
+
+    async def stream_workflow(
+        self,
+        workflow: str,
+        inputs: dict[str, Any],
+        *,
+        conversation_id: str | None = None,
+        version: int | None = None,
+    ) -> AsyncIterator[tuple[int, str, dict[str, Any]]]:
+        """A run's events as they happen: ``(id, event, data)``; the last is ``run.finished``."""
+        body = _run_body(inputs, conversation_id, version, stream=True)
+        async with self._http.stream("POST", f"/api/workflows/{workflow}/runs", json=body) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                _check(r)
+            event: dict[str, str] = {}
+            async for line in r.aiter_lines():
+                if line:
+                    field, _, value = line.partition(":")
+                    event[field] = value.removeprefix(" ")
+                elif "data" in event:
+                    yield (
+                        int(event.get("id") or 0),
+                        event.get("event", ""),
+                        json.loads(event["data"]),
+                    )
+                    event = {}
+                else:
+                    event = {}
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -218,6 +336,17 @@ class AsyncGasworks:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         await self.aclose()
+
+
+def _run_body(
+    inputs: dict[str, Any], conversation_id: str | None, version: int | None, *, stream: bool
+) -> dict[str, Any]:
+    body: dict[str, Any] = {"input": inputs, "stream": stream}
+    if conversation_id is not None:
+        body["conversationId"] = conversation_id
+    if version is not None:
+        body["version"] = version
+    return body
 
 
 def _entry(data: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
-from gasworks.errors import DatabaseUnavailable
+from gasworks.errors import DatabaseUnavailable, MissingDependency
 
 #: how long a poller's synchronous SQLite read may wait for a lock (see ``read_now``)
 POLL_BUSY_TIMEOUT_MS = 100
@@ -32,9 +32,17 @@ class Database:
         parsed = make_url(url)
         self.url = url
         self.dialect: DialectOps = dialect_for(parsed)
-        self.engine: AsyncEngine = create_async_engine(
-            parsed, echo=echo, **self.dialect.engine_kwargs(parsed, pool_size)
-        )
+        try:
+            self.engine: AsyncEngine = create_async_engine(
+                parsed, echo=echo, **self.dialect.engine_kwargs(parsed, pool_size)
+            )
+        except ImportError as exc:  # the URL's driver is not installed (asyncpg)
+            driver = getattr(exc, "name", None) or parsed.get_driver_name()
+            raise MissingDependency.package(
+                f"The database URL {parsed.render_as_string(hide_password=True)}",
+                driver,
+                "postgres",
+            ) from exc
         self.dialect.on_engine(self.engine)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False)
         #: the same pool, marked read-only: on SQLite its transactions take no write lock

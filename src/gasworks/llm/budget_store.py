@@ -14,9 +14,10 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import BigInteger, Table, select, tuple_, type_coerce, update
+from sqlalchemy import BigInteger, Table, func, select, tuple_, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.dialects import DialectOps
@@ -266,6 +267,23 @@ class ReserveRequest:
     reservation_ttl: float
 
 
+async def ledger_spend(
+    s: AsyncSession, tenant_id: str, api_key_id: str | None, start: str
+) -> tuple[Decimal, int, int]:
+    """(cost, tokens, calls) the ledger holds for a budget's scope in the period starting
+    ``start`` (``2026-11-26`` or ``2026-11``): what a counter starts from, so a limit set in
+    the middle of a period counts the whole period's spend, whenever it was set."""
+    q = select(
+        func.coalesce(func.sum(L.c.cost), 0),
+        func.coalesce(func.sum(L.c.input_tokens + L.c.output_tokens), 0),
+        func.count(),
+    ).where(L.c.tenant_id == tenant_id, L.c.day.startswith(start, autoescape=True))
+    if api_key_id:
+        q = q.where(L.c.api_key_id == api_key_id)
+    cost, tokens, calls = (await s.execute(q)).one()
+    return Decimal(cost), int(tokens), int(calls)
+
+
 async def _lock_or_create(
     s: AsyncSession, dialect: DialectOps, req: ReserveRequest
 ) -> dict[Key, CounterState]:
@@ -273,6 +291,8 @@ async def _lock_or_create(
     states = await lock_counters(s, keys)
     missing = [(k, i) for k, i in zip(keys, req.infos, strict=True) if k not in states]
     if missing:
+        # a new counter starts from what the ledger already holds for its period
+        spend = [await ledger_spend(s, req.key[0], i.api_key_id, k[1]) for k, i in missing]
         await s.execute(
             dialect.insert(C)
             .values(
@@ -285,15 +305,15 @@ async def _lock_or_create(
                         if i.cost_limit is None
                         else units_to_money(i.cost_limit),
                         "token_limit": i.token_limit,
-                        "spent_cost": 0,
+                        "spent_cost": spent[0],
                         "reserved_cost": 0,
-                        "spent_tokens": 0,
+                        "spent_tokens": spent[1],
                         "reserved_tokens": 0,
                         "leased_cost": 0,
                         "leased_tokens": 0,
-                        "calls": 0,
+                        "calls": spent[2],
                     }
-                    for k, i in missing
+                    for (k, i), spent in zip(missing, spend, strict=True)
                 ]
             )
             .on_conflict_do_nothing()

@@ -470,6 +470,12 @@ async def list_budgets(
         c = (
             await session.execute(select(C).where(C.c.budget_id == r.id, C.c.period_start == start))
         ).first()
+        if c is None:  # no call since the limit was set: what the ledger holds for the period
+            cost, tokens, calls = await store.ledger_spend(
+                session, r.tenant_id, r.api_key_id or None, start
+            )
+        else:
+            cost, tokens, calls = c.spent_cost, c.spent_tokens, c.calls
         out.append(
             BudgetOut(
                 id=r.id,
@@ -479,13 +485,13 @@ async def list_budgets(
                 period_start=start,
                 cost_limit=r.cost_limit,
                 token_limit=r.token_limit,
-                spent_cost=c.spent_cost if c else Decimal(0),
+                spent_cost=cost,
                 reserved_cost=c.reserved_cost if c else Decimal(0),
                 leased_cost=c.leased_cost if c else Decimal(0),
-                spent_tokens=c.spent_tokens if c else 0,
+                spent_tokens=tokens,
                 reserved_tokens=c.reserved_tokens if c else 0,
                 leased_tokens=c.leased_tokens if c else 0,
-                calls=c.calls if c else 0,
+                calls=calls,
                 updated_at=r.updated_at,
                 updated_by=r.updated_by,
             )

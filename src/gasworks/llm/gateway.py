@@ -40,6 +40,8 @@ from gasworks.errors import (
     ModelUnavailable,
     ProviderBadResponse,
     ProviderError,
+    ProviderStreamInterrupted,
+    ProviderUnavailable,
     ValidationFailed,
 )
 from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
@@ -63,6 +65,7 @@ from gasworks.modeltypes import (
     Usage,
 )
 from gasworks.observability.logging import get_logger
+from gasworks.observability.tracing import span
 
 T = TypeVar("T")
 log = get_logger("gasworks.llm.gateway")
@@ -376,7 +379,15 @@ class Gateway:
         tokens = await self._before(scope, model, req, attempt) if self.hooks else None
         started = time.perf_counter()
         try:
-            result = await provider.chat(model, req, self._timeout(model))
+            with span(
+                "gasworks.provider_call",
+                modelId=model.id,
+                provider=model.provider,
+                requestId=scope.request_id,
+                workflowId=scope.workflow_id,
+                attempt=attempt,
+            ):
+                result = await provider.chat(model, req, self._timeout(model))
         except GasworksError as exc:
             _count(model, exc.code)
             if tokens:
@@ -413,7 +424,17 @@ class Gateway:
         started = time.perf_counter()
         agen = provider.stream(model, req, self._timeout(model)).__aiter__()
         try:
-            first = await agen.__anext__()
+            # the span covers the attempt up to its first chunk (what is retried)
+            with span(
+                "gasworks.provider_call",
+                modelId=model.id,
+                provider=model.provider,
+                requestId=scope.request_id,
+                workflowId=scope.workflow_id,
+                attempt=attempt,
+                streamed=True,
+            ):
+                first = await agen.__anext__()
         except StopAsyncIteration:
             exc: GasworksError = ProviderError(
                 f"{model.provider} ended the stream without any data.",
@@ -422,10 +443,14 @@ class Gateway:
             await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
             raise exc from None
         except GasworksError as exc:
+            if type(exc) is ProviderStreamInterrupted:
+                # nothing was streamed yet (a refused or reset connection): unavailable, as
+                # the same failure is without streaming
+                exc = ProviderUnavailable(exc.message, details=exc.details)
             _count(model, exc.code)
             await _aclose(agen)
             await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
-            raise
+            raise exc from exc.__cause__
         except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
             await _aclose(agen)
             await self._after(tokens, scope, model, _interrupted(exc, attempt, started))

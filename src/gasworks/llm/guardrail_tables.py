@@ -147,6 +147,7 @@ class LedgerRow(Base):
     __table_args__ = (
         Index("ix_llm_ledger_tenant_day", "tenant_id", "day"),
         Index("ix_llm_ledger_tenant_model", "tenant_id", "model"),
+        Index("ix_llm_ledger_tenant_prompt_version", "tenant_id", "prompt_version_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -176,3 +177,7 @@ class LedgerRow(Base):
     kind: Mapped[str] = mapped_column(String(16), default="chat", server_default="chat")
     #: what an embedding call served (``{"documentId": ..}``, ``{"runId": ..}``)
     served: Mapped[dict[str, str] | None] = mapped_column(JSONType, nullable=True)
+    #: the provider attempt of its call (1 = the first: a request; more = gateway retries)
+    attempt: Mapped[int] = mapped_column(Integer, default=1, server_default=text("1"))
+    #: the prompt version the call was made with (prompted chat, workflow model nodes)
+    prompt_version_id: Mapped[str | None] = mapped_column(String(40), nullable=True)

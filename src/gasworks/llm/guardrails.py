@@ -92,6 +92,8 @@ class Outcome(Protocol):
     estimated: bool
     streamed: bool
     error: Any
+    #: 1 for a call's first provider attempt, 2… for the gateway's retries
+    attempt: int
 
 
 def breaker_key(model: GuardedModel) -> str:
@@ -408,4 +410,6 @@ class Guardrails:
             error_code=getattr(error, "code", None) if outcome.status != OK else None,
             kind=token.kind,
             served=token.served or None,
+            attempt=outcome.attempt,
+            prompt_version_id=scope.prompt_version_id,
         )

@@ -74,6 +74,8 @@ class LedgerEntry:
     kind: str = "chat"
     #: what an embedding call served (``{"documentId": ..}`` / ``{"runId": ..}``)
     served: dict[str, str] | None = None
+    attempt: int = 1
+    prompt_version_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def row(self) -> dict[str, Any]:
@@ -89,6 +91,8 @@ class LedgerEntry:
             "run_id": self.run_id,
             "model": self.model,
             "requested_model": self.requested_model,
+            "attempt": self.attempt,
+            "prompt_version_id": self.prompt_version_id,
             "provider": self.provider,
             "input_tokens": self.input_tokens,
             "output_tokens": self.output_tokens,
@@ -366,12 +370,19 @@ _COLUMNS = {
     GroupBy.PROVIDER: L.c.provider,
     GroupBy.STATUS: L.c.status,
     GroupBy.KIND: L.c.kind,
+    GroupBy.PROMPT_VERSION: L.c.prompt_version_id,
 }
 
 
 class UsageRow(ApiModel):
     group: dict[str, str | None]
+    #: model calls asked for (a call's first provider attempt)
+    requests: int
+    #: requests that did not end with an answer
+    failed_requests: int
+    #: provider attempts, retries included (one ledger row each)
     calls: int
+    #: attempts that failed (a retried request counts each failed attempt)
     failed_calls: int
     input_tokens: int
     output_tokens: int
@@ -408,6 +419,8 @@ async def usage(
     measures = [
         func.count(),
         func.coalesce(func.sum(case((L.c.status != "ok", 1), else_=0)), 0),
+        func.coalesce(func.sum(case((L.c.attempt <= 1, 1), else_=0)), 0),
+        func.coalesce(func.sum(case((L.c.status == "ok", 1), else_=0)), 0),
         func.coalesce(func.sum(L.c.input_tokens), 0),
         func.coalesce(func.sum(L.c.output_tokens), 0),
         func.coalesce(func.sum(L.c.cached_input_tokens), 0),
@@ -440,13 +453,16 @@ async def usage(
 def _usage_row(group: dict[str, Any], m: Any) -> UsageRow:
     return UsageRow(
         group={k: None if v is None else str(v) for k, v in group.items()},
+        requests=int(m[2]),
+        # each answered request has exactly one "ok" row; the others ended in an error
+        failed_requests=max(0, int(m[2]) - int(m[3])),
         calls=int(m[0]),
         failed_calls=int(m[1] or 0),
-        input_tokens=int(m[2]),
-        output_tokens=int(m[3]),
-        cached_input_tokens=int(m[4]),
-        cost=units_to_money(m[5]),
-        estimated_calls=int(m[6]),
+        input_tokens=int(m[4]),
+        output_tokens=int(m[5]),
+        cached_input_tokens=int(m[6]),
+        cost=units_to_money(m[7]),
+        estimated_calls=int(m[8]),
     )
 
 
@@ -478,6 +494,8 @@ class LedgerCallOut(ApiModel):
     kind: str
     #: what an embedding call served (``{"documentId": ..}``, ``{"runId": ..}``)
     served: dict[str, str] | None
+    attempt: int = 1
+    prompt_version_id: str | None = None
 
 
 async def list_calls(

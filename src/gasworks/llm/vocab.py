@@ -25,3 +25,4 @@ class GroupBy(StrEnum):
     PROVIDER = "provider"
     STATUS = "status"
     KIND = "kind"
+    PROMPT_VERSION = "prompt_version"

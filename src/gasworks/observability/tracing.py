@@ -8,7 +8,9 @@ last, so spans made by gasworks code nest under the request span of that app.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -26,6 +28,9 @@ _exporting = False
 _current: trace.TracerProvider | None = None
 #: whether the process-wide provider was installed as the OpenTelemetry global
 _installed = False
+#: whether gasworks' own spans (provider calls, workflow nodes, prompt resolution) are made:
+#: only when requests are traced, so an untraced deployment pays one boolean test per span
+_recording = False
 
 #: Probes and scrapes are not traced.
 EXCLUDED_URLS = "healthz,readyz,metrics"
@@ -58,7 +63,7 @@ def configure_tracing(
     by itself as soon as a global SDK provider exists, and gasworks turns that native
     telemetry off (``native_telemetry_off``) so that one instrumentation, this one, decides.
     """
-    global _global, _exporting, _current, _installed
+    global _global, _exporting, _current, _installed, _recording
     from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 
     exporting = False
@@ -68,7 +73,8 @@ def configure_tracing(
             _global, _exporting = build_provider(settings)
         provider, exporting = _global, _exporting
     _current = provider
-    if not (explicit or exporting or settings.otel_always_instrument):
+    _recording = bool(explicit or exporting or settings.otel_always_instrument)
+    if not _recording:
         return False
     if not explicit and not _installed:
         trace.set_tracer_provider(provider)  # once per process (OpenTelemetry's rule)
@@ -100,3 +106,17 @@ def native_telemetry_off() -> dict[str, Any]:
 def tracer() -> trace.Tracer:
     """The gasworks tracer (of the provider configured last, else the global one)."""
     return trace.get_tracer("gasworks", tracer_provider=_current)
+
+
+def recording() -> bool:
+    """Whether gasworks makes its own spans (requests are traced)."""
+    return _recording
+
+
+def span(name: str, **attributes: str | int | float | bool | None) -> AbstractContextManager[Any]:
+    """A span of gasworks' own work under the current one; attributes that are None are
+    left out. A no-op context when requests are not traced."""
+    if not _recording:
+        return contextlib.nullcontext()
+    attrs = {f"gasworks.{k}": v for k, v in attributes.items() if v is not None}
+    return tracer().start_as_current_span(name, attributes=attrs)

@@ -16,7 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge, Histogram
 
 from gasworks.observability.metrics import REGISTRY
 
@@ -37,6 +37,17 @@ CACHE_EVICTIONS = Counter(
     ["reason"],
     registry=REGISTRY,
 )
+CACHE_ENTRIES = Gauge(
+    "gasworks_prompt_cache_entries",
+    "Entries in this process's prompt cache (the resolver's, set on every change).",
+    registry=REGISTRY,
+)
+CACHE_HIT_AGE = Histogram(
+    "gasworks_prompt_cache_hit_age_seconds",
+    "Age of the cache entry that answered a resolution.",
+    buckets=(0.1, 1, 5, 15, 30, 60, 120, 300, 600),
+    registry=REGISTRY,
+)
 _EVICT_LRU = CACHE_EVICTIONS.labels("lru")
 _EVICT_INVALIDATED = CACHE_EVICTIONS.labels("invalidated")
 _EVICT_TTL = CACHE_EVICTIONS.labels("ttl")
@@ -46,6 +57,7 @@ _EVICT_TTL = CACHE_EVICTIONS.labels("ttl")
 class _Entry(Generic[V]):
     value: V
     expires: float
+    stored: float
 
 
 class ScopeCache(Generic[V]):
@@ -70,6 +82,7 @@ class ScopeCache(Generic[V]):
             return None  # kept for stale reads until replaced, evicted or invalidated
         self._data.move_to_end(key)
         CACHE_HITS.inc()
+        CACHE_HIT_AGE.observe(time.monotonic() - entry.stored)
         return entry.value
 
     def get_stale(self, key: Key) -> V | None:
@@ -80,11 +93,13 @@ class ScopeCache(Generic[V]):
         """Store unless an invalidation happened since ``generation`` was read."""
         if generation is not None and generation != self.generation:
             return False
-        self._data[key] = _Entry(value, time.monotonic() + self.ttl)
+        now = time.monotonic()
+        self._data[key] = _Entry(value, now + self.ttl, now)
         self._data.move_to_end(key)
         while len(self._data) > self.maxsize:
             self._data.popitem(last=False)
             _EVICT_LRU.inc()
+        CACHE_ENTRIES.set(len(self._data))
         return True
 
     def invalidate(self, tenant: str, workflow: str, model: str) -> int:
@@ -104,9 +119,11 @@ class ScopeCache(Generic[V]):
         for k in doomed:
             del self._data[k]
         _EVICT_INVALIDATED.inc(len(doomed))
+        CACHE_ENTRIES.set(len(self._data))
         return len(doomed)
 
     def clear(self) -> None:
         self.generation += 1
         _EVICT_INVALIDATED.inc(len(self._data))
         self._data.clear()
+        CACHE_ENTRIES.set(0)

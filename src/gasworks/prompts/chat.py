@@ -79,6 +79,7 @@ async def prepare_call(
         workflow_id=scope.workflow_id,
         conversation_id=scope.conversation_id,
     )
+    scope.prompt_version_id = prompt.version_id  # on the call's ledger rows
     all_values = dict(values)
     if scope.workflow_id is not None:
         all_values.setdefault("workflowId", scope.workflow_id)

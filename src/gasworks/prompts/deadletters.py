@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -21,11 +22,18 @@ from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import PromptDeadLetterNotFound
 from gasworks.observability.logging import get_logger
+from gasworks.observability.metrics import REGISTRY
 from gasworks.prompts.schemas import DeadLetterOut
 from gasworks.prompts.tables import PromptDeadLetterRow
 from gasworks.tenancy.context import Role, TenantContext
 
 log = get_logger("gasworks.prompts.deadletters")
+
+DEAD_LETTERS = Counter(
+    "gasworks_prompt_dead_letters_total",
+    "Pointer changes that failed and were recorded as dead letters (their growth).",
+    registry=REGISTRY,
+)
 
 
 async def record(
@@ -38,6 +46,7 @@ async def record(
 ) -> str | None:
     dl_id = new_id("pdl")
     now = utcnow()
+    DEAD_LETTERS.inc()
     try:
         async with db.session() as s:
             s.add(

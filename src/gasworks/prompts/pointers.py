@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,6 +26,7 @@ from gasworks.errors import (
     PromptPointerNotFound,
     ValidationFailed,
 )
+from gasworks.observability.metrics import REGISTRY
 from gasworks.prompts.audit import write_audit
 from gasworks.prompts.models import Normalizer, local_normalize
 from gasworks.prompts.schemas import (
@@ -133,7 +135,18 @@ async def list_pointers(
     return [pointer_out(r) for r in rows]
 
 
+POINTER_CAS = Counter(
+    "gasworks_prompt_pointer_cas_total",
+    "Compare-and-set attempts on prompt pointers, by outcome (ok, conflict).",
+    ["outcome"],
+    registry=REGISTRY,
+)
+_CAS_OK = POINTER_CAS.labels("ok")
+_CAS_CONFLICT = POINTER_CAS.labels("conflict")
+
+
 def _conflict(scope: Scope, expected: int, row: PromptPointerRow | None) -> PromptPointerConflict:
+    _CAS_CONFLICT.inc()
     current = pointer_out(row).model_dump(mode="json", by_alias=True) if row else None
     return PromptPointerConflict(
         f"The pointer is at version {row.version if row else 0}, not {expected}: "
@@ -163,6 +176,7 @@ async def _cas(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise _conflict(scope, expected, await _read(session, scope))
+    _CAS_OK.inc()
     row = await _read(session, scope)
     assert row is not None
     _record(session, ctx, scope, row, action, from_version, to_version, reason)
@@ -257,6 +271,7 @@ async def move_pointer(
                 session.add(row)
         except IntegrityError:
             raise _conflict(scope, 0, await _read(session, scope)) from None
+        _CAS_OK.inc()
         _record(session, ctx, scope, row, "move", None, target.id, req.reason)
         return pointer_out(row)
     if current.version != req.expected_version:

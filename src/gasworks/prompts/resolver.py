@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Histogram
 from sqlalchemy import and_, bindparam, case, delete, func, literal, select
 from sqlalchemy.orm import aliased
 
@@ -36,6 +36,7 @@ from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import PromptIntegrityError
 from gasworks.modeltypes import Message
+from gasworks.observability import tracing
 from gasworks.observability.logging import get_logger
 from gasworks.observability.metrics import REGISTRY
 from gasworks.prompts.cache import Key, ScopeCache
@@ -57,6 +58,17 @@ FALLBACKS = Counter(
 INVALIDATIONS = Counter(
     "gasworks_prompt_invalidations_total",
     "Pointer-change notices applied to this process's prompt cache.",
+    registry=REGISTRY,
+)
+RESOLVE_SECONDS = Histogram(
+    "gasworks_prompt_resolve_seconds",
+    "Time to resolve a prompt (cache hits, store loads and fallbacks alike).",
+    buckets=(0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
+    registry=REGISTRY,
+)
+MISSING_VARIABLES = Counter(
+    "gasworks_prompt_missing_variables_total",
+    "Template variables that had no value when a prompt was rendered (interpolation warnings).",
     registry=REGISTRY,
 )
 
@@ -97,7 +109,10 @@ class ResolvedPrompt:
         *,
         strict: bool = False,
     ) -> FormattedPrompt:
-        return format_messages(self.compiled, values, history, strict=strict)
+        formatted = format_messages(self.compiled, values, history, strict=strict)
+        if formatted.missing:
+            MISSING_VARIABLES.inc(len(formatted.missing))
+        return formatted
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +250,23 @@ class Resolver:
         """The prompt for this call. Never raises."""
         m = self.normalize(model) if model else self.default_model
         key = (tenant_id, workflow_id or "", m)
+        started = time.perf_counter()
+        try:
+            if tracing.recording():
+                with tracing.span(
+                    "gasworks.prompt_resolve", tenantId=tenant_id, workflowId=workflow_id, modelId=m
+                ) as current:
+                    prompt = await self._resolve(key, conversation_id)
+                    current.set_attribute("gasworks.level", prompt.level)
+                    current.set_attribute(
+                        "gasworks.promptVersionId", prompt.version_id or "neutral"
+                    )
+                    return prompt
+            return await self._resolve(key, conversation_id)
+        finally:
+            RESOLVE_SECONDS.observe(time.perf_counter() - started)
+
+    async def _resolve(self, key: Key, conversation_id: str | None) -> ResolvedPrompt:
         hit = self.cache.get(key)
         if hit is not None:
             return hit.pick(conversation_id)

@@ -213,6 +213,12 @@ class PromptChatRequest(Schema):
     #: model parameters that win over the prompt version's (temperature, max_tokens, ...)
     parameters: dict[str, Any] = Field(default_factory=dict)
     strict: bool = False
+    truncate: bool = Field(
+        default=True,
+        description="Fit a conversation too long for the model's context window (drop the "
+        "oldest history first, shorten the system message last; the current input stays) "
+        "instead of failing with CONTEXT_WINDOW_EXCEEDED.",
+    )
 
 
 class PromptUsed(Schema):

@@ -339,6 +339,7 @@ class PromptService:
             overrides=req.parameters,
             strict=req.strict,
         )
+        prepared.request.truncate = req.truncate
         return scope, prepared
 
     # -- retention ----------------------------------------------------------------------------

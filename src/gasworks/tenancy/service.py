@@ -336,3 +336,30 @@ async def bootstrap(
         session, ctx, ApiKeyCreate(name="initial admin key", principal_id=principal.id)
     )
     return tenant, created
+
+
+async def create_platform_admin_key(
+    session: AsyncSession, ctx: TenantContext, data: ApiKeyCreate
+) -> ApiKeyCreated:
+    """A new key of the tenant's platform-admin principal (made if it has none): how an
+    operator, who holds the database, recovers from a lost admin key. Local CLI only."""
+    admin = await session.scalar(
+        select(PrincipalRow)
+        .where(PrincipalRow.tenant_id == ctx.tenant_id, PrincipalRow.is_platform_admin.is_(True))
+        .order_by(PrincipalRow.created_at, PrincipalRow.id)
+        .limit(1)
+    )
+    if admin is None:
+        principal_id = (
+            await create_principal(
+                session,
+                ctx,
+                PrincipalCreate(name="admin", kind="user", role=Role.OWNER),
+                is_platform_admin=True,
+            )
+        ).id
+    else:
+        principal_id = admin.id
+    return await create_api_key(
+        session, ctx, data.model_copy(update={"principal_id": principal_id})
+    )

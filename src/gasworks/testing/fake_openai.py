@@ -65,7 +65,7 @@ class FakeOpenAI(FakeProviderServer):
         if body.get("stream"):
             await self.send_events(req, self._events(model, body), "text/event-stream", fault)
         else:
-            await self.send_json(req, 200, self._completion(model))
+            await self.send_json(req, 200, self._completion(model, body))
 
     def _embeddings(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         inputs = body.get("input", [])
@@ -103,7 +103,20 @@ class FakeOpenAI(FakeProviderServer):
             "prompt_tokens_details": {"cached_tokens": r.cached_input_tokens},
         }
 
-    def _completion(self, model: str) -> dict[str, Any]:
+    @staticmethod
+    def logprobs(body: dict[str, Any], tokens: list[str]) -> dict[str, Any] | None:
+        """As OpenAI: per output token when the request asks with ``logprobs: true``."""
+        if not body.get("logprobs"):
+            return None
+        top = int(body.get("top_logprobs") or 0)
+
+        def entry(token: str) -> dict[str, Any]:
+            alt = {"token": token, "logprob": -0.25, "bytes": list(token.encode())}
+            return {**alt, "top_logprobs": [alt] * top}
+
+        return {"content": [entry(t) for t in tokens], "refusal": None}
+
+    def _completion(self, model: str, body: dict[str, Any]) -> dict[str, Any]:
         r = self.reply
         message: dict[str, Any] = {"role": "assistant", "content": r.text}
         finish = r.finish_reason or "stop"
@@ -115,7 +128,14 @@ class FakeOpenAI(FakeProviderServer):
             "object": "chat.completion",
             "created": int(time.time()),
             "model": model,
-            "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+            "choices": [
+                {
+                    "index": 0,
+                    "message": message,
+                    "finish_reason": finish,
+                    "logprobs": self.logprobs(body, self.words(r.text)),
+                }
+            ],
             "usage": self._usage(),
         }
 
@@ -128,7 +148,12 @@ class FakeOpenAI(FakeProviderServer):
             return f"data: {json.dumps({**base, 'choices': choices, **extra})}\n\n".encode()
 
         out = [ev([{"index": 0, "delta": {"role": "assistant", "content": ""}}])]
-        out += [ev([{"index": 0, "delta": {"content": w}}]) for w in self.words(r.text)]
+        for w in self.words(r.text):
+            choice: dict[str, Any] = {"index": 0, "delta": {"content": w}}
+            lp = self.logprobs(body, [w])
+            if lp is not None:
+                choice["logprobs"] = lp
+            out.append(ev([choice]))
         finish = r.finish_reason or "stop"
         if r.tool_calls:
             finish = r.finish_reason or "tool_calls"

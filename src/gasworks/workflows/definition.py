@@ -81,9 +81,10 @@ def parse_document(text: str | bytes, *, filename: str | None = None) -> dict[st
                 "YAML anchors and aliases are not accepted in a workflow: write each value out.",
                 details={"issues": [_issue("YAML_ALIAS", "", exc.reason)]},
             ) from None
+        issue = {**_issue("PARSE_ERROR", "", exc.reason), "line": exc.line, "column": exc.column}
         raise WorkflowInvalid(
-            "The workflow is neither valid JSON nor valid YAML.",
-            details={"issues": [_issue("PARSE_ERROR", "", exc.reason)]},
+            f"The workflow is neither valid JSON nor valid YAML: {exc.reason}",
+            details={"issues": [issue]},
         ) from None
     if not isinstance(data, dict):
         raise WorkflowInvalid(

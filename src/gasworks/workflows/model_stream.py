@@ -5,7 +5,7 @@ imports no node type."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
 
@@ -27,15 +27,25 @@ class ModelStream:
         "finish_reason",
         "model",
         "node_id",
+        "on_done",
+        "prompt_version_id",
         "started",
         "text",
         "usage",
     )
 
     def __init__(
-        self, rc: RunContext, node_id: str, model: str | None, chunks: AsyncIterator[StreamChunk]
+        self,
+        rc: RunContext,
+        node_id: str,
+        model: str | None,
+        chunks: AsyncIterator[StreamChunk],
+        prompt_version_id: str | None = None,
     ) -> None:
         self._rc = rc
+        self.prompt_version_id = prompt_version_id
+        #: called once the answer is complete (the runner's deferred ``node.finished``)
+        self.on_done: Callable[[ModelStream], None] | None = None
         self._chunks = chunks
         self._first: StreamChunk | None = None
         self.node_id = node_id
@@ -89,6 +99,8 @@ class ModelStream:
             self.done = True
             usage = self.usage
             self._rc.add_usage(usage.total_tokens if usage else 0, self.cost)
+            if self.on_done is not None:
+                self.on_done(self)
 
     async def drain(self) -> dict[str, Any]:
         async for _ in self.deltas():
@@ -107,4 +119,5 @@ class ModelStream:
             "finishReason": self.finish_reason,
             "usage": {"inputTokens": u.input_tokens, "outputTokens": u.output_tokens},
             "cost": str(self.cost),
+            "promptVersionId": self.prompt_version_id,
         }

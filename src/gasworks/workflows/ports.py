@@ -28,6 +28,8 @@ class RenderedPrompt:
     messages: list[Message]
     #: the prompt version's model parameters (temperature, max_tokens, top_p, stop, ...)
     parameters: dict[str, Any] = field(default_factory=dict)
+    #: the prompt version rendered (None: the neutral built-in prompt)
+    version_id: str | None = None
 
 
 @runtime_checkable

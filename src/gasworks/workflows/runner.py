@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,7 +26,8 @@ from gasworks.errors import (
     RunCancelled,
     ValidationFailed,
 )
-from gasworks.workflows.context import Routed, RunContext
+from gasworks.observability import tracing
+from gasworks.workflows.context import EventSink, Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, describe_error
 from gasworks.workflows.model_stream import ModelStream
 
@@ -167,7 +169,18 @@ async def execute(
             if emit is not None:
                 emit("node.started", {"nodeId": node_id, "type": cn.type, "step": steps})
             t0 = time.perf_counter()
-            result = await cn.invoke(state, rc)
+            if tracing.recording():
+                with tracing.span(
+                    "gasworks.workflow_node",
+                    workflowId=rc.workflow_id,
+                    nodeId=node_id,
+                    nodeType=cn.type,
+                    runId=rc.run_id,
+                    requestId=rc.request_id,
+                ):
+                    result = await cn.invoke(state, rc)
+            else:
+                result = await cn.invoke(state, rc)
             t1 = time.perf_counter()
             if type(result) is Routed:
                 output = state[node_id] = result.value
@@ -177,7 +190,10 @@ async def execute(
                 output = state[node_id] = result
                 queue.extend(cn.successors)
             timings.append(NodeTiming(node_id, cn.type, (t0 - t_run) * 1000, (t1 - t0) * 1000))
-            if emit is not None:
+            if emit is not None and isinstance(output, ModelStream) and not output.done:
+                # a streamed answer: node.finished once it is complete, with its text and usage
+                output.on_done = _finished_later(emit, node_id, cn.type, t0)
+            elif emit is not None:
                 emit(
                     "node.finished",
                     {
@@ -241,6 +257,23 @@ def _fail(
     timings.append(
         NodeTiming(node_id, cn.type, (t0 - t_run) * 1000, (now - t0) * 1000, "failed", err)
     )
+
+
+def _finished_later(
+    emit: EventSink, node_id: str, node_type: str, t0: float
+) -> Callable[[ModelStream], None]:
+    def done(stream: ModelStream) -> None:
+        emit(
+            "node.finished",
+            {
+                "nodeId": node_id,
+                "type": node_type,
+                "durationMs": round((time.perf_counter() - t0) * 1000, 3),
+                "output": stream.result(),
+            },
+        )
+
+    return done
 
 
 def _preview(value: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict, Forbidden, NotFound, ValidationFailed
+from gasworks.errors import Conflict, Forbidden, ModelNotFound, NotFound, ValidationFailed
 from gasworks.modeltypes import Message
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.workflows import leases
@@ -42,7 +43,7 @@ from gasworks.workflows.tables import (
     WorkflowShareRow,
     WorkflowVersionRow,
 )
-from gasworks.workflows.validator import validate
+from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
 
 
 class ConversationConflict(Conflict):
@@ -134,10 +135,42 @@ def _require_edit(ctx: TenantContext, row: WorkflowRow) -> None:
 # --- workflows and versions -----------------------------------------------------------------
 
 
-async def publish(session: AsyncSession, ctx: TenantContext, doc: dict[str, Any]) -> PublishOut:
-    """Validate and publish a new immutable version (idempotent for an unchanged document)."""
+def _unknown_models(
+    result: ValidationResult, model_exists: Callable[[str], object]
+) -> list[ValidationIssue]:
+    assert result.definition is not None
+    issues = []
+    for i, node in enumerate(result.definition.nodes):
+        model = getattr(result.configs.get(node.id), "model", None)
+        if not isinstance(model, str) or not model:
+            continue
+        try:
+            model_exists(model)
+        except ModelNotFound as exc:
+            issues.append(
+                ValidationIssue(
+                    ModelNotFound.code, f"nodes[{i}].config.model", exc.message, {"model": model}
+                )
+            )
+    return issues
+
+
+async def publish(
+    session: AsyncSession,
+    ctx: TenantContext,
+    doc: dict[str, Any],
+    *,
+    model_exists: Callable[[str], object] | None = None,
+) -> PublishOut:
+    """Validate and publish a new immutable version (idempotent for an unchanged document).
+
+    ``model_exists`` (the registry's ``get``: raises ``ModelNotFound`` for an unknown or
+    disabled id) checks every model a node names, so a typo is refused at publish time,
+    ``MODEL_NOT_FOUND`` at its node, not found by the first run."""
     ctx.require(Role.EDITOR)
     result = validate(doc)
+    if model_exists is not None and result.definition is not None:
+        result.issues.extend(_unknown_models(result, model_exists))
     result.raise_for_issues()
     assert result.definition is not None
     d = result.definition

@@ -83,4 +83,6 @@ class ResolverPrompts:
             conversation_id=conversation_id,
         )
         formatted = prompt.format(values, history)
-        return RenderedPrompt(list(formatted.messages), dict(formatted.parameters))
+        return RenderedPrompt(
+            list(formatted.messages), dict(formatted.parameters), prompt.version_id
+        )

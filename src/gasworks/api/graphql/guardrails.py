@@ -87,7 +87,10 @@ class UsageType:
     model: str | None
     workflow: str | None
     api_key: str | None
-    calls: int
+    prompt_version: str | None
+    requests: int = strawberry.field(description="Model calls asked for (first attempts).")
+    failed_requests: int
+    calls: int = strawberry.field(description="Provider attempts, retries included.")
     failed_calls: int
     input_tokens: int
     output_tokens: int
@@ -102,6 +105,9 @@ class UsageType:
             model=g.get("model"),
             workflow=g.get("workflow"),
             api_key=g.get("api_key"),
+            prompt_version=g.get("prompt_version"),
+            requests=r.requests,
+            failed_requests=r.failed_requests,
             calls=r.calls,
             failed_calls=r.failed_calls,
             input_tokens=r.input_tokens,

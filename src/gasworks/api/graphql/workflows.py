@@ -200,8 +200,13 @@ class WorkflowsMutation:
     @strawberry.mutation
     async def publish_workflow(self, info: Info, document: JSON) -> VersionType:
         doc: Any = document
+        from gasworks.llm.runtime import get_registry
+
+        models = get_registry(info.context.runtime).get
         async with info.context.runtime.db.session() as s:
-            out = await service.publish(s, info.context.ctx, doc if isinstance(doc, dict) else {})
+            out = await service.publish(
+                s, info.context.ctx, doc if isinstance(doc, dict) else {}, model_exists=models
+            )
         return VersionType.of(out.version)
 
     @strawberry.mutation

@@ -42,7 +42,9 @@ log = get_logger("gasworks.api.openai")
 
 
 def render_openai_error(exc: GasworksError) -> JSONResponse:
-    headers = {}
+    # the official SDKs read x-should-retry before the status: no retries of what cannot heal
+    # (a missing package, a misconfiguration, an exhausted budget)
+    headers = {"x-should-retry": "true" if exc.retryable else "false"}
     retry_after = exc.details.get("retryAfterSeconds")
     if retry_after is not None:
         headers["Retry-After"] = str(max(1, int(retry_after)))
@@ -72,6 +74,8 @@ def _model_card(e: ModelEntry, default_embedding: str | None = None) -> dict[str
 
 @router.get("/models", summary="Models callable through this gateway")
 async def list_models(ctx: ContextDep, runtime: RuntimeDep) -> dict[str, Any]:
+    """Every model a route of this server can call: chat models (``/v1/chat/completions``)
+    and embedding models (``/v1/embeddings``); ``gasworks.kind`` tells them apart."""
     registry = get_registry(runtime)
     default = registry.default_embedding_model
     return {"object": "list", "data": [_model_card(e, default) for e in registry.entries()]}
@@ -97,7 +101,7 @@ async def chat_completions(
     if body.prompt_scope is not None:
         used = await _apply_prompt_scope(runtime, scope, req, body.prompt_scope)
         headers["X-Gasworks-Prompt-Level"] = used["level"]
-        headers["X-Gasworks-Prompt-Version"] = used["version_id"] or "neutral"
+        headers["X-Gasworks-Prompt-Version"] = used["versionId"] or "neutral"
     if not body.stream:
         out = render_completion(await gateway.chat(scope, req))
         if used is not None:
@@ -107,7 +111,7 @@ async def chat_completions(
     # pull the first chunk now: failures before any output get a real HTTP status
     first = await chunks.__anext__()
     model = gateway.registry.resolve(req.model)
-    include_usage = body.stream_options.include_usage if body.stream_options else True
+    include_usage = body.stream_options.include_usage if body.stream_options else False
     renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
     return ChatCompletionStream(renderer, first, chunks, headers)
 
@@ -134,7 +138,7 @@ async def _apply_prompt_scope(
     scope.workflow_id, scope.conversation_id = ps.workflow_id, ps.conversation_id
     resolver = prompt_service(runtime).resolver
     prepared = await apply_prompt(resolver, scope, req, values=ps.variables, strict=ps.strict)
-    return prompt_used(prepared).model_dump(mode="json")
+    return prompt_used(prepared).model_dump(mode="json", by_alias=True)  # camelCase
 
 
 class ChatCompletionStream(EventStreamResponse):

@@ -63,8 +63,14 @@ async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
     status_code=status.HTTP_201_CREATED,
     summary="Publish a workflow version (JSON or YAML body); invalid workflows are refused",
 )
-async def publish(request: Request, ctx: ContextDep, session: SessionDep) -> PublishOut:
-    return await service.publish(session, ctx, await _document(request))
+async def publish(
+    request: Request, ctx: ContextDep, session: SessionDep, runtime: RuntimeDep
+) -> PublishOut:
+    from gasworks.llm.runtime import get_registry
+
+    return await service.publish(
+        session, ctx, await _document(request), model_exists=get_registry(runtime).get
+    )
 
 
 @router.get("/workflows", summary="Workflows the caller may run")

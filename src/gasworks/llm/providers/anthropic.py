@@ -156,10 +156,7 @@ class AnthropicProvider:
 
     def __init__(self, *, api_key: str | None, base_url: str | None) -> None:
         if anthropic is None:
-            raise MissingDependency(
-                "The Anthropic provider needs the anthropic SDK: pip install 'gasworks[anthropic]'",
-                details={"extra": "anthropic"},
-            )
+            raise MissingDependency.package("The Anthropic provider", "anthropic", "anthropic")
         self._error: GasworksError | None = None
         if not api_key:
             self._error = ProviderAuthFailed(

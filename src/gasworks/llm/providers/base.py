@@ -59,6 +59,10 @@ class Provider(Protocol):
     async def aclose(self) -> None: ...
 
 
+#: providers whose wire protocol returns token log probabilities (Chat Completions)
+_LOGPROBS_PROVIDERS = frozenset({"openai", "openai_compatible"})
+
+
 def check_capabilities(model: ResolvedModel, req: ChatRequest, *, streaming: bool) -> None:
     """Refuse, before any network call, parameters the model cannot honour."""
     caps = model.entry.capabilities
@@ -72,6 +76,9 @@ def check_capabilities(model: ResolvedModel, req: ChatRequest, *, streaming: boo
     json_mode = req.response_format and req.response_format.get("type") not in (None, "text")
     if json_mode and not caps.json_mode:
         problems.append(("response_format", "JSON mode"))
+    wants_logprobs = req.extra.get("logprobs") or req.extra.get("top_logprobs") is not None
+    if wants_logprobs and model.entry.provider.value not in _LOGPROBS_PROVIDERS:
+        problems.append(("logprobs", "logprobs (its provider returns none)"))
     if not caps.multimodal_input:
         for m in req.messages:
             if isinstance(m.content, list) and any(p.get("type") != "text" for p in m.content):

@@ -233,10 +233,7 @@ class BedrockProvider:
         self, *, region: str | None, endpoint_url: str | None, credentials: Credentials
     ) -> None:
         if boto3 is None:
-            raise MissingDependency(
-                "The Bedrock provider needs boto3: pip install 'gasworks[bedrock]'",
-                details={"extra": "bedrock"},
-            )
+            raise MissingDependency.package("The Bedrock provider", "boto3", "bedrock")
         self.endpoint_url = endpoint_url
         self._session = boto3.session.Session(
             aws_access_key_id=credentials.value("AWS_ACCESS_KEY_ID"),

@@ -97,6 +97,7 @@ def parse_completion(
         model=model.id,
         provider=provider,
         tool_calls=msg.get("tool_calls") or None,
+        logprobs=choice.get("logprobs") or None,
     )
 
 
@@ -132,7 +133,7 @@ class StreamParser:
         text, calls = delta.get("content") or "", delta.get("tool_calls")
         if text or calls:
             self.parts.append(text)
-            return StreamChunk(delta=text, tool_calls=calls)
+            return StreamChunk(delta=text, tool_calls=calls, logprobs=choice.get("logprobs"))
         return None
 
     def last(self, model: ResolvedModel, req: ChatRequest) -> StreamChunk:

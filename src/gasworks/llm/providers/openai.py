@@ -31,10 +31,7 @@ _PATH = "/chat/completions"
 
 def require_openai() -> Any:
     if openai is None:
-        raise MissingDependency(
-            "The OpenAI provider needs the openai SDK: pip install 'gasworks[openai]'",
-            details={"extra": "openai"},
-        )
+        raise MissingDependency.package("The OpenAI provider", "openai", "openai")
     return openai
 
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from gasworks.errors import ConfigurationError
-from gasworks.modeltypes import ChatRequest, ChatResult, Message
+from gasworks.modeltypes import CallScope, ChatRequest, ChatResult, Message
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.ports import ModelCaller
 
@@ -32,8 +32,8 @@ def result_dict(r: ChatResult) -> dict[str, Any]:
     }
 
 
-async def chat(rc: RunContext, request: ChatRequest) -> ChatResult:
-    result = await models(rc).chat(rc.scope(), request)
+async def chat(rc: RunContext, request: ChatRequest, scope: CallScope | None = None) -> ChatResult:
+    result = await models(rc).chat(scope or rc.scope(), request)
     rc.add_usage(result.usage.total_tokens, result.cost)
     return result
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pydantic import Field
+from pydantic import AliasChoices, Field
 
 from gasworks.modeltypes import ChatRequest, Message
 from gasworks.workflows.context import RunContext
@@ -24,7 +24,12 @@ from gasworks.workflows.templating import Template
 
 
 class ModelInvokeConfig(NodeConfig):
-    model: str | None = Field(default=None, description="Registry id; default model if unset.")
+    model: str | None = Field(
+        default=None,
+        # the original system's spelling, so its definitions run unchanged
+        validation_alias=AliasChoices("model", "modelId", "model_id"),
+        description="Registry id; default model if unset (also accepted as modelId).",
+    )
     input: str = Field(
         default="${input.message}", description="Template of the user message (state paths)."
     )
@@ -36,6 +41,12 @@ class ModelInvokeConfig(NodeConfig):
     max_tokens: int | None = Field(default=None, ge=1, le=1_000_000)
     json_mode: bool = False
     cost_limit: Decimal | None = Field(default=None, ge=0)
+    truncate: bool = Field(
+        default=True,
+        description="Fit a conversation too long for the model's context window before the "
+        "call (drop the oldest memory first, shorten the system prompt last, keep the current "
+        "input) instead of failing with CONTEXT_WINDOW_EXCEEDED.",
+    )
 
 
 class ModelInvokeNode(BaseNode):
@@ -83,13 +94,20 @@ class ModelInvokeNode(BaseNode):
             stop=p.get("stop"),
             response_format={"type": "json_object"} if cfg.json_mode else None,
             cost_limit=cfg.cost_limit,
+            truncate=cfg.truncate,
             extra={k: v for k, v in p.items() if k not in _KNOWN} if p else {},
         )
+        scope = rc.scope()
+        scope.prompt_version_id = prompt.version_id  # on the call's ledger rows
         if cfg.stream:
-            stream = ModelStream(rc, self.id, cfg.model, models(rc).stream(rc.scope(), request))
+            stream = ModelStream(
+                rc, self.id, cfg.model, models(rc).stream(scope, request), prompt.version_id
+            )
             rc.streams.append(stream)
             return await stream.open()
-        return result_dict(await chat(rc, request))
+        out = result_dict(await chat(rc, request, scope))
+        out["promptVersionId"] = prompt.version_id
+        return out
 
 
 #: prompt parameters that map onto ChatRequest fields; others go to ``extra`` untouched
