@@ -41,3 +41,13 @@ async def test_actors_show_as_names_scoped_like_the_api(
     page = (await client.get("/console/spend")).text
     # the name, with the raw id on hover
     assert f'<span title="{admin.principal_id}">admin</span>' in page
+
+
+async def test_the_overview_shows_the_background_tasks(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    await _sign_in(client, admin_key)
+    page = (await client.get("/console")).text
+    assert "Background tasks" in page
+    for loop in ("models-refresh", "prompt-invalidations", "workflow-run-leases"):
+        assert f'<td class="mono">{loop}</td>' in page
