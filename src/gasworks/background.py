@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from gasworks.errors import GasworksError
-
 from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.background")

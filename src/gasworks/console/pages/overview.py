@@ -9,12 +9,12 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from gasworks.background import PeriodicTask
 from gasworks.console.charts import day_series, time_series
 from gasworks.console.web import CallerDep, ConsoleRoute, render
 from gasworks.db.paging import Page
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
-from gasworks.background import PeriodicTask
 from gasworks.llm.guardrails_runtime import MAINTENANCE, Maintenance, flush_ledger, get_guardrails
 from gasworks.llm.ledger import GroupBy
 from gasworks.llm.runtime import get_registry, get_services
