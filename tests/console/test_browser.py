@@ -160,6 +160,45 @@ def test_deploy_conflict_from_a_second_tab_and_roll_back(admin: Any, server: Ser
     other.close()
 
 
+def test_a_canary_with_its_split_promoted_and_audited(admin: Any, server: Server) -> None:
+    expect = _expect(admin)
+    ids = []
+    for text in ("Be terse.", "Be terse and warm."):
+        r = server.api(
+            "POST", "/api/prompts/versions", json={"name": "canary", "content": {"system": text}}
+        )
+        assert r.status_code in (200, 201), r.text
+        ids.append(r.json()["id"])
+    v1, v2 = ids
+    # a scope of its own (a workflow's), so the other prompt test's pointer is untouched
+    admin.goto(server.url + "/console/prompts/scope?model=demo&workflowId=canary-wf")
+    admin.get_by_label("Version to deploy").select_option(v1)
+    admin.get_by_role("button", name="Deploy", exact=True).click()
+    expect(admin.locator("[data-active-version]")).to_contain_text("canary v1")
+
+    admin.get_by_label("Canary version").select_option(v2)
+    admin.get_by_label("Percent of conversations").fill("25")
+    admin.get_by_label("Reason for the canary").fill("try warmth")
+    admin.get_by_role("button", name="Start canary").click()
+    pointer = admin.get_by_role("region", name="Pointer")
+    expect(pointer).to_contain_text("canary v2")
+    expect(pointer).to_contain_text("25% of conversations")
+    scope = "/api/prompts/pointer?model=demo&workflowId=canary-wf"
+    assert server.api("GET", scope).json()["canaryPercent"] == 25
+
+    admin.get_by_label("Reason for the canary decision").fill("warmth wins")
+    admin.get_by_role("button", name="Promote canary").click()
+    expect(admin.locator("[data-active-version]")).to_contain_text("canary v2")
+    expect(pointer).not_to_contain_text("% of conversations")
+    after = server.api("GET", scope).json()
+    assert after["activeVersionId"] == v2 and after["canaryVersionId"] is None
+    # the audit trail names both decisions and who took them (by name)
+    audit = admin.get_by_role("region", name="Audit")
+    expect(audit).to_contain_text("canary_start")
+    expect(audit).to_contain_text("canary_promote")
+    expect(audit.locator("tr", has_text="canary_promote")).to_contain_text("admin")
+
+
 def test_publish_and_watch_a_run_stream(admin: Any, server: Server) -> None:
     expect = _expect(admin)
     admin.goto(server.url + "/console/workflows/publish")
