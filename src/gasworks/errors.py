@@ -82,6 +82,13 @@ class AlreadyExists(Conflict):
     code = "ALREADY_EXISTS"
 
 
+class LastOwnerKey(Conflict):
+    """Revoking this key would leave the tenant without a usable owner key. Create another
+    owner key first (or, locked out, ``gasworks keys create --tenant NAME --role owner``)."""
+
+    code = "LAST_OWNER_KEY"
+
+
 class MethodNotAllowed(GasworksError):
     """The route exists but not for this HTTP method (``Allow`` lists the accepted ones)."""
 

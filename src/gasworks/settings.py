@@ -425,6 +425,32 @@ class Settings(BaseSettings):
         "AES-256-GCM envelope encryption).",
     )
 
+    # --- retrieval -----------------------------------------------------------------------
+    vector_index: str = Field(
+        default="auto",
+        pattern="^(auto|embedded|pgvector)$",
+        description="Where vectors live: embedded (files under GASWORKS_HOME/vectors), "
+        "pgvector (the PostgreSQL database), or auto: pgvector on PostgreSQL where the "
+        "extension is installed, embedded otherwise.",
+    )
+    vector_exact_max_rows: int = Field(
+        default=10_000,
+        ge=0,
+        description="A search whose allowed rows are at most this many is an exact scan over "
+        "them; above it the HNSW index serves (complete either way).",
+    )
+    vector_ann_min_rows: int = Field(
+        default=20_000,
+        ge=1,
+        description="Embedded index: a tenant's space gets an HNSW graph from this many vectors.",
+    )
+    vector_ef_search: int = Field(
+        default=100,
+        ge=10,
+        le=1000,
+        description="HNSW candidate list size at query time (recall against latency).",
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:

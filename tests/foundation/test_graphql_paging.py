@@ -18,6 +18,7 @@ from tests.conftest import auth
 UNPAGED = {
     "Query.models": "the model registry: in memory, configured by the platform operator",
     "PromptResolution.messages": "the messages of one rendered prompt",
+    "Query.search": "at most k (<= 100) ranked hits; a page would run the search again",
 }
 
 #: a workflow that keeps a conversation (two messages per turn)

@@ -95,6 +95,8 @@ class RequestContextMiddleware:
             declared = request_header(scope, b"content-length")
             if limit and declared and declared.isdigit() and int(declared) > limit:
                 await _too_large(scope, limit)(scope, receive, send_wrapper)
+            elif "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                await _nul_refused(scope)(scope, receive, send_wrapper)
             else:
                 app_receive = _limited(receive, limit) if limit else receive
                 await self.app(scope, app_receive, send_wrapper)
@@ -136,6 +138,18 @@ def _too_large(scope: Scope, limit: int) -> Any:
         PayloadTooLarge(
             f"The request body is larger than {limit} bytes.", details={"maxBytes": limit}
         ),
+    )
+
+
+def _nul_refused(scope: Scope) -> Any:
+    """A NUL character in the path or the query: PostgreSQL cannot compare or store it, so
+    it is refused on both databases before any route sees it (bodies: ``gasworks.inputs``)."""
+    from gasworks.api.errors import app_errors
+    from gasworks.inputs import refuse
+
+    where = "path" if "\x00" in scope.get("path", "") else "query"
+    return app_errors(scope).render(
+        str(scope.get("path", "")), refuse(where, "contains a NUL character", "nul_character")
     )
 
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gasworks import __version__
-from gasworks.cli import blobs, embeddings, guardrails, models, prompts, tenancy, workflows
+from gasworks.cli import blobs, embeddings, guardrails, models, prompts, search, tenancy, workflows
 from gasworks.cli.output import (
     GasworksGroup,
     JsonOpt,
@@ -47,6 +47,7 @@ app.add_typer(workflows.workflows_app, name="workflows")
 app.add_typer(models.models_app, name="models")
 app.command("chat")(models.chat)
 app.command("embed")(embeddings.embed)
+app.command("search")(search.search)
 app.add_typer(prompts.prompts_app, name="prompts")
 app.add_typer(blobs.blobs_app, name="blobs")
 

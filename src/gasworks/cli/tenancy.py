@@ -191,6 +191,9 @@ def keys_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
     tenant: TenantOpt,
+    force: Annotated[
+        bool, typer.Option("--force", help="Also the tenant's last usable owner key.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key (takes effect within the auth cache TTL everywhere)."""
@@ -200,7 +203,7 @@ def keys_revoke(
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
-                return await service.revoke_api_key(s, ctx, key_id)
+                return await service.revoke_api_key(s, ctx, key_id, allow_last_owner=force)
 
     k = run(body, as_json)
     if as_json:

@@ -25,6 +25,7 @@ from gasworks.client._wire import (
 from gasworks.errors import ConfigurationError, ServerUnreachable
 from gasworks.modelcard import ModelEntry
 from gasworks.modeltypes import ChatResult, EmbedPurpose, EmbedResult, StreamChunk
+from gasworks.searchtypes import SearchRequest, SearchResponse
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
@@ -108,6 +109,14 @@ class Gasworks:
             timeout=timeout,
             transport=_Transport(transport or httpx.HTTPTransport()),
         )
+
+    def search(self, query: str, **params: Any) -> SearchResponse:
+        """Search what this key may see. ``params``: k, mode, min_score, documents,
+        collections, metadata, model (see ``POST /api/search``)."""
+        body = SearchRequest(query=query, **params).model_dump(by_alias=True, exclude_none=True)
+        r = self._http.post("/api/search", json=body)
+        _check(r)
+        return SearchResponse.model_validate(r.json())
 
     def chat(
         self,
@@ -194,6 +203,14 @@ class AsyncGasworks:
             timeout=timeout,
             transport=_AsyncTransport(transport or httpx.AsyncHTTPTransport()),
         )
+
+    async def search(self, query: str, **params: Any) -> SearchResponse:
+        """Search what this key may see. ``params``: k, mode, min_score, documents,
+        collections, metadata, model (see ``POST /api/search``)."""
+        body = SearchRequest(query=query, **params).model_dump(by_alias=True, exclude_none=True)
+        r = await self._http.post("/api/search", json=body)
+        _check(r)
+        return SearchResponse.model_validate(r.json())
 
     async def chat(
         self,

@@ -8,23 +8,32 @@ import strawberry
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
-from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
 from gasworks.api import docs_assets
 from gasworks.api.browser_auth import BrowserAuth
-from gasworks.api.graphql.context import GqlContext, get_gql_context
+from gasworks.api.graphql.context import get_gql_context
 from gasworks.api.graphql.csrf import CookieCsrf
-from gasworks.api.graphql.errors import ErrorCodes
+from gasworks.api.graphql.errors import DocumentLimits, ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
+from gasworks.api.graphql.search import SearchQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
+from gasworks.api.graphql.view import GuardedGraphQLRouter
 from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
+from gasworks.api.routing import GuardedRoute
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery, ModelsQuery, PromptsQuery, GuardrailsQuery, WorkflowsQuery]
+QUERIES: list[type] = [
+    TenancyQuery,
+    ModelsQuery,
+    PromptsQuery,
+    GuardrailsQuery,
+    WorkflowsQuery,
+    SearchQuery,
+]
 MUTATIONS: list[type] = [
     TenancyMutation,
     ModelsMutation,
@@ -47,6 +56,7 @@ def build_schema(max_depth: int) -> strawberry.Schema:
         query=query,
         mutation=mutation,
         extensions=[
+            DocumentLimits,
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
@@ -56,7 +66,7 @@ def build_schema(max_depth: int) -> strawberry.Schema:
     )
 
 
-class BrowserGraphQLRouter(GraphQLRouter[GqlContext, None]):
+class BrowserGraphQLRouter(GuardedGraphQLRouter):
     """GraphiQL for a signed-in browser: the page sends the session's CSRF token with every
     request (the cookie authenticates; the token lets mutations through). Its scripts and
     styles come from the app (``docs_assets``), never from a CDN."""
@@ -71,9 +81,10 @@ class BrowserGraphQLRouter(GraphQLRouter[GqlContext, None]):
         return docs_assets.page(html)
 
 
-def graphql_router(settings: Settings) -> GraphQLRouter[GqlContext, None]:
+def graphql_router(settings: Settings) -> GuardedGraphQLRouter:
     return BrowserGraphQLRouter(
         build_schema(settings.graphql_max_depth),
         context_getter=get_gql_context,
         graphql_ide="graphiql",
+        route_class=GuardedRoute,
     )
