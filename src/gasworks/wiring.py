@@ -2,8 +2,10 @@
 
 Models first (the registry and gateway), then guardrails (they attach to the gateway), prompts
 (scope keys use the registry's canonical model ids), retrieval (embeds through the gateway),
-then workflows (they call models, prompts and retrieval). The runtime stops them in reverse. A
-new domain adds one entry to ``default_domains`` (and its ``tables`` module to
+documents (its pipeline embeds through the gateway and writes through retrieval), then
+workflows (they call models, prompts, retrieval and documents' access scope). The runtime
+stops them in reverse. A new domain adds one entry to ``default_domains`` (and its ``tables``
+module to
 ``all_tables``); nothing registers itself on import.
 """
 
@@ -12,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from gasworks.db.engine import Database
+from gasworks.documents.domain import DocumentsDomain
 from gasworks.llm.guardrails_runtime import GuardrailsDomain
 from gasworks.llm.runtime import ModelsDomain
 from gasworks.prompts.service import PromptsDomain
@@ -29,6 +32,7 @@ def default_domains(settings: Settings) -> list[Domain]:
         GuardrailsDomain(),
         PromptsDomain(),
         RetrievalDomain(),
+        DocumentsDomain(),
         WorkflowsDomain(),
     ]
 
@@ -42,6 +46,8 @@ def all_tables() -> MetaData:
     """The full metadata, every domain's tables (the migrations env compares against it).
 
     Here rather than in ``gasworks.db``: the database layer imports no domain."""
+    import gasworks.documents.tables
+    import gasworks.jobs.tables
     import gasworks.llm.guardrail_tables
     import gasworks.llm.tables
     import gasworks.prompts.tables

@@ -71,6 +71,7 @@ def test_the_default_domains_in_start_order(settings):
         "prompts",
         "retrieval",
         "workflows",
+        "documents",
     ]
 
 

@@ -26,6 +26,7 @@ from gasworks.api.errors import (
 from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
 from gasworks.api.routes import (
+    documents,
     guardrails,
     health,
     models,
@@ -52,6 +53,7 @@ ROUTERS: list[APIRouter] = [
     prompts.router,
     workflows.router,
     search.router,
+    documents.router,
 ]
 
 

@@ -27,7 +27,11 @@ log = get_logger("gasworks.http")
 
 #: Routes under these path prefixes accept larger (or smaller) bodies than
 #: ``GASWORKS_MAX_REQUEST_BYTES``; a domain with uploads adds its prefix here.
-BODY_LIMIT_OVERRIDES: dict[str, int] = {}
+BODY_LIMIT_OVERRIDES: dict[str, int] = {
+    # document uploads: each file is limited by GASWORKS_DOCUMENTS_MAX_BYTES while it streams,
+    # the count by GASWORKS_DOCUMENTS_MAX_FILES; the request as a whole only by this guard
+    "/api/documents": 64 * 1024**3,
+}
 
 
 def body_limit(path: str, default: int) -> int:

@@ -15,6 +15,7 @@ from gasworks.testing.fake_anthropic import FakeAnthropic
 from gasworks.testing.fake_bedrock import FakeBedrock
 from gasworks.testing.fake_openai import FakeOpenAI
 from gasworks.testing.hashing_embedder import HashingEmbedder
+from gasworks.testing.retrieval import FakeEmbedder, FakeTextract, MemorySources
 from gasworks.testing.scripted import BrokenStream, ScriptedProvider
 from gasworks.testing.server import FakeProviderServer, Fault, RecordedRequest, Reply
 
@@ -22,10 +23,13 @@ __all__ = [
     "BrokenStream",
     "FakeAnthropic",
     "FakeBedrock",
+    "FakeEmbedder",
     "FakeOpenAI",
     "FakeProviderServer",
+    "FakeTextract",
     "Fault",
     "HashingEmbedder",
+    "MemorySources",
     "RecordedRequest",
     "Reply",
     "ScriptedProvider",

@@ -71,12 +71,18 @@ class StateField(_Model):
     description: str | None = None
 
 
+#: the most nodes / edges one workflow definition may have (a run stays linear up to this size;
+#: bench/results/workflows.md); larger graphs are split into workflows that call each other
+MAX_NODES = 500
+MAX_EDGES = 2000
+
+
 class WorkflowDefinition(_Model):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    nodes: list[NodeSpec] = Field(default_factory=list, max_length=500)
-    edges: list[EdgeSpec] = Field(default_factory=list, max_length=2000)
+    nodes: list[NodeSpec] = Field(default_factory=list, max_length=MAX_NODES)
+    edges: list[EdgeSpec] = Field(default_factory=list, max_length=MAX_EDGES)
     #: the inputs a run takes (checked once when a run starts)
     state: dict[str, StateField] = Field(default_factory=dict)
     max_steps: int = Field(default=100, ge=1, le=100_000)
@@ -127,12 +133,28 @@ def load_definition(doc: dict[str, Any]) -> WorkflowDefinition:
         return WorkflowDefinition.model_validate(doc)
     except ValidationError as exc:
         issues = [
-            _issue("INVALID_DOCUMENT", _path(e["loc"]), e["msg"])
+            _issue("INVALID_DOCUMENT", _path(e["loc"]), _message(e))
             for e in exc.errors(include_url=False)
         ]
         raise WorkflowInvalid(
             f"The workflow document has {len(issues)} problem(s).", details={"issues": issues}
         ) from None
+
+
+_LIMITS = {("nodes",): ("nodes", MAX_NODES), ("edges",): ("edges", MAX_EDGES)}
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, with the size limits said plainly (and what to do about them)."""
+    limit = _LIMITS.get(tuple(error["loc"]))
+    if error["type"] == "too_long" and limit is not None:
+        what, most = limit
+        return (
+            f"A workflow may have at most {most} {what} (this one has "
+            f"{error.get('ctx', {}).get('actual_length', 'more')}); merge steps into fewer "
+            "nodes or split the process into several workflows."
+        )
+    return str(error["msg"])
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

@@ -79,7 +79,11 @@ class RunRecord:
     lease_expires_at: datetime | None = None
 
     def to_row(self) -> WorkflowRunRow:
-        return WorkflowRunRow(**{f: getattr(self, f) for f in _RUN_FIELDS})
+        return WorkflowRunRow(**self.values())
+
+    def values(self) -> dict[str, Any]:
+        """The run row's column values (for the writer's multi-row INSERT)."""
+        return {f: getattr(self, f) for f in _RUN_FIELDS}
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
@@ -505,7 +509,7 @@ class WorkflowEngine:
                     client_id=row.conversation_id,
                     principal_id=row.principal_id or "",
                 )
-            await service.finish_run(s, run=row.to_row(), exists=exists, events=events)
+            await service.finish_run(s, run=row.values(), exists=exists, events=events)
 
         return write
 

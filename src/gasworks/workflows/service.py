@@ -44,6 +44,7 @@ from gasworks.workflows.tables import (
     WorkflowVersionRow,
 )
 from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
+from gasworks.workflows.writer import queue_insert
 
 
 class ConversationConflict(Conflict):
@@ -396,31 +397,35 @@ async def insert_run(session: AsyncSession, run: WorkflowRunRow) -> None:
 async def finish_run(
     session: AsyncSession,
     *,
-    run: WorkflowRunRow,
+    run: dict[str, Any],
     exists: bool,
     events: list[tuple[int, str, dict[str, Any]]],
 ) -> None:
-    """Write a finished run, its not-yet-written events — one batch, one transaction."""
+    """Write a finished run (its column values), its not-yet-written events — in the writer's
+    batch (``writer.queue_insert``), one transaction."""
     if exists:  # refused (RUN_INTERRUPTED) when a sweeper closed it after its lease lapsed
         await leases.finish_guard(
             session,
-            run.id,
-            run.tenant_id,
+            run["id"],
+            run["tenant_id"],
             {
-                "status": run.status,
-                "output": run.output,
-                "error": run.error,
-                "node_timings": run.node_timings,
-                "steps": run.steps,
-                "tokens": run.tokens,
-                "cost": run.cost,
-                "duration_ms": run.duration_ms,
-                "finished_at": run.finished_at,
+                k: run[k]
+                for k in (
+                    "status",
+                    "output",
+                    "error",
+                    "node_timings",
+                    "steps",
+                    "tokens",
+                    "cost",
+                    "duration_ms",
+                    "finished_at",
+                )
             },
         )
     else:
-        session.add(run)  # flushed with the batch at commit
-    await write_events(session, run.tenant_id, run.id, events)
+        queue_insert(session, WorkflowRunRow, [run])
+    await write_events(session, run["tenant_id"], run["id"], events)
 
 
 async def write_events(
@@ -429,11 +434,14 @@ async def write_events(
     run_id: str,
     events: list[tuple[int, str, dict[str, Any]]],
 ) -> None:
-    if events:
-        session.add_all(
-            WorkflowRunEventRow(run_id=run_id, seq=s, tenant_id=tenant_id, type=t, data=d)
+    queue_insert(
+        session,
+        WorkflowRunEventRow,
+        [
+            {"run_id": run_id, "seq": s, "tenant_id": tenant_id, "type": t, "data": d}
             for s, t, d in events
-        )
+        ],
+    )
 
 
 async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> RunOut:

@@ -14,6 +14,7 @@ from gasworks.api import docs_assets
 from gasworks.api.browser_auth import BrowserAuth
 from gasworks.api.graphql.context import get_gql_context
 from gasworks.api.graphql.csrf import CookieCsrf
+from gasworks.api.graphql.documents import DocumentsMutation, DocumentsQuery
 from gasworks.api.graphql.errors import DocumentLimits, ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
@@ -33,6 +34,7 @@ QUERIES: list[type] = [
     GuardrailsQuery,
     WorkflowsQuery,
     SearchQuery,
+    DocumentsQuery,
 ]
 MUTATIONS: list[type] = [
     TenancyMutation,
@@ -40,6 +42,7 @@ MUTATIONS: list[type] = [
     PromptsMutation,
     GuardrailsMutation,
     WorkflowsMutation,
+    DocumentsMutation,
 ]
 
 #: Bounds on one document. The depth limit does not count introspection fields (GraphiQL's
@@ -87,4 +90,9 @@ def graphql_router(settings: Settings) -> GuardedGraphQLRouter:
         context_getter=get_gql_context,
         graphql_ide="graphiql",
         route_class=GuardedRoute,
+        # document uploads (the GraphQL multipart request spec). Strawberry leaves them off
+        # by default against cross-site form posts riding on a cookie: here a cookie-signed-in
+        # mutation (uploadDocuments is one) needs the X-CSRF-Token header (CookieCsrf), which
+        # a cross-site form cannot send; API keys come in the Authorization header.
+        multipart_uploads_enabled=True,
     )
