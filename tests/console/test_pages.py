@@ -49,5 +49,6 @@ async def test_the_overview_shows_the_background_tasks(
     await _sign_in(client, admin_key)
     page = (await client.get("/console")).text
     assert "Background tasks" in page
-    for loop in ("models-refresh", "prompt-invalidations", "workflow-run-leases"):
+    loops = ("models-refresh", "prompt-invalidations", "workflow-run-leases", "documents-reconcile")
+    for loop in loops:
         assert f'<td class="mono">{loop}</td>' in page

@@ -82,6 +82,8 @@ async def test_revoking_or_expiring_the_key_ends_its_sessions(runtime: Any, admi
         token, _ = await sessions.open_session(s, admin, lifetime=long)
         other, _ = await sessions.open_session(s, viewer, lifetime=long)
     async with runtime.db.session() as s:
+        # the last owner key cannot be revoked: another one first
+        await service.create_api_key(s, admin, ApiKeyCreate(name="spare", role="owner"))
         await service.revoke_api_key(s, admin, admin.api_key_id)
     async with runtime.db.session() as s:
         assert await sessions.resume_session(s, token, idle=idle) is None

@@ -13,6 +13,8 @@ from gasworks.background import PeriodicTask
 from gasworks.console.charts import day_series, time_series
 from gasworks.console.web import CallerDep, ConsoleRoute, render
 from gasworks.db.paging import Page
+from gasworks.documents.domain import SERVICE as DOCUMENTS
+from gasworks.documents.domain import Documents
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.guardrails_runtime import MAINTENANCE, Maintenance, flush_ledger, get_guardrails
@@ -39,12 +41,14 @@ def background_tasks(rt: Runtime) -> list[PeriodicTask]:
     A loop that is off (interval 0) or not started yet (the ledger writer before the first
     call) is absent."""
     maintenance = rt.services.get(MAINTENANCE)
+    documents = rt.services.get(DOCUMENTS)
     tasks = [
         get_services(rt).refresher,
         maintenance.task if isinstance(maintenance, Maintenance) else None,
         get_guardrails(rt).ledger.task,
         prompt_service(rt).resolver.poller,
         workflow_engine(rt).maintenance_task,
+        *(documents.tasks if isinstance(documents, Documents) else []),
     ]
     return [t for t in tasks if t is not None]
 
