@@ -140,7 +140,8 @@ async def put_budget(c: CallerDep) -> HTMLResponse:
             "period": form.get("period", ""),
             "apiKeyId": form.get("apiKeyId"),
             "costLimit": form.get("costLimit"),
-            "tokenLimit": form.get("tokenLimit"),
+            # the API's Count is a strict integer: a form sends text
+            "tokenLimit": int(t) if (t := form.get("tokenLimit", "")).isdigit() else t or None,
         },
     )
     async with c.runtime.db.session() as s:
