@@ -55,14 +55,11 @@ def _actor() -> str:
 @breakers_app.command("list")
 def breakers_list(as_json: JsonOpt = False) -> None:
     """Every breaker with its state and window statistics."""
-    from gasworks.llm.breaker import admin as breakers
-    from gasworks.llm.guardrails_runtime import get_guardrails
-    from gasworks.llm.runtime import get_registry
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> list[breakers.BreakerOut]:
         async with runtime() as rt:
-            known = [e.id for e in get_registry(rt).entries()]
-            return await breakers.list_breakers(get_guardrails(rt).breakers, _operator(), known)
+            return await guardrails_admin(rt).list_breakers(_operator())
 
     out = run(body, as_json)
     if as_json:
@@ -87,15 +84,12 @@ def breakers_list(as_json: JsonOpt = False) -> None:
 
 
 def _act(key: str, action: breakers.ManualAction, reason: str, as_json: bool) -> None:
-    from gasworks.llm.breaker import admin as breakers
-    from gasworks.llm.guardrails_runtime import get_guardrails
-    from gasworks.llm.runtime import get_registry
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> breakers.BreakerOut:
         async with runtime() as rt:
-            g = get_guardrails(rt)
-            get_registry(rt).get(key.split("@", 1)[0], include_disabled=True)
-            return await breakers.act(g.breakers, _operator(), key, action, reason, actor=_actor())
+            admin = guardrails_admin(rt)
+            return await admin.breaker_action(_operator(), key, action, reason, actor=_actor())
 
     out = run(body, as_json)
     if as_json:
@@ -129,12 +123,11 @@ def breakers_events(
     as_json: JsonOpt = False,
 ) -> None:
     """Transitions, newest first: the audit trail of manual actions and automatic changes."""
-    from gasworks.llm.breaker import admin as breakers
-    from gasworks.llm.guardrails_runtime import get_guardrails
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> list[breakers.BreakerEventOut]:
         async with runtime() as rt:
-            return await breakers.events(get_guardrails(rt).breakers, _operator(), key, limit)
+            return await guardrails_admin(rt).breaker_events(_operator(), key, limit)
 
     out = run(body, as_json)
     if as_json:
@@ -174,7 +167,8 @@ def budgets_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Set a spend limit (neither --cost nor --tokens: remove the limit)."""
-    from gasworks.llm.budgets import BudgetSet, set_budget
+    from gasworks.llm.budgets import BudgetSet
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> BudgetOut | None:
         data = BudgetSet(
@@ -182,8 +176,7 @@ def budgets_set(
         )
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await set_budget(s, ctx, data)
+            return await guardrails_admin(rt).set_budget(ctx, data)
 
     out = run(body, as_json)
     if as_json:
@@ -213,13 +206,12 @@ def budgets_show(
     "reserved" includes what running processes hold as budget leases ("leased"); spend lags
     the calls by at most the ledger flush interval (until then it is part of "reserved").
     """
-    from gasworks.llm.budgets import list_budgets
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> list[BudgetOut]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await list_budgets(s, ctx, api_key_id=key)
+            return await guardrails_admin(rt).list_budgets(ctx, api_key_id=key)
 
     out = run(body, as_json)
     if as_json:
@@ -273,7 +265,7 @@ def usage_summary(
 ) -> None:
     """Requests, attempts, tokens and cost grouped by day, model, workflow, API key, provider,
     status or prompt version (with --server: of the key's tenant)."""
-    from gasworks.llm import ledger
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> UsageReport:
         try:
@@ -298,17 +290,15 @@ def usage_summary(
             return Report.model_validate(report)
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await ledger.usage(
-                    s,
-                    ctx,
-                    group_by=by,
-                    since=first,
-                    until=last,
-                    model=model,
-                    workflow_id=workflow,
-                    api_key_id=key,
-                )
+            return await guardrails_admin(rt).usage(
+                ctx,
+                group_by=by,
+                since=first,
+                until=last,
+                model=model,
+                workflow_id=workflow,
+                api_key_id=key,
+            )
 
     out = run(body, as_json)
     if as_json:
@@ -357,13 +347,13 @@ def usage_calls(
     as_json: JsonOpt = False,
 ) -> None:
     """The most recent model calls recorded in the ledger."""
-    from gasworks.llm import ledger
+
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> list[ledger.LedgerCallOut]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await ledger.list_calls(s, ctx, limit=limit, model=model)
+            return await guardrails_admin(rt).calls(ctx, limit=limit, model=model)
 
     out = run(body, as_json)
     if as_json:
