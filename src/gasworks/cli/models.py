@@ -39,6 +39,16 @@ KeyOpt = Annotated[
     str | None,
     typer.Option("--api-key", envvar="GASWORKS_API_KEY", help="API key for --server."),
 ]
+#: an operator command's --server: accepted only to be refused with OPERATOR_ONLY
+OperatorServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="GASWORKS_URL",
+        hidden=True,
+        help="Refused: an operator command acts on the local database.",
+    ),
+]
 
 
 def _logs_to_stderr() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.common import on_target, runtime, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import (
     JsonOpt,
@@ -25,6 +26,8 @@ from gasworks.cli.output import (
 from gasworks.errors import BadRequest, ServerUnreachable, WorkflowInvalid
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.client import AsyncGasworks
+    from gasworks.runtime import Runtime
     from gasworks.workflows.schemas import PublishOut, RunOut, ShareOut, WorkflowOut
 
 
@@ -53,8 +56,11 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 @workflows_app.command("validate")
-def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
-    """Validate a workflow file offline; every problem is listed (exit 1 when invalid)."""
+def validate_cmd(
+    file: FileArg, server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Validate a workflow file (offline, or with --server by that server: its models); every
+    problem is listed (exit 1 when invalid)."""
     from gasworks.workflows.validator import validate
 
     async def body() -> list[dict[str, Any]]:
@@ -62,6 +68,11 @@ def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
             doc = _read(file)
         except WorkflowInvalid as exc:
             return list(exc.details["issues"])
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                return list((await gw.validate_workflow(doc))["issues"])
         return [i.to_dict() for i in validate(doc).issues]
 
     issues = run(body, as_json)
@@ -95,27 +106,44 @@ def publish_cmd(
             "may run what the operator publishes).",
         ),
     ] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate and publish a new immutable version (unchanged documents are not republished).
 
-    The CLI acts as the operator: the workflow is shared with the whole tenant unless
-    --private; `gasworks workflows share` shares it with a role or a user instead."""
-    from gasworks.llm.runtime import get_registry
-    from gasworks.workflows import service
+    The workflow is shared with the whole tenant unless --private (with --server: the key's
+    tenant, published by the key); `gasworks workflows share` shares it with a role or a
+    user instead."""
+    from gasworks.workflows.schemas import PublishOut as Out
+    from gasworks.workflows.schemas import ShareIn
+
+    async def local(doc: dict[str, Any], rt: Runtime) -> PublishOut:
+        from gasworks.llm.runtime import get_registry
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
+            if not private:
+                await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
+            return out
+
+    async def remote(doc: dict[str, Any], gw: AsyncGasworks) -> PublishOut:
+        out = Out.model_validate(await gw.publish_workflow(doc))
+        if not private:
+            await gw.share_workflow(out.workflow.slug, "tenant")
+        return out
 
     async def body() -> PublishOut | WorkflowInvalid:
         try:
             doc = _read(file)
-            async with runtime() as rt:
-                ctx = await tenant_context(rt, tenant)
-                async with rt.db.session() as s:
-                    out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
-                    if not private:
-                        from gasworks.workflows.schemas import ShareIn
-
-                        await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
-                    return out
+            return await on_target(
+                server,
+                api_key,
+                local=functools.partial(local, doc),
+                remote=functools.partial(remote, doc),
+            )
         except WorkflowInvalid as exc:
             return exc
 
@@ -143,11 +171,13 @@ def share_cmd(
         str | None, typer.Option(help="Share with every principal of this role and above.")
     ] = None,
     user: Annotated[str | None, typer.Option(help="Share with this principal id (prn_…).")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Let others of the tenant run a workflow: the whole tenant (default), a role or a user."""
-    from gasworks.workflows import service
     from gasworks.workflows.schemas import ShareIn
+    from gasworks.workflows.schemas import ShareOut as Out
 
     if role and user:
         raise BadRequest("Give --role or --user, not both.", details={"role": role, "user": user})
@@ -155,11 +185,18 @@ def share_cmd(
         kind="role" if role else "user" if user else "tenant", subject=role or user or None
     )
 
+    async def local(rt: Runtime) -> ShareOut:
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            return await service.share(s, ctx, workflow, data)
+
+    async def remote(gw: AsyncGasworks) -> ShareOut:
+        return Out.model_validate(await gw.share_workflow(workflow, data.kind, data.subject))
+
     async def body() -> ShareOut:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.share(s, ctx, workflow, data)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -177,19 +214,20 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List the tenant's workflows (with --server: those the key may run)."""
-    from gasworks.workflows import service
+    from gasworks.workflows.schemas import WorkflowOut as Out
+
+    async def local(rt: Runtime) -> list[WorkflowOut]:
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            return await service.list_workflows(s, ctx)
+
+    async def remote(gw: AsyncGasworks) -> list[WorkflowOut]:
+        return [Out.model_validate(w) for w in await gw.workflows()]
 
     async def body() -> list[WorkflowOut]:
-        if server:
-            from gasworks.client import AsyncGasworks
-            from gasworks.workflows.schemas import WorkflowOut as Out
-
-            async with AsyncGasworks(server, api_key) as gw:
-                return [Out.model_validate(w) for w in await gw.workflows()]
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.list_workflows(s, ctx)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     items = run(body, as_json)
     if as_json:
