@@ -150,3 +150,39 @@ def test_local_keys_still_need_a_tenant(tmp_path: Path, monkeypatch: Any, db_url
     assert r.exit_code == 1 and "--tenant" in json.loads(r.stdout)["error"]["message"]
     r = runner.invoke(cli_app, ["keys", "list", "--tenant", "default", "--json"], env=env)
     assert r.exit_code == 0 and len(json.loads(r.stdout)) == 1
+
+
+async def test_breakers_and_budgets_through_a_server(
+    app: Any, admin_key: str, runtime: Any
+) -> None:
+    viewer = await _viewer_key(runtime)
+    async with serve(app) as url:
+        call = remote_cli(url)
+        r = await call(admin_key, "breakers", "trip", "demo", "-r", "maintenance", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["state"] == "forced_open"
+        r = await call(admin_key, "breakers", "list", "--json")
+        states = {b["breaker"]: b["state"] for b in json.loads(r.stdout)}
+        assert states["demo"] == "forced_open"
+        r = await call(admin_key, "chat", "--json", "x")  # the server itself now fails fast
+        assert r.exit_code == 1 and json.loads(r.stdout)["error"]["code"] == "MODEL_UNAVAILABLE"
+        r = await call(admin_key, "breakers", "reset", "demo", "-r", "done")
+        assert r.exit_code == 0 and "closed" in r.stdout
+        r = await call(admin_key, "breakers", "events", "demo", "--json")
+        assert [e["reason"] for e in json.loads(r.stdout)][:2] == ["done", "maintenance"]
+        r = await call(viewer, "breakers", "trip", "demo", "-r", "x")
+        assert r.exit_code == 1 and r.stderr.startswith("FORBIDDEN: ")
+        r = await call(admin_key, "breakers", "trip", "no-such-model", "-r", "x", "--json")
+        assert json.loads(r.stdout)["error"]["code"] == "MODEL_NOT_FOUND"
+
+        r = await call(admin_key, "budgets", "set", "--period", "day", "--tokens", "500", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["tokenLimit"] == 500
+        r = await call(admin_key, "budgets", "show", "--json")
+        assert [(b["period"], b["tokenLimit"]) for b in json.loads(r.stdout)] == [("day", 500)]
+        r = await call(admin_key, "budgets", "set", "--period", "day")
+        assert r.exit_code == 0 and "Limit removed." in r.stdout
+        r = await call(admin_key, "budgets", "show", "--json")
+        assert json.loads(r.stdout) == []
+        r = await call(admin_key, "budgets", "set", "--period", "day", "--cost", "-1", "--json")
+        assert json.loads(r.stdout)["error"]["code"] == "VALIDATION_FAILED"

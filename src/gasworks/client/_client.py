@@ -8,8 +8,9 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
+from decimal import Decimal
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -320,6 +321,58 @@ class AsyncGasworks:
     async def revoke_key(self, key_id: str) -> dict[str, Any]:
         """Revoke an API key of the key's tenant."""
         out: dict[str, Any] = await self._call("POST", f"/api/keys/{key_id}/revoke")
+        return out
+
+    # --- breakers and budgets (``/api/breakers``, ``/api/budgets``) ---------------------------
+
+    async def breakers(self) -> list[dict[str, Any]]:
+        """Every circuit breaker with its state and window statistics."""
+        out: list[dict[str, Any]] = await self._call("GET", "/api/breakers", params={"limit": 500})
+        return out
+
+    async def breaker_events(
+        self, breaker: str | None = None, *, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Breaker transitions, newest first (the audit trail)."""
+        params: dict[str, Any] = {"limit": limit}
+        if breaker is not None:
+            params["breaker"] = breaker
+        out: list[dict[str, Any]] = await self._call("GET", "/api/breakers/events", params=params)
+        return out
+
+    async def breaker_action(
+        self, breaker: str, action: Literal["trip", "reset", "disable"], reason: str
+    ) -> dict[str, Any]:
+        """Trip, reset or disable a breaker (a platform-admin key; audited with ``reason``)."""
+        out: dict[str, Any] = await self._call(
+            "POST", f"/api/breakers/{breaker}/{action}", json={"reason": reason}
+        )
+        return out
+
+    async def budgets(self, *, api_key_id: str | None = None) -> list[dict[str, Any]]:
+        """The tenant's spend limits with the current period's spend."""
+        params: dict[str, Any] = {"limit": 500}
+        if api_key_id is not None:
+            params["apiKeyId"] = api_key_id
+        out: list[dict[str, Any]] = await self._call("GET", "/api/budgets", params=params)
+        return out
+
+    async def set_budget(
+        self,
+        period: Literal["day", "month"],
+        *,
+        api_key_id: str | None = None,
+        cost_limit: Decimal | None = None,
+        token_limit: int | None = None,
+    ) -> dict[str, Any] | None:
+        """Set a spend limit of the tenant (or of one key); no limit at all removes it (None)."""
+        body = {
+            "period": period,
+            "apiKeyId": api_key_id,
+            "costLimit": None if cost_limit is None else str(cost_limit),
+            "tokenLimit": token_limit,
+        }
+        out: dict[str, Any] | None = await self._call("PUT", "/api/budgets", json=body)
         return out
 
     # --- workflows (``/api/workflows``) -------------------------------------------------------
