@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint fmt bench docs install install-dev clean help browser screenshots
+.PHONY: run test test-fast lint fmt bench docs fuzz install install-dev clean help browser screenshots
 
 help:
 	@echo "make run    set up and start gasworks on http://127.0.0.1:8000 (embedded SQLite)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint   ruff + mypy --strict on src/ + the import contract (lint-imports)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make docs   regenerate docs/reference/ from the code"
+	@echo "make fuzz   schemathesis (deep profile) against a real server, SQLite and PostgreSQL"
 	@echo "make screenshots  regenerate the console screenshots in docs/images/"
 
 $(BIN)/python:
@@ -61,6 +62,9 @@ test: lint browser
 # SQLite only (GASWORKS_TEST_DIALECTS), no `slow` marks: the inner loop. `make test` stays whole.
 test-fast: $(VENV)/.installed-dev
 	GASWORKS_TEST_DIALECTS=sqlite $(BIN)/python -m pytest -m "not slow"
+
+fuzz: $(VENV)/.installed-dev
+	$(BIN)/python scripts/fuzz.py --profile deep --db both
 
 screenshots: $(VENV)/.installed-dev browser
 	$(BIN)/python scripts/console_screenshots.py docs/images

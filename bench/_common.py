@@ -14,6 +14,7 @@ import statistics
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -86,6 +87,123 @@ def record(name: str, body: str) -> str:
     text = f"# {name}\n\nMachine: {machine_line()}\n\n{body.strip()}\n"
     (RESULTS / f"{name}.md").write_text(text)
     return text
+
+
+@dataclass(frozen=True)
+class Interleaved:
+    """Per-round seconds per call of two paths timed in alternating rounds (A, B, A, B, …) in
+    one process, so load on a shared machine moves both sides of every ratio alike."""
+
+    a: list[float]
+    b: list[float]
+    load: tuple[float, float]  # 1-minute load average before and after
+    #: this process's CPU seconds per call per round (all threads): under load, wall time
+    #: includes waiting for a core, CPU time much less so
+    a_cpu: list[float] = field(default_factory=list)
+    b_cpu: list[float] = field(default_factory=list)
+
+    @property
+    def a_cpu_us(self) -> float:
+        return median_us(self.a_cpu) if self.a_cpu else float("nan")
+
+    @property
+    def b_cpu_us(self) -> float:
+        return median_us(self.b_cpu) if self.b_cpu else float("nan")
+
+    def scaled(self, per_a: int, per_b: int) -> Interleaved:
+        """Per-round figures of rounds of ``per_a`` / ``per_b`` calls, per call."""
+        return Interleaved(
+            [x / per_a for x in self.a],
+            [x / per_b for x in self.b],
+            self.load,
+            [x / per_a for x in self.a_cpu],
+            [x / per_b for x in self.b_cpu],
+        )
+
+    @property
+    def a_us(self) -> float:
+        return median_us(self.a)
+
+    @property
+    def b_us(self) -> float:
+        return median_us(self.b)
+
+    @property
+    def ratio(self) -> float:
+        """The median of the per-round ratios A / B (not the ratio of the medians)."""
+        return statistics.median(x / y for x, y in zip(self.a, self.b, strict=True))
+
+    @property
+    def inverse(self) -> float:
+        """The median of the per-round ratios B / A."""
+        return statistics.median(y / x for x, y in zip(self.a, self.b, strict=True))
+
+    def load_note(self) -> str:
+        return f"load average {self.load[0]:.1f} → {self.load[1]:.1f} on {os.cpu_count()} cores"
+
+
+async def interleaved_async(
+    a: Callable[[], Awaitable[object]],
+    b: Callable[[], Awaitable[object]],
+    *,
+    n: int,
+    rounds: int = 9,
+) -> Interleaved:
+    """``a`` and ``b`` timed in alternating rounds of ``n`` calls (after one warm-up call each);
+    the order within a round alternates too, so neither side always runs second."""
+    await a()
+    await b()
+    load0 = os.getloadavg()[0]
+    out_a: list[float] = []
+    out_b: list[float] = []
+    cpu_a: list[float] = []
+    cpu_b: list[float] = []
+
+    async def one(fn: Callable[[], Awaitable[object]], into: list[float], cpu: list[float]) -> None:
+        c0, t0 = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            await fn()
+        into.append((time.perf_counter() - t0) / n)
+        cpu.append((time.process_time() - c0) / n)
+
+    for i in range(rounds):
+        if i % 2 == 0:
+            await one(a, out_a, cpu_a)
+            await one(b, out_b, cpu_b)
+        else:
+            await one(b, out_b, cpu_b)
+            await one(a, out_a, cpu_a)
+    return Interleaved(out_a, out_b, (load0, os.getloadavg()[0]), cpu_a, cpu_b)
+
+
+def interleaved(
+    a: Callable[[], object], b: Callable[[], object], *, n: int, rounds: int = 9
+) -> Interleaved:
+    """The synchronous form of ``interleaved_async``."""
+    a()
+    b()
+    load0 = os.getloadavg()[0]
+    out_a: list[float] = []
+    out_b: list[float] = []
+
+    cpu_a: list[float] = []
+    cpu_b: list[float] = []
+
+    def one(fn: Callable[[], object], into: list[float], cpu: list[float]) -> None:
+        c0, t0 = time.process_time(), time.perf_counter()
+        for _ in range(n):
+            fn()
+        into.append((time.perf_counter() - t0) / n)
+        cpu.append((time.process_time() - c0) / n)
+
+    for i in range(rounds):
+        if i % 2 == 0:
+            one(a, out_a, cpu_a)
+            one(b, out_b, cpu_b)
+        else:
+            one(b, out_b, cpu_b)
+            one(a, out_a, cpu_a)
+    return Interleaved(out_a, out_b, (load0, os.getloadavg()[0]), cpu_a, cpu_b)
 
 
 def record_section(name: str, section: str, body: str) -> str:

@@ -37,7 +37,13 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _adapters import bench_adapters, splice
-from _common import RESULTS, machine_line, median_us, per_call, per_call_async, record
+from _common import (
+    RESULTS,
+    Interleaved,
+    interleaved_async,
+    machine_line,
+    record,
+)
 
 HERE = Path(__file__).parent
 PROMPT = [{"role": "user", "content": "Hello, how are you today?"}]
@@ -50,41 +56,81 @@ DEFAULT: dict[str, str] = {}
 # --- 1. in-process ---------------------------------------------------------------------------
 
 
-def bench_in_process() -> tuple[float, float, float | None]:
-    from gasworks.llm.runtime import build_services
+@dataclass
+class InProcess:
+    """In-process gateway figures, every comparison interleaved (see bench/README.md)."""
+
+    default: Interleaved  # default deployment (guardrails on, ledger flushed in the window)
+    default_stream: Interleaved  # the same, streamed; B = the bare gateway's stream
+    bare: Interleaved  # the bare gateway (no hooks, a floor) vs LiteLLM, or vs itself
+    lite: bool  # whether B of ``default`` / ``bare`` is LiteLLM's mock path
+
+
+async def _in_process(n: int) -> InProcess:
+    from gasworks.llm.guardrails_runtime import flush_ledger
+    from gasworks.llm.runtime import build_services, get_gateway
     from gasworks.modeltypes import CallScope, ChatRequest, Message
     from gasworks.settings import Settings
+    from gasworks.tenancy import service as tenancy
+    from gasworks.wiring import build_runtime
 
-    gateway = build_services(Settings(home=Path(tempfile.mkdtemp()))).gateway
-    scope = CallScope(tenant_id="bench")
-    req = ChatRequest(model="demo", messages=[Message("user", PROMPT[0]["content"])])
-
-    async def chat() -> None:
-        await gateway.chat(scope, req)
-
-    async def stream() -> None:
-        async for _ in gateway.stream(scope, req):
-            pass
-
-    async def run() -> tuple[list[float], list[float]]:
-        return (
-            await per_call_async(chat, n=5000, rounds=7),
-            await per_call_async(stream, n=1000, rounds=7),
-        )
-
-    chat_s, stream_s = asyncio.run(run())
-    lite: float | None = None
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+    bare = build_services(Settings(home=Path(tempfile.mkdtemp()))).gateway
+    rt = build_runtime(Settings(home=Path(tempfile.mkdtemp()), log_level="WARNING"))
+    await rt.start()
     try:
-        import litellm
+        async with rt.db.session() as s:
+            tenant, _ = await tenancy.bootstrap(s, "bench")
+        default = get_gateway(rt)
+        assert default.hooks, "the default deployment runs the guardrail hook"
+        scope = CallScope(tenant_id=tenant.id)
+        req = ChatRequest(model="demo", messages=[Message("user", PROMPT[0]["content"])])
 
-        def lite_call() -> None:
-            litellm.completion(model="gpt-4o-mini", messages=PROMPT, mock_response="Hi there!")
+        async def default_round() -> None:
+            # the sustained path: the ledger rows and lease top-ups of these calls are written
+            # inside the timed window (the round ends with the flush)
+            for _ in range(n):
+                await default.chat(scope, req)
+            await flush_ledger(rt)
 
-        lite = median_us(per_call(lite_call, n=300, rounds=5))
-    except ImportError:
-        pass
-    return median_us(chat_s), median_us(stream_s), lite
+        async def default_stream_round() -> None:
+            for _ in range(n // 5):
+                async for _ in default.stream(scope, req):
+                    pass
+            await flush_ledger(rt)
+
+        async def bare_round() -> None:
+            for _ in range(n):
+                await bare.chat(scope, req)
+
+        async def bare_stream_round() -> None:
+            for _ in range(n // 5):
+                async for _ in bare.stream(scope, req):
+                    pass
+
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # no network at import
+        try:
+            import litellm
+
+            async def anchor_round() -> None:
+                for _ in range(n // 20):
+                    litellm.completion(
+                        model="gpt-4o-mini", messages=PROMPT, mock_response="Hi there!"
+                    )
+
+            lite, per_b = True, n // 20
+        except ImportError:
+            anchor_round, lite, per_b = bare_round, False, n
+
+        d = await interleaved_async(default_round, anchor_round, n=1, rounds=9)
+        ds = await interleaved_async(default_stream_round, bare_stream_round, n=1, rounds=9)
+        b = await interleaved_async(bare_round, anchor_round, n=1, rounds=9)
+        return InProcess(d.scaled(n, per_b), ds.scaled(n // 5, n // 5), b.scaled(n, per_b), lite)
+    finally:
+        await rt.stop()
+
+
+def bench_in_process() -> InProcess:
+    return asyncio.run(_in_process(1000))
 
 
 ASGI = """
@@ -425,6 +471,137 @@ def load(
     return Load(out["samples"], out["rps"], out["in_flight"], out["errors"])
 
 
+@contextlib.contextmanager
+def litellm_proxy(upstream: str) -> Iterator[tuple[str, dict[str, str], int] | str]:
+    """LiteLLM's proxy (``litellm[proxy]``, the bench extra) in front of ``upstream``: its base
+    URL, auth headers and pid — or why it could not run."""
+    exe = Path(sys.executable).parent / "litellm"
+    if not exe.exists():
+        yield "LiteLLM's proxy is not installed (`pip install 'gasworks[bench]'`)"
+        return
+    home = Path(tempfile.mkdtemp())
+    (home / "config.yaml").write_text(
+        "model_list:\n"
+        "  - model_name: upstream\n"
+        "    litellm_params:\n"
+        "      model: openai/fake\n"
+        f"      api_base: {upstream}\n"
+        "      api_key: sk-fake\n"
+    )
+    master = "sk-bench-" + os.urandom(12).hex()
+    env = dict(
+        os.environ,
+        LITELLM_MASTER_KEY=master,
+        LITELLM_LOCAL_MODEL_COST_MAP="True",  # no network at start
+        LITELLM_LOG="ERROR",
+    )
+    port = _free_port()
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "--config",
+            str(home / "config.yaml"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+        ],
+        env=env,
+        cwd=home,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        preexec_fn=_pin(PROXY_CORES),
+    )
+    try:
+        for _ in range(1200):  # it imports a lot: up to a minute on a loaded machine
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            yield "LiteLLM's proxy did not start within 2 minutes"
+            return
+        yield f"http://127.0.0.1:{port}/v1", {"Authorization": f"Bearer {master}"}, proc.pid
+    finally:
+        proc.terminate()
+        proc.wait(30)
+
+
+def section_litellm(total: int = 200, rounds: int = 3) -> list[str]:
+    """gasworks serve (default deployment) and LiteLLM's proxy in front of the same fake
+    upstream, driven by the same load generator, in alternating rounds."""
+    out = [
+        "## HTTP: gasworks serve beside LiteLLM's proxy",
+        "",
+    ]
+    with contextlib.ExitStack() as stack:
+        s = stack.enter_context(servers(DEFAULT))
+        lite = stack.enter_context(litellm_proxy(s.upstream))
+        if isinstance(lite, str):
+            return [*out, f"Not measured: {lite}."]
+        lite_url, lite_auth, lite_pid = lite
+        out += [
+            f"Same fake upstream, same load generator (`_loadgen.py`), {rounds} alternating "
+            f"rounds of {total} requests per side and setting (direct, gasworks, LiteLLM; the "
+            "order rotates each round); figures are medians over the rounds. `added` = the "
+            "side's median minus the direct median of the same round (each side's own "
+            "quantiles are given, not differences of quantiles). CPU per request = the "
+            "proxy's process tree CPU over the round ÷ requests. gasworks runs its default "
+            f"deployment; LiteLLM {_version('litellm')} its proxy with a master key and no "
+            "database.",
+            "",
+            "| concurrency | stream | side | median ms | p90 ms | p99 ms | added median ms "
+            "| requests/s | CPU ms per request | load |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for concurrency in (1, 20):
+            for stream in (False, True):
+                acc: dict[str, list[tuple[float, float, float, float, float, float]]] = {}
+                for r in range(rounds):
+                    sides = [
+                        ("direct", s.upstream, {}, None, "fake"),
+                        ("gasworks", s.gateway, s.auth, s.gateway_pid, "upstream"),
+                        ("LiteLLM proxy", lite_url, lite_auth, lite_pid, "upstream"),
+                    ]
+                    sides = sides[r % 3 :] + sides[: r % 3]
+                    direct_med = 0.0
+                    got: dict[str, tuple[float, float, float, float, float]] = {}
+                    for name, url, auth, pid, model in sides:
+                        c0 = _tree_cpu(pid) if pid else 0.0
+                        ld = load(
+                            url, auth, model, stream=stream, concurrency=concurrency, total=total
+                        )
+                        cpu = (_tree_cpu(pid) - c0) / max(1, total) * 1000 if pid else 0.0
+                        got[name] = (ld.q(0.5), ld.q(0.9), ld.q(0.99), ld.rps, cpu)
+                        if ld.errors:
+                            got[name] = (*got[name][:4], float("nan"))
+                    direct_med = got["direct"][0]
+                    for name, (m, p90, p99, rps, cpu) in got.items():
+                        acc.setdefault(name, []).append((m, p90, p99, m - direct_med, rps, cpu))
+                load_now = os.getloadavg()[0]
+                for name in ("direct", "gasworks", "LiteLLM proxy"):
+                    cols = [statistics.median(x[i] for x in acc[name]) for i in range(6)]
+                    added = "—" if name == "direct" else f"{cols[3]:.2f}"
+                    cpu = "—" if name == "direct" else f"{cols[5]:.2f}"
+                    out.append(
+                        f"| {concurrency} | {'yes' if stream else 'no'} | {name} | "
+                        f"{cols[0]:.2f} | {cols[1]:.2f} | {cols[2]:.2f} | {added} | "
+                        f"{cols[4]:.0f} | {cpu} | {load_now:.1f} |"
+                    )
+    return out
+
+
+def _version(dist: str) -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "?"
+
+
 def _measure(what: str) -> str:
     return "TTFT (stream)" if what == "stream" else "latency (no stream)"
 
@@ -604,32 +781,50 @@ def section_saturation() -> list[str]:
 ERRORS: dict[str, int] = {}
 
 
+def _in_process_rows(ip: InProcess) -> list[str]:
+    anchor = "`litellm.completion(mock_response=…)`" if ip.lite else "(LiteLLM not installed)"
+    return [
+        "Interleaved: 9 alternating rounds of each pair in one process; µs per call are medians "
+        "of per-round means, the ratio is the median of the per-round ratios, with the load "
+        "average beside it. The headline is the default deployment (guardrail hook on: breaker, "
+        "budget lease, a ledger row per call) with the ledger flush and lease top-ups inside the "
+        "timed window; the bare gateway (no hooks) is a floor.",
+        "",
+        "| call | µs per call (CPU µs) | anchor (same rounds) | anchor µs | anchor ÷ gasworks "
+        "| load |",
+        "|---|---|---|---|---|---|",
+        f"| **gasworks `Gateway.chat`, default deployment** (demo, sustained) | "
+        f"{ip.default.a_us:.1f} ({ip.default.a_cpu_us:.1f}) | {anchor} | {ip.default.b_us:.1f} | "
+        f"{ip.default.inverse:.1f}x | {ip.default.load[0]:.1f} → {ip.default.load[1]:.1f} |",
+        f"| gasworks `Gateway.chat`, no hooks (floor) | {ip.bare.a_us:.1f} "
+        f"({ip.bare.a_cpu_us:.1f}) | {anchor} | "
+        f"{ip.bare.b_us:.1f} | {ip.bare.inverse:.1f}x | "
+        f"{ip.bare.load[0]:.1f} → {ip.bare.load[1]:.1f} |",
+        f"| gasworks `Gateway.stream`, default deployment (demo, ~40 chunks, sustained) | "
+        f"{ip.default_stream.a_us:.1f} ({ip.default_stream.a_cpu_us:.1f}) | "
+        "the same stream, no hooks | "
+        f"{ip.default_stream.b_us:.1f} | (default ÷ no hooks: {ip.default_stream.ratio:.2f}x) | "
+        f"{ip.default_stream.load[0]:.1f} → {ip.default_stream.load[1]:.1f} |",
+    ]
+
+
 def main() -> str:
     load_before = os.getloadavg()[0]
-    chat_us, stream_us, lite_us = bench_in_process()
+    ip = bench_in_process()
     asgi_us, asgi_stream_us = bench_asgi()
     adapters = bench_adapters()
     single = section_single()
     paced = section_paced()
     saturation = section_saturation()
+    versus_litellm = section_litellm()
     lines = [
         f"Load average at start: {load_before:.1f} (2 cores shared with other jobs; the load "
         "generator, gasworks and the fake upstream all run on them).",
         "",
         "## In-process",
         "",
-        "| call | median per call | |",
-        "|---|---|---|",
-        f"| gasworks `Gateway.chat` (demo) | {chat_us:.1f} µs | target ≤ 100 µs |",
-        f"| gasworks `Gateway.stream` (demo, ~40 chunks) | {stream_us:.1f} µs | |",
+        *_in_process_rows(ip),
     ]
-    if lite_us is not None:
-        lines.append(
-            f"| `litellm.completion(mock_response=…)` | {lite_us:.1f} µs | "
-            f"gasworks is **{lite_us / chat_us:.0f}x less** |"
-        )
-    else:
-        lines.append("| litellm | not installed (`pip install 'gasworks[bench]'`) | |")
     lines += [
         f"| `POST /v1/chat/completions` (demo) through the ASGI app, no socket | "
         f"{asgi_us:.0f} µs | auth, validation, routing, middleware, JSON |",
@@ -705,6 +900,8 @@ def main() -> str:
         "| CPU per request bare / gasworks | median through gasworks |",
         "|---|---|---|---|---|---|---|---|",
         *saturation,
+        "",
+        *versus_litellm,
     ]
     errors = {k: v for k, v in ERRORS.items() if v}
     if errors:
@@ -721,5 +918,36 @@ def main_adapters() -> str:
     return "\n".join(section)
 
 
+def main_partial(which: str) -> str:
+    """One section (``adapters``, ``litellm``, ``in-process``), written into the existing
+    results file in place of its previous version (or appended)."""
+    if which == "adapters":
+        return main_adapters()
+    if which == "litellm":
+        section = section_litellm()
+    else:
+        ip = bench_in_process()
+        section = ["## In-process (interleaved)", "", *_in_process_rows(ip)]
+    section[1:1] = ["", f"Machine: {machine_line()}, load average {os.getloadavg()[0]:.1f}"]
+    path = RESULTS / "gateway.md"
+    text = path.read_text() if path.exists() else "# gateway\n"
+    path.write_text(_replace_section(text, section))
+    return "\n".join(section)
+
+
+def _replace_section(text: str, section: list[str]) -> str:
+    lines = text.rstrip("\n").split("\n")
+    heading = section[0]
+    if heading in lines:
+        start = lines.index(heading)
+        end = next(
+            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
+        )
+        lines = lines[:start] + section + [""] + lines[end:]
+    else:
+        lines += ["", *section]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
 if __name__ == "__main__":
-    print(main_adapters() if sys.argv[1:] == ["adapters"] else main())
+    print(main_partial(sys.argv[1]) if sys.argv[1:] else main())

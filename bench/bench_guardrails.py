@@ -226,9 +226,9 @@ def _postgres_url() -> tuple[str | None, object]:
             import pgserver
     except ImportError:
         return None, None
-    pg_dir = ROOT / ".pytest-pg"
-    pg_dir.mkdir(exist_ok=True)
-    server = pgserver.get_server(pg_dir, cleanup_mode=None)
+    # its own throw-away server (stopped by main), never the test suite's shared one
+    pg_dir = Path(tempfile.mkdtemp(prefix="gw-bench-pg-"))
+    server = pgserver.get_server(pg_dir, cleanup_mode="stop")
     name = f"gw_bench_{uuid.uuid4().hex[:8]}"
     server.psql(f'CREATE DATABASE "{name}";')
     from sqlalchemy.engine import make_url
@@ -316,8 +316,11 @@ def main() -> str:
     tmp = tempfile.mkdtemp()
     sqlite = asyncio.run(_overhead(f"sqlite+aiosqlite:///{tmp}/bench.db"))
     pg_url, server = _postgres_url()
-    pg = asyncio.run(_overhead(pg_url)) if pg_url else None
-    del server
+    try:
+        pg = asyncio.run(_overhead(pg_url)) if pg_url else None
+    finally:
+        if server is not None:
+            server.cleanup()  # stop the PostgreSQL this benchmark started
     est = _estimation()
     # raw per-call figure of a Python no-op for scale
     noop = median_us(per_call(lambda: None, n=100_000))

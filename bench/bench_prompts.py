@@ -1,8 +1,10 @@
 """Prompt resolution: cached and uncached, on the embedded default (SQLite) and PostgreSQL.
 
-Targets (issue #5): cached resolve ≤ 5 µs median; uncached resolve on the embedded default
-≤ 1 ms median. Anchor: Langfuse's published uncached prompt fetch, 37 ms median (a network
-round trip to its API; gasworks resolves in-process against its own database). Also measured:
+Targets (issues #5, #19): cached resolve ≤ 5 µs median; uncached resolve ≤ 250 µs on the
+embedded default and ≤ 1 ms on PostgreSQL. The uncached headline is the cold path (cache
+cleared before every call). Anchor measured in the same run, interleaved: the same resolver
+reading through a transaction on the async engine (the read path before issue #19); the
+Langfuse figure is quoted (its published network fetch), not measured. Also measured:
 rendering a resolved prompt into messages, and how long a pointer move takes to reach another
 process's cache through the invalidation table (poll interval 200 ms).
 """
@@ -21,7 +23,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import median_us, per_call, per_call_async, record
+from _common import interleaved_async, median_us, per_call, per_call_async, record
 
 LANGFUSE_UNCACHED_MS = 37.0
 TENANT_MODEL = "demo"
@@ -74,9 +76,26 @@ async def _measure(url: str | None, home: Path) -> dict[str, float]:
             res.cache.clear()
             return await res.resolve(tenant_id=t, model=TENANT_MODEL, workflow_id="wf")
 
+        new_db = res.db
+        old_db = _AsyncTransactionRead(new_db)
+
+        async def uncached_before() -> Any:
+            res.db = old_db
+            try:
+                return await uncached()
+            finally:
+                res.db = new_db
+
+        cmp = await interleaved_async(uncached_before, uncached, n=200, rounds=9)
         out = {
             "cached_us": median_us(await per_call_async(cached, n=20_000)),
-            "uncached_us": median_us(await per_call_async(uncached, n=300)),
+            "uncached_us": cmp.b_us,
+            "uncached_cpu_us": cmp.b_cpu_us,
+            "before_us": cmp.a_us,
+            "before_cpu_us": cmp.a_cpu_us,
+            "speedup": cmp.ratio,
+            "load0": cmp.load[0],
+            "load1": cmp.load[1],
         }
         assert (await uncached()).source == "store"
         values = {
@@ -90,6 +109,18 @@ async def _measure(url: str | None, home: Path) -> dict[str, float]:
         return out
     finally:
         await rt.stop()
+
+
+class _AsyncTransactionRead:
+    """The read path before issue #19, for the same-run anchor: a read-only transaction on
+    the async engine (aiosqlite's thread hand-offs; BEGIN, SELECT, ROLLBACK on asyncpg)."""
+
+    def __init__(self, db: Any) -> None:
+        self.db = db
+
+    async def read_first(self, statement: Any, params: Any) -> Any:
+        async with self.db.read_connection() as conn:
+            return (await conn.execute(statement, params)).first()
 
 
 async def _propagation(rt: Any, svc: Any, ctx: Any) -> float:
@@ -144,43 +175,55 @@ def main() -> str:
         tmp = Path(d)
         lite = asyncio.run(_measure(None, tmp / "sqlite-home"))
         pg_url, server = _postgres_url(tmp)
-        pg = asyncio.run(_measure(pg_url, tmp / "pg-home")) if pg_url else None
-        if server is not None:
-            server.cleanup()
+        try:
+            pg = asyncio.run(_measure(pg_url, tmp / "pg-home")) if pg_url else None
+        finally:
+            if server is not None:
+                server.cleanup()  # the server this benchmark started is stopped
 
     def row(name: str, m: dict[str, float]) -> str:
-        ratio = LANGFUSE_UNCACHED_MS * 1000 / m["uncached_us"]
         return (
-            f"| {name} | {m['cached_us']:.2f} µs | {m['uncached_us']:.0f} µs | "
-            f"{ratio:,.0f}x faster | {m['render_us']:.1f} µs | {m['propagation_ms']:.0f} ms |"
+            f"| {name} | {m['uncached_us']:.0f} µs ({m['uncached_cpu_us']:.0f} µs CPU) | "
+            f"{m['before_us']:.0f} µs ({m['before_cpu_us']:.0f} µs CPU) | "
+            f"{m['speedup']:.1f}x | {m['load0']:.1f} → {m['load1']:.1f} | "
+            f"{m['cached_us']:.2f} µs (cache hit) | {m['render_us']:.1f} µs | "
+            f"{m['propagation_ms']:.0f} ms |"
         )
 
-    load = os.getloadavg()[0]
+    pg_ok = pg is None or pg["uncached_us"] <= 1000
     lines = [
-        f"1-minute load average at the end of the run: {load:.1f} on {os.cpu_count()} cores "
-        "(the machine is shared; aiosqlite's thread hops suffer most from contention).",
+        f"The machine is shared with other work ({os.cpu_count()} cores); the load average "
+        "is given beside each row. Uncached rows are interleaved: 9 alternating rounds of 200 "
+        "cold resolutions through each read path in one process; the ratio is the median of "
+        "the per-round ratios (of wall time). CPU is this process's CPU time per call (all "
+        "its threads; on PostgreSQL the server's CPU is not in it): under load the wall time "
+        "also holds the time spent waiting for a core.",
         "",
         "Resolution of a tenant+workflow+model pointer (one indexed query joining pointer and "
-        "version, SHA-256 verified, compiled), medians of 7 rounds.",
+        "version, SHA-256 verified, compiled).",
         "",
-        "| database | cached resolve | uncached resolve | vs Langfuse uncached (37 ms) "
-        "| render to messages | move seen by another process |",
-        "|---|---|---|---|---|---|",
+        "| database | uncached resolve (headline, cold) | before #19 (async transaction, same "
+        "run) | speed-up (median per round) | load average | cached resolve | render to "
+        "messages | move seen by another process |",
+        "|---|---|---|---|---|---|---|---|",
         row("SQLite (embedded default)", lite),
     ]
     if pg is not None:
         lines.append(row("PostgreSQL 16 (local, pgserver)", pg))
     lines += [
         "",
-        f"Targets: cached ≤ 5 µs — {'met' if lite['cached_us'] <= 5 else 'NOT met'} "
-        f"({lite['cached_us']:.2f} µs); uncached on the embedded default ≤ 1 ms — "
-        f"{'met' if lite['uncached_us'] <= 1000 else 'NOT met'} ({lite['uncached_us']:.0f} µs).",
+        f"Targets (wall time): uncached ≤ 250 µs on SQLite — "
+        f"{'met' if lite['uncached_us'] <= 250 else 'NOT met'} ({lite['uncached_us']:.0f} µs); "
+        f"≤ 1 ms on PostgreSQL — {'met' if pg_ok else 'NOT met'}"
+        + (f" ({pg['uncached_us']:.0f} µs)" if pg is not None else " (not measured)")
+        + f"; cached ≤ 5 µs — {'met' if lite['cached_us'] <= 5 else 'NOT met'} "
+        f"({lite['cached_us']:.2f} µs, a cache hit: not a speed claim about the store).",
         "",
-        "The Langfuse figure is its published median for an uncached prompt fetch over its API "
-        "(network round trip included); gasworks resolves in-process against its own database, "
-        "so the ratio compares deployment shapes as much as code. Propagation is bounded by "
-        "GASWORKS_PROMPT_INVALIDATION_POLL_SECONDS (0.2 s) plus one query; the issue's bound is "
-        "1 s.",
+        f"Quoted, not measured: Langfuse's published median for an uncached prompt fetch over "
+        f"its API is {LANGFUSE_UNCACHED_MS:.0f} ms (a network round trip); gasworks resolves "
+        "in-process against its own database, so the two are different deployment shapes and "
+        "no ratio is claimed. Propagation is bounded by GASWORKS_PROMPT_INVALIDATION_POLL_SECONDS "
+        "(0.2 s) plus one query; the issue's bound is 1 s.",
     ]
     return record("prompts", "\n".join(lines))
 

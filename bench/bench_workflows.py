@@ -17,13 +17,12 @@ import asyncio
 import importlib.metadata
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any, TypedDict
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from _common import median_us, per_call, per_call_async, record
+from _common import Interleaved, interleaved, interleaved_async, record
 
 from gasworks.workflows import NodeType, RunContext, compile_workflow, execute
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
@@ -126,8 +125,9 @@ def langgraph_graph() -> Any:
 # --- gasworks with persistence --------------------------------------------------------------
 
 
-async def persisted(n: int) -> tuple[float, float]:
-    """Per-run µs of the full engine path with persistence on (SQLite file), and off."""
+async def persisted(n: int, lg: Any) -> tuple[Interleaved, Interleaved]:
+    """The full engine path with persistence on (SQLite file) and off, each interleaved with
+    rounds of LangGraph ``invoke`` in the same process: per-run seconds per round."""
     from gasworks import workflows
     from gasworks.settings import Settings
     from gasworks.tenancy import service as tenancy
@@ -137,11 +137,20 @@ async def persisted(n: int) -> tuple[float, float]:
     from gasworks.workflows.schemas import RunIn
 
     bench_registry()
-    out: list[float] = []
+    out: list[Interleaved] = []
+
+    async def lg_round() -> None:
+        for _ in range(n):
+            lg.invoke({"message": "x"})
+
     with tempfile.TemporaryDirectory() as home:
         for persist in (True, False):
             rt = build_runtime(
-                Settings(home=Path(home) / str(persist), workflow_persist_runs=persist)
+                Settings(
+                    home=Path(home) / str(persist),
+                    workflow_persist_runs=persist,
+                    log_level="WARNING",
+                )
             )
             await rt.start(migrate=True)
             try:
@@ -153,15 +162,13 @@ async def persisted(n: int) -> tuple[float, float]:
                 eng = workflows.workflow_engine(rt)
                 body = RunIn(input={"message": "how do I rotate keys?"})
 
-                await eng.run(ctx, "anchor", body)  # warm up (compiles, caches)
-                rounds = []
-                for _ in range(5):
-                    t0 = time.perf_counter()
+                async def gw_round(eng: Any = eng, ctx: Any = ctx, body: Any = body) -> None:
                     for _ in range(n):
                         await eng.run(ctx, "anchor", body)
                     await eng.drain()  # every run of the round is committed
-                    rounds.append((time.perf_counter() - t0) / n)
-                out.append(median_us(rounds))
+
+                cmp = await interleaved_async(gw_round, lg_round, n=1, rounds=9)
+                out.append(cmp.scaled(n, n))
             finally:
                 await rt.stop()
     return out[0], out[1]
@@ -180,47 +187,78 @@ def main() -> str:
     result = lg.invoke({"message": "x"})
     assert result["stream"] == "ok" and "greet" not in result
 
-    async def measure_async() -> tuple[float, float]:
-        gw = median_us(await per_call_async(gw_once, n=20_000))
-        lga = median_us(await per_call_async(lambda: lg.ainvoke({"message": "x"}), n=500))
-        return gw, lga
+    async def runner_vs_lg() -> tuple[Interleaved, Interleaved]:
+        async def gw_round() -> None:
+            for _ in range(500):
+                await gw_once()
 
-    gw_us, lg_async_us = asyncio.run(measure_async())
-    lg_sync_us = median_us(per_call(lambda: lg.invoke({"message": "x"}), n=500))
-    on_us, engine_off_us = asyncio.run(persisted(300))
+        async def lga_round() -> None:
+            for _ in range(50):
+                await lg.ainvoke({"message": "x"})
+
+        a = await interleaved_async(gw_round, lga_round, n=1, rounds=9)
+        return a.scaled(500, 50), a
+
+    runner_async, _ = asyncio.run(runner_vs_lg())
+
+    def gw_sync_round() -> None:
+        asyncio.run(_many(gw_once, 500))
+
+    def lg_round() -> None:
+        for _ in range(50):
+            lg.invoke({"message": "x"})
+
+    raw = interleaved(gw_sync_round, lg_round, n=1, rounds=9)
+    runner = raw.scaled(500, 50)
+    on, off = asyncio.run(persisted(100, lg))
     lg_version = importlib.metadata.version("langgraph")
-    best_lg = min(lg_sync_us, lg_async_us)
     rows = [
-        ("gasworks runner, persistence off", gw_us),
+        ("gasworks runner, persistence off (floor)", runner, f"LangGraph {lg_version} `invoke`"),
+        ("gasworks runner, persistence off (floor)", runner_async, "LangGraph `ainvoke`"),
         (
             "gasworks engine (what the API runs: access check, version, run record), "
             "persistence off",
-            engine_off_us,
+            off,
+            "LangGraph `invoke`",
         ),
         (
-            "gasworks engine, persistence on (run row, per-node timings, tokens, cost; group "
-            "commit to an SQLite file, every run committed)",
-            on_us,
+            "**gasworks engine, persistence on** (headline: run row, per-node timings, tokens, "
+            "cost; group commit to an SQLite file, every run committed)",
+            on,
+            "LangGraph `invoke`",
         ),
-        (f"LangGraph {lg_version} `invoke`", lg_sync_us),
-        (f"LangGraph {lg_version} `ainvoke`", lg_async_us),
     ]
     table = "\n".join(
-        f"| {name} | {us:,.1f} | {lg_sync_us / us:,.1f}{TIMES} |" for name, us in rows
+        f"| {name} | {cmp.a_us:,.1f} | {cmp.a_cpu_us:,.1f} | {anchor} | {cmp.b_us:,.1f} | "
+        f"{cmp.inverse:,.1f}{TIMES} | {cmp.load[0]:.1f} → {cmp.load[1]:.1f} |"
+        for name, cmp, anchor in rows
     )
     body = f"""
 Anchor graph: classify → route → search → build prompt → model → stream (nine nodes, six run),
-instant nodes. Medians of repeated rounds; ratio = LangGraph ÷ gasworks.
+instant nodes. Every row is interleaved: 9 alternating rounds of gasworks and its anchor in one
+process; µs are medians of the per-round means, the ratio is the median of the per-round
+ratios (anchor ÷ gasworks), and the 1-minute load average is given beside it. The machine is
+shared with other work, so absolute µs move with the load; the ratios are the comparable
+figures.
 
-| engine | µs per run | LangGraph `invoke` ÷ this |
-|---|---:|---:|
+| gasworks path | µs per run | CPU µs per run | anchor (same rounds) | anchor µs per run \
+| anchor ÷ gasworks | load average |
+|---|---:|---:|---|---:|---:|---|
 {table}
 
-Target: ≤ 160 µs per run with persistence off (LangGraph 1.2 measured 1,631 µs on this machine
-when the target was set). Result: **{gw_us:,.1f} µs**,
-{best_lg / gw_us:,.0f}{TIMES} less than the faster LangGraph call measured in this run.
+Targets: ≤ 160 µs per run with persistence off — {"met" if runner.a_us <= 160 else "NOT met"}
+({runner.a_us:,.1f} µs); a persisted run ≤ 100 µs and ≥ 13{TIMES} LangGraph's `invoke` in the
+same run (issue #19) — {"met" if on.a_us <= 100 and on.inverse >= 13 else "NOT met"}
+({on.a_us:,.1f} µs wall, {on.a_cpu_us:,.1f} µs of CPU, {on.inverse:,.1f}{TIMES}). CPU µs are
+this process's CPU time per run (the group-commit writes included); under load the wall time
+also holds the time spent waiting for a core. Persisted rows: 100 runs per round, drained.
 """
     return record("workflows", body)
+
+
+async def _many(fn: Any, n: int) -> None:
+    for _ in range(n):
+        await fn()
 
 
 if __name__ == "__main__":

@@ -82,6 +82,13 @@ class AlreadyExists(Conflict):
     code = "ALREADY_EXISTS"
 
 
+class LastOwnerKey(Conflict):
+    """Revoking this key would leave the tenant without a usable owner key. Create another
+    owner key first (or, locked out, ``gasworks keys create --tenant NAME --role owner``)."""
+
+    code = "LAST_OWNER_KEY"
+
+
 class MethodNotAllowed(GasworksError):
     """The route exists but not for this HTTP method (``Allow`` lists the accepted ones)."""
 
@@ -474,6 +481,96 @@ class IterationLimitExceeded(WorkflowRunFailed):
 class RunCancelled(GasworksError):
     code = "RUN_CANCELLED"
     status = 409
+
+
+# --- documents ------------------------------------------------------------------------------
+
+
+class DocumentNotFound(NotFound):
+    code = "DOCUMENT_NOT_FOUND"
+
+
+class CollectionNotFound(NotFound):
+    code = "COLLECTION_NOT_FOUND"
+
+
+class DocumentTooLarge(PayloadTooLarge):
+    """A file is larger than ``GASWORKS_DOCUMENTS_MAX_BYTES``."""
+
+    code = "DOCUMENT_TOO_LARGE"
+
+
+class TooManyFiles(PayloadTooLarge):
+    """More files in one upload than ``GASWORKS_DOCUMENTS_MAX_FILES``."""
+
+    code = "TOO_MANY_FILES"
+
+
+class DocumentTypeUnsupported(UnsupportedMediaType):
+    """The file's bytes are not a supported type (the name is not trusted)."""
+
+    code = "DOCUMENT_TYPE_UNSUPPORTED"
+
+
+class DocumentEmpty(ValidationFailed):
+    code = "DOCUMENT_EMPTY"
+
+
+class ExtractionFailed(GasworksError):
+    """Parsing a document failed; ``details.documentId`` names it. Base of the codes below."""
+
+    code = "EXTRACTION_FAILED"
+    status = 422
+
+
+class DocumentEncrypted(ExtractionFailed):
+    """The file is password-protected; upload an unprotected copy."""
+
+    code = "DOCUMENT_ENCRYPTED"
+
+
+class DocumentCorrupt(ExtractionFailed):
+    """The file is truncated or malformed and cannot be parsed."""
+
+    code = "DOCUMENT_CORRUPT"
+
+
+class ExtractionLimitExceeded(ExtractionFailed):
+    """Parsing needed more memory or output than allowed (a decompression bomb, say)."""
+
+    code = "EXTRACTION_LIMIT_EXCEEDED"
+
+
+class ExtractionTimeout(ExtractionFailed):
+    """Parsing used more CPU time than ``GASWORKS_DOCUMENTS_PARSE_CPU_SECONDS``."""
+
+    code = "EXTRACTION_TIMEOUT"
+    retryable = True
+
+
+class ExtractionCrashed(ExtractionFailed):
+    """The parser process died (a signal, a native crash); retried, then a dead letter."""
+
+    code = "EXTRACTION_CRASHED"
+    retryable = True
+
+
+class OcrFailed(ExtractionFailed):
+    code = "OCR_FAILED"
+    retryable = True
+
+
+class RetrievalNotConfigured(ConfigurationError):
+    """No embedder or vector index is configured for the documents pipeline."""
+
+    code = "RETRIEVAL_NOT_CONFIGURED"
+    retryable = True
+
+
+class DocumentNoText(ExtractionFailed):
+    """Nothing readable was found (no text layer and no OCR, or OCR read nothing)."""
+
+    code = "DOCUMENT_NO_TEXT"
 
 
 class RunInterrupted(GasworksError):

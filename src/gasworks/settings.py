@@ -425,6 +425,87 @@ class Settings(BaseSettings):
         "AES-256-GCM envelope encryption).",
     )
 
+    # --- retrieval -----------------------------------------------------------------------
+    vector_index: str = Field(
+        default="auto",
+        pattern="^(auto|embedded|pgvector)$",
+        description="Where vectors live: embedded (files under GASWORKS_HOME/vectors), "
+        "pgvector (the PostgreSQL database), or auto: pgvector on PostgreSQL where the "
+        "extension is installed, embedded otherwise.",
+    )
+    vector_exact_max_rows: int = Field(
+        default=10_000,
+        ge=0,
+        description="A search whose allowed rows are at most this many is an exact scan over "
+        "them; above it the HNSW index serves (complete either way).",
+    )
+    vector_ann_min_rows: int = Field(
+        default=20_000,
+        ge=1,
+        description="Embedded index: a tenant's space gets an HNSW graph from this many vectors.",
+    )
+    vector_ef_search: int = Field(
+        default=100,
+        ge=10,
+        le=1000,
+        description="HNSW candidate list size at query time (recall against latency).",
+    )
+    # --- documents -----------------------------------------------------------------------
+    documents_max_bytes: int = Field(
+        default=50 * 1024 * 1024, ge=1, description="Largest file one upload may carry."
+    )
+    documents_max_files: int = Field(
+        default=100, ge=1, description="Most files one upload request may carry."
+    )
+    documents_run_workers: bool = Field(
+        default=True,
+        description="Run ingestion workers inside `gasworks serve` (off when separate "
+        "`gasworks worker` processes do the work).",
+    )
+    documents_worker_concurrency: int = Field(
+        default=2, ge=1, description="Jobs one worker runs at once."
+    )
+    documents_lease_seconds: float = Field(
+        default=60.0, gt=0, description="A claimed job's lease, renewed every third of it."
+    )
+    documents_poll_max_seconds: float = Field(
+        default=1.0, gt=0, description="Longest pause between claim queries of an idle worker."
+    )
+    documents_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts per pipeline stage before a dead letter."
+    )
+    documents_retry_base_seconds: float = Field(
+        default=2.0, ge=0, description="First retry delay (doubles per attempt, with jitter)."
+    )
+    documents_retry_max_seconds: float = Field(
+        default=300.0, ge=0, description="Longest retry delay."
+    )
+    documents_parse_cpu_seconds: int = Field(
+        default=60, ge=1, description="CPU time one parse or OCR child process may use."
+    )
+    documents_parse_memory_mb: int = Field(
+        default=1024, ge=64, description="Address space of a parse child process (MiB)."
+    )
+    documents_ocr_memory_mb: int = Field(
+        default=4096, ge=256, description="Address space of an OCR child process (MiB)."
+    )
+    documents_ocr_engine: str = Field(
+        default="rapidocr", description="rapidocr (local, the 'ocr' extra), textract or none."
+    )
+    documents_textract_region: str | None = Field(
+        default=None, description="AWS region for Textract OCR."
+    )
+    documents_embedding_model: str | None = Field(
+        default=None, description="Embedding model of ingestion (default: the deployment's)."
+    )
+    documents_embed_batch: int = Field(default=64, ge=1, description="Chunks per embedding call.")
+    documents_budget_retry_seconds: float = Field(
+        default=300.0, gt=0, description="Wait before retrying a stage refused by a budget."
+    )
+    documents_reconcile_interval_seconds: float = Field(
+        default=3600.0, gt=0, description="How often one process of the deployment reconciles."
+    )
+
     @field_validator("home", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:

@@ -1,10 +1,12 @@
 """The one place that lists the domains a gasworks process runs, in start order.
 
 Models first (the registry and gateway), then guardrails (they attach to the gateway), prompts
-(scope keys use the registry's canonical model ids), then workflows (they call models and
-prompts). The runtime stops them in reverse. A new domain adds one entry to
-``default_domains`` (and its ``tables`` module to ``all_tables``); nothing registers itself on
-import.
+(scope keys use the registry's canonical model ids), retrieval (embeds through the gateway),
+documents (its pipeline embeds through the gateway and writes through retrieval), then
+workflows (they call models, prompts, retrieval and documents' access scope). The runtime
+stops them in reverse. A new domain adds one entry to ``default_domains`` (and its ``tables``
+module to
+``all_tables``); nothing registers itself on import.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from gasworks.db.engine import Database
+from gasworks.documents.domain import DocumentsDomain
 from gasworks.llm.guardrails_runtime import GuardrailsDomain
 from gasworks.llm.runtime import ModelsDomain
 from gasworks.prompts.service import PromptsDomain
+from gasworks.retrieval.runtime import RetrievalDomain
 from gasworks.runtime import Domain, Runtime
 from gasworks.settings import Settings
 from gasworks.workflows import WorkflowsDomain
@@ -23,7 +27,14 @@ from gasworks.workflows import WorkflowsDomain
 def default_domains(settings: Settings) -> list[Domain]:
     """The domains of a full gasworks process, in start order."""
     del settings  # every domain reads its settings from the runtime; kept for future choices
-    return [ModelsDomain(), GuardrailsDomain(), PromptsDomain(), WorkflowsDomain()]
+    return [
+        ModelsDomain(),
+        GuardrailsDomain(),
+        PromptsDomain(),
+        RetrievalDomain(),
+        DocumentsDomain(),
+        WorkflowsDomain(),
+    ]
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:
@@ -35,9 +46,12 @@ def all_tables() -> MetaData:
     """The full metadata, every domain's tables (the migrations env compares against it).
 
     Here rather than in ``gasworks.db``: the database layer imports no domain."""
+    import gasworks.documents.tables
+    import gasworks.jobs.tables
     import gasworks.llm.guardrail_tables
     import gasworks.llm.tables
     import gasworks.prompts.tables
+    import gasworks.retrieval.tables
     import gasworks.tenancy.tables
     import gasworks.workflows.tables  # noqa: F401
     from gasworks.db.base import Base

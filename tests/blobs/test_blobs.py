@@ -165,6 +165,24 @@ async def test_running_process_reads_blobs_rewrapped_by_a_rotation_elsewhere(tmp
     assert await cli.get("t1/k/b") == b"written after rotation"
 
 
+async def test_streamed_put_is_encrypted_and_reads_back(tmp_path):
+    store = open_blob_store(_settings(tmp_path))
+
+    async def pieces():
+        for i in range(5):
+            yield bytes([i]) * 700_000
+
+    size = await store.put_stream("t1/documents/big", pieces())
+    assert size == 3_500_000
+    raw = (tmp_path / "home" / "blobs" / "t1" / "documents" / "big").read_bytes()
+    assert b"\x02" * 1000 not in raw  # encrypted at rest
+    assert await store.get("t1/documents/big") == b"".join([bytes([i]) * 700_000 for i in range(5)])
+    # bound to its key like any other blob
+    await store.inner.put("t2/documents/big", raw)
+    with pytest.raises(BlobIntegrityError):
+        await store.get("t2/documents/big")
+
+
 async def test_temporary_files_of_crashed_writes_are_cleaned_up(tmp_path):
     """A process that died mid-write left ``.name.<hex>.tmp``; the next process's first write
     removes it. A young one (another process writing now) and real blobs stay."""

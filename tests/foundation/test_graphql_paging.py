@@ -18,6 +18,8 @@ from tests.conftest import auth
 UNPAGED = {
     "Query.models": "the model registry: in memory, configured by the platform operator",
     "PromptResolution.messages": "the messages of one rendered prompt",
+    "Query.search": "at most k (<= 100) ranked hits; a page would run the search again",
+    "Mutation.uploadDocuments": "the files of one upload (at most GASWORKS_DOCUMENTS_MAX_FILES)",
 }
 
 #: a workflow that keeps a conversation (two messages per turn)
@@ -47,6 +49,11 @@ LISTS = [
     "breakers(ARGS) { breaker }",
     "budgets(ARGS) { id }",
     "usage(ARGS) { calls }",
+    "documents(ARGS) { id }",
+    'document(id: "DOC_ID") { events(ARGS) { seq } }',
+    "collections(ARGS) { id }",
+    'collectionGrants(collection: "paged", ARGS) { id }',
+    "documentDeadLetters(ARGS) { id }",
 ]
 
 
@@ -95,8 +102,12 @@ async def test_out_of_range_pages_are_validation_failed(client, admin_key) -> No
     version = (await client.post("/api/prompts/versions", json=body, headers=h)).json()
     move = {"scope": {"model": "gpt-4o"}, "versionId": version["id"], "expectedVersion": 0}
     assert (await client.post("/api/prompts/pointer/move", json=move, headers=h)).is_success
+    assert (await client.post("/api/collections", json={"name": "paged"}, headers=h)).is_success
+    files = [("files", ("a.txt", b"some text", "text/plain"))]
+    up = await client.post("/api/documents", files=files, headers=h)
+    doc_id = up.json()["documents"][0]["document"]["id"]
 
-    for query in LISTS:
+    for query in [q.replace("DOC_ID", doc_id) for q in LISTS]:
         ok = await _gql(client, admin_key, _field(query, "limit: 500, offset: 0"))
         assert "errors" not in ok, (query, ok)
         for args, name in (

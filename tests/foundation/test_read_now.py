@@ -6,7 +6,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from gasworks.tenancy.tables import TenantRow
@@ -66,3 +66,42 @@ async def test_a_write_through_it_never_lands(runtime) -> None:
         await runtime.db.read_now(text("DELETE FROM tenants RETURNING id"))
     async with runtime.db.read_session() as s:
         assert (await s.execute(select(func.count()).select_from(TenantRow))).scalar() == 1
+
+
+async def test_read_first_sees_commits_at_once_and_binds_its_parameters(runtime) -> None:
+    """The one-statement hot read: a parameterized SELECT answers from the newest commit,
+    and a parameter naming no row answers None (scoping lives in the statement)."""
+    by_name = select(TenantRow.id).where(TenantRow.name == bindparam("name"))
+    assert await runtime.db.read_first(by_name, {"name": "alpha"}) is None
+    await _tenant(runtime, "alpha")
+    await _tenant(runtime, "beta")
+    for _ in range(3):  # repeats reuse the cached compiled statement
+        row = await runtime.db.read_first(by_name, {"name": "beta"})
+        assert row is not None and row[0] == "t-beta"
+    assert await runtime.db.read_first(by_name, {"name": "gamma"}) is None
+
+
+async def test_read_first_does_not_wait_for_a_writer_and_refuses_writes(runtime) -> None:
+    await _tenant(runtime, "alpha")
+    by_name = select(TenantRow.id).where(TenantRow.name == bindparam("name"))
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def writer() -> None:
+        async with runtime.db.session() as s:
+            s.add(TenantRow(id="t-uncommitted", name="uncommitted", display_name="u"))
+            await s.flush()
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    try:
+        async with asyncio.timeout(5):
+            assert await runtime.db.read_first(by_name, {"name": "uncommitted"}) is None
+            assert await runtime.db.read_first(by_name, {"name": "alpha"}) is not None
+    finally:
+        release.set()
+        await task
+    assert await runtime.db.read_first(by_name, {"name": "uncommitted"}) is not None
+    with pytest.raises(TypeError, match="SELECT"):
+        await runtime.db.read_first(text("DELETE FROM tenants"), {})

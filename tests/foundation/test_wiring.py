@@ -69,7 +69,9 @@ def test_the_default_domains_in_start_order(settings):
         "models",
         "guardrails",
         "prompts",
+        "retrieval",
         "workflows",
+        "documents",
     ]
 
 

@@ -69,10 +69,11 @@ async def test_rollback_restores_previous_and_is_cas_protected(svc, tenants):
 
 async def test_target_must_belong_to_callers_tenant(svc, tenants):
     vb = await new_version(svc, tenants.b, "b's")
-    with pytest.raises(PromptVersionNotFound):
+    with pytest.raises(PromptVersionNotFound) as err:
         await deploy(svc, tenants.a, vb, 0)
-    dls = await svc.dead_letters(tenants.a)
-    assert [d.reason_code for d in dls] == ["PROMPT_VERSION_NOT_FOUND"]
+    # not a retriable failure (another tenant's id is a missing id): nothing recorded
+    assert "deadLetterId" not in err.value.details
+    assert await svc.dead_letters(tenants.a) == []
     assert await svc.dead_letters(tenants.b) == []
 
 
@@ -107,10 +108,34 @@ async def test_failed_moves_are_dead_lettered_and_replayable(svc, tenants):
         await svc.replay(tenants.a, dl_id)
 
 
-async def test_missing_pointer_rollback_is_dead_lettered(svc, tenants):
+async def test_only_retriable_failures_are_dead_lettered(svc, tenants):
+    """A missing pointer, a missing previous version or a refused role cannot succeed on a
+    replay: answered, not recorded (recording them let any caller write rows without bound);
+    a conflict is recorded."""
     with pytest.raises(PromptPointerNotFound):
         await svc.rollback(tenants.a, RollbackRequest(scope=scope("nothing"), expected_version=1))
-    assert [d.operation for d in await svc.dead_letters(tenants.a)] == ["rollback"]
+    v1 = await new_version(svc, tenants.a, "one")
+    await deploy(svc, tenants.a, v1, 0)
+    with pytest.raises(PromptNoPreviousVersion):
+        await svc.rollback(tenants.a, RollbackRequest(scope=scope(), expected_version=1))
+    with pytest.raises(Forbidden):
+        await deploy(svc, tenants.editor_a, v1, 1, tenant=False)
+    assert await svc.dead_letters(tenants.a) == []
+    with pytest.raises(PromptPointerConflict):
+        await deploy(svc, tenants.a, v1, 0)
+    assert [d.reason_code for d in await svc.dead_letters(tenants.a)] == ["PROMPT_POINTER_CONFLICT"]
+
+
+async def test_pending_dead_letters_are_capped_per_tenant(svc, tenants, monkeypatch):
+    from gasworks.prompts import deadletters
+
+    monkeypatch.setattr(deadletters, "MAX_PENDING_PER_TENANT", 2)
+    v1 = await new_version(svc, tenants.a, "one")
+    await deploy(svc, tenants.a, v1, 0)
+    for _ in range(3):
+        with pytest.raises(PromptPointerConflict):
+            await deploy(svc, tenants.a, v1, 0)
+    assert len(await svc.dead_letters(tenants.a)) == 2
 
 
 async def test_canary_sticky_promote_abort(svc, tenants):

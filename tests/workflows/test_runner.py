@@ -206,7 +206,7 @@ async def test_state_schema_checks_inputs_once(registry: NodeRegistry) -> None:
 
 
 async def test_custom_node_type_needs_no_engine_change() -> None:
-    """What VectorSearch / VectorWrite will do: register a type, use it in a workflow."""
+    """What a plugged-in node type does: register a type, use it in a workflow."""
 
     class SearchConfig(NodeConfig):
         collection: str
@@ -232,14 +232,14 @@ async def test_custom_node_type_needs_no_engine_change() -> None:
             return Routed("picked", self.to)
 
     reg = default_registry().copy()
-    reg.register(NodeType("VectorSearch", SearchConfig, FakeSearch))
+    reg.register(NodeType("KnowledgeLookup", SearchConfig, FakeSearch))
     reg.register(
         NodeType("Pick", PickConfig, Pick, targets=lambda c: [("to", c.to)], branching=True)
     )
     doc = {
         "id": "rag",
         "nodes": [
-            {"id": "search", "type": "VectorSearch", "config": {"collection": "docs", "k": 2}},
+            {"id": "search", "type": "KnowledgeLookup", "config": {"collection": "docs", "k": 2}},
             {"id": "pick", "type": "Pick", "config": {"to": "fmt"}},
             {"id": "fmt", "type": "Format", "config": {"template": "${search}"}},
             {"id": "other", "type": "Format", "config": {"template": "never"}},

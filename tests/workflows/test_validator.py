@@ -47,6 +47,17 @@ def test_invalid_document() -> None:
     assert ("INVALID_DOCUMENT", "id") in codes({"nodes": []})
 
 
+def test_node_limit_is_said_in_the_error() -> None:
+    """A definition over the 500-node limit is refused with the limit in the message."""
+    issues = validate(wf([fmt(f"n{i}") for i in range(501)])).issues
+    [issue] = [i for i in issues if i.path == "nodes"]
+    assert issue.code == "INVALID_DOCUMENT"
+    assert "at most 500 nodes" in issue.message and "501" in issue.message
+    assert not [
+        i for i in validate(wf([fmt(f"n{i}") for i in range(500)])).issues if i.path == "nodes"
+    ]
+
+
 def test_no_nodes() -> None:
     assert codes(wf([])) == [("NO_NODES", "nodes")]
 

@@ -16,15 +16,22 @@ from opentelemetry.trace import TracerProvider
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
 from gasworks.api.browser_auth import BrowserAuth
-from gasworks.api.errors import ErrorRenderer, install_error_handlers
+from gasworks.api.errors import (
+    ErrorRenderer,
+    OpenAIErrorEnvelope,
+    error_responses,
+    install_error_handlers,
+)
 from gasworks.api.fastpath import ChatCompletionsFastPath
 from gasworks.api.middleware import RequestContextMiddleware
 from gasworks.api.routes import (
+    documents,
     guardrails,
     health,
     models,
     openai_compat,
     prompts,
+    search,
     tenancy,
     workflows,
 )
@@ -44,6 +51,8 @@ ROUTERS: list[APIRouter] = [
     guardrails.router,
     prompts.router,
     workflows.router,
+    search.router,
+    documents.router,
 ]
 
 
@@ -107,7 +116,13 @@ def create_app(
     app = FastAPI(
         title="gasworks",
         version=__version__,
-        description="Models, prompts and workflows as infrastructure, for many tenants.",
+        description=(
+            "Models, prompts and workflows as infrastructure, for many tenants.\n\n"
+            'Every error is `{"error": {"code", "message", "details", '
+            '"requestId"}}` (OpenAI\'s error shape under `/v1`). Text anywhere in a request '
+            "(path, query, body) must not contain NUL characters (U+0000); JSON and YAML "
+            "bodies nest at most 64 levels."
+        ),
         lifespan=lifespan,
         docs_url=None,  # swagger_ui below: with a signed-in browser's CSRF token
         **native_telemetry_off(),
@@ -121,7 +136,8 @@ def create_app(
     # errors under /v1/ answer in OpenAI's shape, everywhere else in the gasworks envelope
     install_error_handlers(app, ErrorRenderer({"/v1/": openai_compat.render_openai_error}))
     for router in ROUTERS:
-        app.include_router(router)
+        shape = OpenAIErrorEnvelope if router is openai_compat.router else None
+        app.include_router(router, responses=error_responses(shape) if shape else error_responses())
     from gasworks.api.graphql import graphql_router
 
     app.include_router(graphql_router(settings), prefix="/graphql", include_in_schema=False)

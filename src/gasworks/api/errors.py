@@ -7,13 +7,16 @@ answered as a 500 ``INTERNAL`` that reveals nothing of the cause.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Mapping, MutableMapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 from starlette.types import Scope
 
 from gasworks.errors import (
@@ -60,6 +63,65 @@ _HTTP_ERRORS: dict[int, type[GasworksError]] = {
 Renderer = Callable[[GasworksError], JSONResponse]
 
 
+class ErrorInfo(BaseModel):
+    code: str = Field(description="Stable machine-readable code (docs/reference/errors.md).")
+    message: str = Field(description="What went wrong and what to do about it.")
+    details: dict[str, Any] = Field(description="Structured context, e.g. `errors[].path`.")
+    requestId: str | None = Field(description="The request id (also the X-Request-ID header).")
+
+
+class ErrorEnvelope(BaseModel):
+    """The body of every error answer outside ``/v1``."""
+
+    error: ErrorInfo
+
+
+class OpenAIErrorInfo(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str = Field(description="The gasworks error code.")
+
+
+class OpenAIErrorEnvelope(BaseModel):
+    """The body of every error answer under ``/v1`` (OpenAI's shape)."""
+
+    error: OpenAIErrorInfo
+
+
+def error_responses(model: type[BaseModel] = ErrorEnvelope) -> dict[int | str, dict[str, Any]]:
+    """What the OpenAPI document says every route may answer besides its success: given to
+    each ``include_router`` in ``create_app``, so a new router is documented the same way
+    (FastAPI's own 422 schema, which gasworks never sends, is replaced)."""
+    return {
+        422: {"model": model, "description": "VALIDATION_FAILED: a field is invalid."},
+        "4XX": {"model": model, "description": "The request cannot be served as sent."},
+        "5XX": {"model": model, "description": "gasworks or a dependency failed."},
+    }
+
+
+def allowed_methods(scope: MutableMapping[str, Any]) -> list[str]:
+    """Every method the API documents for this path (Starlette's 405 names only the methods
+    of the first route matching the path, and FastAPI makes one route per method). The table
+    is built once per app from its OpenAPI document; a path it does not document keeps
+    Starlette's answer."""
+    app: Any = scope.get("app")
+    state = getattr(app, "state", None)
+    table: list[tuple[re.Pattern[str], set[str]]] | None = getattr(state, "allow_table", None)
+    if table is None and state is not None and hasattr(app, "openapi"):
+        table = [
+            (compile_path(template)[0], {m.upper() for m in ops})
+            for template, ops in app.openapi().get("paths", {}).items()
+        ]
+        state.allow_table = table
+    path = str(scope.get("path", ""))
+    methods: set[str] = set()
+    for pattern, documented in table or ():
+        if pattern.match(path):
+            methods |= documented
+    return sorted(methods)
+
+
 def envelope(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "error": {
@@ -92,7 +154,13 @@ class ErrorRenderer:
             envelope(exc.code, exc.message, exc.details), status_code=exc.status, headers=headers
         )
 
-    def exception_response(self, path: str, method: str, exc: Exception) -> JSONResponse:
+    def exception_response(
+        self,
+        path: str,
+        method: str,
+        exc: Exception,
+        scope: MutableMapping[str, Any] | None = None,
+    ) -> JSONResponse:
         """The answer to a ``GasworksError``, a request validation error or a framework HTTP
         error: the FastAPI handlers below, and the ``/v1`` fast path (``api.fastpath``)."""
         if isinstance(exc, RequestValidationError):
@@ -116,6 +184,10 @@ class ErrorRenderer:
             response = self.render(path, cls(message))
             response.status_code = exc.status_code
             response.headers.update(exc.headers or {})
+            if exc.status_code == 405 and scope is not None:
+                documented = allowed_methods(scope)
+                if documented:
+                    response.headers["Allow"] = ", ".join(documented)
             return response
         raise TypeError(f"not an error with an answer: {type(exc).__name__}")  # pragma: no cover
 
@@ -145,7 +217,7 @@ def install_error_handlers(app: FastAPI, errors: ErrorRenderer) -> None:
     app.state.errors = errors
 
     async def handle(request: Request, exc: Exception) -> JSONResponse:
-        return errors.exception_response(request.url.path, request.method, exc)
+        return errors.exception_response(request.url.path, request.method, exc, request.scope)
 
     app.add_exception_handler(GasworksError, handle)
     app.add_exception_handler(RequestValidationError, handle)

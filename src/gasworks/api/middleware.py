@@ -27,7 +27,11 @@ log = get_logger("gasworks.http")
 
 #: Routes under these path prefixes accept larger (or smaller) bodies than
 #: ``GASWORKS_MAX_REQUEST_BYTES``; a domain with uploads adds its prefix here.
-BODY_LIMIT_OVERRIDES: dict[str, int] = {}
+BODY_LIMIT_OVERRIDES: dict[str, int] = {
+    # document uploads: each file is limited by GASWORKS_DOCUMENTS_MAX_BYTES while it streams,
+    # the count by GASWORKS_DOCUMENTS_MAX_FILES; the request as a whole only by this guard
+    "/api/documents": 64 * 1024**3,
+}
 
 
 def body_limit(path: str, default: int) -> int:
@@ -95,6 +99,8 @@ class RequestContextMiddleware:
             declared = request_header(scope, b"content-length")
             if limit and declared and declared.isdigit() and int(declared) > limit:
                 await _too_large(scope, limit)(scope, receive, send_wrapper)
+            elif "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                await _nul_refused(scope)(scope, receive, send_wrapper)
             else:
                 app_receive = _limited(receive, limit) if limit else receive
                 await self.app(scope, app_receive, send_wrapper)
@@ -136,6 +142,18 @@ def _too_large(scope: Scope, limit: int) -> Any:
         PayloadTooLarge(
             f"The request body is larger than {limit} bytes.", details={"maxBytes": limit}
         ),
+    )
+
+
+def _nul_refused(scope: Scope) -> Any:
+    """A NUL character in the path or the query: PostgreSQL cannot compare or store it, so
+    it is refused on both databases before any route sees it (bodies: ``gasworks.inputs``)."""
+    from gasworks.api.errors import app_errors
+    from gasworks.inputs import refuse
+
+    where = "path" if "\x00" in scope.get("path", "") else "query"
+    return app_errors(scope).render(
+        str(scope.get("path", "")), refuse(where, "contains a NUL character", "nul_character")
     )
 
 

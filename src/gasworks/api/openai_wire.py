@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gasworks.bounds import Money, TokenCount, TokenId
 from gasworks.errors import GasworksError, ValidationFailed
 from gasworks.modeltypes import (
     ChatRequest,
@@ -82,8 +83,8 @@ class ChatCompletionRequest(BaseModel):
 
     model: str | None = Field(default=None, max_length=300)
     messages: list[WireMessage] = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
-    max_completion_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, ge=0, le=1)
     stop: str | list[str] | None = None
@@ -93,9 +94,9 @@ class ChatCompletionRequest(BaseModel):
     tool_choice: str | dict[str, Any] | None = None
     response_format: dict[str, Any] | None = None
     user: str | None = None
-    n: int = Field(default=1, ge=1)
+    n: int = Field(default=1, ge=1, le=1)
     #: gasworks extensions (send with the openai client's ``extra_body``)
-    cost_limit: Decimal | None = Field(default=None, ge=0)
+    cost_limit: Money | None = None
     truncate: bool = False
     prompt_scope: PromptScope | None = None
 
@@ -145,14 +146,14 @@ class EmbeddingsRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    input: str | list[str] | list[int] | list[list[int]]
+    input: str | list[str] | list[TokenId] | list[list[TokenId]]
     model: str | None = Field(default=None, max_length=300)
-    dimensions: int | None = Field(default=None, ge=1)
+    dimensions: TokenCount | None = None
     encoding_format: Literal["float", "base64"] = "float"
     user: str | None = None
     #: gasworks extensions (send with the openai client's ``extra_body``)
     purpose: Literal["document", "query"] = "document"
-    cost_limit: Decimal | None = Field(default=None, ge=0)
+    cost_limit: Money | None = None
 
     def to_embed_request(self) -> EmbedRequest:
         inputs = [self.input] if isinstance(self.input, str) else self.input

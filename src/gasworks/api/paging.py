@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Query
 from pydantic import BaseModel, Field
 
+from gasworks.bounds import Offset
 from gasworks.db.paging import Page
 from gasworks.validation import validated
 
@@ -19,7 +20,7 @@ async def page_params(
     limit: Annotated[
         int, Query(ge=1, le=MAX_LIMIT, description="Rows to return (the page size).")
     ] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0, description="Rows to skip (earlier pages).")] = 0,
+    offset: Annotated[Offset, Query(description="Rows to skip (earlier pages).")] = 0,
 ) -> Page:
     return Page(limit, offset)
 
@@ -29,7 +30,7 @@ PageDep = Annotated[Page, Depends(page_params)]
 
 class _PageIn(BaseModel):
     limit: int = Field(ge=1, le=MAX_LIMIT)
-    offset: int = Field(ge=0)
+    offset: Offset
 
 
 def checked_page(limit: int, offset: int) -> Page:

@@ -15,16 +15,20 @@ Rotation re-wraps only the data key (a few dozen bytes per blob); content is not
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
 import os
 import struct
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gasworks.blobs.keys import Keyring
@@ -32,6 +36,8 @@ from gasworks.blobs.types import BlobStore
 from gasworks.errors import BlobIntegrityError
 
 MAGIC = b"GWE1"
+#: plaintext read per step by ``put_file``
+STREAM_PIECE = 1 << 20
 _NONCE = 12
 
 
@@ -110,6 +116,45 @@ class EnvelopeStore:
         header = self._wrap(key, dk)
         header["n"] = base64.b64encode(nonce).decode()
         await self.inner.put(key, self._pack(header, ct))
+
+    async def put_file(self, key: str, path: Path) -> None:
+        async def pieces() -> AsyncIterator[bytes]:
+            with open(path, "rb") as f:  # noqa: ASYNC230 - small reads, bounded by the piece size
+                while piece := f.read(STREAM_PIECE):
+                    yield piece
+
+        try:
+            await self.put_stream(key, pieces())
+        finally:
+            await asyncio.to_thread(path.unlink, True)
+
+    async def put_stream(
+        self, key: str, pieces: AsyncIterator[bytes], *, spool_dir: Path | None = None
+    ) -> int:
+        """Encrypt ``pieces`` as they arrive into a temporary file, then hand the file to the
+        backend: memory stays bounded by one piece whatever the size. The stored blob is
+        byte-for-byte what ``put`` writes (AES-GCM's output is ciphertext then tag), so ``get``
+        reads both. Returns the plaintext size."""
+        dk = AESGCM.generate_key(bit_length=256)
+        nonce = os.urandom(_NONCE)
+        enc = Cipher(algorithms.AES(dk), modes.GCM(nonce)).encryptor()
+        enc.authenticate_additional_data(f"gw-blob|{key}".encode())
+        header = self._wrap(key, dk)
+        header["n"] = base64.b64encode(nonce).decode()
+        size = 0
+        fd, name = tempfile.mkstemp(prefix=".gw-put-", dir=spool_dir)
+        tmp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(self._pack(header, b""))
+                async for piece in pieces:
+                    size += len(piece)
+                    out.write(enc.update(piece))
+                out.write(enc.finalize() + enc.tag)
+            await self.inner.put_file(key, tmp)
+        finally:
+            await asyncio.to_thread(tmp.unlink, True)
+        return size
 
     async def get(self, key: str) -> bytes:
         header, body = self._unpack(key, await self.inner.get(key))

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import os
 import re
+import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -74,6 +75,33 @@ class LocalFolderStore:
         path = self._path(key)
         try:
             await asyncio.to_thread(self._put, path, bytes(data))
+        except OSError as exc:
+            raise BlobStoreUnavailable(
+                "The blob folder cannot be written.", details={"error": type(exc).__name__}
+            ) from exc
+
+    def _put_file(self, path: Path, src: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        try:
+            try:
+                os.replace(src, tmp)  # same file system: a rename
+            except OSError:
+                shutil.copyfile(src, tmp)
+                src.unlink(missing_ok=True)
+            os.chmod(tmp, 0o600)
+            with open(tmp, "rb") as f:
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            raise
+
+    async def put_file(self, key: str, path: Path) -> None:
+        dest = self._path(key)
+        try:
+            await asyncio.to_thread(self._put_file, dest, path)
         except OSError as exc:
             raise BlobStoreUnavailable(
                 "The blob folder cannot be written.", details={"error": type(exc).__name__}

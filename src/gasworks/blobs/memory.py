@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from gasworks.blobs.types import check_key
 from gasworks.errors import BlobNotFound
@@ -18,6 +19,11 @@ class MemoryBlobStore:
         check_key(key)
         async with self._lock:
             self._data[key] = bytes(data)
+
+    async def put_file(self, key: str, path: Path) -> None:
+        data = await asyncio.to_thread(path.read_bytes)
+        await asyncio.to_thread(path.unlink, True)
+        await self.put(key, data)
 
     async def get(self, key: str) -> bytes:
         try:

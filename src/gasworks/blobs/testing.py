@@ -13,6 +13,7 @@ Needs pytest and pytest-asyncio (auto mode).
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,12 @@ class BlobStoreConformance:
         values = [bytes([i]) * 10_000 for i in range(8)]
         await asyncio.gather(*(store.put("t1/kind/race", v) for v in values))
         assert await store.get("t1/kind/race") in values
+
+    async def test_put_file_stores_and_consumes_the_file(
+        self, store: BlobStore, tmp_path: Path
+    ) -> None:
+        src = tmp_path / "upload.bin"
+        src.write_bytes(b"x" * 3_000_001)
+        await store.put_file("t1/documents/a", src)
+        assert await store.get("t1/documents/a") == b"x" * 3_000_001
+        assert not src.exists()

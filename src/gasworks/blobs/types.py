@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from gasworks.errors import ValidationFailed
@@ -20,6 +21,11 @@ class BlobStore(Protocol):
     """
 
     async def put(self, key: str, data: bytes) -> None: ...
+
+    async def put_file(self, key: str, path: Path) -> None:
+        """Store the content of the file at ``path`` (read in pieces, never whole in memory);
+        the file is consumed (moved or deleted) by the call."""
+        ...
 
     async def get(self, key: str) -> bytes: ...
 

@@ -51,7 +51,7 @@ async def runtime(*, create: bool = False) -> AsyncIterator[Runtime]:
     from gasworks.settings import Settings
     from gasworks.wiring import build_runtime
 
-    settings = Settings()
+    settings = Settings(documents_run_workers=False)  # commands run no ingestion workers
     if not create:
         require_database(settings)
     rt = build_runtime(settings)

@@ -7,7 +7,17 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from gasworks import __version__
-from gasworks.cli import blobs, embeddings, guardrails, models, prompts, tenancy, workflows
+from gasworks.cli import (
+    blobs,
+    documents,
+    embeddings,
+    guardrails,
+    models,
+    prompts,
+    search,
+    tenancy,
+    workflows,
+)
 from gasworks.cli.common import operator_only
 from gasworks.cli.models import OperatorServerOpt
 from gasworks.cli.output import (
@@ -49,8 +59,11 @@ app.add_typer(workflows.workflows_app, name="workflows")
 app.add_typer(models.models_app, name="models")
 app.command("chat")(models.chat)
 app.command("embed")(embeddings.embed)
+app.command("search")(search.search)
 app.add_typer(prompts.prompts_app, name="prompts")
 app.add_typer(blobs.blobs_app, name="blobs")
+app.add_typer(documents.documents_app, name="documents")
+app.command("worker")(documents.worker_cmd)
 
 
 def _print_version(value: bool) -> None:

@@ -177,7 +177,7 @@ def _unexpected(exc: Exception, as_json: bool) -> NoReturn:
     if isinstance(exc, ValidationError):
         from gasworks.validation import validation_failed
 
-        fail(validation_failed(exc.errors()), as_json)
+        fail(validation_failed(exc.errors(include_url=False)), as_json)
     crash(exc, as_json)
 
 

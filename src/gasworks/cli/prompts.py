@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the se
 from gasworks.cli.common import runtime, tenant_context
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, esc, run, table
 from gasworks.errors import PromptPointerNotFound, PromptVersionNotFound, ValidationFailed
+from gasworks.limits import MAX_DAYS
 from gasworks.tenancy.context import TenantContext
 
 T = TypeVar("T")
@@ -555,7 +556,8 @@ def dead_replay(
 @prompts_app.command("retention")
 def retention_cmd(
     days: Annotated[
-        int | None, typer.Option(help="Default: GASWORKS_PROMPT_RETENTION_DAYS.")
+        int | None,
+        typer.Option(min=0, max=MAX_DAYS, help="Default: GASWORKS_PROMPT_RETENTION_DAYS."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
     as_json: JsonOpt = False,

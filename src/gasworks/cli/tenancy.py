@@ -257,6 +257,12 @@ def keys_list(
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
     tenant: KeyTenantOpt = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Also the tenant's last usable owner key (operator only: no --server)."
+        ),
+    ] = False,
     server: ServerOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
@@ -264,12 +270,15 @@ def keys_revoke(
     """Revoke an API key (takes effect within the auth cache TTL everywhere)."""
     from gasworks.tenancy.schemas import ApiKeyOut as Out
 
+    if force:
+        operator_only(server, "keys revoke --force")
+
     async def local(rt: Runtime) -> ApiKeyOut:
         from gasworks.tenancy import service
 
         ctx = await _key_tenant(rt, tenant)
         async with rt.db.session() as s:
-            return await service.revoke_api_key(s, ctx, key_id)
+            return await service.revoke_api_key(s, ctx, key_id, allow_last_owner=force)
 
     async def remote(gw: AsyncGasworks) -> ApiKeyOut:
         return Out.model_validate(await gw.revoke_key(key_id))

@@ -24,6 +24,7 @@ from gasworks.cli.output import (
     table,
 )
 from gasworks.errors import BadRequest, ServerUnreachable, WorkflowInvalid
+from gasworks.limits import MAX_INT32
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.client import AsyncGasworks
@@ -277,7 +278,9 @@ def run_cmd(
     conversation: Annotated[
         str | None, typer.Option("--conversation", "-c", help="Conversation id (continue it).")
     ] = None,
-    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, max=MAX_INT32, help="Version (default: latest).")
+    ] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Print chunks as they arrive.")] = False,
     tenant: TenantOpt = "default",
     server: ServerOpt = None,
@@ -372,7 +375,9 @@ def _summary(out: RunOut) -> None:
 @workflows_app.command("graph")
 def graph_cmd(
     workflow: Annotated[str, typer.Argument(help="Workflow id, or a workflow file.")],
-    version: Annotated[int | None, typer.Option(help="Version (default: latest).")] = None,
+    version: Annotated[
+        int | None, typer.Option(min=1, max=MAX_INT32, help="Version (default: latest).")
+    ] = None,
     tenant: TenantOpt = "default",
     as_json: JsonOpt = False,
 ) -> None:

@@ -5,10 +5,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
 from decimal import Decimal
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal
 
@@ -26,6 +28,7 @@ from gasworks.client._wire import (
 from gasworks.errors import ConfigurationError, ServerUnreachable
 from gasworks.modelcard import ModelEntry
 from gasworks.modeltypes import ChatResult, EmbedPurpose, EmbedResult, StreamChunk
+from gasworks.searchtypes import SearchRequest, SearchResponse
 
 DEFAULT_TIMEOUT = httpx.Timeout(120.0, connect=10.0)
 
@@ -110,6 +113,14 @@ class Gasworks:
             transport=_Transport(transport or httpx.HTTPTransport()),
         )
 
+    def search(self, query: str, **params: Any) -> SearchResponse:
+        """Search what this key may see. ``params``: k, mode, min_score, documents,
+        collections, metadata, model (see ``POST /api/search``)."""
+        body = SearchRequest(query=query, **params).model_dump(by_alias=True, exclude_none=True)
+        r = self._http.post("/api/search", json=body)
+        _check(r)
+        return SearchResponse.model_validate(r.json())
+
     def chat(
         self,
         messages: MessagesArg,
@@ -165,6 +176,67 @@ class Gasworks:
         _check(r)
         return ModelEntry.model_validate(_entry(r.json()))
 
+    # -- documents ------------------------------------------------------------------------
+
+    def upload_documents(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        collections: Sequence[str] = (),
+        new: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Upload files (streamed from disk); one ``{"document", "duplicate"}`` per file."""
+        with contextlib.ExitStack() as stack:
+            files = [("files", (Path(p).name, stack.enter_context(open(p, "rb")))) for p in paths]
+            data = {"collection": list(collections), "new": str(new).lower()}
+            r = self._http.post("/api/documents", files=files, data=data)
+        _check(r)
+        return list(r.json()["documents"])
+
+    def document(self, document_id: str) -> dict[str, Any]:
+        """A document with its status per stage, attempts and last error."""
+        r = self._http.get(f"/api/documents/{document_id}")
+        _check(r)
+        return dict(r.json())
+
+    def documents(
+        self, *, collection: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if collection:
+            params["collection"] = collection
+        r = self._http.get("/api/documents", params=params)
+        _check(r)
+        return list(r.json())
+
+    def delete_document(self, document_id: str) -> None:
+        _check(self._http.delete(f"/api/documents/{document_id}"))
+
+    def create_collection(self, name: str, **options: Any) -> dict[str, Any]:
+        """``options``: chunkTokens, chunkOverlap, description."""
+        r = self._http.post("/api/collections", json={"name": name, **options})
+        _check(r)
+        return dict(r.json())
+
+    def grant(self, collection: str, kind: str, subject: str | None = None) -> dict[str, Any]:
+        r = self._http.post(
+            f"/api/collections/{collection}/grants", json={"kind": kind, "subject": subject}
+        )
+        _check(r)
+        return dict(r.json())
+
+    def dead_letters(self, *, stage: str | None = None) -> list[dict[str, Any]]:
+        r = self._http.get("/api/document-dead-letters", params={"stage": stage} if stage else {})
+        _check(r)
+        return list(r.json())
+
+    def replay_dead_letters(self, *, stage: str | None = None) -> int:
+        r = self._http.post(
+            "/api/document-dead-letters/replay", params={"stage": stage} if stage else {}
+        )
+        _check(r)
+        return int(r.json()["count"])
+
     def close(self) -> None:
         self._http.close()
 
@@ -195,6 +267,14 @@ class AsyncGasworks:
             timeout=timeout,
             transport=_AsyncTransport(transport or httpx.AsyncHTTPTransport()),
         )
+
+    async def search(self, query: str, **params: Any) -> SearchResponse:
+        """Search what this key may see. ``params``: k, mode, min_score, documents,
+        collections, metadata, model (see ``POST /api/search``)."""
+        body = SearchRequest(query=query, **params).model_dump(by_alias=True, exclude_none=True)
+        r = await self._http.post("/api/search", json=body)
+        _check(r)
+        return SearchResponse.model_validate(r.json())
 
     async def chat(
         self,
@@ -249,6 +329,34 @@ class AsyncGasworks:
         r = await self._http.get(f"/api/models/{model_id}")
         _check(r)
         return ModelEntry.model_validate(_entry(r.json()))
+
+    # -- documents ------------------------------------------------------------------------
+
+    async def upload_documents(
+        self,
+        paths: Sequence[str | os.PathLike[str]],
+        *,
+        collections: Sequence[str] = (),
+        new: bool = False,
+    ) -> list[dict[str, Any]]:
+        """Upload files; one ``{"document", "duplicate"}`` per file."""
+        with contextlib.ExitStack() as stack:
+            files = [
+                ("files", (Path(p).name, stack.enter_context(open(p, "rb"))))  # noqa: ASYNC230
+                for p in paths
+            ]
+            data = {"collection": list(collections), "new": str(new).lower()}
+            r = await self._http.post("/api/documents", files=files, data=data)
+        _check(r)
+        return list(r.json()["documents"])
+
+    async def document(self, document_id: str) -> dict[str, Any]:
+        r = await self._http.get(f"/api/documents/{document_id}")
+        _check(r)
+        return dict(r.json())
+
+    async def delete_document(self, document_id: str) -> None:
+        _check(await self._http.delete(f"/api/documents/{document_id}"))
 
     async def workflows(self) -> list[dict[str, Any]]:
         """The workflows this key may run (``GET /api/workflows``)."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -49,6 +49,14 @@ class Database:
         self.read_engine: AsyncEngine = self.engine.execution_options(**{READ_ONLY_OPTION: True})
         self.read_sessionmaker = async_sessionmaker(self.read_engine, expire_on_commit=False)
         self._poll_engine: Engine | None = None
+        #: one statement, no transaction: a single SELECT is its own consistent snapshot on
+        #: both dialects, so short reads skip BEGIN/ROLLBACK (two round trips on PostgreSQL)
+        #: (PostgreSQL only: the SQLite connections manage their own BEGIN, see dialects.py)
+        self._autocommit_engine: AsyncEngine | None = (
+            self.engine.execution_options(isolation_level="AUTOCOMMIT")
+            if self.dialect.name == "postgresql"
+            else None
+        )
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -98,6 +106,34 @@ class Database:
                 return [conn.execute(stmt).all() for stmt in statements]
             finally:
                 conn.exec_driver_sql("ROLLBACK")
+
+    async def read_first(self, statement: Any, params: Mapping[str, Any]) -> Sequence[Any] | None:
+        """The first row of one short indexed read (the hot reads: prompt resolution, run
+        lookups), in the fewest round trips the dialect allows.
+
+        On a SQLite file: the synchronous path of ``read_now`` without BEGIN/ROLLBACK (one
+        statement is its own snapshot), on this thread; SQLAlchemy's compiled-statement cache
+        and the stdlib driver's prepared-statement cache make a repeat cost one
+        ``sqlite3_step``. On PostgreSQL: one autocommit statement through asyncpg, whose
+        prepared statements SQLAlchemy caches per connection (no BEGIN, no ROLLBACK: one round
+        trip instead of three). In-memory SQLite (tests): ``read_connection``. Only a ``SELECT``
+        is accepted: an autocommit statement on PostgreSQL would keep a write.
+        """
+        if not isinstance(statement, Select):
+            raise TypeError("read_first takes a SELECT statement only")
+        engine = self._poll_sync_engine()
+        if engine is not None:
+            with self.unavailable_as_error(), engine.connect() as conn:
+                return conn.execute(statement, params).first()
+        if self._autocommit_engine is not None:
+            with self.unavailable_as_error():
+                async with self._autocommit_engine.connect() as aconn:
+                    return (await aconn.execute(statement, params)).first()
+        async with self.read_connection() as rconn:
+            try:
+                return (await rconn.execute(statement, params)).first()
+            finally:
+                await rconn.rollback()
 
     def _poll_sync_engine(self) -> Engine | None:
         if self._poll_engine is None:

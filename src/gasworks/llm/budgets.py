@@ -36,6 +36,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.apimodel import ApiModel
+from gasworks.bounds import Count, Money
 from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import money_to_units, new_id, utcnow
@@ -84,8 +85,8 @@ class BudgetSet(ApiModel):
     api_key_id: str | None = Field(
         default=None, description="Limit one API key of the tenant; omit for the whole tenant."
     )
-    cost_limit: Decimal | None = Field(default=None, ge=0, description="Money per period.")
-    token_limit: int | None = Field(default=None, ge=0, description="Tokens per period.")
+    cost_limit: Money | None = Field(default=None, description="Money per period.")
+    token_limit: Count | None = Field(default=None, description="Tokens per period.")
 
 
 class BudgetOut(ApiModel):

@@ -1,4 +1,5 @@
-"""Dead letters: pointer changes that failed (conflict, missing version, store error).
+"""Dead letters: pointer changes that failed for a reason worth a replay (a conflict, a
+store error; see ``service.DEAD_LETTERED``).
 
 Each failure is recorded with the request and the reason, in its own transaction (the failed
 one was rolled back). Records are listable and replayable; a replay re-runs the same request
@@ -14,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from prometheus_client import Counter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.engine import Database
@@ -35,6 +36,9 @@ DEAD_LETTERS = Counter(
     registry=REGISTRY,
 )
 
+#: pending dead letters kept per tenant; past it a failure is logged, not recorded
+MAX_PENDING_PER_TENANT = 1000
+
 
 async def record(
     db: Database,
@@ -49,6 +53,23 @@ async def record(
     DEAD_LETTERS.inc()
     try:
         async with db.session() as s:
+            pending = await s.scalar(
+                select(func.count())
+                .select_from(PromptDeadLetterRow)
+                .where(
+                    PromptDeadLetterRow.tenant_id == ctx.tenant_id,
+                    PromptDeadLetterRow.status == "pending",
+                )
+            )
+            if (pending or 0) >= MAX_PENDING_PER_TENANT:
+                log.error(
+                    "prompt.dead_letter.capped",
+                    operation=operation,
+                    request=request,
+                    reason_code=reason_code,
+                    pending=pending,
+                )
+                return None
             s.add(
                 PromptDeadLetterRow(
                     id=dl_id,

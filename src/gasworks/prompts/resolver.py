@@ -319,8 +319,7 @@ class Resolver:
     async def _load(self, key: Key) -> _Loaded | None:
         tenant, workflow, model = key
         params = {"model": model, "tenant": tenant, "workflow": workflow}
-        async with self.db.read_connection() as conn:
-            row = (await conn.execute(_RESOLVE, params)).first()
+        row = await self.db.read_first(_RESOLVE, params)
         if row is None:
             return None
         level = Scope(row[1], row[2], model).label()

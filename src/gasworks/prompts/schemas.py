@@ -6,9 +6,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StrictBool
 
 from gasworks.apimodel import ApiModel
+from gasworks.bounds import ExpectedVersion, VersionNumber
 from gasworks.prompts.content import PromptContent
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$"
@@ -44,7 +45,7 @@ class ScopeIn(Schema):
 
     model: str = Field(min_length=1, max_length=200)
     workflow_id: str | None = Field(default=None, min_length=1, max_length=200)
-    tenant_scoped: bool = True
+    tenant_scoped: StrictBool = True
 
 
 class VersionCreate(Schema):
@@ -98,13 +99,13 @@ class MoveRequest(Schema):
     scope: ScopeIn
     version_id: str = Field(min_length=1, max_length=40)
     #: the pointer version the caller last saw (0 when creating the pointer)
-    expected_version: int = Field(ge=0)
+    expected_version: ExpectedVersion
     reason: str = Field(default="", max_length=2000)
 
 
 class RollbackRequest(Schema):
     scope: ScopeIn
-    expected_version: int = Field(ge=1)
+    expected_version: VersionNumber
     reason: str = Field(default="", max_length=2000)
 
 
@@ -112,13 +113,13 @@ class CanaryRequest(Schema):
     scope: ScopeIn
     version_id: str = Field(min_length=1, max_length=40)
     percent: int = Field(ge=1, le=99)
-    expected_version: int = Field(ge=1)
+    expected_version: VersionNumber
     reason: str = Field(default="", max_length=2000)
 
 
 class CanaryDecision(Schema):
     scope: ScopeIn
-    expected_version: int = Field(ge=1)
+    expected_version: VersionNumber
     reason: str = Field(default="", max_length=2000)
 
 
@@ -160,7 +161,7 @@ class DeadLetterOut(Schema):
 
 class ReplayRequest(Schema):
     #: use the pointer's current version as the expected one (an explicit operator decision)
-    rebase: bool = False
+    rebase: StrictBool = False
 
 
 class ResolveRequest(Schema):
@@ -170,7 +171,7 @@ class ResolveRequest(Schema):
     #: template values: ``inputs``, ``slots``, ``context``, node outputs by node id
     variables: dict[str, Any] = Field(default_factory=dict)
     history: list[dict[str, Any]] = Field(default_factory=list)
-    strict: bool = False
+    strict: StrictBool = False
 
 
 class MessageOut(Schema):
@@ -212,7 +213,7 @@ class PromptChatRequest(Schema):
     history: list[dict[str, Any]] = Field(default_factory=list)
     #: model parameters that win over the prompt version's (temperature, max_tokens, ...)
     parameters: dict[str, Any] = Field(default_factory=dict)
-    strict: bool = False
+    strict: StrictBool = False
     truncate: bool = Field(
         default=True,
         description="Fit a conversation too long for the model's context window (drop the "

@@ -20,10 +20,8 @@ from gasworks.errors import (
     Conflict,
     DatabaseUnavailable,
     GasworksError,
-    PromptNoPreviousVersion,
     PromptPointerConflict,
     PromptPointerNotFound,
-    PromptVersionNotFound,
     ValidationFailed,
 )
 from gasworks.llm.runtime import SERVICE as MODELS
@@ -66,11 +64,12 @@ T = TypeVar("T")
 SERVICE = "prompts"
 
 #: failures of a pointer change that are written to the dead-letter table
+#: failures worth replaying: a valid request that lost a race or met a store outage. A
+#: missing version or pointer (another tenant's id looks the same), no previous version, a
+#: refused role or an invalid request is answered and not recorded: replaying it cannot
+#: succeed, and recording it let any caller write rows without bound.
 DEAD_LETTERED = (
     PromptPointerConflict,
-    PromptVersionNotFound,
-    PromptPointerNotFound,
-    PromptNoPreviousVersion,
     DatabaseUnavailable,
     BlobStoreUnavailable,
 )

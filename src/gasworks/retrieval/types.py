@@ -165,3 +165,31 @@ class SourceWriter(Protocol):
     ) -> None: ...
 
     async def delete_sources(self, tenant_id: str, source_ids: Collection[str]) -> int: ...
+
+
+@runtime_checkable
+class AllowedSourcesProvider(Protocol):
+    """What search and the VectorSearch node ask before any vector query: the active source ids
+    (``source_id(document, generation)``) the caller may retrieve, with each source's document
+    and each document's name (for citations). Computed on the server from collection grants
+    (the documents domain implements it); never taken from the request. ``collections`` and
+    ``documents`` only narrow the answer; an empty answer means "nothing", never "no filter".
+    A principal that does not exist in the tenant may retrieve nothing."""
+
+    async def allowed_sources(
+        self,
+        tenant_id: str,
+        principal_id: str | None,
+        *,
+        collections: Sequence[str] | None = None,
+        documents: Sequence[str] | None = None,
+    ) -> AllowedSet: ...
+
+
+@dataclass(slots=True, frozen=True)
+class AllowedSet:
+    sources: frozenset[str]
+    #: source id -> document id
+    documents: Mapping[str, str] = field(default_factory=dict)
+    #: document id -> display name
+    names: Mapping[str, str] = field(default_factory=dict)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import AlreadyExists, Forbidden, NotFound, ValidationFailed
+from gasworks.errors import AlreadyExists, Forbidden, LastOwnerKey, NotFound, ValidationFailed
 from gasworks.tenancy import keys
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.schemas import (
@@ -218,8 +218,14 @@ async def get_api_key(session: AsyncSession, ctx: TenantContext, key_id: str) ->
     return ApiKeyOut.model_validate(row)
 
 
-async def revoke_api_key(session: AsyncSession, ctx: TenantContext, key_id: str) -> ApiKeyOut:
-    """Revoke a key (idempotent: revoking a revoked key keeps its first revocation time)."""
+async def revoke_api_key(
+    session: AsyncSession, ctx: TenantContext, key_id: str, *, allow_last_owner: bool = False
+) -> ApiKeyOut:
+    """Revoke a key (idempotent: revoking a revoked key keeps its first revocation time).
+
+    The tenant's last usable owner key is not revoked (``LAST_OWNER_KEY``): that would lock
+    the tenant out of everything only an owner may do. The operator's CLI may, with
+    ``allow_last_owner`` (``gasworks keys revoke --force``)."""
     ctx.require(Role.ADMIN)
     row = await session.scalar(
         select(ApiKeyRow).where(ApiKeyRow.id == key_id, ApiKeyRow.tenant_id == ctx.tenant_id)
@@ -230,6 +236,26 @@ async def revoke_api_key(session: AsyncSession, ctx: TenantContext, key_id: str)
         select(PrincipalRow.role).where(PrincipalRow.id == row.principal_id)
     )
     _check_can_grant(ctx, Role(holder_role or Role.OWNER.value))  # no revoking your betters
+    if row.revoked_at is None and holder_role == Role.OWNER.value and not allow_last_owner:
+        now = utcnow()
+        others = await session.scalar(
+            select(func.count())
+            .select_from(ApiKeyRow)
+            .join(PrincipalRow, PrincipalRow.id == ApiKeyRow.principal_id)
+            .where(
+                ApiKeyRow.tenant_id == ctx.tenant_id,
+                ApiKeyRow.id != row.id,
+                ApiKeyRow.revoked_at.is_(None),
+                or_(ApiKeyRow.expires_at.is_(None), ApiKeyRow.expires_at > now),
+                PrincipalRow.role == Role.OWNER.value,
+            )
+        )
+        if not others:
+            raise LastOwnerKey(
+                "This is the tenant's last usable owner key; create another owner key "
+                "before revoking it.",
+                details={"id": key_id},
+            )
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         await session.flush()

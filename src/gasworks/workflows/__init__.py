@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
-from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource, VectorStore
+from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource, Retrieval
 from gasworks.workflows.registry import REGISTRY, NodeRegistry, NodeType, default_registry, register
 from gasworks.workflows.runner import RunOutcome, execute
 from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
@@ -29,12 +29,12 @@ __all__ = [
     "NodeType",
     "Ports",
     "PromptSource",
+    "Retrieval",
     "Routed",
     "RunContext",
     "RunOutcome",
     "ValidationIssue",
     "ValidationResult",
-    "VectorStore",
     "WorkflowsDomain",
     "compile_workflow",
     "default_registry",

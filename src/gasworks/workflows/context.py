@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from gasworks.modeltypes import CallScope
+from gasworks.retrieval.search import AllowedSources
 from gasworks.workflows.ports import ConversationData, Ports
 
 EventSink = Callable[[str, dict[str, Any]], None]
@@ -27,6 +28,7 @@ class RunContext:
 
     __slots__ = (
         "_conversation",
+        "allowed",
         "api_key_id",
         "conversation_id",
         "cost",
@@ -70,6 +72,9 @@ class RunContext:
         self.request_id = request_id
         self.api_key_id = api_key_id
         self.node_id = ""
+        #: the sources the run's caller may search, computed by the engine at run start for
+        #: graphs with retrieval nodes (None: not computed; VectorSearch then refuses to run)
+        self.allowed: AllowedSources | None = None
         self.tokens = 0
         self.cost = Decimal(0)
         self._conversation: ConversationData | None = None

@@ -11,14 +11,30 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 
-from gasworks.errors import WorkflowInvalid
-from gasworks.yamlsafe import DataParseError, load_data
+from gasworks.errors import ValidationFailed, WorkflowInvalid
+from gasworks.inputs import load_json, load_yaml
 
 START = "START"
 END = "END"
+#: the state key holding the document ids the run's caller may search (set by the engine)
+ALLOWED_KEY = "allowedDocumentIds"
+#: node types that search, for which the engine computes the caller's allowed sources
+RETRIEVAL_NODE_TYPES = frozenset({"VectorSearch"})
 #: ids a node may not take (virtual nodes, reserved state keys)
 RESERVED_IDS = frozenset(
-    {START, END, "input", "inputs", "slots", "intent", "confidence", "context", "turn", "history"}
+    {
+        START,
+        END,
+        "input",
+        "inputs",
+        "slots",
+        "intent",
+        "confidence",
+        "context",
+        "turn",
+        "history",
+        ALLOWED_KEY,
+    }
 )
 
 
@@ -55,12 +71,18 @@ class StateField(_Model):
     description: str | None = None
 
 
+#: the most nodes / edges one workflow definition may have (a run stays linear up to this size;
+#: bench/results/workflows.md); larger graphs are split into workflows that call each other
+MAX_NODES = 500
+MAX_EDGES = 2000
+
+
 class WorkflowDefinition(_Model):
     id: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9_\-]*$")
     name: str | None = Field(default=None, max_length=200)
     description: str | None = Field(default=None, max_length=2000)
-    nodes: list[NodeSpec] = Field(default_factory=list, max_length=500)
-    edges: list[EdgeSpec] = Field(default_factory=list, max_length=2000)
+    nodes: list[NodeSpec] = Field(default_factory=list, max_length=MAX_NODES)
+    edges: list[EdgeSpec] = Field(default_factory=list, max_length=MAX_EDGES)
     #: the inputs a run takes (checked once when a run starts)
     state: dict[str, StateField] = Field(default_factory=dict)
     max_steps: int = Field(default=100, ge=1, le=100_000)
@@ -70,20 +92,31 @@ class WorkflowDefinition(_Model):
 
 
 def parse_document(text: str | bytes, *, filename: str | None = None) -> dict[str, Any]:
-    """JSON or YAML text → a plain document (not yet validated)."""
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", errors="replace")
+    """JSON or YAML text → a plain document (not yet validated). Parsed by
+    ``gasworks.inputs`` (nesting bounded before parsing, no NUL, UTF-8 only; YAML through
+    ``yamlsafe``: no anchors or aliases)."""
     try:
-        data = load_data(text, json_only=filename is not None and filename.endswith(".json"))
-    except DataParseError as exc:
-        if exc.alias:
+        if filename is not None and filename.endswith(".json"):
+            data = load_json(text, where="document")
+        else:
+            data = load_yaml(text, where="document")  # YAML is a superset of JSON
+    except ValidationFailed as exc:
+        first = exc.details["errors"][0]
+        if first["type"] == "yaml_alias":
             raise WorkflowInvalid(
                 "YAML anchors and aliases are not accepted in a workflow: write each value out.",
-                details={"issues": [_issue("YAML_ALIAS", "", exc.reason)]},
+                details={"issues": [_issue("YAML_ALIAS", "", first["message"])]},
             ) from None
-        issue = {**_issue("PARSE_ERROR", "", exc.reason), "line": exc.line, "column": exc.column}
+        issue: dict[str, Any] = dict(_issue("PARSE_ERROR", "", first["message"]))
+        if "line" in first:
+            issue.update(line=first["line"], column=first["column"])
+        if first["type"] in ("json_invalid", "yaml_invalid"):
+            raise WorkflowInvalid(
+                f"The workflow is neither valid JSON nor valid YAML: {first['message']}",
+                details={"issues": [issue]},
+            ) from None
         raise WorkflowInvalid(
-            f"The workflow is neither valid JSON nor valid YAML: {exc.reason}",
+            f"The workflow document cannot be read: {first['message']}.",
             details={"issues": [issue]},
         ) from None
     if not isinstance(data, dict):
@@ -100,12 +133,28 @@ def load_definition(doc: dict[str, Any]) -> WorkflowDefinition:
         return WorkflowDefinition.model_validate(doc)
     except ValidationError as exc:
         issues = [
-            _issue("INVALID_DOCUMENT", _path(e["loc"]), e["msg"])
+            _issue("INVALID_DOCUMENT", _path(e["loc"]), _message(e))
             for e in exc.errors(include_url=False)
         ]
         raise WorkflowInvalid(
             f"The workflow document has {len(issues)} problem(s).", details={"issues": issues}
         ) from None
+
+
+_LIMITS = {("nodes",): ("nodes", MAX_NODES), ("edges",): ("edges", MAX_EDGES)}
+
+
+def _message(error: Any) -> str:
+    """Pydantic's message, with the size limits said plainly (and what to do about them)."""
+    limit = _LIMITS.get(tuple(error["loc"]))
+    if error["type"] == "too_long" and limit is not None:
+        what, most = limit
+        return (
+            f"A workflow may have at most {most} {what} (this one has "
+            f"{error.get('ctx', {}).get('actual_length', 'more')}); merge steps into fewer "
+            "nodes or split the process into several workflows."
+        )
+    return str(error["msg"])
 
 
 def _path(loc: tuple[int | str, ...]) -> str:

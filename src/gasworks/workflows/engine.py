@@ -25,11 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict, RunInterrupted
+from gasworks.errors import Conflict, RunInterrupted, ValidationFailed
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import leases, service
 from gasworks.workflows.context import RunContext
+from gasworks.workflows.definition import ALLOWED_KEY, RETRIEVAL_NODE_TYPES
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.metrics import FAILURES, count_run
 from gasworks.workflows.ports import ConversationData, Ports
@@ -78,7 +79,11 @@ class RunRecord:
     lease_expires_at: datetime | None = None
 
     def to_row(self) -> WorkflowRunRow:
-        return WorkflowRunRow(**{f: getattr(self, f) for f in _RUN_FIELDS})
+        return WorkflowRunRow(**self.values())
+
+    def values(self) -> dict[str, Any]:
+        """The run row's column values (for the writer's multi-row INSERT)."""
+        return {f: getattr(self, f) for f in _RUN_FIELDS}
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
@@ -101,6 +106,8 @@ class LiveRun:
         #: the run's body when it executes in the caller's task (``WorkflowEngine.run``)
         self.inline: Coroutine[Any, Any, None] | None = None
         self.persisted = False
+        #: who started the run (may cancel it; so may editors and above)
+        self.principal_id: str | None = None
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.events.append((len(self.events) + 1, type_, data))
@@ -231,7 +238,10 @@ class WorkflowEngine:
         graph = self.graph(ver)
         run_id = new_id("run")
         conv_id = body.conversation_id or new_id("cnv")
+        # stored per workflow and principal: another's conversation id is an unused one here
+        conv_store_id = service.conversation_key(wf.id, ctx.principal_id, conv_id)
         live = LiveRun(run_id, ctx.tenant_id, wf.slug, keep_events=body.stream)
+        live.principal_id = ctx.principal_id
         rc = RunContext(
             run_id=run_id,
             tenant_id=ctx.tenant_id,
@@ -245,10 +255,12 @@ class WorkflowEngine:
             api_key_id=ctx.api_key_id,
         )
         state = initial_state(graph, body.input, rc)  # bad inputs fail the request, not the run
-        conv_key = (ctx.tenant_id, conv_id)
+        if any(n.type in RETRIEVAL_NODE_TYPES for n in graph.nodes.values()):
+            await self._allow(ctx, graph, rc, state)
+        conv_key = (ctx.tenant_id, conv_store_id)
         lock: asyncio.Lock | None = None
         if body.conversation_id is None:
-            rc.set_conversation(ConversationData(id=conv_id))
+            rc.set_conversation(ConversationData(id=conv_store_id))
         else:
             # turns of one conversation run one after the other, each seeing the last one saved
             lock = self._conv_locks.setdefault(conv_key, asyncio.Lock())
@@ -267,7 +279,7 @@ class WorkflowEngine:
                     rc.set_conversation(self._memory_conversation(conv_key))
                 else:
                     async with self.db.session() as s:
-                        conv = await service.load_conversation(s, ctx.tenant_id, conv_id)
+                        conv = await service.load_conversation(s, ctx.tenant_id, conv_store_id)
                     rc.set_conversation(conv)
             except BaseException:
                 self._release(conv_key, lock)
@@ -318,6 +330,31 @@ class WorkflowEngine:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return live
+
+    async def _allow(
+        self, ctx: TenantContext, graph: CompiledGraph, rc: RunContext, state: dict[str, Any]
+    ) -> None:
+        """What the caller may search, computed here by the server (never from the run's
+        inputs): kept on the run context for the nodes, shown as ``allowedDocumentIds``
+        (set after the inputs, so an input of that name cannot replace it). A collection a
+        VectorSearch node names that does not exist fails the request."""
+        port = self.ports.retrieval
+        if port is None:
+            raise ValidationFailed(
+                "This workflow has retrieval nodes but retrieval is not available here.",
+                details={"workflow": rc.workflow_id},
+            )
+        rc.allowed = await port.allowed(ctx.tenant_id, ctx.principal_id)
+        for node_id, node in graph.nodes.items():
+            collections = getattr(node.node, "collections", None)
+            if node.type == "VectorSearch" and collections:
+                try:
+                    await port.allowed(ctx.tenant_id, ctx.principal_id, collections=collections)
+                except ValidationFailed as exc:
+                    raise ValidationFailed(
+                        f"Node '{node_id}': {exc.message}", details={"node": node_id, **exc.details}
+                    ) from exc
+        state[ALLOWED_KEY] = rc.allowed.document_ids()
 
     async def _run(
         self,
@@ -458,8 +495,16 @@ class WorkflowEngine:
 
         async def write(s: AsyncSession) -> None:
             if save_conv and conv is not None:
-                await service.save_conversation(s, row.tenant_id, row.workflow_id, conv, row.id)
-            await service.finish_run(s, run=row.to_row(), exists=exists, events=events)
+                await service.save_conversation(
+                    s,
+                    row.tenant_id,
+                    row.workflow_id,
+                    conv,
+                    row.id,
+                    client_id=row.conversation_id,
+                    principal_id=row.principal_id or "",
+                )
+            await service.finish_run(s, run=row.values(), exists=exists, events=events)
 
         return write
 
@@ -577,6 +622,7 @@ class WorkflowEngine:
             await self.drain()
             async with self.db.session() as s:
                 out = await service.get_run(s, ctx, run_id)
+                service.check_may_cancel(ctx, await service.run_starter(s, ctx, run_id))
             if out.status == "running":
                 async with self.db.session() as s:  # its owner is gone: close it now
                     closed = await leases.interrupt(s, run_id, utcnow(), ctx.tenant_id)
@@ -590,6 +636,7 @@ class WorkflowEngine:
             return out
         async with self.db.session() as s:
             await service.get_workflow(s, ctx, live.slug)
+        service.check_may_cancel(ctx, live.principal_id)
         if live.task is not None and not live.done.is_set():
             live.task.cancel()
         await live.done.wait()

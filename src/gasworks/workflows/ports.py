@@ -1,6 +1,6 @@
 """The small interfaces the engine needs from the rest of gasworks.
 
-Nodes talk to models, prompts, conversations and vector stores only through these Protocols,
+Nodes talk to models, prompts, conversations and retrieval only through these Protocols,
 so the engine runs against in-process fakes in tests and benchmarks, and against the real
 gateway / prompt resolver / database in the server (see :mod:`gasworks.workflows.wiring`).
 """
@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from gasworks.modeltypes import CallScope, ChatRequest, ChatResult, Message, StreamChunk
+from gasworks.retrieval.search import AllowedSources, SearchQuery
+from gasworks.retrieval.types import SearchHit
 
 
 @runtime_checkable
@@ -74,34 +76,37 @@ class ConversationStore(Protocol):
     async def save(self, tenant_id: str, workflow_id: str, conv: ConversationData) -> None: ...
 
 
-@dataclass(slots=True)
-class VectorHit:
-    id: str
-    score: float
-    text: str
-    metadata: dict[str, Any] = field(default_factory=dict)
+@runtime_checkable
+class Retrieval(Protocol):
+    """Search and write through retrieval (``gasworks.retrieval``), with the access filter.
 
+    ``allowed`` is what the engine calls once at run start for the run's caller; the
+    VectorSearch node passes that set (narrowed by its collections) to ``search``, so a node
+    can never search more than its caller may see. ``write`` embeds and indexes text produced
+    by a run; it is idempotent by ``key`` (same key, same chunks: one copy).
+    """
 
-class VectorStore(Protocol):
-    """Retrieval (arrives with the documents/retrieval work; nodes register without engine
-    changes)."""
-
-    async def search(
+    async def allowed(
         self,
         tenant_id: str,
-        collection: str,
-        query: str,
+        principal_id: str | None,
         *,
-        k: int = 5,
-        filters: Mapping[str, Any] | None = None,
-    ) -> list[VectorHit]: ...
+        collections: Sequence[str] | None = None,
+    ) -> AllowedSources: ...
+
+    async def search(
+        self, scope: CallScope, query: SearchQuery, allowed: AllowedSources
+    ) -> list[SearchHit]: ...
 
     async def write(
         self,
-        tenant_id: str,
+        scope: CallScope,
+        *,
         collection: str,
+        key: str,
         texts: Sequence[str],
-        metadata: Sequence[Mapping[str, Any]] | None = None,
+        metadata: Mapping[str, Any],
+        model: str | None = None,
     ) -> list[str]: ...
 
 
@@ -112,6 +117,6 @@ class Ports:
     models: ModelCaller | None = None
     prompts: PromptSource | None = None
     conversations: ConversationStore | None = None
-    vectors: VectorStore | None = None
+    retrieval: Retrieval | None = None
     #: extra services custom node types may look up by name
     extra: dict[str, Any] = field(default_factory=dict)

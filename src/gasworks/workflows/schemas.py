@@ -6,9 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, StrictBool
 
 from gasworks.apimodel import ApiModel
+from gasworks.bounds import VersionNumber
 
 
 class _Out(ApiModel):
@@ -60,8 +61,8 @@ class RunIn(_Out):
     input: dict[str, Any] = Field(default_factory=dict)
     conversation_id: str | None = Field(default=None, max_length=100, pattern=r"^[\w\-.:]+$")
     session_id: str | None = Field(default=None, max_length=100)
-    version: int | None = Field(default=None, ge=1, description="Default: the latest version.")
-    stream: bool = False
+    version: VersionNumber | None = Field(default=None, description="Default: the latest version.")
+    stream: StrictBool = False
 
 
 class RunOut(_Out):
@@ -94,6 +95,9 @@ class MessageOut(_Out):
 class ConversationOut(_Out):
     id: str
     workflow_id: str
+    principal_id: str = Field(description="Who holds the conversation (who ran its turns).")
+    #: the stored key (workflow + principal + id): never shown
+    store_key: str = Field(exclude=True)
     turn: int
     data: dict[str, Any]
     created_at: datetime

@@ -44,6 +44,7 @@ from gasworks.workflows.tables import (
     WorkflowVersionRow,
 )
 from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
+from gasworks.workflows.writer import queue_insert
 
 
 class ConversationConflict(Conflict):
@@ -396,31 +397,35 @@ async def insert_run(session: AsyncSession, run: WorkflowRunRow) -> None:
 async def finish_run(
     session: AsyncSession,
     *,
-    run: WorkflowRunRow,
+    run: dict[str, Any],
     exists: bool,
     events: list[tuple[int, str, dict[str, Any]]],
 ) -> None:
-    """Write a finished run, its not-yet-written events — one batch, one transaction."""
+    """Write a finished run (its column values), its not-yet-written events — in the writer's
+    batch (``writer.queue_insert``), one transaction."""
     if exists:  # refused (RUN_INTERRUPTED) when a sweeper closed it after its lease lapsed
         await leases.finish_guard(
             session,
-            run.id,
-            run.tenant_id,
+            run["id"],
+            run["tenant_id"],
             {
-                "status": run.status,
-                "output": run.output,
-                "error": run.error,
-                "node_timings": run.node_timings,
-                "steps": run.steps,
-                "tokens": run.tokens,
-                "cost": run.cost,
-                "duration_ms": run.duration_ms,
-                "finished_at": run.finished_at,
+                k: run[k]
+                for k in (
+                    "status",
+                    "output",
+                    "error",
+                    "node_timings",
+                    "steps",
+                    "tokens",
+                    "cost",
+                    "duration_ms",
+                    "finished_at",
+                )
             },
         )
     else:
-        session.add(run)  # flushed with the batch at commit
-    await write_events(session, run.tenant_id, run.id, events)
+        queue_insert(session, WorkflowRunRow, [run])
+    await write_events(session, run["tenant_id"], run["id"], events)
 
 
 async def write_events(
@@ -429,11 +434,14 @@ async def write_events(
     run_id: str,
     events: list[tuple[int, str, dict[str, Any]]],
 ) -> None:
-    if events:
-        session.add_all(
-            WorkflowRunEventRow(run_id=run_id, seq=s, tenant_id=tenant_id, type=t, data=d)
+    queue_insert(
+        session,
+        WorkflowRunEventRow,
+        [
+            {"run_id": run_id, "seq": s, "tenant_id": tenant_id, "type": t, "data": d}
             for s, t, d in events
-        )
+        ],
+    )
 
 
 async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> RunOut:
@@ -449,6 +457,23 @@ async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> Run
     run, wf = pair
     await _get_row(session, ctx, wf.id)  # access check: 404 when not allowed
     return run_out(run, wf.slug)
+
+
+async def run_starter(session: AsyncSession, ctx: TenantContext, run_id: str) -> str | None:
+    """Who started a run (already access-checked by the caller)."""
+    starter: str | None = await session.scalar(
+        select(WorkflowRunRow.principal_id).where(
+            WorkflowRunRow.id == run_id, WorkflowRunRow.tenant_id == ctx.tenant_id
+        )
+    )
+    return starter
+
+
+def check_may_cancel(ctx: TenantContext, starter: str | None) -> None:
+    """A run is cancelled by whoever started it, or by an editor (or above) of the tenant who
+    can see the workflow; a viewer with a share cannot cancel another user's run."""
+    if starter is None or starter != ctx.principal_id:
+        ctx.require(Role.EDITOR)
 
 
 async def list_runs(
@@ -511,9 +536,18 @@ def run_out(r: WorkflowRunRow | RunLike, slug: str) -> RunOut:
 # --- conversations --------------------------------------------------------------------------
 
 
+def conversation_key(workflow_id: str, principal_id: str, client_id: str) -> str:
+    """Where a conversation is stored: its workflow, its principal and the id the caller
+    chose. Another workflow's or another principal's conversation with the same id is a
+    different key, so a foreign id starts a new conversation exactly like an unused one."""
+    digest = hashlib.sha256(f"{workflow_id}\x00{principal_id}\x00{client_id}".encode())
+    return "cv_" + digest.hexdigest()[:40]
+
+
 async def load_conversation(
     session: AsyncSession, tenant_id: str, conversation_id: str, *, window: int = 200
 ) -> ConversationData:
+    """The conversation stored under ``conversation_id`` (a ``conversation_key``)."""
     row = await session.get(ConversationRow, (tenant_id, conversation_id))
     if row is None:
         return ConversationData(id=conversation_id)
@@ -536,9 +570,13 @@ async def save_conversation(
     workflow_id: str,
     conv: ConversationData,
     run_id: str | None = None,
+    *,
+    client_id: str | None = None,
+    principal_id: str = "",
 ) -> None:
     """Append this turn's messages and state; compare-and-set on the turn counter so two
-    concurrent turns of one conversation cannot overwrite each other."""
+    concurrent turns of one conversation cannot overwrite each other. ``conv.id`` is the
+    stored key; ``client_id`` / ``principal_id`` are recorded when the row is created."""
     now = utcnow()
     if conv.turn == 0:
         existing = await session.get(ConversationRow, (tenant_id, conv.id))
@@ -552,6 +590,8 @@ async def save_conversation(
                 tenant_id=tenant_id,
                 id=conv.id,
                 workflow_id=workflow_id,
+                client_id=client_id or conv.id,
+                principal_id=principal_id,
                 turn=1,
                 data=conv.data,
                 created_at=now,
@@ -608,21 +648,36 @@ async def get_conversation(
     conversation_id: str,
     messages: Page | None = ALL,
 ) -> ConversationOut:
-    """A conversation with a page of its messages (oldest first; ``None``: without them)."""
-    row = await session.get(ConversationRow, (ctx.tenant_id, conversation_id))
+    """The caller's conversation with this id (the most recent one if several of the
+    caller's workflows use it), with a page of its messages (oldest first; ``None``: without
+    them). Another principal's conversation is not found, like a missing one."""
+    row = await session.scalar(
+        select(ConversationRow)
+        .where(
+            ConversationRow.tenant_id == ctx.tenant_id,
+            ConversationRow.client_id == conversation_id,
+            ConversationRow.principal_id == ctx.principal_id,
+        )
+        .order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
+        .limit(1)
+    )
     if row is None:
         raise NotFound("Conversation not found.", details={"id": conversation_id})
-    await _get_row(session, ctx, row.workflow_id)
+    try:
+        await _get_row(session, ctx, row.workflow_id)
+    except NotFound:
+        raise NotFound("Conversation not found.", details={"id": conversation_id}) from None
     out = _conv_out(row)
     if messages is not None:
-        out.messages = await conversation_messages(session, ctx, conversation_id, messages)
+        out.messages = await conversation_messages(session, ctx, row.id, messages)
     return out
 
 
 async def conversation_messages(
     session: AsyncSession, ctx: TenantContext, conversation_id: str, page: Page = ALL
 ) -> list[MessageOut]:
-    """Messages of a conversation the caller has already been allowed to read, oldest first."""
+    """Messages of a conversation (by stored key) the caller has already been allowed to
+    read, oldest first."""
     msgs = await session.scalars(
         page.apply(
             select(ConversationMessageRow)
@@ -639,14 +694,16 @@ async def conversation_messages(
 async def list_conversations(
     session: AsyncSession, ctx: TenantContext, slug: str, page: Page = ALL
 ) -> list[ConversationOut]:
-    """Most recently updated first (ties broken by id)."""
+    """Most recently updated first (ties broken by id): the caller's own; an admin (or
+    above) sees every principal's."""
     wf = await _get_row(session, ctx, slug)
+    q = select(ConversationRow).where(
+        ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == wf.id
+    )
+    if not (ctx.is_platform_admin or ctx.role.allows(Role.ADMIN)):
+        q = q.where(ConversationRow.principal_id == ctx.principal_id)
     rows = await session.scalars(
-        page.apply(
-            select(ConversationRow)
-            .where(ConversationRow.tenant_id == ctx.tenant_id, ConversationRow.workflow_id == wf.id)
-            .order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc())
-        )
+        page.apply(q.order_by(ConversationRow.updated_at.desc(), ConversationRow.id.desc()))
     )
     return [_conv_out(r) for r in rows.all()]
 
@@ -672,8 +729,10 @@ def _ver_out(wf: WorkflowRow, v: WorkflowVersionRow) -> VersionOut:
 
 def _conv_out(r: ConversationRow) -> ConversationOut:
     return ConversationOut(
-        id=r.id,
+        id=r.client_id,
         workflow_id=r.workflow_id,
+        principal_id=r.principal_id,
+        store_key=r.id,
         turn=r.turn,
         data=r.data,
         created_at=r.created_at,

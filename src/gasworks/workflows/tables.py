@@ -111,13 +111,19 @@ class WorkflowRunEventRow(Base):
 
 
 class ConversationRow(Base):
+    """One conversation of one workflow and one principal. ``id`` is the stored key
+    (``service.conversation_key``); ``client_id`` is the id the caller chose."""
+
     __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_client", "tenant_id", "client_id", "principal_id"),)
 
     tenant_id: Mapped[str] = mapped_column(
         ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
     id: Mapped[str] = mapped_column(String(100), primary_key=True)
     workflow_id: Mapped[str] = mapped_column(String(40))
+    client_id: Mapped[str] = mapped_column(String(100))
+    principal_id: Mapped[str] = mapped_column(String(40))
     turn: Mapped[int] = mapped_column(Integer, default=0)
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

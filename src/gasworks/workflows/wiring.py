@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from gasworks.modeltypes import Message
+from gasworks.errors import ConfigurationError
+from gasworks.modeltypes import CallScope, Message
+from gasworks.retrieval.search import AllowedSources, SearchQuery
+from gasworks.retrieval.types import Chunk, EmbedRequest, SearchHit, source_id
 from gasworks.workflows import service
 from gasworks.workflows.ports import (
     ConversationData,
@@ -18,6 +21,7 @@ from gasworks.workflows.ports import (
 if TYPE_CHECKING:
     from gasworks.db.engine import Database
     from gasworks.prompts.resolver import Resolver
+    from gasworks.retrieval.runtime import RetrievalServices
     from gasworks.runtime import Runtime
 
 
@@ -55,7 +59,77 @@ def build_ports(runtime: Runtime) -> Ports:
         from gasworks.prompts.service import prompt_service
 
         prompts = ResolverPrompts(prompt_service(runtime).resolver)
-    return Ports(models=models, prompts=prompts, conversations=SqlConversations(runtime.db))
+    from gasworks.retrieval.runtime import SERVICE as RETRIEVAL
+    from gasworks.retrieval.runtime import get_retrieval
+
+    retrieval = RetrievalPort(get_retrieval(runtime)) if RETRIEVAL in runtime.services else None
+    return Ports(
+        models=models,
+        prompts=prompts,
+        conversations=SqlConversations(runtime.db),
+        retrieval=retrieval,
+    )
+
+
+class RetrievalPort:
+    """Retrieval's search service and writer as the engine's :class:`Retrieval` port."""
+
+    def __init__(self, services: RetrievalServices) -> None:
+        self.services = services
+
+    async def allowed(
+        self,
+        tenant_id: str,
+        principal_id: str | None,
+        *,
+        collections: Sequence[str] | None = None,
+    ) -> AllowedSources:
+        return await self.services.search.scope.allowed(
+            tenant_id, principal_id, collections=collections
+        )
+
+    async def search(
+        self, scope: CallScope, query: SearchQuery, allowed: AllowedSources
+    ) -> list[SearchHit]:
+        return await self.services.search.search(scope, query, allowed=allowed)
+
+    async def write(
+        self,
+        scope: CallScope,
+        *,
+        collection: str,
+        key: str,
+        texts: Sequence[str],
+        metadata: Mapping[str, Any],
+        model: str | None = None,
+    ) -> list[str]:
+        embedder = self.services.search.embedder
+        if embedder is None:
+            raise ConfigurationError(
+                "VectorWrite needs an embedding model; none is configured.",
+                details={"node": scope.node_id},
+            )
+        served = {"runId": scope.run_id or "", "nodeId": scope.node_id or ""}
+        result = await embedder.embed(
+            scope, EmbedRequest(model=model, inputs=list(texts), served=served)
+        )
+        document = f"run:{key}"
+        src = source_id(document, 1)
+        chunks = [
+            Chunk(
+                chunk_id=f"{src}#{i}",
+                source_id=src,
+                document_id=document,
+                ordinal=i,
+                text=t,
+                metadata={**metadata, "collection": collection},
+            )
+            for i, t in enumerate(texts)
+        ]
+        await self.services.writer.write_source(
+            scope.tenant_id, result.space, chunks, result.vectors
+        )
+        return [c.chunk_id for c in chunks]
 
 
 class ResolverPrompts:

@@ -5,6 +5,11 @@ task, in FIFO order, up to ``max_batch`` items per transaction. A run's answer d
 its write; readers that need durability (``GET /runs``, the next turn of a conversation) wait
 for what is pending (:meth:`RunWriter.drain`, the futures returned by :meth:`submit`). If a
 batch fails, its items are retried one per transaction so one bad write cannot sink the others.
+
+New rows (finished runs, events) are not ORM objects: a write queues their column values with
+:func:`queue_insert` and the batch ends with one multi-row ``INSERT`` per table (in foreign-key
+order, after the ORM objects of the batch are flushed) — the ORM's per-object construction and
+unit of work cost more than the insert itself on this path (issue #19).
 """
 
 from __future__ import annotations
@@ -12,10 +17,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
+from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.db.base import Base
 from gasworks.observability.logging import get_logger
 from gasworks.workflows.metrics import WRITE_BATCH
 
@@ -24,6 +31,27 @@ if TYPE_CHECKING:
 
 Write = Callable[[AsyncSession], Awaitable[None]]
 log = get_logger("gasworks.workflows.writer")
+
+_INSERTS = "gasworks_queued_inserts"
+
+
+def queue_insert(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
+    """Queue new rows of ``model``'s table for the batch's multi-row INSERT (see the module
+    doc). Only inside a ``RunWriter`` write: the writer flushes them before it commits."""
+    if rows:
+        pending: dict[Table, list[dict[str, Any]]] = session.info.setdefault(_INSERTS, {})
+        pending.setdefault(cast(Table, model.__table__), []).extend(rows)
+
+
+async def flush_inserts(session: AsyncSession) -> None:
+    """Write the queued rows: ORM objects first, then one INSERT per table, parents first."""
+    pending: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_INSERTS, None)
+    if not pending:
+        return
+    await session.flush()
+    order = {t: i for i, t in enumerate(Base.metadata.sorted_tables)}
+    for table in sorted(pending, key=lambda t: order.get(t, len(order))):
+        await session.execute(insert(table), pending[table])
 
 
 class RunWriter:
@@ -73,6 +101,7 @@ class RunWriter:
             async with self.db.session() as s:
                 for write, _ in batch:
                     await write(s)
+                await flush_inserts(s)
         except Exception as exc:
             if len(batch) == 1:
                 self._settle(batch, error=exc)

@@ -8,28 +8,40 @@ import strawberry
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
-from strawberry.fastapi import GraphQLRouter
 from strawberry.tools import merge_types
 
 from gasworks.api.browser_auth import BrowserAuth
-from gasworks.api.graphql.context import GqlContext, get_gql_context
+from gasworks.api.graphql.context import get_gql_context
 from gasworks.api.graphql.csrf import CookieCsrf
-from gasworks.api.graphql.errors import ErrorCodes
+from gasworks.api.graphql.documents import DocumentsMutation, DocumentsQuery
+from gasworks.api.graphql.errors import DocumentLimits, ErrorCodes
 from gasworks.api.graphql.guardrails import GuardrailsMutation, GuardrailsQuery
 from gasworks.api.graphql.models import ModelsMutation, ModelsQuery
 from gasworks.api.graphql.prompts import PromptsMutation, PromptsQuery
+from gasworks.api.graphql.search import SearchQuery
 from gasworks.api.graphql.tenancy import TenancyMutation, TenancyQuery
+from gasworks.api.graphql.view import GuardedGraphQLRouter
 from gasworks.api.graphql.workflows import WorkflowsMutation, WorkflowsQuery
+from gasworks.api.routing import GuardedRoute
 from gasworks.settings import Settings
 
 #: Each domain appends its Query / Mutation classes here.
-QUERIES: list[type] = [TenancyQuery, ModelsQuery, PromptsQuery, GuardrailsQuery, WorkflowsQuery]
+QUERIES: list[type] = [
+    TenancyQuery,
+    ModelsQuery,
+    PromptsQuery,
+    GuardrailsQuery,
+    WorkflowsQuery,
+    SearchQuery,
+    DocumentsQuery,
+]
 MUTATIONS: list[type] = [
     TenancyMutation,
     ModelsMutation,
     PromptsMutation,
     GuardrailsMutation,
     WorkflowsMutation,
+    DocumentsMutation,
 ]
 
 #: Bounds on one document. The depth limit does not count introspection fields (GraphiQL's
@@ -46,6 +58,7 @@ def build_schema(max_depth: int) -> strawberry.Schema:
         query=query,
         mutation=mutation,
         extensions=[
+            DocumentLimits,
             lambda: QueryDepthLimiter(max_depth=max_depth),
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
@@ -55,7 +68,7 @@ def build_schema(max_depth: int) -> strawberry.Schema:
     )
 
 
-class BrowserGraphQLRouter(GraphQLRouter[GqlContext, None]):
+class BrowserGraphQLRouter(GuardedGraphQLRouter):
     """GraphiQL for a signed-in browser: the page sends the session's CSRF token with every
     request (the cookie authenticates; the token lets mutations through)."""
 
@@ -69,9 +82,15 @@ class BrowserGraphQLRouter(GraphQLRouter[GqlContext, None]):
         return HTMLResponse(html)
 
 
-def graphql_router(settings: Settings) -> GraphQLRouter[GqlContext, None]:
+def graphql_router(settings: Settings) -> GuardedGraphQLRouter:
     return BrowserGraphQLRouter(
         build_schema(settings.graphql_max_depth),
         context_getter=get_gql_context,
         graphql_ide="graphiql",
+        route_class=GuardedRoute,
+        # document uploads (the GraphQL multipart request spec). Strawberry leaves them off
+        # by default against cross-site form posts riding on a cookie: here a cookie-signed-in
+        # mutation (uploadDocuments is one) needs the X-CSRF-Token header (CookieCsrf), which
+        # a cross-site form cannot send; API keys come in the Authorization header.
+        multipart_uploads_enabled=True,
     )

@@ -128,6 +128,8 @@ class MessageType:
 @strawberry.type(name="Conversation")
 class ConversationType:
     id: str
+    principal_id: str
+    store_key: strawberry.Private[str]
     turn: int
     data: JSON
     created_at: datetime
@@ -139,7 +141,10 @@ class ConversationType:
     ) -> list[MessageType]:
         """Oldest first (a Conversation is only reached through an access check)."""
         items = await page_of(
-            info, limit, offset, lambda s, c, p: service.conversation_messages(s, c, self.id, p)
+            info,
+            limit,
+            offset,
+            lambda s, c, p: service.conversation_messages(s, c, self.store_key, p),
         )
         return [MessageType(**m.model_dump(by_alias=False)) for m in items]
 
@@ -147,6 +152,8 @@ class ConversationType:
     def of(c: ConversationOut) -> ConversationType:
         return ConversationType(
             id=c.id,
+            principal_id=c.principal_id,
+            store_key=c.store_key,
             turn=c.turn,
             data=JSON(c.data),
             created_at=c.created_at,

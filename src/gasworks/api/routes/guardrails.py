@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
 from gasworks.api.paging import PageDep
+from gasworks.api.routing import router as guarded_router
+from gasworks.bounds import IsoDate
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
 from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
@@ -16,7 +17,7 @@ from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
 from gasworks.llm.ledger import GroupBy, UsageReport
 from gasworks.llm.runtime import get_registry
 
-router = APIRouter(prefix="/api", tags=["guardrails"])
+router = guarded_router(prefix="/api", tags=["guardrails"])
 
 
 # Breakers, budgets and usage come from gasworks.llm, whose functions take no page yet: the
@@ -95,8 +96,8 @@ async def get_usage(
     rt: RuntimeDep,
     page: PageDep,
     group_by: Annotated[list[GroupBy] | None, Query(alias="groupBy")] = None,
-    since: date | None = None,
-    until: date | None = None,
+    since: Annotated[IsoDate | None, Query()] = None,
+    until: Annotated[IsoDate | None, Query()] = None,
     model: str | None = None,
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
     api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gasworks import __version__
 from gasworks.api.deps import RuntimeDep
 from gasworks.api.errors import envelope
+from gasworks.api.routing import router as guarded_router
 from gasworks.observability.metrics import REGISTRY
 
-router = APIRouter(tags=["operations"])
+router = guarded_router(tags=["operations"])
 
 
 @router.get("/healthz", summary="The process is up")
@@ -33,6 +34,11 @@ async def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
     )
 
 
-@router.get("/metrics", summary="Prometheus metrics", include_in_schema=True)
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
+)
 async def metrics() -> Response:
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)

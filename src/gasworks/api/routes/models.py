@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query, status
-from pydantic import BaseModel
+from fastapi import Query, status
+from pydantic import BaseModel, StrictBool
 
 from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.llm.registry import admin
 from gasworks.llm.runtime import get_registry, refresh
 from gasworks.modelcard import ModelEntry
 
-router = APIRouter(prefix="/api/models", tags=["models"])
+router = guarded_router(prefix="/api/models", tags=["models"])
 
 
 class ModelOut(ModelEntry):
@@ -74,7 +75,7 @@ async def update_model(
 
 
 class EnabledBody(BaseModel):
-    enabled: bool
+    enabled: StrictBool
 
 
 @router.put("/{model_id:path}/enabled", summary="Enable or disable a model (platform admin)")

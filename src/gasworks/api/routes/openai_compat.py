@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.types import Send
 
@@ -28,6 +27,7 @@ from gasworks.api.openai_wire import (
     render_embeddings,
     stream_error_event,
 )
+from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
 from gasworks.llm.runtime import get_gateway, get_registry
@@ -37,7 +37,7 @@ from gasworks.observability.logging import get_logger
 from gasworks.observability.request_id import current_request_id
 from gasworks.runtime import Runtime
 
-router = APIRouter(prefix="/v1", tags=["openai-compatible"])
+router = guarded_router(prefix="/v1", tags=["openai-compatible"])
 log = get_logger("gasworks.api.openai")
 
 
@@ -87,7 +87,12 @@ async def get_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> dict
     return _model_card(registry.get(model_id), registry.default_embedding_model)
 
 
-@router.post("/chat/completions", summary="Create a chat completion (OpenAI-compatible)")
+@router.post(
+    "/chat/completions",
+    summary="Create a chat completion (OpenAI-compatible); `stream: true` answers with "
+    "server-sent events",
+    responses={200: {"content": {"application/json": {}, "text/event-stream": {}}}},
+)
 async def chat_completions(
     body: ChatCompletionRequest, ctx: ContextDep, runtime: RuntimeDep
 ) -> Any:

@@ -6,12 +6,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import Query, Response, status
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.errors import envelope
 from gasworks.api.paging import PageDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
+from gasworks.bounds import Days
 from gasworks.errors import GasworksError, InternalError
 from gasworks.modeltypes import StreamChunk
 from gasworks.observability.logging import get_logger
@@ -38,13 +40,15 @@ from gasworks.prompts.schemas import (
 )
 from gasworks.prompts.service import ReplayOut, prompt_service
 
-router = APIRouter(prefix="/api/prompts", tags=["prompts"])
+router = guarded_router(prefix="/api/prompts", tags=["prompts"])
 log = get_logger("gasworks.api.prompts")
 
 
 def _scope(
     model: Annotated[str, Query(min_length=1, max_length=200)],
-    workflow_id: Annotated[str | None, Query(alias="workflowId", max_length=200)] = None,
+    workflow_id: Annotated[
+        str | None, Query(alias="workflowId", min_length=1, max_length=200)
+    ] = None,
     tenant_scoped: Annotated[bool, Query(alias="tenantScoped")] = True,
 ) -> ScopeIn:
     return ScopeIn(model=model, workflow_id=workflow_id, tenant_scoped=tenant_scoped)
@@ -110,7 +114,9 @@ async def get_pointer(
     ctx: ContextDep,
     rt: RuntimeDep,
     model: Annotated[str, Query(min_length=1, max_length=200)],
-    workflow_id: Annotated[str | None, Query(alias="workflowId", max_length=200)] = None,
+    workflow_id: Annotated[
+        str | None, Query(alias="workflowId", min_length=1, max_length=200)
+    ] = None,
     tenant_scoped: Annotated[bool, Query(alias="tenantScoped")] = True,
 ) -> PointerOut:
     return await prompt_service(rt).get_pointer(ctx, _scope(model, workflow_id, tenant_scoped))
@@ -122,7 +128,9 @@ async def history(
     rt: RuntimeDep,
     page: PageDep,
     model: Annotated[str, Query(min_length=1, max_length=200)],
-    workflow_id: Annotated[str | None, Query(alias="workflowId", max_length=200)] = None,
+    workflow_id: Annotated[
+        str | None, Query(alias="workflowId", min_length=1, max_length=200)
+    ] = None,
     tenant_scoped: Annotated[bool, Query(alias="tenantScoped")] = True,
 ) -> list[HistoryEntry]:
     scope = _scope(model, workflow_id, tenant_scoped)
@@ -266,7 +274,7 @@ async def audit(
 async def retention(
     ctx: ContextDep,
     rt: RuntimeDep,
-    days: Annotated[int | None, Query(ge=0)] = None,
+    days: Annotated[Days | None, Query()] = None,
     dry_run: Annotated[bool, Query(alias="dryRun")] = False,
 ) -> RetentionReport:
     return await prompt_service(rt).retention(ctx, days=days, dry_run=dry_run)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import Request, status
 
 from gasworks.api.deps import ContextDep, SessionDep
 from gasworks.api.paging import PageDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.tenancy import service
 from gasworks.tenancy.schemas import (
     ApiKeyCreate,
@@ -17,7 +18,7 @@ from gasworks.tenancy.schemas import (
     TenantOut,
 )
 
-router = APIRouter(prefix="/api", tags=["tenancy"])
+router = guarded_router(prefix="/api", tags=["tenancy"])
 
 
 @router.get("/me", summary="Who the caller is")

@@ -11,12 +11,16 @@ from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Header, Query, Request, Response, status
+from fastapi import Header, Path, Query, Request, Response, status
 
 from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
 from gasworks.api.paging import PageDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
-from gasworks.errors import BadRequest
+from gasworks.bounds import EventSeq, VersionNumber
+from gasworks.errors import PayloadTooLarge
+from gasworks.inputs import refuse
+from gasworks.limits import MAX_INT32
 from gasworks.observability.request_id import current_request_id
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import service, workflow_engine
@@ -36,7 +40,7 @@ from gasworks.workflows.schemas import (
 )
 from gasworks.workflows.validator import validate
 
-router = APIRouter(prefix="/api", tags=["workflows"])
+router = guarded_router(prefix="/api", tags=["workflows"])
 
 MAX_DOCUMENT_BYTES = 1_000_000
 #: seconds of silence after which an SSE comment keeps proxies from closing the stream
@@ -47,12 +51,32 @@ async def _document(request: Request) -> dict[str, Any]:
     """The request body as a workflow document: JSON, or YAML with a YAML content type."""
     body = await request.body()
     if len(body) > MAX_DOCUMENT_BYTES:
-        raise BadRequest("The workflow document is larger than 1 MB.")
+        raise PayloadTooLarge(
+            "The workflow document is larger than 1 MB.",
+            details={"maxBytes": MAX_DOCUMENT_BYTES},
+        )
     ctype = request.headers.get("content-type", "")
     return parse_document(body, filename=None if "yaml" in ctype else "doc.json")
 
 
-@router.post("/workflows/validate", summary="Validate a workflow document (every problem)")
+#: the body of the routes that read a workflow document themselves (JSON, or YAML)
+DOCUMENT_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "description": "A workflow document (at most 1 MB, nesting at most 64 levels).",
+        "content": {
+            "application/json": {"schema": {"type": "object"}},
+            "application/yaml": {"schema": {"type": "string"}},
+        },
+    }
+}
+
+
+@router.post(
+    "/workflows/validate",
+    summary="Validate a workflow document (every problem)",
+    openapi_extra=DOCUMENT_BODY,
+)
 async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
     result = validate(await _document(request))
     return ValidationOut(valid=result.ok, issues=[i.to_dict() for i in result.issues])
@@ -62,6 +86,7 @@ async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
     "/workflows",
     status_code=status.HTTP_201_CREATED,
     summary="Publish a workflow version (JSON or YAML body); invalid workflows are refused",
+    openapi_extra=DOCUMENT_BODY,
 )
 async def publish(
     request: Request, ctx: ContextDep, session: SessionDep, runtime: RuntimeDep
@@ -99,13 +124,18 @@ async def list_versions(
 
 
 @router.get("/workflows/{slug}/versions/{version}", summary="One published version")
-async def get_version(slug: str, version: int, ctx: ContextDep, session: SessionDep) -> VersionOut:
+async def get_version(
+    slug: str, version: Annotated[VersionNumber, Path()], ctx: ContextDep, session: SessionDep
+) -> VersionOut:
     return await service.get_version(session, ctx, slug, version)
 
 
 @router.get("/workflows/{slug}/graph", summary="Mermaid flowchart of a version")
 async def graph(
-    slug: str, ctx: ContextDep, session: SessionDep, version: int | None = None
+    slug: str,
+    ctx: ContextDep,
+    session: SessionDep,
+    version: Annotated[VersionNumber | None, Query()] = None,
 ) -> dict[str, Any]:
     ver = await service.get_version(session, ctx, slug, version)
     return {"workflow": slug, "version": ver.version, "mermaid": to_mermaid(ver.document)}
@@ -188,8 +218,11 @@ async def run_events(
     run_id: str,
     ctx: ContextDep,
     runtime: RuntimeDep,
-    last_event_id: Annotated[str | None, Header()] = None,
-    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[
+        str | None,
+        Header(pattern=r"^ *[0-9]{0,9} *$", description="The id of the last event received."),
+    ] = None,
+    after: Annotated[EventSeq | None, Query()] = None,
 ) -> EventStreamResponse:
     start = after if after is not None else _last_id(last_event_id)
     eng = workflow_engine(runtime)
@@ -228,11 +261,12 @@ async def get_conversation(
 def _last_id(raw: str | None) -> int:
     if raw is None or not raw.strip():
         return 0
-    try:
-        value = int(raw.strip())
-    except ValueError:
-        raise BadRequest("Last-Event-ID must be an event id of this run.") from None
-    return max(0, value)
+    value = raw.strip()
+    if not value.isdigit() or len(value) > 10 or int(value) > MAX_INT32:
+        raise refuse(
+            "header.Last-Event-ID", "must be an event id of this run (0 to 2147483647)", "int"
+        )
+    return int(value)
 
 
 def format_event(ev: Event) -> str:

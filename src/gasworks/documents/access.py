@@ -1,0 +1,158 @@
+"""Who may read what: collections by owner and grants (the workflows' sharing model), documents
+through their collections. List, get, search and the VectorSearch node all use these same SQL
+conditions, so they can never disagree.
+
+* A tenant admin (or a platform admin) reads every collection and document of the tenant.
+* A collection is readable by its owner and by grants: a principal (``user``), a role and
+  every role above it (``role``), or the whole tenant (``tenant``).
+* A document is readable by its uploader and through any readable collection it belongs to.
+* Anything else answers NOT_FOUND exactly like a missing id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasworks.documents.tables import (
+    CollectionDocumentRow,
+    CollectionGrantRow,
+    CollectionRow,
+    DocumentRow,
+)
+from gasworks.errors import CollectionNotFound
+from gasworks.retrieval.types import AllowedSet, source_id
+from gasworks.tenancy.context import Role, TenantContext
+
+
+def is_manager(ctx: TenantContext) -> bool:
+    return ctx.is_platform_admin or ctx.role.allows(Role.ADMIN)
+
+
+def readable_collections(ctx: TenantContext) -> Any:
+    """SQL condition on ``CollectionRow``: live collections of the caller's tenant it may read."""
+    live = (CollectionRow.tenant_id == ctx.tenant_id) & CollectionRow.deleted_at.is_(None)
+    if is_manager(ctx):
+        return live
+    granted = select(CollectionGrantRow.collection_id).where(
+        CollectionGrantRow.tenant_id == ctx.tenant_id,
+        or_(
+            CollectionGrantRow.kind == "tenant",
+            (CollectionGrantRow.kind == "user") & (CollectionGrantRow.subject == ctx.principal_id),
+            (CollectionGrantRow.kind == "role")
+            & CollectionGrantRow.subject.in_([r.value for r in Role if ctx.role.allows(r)]),
+        ),
+    )
+    return live & or_(CollectionRow.owner_id == ctx.principal_id, CollectionRow.id.in_(granted))
+
+
+def readable_documents(ctx: TenantContext) -> Any:
+    """SQL condition on ``DocumentRow``: live documents of the caller's tenant it may read."""
+    live = (DocumentRow.tenant_id == ctx.tenant_id) & DocumentRow.deleted_at.is_(None)
+    if is_manager(ctx):
+        return live
+    via = (
+        select(CollectionDocumentRow.document_id)
+        .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
+        .where(readable_collections(ctx))
+    )
+    return live & or_(DocumentRow.created_by == ctx.principal_id, DocumentRow.id.in_(via))
+
+
+async def collection_row(session: AsyncSession, ctx: TenantContext, ref: str) -> CollectionRow:
+    """A readable collection by id or name, else COLLECTION_NOT_FOUND."""
+    row = await session.scalar(
+        select(CollectionRow).where(
+            readable_collections(ctx), or_(CollectionRow.id == ref, CollectionRow.name == ref)
+        )
+    )
+    if row is None:
+        raise CollectionNotFound("Collection not found.", details={"collection": ref})
+    return row
+
+
+async def allowed_sources(
+    session: AsyncSession, ctx: TenantContext, collections: Collection[str] | None = None
+) -> set[str]:
+    """The active source ids (``source_id(document, generation)``) the caller may retrieve:
+    ready documents it may read, in ``collections`` (ids or names, each readable, else
+    COLLECTION_NOT_FOUND) when given. Computed here, never taken from the request."""
+    q = select(DocumentRow.id, DocumentRow.generation).where(
+        readable_documents(ctx), DocumentRow.generation.is_not(None)
+    )
+    if collections is not None:
+        ids = [(await collection_row(session, ctx, ref)).id for ref in collections]
+        q = q.where(
+            DocumentRow.id.in_(
+                select(CollectionDocumentRow.document_id).where(
+                    CollectionDocumentRow.collection_id.in_(ids)
+                )
+            )
+        )
+    rows = (await session.execute(q)).all()
+    return {source_id(doc, gen) for doc, gen in rows if gen is not None}
+
+
+async def context_of(
+    session: AsyncSession, tenant_id: str, principal_id: str | None
+) -> TenantContext | None:
+    """The context of a principal of the tenant (its role decides role grants), or ``None``."""
+    from gasworks.tenancy.tables import PrincipalRow
+
+    if principal_id is None:
+        return None
+    row = await session.scalar(
+        select(PrincipalRow).where(
+            PrincipalRow.tenant_id == tenant_id, PrincipalRow.id == principal_id
+        )
+    )
+    if row is None:
+        return None
+    return TenantContext(
+        tenant_id=tenant_id,
+        principal_id=row.id,
+        role=Role(row.role),
+        is_platform_admin=row.is_platform_admin,
+    )
+
+
+async def allowed_set(
+    session: AsyncSession,
+    tenant_id: str,
+    principal_id: str | None,
+    *,
+    collections: Collection[str] | None = None,
+    documents: Collection[str] | None = None,
+) -> AllowedSet:
+    """``AllowedSourcesProvider.allowed_sources``: unknown or unreadable collections and
+    documents contribute nothing (search must not become an oracle for names)."""
+    ctx = await context_of(session, tenant_id, principal_id)
+    if ctx is None:
+        return AllowedSet(frozenset())
+    q = select(DocumentRow.id, DocumentRow.generation, DocumentRow.name).where(
+        readable_documents(ctx), DocumentRow.generation.is_not(None)
+    )
+    if collections is not None:
+        cols = select(CollectionRow.id).where(
+            readable_collections(ctx),
+            or_(CollectionRow.id.in_(list(collections)), CollectionRow.name.in_(list(collections))),
+        )
+        q = q.where(
+            DocumentRow.id.in_(
+                select(CollectionDocumentRow.document_id).where(
+                    CollectionDocumentRow.collection_id.in_(cols)
+                )
+            )
+        )
+    if documents is not None:
+        q = q.where(DocumentRow.id.in_(list(documents)))
+    by_source: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for doc, gen, name in (await session.execute(q)).all():
+        if gen is not None:
+            by_source[source_id(doc, gen)] = doc
+            names[doc] = name
+    return AllowedSet(frozenset(by_source), by_source, names)

@@ -1,0 +1,161 @@
+"""The documents domain as an object with ``start``/``stop`` (the wiring convention), plus the
+typed accessor the adapters use. Workers run inside the process unless
+``GASWORKS_DOCUMENTS_RUN_WORKERS=false`` (then separate ``gasworks worker`` processes do)."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from gasworks.background import PeriodicTask
+from gasworks.blobs.factory import blob_store
+from gasworks.documents import sandbox
+from gasworks.documents.metrics import publish
+from gasworks.documents.pipeline import Pipeline, PipelineConfig
+from gasworks.documents.reconcile import LEASE, Reconciler
+from gasworks.documents.scope import DocumentSources
+from gasworks.documents.service import EXTRACT, KINDS, DocumentService, Limits
+from gasworks.errors import ConfigurationError
+from gasworks.jobs import JobQueue, RetryPolicy, Worker, WorkerConfig
+from gasworks.retrieval.types import Embedder, SourceWriter
+from gasworks.settings import Settings
+
+if TYPE_CHECKING:
+    from gasworks.runtime import Runtime
+
+SERVICE = "documents"
+#: runtime.services keys that supply the pipeline's embedder and vector writer (retrieval sets
+#: them; tests and embedding applications may too)
+EMBEDDER = "documents.embedder"
+SOURCES = "documents.sources"
+TEXTRACT = "documents.textract"
+#: the ``AllowedSourcesProvider`` search and the VectorSearch node use
+ALLOWED_SOURCES = "documents.allowed_sources"
+
+
+@dataclass
+class Documents:
+    service: DocumentService
+    pipeline: Pipeline
+    queue: JobQueue
+    reconciler: Reconciler
+    workers: list[Worker] = field(default_factory=list)
+    tasks: list[PeriodicTask] = field(default_factory=list)
+
+    async def publish_metrics(self) -> None:
+        publish(await self.queue.stats(), KINDS, await self.service.status_counts())
+
+    async def reconcile_if_leader(self, owner: str, every: float) -> None:
+        """Reconcile when this process holds the deployment's reconciler lease."""
+        if await self.queue.hold_lease(LEASE, owner, every * 2):
+            await self.reconciler.run()
+
+    def start_background(self, settings: Settings, owner: str) -> None:
+        every = settings.documents_reconcile_interval_seconds
+        self.tasks = [
+            PeriodicTask("documents-metrics", self.publish_metrics, 15.0, run_first=True),
+            PeriodicTask(
+                "documents-reconcile",
+                functools.partial(self.reconcile_if_leader, owner, every),
+                every,
+            ),
+        ]
+        for task in self.tasks:
+            task.start()
+
+    def new_worker(self, settings: Settings, *, worker_id: str | None = None) -> Worker:
+        cfg = WorkerConfig(
+            concurrency=settings.documents_worker_concurrency,
+            lease_seconds=settings.documents_lease_seconds,
+            poll_max=settings.documents_poll_max_seconds,
+        )
+        return Worker(
+            self.queue,
+            self.pipeline.handlers(),
+            cfg,
+            worker_id=worker_id,
+            on_failure=self.pipeline.on_failure,
+        )
+
+
+def build(rt: Runtime) -> Documents:
+    s = rt.settings
+    policy = RetryPolicy(
+        max_attempts=s.documents_max_attempts,
+        base_delay=s.documents_retry_base_seconds,
+        max_delay=s.documents_retry_max_seconds,
+    )
+    queue = JobQueue(rt.db, {k: policy for k in KINDS}, default_policy=policy)
+    svc = DocumentService(
+        rt.db, blob_store(rt), queue, Limits(s.documents_max_bytes, s.documents_max_files)
+    )
+
+    def embedder() -> Embedder | None:
+        found = rt.services.get(EMBEDDER)
+        if isinstance(found, Embedder):
+            return found
+        from gasworks.llm.runtime import SERVICE as MODELS
+
+        models: Any = rt.services.get(MODELS)
+        gateway = getattr(models, "gateway", None)
+        return gateway if isinstance(gateway, Embedder) else None
+
+    def writer() -> SourceWriter | None:
+        found = rt.services.get(SOURCES)
+        return found if isinstance(found, SourceWriter) else None
+
+    pipeline = Pipeline(
+        svc,
+        PipelineConfig(
+            parse=sandbox.Limits(s.documents_parse_cpu_seconds, s.documents_parse_memory_mb),
+            ocr=sandbox.Limits(s.documents_parse_cpu_seconds, s.documents_ocr_memory_mb),
+            ocr_engine=s.documents_ocr_engine,
+            textract_region=s.documents_textract_region,
+            embedding_model=s.documents_embedding_model,
+            embed_batch=s.documents_embed_batch,
+            budget_retry_seconds=s.documents_budget_retry_seconds,
+        ),
+        embedder=embedder,
+        writer=writer,
+        textract=lambda: rt.services.get(TEXTRACT),
+    )
+    return Documents(svc, pipeline, queue, Reconciler(pipeline))
+
+
+class DocumentsDomain:
+    name = "documents"
+
+    def __init__(self, *, run_workers: bool | None = None) -> None:
+        self.run_workers = run_workers
+
+    async def start(self, rt: Runtime) -> None:
+        docs = build(rt)
+        rt.services[SERVICE] = docs
+        rt.services[ALLOWED_SOURCES] = DocumentSources(docs.service)
+        run = rt.settings.documents_run_workers if self.run_workers is None else self.run_workers
+        if run:
+            worker = docs.new_worker(rt.settings)
+            docs.workers.append(worker)
+            worker.start()
+            docs.start_background(rt.settings, worker.worker_id)
+
+    async def stop(self, rt: Runtime) -> None:
+        rt.services.pop(ALLOWED_SOURCES, None)
+        docs: Documents | None = rt.services.pop(SERVICE, None)
+        if docs is None:
+            return
+        for task in docs.tasks:
+            await task.stop()
+        for worker in docs.workers:
+            await worker.stop(grace=5.0)
+
+
+def get_documents(rt: Runtime) -> Documents:
+    docs = rt.services.get(SERVICE)
+    if not isinstance(docs, Documents):
+        raise ConfigurationError("The documents domain is not started (Runtime.start() first).")
+    return docs
+
+
+__all__ = ["EXTRACT", "Documents", "DocumentsDomain", "get_documents"]

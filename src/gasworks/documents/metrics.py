@@ -1,0 +1,71 @@
+"""Documents and job-queue metrics (on the process registry, exposed at ``/metrics``).
+
+The gauges are set by ``publish``, which processes running workers call every 15 s (a scrape
+of ``/metrics`` never queries the database)."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from gasworks.jobs.queue import KindStats
+from gasworks.observability.metrics import REGISTRY
+
+QUEUE_DEPTH = Gauge(
+    "gasworks_jobs_queued",
+    "Jobs waiting or running, by kind (a pipeline stage, delete, cleanup).",
+    ["kind"],
+    registry=REGISTRY,
+)
+OLDEST_AGE = Gauge(
+    "gasworks_jobs_oldest_age_seconds",
+    "Age of the oldest waiting or running job, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+DEAD = Gauge(
+    "gasworks_jobs_dead_letters",
+    "Dead letters by kind (stage).",
+    ["kind"],
+    registry=REGISTRY,
+)
+DOCUMENTS = Gauge(
+    "gasworks_documents",
+    "Documents by status.",
+    ["status"],
+    registry=REGISTRY,
+)
+STAGE_SECONDS = Histogram(
+    "gasworks_documents_stage_duration_seconds",
+    "Wall time of a successful pipeline stage attempt.",
+    ["stage"],
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+RECONCILED = Counter(
+    "gasworks_documents_reconciled_total",
+    "Orphans the reconciler removed, by what (blob, source, document).",
+    ["what"],
+    registry=REGISTRY,
+)
+
+STATUSES = (
+    "queued",
+    "extracting",
+    "ocr",
+    "chunking",
+    "embedding",
+    "indexing",
+    "ready",
+    "failed",
+    "deleting",
+)
+
+
+def publish(stats: dict[str, KindStats], kinds: tuple[str, ...], statuses: dict[str, int]) -> None:
+    for kind in kinds:
+        st = stats.get(kind, KindStats(kind))
+        QUEUE_DEPTH.labels(kind).set(st.queued + st.running)
+        OLDEST_AGE.labels(kind).set(st.oldest_age_seconds)
+        DEAD.labels(kind).set(st.dead)
+    for status in STATUSES:
+        DOCUMENTS.labels(status).set(statuses.get(status, 0))

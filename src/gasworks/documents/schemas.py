@@ -1,0 +1,121 @@
+"""What callers see (REST, GraphQL, CLI, SDK): pydantic models, camelCase on the wire."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import ConfigDict, Field
+
+from gasworks.apimodel import ApiModel
+
+Status = Literal[
+    "queued",
+    "extracting",
+    "ocr",
+    "chunking",
+    "embedding",
+    "indexing",
+    "ready",
+    "failed",
+    "deleting",
+]
+
+
+class _Out(ApiModel):
+    model_config = ConfigDict(from_attributes=True, serialize_by_alias=True)
+
+
+class DocumentOut(_Out):
+    id: str
+    name: str
+    media_type: str
+    size: int
+    content_hash: str
+    status: str
+    generation: int | None
+    pending_generation: int | None
+    stages: dict[str, Any]
+    error_code: str | None
+    error_message: str | None
+    pages: int | None
+    chunks: int | None
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    collections: list[str] = Field(default_factory=list)
+
+
+class UploadResult(_Out):
+    document: DocumentOut
+    #: the same bytes were already a document of this tenant: that one is returned
+    duplicate: bool = False
+
+
+class UploadOut(_Out):
+    documents: list[UploadResult]
+
+
+class DocumentEventOut(_Out):
+    seq: int
+    document_id: str | None
+    kind: str
+    actor: str | None
+    data: dict[str, Any]
+    created_at: datetime
+
+
+class CollectionIn(ApiModel):
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
+    description: str | None = Field(default=None, max_length=2000)
+    chunk_tokens: int = Field(default=400, ge=32, le=8000)
+    chunk_overlap: int = Field(default=50, ge=0, le=2000)
+
+
+class CollectionOut(_Out):
+    id: str
+    name: str
+    description: str | None
+    owner_id: str
+    chunk_tokens: int
+    chunk_overlap: int
+    created_at: datetime
+
+
+class GrantIn(ApiModel):
+    kind: Literal["user", "role", "tenant"]
+    subject: str | None = Field(default=None, max_length=64)
+
+
+class GrantOut(_Out):
+    id: str
+    collection_id: str
+    kind: str
+    subject: str
+    created_at: datetime
+
+
+class DeadLetterOut(_Out):
+    id: str
+    kind: str
+    subject: str | None
+    payload: dict[str, Any]
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    history: list[dict[str, Any]]
+    created_at: datetime
+    dead_at: datetime | None
+
+
+class CountOut(_Out):
+    count: int
+
+
+class ReconcileOut(_Out):
+    blobs_removed: int = 0
+    sources_removed: int = 0
+    documents_failed: int = 0
+    documents_purged: int = 0
+    #: whether the vector index could be listed (no index configured: blobs and rows only)
+    vectors_checked: bool = False

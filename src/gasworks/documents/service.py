@@ -1,0 +1,753 @@
+"""Documents service: upload, documents, events, collections, grants, dead letters, delete.
+
+Functions take the caller's ``TenantContext``; every query is scoped by its tenant and by
+``access``'s conditions, so another tenant's or an unreadable object is NOT_FOUND.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasworks.blobs.envelope import EnvelopeStore
+from gasworks.blobs.types import blob_key
+from gasworks.db.engine import Database
+from gasworks.db.paging import ALL, Page
+from gasworks.db.types import new_id, utcnow
+from gasworks.documents import access, sniff
+from gasworks.documents.schemas import (
+    CollectionIn,
+    CollectionOut,
+    DeadLetterOut,
+    DocumentEventOut,
+    DocumentOut,
+    GrantIn,
+    GrantOut,
+    UploadResult,
+)
+from gasworks.documents.tables import (
+    CollectionDocumentRow,
+    CollectionGrantRow,
+    CollectionRow,
+    DocumentEventRow,
+    DocumentRow,
+)
+from gasworks.errors import (
+    AlreadyExists,
+    DocumentNotFound,
+    DocumentTooLarge,
+    DocumentTypeUnsupported,
+    Forbidden,
+    NotFound,
+    TooManyFiles,
+    ValidationFailed,
+)
+from gasworks.jobs.queue import JobQueue
+from gasworks.observability.logging import get_logger
+from gasworks.retrieval.types import AllowedSet
+from gasworks.tenancy.context import Role, TenantContext
+
+log = get_logger("gasworks.documents")
+
+EXTRACT = "documents.extract"
+OCR = "documents.ocr"
+CHUNK = "documents.chunk"
+EMBED = "documents.embed"
+INDEX = "documents.index"
+DELETE = "documents.delete"
+CLEANUP = "documents.cleanup"
+STAGES = (EXTRACT, OCR, CHUNK, EMBED, INDEX)
+KINDS = (*STAGES, DELETE, CLEANUP)
+#: the document status while each stage runs
+STAGE_STATUS = {
+    EXTRACT: "extracting",
+    OCR: "ocr",
+    CHUNK: "chunking",
+    EMBED: "embedding",
+    INDEX: "indexing",
+}
+FINAL = ("ready", "failed")
+
+
+def source_blob(tenant_id: str, document_id: str) -> str:
+    return blob_key(tenant_id, "documents", f"{document_id}/source")
+
+
+def artifact_blob(tenant_id: str, document_id: str, generation: int, stage: str) -> str:
+    return blob_key(tenant_id, "documents", f"{document_id}/g{generation}-{stage}.json")
+
+
+def stage_job_key(document_id: str, generation: int, kind: str) -> str:
+    return f"{document_id}:{generation}:{kind}"
+
+
+@dataclass(slots=True)
+class Limits:
+    max_bytes: int
+    max_files: int
+
+
+def _doc_out(row: DocumentRow, collections: Sequence[str] = ()) -> DocumentOut:
+    out = DocumentOut.model_validate(row)
+    out.collections = list(collections)
+    return out
+
+
+async def add_event(
+    session: AsyncSession,
+    tenant_id: str,
+    document_id: str | None,
+    kind: str,
+    actor: str | None = None,
+    **data: Any,
+) -> None:
+    session.add(
+        DocumentEventRow(
+            tenant_id=tenant_id,
+            document_id=document_id,
+            kind=kind,
+            actor=actor,
+            data=data,
+            created_at=utcnow(),
+        )
+    )
+
+
+class DocumentService:
+    """The documents domain's operations over one database, blob store and queue."""
+
+    def __init__(self, db: Database, blobs: EnvelopeStore, queue: JobQueue, limits: Limits) -> None:
+        self.db = db
+        self.blobs = blobs
+        self.queue = queue
+        self.limits = limits
+
+    # -- upload -----------------------------------------------------------------------------
+
+    def check_count(self, n: int) -> None:
+        if n > self.limits.max_files:
+            raise TooManyFiles(
+                f"At most {self.limits.max_files} files per upload.",
+                details={"files": n, "limit": self.limits.max_files},
+            )
+        if n == 0:
+            raise ValidationFailed("The upload carries no file.", details={"field": "files"})
+
+    async def upload(
+        self,
+        ctx: TenantContext,
+        name: str,
+        pieces: AsyncIterator[bytes],
+        *,
+        collections: Sequence[str] = (),
+        new: bool = False,
+    ) -> UploadResult:
+        """Stream one file to the blob store (memory bounded by one piece), then write the
+        document row and its first job in one transaction. The same bytes already uploaded
+        to this tenant give that document back (linked to ``collections``) unless ``new``."""
+        ctx.require(Role.EDITOR)
+        name = (name or "upload").replace("/", "_").replace("\\", "_")[:300] or "upload"
+        async with self.db.read_session() as s:  # fail fast on unknown collections
+            cols = [(await access.collection_row(s, ctx, c)).id for c in collections]
+        doc_id = new_id("doc")
+        key = source_blob(ctx.tenant_id, doc_id)
+        digest = hashlib.sha256()
+        head = bytearray()
+        limit = self.limits.max_bytes
+
+        async def counted() -> AsyncIterator[bytes]:
+            size = 0
+            async for piece in pieces:
+                size += len(piece)
+                if size > limit:
+                    raise DocumentTooLarge(
+                        f"'{name}' is larger than {limit} bytes.",
+                        details={"name": name, "limit": limit},
+                    )
+                digest.update(piece)
+                if len(head) < sniff.HEAD:
+                    head.extend(piece[: sniff.HEAD - len(head)])
+                yield piece
+
+        size = await self.blobs.put_stream(key, counted())
+        try:
+            try:
+                media_type = sniff.sniff(bytes(head), name, size=size)
+            except DocumentTypeUnsupported:
+                if not head.startswith(b"PK"):
+                    raise
+                # a ZIP's directory is at its end: look at the whole (size-bounded) file
+                media_type = sniff.sniff(await self.blobs.get(key), name, size=size)
+            content_hash = digest.hexdigest()
+            async with self.db.session() as s:
+                if not new:
+                    existing = await s.scalar(
+                        select(DocumentRow)
+                        .where(
+                            DocumentRow.tenant_id == ctx.tenant_id,
+                            DocumentRow.content_hash == content_hash,
+                            DocumentRow.deleted_at.is_(None),
+                        )
+                        .order_by(DocumentRow.created_at)
+                        .limit(1)
+                    )
+                    if existing is not None:
+                        await self._link(s, ctx, existing.id, cols)
+                        await self.blobs.delete(key)
+                        return UploadResult(
+                            document=_doc_out(existing, await self._collections_of(s, existing.id)),
+                            duplicate=True,
+                        )
+                now = utcnow()
+                row = DocumentRow(
+                    id=doc_id,
+                    tenant_id=ctx.tenant_id,
+                    name=name,
+                    media_type=media_type,
+                    size=size,
+                    content_hash=content_hash,
+                    blob_key=key,
+                    status="queued",
+                    generation=None,
+                    pending_generation=1,
+                    stages={},
+                    created_by=ctx.principal_id,
+                    created_at=now,
+                    updated_at=now,
+                )
+                s.add(row)
+                await s.flush()
+                await self._link(s, ctx, doc_id, cols)
+                await self.queue.enqueue(
+                    s,
+                    tenant_id=ctx.tenant_id,
+                    kind=EXTRACT,
+                    subject=doc_id,
+                    payload={"documentId": doc_id, "generation": 1},
+                    dedupe_key=stage_job_key(doc_id, 1, EXTRACT),
+                )
+                await add_event(
+                    s,
+                    ctx.tenant_id,
+                    doc_id,
+                    "uploaded",
+                    ctx.principal_id,
+                    name=name,
+                    size=size,
+                    mediaType=media_type,
+                    status="queued",
+                )
+                out = _doc_out(row, cols)
+        except BaseException:
+            await self.blobs.delete(key)
+            raise
+        self.queue.wake()
+        return UploadResult(document=out)
+
+    async def _link(
+        self, s: AsyncSession, ctx: TenantContext, doc_id: str, cols: Sequence[str]
+    ) -> None:
+        for col in cols:
+            stmt = self.db.dialect.insert(CollectionDocumentRow.__table__).values(  # type: ignore[arg-type]
+                collection_id=col, document_id=doc_id, tenant_id=ctx.tenant_id
+            )
+            await s.execute(stmt.on_conflict_do_nothing())
+
+    async def _collections_of(self, s: AsyncSession, doc_id: str) -> list[str]:
+        rows = await s.scalars(
+            select(CollectionDocumentRow.collection_id)
+            .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
+            .where(CollectionDocumentRow.document_id == doc_id, CollectionRow.deleted_at.is_(None))
+            .order_by(CollectionDocumentRow.collection_id)
+        )
+        return list(rows.all())
+
+    async def reingest(self, ctx: TenantContext, document_id: str) -> DocumentOut:
+        """Build a new generation; the current one stays searchable until it is complete."""
+        ctx.require(Role.EDITOR)
+        async with self.db.session() as s:
+            row = await self._doc(s, ctx, document_id)
+            gen = max(row.generation or 0, row.pending_generation or 0) + 1
+            await self.queue.cancel_subject(s, ctx.tenant_id, row.id)
+            row.pending_generation = gen
+            row.status, row.stages, row.updated_at = "queued", {}, utcnow()
+            row.error_code = row.error_message = None
+            await self.queue.enqueue(
+                s,
+                tenant_id=ctx.tenant_id,
+                kind=EXTRACT,
+                subject=row.id,
+                payload={"documentId": row.id, "generation": gen},
+                dedupe_key=stage_job_key(row.id, gen, EXTRACT),
+            )
+            await add_event(s, ctx.tenant_id, row.id, "reingest", ctx.principal_id, generation=gen)
+            out = _doc_out(row, await self._collections_of(s, row.id))
+        self.queue.wake()
+        return out
+
+    # -- documents --------------------------------------------------------------------------
+
+    async def _doc(self, s: AsyncSession, ctx: TenantContext, document_id: str) -> DocumentRow:
+        row = await s.scalar(
+            select(DocumentRow).where(access.readable_documents(ctx), DocumentRow.id == document_id)
+        )
+        if row is None:
+            raise DocumentNotFound("Document not found.", details={"document": document_id})
+        return row
+
+    async def get(self, ctx: TenantContext, document_id: str) -> DocumentOut:
+        async with self.db.read_session() as s:
+            row = await self._doc(s, ctx, document_id)
+            return _doc_out(row, await self._collections_of(s, row.id))
+
+    async def list_documents(
+        self,
+        ctx: TenantContext,
+        *,
+        collection: str | None = None,
+        status: str | None = None,
+        page: Page = ALL,
+    ) -> list[DocumentOut]:
+        async with self.db.read_session() as s:
+            q = select(DocumentRow).where(access.readable_documents(ctx))
+            if collection is not None:
+                col = await access.collection_row(s, ctx, collection)
+                q = q.where(
+                    DocumentRow.id.in_(
+                        select(CollectionDocumentRow.document_id).where(
+                            CollectionDocumentRow.collection_id == col.id
+                        )
+                    )
+                )
+            if status is not None:
+                q = q.where(DocumentRow.status == status)
+            rows = (
+                await s.scalars(page.apply(q.order_by(DocumentRow.created_at, DocumentRow.id)))
+            ).all()
+            links = await s.execute(
+                select(CollectionDocumentRow.document_id, CollectionDocumentRow.collection_id)
+                .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
+                .where(
+                    CollectionDocumentRow.document_id.in_([r.id for r in rows]),
+                    CollectionRow.deleted_at.is_(None),
+                )
+                .order_by(CollectionDocumentRow.collection_id)
+            )
+            by_doc: dict[str, list[str]] = {}
+            for doc_id, col_id in links.all():
+                by_doc.setdefault(doc_id, []).append(col_id)
+            return [_doc_out(r, by_doc.get(r.id, [])) for r in rows]
+
+    async def events(
+        self, ctx: TenantContext, document_id: str, *, after: int = 0, page: Page = ALL
+    ) -> list[DocumentEventOut]:
+        async with self.db.read_session() as s:
+            await self._doc(s, ctx, document_id)
+            rows = await s.scalars(
+                page.apply(
+                    select(DocumentEventRow)
+                    .where(
+                        DocumentEventRow.tenant_id == ctx.tenant_id,
+                        DocumentEventRow.document_id == document_id,
+                        DocumentEventRow.seq > after,
+                    )
+                    .order_by(DocumentEventRow.seq)
+                )
+            )
+            return [DocumentEventOut.model_validate(r) for r in rows.all()]
+
+    async def delete(self, ctx: TenantContext, document_id: str) -> None:
+        """Invisible at once; a durable job removes vectors, chunks, blobs and rows."""
+        ctx.require(Role.EDITOR)
+        async with self.db.session() as s:
+            row = await self._doc(s, ctx, document_id)
+            if not (access.is_manager(ctx) or row.created_by == ctx.principal_id):
+                raise Forbidden(
+                    "Only the uploader or a tenant admin may delete a document.",
+                    details={"document": document_id},
+                )
+            await self.mark_deleted(s, row, ctx.principal_id)
+        self.queue.wake()
+
+    async def mark_deleted(self, s: AsyncSession, row: DocumentRow, actor: str | None) -> None:
+        """In ``s``'s transaction: hide the document, cancel its pipeline jobs (a stage still
+        running loses its lease; its late writes are discarded) and queue its removal."""
+        now = utcnow()
+        row.deleted_at = now
+        row.status = "deleting"
+        row.updated_at = now
+        await self.queue.cancel_subject(s, row.tenant_id, row.id)
+        await self.queue.enqueue(
+            s,
+            tenant_id=row.tenant_id,
+            kind=DELETE,
+            subject=f"delete:{row.id}",
+            payload={"scope": "document", "id": row.id},
+            dedupe_key=f"delete:{row.id}",
+        )
+        await add_event(s, row.tenant_id, row.id, "deleted", actor)
+
+    async def delete_tenant_documents(self, ctx: TenantContext) -> int:
+        """Everything of the tenant's documents domain, hidden at once (one transaction) and
+        removed by jobs: each document's delete job, then each collection's. For a tenant
+        being closed; platform administrators only. Returns the number of documents."""
+        ctx.require_platform_admin()
+        now = utcnow()
+        async with self.db.session() as s:
+            docs = (
+                await s.scalars(
+                    select(DocumentRow).where(
+                        DocumentRow.tenant_id == ctx.tenant_id, DocumentRow.deleted_at.is_(None)
+                    )
+                )
+            ).all()
+            for doc in docs:
+                await self.mark_deleted(s, doc, ctx.principal_id)
+            cols = (
+                await s.scalars(
+                    select(CollectionRow).where(
+                        CollectionRow.tenant_id == ctx.tenant_id,
+                        CollectionRow.deleted_at.is_(None),
+                    )
+                )
+            ).all()
+            for col in cols:
+                col.deleted_at = now
+                await self.queue.enqueue(
+                    s,
+                    tenant_id=ctx.tenant_id,
+                    kind=DELETE,
+                    subject=f"delete:{col.id}",
+                    payload={"scope": "collection", "id": col.id},
+                    dedupe_key=f"delete:{col.id}",
+                )
+            await add_event(
+                s,
+                ctx.tenant_id,
+                None,
+                "tenant.documents_deleted",
+                ctx.principal_id,
+                documents=len(docs),
+                collections=len(cols),
+            )
+        self.queue.wake()
+        return len(docs)
+
+    # -- collections ------------------------------------------------------------------------
+
+    async def create_collection(self, ctx: TenantContext, data: CollectionIn) -> CollectionOut:
+        ctx.require(Role.EDITOR)
+        if data.chunk_overlap >= data.chunk_tokens:
+            raise ValidationFailed(
+                "chunkOverlap must be smaller than chunkTokens.",
+                details={"path": "body.chunkOverlap"},
+            )
+        try:
+            async with self.db.session() as s:
+                row = CollectionRow(
+                    id=new_id("col"),
+                    tenant_id=ctx.tenant_id,
+                    name=data.name,
+                    description=data.description,
+                    owner_id=ctx.principal_id,
+                    chunk_tokens=data.chunk_tokens,
+                    chunk_overlap=data.chunk_overlap,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                await s.flush()
+                await add_event(
+                    s,
+                    ctx.tenant_id,
+                    None,
+                    "collection.created",
+                    ctx.principal_id,
+                    collection=row.id,
+                    name=row.name,
+                )
+                return CollectionOut.model_validate(row)
+        except IntegrityError:
+            raise AlreadyExists(
+                f"A collection named '{data.name}' exists.", details={"name": data.name}
+            ) from None
+
+    async def get_collection(self, ctx: TenantContext, ref: str) -> CollectionOut:
+        async with self.db.read_session() as s:
+            return CollectionOut.model_validate(await access.collection_row(s, ctx, ref))
+
+    async def list_collections(self, ctx: TenantContext, page: Page = ALL) -> list[CollectionOut]:
+        async with self.db.read_session() as s:
+            rows = await s.scalars(
+                page.apply(
+                    select(CollectionRow)
+                    .where(access.readable_collections(ctx))
+                    .order_by(CollectionRow.name, CollectionRow.id)
+                )
+            )
+            return [CollectionOut.model_validate(r) for r in rows.all()]
+
+    def _require_manage(self, ctx: TenantContext, row: CollectionRow) -> None:
+        if not (access.is_manager(ctx) or row.owner_id == ctx.principal_id):
+            raise Forbidden(
+                "Only the collection's owner or a tenant admin may change it.",
+                details={"collection": row.name},
+            )
+
+    async def add_documents(self, ctx: TenantContext, ref: str, document_ids: Sequence[str]) -> int:
+        ctx.require(Role.EDITOR)
+        async with self.db.session() as s:
+            col = await access.collection_row(s, ctx, ref)
+            self._require_manage(ctx, col)
+            for doc_id in document_ids:
+                await self._doc(s, ctx, doc_id)
+            for doc_id in document_ids:
+                await self._link(s, ctx, doc_id, [col.id])
+            return len(document_ids)
+
+    async def remove_document(self, ctx: TenantContext, ref: str, document_id: str) -> None:
+        async with self.db.session() as s:
+            col = await access.collection_row(s, ctx, ref)
+            self._require_manage(ctx, col)
+            res = await s.execute(
+                delete(CollectionDocumentRow).where(
+                    CollectionDocumentRow.collection_id == col.id,
+                    CollectionDocumentRow.document_id == document_id,
+                )
+            )
+            if not getattr(res, "rowcount", 0):
+                raise DocumentNotFound("Document not found.", details={"document": document_id})
+
+    async def delete_collection(self, ctx: TenantContext, ref: str) -> None:
+        """Invisible at once; a job removes the documents in no other collection and unlinks
+        the others."""
+        async with self.db.session() as s:
+            col = await access.collection_row(s, ctx, ref)
+            self._require_manage(ctx, col)
+            col.deleted_at = utcnow()
+            await s.flush()
+            await self.retire_members(s, col.id)
+            await self.queue.enqueue(
+                s,
+                tenant_id=ctx.tenant_id,
+                kind=DELETE,
+                subject=f"delete:{col.id}",
+                payload={"scope": "collection", "id": col.id},
+                dedupe_key=f"delete:{col.id}",
+            )
+            await add_event(
+                s,
+                ctx.tenant_id,
+                None,
+                "collection.deleted",
+                ctx.principal_id,
+                collection=col.id,
+                name=col.name,
+            )
+        self.queue.wake()
+
+    async def retire_members(self, s: AsyncSession, col_id: str) -> None:
+        """Delete (``mark_deleted``) the collection's documents that belong to no other live
+        collection; the others keep their other collections."""
+        members = (
+            await s.scalars(
+                select(DocumentRow)
+                .join(CollectionDocumentRow, CollectionDocumentRow.document_id == DocumentRow.id)
+                .where(CollectionDocumentRow.collection_id == col_id)
+            )
+        ).all()
+        for doc in members:
+            elsewhere = await s.scalar(
+                select(CollectionDocumentRow.collection_id)
+                .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
+                .where(
+                    CollectionDocumentRow.document_id == doc.id,
+                    CollectionDocumentRow.collection_id != col_id,
+                    CollectionRow.deleted_at.is_(None),
+                )
+                .limit(1)
+            )
+            if elsewhere is None and doc.deleted_at is None:
+                await self.mark_deleted(s, doc, None)
+
+    # -- grants -----------------------------------------------------------------------------
+
+    async def grant(self, ctx: TenantContext, ref: str, data: GrantIn) -> GrantOut:
+        async with self.db.session() as s:
+            col = await access.collection_row(s, ctx, ref)
+            self._require_manage(ctx, col)
+            if data.kind == "tenant":
+                subject = "*"
+            elif not data.subject:
+                raise ValidationFailed(
+                    "A user or role grant needs a subject.", details={"kind": data.kind}
+                )
+            elif data.kind == "role" and data.subject not in {r.value for r in Role}:
+                raise ValidationFailed(
+                    f"Unknown role '{data.subject}'.", details={"roles": [r.value for r in Role]}
+                )
+            else:
+                subject = data.subject
+            row = await s.scalar(
+                select(CollectionGrantRow).where(
+                    CollectionGrantRow.collection_id == col.id,
+                    CollectionGrantRow.kind == data.kind,
+                    CollectionGrantRow.subject == subject,
+                )
+            )
+            if row is None:
+                row = CollectionGrantRow(
+                    id=new_id("grt"),
+                    tenant_id=ctx.tenant_id,
+                    collection_id=col.id,
+                    kind=data.kind,
+                    subject=subject,
+                    created_at=utcnow(),
+                )
+                s.add(row)
+                await s.flush()
+                await add_event(
+                    s,
+                    ctx.tenant_id,
+                    None,
+                    "collection.granted",
+                    ctx.principal_id,
+                    collection=col.id,
+                    grantKind=data.kind,
+                    subject=subject,
+                )
+            return GrantOut.model_validate(row)
+
+    async def list_grants(self, ctx: TenantContext, ref: str, page: Page = ALL) -> list[GrantOut]:
+        async with self.db.read_session() as s:
+            col = await access.collection_row(s, ctx, ref)
+            rows = await s.scalars(
+                page.apply(
+                    select(CollectionGrantRow)
+                    .where(CollectionGrantRow.collection_id == col.id)
+                    .order_by(CollectionGrantRow.created_at, CollectionGrantRow.id)
+                )
+            )
+            return [GrantOut.model_validate(r) for r in rows.all()]
+
+    async def revoke(self, ctx: TenantContext, ref: str, grant_id: str) -> None:
+        async with self.db.session() as s:
+            col = await access.collection_row(s, ctx, ref)
+            self._require_manage(ctx, col)
+            res = await s.execute(
+                delete(CollectionGrantRow).where(
+                    CollectionGrantRow.id == grant_id, CollectionGrantRow.collection_id == col.id
+                )
+            )
+            if not getattr(res, "rowcount", 0):
+                raise NotFound("Grant not found.", details={"id": grant_id})
+            await add_event(
+                s,
+                ctx.tenant_id,
+                None,
+                "collection.revoked",
+                ctx.principal_id,
+                collection=col.id,
+                grant=grant_id,
+            )
+
+    async def allowed_sources(
+        self, ctx: TenantContext, collections: Sequence[str] | None = None
+    ) -> set[str]:
+        async with self.db.read_session() as s:
+            return await access.allowed_sources(s, ctx, collections)
+
+    async def allowed_set(
+        self,
+        tenant_id: str,
+        principal_id: str | None,
+        *,
+        collections: Sequence[str] | None = None,
+        documents: Sequence[str] | None = None,
+    ) -> AllowedSet:
+        async with self.db.read_session() as s:
+            return await access.allowed_set(
+                s, tenant_id, principal_id, collections=collections, documents=documents
+            )
+
+    # -- dead letters (tenant admins, their own tenant) --------------------------------------
+
+    async def dead_letters(
+        self, ctx: TenantContext, *, stage: str | None = None, page: Page = ALL
+    ) -> list[DeadLetterOut]:
+        ctx.require(Role.ADMIN)
+        async with self.db.read_session() as s:
+            rows = await self.queue.list_dead(
+                s, tenant_id=ctx.tenant_id, kind=_kind(stage), page=page
+            )
+        return [DeadLetterOut.model_validate(r, from_attributes=True) for r in rows]
+
+    async def dead_letter(self, ctx: TenantContext, job_id: str) -> DeadLetterOut:
+        ctx.require(Role.ADMIN)
+        async with self.db.read_session() as s:
+            row = await self.queue.get_dead(s, job_id, tenant_id=ctx.tenant_id)
+        return DeadLetterOut.model_validate(row, from_attributes=True)
+
+    async def replay(
+        self, ctx: TenantContext, *, ids: Sequence[str] | None = None, stage: str | None = None
+    ) -> int:
+        ctx.require(Role.ADMIN)
+        async with self.db.session() as s:
+            n = await self.queue.replay(s, tenant_id=ctx.tenant_id, ids=ids, kind=_kind(stage))
+            await add_event(
+                s,
+                ctx.tenant_id,
+                None,
+                "deadletters.replayed",
+                ctx.principal_id,
+                count=n,
+                stage=stage,
+            )
+        self.queue.wake()
+        return n
+
+    async def discard(
+        self, ctx: TenantContext, *, ids: Sequence[str] | None = None, stage: str | None = None
+    ) -> int:
+        ctx.require(Role.ADMIN)
+        async with self.db.session() as s:
+            n = await self.queue.discard(s, tenant_id=ctx.tenant_id, ids=ids, kind=_kind(stage))
+            await add_event(
+                s,
+                ctx.tenant_id,
+                None,
+                "deadletters.discarded",
+                ctx.principal_id,
+                count=n,
+                stage=stage,
+            )
+        return n
+
+    async def status_counts(self) -> dict[str, int]:
+        async with self.db.read_session() as s:
+            rows = await s.execute(
+                select(DocumentRow.status, func.count()).group_by(DocumentRow.status)
+            )
+            return {str(k): int(n) for k, n in rows.all()}
+
+
+def _kind(stage: str | None) -> str | None:
+    if stage is None:
+        return None
+    kind = stage if stage.startswith("documents.") else f"documents.{stage}"
+    if kind not in KINDS:
+        raise ValidationFailed(
+            f"Unknown stage '{stage}'.",
+            details={"stages": [k.split(".", 1)[1] for k in KINDS]},
+        )
+    return kind
+
+
+def isoformat(ts: datetime) -> str:
+    return ts.isoformat()

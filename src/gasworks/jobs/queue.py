@@ -1,0 +1,507 @@
+"""A durable job queue in gasworks' own database (SQLite and PostgreSQL).
+
+* ``enqueue`` adds a row inside the caller's transaction, so a job exists exactly when the
+  rows that caused it do.
+* ``claim`` takes one ready job (queued and due, or running with an expired lease) for a
+  worker: the tenant served least recently first (fairness), then that tenant's oldest job.
+  PostgreSQL skips rows other workers hold (``FOR UPDATE SKIP LOCKED``); SQLite serialises
+  writers anyway (every session begins ``BEGIN IMMEDIATE``, see ``db/dialects.py``), and
+  SQLAlchemy renders no ``FOR UPDATE`` there, so the same statement serves both.
+* Each claim hands out a fresh *lease token*; ``heartbeat``, ``finish`` and ``fail`` act only
+  while the token still matches, so a worker whose lease expired (and whose job another
+  worker took) can no longer finish it. ``finish(session, job)`` deletes the job in the
+  handler's own transaction: the handler's writes and the job's completion commit together.
+* A failed attempt goes back to the queue after an exponential backoff with jitter (per kind),
+  or, out of attempts or not retryable, becomes a *dead letter* with its error code, message
+  and attempt history, which can be listed, replayed or discarded.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Table, and_, delete, func, nulls_first, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gasworks.db.engine import Database
+from gasworks.db.paging import ALL, Page
+from gasworks.db.types import new_id, utcnow
+from gasworks.errors import Conflict, GasworksError, NotFound
+from gasworks.jobs.tables import JobRow, JobTenantRow, NamedLeaseRow
+
+_JOBS: Table = JobRow.__table__  # type: ignore[assignment]
+_TENANTS: Table = JobTenantRow.__table__  # type: ignore[assignment]
+_LEASES: Table = NamedLeaseRow.__table__  # type: ignore[assignment]
+
+#: how many of the least-recently-served tenants a claim looks at before giving up
+_TENANT_CANDIDATES = 8
+#: history entries kept per job (the newest)
+_HISTORY_MAX = 20
+
+
+class LeaseLost(Conflict):
+    """The job's lease expired and another worker took it (or it was cancelled)."""
+
+    code = "JOB_LEASE_LOST"
+
+
+class JobNotFound(NotFound):
+    code = "JOB_NOT_FOUND"
+
+
+@dataclass(slots=True, frozen=True)
+class RetryPolicy:
+    """Attempts and backoff of one job kind: attempt ``n`` failing waits
+    ``min(max_delay, base_delay * 2**(n-1))`` reduced by up to ``jitter`` of itself."""
+
+    max_attempts: int = 5
+    base_delay: float = 2.0
+    max_delay: float = 300.0
+    jitter: float = 0.5
+
+    def delay(self, attempt: int, rng: random.Random) -> float:
+        raw = min(self.max_delay, self.base_delay * float(2 ** max(0, attempt - 1)))
+        return float(raw * (1.0 - self.jitter * rng.random()))
+
+
+@dataclass(slots=True)
+class Job:
+    """A claimed job, as a worker sees it."""
+
+    id: str
+    tenant_id: str
+    kind: str
+    subject: str | None
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    lease_token: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    finished: bool = False
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    id: str
+    tenant_id: str
+    kind: str
+    subject: str | None
+    payload: dict[str, Any]
+    attempts: int
+    error_code: str | None
+    error_message: str | None
+    history: list[dict[str, Any]]
+    created_at: datetime
+    dead_at: datetime | None
+
+
+@dataclass(slots=True)
+class KindStats:
+    kind: str
+    queued: int = 0
+    running: int = 0
+    dead: int = 0
+    #: seconds since the oldest queued-or-running job of this kind was created
+    oldest_age_seconds: float = 0.0
+
+
+def error_fields(exc: BaseException) -> tuple[str, str, bool]:
+    """(code, message, retryable) of a failure. Unknown exceptions are retryable and say only
+    their type: their text may hold anything."""
+    if isinstance(exc, GasworksError):
+        return exc.code, exc.message, bool(getattr(exc, "retryable", False))
+    if isinstance(exc, asyncio.TimeoutError | TimeoutError):
+        return "JOB_TIMEOUT", "The job did not finish in time.", True
+    return "JOB_FAILED", f"The job failed ({type(exc).__name__}).", True
+
+
+def _ready(now: datetime) -> Any:
+    return or_(
+        and_(JobRow.status == "queued", JobRow.run_at <= now),
+        and_(JobRow.status == "running", JobRow.lease_expires_at < now),
+    )
+
+
+class JobQueue:
+    """Queue operations over one ``Database``. Safe to share in a process."""
+
+    def __init__(
+        self,
+        db: Database,
+        policies: Mapping[str, RetryPolicy] | None = None,
+        *,
+        default_policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = db
+        self.policies: dict[str, RetryPolicy] = dict(policies or {})
+        self.default_policy = default_policy or RetryPolicy()
+        self.clock = clock
+        self.rng = rng or random.Random()
+        #: set after an enqueue commits in this process: idle workers here wake at once
+        self.wakeup = asyncio.Event()
+
+    def policy(self, kind: str) -> RetryPolicy:
+        return self.policies.get(kind, self.default_policy)
+
+    # -- producing --------------------------------------------------------------------------
+
+    async def enqueue(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: str,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        dedupe_key: str | None = None,
+        delay: float = 0.0,
+    ) -> str | None:
+        """Add a job in ``session``'s transaction. With ``dedupe_key``, a live job with the same
+        key means nothing is added (returns ``None``)."""
+        now = self.clock()
+        job_id = new_id("job")
+        values: dict[str, Any] = {
+            "id": job_id,
+            "tenant_id": tenant_id,
+            "kind": kind,
+            "subject": subject,
+            "payload": dict(payload or {}),
+            "status": "queued",
+            "attempts": 0,
+            "max_attempts": self.policy(kind).max_attempts,
+            "run_at": now + timedelta(seconds=delay),
+            "dedupe_key": dedupe_key,
+            "history": [],
+            "created_at": now,
+        }
+        stmt = self.db.dialect.insert(_JOBS).values(**values)
+        if dedupe_key is not None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+        res = await session.execute(stmt)
+        return job_id if getattr(res, "rowcount", 1) else None
+
+    def wake(self) -> None:
+        """Call after the enqueueing transaction committed."""
+        self.wakeup.set()
+
+    async def cancel_subject(self, session: AsyncSession, tenant_id: str, subject: str) -> int:
+        """Remove every live or dead job about ``subject`` (a deleted document). A worker
+        holding one loses its lease: its ``finish`` raises ``LeaseLost``."""
+        res = await session.execute(
+            delete(JobRow).where(JobRow.tenant_id == tenant_id, JobRow.subject == subject)
+        )
+        return int(getattr(res, "rowcount", 0) or 0)
+
+    # -- consuming --------------------------------------------------------------------------
+
+    async def claim(
+        self, worker_id: str, kinds: Collection[str], lease_seconds: float
+    ) -> Job | None:
+        """Take one ready job of ``kinds``, fairly across tenants, or ``None``."""
+        if not kinds:
+            return None
+        now = self.clock()
+        kinds = list(kinds)
+        # an idle poll is one read: no write transaction (on SQLite, no write lock) unless a
+        # job is ready
+        async with self.db.read_session() as r:
+            ready = await r.scalar(
+                select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
+            )
+        if ready is None:
+            return None
+        async with self.db.session() as s:
+            last_served = func.min(JobTenantRow.last_served_at)
+            tenants = (
+                await s.execute(
+                    select(JobRow.tenant_id)
+                    .outerjoin(JobTenantRow, JobTenantRow.tenant_id == JobRow.tenant_id)
+                    .where(JobRow.kind.in_(kinds), _ready(now))
+                    .group_by(JobRow.tenant_id)
+                    .order_by(nulls_first(last_served.asc()), func.min(JobRow.run_at))
+                    .limit(_TENANT_CANDIDATES)
+                )
+            ).scalars()
+            for tenant_id in list(tenants):
+                while True:
+                    row = await s.scalar(
+                        select(JobRow)
+                        .where(JobRow.tenant_id == tenant_id, JobRow.kind.in_(kinds), _ready(now))
+                        .order_by(JobRow.run_at, JobRow.id)
+                        .limit(1)
+                        .with_for_update(skip_locked=True)
+                    )
+                    if row is None:
+                        break
+                    if row.status == "running":
+                        # the worker holding it vanished (crash, kill): that attempt failed
+                        self._record(
+                            row, "LEASE_EXPIRED", "The worker stopped renewing its lease.", now
+                        )
+                        if row.attempts >= row.max_attempts:
+                            self._bury(
+                                row, "LEASE_EXPIRED", "The worker stopped renewing its lease.", now
+                            )
+                            continue
+                    return await self._take(s, row, worker_id, lease_seconds, now)
+        return None
+
+    async def _take(
+        self, s: AsyncSession, row: JobRow, worker_id: str, lease_seconds: float, now: datetime
+    ) -> Job:
+        token = uuid.uuid4().hex
+        row.status = "running"
+        row.attempts += 1
+        row.lease_token = token
+        row.lease_owner = worker_id[:80]
+        row.lease_expires_at = now + timedelta(seconds=lease_seconds)
+        row.started_at = now
+        upsert = self.db.dialect.insert(_TENANTS).values(
+            tenant_id=row.tenant_id, last_served_at=now
+        )
+        await s.execute(
+            upsert.on_conflict_do_update(index_elements=["tenant_id"], set_={"last_served_at": now})
+        )
+        await s.flush()
+        return Job(
+            id=row.id,
+            tenant_id=row.tenant_id,
+            kind=row.kind,
+            subject=row.subject,
+            payload=dict(row.payload or {}),
+            attempt=row.attempts,
+            max_attempts=row.max_attempts,
+            lease_token=token,
+            history=list(row.history or []),
+        )
+
+    async def heartbeat(self, job: Job, lease_seconds: float) -> bool:
+        """Extend the lease; ``False`` when it was lost (the job is another worker's now)."""
+        async with self.db.session() as s:
+            res = await s.execute(
+                update(JobRow)
+                .where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
+                .values(lease_expires_at=self.clock() + timedelta(seconds=lease_seconds))
+            )
+            return bool(getattr(res, "rowcount", 0))
+
+    async def finish(self, session: AsyncSession, job: Job) -> None:
+        """Complete ``job`` in ``session``'s transaction (deletes it). Raises ``LeaseLost`` if
+        the lease is gone, which rolls the handler's transaction back."""
+        res = await session.execute(
+            delete(JobRow).where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
+        )
+        if not getattr(res, "rowcount", 0):
+            raise LeaseLost("The job's lease was lost.", details={"job": job.id})
+        job.finished = True
+
+    async def fail(self, job: Job, exc: BaseException, *, retryable: bool | None = None) -> str:
+        """Record a failed attempt: back to the queue after the kind's backoff, or dead.
+        Returns the job's new status (``queued``, ``dead`` or ``lost``)."""
+        code, message, default_retry = error_fields(exc)
+        retry = default_retry if retryable is None else retryable
+        now = self.clock()
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(JobRow).where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
+            )
+            if row is None:
+                return "lost"
+            self._record(row, code, message, now)
+            if not retry or row.attempts >= row.max_attempts:
+                self._bury(row, code, message, now)
+                return "dead"
+            row.status = "queued"
+            row.lease_token = None
+            row.lease_owner = None
+            row.lease_expires_at = None
+            row.error_code, row.error_message = code, message
+            delay = self.policy(row.kind).delay(row.attempts, self.rng)
+            row.run_at = now + timedelta(seconds=delay)
+            return "queued"
+
+    async def postpone(self, job: Job, exc: BaseException, delay: float) -> bool:
+        """Put the job back without spending an attempt (a refusal that is not the job's
+        fault, e.g. a budget): it runs again after ``delay`` seconds."""
+        code, message, _ = error_fields(exc)
+        now = self.clock()
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(JobRow).where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
+            )
+            if row is None:
+                return False
+            self._record(row, code, message, now)
+            row.attempts = max(0, row.attempts - 1)
+            row.status = "queued"
+            row.lease_token = row.lease_owner = None
+            row.lease_expires_at = None
+            row.error_code, row.error_message = code, message
+            row.run_at = now + timedelta(seconds=delay)
+            return True
+
+    @staticmethod
+    def _record(row: JobRow, code: str, message: str, now: datetime) -> None:
+        entry = {
+            "attempt": row.attempts,
+            "code": code,
+            "message": message[:1000],
+            "at": now.isoformat(),
+            "worker": row.lease_owner,
+        }
+        row.history = [*(row.history or []), entry][-_HISTORY_MAX:]
+
+    @staticmethod
+    def _bury(row: JobRow, code: str, message: str, now: datetime) -> None:
+        row.status = "dead"
+        row.error_code = code
+        row.error_message = message[:1000]
+        row.dead_at = now
+        row.lease_token = row.lease_owner = None
+        row.lease_expires_at = None
+        row.dedupe_key = None  # a replacement job may be enqueued while this one is dead
+
+    # -- dead letters -----------------------------------------------------------------------
+
+    @staticmethod
+    def _dead_query(tenant_id: str | None, kind: str | None) -> Any:
+        q = select(JobRow).where(JobRow.status == "dead")
+        if tenant_id is not None:
+            q = q.where(JobRow.tenant_id == tenant_id)
+        if kind is not None:
+            q = q.where(JobRow.kind == kind)
+        return q
+
+    async def list_dead(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: str | None,
+        kind: str | None = None,
+        page: Page = ALL,
+    ) -> list[DeadLetter]:
+        q = self._dead_query(tenant_id, kind).order_by(JobRow.dead_at, JobRow.id)
+        rows = (await session.scalars(page.apply(q))).all()
+        return [_dead(r) for r in rows]
+
+    async def get_dead(
+        self, session: AsyncSession, job_id: str, *, tenant_id: str | None
+    ) -> DeadLetter:
+        row = await session.scalar(self._dead_query(tenant_id, None).where(JobRow.id == job_id))
+        if row is None:
+            raise JobNotFound("Dead letter not found.", details={"id": job_id})
+        return _dead(row)
+
+    async def replay(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: str | None,
+        ids: Sequence[str] | None = None,
+        kind: str | None = None,
+    ) -> int:
+        """Queue dead letters again with fresh attempts (history kept). ``ids`` one by one, or
+        every dead letter (of ``kind``) when ``ids`` is ``None``."""
+        q = self._dead_query(tenant_id, kind)
+        if ids is not None:
+            q = q.where(JobRow.id.in_(list(ids)))
+        rows = (await session.scalars(q)).all()
+        if ids is not None and len(rows) != len(set(ids)):
+            found = {r.id for r in rows}
+            missing = [i for i in ids if i not in found]
+            raise JobNotFound("Dead letter not found.", details={"id": missing[0]})
+        now = self.clock()
+        for row in rows:
+            row.history = [*(row.history or []), {"replayed": now.isoformat()}][-_HISTORY_MAX:]
+            row.status = "queued"
+            row.attempts = 0
+            row.run_at = now
+            row.dead_at = None
+        return len(rows)
+
+    async def discard(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: str | None,
+        ids: Sequence[str] | None = None,
+        kind: str | None = None,
+    ) -> int:
+        cond = [JobRow.status == "dead"]
+        if tenant_id is not None:
+            cond.append(JobRow.tenant_id == tenant_id)
+        if kind is not None:
+            cond.append(JobRow.kind == kind)
+        if ids is not None:
+            cond.append(JobRow.id.in_(list(ids)))
+        res = await session.execute(delete(JobRow).where(*cond))
+        n = int(getattr(res, "rowcount", 0) or 0)
+        if ids is not None and n == 0 and ids:
+            raise JobNotFound("Dead letter not found.", details={"id": ids[0]})
+        return n
+
+    # -- observing --------------------------------------------------------------------------
+
+    async def stats(self, tenant_id: str | None = None) -> dict[str, KindStats]:
+        now = self.clock()
+        q = select(JobRow.kind, JobRow.status, func.count(), func.min(JobRow.created_at)).group_by(
+            JobRow.kind, JobRow.status
+        )
+        if tenant_id is not None:
+            q = q.where(JobRow.tenant_id == tenant_id)
+        out: dict[str, KindStats] = {}
+        async with self.db.read_session() as s:
+            for kind, status, n, oldest in (await s.execute(q)).all():
+                st = out.setdefault(kind, KindStats(kind))
+                if status in ("queued", "running", "dead"):
+                    setattr(st, status, int(n))
+                if status != "dead" and oldest is not None:
+                    st.oldest_age_seconds = max(
+                        st.oldest_age_seconds, (now - oldest).total_seconds()
+                    )
+        return out
+
+    # -- named leases -----------------------------------------------------------------------
+
+    async def hold_lease(self, name: str, owner: str, seconds: float) -> bool:
+        """Take or renew the named lease if it is free, expired or already ``owner``'s."""
+        now = self.clock()
+        until = now + timedelta(seconds=seconds)
+        async with self.db.session() as s:
+            row = await s.scalar(
+                select(NamedLeaseRow).where(NamedLeaseRow.name == name).with_for_update()
+            )
+            if row is None:
+                stmt = self.db.dialect.insert(_LEASES).values(
+                    name=name, owner=owner, expires_at=until
+                )
+                res = await s.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+                return bool(getattr(res, "rowcount", 0))
+            if row.owner != owner and row.expires_at > now:
+                return False
+            row.owner, row.expires_at = owner, until
+            return True
+
+
+def _dead(r: JobRow) -> DeadLetter:
+    return DeadLetter(
+        id=r.id,
+        tenant_id=r.tenant_id,
+        kind=r.kind,
+        subject=r.subject,
+        payload=dict(r.payload or {}),
+        attempts=r.attempts,
+        error_code=r.error_code,
+        error_message=r.error_message,
+        history=list(r.history or []),
+        created_at=r.created_at,
+        dead_at=r.dead_at,
+    )

@@ -1,0 +1,184 @@
+"""Workers: claim jobs, run their handler with a heartbeat, record the outcome.
+
+A worker runs up to ``concurrency`` jobs at once. While idle it polls at most once per
+``poll_max`` seconds (starting at ``poll_min`` after the last job and doubling), and an
+enqueue committed in the same process wakes it at once, so an idle deployment costs one small
+query per worker per ``poll_max``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+
+from gasworks.jobs.queue import Job, JobQueue, LeaseLost
+from gasworks.observability.logging import get_logger
+
+log = get_logger("gasworks.jobs")
+
+Handler = Callable[[Job], Awaitable[None]]
+#: told of every failed attempt: the job, the error, and the job's new status
+#: (``queued`` for a retry, ``postponed`` (no attempt spent), ``dead``, or ``lost``)
+FailureHook = Callable[[Job, BaseException, str], Awaitable[None]]
+
+
+class Postpone(Exception):
+    """Raised by a handler to put its job back without spending an attempt."""
+
+    def __init__(self, cause: BaseException, delay: float) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.delay = delay
+
+
+@dataclass(slots=True)
+class WorkerConfig:
+    concurrency: int = 2
+    lease_seconds: float = 30.0
+    poll_min: float = 0.05
+    poll_max: float = 1.0
+
+
+def next_poll_delay(current: float, cfg: WorkerConfig) -> float:
+    """The idle back-off: doubles from ``poll_min`` up to ``poll_max``."""
+    return min(cfg.poll_max, max(cfg.poll_min, current * 2))
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    def __init__(
+        self,
+        queue: JobQueue,
+        handlers: Mapping[str, Handler],
+        config: WorkerConfig | None = None,
+        *,
+        worker_id: str | None = None,
+        on_failure: FailureHook | None = None,
+    ) -> None:
+        self.on_failure = on_failure
+        self.queue = queue
+        self.handlers = dict(handlers)
+        self.config = config or WorkerConfig()
+        self.worker_id = worker_id or default_worker_id()
+        self._task: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[None]] = set()
+        self._stopping = asyncio.Event()
+        #: jobs this worker finished or failed (observability, tests)
+        self.processed = 0
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._task is None:
+            self._stopping.clear()
+            self._task = asyncio.create_task(self.run(), name=f"worker:{self.worker_id}")
+
+    async def stop(self, *, grace: float = 10.0) -> None:
+        """Stop claiming; wait up to ``grace`` seconds for running jobs, then cancel them
+        (their leases expire and another worker retries them)."""
+        self._stopping.set()
+        self.queue.wakeup.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._running:
+            _, pending = await asyncio.wait(self._running, timeout=grace)
+            for t in pending:
+                t.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def run(self) -> None:
+        slots = asyncio.Semaphore(self.config.concurrency)
+        delay = self.config.poll_min
+        while not self._stopping.is_set():
+            await slots.acquire()
+            if self._stopping.is_set():
+                slots.release()
+                break
+            try:
+                job = await self.queue.claim(
+                    self.worker_id, self.handlers.keys(), self.config.lease_seconds
+                )
+            except Exception:
+                log.exception("jobs.claim_failed", worker=self.worker_id)
+                job = None
+            if job is None:
+                slots.release()
+                self.queue.wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.queue.wakeup.wait(), timeout=delay)
+                delay = next_poll_delay(delay, self.config)
+                continue
+            delay = self.config.poll_min
+            task = asyncio.create_task(self._run_one(job, slots))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    # -- one job ----------------------------------------------------------------------------
+
+    async def _run_one(self, job: Job, slots: asyncio.Semaphore) -> None:
+        beat = asyncio.create_task(self._heartbeat(job))
+        try:
+            await self.run_job(job)
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+            slots.release()
+
+    async def run_job(self, job: Job) -> None:
+        """Run ``job``'s handler and record the outcome (also used directly by tests)."""
+        handler = self.handlers[job.kind]
+        try:
+            await handler(job)
+            if not job.finished:
+                async with self.queue.db.session() as s:
+                    await self.queue.finish(s, job)
+            log.debug("jobs.done", job=job.id, kind=job.kind, attempt=job.attempt)
+        except LeaseLost:
+            log.info("jobs.lease_lost", job=job.id, kind=job.kind)
+        except Postpone as p:
+            if await self.queue.postpone(job, p.cause, p.delay):
+                await self._tell(job, p.cause, "postponed")
+            log.info("jobs.postponed", job=job.id, kind=job.kind, delay=p.delay)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            status = await self.queue.fail(job, exc)
+            await self._tell(job, exc, status)
+            log.info(
+                "jobs.failed",
+                job=job.id,
+                kind=job.kind,
+                attempt=job.attempt,
+                code=getattr(exc, "code", type(exc).__name__),
+                now=status,
+            )
+        finally:
+            self.processed += 1
+
+    async def _tell(self, job: Job, exc: BaseException, status: str) -> None:
+        if self.on_failure is not None:
+            try:
+                await self.on_failure(job, exc, status)
+            except Exception:
+                log.exception("jobs.failure_hook_failed", job=job.id)
+
+    async def _heartbeat(self, job: Job) -> None:
+        every = max(0.05, self.config.lease_seconds / 3)
+        while True:
+            await asyncio.sleep(every)
+            try:
+                if not await self.queue.heartbeat(job, self.config.lease_seconds):
+                    return
+            except Exception:
+                log.warning("jobs.heartbeat_failed", job=job.id)

@@ -1,0 +1,98 @@
+"""The SDK against a real server (upload, status, collections, dead letters) and the CLI
+(upload of a folder and a glob with a summary, list, dead letters, reconcile)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from gasworks.cli.main import app as cli_app
+from gasworks.client import AsyncGasworks, Gasworks
+from gasworks.errors import DocumentNotFound, DocumentTypeUnsupported
+from tests.documents import samples
+from tests.documents.helpers import drain
+from tests.llm.conftest import serve
+
+
+async def test_sdk_upload_status_and_collections(drt: Any, tmp_path: Path) -> None:
+    from gasworks.api.app import create_app
+    from gasworks.tenancy import service
+
+    async with drt.db.session() as s:
+        _, created = await service.bootstrap(s, "default")
+    assert created is not None
+    (tmp_path / "a.md").write_bytes(samples.MARKDOWN)
+    (tmp_path / "b.html").write_bytes(samples.HTML)
+    (tmp_path / "bad.pdf").write_bytes(bytes(range(256)))
+    app = create_app(runtime=drt)
+
+    def use(url: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        with Gasworks(url, created.key) as gw:
+            gw.create_collection("kb", chunkTokens=100)
+            ups = gw.upload_documents([tmp_path / "a.md", tmp_path / "b.html"], collections=["kb"])
+            with pytest.raises(DocumentTypeUnsupported):
+                gw.upload_documents([tmp_path / "bad.pdf"])
+            return ups, gw.grant("kb", "tenant")
+
+    async with serve(app) as url:
+        ups, grant = await asyncio.to_thread(use, url)
+        assert [u["document"]["status"] for u in ups] == ["queued", "queued"]
+        assert grant["subject"] == "*"
+        await drain(drt)
+        async with AsyncGasworks(url, created.key) as gw:
+            doc = await gw.document(ups[0]["document"]["id"])
+            assert doc["status"] == "ready" and doc["chunks"] == 2
+            await gw.delete_document(doc["id"])
+            with pytest.raises(DocumentNotFound):
+                await gw.document(doc["id"])
+
+
+@pytest.fixture
+def cli(tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    for key in list(os.environ):
+        if key.startswith("GASWORKS_") and key != "GASWORKS_TEST_POSTGRES_URL":
+            monkeypatch.delenv(key)
+    monkeypatch.setenv("GASWORKS_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("GASWORKS_DATABASE_URL", db_url)
+    runner = CliRunner()
+
+    def invoke(*args: str, code: int = 0) -> Any:
+        result = runner.invoke(cli_app, [*args, "--json"])
+        assert result.exit_code == code, result.output
+        return json.loads(result.stdout)
+
+    invoke("init")
+    return invoke
+
+
+def test_cli_upload_folder_and_glob_with_summary(cli: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.md").write_bytes(samples.MARKDOWN)
+    (folder / "sub" / "b.html").write_bytes(samples.HTML)
+    (folder / ".hidden").write_bytes(b"skip me")
+    (tmp_path / "c.txt").write_bytes(b"plain text file")
+    (tmp_path / "empty.txt").write_bytes(b"")
+    cli("documents", "collections", "create", "kb")
+    out = cli(
+        "documents", "upload", str(folder), str(tmp_path / "*.txt"), "-c", "kb", code=1
+    )  # fmt: skip
+    by_name = {Path(r["path"]).name: r for r in out}
+    assert set(by_name) == {"a.md", "b.html", "c.txt", "empty.txt"}
+    assert by_name["empty.txt"]["error"] == "DOCUMENT_EMPTY"
+    assert by_name["a.md"]["status"] == "queued"
+    again = cli("documents", "upload", str(folder / "a.md"))
+    assert again[0]["status"] == "duplicate" and again[0]["id"] == by_name["a.md"]["id"]
+    listed = cli("documents", "list", "--collection", "kb")
+    assert len(listed) == 3
+    assert cli("documents", "dead-letters", "list") == []
+    rec = cli("documents", "reconcile", "--grace", "0")
+    assert rec["blobsRemoved"] == 0 and rec["vectorsChecked"] is False  # no index here
+    missing = cli("documents", "upload", str(tmp_path / "nope.md"), code=1)
+    assert missing["error"]["code"] == "VALIDATION_FAILED"

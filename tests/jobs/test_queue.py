@@ -1,0 +1,304 @@
+"""The job queue on both databases: leases, retries with backoff, dead letters, replay,
+fairness across tenants, and exactly-once processing under concurrent workers."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from gasworks.db.engine import Database
+from gasworks.db.types import utcnow
+from gasworks.errors import BadRequest, ProviderUnavailable
+from gasworks.jobs import Job, JobQueue, LeaseLost, RetryPolicy, Worker, WorkerConfig
+from gasworks.jobs.tables import JobRow
+from gasworks.jobs.worker import next_poll_delay
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+async def db(db_url: str) -> AsyncIterator[Database]:
+    d = Database(db_url)
+    yield d
+    await d.dispose()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_queue(db: Database, clock: Clock, **policies: RetryPolicy) -> JobQueue:
+    return JobQueue(
+        db,
+        policies,
+        default_policy=RetryPolicy(max_attempts=3, base_delay=10, max_delay=100, jitter=0.5),
+        clock=clock,
+        rng=random.Random(7),
+    )
+
+
+async def put(q: JobQueue, tenant: str, kind: str = "work", **payload: object) -> str:
+    async with q.db.session() as s:
+        job_id = await q.enqueue(s, tenant_id=tenant, kind=kind, payload=payload)
+    assert job_id is not None
+    return job_id
+
+
+async def count(db: Database, *where: object) -> int:
+    async with db.session() as s:
+        return int(await s.scalar(select(func.count()).select_from(JobRow).where(*where)) or 0)
+
+
+async def test_enqueue_is_part_of_the_callers_transaction(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    with pytest.raises(RuntimeError):
+        async with db.session() as s:
+            await q.enqueue(s, tenant_id="t1", kind="work")
+            raise RuntimeError("caller's write failed")
+    assert await count(db) == 0
+    await put(q, "t1")
+    assert await count(db) == 1
+
+
+async def test_claim_finish_and_nothing_left(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    await put(q, "t1", n=1)
+    job = await q.claim("w1", ["work"], 30)
+    assert job is not None and job.payload == {"n": 1} and job.attempt == 1
+    assert await q.claim("w2", ["work"], 30) is None  # leased
+    async with db.session() as s:
+        await q.finish(s, job)
+    assert await count(db) == 0
+
+
+async def test_expired_lease_goes_back_to_the_queue(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    await put(q, "t1")
+    first = await q.claim("w1", ["work"], 30)
+    assert first is not None
+    clock.advance(20)
+    assert await q.heartbeat(first, 30)  # renewed: still w1's at +40 s
+    clock.advance(20)
+    assert await q.claim("w2", ["work"], 30) is None
+    clock.advance(11)  # w1 stopped renewing (killed)
+    second = await q.claim("w2", ["work"], 30)
+    assert second is not None and second.id == first.id and second.attempt == 2
+    assert second.history[-1]["code"] == "LEASE_EXPIRED"
+    # the first worker's late completion is refused and changes nothing
+    with pytest.raises(LeaseLost):
+        async with db.session() as s:
+            await q.finish(s, first)
+    assert not await q.heartbeat(first, 30)
+    assert await q.fail(first, RuntimeError("late")) == "lost"
+    async with db.session() as s:
+        await q.finish(s, second)
+    assert await count(db) == 0
+
+
+async def test_lease_expiring_on_the_last_attempt_is_a_dead_letter(
+    db: Database, clock: Clock
+) -> None:
+    q = make_queue(db, clock)
+    await put(q, "t1")
+    for _ in range(3):
+        assert await q.claim("w", ["work"], 5) is not None
+        clock.advance(6)
+    assert await q.claim("w", ["work"], 5) is None
+    async with db.session() as s:
+        (dead,) = await q.list_dead(s, tenant_id="t1")
+    assert dead.error_code == "LEASE_EXPIRED" and dead.attempts == 3
+
+
+async def test_retry_waits_an_exponential_backoff_with_jitter(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    job_id = await put(q, "t1")
+    for attempt in (1, 2):
+        job = await q.claim("w", ["work"], 30)
+        assert job is not None and job.attempt == attempt
+        assert await q.fail(job, ProviderUnavailable("upstream down")) == "queued"
+        async with db.session() as s:
+            row = await s.get(JobRow, job_id)
+            assert row is not None
+            wait = (row.run_at - clock.now).total_seconds()
+        full = 10 * 2 ** (attempt - 1)
+        assert full * 0.5 <= wait <= full  # base 10 s doubling, up to half taken off
+        assert await q.claim("w", ["work"], 30) is None  # not before its time
+        clock.advance(wait)
+    job = await q.claim("w", ["work"], 30)
+    assert job is not None and job.attempt == 3
+    assert [h["code"] for h in job.history] == ["PROVIDER_UNAVAILABLE"] * 2
+
+
+def test_backoff_is_capped_and_jittered() -> None:
+    p = RetryPolicy(base_delay=1, max_delay=8, jitter=0.25)
+    rng = random.Random(1)
+    delays = [p.delay(n, rng) for n in range(1, 8)]
+    assert all(
+        0.75 * min(8, 2 ** (n - 1)) <= d <= min(8, 2 ** (n - 1)) for n, d in enumerate(delays, 1)
+    )
+    assert len({round(p.delay(3, rng), 6) for _ in range(5)}) > 1  # jitter spreads retries
+
+
+async def test_out_of_attempts_becomes_a_dead_letter_with_history(
+    db: Database, clock: Clock
+) -> None:
+    q = make_queue(db, clock, work=RetryPolicy(max_attempts=2, base_delay=0, jitter=0))
+    job_id = await put(q, "t1", doc="d1")
+    for expected in ("queued", "dead"):
+        job = await q.claim("w", ["work"], 30)
+        assert job is not None
+        assert await q.fail(job, ProviderUnavailable("upstream down")) == expected
+    assert await q.claim("w", ["work"], 30) is None
+    async with db.session() as s:
+        dead = await q.get_dead(s, job_id, tenant_id="t1")
+        assert await q.list_dead(s, tenant_id="other") == []
+    assert dead.error_code == "PROVIDER_UNAVAILABLE" and dead.error_message == "upstream down"
+    assert [h["attempt"] for h in dead.history] == [1, 2] and dead.payload == {"doc": "d1"}
+
+
+async def test_a_permanent_error_is_dead_at_once(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    await put(q, "t1")
+    job = await q.claim("w", ["work"], 30)
+    assert job is not None
+    assert await q.fail(job, BadRequest("the file is encrypted")) == "dead"
+
+
+async def test_replay_one_and_in_bulk_and_discard(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock, work=RetryPolicy(max_attempts=1))
+    ids = [await put(q, "t1", n=i) for i in range(3)]
+    other = await put(q, "t2")
+    for _ in range(4):
+        job = await q.claim("w", ["work"], 30)
+        assert job is not None
+        await q.fail(job, ProviderUnavailable("x"))
+    async with db.session() as s:
+        assert len(await q.list_dead(s, tenant_id="t1", kind="work")) == 3
+        assert await q.replay(s, tenant_id="t1", ids=[ids[0]]) == 1
+    job = await q.claim("w", ["work"], 30)
+    assert job is not None and job.id == ids[0] and job.attempt == 1
+    async with db.session() as s:
+        await q.finish(s, job)
+        # another tenant's dead letter is not found, not replayed
+        with pytest.raises(Exception, match="Dead letter not found"):
+            await q.replay(s, tenant_id="t1", ids=[other])
+    async with db.session() as s:
+        assert await q.replay(s, tenant_id="t1") == 2  # the rest, in bulk
+        assert await q.discard(s, tenant_id="t2", ids=[other]) == 1
+    assert await count(db, JobRow.status == "queued") == 2
+    assert await count(db, JobRow.status == "dead") == 0
+
+
+async def test_fair_across_tenants(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    async with db.session() as s:
+        for i in range(200):
+            await q.enqueue(s, tenant_id="big", kind="work", payload={"i": i})
+    clock.advance(1)
+    await put(q, "small")
+    clock.advance(1)
+    served = []
+    for _ in range(3):
+        job = await q.claim("w", ["work"], 30)
+        assert job is not None
+        served.append(job.tenant_id)
+        clock.advance(0.001)
+    # the small tenant's one job goes within the first two claims, not after 200
+    assert "small" in served[:2]
+
+
+async def test_dedupe_key_and_cancel(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    async with db.session() as s:
+        assert await q.enqueue(s, tenant_id="t", kind="work", dedupe_key="d1:extract", subject="d1")
+        assert await q.enqueue(s, tenant_id="t", kind="work", dedupe_key="d1:extract") is None
+    job = await q.claim("w", ["work"], 30)
+    assert job is not None
+    async with db.session() as s:
+        assert await q.cancel_subject(s, "t", "d1") == 1
+    with pytest.raises(LeaseLost):  # a cancelled job's late completion is discarded
+        async with db.session() as s:
+            await q.finish(s, job)
+
+
+async def test_named_lease(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    assert await q.hold_lease("reconciler", "a", 60)
+    assert not await q.hold_lease("reconciler", "b", 60)
+    assert await q.hold_lease("reconciler", "a", 60)
+    clock.advance(61)
+    assert await q.hold_lease("reconciler", "b", 60)
+
+
+async def test_stats_per_kind(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock, b=RetryPolicy(max_attempts=1))
+    await put(q, "t", "a")
+    await put(q, "t", "b")
+    clock.advance(5)
+    job = await q.claim("w", ["b"], 30)
+    assert job is not None
+    await q.fail(job, ProviderUnavailable("x"))
+    stats = await q.stats()
+    assert (stats["a"].queued, stats["a"].dead, stats["b"].dead) == (1, 0, 1)
+    assert stats["a"].oldest_age_seconds == pytest.approx(5)
+
+
+def test_idle_polling_is_bounded() -> None:
+    cfg = WorkerConfig(poll_min=0.05, poll_max=1.0)
+    d, seen = cfg.poll_min, []
+    for _ in range(10):
+        d = next_poll_delay(d, cfg)
+        seen.append(d)
+    assert seen[-1] == 1.0 and max(seen) == 1.0  # at most one claim query per second idle
+
+
+async def test_two_concurrent_workers_process_each_job_exactly_once(db_url: str) -> None:
+    dbs = [Database(db_url), Database(db_url)]
+    try:
+        queues = [JobQueue(d, default_policy=RetryPolicy(base_delay=0.01)) for d in dbs]
+        async with dbs[0].session() as s:
+            for i in range(60):
+                await queues[0].enqueue(s, tenant_id=f"t{i % 3}", kind="work", payload={"i": i})
+        done: Counter[int] = Counter()
+        all_done = asyncio.Event()
+
+        def handler_for(q: JobQueue):  # type: ignore[no-untyped-def]
+            async def handler(job: Job) -> None:
+                await asyncio.sleep(0)
+                async with q.db.session() as s:
+                    await q.finish(s, job)
+                    done[int(job.payload["i"])] += 1  # counted only if the finish commits
+                if sum(done.values()) == 60:
+                    all_done.set()
+
+            return handler
+
+        cfg = WorkerConfig(concurrency=3, poll_min=0.01, poll_max=0.05)
+        workers = [Worker(q, {"work": handler_for(q)}, cfg) for q in queues]
+        for w in workers:
+            w.start()
+        await asyncio.wait_for(all_done.wait(), 60)
+        for w in workers:
+            await w.stop()
+        assert sorted(done) == list(range(60)) and set(done.values()) == {1}
+        assert all(w.processed > 0 for w in workers)  # both took part
+        assert await count(dbs[0]) == 0
+    finally:
+        for d in dbs:
+            await d.dispose()
