@@ -115,6 +115,8 @@ async def test_tenants_and_keys_through_a_server(app: Any, admin_key: str, runti
         assert all("key" not in k for k in listed.values())  # never a secret
         assert (await call(new_key, "workflows", "list", "--json")).exit_code == 0
 
+        r = await call(admin_key, "keys", "revoke", new_id, "--force", "--json")
+        assert json.loads(r.stdout)["error"]["code"] == "OPERATOR_ONLY"  # nothing revoked
         r = await call(admin_key, "keys", "revoke", new_id, "--json")
         assert r.exit_code == 0 and json.loads(r.stdout)["revokedAt"] is not None
         r = await call(new_key, "workflows", "list", "--json")

@@ -105,3 +105,8 @@ def operator_only(server: str | None, command: str) -> None:
             "--server (unset GASWORKS_URL).",
             details={"command": command, "server": server},
         )
+
+
+async def now(value: T) -> T:
+    """``value`` as an awaitable: a local half whose answer needs no I/O (the registry)."""
+    return value

@@ -301,49 +301,47 @@ def run_cmd(
             sys.stdout.write(ev["chunk"])
             sys.stdout.flush()
 
-    async def remote(url: str) -> RunOut:
-        from gasworks.client import AsyncGasworks
+    data = RunIn(
+        input=_inputs(input or []), conversation_id=conversation, version=version, stream=stream
+    )
+
+    async def remote(gw: AsyncGasworks) -> RunOut:
         from gasworks.workflows.schemas import RunOut as Out
 
-        inputs = _inputs(input or [])
-        async with AsyncGasworks(url, api_key) as gw:
-            if not stream:
-                return Out.model_validate(
-                    await gw.run_workflow(
-                        workflow, inputs, conversation_id=conversation, version=version
-                    )
+        if not stream:
+            return Out.model_validate(
+                await gw.run_workflow(
+                    workflow, data.input, conversation_id=conversation, version=version
                 )
-            final: dict[str, Any] | None = None
-            events = gw.stream_workflow(
-                workflow, inputs, conversation_id=conversation, version=version
             )
-            async for seq, kind, ev in events:
-                show(seq, kind, ev)
-                if kind == "run.finished":
-                    final = ev
-            if final is None:
-                raise ServerUnreachable(
-                    "The server ended the run's event stream before run.finished.",
-                    details={"server": url},
-                )
-            return Out.model_validate(final)
+        final: dict[str, Any] | None = None
+        events = gw.stream_workflow(
+            workflow, data.input, conversation_id=conversation, version=version
+        )
+        async for seq, kind, ev in events:
+            show(seq, kind, ev)
+            if kind == "run.finished":
+                final = ev
+        if final is None:
+            raise ServerUnreachable(
+                "The server ended the run's event stream before run.finished.",
+                details={"server": server},
+            )
+        return Out.model_validate(final)
+
+    async def local(rt: Runtime) -> RunOut:
+        ctx = await tenant_context(rt, tenant)
+        eng = workflow_engine(rt)
+        if not stream:
+            return await eng.run(ctx, workflow, data)
+        live = await eng.start(ctx, workflow, data)
+        async for seq, kind, ev in live.follow(0):
+            show(seq, kind, ev)
+        assert live.result is not None
+        return live.result
 
     async def body() -> RunOut:
-        if server:
-            return await remote(server)
-        data = RunIn(
-            input=_inputs(input or []), conversation_id=conversation, version=version, stream=stream
-        )
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            eng = workflow_engine(rt)
-            if not stream:
-                return await eng.run(ctx, workflow, data)
-            live = await eng.start(ctx, workflow, data)
-            async for seq, kind, ev in live.follow(0):
-                show(seq, kind, ev)
-            assert live.result is not None
-            return live.result
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if stream:
