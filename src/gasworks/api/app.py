@@ -16,6 +16,7 @@ from opentelemetry.trace import TracerProvider
 from gasworks import __version__
 from gasworks.api.auth import Authenticator
 from gasworks.api.browser_auth import BrowserAuth
+from gasworks.api.drain import Drain, DrainGate
 from gasworks.api.errors import (
     ErrorRenderer,
     OpenAIErrorEnvelope,
@@ -151,6 +152,8 @@ def create_app(
     # the gateway's hot route, in front of the router (inside the request id, logging,
     # metrics and tracing middleware below)
     app.add_middleware(ChatCompletionsFastPath)
+    app.state.drain = Drain()  # graceful shutdown (api/drain.py; driven by `gasworks serve`)
+    app.add_middleware(DrainGate, drain=app.state.drain)
     configure_tracing(app, settings, tracer_provider)
     app.add_middleware(
         RequestContextMiddleware,

@@ -65,11 +65,9 @@ def breakers_list(
     from gasworks.llm.breaker import admin as breakers
 
     async def local(rt: Runtime) -> list[breakers.BreakerOut]:
-        from gasworks.llm.guardrails_runtime import get_guardrails
-        from gasworks.llm.runtime import get_registry
+        from gasworks.llm.guardrails_runtime import guardrails_admin
 
-        known = [e.id for e in get_registry(rt).entries()]
-        return await breakers.list_breakers(get_guardrails(rt).breakers, _operator(), known)
+        return await guardrails_admin(rt).list_breakers(_operator())
 
     async def remote(gw: AsyncGasworks) -> list[breakers.BreakerOut]:
         return [breakers.BreakerOut.model_validate(b) for b in await gw.breakers()]
@@ -110,13 +108,10 @@ def _act(
     from gasworks.llm.breaker import admin as breakers
 
     async def local(rt: Runtime) -> breakers.BreakerOut:
-        from gasworks.llm.guardrails_runtime import get_guardrails
-        from gasworks.llm.runtime import get_registry
+        from gasworks.llm.guardrails_runtime import guardrails_admin
 
-        get_registry(rt).get(key.split("@", 1)[0], include_disabled=True)
-        return await breakers.act(
-            get_guardrails(rt).breakers, _operator(), key, action, reason, actor=_actor()
-        )
+        admin = guardrails_admin(rt)
+        return await admin.breaker_action(_operator(), key, action, reason, actor=_actor())
 
     async def remote(gw: AsyncGasworks) -> breakers.BreakerOut:
         return breakers.BreakerOut.model_validate(await gw.breaker_action(key, action, reason))
@@ -170,9 +165,9 @@ def breakers_events(
     from gasworks.llm.breaker import admin as breakers
 
     async def local(rt: Runtime) -> list[breakers.BreakerEventOut]:
-        from gasworks.llm.guardrails_runtime import get_guardrails
+        from gasworks.llm.guardrails_runtime import guardrails_admin
 
-        return await breakers.events(get_guardrails(rt).breakers, _operator(), key, limit)
+        return await guardrails_admin(rt).breaker_events(_operator(), key, limit)
 
     async def remote(gw: AsyncGasworks) -> list[breakers.BreakerEventOut]:
         events = await gw.breaker_events(key, limit=limit)
@@ -227,11 +222,9 @@ def budgets_set(
     data = BudgetSet(period=period, api_key_id=key, cost_limit=_decimal(cost), token_limit=tokens)
 
     async def local(rt: Runtime) -> BudgetOut | None:
-        from gasworks.llm.budgets import set_budget
+        from gasworks.llm.guardrails_runtime import guardrails_admin
 
-        ctx = await tenant_context(rt, tenant)
-        async with rt.db.session() as s:
-            return await set_budget(s, ctx, data)
+        return await guardrails_admin(rt).set_budget(await tenant_context(rt, tenant), data)
 
     async def remote(gw: AsyncGasworks) -> BudgetOut | None:
         out = await gw.set_budget(
@@ -278,11 +271,10 @@ def budgets_show(
     from gasworks.llm.budgets import BudgetOut as Out
 
     async def local(rt: Runtime) -> list[BudgetOut]:
-        from gasworks.llm.budgets import list_budgets
+        from gasworks.llm.guardrails_runtime import guardrails_admin
 
         ctx = await tenant_context(rt, tenant)
-        async with rt.db.session() as s:
-            return await list_budgets(s, ctx, api_key_id=key)
+        return await guardrails_admin(rt).list_budgets(ctx, api_key_id=key)
 
     async def remote(gw: AsyncGasworks) -> list[BudgetOut]:
         return [Out.model_validate(b) for b in await gw.budgets(api_key_id=key)]
@@ -342,7 +334,7 @@ def usage_summary(
 ) -> None:
     """Requests, attempts, tokens and cost grouped by day, model, workflow, API key, provider,
     status or prompt version (with --server: of the key's tenant)."""
-    from gasworks.llm import ledger
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     try:
         first = date.fromisoformat(since) if since else None
@@ -352,17 +344,15 @@ def usage_summary(
 
     async def local(rt: Runtime) -> UsageReport:
         ctx = await tenant_context(rt, tenant)
-        async with rt.db.session() as s:
-            return await ledger.usage(
-                s,
-                ctx,
-                group_by=by,
-                since=first,
-                until=last,
-                model=model,
-                workflow_id=workflow,
-                api_key_id=key,
-            )
+        return await guardrails_admin(rt).usage(
+            ctx,
+            group_by=by,
+            since=first,
+            until=last,
+            model=model,
+            workflow_id=workflow,
+            api_key_id=key,
+        )
 
     async def remote(gw: AsyncGasworks) -> UsageReport:
         report = await gw.usage(
@@ -373,7 +363,9 @@ def usage_summary(
             workflow_id=workflow,
             api_key_id=key,
         )
-        return ledger.UsageReport.model_validate(report)
+        from gasworks.llm.ledger import UsageReport as Report
+
+        return Report.model_validate(report)
 
     async def body() -> UsageReport:
         return await on_target(server, api_key, local=local, remote=remote)
@@ -425,13 +417,13 @@ def usage_calls(
     as_json: JsonOpt = False,
 ) -> None:
     """The most recent model calls recorded in the ledger."""
-    from gasworks.llm import ledger
+
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> list[ledger.LedgerCallOut]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await ledger.list_calls(s, ctx, limit=limit, model=model)
+            return await guardrails_admin(rt).calls(ctx, limit=limit, model=model)
 
     out = run(body, as_json)
     if as_json:

@@ -23,8 +23,8 @@ from gasworks.console.web import (
 )
 from gasworks.errors import ValidationFailed
 from gasworks.llm import ledger
-from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
+from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets
+from gasworks.llm.guardrails_runtime import flush_ledger, guardrails_admin
 from gasworks.llm.ledger import GroupBy
 from gasworks.tenancy import service as tenancy
 from gasworks.tenancy.context import Role
@@ -142,9 +142,7 @@ async def put_budget(c: CallerDep) -> HTMLResponse:
             "tokenLimit": form.get("tokenLimit"),
         },
     )
-    async with c.runtime.db.session() as s:
-        out = await set_budget(s, c.ctx, body)
-    get_guardrails(c.runtime).budgets.invalidate(c.ctx.tenant_id)  # after the commit, as REST
+    out = await guardrails_admin(c.runtime).set_budget(c.ctx, body)
     scope = f"key {body.api_key_id}" if body.api_key_id else "the tenant"
     said = "removed" if out is None else "set"
     return await _page(c, f"The {body.period.adjective} limit of {scope} is {said}.")
