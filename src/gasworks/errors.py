@@ -186,6 +186,14 @@ class ServerUnreachable(GasworksError):
     retryable = True
 
 
+class OperatorOnly(BadRequest):
+    """A CLI command that acts on the operator's own database (``db upgrade``,
+    ``keys create --platform-admin``, ...) was given ``--server`` / ``GASWORKS_URL``."""
+
+    code = "OPERATOR_ONLY"
+    status = 400
+
+
 class ConfigurationError(GasworksError):
     """The deployment is misconfigured (settings, files, missing extras)."""
 

@@ -18,6 +18,8 @@ from gasworks.cli import (
     tenancy,
     workflows,
 )
+from gasworks.cli.common import operator_only
+from gasworks.cli.models import OperatorServerOpt
 from gasworks.cli.output import (
     GasworksGroup,
     JsonOpt,
@@ -198,9 +200,11 @@ def serve(
 
 
 @db_app.command("upgrade")
-def db_upgrade(as_json: JsonOpt = False) -> None:
+def db_upgrade(server: OperatorServerOpt = None, as_json: JsonOpt = False) -> None:
     """Upgrade the database schema to the newest revision (safe to run concurrently)."""
     from gasworks.db.engine import Database
+
+    operator_only(server, "db upgrade")
 
     settings = load_settings()
 
@@ -221,10 +225,12 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
 
 
 @db_app.command("current")
-def db_current(as_json: JsonOpt = False) -> None:
+def db_current(server: OperatorServerOpt = None, as_json: JsonOpt = False) -> None:
     """Show the schema revision of the database and the newest one this version knows."""
     from gasworks.db.engine import Database
     from gasworks.db.migrate import current_revision, head_revision
+
+    operator_only(server, "db current")
 
     settings = load_settings()
 

@@ -234,6 +234,11 @@ class Resolver:
         self._poll_failed = False
         self._last_prune = 0.0
 
+    @property
+    def poller(self) -> PeriodicTask:
+        """The invalidation poller (background)."""
+        return self._poller
+
     # -- resolution -----------------------------------------------------------------------
 
     async def resolve(

@@ -471,6 +471,11 @@ class WorkflowEngine:
 
     # --- leases: heartbeat of this engine's runs, sweep of runs whose owner died ----------
 
+    @property
+    def maintenance_task(self) -> PeriodicTask | None:
+        """The run-lease heartbeat and sweep (None when not started)."""
+        return self._maintenance
+
     def start_maintenance(self) -> None:
         """Renew this engine's run leases and sweep expired ones in the background."""
         if self.writer is None or self._maintenance is not None:

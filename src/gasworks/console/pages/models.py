@@ -54,6 +54,7 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
         title="Models",
         models=models,
         events=events,
+        people=await c.people(e.actor for e in events),
         selected=selected,
         actions=ACTIONS,
         message=message,

@@ -95,6 +95,7 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
         message=message,
         push_url="/console/spend",
         budgets=[(b, headroom(b)) for b in budgets],
+        people=await c.people(b.updated_by for b in budgets),
         keys=keys,
         key_names=key_names,
         since=since,
@@ -139,7 +140,8 @@ async def put_budget(c: CallerDep) -> HTMLResponse:
             "period": form.get("period", ""),
             "apiKeyId": form.get("apiKeyId"),
             "costLimit": form.get("costLimit"),
-            "tokenLimit": form.get("tokenLimit"),
+            # the API's Count is a strict integer: a form sends text
+            "tokenLimit": int(t) if (t := form.get("tokenLimit", "")).isdigit() else t or None,
         },
     )
     out = await guardrails_admin(c.runtime).set_budget(c.ctx, body)
