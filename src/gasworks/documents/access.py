@@ -104,6 +104,9 @@ async def context_of(
 
     if principal_id is None:
         return None
+    operator = TenantContext.system(tenant_id)
+    if principal_id == operator.principal_id:  # the CLI in-process (never an issued id)
+        return operator
     row = await session.scalar(
         select(PrincipalRow).where(
             PrincipalRow.tenant_id == tenant_id, PrincipalRow.id == principal_id
