@@ -86,7 +86,7 @@ def crypto_rows() -> list[tuple[str, int, float, float]]:
 
 async def anchor(home: Path) -> tuple[float, float]:
     """(µs per message of a saved turn, µs per message of a loaded 20-message history)."""
-    from gasworks.llm.types import Message
+    from gasworks.modeltypes import Message
     from gasworks.runtime import Runtime
     from gasworks.settings import Settings
     from gasworks.tenancy import service as tenancy

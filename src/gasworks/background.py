@@ -14,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
+from gasworks.errors import GasworksError
 from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.background")
@@ -38,6 +40,15 @@ class PeriodicTask:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        #: what an operator sees (the console's overview): iterations, failures, when the
+        #: last one ended, and the last failure (the class, and the message of a gasworks
+        #: error only: other messages can carry SQL or URLs; the log has the traceback)
+        self.runs = 0
+        self.failures = 0
+        self.last_run: datetime | None = None
+        self.last_failed = False
+        self.last_error: str | None = None
+        self.last_error_at: datetime | None = None
 
     @property
     def running(self) -> bool:
@@ -81,7 +92,21 @@ class PeriodicTask:
             try:
                 await self.body()
             except Exception as exc:
+                self._ended(exc)
                 if self.on_error is not None:
                     self.on_error(exc)
                 else:
                     log.exception("background.failed", task=self.name)
+            else:
+                self._ended(None)
+
+    def _ended(self, exc: Exception | None) -> None:
+        self.runs += 1
+        self.last_run = datetime.now(UTC)
+        self.last_failed = exc is not None
+        if exc is not None:
+            self.failures += 1
+            self.last_error_at = self.last_run
+            self.last_error = type(exc).__name__ + (
+                f": {exc.message}" if isinstance(exc, GasworksError) else ""
+            )

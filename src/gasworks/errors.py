@@ -153,6 +153,22 @@ class InternalError(GasworksError):
     status = 500
 
 
+class ServerBusy(GasworksError):
+    """This process is at a configured capacity limit; ``Retry-After`` says when to retry."""
+
+    code = "SERVER_BUSY"
+    status = 503
+    retryable = True
+
+
+class ShuttingDown(GasworksError):
+    """This server process is draining for a shutdown; another process serves the retry."""
+
+    code = "SERVER_SHUTTING_DOWN"
+    status = 503
+    retryable = True
+
+
 class DatabaseUnavailable(GasworksError):
     """The database cannot be reached; retry shortly."""
 
@@ -168,6 +184,14 @@ class ServerUnreachable(GasworksError):
     code = "SERVER_UNREACHABLE"
     status = 503
     retryable = True
+
+
+class OperatorOnly(BadRequest):
+    """A CLI command that acts on the operator's own database (``db upgrade``,
+    ``keys create --platform-admin``, ...) was given ``--server`` / ``GASWORKS_URL``."""
+
+    code = "OPERATOR_ONLY"
+    status = 400
 
 
 class ConfigurationError(GasworksError):
@@ -371,6 +395,13 @@ class BlobStoreUnavailable(GasworksError):
     code = "BLOB_STORE_UNAVAILABLE"
     status = 503
     retryable = True
+
+
+class BlobStoreAccessDenied(BlobStoreUnavailable):
+    """The blob store refused the credentials or the IAM policy (an operator must fix it)."""
+
+    code = "BLOB_STORE_ACCESS_DENIED"
+    retryable = False
 
 
 # --- prompts --------------------------------------------------------------------------------

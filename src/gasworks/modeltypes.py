@@ -125,12 +125,14 @@ class StreamChunk:
     tool_calls: list[dict[str, Any]] | None = None
     #: log probabilities of this chunk's tokens, when asked (OpenAI's ``choices[0].logprobs``)
     logprobs: dict[str, Any] | None = None
-    #: on the last chunk from the gateway: registry id of the model that answered
+    #: on the first and the last chunk from the gateway: registry id of the model that answered
     model: str | None = None
     #: on the last chunk from the gateway: exact cost of the call
     cost: Decimal | None = None
     #: on the last chunk from the gateway: what happened on the way (fallbacks, truncation)
     notes: dict[str, Any] | None = None
+    #: on the first and the last chunk from the gateway: the answering model is the demo model
+    demo: bool = False
 
 
 # --- embeddings -----------------------------------------------------------------------------

@@ -12,7 +12,7 @@ import sys
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import (
@@ -111,6 +111,33 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Address `gasworks serve` binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
+    background_work: bool = Field(
+        default=True,
+        description="Run background work in this process: the deployment-wide maintenance "
+        "(budget sweeps, interrupted-run sweeps) when it holds the leader lease. "
+        "`gasworks serve --no-worker` sets it false (API-only processes).",
+    )
+    leader_lease_seconds: float = Field(
+        default=10.0,
+        ge=1,
+        le=3600,
+        description="Leader lease lifetime: renewed every third of it; a dead holder is "
+        "replaced at most this + a third later.",
+    )
+    shutdown_grace_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="On SIGTERM, requests in flight get this long to finish; event streams "
+        "still open a second before it ends are closed with a final SERVER_SHUTTING_DOWN event.",
+    )
+    shutdown_readiness_delay_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=600,
+        description="On SIGTERM, /readyz fails this long before the server stops listening "
+        "(set it to the load balancer's probe interval times its failure threshold).",
+    )
     workers: int = Field(
         default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
     )
@@ -272,6 +299,20 @@ class Settings(BaseSettings):
         "the database is asked again. Changes made in the same process apply at once; in "
         "another process after at most this long. 0 disables the cache.",
     )
+    workflow_max_running: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Runs executing at once in one process; above it a new run is refused "
+        "with 503 SERVER_BUSY and Retry-After (bounded memory).",
+    )
+    workflow_max_pending_writes: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Run writes waiting for the database in one process; above it a new run "
+        "is refused with 503 SERVER_BUSY and Retry-After.",
+    )
     workflow_graph_cache_size: int = Field(
         default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
     )
@@ -421,8 +462,34 @@ class Settings(BaseSettings):
     # --- blobs ---------------------------------------------------------------------------
     blob_url: str | None = Field(
         default=None,
-        description="Blob store location. Default: file://GASWORKS_HOME/blobs (local folder, "
-        "AES-256-GCM envelope encryption).",
+        description="Blob store location: file:///path or s3://bucket/prefix. Default: "
+        "file://GASWORKS_HOME/blobs. Either way AES-256-GCM envelope encryption.",
+    )
+    blob_s3_endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, Ceph RGW, R2); unset for AWS S3.",
+    )
+    blob_s3_region: str | None = Field(
+        default=None, description="S3 region (default: boto3's chain, e.g. AWS_REGION)."
+    )
+    blob_s3_addressing_style: Literal["auto", "path", "virtual"] = Field(
+        default="auto",
+        description="S3 addressing: auto, path (most MinIO/Ceph setups) or virtual.",
+    )
+    blob_s3_sse: Literal["none", "AES256", "aws:kms"] = Field(
+        default="none",
+        description="Server-side encryption on top of envelope encryption: none, AES256 "
+        "(SSE-S3) or aws:kms (SSE-KMS).",
+    )
+    blob_s3_kms_key_id: str | None = Field(
+        default=None, description="KMS key id, ARN or alias for aws:kms."
+    )
+    blob_s3_multipart_threshold_mb: int = Field(
+        default=16, ge=5, le=5120, description="Objects above this size upload as multipart."
+    )
+    blob_s3_part_size_mb: int = Field(default=8, ge=5, le=5120, description="Multipart part size.")
+    blob_s3_max_connections: int = Field(
+        default=32, ge=1, le=1024, description="S3 connections (and threads) per process."
     )
 
     # --- retrieval -----------------------------------------------------------------------

@@ -1,11 +1,11 @@
 """The one place that lists the domains a gasworks process runs, in start order.
 
-Models first (the registry and gateway), then guardrails (they attach to the gateway), prompts
-(scope keys use the registry's canonical model ids), retrieval (embeds through the gateway),
-documents (its pipeline embeds through the gateway and writes through retrieval), then
-workflows (they call models, prompts, retrieval and documents' access scope). The runtime
-stops them in reverse. A new domain adds one entry to ``default_domains`` (and its ``tables``
-module to
+The leader-lease heartbeat first (so the lease is returned last), then models (the registry
+and gateway), guardrails (they attach to the gateway), prompts (scope keys use the
+registry's canonical model ids), retrieval (embeds through the gateway), documents (its
+pipeline embeds through the gateway and writes through retrieval), then workflows (they
+call models, prompts, retrieval and documents' access scope). The runtime stops them in
+reverse. A new domain adds one entry to ``default_domains`` (and its ``tables`` module to
 ``all_tables``); nothing registers itself on import.
 """
 
@@ -14,6 +14,7 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from gasworks.db.engine import Database
+from gasworks.db.leader import LeadershipDomain
 from gasworks.documents.domain import DocumentsDomain
 from gasworks.documents.scope import DocumentSources
 from gasworks.llm.guardrails_runtime import GuardrailsDomain
@@ -29,6 +30,7 @@ def default_domains(settings: Settings) -> list[Domain]:
     """The domains of a full gasworks process, in start order."""
     del settings  # every domain reads its settings from the runtime; kept for future choices
     return [
+        LeadershipDomain(),
         ModelsDomain(),
         GuardrailsDomain(),
         PromptsDomain(),
@@ -78,6 +80,7 @@ def all_tables() -> MetaData:
     """The full metadata, every domain's tables (the migrations env compares against it).
 
     Here rather than in ``gasworks.db``: the database layer imports no domain."""
+    import gasworks.db.leader
     import gasworks.documents.tables
     import gasworks.jobs.tables
     import gasworks.llm.guardrail_tables

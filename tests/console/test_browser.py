@@ -160,6 +160,45 @@ def test_deploy_conflict_from_a_second_tab_and_roll_back(admin: Any, server: Ser
     other.close()
 
 
+def test_a_canary_with_its_split_promoted_and_audited(admin: Any, server: Server) -> None:
+    expect = _expect(admin)
+    ids = []
+    for text in ("Be terse.", "Be terse and warm."):
+        r = server.api(
+            "POST", "/api/prompts/versions", json={"name": "canary", "content": {"system": text}}
+        )
+        assert r.status_code in (200, 201), r.text
+        ids.append(r.json()["id"])
+    v1, v2 = ids
+    # a scope of its own (a workflow's), so the other prompt test's pointer is untouched
+    admin.goto(server.url + "/console/prompts/scope?model=demo&workflowId=canary-wf")
+    admin.get_by_label("Version to deploy").select_option(v1)
+    admin.get_by_role("button", name="Deploy", exact=True).click()
+    expect(admin.locator("[data-active-version]")).to_contain_text("canary v1")
+
+    admin.get_by_label("Canary version").select_option(v2)
+    admin.get_by_label("Percent of conversations").fill("25")
+    admin.get_by_label("Reason for the canary").fill("try warmth")
+    admin.get_by_role("button", name="Start canary").click()
+    pointer = admin.get_by_role("region", name="Pointer")
+    expect(pointer).to_contain_text("canary v2")
+    expect(pointer).to_contain_text("25% of conversations")
+    scope = "/api/prompts/pointer?model=demo&workflowId=canary-wf"
+    assert server.api("GET", scope).json()["canaryPercent"] == 25
+
+    admin.get_by_label("Reason for the canary decision").fill("warmth wins")
+    admin.get_by_role("button", name="Promote canary").click()
+    expect(admin.locator("[data-active-version]")).to_contain_text("canary v2")
+    expect(pointer).not_to_contain_text("% of conversations")
+    after = server.api("GET", scope).json()
+    assert after["activeVersionId"] == v2 and after["canaryVersionId"] is None
+    # the audit trail names both decisions and who took them (by name)
+    audit = admin.get_by_role("region", name="Audit")
+    expect(audit).to_contain_text("canary_start")
+    expect(audit).to_contain_text("canary_promote")
+    expect(audit.locator("tr", has_text="canary_promote")).to_contain_text("admin")
+
+
 def test_publish_and_watch_a_run_stream(admin: Any, server: Server) -> None:
     expect = _expect(admin)
     admin.goto(server.url + "/console/workflows/publish")
@@ -380,3 +419,46 @@ def test_on_a_phone_with_the_keyboard_labelled_in_both_themes(browser: Any, serv
         assert page.evaluate("getComputedStyle(document.body).backgroundColor") == after
     finally:
         page.context.close()
+
+
+def _local_only(page: Any, server: Server) -> list[str]:
+    """Route every request of the page's context: anything not to the local server is
+    aborted and recorded (the test then fails naming it)."""
+    fetched_elsewhere: list[str] = []
+
+    def route(r: Any) -> None:
+        if r.request.url.startswith(server.url + "/"):
+            r.continue_()
+        else:
+            fetched_elsewhere.append(r.request.url)
+            r.abort()
+
+    page.context.route("**/*", route)
+    return fetched_elsewhere
+
+
+def test_api_docs_and_graphiql_load_nothing_from_the_internet_and_run_a_query(
+    admin: Any, server: Server
+) -> None:
+    expect = _expect(admin)
+    elsewhere = _local_only(admin, server)
+    # Swagger UI: the signed-in cookie authenticates "Try it out"
+    admin.goto(server.url + "/docs")
+    expect(admin.locator(".swagger-ui .info .title")).to_contain_text("gasworks")
+    op = admin.locator(".opblock", has=admin.get_by_text("Registry entries", exact=True))
+    op.locator(".opblock-summary").click()
+    op.get_by_role("button", name="Try it out").click()
+    op.get_by_role("button", name="Execute").click()
+    expect(op.locator(".live-responses-table tbody .response-col_status").first).to_have_text("200")
+    expect(op.locator(".live-responses-table tbody .microlight").first).to_contain_text("demo")
+    # ReDoc renders the same schema
+    admin.goto(server.url + "/redoc")
+    expect(admin.get_by_role("menuitem", name="models")).to_be_visible()
+    # its body renders after the menu, in chunks (slow on a loaded machine)
+    heading = admin.get_by_role("heading", name="Models callable through this gateway")
+    expect(heading).to_be_visible(timeout=30_000)
+    # GraphiQL: the query from the address runs with the session cookie
+    admin.goto(server.url + "/graphql?q=" + "%7B%20me%20%7B%20role%20%7D%20%7D")
+    admin.locator(".graphiql-execute-button").click()
+    expect(admin.locator(".result-window")).to_contain_text('"role": "owner"')
+    assert elsewhere == []

@@ -10,6 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from gasworks.db.types import utcnow
@@ -81,6 +82,8 @@ async def test_revoking_or_expiring_the_key_ends_its_sessions(runtime: Any, admi
         token, _ = await sessions.open_session(s, admin, lifetime=long)
         other, _ = await sessions.open_session(s, viewer, lifetime=long)
     async with runtime.db.session() as s:
+        # the last owner key cannot be revoked: another one first
+        await service.create_api_key(s, admin, ApiKeyCreate(name="spare", role="owner"))
         await service.revoke_api_key(s, admin, admin.api_key_id)
     async with runtime.db.session() as s:
         assert await sessions.resume_session(s, token, idle=idle) is None
@@ -186,3 +189,19 @@ async def test_the_ledger_exports_as_csv(client: httpx.AsyncClient, admin_key: s
     lines = r.text.strip().splitlines()
     assert lines[0].startswith("id,created_at,") and len(lines) == 3
     assert all(",demo,demo," in line for line in lines[1:])
+
+
+def test_graphiql_page_names_only_vendored_files() -> None:
+    """Strawberry's page maps onto the vendored files; a template naming a file that is not
+    vendored (a strawberry upgrade) is refused with a way out, not served half-remote."""
+    from strawberry.http.ides import get_graphql_ide_html
+
+    from gasworks.api import docs_assets
+    from gasworks.errors import ConfigurationError
+
+    html = docs_assets.local_graphiql(get_graphql_ide_html("graphiql"))
+    for name in re.findall(r'(?:src|href)="/docs/assets/([^"]+)"', html):
+        assert (docs_assets.DIRECTORY / name).is_file(), name
+    moved = html.replace("/docs/assets/graphiql.min.js", "https://unpkg.com/graphiql@9/x.js")
+    with pytest.raises(ConfigurationError, match=r"VENDORED\.md"):
+        docs_assets.local_graphiql(moved)

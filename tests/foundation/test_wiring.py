@@ -66,6 +66,7 @@ def test_domain_names_are_unique(settings):
 
 def test_the_default_domains_in_start_order(settings):
     assert [d.name for d in default_domains(settings)] == [
+        "leadership",
         "models",
         "guardrails",
         "prompts",

@@ -357,7 +357,7 @@ async def test_reserved_tokens_are_kept_free_of_the_prompt(runtime) -> None:
     from dataclasses import replace
 
     from gasworks.errors import ContextWindowExceeded
-    from gasworks.llm.types import ChatRequest, Message
+    from gasworks.modeltypes import ChatRequest, Message
     from tests.guardrails.fakes import FakeEntry
 
     g = Guardrails(runtime.db)

@@ -383,3 +383,31 @@ async def test_gasworks_sdk_gets_fallbacks_truncation_and_budget_errors(env, key
         ("backup", True),
     ]
     assert sum((r.cost for r in rows), Decimal(0)) > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_bug_in_an_adapter_is_internal_logged_and_not_the_providers(
+    env, client, key, fakes, monkeypatch, stream
+) -> None:
+    from structlog.testing import capture_logs
+
+    from gasworks.llm.providers import openai_compatible
+
+    def bug(*args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a bug in our request building")
+
+    monkeypatch.setattr(openai_compatible, "request_params", bug)
+    h = auth(key)
+    with capture_logs() as logs:
+        r = await client.post("/v1/chat/completions", json=body(stream=stream), headers=h)
+    assert r.status_code == 500 and r.json()["error"]["code"] == "INTERNAL"
+    assert "TypeError" not in r.text
+    assert [x for x in logs if x.get("exc_info")], "the bug is logged with its traceback"
+    primary, backup = fakes
+    assert primary.requests == backup.requests == []  # no retry, no fallback
+    (br,) = [
+        x
+        for x in (await client.get("/api/breakers", headers=h)).json()
+        if x["breaker"] == "primary"
+    ]
+    assert br["windowFailures"] == 0  # the model's breaker does not count our bug

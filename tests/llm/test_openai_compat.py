@@ -318,7 +318,7 @@ def test_logprobs_are_rendered_in_openai_shape() -> None:
     from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
     from gasworks.api.openai_wire import ChunkRenderer, render_completion
-    from gasworks.llm.types import ChatResult, FinishReason, StreamChunk, Usage
+    from gasworks.modeltypes import ChatResult, FinishReason, StreamChunk, Usage
 
     lp = {"content": [{"token": "Hi", "logprob": -0.5, "bytes": [72, 105], "top_logprobs": []}]}
     done = render_completion(

@@ -12,8 +12,6 @@ from gasworks.errors import (
     ProviderBadRequest,
     ProviderBadResponse,
     ProviderRateLimited,
-    ProviderStreamInterrupted,
-    ProviderTimeout,
     ProviderUnavailable,
 )
 from gasworks.modeltypes import ChatRequest, Message
@@ -119,30 +117,6 @@ async def test_overloaded_is_retried(tmp_path, fake_anthropic) -> None:
     gw = gateway_for(tmp_path, entries(fake_anthropic), sleeps)
     assert (await gw.chat(SCOPE, ask("claude"))).text
     assert len(sleeps) == 1 and len(fake_anthropic.requests) == 2
-
-
-async def test_slow_first_byte_times_out(tmp_path, fake_anthropic) -> None:
-    fake_anthropic.faults.append(Fault.slow_first_byte(2.0))
-    gw = gateway_for(tmp_path, entries(fake_anthropic, timeout_seconds=0.2, max_retries=0))
-    with pytest.raises(ProviderTimeout):
-        await collect(gw, ask("claude"))
-
-
-async def test_stream_cut_mid_answer(tmp_path, fake_anthropic) -> None:
-    fake_anthropic.faults.append(Fault.cut_stream(after_chunks=5))
-    gw = gateway_for(tmp_path, entries(fake_anthropic), [])
-    text, _ = await text_before_error(gw, ask("claude"), ProviderStreamInterrupted)
-    assert text == "Hello from "
-    assert len(fake_anthropic.requests) == 1
-
-
-async def test_malformed_json(tmp_path, fake_anthropic) -> None:
-    fake_anthropic.faults.extend([Fault.malformed(), Fault.malformed()])
-    gw = gateway_for(tmp_path, entries(fake_anthropic, max_retries=0))
-    with pytest.raises(ProviderBadResponse):
-        await gw.chat(SCOPE, ask("claude"))
-    with pytest.raises(ProviderBadResponse):  # an event whose data is not JSON
-        await collect(gw, ask("claude"))
 
 
 async def test_event_not_in_the_documented_shape_is_a_bad_response(

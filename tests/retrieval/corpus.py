@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.retrieval.types import Chunk, EmbedRequest, source_id
 from gasworks.testing import HashingEmbedder
 

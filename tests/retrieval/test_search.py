@@ -6,7 +6,7 @@ from typing import Any
 import pytest
 
 from gasworks.errors import ValidationFailed
-from gasworks.llm.types import CallScope
+from gasworks.modeltypes import CallScope
 from gasworks.retrieval.runtime import EMBEDDER_OVERRIDE, get_retrieval
 from gasworks.retrieval.search import AllowedSources, SearchQuery, fuse
 from gasworks.retrieval.types import Chunk, source_id

@@ -10,7 +10,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from gasworks.llm.types import CallScope, ChatRequest, StreamChunk
+from gasworks.modeltypes import CallScope, ChatRequest, StreamChunk
 from gasworks.settings import Settings
 from gasworks.tenancy.context import TenantContext
 from gasworks.wiring import build_runtime

@@ -74,7 +74,7 @@ class _Slow(FakeModels):
         self.gate = asyncio.Event()
 
     async def stream(self, scope, request):  # type: ignore[override]
-        from gasworks.llm.types import StreamChunk
+        from gasworks.modeltypes import StreamChunk
 
         yield StreamChunk(delta="first")
         await self.gate.wait()

@@ -19,7 +19,7 @@ import pytest
 from sqlalchemy import select, update
 
 from gasworks.db.types import utcnow
-from gasworks.llm.types import StreamChunk
+from gasworks.modeltypes import StreamChunk
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import workflow_engine
 from gasworks.workflows.demos import demo_document

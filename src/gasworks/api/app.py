@@ -9,13 +9,15 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 
 from fastapi import APIRouter, FastAPI, Request
-from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
 from opentelemetry.trace import TracerProvider
 
 from gasworks import __version__
+from gasworks.api import docs_assets
 from gasworks.api.auth import Authenticator
 from gasworks.api.browser_auth import BrowserAuth
+from gasworks.api.drain import Drain, DrainGate
 from gasworks.api.errors import (
     ErrorRenderer,
     OpenAIErrorEnvelope,
@@ -62,8 +64,7 @@ _frozen = False
 async def swagger_ui(request: Request) -> HTMLResponse:
     """The API docs (Swagger UI). From a signed-in browser, its requests carry the session's
     CSRF token, so "Try it out" works with the session cookie, writes included."""
-    page = get_swagger_ui_html(openapi_url="/openapi.json", title="gasworks API")
-    html = bytes(page.body).decode()
+    html = docs_assets.swagger_ui_html("gasworks API", "/openapi.json")
     browser: BrowserAuth = request.app.state.browser_auth
     found = await browser.resume(request)
     if found is not None:
@@ -73,7 +74,12 @@ async def swagger_ui(request: Request) -> HTMLResponse:
             "const ui = SwaggerUIBundle({\n    requestInterceptor: (r) => "
             f"{{ r.headers['X-CSRF-Token'] = {token}; return r; }},",
         )
-    return HTMLResponse(html)
+    return docs_assets.page(html)
+
+
+async def redoc() -> HTMLResponse:
+    """The API reference (ReDoc), read-only."""
+    return docs_assets.redoc_html("gasworks API", "/openapi.json")
 
 
 def freeze_startup_objects() -> None:
@@ -125,6 +131,7 @@ def create_app(
         ),
         lifespan=lifespan,
         docs_url=None,  # swagger_ui below: with a signed-in browser's CSRF token
+        redoc_url=None,  # redoc below: both load their files from the app (docs_assets)
         **native_telemetry_off(),
     )
     app.state.runtime = rt
@@ -148,9 +155,13 @@ def create_app(
         idle=timedelta(minutes=settings.console_idle_minutes),
     )
     app.add_api_route("/docs", swagger_ui, include_in_schema=False)
+    app.add_api_route("/redoc", redoc, include_in_schema=False)
+    app.mount(docs_assets.PREFIX, StaticFiles(directory=docs_assets.DIRECTORY), name="docs-assets")
     # the gateway's hot route, in front of the router (inside the request id, logging,
     # metrics and tracing middleware below)
     app.add_middleware(ChatCompletionsFastPath)
+    app.state.drain = Drain()  # graceful shutdown (api/drain.py; driven by `gasworks serve`)
+    app.add_middleware(DrainGate, drain=app.state.drain)
     configure_tracing(app, settings, tracer_provider)
     app.add_middleware(
         RequestContextMiddleware,

@@ -167,10 +167,10 @@ class ErrorRenderer:
             return self.validation_response(path, exc.errors())
         if isinstance(exc, GasworksError):
             if type(exc) is GasworksError:  # raised from the base class: a bug, not a decision
-                log.error("request.failed", code=exc.code, error_type="GasworksError")
+                log.error("request.failed", code=exc.code, error_type="GasworksError", exc_info=exc)
                 return self.crash_response(path)
             if exc.status >= 500:
-                log.error("request.failed", code=exc.code, error=exc.message)
+                log.error("request.failed", code=exc.code, error=exc.message, exc_info=exc)
             return self.render(path, exc)
         if isinstance(exc, StarletteHTTPException):
             cls = _HTTP_ERRORS.get(exc.status_code)

@@ -306,7 +306,7 @@ class ChunkRenderer:
             head + f'"choices":[{{"index":0,"delta":{{}},"finish_reason":"{finish.value}"}}]}}\n\n'
         )
         if self.include_usage and c.usage is not None:
-            meta = _gasworks_meta(None, c.cost, c.usage, self.demo, c.notes or {})
+            meta = _gasworks_meta(None, c.cost, c.usage, c.demo, c.notes or {})
             meta.pop("provider")
             out += (
                 head + f'"choices":[],"usage":{json.dumps(usage_dict(c.usage))},'

@@ -1,18 +1,21 @@
-"""Shared CLI plumbing: a started runtime and tenant lookup by name."""
+"""Shared CLI plumbing: a started runtime, tenant lookup by name, local-or-remote dispatch."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from gasworks.errors import NotFound, NotInitialized
+from gasworks.errors import NotFound, NotInitialized, OperatorOnly
 
 if TYPE_CHECKING:  # the server stack is imported by the commands that run, not by --help
+    from gasworks.client import AsyncGasworks
     from gasworks.runtime import Runtime
     from gasworks.settings import Settings
     from gasworks.tenancy.context import TenantContext
+
+T = TypeVar("T")
 
 
 def where(settings: Settings) -> str:
@@ -72,3 +75,38 @@ async def tenant_context(rt: Runtime, tenant_name: str) -> TenantContext:
             details={"tenant": tenant_name},
         )
     return TenantContext.system(tenant.id, tenant.name)
+
+
+async def on_target(
+    server: str | None,
+    api_key: str | None,
+    *,
+    local: Callable[[Runtime], Awaitable[T]],
+    remote: Callable[[AsyncGasworks], Awaitable[T]],
+) -> T:
+    """The one place a command's target is decided: with ``--server`` (``GASWORKS_URL``) it acts
+    on that server through the SDK as the key's tenant, otherwise on the local database as the
+    operator. A command gives both halves; neither half tests for the other."""
+    if server:
+        from gasworks.client import AsyncGasworks
+
+        async with AsyncGasworks(server, api_key) as gw:
+            return await remote(gw)
+    async with runtime() as rt:
+        return await local(rt)
+
+
+def operator_only(server: str | None, command: str) -> None:
+    """Refuse ``--server`` on a command that needs the operator's database."""
+    if server:
+        raise OperatorOnly(
+            f"`gasworks {command}` is an operator command: it acts on the local database and "
+            "cannot go through --server / GASWORKS_URL. Run it where the database is, without "
+            "--server (unset GASWORKS_URL).",
+            details={"command": command, "server": server},
+        )
+
+
+async def now(value: T) -> T:
+    """``value`` as an awaitable: a local half whose answer needs no I/O (the registry)."""
+    return value

@@ -8,15 +8,18 @@ with the Python SDK. Either way the call goes through ``Gateway.embed`` (budgets
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.common import on_target, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt, _logs_to_stderr
 from gasworks.cli.output import JsonOpt, console, emit_json, run
 from gasworks.errors import ValidationFailed
 from gasworks.modeltypes import CallScope, EmbedPurpose, EmbedRequest, EmbedResult
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.runtime import Runtime
 
 
 def embed(
@@ -46,17 +49,19 @@ def embed(
     async def body() -> EmbedResult:
         if not inputs:
             raise ValidationFailed("Nothing to embed: stdin was empty.", details={"field": "input"})
-        if server:
-            from gasworks.client import AsyncGasworks
+        return await on_target(
+            server,
+            api_key,
+            local=local,
+            remote=lambda gw: gw.embed(inputs, model=model, dimensions=dimensions, purpose=purpose),
+        )
 
-            async with AsyncGasworks(server, api_key) as gw:
-                return await gw.embed(inputs, model=model, dimensions=dimensions, purpose=purpose)
+    async def local(rt: Runtime) -> EmbedResult:
         from gasworks.llm.runtime import get_gateway
 
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            req = EmbedRequest(model, inputs, dimensions=dimensions, purpose=purpose)
-            return await get_gateway(rt).embed(CallScope(tenant_id=ctx.tenant_id), req)
+        ctx = await tenant_context(rt, tenant)
+        req = EmbedRequest(model, inputs, dimensions=dimensions, purpose=purpose)
+        return await get_gateway(rt).embed(CallScope(tenant_id=ctx.tenant_id), req)
 
     r = run(body, as_json)
     if as_json:

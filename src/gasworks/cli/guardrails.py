@@ -3,22 +3,25 @@
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.common import on_target, runtime, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.errors import ValidationFailed
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.client import AsyncGasworks
     from gasworks.llm import ledger
     from gasworks.llm.breaker import admin as breakers
     from gasworks.llm.budgets import BudgetOut
     from gasworks.llm.ledger import UsageReport
+    from gasworks.runtime import Runtime
 
 from gasworks.llm.vocab import GroupBy, Period
 from gasworks.tenancy.context import TenantContext
@@ -33,7 +36,9 @@ usage_app = typer.Typer(
     rich_markup_mode=None, help="The cost ledger: usage and spend.", no_args_is_help=True
 )
 
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
+TenantOpt = Annotated[
+    str, typer.Option("--tenant", "-t", help="Tenant name (with --server: the key's tenant).")
+]
 ReasonOpt = Annotated[str, typer.Option("--reason", "-r", help="Why (kept in the audit).")]
 BreakerArg = Annotated[str, typer.Argument(help="Breaker: model id, or model@deployment.")]
 
@@ -53,16 +58,22 @@ def _actor() -> str:
 
 
 @breakers_app.command("list")
-def breakers_list(as_json: JsonOpt = False) -> None:
+def breakers_list(
+    server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False
+) -> None:
     """Every breaker with its state and window statistics."""
     from gasworks.llm.breaker import admin as breakers
-    from gasworks.llm.guardrails_runtime import get_guardrails
-    from gasworks.llm.runtime import get_registry
+
+    async def local(rt: Runtime) -> list[breakers.BreakerOut]:
+        from gasworks.llm.guardrails_runtime import guardrails_admin
+
+        return await guardrails_admin(rt).list_breakers(_operator())
+
+    async def remote(gw: AsyncGasworks) -> list[breakers.BreakerOut]:
+        return [breakers.BreakerOut.model_validate(b) for b in await gw.breakers()]
 
     async def body() -> list[breakers.BreakerOut]:
-        async with runtime() as rt:
-            known = [e.id for e in get_registry(rt).entries()]
-            return await breakers.list_breakers(get_guardrails(rt).breakers, _operator(), known)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -86,16 +97,27 @@ def breakers_list(as_json: JsonOpt = False) -> None:
     )
 
 
-def _act(key: str, action: breakers.ManualAction, reason: str, as_json: bool) -> None:
+def _act(
+    key: str,
+    action: breakers.ManualAction,
+    reason: str,
+    server: str | None,
+    api_key: str | None,
+    as_json: bool,
+) -> None:
     from gasworks.llm.breaker import admin as breakers
-    from gasworks.llm.guardrails_runtime import get_guardrails
-    from gasworks.llm.runtime import get_registry
+
+    async def local(rt: Runtime) -> breakers.BreakerOut:
+        from gasworks.llm.guardrails_runtime import guardrails_admin
+
+        admin = guardrails_admin(rt)
+        return await admin.breaker_action(_operator(), key, action, reason, actor=_actor())
+
+    async def remote(gw: AsyncGasworks) -> breakers.BreakerOut:
+        return breakers.BreakerOut.model_validate(await gw.breaker_action(key, action, reason))
 
     async def body() -> breakers.BreakerOut:
-        async with runtime() as rt:
-            g = get_guardrails(rt)
-            get_registry(rt).get(key.split("@", 1)[0], include_disabled=True)
-            return await breakers.act(g.breakers, _operator(), key, action, reason, actor=_actor())
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -104,37 +126,55 @@ def _act(key: str, action: breakers.ManualAction, reason: str, as_json: bool) ->
         console.print(f"Breaker [bold]{out.breaker}[/] is now [bold]{out.state.value}[/].")
 
 
-@breakers_app.command("trip")
-def breakers_trip(key: BreakerArg, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
-    """Force a breaker open: every call fails fast (or goes to fallbacks) until reset."""
-    _act(key, "trip", reason, as_json)
+def _action_command(action: breakers.ManualAction, doc: str) -> Callable[..., None]:
+    """The `breakers trip|reset|disable` command (one signature, one body)."""
+
+    def command(
+        key: BreakerArg,
+        reason: ReasonOpt,
+        server: ServerOpt = None,
+        api_key: KeyOpt = None,
+        as_json: JsonOpt = False,
+    ) -> None:
+        _act(key, action, reason, server, api_key, as_json)
+
+    command.__doc__ = doc
+    return command
 
 
-@breakers_app.command("reset")
-def breakers_reset(key: BreakerArg, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
-    """Close a breaker and restart its window."""
-    _act(key, "reset", reason, as_json)
-
-
-@breakers_app.command("disable")
-def breakers_disable(key: BreakerArg, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
-    """Let every call through and stop counting (until reset)."""
-    _act(key, "disable", reason, as_json)
+breakers_app.command("trip")(
+    _action_command(
+        "trip", "Force a breaker open: every call fails fast (or goes to fallbacks) until reset."
+    )
+)
+breakers_app.command("reset")(_action_command("reset", "Close a breaker and restart its window."))
+breakers_app.command("disable")(
+    _action_command("disable", "Let every call through and stop counting (until reset).")
+)
 
 
 @breakers_app.command("events")
 def breakers_events(
     key: Annotated[str | None, typer.Argument(help="Only this breaker.")] = None,
     limit: Annotated[int, typer.Option(help="How many, newest first.")] = 50,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Transitions, newest first: the audit trail of manual actions and automatic changes."""
     from gasworks.llm.breaker import admin as breakers
-    from gasworks.llm.guardrails_runtime import get_guardrails
+
+    async def local(rt: Runtime) -> list[breakers.BreakerEventOut]:
+        from gasworks.llm.guardrails_runtime import guardrails_admin
+
+        return await guardrails_admin(rt).breaker_events(_operator(), key, limit)
+
+    async def remote(gw: AsyncGasworks) -> list[breakers.BreakerEventOut]:
+        events = await gw.breaker_events(key, limit=limit)
+        return [breakers.BreakerEventOut.model_validate(e) for e in events]
 
     async def body() -> list[breakers.BreakerEventOut]:
-        async with runtime() as rt:
-            return await breakers.events(get_guardrails(rt).breakers, _operator(), key, limit)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -171,19 +211,32 @@ def budgets_set(
         str | None, typer.Option(help="Money limit per period ('none': no limit).")
     ] = None,
     tokens: Annotated[int | None, typer.Option(help="Token limit per period.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Set a spend limit (neither --cost nor --tokens: remove the limit)."""
-    from gasworks.llm.budgets import BudgetSet, set_budget
+    from gasworks.llm.budgets import BudgetOut as Out
+    from gasworks.llm.budgets import BudgetSet
+
+    data = BudgetSet(period=period, api_key_id=key, cost_limit=_decimal(cost), token_limit=tokens)
+
+    async def local(rt: Runtime) -> BudgetOut | None:
+        from gasworks.llm.guardrails_runtime import guardrails_admin
+
+        return await guardrails_admin(rt).set_budget(await tenant_context(rt, tenant), data)
+
+    async def remote(gw: AsyncGasworks) -> BudgetOut | None:
+        out = await gw.set_budget(
+            data.period.value,
+            api_key_id=data.api_key_id,
+            cost_limit=data.cost_limit,
+            token_limit=data.token_limit,
+        )
+        return None if out is None else Out.model_validate(out)
 
     async def body() -> BudgetOut | None:
-        data = BudgetSet(
-            period=period, api_key_id=key, cost_limit=_decimal(cost), token_limit=tokens
-        )
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await set_budget(s, ctx, data)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -206,6 +259,8 @@ def budgets_set(
 def budgets_show(
     tenant: TenantOpt = "default",
     key: Annotated[str | None, typer.Option("--key", help="Only this API key.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Limits with the current period's spend and reservations.
@@ -213,13 +268,19 @@ def budgets_show(
     "reserved" includes what running processes hold as budget leases ("leased"); spend lags
     the calls by at most the ledger flush interval (until then it is part of "reserved").
     """
-    from gasworks.llm.budgets import list_budgets
+    from gasworks.llm.budgets import BudgetOut as Out
+
+    async def local(rt: Runtime) -> list[BudgetOut]:
+        from gasworks.llm.guardrails_runtime import guardrails_admin
+
+        ctx = await tenant_context(rt, tenant)
+        return await guardrails_admin(rt).list_budgets(ctx, api_key_id=key)
+
+    async def remote(gw: AsyncGasworks) -> list[BudgetOut]:
+        return [Out.model_validate(b) for b in await gw.budgets(api_key_id=key)]
 
     async def body() -> list[BudgetOut]:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await list_budgets(s, ctx, api_key_id=key)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -273,42 +334,41 @@ def usage_summary(
 ) -> None:
     """Requests, attempts, tokens and cost grouped by day, model, workflow, API key, provider,
     status or prompt version (with --server: of the key's tenant)."""
-    from gasworks.llm import ledger
+    from gasworks.llm.guardrails_runtime import guardrails_admin
+
+    try:
+        first = date.fromisoformat(since) if since else None
+        last = date.fromisoformat(until) if until else None
+    except ValueError as exc:
+        raise ValidationFailed("Dates are YYYY-MM-DD.", details={"since": since}) from exc
+
+    async def local(rt: Runtime) -> UsageReport:
+        ctx = await tenant_context(rt, tenant)
+        return await guardrails_admin(rt).usage(
+            ctx,
+            group_by=by,
+            since=first,
+            until=last,
+            model=model,
+            workflow_id=workflow,
+            api_key_id=key,
+        )
+
+    async def remote(gw: AsyncGasworks) -> UsageReport:
+        report = await gw.usage(
+            group_by=[g.value for g in by or []],
+            since=since,
+            until=until,
+            model=model,
+            workflow_id=workflow,
+            api_key_id=key,
+        )
+        from gasworks.llm.ledger import UsageReport as Report
+
+        return Report.model_validate(report)
 
     async def body() -> UsageReport:
-        try:
-            first = date.fromisoformat(since) if since else None
-            last = date.fromisoformat(until) if until else None
-        except ValueError as exc:
-            raise ValidationFailed("Dates are YYYY-MM-DD.", details={"since": since}) from exc
-        if server:
-            from gasworks.client import AsyncGasworks
-
-            async with AsyncGasworks(server, api_key) as gw:
-                report = await gw.usage(
-                    group_by=[g.value for g in by or []],
-                    since=since,
-                    until=until,
-                    model=model,
-                    workflow_id=workflow,
-                    api_key_id=key,
-                )
-            from gasworks.llm.ledger import UsageReport as Report
-
-            return Report.model_validate(report)
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await ledger.usage(
-                    s,
-                    ctx,
-                    group_by=by,
-                    since=first,
-                    until=last,
-                    model=model,
-                    workflow_id=workflow,
-                    api_key_id=key,
-                )
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -357,13 +417,13 @@ def usage_calls(
     as_json: JsonOpt = False,
 ) -> None:
     """The most recent model calls recorded in the ledger."""
-    from gasworks.llm import ledger
+
+    from gasworks.llm.guardrails_runtime import guardrails_admin
 
     async def body() -> list[ledger.LedgerCallOut]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await ledger.list_calls(s, ctx, limit=limit, model=model)
+            return await guardrails_admin(rt).calls(ctx, limit=limit, model=model)
 
     out = run(body, as_json)
     if as_json:

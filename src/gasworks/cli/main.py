@@ -18,6 +18,8 @@ from gasworks.cli import (
     tenancy,
     workflows,
 )
+from gasworks.cli.common import operator_only
+from gasworks.cli.models import OperatorServerOpt
 from gasworks.cli.output import (
     GasworksGroup,
     JsonOpt,
@@ -107,12 +109,24 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address (GASWORKS_HOST).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (GASWORKS_PORT).")] = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    no_worker: Annotated[
+        bool,
+        typer.Option(
+            "--no-worker",
+            help="API only: run no background work here (sets GASWORKS_BACKGROUND_WORK=false; "
+            "another process of the deployment must run it).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Start the API server (migrates the database first when GASWORKS_AUTO_MIGRATE)."""
     import asyncio
+    import os
 
     import uvicorn
+
+    if no_worker:  # read by the app factory in each uvicorn worker process
+        os.environ["GASWORKS_BACKGROUND_WORK"] = "false"
 
     from gasworks.runtime import Runtime
 
@@ -136,7 +150,15 @@ def serve(
         dialect, initialized = run(prepare, as_json)
     url = f"http://{bind_host}:{bind_port}"
     if as_json:
-        emit_json({"url": url, "database": dialect, "workers": n, "initialized": initialized})
+        emit_json(
+            {
+                "url": url,
+                "database": dialect,
+                "workers": n,
+                "initialized": initialized,
+                "backgroundWork": not no_worker and settings.background_work,
+            }
+        )
     else:
         console.print(
             f"gasworks {__version__} on [bold]{url}[/] "
@@ -150,7 +172,9 @@ def serve(
                 "to create one and print an admin key."
             )
     asyncio.set_event_loop(None)
-    uvicorn.run(
+    from gasworks.cli.server import GracefulServer
+
+    config = uvicorn.Config(
         "gasworks.console.app:create_web_app",  # the API with the console on top
         factory=True,
         host=bind_host,
@@ -158,13 +182,29 @@ def serve(
         workers=n,
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
+    server = GracefulServer(
+        config,
+        grace=settings.shutdown_grace_seconds,
+        readiness_delay=settings.shutdown_readiness_delay_seconds,
+    )
+    if n > 1:
+        # uvicorn's supervisor builds a plain server per worker process: the grace period
+        # applies, the readiness delay and the final stream event do not (docs/operations.md)
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+    else:
+        server.run()
 
 
 @db_app.command("upgrade")
-def db_upgrade(as_json: JsonOpt = False) -> None:
+def db_upgrade(server: OperatorServerOpt = None, as_json: JsonOpt = False) -> None:
     """Upgrade the database schema to the newest revision (safe to run concurrently)."""
     from gasworks.db.engine import Database
+
+    operator_only(server, "db upgrade")
 
     settings = load_settings()
 
@@ -185,10 +225,12 @@ def db_upgrade(as_json: JsonOpt = False) -> None:
 
 
 @db_app.command("current")
-def db_current(as_json: JsonOpt = False) -> None:
+def db_current(server: OperatorServerOpt = None, as_json: JsonOpt = False) -> None:
     """Show the schema revision of the database and the newest one this version knows."""
     from gasworks.db.engine import Database
     from gasworks.db.migrate import current_revision, head_revision
+
+    operator_only(server, "db current")
 
     settings = load_settings()
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.common import now, on_target, runtime, tenant_context
 from gasworks.cli.output import (
     JsonOpt,
     console,
@@ -26,6 +26,7 @@ from gasworks.cli.output import (
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.modelcard import ModelEntry
+    from gasworks.runtime import Runtime
 
 from gasworks.modeltypes import CallScope, ChatRequest, Message, StreamChunk
 
@@ -38,6 +39,16 @@ ServerOpt = Annotated[
 KeyOpt = Annotated[
     str | None,
     typer.Option("--api-key", envvar="GASWORKS_API_KEY", help="API key for --server."),
+]
+#: an operator command's --server: accepted only to be refused with OPERATOR_ONLY
+OperatorServerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--server",
+        envvar="GASWORKS_URL",
+        hidden=True,
+        help="Refused: an operator command acts on the local database.",
+    ),
 ]
 
 
@@ -65,15 +76,14 @@ def models_list(
     _logs_to_stderr()
 
     async def body() -> list[ModelEntry]:
-        if server:
-            from gasworks.client import AsyncGasworks
-
-            async with AsyncGasworks(server, api_key) as gw:
-                return await gw.models(include_disabled=include_disabled)
         from gasworks.llm.runtime import get_registry
 
-        async with runtime() as rt:
-            return get_registry(rt).entries(include_disabled=include_disabled)
+        return await on_target(
+            server,
+            api_key,
+            local=lambda rt: now(get_registry(rt).entries(include_disabled=include_disabled)),
+            remote=lambda gw: gw.models(include_disabled=include_disabled),
+        )
 
     entries = run(body, as_json)
     if as_json:
@@ -108,15 +118,14 @@ def models_show(
     _logs_to_stderr()
 
     async def body() -> ModelEntry:
-        if server:
-            from gasworks.client import AsyncGasworks
-
-            async with AsyncGasworks(server, api_key) as gw:
-                return await gw.model(model_id)
         from gasworks.llm.runtime import get_registry
 
-        async with runtime() as rt:
-            return get_registry(rt).get(model_id, include_disabled=True)
+        return await on_target(
+            server,
+            api_key,
+            local=lambda rt: now(get_registry(rt).get(model_id, include_disabled=True)),
+            remote=lambda gw: gw.model(model_id),
+        )
 
     e = run(body, as_json)
     if as_json:
@@ -150,27 +159,23 @@ def chat(
         model=model, messages=messages, max_tokens=max_tokens, temperature=temperature
     )
 
-    async def chunks() -> AsyncIterator[StreamChunk]:
-        if server:
-            from gasworks.client import AsyncGasworks
-
-            async with AsyncGasworks(server, api_key) as gw:
-                stream = gw.stream(
-                    messages, model=model, max_tokens=max_tokens, temperature=temperature
-                )
-                async for c in stream:
-                    yield c
-            return
+    async def local(rt: Runtime) -> AsyncIterator[StreamChunk]:
         from gasworks.llm.runtime import get_gateway
 
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            scope = CallScope(tenant_id=ctx.tenant_id)
-            async for c in get_gateway(rt).stream(scope, req):
-                yield c
+        ctx = await tenant_context(rt, tenant)
+        async for c in get_gateway(rt).stream(CallScope(tenant_id=ctx.tenant_id), req):
+            yield c
 
     async def body() -> tuple[str, StreamChunk | None]:
-        return await echo_stream(chunks(), as_json)
+        return await on_target(
+            server,
+            api_key,
+            local=lambda rt: echo_stream(local(rt), as_json),
+            remote=lambda gw: echo_stream(
+                gw.stream(messages, model=model, max_tokens=max_tokens, temperature=temperature),
+                as_json,
+            ),
+        )
 
     text_out, last = run(body, as_json)
     usage = last.usage if last is not None else None

@@ -11,11 +11,12 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.common import on_target, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.runtime import Runtime
     from gasworks.searchtypes import SearchResponse
 
 
@@ -42,22 +43,20 @@ def search(
             SearchRequest,
             {"query": query, "k": k, "mode": mode, "minScore": min_score, "documents": document},
         )
-        if server:
-            from gasworks.client import AsyncGasworks
 
-            async with AsyncGasworks(server, api_key) as gw:
-                return await gw.search(
-                    req.query,
-                    k=req.k,
-                    mode=req.mode,
-                    min_score=req.min_score,
-                    documents=req.documents,
-                )
-        from gasworks.retrieval import service
+        async def local(rt: Runtime) -> SearchResponse:
+            from gasworks.retrieval import service
 
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await service.search(rt, ctx, req)
+            return await service.search(rt, await tenant_context(rt, tenant), req)
+
+        return await on_target(
+            server,
+            api_key,
+            local=local,
+            remote=lambda gw: gw.search(
+                req.query, k=req.k, mode=req.mode, min_score=req.min_score, documents=req.documents
+            ),
+        )
 
     out = run(body, as_json)
     if as_json:

@@ -7,30 +7,49 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context, where
+from gasworks.cli.common import on_target, operator_only, runtime, tenant_context, where
+from gasworks.cli.models import KeyOpt, OperatorServerOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, esc, run, table
-
-if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
-    from gasworks.tenancy.schemas import ApiKeyCreated, ApiKeyOut, TenantOut
-
+from gasworks.errors import BadRequest
 from gasworks.tenancy.context import Role, TenantContext
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
-    pass
+    from gasworks.client import AsyncGasworks
+    from gasworks.runtime import Runtime
+    from gasworks.tenancy.schemas import ApiKeyCreated, ApiKeyOut, TenantOut
 
 
 tenants_app = typer.Typer(rich_markup_mode=None, help="Manage tenants.", no_args_is_help=True)
 keys_app = typer.Typer(rich_markup_mode=None, help="Manage API keys.", no_args_is_help=True)
 
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
+KeyTenantOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--tenant", "-t", help="Tenant name (required locally; with --server: the key's tenant)."
+    ),
+]
+
+
+async def _key_tenant(rt: Runtime, tenant: str | None) -> TenantContext:
+    """The operator's context in ``--tenant`` (the local half of a `keys` command)."""
+    if tenant is None:
+        raise BadRequest(
+            "Give --tenant: locally the CLI acts as the operator of every tenant "
+            "(with --server the key's own tenant is used).",
+            details={"option": "--tenant"},
+        )
+    return await tenant_context(rt, tenant)
 
 
 def init(
     tenant: Annotated[str, typer.Option(help="Name of the first tenant.")] = "default",
+    server: OperatorServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create the first tenant and a platform-admin key (idempotent)."""
     from gasworks.tenancy import service
+
+    operator_only(server, "init")
 
     async def body() -> tuple[TenantOut, ApiKeyCreated | None]:
         async with runtime(create=True) as rt, rt.db.session() as s:
@@ -65,17 +84,28 @@ def init(
 def tenants_create(
     name: Annotated[str, typer.Argument(help="Lower-case slug.")],
     display_name: Annotated[str | None, typer.Option(help="Human-readable name.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create a tenant."""
-    from gasworks.tenancy import service
+    """Create a tenant (with --server: a platform-admin key)."""
     from gasworks.tenancy.schemas import TenantCreate
+    from gasworks.tenancy.schemas import TenantOut as Out
     from gasworks.validation import validated
 
-    async def body() -> TenantOut:
-        data = validated(TenantCreate, {"name": name, "display_name": display_name})
-        async with runtime() as rt, rt.db.session() as s:
+    data = validated(TenantCreate, {"name": name, "display_name": display_name})
+
+    async def local(rt: Runtime) -> TenantOut:
+        from gasworks.tenancy import service
+
+        async with rt.db.session() as s:
             return await service.create_tenant(s, TenantContext.system("-"), data)
+
+    async def remote(gw: AsyncGasworks) -> TenantOut:
+        return Out.model_validate(await gw.create_tenant(data.name, data.display_name))
+
+    async def body() -> TenantOut:
+        return await on_target(server, api_key, local=local, remote=remote)
 
     t = run(body, as_json)
     if as_json:
@@ -85,13 +115,23 @@ def tenants_create(
 
 
 @tenants_app.command("list")
-def tenants_list(as_json: JsonOpt = False) -> None:
-    """List every tenant."""
-    from gasworks.tenancy import service
+def tenants_list(
+    server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False
+) -> None:
+    """List every tenant (with --server: those the key can see)."""
+    from gasworks.tenancy.schemas import TenantOut as Out
+
+    async def local(rt: Runtime) -> list[TenantOut]:
+        from gasworks.tenancy import service
+
+        async with rt.db.session() as s:
+            return await service.list_tenants(s, TenantContext.system("-"))
+
+    async def remote(gw: AsyncGasworks) -> list[TenantOut]:
+        return [Out.model_validate(t) for t in await gw.tenants()]
 
     async def body() -> list[TenantOut]:
-        async with runtime() as rt, rt.db.session() as s:
-            return await service.list_tenants(s, TenantContext.system("-"))
+        return await on_target(server, api_key, local=local, remote=remote)
 
     items = run(body, as_json)
     if as_json:
@@ -106,7 +146,7 @@ def tenants_list(as_json: JsonOpt = False) -> None:
 
 @keys_app.command("create")
 def keys_create(
-    tenant: TenantOpt,
+    tenant: KeyTenantOpt = None,
     role: Annotated[Role, typer.Option(help="Role of the key's service account.")] = Role.VIEWER,
     name: Annotated[str, typer.Option(help="A label for the key.")] = "cli key",
     expires_at: Annotated[
@@ -117,31 +157,44 @@ def keys_create(
         typer.Option(
             "--platform-admin",
             help="A key of the tenant's platform administrator (owner of every tenant): how "
-            "the operator recovers a lost admin key. Ignores --role.",
+            "the operator recovers a lost admin key (operator only: not with --server). "
+            "Ignores --role.",
         ),
     ] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an API key; the key is printed once."""
+    """Create an API key; the key is printed once (with --server: in the key's tenant)."""
     from datetime import UTC
 
-    from gasworks.tenancy import service
     from gasworks.tenancy.schemas import ApiKeyCreate
+    from gasworks.tenancy.schemas import ApiKeyCreated as Out
     from gasworks.validation import validated
 
+    if platform_admin:
+        operator_only(server, "keys create --platform-admin")
     if expires_at is not None and expires_at.tzinfo is None:
         expires_at = expires_at.replace(tzinfo=UTC)
+    data = validated(ApiKeyCreate, {"name": name, "role": role, "expires_at": expires_at})
+
+    async def local(rt: Runtime) -> ApiKeyCreated:
+        from gasworks.tenancy import service
+
+        ctx = await _key_tenant(rt, tenant)
+        async with rt.db.session() as s:
+            if platform_admin:
+                return await service.create_platform_admin_key(s, ctx, data)
+            return await service.create_api_key(s, ctx, data)
+
+    async def remote(gw: AsyncGasworks) -> ApiKeyCreated:
+        expires = data.expires_at.isoformat() if data.expires_at else None
+        return Out.model_validate(
+            await gw.create_key(name=data.name, role=data.role.value, expires_at=expires)
+        )
 
     async def body() -> ApiKeyCreated:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                data = validated(
-                    ApiKeyCreate, {"name": name, "role": role, "expires_at": expires_at}
-                )
-                if platform_admin:
-                    return await service.create_platform_admin_key(s, ctx, data)
-                return await service.create_api_key(s, ctx, data)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     created = run(body, as_json)
     if as_json:
@@ -149,29 +202,42 @@ def keys_create(
         return
     what = "platform-admin" if platform_admin else role.value
     console.print(
-        f"Created key [bold]{created.api_key.id}[/] ({what}) for tenant [bold]{tenant}[/]:"
+        f"Created key [bold]{created.api_key.id}[/] ({what}) for tenant "
+        f"[bold]{esc(tenant or 'of --api-key')}[/]:"
     )
     console.print(f"\n  [bold green]{created.key}[/]\n")
     console.print("It is shown only once: store it now.")
 
 
 @keys_app.command("list")
-def keys_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
+def keys_list(
+    tenant: KeyTenantOpt = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """List a tenant's API keys (never their secrets)."""
-    from gasworks.tenancy import service
+    from gasworks.tenancy.schemas import ApiKeyOut as Out
+
+    async def local(rt: Runtime) -> list[ApiKeyOut]:
+        from gasworks.tenancy import service
+
+        ctx = await _key_tenant(rt, tenant)
+        async with rt.db.session() as s:
+            return await service.list_api_keys(s, ctx)
+
+    async def remote(gw: AsyncGasworks) -> list[ApiKeyOut]:
+        return [Out.model_validate(k) for k in await gw.keys()]
 
     async def body() -> list[ApiKeyOut]:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.list_api_keys(s, ctx)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     items = run(body, as_json)
     if as_json:
         emit_json(items)
         return
     table(
-        f"API keys of {tenant}",
+        f"API keys of {tenant or 'the tenant of --api-key'}",
         ["id", "name", "prefix", "created", "last used", "state"],
         [
             (
@@ -190,20 +256,35 @@ def keys_list(tenant: TenantOpt, as_json: JsonOpt = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (key_…).")],
-    tenant: TenantOpt,
+    tenant: KeyTenantOpt = None,
     force: Annotated[
-        bool, typer.Option("--force", help="Also the tenant's last usable owner key.")
+        bool,
+        typer.Option(
+            "--force", help="Also the tenant's last usable owner key (operator only: no --server)."
+        ),
     ] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Revoke an API key (takes effect within the auth cache TTL everywhere)."""
-    from gasworks.tenancy import service
+    from gasworks.tenancy.schemas import ApiKeyOut as Out
+
+    if force:
+        operator_only(server, "keys revoke --force")
+
+    async def local(rt: Runtime) -> ApiKeyOut:
+        from gasworks.tenancy import service
+
+        ctx = await _key_tenant(rt, tenant)
+        async with rt.db.session() as s:
+            return await service.revoke_api_key(s, ctx, key_id, allow_last_owner=force)
+
+    async def remote(gw: AsyncGasworks) -> ApiKeyOut:
+        return Out.model_validate(await gw.revoke_key(key_id))
 
     async def body() -> ApiKeyOut:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.revoke_api_key(s, ctx, key_id, allow_last_owner=force)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     k = run(body, as_json)
     if as_json:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from pathlib import Path
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.common import on_target, runtime, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import (
     JsonOpt,
@@ -26,6 +27,8 @@ from gasworks.errors import BadRequest, ServerUnreachable, WorkflowInvalid
 from gasworks.limits import MAX_INT32
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.client import AsyncGasworks
+    from gasworks.runtime import Runtime
     from gasworks.workflows.schemas import PublishOut, RunOut, ShareOut, WorkflowOut
 
 
@@ -54,8 +57,11 @@ def _read(path: Path) -> dict[str, Any]:
 
 
 @workflows_app.command("validate")
-def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
-    """Validate a workflow file offline; every problem is listed (exit 1 when invalid)."""
+def validate_cmd(
+    file: FileArg, server: ServerOpt = None, api_key: KeyOpt = None, as_json: JsonOpt = False
+) -> None:
+    """Validate a workflow file (offline, or with --server by that server: its models); every
+    problem is listed (exit 1 when invalid)."""
     from gasworks.workflows.validator import validate
 
     async def body() -> list[dict[str, Any]]:
@@ -63,6 +69,11 @@ def validate_cmd(file: FileArg, as_json: JsonOpt = False) -> None:
             doc = _read(file)
         except WorkflowInvalid as exc:
             return list(exc.details["issues"])
+        if server:
+            from gasworks.client import AsyncGasworks
+
+            async with AsyncGasworks(server, api_key) as gw:
+                return list((await gw.validate_workflow(doc))["issues"])
         return [i.to_dict() for i in validate(doc).issues]
 
     issues = run(body, as_json)
@@ -96,27 +107,44 @@ def publish_cmd(
             "may run what the operator publishes).",
         ),
     ] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validate and publish a new immutable version (unchanged documents are not republished).
 
-    The CLI acts as the operator: the workflow is shared with the whole tenant unless
-    --private; `gasworks workflows share` shares it with a role or a user instead."""
-    from gasworks.llm.runtime import get_registry
-    from gasworks.workflows import service
+    The workflow is shared with the whole tenant unless --private (with --server: the key's
+    tenant, published by the key); `gasworks workflows share` shares it with a role or a
+    user instead."""
+    from gasworks.workflows.schemas import PublishOut as Out
+    from gasworks.workflows.schemas import ShareIn
+
+    async def local(doc: dict[str, Any], rt: Runtime) -> PublishOut:
+        from gasworks.llm.runtime import get_registry
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
+            if not private:
+                await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
+            return out
+
+    async def remote(doc: dict[str, Any], gw: AsyncGasworks) -> PublishOut:
+        out = Out.model_validate(await gw.publish_workflow(doc))
+        if not private:
+            await gw.share_workflow(out.workflow.slug, "tenant")
+        return out
 
     async def body() -> PublishOut | WorkflowInvalid:
         try:
             doc = _read(file)
-            async with runtime() as rt:
-                ctx = await tenant_context(rt, tenant)
-                async with rt.db.session() as s:
-                    out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
-                    if not private:
-                        from gasworks.workflows.schemas import ShareIn
-
-                        await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
-                    return out
+            return await on_target(
+                server,
+                api_key,
+                local=functools.partial(local, doc),
+                remote=functools.partial(remote, doc),
+            )
         except WorkflowInvalid as exc:
             return exc
 
@@ -144,11 +172,13 @@ def share_cmd(
         str | None, typer.Option(help="Share with every principal of this role and above.")
     ] = None,
     user: Annotated[str | None, typer.Option(help="Share with this principal id (prn_…).")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Let others of the tenant run a workflow: the whole tenant (default), a role or a user."""
-    from gasworks.workflows import service
     from gasworks.workflows.schemas import ShareIn
+    from gasworks.workflows.schemas import ShareOut as Out
 
     if role and user:
         raise BadRequest("Give --role or --user, not both.", details={"role": role, "user": user})
@@ -156,11 +186,18 @@ def share_cmd(
         kind="role" if role else "user" if user else "tenant", subject=role or user or None
     )
 
+    async def local(rt: Runtime) -> ShareOut:
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            return await service.share(s, ctx, workflow, data)
+
+    async def remote(gw: AsyncGasworks) -> ShareOut:
+        return Out.model_validate(await gw.share_workflow(workflow, data.kind, data.subject))
+
     async def body() -> ShareOut:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.share(s, ctx, workflow, data)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:
@@ -178,19 +215,20 @@ def list_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """List the tenant's workflows (with --server: those the key may run)."""
-    from gasworks.workflows import service
+    from gasworks.workflows.schemas import WorkflowOut as Out
+
+    async def local(rt: Runtime) -> list[WorkflowOut]:
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            return await service.list_workflows(s, ctx)
+
+    async def remote(gw: AsyncGasworks) -> list[WorkflowOut]:
+        return [Out.model_validate(w) for w in await gw.workflows()]
 
     async def body() -> list[WorkflowOut]:
-        if server:
-            from gasworks.client import AsyncGasworks
-            from gasworks.workflows.schemas import WorkflowOut as Out
-
-            async with AsyncGasworks(server, api_key) as gw:
-                return [Out.model_validate(w) for w in await gw.workflows()]
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await service.list_workflows(s, ctx)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     items = run(body, as_json)
     if as_json:
@@ -263,49 +301,47 @@ def run_cmd(
             sys.stdout.write(ev["chunk"])
             sys.stdout.flush()
 
-    async def remote(url: str) -> RunOut:
-        from gasworks.client import AsyncGasworks
+    data = RunIn(
+        input=_inputs(input or []), conversation_id=conversation, version=version, stream=stream
+    )
+
+    async def remote(gw: AsyncGasworks) -> RunOut:
         from gasworks.workflows.schemas import RunOut as Out
 
-        inputs = _inputs(input or [])
-        async with AsyncGasworks(url, api_key) as gw:
-            if not stream:
-                return Out.model_validate(
-                    await gw.run_workflow(
-                        workflow, inputs, conversation_id=conversation, version=version
-                    )
+        if not stream:
+            return Out.model_validate(
+                await gw.run_workflow(
+                    workflow, data.input, conversation_id=conversation, version=version
                 )
-            final: dict[str, Any] | None = None
-            events = gw.stream_workflow(
-                workflow, inputs, conversation_id=conversation, version=version
             )
-            async for seq, kind, ev in events:
-                show(seq, kind, ev)
-                if kind == "run.finished":
-                    final = ev
-            if final is None:
-                raise ServerUnreachable(
-                    "The server ended the run's event stream before run.finished.",
-                    details={"server": url},
-                )
-            return Out.model_validate(final)
+        final: dict[str, Any] | None = None
+        events = gw.stream_workflow(
+            workflow, data.input, conversation_id=conversation, version=version
+        )
+        async for seq, kind, ev in events:
+            show(seq, kind, ev)
+            if kind == "run.finished":
+                final = ev
+        if final is None:
+            raise ServerUnreachable(
+                "The server ended the run's event stream before run.finished.",
+                details={"server": server},
+            )
+        return Out.model_validate(final)
+
+    async def local(rt: Runtime) -> RunOut:
+        ctx = await tenant_context(rt, tenant)
+        eng = workflow_engine(rt)
+        if not stream:
+            return await eng.run(ctx, workflow, data)
+        live = await eng.start(ctx, workflow, data)
+        async for seq, kind, ev in live.follow(0):
+            show(seq, kind, ev)
+        assert live.result is not None
+        return live.result
 
     async def body() -> RunOut:
-        if server:
-            return await remote(server)
-        data = RunIn(
-            input=_inputs(input or []), conversation_id=conversation, version=version, stream=stream
-        )
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            eng = workflow_engine(rt)
-            if not stream:
-                return await eng.run(ctx, workflow, data)
-            live = await eng.start(ctx, workflow, data)
-            async for seq, kind, ev in live.follow(0):
-                show(seq, kind, ev)
-            assert live.result is not None
-            return live.result
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if stream:

@@ -9,9 +9,10 @@ import contextlib
 import json
 import os
 from collections.abc import AsyncIterator, Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -388,6 +389,125 @@ class AsyncGasworks:
         r = await self._http.get("/api/usage", params=params)
         _check(r)
         out: dict[str, Any] = r.json()
+        return out
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        """One REST call; the decoded JSON body (``None`` for 204), or the server's error
+        raised as its ``gasworks.errors`` class."""
+        r = await self._http.request(method, path, **kwargs)
+        _check(r)
+        return None if r.status_code == 204 else r.json()
+
+    # --- tenants and keys (``/api/tenants``, ``/api/keys``) --------------------------------
+
+    async def tenants(self) -> list[dict[str, Any]]:
+        """The tenants the key can see (its own; every tenant for a platform admin)."""
+        out: list[dict[str, Any]] = await self._call("GET", "/api/tenants", params={"limit": 500})
+        return out
+
+    async def create_tenant(self, name: str, display_name: str | None = None) -> dict[str, Any]:
+        """Create a tenant (a platform-admin key)."""
+        body = {"name": name, "displayName": display_name}
+        out: dict[str, Any] = await self._call("POST", "/api/tenants", json=body)
+        return out
+
+    async def keys(self) -> list[dict[str, Any]]:
+        """The API keys of the key's tenant (never their secrets)."""
+        out: list[dict[str, Any]] = await self._call("GET", "/api/keys", params={"limit": 500})
+        return out
+
+    async def create_key(
+        self, *, name: str = "api key", role: str = "viewer", expires_at: str | None = None
+    ) -> dict[str, Any]:
+        """Create an API key in the key's tenant; the secret is in ``key``, shown once."""
+        body: dict[str, Any] = {"name": name, "role": role}
+        if expires_at is not None:
+            body["expiresAt"] = expires_at
+        out: dict[str, Any] = await self._call("POST", "/api/keys", json=body)
+        return out
+
+    async def revoke_key(self, key_id: str) -> dict[str, Any]:
+        """Revoke an API key of the key's tenant."""
+        out: dict[str, Any] = await self._call("POST", f"/api/keys/{key_id}/revoke")
+        return out
+
+    # --- breakers and budgets (``/api/breakers``, ``/api/budgets``) ---------------------------
+
+    async def breakers(self) -> list[dict[str, Any]]:
+        """Every circuit breaker with its state and window statistics."""
+        out: list[dict[str, Any]] = await self._call("GET", "/api/breakers", params={"limit": 500})
+        return out
+
+    async def breaker_events(
+        self, breaker: str | None = None, *, limit: int = 50
+    ) -> list[dict[str, Any]]:
+        """Breaker transitions, newest first (the audit trail)."""
+        params: dict[str, Any] = {"limit": limit}
+        if breaker is not None:
+            params["breaker"] = breaker
+        out: list[dict[str, Any]] = await self._call("GET", "/api/breakers/events", params=params)
+        return out
+
+    async def breaker_action(
+        self, breaker: str, action: Literal["trip", "reset", "disable"], reason: str
+    ) -> dict[str, Any]:
+        """Trip, reset or disable a breaker (a platform-admin key; audited with ``reason``)."""
+        out: dict[str, Any] = await self._call(
+            "POST", f"/api/breakers/{breaker}/{action}", json={"reason": reason}
+        )
+        return out
+
+    async def budgets(self, *, api_key_id: str | None = None) -> list[dict[str, Any]]:
+        """The tenant's spend limits with the current period's spend."""
+        params: dict[str, Any] = {"limit": 500}
+        if api_key_id is not None:
+            params["apiKeyId"] = api_key_id
+        out: list[dict[str, Any]] = await self._call("GET", "/api/budgets", params=params)
+        return out
+
+    async def set_budget(
+        self,
+        period: Literal["day", "month"],
+        *,
+        api_key_id: str | None = None,
+        cost_limit: Decimal | None = None,
+        token_limit: int | None = None,
+    ) -> dict[str, Any] | None:
+        """Set a spend limit of the tenant (or of one key); no limit at all removes it (None)."""
+        body = {
+            "period": period,
+            "apiKeyId": api_key_id,
+            "costLimit": None if cost_limit is None else str(cost_limit),
+            "tokenLimit": token_limit,
+        }
+        out: dict[str, Any] | None = await self._call("PUT", "/api/budgets", json=body)
+        return out
+
+    # --- workflows (``/api/workflows``) -------------------------------------------------------
+
+    async def validate_workflow(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Every problem of a workflow document, nothing stored
+        (``POST /api/workflows/validate``): ``{"valid": bool, "issues": [...]}``."""
+        out: dict[str, Any] = await self._call("POST", "/api/workflows/validate", json=document)
+        return out
+
+    async def publish_workflow(self, document: dict[str, Any]) -> dict[str, Any]:
+        """Publish a new version (``POST /api/workflows``); an invalid document raises
+        ``WorkflowInvalid`` with every issue in its details."""
+        out: dict[str, Any] = await self._call("POST", "/api/workflows", json=document)
+        return out
+
+    async def share_workflow(
+        self, workflow: str, kind: str = "tenant", subject: str | None = None
+    ) -> dict[str, Any]:
+        """Share a workflow with the whole tenant, a role or a user
+        (``POST /api/workflows/{id}/shares``)."""
+        body: dict[str, Any] = {"kind": kind}
+        if subject is not None:
+            body["subject"] = subject
+        out: dict[str, Any] = await self._call(
+            "POST", f"/api/workflows/{workflow}/shares", json=body
+        )
         return out
 
     async def run_workflow(

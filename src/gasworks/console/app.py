@@ -11,10 +11,12 @@ from fastapi.responses import RedirectResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import Markup
 from opentelemetry.trace import TracerProvider
 
 from gasworks.api.app import create_app
 from gasworks.console.pages import auth, models, overview, prompts, spend, tenancy, workflows
+from gasworks.console.web import principal_of
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
 
@@ -48,6 +50,17 @@ def ago(value: datetime | None) -> str:
     return "just now"
 
 
+def who(actor: str | None, people: dict[str, str]) -> Markup:
+    """An actor as its principal's name, the raw id (and key) on hover; unknown ids as they
+    are (a CLI operator, a principal of a tenant the caller cannot see)."""
+    if not actor:
+        return Markup("—")
+    name = people.get(principal_of(actor))
+    if name is None:
+        return Markup('<span class="mono">{}</span>').format(actor)
+    return Markup('<span title="{}">{}</span>').format(actor, name)
+
+
 def make_templates() -> Jinja2Templates:
     env = Environment(
         loader=FileSystemLoader(HERE / "templates"),
@@ -57,6 +70,7 @@ def make_templates() -> Jinja2Templates:
     )
     env.filters["money"] = money
     env.filters["ago"] = ago
+    env.filters["who"] = who
     return Jinja2Templates(env=env)
 
 

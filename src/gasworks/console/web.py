@@ -27,6 +27,7 @@ from gasworks.errors import GasworksError, Unauthenticated
 from gasworks.observability.logging import get_logger
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
+from gasworks.tenancy.service import principal_names
 from gasworks.tenancy.sessions import BrowserSession
 from gasworks.validation import validated
 
@@ -100,6 +101,18 @@ class Caller:
     def ctx(self) -> TenantContext:
         return self.session.ctx
 
+    async def people(self, *actors: Iterable[str | None]) -> dict[str, str]:
+        """Principal id → name for the actors a page shows (the ``who`` filter renders them),
+        in one query per page, through the tenancy service's scoping."""
+        ids = {principal_of(a) for group in actors for a in group if a}
+        async with self.runtime.db.session() as s:
+            return await principal_names(s, self.ctx, ids)
+
+
+def principal_of(actor: str) -> str:
+    """The principal id an actor string starts with (breaker actors add ``(key …)``)."""
+    return actor.split(" ", 1)[0]
+
 
 async def caller(request: Request) -> Caller:
     """Dependency: the signed-in browser (UNAUTHENTICATED → the sign-in page). Unsafe
@@ -152,6 +165,7 @@ def render(
             "nav": sections(ctx),
             "active": active,
             "message": message,
+            "people": {},  # principal id -> name, for the `who` filter (Caller.people)
             **context,
         },
         status_code=status_code,

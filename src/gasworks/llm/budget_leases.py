@@ -152,11 +152,6 @@ class Lease:
             self.token_limited and 2 * free_t < self.target_tokens
         )
 
-    def busy(self) -> bool:
-        return bool(
-            self.inflight_cost or self.inflight_tokens or self.pending_cost or self.pending_tokens
-        )
-
     def estimate(self) -> tuple[int, int]:
         return self.est_cost, self.est_tokens
 

@@ -42,6 +42,32 @@ def _units(col: Any) -> Any:
 
 
 @dataclass(slots=True)
+class CounterDelta:
+    """This transaction's changes to one counter row (money in integer units)."""
+
+    spent_cost: int = 0
+    spent_tokens: int = 0
+    reserved_cost: int = 0
+    reserved_tokens: int = 0
+    leased_cost: int = 0
+    leased_tokens: int = 0
+    calls: int = 0
+
+    def __bool__(self) -> bool:
+        return any(
+            (
+                self.spent_cost,
+                self.spent_tokens,
+                self.reserved_cost,
+                self.reserved_tokens,
+                self.leased_cost,
+                self.leased_tokens,
+                self.calls,
+            )
+        )
+
+
+@dataclass(slots=True)
 class CounterState:
     """A locked counter row (money in integer units) and this transaction's changes to it."""
 
@@ -53,22 +79,18 @@ class CounterState:
     reserved_cost: int
     spent_tokens: int
     reserved_tokens: int
-    d: list[int] = field(default_factory=lambda: [0] * 7)
-
-    # d = [spent_cost, spent_tokens, reserved_cost, reserved_tokens, leased_cost,
-    #      leased_tokens, calls]
+    d: CounterDelta = field(default_factory=CounterDelta)
 
     def headroom(self) -> tuple[int | None, int | None]:
-        c = (
-            None
-            if self.cost_limit is None
-            else self.cost_limit - self.spent_cost - self.d[0] - self.reserved_cost - self.d[2]
-        )
-        t = (
-            None
-            if self.token_limit is None
-            else self.token_limit - self.spent_tokens - self.d[1] - self.reserved_tokens - self.d[3]
-        )
+        d = self.d
+        c = None
+        if self.cost_limit is not None:
+            used = self.spent_cost + d.spent_cost + self.reserved_cost + d.reserved_cost
+            c = self.cost_limit - used
+        t = None
+        if self.token_limit is not None:
+            used = self.spent_tokens + d.spent_tokens + self.reserved_tokens + d.reserved_tokens
+            t = self.token_limit - used
         return c, t
 
     def fits(self, cost: int, tokens: int) -> bool:
@@ -76,16 +98,16 @@ class CounterState:
         return (c is None or cost <= c) and (t is None or tokens <= t)
 
     def hold(self, cost: int, tokens: int, *, lease: bool) -> None:
-        self.d[2] += cost
-        self.d[3] += tokens
+        self.d.reserved_cost += cost
+        self.d.reserved_tokens += tokens
         if lease:
-            self.d[4] += cost
-            self.d[5] += tokens
+            self.d.leased_cost += cost
+            self.d.leased_tokens += tokens
 
     def charge(self, cost: int, tokens: int, calls: int = 1) -> None:
-        self.d[0] += cost
-        self.d[1] += tokens
-        self.d[6] += calls
+        self.d.spent_cost += cost
+        self.d.spent_tokens += tokens
+        self.d.calls += calls
 
     def statement(self) -> Any:
         spent_c, res_c, leased_c = (
@@ -98,13 +120,13 @@ class CounterState:
             update(C)
             .where(C.c.budget_id == self.key[0], C.c.period_start == self.key[1])
             .values(
-                spent_cost=spent_c + d[0],
-                spent_tokens=C.c.spent_tokens + d[1],
-                reserved_cost=res_c + d[2],
-                reserved_tokens=C.c.reserved_tokens + d[3],
-                leased_cost=leased_c + d[4],
-                leased_tokens=C.c.leased_tokens + d[5],
-                calls=C.c.calls + d[6],
+                spent_cost=spent_c + d.spent_cost,
+                spent_tokens=C.c.spent_tokens + d.spent_tokens,
+                reserved_cost=res_c + d.reserved_cost,
+                reserved_tokens=C.c.reserved_tokens + d.reserved_tokens,
+                leased_cost=leased_c + d.leased_cost,
+                leased_tokens=C.c.leased_tokens + d.leased_tokens,
+                calls=C.c.calls + d.calls,
             )
         )
 
@@ -161,7 +183,7 @@ async def lock_counters(s: AsyncSession, keys: Iterable[Key]) -> dict[Key, Count
 async def write_counters(s: AsyncSession, states: dict[Key, CounterState]) -> None:
     for key in sorted(states):
         st = states[key]
-        if any(st.d):
+        if st.d:
             await s.execute(st.statement())
 
 
@@ -194,8 +216,8 @@ def rejection(st: CounterInfo, state: CounterState, start: str, cost: int, token
     head_c, _ = state.headroom()
     if head_c is not None and cost > head_c:
         limit = units_to_money(state.cost_limit)
-        spent = units_to_money(state.spent_cost + state.d[0])
-        reserved = units_to_money(state.reserved_cost + state.d[2])
+        spent = units_to_money(state.spent_cost + state.d.spent_cost)
+        reserved = units_to_money(state.reserved_cost + state.d.reserved_cost)
         est = units_to_money(cost)
         return CostLimitExceeded(
             f"The {scope}'s {adjective} spend limit would be exceeded (limit {limit}, spent "
@@ -208,8 +230,8 @@ def rejection(st: CounterInfo, state: CounterState, start: str, cost: int, token
                 "estimate": str(est),
             },
         )
-    used = state.spent_tokens + state.d[1]
-    held = state.reserved_tokens + state.d[3]
+    used = state.spent_tokens + state.d.spent_tokens
+    held = state.reserved_tokens + state.d.reserved_tokens
     return TokenBudgetExceeded(
         f"The {scope}'s {adjective} token limit would be exceeded (limit {state.token_limit}, "
         f"used {used}, reserved {held}, this call up to {tokens}).",

@@ -189,8 +189,11 @@ class Gateway:
                 tried.append({"model": candidate.id, "code": exc.code})
                 log.warning("model.fallback", model=candidate.id, code=exc.code, streamed=True)
         assert opened is not None
+        # the first chunk says which model answers (after a fallback too) and whether it is the
+        # demo model: a caller rendering the stream's head needs both before the last chunk
+        demo = opened.model.provider == "demo"
+        opened.first.model, opened.first.demo = opened.model.id, demo
         if tried:
-            opened.first.model = opened.model.id
             req.notes["fallbacks"] = tried
             req.notes["requestedModel"] = model.id
         # the rest of the answer, in this generator (one layer less per chunk than a helper
@@ -212,7 +215,7 @@ class Gateway:
                 if chunk.usage is not None or chunk.finish_reason is not None:
                     usage = chunk.usage or self._estimate(model, req, parts)
                     chunk.usage = usage
-                    chunk.model = model.id
+                    chunk.model, chunk.demo = model.id, demo
                     chunk.cost = model.cost(usage)
                     chunk.finish_reason = chunk.finish_reason or FinishReason.STOP
                     chunk.notes = dict(req.notes) if req.notes else None
@@ -232,6 +235,7 @@ class Gateway:
                     finish_reason=FinishReason.STOP,
                     usage=usage,
                     model=model.id,
+                    demo=demo,
                     cost=model.cost(usage),
                     notes=dict(req.notes) if req.notes else None,
                 )
@@ -448,11 +452,11 @@ class Gateway:
                 # the same failure is without streaming
                 exc = ProviderUnavailable(exc.message, details=exc.details)
             _count(model, exc.code)
-            await _aclose(agen)
+            await aclose_stream(agen)
             await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
             raise exc from exc.__cause__
         except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
-            await _aclose(agen)
+            await aclose_stream(agen)
             await self._after(tokens, scope, model, _interrupted(exc, attempt, started))
             raise
         return _OpenStream(model, agen, first, tokens, started, attempt)
@@ -470,7 +474,7 @@ class Gateway:
     ) -> None:
         """A stream's end, however it ended: close the provider's stream, account, run hooks."""
         model = s.model
-        await _aclose(s.agen)
+        await aclose_stream(s.agen)
         if usage is None:
             usage = self._estimate(model, req, parts)
         cost = model.cost(usage)
@@ -570,7 +574,9 @@ class _OpenStream:
     attempt: int
 
 
-async def _aclose(agen: AsyncIterator[StreamChunk]) -> None:
+async def aclose_stream(agen: AsyncIterator[StreamChunk]) -> None:
+    """Close a stream of chunks now (its ``finally`` blocks, accounting included, run at
+    once); a failure to close is logged, never raised over the error that ended it."""
     close = getattr(agen, "aclose", None)
     if close is not None:
         try:

@@ -8,11 +8,13 @@ from __future__ import annotations
 import time
 
 from gasworks.background import PeriodicTask
+from gasworks.db.leader import is_leader
 from gasworks.errors import ConfigurationError
 from gasworks.llm.guardrails import Guardrails
+from gasworks.llm.guardrails_admin import GuardrailsAdmin
 from gasworks.llm.hooks import CallHooks
 from gasworks.llm.runtime import SERVICE as MODELS
-from gasworks.llm.runtime import ModelServices
+from gasworks.llm.runtime import ModelServices, get_registry
 from gasworks.observability.logging import get_logger
 from gasworks.runtime import Runtime
 
@@ -28,9 +30,15 @@ def get_guardrails(rt: Runtime) -> Guardrails:
     return svc
 
 
+def guardrails_admin(rt: Runtime) -> GuardrailsAdmin:
+    """The guardrails' service (breakers, budgets, usage) over this runtime's guardrails."""
+    return GuardrailsAdmin(get_guardrails(rt), get_registry(rt))
+
+
 async def flush_ledger(rt: Runtime) -> None:
     """Write this process's queued ledger rows and settlements now, so that a read that
-    follows (usage, budgets) includes every call this process has finished."""
+    follows (usage, budgets) includes every call this process has finished (the console's
+    pages, which compose several reads; other adapters go through ``GuardrailsAdmin``)."""
     svc = rt.services.get(SERVICE)
     if isinstance(svc, Guardrails):
         await svc.ledger.flush()
@@ -63,7 +71,7 @@ class Maintenance:
             log.exception("breaker.background_sync_failed")
         now = time.monotonic()
         due = now - self.last_sweep >= self.rt.settings.budget_sweep_interval_seconds
-        if sweep or (sweep is None and due):
+        if sweep or (sweep is None and due and is_leader(self.rt)):  # once per deployment
             self.last_sweep = now
             try:
                 await g.budgets.sweep()

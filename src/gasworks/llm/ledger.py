@@ -198,6 +198,11 @@ class Ledger:
         if self._task is None or len(self._queue) >= self.max_rows:
             self._kick()
 
+    @property
+    def task(self) -> PeriodicTask | None:
+        """The background writer (None until the first row, or when writes are synchronous)."""
+        return self._task
+
     def _kick(self) -> None:
         """Start the writer (first use) or make it write now (a full batch; a lease taken,
         retired or running low)."""

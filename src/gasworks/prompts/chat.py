@@ -38,6 +38,31 @@ class PreparedCall:
     missing: list[str]
 
 
+def model_request(
+    model: str | None,
+    messages: list[Message],
+    parameters: Mapping[str, Any],
+    overrides: Mapping[str, Any] | None = None,
+) -> ChatRequest:
+    """The one mapping of a prompt version's ``parameters`` onto a ``ChatRequest``.
+
+    ``overrides`` (the caller's explicit parameters) win key by key. The known keys become
+    ``ChatRequest`` fields, any other key goes to the provider untouched in ``extra``. Used by
+    ``/api/prompts/chat`` (and the CLI) and by the ModelInvoke node, so a prompt version
+    behaves the same in both."""
+    params = ModelParameters.model_validate({**parameters, **(overrides or {})})
+    extra = {k: v for k, v in (params.model_extra or {}).items() if k not in KNOWN}
+    return ChatRequest(
+        model=model,
+        messages=messages,
+        max_tokens=params.max_tokens,
+        temperature=params.temperature,
+        top_p=params.top_p,
+        stop=params.stop,
+        extra=extra,
+    )
+
+
 def build_request(
     prompt: ResolvedPrompt,
     values: Mapping[str, Any],
@@ -48,17 +73,7 @@ def build_request(
     strict: bool = False,
 ) -> tuple[ChatRequest, list[str]]:
     formatted = prompt.format(values, history, strict=strict)
-    params = ModelParameters.model_validate({**formatted.parameters, **(overrides or {})})
-    extra = {k: v for k, v in (params.model_extra or {}).items() if k not in KNOWN}
-    req = ChatRequest(
-        model=model,
-        messages=formatted.messages,
-        max_tokens=params.max_tokens,
-        temperature=params.temperature,
-        top_p=params.top_p,
-        stop=params.stop,
-        extra=extra,
-    )
+    req = model_request(model, formatted.messages, formatted.parameters, overrides)
     return req, formatted.missing
 
 

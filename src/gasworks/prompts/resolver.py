@@ -156,6 +156,15 @@ def neutral(model: str, source: str = "store", *, reason: str | None = None) -> 
     )
 
 
+#: the version columns the resolve query reads, per version (``active_*`` and ``canary_*``)
+_VERSION_FIELDS = ("id", "name", "number", "storage", "content", "blob_key", "content_hash")
+
+
+def _version_of(row: Any, prefix: str) -> tuple[Any, ...]:
+    """One version's columns of a resolve row, by name."""
+    return tuple(getattr(row, f"{prefix}_{c}") for c in _VERSION_FIELDS)
+
+
 def _resolve_statement() -> Any:
     """The one query of a cache miss, built once: the best pointer for a scope, joined with its
     active and canary versions. ``''`` parameters match only the "any" scopes."""
@@ -170,25 +179,13 @@ def _resolve_statement() -> Any:
     )
     return (
         select(
-            p.id,
+            p.id.label("pointer_id"),
             p.scope_tenant,
             p.scope_workflow,
-            p.version,
+            p.version.label("pointer_version"),
             p.canary_percent,
-            va.id,
-            va.name,
-            va.number,
-            va.storage,
-            va.content,
-            va.blob_key,
-            va.content_hash,
-            vc.id,
-            vc.name,
-            vc.number,
-            vc.storage,
-            vc.content,
-            vc.blob_key,
-            vc.content_hash,
+            *(getattr(va, c).label(f"active_{c}") for c in _VERSION_FIELDS),
+            *(getattr(vc, c).label(f"canary_{c}") for c in _VERSION_FIELDS),
         )
         .join(va, va.id == p.active_version_id)
         .outerjoin(vc, vc.id == p.canary_version_id)
@@ -236,6 +233,11 @@ class Resolver:
         self._seen: set[int] = set()
         self._poll_failed = False
         self._last_prune = 0.0
+
+    @property
+    def poller(self) -> PeriodicTask:
+        """The invalidation poller (background)."""
+        return self._poller
 
     # -- resolution -----------------------------------------------------------------------
 
@@ -295,8 +297,12 @@ class Resolver:
             return self._fallback(key, "hash_mismatch", use_stale=False)
         except Exception as exc:
             self._store_down_until = time.monotonic() + STORE_RETRY_SECONDS
+            # the fallback hides the failure from the caller; the log keeps its traceback
             log.warning(
-                "prompt.resolve.store_unavailable", error_type=type(exc).__name__, model=model
+                "prompt.resolve.store_unavailable",
+                error_type=type(exc).__name__,
+                model=model,
+                exc_info=exc,
             )
             return self._fallback(key, "store_unavailable")
         if loaded is None:
@@ -319,10 +325,10 @@ class Resolver:
     async def _load(self, key: Key) -> _Loaded | None:
         tenant, workflow, model = key
         params = {"model": model, "tenant": tenant, "workflow": workflow}
-        row = await self.db.read_first(_RESOLVE, params)
+        row: Any = await self.db.read_first(_RESOLVE, params)  # a Row: columns by name
         if row is None:
             return None
-        level = Scope(row[1], row[2], model).label()
+        level = Scope(row.scope_tenant, row.scope_workflow, model).label()
 
         async def answer(cols: Sequence[Any], is_canary: bool) -> ResolvedPrompt:
             vid, name, number, storage, inline, blob, digest = cols
@@ -335,16 +341,18 @@ class Resolver:
                 version_number=number,
                 name=name,
                 content_hash=digest,
-                pointer_version=row[3],
+                pointer_version=row.pointer_version,
                 canary=is_canary,
                 stale=False,
                 content=content,
                 compiled=CompiledPrompt.of(content, digest),
             )
 
-        active = await answer(row[5:12], False)
-        canary = await answer(row[12:19], True) if row[12] is not None else None
-        return _Loaded(row[0], row[4], active, canary)
+        active = await answer(_version_of(row, "active"), False)
+        canary = None
+        if row.canary_id is not None:
+            canary = await answer(_version_of(row, "canary"), True)
+        return _Loaded(row.pointer_id, row.canary_percent, active, canary)
 
     # -- invalidation ---------------------------------------------------------------------
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -127,6 +128,21 @@ async def list_principals(
         )
     )
     return [PrincipalOut.model_validate(r) for r in rows.all()]
+
+
+async def principal_names(
+    session: AsyncSession, ctx: TenantContext, ids: Iterable[str]
+) -> dict[str, str]:
+    """Names of the principals among ``ids``, in one query: the caller's tenant's (a platform
+    admin's: any tenant's, as the breakers they act on are shared). Ids the caller may not see
+    or that do not exist are simply absent."""
+    wanted = sorted({i for i in ids if i})
+    if not wanted:
+        return {}
+    query = select(PrincipalRow.id, PrincipalRow.name).where(PrincipalRow.id.in_(wanted))
+    if not ctx.is_platform_admin:
+        query = query.where(PrincipalRow.tenant_id == ctx.tenant_id)
+    return {pid: name for pid, name in (await session.execute(query)).all()}
 
 
 async def _get_principal_row(

@@ -1,8 +1,8 @@
 """Workflows as validated node graphs, run by a fast engine that streams to the client.
 
 Public surface: :func:`validate`, :func:`compile_workflow`, :func:`execute`, the node registry
-(:data:`REGISTRY`, :class:`NodeType`, :func:`register`), the ports, and :func:`engine` (the
-runtime's :class:`WorkflowEngine`).
+(:class:`NodeRegistry`, :class:`NodeType`, :func:`default_registry`), the ports, and
+:func:`workflow_engine` (the runtime's :class:`WorkflowEngine`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource, Retrieval
-from gasworks.workflows.registry import REGISTRY, NodeRegistry, NodeType, default_registry, register
+from gasworks.workflows.registry import NodeRegistry, NodeType, default_registry
 from gasworks.workflows.runner import RunOutcome, execute
 from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
 
@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from gasworks.workflows.engine import WorkflowEngine
 
 __all__ = [
-    "REGISTRY",
     "CompiledGraph",
     "ConversationData",
     "ModelCaller",
@@ -39,7 +38,6 @@ __all__ = [
     "compile_workflow",
     "default_registry",
     "execute",
-    "register",
     "validate",
     "workflow_engine",
 ]
@@ -58,6 +56,7 @@ def workflow_engine(runtime: Runtime) -> WorkflowEngine:
 
 
 def _build(runtime: Runtime) -> WorkflowEngine:
+    from gasworks.db.leader import is_leader
     from gasworks.workflows.engine import WorkflowEngine
     from gasworks.workflows.wiring import build_ports
 
@@ -69,8 +68,12 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         cache_size=s.workflow_graph_cache_size,
         flush_interval=s.workflow_event_flush_seconds,
         access_ttl=s.workflow_access_cache_seconds,
+        nodes=default_registry(),
         lease_ttl=s.workflow_run_lease_seconds,
         sweep_interval=s.workflow_run_sweep_seconds,
+        leader=lambda: is_leader(runtime),
+        max_running=s.workflow_max_running,
+        max_pending_writes=s.workflow_max_pending_writes,
     )
     runtime.services[SERVICE] = eng
     return eng
@@ -82,7 +85,6 @@ class WorkflowsDomain:
     name = SERVICE
 
     async def start(self, rt: Runtime) -> None:
-        default_registry()
         _build(rt).start_maintenance()  # run leases: heartbeat and sweep (workflows/leases.py)
 
     async def stop(self, rt: Runtime) -> None:

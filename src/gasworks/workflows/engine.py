@@ -24,18 +24,20 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
+from gasworks.db.paging import Page
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict, RunInterrupted, ValidationFailed
+from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import TenantContext
 from gasworks.workflows import leases, service
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import ALLOWED_KEY, RETRIEVAL_NODE_TYPES
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
-from gasworks.workflows.metrics import FAILURES, count_run
+from gasworks.workflows.metrics import FAILURES, RUNS_REFUSED, count_run
 from gasworks.workflows.ports import ConversationData, Ports
+from gasworks.workflows.registry import NodeRegistry, default_registry
 from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
-from gasworks.workflows.schemas import RunIn, RunOut
+from gasworks.workflows.schemas import ConversationOut, RunIn, RunOut
 from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
 from gasworks.workflows.writer import RunWriter, Write
 
@@ -147,12 +149,22 @@ class WorkflowEngine:
         access_ttl: float = 0.0,
         lease_ttl: float = 30.0,
         sweep_interval: float = 10.0,
+        leader: Callable[[], bool] = lambda: True,
+        max_running: int = 1000,
+        max_pending_writes: int = 10_000,
+        nodes: NodeRegistry | None = None,
     ) -> None:
         self.db = db
+        #: the node types this engine compiles graphs with (built by the workflows domain)
+        self.nodes = nodes if nodes is not None else default_registry()
         #: this engine's id on the runs it writes early (their lease owner)
         self.owner_id = new_id("own")
         self.lease_ttl = lease_ttl
         self.sweep_interval = sweep_interval
+        #: whether this process runs the deployment-wide sweep now (the leader lease)
+        self.leader = leader
+        self.max_running = max_running
+        self.max_pending_writes = max_pending_writes
         #: runs of this engine written early and not yet finished in the database
         self._leased: set[str] = set()
         self._last_renew = self._last_sweep = 0.0
@@ -189,7 +201,7 @@ class WorkflowEngine:
         """The compiled graph of a published version (compiled once, then cached)."""
         g = self._cache.get(ver.id)
         if g is None:
-            g = compile_workflow(ver.document, version=ver.version)
+            g = compile_workflow(ver.document, version=ver.version, registry=self.nodes)
             self._cache[ver.id] = g
             if len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
@@ -234,6 +246,7 @@ class WorkflowEngine:
         inline: bool = False,
     ) -> LiveRun:
         """Start a run in its own task and return at once (events follow on the LiveRun)."""
+        self._admit()
         wf, ver = await self._target(ctx, slug, body.version)
         graph = self.graph(ver)
         run_id = new_id("run")
@@ -436,12 +449,32 @@ class WorkflowEngine:
             # swept while cut off: the database's interrupted run is the truth, not our result
             self._live.pop(live.run_id, None)
 
+    def _admit(self) -> None:
+        """Back-pressure: refuse a new run (503 SERVER_BUSY, Retry-After) rather than let
+        running tasks or queued writes grow without bound."""
+        busy = None
+        if len(self._tasks) >= self.max_running:
+            busy = {"running": len(self._tasks), "limit": self.max_running}
+        elif self.writer is not None and self.writer.pending >= self.max_pending_writes:
+            busy = {"pendingWrites": self.writer.pending, "limit": self.max_pending_writes}
+        if busy is not None:
+            RUNS_REFUSED.inc()
+            raise ServerBusy(
+                "This server process is running as many workflow runs as it may; retry shortly.",
+                details={**busy, "retryAfterSeconds": 1},
+            )
+
     def _leased_row(self, rec: RunRecord) -> WorkflowRunRow:
         row = rec.to_row()
         row.lease_expires_at = leases.deadline(self.lease_ttl)
         return row
 
     # --- leases: heartbeat of this engine's runs, sweep of runs whose owner died ----------
+
+    @property
+    def maintenance_task(self) -> PeriodicTask | None:
+        """The run-lease heartbeat and sweep (None when not started)."""
+        return self._maintenance
 
     def start_maintenance(self) -> None:
         """Renew this engine's run leases and sweep expired ones in the background."""
@@ -461,7 +494,7 @@ class WorkflowEngine:
                     await leases.renew(s, self.owner_id, self.lease_ttl)
             except Exception:
                 log.exception("workflow.lease_renew_failed", owner=self.owner_id)
-        if now - self._last_sweep >= self.sweep_interval:
+        if now - self._last_sweep >= self.sweep_interval and self.leader():
             self._last_sweep = now
             await self.sweep()
 
@@ -562,6 +595,47 @@ class WorkflowEngine:
         """Wait until every finished run of this process is in the database."""
         if self.writer is not None:
             await self.writer.drain()
+
+    async def get_run(self, ctx: TenantContext, run_id: str) -> RunOut:
+        """One run: a run this process has finished answers from memory (once the caller is
+        known to see its workflow), any other from the database (this process's writes first)."""
+        live = self.finished(ctx.tenant_id, run_id)
+        if live is not None and live.result is not None:
+            async with self.db.session() as s:
+                await service.get_workflow(s, ctx, live.slug)  # 404 unless allowed to see it
+            return live.result
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.get_run(s, ctx, run_id)
+
+    async def list_runs(self, ctx: TenantContext, slug: str, page: Page) -> list[RunOut]:
+        """Recent runs of a workflow, this process's finished runs included."""
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.list_runs(s, ctx, slug, page)
+
+    async def list_conversations(
+        self, ctx: TenantContext, slug: str, page: Page
+    ) -> list[ConversationOut]:
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.list_conversations(s, ctx, slug, page)
+
+    async def get_conversation(
+        self, ctx: TenantContext, conversation_id: str, messages: Page | None
+    ) -> ConversationOut:
+        """A conversation with a page of its messages (``None``: without messages)."""
+        await self.drain()
+        async with self.db.session() as s:
+            return await service.get_conversation(s, ctx, conversation_id, messages)
+
+    async def open_events(
+        self, ctx: TenantContext, run_id: str, after: int = 0, *, keepalive: float | None = None
+    ) -> tuple[Event | None, AsyncIterator[Event]]:
+        """The run's first event and the rest: reading the first one checks that the caller
+        may see the run, so an adapter can answer 404 before its response starts."""
+        events = self.events(ctx, run_id, after, keepalive=keepalive)
+        return await anext(aiter(events), None), events
 
     async def run(
         self, ctx: TenantContext, slug: str, body: RunIn, *, request_id: str | None = None

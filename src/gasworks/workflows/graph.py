@@ -131,7 +131,8 @@ def _policy(spec: NodeSpec, node: Node) -> Invoke:
 def _describe(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, GasworksError):
         return {"code": exc.code, "message": exc.message}
-    return {"code": "NODE_ERROR", "message": f"{type(exc).__name__}: {exc}"}
+    # a bug, not a decision: INTERNAL, nothing of its text (the runner logs the traceback)
+    return {"code": "INTERNAL", "message": "An internal error occurred; it has been logged."}
 
 
 def describe_error(exc: BaseException) -> dict[str, Any]:

@@ -24,6 +24,11 @@ FAILURES = Counter(
     ["node_type", "code"],
     registry=REGISTRY,
 )
+RUNS_REFUSED = Counter(
+    "gasworks_workflow_runs_refused_total",
+    "Runs refused with SERVER_BUSY (back-pressure: too many running, or writes queued).",
+    registry=REGISTRY,
+)
 WRITE_BATCH = Histogram(
     "gasworks_workflow_write_batch_size",
     "Writes committed per group-commit transaction.",

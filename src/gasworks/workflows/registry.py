@@ -1,13 +1,12 @@
 """The node registry: node type name → config model, builder and validation hooks.
 
 The engine only knows this interface. A new node type (VectorSearch, VectorWrite, a tenant's
-own) is one module that calls :func:`register` — no engine change.
+own) is one module defining a ``NodeType``, listed in ``nodes.builtin_node_types`` (or added
+to the registry a runtime builds) — no engine change, no registration on import.
 """
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -76,26 +75,11 @@ class NodeRegistry:
         return name in self._types
 
 
-#: The process-wide registry of built-in and plugged-in node types.
-REGISTRY = NodeRegistry()
-
-
-def register(node_type: NodeType) -> NodeType:
-    """Register a node type in the default registry (called by each node module)."""
-    return REGISTRY.register(node_type, replace=True)
-
-
-_loaded = False
-
-
 def default_registry() -> NodeRegistry:
-    """The default registry with every module of :mod:`gasworks.workflows.nodes` imported."""
-    global _loaded
-    if not _loaded:
-        import gasworks.workflows.nodes as pkg
+    """A new registry of the built-in node types (``nodes.builtin_node_types``).
 
-        for mod in pkgutil.iter_modules(pkg.__path__):
-            if not mod.name.startswith("_"):
-                importlib.import_module(f"{pkg.__name__}.{mod.name}")
-        _loaded = True
-    return REGISTRY
+    Built on each call, never shared: the workflows domain builds one for its engine, and a
+    caller without a runtime (validation in the CLI, a test) gets its own."""
+    from gasworks.workflows.nodes import builtin_node_types
+
+    return NodeRegistry(builtin_node_types())

@@ -27,9 +27,12 @@ from gasworks.errors import (
     ValidationFailed,
 )
 from gasworks.observability import tracing
+from gasworks.observability.logging import get_logger
 from gasworks.workflows.context import EventSink, Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, describe_error
 from gasworks.workflows.model_stream import ModelStream
+
+log = get_logger("gasworks.workflows")
 
 #: key under which the final output is visible to finalizers
 OUTPUT_KEY = "__output__"
@@ -226,8 +229,9 @@ async def execute(
         raise
     except Exception as exc:
         err = describe_error(exc)
-        if not isinstance(exc, GasworksError):
-            err.setdefault("details", {})
+        if not isinstance(exc, GasworksError) or err.get("code") == "INTERNAL":
+            # a bug (ours or a node's): the run records INTERNAL, the log keeps the traceback
+            log.exception("workflow.node_crashed", node=node_id, error_type=type(exc).__name__)
         err.setdefault("details", {})["node"] = node_id
         _fail(timings, cn, node_id, t0, t_run, err)
         return RunOutcome(

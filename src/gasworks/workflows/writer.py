@@ -64,6 +64,11 @@ class RunWriter:
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
 
+    @property
+    def pending(self) -> int:
+        """Writes queued and not yet taken by the writer."""
+        return len(self._queue)
+
     def submit(self, write: Write) -> asyncio.Future[None]:
         """Queue a write; the future resolves when it is committed (or carries its error)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()

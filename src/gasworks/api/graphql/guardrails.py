@@ -8,12 +8,10 @@ import strawberry
 
 from gasworks.api.graphql.context import GqlContext
 from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
-from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
+from gasworks.llm.budgets import BudgetOut, BudgetSet
+from gasworks.llm.guardrails_runtime import guardrails_admin
 from gasworks.llm.ledger import GroupBy, UsageRow
-from gasworks.llm.runtime import get_registry
 from gasworks.validation import validated
 
 Info = strawberry.Info[GqlContext, None]
@@ -131,9 +129,7 @@ class GuardrailsQuery:
     ) -> list[BreakerType]:
         """Breakers by key (one per model or deployment)."""
         page = checked_page(limit, offset)
-        rt = info.context.runtime
-        known = [e.id for e in get_registry(rt).entries()]
-        items = await breakers.list_breakers(get_guardrails(rt).breakers, info.context.ctx, known)
+        items = await guardrails_admin(info.context.runtime).list_breakers(info.context.ctx)
         return [BreakerType.of(b) for b in page.window(items)]
 
     @strawberry.field
@@ -142,9 +138,9 @@ class GuardrailsQuery:
     ) -> list[BudgetType]:
         """Spend limits by API key (tenant-wide first), then period."""
         page = checked_page(limit, offset)
-        await flush_ledger(info.context.runtime)
-        async with info.context.runtime.db.session() as s:
-            items = await list_budgets(s, info.context.ctx, page=page)
+        items = await guardrails_admin(info.context.runtime).list_budgets(
+            info.context.ctx, page=page
+        )
         return [BudgetType.of(b) for b in items]
 
     @strawberry.field
@@ -159,11 +155,9 @@ class GuardrailsQuery:
     ) -> list[UsageType]:
         """Usage of the tenant grouped by day, model, workflow, API key."""
         page = checked_page(limit, offset)
-        await flush_ledger(info.context.runtime)
-        async with info.context.runtime.db.session() as s:
-            report = await ledger.usage(
-                s, info.context.ctx, group_by=group_by, since=since, until=until
-            )
+        report = await guardrails_admin(info.context.runtime).usage(
+            info.context.ctx, group_by=group_by, since=since, until=until
+        )
         return [UsageType.of(r) for r in page.window(report.rows)]
 
 
@@ -176,11 +170,8 @@ class GuardrailsMutation:
         """trip, disable or reset a breaker (platform admin, audited)."""
         body = validated(breakers.BreakerAction, {"reason": reason})
         act = validated(breakers.ActionIn, {"action": action}).action
-        rt = info.context.runtime
-        get_registry(rt).get(breaker.split("@", 1)[0], include_disabled=True)
-        out = await breakers.act(
-            get_guardrails(rt).breakers, info.context.ctx, breaker, act, body.reason
-        )
+        admin = guardrails_admin(info.context.runtime)
+        out = await admin.breaker_action(info.context.ctx, breaker, act, body.reason)
         return BreakerType.of(out)
 
     @strawberry.mutation
@@ -202,7 +193,5 @@ class GuardrailsMutation:
                 "token_limit": token_limit,
             },
         )
-        async with info.context.runtime.db.session() as s:
-            out = await set_budget(s, info.context.ctx, data)
-        get_guardrails(info.context.runtime).budgets.invalidate(info.context.ctx.tenant_id)
+        out = await guardrails_admin(info.context.runtime).set_budget(info.context.ctx, data)
         return None if out is None else BudgetType.of(out)

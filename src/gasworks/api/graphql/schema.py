@@ -10,6 +10,7 @@ from fastapi.responses import HTMLResponse
 from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
 from strawberry.tools import merge_types
 
+from gasworks.api import docs_assets
 from gasworks.api.browser_auth import BrowserAuth
 from gasworks.api.graphql.context import get_gql_context
 from gasworks.api.graphql.csrf import CookieCsrf
@@ -70,16 +71,17 @@ def build_schema(max_depth: int) -> strawberry.Schema:
 
 class BrowserGraphQLRouter(GuardedGraphQLRouter):
     """GraphiQL for a signed-in browser: the page sends the session's CSRF token with every
-    request (the cookie authenticates; the token lets mutations through)."""
+    request (the cookie authenticates; the token lets mutations through). Its scripts and
+    styles come from the app (``docs_assets``), never from a CDN."""
 
     async def render_graphql_ide(self, request: Request) -> HTMLResponse:
-        html = self.graphql_ide_html
+        html = docs_assets.local_graphiql(self.graphql_ide_html)
         browser: BrowserAuth | None = getattr(request.app.state, "browser_auth", None)
         found = await browser.resume(request) if browser is not None else None
         if found is not None:
             headers = json.dumps({"X-CSRF-Token": found.csrf_token})
             html = html.replace("const defaultHeaders = {};", f"const defaultHeaders = {headers};")
-        return HTMLResponse(html)
+        return docs_assets.page(html)
 
 
 def graphql_router(settings: Settings) -> GuardedGraphQLRouter:

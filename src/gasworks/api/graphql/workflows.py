@@ -184,16 +184,12 @@ class WorkflowsQuery:
 
     @strawberry.field
     async def workflow_run(self, info: Info, id: str) -> RunType:
-        await workflow_engine(info.context.runtime).drain()
-        async with info.context.runtime.db.session() as s:
-            return RunType.of(await service.get_run(s, info.context.ctx, id))
+        return RunType.of(await workflow_engine(info.context.runtime).get_run(info.context.ctx, id))
 
     @strawberry.field
     async def conversation(self, info: Info, id: str) -> ConversationType:
-        await workflow_engine(info.context.runtime).drain()
-        async with info.context.runtime.db.session() as s:
-            conv = await service.get_conversation(s, info.context.ctx, id, messages=None)
-        return ConversationType.of(conv)
+        eng = workflow_engine(info.context.runtime)
+        return ConversationType.of(await eng.get_conversation(info.context.ctx, id, None))
 
     @strawberry.field
     def validate_workflow(self, document: JSON) -> ValidationType:

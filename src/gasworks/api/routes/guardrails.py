@@ -1,4 +1,7 @@
-"""Breakers, budgets and usage: ``/api/breakers``, ``/api/budgets``, ``/api/usage``."""
+"""Breakers, budgets and usage: ``/api/breakers``, ``/api/budgets``, ``/api/usage``.
+
+Each route translates one call of the guardrails' service (``guardrails_admin(rt)``).
+"""
 
 from __future__ import annotations
 
@@ -6,30 +9,25 @@ from typing import Annotated
 
 from fastapi import Query, Response, status
 
-from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
+from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.paging import PageDep
 from gasworks.api.routing import router as guarded_router
 from gasworks.bounds import IsoDate
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
+from gasworks.llm.budgets import BudgetOut, BudgetSet
+from gasworks.llm.guardrails_runtime import guardrails_admin
 from gasworks.llm.ledger import GroupBy, UsageReport
-from gasworks.llm.runtime import get_registry
 
 router = guarded_router(prefix="/api", tags=["guardrails"])
-
-
-# Breakers, budgets and usage come from gasworks.llm, whose functions take no page yet: the
-# page is cut from their (small, per-tenant) result here.
 
 
 @router.get("/breakers", summary="Every circuit breaker with its state and window statistics")
 async def list_breakers(
     ctx: ContextDep, rt: RuntimeDep, page: PageDep
 ) -> list[breakers.BreakerOut]:
-    known = [e.id for e in get_registry(rt).entries()]
-    return page.window(await breakers.list_breakers(get_guardrails(rt).breakers, ctx, known))
+    # breakers (in-memory state merged with the registry) are cut from the computed result
+    return page.window(await guardrails_admin(rt).list_breakers(ctx))
 
 
 @router.get("/breakers/events", summary="Breaker transitions, newest first (the audit trail)")
@@ -39,7 +37,7 @@ async def breaker_events(
     breaker: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
 ) -> list[breakers.BreakerEventOut]:
-    return await breakers.events(get_guardrails(rt).breakers, ctx, breaker, limit)
+    return await guardrails_admin(rt).breaker_events(ctx, breaker, limit)
 
 
 @router.post(
@@ -53,20 +51,17 @@ async def breaker_action(
     ctx: ContextDep,
     rt: RuntimeDep,
 ) -> breakers.BreakerOut:
-    get_registry(rt).get(key.split("@", 1)[0], include_disabled=True)  # MODEL_NOT_FOUND
-    return await breakers.act(get_guardrails(rt).breakers, ctx, key, action, body.reason)
+    return await guardrails_admin(rt).breaker_action(ctx, key, action, body.reason)
 
 
 @router.get("/budgets", summary="Spend limits of the tenant with the current period's spend")
 async def get_budgets(
     ctx: ContextDep,
-    session: SessionDep,
     rt: RuntimeDep,
     page: PageDep,
     api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,
 ) -> list[BudgetOut]:
-    await flush_ledger(rt)
-    return await list_budgets(session, ctx, api_key_id=api_key_id, page=page)
+    return await guardrails_admin(rt).list_budgets(ctx, api_key_id=api_key_id, page=page)
 
 
 @router.put(
@@ -77,10 +72,7 @@ async def get_budgets(
 async def put_budget(
     body: BudgetSet, ctx: ContextDep, rt: RuntimeDep, response: Response
 ) -> BudgetOut | None:
-    async with rt.db.session() as session:
-        out = await set_budget(session, ctx, body)
-    # after the commit: a call in between must not cache the old limits again
-    get_guardrails(rt).budgets.invalidate(ctx.tenant_id)
+    out = await guardrails_admin(rt).set_budget(ctx, body)
     if out is None:
         response.status_code = status.HTTP_204_NO_CONTENT
     return out
@@ -92,7 +84,6 @@ async def put_budget(
 )
 async def get_usage(
     ctx: ContextDep,
-    session: SessionDep,
     rt: RuntimeDep,
     page: PageDep,
     group_by: Annotated[list[GroupBy] | None, Query(alias="groupBy")] = None,
@@ -102,9 +93,7 @@ async def get_usage(
     workflow_id: Annotated[str | None, Query(alias="workflowId")] = None,
     api_key_id: Annotated[str | None, Query(alias="apiKeyId")] = None,
 ) -> UsageReport:
-    await flush_ledger(rt)
-    report = await ledger.usage(
-        session,
+    report = await guardrails_admin(rt).usage(
         ctx,
         group_by=group_by,
         since=since,
@@ -119,10 +108,8 @@ async def get_usage(
 @router.get("/usage/calls", summary="The most recent model calls of the tenant")
 async def get_calls(
     ctx: ContextDep,
-    session: SessionDep,
     rt: RuntimeDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 50,
     model: str | None = None,
 ) -> list[ledger.LedgerCallOut]:
-    await flush_ledger(rt)
-    return await ledger.list_calls(session, ctx, limit=limit, model=model)
+    return await guardrails_admin(rt).calls(ctx, limit=limit, model=model)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import Response
+from fastapi import Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from gasworks import __version__
 from gasworks.api.deps import RuntimeDep
+from gasworks.api.drain import Drain, shutting_down
 from gasworks.api.errors import envelope
 from gasworks.api.routing import router as guarded_router
 from gasworks.observability.metrics import REGISTRY
@@ -20,8 +21,20 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok", "version": __version__}
 
 
-@router.get("/readyz", summary="The database is reachable", response_model=None)
-async def readyz(runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
+@router.get(
+    "/readyz",
+    summary="The database is reachable and the process is not shutting down",
+    response_model=None,
+)
+async def readyz(request: Request, runtime: RuntimeDep) -> dict[str, str] | JSONResponse:
+    drain = getattr(request.app.state, "drain", None)
+    if isinstance(drain, Drain) and drain.draining:  # fails first on shutdown (api/drain.py)
+        exc = shutting_down()
+        return JSONResponse(
+            envelope(exc.code, exc.message, exc.details),
+            status_code=exc.status,
+            headers={"Retry-After": "1"},
+        )
     if await runtime.db.ping():
         return {"status": "ready", "database": runtime.db.dialect.name}
     return JSONResponse(

@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.types import Send
 
 from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.api.drain import shutting_down
 from gasworks.api.openai_wire import (
     ChatCompletionRequest,
     ChunkRenderer,
@@ -30,6 +31,7 @@ from gasworks.api.openai_wire import (
 from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.errors import GasworksError, InternalError
+from gasworks.llm.gateway import aclose_stream
 from gasworks.llm.runtime import get_gateway, get_registry
 from gasworks.modelcard import ModelEntry
 from gasworks.modeltypes import CallScope, ChatRequest, StreamChunk
@@ -115,9 +117,9 @@ async def chat_completions(
     chunks = gateway.stream(scope, req).__aiter__()
     # pull the first chunk now: failures before any output get a real HTTP status
     first = await chunks.__anext__()
-    model = gateway.registry.resolve(req.model)
     include_usage = body.stream_options.include_usage if body.stream_options else False
-    renderer = ChunkRenderer(first.model or model.id, include_usage, model.provider == "demo")
+    # the gateway names the answering model (and whether it is the demo) on the first chunk
+    renderer = ChunkRenderer(first.model or "", include_usage, first.demo)
     return ChatCompletionStream(renderer, first, chunks, headers)
 
 
@@ -165,6 +167,9 @@ class ChatCompletionStream(EventStreamResponse):
         super().__init__((), headers=headers)
         self.renderer, self.first, self.chunks = renderer, first, chunks
 
+    def final_event(self) -> bytes:
+        return stream_error_event(shutting_down()).encode()  # OpenAI's clients raise on it
+
     async def stream_response(self, send: Send) -> None:
         await send(
             {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
@@ -187,11 +192,5 @@ class ChatCompletionStream(EventStreamResponse):
                     crash = InternalError("The stream failed; the error has been logged.")
                     out, failed = stream_error_event(crash), True
         finally:
-            await _aclose(chunks)
+            await aclose_stream(chunks)
         await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-
-async def _aclose(chunks: AsyncIterator[StreamChunk]) -> None:
-    close = getattr(chunks, "aclose", None)
-    if close is not None:
-        await close()

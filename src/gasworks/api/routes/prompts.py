@@ -15,6 +15,7 @@ from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
 from gasworks.bounds import Days
 from gasworks.errors import GasworksError, InternalError
+from gasworks.llm.gateway import aclose_stream
 from gasworks.modeltypes import StreamChunk
 from gasworks.observability.logging import get_logger
 from gasworks.prompts.schemas import (
@@ -226,6 +227,7 @@ def _done(c: StreamChunk) -> dict[str, Any]:
     u = c.usage
     return {
         "model": c.model,
+        "demo": c.demo,
         "finishReason": c.finish_reason.value if c.finish_reason else None,
         "inputTokens": u.input_tokens if u else 0,
         "outputTokens": u.output_tokens if u else 0,
@@ -255,9 +257,7 @@ async def _chat_events(
         crash = InternalError("The stream failed; the error has been logged.")
         yield _event("error", envelope(crash.code, crash.message, crash.details))
     finally:
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()
+        await aclose_stream(rest)
 
 
 @router.get("/audit", summary="Audit log of prompt changes, newest first")

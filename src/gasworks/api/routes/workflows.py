@@ -185,28 +185,13 @@ async def run_workflow(slug: str, body: RunIn, ctx: ContextDep, runtime: Runtime
 
 
 @router.get("/workflows/{slug}/runs", summary="Recent runs of a workflow")
-async def list_runs(
-    slug: str,
-    ctx: ContextDep,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    page: PageDep,
-) -> list[RunOut]:
-    await workflow_engine(runtime).drain()
-    return await service.list_runs(session, ctx, slug, page)
+async def list_runs(slug: str, ctx: ContextDep, runtime: RuntimeDep, page: PageDep) -> list[RunOut]:
+    return await workflow_engine(runtime).list_runs(ctx, slug, page)
 
 
 @router.get("/workflow-runs/{run_id}", summary="One run: status, timings, tokens, cost, errors")
 async def get_run(run_id: str, ctx: ContextDep, runtime: RuntimeDep) -> RunOut:
-    eng = workflow_engine(runtime)
-    live = eng.finished(ctx.tenant_id, run_id)
-    if live is not None and live.result is not None:
-        async with runtime.db.session() as s:
-            await service.get_workflow(s, ctx, live.slug)
-        return live.result
-    await eng.drain()
-    async with runtime.db.session() as s:
-        return await service.get_run(s, ctx, run_id)
+    return await workflow_engine(runtime).get_run(ctx, run_id)
 
 
 @router.get(
@@ -226,9 +211,8 @@ async def run_events(
 ) -> EventStreamResponse:
     start = after if after is not None else _last_id(last_event_id)
     eng = workflow_engine(runtime)
-    events = eng.events(ctx, run_id, start, keepalive=KEEPALIVE_SECONDS)
-    first = await anext(aiter(events), None)  # access check happens before the response starts
-    return _sse(eng, ctx, run_id, start, first=first, rest=events)
+    first, rest = await eng.open_events(ctx, run_id, start, keepalive=KEEPALIVE_SECONDS)
+    return _sse(eng, ctx, run_id, start, first=first, rest=rest)
 
 
 @router.post("/workflow-runs/{run_id}/cancel", summary="Cancel a running run")
@@ -238,10 +222,9 @@ async def cancel_run(run_id: str, ctx: ContextDep, runtime: RuntimeDep) -> RunOu
 
 @router.get("/workflows/{slug}/conversations", summary="Recent conversations of a workflow")
 async def list_conversations(
-    slug: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep, page: PageDep
+    slug: str, ctx: ContextDep, runtime: RuntimeDep, page: PageDep
 ) -> list[ConversationOut]:
-    await workflow_engine(runtime).drain()
-    return await service.list_conversations(session, ctx, slug, page)
+    return await workflow_engine(runtime).list_conversations(ctx, slug, page)
 
 
 @router.get(
@@ -249,10 +232,9 @@ async def list_conversations(
     summary="A conversation with a page of its messages (oldest first)",
 )
 async def get_conversation(
-    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, session: SessionDep, page: PageDep
+    conversation_id: str, ctx: ContextDep, runtime: RuntimeDep, page: PageDep
 ) -> ConversationOut:
-    await workflow_engine(runtime).drain()
-    return await service.get_conversation(session, ctx, conversation_id, page)
+    return await workflow_engine(runtime).get_conversation(ctx, conversation_id, page)
 
 
 # --- server-sent events -----------------------------------------------------------------------

@@ -10,9 +10,9 @@ from fastapi.responses import HTMLResponse
 
 from gasworks.console.web import CallerDep, ConsoleRoute, form_data, listing, parse, render
 from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.guardrails_runtime import get_guardrails
-from gasworks.llm.registry.schema import ModelEntry
+from gasworks.llm.guardrails_runtime import get_guardrails, guardrails_admin
 from gasworks.llm.runtime import get_registry
+from gasworks.modelcard import ModelEntry
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -54,6 +54,7 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
         title="Models",
         models=models,
         events=events,
+        people=await c.people(e.actor for e in events),
         selected=selected,
         actions=ACTIONS,
         message=message,
@@ -71,7 +72,5 @@ async def breaker_action(key: str, c: CallerDep) -> HTMLResponse:
     form = await form_data(c.request)
     action = parse(breakers.ActionIn, {"action": form.get("action", "")}).action
     body = parse(breakers.BreakerAction, {"reason": form.get("reason", "")})
-    get_registry(c.runtime).get(key.split("@", 1)[0], include_disabled=True)  # MODEL_NOT_FOUND
-    manager = get_guardrails(c.runtime).breakers
-    out = await breakers.act(manager, c.ctx, key, action, body.reason)
+    out = await guardrails_admin(c.runtime).breaker_action(c.ctx, key, action, body.reason)
     return await _page(c, f"Breaker {key}: {out.state.value.replace('_', ' ')}.")

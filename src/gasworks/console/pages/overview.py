@@ -9,15 +9,20 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
+from gasworks.background import PeriodicTask
 from gasworks.console.charts import day_series, time_series
 from gasworks.console.web import CallerDep, ConsoleRoute, render
 from gasworks.db.paging import Page
+from gasworks.documents.domain import SERVICE as DOCUMENTS
+from gasworks.documents.domain import Documents
 from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
+from gasworks.llm.guardrails_runtime import MAINTENANCE, Maintenance, flush_ledger, get_guardrails
 from gasworks.llm.ledger import GroupBy
-from gasworks.llm.runtime import get_registry
+from gasworks.llm.runtime import get_registry, get_services
 from gasworks.prompts.service import prompt_service
+from gasworks.runtime import Runtime
+from gasworks.workflows import workflow_engine
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -29,6 +34,23 @@ def _percentile(values: list[float], p: float) -> float | None:
         return None
     s = sorted(values)
     return s[min(len(s) - 1, int(p * len(s)))]
+
+
+def background_tasks(rt: Runtime) -> list[PeriodicTask]:
+    """This process's maintenance loops, each asked of its owner (a new loop is added here).
+    A loop that is off (interval 0) or not started yet (the ledger writer before the first
+    call) is absent."""
+    maintenance = rt.services.get(MAINTENANCE)
+    documents = rt.services.get(DOCUMENTS)
+    tasks = [
+        get_services(rt).refresher,
+        maintenance.task if isinstance(maintenance, Maintenance) else None,
+        get_guardrails(rt).ledger.task,
+        prompt_service(rt).resolver.poller,
+        workflow_engine(rt).maintenance_task,
+        *(documents.tasks if isinstance(documents, Documents) else []),
+    ]
+    return [t for t in tasks if t is not None]
 
 
 @router.get("", response_class=HTMLResponse)
@@ -69,6 +91,7 @@ async def overview(c: CallerDep) -> HTMLResponse:
         p50=_percentile([cl.latency_ms for cl in todays], 0.5),
         p95=_percentile([cl.latency_ms for cl in todays], 0.95),
         dead_letters=len(dead),
+        tasks=background_tasks(rt),
         calls_chart=day_series(
             month_start,
             today,

@@ -91,6 +91,7 @@ async def pointers_page(c: CallerDep) -> HTMLResponse:
         c,
         "prompts_pointers.html",
         "pointers",
+        people=await c.people(p.updated_by for p in rows.rows),
         pointers=rows,
         versions=versions,
         scope_url=lambda p: scope_url(pointer_scope(p)),
@@ -122,6 +123,11 @@ async def _scope_page(
         pointer=pointer,
         history=history,
         audit=audit,
+        people=await c.people(
+            [pointer.updated_by if pointer else None],
+            (h.actor for h in history),
+            (a.actor for a in audit),
+        ),
         versions=versions,
         names=names,
         message=message,
@@ -272,6 +278,7 @@ async def _version_page(c: Caller, version_id: str, *, message: str | None = Non
         older = [s for s in siblings if s.number < v.number]
         other_id = older[0].id if older else None
     diff = None
+    audit = await svc.audit(c.ctx, v.id, Page(20, 0))
     other = None
     if other_id:
         other = await svc.get_version(c.ctx, other_id)
@@ -286,7 +293,8 @@ async def _version_page(c: Caller, version_id: str, *, message: str | None = Non
         other=other,
         diff=diff,
         message=message,
-        audit=await svc.audit(c.ctx, v.id, Page(20, 0)),
+        audit=audit,
+        people=await c.people(a.actor for a in audit),
         push_url=f"/console/prompts/versions/{v.id}",
     )
 
@@ -336,12 +344,20 @@ async def audit_page(c: CallerDep) -> HTMLResponse:
     items = await prompt_service(c.runtime).audit(
         c.ctx, c.request.query_params.get("objectId") or None, SEARCH_WINDOW
     )
+    people = await c.people(a.actor for a in items)
     rows = listing(
         items,
         c.request,
-        lambda a: (a.actor, a.action, a.object_type, a.object_id, json.dumps(a.details)),
+        lambda a: (
+            people.get(a.actor),
+            a.actor,
+            a.action,
+            a.object_type,
+            a.object_id,
+            json.dumps(a.details),
+        ),
     )
-    return _page(c, "prompts_audit.html", "audit", items=rows)
+    return _page(c, "prompts_audit.html", "audit", items=rows, people=people)
 
 
 @router.get("/prompts/resolve", response_class=HTMLResponse)

@@ -23,8 +23,8 @@ from gasworks.console.web import (
 )
 from gasworks.errors import ValidationFailed
 from gasworks.llm import ledger
-from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
-from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
+from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets
+from gasworks.llm.guardrails_runtime import flush_ledger, guardrails_admin
 from gasworks.llm.ledger import GroupBy
 from gasworks.tenancy import service as tenancy
 from gasworks.tenancy.context import Role
@@ -95,6 +95,7 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
         message=message,
         push_url="/console/spend",
         budgets=[(b, headroom(b)) for b in budgets],
+        people=await c.people(b.updated_by for b in budgets),
         keys=keys,
         key_names=key_names,
         since=since,
@@ -139,12 +140,11 @@ async def put_budget(c: CallerDep) -> HTMLResponse:
             "period": form.get("period", ""),
             "apiKeyId": form.get("apiKeyId"),
             "costLimit": form.get("costLimit"),
-            "tokenLimit": form.get("tokenLimit"),
+            # the API's Count is a strict integer: a form sends text
+            "tokenLimit": int(t) if (t := form.get("tokenLimit", "")).isdigit() else t or None,
         },
     )
-    async with c.runtime.db.session() as s:
-        out = await set_budget(s, c.ctx, body)
-    get_guardrails(c.runtime).budgets.invalidate(c.ctx.tenant_id)  # after the commit, as REST
+    out = await guardrails_admin(c.runtime).set_budget(c.ctx, body)
     scope = f"key {body.api_key_id}" if body.api_key_id else "the tenant"
     said = "removed" if out is None else "set"
     return await _page(c, f"The {body.period.adjective} limit of {scope} is {said}.")

@@ -23,7 +23,14 @@ from gasworks.errors import (
     ProviderBadRequest,
     ProviderStreamInterrupted,
 )
-from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client, sdk_post_json
+from gasworks.llm.providers.base import (
+    CallErrors,
+    PayloadErrors,
+    classify_sdk_error,
+    mapped_events,
+    sdk_http_client,
+    sdk_post_json,
+)
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
@@ -151,6 +158,54 @@ def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+class _StreamEvents:
+    """Reads a Messages stream's decoded events, one at a time, into ``StreamChunk`` s."""
+
+    __slots__ = ("finish", "output_tokens", "start_usage", "stopped", "tool_index")
+
+    def __init__(self) -> None:
+        self.start_usage: dict[str, Any] | None = None
+        self.output_tokens = 0
+        self.finish: FinishReason = FinishReason.STOP
+        self.stopped = False
+        #: content block index -> tool call index (OpenAI numbers tool calls from 0)
+        self.tool_index: dict[int, int] = {}
+
+    def feed(self, ev: dict[str, Any]) -> StreamChunk | None:
+        """The chunk an event carries (text or a tool call piece), or None."""
+        kind = ev["type"]
+        if kind == "content_block_delta":
+            d = ev["delta"]
+            if d["type"] == "text_delta":
+                return StreamChunk(delta=d["text"])
+            if d["type"] == "input_json_delta" and ev["index"] in self.tool_index:
+                call = {
+                    "index": self.tool_index[ev["index"]],
+                    "function": {"arguments": d["partial_json"]},
+                }
+                return StreamChunk(tool_calls=[call])
+        elif kind == "message_start":
+            self.start_usage = ev["message"]["usage"]
+        elif kind == "content_block_start" and ev["content_block"]["type"] == "tool_use":
+            self.tool_index[ev["index"]] = len(self.tool_index)
+            block = ev["content_block"]
+            call = {
+                "index": self.tool_index[ev["index"]],
+                "id": block["id"],
+                "type": "function",
+                "function": {"name": block["name"], "arguments": ""},
+            }
+            return StreamChunk(tool_calls=[call])
+        elif kind == "message_delta":
+            self.output_tokens = (ev.get("usage") or {}).get("output_tokens") or self.output_tokens
+            stop_reason = ev["delta"].get("stop_reason")
+            if stop_reason:
+                self.finish = _FINISH.get(stop_reason, FinishReason.STOP)
+        elif kind == "message_stop":
+            self.stopped = True
+        return None
+
+
 class AnthropicProvider:
     name = "anthropic"
 
@@ -170,6 +225,12 @@ class AnthropicProvider:
             max_retries=0,
             **sdk_http_client(anthropic),
         )
+        self._call = CallErrors(self._translate)
+        self._stream_call = CallErrors(self._translate, streaming=True)
+        self._payload = PayloadErrors(self.name)
+
+    def _translate(self, exc: BaseException, streaming: bool) -> GasworksError | None:
+        return classify_sdk_error(self.name, anthropic, exc, streaming=streaming)
 
     def _params(self, model: ResolvedModel, req: ChatRequest) -> dict[str, Any]:
         if self._error is not None:
@@ -209,8 +270,9 @@ class AnthropicProvider:
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> ChatResult:
         params = self._params(model, req)
-        try:
+        with self._call:
             data = await sdk_post_json(anthropic, self._client, _PATH, params, attempt_timeout)
+        with self._payload:
             texts: list[str] = []
             calls: list[dict[str, Any]] = []
             for block in data["content"]:
@@ -221,8 +283,6 @@ class AnthropicProvider:
                     calls.append(_tool_call(block))
             usage = _usage(data["usage"])
             finish = _FINISH.get(data.get("stop_reason") or "end_turn", FinishReason.STOP)
-        except Exception as exc:
-            raise classify_sdk_error(self.name, anthropic, exc) from exc
         return ChatResult(
             text="".join(texts),
             finish_reason=finish,
@@ -237,57 +297,25 @@ class AnthropicProvider:
     ) -> AsyncIterator[StreamChunk]:
         params = self._params(model, req)
         params["stream"] = True
-        start_usage: dict[str, Any] | None = None
-        output_tokens = 0
-        finish: FinishReason = FinishReason.STOP
-        stopped = False
-        #: content block index -> tool call index (OpenAI numbers tool calls from 0)
-        tool_index: dict[int, int] = {}
-        stream: Any = None
-        try:
+        events = _StreamEvents()
+        with self._stream_call:
             stream = await sdk_post_json(anthropic, self._client, _PATH, params, attempt_timeout)
-            async for ev in stream:
-                kind = ev["type"]
-                if kind == "content_block_delta":
-                    d = ev["delta"]
-                    if d["type"] == "text_delta":
-                        yield StreamChunk(delta=d["text"])
-                    elif d["type"] == "input_json_delta" and ev["index"] in tool_index:
-                        call = {
-                            "index": tool_index[ev["index"]],
-                            "function": {"arguments": d["partial_json"]},
-                        }
-                        yield StreamChunk(tool_calls=[call])
-                elif kind == "message_start":
-                    start_usage = ev["message"]["usage"]
-                elif kind == "content_block_start" and ev["content_block"]["type"] == "tool_use":
-                    tool_index[ev["index"]] = len(tool_index)
-                    block = ev["content_block"]
-                    call = {
-                        "index": tool_index[ev["index"]],
-                        "id": block["id"],
-                        "type": "function",
-                        "function": {"name": block["name"], "arguments": ""},
-                    }
-                    yield StreamChunk(tool_calls=[call])
-                elif kind == "message_delta":
-                    output_tokens = (ev.get("usage") or {}).get("output_tokens") or output_tokens
-                    stop_reason = ev["delta"].get("stop_reason")
-                    if stop_reason:
-                        finish = _FINISH.get(stop_reason, FinishReason.STOP)
-                elif kind == "message_stop":
-                    stopped = True
-        except Exception as exc:
-            raise classify_sdk_error(self.name, anthropic, exc, streaming=True) from exc
+        try:
+            async for ev in mapped_events(stream, self._stream_call):
+                with self._payload:
+                    chunk = events.feed(ev)
+                if chunk is not None:
+                    yield chunk
         finally:
-            if stream is not None:
-                await stream.close()
-        if not stopped or start_usage is None:
+            await stream.close()
+        if not events.stopped or events.start_usage is None:
             raise ProviderStreamInterrupted(
                 "anthropic ended the stream before message_stop.",
                 details={"provider": self.name, "model": model.id},
             )
-        yield StreamChunk(finish_reason=finish, usage=_usage(start_usage, output_tokens))
+        with self._payload:
+            usage = _usage(events.start_usage, events.output_tokens)
+        yield StreamChunk(finish_reason=events.finish, usage=usage)
 
     async def aclose(self) -> None:
         await self._client.close()

@@ -12,7 +12,8 @@ from __future__ import annotations
 import email.utils
 import json
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from types import TracebackType
 from typing import Any, Protocol
 
 import httpx
@@ -144,8 +145,13 @@ def classify_status(
 
 
 def _http_error_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Exception], ...]]:
-    """Timeout and transport error classes of httpx, of httpx2 (used by newer SDKs) and of
-    aiohttp (the ``openai_compatible`` adapter; its timeouts are ``TimeoutError``)."""
+    """Timeout and transport error classes of httpx, of httpx2 and of aiohttp (the
+    ``openai_compatible`` adapter; its timeouts are ``TimeoutError``).
+
+    httpx2 is not speculative: the anthropic SDK's aiohttp transport (``DefaultAioHttpClient``,
+    vendored ``httpx_aiohttp``) raises ``httpx2`` errors for a cut stream
+    (tests/llm/test_provider_anthropic.py ``test_stream_cut_mid_answer`` fails without them).
+    """
     import aiohttp
 
     timeouts: list[type[Exception]] = [httpx.TimeoutException, TimeoutError]
@@ -161,6 +167,90 @@ def _http_error_classes() -> tuple[tuple[type[Exception], ...], tuple[type[Excep
 
 
 _HTTP_TIMEOUTS, _HTTP_TRANSPORT = _http_error_classes()
+
+#: what a transport raises when the bytes it received do not decode (JSON, UTF-8)
+_UNDECODABLE = (json.JSONDecodeError, UnicodeDecodeError)
+#: what reading a decoded payload raises when it is not in the documented shape
+_MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError)
+
+#: translates an exception raised by an SDK / transport call, or None: not one of theirs
+Translate = Callable[[BaseException, bool], GasworksError | None]
+
+
+class CallErrors:
+    """The error boundary around one SDK / transport call (``with boundary: ...``).
+
+    Like httpx's ``map_httpcore_exceptions`` and pydantic-ai's ``_map_api_errors``: only the
+    code inside the ``with`` is translated, and only exceptions ``translate`` recognises
+    (the SDK's, the transport's, undecodable bytes); anything else, a bug of ours included,
+    propagates unchanged and surfaces as ``INTERNAL`` (not retried, not counted against the
+    provider's breaker). Stateless: an adapter builds one per mode and reuses it.
+    """
+
+    __slots__ = ("streaming", "translate")
+
+    def __init__(self, translate: Translate, *, streaming: bool = False) -> None:
+        self.translate = translate
+        self.streaming = streaming
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is None or isinstance(exc, GasworksError) or not isinstance(exc, Exception):
+            return
+        mapped = self.translate(exc, self.streaming)
+        if mapped is not None:
+            raise mapped from exc
+
+
+class PayloadErrors:
+    """The boundary around reading one decoded vendor payload (an answer or a stream event).
+
+    The readers index the vendor's JSON as documented (``data["choices"][0]``); when the
+    payload is not in that shape the lookup fails, and that failure, inside this ``with``
+    only, is the provider's: ``ProviderBadResponse``. Request building and our own state
+    stay outside it.
+    """
+
+    __slots__ = ("provider",)
+
+    def __init__(self, provider: str) -> None:
+        self.provider = provider
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self, et: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc is not None and isinstance(exc, _MALFORMED) and not isinstance(exc, GasworksError):
+            raise bad_response(self.provider, exc) from exc
+
+
+def bad_response(provider: str, exc: BaseException | None = None) -> ProviderBadResponse:
+    """``ProviderBadResponse`` for a payload that is not in the vendor's documented shape."""
+    details: dict[str, Any] = {"provider": provider}
+    if exc is not None:
+        details["error"] = type(exc).__name__
+    return ProviderBadResponse(
+        f"{provider} answered something that is not its documented format.", details=details
+    )
+
+
+async def mapped_events(stream: AsyncIterator[Any], errors: CallErrors) -> AsyncIterator[Any]:
+    """The events of an SDK stream, each read inside ``errors`` (the reading only: what the
+    caller does with an event is outside the boundary)."""
+    it = stream.__aiter__()
+    while True:
+        with errors:
+            try:
+                event = await it.__anext__()
+            except StopAsyncIteration:
+                return
+        yield event
 
 
 def sdk_http_client(sdk: Any) -> dict[str, Any]:
@@ -255,8 +345,9 @@ def _refused(exc: BaseException) -> bool:
 
 def classify_sdk_error(
     provider: str, sdk: Any, exc: BaseException, *, streaming: bool = False
-) -> GasworksError:
-    """Errors of the OpenAI / Anthropic SDKs (same exception design), httpx and aiohttp."""
+) -> GasworksError | None:
+    """Errors of the OpenAI / Anthropic SDKs (same exception design), httpx and aiohttp, and
+    bytes that do not decode; None for anything else (not theirs: it must surface as is)."""
     if isinstance(exc, GasworksError):
         return exc
     details = {"provider": provider}
@@ -286,9 +377,16 @@ def classify_sdk_error(
     if isinstance(exc, _HTTP_TRANSPORT):
         cls = ProviderStreamInterrupted if streaming else ProviderUnavailable
         return cls(f"The connection to {provider} broke ({type(exc).__name__}).", details=details)
-    if isinstance(exc, json.JSONDecodeError | ValueError | KeyError | AttributeError | TypeError):
-        return ProviderBadResponse(
-            f"{provider} answered something that is not its documented format.",
-            details={**details, "error": type(exc).__name__},
-        )
-    return ProviderError(f"{provider} failed ({type(exc).__name__}).", details=details)
+    if isinstance(exc, _UNDECODABLE):
+        return bad_response(provider, exc)
+    if sdk is not None and isinstance(exc, sdk_base_error(sdk)):
+        return ProviderError(f"{provider} failed ({type(exc).__name__}).", details=details)
+    return None
+
+
+def sdk_base_error(sdk: Any) -> type[Exception]:
+    """The root of an SDK's exception tree (``openai.OpenAIError``, ``AnthropicError``)."""
+    root: type[Exception] = (
+        getattr(sdk, "OpenAIError", None) or getattr(sdk, "AnthropicError", None) or sdk.APIError
+    )
+    return root

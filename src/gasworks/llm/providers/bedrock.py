@@ -34,7 +34,12 @@ from gasworks.errors import (
     ProviderUnavailable,
 )
 from gasworks.llm.credentials import Credentials
-from gasworks.llm.providers.base import parse_retry_after
+from gasworks.llm.providers.base import (
+    CallErrors,
+    PayloadErrors,
+    bad_response,
+    parse_retry_after,
+)
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modeltypes import ChatRequest, ChatResult, FinishReason, Message, StreamChunk, Usage
 
@@ -78,7 +83,8 @@ _AUTH_CODES = {
 }
 
 
-def classify(exc: BaseException, *, streaming: bool = False) -> GasworksError:
+def classify(exc: BaseException, *, streaming: bool = False) -> GasworksError | None:
+    """An error of boto3 / botocore / urllib3 as a gasworks error; None if not theirs."""
     if isinstance(exc, GasworksError):
         return exc
     details: dict[str, Any] = {"provider": "bedrock"}
@@ -124,15 +130,26 @@ def classify(exc: BaseException, *, streaming: bool = False) -> GasworksError:
         return cls2(f"The connection to bedrock broke ({type(exc).__name__}).", details=details)
     if isinstance(exc, bexc.EndpointConnectionError | bexc.ConnectionError):
         return ProviderUnavailable(f"Cannot reach bedrock ({type(exc).__name__}).", details=details)
-    bad = (
-        bparsers.ResponseParserError | beventstream.ParserError | ValueError | KeyError | TypeError
-    )
-    if isinstance(exc, bad):
-        return ProviderBadResponse(
-            "bedrock answered something that is not its documented format.",
-            details={**details, "error": type(exc).__name__},
-        )
-    return ProviderError(f"bedrock failed ({type(exc).__name__}).", details=details)
+    if isinstance(
+        exc,
+        bparsers.ResponseParserError
+        | beventstream.ParserError
+        | json.JSONDecodeError
+        | UnicodeDecodeError,
+    ):
+        return bad_response("bedrock", exc)
+    if isinstance(exc, bexc.BotoCoreError):
+        return ProviderError(f"bedrock failed ({type(exc).__name__}).", details=details)
+    return None
+
+
+def _translate(exc: BaseException, streaming: bool) -> GasworksError | None:
+    return classify(exc, streaming=streaming)
+
+
+CALL_ERRORS = CallErrors(_translate)
+STREAM_CALL_ERRORS = CallErrors(_translate, streaming=True)
+PAYLOAD_ERRORS = PayloadErrors("bedrock")
 
 
 def _content(m: Message) -> list[dict[str, Any]]:
@@ -226,6 +243,50 @@ def _usage(u: dict[str, Any] | None) -> Usage | None:
     )
 
 
+class _ConverseEvents:
+    """Reads ConverseStream events, one at a time, into ``StreamChunk`` s."""
+
+    __slots__ = ("finish", "tool_index", "usage")
+
+    def __init__(self) -> None:
+        self.finish: FinishReason | None = None
+        self.usage: Usage | None = None
+        self.tool_index: dict[int, int] = {}
+
+    def feed(self, ev: dict[str, Any]) -> StreamChunk | None:
+        """The chunk an event carries (text or a tool call piece), or None."""
+        if "contentBlockDelta" in ev:
+            d = ev["contentBlockDelta"]
+            delta = d.get("delta", {})
+            if "text" in delta:
+                return StreamChunk(delta=delta["text"])
+            if "toolUse" in delta and d.get("contentBlockIndex") in self.tool_index:
+                call = {
+                    "index": self.tool_index[d["contentBlockIndex"]],
+                    "function": {"arguments": delta["toolUse"].get("input", "")},
+                }
+                return StreamChunk(tool_calls=[call])
+        elif "contentBlockStart" in ev:
+            s = ev["contentBlockStart"]
+            tool = s.get("start", {}).get("toolUse")
+            if tool:
+                idx = s.get("contentBlockIndex", len(self.tool_index))
+                self.tool_index[idx] = len(self.tool_index)
+                call = {
+                    "index": self.tool_index[idx],
+                    "id": tool["toolUseId"],
+                    "type": "function",
+                    "function": {"name": tool["name"], "arguments": ""},
+                }
+                return StreamChunk(tool_calls=[call])
+        elif "messageStop" in ev:
+            reason = ev["messageStop"].get("stopReason", "end_turn")
+            self.finish = _FINISH.get(reason, FinishReason.STOP)
+        elif "metadata" in ev:
+            self.usage = _usage(ev["metadata"].get("usage"))
+        return None
+
+
 class BedrockProvider:
     name = "bedrock"
 
@@ -291,9 +352,10 @@ class BedrockProvider:
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> ChatResult:
         params = self._params(model, req)
-        try:
+        with CALL_ERRORS:
             client = self._client(attempt_timeout)
             resp = await self._run(client.converse, **params)
+        with PAYLOAD_ERRORS:
             blocks = resp["output"]["message"]["content"]
             texts = [b["text"] for b in blocks if "text" in b]
             calls = [
@@ -310,8 +372,6 @@ class BedrockProvider:
             ]
             usage = _usage(resp.get("usage"))
             finish = _FINISH.get(resp.get("stopReason", "end_turn"), FinishReason.STOP)
-        except Exception as exc:
-            raise classify(exc) from exc
         if usage is None:
             raise ProviderBadResponse(
                 "bedrock answered without usage.", details={"model": model.id}
@@ -329,59 +389,30 @@ class BedrockProvider:
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> AsyncIterator[StreamChunk]:
         params = self._params(model, req)
-        finish: FinishReason | None = None
-        usage: Usage | None = None
-        tool_index: dict[int, int] = {}
-        events: Any = None
-        try:
+        reader = _ConverseEvents()
+        with STREAM_CALL_ERRORS:
             client = self._client(attempt_timeout)
             resp = await self._run(client.converse_stream, **params)
-            events = resp["stream"]
+        events = resp["stream"]
+        try:
             it = iter(events)
             while True:
-                ev = await self._run(next, it, _END)
+                with STREAM_CALL_ERRORS:
+                    ev = await self._run(next, it, _END)
                 if ev is _END:
                     break
-                if "contentBlockDelta" in ev:
-                    d = ev["contentBlockDelta"]
-                    delta = d.get("delta", {})
-                    if "text" in delta:
-                        yield StreamChunk(delta=delta["text"])
-                    elif "toolUse" in delta and d.get("contentBlockIndex") in tool_index:
-                        call = {
-                            "index": tool_index[d["contentBlockIndex"]],
-                            "function": {"arguments": delta["toolUse"].get("input", "")},
-                        }
-                        yield StreamChunk(tool_calls=[call])
-                elif "contentBlockStart" in ev:
-                    s = ev["contentBlockStart"]
-                    tool = s.get("start", {}).get("toolUse")
-                    if tool:
-                        idx = s.get("contentBlockIndex", len(tool_index))
-                        tool_index[idx] = len(tool_index)
-                        call = {
-                            "index": tool_index[idx],
-                            "id": tool["toolUseId"],
-                            "type": "function",
-                            "function": {"name": tool["name"], "arguments": ""},
-                        }
-                        yield StreamChunk(tool_calls=[call])
-                elif "messageStop" in ev:
-                    reason = ev["messageStop"].get("stopReason", "end_turn")
-                    finish = _FINISH.get(reason, FinishReason.STOP)
-                elif "metadata" in ev:
-                    usage = _usage(ev["metadata"].get("usage"))
-        except Exception as exc:
-            raise classify(exc, streaming=True) from exc
+                with PAYLOAD_ERRORS:
+                    chunk = reader.feed(ev)
+                if chunk is not None:
+                    yield chunk
         finally:
-            if events is not None:
-                events.close()
-        if finish is None or usage is None:
+            events.close()
+        if reader.finish is None or reader.usage is None:
             raise ProviderStreamInterrupted(
                 "bedrock ended the stream before messageStop / metadata.",
                 details={"provider": self.name, "model": model.id},
             )
-        yield StreamChunk(finish_reason=finish, usage=usage)
+        yield StreamChunk(finish_reason=reader.finish, usage=reader.usage)
 
     async def aclose(self) -> None:
         for client in self._clients.values():

@@ -21,8 +21,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from gasworks.errors import ConfigurationError, ProviderBadResponse
-from gasworks.llm.providers.bedrock import BedrockProvider, classify
+from gasworks.errors import ConfigurationError
+from gasworks.llm.providers.bedrock import CALL_ERRORS, PAYLOAD_ERRORS, BedrockProvider
 from gasworks.llm.providers.embeddings import EmbedVectors, l2_normalize
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modeltypes import EmbedPurpose
@@ -73,7 +73,7 @@ class BedrockEmbeddings:
         family = _family(model)
         spec = model.entry.embedding
         normalized = spec.normalized if spec is not None else True
-        try:
+        with CALL_ERRORS:  # botocore's call only; the answers are read below, as payloads
             client = self.chat._client(attempt_timeout)
             if family == "titan":
                 body: dict[str, Any] = {"normalize": normalized}
@@ -85,20 +85,19 @@ class BedrockEmbeddings:
                         for t in inputs
                     )
                 )
+            else:
+                input_type = "search_query" if purpose == "query" else "search_document"
+                answer = await self._invoke(
+                    client,
+                    model.provider_model_id,
+                    {"texts": inputs, "input_type": input_type, "truncate": "NONE"},
+                )
+        with PAYLOAD_ERRORS:
+            if family == "titan":
                 vectors = [[float(x) for x in a["embedding"]] for a in answers]
                 tokens = sum(int(a["inputTextTokenCount"]) for a in answers)
                 return EmbedVectors(vectors, tokens)
-            input_type = "search_query" if purpose == "query" else "search_document"
-            answer = await self._invoke(
-                client,
-                model.provider_model_id,
-                {"texts": inputs, "input_type": input_type, "truncate": "NONE"},
-            )
             vectors = [[float(x) for x in v] for v in answer["embeddings"]]
-        except ProviderBadResponse:
-            raise
-        except Exception as exc:
-            raise classify(exc) from exc
         return EmbedVectors(l2_normalize(vectors) if normalized else vectors, None)
 
     async def aclose(self) -> None:

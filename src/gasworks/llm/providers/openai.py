@@ -11,7 +11,14 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from gasworks.errors import GasworksError, MissingDependency, ProviderAuthFailed
-from gasworks.llm.providers.base import classify_sdk_error, sdk_http_client, sdk_post_json
+from gasworks.llm.providers.base import (
+    CallErrors,
+    PayloadErrors,
+    classify_sdk_error,
+    mapped_events,
+    sdk_http_client,
+    sdk_post_json,
+)
 from gasworks.llm.providers.chat_completions import (
     StreamParser,
     parse_completion,
@@ -35,8 +42,8 @@ def require_openai() -> Any:
     return openai
 
 
-def classify(provider: str, exc: BaseException, *, streaming: bool = False) -> GasworksError:
-    """Any error of the openai SDK or its transport, as a gasworks error."""
+def classify(provider: str, exc: BaseException, *, streaming: bool = False) -> GasworksError | None:
+    """An error of the openai SDK or its transport as a gasworks error; None if not theirs."""
     return classify_sdk_error(provider, openai, exc, streaming=streaming)
 
 
@@ -49,6 +56,9 @@ class OpenAIProvider:
         sdk = require_openai()
         self._error: GasworksError | None = None
         self._client: Any = None
+        self._call = CallErrors(self._translate)
+        self._stream_call = CallErrors(self._translate, streaming=True)
+        self._payload = PayloadErrors(self.name)
         try:
             self._client = sdk.AsyncOpenAI(
                 api_key=api_key,
@@ -63,6 +73,9 @@ class OpenAIProvider:
                 details={"provider": self.name},
             )
 
+    def _translate(self, exc: BaseException, streaming: bool) -> GasworksError | None:
+        return classify(self.name, exc, streaming=streaming)
+
     def _params(self, model: ResolvedModel, req: ChatRequest) -> dict[str, Any]:
         return request_params(model, req, self.max_tokens_param)
 
@@ -75,12 +88,11 @@ class OpenAIProvider:
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> ChatResult:
         client = self._client_or_raise()
-        try:
-            params = self._params(model, req)
+        params = self._params(model, req)
+        with self._call:
             data = await sdk_post_json(openai, client, _PATH, params, attempt_timeout)
+        with self._payload:
             return parse_completion(self.name, model, req, data)
-        except Exception as exc:
-            raise classify(self.name, exc) from exc
 
     async def stream(
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
@@ -90,18 +102,16 @@ class OpenAIProvider:
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
         parser = StreamParser(self.name)
-        stream: Any = None
-        try:
+        with self._stream_call:
             stream = await sdk_post_json(openai, client, _PATH, params, attempt_timeout)
-            async for event in stream:
-                chunk = parser.feed(event)
+        try:
+            async for event in mapped_events(stream, self._stream_call):
+                with self._payload:
+                    chunk = parser.feed(event)
                 if chunk is not None:
                     yield chunk
-        except Exception as exc:
-            raise classify(self.name, exc, streaming=True) from exc
         finally:
-            if stream is not None:
-                await stream.close()
+            await stream.close()
         yield parser.last(model, req)
 
     async def aclose(self) -> None:

@@ -23,8 +23,13 @@ from typing import Any
 import aiohttp
 from aiohttp.client_exceptions import SocketTimeoutError
 
-from gasworks.errors import GasworksError, ProviderBadResponse
-from gasworks.llm.providers.base import classify_sdk_error, classify_status
+from gasworks.errors import GasworksError
+from gasworks.llm.providers.base import (
+    CallErrors,
+    PayloadErrors,
+    classify_sdk_error,
+    classify_status,
+)
 from gasworks.llm.providers.chat_completions import (
     StreamParser,
     parse_completion,
@@ -45,6 +50,12 @@ class OpenAICompatibleProvider:
         self._proxy = _env_proxy(self._url)
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._call = CallErrors(self._translate)
+        self._stream_call = CallErrors(self._translate, streaming=True)
+        self._payload = PayloadErrors(self.name)
+
+    def _translate(self, exc: BaseException, streaming: bool) -> GasworksError | None:
+        return classify_sdk_error(self.name, None, exc, streaming=streaming)
 
     def _client(self) -> aiohttp.ClientSession:
         """The session of the running event loop (sessions cannot cross loops)."""
@@ -85,14 +96,13 @@ class OpenAICompatibleProvider:
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
     ) -> ChatResult:
         params = request_params(model, req, "max_tokens")
-        try:
+        with self._call:
             async with self._post(params, attempt_timeout, per_read=True) as r:
                 if r.status >= 400:
                     raise await self._error(r)
                 data = json.loads(await r.read())
+        with self._payload:
             return parse_completion(self.name, model, req, data)
-        except Exception as exc:
-            raise classify_sdk_error(self.name, None, exc) from exc
 
     async def stream(
         self, model: ResolvedModel, req: ChatRequest, attempt_timeout: float
@@ -101,7 +111,9 @@ class OpenAICompatibleProvider:
         params["stream"] = True
         params["stream_options"] = {"include_usage": True}
         parser = StreamParser(self.name)
-        try:
+        # the transport and our line splitting inside the boundary; each event read as a
+        # payload (not JSON, or not in the documented shape: a bad response)
+        with self._stream_call:
             async with asyncio.timeout(attempt_timeout) as head:  # until the answer's head
                 async with self._post(params, attempt_timeout, per_read=False) as r:
                     head.reschedule(None)
@@ -128,20 +140,12 @@ class OpenAICompatibleProvider:
                                 if line.startswith(b"data:"):
                                     data = line[5:].strip()
                                     if data != b"[DONE]":
-                                        chunk = parser.feed(json.loads(data))
+                                        with self._payload:
+                                            chunk = parser.feed(json.loads(data))
                                         if chunk is not None:
                                             yield chunk
                     finally:
                         watch.close()
-        except GasworksError:
-            raise
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ProviderBadResponse(
-                f"{self.name} sent a stream event that is not JSON.",
-                details={"provider": self.name},
-            ) from exc
-        except Exception as exc:
-            raise classify_sdk_error(self.name, None, exc, streaming=True) from exc
         yield parser.last(model, req)
 
     async def aclose(self) -> None:

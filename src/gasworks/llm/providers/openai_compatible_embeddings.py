@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from gasworks.llm.providers.base import classify_sdk_error
 from gasworks.llm.providers.embeddings import (
     EmbedVectors,
     l2_normalize,
@@ -50,16 +49,14 @@ class OpenAICompatibleEmbeddings:
             total=None, sock_connect=attempt_timeout, sock_read=attempt_timeout
         )
         chat = self.chat
-        try:
+        with chat._call:  # the chat adapter's error boundary: the transport call only
             async with chat._client().post(
                 self._url, data=json.dumps(params), timeout=timeout, proxy=chat._proxy
             ) as r:
                 if r.status >= 400:
                     raise await chat._error(r)
                 data = json.loads(await r.read())
-            out = parse_openai_embeddings(self.name, data, len(inputs))
-        except Exception as exc:
-            raise classify_sdk_error(self.name, None, exc) from exc
+        out = parse_openai_embeddings(self.name, data, len(inputs))
         spec = model.entry.embedding
         if spec is not None and spec.normalized:
             out.vectors = l2_normalize(out.vectors)

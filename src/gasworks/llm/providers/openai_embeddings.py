@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from gasworks.llm.providers.base import sdk_post_json
 from gasworks.llm.providers.embeddings import EmbedVectors, openai_params, parse_openai_embeddings
-from gasworks.llm.providers.openai import OpenAIProvider, classify, require_openai
+from gasworks.llm.providers.openai import OpenAIProvider, require_openai
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modeltypes import EmbedPurpose
 
@@ -40,11 +40,9 @@ class OpenAIEmbeddings:
     ) -> EmbedVectors:
         client = self.chat._client_or_raise()
         params = openai_params(model, inputs, dimensions, "base64")
-        try:
+        with self.chat._call:  # the chat adapter's error boundary: the SDK call only
             data = await sdk_post_json(require_openai(), client, _PATH, params, attempt_timeout)
-            return parse_openai_embeddings(self.name, data, len(inputs))
-        except Exception as exc:
-            raise classify(self.name, exc) from exc
+        return parse_openai_embeddings(self.name, data, len(inputs))
 
     async def aclose(self) -> None:
         return None  # the client belongs to the chat adapter, closed with it

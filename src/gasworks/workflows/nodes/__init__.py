@@ -1,1 +1,37 @@
-"""Built-in node types, one module each. Every module registers its type on import."""
+"""Built-in node types, one module each, listed in one place: :func:`builtin_node_types`.
+
+A node module only defines its ``TYPE``; nothing registers itself on import. A new built-in
+node type adds its module here; a deployment's own types go into the ``NodeRegistry`` the
+workflows domain builds (``NodeRegistry([*builtin_node_types(), MY_TYPE])``).
+"""
+
+from __future__ import annotations
+
+from gasworks.workflows.registry import NodeType
+
+
+def builtin_node_types() -> list[NodeType]:
+    """Every built-in node type (imports the node modules on first call)."""
+    from gasworks.workflows.nodes import (
+        conversation_memory,
+        format,
+        intent_classifier,
+        model_invoke,
+        router,
+        slot_tracker,
+        stream_to_client,
+        vector_search,
+        vector_write,
+    )
+
+    return [
+        model_invoke.TYPE,
+        router.TYPE,
+        slot_tracker.TYPE,
+        conversation_memory.TYPE,
+        format.TYPE,
+        stream_to_client.TYPE,
+        intent_classifier.TYPE,
+        vector_search.TYPE,
+        vector_write.TYPE,
+    ]

@@ -11,7 +11,7 @@ from gasworks.modeltypes import Message
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.registry import NodeType
 from gasworks.workflows.templating import Template
 
 
@@ -89,11 +89,9 @@ def _final_text(final: dict[str, Any]) -> str:
     return ""
 
 
-TYPE = register(
-    NodeType(
-        name="ConversationMemory",
-        config=ConversationMemoryConfig,
-        build=ConversationMemoryNode,
-        description="Loads and appends the conversation history by conversation id.",
-    )
+TYPE = NodeType(
+    name="ConversationMemory",
+    config=ConversationMemoryConfig,
+    build=ConversationMemoryNode,
+    description="Loads and appends the conversation history by conversation id.",
 )

@@ -10,7 +10,7 @@ from pydantic import Field
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.registry import NodeType
 from gasworks.workflows.templating import Template
 
 
@@ -39,11 +39,9 @@ class FormatNode(BaseNode):
         return text
 
 
-TYPE = register(
-    NodeType(
-        name="Format",
-        config=FormatConfig,
-        build=FormatNode,
-        description="Renders a template into an output.",
-    )
+TYPE = NodeType(
+    name="Format",
+    config=FormatConfig,
+    build=FormatNode,
+    description="Renders a template into an output.",
 )

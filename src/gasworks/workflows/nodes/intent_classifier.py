@@ -12,7 +12,7 @@ from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
 from gasworks.workflows.nodes._model import chat_json
-from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.registry import NodeType
 from gasworks.workflows.templating import Template
 
 
@@ -84,11 +84,9 @@ class IntentClassifierNode(BaseNode):
         return {"intent": intent, "confidence": min(1.0, max(0.0, confidence)), "source": "model"}
 
 
-TYPE = register(
-    NodeType(
-        name="IntentClassifier",
-        config=IntentClassifierConfig,
-        build=IntentClassifierNode,
-        description="Classifies the message into configured intents; writes state.intent.",
-    )
+TYPE = NodeType(
+    name="IntentClassifier",
+    config=IntentClassifierConfig,
+    build=IntentClassifierNode,
+    description="Classifies the message into configured intents; writes state.intent.",
 )

@@ -12,14 +12,15 @@ from typing import Any
 
 from pydantic import AliasChoices, Field
 
-from gasworks.modeltypes import ChatRequest, Message
+from gasworks.modeltypes import Message
+from gasworks.prompts.chat import model_request
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.model_stream import ModelStream
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
 from gasworks.workflows.nodes._model import chat, models, result_dict
 from gasworks.workflows.ports import RenderedPrompt
-from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.registry import NodeType
 from gasworks.workflows.templating import Template
 
 
@@ -50,12 +51,18 @@ class ModelInvokeConfig(NodeConfig):
 
 
 class ModelInvokeNode(BaseNode):
-    __slots__ = ("_cfg", "_input")
+    __slots__ = ("_cfg", "_input", "_overrides")
 
     def __init__(self, spec: NodeSpec, config: ModelInvokeConfig) -> None:
         super().__init__(spec)
         self._cfg = config
         self._input = Template(config.input)
+        #: the model parameters the node's config sets (they win over the prompt version's)
+        self._overrides = {
+            k: v
+            for k, v in (("temperature", config.temperature), ("max_tokens", config.max_tokens))
+            if v is not None
+        }
 
     async def prompt(self, state: dict[str, Any], rc: RunContext) -> RenderedPrompt:
         cfg = self._cfg
@@ -84,19 +91,12 @@ class ModelInvokeNode(BaseNode):
     async def run(self, state: dict[str, Any], rc: RunContext) -> Any:
         cfg = self._cfg
         prompt = await self.prompt(state, rc)
-        p = prompt.parameters  # the prompt version's parameters; the node's own config wins
-        request = ChatRequest(
-            model=cfg.model,
-            messages=prompt.messages,
-            temperature=cfg.temperature if cfg.temperature is not None else p.get("temperature"),
-            max_tokens=cfg.max_tokens if cfg.max_tokens is not None else p.get("max_tokens"),
-            top_p=p.get("top_p"),
-            stop=p.get("stop"),
-            response_format={"type": "json_object"} if cfg.json_mode else None,
-            cost_limit=cfg.cost_limit,
-            truncate=cfg.truncate,
-            extra={k: v for k, v in p.items() if k not in _KNOWN} if p else {},
-        )
+        # the prompt version's parameters, mapped as /api/prompts/chat maps them; the node's
+        # own config wins where it sets a value
+        request = model_request(cfg.model, prompt.messages, prompt.parameters, self._overrides)
+        request.response_format = {"type": "json_object"} if cfg.json_mode else None
+        request.cost_limit = cfg.cost_limit
+        request.truncate = cfg.truncate
         scope = rc.scope()
         scope.prompt_version_id = prompt.version_id  # on the call's ledger rows
         if cfg.stream:
@@ -110,17 +110,11 @@ class ModelInvokeNode(BaseNode):
         return out
 
 
-#: prompt parameters that map onto ChatRequest fields; others go to ``extra`` untouched
-_KNOWN = frozenset({"temperature", "max_tokens", "top_p", "stop"})
-
-
-TYPE = register(
-    NodeType(
-        name="ModelInvoke",
-        config=ModelInvokeConfig,
-        build=ModelInvokeNode,
-        refs=lambda c: [("historyFrom", c.history_from)] if c.history_from else [],
-        description="Calls a model through the gateway with the prompt resolved for this "
-        "tenant, workflow and model.",
-    )
+TYPE = NodeType(
+    name="ModelInvoke",
+    config=ModelInvokeConfig,
+    build=ModelInvokeNode,
+    refs=lambda c: [("historyFrom", c.history_from)] if c.history_from else [],
+    description="Calls a model through the gateway with the prompt resolved for this "
+    "tenant, workflow and model.",
 )

@@ -12,7 +12,7 @@ from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.expr import Expression, compile_expression
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import Issue, NodeType, register
+from gasworks.workflows.registry import Issue, NodeType
 
 
 class Route(NodeConfig):
@@ -59,14 +59,12 @@ def _check(c: RouterConfig) -> Iterable[Issue]:
             yield Issue("INVALID_EXPRESSION", f"routes[{i}].when", exc.message, exc.details)
 
 
-TYPE = register(
-    NodeType(
-        name="Router",
-        config=RouterConfig,
-        build=RouterNode,
-        description="Picks the next node: first matching condition, else the default route.",
-        targets=_targets,
-        check=_check,
-        branching=True,
-    )
+TYPE = NodeType(
+    name="Router",
+    config=RouterConfig,
+    build=RouterNode,
+    description="Picks the next node: first matching condition, else the default route.",
+    targets=_targets,
+    check=_check,
+    branching=True,
 )

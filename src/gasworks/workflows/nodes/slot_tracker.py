@@ -20,7 +20,7 @@ from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
 from gasworks.workflows.nodes._model import chat_json
-from gasworks.workflows.registry import Issue, NodeType, register
+from gasworks.workflows.registry import Issue, NodeType
 from gasworks.workflows.templating import Template
 
 SlotType = Literal["string", "number", "integer", "boolean", "email", "phone", "date"]
@@ -231,14 +231,12 @@ def _check(c: SlotTrackerConfig) -> Iterable[Issue]:
         seen.add(s.name)
 
 
-TYPE = register(
-    NodeType(
-        name="SlotTracker",
-        config=SlotTrackerConfig,
-        build=SlotTrackerNode,
-        description="Fills typed slots across turns, re-asks, falls back after a limit.",
-        targets=_targets,
-        check=_check,
-        branching=True,
-    )
+TYPE = NodeType(
+    name="SlotTracker",
+    config=SlotTrackerConfig,
+    build=SlotTrackerNode,
+    description="Fills typed slots across turns, re-asks, falls back after a limit.",
+    targets=_targets,
+    check=_check,
+    branching=True,
 )

@@ -16,7 +16,7 @@ from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.model_stream import ModelStream
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.registry import NodeType
 from gasworks.workflows.templating import Template, to_text
 
 
@@ -82,12 +82,10 @@ class StreamToClientNode(BaseNode):
         }
 
 
-TYPE = register(
-    NodeType(
-        name="StreamToClient",
-        config=StreamToClientConfig,
-        build=StreamToClientNode,
-        refs=lambda c: [("source", c.source)] if c.source else [],
-        description="Streams text or a model's live tokens to the client as chunks.",
-    )
+TYPE = NodeType(
+    name="StreamToClient",
+    config=StreamToClientConfig,
+    build=StreamToClientNode,
+    refs=lambda c: [("source", c.source)] if c.source else [],
+    description="Streams text or a model's live tokens to the client as chunks.",
 )

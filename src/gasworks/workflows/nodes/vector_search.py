@@ -25,7 +25,7 @@ from gasworks.retrieval.types import SearchHit
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.registry import NodeType
 from gasworks.workflows.templating import Template
 
 
@@ -87,11 +87,9 @@ class VectorSearchNode(BaseNode):
         return {"hits": out, "text": rendered, "output": {"hits": out, "text": rendered}}
 
 
-TYPE = register(
-    NodeType(
-        name="VectorSearch",
-        config=VectorSearchConfig,
-        build=VectorSearchNode,
-        description="Searches the caller's documents; hits with citations.",
-    )
+TYPE = NodeType(
+    name="VectorSearch",
+    config=VectorSearchConfig,
+    build=VectorSearchNode,
+    description="Searches the caller's documents; hits with citations.",
 )

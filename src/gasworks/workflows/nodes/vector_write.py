@@ -19,7 +19,7 @@ from gasworks.errors import ConfigurationError
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import NodeSpec
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import NodeType, register
+from gasworks.workflows.registry import NodeType
 from gasworks.workflows.templating import Template
 
 
@@ -59,11 +59,9 @@ class VectorWriteNode(BaseNode):
         return {"chunkIds": ids, "collection": self._cfg.collection}
 
 
-TYPE = register(
-    NodeType(
-        name="VectorWrite",
-        config=VectorWriteConfig,
-        build=VectorWriteNode,
-        description="Embeds and stores text a run produced into a collection.",
-    )
+TYPE = NodeType(
+    name="VectorWrite",
+    config=VectorWriteConfig,
+    build=VectorWriteNode,
+    description="Embeds and stores text a run produced into a collection.",
 )

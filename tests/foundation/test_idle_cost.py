@@ -1,0 +1,55 @@
+"""Idle cost: the database statements one idle process sends per second, per background loop,
+with the default settings (docs/operations.md, "Production deployment", quotes the figures).
+
+Every statement of every engine of the process is counted (a SQLAlchemy event listener on
+``Engine``) over a fixed window; the bounds are upper bounds (a slow machine sends fewer)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import re
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+from gasworks.wiring import build_runtime
+
+WINDOW = 5.0
+#: queries per second at the default intervals, by table (what each loop reads or writes)
+BOUNDS = {
+    "prompt_invalidations": 5.0 + 0.5,  # prompt cache invalidation poll, every 0.2 s
+    "llm_breakers": 1.0 + 0.5,  # breaker sync, every 1 s (guardrails maintenance)
+    "llm_breaker_buckets": 1.0 + 0.5,
+    "leader_leases": 0.3 + 0.5,  # leader-lease heartbeat, every 10/3 s
+    "workflow_runs": 0.1 + 0.5,  # interrupted-run sweep (leader only), every 10 s
+    "llm_budget_reservations": 1 / 15 + 0.5,  # budget sweep (leader only), every 15 s
+    "model_overlays": 1 / 15 + 0.5,  # model registry refresh, every 15 s
+}
+
+
+async def test_idle_queries_per_second_are_bounded(settings: Any) -> None:
+    rt = build_runtime(settings.model_copy(update={"auth_cache_ttl_seconds": 30.0}))
+    await rt.start(migrate=False)
+    seen: collections.Counter[str] = collections.Counter()
+
+    def on_sql(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        verb = statement.split(None, 1)[0].upper()
+        if verb in {"BEGIN", "COMMIT", "ROLLBACK", "SAVEPOINT", "RELEASE", "PRAGMA"}:
+            return
+        m = re.search(r"\b(?:FROM|UPDATE|INTO)\s+\"?(\w+)", statement)
+        seen[m.group(1) if m else statement[:40]] += 1
+
+    event.listen(Engine, "before_cursor_execute", on_sql)
+    try:
+        await asyncio.sleep(WINDOW)  # the measurement window itself
+    finally:
+        event.remove(Engine, "before_cursor_execute", on_sql)
+        await rt.stop()
+    rates = {table: n / WINDOW for table, n in seen.items()}
+    unexpected = set(rates) - set(BOUNDS)
+    assert not unexpected, f"an idle loop queries tables nobody budgeted for: {rates}"
+    over = {t: r for t, r in rates.items() if r > BOUNDS[t]}
+    assert not over, rates
+    assert sum(rates.values()) <= 8.5, rates  # ≈ 7.3 queries/s per idle process
