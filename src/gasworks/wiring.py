@@ -16,6 +16,7 @@ from sqlalchemy import MetaData
 from gasworks.db.engine import Database
 from gasworks.db.leader import LeadershipDomain
 from gasworks.documents.domain import DocumentsDomain
+from gasworks.documents.scope import DocumentSources
 from gasworks.llm.guardrails_runtime import GuardrailsDomain
 from gasworks.llm.runtime import ModelsDomain
 from gasworks.prompts.service import PromptsDomain
@@ -35,8 +36,39 @@ def default_domains(settings: Settings) -> list[Domain]:
         PromptsDomain(),
         RetrievalDomain(),
         DocumentsDomain(),
+        RetrievalDocumentsJoin(),
         WorkflowsDomain(),
     ]
+
+
+class RetrievalDocumentsJoin:
+    """Joins retrieval and documents when both run: retrieval's ``IndexWriter`` (and its index)
+    becomes the pipeline's ``SourceWriter`` (the reconciler lists the index's sources through
+    it), the pipeline embeds with retrieval's embedder when one is set (same space as search),
+    and search uses the documents' grant-based scope plus VectorWrite outputs labelled with a
+    readable collection (``DocumentsAndRunOutputs``). Services a caller set before start (tests)
+    are kept."""
+
+    name = "retrieval-documents"
+
+    async def start(self, rt: Runtime) -> None:
+        from gasworks.documents import domain as documents
+        from gasworks.retrieval.runtime import SERVICE as RETRIEVAL
+        from gasworks.retrieval.runtime import get_retrieval
+        from gasworks.retrieval.search import DocumentsAndRunOutputs, TenantSources
+
+        scope = rt.services.get(documents.ALLOWED_SOURCES)
+        if RETRIEVAL not in rt.services or not isinstance(scope, DocumentSources):
+            return
+        retrieval = get_retrieval(rt)
+        rt.services.setdefault(documents.SOURCES, retrieval.writer)
+        if retrieval.search.embedder is not None:
+            rt.services.setdefault(documents.EMBEDDER, retrieval.search.embedder)
+        if isinstance(retrieval.search.scope, TenantSources):  # not a caller's override
+            retrieval.search.scope = DocumentsAndRunOutputs(scope, scope, rt.db, retrieval.chunks)
+
+    async def stop(self, rt: Runtime) -> None:
+        del rt  # the services go with the domains that own them
 
 
 def build_runtime(settings: Settings, db: Database | None = None) -> Runtime:

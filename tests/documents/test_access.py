@@ -119,9 +119,9 @@ async def test_delete_job_killed_half_way_resumes_and_leaves_nothing(
 
 
 async def test_allowed_sources_for_search_follow_the_principals_role_and_grants(drt: Any) -> None:
-    """What retrieval's search and the VectorSearch node ask (``AllowedSourcesProvider``)."""
+    """What retrieval's search and the VectorSearch node ask (``SourceScope``)."""
     from gasworks.documents.scope import DocumentSources
-    from gasworks.retrieval.types import AllowedSourcesProvider
+    from gasworks.retrieval.types import SourceScope
     from gasworks.tenancy import service as tenancy
     from gasworks.tenancy.context import TenantContext
     from gasworks.tenancy.schemas import PrincipalCreate
@@ -141,16 +141,16 @@ async def test_allowed_sources_for_search_follow_the_principals_role_and_grants(
     doc = (await upload(drt, "a.md", samples.MARKDOWN, owner, collections=["kb"])).document
     await drain(drt)
     provider = DocumentSources(svc)
-    assert isinstance(provider, AllowedSourcesProvider)
+    assert isinstance(provider, SourceScope)
     src = source_id(doc.id, 1)
-    mine = await provider.allowed_sources(tenant.id, editor.id)
+    mine = await provider.allowed(tenant.id, editor.id)
     assert mine.sources == {src} and mine.names == {doc.id: "a.md"}
-    assert (await provider.allowed_sources(tenant.id, viewer.id)).sources == frozenset()
-    assert (await provider.allowed_sources(tenant.id, "prn_unknown")).sources == frozenset()
-    assert (await provider.allowed_sources("ten_other", editor.id)).sources == frozenset()
+    assert (await provider.allowed(tenant.id, viewer.id)).sources == frozenset()
+    assert (await provider.allowed(tenant.id, "prn_unknown")).sources == frozenset()
+    assert (await provider.allowed("ten_other", editor.id)).sources == frozenset()
     await svc.grant(owner, "kb", GrantIn(kind="role", subject="viewer"))
-    assert (await provider.allowed_sources(tenant.id, viewer.id)).sources == {src}
-    narrowed = await provider.allowed_sources(tenant.id, viewer.id, collections=["nope"])
+    assert (await provider.allowed(tenant.id, viewer.id)).sources == {src}
+    narrowed = await provider.allowed(tenant.id, viewer.id, collections=["nope"])
     assert narrowed.sources == frozenset()
 
 

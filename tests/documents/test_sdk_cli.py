@@ -93,6 +93,6 @@ def test_cli_upload_folder_and_glob_with_summary(cli: Any, tmp_path: Path) -> No
     assert len(listed) == 3
     assert cli("documents", "dead-letters", "list") == []
     rec = cli("documents", "reconcile", "--grace", "0")
-    assert rec["blobsRemoved"] == 0 and rec["vectorsChecked"] is False  # no index here
+    assert rec["blobsRemoved"] == 0 and rec["vectorsChecked"] is True  # the real index
     missing = cli("documents", "upload", str(tmp_path / "nope.md"), code=1)
     assert missing["error"]["code"] == "VALIDATION_FAILED"

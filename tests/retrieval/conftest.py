@@ -32,14 +32,22 @@ async def pg_databases(pg_url: str) -> AsyncIterator[Callable[[], Any]]:
 
 @pytest.fixture
 async def runtime(settings: Any) -> AsyncIterator[Any]:
-    """The runtime with the fake hashing embedder as its ``Embedder`` (until the gateway's
-    embeddings land, retrieval tests use it)."""
+    """The runtime with the fake hashing embedder as its ``Embedder``, and retrieval's own
+    scope (``TenantSources``): these tests write chunks directly, not through documents."""
     from gasworks.retrieval.runtime import EMBEDDER_OVERRIDE
     from gasworks.testing import HashingEmbedder
-    from gasworks.wiring import build_runtime
 
-    rt = build_runtime(settings)
+    rt = retrieval_runtime(settings)
     rt.services[EMBEDDER_OVERRIDE] = HashingEmbedder()
     await rt.start(migrate=False)
     yield rt
     await rt.stop()
+
+
+def retrieval_runtime(settings: Any) -> Any:
+    """Every domain but the retrieval-documents join (tests/documents/test_rag.py covers it)."""
+    from gasworks.runtime import Runtime
+    from gasworks.wiring import RetrievalDocumentsJoin, default_domains
+
+    domains = [d for d in default_domains(settings) if not isinstance(d, RetrievalDocumentsJoin)]
+    return Runtime(settings, domains=domains)

@@ -12,14 +12,14 @@ from gasworks.retrieval.search import AllowedSources, SearchQuery, fuse
 from gasworks.retrieval.types import Chunk, source_id
 from gasworks.runtime import Runtime
 from gasworks.testing import HashingEmbedder
-from gasworks.wiring import build_runtime
+from tests.retrieval.conftest import retrieval_runtime
 
 from .corpus import write_corpus
 
 
 @pytest.fixture
 async def rt(settings: Any) -> AsyncIterator[Runtime]:
-    runtime = build_runtime(settings)
+    runtime = retrieval_runtime(settings)
     runtime.services[EMBEDDER_OVERRIDE] = HashingEmbedder()
     await runtime.start(migrate=False)
     for tenant in ("t1", "t2"):

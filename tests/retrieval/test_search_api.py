@@ -15,7 +15,7 @@ from gasworks.tenancy import service
 from tests.conftest import auth
 from tests.llm.conftest import serve
 
-from .corpus import write_corpus
+from .corpus import DOCS, write_corpus
 
 
 async def _tenant_id(runtime: Any, name: str) -> str:
@@ -120,7 +120,6 @@ def test_cli_search_in_process(tmp_path, monkeypatch, db_url):
     import asyncio
 
     from gasworks.settings import Settings
-    from gasworks.testing import HashingEmbedder
     from gasworks.wiring import build_runtime
 
     monkeypatch.setenv("GASWORKS_HOME", str(tmp_path / "home"))
@@ -130,28 +129,34 @@ def test_cli_search_in_process(tmp_path, monkeypatch, db_url):
         assert runner.invoke(cli_app, ["init", "--json"]).exit_code == 0
 
         async def fill() -> None:
-            rt = build_runtime(Settings())
+            # through the documents pipeline (the CLI searches with the documents' scope), with
+            # the gateway's default model, the local one, as the CLI's search will
+            from gasworks.tenancy.context import TenantContext
+            from tests.documents.helpers import drain, upload
+
+            rt = build_runtime(Settings(documents_run_workers=False))
             await rt.start(migrate=False)
             try:
-                await write_corpus(rt, await _tenant_id(rt, "default"), HashingEmbedder())
+                operator = TenantContext.system(await _tenant_id(rt, "default"))
+                text = "\n\n".join(DOCS["doc-gas"]).encode()
+                await upload(rt, "gas.md", text, operator)
+                await drain(rt)
             finally:
                 await rt.stop()
 
         asyncio.run(fill())
-        # hybrid: the keyword side finds it (the vector side searches the local model's space)
         r = runner.invoke(cli_app, ["search", "gasholder", "--json"])
         assert r.exit_code == 0, r.output
         hits = json.loads(r.stdout)["hits"]
-        assert [h["citation"]["chunkId"] for h in hits] == ["doc-gas@1#1"]
+        assert hits and {h["citation"]["documentName"] for h in hits} == {"gas.md"}
+        assert "gasholder" in hits[0]["text"]
         r = runner.invoke(cli_app, ["search", "coal", "-k", "1"])
-        assert r.exit_code == 0 and "doc-gas" in r.stdout and "Town gas" in r.stdout
+        assert r.exit_code == 0 and "gas.md" in r.stdout and "Town gas" in r.stdout
         r = runner.invoke(cli_app, ["search", "x", "-k", "0", "--json"])
         assert r.exit_code == 1 and json.loads(r.stdout)["error"]["code"] == "VALIDATION_FAILED"
-        # the gateway's default embedding model embeds the query; the corpus was indexed in
-        # the fake embedder's space, and spaces never meet: no hits, no error
         r = runner.invoke(cli_app, ["search", "gasholder", "--mode", "vector", "--json"])
         assert r.exit_code == 0, r.output
-        assert json.loads(r.stdout)["hits"] == []
+        assert json.loads(r.stdout)["hits"][0]["citation"]["documentName"] == "gas.md"
     finally:
         from gasworks.observability.logging import configure_logging
 

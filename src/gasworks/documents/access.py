@@ -24,7 +24,7 @@ from gasworks.documents.tables import (
     DocumentRow,
 )
 from gasworks.errors import CollectionNotFound
-from gasworks.retrieval.types import AllowedSet, source_id
+from gasworks.retrieval.types import AllowedSources, source_id
 from gasworks.tenancy.context import Role, TenantContext
 
 
@@ -104,6 +104,9 @@ async def context_of(
 
     if principal_id is None:
         return None
+    operator = TenantContext.system(tenant_id)
+    if principal_id == operator.principal_id:  # the CLI in-process (never an issued id)
+        return operator
     row = await session.scalar(
         select(PrincipalRow).where(
             PrincipalRow.tenant_id == tenant_id, PrincipalRow.id == principal_id
@@ -119,6 +122,19 @@ async def context_of(
     )
 
 
+async def readable_collection_keys(
+    session: AsyncSession, tenant_id: str, principal_id: str | None
+) -> set[str]:
+    """Ids and names of the live collections a principal of the tenant may read."""
+    ctx = await context_of(session, tenant_id, principal_id)
+    if ctx is None:
+        return set()
+    rows = await session.execute(
+        select(CollectionRow.id, CollectionRow.name).where(readable_collections(ctx))
+    )
+    return {key for row in rows.all() for key in row}
+
+
 async def allowed_set(
     session: AsyncSession,
     tenant_id: str,
@@ -126,12 +142,12 @@ async def allowed_set(
     *,
     collections: Collection[str] | None = None,
     documents: Collection[str] | None = None,
-) -> AllowedSet:
-    """``AllowedSourcesProvider.allowed_sources``: unknown or unreadable collections and
+) -> AllowedSources:
+    """``SourceScope.allowed``: unknown or unreadable collections and
     documents contribute nothing (search must not become an oracle for names)."""
     ctx = await context_of(session, tenant_id, principal_id)
     if ctx is None:
-        return AllowedSet(frozenset())
+        return AllowedSources(frozenset())
     q = select(DocumentRow.id, DocumentRow.generation, DocumentRow.name).where(
         readable_documents(ctx), DocumentRow.generation.is_not(None)
     )
@@ -155,4 +171,4 @@ async def allowed_set(
         if gen is not None:
             by_source[source_id(doc, gen)] = doc
             names[doc] = name
-    return AllowedSet(frozenset(by_source), by_source, names)
+    return AllowedSources(frozenset(by_source), by_source, names)

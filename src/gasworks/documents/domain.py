@@ -30,7 +30,7 @@ SERVICE = "documents"
 EMBEDDER = "documents.embedder"
 SOURCES = "documents.sources"
 TEXTRACT = "documents.textract"
-#: the ``AllowedSourcesProvider`` search and the VectorSearch node use
+#: the ``SourceScope`` search and the VectorSearch node use (joined in ``gasworks.wiring``)
 ALLOWED_SOURCES = "documents.allowed_sources"
 
 

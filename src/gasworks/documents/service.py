@@ -51,7 +51,7 @@ from gasworks.errors import (
 )
 from gasworks.jobs.queue import JobQueue
 from gasworks.observability.logging import get_logger
-from gasworks.retrieval.types import AllowedSet
+from gasworks.retrieval.types import AllowedSources
 from gasworks.tenancy.context import Role, TenantContext
 
 log = get_logger("gasworks.documents")
@@ -670,11 +670,15 @@ class DocumentService:
         *,
         collections: Sequence[str] | None = None,
         documents: Sequence[str] | None = None,
-    ) -> AllowedSet:
+    ) -> AllowedSources:
         async with self.db.read_session() as s:
             return await access.allowed_set(
                 s, tenant_id, principal_id, collections=collections, documents=documents
             )
+
+    async def readable_collection_keys(self, tenant_id: str, principal_id: str | None) -> set[str]:
+        async with self.db.read_session() as s:
+            return await access.readable_collection_keys(s, tenant_id, principal_id)
 
     # -- dead letters (tenant admins, their own tenant) --------------------------------------
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,7 +25,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasworks.db.engine import Database
 from gasworks.errors import ValidationFailed
 from gasworks.retrieval.tables import ChunkRow
-from gasworks.retrieval.types import Chunk, Space, VectorIndex, VectorRecord
+from gasworks.retrieval.types import (
+    RUN_DOCUMENT_PREFIX,
+    Chunk,
+    Space,
+    VectorIndex,
+    VectorRecord,
+)
 
 _WORD = re.compile(r"\w+", re.UNICODE)
 #: the most words of a keyword query that are matched (longer queries are cut)
@@ -269,6 +275,13 @@ class IndexWriter:
         async with self.db.session() as s:
             await self.chunks.write(s, tenant_id, chunks)
         await self.index.upsert(tenant_id, space, records)
+
+    async def sources(self, tenant_id: str) -> AsyncIterator[str]:
+        """Every indexed source but VectorWrite's (``run:`` documents): what the documents
+        reconciler compares with its rows."""
+        async for sid in self.index.sources(tenant_id):
+            if not sid.startswith(RUN_DOCUMENT_PREFIX):
+                yield sid
 
     async def delete_sources(self, tenant_id: str, source_ids: Collection[str]) -> int:
         """Remove the chunks and vectors of ``source_ids``; returns how many chunks."""

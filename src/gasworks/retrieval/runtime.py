@@ -4,8 +4,9 @@ chunk store, the writer (``SourceWriter``), the search service and its source sc
 ``RetrievalDomain`` is its entry in ``gasworks.wiring``; ``get_retrieval(rt)`` is the typed
 accessor. Services other domains may put in
 ``rt.services`` before start: ``EMBEDDER_OVERRIDE`` (an ``Embedder``; default: the model
-gateway once it has ``embed``) and ``SCOPE_OVERRIDE`` (a ``SourceScope``; the documents domain
-provides collections and grants this way).
+gateway once it has ``embed``) and ``SCOPE_OVERRIDE`` (a ``SourceScope``, tests). With the
+documents domain, ``gasworks.wiring.RetrievalDocumentsJoin`` replaces the fallback scope by
+the grant-based one.
 """
 
 from __future__ import annotations

@@ -12,13 +12,15 @@
 3. hits are read back from the chunk store (text, citation, metadata), metadata filters and
    ``minScore`` applied, and cut to ``k``.
 
-Until the documents domain provides collections and their grants, ``TenantSources`` (every
-source of the tenant's chunk table, narrowed by an explicit document filter) is the scope.
+With the documents domain (the default wiring) the scope is ``DocumentsAndRunOutputs``
+(collections and their grants, plus VectorWrite outputs of readable collections); without it,
+``TenantSources`` (every source of the tenant's chunk table, narrowed by an explicit document
+filter).
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -28,61 +30,31 @@ from gasworks.modeltypes import CallScope
 from gasworks.retrieval.chunks import ChunkStore, chunk_metadata_matches
 from gasworks.retrieval.schemas import MAX_K, SearchRequest
 from gasworks.retrieval.types import (
+    RUN_DOCUMENT_PREFIX,
+    AllowedSources,
     Citation,
     Embedder,
     EmbedRequest,
     SearchHit,
     SearchMode,
+    SourceScope,
     VectorIndex,
 )
+
+__all__ = [
+    "AllowedSources",
+    "DocumentsAndRunOutputs",
+    "SearchQuery",
+    "SearchService",
+    "SourceScope",
+    "TenantSources",
+    "fuse",
+]
 
 RRF_K = 60
 #: how many candidates each side of a hybrid search (or a metadata-filtered one) fetches per hit
 OVERSAMPLE = 4
 MODES: tuple[SearchMode, ...] = ("vector", "keyword", "hybrid")
-
-
-@dataclass(slots=True, frozen=True)
-class AllowedSources:
-    """What one caller may search: source ids, and the name of each source's document."""
-
-    sources: frozenset[str]
-    #: source id -> document id
-    documents: Mapping[str, str] = field(default_factory=dict)
-    #: document id -> display name (for citations)
-    names: Mapping[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def nothing(cls) -> AllowedSources:
-        return cls(frozenset())
-
-    def narrowed(self, other: AllowedSources) -> AllowedSources:
-        """What both allow (a node's collections inside the run caller's set)."""
-        keep = self.sources & other.sources
-        return AllowedSources(
-            keep,
-            {s: d for s, d in self.documents.items() if s in keep},
-            dict(self.names),
-        )
-
-    def document_ids(self) -> list[str]:
-        return sorted(set(self.documents.values()))
-
-
-@runtime_checkable
-class SourceScope(Protocol):
-    """Computes the sources a caller may search (the documents domain implements this with
-    collections and their grants). ``collections`` / ``documents`` only narrow the result;
-    unknown or forbidden ones simply contribute nothing."""
-
-    async def allowed(
-        self,
-        tenant_id: str,
-        principal_id: str | None,
-        *,
-        collections: Sequence[str] | None = None,
-        documents: Sequence[str] | None = None,
-    ) -> AllowedSources: ...
 
 
 class TenantSources:
@@ -112,6 +84,63 @@ class TenantSources:
                     f"Unknown collection {unknown[0]!r}.", details={"collections": unknown}
                 )
         return AllowedSources(frozenset(found), {src: doc for src, (doc, _) in found.items()})
+
+
+@runtime_checkable
+class ReadableCollections(Protocol):
+    async def readable_collections(self, tenant_id: str, principal_id: str | None) -> set[str]:
+        """Ids and names of the collections the principal may read."""
+        ...
+
+
+class DocumentsAndRunOutputs:
+    """The scope when the documents domain is present: its grant-based sources (active
+    generations of documents in collections the caller may read), plus what VectorWrite stored
+    (documents ``run:<run>:<node>``) labelled with a collection, by name or id, that the caller
+    may read. A VectorWrite into a name that is no collection is searchable by nobody. A
+    ``collections`` narrowing that names a collection the caller cannot read (or that does not
+    exist) is ``VALIDATION_FAILED``, the same answer either way."""
+
+    def __init__(
+        self,
+        documents: SourceScope,
+        collections: ReadableCollections,
+        db: Database,
+        chunks: ChunkStore,
+    ) -> None:
+        self.documents = documents
+        self.collections = collections
+        self.db = db
+        self.chunks = chunks
+
+    async def allowed(
+        self,
+        tenant_id: str,
+        principal_id: str | None,
+        *,
+        collections: Sequence[str] | None = None,
+        documents: Sequence[str] | None = None,
+    ) -> AllowedSources:
+        found = await self.documents.allowed(
+            tenant_id, principal_id, collections=collections, documents=documents
+        )
+        labels = await self.collections.readable_collections(tenant_id, principal_id)
+        if collections is not None:
+            # an unreadable collection answers exactly like a missing one
+            unknown = sorted(set(collections) - labels)
+            if unknown:
+                raise ValidationFailed(
+                    f"Unknown collection {unknown[0]!r}.", details={"collections": unknown}
+                )
+            labels &= set(collections)
+        if not labels:
+            return found
+        async with self.db.read_session() as s:
+            labelled = await self.chunks.sources_of(s, tenant_id, documents, labels)
+        outputs = {
+            src: doc for src, (doc, _) in labelled.items() if doc.startswith(RUN_DOCUMENT_PREFIX)
+        }
+        return found.united(AllowedSources(frozenset(outputs), outputs))
 
 
 @dataclass(slots=True)

@@ -28,6 +28,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 from gasworks.modeltypes import CallScope, EmbedPurpose, EmbedRequest, EmbedResult, Space
 
 __all__ = [
+    "RUN_DOCUMENT_PREFIX",
+    "AllowedSources",
     "CallScope",
     "Chunk",
     "Citation",
@@ -37,6 +39,7 @@ __all__ = [
     "Embedder",
     "SearchHit",
     "SearchMode",
+    "SourceScope",
     "SourceWriter",
     "Space",
     "VectorIndex",
@@ -167,29 +170,61 @@ class SourceWriter(Protocol):
     async def delete_sources(self, tenant_id: str, source_ids: Collection[str]) -> int: ...
 
 
-@runtime_checkable
-class AllowedSourcesProvider(Protocol):
-    """What search and the VectorSearch node ask before any vector query: the active source ids
-    (``source_id(document, generation)``) the caller may retrieve, with each source's document
-    and each document's name (for citations). Computed on the server from collection grants
-    (the documents domain implements it); never taken from the request. ``collections`` and
-    ``documents`` only narrow the answer; an empty answer means "nothing", never "no filter".
-    A principal that does not exist in the tenant may retrieve nothing."""
+#: the document id prefix of what VectorWrite stores (``run:<run id>:<node id>``): not a
+#: document of the documents domain, so its reconciler leaves these sources alone
+RUN_DOCUMENT_PREFIX = "run:"
 
-    async def allowed_sources(
+
+@dataclass(slots=True, frozen=True)
+class AllowedSources:
+    """What one caller may search: source ids, and the name of each source's document."""
+
+    sources: frozenset[str]
+    #: source id -> document id
+    documents: Mapping[str, str] = field(default_factory=dict)
+    #: document id -> display name (for citations)
+    names: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def nothing(cls) -> AllowedSources:
+        return cls(frozenset())
+
+    def narrowed(self, other: AllowedSources) -> AllowedSources:
+        """What both allow (a node's collections inside the run caller's set)."""
+        keep = self.sources & other.sources
+        return AllowedSources(
+            keep,
+            {s: d for s, d in self.documents.items() if s in keep},
+            dict(self.names),
+        )
+
+    def united(self, other: AllowedSources) -> AllowedSources:
+        """What either allows."""
+        return AllowedSources(
+            self.sources | other.sources,
+            {**self.documents, **other.documents},
+            {**self.names, **other.names},
+        )
+
+    def document_ids(self) -> list[str]:
+        return sorted(set(self.documents.values()))
+
+
+@runtime_checkable
+class SourceScope(Protocol):
+    """The ONE access scope that search (REST, GraphQL, CLI, SDK) and the VectorSearch node ask
+    before any vector or keyword query: the source ids the caller may retrieve, with each
+    source's document and each document's name (for citations). Computed on the server (the
+    documents domain: active generations of documents in collections the caller may read);
+    never taken from the request. ``collections`` / ``documents`` only narrow the answer; an
+    empty answer means "nothing", never "no filter". A principal that does not exist in the
+    tenant may retrieve nothing."""
+
+    async def allowed(
         self,
         tenant_id: str,
         principal_id: str | None,
         *,
         collections: Sequence[str] | None = None,
         documents: Sequence[str] | None = None,
-    ) -> AllowedSet: ...
-
-
-@dataclass(slots=True, frozen=True)
-class AllowedSet:
-    sources: frozenset[str]
-    #: source id -> document id
-    documents: Mapping[str, str] = field(default_factory=dict)
-    #: document id -> display name
-    names: Mapping[str, str] = field(default_factory=dict)
+    ) -> AllowedSources: ...

@@ -8,7 +8,13 @@ from typing import TYPE_CHECKING, Any
 from gasworks.errors import ConfigurationError
 from gasworks.modeltypes import CallScope, Message
 from gasworks.retrieval.search import AllowedSources, SearchQuery
-from gasworks.retrieval.types import Chunk, EmbedRequest, SearchHit, source_id
+from gasworks.retrieval.types import (
+    RUN_DOCUMENT_PREFIX,
+    Chunk,
+    EmbedRequest,
+    SearchHit,
+    source_id,
+)
 from gasworks.workflows import service
 from gasworks.workflows.ports import (
     ConversationData,
@@ -113,7 +119,7 @@ class RetrievalPort:
         result = await embedder.embed(
             scope, EmbedRequest(model=model, inputs=list(texts), served=served)
         )
-        document = f"run:{key}"
+        document = f"{RUN_DOCUMENT_PREFIX}{key}"
         src = source_id(document, 1)
         chunks = [
             Chunk(
