@@ -14,6 +14,8 @@ from gasworks.apimodel import ApiModel
 SearchMode = Literal["vector", "keyword", "hybrid"]
 #: the most hits one search returns
 MAX_K = 100
+#: the largest ``min_score`` a caller may send (a cosine is at most 1; keyword scores are small)
+MAX_SCORE = 1_000_000.0
 
 
 class SearchRequest(ApiModel):
@@ -21,7 +23,11 @@ class SearchRequest(ApiModel):
     k: int = Field(default=5, ge=1, le=MAX_K, description="How many hits at most.")
     mode: SearchMode = Field(default="hybrid", description="vector, keyword or hybrid (RRF).")
     min_score: float | None = Field(
-        default=None, description="Drop candidates scoring below this (cosine / keyword score)."
+        default=None,
+        ge=-1.0,
+        le=MAX_SCORE,
+        allow_inf_nan=False,
+        description="Drop candidates scoring below this (cosine / keyword score).",
     )
     documents: list[str] | None = Field(
         default=None, description="Only these document ids (narrows what you may see)."

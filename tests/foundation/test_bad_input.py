@@ -18,6 +18,12 @@ DEEP_OBJECT = b'{"a":' * 60_000 + b"1" + b"}" * 60_000
 DEEP_YAML_BLOCK = b"- " * 20_000 + b"x\n"  # 20 000 nested block sequences
 DEEP_YAML_MAP = b"".join(b" " * i + b"k:\n" for i in range(1_000)) + b" " * 1_000 + b"v\n"
 
+#: a multipart upload whose file name holds a NUL (httpx would percent-encode it)
+NUL_FILENAME = (
+    b'--b\r\nContent-Disposition: form-data; name="files"; filename="a\x00.md"\r\n'
+    b"Content-Type: text/plain\r\n\r\n# x\n\r\n--b--\r\n"
+)
+
 # (method, url, request kwargs, status, code, field path named in details.errors, or None)
 PROBES: list[tuple[str, str, dict[str, Any], int, str, str | None]] = [
     ("GET", f"/api/tenants?offset={BIG}", {}, 422, "VALIDATION_FAILED", "query.offset"),
@@ -169,6 +175,62 @@ PROBES: list[tuple[str, str, dict[str, Any], int, str, str | None]] = [
         422,
         "VALIDATION_FAILED",
         "body",
+    ),
+    # the documents and search routes (#18 follow-up: landed beside the hardening)
+    ("GET", f"/api/documents?offset={BIG}", {}, 422, "VALIDATION_FAILED", "query.offset"),
+    ("GET", f"/api/collections?offset={BIG}", {}, 422, "VALIDATION_FAILED", "query.offset"),
+    (
+        "GET",
+        f"/api/collections/c/grants?offset={BIG}",
+        {},
+        422,
+        "VALIDATION_FAILED",
+        "query.offset",
+    ),
+    (
+        "GET",
+        f"/api/document-dead-letters?offset={BIG}",
+        {},
+        422,
+        "VALIDATION_FAILED",
+        "query.offset",
+    ),
+    (
+        "GET",
+        f"/api/documents/d/events?offset={BIG}",
+        {},
+        422,
+        "VALIDATION_FAILED",
+        "query.offset",
+    ),
+    ("GET", f"/api/documents/d/events?after={BIG}", {}, 422, "VALIDATION_FAILED", "query.after"),
+    ("GET", "/api/documents/doc%00x", {}, 422, "VALIDATION_FAILED", "path"),
+    ("GET", "/api/documents?collection=a%00", {}, 422, "VALIDATION_FAILED", "query"),
+    ("POST", "/api/collections", {"json": {"name": "a\u0000b"}}, 422, "VALIDATION_FAILED", "body"),
+    (
+        "POST",
+        "/api/collections/c/documents",
+        {"content": DEEP_JSON, "headers": JSON},
+        422,
+        "VALIDATION_FAILED",
+        "body",
+    ),
+    ("POST", "/api/search", {"json": {"query": "a\u0000"}}, 422, "VALIDATION_FAILED", "body"),
+    (
+        "POST",
+        "/api/documents",
+        {"content": NUL_FILENAME, "headers": {"content-type": "multipart/form-data; boundary=b"}},
+        422,
+        "VALIDATION_FAILED",
+        None,
+    ),
+    (
+        "POST",
+        "/api/documents",
+        {"files": [("files", ("a.md", b"# x\n", "text/plain"))], "data": {"collection": "c\u0000"}},
+        422,
+        "VALIDATION_FAILED",
+        None,
     ),
     ("GET", "/api/keys/key%00x", {}, 422, "VALIDATION_FAILED", "path"),
     ("GET", "/api/prompts/versions?name=a%00", {}, 422, "VALIDATION_FAILED", "query"),

@@ -90,6 +90,59 @@ async def _key(client: Any, a: TenantKeys) -> str:
     return a.viewer_key_id
 
 
+async def _document(client: Any, a: TenantKeys) -> str:
+    files = [("files", ("iso.md", b"# Isolation\n\nA private note.\n", "text/plain"))]
+    r = await client.post("/api/documents", files=files, headers=auth(a.owner))
+    assert r.status_code == 201, r.text
+    return str(r.json()["documents"][0]["document"]["id"])
+
+
+async def _collection(client: Any, a: TenantKeys) -> str:
+    r = await client.get("/api/collections/iso-collection", headers=auth(a.owner))
+    if r.status_code == 200:
+        return "iso-collection"
+    r = await client.post(
+        "/api/collections", json={"name": "iso-collection"}, headers=auth(a.owner)
+    )
+    assert r.status_code == 201, r.text
+    return "iso-collection"  # by name; another tenant's collection of the same name is not it
+
+
+async def _grant(client: Any, a: TenantKeys) -> str:
+    ref = await _collection(client, a)
+    r = await client.post(
+        f"/api/collections/{ref}/grants", json={"kind": "tenant"}, headers=auth(a.owner)
+    )
+    assert r.status_code == 201, r.text
+    return str(r.json()["id"])
+
+
+async def _document_dead_letter(client: Any, a: TenantKeys) -> str:
+    """A pipeline job of tenant A that has given up (written directly: no failure to stage)."""
+    from gasworks.db.types import new_id, utcnow
+    from gasworks.jobs.tables import JobRow
+
+    runtime = client._transport.app.state.runtime
+    job_id = new_id("job")
+    async with runtime.db.session() as s:
+        s.add(
+            JobRow(
+                id=job_id,
+                tenant_id=a.tenant_id,
+                kind="documents.index",
+                subject="doc_00000000000000000000000000000000",
+                payload={},
+                status="dead",
+                attempts=3,
+                max_attempts=3,
+                error_code="PROVIDER_UNAVAILABLE",
+                error_message="down",
+                dead_at=utcnow(),
+            )
+        )
+    return job_id
+
+
 #: kind -> (a maker of tenant A's object, a made-up id of the same shape)
 MAKERS: dict[str, tuple[Maker, str]] = {
     "tenant": (_tenant, "ten_00000000000000000000000000000000"),
@@ -101,13 +154,19 @@ MAKERS: dict[str, tuple[Maker, str]] = {
     "workflow_share": (_share, "shr_00000000000000000000000000000000"),
     "workflow_run": (_run, "run_00000000000000000000000000000000"),
     "conversation": (_conversation, "no-such-conversation"),
+    "document": (_document, "doc_00000000000000000000000000000000"),
+    "collection": (_collection, "no-such-collection"),
+    "collection_grant": (_grant, "grt_00000000000000000000000000000000"),
+    "document_dead_letter": (_document_dead_letter, "job_00000000000000000000000000000000"),
 }
 
 #: bodies that pass validation, so the request reaches the lookup (default: none)
-BODIES: dict[tuple[str, str], dict[str, Any]] = {
+BODIES: dict[tuple[str, str], Any] = {
     ("post", "/api/workflows/{slug}/shares"): {"kind": "tenant"},
     ("post", "/api/workflows/{slug}/runs"): {"input": {"message": "hello"}},
     ("post", "/api/prompts/dead-letters/{dl_id}/replay"): {},
+    ("post", "/api/collections/{ref}/grants"): {"kind": "tenant"},
+    ("post", "/api/collections/{ref}/documents"): ["doc_00000000000000000000000000000000"],
 }
 
 

@@ -12,12 +12,14 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import Query, Request, Response, status
 from starlette.datastructures import UploadFile
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.paging import PageDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
+from gasworks.bounds import EventSeq
 from gasworks.documents.domain import get_documents
 from gasworks.documents.schemas import (
     CollectionIn,
@@ -32,8 +34,10 @@ from gasworks.documents.schemas import (
 )
 from gasworks.documents.service import FINAL
 from gasworks.errors import UnsupportedMediaType, ValidationFailed
+from gasworks.inputs import refuse
+from gasworks.jobs.queue import JobNotFound
 
-router = APIRouter(prefix="/api", tags=["documents"])
+router = guarded_router("/api", tags=["documents"])
 
 PIECE = 1 << 20
 #: how often an event stream looks for new events
@@ -59,6 +63,7 @@ async def upload(request: Request, rt: RuntimeDep, ctx: ContextDep) -> UploadOut
         svc.check_count(len(files))
         cols = [str(c) for c in form.getlist("collection")]
         new = str(form.get("new", "false")).lower() in ("1", "true", "yes")
+        _refuse_nul({"files": [f.filename or "" for f in files], "collection": cols})
         out = [
             await svc.upload(
                 ctx, f.filename or "upload", _file_pieces(f), collections=cols, new=new
@@ -66,6 +71,14 @@ async def upload(request: Request, rt: RuntimeDep, ctx: ContextDep) -> UploadOut
             for f in files
         ]
     return UploadOut(documents=out)
+
+
+def _refuse_nul(fields: dict[str, list[str]]) -> None:
+    """A multipart body bypasses the JSON guard: its names are checked here (PostgreSQL cannot
+    store a NUL character)."""
+    for field, values in fields.items():
+        if any("\x00" in v for v in values):
+            raise refuse(f"body.{field}", "contains a NUL character", "nul_character")
 
 
 @router.get("/documents", summary="Documents the caller may read")
@@ -97,7 +110,7 @@ async def document_events(
     rt: RuntimeDep,
     ctx: ContextDep,
     page: PageDep,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[EventSeq, Query()] = 0,
 ) -> Any:
     svc = get_documents(rt).service
     if "text/event-stream" not in request.headers.get("accept", ""):
@@ -127,6 +140,7 @@ async def document_events(
 @router.delete(
     "/documents/{document_id}",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # an empty body: no content type to document
     summary="Delete (invisible at once, removed by a job)",
 )
 async def delete_document(document_id: str, rt: RuntimeDep, ctx: ContextDep) -> Response:
@@ -160,6 +174,7 @@ async def get_collection(ref: str, rt: RuntimeDep, ctx: ContextDep) -> Collectio
 @router.delete(
     "/collections/{ref}",
     status_code=status.HTTP_202_ACCEPTED,
+    response_class=Response,  # an empty body: no content type to document
     summary="Delete a collection (its documents in no other collection go too)",
 )
 async def delete_collection(ref: str, rt: RuntimeDep, ctx: ContextDep) -> Response:
@@ -223,7 +238,7 @@ async def dead_letter(job_id: str, rt: RuntimeDep, ctx: ContextDep) -> DeadLette
 
 @router.post("/document-dead-letters/{job_id}/replay", summary="Replay one dead letter")
 async def replay_one(job_id: str, rt: RuntimeDep, ctx: ContextDep) -> CountOut:
-    return CountOut(count=await get_documents(rt).service.replay(ctx, ids=[job_id]))
+    return CountOut(count=_one(job_id, await get_documents(rt).service.replay(ctx, ids=[job_id])))
 
 
 @router.post("/document-dead-letters/replay", summary="Replay every dead letter (of a stage)")
@@ -233,4 +248,11 @@ async def replay_all(rt: RuntimeDep, ctx: ContextDep, stage: str | None = None) 
 
 @router.delete("/document-dead-letters/{job_id}", summary="Discard one dead letter")
 async def discard_one(job_id: str, rt: RuntimeDep, ctx: ContextDep) -> CountOut:
-    return CountOut(count=await get_documents(rt).service.discard(ctx, ids=[job_id]))
+    return CountOut(count=_one(job_id, await get_documents(rt).service.discard(ctx, ids=[job_id])))
+
+
+def _one(job_id: str, count: int) -> int:
+    """One named dead letter that is not there (another tenant's, or none) is NOT_FOUND."""
+    if count == 0:
+        raise JobNotFound("Dead letter not found.", details={"id": job_id})
+    return count

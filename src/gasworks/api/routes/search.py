@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
-
 from gasworks.api.deps import ContextDep, RuntimeDep
+from gasworks.api.routing import router as guarded_router
 from gasworks.observability.request_id import current_request_id
 from gasworks.retrieval import service
 from gasworks.retrieval.schemas import SearchRequest, SearchResponse
 
-router = APIRouter(prefix="/api/search", tags=["search"])
+router = guarded_router("/api/search", tags=["search"])
 
 
 @router.post("", summary="Search documents (vector, keyword or hybrid) with citations")
