@@ -80,7 +80,8 @@ async def race(db_url: str, home: Path, *, admits: int, per_process: list[int]) 
             for p in procs:
                 out, err = await asyncio.to_thread(p.communicate, timeout=300)
                 assert p.returncode == 0, err
-                report = json.loads(out)
+                # the domains' start-up log lines come first; the report is the last line
+                report = json.loads(out.strip().splitlines()[-1])
                 results += report["results"]
                 for m in modes:
                     modes[m] += report["modes"][m]
