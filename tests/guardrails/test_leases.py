@@ -257,7 +257,7 @@ async def test_a_killed_process_never_makes_budgets_or_ledger_undercount(runtime
     try:
         assert proc.stdout is not None
         line = await asyncio.to_thread(proc.stdout.readline)
-        while line and not line.startswith("{\"written\""):  # start-up log lines come first
+        while line and not line.startswith('{"written"'):  # start-up log lines come first
             line = await asyncio.to_thread(proc.stdout.readline)
         assert line, proc.stderr.read() if proc.stderr else ""
     finally:
