@@ -26,6 +26,10 @@ BOUNDS = {
     "workflow_runs": 0.1 + 0.5,  # interrupted-run sweep (leader only), every 10 s
     "llm_budget_reservations": 1 / 15 + 0.5,  # budget sweep (leader only), every 15 s
     "model_overlays": 1 / 15 + 0.5,  # model registry refresh, every 15 s
+    # documents: each in-process ingestion worker's claim query backs off to one per
+    # GASWORKS_DOCUMENTS_POLL_MAX_SECONDS (1 s) when idle; 2 workers by default
+    "jobs": 2.0 + 0.5,
+    "documents": 0.2 + 0.5,  # documents-metrics (status gauges), every 5 s
 }
 
 
@@ -52,4 +56,5 @@ async def test_idle_queries_per_second_are_bounded(settings: Any) -> None:
     assert not unexpected, f"an idle loop queries tables nobody budgeted for: {rates}"
     over = {t: r for t, r in rates.items() if r > BOUNDS[t]}
     assert not over, rates
-    assert sum(rates.values()) <= 8.5, rates  # ≈ 7.3 queries/s per idle process
+    # ≈ 9.5 queries/s per idle process: ≈ 7.3 for the platform loops, ≈ 2.2 for documents
+    assert sum(rates.values()) <= 11.0, rates

@@ -71,8 +71,9 @@ def test_the_default_domains_in_start_order(settings):
         "guardrails",
         "prompts",
         "retrieval",
-        "workflows",
         "documents",
+        "retrieval-documents",
+        "workflows",
     ]
 
 
