@@ -1,6 +1,6 @@
-"""Who may read what: collections by owner and grants (the workflows' sharing model), documents
-through their collections. List, get, search and the VectorSearch node all use these same SQL
-conditions, so they can never disagree.
+"""Who may read what: collections by owner and grants (``tenancy.grants``, the sharing model
+of workflows too), documents through their collections. List, get, search and the
+VectorSearch node all use these same SQL conditions, so they can never disagree.
 
 * A tenant admin (or a platform admin) reads every collection and document of the tenant.
 * A collection is readable by its owner and by grants: a principal (``user``), a role and
@@ -26,10 +26,7 @@ from gasworks.documents.tables import (
 from gasworks.errors import CollectionNotFound
 from gasworks.retrieval.types import AllowedSources, source_id
 from gasworks.tenancy.context import Role, TenantContext
-
-
-def is_manager(ctx: TenantContext) -> bool:
-    return ctx.is_platform_admin or ctx.role.allows(Role.ADMIN)
+from gasworks.tenancy.grants import is_manager, reaches
 
 
 def readable_collections(ctx: TenantContext) -> Any:
@@ -39,12 +36,7 @@ def readable_collections(ctx: TenantContext) -> Any:
         return live
     granted = select(CollectionGrantRow.collection_id).where(
         CollectionGrantRow.tenant_id == ctx.tenant_id,
-        or_(
-            CollectionGrantRow.kind == "tenant",
-            (CollectionGrantRow.kind == "user") & (CollectionGrantRow.subject == ctx.principal_id),
-            (CollectionGrantRow.kind == "role")
-            & CollectionGrantRow.subject.in_([r.value for r in Role if ctx.role.allows(r)]),
-        ),
+        reaches(ctx, CollectionGrantRow.kind, CollectionGrantRow.subject),
     )
     return live & or_(CollectionRow.owner_id == ctx.principal_id, CollectionRow.id.in_(granted))
 

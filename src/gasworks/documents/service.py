@@ -53,6 +53,7 @@ from gasworks.jobs.queue import JobQueue
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import AllowedSources
 from gasworks.tenancy.context import Role, TenantContext
+from gasworks.tenancy.grants import grant_subject, may_manage
 
 log = get_logger("gasworks.documents")
 
@@ -368,7 +369,7 @@ class DocumentService:
         ctx.require(Role.EDITOR)
         async with self.db.session() as s:
             row = await self._doc(s, ctx, document_id)
-            if not (access.is_manager(ctx) or row.created_by == ctx.principal_id):
+            if not may_manage(ctx, row.created_by):
                 raise Forbidden(
                     "Only the uploader or a tenant admin may delete a document.",
                     details={"document": document_id},
@@ -419,15 +420,7 @@ class DocumentService:
                 )
             ).all()
             for col in cols:
-                col.deleted_at = now
-                await self.queue.enqueue(
-                    s,
-                    tenant_id=ctx.tenant_id,
-                    kind=DELETE,
-                    subject=f"delete:{col.id}",
-                    payload={"scope": "collection", "id": col.id},
-                    dedupe_key=f"delete:{col.id}",
-                )
+                await self._retire_collection(s, col, now)
             await add_event(
                 s,
                 ctx.tenant_id,
@@ -493,18 +486,41 @@ class DocumentService:
             )
             return [CollectionOut.model_validate(r) for r in rows.all()]
 
-    def _require_manage(self, ctx: TenantContext, row: CollectionRow) -> None:
-        if not (access.is_manager(ctx) or row.owner_id == ctx.principal_id):
+    async def _managed_collection(
+        self, s: AsyncSession, ctx: TenantContext, ref: str
+    ) -> CollectionRow:
+        """A readable collection (else COLLECTION_NOT_FOUND) the caller may change (else
+        FORBIDDEN: only its owner or a tenant admin)."""
+        row = await access.collection_row(s, ctx, ref)
+        if not may_manage(ctx, row.owner_id):
             raise Forbidden(
                 "Only the collection's owner or a tenant admin may change it.",
                 details={"collection": row.name},
             )
+        return row
+
+    async def _retire_collection(
+        self, s: AsyncSession, col: CollectionRow, now: datetime, *, members: bool = False
+    ) -> None:
+        """In ``s``'s transaction: hide the collection (with ``members``, also its documents
+        that are in no other collection) and queue the job that removes it."""
+        col.deleted_at = now
+        if members:
+            await s.flush()
+            await self.retire_members(s, col.id)
+        await self.queue.enqueue(
+            s,
+            tenant_id=col.tenant_id,
+            kind=DELETE,
+            subject=f"delete:{col.id}",
+            payload={"scope": "collection", "id": col.id},
+            dedupe_key=f"delete:{col.id}",
+        )
 
     async def add_documents(self, ctx: TenantContext, ref: str, document_ids: Sequence[str]) -> int:
         ctx.require(Role.EDITOR)
         async with self.db.session() as s:
-            col = await access.collection_row(s, ctx, ref)
-            self._require_manage(ctx, col)
+            col = await self._managed_collection(s, ctx, ref)
             for doc_id in document_ids:
                 await self._doc(s, ctx, doc_id)
             for doc_id in document_ids:
@@ -513,8 +529,7 @@ class DocumentService:
 
     async def remove_document(self, ctx: TenantContext, ref: str, document_id: str) -> None:
         async with self.db.session() as s:
-            col = await access.collection_row(s, ctx, ref)
-            self._require_manage(ctx, col)
+            col = await self._managed_collection(s, ctx, ref)
             res = await s.execute(
                 delete(CollectionDocumentRow).where(
                     CollectionDocumentRow.collection_id == col.id,
@@ -528,19 +543,8 @@ class DocumentService:
         """Invisible at once; a job removes the documents in no other collection and unlinks
         the others."""
         async with self.db.session() as s:
-            col = await access.collection_row(s, ctx, ref)
-            self._require_manage(ctx, col)
-            col.deleted_at = utcnow()
-            await s.flush()
-            await self.retire_members(s, col.id)
-            await self.queue.enqueue(
-                s,
-                tenant_id=ctx.tenant_id,
-                kind=DELETE,
-                subject=f"delete:{col.id}",
-                payload={"scope": "collection", "id": col.id},
-                dedupe_key=f"delete:{col.id}",
-            )
+            col = await self._managed_collection(s, ctx, ref)
+            await self._retire_collection(s, col, utcnow(), members=True)
             await add_event(
                 s,
                 ctx.tenant_id,
@@ -580,20 +584,8 @@ class DocumentService:
 
     async def grant(self, ctx: TenantContext, ref: str, data: GrantIn) -> GrantOut:
         async with self.db.session() as s:
-            col = await access.collection_row(s, ctx, ref)
-            self._require_manage(ctx, col)
-            if data.kind == "tenant":
-                subject = "*"
-            elif not data.subject:
-                raise ValidationFailed(
-                    "A user or role grant needs a subject.", details={"kind": data.kind}
-                )
-            elif data.kind == "role" and data.subject not in {r.value for r in Role}:
-                raise ValidationFailed(
-                    f"Unknown role '{data.subject}'.", details={"roles": [r.value for r in Role]}
-                )
-            else:
-                subject = data.subject
+            col = await self._managed_collection(s, ctx, ref)
+            subject = grant_subject(data.kind, data.subject, noun="grant")
             row = await s.scalar(
                 select(CollectionGrantRow).where(
                     CollectionGrantRow.collection_id == col.id,
@@ -638,8 +630,7 @@ class DocumentService:
 
     async def revoke(self, ctx: TenantContext, ref: str, grant_id: str) -> None:
         async with self.db.session() as s:
-            col = await access.collection_row(s, ctx, ref)
-            self._require_manage(ctx, col)
+            col = await self._managed_collection(s, ctx, ref)
             res = await s.execute(
                 delete(CollectionGrantRow).where(
                     CollectionGrantRow.id == grant_id, CollectionGrantRow.collection_id == col.id
