@@ -62,7 +62,7 @@ def validate_cmd(
 ) -> None:
     """Validate a workflow file (offline, or with --server by that server: its models); every
     problem is listed (exit 1 when invalid)."""
-    from gasworks.workflows.validator import validate
+    from gasworks.workflows.catalog import WorkflowCatalog
 
     async def body() -> list[dict[str, Any]]:
         try:
@@ -74,7 +74,7 @@ def validate_cmd(
 
             async with AsyncGasworks(server, api_key) as gw:
                 return list((await gw.validate_workflow(doc))["issues"])
-        return [i.to_dict() for i in validate(doc).issues]
+        return WorkflowCatalog.validate(doc).issues
 
     issues = run(body, as_json)
     if as_json:
@@ -117,18 +117,13 @@ def publish_cmd(
     tenant, published by the key); `gasworks workflows share` shares it with a role or a
     user instead."""
     from gasworks.workflows.schemas import PublishOut as Out
-    from gasworks.workflows.schemas import ShareIn
 
     async def local(doc: dict[str, Any], rt: Runtime) -> PublishOut:
-        from gasworks.llm.runtime import get_registry
-        from gasworks.workflows import service
+        from gasworks.workflows import workflow_engine
 
         ctx = await tenant_context(rt, tenant)
-        async with rt.db.session() as s:
-            out = await service.publish(s, ctx, doc, model_exists=get_registry(rt).get)
-            if not private:
-                await service.share(s, ctx, out.workflow.slug, ShareIn(kind="tenant"))
-            return out
+        catalog = workflow_engine(rt).catalog
+        return await catalog.publish(ctx, doc, share_with_tenant=not private)
 
     async def remote(doc: dict[str, Any], gw: AsyncGasworks) -> PublishOut:
         out = Out.model_validate(await gw.publish_workflow(doc))
@@ -187,11 +182,10 @@ def share_cmd(
     )
 
     async def local(rt: Runtime) -> ShareOut:
-        from gasworks.workflows import service
+        from gasworks.workflows import workflow_engine
 
         ctx = await tenant_context(rt, tenant)
-        async with rt.db.session() as s:
-            return await service.share(s, ctx, workflow, data)
+        return await workflow_engine(rt).catalog.share(ctx, workflow, data)
 
     async def remote(gw: AsyncGasworks) -> ShareOut:
         return Out.model_validate(await gw.share_workflow(workflow, data.kind, data.subject))
@@ -218,11 +212,10 @@ def list_cmd(
     from gasworks.workflows.schemas import WorkflowOut as Out
 
     async def local(rt: Runtime) -> list[WorkflowOut]:
-        from gasworks.workflows import service
+        from gasworks.workflows import workflow_engine
 
         ctx = await tenant_context(rt, tenant)
-        async with rt.db.session() as s:
-            return await service.list_workflows(s, ctx)
+        return await workflow_engine(rt).catalog.list_workflows(ctx)
 
     async def remote(gw: AsyncGasworks) -> list[WorkflowOut]:
         return [Out.model_validate(w) for w in await gw.workflows()]
@@ -380,7 +373,7 @@ def graph_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Print the workflow as a Mermaid flowchart."""
-    from gasworks.workflows import service
+    from gasworks.workflows import workflow_engine
     from gasworks.workflows.mermaid import to_mermaid
 
     path = Path(workflow)
@@ -392,9 +385,7 @@ def graph_cmd(
             return {"workflow": doc.get("id"), "version": None, "mermaid": to_mermaid(doc)}
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                ver = await service.get_version(s, ctx, workflow, version)
-        return {"workflow": workflow, "version": ver.version, "mermaid": to_mermaid(ver.document)}
+            return await workflow_engine(rt).catalog.graph(ctx, workflow, version)
 
     out = run(body, as_json)
     if as_json:
@@ -406,13 +397,12 @@ def graph_cmd(
 @demo_app.command("install")
 def demo_install(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
     """Publish the demo workflows (chatbot, support, onboarding), shared with the tenant."""
-    from gasworks.workflows.demos import install_demos
+    from gasworks.workflows import workflow_engine
 
     async def body() -> list[PublishOut]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await install_demos(s, ctx)
+            return await workflow_engine(rt).catalog.install_demos(ctx)
 
     with progress("Publishing the demo workflows…", as_json):
         out = run(body, as_json)

@@ -2,7 +2,8 @@
 
 Public surface: :func:`validate`, :func:`compile_workflow`, :func:`execute`, the node registry
 (:class:`NodeRegistry`, :class:`NodeType`, :func:`default_registry`), the ports, and
-:func:`workflow_engine` (the runtime's :class:`WorkflowEngine`).
+:func:`workflow_engine` (the runtime's :class:`WorkflowEngine`: runs, and its ``catalog`` of
+workflows, versions and shares).
 """
 
 from __future__ import annotations
@@ -57,8 +58,9 @@ def workflow_engine(runtime: Runtime) -> WorkflowEngine:
 
 def _build(runtime: Runtime) -> WorkflowEngine:
     from gasworks.db.leader import is_leader
+    from gasworks.workflows.catalog import WorkflowCatalog
     from gasworks.workflows.engine import WorkflowEngine
-    from gasworks.workflows.wiring import build_ports
+    from gasworks.workflows.wiring import build_ports, model_check
 
     s = runtime.settings
     eng = WorkflowEngine(
@@ -74,6 +76,7 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         leader=lambda: is_leader(runtime),
         max_running=s.workflow_max_running,
         max_pending_writes=s.workflow_max_pending_writes,
+        catalog=WorkflowCatalog(runtime.db, models=lambda: model_check(runtime)),
     )
     runtime.services[SERVICE] = eng
     return eng

@@ -29,7 +29,9 @@ from gasworks.db.types import new_id, utcnow
 from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import TenantContext
+from gasworks.tenancy.grants import may_manage
 from gasworks.workflows import leases, service
+from gasworks.workflows.catalog import WorkflowCatalog
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import ALLOWED_KEY, RETRIEVAL_NODE_TYPES
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
@@ -37,7 +39,15 @@ from gasworks.workflows.metrics import FAILURES, RUNS_REFUSED, count_run
 from gasworks.workflows.ports import ConversationData, Ports
 from gasworks.workflows.registry import NodeRegistry, default_registry
 from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
-from gasworks.workflows.schemas import ConversationOut, RunIn, RunOut
+from gasworks.workflows.schemas import (
+    ConversationOut,
+    MessageOut,
+    RunIn,
+    RunOut,
+    ShareOut,
+    VersionOut,
+    WorkflowOut,
+)
 from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
 from gasworks.workflows.writer import RunWriter, Write
 
@@ -89,6 +99,20 @@ class RunRecord:
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkflowView:
+    """One workflow as its page shows it (``WorkflowEngine.view``)."""
+
+    workflow: WorkflowOut
+    versions: list[VersionOut]
+    version: VersionOut
+    #: whether the caller may change it (publish, share, delete): then ``shares`` is filled
+    may_edit: bool
+    shares: list[ShareOut]
+    runs: list[RunOut]
+    run: RunOut | None
 
 
 class LiveRun:
@@ -153,8 +177,11 @@ class WorkflowEngine:
         max_running: int = 1000,
         max_pending_writes: int = 10_000,
         nodes: NodeRegistry | None = None,
+        catalog: WorkflowCatalog | None = None,
     ) -> None:
         self.db = db
+        #: workflows, versions and shares (its changes drop this engine's cached access)
+        self.catalog = catalog if catalog is not None else WorkflowCatalog(db)
         #: the node types this engine compiles graphs with (built by the workflows domain)
         self.nodes = nodes if nodes is not None else default_registry()
         #: this engine's id on the runs it writes early (their lease owner)
@@ -223,9 +250,9 @@ class WorkflowEngine:
         )
         now = time.monotonic()
         hit = self._targets.get(key)
-        if hit is not None and hit[0] > now and hit[1] == service.CHANGES.generation:
+        if hit is not None and hit[0] > now and hit[1] == self.catalog.generation:
             return hit[2], hit[3]
-        generation = service.CHANGES.generation
+        generation = self.catalog.generation
         async with self.db.session() as s:
             wf, ver = await service.resolve_run_target(s, ctx, slug, version)
         if self.access_ttl > 0:
@@ -410,7 +437,7 @@ class WorkflowEngine:
             row.cost = rc.cost
             row.duration_ms = round(outcome.duration_ms, 3)
             row.finished_at = utcnow()
-            result = service.run_out(row, wf.slug)
+            result = RunOut.of(row, wf.slug)
             count_run(outcome.status, outcome.duration_ms)
             if outcome.status == "failed" and outcome.timings:
                 code = (outcome.error or {}).get("code", "UNKNOWN")
@@ -628,6 +655,41 @@ class WorkflowEngine:
         await self.drain()
         async with self.db.session() as s:
             return await service.get_conversation(s, ctx, conversation_id, messages)
+
+    async def conversation_messages(
+        self, ctx: TenantContext, store_key: str, page: Page
+    ) -> list[MessageOut]:
+        """A page of the messages (oldest first) of a conversation the caller was given by
+        ``get_conversation`` (``store_key`` is never shown to callers)."""
+        async with self.db.read_session() as s:
+            return await service.conversation_messages(s, ctx, store_key, page)
+
+    async def view(
+        self,
+        ctx: TenantContext,
+        slug: str,
+        *,
+        version: int | None = None,
+        run_id: str | None = None,
+        page: Page,
+        runs: Page,
+    ) -> WorkflowView:
+        """One workflow as its page shows it, in one snapshot: a page of its versions, one
+        version (the latest by default), the shares when the caller may change them, a page
+        of its runs (this process's finished ones included) and one run."""
+        await self.drain()
+        async with self.db.read_session() as s:
+            wf = await service.get_workflow(s, ctx, slug)
+            editable = may_manage(ctx, wf.owner_id)
+            return WorkflowView(
+                workflow=wf,
+                versions=await service.list_versions(s, ctx, slug, page),
+                version=await service.get_version(s, ctx, slug, version),
+                may_edit=editable,
+                shares=await service.list_shares(s, ctx, slug, page) if editable else [],
+                runs=await service.list_runs(s, ctx, slug, runs),
+                run=await service.get_run(s, ctx, run_id) if run_id else None,
+            )
 
     async def open_events(
         self, ctx: TenantContext, run_id: str, after: int = 0, *, keepalive: float | None = None

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasworks.db.types import utcnow
 from gasworks.errors import RunInterrupted
 from gasworks.observability.logging import get_logger
+from gasworks.workflows.schemas import RunOut
 from gasworks.workflows.tables import WorkflowRow, WorkflowRunEventRow, WorkflowRunRow
 
 log = get_logger("gasworks.workflows.leases")
@@ -90,8 +91,6 @@ async def interrupt(
     )
     if getattr(res, "rowcount", 0) != 1:
         return False
-    from gasworks.workflows.service import run_out
-
     run, slug = (
         await session.execute(
             select(WorkflowRunRow, WorkflowRow.slug)
@@ -104,7 +103,7 @@ async def interrupt(
             WorkflowRunEventRow.run_id == run_id
         )
     )
-    data = run_out(run, slug).model_dump(mode="json", by_alias=True)
+    data = RunOut.of(run, slug).model_dump(mode="json", by_alias=True)
     session.add(
         WorkflowRunEventRow(
             run_id=run_id,

@@ -83,6 +83,29 @@ class RunOut(_Out):
     started_at: datetime
     finished_at: datetime | None
 
+    @classmethod
+    def of(cls, run: Any, slug: str) -> RunOut:
+        """A stored run (``WorkflowRunRow``) or the engine's in-memory ``RunRecord``: both
+        have the run's column names (``inputs`` is shown as ``input``)."""
+        return cls(
+            id=run.id,
+            workflow_id=run.workflow_id,
+            slug=slug,
+            version=run.version,
+            status=run.status,
+            conversation_id=run.conversation_id,
+            input=run.inputs,
+            output=run.output,
+            error=run.error,
+            node_timings=run.node_timings,
+            steps=run.steps,
+            tokens=run.tokens,
+            cost=run.cost if run.cost is not None else Decimal(0),
+            duration_ms=run.duration_ms,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+        )
+
 
 class MessageOut(_Out):
     seq: int

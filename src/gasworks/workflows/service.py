@@ -1,7 +1,9 @@
-"""Workflow service functions: publish, versions, access, runs, conversations.
+"""Workflow query functions: publish, versions, access, runs, conversations.
 
-Each takes an explicit session and the caller's context. A workflow the caller may not run
-answers NOT_FOUND exactly like a missing one (and so does another tenant's).
+Each takes an explicit session (one transaction) and the caller's context; the services
+compose them (``WorkflowCatalog`` for workflows, versions and shares, ``WorkflowEngine`` for
+runs and conversations), and adapters call the services, never these. A workflow the caller
+may not run answers NOT_FOUND exactly like a missing one (and so does another tenant's).
 """
 
 from __future__ import annotations
@@ -10,8 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -19,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
-from gasworks.errors import Conflict, Forbidden, ModelNotFound, NotFound, ValidationFailed
+from gasworks.errors import Conflict, Forbidden, ModelNotFound, NotFound
 from gasworks.modeltypes import Message
 from gasworks.tenancy.context import Role, TenantContext
+from gasworks.tenancy.grants import grant_subject, is_manager, may_manage, reaches
 from gasworks.workflows import leases
 from gasworks.workflows.ports import ConversationData
 from gasworks.workflows.schemas import (
@@ -51,40 +53,6 @@ class ConversationConflict(Conflict):
     code = "CONVERSATION_CONFLICT"
 
 
-class RunLike(Protocol):
-    """A run row or the engine's in-flight record of one."""
-
-    id: str
-    workflow_id: str
-    version: int
-    status: str
-    conversation_id: str | None
-    inputs: dict[str, Any]
-    output: Any
-    error: dict[str, Any] | None
-    node_timings: list[dict[str, Any]]
-    steps: int
-    tokens: int
-    cost: Decimal
-    duration_ms: float | None
-    started_at: datetime
-    finished_at: datetime | None
-
-
-class _Changes:
-    """Bumped by every change of workflows, versions or shares made in this process, so
-    in-process caches of access decisions are dropped at once (other processes: their TTL)."""
-
-    generation = 0
-
-    @classmethod
-    def bump(cls) -> None:
-        cls.generation += 1
-
-
-CHANGES = _Changes
-
-
 def content_hash(doc: dict[str, Any]) -> str:
     return hashlib.sha256(
         json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
@@ -94,20 +62,11 @@ def content_hash(doc: dict[str, Any]) -> str:
 # --- access ---------------------------------------------------------------------------------
 
 
-def _is_manager(ctx: TenantContext) -> bool:
-    return ctx.is_platform_admin or ctx.role.allows(Role.ADMIN)
-
-
 def _access_filter(ctx: TenantContext) -> Any:
     """SQL condition: workflows of the caller's tenant the caller may see and run."""
     shared = select(WorkflowShareRow.workflow_id).where(
         WorkflowShareRow.tenant_id == ctx.tenant_id,
-        or_(
-            WorkflowShareRow.kind == "tenant",
-            (WorkflowShareRow.kind == "user") & (WorkflowShareRow.subject == ctx.principal_id),
-            (WorkflowShareRow.kind == "role")
-            & WorkflowShareRow.subject.in_([r.value for r in Role if ctx.role.allows(r)]),
-        ),
+        reaches(ctx, WorkflowShareRow.kind, WorkflowShareRow.subject),
     )
     return or_(WorkflowRow.owner_id == ctx.principal_id, WorkflowRow.id.in_(shared))
 
@@ -117,7 +76,7 @@ async def _get_row(session: AsyncSession, ctx: TenantContext, slug_or_id: str) -
         WorkflowRow.tenant_id == ctx.tenant_id,
         or_(WorkflowRow.slug == slug_or_id, WorkflowRow.id == slug_or_id),
     )
-    if not _is_manager(ctx):
+    if not is_manager(ctx):
         query = query.where(_access_filter(ctx))
     row = await session.scalar(query)
     if row is None:
@@ -126,7 +85,7 @@ async def _get_row(session: AsyncSession, ctx: TenantContext, slug_or_id: str) -
 
 
 def _require_edit(ctx: TenantContext, row: WorkflowRow) -> None:
-    if not (_is_manager(ctx) or row.owner_id == ctx.principal_id):
+    if not may_manage(ctx, row.owner_id):
         raise Forbidden(
             "Only the workflow's owner or a tenant admin may change it.",
             details={"workflow": row.slug},
@@ -231,7 +190,6 @@ async def publish(
     except IntegrityError as exc:
         raise Conflict("The workflow was published concurrently; retry.") from exc
     await session.refresh(row)
-    CHANGES.bump()
     return PublishOut(workflow=_wf_out(row), version=_ver_out(row, ver), created=True)
 
 
@@ -239,7 +197,7 @@ async def list_workflows(
     session: AsyncSession, ctx: TenantContext, page: Page = ALL
 ) -> list[WorkflowOut]:
     query = select(WorkflowRow).where(WorkflowRow.tenant_id == ctx.tenant_id)
-    if not _is_manager(ctx):
+    if not is_manager(ctx):
         query = query.where(_access_filter(ctx))
     rows = await session.scalars(page.apply(query.order_by(WorkflowRow.slug)))
     return [_wf_out(r) for r in rows.all()]
@@ -268,7 +226,6 @@ async def delete_workflow(session: AsyncSession, ctx: TenantContext, slug: str) 
     )
     # versions, shares, runs and run events go with the workflow (ON DELETE CASCADE)
     await session.execute(delete(WorkflowRow).where(WorkflowRow.id == row.id))
-    CHANGES.bump()
 
 
 async def list_versions(
@@ -314,16 +271,7 @@ async def _version_row(
 async def share(session: AsyncSession, ctx: TenantContext, slug: str, data: ShareIn) -> ShareOut:
     row = await _get_row(session, ctx, slug)
     _require_edit(ctx, row)
-    if data.kind == "tenant":
-        subject = "*"
-    elif not data.subject:
-        raise ValidationFailed("A user or role share needs a subject.", details={"kind": data.kind})
-    elif data.kind == "role" and data.subject not in {r.value for r in Role}:
-        raise ValidationFailed(
-            f"Unknown role '{data.subject}'.", details={"roles": [r.value for r in Role]}
-        )
-    else:
-        subject = data.subject
+    subject = grant_subject(data.kind, data.subject, noun="share")
     existing = await session.scalar(
         select(WorkflowShareRow).where(
             WorkflowShareRow.workflow_id == row.id,
@@ -342,7 +290,6 @@ async def share(session: AsyncSession, ctx: TenantContext, slug: str, data: Shar
         )
         session.add(existing)
         await session.flush()
-        CHANGES.bump()
     return ShareOut.model_validate(existing)
 
 
@@ -370,7 +317,6 @@ async def unshare(session: AsyncSession, ctx: TenantContext, slug: str, share_id
     )
     if getattr(res, "rowcount", 1) == 0:
         raise NotFound("Share not found.", details={"id": share_id})
-    CHANGES.bump()
 
 
 # --- runs -----------------------------------------------------------------------------------
@@ -456,7 +402,7 @@ async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> Run
         raise NotFound("Run not found.", details={"id": run_id})
     run, wf = pair
     await _get_row(session, ctx, wf.id)  # access check: 404 when not allowed
-    return run_out(run, wf.slug)
+    return RunOut.of(run, wf.slug)
 
 
 async def run_starter(session: AsyncSession, ctx: TenantContext, run_id: str) -> str | None:
@@ -488,7 +434,7 @@ async def list_runs(
             .order_by(WorkflowRunRow.started_at.desc(), WorkflowRunRow.id.desc())
         )
     )
-    return [run_out(r, wf.slug) for r in rows.all()]
+    return [RunOut.of(r, wf.slug) for r in rows.all()]
 
 
 async def run_events(
@@ -510,27 +456,6 @@ async def run_events(
         .order_by(WorkflowRunEventRow.seq)
     )
     return status, [(int(s), str(t), dict(d)) for s, t, d in rows.all()]
-
-
-def run_out(r: WorkflowRunRow | RunLike, slug: str) -> RunOut:
-    return RunOut(
-        id=r.id,
-        workflow_id=r.workflow_id,
-        slug=slug,
-        version=r.version,
-        status=r.status,
-        conversation_id=r.conversation_id,
-        input=r.inputs,
-        output=r.output,
-        error=r.error,
-        node_timings=r.node_timings,
-        steps=r.steps,
-        tokens=r.tokens,
-        cost=r.cost if r.cost is not None else Decimal(0),
-        duration_ms=r.duration_ms,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-    )
 
 
 # --- conversations --------------------------------------------------------------------------

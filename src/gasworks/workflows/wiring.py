@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from gasworks.errors import ConfigurationError
@@ -75,6 +75,14 @@ def build_ports(runtime: Runtime) -> Ports:
         conversations=SqlConversations(runtime.db),
         retrieval=retrieval,
     )
+
+
+def model_check(runtime: Runtime) -> Callable[[str], object]:
+    """The check ``publish`` runs on every model a node names: the registry's ``get`` (raises
+    ``MODEL_NOT_FOUND`` for an unknown or disabled id)."""
+    from gasworks.llm.runtime import get_registry
+
+    return get_registry(runtime).get
 
 
 class RetrievalPort:

@@ -9,8 +9,9 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gasworks.api.graphql.context import GqlContext
-from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, page_of
-from gasworks.workflows import service, workflow_engine
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
+from gasworks.workflows import workflow_engine
+from gasworks.workflows.catalog import WorkflowCatalog
 from gasworks.workflows.schemas import (
     ConversationOut,
     RunIn,
@@ -19,7 +20,6 @@ from gasworks.workflows.schemas import (
     VersionOut,
     WorkflowOut,
 )
-from gasworks.workflows.validator import validate
 
 Info = strawberry.Info[GqlContext, None]
 
@@ -59,18 +59,17 @@ class WorkflowType:
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[VersionType]:
         """Published versions, newest first."""
-        items = await page_of(
-            info, limit, offset, lambda s, c, p: service.list_versions(s, c, self.slug, p)
+        catalog = workflow_engine(info.context.runtime).catalog
+        items = await catalog.list_versions(
+            info.context.ctx, self.slug, checked_page(limit, offset)
         )
         return [VersionType.of(v) for v in items]
 
     @strawberry.field
     async def runs(self, info: Info, limit: Limit = 20, offset: Offset = 0) -> list[RunType]:
         """Runs, newest first."""
-        await workflow_engine(info.context.runtime).drain()
-        items = await page_of(
-            info, limit, offset, lambda s, c, p: service.list_runs(s, c, self.slug, p)
-        )
+        eng = workflow_engine(info.context.runtime)
+        items = await eng.list_runs(info.context.ctx, self.slug, checked_page(limit, offset))
         return [RunType.of(r) for r in items]
 
     @strawberry.field
@@ -78,10 +77,9 @@ class WorkflowType:
         self, info: Info, limit: Limit = 20, offset: Offset = 0
     ) -> list[ConversationType]:
         """Conversations, most recently updated first."""
-        await workflow_engine(info.context.runtime).drain()
-        items = await page_of(
-            info, limit, offset, lambda s, c, p: service.list_conversations(s, c, self.slug, p)
-        )
+        eng = workflow_engine(info.context.runtime)
+        page = checked_page(limit, offset)
+        items = await eng.list_conversations(info.context.ctx, self.slug, page)
         return [ConversationType.of(c) for c in items]
 
     @staticmethod
@@ -140,12 +138,9 @@ class ConversationType:
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[MessageType]:
         """Oldest first (a Conversation is only reached through an access check)."""
-        items = await page_of(
-            info,
-            limit,
-            offset,
-            lambda s, c, p: service.conversation_messages(s, c, self.store_key, p),
-        )
+        eng = workflow_engine(info.context.runtime)
+        page = checked_page(limit, offset)
+        items = await eng.conversation_messages(info.context.ctx, self.store_key, page)
         return [MessageType(**m.model_dump(by_alias=False)) for m in items]
 
     @staticmethod
@@ -174,13 +169,14 @@ class WorkflowsQuery:
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[WorkflowType]:
         """Workflows the caller may run, by slug."""
-        items = await page_of(info, limit, offset, service.list_workflows)
+        catalog = workflow_engine(info.context.runtime).catalog
+        items = await catalog.list_workflows(info.context.ctx, checked_page(limit, offset))
         return [WorkflowType.of(w) for w in items]
 
     @strawberry.field
     async def workflow(self, info: Info, id: str) -> WorkflowType:
-        async with info.context.runtime.db.session() as s:
-            return WorkflowType.of(await service.get_workflow(s, info.context.ctx, id))
+        catalog = workflow_engine(info.context.runtime).catalog
+        return WorkflowType.of(await catalog.get_workflow(info.context.ctx, id))
 
     @strawberry.field
     async def workflow_run(self, info: Info, id: str) -> RunType:
@@ -194,8 +190,8 @@ class WorkflowsQuery:
     @strawberry.field
     def validate_workflow(self, document: JSON) -> ValidationType:
         doc: Any = document
-        result = validate(doc if isinstance(doc, dict) else {})
-        return ValidationType(valid=result.ok, issues=JSON([i.to_dict() for i in result.issues]))
+        out = WorkflowCatalog.validate(doc if isinstance(doc, dict) else {})
+        return ValidationType(valid=out.valid, issues=JSON(out.issues))
 
 
 @strawberry.type
@@ -203,13 +199,8 @@ class WorkflowsMutation:
     @strawberry.mutation
     async def publish_workflow(self, info: Info, document: JSON) -> VersionType:
         doc: Any = document
-        from gasworks.llm.runtime import get_registry
-
-        models = get_registry(info.context.runtime).get
-        async with info.context.runtime.db.session() as s:
-            out = await service.publish(
-                s, info.context.ctx, doc if isinstance(doc, dict) else {}, model_exists=models
-            )
+        catalog = workflow_engine(info.context.runtime).catalog
+        out = await catalog.publish(info.context.ctx, doc if isinstance(doc, dict) else {})
         return VersionType.of(out.version)
 
     @strawberry.mutation
@@ -232,6 +223,5 @@ class WorkflowsMutation:
         self, info: Info, workflow: str, kind: str, subject: str | None = None
     ) -> bool:
         data = ShareIn.model_validate({"kind": kind, "subject": subject})
-        async with info.context.runtime.db.session() as s:
-            await service.share(s, info.context.ctx, workflow, data)
+        await workflow_engine(info.context.runtime).catalog.share(info.context.ctx, workflow, data)
         return True

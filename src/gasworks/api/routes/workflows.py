@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Header, Path, Query, Request, Response, status
 
-from gasworks.api.deps import ContextDep, RuntimeDep, SessionDep
+from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.paging import PageDep
 from gasworks.api.routing import router as guarded_router
 from gasworks.api.sse import SSE_HEADERS, EventStreamResponse
@@ -22,11 +22,12 @@ from gasworks.errors import PayloadTooLarge
 from gasworks.inputs import refuse
 from gasworks.limits import MAX_INT32
 from gasworks.observability.request_id import current_request_id
+from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
-from gasworks.workflows import service, workflow_engine
+from gasworks.workflows import workflow_engine
+from gasworks.workflows.catalog import WorkflowCatalog
 from gasworks.workflows.definition import parse_document
 from gasworks.workflows.engine import Event, WorkflowEngine
-from gasworks.workflows.mermaid import to_mermaid
 from gasworks.workflows.schemas import (
     ConversationOut,
     PublishOut,
@@ -38,13 +39,16 @@ from gasworks.workflows.schemas import (
     VersionOut,
     WorkflowOut,
 )
-from gasworks.workflows.validator import validate
 
 router = guarded_router(prefix="/api", tags=["workflows"])
 
 MAX_DOCUMENT_BYTES = 1_000_000
 #: seconds of silence after which an SSE comment keeps proxies from closing the stream
 KEEPALIVE_SECONDS = 15.0
+
+
+def _catalog(runtime: Runtime) -> WorkflowCatalog:
+    return workflow_engine(runtime).catalog
 
 
 async def _document(request: Request) -> dict[str, Any]:
@@ -78,8 +82,7 @@ DOCUMENT_BODY: dict[str, Any] = {
     openapi_extra=DOCUMENT_BODY,
 )
 async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
-    result = validate(await _document(request))
-    return ValidationOut(valid=result.ok, issues=[i.to_dict() for i in result.issues])
+    return WorkflowCatalog.validate(await _document(request))
 
 
 @router.post(
@@ -88,64 +91,57 @@ async def validate_workflow(request: Request, ctx: ContextDep) -> ValidationOut:
     summary="Publish a workflow version (JSON or YAML body); invalid workflows are refused",
     openapi_extra=DOCUMENT_BODY,
 )
-async def publish(
-    request: Request, ctx: ContextDep, session: SessionDep, runtime: RuntimeDep
-) -> PublishOut:
-    from gasworks.llm.runtime import get_registry
-
-    return await service.publish(
-        session, ctx, await _document(request), model_exists=get_registry(runtime).get
-    )
+async def publish(request: Request, ctx: ContextDep, runtime: RuntimeDep) -> PublishOut:
+    return await _catalog(runtime).publish(ctx, await _document(request))
 
 
 @router.get("/workflows", summary="Workflows the caller may run")
-async def list_workflows(ctx: ContextDep, session: SessionDep, page: PageDep) -> list[WorkflowOut]:
-    return await service.list_workflows(session, ctx, page)
+async def list_workflows(ctx: ContextDep, runtime: RuntimeDep, page: PageDep) -> list[WorkflowOut]:
+    return await _catalog(runtime).list_workflows(ctx, page)
 
 
 @router.get("/workflows/{slug}", summary="One workflow")
-async def get_workflow(slug: str, ctx: ContextDep, session: SessionDep) -> WorkflowOut:
-    return await service.get_workflow(session, ctx, slug)
+async def get_workflow(slug: str, ctx: ContextDep, runtime: RuntimeDep) -> WorkflowOut:
+    return await _catalog(runtime).get_workflow(ctx, slug)
 
 
 @router.delete(
     "/workflows/{slug}", status_code=status.HTTP_204_NO_CONTENT, summary="Delete a workflow"
 )
-async def delete_workflow(slug: str, ctx: ContextDep, session: SessionDep) -> Response:
-    await service.delete_workflow(session, ctx, slug)
+async def delete_workflow(slug: str, ctx: ContextDep, runtime: RuntimeDep) -> Response:
+    await _catalog(runtime).delete_workflow(ctx, slug)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/workflows/{slug}/versions", summary="Published versions, newest first")
 async def list_versions(
-    slug: str, ctx: ContextDep, session: SessionDep, page: PageDep
+    slug: str, ctx: ContextDep, runtime: RuntimeDep, page: PageDep
 ) -> list[VersionOut]:
-    return await service.list_versions(session, ctx, slug, page)
+    return await _catalog(runtime).list_versions(ctx, slug, page)
 
 
 @router.get("/workflows/{slug}/versions/{version}", summary="One published version")
 async def get_version(
-    slug: str, version: Annotated[VersionNumber, Path()], ctx: ContextDep, session: SessionDep
+    slug: str, version: Annotated[VersionNumber, Path()], ctx: ContextDep, runtime: RuntimeDep
 ) -> VersionOut:
-    return await service.get_version(session, ctx, slug, version)
+    return await _catalog(runtime).get_version(ctx, slug, version)
 
 
 @router.get("/workflows/{slug}/graph", summary="Mermaid flowchart of a version")
 async def graph(
     slug: str,
     ctx: ContextDep,
-    session: SessionDep,
+    runtime: RuntimeDep,
     version: Annotated[VersionNumber | None, Query()] = None,
 ) -> dict[str, Any]:
-    ver = await service.get_version(session, ctx, slug, version)
-    return {"workflow": slug, "version": ver.version, "mermaid": to_mermaid(ver.document)}
+    return await _catalog(runtime).graph(ctx, slug, version)
 
 
 @router.get("/workflows/{slug}/shares", summary="Who the workflow is shared with")
 async def list_shares(
-    slug: str, ctx: ContextDep, session: SessionDep, page: PageDep
+    slug: str, ctx: ContextDep, runtime: RuntimeDep, page: PageDep
 ) -> list[ShareOut]:
-    return await service.list_shares(session, ctx, slug, page)
+    return await _catalog(runtime).list_shares(ctx, slug, page)
 
 
 @router.post(
@@ -153,8 +149,8 @@ async def list_shares(
     status_code=status.HTTP_201_CREATED,
     summary="Share with a user, a role or the whole tenant",
 )
-async def share(slug: str, body: ShareIn, ctx: ContextDep, session: SessionDep) -> ShareOut:
-    return await service.share(session, ctx, slug, body)
+async def share(slug: str, body: ShareIn, ctx: ContextDep, runtime: RuntimeDep) -> ShareOut:
+    return await _catalog(runtime).share(ctx, slug, body)
 
 
 @router.delete(
@@ -162,8 +158,8 @@ async def share(slug: str, body: ShareIn, ctx: ContextDep, session: SessionDep) 
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Remove a share",
 )
-async def unshare(slug: str, share_id: str, ctx: ContextDep, session: SessionDep) -> Response:
-    await service.unshare(session, ctx, slug, share_id)
+async def unshare(slug: str, share_id: str, ctx: ContextDep, runtime: RuntimeDep) -> Response:
+    await _catalog(runtime).unshare(ctx, slug, share_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -26,7 +26,7 @@ from gasworks.console.web import (
 from gasworks.db.paging import Page
 from gasworks.errors import ValidationFailed, WorkflowInvalid
 from gasworks.observability.request_id import current_request_id
-from gasworks.workflows import service, workflow_engine
+from gasworks.workflows import workflow_engine
 from gasworks.workflows.definition import parse_document
 from gasworks.workflows.schemas import RunIn, ShareIn
 
@@ -50,8 +50,7 @@ edges:
 
 @router.get("/workflows", response_class=HTMLResponse)
 async def list_page(c: CallerDep) -> HTMLResponse:
-    async with c.runtime.db.session() as s:
-        items = await service.list_workflows(s, c.ctx, SEARCH_WINDOW)
+    items = await workflow_engine(c.runtime).catalog.list_workflows(c.ctx, SEARCH_WINDOW)
     rows = listing(items, c.request, lambda w: (w.slug, w.name, w.description, w.owner_id))
     return render(c, "workflows.html", active="workflows", title="Workflows", items=rows)
 
@@ -106,8 +105,7 @@ async def publish(c: CallerDep) -> HTMLResponse:
             c, text, doc=doc, message="Valid: ready to publish." if ok else None
         )
     try:
-        async with c.runtime.db.session() as s:
-            out = await service.publish(s, c.ctx, doc)
+        out = await workflow_engine(c.runtime).catalog.publish(c.ctx, doc)
     except WorkflowInvalid:
         return await _publish_page(c, text, doc=doc, status_code=422)
     said = (
@@ -126,22 +124,13 @@ async def _workflow_page(
     run_id: str | None = None,
 ) -> HTMLResponse:
     q = c.request.query_params
-    await workflow_engine(c.runtime).drain()
-    async with c.runtime.db.session() as s:
-        wf = await service.get_workflow(s, c.ctx, slug)
-        versions = await service.list_versions(s, c.ctx, slug, SEARCH_WINDOW)
-        number = int(q["version"]) if q.get("version", "").isdigit() else None
-        ver = await service.get_version(s, c.ctx, slug, number)
-        can_edit = (
-            c.ctx.is_platform_admin
-            or c.ctx.principal_id == wf.owner_id
-            or c.ctx.role.value in ("admin", "owner")
-        )
-        shares = await service.list_shares(s, c.ctx, slug, SEARCH_WINDOW) if can_edit else []
-        runs = await service.list_runs(s, c.ctx, slug, Page(200, 0))
-        run = await service.get_run(s, c.ctx, run_id) if run_id else None
+    number = int(q["version"]) if q.get("version", "").isdigit() else None
+    view = await workflow_engine(c.runtime).view(
+        c.ctx, slug, version=number, run_id=run_id, page=SEARCH_WINDOW, runs=Page(200, 0)
+    )
+    wf, ver = view.workflow, view.version
     run_rows = listing(
-        runs, c.request, lambda r: (r.id, r.status, r.conversation_id), page_param="runs"
+        view.runs, c.request, lambda r: (r.id, r.status, r.conversation_id), page_param="runs"
     )
     state = ver.document.get("state") or {}
     example_input = {
@@ -153,13 +142,13 @@ async def _workflow_page(
         active="workflows",
         title=wf.name,
         wf=wf,
-        versions=versions,
+        versions=view.versions,
         ver=ver,
         graph=draw(ver.document),
-        shares=shares,
-        can_edit=can_edit,
+        shares=view.shares,
+        can_edit=view.may_edit,
         runs=run_rows,
-        run=run,
+        run=view.run,
         example_input=json.dumps(example_input or {"message": "Hello!"}),
         document=yaml.safe_dump(ver.document, sort_keys=False),
         message=message,
@@ -202,13 +191,11 @@ async def start_run(slug: str, c: CallerDep) -> HTMLResponse:
 async def add_share(slug: str, c: CallerDep) -> HTMLResponse:
     form = await form_data(c.request)
     body = parse(ShareIn, {"kind": form.get("kind", ""), "subject": form.get("subject")})
-    async with c.runtime.db.session() as s:
-        out = await service.share(s, c.ctx, slug, body)
+    out = await workflow_engine(c.runtime).catalog.share(c.ctx, slug, body)
     return await _workflow_page(c, slug, message=f"Shared with {out.kind} {out.subject}.")
 
 
 @router.post("/workflows/{slug}/shares/{share_id}/delete", response_class=HTMLResponse)
 async def remove_share(slug: str, share_id: str, c: CallerDep) -> HTMLResponse:
-    async with c.runtime.db.session() as s:
-        await service.unshare(s, c.ctx, slug, share_id)
+    await workflow_engine(c.runtime).catalog.unshare(c.ctx, slug, share_id)
     return await _workflow_page(c, slug, message="Share removed.")

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.tenancy.context import TenantContext
+from gasworks.workflows import service
 from gasworks.workflows.definition import parse_document
 from gasworks.workflows.schemas import PublishOut, ShareIn
 
@@ -27,8 +28,6 @@ def demo_document(name: str) -> dict[str, Any]:
 async def install_demos(session: AsyncSession, ctx: TenantContext) -> list[PublishOut]:
     """Publish every demo (idempotent: an unchanged demo is not republished) and share it with
     the whole tenant."""
-    from gasworks.workflows import service
-
     out = []
     for name in DEMOS:
         published = await service.publish(session, ctx, demo_document(name))
