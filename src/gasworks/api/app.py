@@ -41,6 +41,7 @@ from gasworks.observability.logging import configure_logging
 from gasworks.observability.tracing import configure_tracing, native_telemetry_off
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings, get_settings
+from gasworks.tenancy.service import tenancy_service
 from gasworks.wiring import build_runtime
 
 #: Every REST router, in order. Each domain adds its router here. Routes are matched in this
@@ -140,6 +141,8 @@ def create_app(
         ttl=settings.auth_cache_ttl_seconds,
         touch_every=settings.key_last_used_resolution_seconds,
     )
+    # a key revoked through the tenancy service (any adapter) leaves this cache at once
+    tenancy_service(rt).add_key_cache(app.state.authenticator)
     # errors under /v1/ answer in OpenAI's shape, everywhere else in the gasworks envelope
     install_error_handlers(app, ErrorRenderer({"/v1/": openai_compat.render_openai_error}))
     for router in ROUTERS:

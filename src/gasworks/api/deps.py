@@ -9,7 +9,7 @@ import structlog
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gasworks.api.auth import Authenticator, authenticate_request
+from gasworks.api.auth import authenticate_request
 from gasworks.api.browser_auth import CSRF_HEADER, SESSION_COOKIE, BrowserAuth, same_origin
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
@@ -22,11 +22,6 @@ from gasworks.tenancy.sessions import csrf_matches
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-async def get_authenticator(request: Request) -> Authenticator:
-    auth: Authenticator = request.app.state.authenticator
-    return auth
 
 
 async def get_session(

@@ -64,11 +64,10 @@ async def runtime(*, create: bool = False) -> AsyncIterator[Runtime]:
 
 async def tenant_context(rt: Runtime, tenant_name: str) -> TenantContext:
     """An operator context inside the named tenant (the CLI acts as the platform operator)."""
-    from gasworks.tenancy import service
     from gasworks.tenancy.context import TenantContext
+    from gasworks.tenancy.service import tenancy_service
 
-    async with rt.db.session() as s:
-        tenant = await service.find_tenant_by_name(s, tenant_name)
+    tenant = await tenancy_service(rt).find_tenant(tenant_name)
     if tenant is None:
         raise NotFound(
             f"No tenant named '{tenant_name}'. List them with `gasworks tenants list`.",

@@ -135,13 +135,12 @@ def serve(
     n = workers or settings.workers
 
     async def prepare() -> tuple[str, bool]:
-        from gasworks.tenancy import service
+        from gasworks.tenancy.service import tenancy_service
 
         rt = Runtime(settings)
         try:
             await rt.start(migrate=settings.auto_migrate)
-            async with rt.db.session() as s:
-                initialized = await service.has_tenants(s)
+            initialized = await tenancy_service(rt).has_tenants()
             return rt.db.dialect.name, initialized
         finally:
             await rt.stop()

@@ -47,13 +47,13 @@ def init(
     as_json: JsonOpt = False,
 ) -> None:
     """Create the first tenant and a platform-admin key (idempotent)."""
-    from gasworks.tenancy import service
+    from gasworks.tenancy.service import tenancy_service
 
     operator_only(server, "init")
 
     async def body() -> tuple[TenantOut, ApiKeyCreated | None]:
-        async with runtime(create=True) as rt, rt.db.session() as s:
-            return await service.bootstrap(s, tenant)
+        async with runtime(create=True) as rt:
+            return await tenancy_service(rt).bootstrap(tenant)
 
     t, created = run(body, as_json)
     if as_json:
@@ -96,10 +96,9 @@ def tenants_create(
     data = validated(TenantCreate, {"name": name, "display_name": display_name})
 
     async def local(rt: Runtime) -> TenantOut:
-        from gasworks.tenancy import service
+        from gasworks.tenancy.service import tenancy_service
 
-        async with rt.db.session() as s:
-            return await service.create_tenant(s, TenantContext.system("-"), data)
+        return await tenancy_service(rt).create_tenant(TenantContext.system("-"), data)
 
     async def remote(gw: AsyncGasworks) -> TenantOut:
         return Out.model_validate(await gw.create_tenant(data.name, data.display_name))
@@ -122,10 +121,9 @@ def tenants_list(
     from gasworks.tenancy.schemas import TenantOut as Out
 
     async def local(rt: Runtime) -> list[TenantOut]:
-        from gasworks.tenancy import service
+        from gasworks.tenancy.service import tenancy_service
 
-        async with rt.db.session() as s:
-            return await service.list_tenants(s, TenantContext.system("-"))
+        return await tenancy_service(rt).list_tenants(TenantContext.system("-"))
 
     async def remote(gw: AsyncGasworks) -> list[TenantOut]:
         return [Out.model_validate(t) for t in await gw.tenants()]
@@ -179,13 +177,12 @@ def keys_create(
     data = validated(ApiKeyCreate, {"name": name, "role": role, "expires_at": expires_at})
 
     async def local(rt: Runtime) -> ApiKeyCreated:
-        from gasworks.tenancy import service
+        from gasworks.tenancy.service import tenancy_service
 
         ctx = await _key_tenant(rt, tenant)
-        async with rt.db.session() as s:
-            if platform_admin:
-                return await service.create_platform_admin_key(s, ctx, data)
-            return await service.create_api_key(s, ctx, data)
+        if platform_admin:
+            return await tenancy_service(rt).create_platform_admin_key(ctx, data)
+        return await tenancy_service(rt).create_api_key(ctx, data)
 
     async def remote(gw: AsyncGasworks) -> ApiKeyCreated:
         expires = data.expires_at.isoformat() if data.expires_at else None
@@ -220,11 +217,10 @@ def keys_list(
     from gasworks.tenancy.schemas import ApiKeyOut as Out
 
     async def local(rt: Runtime) -> list[ApiKeyOut]:
-        from gasworks.tenancy import service
+        from gasworks.tenancy.service import tenancy_service
 
         ctx = await _key_tenant(rt, tenant)
-        async with rt.db.session() as s:
-            return await service.list_api_keys(s, ctx)
+        return await tenancy_service(rt).list_api_keys(ctx)
 
     async def remote(gw: AsyncGasworks) -> list[ApiKeyOut]:
         return [Out.model_validate(k) for k in await gw.keys()]
@@ -274,11 +270,10 @@ def keys_revoke(
         operator_only(server, "keys revoke --force")
 
     async def local(rt: Runtime) -> ApiKeyOut:
-        from gasworks.tenancy import service
+        from gasworks.tenancy.service import tenancy_service
 
         ctx = await _key_tenant(rt, tenant)
-        async with rt.db.session() as s:
-            return await service.revoke_api_key(s, ctx, key_id, allow_last_owner=force)
+        return await tenancy_service(rt).revoke_api_key(ctx, key_id, allow_last_owner=force)
 
     async def remote(gw: AsyncGasworks) -> ApiKeyOut:
         return Out.model_validate(await gw.revoke_key(key_id))

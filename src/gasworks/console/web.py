@@ -27,7 +27,7 @@ from gasworks.errors import GasworksError, Unauthenticated
 from gasworks.observability.logging import get_logger
 from gasworks.runtime import Runtime
 from gasworks.tenancy.context import TenantContext
-from gasworks.tenancy.service import principal_names
+from gasworks.tenancy.service import tenancy_service
 from gasworks.tenancy.sessions import BrowserSession
 from gasworks.validation import validated
 
@@ -105,8 +105,7 @@ class Caller:
         """Principal id → name for the actors a page shows (the ``who`` filter renders them),
         in one query per page, through the tenancy service's scoping."""
         ids = {principal_of(a) for group in actors for a in group if a}
-        async with self.runtime.db.session() as s:
-            return await principal_names(s, self.ctx, ids)
+        return await tenancy_service(self.runtime).principal_names(self.ctx, ids)
 
 
 def principal_of(actor: str) -> str:

@@ -1,10 +1,14 @@
-"""Tenancy service functions. Each takes an explicit session and the caller's context."""
+"""Tenancy: the query functions (each takes an explicit session, one transaction, and the
+caller's context) and ``TenancyService``, which composes them for the adapters
+(``tenancy_service(rt)``)."""
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -25,6 +29,10 @@ from gasworks.tenancy.schemas import (
     TenantOut,
 )
 from gasworks.tenancy.tables import ApiKeyRow, PrincipalRow, TenantRow
+
+if TYPE_CHECKING:
+    from gasworks.db.engine import Database
+    from gasworks.runtime import Runtime
 
 # --- tenants ------------------------------------------------------------------------------
 
@@ -389,3 +397,110 @@ async def create_platform_admin_key(
     return await create_api_key(
         session, ctx, data.model_copy(update={"principal_id": principal_id})
     )
+
+
+# --- the service ----------------------------------------------------------------------------
+
+
+class KeyCache(Protocol):
+    """A cache of verified keys (the API's ``Authenticator``) that a revocation must reach."""
+
+    def forget(self, api_key_id: str) -> None: ...
+
+
+class TenancyService:
+    """Tenants, principals and API keys: the service every adapter calls (REST, GraphQL, CLI,
+    console). Each method is one short transaction over the query functions above; a key
+    revoked here is dropped at once from the key caches of this runtime (``add_key_cache``;
+    other processes: their cache TTL)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self._key_caches: weakref.WeakSet[Any] = weakref.WeakSet()
+
+    def add_key_cache(self, cache: KeyCache) -> None:
+        """Let revocations made through this service drop keys from ``cache`` (kept while the
+        cache lives: an app's authenticator)."""
+        self._key_caches.add(cache)
+
+    # tenants
+    async def list_tenants(self, ctx: TenantContext, page: Page = ALL) -> list[TenantOut]:
+        async with self.db.read_session() as s:
+            return await list_tenants(s, ctx, page)
+
+    async def create_tenant(self, ctx: TenantContext, data: TenantCreate) -> TenantOut:
+        async with self.db.session() as s:
+            return await create_tenant(s, ctx, data)
+
+    async def get_tenant(self, ctx: TenantContext, tenant_id: str) -> TenantOut:
+        async with self.db.read_session() as s:
+            return await get_tenant(s, ctx, tenant_id)
+
+    async def has_tenants(self) -> bool:
+        async with self.db.read_session() as s:
+            return await has_tenants(s)
+
+    async def find_tenant(self, name: str) -> TenantOut | None:
+        """The operator's lookup by name (the CLI's ``--tenant``)."""
+        async with self.db.read_session() as s:
+            return await find_tenant_by_name(s, name)
+
+    async def bootstrap(
+        self, tenant_name: str = "default", admin_name: str = "admin"
+    ) -> tuple[TenantOut, ApiKeyCreated | None]:
+        async with self.db.session() as s:
+            return await bootstrap(s, tenant_name, admin_name)
+
+    # principals
+    async def list_principals(self, ctx: TenantContext, page: Page = ALL) -> list[PrincipalOut]:
+        async with self.db.read_session() as s:
+            return await list_principals(s, ctx, page)
+
+    async def create_principal(self, ctx: TenantContext, data: PrincipalCreate) -> PrincipalOut:
+        async with self.db.session() as s:
+            return await create_principal(s, ctx, data)
+
+    async def principal_names(self, ctx: TenantContext, ids: Iterable[str]) -> dict[str, str]:
+        async with self.db.read_session() as s:
+            return await principal_names(s, ctx, ids)
+
+    # API keys
+    async def list_api_keys(self, ctx: TenantContext, page: Page = ALL) -> list[ApiKeyOut]:
+        async with self.db.read_session() as s:
+            return await list_api_keys(s, ctx, page)
+
+    async def create_api_key(self, ctx: TenantContext, data: ApiKeyCreate) -> ApiKeyCreated:
+        async with self.db.session() as s:
+            return await create_api_key(s, ctx, data)
+
+    async def create_platform_admin_key(
+        self, ctx: TenantContext, data: ApiKeyCreate
+    ) -> ApiKeyCreated:
+        async with self.db.session() as s:
+            return await create_platform_admin_key(s, ctx, data)
+
+    async def get_api_key(self, ctx: TenantContext, key_id: str) -> ApiKeyOut:
+        async with self.db.read_session() as s:
+            return await get_api_key(s, ctx, key_id)
+
+    async def revoke_api_key(
+        self, ctx: TenantContext, key_id: str, *, allow_last_owner: bool = False
+    ) -> ApiKeyOut:
+        async with self.db.session() as s:
+            out = await revoke_api_key(s, ctx, key_id, allow_last_owner=allow_last_owner)
+        for cache in list(self._key_caches):
+            cache.forget(out.id)
+        return out
+
+
+SERVICE = "tenancy"
+
+
+def tenancy_service(runtime: Runtime) -> TenancyService:
+    """The runtime's tenancy service (stateless but for the key caches it reaches; built on
+    first use, so every runtime has one without a domain to start)."""
+    svc = runtime.services.get(SERVICE)
+    if not isinstance(svc, TenancyService):
+        svc = TenancyService(runtime.db)
+        runtime.services[SERVICE] = svc
+    return svc

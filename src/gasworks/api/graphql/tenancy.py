@@ -7,9 +7,9 @@ from datetime import datetime
 import strawberry
 
 from gasworks.api.graphql.context import GqlContext
-from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, page_of
-from gasworks.tenancy import service
+from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
 from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyOut, PrincipalOut, TenantOut
+from gasworks.tenancy.service import tenancy_service
 from gasworks.validation import validated
 
 Info = strawberry.Info[GqlContext, None]
@@ -105,21 +105,24 @@ class TenancyQuery:
     async def tenants(
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[TenantType]:
-        items = await page_of(info, limit, offset, service.list_tenants)
+        svc = tenancy_service(info.context.runtime)
+        items = await svc.list_tenants(info.context.ctx, checked_page(limit, offset))
         return [TenantType.of(t) for t in items]
 
     @strawberry.field
     async def principals(
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[PrincipalType]:
-        items = await page_of(info, limit, offset, service.list_principals)
+        svc = tenancy_service(info.context.runtime)
+        items = await svc.list_principals(info.context.ctx, checked_page(limit, offset))
         return [PrincipalType.of(p) for p in items]
 
     @strawberry.field
     async def api_keys(
         self, info: Info, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
     ) -> list[ApiKeyType]:
-        items = await page_of(info, limit, offset, service.list_api_keys)
+        svc = tenancy_service(info.context.runtime)
+        items = await svc.list_api_keys(info.context.ctx, checked_page(limit, offset))
         return [ApiKeyType.of(k) for k in items]
 
 
@@ -130,13 +133,10 @@ class TenancyMutation:
         self, info: strawberry.Info[GqlContext, None], name: str, role: str = "viewer"
     ) -> CreatedApiKeyType:
         data = validated(ApiKeyCreate, {"name": name, "role": role})
-        async with info.context.runtime.db.session() as s:
-            created = await service.create_api_key(s, info.context.ctx, data)
+        created = await tenancy_service(info.context.runtime).create_api_key(info.context.ctx, data)
         return CreatedApiKeyType(key=created.key, api_key=ApiKeyType.of(created.api_key))
 
     @strawberry.mutation
     async def revoke_api_key(self, info: strawberry.Info[GqlContext, None], id: str) -> ApiKeyType:
-        async with info.context.runtime.db.session() as s:
-            revoked = await service.revoke_api_key(s, info.context.ctx, id)
-        info.context.forget_key(revoked.id)
+        revoked = await tenancy_service(info.context.runtime).revoke_api_key(info.context.ctx, id)
         return ApiKeyType.of(revoked)

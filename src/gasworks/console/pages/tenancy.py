@@ -6,7 +6,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 from fastapi.responses import HTMLResponse
 
-from gasworks.api.auth import Authenticator
 from gasworks.console.web import (
     SEARCH_WINDOW,
     Caller,
@@ -17,9 +16,9 @@ from gasworks.console.web import (
     parse,
     render,
 )
-from gasworks.tenancy import service
 from gasworks.tenancy.context import Role
 from gasworks.tenancy.schemas import ApiKeyCreate, ApiKeyCreated, PrincipalCreate, TenantCreate
+from gasworks.tenancy.service import tenancy_service
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -28,10 +27,10 @@ async def _page(
     c: Caller, *, message: str | None = None, created: ApiKeyCreated | None = None
 ) -> HTMLResponse:
     c.ctx.require(Role.ADMIN)  # the same check as listing keys over the API
-    async with c.runtime.db.session() as s:
-        tenants = await service.list_tenants(s, c.ctx, SEARCH_WINDOW)
-        principals = await service.list_principals(s, c.ctx, SEARCH_WINDOW)
-        keys = await service.list_api_keys(s, c.ctx, SEARCH_WINDOW)
+    svc = tenancy_service(c.runtime)
+    tenants = await svc.list_tenants(c.ctx, SEARCH_WINDOW)
+    principals = await svc.list_principals(c.ctx, SEARCH_WINDOW)
+    keys = await svc.list_api_keys(c.ctx, SEARCH_WINDOW)
     names = {p.id: p.name for p in principals}
     return render(
         c,
@@ -72,8 +71,7 @@ async def create_tenant(c: CallerDep) -> HTMLResponse:
     body = parse(
         TenantCreate, {"name": form.get("name", ""), "displayName": form.get("displayName")}
     )
-    async with c.runtime.db.session() as s:
-        out = await service.create_tenant(s, c.ctx, body)
+    out = await tenancy_service(c.runtime).create_tenant(c.ctx, body)
     return await _page(c, message=f"Created tenant {out.name}.")
 
 
@@ -88,8 +86,7 @@ async def create_principal(c: CallerDep) -> HTMLResponse:
             "role": form.get("role", "viewer"),
         },
     )
-    async with c.runtime.db.session() as s:
-        out = await service.create_principal(s, c.ctx, body)
+    out = await tenancy_service(c.runtime).create_principal(c.ctx, body)
     return await _page(c, message=f"Created {out.kind} {out.name} ({out.role.value}).")
 
 
@@ -107,15 +104,11 @@ async def create_key(c: CallerDep) -> HTMLResponse:
             "expiresAt": f"{expires}Z" if expires and len(expires) <= 16 else expires,
         },
     )
-    async with c.runtime.db.session() as s:
-        created = await service.create_api_key(s, c.ctx, body)
+    created = await tenancy_service(c.runtime).create_api_key(c.ctx, body)
     return await _page(c, created=created)
 
 
 @router.post("/tenancy/keys/{key_id}/revoke", response_class=HTMLResponse)
 async def revoke_key(key_id: str, c: CallerDep) -> HTMLResponse:
-    async with c.runtime.db.session() as s:
-        out = await service.revoke_api_key(s, c.ctx, key_id)
-    auth: Authenticator = c.request.app.state.authenticator
-    auth.forget(key_id)  # as the REST route: the key stops working in this process at once
+    out = await tenancy_service(c.runtime).revoke_api_key(c.ctx, key_id)
     return await _page(c, message=f"Revoked key {out.name} ({out.prefix}).")
