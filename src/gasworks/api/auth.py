@@ -4,9 +4,9 @@ A verified key is trusted for ``auth_cache_ttl_seconds`` (default 5 s) before it
 against the database again: this keeps the hot path free of a query per request and bounds how
 long a key revoked by another process keeps working. A revocation made in this process takes
 effect at once: the app factory hands its authenticator to the tenancy service
-(``TenancyService.add_key_cache``), whose ``revoke_api_key`` calls ``forget``; an expiry takes effect at the expiry instant, cache or
-not. The cache is keyed by SHA-256 of the presented key (never the key itself) and holds at most
-``_MAX_CACHE`` entries, evicting the oldest.
+(``TenancyService.add_key_cache``), whose ``revoke_api_key`` calls ``forget``. An expiry takes
+effect at the expiry instant, cache or not. The cache is keyed by SHA-256 of the presented key
+(never the key itself) and holds at most ``_MAX_CACHE`` entries, evicting the oldest.
 """
 
 from __future__ import annotations
