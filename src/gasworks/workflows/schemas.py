@@ -66,6 +66,15 @@ class RunIn(_Out):
 
 
 class RunOut(_Out):
+    @classmethod
+    def of(cls, run: Any, slug: str) -> RunOut:
+        """A stored run (``WorkflowRunRow``) or the engine's in-memory ``RunRecord``: both
+        carry every field under its own name but ``input`` (``inputs``) and ``slug``."""
+        data = {name: getattr(run, name) for name in _RUN_FIELDS}
+        if data["cost"] is None:
+            data["cost"] = Decimal(0)
+        return cls(**data, slug=slug, input=run.inputs)
+
     id: str
     workflow_id: str
     slug: str
@@ -82,29 +91,6 @@ class RunOut(_Out):
     duration_ms: float | None
     started_at: datetime
     finished_at: datetime | None
-
-    @classmethod
-    def of(cls, run: Any, slug: str) -> RunOut:
-        """A stored run (``WorkflowRunRow``) or the engine's in-memory ``RunRecord``: both
-        have the run's column names (``inputs`` is shown as ``input``)."""
-        return cls(
-            id=run.id,
-            workflow_id=run.workflow_id,
-            slug=slug,
-            version=run.version,
-            status=run.status,
-            conversation_id=run.conversation_id,
-            input=run.inputs,
-            output=run.output,
-            error=run.error,
-            node_timings=run.node_timings,
-            steps=run.steps,
-            tokens=run.tokens,
-            cost=run.cost if run.cost is not None else Decimal(0),
-            duration_ms=run.duration_ms,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-        )
 
 
 class MessageOut(_Out):
@@ -131,3 +117,7 @@ class ConversationOut(_Out):
 class ValidationOut(_Out):
     valid: bool
     issues: list[dict[str, Any]]
+
+
+#: what ``RunOut.of`` reads from a run under the same name
+_RUN_FIELDS = tuple(n for n in RunOut.model_fields if n not in {"slug", "input"})
