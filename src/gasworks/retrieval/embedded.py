@@ -46,13 +46,12 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from gasworks.errors import ValidationFailed
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import Space, VectorMatch, VectorRecord
+from gasworks.retrieval.vectors import F32, search_query, upsert_batch
 
 log = get_logger("gasworks.retrieval.embedded")
 
-F32 = npt.NDArray[np.float32]
 
 _SAFE = re.compile(r"[A-Za-z0-9_-]{1,100}")
 _SCHEMA = """
@@ -73,20 +72,6 @@ def _dirname(name: str) -> str:
     if _SAFE.fullmatch(name):
         return name
     return "%" + hashlib.sha256(name.encode()).hexdigest()[:40]
-
-
-def normalized(vector: Sequence[float], dims: int) -> F32:
-    v = np.asarray(vector, dtype=np.float32)
-    if v.ndim != 1 or v.shape[0] != dims:
-        raise ValidationFailed(
-            f"Vector has {v.shape[0] if v.ndim == 1 else v.shape} dimensions; this space "
-            f"expects {dims}.",
-            details={"expected": dims, "got": int(v.shape[0]) if v.ndim == 1 else None},
-        )
-    norm = float(np.linalg.norm(v))
-    if not np.isfinite(norm):
-        raise ValidationFailed("Vector contains NaN or infinite values.")
-    return v / norm if norm > 0 else v
 
 
 def top_k(scores: F32, k: int) -> npt.NDArray[np.intp]:
@@ -151,10 +136,7 @@ class EmbeddedVectorIndex:
     async def upsert(self, tenant_id: str, space: Space, records: Sequence[VectorRecord]) -> None:
         if not records:
             return
-        last: dict[str, tuple[str, F32]] = {}
-        for r in records:  # the same chunk id twice in one batch: the last one wins
-            last[r.chunk_id] = (r.source_id, normalized(r.vector, space.dimensions))
-        await asyncio.to_thread(self._upsert, tenant_id, space, last)
+        await asyncio.to_thread(self._upsert, tenant_id, space, upsert_batch(space, records))
 
     async def search(
         self,
@@ -165,10 +147,8 @@ class EmbeddedVectorIndex:
         allowed_sources: Collection[str],
         k: int,
     ) -> list[VectorMatch]:
-        q = normalized(query, space.dimensions)
-        if k <= 0 or not allowed_sources:
-            return []
-        if not self._path(tenant_id, space).exists():
+        q = search_query(space, query, allowed_sources, k)
+        if q is None or not self._path(tenant_id, space).exists():
             return []
         return await asyncio.to_thread(self._search, tenant_id, space, q, allowed_sources, k)
 

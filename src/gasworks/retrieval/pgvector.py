@@ -40,8 +40,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from gasworks.db.engine import Database
 from gasworks.errors import ConfigurationError
-from gasworks.retrieval.embedded import normalized
 from gasworks.retrieval.types import Space, VectorMatch, VectorRecord
+from gasworks.retrieval.vectors import search_query, upsert_batch
 
 HNSW_MAX_DIMS = {"vector": 2000, "halfvec": 4000}
 
@@ -142,15 +142,9 @@ class PgVectorIndex:
     async def upsert(self, tenant_id: str, space: Space, records: Sequence[VectorRecord]) -> None:
         if not records:
             return
-        last: dict[str, tuple[str, str]] = {}
-        for r in records:
-            last[r.chunk_id] = (
-                r.source_id,
-                _vector_literal(normalized(r.vector, space.dimensions)),
-            )
         rows = [
-            {"t": tenant_id, "s": space.key, "c": cid, "src": src, "v": vec}
-            for cid, (src, vec) in sorted(last.items())  # one lock order: no deadlocks
+            {"t": tenant_id, "s": space.key, "c": cid, "src": src, "v": _vector_literal(vec)}
+            for cid, (src, vec) in sorted(upsert_batch(space, records).items())  # one lock order
         ]
         async with self.db.engine.begin() as conn:
             await self._ensure_index(conn, space)
@@ -173,8 +167,8 @@ class PgVectorIndex:
         allowed_sources: Collection[str],
         k: int,
     ) -> list[VectorMatch]:
-        q = normalized(query, space.dimensions)
-        if k <= 0 or not allowed_sources:
+        q = search_query(space, query, allowed_sources, k)
+        if q is None:
             return []
         params = {
             "t": tenant_id,
