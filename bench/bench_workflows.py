@@ -25,8 +25,9 @@ sys.path.insert(0, str(Path(__file__).parent))
 from _common import Interleaved, interleaved, interleaved_async, record
 
 from gasworks.workflows import NodeType, RunContext, compile_workflow, execute
+from gasworks.workflows.nodes import default_registry
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import NodeRegistry, default_registry
+from gasworks.workflows.registry import NodeRegistry
 
 TIMES = "\u00d7"
 INSTANT = ["search", "build_prompt", "model", "stream", "greet", "greet_stream", "handoff"]

@@ -85,3 +85,50 @@ class Runtime:
                 await domain.stop(self)
             except Exception:
                 log.exception("runtime.domain_stop_failed", domain=domain.name)
+
+
+# --- the maintenance leader -------------------------------------------------------------------
+
+#: ``Runtime.services`` key of this process's ``db.leader.Leadership``
+LEADERSHIP = "leadership"
+
+
+def is_leader(rt: Runtime) -> bool:
+    """Whether this process runs the deployment-wide maintenance now: never in a process that
+    runs no background work (``serve --no-worker``); while it holds the lease when the runtime
+    elects (``LeadershipDomain``, in ``wiring.default_domains``); always in a runtime built
+    without the election (an embedding program or a test with its own domain list)."""
+    from gasworks.db.leader import Leadership
+
+    if not rt.settings.background_work:
+        return False
+    leadership = rt.services.get(LEADERSHIP)
+    return not isinstance(leadership, Leadership) or leadership.lease.held
+
+
+class LeadershipDomain:
+    """Starts the maintenance-lease heartbeat (``db.leader.Leadership``) when this process
+    runs background work (``GASWORKS_BACKGROUND_WORK``, off for ``serve --no-worker``). First
+    in start order, so the lease is returned last."""
+
+    name = LEADERSHIP
+
+    async def start(self, rt: Runtime) -> None:
+        from gasworks.db.leader import Leadership
+
+        if not rt.settings.background_work:
+            return
+        leadership = Leadership(rt.db, ttl=rt.settings.leader_lease_seconds)
+        rt.services[LEADERSHIP] = leadership
+        try:  # the first election before the other domains start: a lone process leads at once
+            await leadership.lease.hold()
+        except Exception as exc:
+            leadership._failed(exc)
+        leadership.task.start()
+
+    async def stop(self, rt: Runtime) -> None:
+        from gasworks.db.leader import Leadership
+
+        leadership = rt.services.pop(LEADERSHIP, None)
+        if isinstance(leadership, Leadership):
+            await leadership.stop()

@@ -14,14 +14,13 @@ from __future__ import annotations
 from sqlalchemy import MetaData
 
 from gasworks.db.engine import Database
-from gasworks.db.leader import LeadershipDomain
 from gasworks.documents.domain import DocumentsDomain
 from gasworks.documents.scope import DocumentSources
 from gasworks.llm.guardrails_runtime import GuardrailsDomain
 from gasworks.llm.runtime import ModelsDomain
 from gasworks.prompts.service import PromptsDomain
 from gasworks.retrieval.runtime import RetrievalDomain
-from gasworks.runtime import Domain, Runtime
+from gasworks.runtime import Domain, LeadershipDomain, Runtime
 from gasworks.settings import Settings
 from gasworks.workflows import WorkflowsDomain
 

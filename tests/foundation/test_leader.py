@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from gasworks.db.engine import Database
-from gasworks.db.leader import SERVICE, LeaderLease, Leadership, is_leader
+from gasworks.db.leader import LeaderLease, Leadership
 from gasworks.db.types import utcnow
 from gasworks.llm.guardrails_runtime import MAINTENANCE
+from gasworks.runtime import LEADERSHIP as SERVICE
+from gasworks.runtime import is_leader
 from gasworks.wiring import build_runtime
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,8 +11,9 @@ from structlog.testing import capture_logs
 
 from gasworks.errors import ValidationFailed
 from gasworks.workflows import NodeType, Routed, RunContext, compile_workflow, execute
+from gasworks.workflows.nodes import default_registry
 from gasworks.workflows.nodes._base import BaseNode, NodeConfig
-from gasworks.workflows.registry import NodeRegistry, default_registry
+from gasworks.workflows.registry import NodeRegistry
 
 
 class FlakyConfig(NodeConfig):

@@ -40,11 +40,9 @@ from gasworks.observability.logging import get_logger
 
 if TYPE_CHECKING:
     from gasworks.db.engine import Database
-    from gasworks.runtime import Runtime
 
 log = get_logger("gasworks.leader")
 
-SERVICE = "leadership"
 #: the lease that gates the deployment-wide maintenance (budget sweeps, interrupted runs)
 MAINTENANCE = "maintenance"
 _FREE = datetime(1970, 1, 1, tzinfo=UTC)
@@ -131,7 +129,8 @@ class LeaderLease:
 
 
 class Leadership:
-    """A process's heartbeat for the maintenance lease (``is_leader(rt)`` reads it)."""
+    """A process's heartbeat for the maintenance lease (``runtime.is_leader(rt)`` reads it;
+    ``runtime.LeadershipDomain`` runs it)."""
 
     def __init__(self, db: Database, *, ttl: float, holder: str | None = None) -> None:
         self.lease = LeaderLease(db, MAINTENANCE, ttl=ttl, holder=holder)
@@ -150,38 +149,3 @@ class Leadership:
             await self.lease.release()
         except Exception:
             log.exception("leader.release_failed")
-
-
-def is_leader(rt: Runtime) -> bool:
-    """Whether this process runs the deployment-wide maintenance now: never in a process that
-    runs no background work (``serve --no-worker``); while it holds the lease when the runtime
-    elects (``LeadershipDomain``, in ``wiring.default_domains``); always in a runtime built
-    without the election (an embedding program or a test with its own domain list)."""
-    if not rt.settings.background_work:
-        return False
-    leadership = rt.services.get(SERVICE)
-    return not isinstance(leadership, Leadership) or leadership.lease.held
-
-
-class LeadershipDomain:
-    """Starts the maintenance-lease heartbeat when this process runs background work
-    (``GASWORKS_BACKGROUND_WORK``, off for ``serve --no-worker``). First in start order, so
-    the lease is returned last."""
-
-    name = SERVICE
-
-    async def start(self, rt: Runtime) -> None:
-        if not rt.settings.background_work:
-            return
-        leadership = Leadership(rt.db, ttl=rt.settings.leader_lease_seconds)
-        rt.services[SERVICE] = leadership
-        try:  # the first election before the other domains start: a lone process leads at once
-            await leadership.lease.hold()
-        except Exception as exc:
-            leadership._failed(exc)
-        leadership.task.start()
-
-    async def stop(self, rt: Runtime) -> None:
-        leadership = rt.services.pop(SERVICE, None)
-        if isinstance(leadership, Leadership):
-            await leadership.stop()

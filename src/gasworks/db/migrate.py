@@ -7,7 +7,7 @@ A domain that needs another's tables names it in ``depends_on``."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from alembic import command
 from alembic.config import Config
@@ -16,8 +16,20 @@ from alembic.script import ScriptDirectory
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
-    from gasworks.db.engine import Database
+    from gasworks.db.dialects import DialectOps
+
+
+class Migratable(Protocol):
+    """What migrating needs of a database: its engine and its dialect's migration lock
+    (``db.engine.Database``, which calls ``upgrade`` from its own ``upgrade``)."""
+
+    @property
+    def engine(self) -> AsyncEngine: ...
+
+    @property
+    def dialect(self) -> DialectOps: ...
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -44,7 +56,7 @@ def _run_upgrade(conn: Connection, target: str) -> None:
     command.upgrade(cfg, target)
 
 
-async def upgrade(db: Database, target: str = "heads") -> str:
+async def upgrade(db: Migratable, target: str = "heads") -> str:
     async with db.engine.connect() as conn:  # noqa: SIM117 - lock scope is explicit
         # The lock is taken on its own connection, committed so that SQLite's BEGIN IMMEDIATE
         # of the migration connection does not deadlock with it.
@@ -58,7 +70,7 @@ async def upgrade(db: Database, target: str = "heads") -> str:
     return str(current)
 
 
-async def current_revision(db: Database) -> str | None:
+async def current_revision(db: Migratable) -> str | None:
     async with db.engine.connect() as conn:
         rev: str | None = await conn.run_sync(_current)
         return rev

@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 from gasworks.background import PeriodicTask
-from gasworks.db.leader import is_leader
 from gasworks.errors import ConfigurationError
 from gasworks.llm.guardrails import Guardrails
 from gasworks.llm.guardrails_admin import GuardrailsAdmin
@@ -16,7 +15,7 @@ from gasworks.llm.hooks import CallHooks
 from gasworks.llm.runtime import SERVICE as MODELS
 from gasworks.llm.runtime import ModelServices, get_registry
 from gasworks.observability.logging import get_logger
-from gasworks.runtime import Runtime
+from gasworks.runtime import Runtime, is_leader
 
 SERVICE = "guardrails"
 MAINTENANCE = "guardrails.maintenance"

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 from gasworks.workflows.context import Routed, RunContext
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
+from gasworks.workflows.nodes import default_registry
 from gasworks.workflows.ports import ConversationData, ModelCaller, Ports, PromptSource, Retrieval
-from gasworks.workflows.registry import NodeRegistry, NodeType, default_registry
+from gasworks.workflows.registry import NodeRegistry, NodeType
 from gasworks.workflows.runner import RunOutcome, execute
 from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
 
@@ -57,7 +58,7 @@ def workflow_engine(runtime: Runtime) -> WorkflowEngine:
 
 
 def _build(runtime: Runtime) -> WorkflowEngine:
-    from gasworks.db.leader import is_leader
+    from gasworks.runtime import is_leader
     from gasworks.workflows.catalog import WorkflowCatalog
     from gasworks.workflows.engine import WorkflowEngine
     from gasworks.workflows.wiring import build_ports, model_check

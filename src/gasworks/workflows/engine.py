@@ -36,8 +36,9 @@ from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import ALLOWED_KEY, RETRIEVAL_NODE_TYPES
 from gasworks.workflows.graph import CompiledGraph, compile_workflow
 from gasworks.workflows.metrics import FAILURES, RUNS_REFUSED, count_run
+from gasworks.workflows.nodes import default_registry
 from gasworks.workflows.ports import ConversationData, Ports
-from gasworks.workflows.registry import NodeRegistry, default_registry
+from gasworks.workflows.registry import NodeRegistry
 from gasworks.workflows.runner import NodeTiming, RunOutcome, execute, initial_state
 from gasworks.workflows.schemas import (
     ConversationOut,

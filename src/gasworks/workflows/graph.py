@@ -16,7 +16,8 @@ from typing import Any
 from gasworks.errors import GasworksError, NodeTimeout
 from gasworks.workflows.context import RunContext
 from gasworks.workflows.definition import END, NodeSpec, RetryPolicy, WorkflowDefinition
-from gasworks.workflows.registry import Node, NodeRegistry, default_registry
+from gasworks.workflows.nodes import default_registry
+from gasworks.workflows.registry import Node, NodeRegistry
 from gasworks.workflows.validator import ValidationResult, validate
 
 Invoke = Callable[[dict[str, Any], RunContext], Awaitable[Any]]

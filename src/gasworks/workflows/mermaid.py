@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from gasworks.workflows.definition import END, START
-from gasworks.workflows.registry import default_registry
+from gasworks.workflows.nodes import default_registry
 from gasworks.workflows.validator import validate
 
 _SHAPES = {"Router": ("{", "}"), "IntentClassifier": ("{{", "}}"), "SlotTracker": ("{{", "}}")}

@@ -73,13 +73,3 @@ class NodeRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
-
-
-def default_registry() -> NodeRegistry:
-    """A new registry of the built-in node types (``nodes.builtin_node_types``).
-
-    Built on each call, never shared: the workflows domain builds one for its engine, and a
-    caller without a runtime (validation in the CLI, a test) gets its own."""
-    from gasworks.workflows.nodes import builtin_node_types
-
-    return NodeRegistry(builtin_node_types())

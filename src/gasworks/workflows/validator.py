@@ -39,7 +39,8 @@ from gasworks.workflows.definition import (
     WorkflowDefinition,
     load_definition,
 )
-from gasworks.workflows.registry import NodeRegistry, NodeType, default_registry
+from gasworks.workflows.nodes import default_registry
+from gasworks.workflows.registry import NodeRegistry, NodeType
 
 
 @dataclass(frozen=True, slots=True)

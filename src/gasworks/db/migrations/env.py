@@ -1,10 +1,13 @@
-"""Alembic environment: gasworks always passes an open connection (see db/migrate.py)."""
+"""Alembic environment: gasworks always passes an open connection (see db/migrate.py).
+
+Migrations are written by hand (one branch per domain), so no ``target_metadata`` is given:
+nothing here autogenerates. Whether the migrations build exactly the declared tables is a test
+(``tests/foundation/test_migrations.py`` compares the schema with ``wiring.all_tables()``);
+the database layer imports no domain."""
 
 from __future__ import annotations
 
 from alembic import context
-
-from gasworks.wiring import all_tables  # every domain's tables: the one list of domains
 
 connection = context.config.attributes.get("connection")
 if connection is None:  # pragma: no cover - only when someone runs the alembic CLI directly
@@ -12,9 +15,7 @@ if connection is None:  # pragma: no cover - only when someone runs the alembic 
 
 context.configure(
     connection=connection,
-    target_metadata=all_tables(),
     render_as_batch=connection.dialect.name == "sqlite",
-    compare_type=True,
 )
 with context.begin_transaction():
     context.run_migrations()

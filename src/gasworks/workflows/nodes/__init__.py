@@ -1,4 +1,5 @@
-"""Built-in node types, one module each, listed in one place: :func:`builtin_node_types`.
+"""Built-in node types, one module each, listed in one place: :func:`builtin_node_types`
+(and :func:`default_registry`, a registry of them).
 
 A node module only defines its ``TYPE``; nothing registers itself on import. A new built-in
 node type adds its module here; a deployment's own types go into the ``NodeRegistry`` the
@@ -7,7 +8,7 @@ workflows domain builds (``NodeRegistry([*builtin_node_types(), MY_TYPE])``).
 
 from __future__ import annotations
 
-from gasworks.workflows.registry import NodeType
+from gasworks.workflows.registry import NodeRegistry, NodeType
 
 
 def builtin_node_types() -> list[NodeType]:
@@ -35,3 +36,11 @@ def builtin_node_types() -> list[NodeType]:
         vector_search.TYPE,
         vector_write.TYPE,
     ]
+
+
+def default_registry() -> NodeRegistry:
+    """A new registry of the built-in node types.
+
+    Built on each call, never shared: the workflows domain builds one for its engine, and a
+    caller without a runtime (validation in the CLI, a test) gets its own."""
+    return NodeRegistry(builtin_node_types())
