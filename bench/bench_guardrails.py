@@ -40,9 +40,9 @@ from tests.guardrails.fakes import FakeModel, FakeOutcome  # noqa: E402
 from gasworks.db.engine import Database  # noqa: E402
 from gasworks.db.types import new_id, utcnow  # noqa: E402
 from gasworks.llm.breaker import OutcomeKind  # noqa: E402
-from gasworks.llm.budgets import BudgetService, BudgetSet, LeasePolicy, Period, set_budget  # noqa: E402
+from gasworks.llm.budgets.ledger import Ledger, LedgerEntry  # noqa: E402
+from gasworks.llm.budgets.limits import BudgetService, BudgetSet, LeasePolicy, Period, set_budget  # noqa: E402
 from gasworks.llm.guardrails import Guardrails  # noqa: E402
-from gasworks.llm.ledger import Ledger, LedgerEntry  # noqa: E402
 from gasworks.llm.tokens import TokenCounter, get_encoding  # noqa: E402
 from gasworks.modeltypes import CallScope, ChatRequest, Message, Usage  # noqa: E402
 from gasworks.tenancy import service  # noqa: E402

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from gasworks.db.engine import Database
 from gasworks.db.types import new_id, utcnow
-from gasworks.llm.budgets import BudgetService, LeasePolicy
-from gasworks.llm.ledger import Ledger, LedgerEntry
+from gasworks.llm.budgets.ledger import Ledger, LedgerEntry
+from gasworks.llm.budgets.limits import BudgetService, LeasePolicy
 
 ESTIMATE = Decimal("0.01")
 ACTUAL = Decimal("0.004")

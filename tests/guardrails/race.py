@@ -13,7 +13,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from gasworks.llm.budgets import BudgetOut, BudgetSet, Period, list_budgets, set_budget
+from gasworks.llm.budgets.limits import BudgetOut, BudgetSet, Period, list_budgets, set_budget
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.runtime import get_registry
 from gasworks.testing import FakeOpenAI

@@ -11,9 +11,9 @@ from sqlalchemy import select
 
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import CostLimitExceeded, DatabaseUnavailable, TokenBudgetExceeded
-from gasworks.llm.budget_leases import Reservation
-from gasworks.llm.budget_store import RESERVATION_EXPIRED
-from gasworks.llm.budgets import (
+from gasworks.llm.budgets.leases import Reservation
+from gasworks.llm.budgets.ledger import Ledger, LedgerEntry, _Item
+from gasworks.llm.budgets.limits import (
     BudgetOut,
     BudgetService,
     BudgetSet,
@@ -21,9 +21,9 @@ from gasworks.llm.budgets import (
     list_budgets,
     set_budget,
 )
+from gasworks.llm.budgets.store import RESERVATION_EXPIRED
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.guardrails import Guardrails
-from gasworks.llm.ledger import Ledger, LedgerEntry, _Item
 from gasworks.modeltypes import CallScope
 from gasworks.tenancy.context import Role, TenantContext
 from tests.guardrails import _budget_worker as worker

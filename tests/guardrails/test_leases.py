@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import func, select
 
 from gasworks.errors import CostLimitExceeded, DatabaseUnavailable, TokenBudgetExceeded
-from gasworks.llm.budget_store import LEASE_EXPIRED
-from gasworks.llm.budgets import BudgetService, BudgetSet, LeasePolicy, Period, set_budget
+from gasworks.llm.budgets.ledger import Ledger
+from gasworks.llm.budgets.limits import BudgetService, BudgetSet, LeasePolicy, Period, set_budget
+from gasworks.llm.budgets.store import LEASE_EXPIRED
 from gasworks.llm.guardrail_tables import BudgetReservationRow, LedgerRow
-from gasworks.llm.ledger import Ledger
 from gasworks.tenancy.context import TenantContext
 from tests.guardrails import _lease_worker
 from tests.guardrails.fakes import FakeClock

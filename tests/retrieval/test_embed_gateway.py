@@ -19,10 +19,10 @@ from gasworks.errors import (
     ProviderUnavailable,
     ValidationFailed,
 )
-from gasworks.llm.budgets import BudgetSet, Period, list_budgets, set_budget
+from gasworks.llm.budgets.ledger import GroupBy, usage
+from gasworks.llm.budgets.limits import BudgetSet, Period, list_budgets, set_budget
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.guardrails_runtime import flush_ledger, get_guardrails
-from gasworks.llm.ledger import GroupBy, usage
 from gasworks.llm.runtime import get_gateway
 from gasworks.modeltypes import CallScope
 from gasworks.retrieval.types import Embedder, EmbedRequest

@@ -17,10 +17,10 @@ from gasworks.errors import ValidationFailed
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.client import AsyncGasworks
-    from gasworks.llm import ledger
     from gasworks.llm.breaker import admin as breakers
-    from gasworks.llm.budgets import BudgetOut
-    from gasworks.llm.ledger import UsageReport
+    from gasworks.llm.budgets import ledger
+    from gasworks.llm.budgets.ledger import UsageReport
+    from gasworks.llm.budgets.limits import BudgetOut
     from gasworks.runtime import Runtime
 
 from gasworks.llm.vocab import GroupBy, Period
@@ -216,8 +216,8 @@ def budgets_set(
     as_json: JsonOpt = False,
 ) -> None:
     """Set a spend limit (neither --cost nor --tokens: remove the limit)."""
-    from gasworks.llm.budgets import BudgetOut as Out
-    from gasworks.llm.budgets import BudgetSet
+    from gasworks.llm.budgets.limits import BudgetOut as Out
+    from gasworks.llm.budgets.limits import BudgetSet
 
     data = BudgetSet(period=period, api_key_id=key, cost_limit=_decimal(cost), token_limit=tokens)
 
@@ -268,7 +268,7 @@ def budgets_show(
     "reserved" includes what running processes hold as budget leases ("leased"); spend lags
     the calls by at most the ledger flush interval (until then it is part of "reserved").
     """
-    from gasworks.llm.budgets import BudgetOut as Out
+    from gasworks.llm.budgets.limits import BudgetOut as Out
 
     async def local(rt: Runtime) -> list[BudgetOut]:
         from gasworks.llm.guardrails_runtime import guardrails_admin
@@ -363,7 +363,7 @@ def usage_summary(
             workflow_id=workflow,
             api_key_id=key,
         )
-        from gasworks.llm.ledger import UsageReport as Report
+        from gasworks.llm.budgets.ledger import UsageReport as Report
 
         return Report.model_validate(report)
 

@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from gasworks.llm.ledger import UsageRow
+from gasworks.llm.budgets.ledger import UsageRow
 
 
 def _epoch(d: date) -> int:

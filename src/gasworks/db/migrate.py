@@ -31,6 +31,7 @@ class Migratable(Protocol):
     @property
     def dialect(self) -> DialectOps: ...
 
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 

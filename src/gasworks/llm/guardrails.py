@@ -36,9 +36,9 @@ from gasworks.errors import (
     TokenLimitExceeded,
 )
 from gasworks.llm.breaker import BreakerConfig, BreakerManager, OutcomeKind, Permit
-from gasworks.llm.budgets import BudgetService, LeasePolicy, Reservation
+from gasworks.llm.budgets.ledger import Ledger, LedgerEntry
+from gasworks.llm.budgets.limits import BudgetService, LeasePolicy, Reservation
 from gasworks.llm.guardrail_metrics import GUARDRAIL_ERRORS, REJECTIONS
-from gasworks.llm.ledger import Ledger, LedgerEntry
 from gasworks.llm.tokens import TokenCounter, TokenCounters, TokenEstimate
 from gasworks.llm.truncation import fit_messages
 from gasworks.modeltypes import CallScope, ChatRequest, EmbedBatch, Usage

@@ -12,11 +12,11 @@ from __future__ import annotations
 from datetime import date
 
 from gasworks.db.paging import ALL, Page
-from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets, set_budget
+from gasworks.llm.budgets import ledger
+from gasworks.llm.budgets.ledger import GroupBy, LedgerCallOut, UsageReport
+from gasworks.llm.budgets.limits import BudgetOut, BudgetSet, list_budgets, set_budget
 from gasworks.llm.guardrails import Guardrails
-from gasworks.llm.ledger import GroupBy, LedgerCallOut, UsageReport
 from gasworks.llm.registry import ModelRegistry
 from gasworks.tenancy.context import TenantContext
 

@@ -10,7 +10,7 @@ the sweep of any process (:func:`sweep`, the workflows domain's periodic work) m
 turn of a conversation such a run held is never written (turns are saved with the run's final
 write), so the conversation's next turn proceeds from the last finished one.
 
-The pattern is the budget leases' (``gasworks.llm.budget_leases``): a deadline in the database
+The pattern is the budget leases' (``gasworks.llm.budgets.leases``): a deadline in the database
 renewed by a heartbeat, and a compare-and-set so two sweepers, or a sweeper and a late owner,
 never both finish the same run (:func:`finish_guard`).
 """

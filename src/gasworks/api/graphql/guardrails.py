@@ -9,9 +9,9 @@ import strawberry
 from gasworks.api.graphql.context import GqlContext
 from gasworks.api.graphql.paging import DEFAULT_LIMIT, Limit, Offset, checked_page
 from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import BudgetOut, BudgetSet
+from gasworks.llm.budgets.ledger import GroupBy, UsageRow
+from gasworks.llm.budgets.limits import BudgetOut, BudgetSet
 from gasworks.llm.guardrails_runtime import guardrails_admin
-from gasworks.llm.ledger import GroupBy, UsageRow
 from gasworks.validation import validated
 
 Info = strawberry.Info[GqlContext, None]

@@ -13,11 +13,11 @@ from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.paging import PageDep
 from gasworks.api.routing import router as guarded_router
 from gasworks.bounds import IsoDate
-from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import BudgetOut, BudgetSet
+from gasworks.llm.budgets import ledger
+from gasworks.llm.budgets.ledger import GroupBy, UsageReport
+from gasworks.llm.budgets.limits import BudgetOut, BudgetSet
 from gasworks.llm.guardrails_runtime import guardrails_admin
-from gasworks.llm.ledger import GroupBy, UsageReport
 
 router = guarded_router(prefix="/api", tags=["guardrails"])
 

@@ -15,10 +15,10 @@ from gasworks.console.web import CallerDep, ConsoleRoute, render
 from gasworks.db.paging import Page
 from gasworks.documents.domain import SERVICE as DOCUMENTS
 from gasworks.documents.domain import Documents
-from gasworks.llm import ledger
 from gasworks.llm.breaker import admin as breakers
+from gasworks.llm.budgets import ledger
+from gasworks.llm.budgets.ledger import GroupBy
 from gasworks.llm.guardrails_runtime import MAINTENANCE, Maintenance, flush_ledger, get_guardrails
-from gasworks.llm.ledger import GroupBy
 from gasworks.llm.runtime import get_registry, get_services
 from gasworks.prompts.service import prompt_service
 from gasworks.runtime import Runtime

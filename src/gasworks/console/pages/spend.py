@@ -22,10 +22,10 @@ from gasworks.console.web import (
     render,
 )
 from gasworks.errors import ValidationFailed
-from gasworks.llm import ledger
-from gasworks.llm.budgets import BudgetOut, BudgetSet, list_budgets
+from gasworks.llm.budgets import ledger
+from gasworks.llm.budgets.ledger import GroupBy
+from gasworks.llm.budgets.limits import BudgetOut, BudgetSet, list_budgets
 from gasworks.llm.guardrails_runtime import flush_ledger, guardrails_admin
-from gasworks.llm.ledger import GroupBy
 from gasworks.tenancy import service as tenancy
 from gasworks.tenancy.context import Role
 

@@ -9,7 +9,7 @@ call used beyond its own estimate — never by concurrency, in any number of pro
 Two ways to reserve, chosen per scope (tenant + API key) from the headroom left:
 
 * **leased** (far from the limits): the process reserves a *block* in the database (a lease,
-  see ``budget_leases.py``) and serves each call's reservation and settlement from memory;
+  see ``leases.py``) and serves each call's reservation and settlement from memory;
 * **exact** (close to a limit, or leases off): one transaction per call locks the counters and
   reserves exactly the estimate (a per-call row of ``llm_budget_reservations``).
 
@@ -41,8 +41,8 @@ from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import money_to_units, new_id, utcnow
 from gasworks.errors import NotFound, ValidationFailed
-from gasworks.llm import budget_store as store
-from gasworks.llm.budget_leases import Charge, Lease, LeasePolicy, Reservation, ScopeKey
+from gasworks.llm.budgets import store
+from gasworks.llm.budgets.leases import Charge, Lease, LeasePolicy, Reservation, ScopeKey
 from gasworks.llm.guardrail_metrics import BUDGET_RESERVATIONS
 from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetRow
 from gasworks.llm.vocab import Period as Period
@@ -50,7 +50,7 @@ from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.tables import ApiKeyRow
 
-log = get_logger("gasworks.llm.budgets")
+log = get_logger("gasworks.llm.budgets.limits")
 
 C: Table = BudgetCounterRow.__table__  # type: ignore[assignment]
 BT: Table = BudgetRow.__table__  # type: ignore[assignment]

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gasworks.db.dialects import DialectOps
 from gasworks.db.types import new_id, units_to_money
 from gasworks.errors import CostLimitExceeded, TokenBudgetExceeded
-from gasworks.llm.budget_leases import Charge, Lease, LeasePolicy, ScopeKey
+from gasworks.llm.budgets.leases import Charge, Lease, LeasePolicy, ScopeKey
 from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetReservationRow, LedgerRow
 
 C: Table = BudgetCounterRow.__table__  # type: ignore[assignment]

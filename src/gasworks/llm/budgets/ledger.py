@@ -26,9 +26,9 @@ from gasworks.background import PeriodicTask
 from gasworks.db.engine import Database
 from gasworks.db.types import units_to_money
 from gasworks.errors import DatabaseUnavailable, ValidationFailed
-from gasworks.llm.budget_leases import Charge, Reservation
-from gasworks.llm.budget_store import FlushPlan
-from gasworks.llm.budgets import BudgetService
+from gasworks.llm.budgets.leases import Charge, Reservation
+from gasworks.llm.budgets.limits import BudgetService
+from gasworks.llm.budgets.store import FlushPlan
 from gasworks.llm.guardrail_metrics import (
     GUARDRAIL_ERRORS,
     LEDGER_BATCH_ROWS,
@@ -42,7 +42,7 @@ from gasworks.llm.vocab import GroupBy as GroupBy
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
 
-log = get_logger("gasworks.llm.ledger")
+log = get_logger("gasworks.llm.budgets.ledger")
 
 L: Table = LedgerRow.__table__  # type: ignore[assignment]
 

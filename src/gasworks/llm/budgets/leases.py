@@ -4,7 +4,7 @@ A lease is a reservation row (``lease = true``) holding ``held`` cost/tokens on 
 scope's calls charge (the tenant's limits, plus the API key's own). Per-call reservations and
 settlements are then plain arithmetic on the ``Lease`` object; the database is touched only to
 take, resize, renew or return the block and to move settled usage from ``reserved`` to
-``spent`` (the ledger writer's batches, see ``budget_store.flush_in``).
+``spent`` (the ledger writer's batches, see ``store.flush_in``).
 
 Invariant: what this process promised calls (in flight + settled but not yet written) never
 exceeds what the database holds for it. Amounts leave ``held`` in memory *before* the
