@@ -385,14 +385,7 @@ class DocumentService:
         row.status = "deleting"
         row.updated_at = now
         await self.queue.cancel_subject(s, row.tenant_id, row.id)
-        await self.queue.enqueue(
-            s,
-            tenant_id=row.tenant_id,
-            kind=DELETE,
-            subject=f"delete:{row.id}",
-            payload={"scope": "document", "id": row.id},
-            dedupe_key=f"delete:{row.id}",
-        )
+        await self._queue_delete(s, row.tenant_id, "document", row.id)
         await add_event(s, row.tenant_id, row.id, "deleted", actor)
 
     async def delete_tenant_documents(self, ctx: TenantContext) -> int:
@@ -508,13 +501,17 @@ class DocumentService:
         if members:
             await s.flush()
             await self.retire_members(s, col.id)
+        await self._queue_delete(s, col.tenant_id, "collection", col.id)
+
+    async def _queue_delete(self, s: AsyncSession, tenant_id: str, scope: str, id_: str) -> None:
+        """The durable job that removes a hidden document or collection (once per id)."""
         await self.queue.enqueue(
             s,
-            tenant_id=col.tenant_id,
+            tenant_id=tenant_id,
             kind=DELETE,
-            subject=f"delete:{col.id}",
-            payload={"scope": "collection", "id": col.id},
-            dedupe_key=f"delete:{col.id}",
+            subject=f"delete:{id_}",
+            payload={"scope": scope, "id": id_},
+            dedupe_key=f"delete:{id_}",
         )
 
     async def add_documents(self, ctx: TenantContext, ref: str, document_ids: Sequence[str]) -> int:
