@@ -1,13 +1,12 @@
-"""FastAPI dependencies: the runtime, a transactional session, the caller's context."""
+"""FastAPI dependencies: the runtime and the caller's context (no route opens a session of its
+own: the services do)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 import structlog
 from fastapi import Depends, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.api.auth import authenticate_request
 from gasworks.api.browser_auth import CSRF_HEADER, SESSION_COOKIE, BrowserAuth, same_origin
@@ -22,13 +21,6 @@ from gasworks.tenancy.sessions import csrf_matches
 async def get_runtime(request: Request) -> Runtime:
     runtime: Runtime = request.app.state.runtime
     return runtime
-
-
-async def get_session(
-    runtime: Annotated[Runtime, Depends(get_runtime)],
-) -> AsyncIterator[AsyncSession]:
-    async with runtime.db.session() as session:
-        yield session
 
 
 async def get_context(request: Request) -> TenantContext:
@@ -57,5 +49,4 @@ async def _cookie_context(request: Request) -> TenantContext:
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-SessionDep = Annotated[AsyncSession, Depends(get_session)]
 ContextDep = Annotated[TenantContext, Depends(get_context)]

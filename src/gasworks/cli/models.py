@@ -207,20 +207,14 @@ __all__ = ["chat", "models_app"]
 
 
 def _set_enabled(model_id: str, enabled: bool, as_json: bool) -> None:
-    from gasworks.llm.registry import admin
-    from gasworks.llm.runtime import get_registry, refresh
+    from gasworks.llm.runtime import models_admin
     from gasworks.tenancy.context import TenantContext
 
     _logs_to_stderr()
 
     async def body() -> ModelEntry:
         async with runtime() as rt:
-            async with rt.db.session() as s:
-                await admin.update_model(
-                    s, TenantContext.system("-"), get_registry(rt), model_id, {"enabled": enabled}
-                )
-            await refresh(rt)
-            return get_registry(rt).get(model_id, include_disabled=True)
+            return await models_admin(rt).set_enabled(TenantContext.system("-"), model_id, enabled)
 
     e = run(body, as_json)
     if as_json:

@@ -11,16 +11,20 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
+from typing import Any
 
 from gasworks.background import PeriodicTask
 from gasworks.errors import ConfigurationError, GasworksError
 from gasworks.llm.gateway import Gateway, RetryPolicy
 from gasworks.llm.providers.factory import ProviderSet
+from gasworks.llm.registry import admin
 from gasworks.llm.registry.admin import reload_overlays
 from gasworks.llm.registry.registry import ModelRegistry, build_registry
+from gasworks.modelcard import ModelEntry
 from gasworks.observability.logging import get_logger
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
+from gasworks.tenancy.context import TenantContext
 
 SERVICE = "models"
 log = get_logger("gasworks.llm")
@@ -113,3 +117,40 @@ class ModelsDomain:
 
     async def stop(self, rt: Runtime) -> None:
         await _stop(rt)
+
+
+class ModelsAdmin:
+    """Changes to the model registry through the API (platform administrators): every adapter
+    calls these (REST, GraphQL, CLI). Each writes the overlay in one transaction, then
+    reloads this process's registry (other processes: at their next refresh) and answers the
+    entry as the registry now has it."""
+
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+
+    async def create(self, ctx: TenantContext, body: dict[str, Any]) -> ModelEntry:
+        async with self.rt.db.session() as s:
+            entry = await admin.create_model(s, ctx, get_registry(self.rt), body)
+        return await self._reloaded(entry.id)
+
+    async def update(self, ctx: TenantContext, model_id: str, body: dict[str, Any]) -> ModelEntry:
+        async with self.rt.db.session() as s:
+            entry = await admin.update_model(s, ctx, get_registry(self.rt), model_id, body)
+        return await self._reloaded(entry.id)
+
+    async def set_enabled(self, ctx: TenantContext, model_id: str, enabled: bool) -> ModelEntry:
+        return await self.update(ctx, model_id, {"enabled": enabled})
+
+    async def reset(self, ctx: TenantContext, model_id: str) -> None:
+        async with self.rt.db.session() as s:
+            await admin.reset_model(s, ctx, get_registry(self.rt), model_id)
+        await refresh(self.rt)
+
+    async def _reloaded(self, model_id: str) -> ModelEntry:
+        await refresh(self.rt)
+        return get_registry(self.rt).get(model_id, include_disabled=True)
+
+
+def models_admin(rt: Runtime) -> ModelsAdmin:
+    """The runtime's registry administration (stateless: built on each call)."""
+    return ModelsAdmin(rt)

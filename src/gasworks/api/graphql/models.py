@@ -7,8 +7,7 @@ from datetime import date
 import strawberry
 
 from gasworks.api.graphql.context import GqlContext
-from gasworks.llm.registry import admin
-from gasworks.llm.runtime import get_registry, refresh
+from gasworks.llm.runtime import get_registry, models_admin
 from gasworks.modelcard import ModelEntry
 
 
@@ -96,10 +95,5 @@ class ModelsMutation:
         self, info: strawberry.Info[GqlContext, None], id: str, enabled: bool
     ) -> ModelType:
         """Enable or disable a model (platform administrators)."""
-        rt = info.context.runtime
-        async with rt.db.session() as s:
-            await admin.update_model(
-                s, info.context.ctx, get_registry(rt), id, {"enabled": enabled}
-            )
-        await refresh(rt)
-        return ModelType.of(get_registry(rt).get(id, include_disabled=True))
+        admin = models_admin(info.context.runtime)
+        return ModelType.of(await admin.set_enabled(info.context.ctx, id, enabled))

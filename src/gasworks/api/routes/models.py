@@ -13,8 +13,7 @@ from pydantic import BaseModel, StrictBool
 
 from gasworks.api.deps import ContextDep, RuntimeDep
 from gasworks.api.routing import router as guarded_router
-from gasworks.llm.registry import admin
-from gasworks.llm.runtime import get_registry, refresh
+from gasworks.llm.runtime import get_registry, models_admin
 from gasworks.modelcard import ModelEntry
 
 router = guarded_router(prefix="/api/models", tags=["models"])
@@ -58,20 +57,14 @@ async def get_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> Mode
 
 @router.post("", status_code=status.HTTP_201_CREATED, summary="Add a model (platform admin)")
 async def create_model(body: dict[str, Any], ctx: ContextDep, runtime: RuntimeDep) -> ModelOut:
-    async with runtime.db.session() as s:
-        entry = await admin.create_model(s, ctx, get_registry(runtime), body)
-    await refresh(runtime)
-    return _out(runtime, get_registry(runtime).get(entry.id, include_disabled=True))
+    return _out(runtime, await models_admin(runtime).create(ctx, body))
 
 
 @router.patch("/{model_id:path}", summary="Change a model's fields (platform admin)")
 async def update_model(
     model_id: str, body: dict[str, Any], ctx: ContextDep, runtime: RuntimeDep
 ) -> ModelOut:
-    async with runtime.db.session() as s:
-        entry = await admin.update_model(s, ctx, get_registry(runtime), model_id, body)
-    await refresh(runtime)
-    return _out(runtime, get_registry(runtime).get(entry.id, include_disabled=True))
+    return _out(runtime, await models_admin(runtime).update(ctx, model_id, body))
 
 
 class EnabledBody(BaseModel):
@@ -82,12 +75,7 @@ class EnabledBody(BaseModel):
 async def set_enabled(
     model_id: str, body: EnabledBody, ctx: ContextDep, runtime: RuntimeDep
 ) -> ModelOut:
-    async with runtime.db.session() as s:
-        entry = await admin.update_model(
-            s, ctx, get_registry(runtime), model_id, {"enabled": body.enabled}
-        )
-    await refresh(runtime)
-    return _out(runtime, get_registry(runtime).get(entry.id, include_disabled=True))
+    return _out(runtime, await models_admin(runtime).set_enabled(ctx, model_id, body.enabled))
 
 
 @router.delete(
@@ -96,6 +84,4 @@ async def set_enabled(
     summary="Drop API changes: a catalog model returns to its shipped entry, an API model goes",
 )
 async def reset_model(model_id: str, ctx: ContextDep, runtime: RuntimeDep) -> None:
-    async with runtime.db.session() as s:
-        await admin.reset_model(s, ctx, get_registry(runtime), model_id)
-    await refresh(runtime)
+    await models_admin(runtime).reset(ctx, model_id)
