@@ -363,6 +363,7 @@ def _summary(out: RunOut) -> None:
     path = " → ".join(t["nodeId"] for t in out.node_timings)
     err_console.print(
         f"[dim]run {out.id} · {out.status} · conversation {out.conversation_id} · "
+        f"prompt {out.prompt_version_id or 'neutral'} · "
         f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {esc(path)}[/]"
     )
     if out.error:
