@@ -510,6 +510,14 @@ class AsyncGasworks:
         )
         return out
 
+    async def workflow_graph(self, workflow: str, version: int | None = None) -> dict[str, Any]:
+        """A version as a Mermaid flowchart: ``{"workflow", "version", "mermaid"}``."""
+        params = {"version": version} if version is not None else {}
+        out: dict[str, Any] = await self._call(
+            "GET", f"/api/workflows/{workflow}/graph", params=params
+        )
+        return out
+
     async def run_workflow(
         self,
         workflow: str,
