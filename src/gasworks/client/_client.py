@@ -396,7 +396,7 @@ class AsyncGasworks:
         raised as its ``gasworks.errors`` class."""
         r = await self._http.request(method, path, **kwargs)
         _check(r)
-        return None if r.status_code == 204 else r.json()
+        return r.json() if r.content else None  # 204, or 202 with no body
 
     # --- tenants and keys (``/api/tenants``, ``/api/keys``) --------------------------------
 
