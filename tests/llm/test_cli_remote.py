@@ -239,18 +239,22 @@ async def test_prompts_through_a_server(
         p = await ok(admin_key, "prompts", "rollback", "-t", "default", "--reason", "oops")
         assert p["activeVersionId"] == v1 and p["previousVersionId"] == v2
         history = await ok(viewer, "prompts", "history", "-t", "default")
-        assert [h["reason"] for h in history][0] == "oops" and len(history) == 3
+        assert history[0]["reason"] == "oops" and len(history) == 3
         resolved = await ok(
             viewer, "prompts", "resolve", "-t", "default", "--var", "inputs.user_prompt=hi"
         )
         assert resolved["versionId"] == v1 and resolved["level"] == "tenant+model"
         assert resolved["messages"][-1] == {"role": "user", "content": "hi"}
 
-        p = await ok(admin_key, "prompts", "canary", "start", v2, "--percent", "30", "-t", "default")
+        p = await ok(
+            admin_key, "prompts", "canary", "start", v2, "--percent", "30", "-t", "default"
+        )
         assert (p["canaryVersionId"], p["canaryPercent"]) == (v2, 30)
         p = await ok(admin_key, "prompts", "canary", "abort", "-t", "default")
         assert p["canaryVersionId"] is None and p["activeVersionId"] == v1
-        p = await ok(admin_key, "prompts", "canary", "start", v2, "--percent", "50", "-t", "default")
+        p = await ok(
+            admin_key, "prompts", "canary", "start", v2, "--percent", "50", "-t", "default"
+        )
         p = await ok(admin_key, "prompts", "canary", "promote", "-t", "default")
         assert p["activeVersionId"] == v2 and p["canaryVersionId"] is None
 

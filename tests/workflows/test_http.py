@@ -740,9 +740,7 @@ async def test_the_run_records_the_prompt_version_that_answered(
     plain_run = r.json()
     assert plain_run["promptVersionId"] == first
     second = await version("Be thorough.", 1)
-    r = await client.post(
-        "/api/workflows/versioned/runs", json={**body, "stream": True}, headers=h
-    )
+    r = await client.post("/api/workflows/versioned/runs", json={**body, "stream": True}, headers=h)
     events = parse_sse(r.text)
     assert events[-1]["event"] == "run.finished"
     assert events[-1]["data"]["promptVersionId"] == second
