@@ -363,3 +363,47 @@ async def test_workflow_runs_show_their_prompt_version_through_a_server(
         r = await call(admin_key, "workflows", "demo", "install", "--json")
         assert r.exit_code == 0, r.output
         assert {p["workflow"]["slug"] for p in json.loads(r.stdout)} >= {"demo-chatbot"}
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> dict[str, Any]:
+    subs = getattr(group, "commands", None)
+    if not subs:
+        return {" ".join(path): group}
+    out: dict[str, Any] = {}
+    for name, sub in subs.items():
+        out.update(_commands(sub, (*path, name)))
+    return out
+
+
+def test_every_command_goes_through_a_server_or_is_the_operators() -> None:
+    """A new command has to choose: `--server` (visible: it works remotely) or the hidden
+    one that refuses with OPERATOR_ONLY; only these three act on this machine alone."""
+    import typer.main
+
+    kinds: dict[str, set[str]] = {"remote": set(), "operator": set(), "none": set()}
+    for name, cmd in _commands(typer.main.get_command(cli_app)).items():
+        server = next((p for p in cmd.params if p.name == "server"), None)
+        kind = "none" if server is None else "operator" if server.hidden else "remote"
+        kinds[kind].add(name)
+    assert kinds["none"] == {"serve", "version", "config show"}
+    assert kinds["operator"] == {
+        "init",
+        "db upgrade",
+        "db current",
+        "documents purge-tenant",
+        "documents reconcile",
+        "worker",
+        "blobs rotate-key",
+        "blobs rewrap",
+    }
+    assert {
+        "prompts push",
+        "prompts canary start",
+        "prompts dead-letters replay",
+        "models enable",
+        "models disable",
+        "usage calls",
+        "documents upload",
+        "documents collections grant",
+        "documents dead-letters discard",
+    } <= kinds["remote"]
