@@ -21,6 +21,7 @@ import pytest
 
 from gasworks.testing.browser import Server
 from tests.console.conftest import sign_in
+from tests.console.test_browser import UNLABELLED
 from tests.dbtemplates import DIALECTS
 from tests.documents import samples
 
@@ -278,3 +279,20 @@ def test_the_new_forms_refuse_a_request_without_the_csrf_token(
     assert statuses == [403, 403]
     found = server.api("GET", "/api/documents").json()
     assert "forged.txt" not in [d["name"] for d in found]
+
+
+def test_a_document_and_a_collection_on_a_phone_every_control_labelled(
+    browser: Any, server: Server
+) -> None:
+    r = server.api("POST", "/api/collections", json={"name": "phone-kb", "description": "x"})
+    assert r.status_code == 201, r.text
+    col_id = r.json()["id"]
+    doc_id = _upload_api(server, "phone.md", b"# Phone\n\nSmall screens too.\n", col_id)
+    page = sign_in(browser, server, viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        for path in (f"/console/documents/{doc_id}", f"/console/collections/{col_id}"):
+            page.goto(server.url + path)
+            assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), path
+            assert page.evaluate(UNLABELLED) == [], path
+    finally:
+        page.context.close()

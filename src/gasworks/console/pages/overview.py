@@ -78,9 +78,7 @@ async def overview(c: CallerDep) -> HTMLResponse:
     todays = [cl for cl in calls if cl.created_at.date() == today]
     dead = await prompt_service(rt).dead_letters(ctx, "pending", Page(500, 0))
     documents = rt.services.get(DOCUMENTS)
-    ingestion = (
-        await documents.service.ingestion(ctx) if isinstance(documents, Documents) else None
-    )
+    ingestion = await documents.service.ingestion(ctx) if isinstance(documents, Documents) else None
     return render(
         c,
         "overview.html",
