@@ -366,6 +366,7 @@ async def finish_run(
                     "cost",
                     "duration_ms",
                     "finished_at",
+                    "prompt_version_id",
                 )
             },
         )
