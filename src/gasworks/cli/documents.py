@@ -141,17 +141,50 @@ def list_cmd(
     tenant: TenantOpt = "default",
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Watch until every listed document is ready or failed, then list."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="With --wait: give up after this many seconds (exit 1).")
+    ] = 600.0,
     as_json: JsonOpt = False,
 ) -> None:
     """Documents with their status."""
+    import asyncio
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
     from gasworks.documents.domain import get_documents
+    from gasworks.documents.service import FINAL
 
     async def body() -> Any:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.list_documents(
-                ctx, collection=collection, status=status
-            )
+            svc = get_documents(rt).service
+            docs = await svc.list_documents(ctx, collection=collection, status=status)
+            if not wait:
+                return docs
+            deadline = time.monotonic() + timeout
+            with Progress(
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                console=err_console,
+                disable=as_json,
+                transient=True,
+            ) as bar:
+                task = bar.add_task("indexing", total=len(docs))
+                while True:
+                    done = sum(1 for d in docs if d.status in FINAL)
+                    bar.update(task, total=len(docs), completed=done)
+                    if done == len(docs) or time.monotonic() >= deadline:
+                        return docs
+                    await asyncio.sleep(0.25)
+                    docs = await svc.list_documents(ctx, collection=collection, status=status)
 
     docs = run(body, as_json)
     if as_json:
@@ -162,6 +195,13 @@ def list_cmd(
             ["id", "name", "status", "chunks", "error"],
             [(d.id, d.name, d.status, d.chunks or "", d.error_code or "") for d in docs],
         )
+    pending = sum(1 for d in docs if d.status not in FINAL)
+    if wait and pending:
+        err_console.print(
+            f"{pending} document(s) still in the pipeline after {timeout:g} s: is a worker "
+            "running (`gasworks serve` or `gasworks worker`)?"
+        )
+        raise typer.Exit(1)
 
 
 @documents_app.command("show")

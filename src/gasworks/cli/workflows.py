@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -405,20 +406,30 @@ def graph_cmd(
 
 @demo_app.command("install")
 def demo_install(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
-    """Publish the demo workflows (chatbot, support, onboarding), shared with the tenant."""
-    from gasworks.workflows.demos import install_demos
+    """Publish the demo workflows (chatbot, support, onboarding, rag), shared with the tenant,
+    and upload the rag demo's corpus into the collection demo-handbook (readable by the
+    tenant). A worker (`gasworks serve` or `gasworks worker`) makes the corpus searchable."""
+    from gasworks.documents.domain import get_documents
+    from gasworks.workflows.demos import install_corpus, install_demos
 
-    async def body() -> list[PublishOut]:
+    async def body() -> dict[str, Any]:
         async with runtime() as rt:
             ctx = await tenant_context(rt, tenant)
             async with rt.db.session() as s:
-                return await install_demos(s, ctx)
+                published = await install_demos(s, ctx)
+            collection, uploads = await install_corpus(get_documents(rt).service, ctx)
+        return {"workflows": published, "collection": collection, "documents": uploads}
 
-    with progress("Publishing the demo workflows…", as_json):
+    with progress("Publishing the demo workflows and their corpus…", as_json):
         out = run(body, as_json)
     if as_json:
         emit_json(out)
         return
-    for p in out:
+    for p in out["workflows"]:
         state = "published" if p.created else "up to date"
         console.print(f"[bold]{p.workflow.slug}[/] v{p.version.version} ({state})")
+    counts = Counter(u.document.status for u in out["documents"])
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(
+        f"[bold]{out['collection'].name}[/] {len(out['documents'])} documents ({summary})"
+    )
