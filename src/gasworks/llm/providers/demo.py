@@ -46,10 +46,7 @@ _BODIES = (
 def demo_text(req: ChatRequest) -> str:
     prompt = req.messages[-1].text() if req.messages else ""
     grounded = grounded_answer(prompt)
-    if grounded is not None:
-        text = f"{LABEL} {grounded}"
-    else:
-        text = _canned(prompt)
+    text = f"{LABEL} {grounded}" if grounded is not None else _canned(prompt)
     if req.response_format and req.response_format.get("type") in ("json_object", "json_schema"):
         return json.dumps({"demo": True, "answer": text})
     return text
@@ -74,9 +71,14 @@ _SOURCE = re.compile(r"^\[(\d{1,3})\] \((.+?)\) ", re.M)
 _QUESTION = re.compile(r"^Question:[ \t]*(.+)$", re.M)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
 _WORD = re.compile(r"[a-z0-9]+")
-_STOP = frozenset(
-    ["a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be", "been", "before", "being", "but", "by", "can", "could", "did", "do", "does", "doing", "for", "from", "had", "has", "have", "how", "i", "if", "in", "into", "is", "it", "its", "may", "me", "might", "more", "most", "must", "my", "no", "not", "of", "on", "once", "only", "or", "other", "our", "out", "over", "own", "please", "should", "so", "some", "such", "than", "that", "the", "their", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "us", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your"]
+_STOP_WORDS = (
+    "a about after all also am an and any are as at be been before being but by can could did "
+    "do does doing for from had has have how i if in into is it its may me might more most "
+    "must my no not of on once only or other our out over own please should so some such than "
+    "that the their them then there these they this those through to too under until up us "
+    "very was we were what when where which while who whom why will with would you your"
 )
+_STOP = frozenset(_STOP_WORDS.split())
 #: the most sentences one answer quotes
 MAX_QUOTES = 3
 
