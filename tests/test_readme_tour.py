@@ -3,10 +3,11 @@
 Every ```console block of README.md is a list of ``$ command`` lines, each followed by what
 it prints. The test runs them in order: ``gasworks …`` (bare or ``.venv/bin/gasworks``) in
 process through the CLI, ``curl …`` against the same database served on a loopback port, and
-``NAME=value`` / ``cat > file <<'EOF'`` / ``mkdir -p folder`` as a shell would. What a command prints must match
-the README after ids, keys, timestamps, request ids and durations are replaced by
-placeholders. A README line ending in ``…`` matches any line that starts like it; a line that
-is only ``…`` skips any number of lines; ``(exit status N)`` is the command's exit status.
+``NAME=value`` / ``cat > file <<'EOF'`` / ``mkdir -p folder`` as a shell would. What a
+command prints must match the README after ids, keys, timestamps, request ids and durations
+are replaced by placeholders. A README line ending in ``…`` matches any line that starts like
+it; a line that is only ``…`` skips any number of lines; ``(exit status N)`` is the command's
+exit status.
 A console block without any ``$`` line (a Python snippet's output) is not run.
 
 ``README_TOUR_PRINT=1 pytest tests/test_readme_tour.py -s`` prints what each command printed,
