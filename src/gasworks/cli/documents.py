@@ -51,6 +51,20 @@ def expand(paths: list[str]) -> list[Path]:
     return unique
 
 
+def _bar(count: Any, as_json: bool) -> Any:
+    """A transient progress bar on stderr (none under --json): description, bar, ``count``."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        count,
+        console=err_console,
+        disable=as_json,
+        transient=True,
+    )
+
+
 async def _read(path: Path, progress: Any, task: Any) -> AsyncIterator[bytes]:
     import asyncio
 
@@ -74,7 +88,7 @@ def upload_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Upload files; each becomes a document that the pipeline makes searchable."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    from rich.progress import DownloadColumn
 
     from gasworks.documents.domain import get_documents
 
@@ -85,14 +99,7 @@ def upload_cmd(
             ctx = await tenant_context(rt, tenant)
             svc = get_documents(rt).service
             total = sum(f.stat().st_size for f in files)
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                console=err_console,
-                disable=as_json,
-                transient=True,
-            ) as progress:
+            with _bar(DownloadColumn(), as_json) as progress:
                 task = progress.add_task(f"uploading {len(files)} file(s)", total=total)
                 for f in files:
                     try:
@@ -156,7 +163,7 @@ def list_cmd(
     import asyncio
     import time
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.progress import MofNCompleteColumn
 
     from gasworks.documents.domain import get_documents
     from gasworks.documents.service import FINAL
@@ -169,14 +176,7 @@ def list_cmd(
             if not wait:
                 return docs
             deadline = time.monotonic() + timeout
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                console=err_console,
-                disable=as_json,
-                transient=True,
-            ) as bar:
+            with _bar(MofNCompleteColumn(), as_json) as bar:
                 task = bar.add_task("indexing", total=len(docs))
                 while True:
                     done = sum(1 for d in docs if d.status in FINAL)
