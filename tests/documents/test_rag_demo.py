@@ -57,6 +57,11 @@ async def test_demo_rag_answers_from_the_installed_corpus_under_the_callers_gran
             await drain(rt)  # the real pipeline: extract, chunk, embed, index
             listed = await docs.list_documents(operator, collection=CORPUS_COLLECTION)
             assert {d.status for d in listed} == {"ready"}, listed
+            # the blob and vector folders the pipeline created are private like the home
+            from gasworks.home import home_warnings
+
+            assert {p.name for p in doc_settings.home.iterdir()} >= {"blobs", "vectors"}
+            assert home_warnings(doc_settings.home) == []
             # installing again changes nothing: the same bytes are the same documents
             _, again = await install_corpus(docs, operator)
             assert all(u.duplicate for u in again)
