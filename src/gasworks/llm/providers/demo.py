@@ -109,7 +109,7 @@ def grounded_answer(prompt: str) -> str | None:
     if not marks:
         return f'None of the documents you may read answers "{question[:120]}".'
     wanted = _terms(question)
-    # (score, source rank, position, sentence) for every sentence of every source
+    # (score, source rank, position, sentence, shared words) per sentence of every source
     candidates: list[tuple[int, int, int, str, set[str]]] = []
     for rank, m in enumerate(marks):
         end = marks[rank + 1].start() if rank + 1 < len(marks) else len(body)
@@ -129,7 +129,7 @@ def grounded_answer(prompt: str) -> str | None:
             covered |= c[4]
     lead = "From the documents:"
     if not chosen:  # no shared word: the top passage's first sentence (retrieval ranked it)
-        chosen = [next(c for c in candidates if c[1] == 0)] if candidates else []
+        chosen = [min(candidates, key=lambda c: (c[1], c[2]))] if candidates else []
         lead = "The closest passage I found:"
     if not chosen:
         return f'None of the documents you may read answers "{question[:120]}".'
