@@ -18,7 +18,12 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-WORDS = """
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+WORDS = _words("""
 account action address agreement amount answer approval archive audit balance bank batch
 billing board budget buyer calendar capacity carrier case catalog change charge claim client
 closing code company complaint contract control cost credit currency customer cycle data date
@@ -32,19 +37,19 @@ refund region register release renewal report request reserve return review risk
 schedule scope sector service shipment signature site source staff standard statement status
 stock storage supplier supply support system tariff tax team term ticket total trade transfer
 unit update usage user value vendor version volume warehouse warranty week window worker year
-""".split()
-VERBS = """
+""")
+VERBS = _words("""
 approves checks closes collects confirms covers creates defines delivers describes files
 follows handles includes keeps lists matches moves needs notes opens pays places posts prepares
 receives records reduces replaces reports requires reviews sends sets ships shows signs starts
 stores tracks updates uses validates
-""".split()
-GLUE = "the a each every this that its our their any".split()
-ADJ = """
+""")
+GLUE = _words("the a each every this that its our their any")
+ADJ = _words("""
 annual current daily early final first full general internal late local main monthly new
 normal open partial past pending primary prior regional regular second special standard total
 urgent weekly
-""".split()
+""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,9 +206,9 @@ def _scan(rng: random.Random, i: int) -> CorpusFile:
 MAKERS = {"pdf": _pdf, "html": _html, "md": _md, "scan": _scan}
 
 
-def corpus(n: int, *, kinds: tuple[str, ...] = ("pdf", "html", "md"), seed: int = 13) -> list[
-    CorpusFile
-]:
+def corpus(
+    n: int, *, kinds: tuple[str, ...] = ("pdf", "html", "md"), seed: int = 13
+) -> list[CorpusFile]:
     """``n`` files of ``kinds`` in rotation; the i-th file depends only on (seed, kind, i)."""
     out = []
     for i in range(n):

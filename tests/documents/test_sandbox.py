@@ -90,7 +90,9 @@ async def test_a_parse_server_outlives_its_failed_children_and_serves_the_next_f
     with pytest.raises(DocumentCorrupt):
         await forks.run("extract", "application/pdf", samples.truncated_pdf(), limits)
     (server,) = forks._idle  # one server did all of it: each file ran in its own child
-    ok = await forks.run("extract", "application/pdf", samples.pdf("Still serving the next file"), limits)
+    ok = await forks.run(
+        "extract", "application/pdf", samples.pdf("Still serving the next file"), limits
+    )
     assert ok["blocks"][0]["text"] == "Still serving the next file"
     assert forks._idle == [server]
 
@@ -103,11 +105,15 @@ async def test_concurrent_parses_get_their_own_servers_and_close_ends_them(
     limits = sandbox.Limits(cpu_seconds=20, memory_mb=1024)
     pages = await asyncio.gather(
         *(
-            forks.run("extract", "application/pdf", samples.pdf(f"Page number {i} of the batch"), limits)
+            forks.run(
+                "extract", "application/pdf", samples.pdf(f"Page number {i} of the batch"), limits
+            )
             for i in range(3)
         )
     )
-    assert [p["blocks"][0]["text"] for p in pages] == [f"Page number {i} of the batch" for i in range(3)]
+    assert [p["blocks"][0]["text"] for p in pages] == [
+        f"Page number {i} of the batch" for i in range(3)
+    ]
     pids = [s.proc.pid for s in forks._idle]
     assert len(pids) == 3 and all(_alive(p) for p in pids)
     await forks.aclose()
