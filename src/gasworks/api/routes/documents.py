@@ -252,6 +252,11 @@ async def replay_all(rt: RuntimeDep, ctx: ContextDep, stage: str | None = None) 
     return CountOut(count=await get_documents(rt).service.replay(ctx, stage=stage))
 
 
+@router.post("/document-dead-letters/discard", summary="Discard every dead letter (of a stage)")
+async def discard_all(rt: RuntimeDep, ctx: ContextDep, stage: str | None = None) -> CountOut:
+    return CountOut(count=await get_documents(rt).service.discard(ctx, stage=stage))
+
+
 @router.delete("/document-dead-letters/{job_id}", summary="Discard one dead letter")
 async def discard_one(job_id: str, rt: RuntimeDep, ctx: ContextDep) -> CountOut:
     return CountOut(count=_one(job_id, await get_documents(rt).service.discard(ctx, ids=[job_id])))
