@@ -10,7 +10,7 @@ from __future__ import annotations
 import glob
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 
@@ -590,23 +590,7 @@ def dead_replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Queue dead letters again with fresh attempts."""
-
-    async def local(rt: Runtime) -> int:
-        from gasworks.documents.domain import get_documents
-
-        ctx = await tenant_context(rt, tenant)
-        return await get_documents(rt).service.replay(ctx, ids=ids or None, stage=stage)
-
-    async def body() -> int:
-        return await on_target(
-            server,
-            api_key,
-            local=local,
-            remote=lambda gw: gw.replay_dead_letters(ids or (), stage=stage),
-        )
-
-    n = run(body, as_json)
-    emit_json({"replayed": n}) if as_json else console.print(f"Replayed {n} dead letter(s).")
+    _dead_letters("replayed", ids, tenant, stage, server, api_key, as_json)
 
 
 @dead_app.command("discard")
@@ -619,23 +603,37 @@ def dead_discard(
     as_json: JsonOpt = False,
 ) -> None:
     """Drop dead letters."""
+    _dead_letters("discarded", ids, tenant, stage, server, api_key, as_json)
+
+
+def _dead_letters(
+    done: Literal["replayed", "discarded"],
+    ids: list[str] | None,
+    tenant: str,
+    stage: str | None,
+    server: str | None,
+    api_key: str | None,
+    as_json: bool,
+) -> None:
+    """Replay or discard dead letters, here or through a server, and say how many."""
 
     async def local(rt: Runtime) -> int:
         from gasworks.documents.domain import get_documents
 
         ctx = await tenant_context(rt, tenant)
-        return await get_documents(rt).service.discard(ctx, ids=ids or None, stage=stage)
+        svc = get_documents(rt).service
+        act = svc.replay if done == "replayed" else svc.discard
+        return await act(ctx, ids=ids or None, stage=stage)
+
+    async def remote(gw: AsyncGasworks) -> int:
+        act = gw.replay_dead_letters if done == "replayed" else gw.discard_dead_letters
+        return await act(ids or (), stage=stage)
 
     async def body() -> int:
-        return await on_target(
-            server,
-            api_key,
-            local=local,
-            remote=lambda gw: gw.discard_dead_letters(ids or (), stage=stage),
-        )
+        return await on_target(server, api_key, local=local, remote=remote)
 
     n = run(body, as_json)
-    emit_json({"discarded": n}) if as_json else console.print(f"Discarded {n} dead letter(s).")
+    emit_json({done: n}) if as_json else console.print(f"{done.capitalize()} {n} dead letter(s).")
 
 
 # --- workers ----------------------------------------------------------------------------------
