@@ -57,13 +57,18 @@ class Database:
         self._raw_reads = threading.local()
         self._prepared: dict[Select[Any], _PreparedRead | None] = {}
         #: one statement, no transaction: a single SELECT is its own consistent snapshot on
-        #: both dialects, so short reads skip BEGIN/ROLLBACK (two round trips on PostgreSQL)
-        #: (PostgreSQL only: the SQLite connections manage their own BEGIN, see dialects.py)
-        self._autocommit_engine: AsyncEngine | None = (
-            self.engine.execution_options(isolation_level="AUTOCOMMIT")
-            if self.dialect.name == "postgresql"
-            else None
-        )
+        #: both dialects, so short reads skip BEGIN/ROLLBACK (two round trips on PostgreSQL).
+        #: PostgreSQL only (the SQLite connections manage their own BEGIN, see dialects.py): a
+        #: small pool of its own whose connections are in autocommit for life, so a checkout
+        #: sends nothing (no pre-ping, no reset on return, no isolation change); a connection
+        #: the server dropped is replaced and the read retried once (``read_first``)
+        self._autocommit_engine: AsyncEngine | None = None
+        if self.dialect.name == "postgresql":
+            kwargs = self.dialect.engine_kwargs(parsed, max(2, pool_size // 2))
+            kwargs.update(
+                isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None
+            )
+            self._autocommit_engine = create_async_engine(parsed, echo=echo, **kwargs)
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -134,7 +139,13 @@ class Database:
                 return self._sqlite_read_first(engine, statement, params)
         if self._autocommit_engine is not None:
             with self.unavailable_as_error():
-                async with self._autocommit_engine.connect() as aconn:
+                try:
+                    async with self._autocommit_engine.connect() as aconn:
+                        return (await aconn.execute(statement, params)).first()
+                except DBAPIError as exc:
+                    if not exc.connection_invalidated:  # not a connection the server dropped
+                        raise
+                async with self._autocommit_engine.connect() as aconn:  # a fresh connection
                     return (await aconn.execute(statement, params)).first()
         async with self.read_connection() as rconn:
             try:
@@ -209,6 +220,8 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._autocommit_engine is not None:
+            await self._autocommit_engine.dispose()
         self._prepared.clear()
         self._raw_reads = threading.local()
         if self._poll_engine is not None:
@@ -264,9 +277,7 @@ class _PreparedRead:
 
     def args(self, params: Mapping[str, Any]) -> tuple[Any, ...]:
         values = self._compiled.construct_params(params)
-        return tuple(
-            values[key] if proc is None else proc(values[key]) for key, proc in self._bind
-        )
+        return tuple(values[key] if proc is None else proc(values[key]) for key, proc in self._bind)
 
     def row(self, raw: Sequence[Any]) -> Sequence[Any]:
         if self._plain:
