@@ -126,3 +126,20 @@ async def test_read_first_answers_what_core_answers_typed_values_included(runtim
     row = await runtime.db.read_first(expanding.order_by(TenantRow.name), {"names": ["beta"]})
     assert row is not None and row.name == "beta"
     assert await runtime.db.read_first(expanding, {"names": ["gamma"]}) is None
+
+
+async def test_read_first_raises_driver_errors_as_core_does_and_recovers(runtime) -> None:
+    """A statement the server refuses surfaces as SQLAlchemy's DBAPIError (as through Core),
+    and the next read on the hot path answers normally."""
+    from sqlalchemy import Integer, cast
+
+    await _tenant(runtime, "alpha")
+    by_name = select(TenantRow.id).where(TenantRow.name == bindparam("name"))
+    if runtime.db.dialect.name == "postgresql":  # SQLite casts 'abc' to 0 without an error
+        with pytest.raises(DBAPIError):
+            bad = select(cast(bindparam("x"), Integer).label("n"))
+            await runtime.db.read_first(bad, {"x": "abc"})
+        with pytest.raises(DBAPIError):  # unlabelled: the Core path
+            await runtime.db.read_first(select(cast(bindparam("x"), Integer)), {"x": "abc"})
+    row = await runtime.db.read_first(by_name, {"name": "alpha"})
+    assert row is not None and row.id == "t-alpha"
