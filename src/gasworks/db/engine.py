@@ -166,7 +166,8 @@ class Database:
                 self._prepared[statement] = _PreparedRead.of(statement, engine.sync_engine)
             prepared = self._prepared[statement]
             if prepared is None:  # a statement the plain path cannot take: through Core
-                return (await aconn.execute(statement, params)).first()
+                first: Sequence[Any] | None = (await aconn.execute(statement, params)).first()
+                return first
             raw = await aconn.get_raw_connection()
             try:
                 record = await raw.driver_connection.fetchrow(  # type: ignore[union-attr]
@@ -179,7 +180,8 @@ class Database:
         # the driver failed: once more through Core on a fresh connection, so an error
         # surfaces exactly as Core raises it (translated, the connection invalidated)
         async with engine.connect() as again:
-            return (await again.execute(statement, params)).first()
+            retried: Sequence[Any] | None = (await again.execute(statement, params)).first()
+            return retried
 
     def _sqlite_read_first(
         self, engine: Engine, statement: Select[Any], params: Mapping[str, Any]
@@ -298,8 +300,8 @@ class _PreparedRead:
             for key in self._order
         ]
         columns = list(statement.selected_columns)
-        names = [c.key for c in columns]
-        self._row_class = namedtuple("Row", names)  # type: ignore[misc]
+        names = [str(c.key) for c in columns]  # ``of`` checked they are identifiers
+        self._row_class: Any = namedtuple("Row", names)  # type: ignore[misc]
         self._results: list[Callable[[Any], Any] | None] = [
             c.type.dialect_impl(dialect).result_processor(dialect, None) for c in columns
         ]
