@@ -454,6 +454,12 @@ class Settings(BaseSettings):
     prompt_retention_days: int = Field(
         default=365, ge=0, description="Archived prompt versions older than this are deleted."
     )
+    prompt_retention_interval_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How often one process of the deployment (the leader-lease holder) runs "
+        "the prompt retention job (0: never; `gasworks prompts retention` still works).",
+    )
     prompt_operator_tenant: str = Field(
         default="default",
         description="Tenant (by name) owning versions the CLI pushes to platform-wide scopes.",
