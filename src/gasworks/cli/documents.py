@@ -426,6 +426,7 @@ def worker_cmd(
     import signal
 
     from gasworks.documents.domain import get_documents
+    from gasworks.observability.logging import configure_logging
     from gasworks.settings import Settings
     from gasworks.wiring import build_runtime
 
@@ -434,6 +435,8 @@ def worker_cmd(
         if concurrency is not None:
             update["documents_worker_concurrency"] = concurrency
         settings = Settings().model_copy(update=update)
+        # a long-running process: its log is the operator's view (as `gasworks serve`'s)
+        configure_logging(json=settings.json_logs, level=settings.log_level)
         rt = build_runtime(settings)
         await rt.start()
         try:
