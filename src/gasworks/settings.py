@@ -313,6 +313,14 @@ class Settings(BaseSettings):
         description="Run writes waiting for the database in one process; above it a new run "
         "is refused with 503 SERVER_BUSY and Retry-After.",
     )
+    workflow_max_followers_per_run: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Event streams of one run open at once in one process (its starter and "
+        "every GET /api/workflow-runs/{id}/events); one more is refused with 503 SERVER_BUSY "
+        "and Retry-After.",
+    )
     workflow_graph_cache_size: int = Field(
         default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
     )
