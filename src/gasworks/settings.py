@@ -456,8 +456,17 @@ class Settings(BaseSettings):
         default=0.2,
         gt=0,
         le=1.0,
-        description="How often each process polls the invalidation table (pointer moves in "
-        "another process are seen within this interval plus one query).",
+        description="How often each process polls the invalidation table when it is not "
+        "woken by PostgreSQL notices (SQLite; PostgreSQL while its LISTEN connection is down): "
+        "pointer moves in another process are seen within this interval plus one query.",
+    )
+    prompt_invalidation_idle_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=1.0,
+        description="PostgreSQL: how often an idle process polls the invalidation table while "
+        "it LISTENs for the notices a pointer change sends (those wake it at once; this poll "
+        "is the bound if a notice is lost).",
     )
     prompt_retention_days: int = Field(
         default=365, ge=0, description="Archived prompt versions older than this are deleted."

@@ -123,6 +123,7 @@ class PromptService:
             cache_size=s.prompt_cache_size,
             ttl=s.prompt_cache_ttl_seconds,
             poll_seconds=s.prompt_invalidation_poll_seconds,
+            idle_poll_seconds=s.prompt_invalidation_idle_poll_seconds,
             normalize=self.normalize,
         )
 
