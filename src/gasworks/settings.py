@@ -113,8 +113,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
     background_work: bool = Field(
         default=True,
-        description="Run background work in this process: the deployment-wide maintenance "
-        "(budget sweeps, interrupted-run sweeps) when it holds the leader lease. "
+        description="Run background work in this process: document ingestion workers, and the "
+        "deployment-wide periodic tasks (budget and interrupted-run sweeps, document "
+        "reconciliation, prompt retention) when it holds the leader lease. "
         "`gasworks serve --no-worker` sets it false (API-only processes).",
     )
     leader_lease_seconds: float = Field(

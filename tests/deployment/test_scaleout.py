@@ -458,10 +458,10 @@ async def test_100_documents_survive_a_worker_killed_mid_ingestion(
         took = acquired - killed
         assert await _leader_pid(db, survivor.pid)
         assert took <= LEADER_TTL + LEADER_TTL / 3 + 1.0, f"took over after {took:.1f}s"
-        dep.spawn_worker(victim_name)  # restarted (another pid)
-        dep.wait_worker(victim_name)
+        restarted = dep.spawn_worker(victim_name)  # another pid; joins in when it is up
         rows = await poll(lambda: _all_settled(db, ids), WAIT * 2, "all 100 documents settle")
         assert {r.status for r in rows} == {"ready"}, Counter(r.status for r in rows)
+        assert restarted.poll() is None, dep.log(victim_name)[-3000:]
         # every stage of every document committed exactly once
         done = await stage_completions(SimpleNamespace(db=db))
         mine = {k: n for k, n in done.items() if k[0] in set(ids)}
