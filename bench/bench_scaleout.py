@@ -28,7 +28,7 @@ from typing import Any
 
 import httpx
 from _common import record
-from bench_gateway import FAKE, _free_port, _init
+from bench_gateway import _free_port, _init, start_fake
 from bench_prompts import _postgres_url
 
 HERE = Path(__file__).parent
@@ -105,16 +105,7 @@ def _quantile(xs: list[float], p: float) -> float:
 
 def measure(url: str, home: Path) -> list[dict[str, Any]]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
-    fake = subprocess.Popen(
-        [sys.executable, "-c", FAKE, "0", "0", "0"],
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert fake.stdout is not None
-    upstream = f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+    fake, upstream = start_fake(env)
     home.mkdir(parents=True, exist_ok=True)
     models = home / "models.yaml"
     models.write_text(
