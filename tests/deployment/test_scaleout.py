@@ -150,14 +150,14 @@ def until(
         time.sleep(0.1)
 
 
-async def poll(cond: Callable[[], Any], timeout: float, what: str) -> Any:
+async def poll(cond: Callable[[], Any], timeout: float, what: str, *, every: float = 0.1) -> Any:
     deadline = time.monotonic() + timeout
     while True:
         got = await cond()
         if got:
             return got
         assert time.monotonic() < deadline, f"{what}: not reached in {timeout:.0f}s"
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(every)
 
 
 def _ready(base: str) -> bool:
@@ -401,7 +401,9 @@ async def test_a_prompt_deployed_on_one_is_resolved_on_the_other_within_the_boun
         deployed = time.monotonic()
         # the last resolve that still answered `first` was sent before the move was seen;
         # the first answering `second` ends after it: the move became visible in between
-        sent = await poll(lambda: _sent_when(resolved_on_b, second), WAIT, "second on b")
+        sent = await poll(
+            lambda: _sent_when(resolved_on_b, second), WAIT, "second on b", every=0.01
+        )
         assert sent - deployed <= PROMPT_BOUND, f"seen {sent - deployed:.2f}s after the move"
 
 
@@ -457,7 +459,8 @@ async def test_100_documents_survive_a_worker_killed_mid_ingestion(
         acquired = await poll(lambda: _async(dep.acquired_at(name)), WAIT, "the survivor leads")
         took = acquired - killed
         assert await _leader_pid(db, survivor.pid)
-        assert took <= LEADER_TTL + LEADER_TTL / 3 + 1.0, f"took over after {took:.1f}s"
+        # (+ 2 s: the survivor's event loop is busy ingesting on a loaded 2-core machine)
+        assert took <= LEADER_TTL + LEADER_TTL / 3 + 2.0, f"took over after {took:.1f}s"
         restarted = dep.spawn_worker(victim_name)  # another pid; joins in when it is up
         rows = await poll(lambda: _all_settled(db, ids), WAIT * 2, "all 100 documents settle")
         assert {r.status for r in rows} == {"ready"}, Counter(r.status for r in rows)

@@ -115,6 +115,8 @@ async def test_an_api_only_process_takes_no_part(settings: Any) -> None:
         await m.once()
         assert swept == []
         assert rt.services["workflows"].leader() is False
+        docs = rt.services["documents"]  # no ingestion workers, no reconciler either
+        assert rt.settings.documents_run_workers and docs.workers == [] and docs.tasks == []
     finally:
         await rt.stop()
 
