@@ -5,12 +5,13 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.cli.common import on_target, runtime, tenant_context
+from gasworks.cli.common import on_target, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import (
     JsonOpt,
@@ -363,6 +364,7 @@ def _summary(out: RunOut) -> None:
     path = " → ".join(t["nodeId"] for t in out.node_timings)
     err_console.print(
         f"[dim]run {out.id} · {out.status} · conversation {out.conversation_id} · "
+        f"prompt {out.prompt_version_id or 'neutral'} · "
         f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {esc(path)}[/]"
     )
     if out.error:
@@ -377,24 +379,32 @@ def graph_cmd(
         int | None, typer.Option(min=1, max=MAX_INT32, help="Version (default: latest).")
     ] = None,
     tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the workflow as a Mermaid flowchart."""
-    from gasworks.workflows import service
+    """Print the workflow as a Mermaid flowchart (a file: offline; an id: with --server from
+    that server)."""
     from gasworks.workflows.mermaid import to_mermaid
 
     path = Path(workflow)
-    local = path.suffix in {".yaml", ".yml", ".json"} and path.exists()
+    from_file = path.suffix in {".yaml", ".yml", ".json"} and path.exists()
+
+    async def local(rt: Runtime) -> dict[str, Any]:
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            ver = await service.get_version(s, ctx, workflow, version)
+        return {"workflow": workflow, "version": ver.version, "mermaid": to_mermaid(ver.document)}
 
     async def body() -> dict[str, Any]:
-        if local:
+        if from_file:
             doc = _read(path)
             return {"workflow": doc.get("id"), "version": None, "mermaid": to_mermaid(doc)}
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                ver = await service.get_version(s, ctx, workflow, version)
-        return {"workflow": workflow, "version": ver.version, "mermaid": to_mermaid(ver.document)}
+        return await on_target(
+            server, api_key, local=local, remote=lambda gw: gw.workflow_graph(workflow, version)
+        )
 
     out = run(body, as_json)
     if as_json:
@@ -404,21 +414,73 @@ def graph_cmd(
 
 
 @demo_app.command("install")
-def demo_install(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
-    """Publish the demo workflows (chatbot, support, onboarding), shared with the tenant."""
-    from gasworks.workflows.demos import install_demos
+def demo_install(
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish the demo workflows (chatbot, support, onboarding, rag), shared with the tenant,
+    and upload the rag demo's corpus into the collection demo-handbook (readable by the
+    tenant); a worker (`gasworks serve` or `gasworks worker`) makes it searchable. With
+    --server: in the key's tenant, by the key."""
+    from gasworks.workflows.demos import (
+        CORPUS_COLLECTION,
+        DEMOS,
+        corpus_files,
+        demo_document,
+        install_corpus,
+        install_demos,
+    )
 
-    async def body() -> list[PublishOut]:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await install_demos(s, ctx)
+    async def local(rt: Runtime) -> dict[str, Any]:
+        from gasworks.documents.domain import get_documents
 
-    with progress("Publishing the demo workflows…", as_json):
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            published = await install_demos(s, ctx)
+        collection, uploads = await install_corpus(get_documents(rt).service, ctx)
+        return {"workflows": published, "collection": collection, "documents": uploads}
+
+    async def remote(gw: AsyncGasworks) -> dict[str, Any]:
+        import tempfile
+
+        from gasworks.documents.schemas import CollectionOut, UploadResult
+        from gasworks.workflows.schemas import PublishOut as Out
+
+        published = []
+        for name in DEMOS:
+            out = Out.model_validate(await gw.publish_workflow(demo_document(name)))
+            await gw.share_workflow(out.workflow.slug, "tenant")
+            published.append(out)
+        found = [c for c in await gw.collections() if c["name"] == CORPUS_COLLECTION]
+        collection = found[0] if found else await gw.create_collection(CORPUS_COLLECTION)
+        await gw.grant(CORPUS_COLLECTION, "tenant")
+        with tempfile.TemporaryDirectory() as folder:  # the SDK uploads files
+            paths = []
+            for name, data in corpus_files():
+                (Path(folder) / name).write_bytes(data)
+                paths.append(Path(folder) / name)
+            uploads = await gw.upload_documents(paths, collections=[CORPUS_COLLECTION])
+        return {
+            "workflows": published,
+            "collection": CollectionOut.model_validate(collection),
+            "documents": [UploadResult.model_validate(u) for u in uploads],
+        }
+
+    async def body() -> dict[str, Any]:
+        return await on_target(server, api_key, local=local, remote=remote)
+
+    with progress("Publishing the demo workflows and their corpus…", as_json):
         out = run(body, as_json)
     if as_json:
         emit_json(out)
         return
-    for p in out:
+    for p in out["workflows"]:
         state = "published" if p.created else "up to date"
         console.print(f"[bold]{p.workflow.slug}[/] v{p.version.version} ({state})")
+    counts = Counter(u.document.status for u in out["documents"])
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(
+        f"[bold]{out['collection'].name}[/] {len(out['documents'])} documents ({summary})"
+    )
