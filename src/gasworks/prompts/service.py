@@ -126,6 +126,8 @@ class PromptService:
             idle_poll_seconds=s.prompt_invalidation_idle_poll_seconds,
             normalize=self.normalize,
         )
+        #: the periodic retention job (processes running background work; leader only)
+        self.retention_task: PeriodicTask | None = None
 
     async def _tx(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self.db.session() as s:
@@ -448,24 +450,20 @@ class PromptsDomain:
 
     name = SERVICE
 
-    def __init__(self) -> None:
-        self.retention: PeriodicTask | None = None
-
     async def start(self, rt: Runtime) -> None:
         svc = PromptService(rt)
         rt.services[SERVICE] = svc
         svc.resolver.start()
         every = rt.settings.prompt_retention_interval_seconds
         if rt.settings.background_work and every > 0:
-            self.retention = PeriodicTask(
+            svc.retention_task = PeriodicTask(
                 "prompt-retention", functools.partial(retention_if_leader, rt), every
             )
-            self.retention.start()
+            svc.retention_task.start()
 
     async def stop(self, rt: Runtime) -> None:
-        if self.retention is not None:
-            await self.retention.stop()
-            self.retention = None
         svc = rt.services.pop(SERVICE, None)
         if isinstance(svc, PromptService):
+            if svc.retention_task is not None:
+                await svc.retention_task.stop()
             await svc.resolver.stop()
