@@ -550,6 +550,12 @@ class Settings(BaseSettings):
     documents_parse_cpu_seconds: int = Field(
         default=60, ge=1, description="CPU time one parse or OCR child process may use."
     )
+    documents_parse_preload: bool = Field(
+        default=True,
+        description="Fork each parse or OCR child from a server process that imported the "
+        "parsers once (a fork instead of a fresh interpreter per file); false starts a fresh "
+        "interpreter per file.",
+    )
     documents_parse_memory_mb: int = Field(
         default=1024, ge=64, description="Address space of a parse child process (MiB)."
     )

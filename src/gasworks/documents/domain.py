@@ -139,6 +139,7 @@ def build(rt: Runtime) -> Documents:
             embedding_model=s.documents_embedding_model,
             embed_batch=s.documents_embed_batch,
             budget_retry_seconds=s.documents_budget_retry_seconds,
+            preload=s.documents_parse_preload,
         ),
         embedder=embedder,
         writer=writer,
@@ -173,6 +174,7 @@ class DocumentsDomain:
             await task.stop()
         for worker in docs.workers:
             await worker.stop(grace=5.0)
+        await docs.pipeline.aclose()
 
 
 def get_documents(rt: Runtime) -> Documents:
