@@ -261,6 +261,34 @@ async def test_queue_gauges_at_scrape_time(drt: Any, client: httpx.AsyncClient, 
     assert 'gasworks_documents{status="failed"} 1.0' in fresh
 
 
+async def test_a_failed_sample_keeps_the_last_figures(
+    drt: Any, client: httpx.AsyncClient, keys: Keys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from gasworks.documents.domain import get_documents
+    from gasworks.errors import DatabaseUnavailable
+
+    docs = get_documents(drt)
+    r = await client.post("/api/documents", files=_files("a.md"), headers=auth(keys.admin))
+    assert r.status_code == 201
+    first = (await client.get("/metrics")).text
+    assert _gauges(first, "gasworks_jobs_queued")["documents.extract"] == 1
+    await drain(drt)
+
+    async def down(tenant_id: str | None = None) -> Any:
+        raise DatabaseUnavailable("The database is unreachable.")
+
+    monkeypatch.setattr(docs.queue, "stats", down)
+    assert docs.metrics_at is not None
+    docs.metrics_at -= 60
+    r = await client.get("/metrics")
+    assert r.status_code == 200  # the scrape answers, with the last figures
+    assert _gauges(r.text, "gasworks_jobs_queued")["documents.extract"] == 1
+    assert "gasworks_http_requests_total" in r.text
+    monkeypatch.undo()
+    fresh = (await client.get("/metrics")).text  # tried again at once, not after max age
+    assert _gauges(fresh, "gasworks_jobs_queued")["documents.extract"] == 0
+
+
 async def test_sdk_reads_the_same(drt: Any, keys: Keys) -> None:
     from gasworks.api.app import create_app
 

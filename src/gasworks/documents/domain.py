@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from gasworks.background import PeriodicTask
 from gasworks.blobs.factory import blob_store
 from gasworks.documents import sandbox
-from gasworks.documents.metrics import METRICS_MAX_AGE, publish
+from gasworks.documents.metrics import METRICS_MAX_AGE, METRICS_TIMEOUT, publish
 from gasworks.documents.pipeline import Pipeline, PipelineConfig
 from gasworks.documents.reconcile import LEASE, Reconciler
 from gasworks.documents.scope import DocumentSources
@@ -59,13 +59,15 @@ class Documents:
     async def refresh_metrics(self, max_age: float = METRICS_MAX_AGE) -> None:
         """Set the queue and status gauges unless they are younger than ``max_age`` seconds
         (called by ``/metrics``: a scrape storm costs one pair of grouped queries per
-        ``max_age``). A database that does not answer leaves the previous figures."""
+        ``max_age``). A database that fails or does not answer within ``METRICS_TIMEOUT``
+        leaves the previous figures (and the next scrape tries again)."""
         async with self.metrics_lock:
             now = time.monotonic()
             if self.metrics_at is not None and now - self.metrics_at < max_age:
                 return
             try:
-                await self.publish_metrics()
+                async with asyncio.timeout(METRICS_TIMEOUT):  # within a scrape's timeout
+                    await self.publish_metrics()
             except Exception as exc:  # the scrape still answers, with the previous figures
                 log.warning("documents.metrics_failed", error=type(exc).__name__)
                 return

@@ -84,3 +84,5 @@ def publish(stats: dict[str, KindStats], kinds: tuple[str, ...], statuses: dict[
 
 #: a scrape within this many seconds of the last refresh answers the figures it set
 METRICS_MAX_AGE = 5.0
+#: a sample that takes longer is abandoned (Prometheus' scrape timeout is 10 s by default)
+METRICS_TIMEOUT = 2.0
