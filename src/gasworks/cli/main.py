@@ -10,6 +10,7 @@ from gasworks import __version__
 from gasworks.cli import (
     blobs,
     documents,
+    documents_ops,
     embeddings,
     guardrails,
     models,
@@ -63,6 +64,8 @@ app.command("search")(search.search)
 app.add_typer(prompts.prompts_app, name="prompts")
 app.add_typer(blobs.blobs_app, name="blobs")
 app.add_typer(documents.documents_app, name="documents")
+documents.documents_app.command("queue")(documents_ops.queue_cmd)
+documents.documents_app.command("audit")(documents_ops.audit_cmd)
 app.command("worker")(documents.worker_cmd)
 
 

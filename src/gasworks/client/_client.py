@@ -237,6 +237,24 @@ class Gasworks:
         _check(r)
         return int(r.json()["count"])
 
+    def document_ingestion(self) -> dict[str, Any]:
+        """Readable documents by status and, for tenant admins, the pipeline queue per stage
+        (``queue``: waiting, running, dead, oldestAgeSeconds; null for other roles)."""
+        r = self._http.get("/api/documents/ingestion")
+        _check(r)
+        return dict(r.json())
+
+    def document_audit(
+        self, *, collection: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[dict[str, Any]]:
+        """Collection and dead-letter events, newest first (one page)."""
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if collection:
+            params["collection"] = collection
+        r = self._http.get("/api/documents/audit", params=params)
+        _check(r)
+        return list(r.json())
+
     def close(self) -> None:
         self._http.close()
 
@@ -718,6 +736,25 @@ class AsyncGasworks:
     async def grant(self, collection: str, kind: str, subject: str | None = None) -> dict[str, Any]:
         out: dict[str, Any] = await self._call(
             "POST", f"/api/collections/{collection}/grants", json={"kind": kind, "subject": subject}
+        )
+        return out
+
+    async def document_ingestion(self) -> dict[str, Any]:
+        """Readable documents by status and, for tenant admins, the pipeline queue per stage
+        (``queue``: waiting, running, dead, oldestAgeSeconds; null for other roles)."""
+        out: dict[str, Any] = await self._call("GET", "/api/documents/ingestion")
+        return out
+
+    async def document_audit(
+        self, *, collection: str | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Collection and dead-letter events, newest first (tenant admins; a collection's
+        owner with ``collection``): the newest ``limit`` (at most 500), or every one."""
+        params: dict[str, Any] = {"collection": collection} if collection else {}
+        if limit is None:
+            return await self._pages("/api/documents/audit", params)
+        out: list[dict[str, Any]] = await self._call(
+            "GET", "/api/documents/audit", params={**params, "limit": limit}
         )
         return out
 

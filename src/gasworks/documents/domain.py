@@ -6,7 +6,9 @@ process holding the deployment's leader lease (``gasworks.db.leader``), once per
 
 from __future__ import annotations
 
+import asyncio
 import functools
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -14,19 +16,22 @@ from typing import TYPE_CHECKING, Any
 from gasworks.background import PeriodicTask
 from gasworks.blobs.factory import blob_store
 from gasworks.documents import sandbox
-from gasworks.documents.metrics import publish
+from gasworks.documents.metrics import METRICS_MAX_AGE, METRICS_TIMEOUT, publish
 from gasworks.documents.pipeline import Pipeline, PipelineConfig
 from gasworks.documents.reconcile import Reconciler
 from gasworks.documents.scope import DocumentSources
 from gasworks.documents.service import EXTRACT, KINDS, DocumentService, Limits
 from gasworks.errors import ConfigurationError
 from gasworks.jobs import JobQueue, RetryPolicy, Worker, WorkerConfig
+from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import Embedder, SourceWriter
 from gasworks.runtime import is_leader
 from gasworks.settings import Settings
 
 if TYPE_CHECKING:
     from gasworks.runtime import Runtime
+
+log = get_logger("gasworks.documents.domain")
 
 SERVICE = "documents"
 #: runtime.services keys that supply the pipeline's embedder and vector writer (retrieval sets
@@ -49,8 +54,30 @@ class Documents:
     workers: list[Worker] = field(default_factory=list)
     tasks: list[PeriodicTask] = field(default_factory=list)
 
+    #: when the gauges were last set (``time.monotonic``), and the lock that lets one of
+    #: several concurrent scrapes query while the others wait for its figures
+    metrics_at: float | None = None
+    metrics_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
     async def publish_metrics(self) -> None:
         publish(await self.queue.stats(), KINDS, await self.service.status_counts())
+
+    async def refresh_metrics(self, max_age: float = METRICS_MAX_AGE) -> None:
+        """Set the queue and status gauges unless they are younger than ``max_age`` seconds
+        (called by ``/metrics``: a scrape storm costs one pair of grouped queries per
+        ``max_age``). A database that fails or does not answer within ``METRICS_TIMEOUT``
+        leaves the previous figures (and the next scrape tries again)."""
+        async with self.metrics_lock:
+            now = time.monotonic()
+            if self.metrics_at is not None and now - self.metrics_at < max_age:
+                return
+            try:
+                async with asyncio.timeout(METRICS_TIMEOUT):  # within a scrape's timeout
+                    await self.publish_metrics()
+            except Exception as exc:  # the scrape still answers, with the previous figures
+                log.warning("documents.metrics_failed", error=type(exc).__name__)
+                return
+            self.metrics_at = now
 
     async def reconcile_if_leader(self) -> None:
         """Reconcile when this process holds the deployment's leader lease (one process of
@@ -61,7 +88,6 @@ class Documents:
     def start_background(self, settings: Settings) -> None:
         every = settings.documents_reconcile_interval_seconds
         self.tasks = [
-            PeriodicTask("documents-metrics", self.publish_metrics, 15.0, run_first=True),
             PeriodicTask("documents-reconcile", self.reconcile_if_leader, every),
         ]
         for task in self.tasks:

@@ -1,7 +1,11 @@
 """Documents and job-queue metrics (on the process registry, exposed at ``/metrics``).
 
-The gauges are set by ``publish``, which processes running workers call every 15 s (a scrape
-of ``/metrics`` never queries the database)."""
+The gauges are set by ``publish`` when ``/metrics`` is scraped (``Documents.refresh_metrics``:
+two grouped queries, at most once per ``METRICS_MAX_AGE`` seconds per process however often it
+is scraped), so every process serving HTTP answers them, with or without workers, and an idle
+process that nobody scrapes sends no query for them. Labels are job kinds and statuses only,
+never tenants: the deployment-wide figures; a tenant's own are at ``GET
+/api/documents/ingestion``."""
 
 from __future__ import annotations
 
@@ -19,6 +23,12 @@ QUEUE_DEPTH = Gauge(
 OLDEST_AGE = Gauge(
     "gasworks_jobs_oldest_age_seconds",
     "Age of the oldest waiting or running job, by kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+RUNNING = Gauge(
+    "gasworks_jobs_running",
+    "Jobs a worker holds now (in flight), by kind; the rest of gasworks_jobs_queued waits.",
     ["kind"],
     registry=REGISTRY,
 )
@@ -65,7 +75,14 @@ def publish(stats: dict[str, KindStats], kinds: tuple[str, ...], statuses: dict[
     for kind in kinds:
         st = stats.get(kind, KindStats(kind))
         QUEUE_DEPTH.labels(kind).set(st.queued + st.running)
+        RUNNING.labels(kind).set(st.running)
         OLDEST_AGE.labels(kind).set(st.oldest_age_seconds)
         DEAD.labels(kind).set(st.dead)
     for status in STATUSES:
         DOCUMENTS.labels(status).set(statuses.get(status, 0))
+
+
+#: a scrape within this many seconds of the last refresh answers the figures it set
+METRICS_MAX_AGE = 5.0
+#: a sample that takes longer is abandoned (Prometheus' scrape timeout is 10 s by default)
+METRICS_TIMEOUT = 2.0

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ConfigDict, Field
 
 from gasworks.apimodel import ApiModel
+
+if TYPE_CHECKING:
+    from gasworks.jobs.queue import KindStats
 
 Status = Literal[
     "queued",
@@ -119,3 +122,58 @@ class ReconcileOut(_Out):
     documents_purged: int = 0
     #: whether the vector index could be listed (no index configured: blobs and rows only)
     vectors_checked: bool = False
+
+
+class StageQueueOut(_Out):
+    """One kind of pipeline job (a stage: extract, ocr, chunk, embed, index; or the delete and
+    cleanup jobs) of the caller's tenant."""
+
+    stage: str
+    #: jobs waiting for a worker (including retries waiting for their backoff)
+    waiting: int
+    #: jobs a worker holds now (in flight)
+    running: int
+    #: dead letters of this stage
+    dead: int
+    #: seconds since the oldest waiting or running job of this stage was created (0: none)
+    oldest_age_seconds: float
+
+
+class QueueOut(_Out):
+    """The tenant's pipeline queue, per stage and in total."""
+
+    stages: list[StageQueueOut]
+    waiting: int
+    running: int
+    dead: int
+    oldest_age_seconds: float
+
+
+class IngestionOut(_Out):
+    #: the caller's readable documents by status
+    statuses: dict[str, int]
+    #: the tenant's queue (tenant admins, who may see the dead letters; otherwise null)
+    queue: QueueOut | None
+
+    @classmethod
+    def of(cls, statuses: dict[str, int], jobs: list[KindStats] | None) -> IngestionOut:
+        if jobs is None:
+            return cls(statuses=statuses, queue=None)
+        stages = [
+            StageQueueOut(
+                stage=j.kind.removeprefix("documents."),
+                waiting=j.queued,
+                running=j.running,
+                dead=j.dead,
+                oldest_age_seconds=round(j.oldest_age_seconds, 3),
+            )
+            for j in jobs
+        ]
+        queue = QueueOut(
+            stages=stages,
+            waiting=sum(s.waiting for s in stages),
+            running=sum(s.running for s in stages),
+            dead=sum(s.dead for s in stages),
+            oldest_age_seconds=max((s.oldest_age_seconds for s in stages), default=0.0),
+        )
+        return cls(statuses=statuses, queue=queue)

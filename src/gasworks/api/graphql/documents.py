@@ -18,9 +18,11 @@ from gasworks.documents.schemas import (
     CollectionIn,
     CollectionOut,
     DeadLetterOut,
+    DocumentEventOut,
     DocumentOut,
     GrantIn,
     GrantOut,
+    IngestionOut,
 )
 from gasworks.documents.service import DocumentService
 from gasworks.errors import Forbidden, ValidationFailed
@@ -40,6 +42,12 @@ class EventType:
     actor: str | None
     data: JSON
     created_at: datetime
+
+    @staticmethod
+    def of(e: DocumentEventOut) -> EventType:
+        return EventType(
+            seq=e.seq, kind=e.kind, actor=e.actor, data=JSON(e.data), created_at=e.created_at
+        )
 
 
 @strawberry.type(name="Document")
@@ -69,12 +77,7 @@ class DocumentType:
         """Status changes and audit events, oldest first."""
         page = checked_page(limit, offset)
         items = await _svc(info).events(info.context.ctx, self.id, after=after, page=page)
-        return [
-            EventType(
-                seq=e.seq, kind=e.kind, actor=e.actor, data=JSON(e.data), created_at=e.created_at
-            )
-            for e in items
-        ]
+        return [EventType.of(e) for e in items]
 
     @staticmethod
     def of(d: DocumentOut) -> DocumentType:
@@ -146,6 +149,54 @@ class ReconcileType:
     vectors_checked: bool
 
 
+@strawberry.type(name="DocumentStageQueue")
+class StageQueueType:
+    stage: str
+    waiting: int
+    running: int
+    dead: int
+    oldest_age_seconds: float
+
+
+@strawberry.type(name="DocumentQueue")
+class QueueType:
+    stages: list[StageQueueType]
+    waiting: int
+    running: int
+    dead: int
+    oldest_age_seconds: float
+
+
+@strawberry.type(name="DocumentStatusCount")
+class StatusCountType:
+    status: str
+    count: int
+
+
+@strawberry.type(name="DocumentIngestion")
+class IngestionType:
+    """Readable documents by status; the tenant's queue per stage (tenant admins, else null)."""
+
+    statuses: list[StatusCountType]
+    queue: QueueType | None
+
+    @staticmethod
+    def of(i: IngestionOut) -> IngestionType:
+        q = i.queue
+        return IngestionType(
+            statuses=[StatusCountType(status=k, count=n) for k, n in sorted(i.statuses.items())],
+            queue=None
+            if q is None
+            else QueueType(
+                stages=[StageQueueType(**st.model_dump(by_alias=False)) for st in q.stages],
+                waiting=q.waiting,
+                running=q.running,
+                dead=q.dead,
+                oldest_age_seconds=q.oldest_age_seconds,
+            ),
+        )
+
+
 @strawberry.type
 class DocumentsQuery:
     @strawberry.field
@@ -200,6 +251,27 @@ class DocumentsQuery:
         page = checked_page(limit, offset)
         items = await _svc(info).dead_letters(info.context.ctx, stage=stage, page=page)
         return [DeadLetterType.of(d) for d in items]
+
+    @strawberry.field
+    async def document_ingestion(self, info: Info) -> IngestionType:
+        """Documents by status; for tenant admins the pipeline queue per stage (waiting,
+        running, dead letters, oldest age)."""
+        found = await _svc(info).ingestion(info.context.ctx)
+        return IngestionType.of(IngestionOut.of(found.statuses, found.jobs))
+
+    @strawberry.field
+    async def document_audit(
+        self,
+        info: Info,
+        collection: str | None = None,
+        limit: Limit = DEFAULT_LIMIT,
+        offset: Offset = 0,
+    ) -> list[EventType]:
+        """Collection and dead-letter events, newest first (tenant admins; a collection's
+        owner with ``collection``)."""
+        page = checked_page(limit, offset)
+        items = await _svc(info).audit(info.context.ctx, collection=collection, page=page)
+        return [EventType.of(e) for e in items]
 
 
 async def _pieces(f: UploadFile) -> AsyncIterator[bytes]:

@@ -30,6 +30,7 @@ from gasworks.documents.schemas import (
     DocumentOut,
     GrantIn,
     GrantOut,
+    IngestionOut,
     UploadOut,
 )
 from gasworks.documents.service import FINAL, DocumentService
@@ -98,6 +99,36 @@ async def list_documents(
     return await get_documents(rt).service.list_documents(
         ctx, collection=collection, status=status_, page=page
     )
+
+
+@router.get(
+    "/documents/ingestion",
+    summary="Ingestion at a glance: documents by status; the queue per stage (tenant admins)",
+)
+async def ingestion(rt: RuntimeDep, ctx: ContextDep) -> IngestionOut:
+    """The caller's readable documents by status and, for tenant admins, the tenant's
+    pipeline queue per stage: waiting, running (in flight), dead letters and the age of the
+    oldest waiting or running job (``queue`` is null for other roles)."""
+    found = await get_documents(rt).service.ingestion(ctx)
+    return IngestionOut.of(found.statuses, found.jobs)
+
+
+@router.get(
+    "/documents/audit",
+    summary="Collection and dead-letter events, newest first (tenant admins; owners by collection)",
+)
+async def audit(
+    rt: RuntimeDep,
+    ctx: ContextDep,
+    page: PageDep,
+    collection: Annotated[
+        str | None, Query(description="A collection's id or name: only its events.")
+    ] = None,
+) -> list[DocumentEventOut]:
+    """Events of no one document: collections created, granted, revoked and deleted, dead
+    letters replayed and discarded, reconciler removals. Without ``collection``, tenant
+    admins only; with it, also the collection's owner."""
+    return await get_documents(rt).service.audit(ctx, collection=collection, page=page)
 
 
 @router.get("/documents/{document_id}", summary="A document with its status per stage")

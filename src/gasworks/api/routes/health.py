@@ -11,6 +11,8 @@ from gasworks.api.deps import RuntimeDep
 from gasworks.api.drain import Drain, shutting_down
 from gasworks.api.errors import envelope
 from gasworks.api.routing import router as guarded_router
+from gasworks.documents.domain import SERVICE as DOCUMENTS
+from gasworks.documents.domain import Documents
 from gasworks.observability.metrics import REGISTRY
 
 router = guarded_router(tags=["operations"])
@@ -53,5 +55,8 @@ async def readyz(request: Request, runtime: RuntimeDep) -> dict[str, str] | JSON
     response_class=Response,
     responses={200: {"content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}},
 )
-async def metrics() -> Response:
+async def metrics(runtime: RuntimeDep) -> Response:
+    docs = runtime.services.get(DOCUMENTS)
+    if isinstance(docs, Documents):  # the queue gauges are sampled at scrape time (throttled)
+        await docs.refresh_metrics()
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
