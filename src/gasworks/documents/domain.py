@@ -18,7 +18,7 @@ from gasworks.documents.scope import DocumentSources
 from gasworks.documents.service import EXTRACT, KINDS, DocumentService, Limits
 from gasworks.errors import ConfigurationError
 from gasworks.jobs import JobQueue, RetryPolicy, Worker, WorkerConfig
-from gasworks.retrieval.types import Embedder, SourceWriter
+from gasworks.retrieval.types import Embedder, EmbedInputLimit, EmbedLimits, SourceWriter
 from gasworks.settings import Settings
 
 if TYPE_CHECKING:
@@ -87,9 +87,6 @@ def build(rt: Runtime) -> Documents:
         max_delay=s.documents_retry_max_seconds,
     )
     queue = JobQueue(rt.db, {k: policy for k in KINDS}, default_policy=policy)
-    svc = DocumentService(
-        rt.db, blob_store(rt), queue, Limits(s.documents_max_bytes, s.documents_max_files)
-    )
 
     def embedder() -> Embedder | None:
         found = rt.services.get(EMBEDDER)
@@ -100,6 +97,20 @@ def build(rt: Runtime) -> Documents:
         models: Any = rt.services.get(MODELS)
         gateway = getattr(models, "gateway", None)
         return gateway if isinstance(gateway, Embedder) else None
+
+    def input_limit() -> EmbedInputLimit | None:
+        found = embedder()
+        if isinstance(found, EmbedLimits):
+            return found.embedding_input_limit(s.documents_embedding_model)
+        return None
+
+    svc = DocumentService(
+        rt.db,
+        blob_store(rt),
+        queue,
+        Limits(s.documents_max_bytes, s.documents_max_files),
+        input_limit=input_limit,
+    )
 
     def writer() -> SourceWriter | None:
         found = rt.services.get(SOURCES)

@@ -54,7 +54,14 @@ from gasworks.errors import (
 from gasworks.jobs import Handler, Job, LeaseLost, Postpone
 from gasworks.modeltypes import CallScope
 from gasworks.observability.logging import get_logger
-from gasworks.retrieval.types import Chunk, Embedder, EmbedRequest, SourceWriter, Space, source_id
+from gasworks.retrieval.types import (
+    Chunk,
+    Embedder,
+    EmbedRequest,
+    SourceWriter,
+    Space,
+    source_id,
+)
 
 log = get_logger("gasworks.documents.pipeline")
 
@@ -299,14 +306,16 @@ class Pipeline:
             except BlobNotFound:
                 raw = await self._artifact(row, gen, "extract")
             cfg = await self._chunk_config(row)
-            chunks = chunk(row.id, gen, Extracted.from_dict(raw), cfg)
+            chunks = await asyncio.to_thread(chunk, row.id, gen, Extracted.from_dict(raw), cfg)
             await self._save(row, gen, "chunks", [_chunk_dict(c) for c in chunks])
             return EMBED, {"chunks": len(chunks)}
 
         await self._guarded(job, work)
 
     async def _chunk_config(self, row: DocumentRow) -> ChunkConfig:
-        """The sizes of the document's first collection (by name), else the defaults."""
+        """The sizes of the document's first collection (by name), else the defaults; chunks
+        never exceed the embedding model's input limit (``chunking.ChunkConfig.limit``)."""
+        limit = await asyncio.to_thread(self.svc.input_limit)
         async with self.db.read_session() as s:
             col = await s.scalar(
                 select(CollectionRow)
@@ -318,8 +327,8 @@ class Pipeline:
                 .limit(1)
             )
         if col is None:
-            return ChunkConfig()
-        return ChunkConfig(max_tokens=col.chunk_tokens, overlap=col.chunk_overlap)
+            return ChunkConfig(limit=limit)
+        return ChunkConfig(max_tokens=col.chunk_tokens, overlap=col.chunk_overlap, limit=limit)
 
     async def embed(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
