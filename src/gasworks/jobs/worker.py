@@ -27,6 +27,10 @@ Handler = Callable[[Job], Awaitable[None]]
 FailureHook = Callable[[Job, BaseException, str], Awaitable[None]]
 
 
+class WorkerStopping(Exception):
+    """Why a job handed on to a stopping worker went back to the queue."""
+
+
 class Postpone(Exception):
     """Raised by a handler to put its job back without spending an attempt."""
 
@@ -136,7 +140,20 @@ class Worker:
             slots.release()
 
     async def run_job(self, job: Job) -> None:
-        """Run ``job``'s handler and record the outcome (also used directly by tests)."""
+        """Run ``job``'s handler and record the outcome, then the jobs it handed on to this
+        worker (``Job.then``, ``JobQueue.enqueue_next``) one after the other (also used
+        directly by tests)."""
+        current: Job | None = job
+        while current is not None:
+            await self._run_single(current)
+            nxt = current.then if current.finished else None
+            if nxt is not None and self._stopping.is_set():
+                # leased to this worker, which is going away: back to the queue at once
+                await self.queue.postpone(nxt, WorkerStopping("The worker stopped."), 0.0)
+                nxt = None
+            current = nxt
+
+    async def _run_single(self, job: Job) -> None:
         handler = self.handlers[job.kind]
         try:
             await handler(job)
@@ -177,8 +194,11 @@ class Worker:
         every = max(0.05, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
+            while job.finished and job.then is not None:
+                job = job.then  # the chain moved on (``run_job``): keep its lease alive
             try:
-                if not await self.queue.heartbeat(job, self.config.lease_seconds):
-                    return
+                renewed = await self.queue.heartbeat(job, self.config.lease_seconds)
+                if not renewed and not job.finished:
+                    return  # lost; a finished job may yet hand on (``then`` set after commit)
             except Exception:
                 log.warning("jobs.heartbeat_failed", job=job.id)
