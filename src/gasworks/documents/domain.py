@@ -130,6 +130,7 @@ def build(rt: Runtime) -> Documents:
             embed_batch=s.documents_embed_batch,
             budget_retry_seconds=s.documents_budget_retry_seconds,
             preload=s.documents_parse_preload,
+            chain=s.documents_chain_stages,
         ),
         embedder=embedder,
         writer=writer,

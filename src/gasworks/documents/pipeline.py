@@ -78,6 +78,8 @@ class PipelineConfig:
     #: fork parse and OCR children from servers that imported the parsers once
     #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
     preload: bool = True
+    #: hand the next stage to the worker that finished this one (``JobQueue.enqueue_next``)
+    chain: bool = True
 
 
 class _Stale(Exception):
@@ -211,7 +213,16 @@ class Pipeline:
                 setattr(live, k, v)
             live.updated_at = _now()
             nxt: Job | None = None
-            if next_kind is not None:
+            if next_kind is not None and not self.config.chain:
+                await self.queue.enqueue(
+                    s,
+                    tenant_id=job.tenant_id,
+                    kind=next_kind,
+                    subject=doc_id,
+                    payload={**job.payload, "generation": gen},
+                    dedupe_key=stage_job_key(doc_id, gen, next_kind),
+                )
+            elif next_kind is not None:
                 nxt = await self.queue.enqueue_next(
                     s,
                     job,
