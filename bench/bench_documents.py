@@ -942,19 +942,24 @@ NOTES = """
 ## Notes
 
 - The machine is a 2-core VM **shared with other engineers' test runs and benchmarks**; the
-  load average beside each table (13 to 21 in the recorded run, 6-10 runnable processes per
-  core) is mostly theirs. Absolute seconds are several times an idle machine's and move
-  between rounds (the embedder alone took 43 to 72 s for the same work); the interleaved ratios
-  move less, but with three rounds of the real embedder they are still wide: read them as
-  "about", not to two decimals.
-- gasworks' own cost per document (the fake-embedder pass) is several per-stage transactions
-  (claim, start, commit with the next stage's job and an event), the stage artifacts written
-  and read back through the encrypted blob store, and the parse child: the price of a pipeline
-  that survives a kill in any stage without losing or duplicating work. LlamaIndex's in-memory
-  pipeline has none of it, and a crash halfway loses the pass.
-- The parse servers (`GASWORKS_DOCUMENTS_PARSE_PRELOAD`, on by default) were added after this
-  benchmark showed the per-file interpreter start-up dominating small files; "before the fix"
-  rows are the same build with the setting off, measured in the same rounds.
+  load average beside each table (5.8 to 10.8 in the recorded runs, 13 to 21 in the earlier
+  one) is mostly theirs. Absolute seconds are several times an idle machine's and move
+  between rounds (the embedder alone took 10 to 48 s for the same work over the two runs);
+  the interleaved ratios move less, but with four rounds of the real embedder they are still
+  wide: read them as "about", not to two decimals.
+- gasworks' own cost per document (the fake-embedder pass) is its per-stage transactions, the
+  stage artifacts written through the encrypted blob store, and the parse child: the price of
+  a pipeline that survives a kill in any stage without losing or duplicating work.
+  LlamaIndex's in-memory pipeline has none of it, and a crash halfway loses the pass.
+- "gasworks before" rows: the same build with `GASWORKS_DOCUMENTS_CHAIN_STAGES=false` (every
+  stage queued and claimed by any worker, its start its own transaction, its input read back
+  from the blob store), measured in the same rounds. Counted in process on 30 files with the
+  fake embedder (SQLAlchemy `before_cursor_execute`/`commit` events, the benchmark's own
+  polling included): 96 statements and 25 transactions per document before, 62 and 13.5
+  after.
+- The parse servers (`GASWORKS_DOCUMENTS_PARSE_PRELOAD`, on by default) were added after an
+  earlier run of this benchmark showed the per-file interpreter start-up dominating small
+  files (the sandbox table).
 - Re-ingest of unchanged files: gasworks streams each upload into the encrypted blob store
   while hashing it (the hash is known only at the end of the stream), finds the same bytes
   already stored, links the document and deletes the new blob; LlamaIndex re-reads each file
