@@ -352,3 +352,25 @@ async def test_the_worker_runs_a_handed_on_job_next(db: Database, clock: Clock) 
     await worker.run_job(job)
     assert order == ["first", "second:1"] and worker.processed == 2
     assert await count(db) == 0
+
+
+async def test_a_stopping_worker_puts_a_handed_on_job_back(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+
+    async def first(job: Job) -> None:
+        async with db.session() as s:
+            job.then = await q.enqueue_next(s, job, kind="second")
+            await q.finish(s, job)
+
+    async def second(job: Job) -> None:
+        raise AssertionError("a stopping worker starts no new job")
+
+    await put(q, "t1", kind="first")
+    worker = Worker(q, {"first": first, "second": second}, worker_id="w1")
+    job = await q.claim("w1", ["first"], 30)
+    assert job is not None
+    worker._stopping.set()  # stop() was called while ``first`` ran
+    await worker.run_job(job)
+    back = await q.claim("w2", ["second"], 30)  # at once, not after the lease
+    assert back is not None and back.attempt == 1
+    assert back.history[-1]["code"] == "SERVER_SHUTTING_DOWN"

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from gasworks.errors import ShuttingDown
 from gasworks.jobs.queue import Job, JobQueue, LeaseLost
 from gasworks.observability.logging import get_logger
 
@@ -25,10 +26,6 @@ Handler = Callable[[Job], Awaitable[None]]
 #: told of every failed attempt: the job, the error, and the job's new status
 #: (``queued`` for a retry, ``postponed`` (no attempt spent), ``dead``, or ``lost``)
 FailureHook = Callable[[Job, BaseException, str], Awaitable[None]]
-
-
-class WorkerStopping(Exception):
-    """Why a job handed on to a stopping worker went back to the queue."""
 
 
 class Postpone(Exception):
@@ -149,7 +146,8 @@ class Worker:
             nxt = current.then if current.finished else None
             if nxt is not None and self._stopping.is_set():
                 # leased to this worker, which is going away: back to the queue at once
-                await self.queue.postpone(nxt, WorkerStopping("The worker stopped."), 0.0)
+                stopping = ShuttingDown("The worker stopped before running this job.")
+                await self.queue.postpone(nxt, stopping, 0.0)
                 nxt = None
             current = nxt
 
