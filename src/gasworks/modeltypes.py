@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import sys
 from array import array
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -184,6 +184,21 @@ class EmbedResult:
     @property
     def space(self) -> Space:
         return Space(self.model, self.dimensions)
+
+
+@dataclass(slots=True, frozen=True)
+class EmbedInputLimit:
+    """The longest text an embedding model accepts, and how to measure a text against it.
+
+    ``count`` gives each text's tokens exactly as the gateway counts them before refusing an
+    input (``VALIDATION_FAILED``): the model's own tokenizer where the provider has one (its
+    special tokens and the model's document prefix included), else the registry's tokenizer or
+    characters-per-token estimate; ``exact`` is False for the estimate."""
+
+    model: str
+    max_tokens: int
+    count: Callable[[Sequence[str]], list[int]]
+    exact: bool
 
 
 @dataclass(slots=True)

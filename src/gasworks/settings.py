@@ -580,6 +580,12 @@ class Settings(BaseSettings):
         "parsers once (a fork instead of a fresh interpreter per file); false starts a fresh "
         "interpreter per file.",
     )
+    documents_chain_stages: bool = Field(
+        default=True,
+        description="A worker that finishes a document's stage runs the next stage itself "
+        "(leased to it in the same commit, the artifact kept in memory) instead of queueing it "
+        "for any worker to claim; false queues every stage.",
+    )
     documents_parse_memory_mb: int = Field(
         default=1024, ge=64, description="Address space of a parse child process (MiB)."
     )

@@ -293,3 +293,84 @@ async def test_two_concurrent_workers_process_each_job_exactly_once(db_url: str)
     finally:
         for d in dbs:
             await d.dispose()
+
+
+async def test_a_handed_on_job_runs_in_its_worker_and_survives_that_workers_death(
+    db: Database, clock: Clock
+) -> None:
+    """``enqueue_next``: the next job is leased to the finishing job's worker in the same
+    transaction; nobody else can claim it until that lease expires, then it is an ordinary
+    retry (``LEASE_EXPIRED``); a live job with the same dedupe key means nothing is added."""
+    q = make_queue(db, clock)
+    await put(q, "t1", kind="first")
+    first = await q.claim("w1", ["first", "second"], 30)
+    assert first is not None and first.worker_id == "w1"
+    async with db.session() as s:
+        nxt = await q.enqueue_next(s, first, kind="second", payload={"n": 2}, dedupe_key="k2")
+        await q.finish(s, first)
+    assert nxt is not None and (nxt.kind, nxt.attempt, nxt.payload) == ("second", 1, {"n": 2})
+    assert await q.claim("w2", ["first", "second"], 30) is None  # w1 holds it
+
+    ran: list[str] = []
+
+    async def second(job: Job) -> None:
+        ran.append(job.id)
+
+    worker = Worker(q, {"second": second}, worker_id="w1")
+    clock.advance(31)  # w1 died before running it: its lease expires
+    again = await q.claim("w2", ["second"], 30)
+    assert again is not None and again.id == nxt.id and again.attempt == 2
+    assert again.history[-1]["code"] == "LEASE_EXPIRED"
+    await worker.run_job(again)
+    assert ran == [nxt.id] and await count(db) == 0
+
+    await put(q, "t1", kind="first")
+    other = await q.claim("w1", ["first"], 30)
+    assert other is not None
+    async with db.session() as s:
+        await q.enqueue(s, tenant_id="t1", kind="second", dedupe_key="k3")
+        assert await q.enqueue_next(s, other, kind="second", dedupe_key="k3") is None
+
+
+async def test_the_worker_runs_a_handed_on_job_next(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+    order: list[str] = []
+
+    async def first(job: Job) -> None:
+        order.append("first")
+        async with db.session() as s:
+            job.then = await q.enqueue_next(s, job, kind="second")
+            await q.finish(s, job)
+
+    async def second(job: Job) -> None:
+        order.append(f"second:{job.attempt}")
+
+    await put(q, "t1", kind="first")
+    worker = Worker(q, {"first": first, "second": second}, worker_id="w1")
+    job = await q.claim("w1", ["first", "second"], 30)
+    assert job is not None
+    await worker.run_job(job)
+    assert order == ["first", "second:1"] and worker.processed == 2
+    assert await count(db) == 0
+
+
+async def test_a_stopping_worker_puts_a_handed_on_job_back(db: Database, clock: Clock) -> None:
+    q = make_queue(db, clock)
+
+    async def first(job: Job) -> None:
+        async with db.session() as s:
+            job.then = await q.enqueue_next(s, job, kind="second")
+            await q.finish(s, job)
+
+    async def second(job: Job) -> None:
+        raise AssertionError("a stopping worker starts no new job")
+
+    await put(q, "t1", kind="first")
+    worker = Worker(q, {"first": first, "second": second}, worker_id="w1")
+    job = await q.claim("w1", ["first"], 30)
+    assert job is not None
+    worker._stopping.set()  # stop() was called while ``first`` ran
+    await worker.run_job(job)
+    back = await q.claim("w2", ["second"], 30)  # at once, not after the lease
+    assert back is not None and back.attempt == 1
+    assert back.history[-1]["code"] == "SERVER_SHUTTING_DOWN"

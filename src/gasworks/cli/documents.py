@@ -416,7 +416,10 @@ def reconcile_cmd(
 def collection_create(
     name: str,
     tenant: TenantOpt = "default",
-    chunk_tokens: Annotated[int, typer.Option(help="Tokens per chunk.")] = 400,
+    chunk_tokens: Annotated[
+        int | None,
+        typer.Option(help="Tokens per chunk (default 400, or the embedding model's limit)."),
+    ] = None,
     chunk_overlap: Annotated[int, typer.Option(help="Tokens shared by neighbours.")] = 50,
     server: ServerOpt = None,
     api_key: KeyOpt = None,

@@ -24,7 +24,7 @@ from gasworks.documents.service import EXTRACT, KINDS, DocumentService, Limits
 from gasworks.errors import ConfigurationError
 from gasworks.jobs import JobQueue, RetryPolicy, Worker, WorkerConfig
 from gasworks.observability.logging import get_logger
-from gasworks.retrieval.types import Embedder, SourceWriter
+from gasworks.retrieval.types import Embedder, EmbedInputLimit, EmbedLimits, SourceWriter
 from gasworks.runtime import is_leader
 from gasworks.settings import Settings
 
@@ -116,9 +116,6 @@ def build(rt: Runtime) -> Documents:
         max_delay=s.documents_retry_max_seconds,
     )
     queue = JobQueue(rt.db, {k: policy for k in KINDS}, default_policy=policy)
-    svc = DocumentService(
-        rt.db, blob_store(rt), queue, Limits(s.documents_max_bytes, s.documents_max_files)
-    )
 
     def embedder() -> Embedder | None:
         found = rt.services.get(EMBEDDER)
@@ -129,6 +126,20 @@ def build(rt: Runtime) -> Documents:
         models: Any = rt.services.get(MODELS)
         gateway = getattr(models, "gateway", None)
         return gateway if isinstance(gateway, Embedder) else None
+
+    def input_limit() -> EmbedInputLimit | None:
+        found = embedder()
+        if isinstance(found, EmbedLimits):
+            return found.embedding_input_limit(s.documents_embedding_model)
+        return None
+
+    svc = DocumentService(
+        rt.db,
+        blob_store(rt),
+        queue,
+        Limits(s.documents_max_bytes, s.documents_max_files),
+        input_limit=input_limit,
+    )
 
     def writer() -> SourceWriter | None:
         found = rt.services.get(SOURCES)
@@ -145,6 +156,7 @@ def build(rt: Runtime) -> Documents:
             embed_batch=s.documents_embed_batch,
             budget_retry_seconds=s.documents_budget_retry_seconds,
             preload=s.documents_parse_preload,
+            chain=s.documents_chain_stages,
         ),
         embedder=embedder,
         writer=writer,

@@ -54,7 +54,14 @@ from gasworks.errors import (
 from gasworks.jobs import Handler, Job, LeaseLost, Postpone
 from gasworks.modeltypes import CallScope
 from gasworks.observability.logging import get_logger
-from gasworks.retrieval.types import Chunk, Embedder, EmbedRequest, SourceWriter, Space, source_id
+from gasworks.retrieval.types import (
+    Chunk,
+    Embedder,
+    EmbedRequest,
+    SourceWriter,
+    Space,
+    source_id,
+)
 
 log = get_logger("gasworks.documents.pipeline")
 
@@ -71,6 +78,8 @@ class PipelineConfig:
     #: fork parse and OCR children from servers that imported the parsers once
     #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
     preload: bool = True
+    #: hand the next stage to the worker that finished this one (``JobQueue.enqueue_next``)
+    chain: bool = True
 
 
 class _Stale(Exception):
@@ -143,34 +152,42 @@ class Pipeline:
     ) -> None:
         doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
         stage = job.kind.split(".", 1)[1]
-        async with self.db.session() as s:
-            row = await self._live(s, job, doc_id, gen)
-            if row is None:
-                await self.queue.finish(s, job)
-                return
-            row.status = STAGE_STATUS[job.kind]
-            stages = dict(row.stages or {})
-            stages[stage] = {
-                **stages.get(stage, {}),
-                "started": _now_iso(),
-                "attempts": job.attempt,
-            }
-            row.stages = stages
-            await add_event(
-                s, row.tenant_id, doc_id, "status", status=row.status, attempt=job.attempt
-            )
-            await s.flush()
-            s.expunge(row)
+        handed = job.memo.get("row")
+        if isinstance(handed, DocumentRow):
+            row = handed  # started in the previous stage's commit, which handed it on
+        else:
+            async with self.db.session() as s:
+                live = await self._live(s, job, doc_id, gen)
+                if live is None:
+                    await self.queue.finish(s, job)
+                    return
+                live.status = STAGE_STATUS[job.kind]
+                stages = dict(live.stages or {})
+                stages[stage] = {
+                    **stages.get(stage, {}),
+                    "started": _now_iso(),
+                    "attempts": job.attempt,
+                }
+                live.stages = stages
+                await add_event(
+                    s, live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
+                )
+                await s.flush()
+                s.expunge(live)
+            row = live
         started = time.monotonic()
         next_kind, updates = await work(row, gen)
         try:
-            await self._commit_stage(job, stage, doc_id, gen, next_kind, updates)
+            nxt, done = await self._commit_stage(job, stage, doc_id, gen, next_kind, updates)
         except (_Stale, LeaseLost):
             with contextlib.suppress(LeaseLost):
                 async with self.db.session() as s:
                     await self.queue.finish(s, job)
             raise _Stale from None
         STAGE_SECONDS.labels(stage).observe(time.monotonic() - started)
+        if nxt is not None:
+            nxt.memo = {"row": done, "artifacts": job.memo.get("artifacts", {})}
+            job.then = nxt
         self.queue.wake()
 
     async def _commit_stage(
@@ -181,18 +198,22 @@ class Pipeline:
         gen: int,
         next_kind: str | None,
         updates: dict[str, Any],
-    ) -> None:
+    ) -> tuple[Job | None, DocumentRow]:
+        """Record the stage done, enqueue the next one and complete the job, in one
+        transaction. The next stage's job is leased to this worker (``enqueue_next``), which
+        runs it at once: its start (status, ``stages.<next>.started``, the ``status`` event) is
+        recorded here too, as its own first transaction would have."""
         async with self.db.session() as s:
             live = await self._live(s, job, doc_id, gen)
             if live is None:
                 raise _Stale
             stages = dict(live.stages or {})
             stages[stage] = {**stages.get(stage, {}), "finished": _now_iso()}
-            live.stages = stages
             for k, v in updates.items():
                 setattr(live, k, v)
             live.updated_at = _now()
-            if next_kind is not None:
+            nxt: Job | None = None
+            if next_kind is not None and not self.config.chain:
                 await self.queue.enqueue(
                     s,
                     tenant_id=job.tenant_id,
@@ -201,10 +222,34 @@ class Pipeline:
                     payload={**job.payload, "generation": gen},
                     dedupe_key=stage_job_key(doc_id, gen, next_kind),
                 )
+            elif next_kind is not None:
+                nxt = await self.queue.enqueue_next(
+                    s,
+                    job,
+                    kind=next_kind,
+                    subject=doc_id,
+                    payload={**job.payload, "generation": gen},
+                    dedupe_key=stage_job_key(doc_id, gen, next_kind),
+                )
             await add_event(
                 s, live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status
             )
+            if nxt is not None and next_kind is not None:
+                following = next_kind.split(".", 1)[1]
+                live.status = STAGE_STATUS[next_kind]
+                stages[following] = {
+                    **stages.get(following, {}),
+                    "started": _now_iso(),
+                    "attempts": nxt.attempt,
+                }
+                await add_event(
+                    s, live.tenant_id, doc_id, "status", status=live.status, attempt=nxt.attempt
+                )
+            live.stages = stages
             await self.queue.finish(s, job)
+            await s.flush()
+            s.expunge(live)
+        return nxt, live
 
     async def _live(self, s: Any, job: Job, doc_id: str, gen: int) -> DocumentRow | None:
         row: DocumentRow | None = await s.scalar(
@@ -226,12 +271,18 @@ class Pipeline:
         except _Stale:
             log.info("documents.stage_discarded", job=job.id, kind=job.kind)
 
-    async def _artifact(self, row: DocumentRow, gen: int, stage: str) -> Any:
+    async def _artifact(self, job: Job, row: DocumentRow, gen: int, stage: str) -> Any:
+        """A previous stage's output: handed on in memory when this worker ran that stage
+        just before (``Job.memo``), else read back from the blob store."""
+        handed = job.memo.get("artifacts", {})
+        if stage in handed:
+            return handed[stage]
         return json.loads(await self.blobs.get(artifact_blob(row.tenant_id, row.id, gen, stage)))
 
-    async def _save(self, row: DocumentRow, gen: int, stage: str, value: Any) -> None:
+    async def _save(self, job: Job, row: DocumentRow, gen: int, stage: str, value: Any) -> None:
         data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
         await self.blobs.put(artifact_blob(row.tenant_id, row.id, gen, stage), data)
+        job.memo.setdefault("artifacts", {})[stage] = value
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -248,14 +299,14 @@ class Pipeline:
                 raise DocumentNoText(
                     "No text was found in the document.", details={"documentId": row.id}
                 )
-            await self._save(row, gen, "extract", doc.to_dict())
+            await self._save(job, row, gen, "extract", doc.to_dict())
             return (OCR if wants_ocr else CHUNK), {"pages": doc.pages}
 
         await self._guarded(job, work)
 
     async def ocr(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
-            doc = Extracted.from_dict(await self._artifact(row, gen, "extract"))
+            doc = Extracted.from_dict(await self._artifact(job, row, gen, "extract"))
             data = await self.blobs.get(row.blob_key)
             pages = json.dumps(doc.ocr_pages)
             if self.config.ocr_engine == "textract":
@@ -271,7 +322,7 @@ class Pipeline:
                 raise DocumentNoText(
                     "OCR found no text in the document.", details={"documentId": row.id}
                 )
-            await self._save(row, gen, "ocr", doc.to_dict())
+            await self._save(job, row, gen, "ocr", doc.to_dict())
             return CHUNK, {}
 
         await self._guarded(job, work)
@@ -294,19 +345,24 @@ class Pipeline:
 
     async def chunk(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
-            try:
-                raw = await self._artifact(row, gen, "ocr")
-            except BlobNotFound:
-                raw = await self._artifact(row, gen, "extract")
+            handed = job.memo.get("artifacts", {})
+            raw = handed.get("ocr", handed.get("extract"))
+            if raw is None:
+                try:
+                    raw = await self._artifact(job, row, gen, "ocr")
+                except BlobNotFound:
+                    raw = await self._artifact(job, row, gen, "extract")
             cfg = await self._chunk_config(row)
-            chunks = chunk(row.id, gen, Extracted.from_dict(raw), cfg)
-            await self._save(row, gen, "chunks", [_chunk_dict(c) for c in chunks])
+            chunks = await asyncio.to_thread(chunk, row.id, gen, Extracted.from_dict(raw), cfg)
+            await self._save(job, row, gen, "chunks", [_chunk_dict(c) for c in chunks])
             return EMBED, {"chunks": len(chunks)}
 
         await self._guarded(job, work)
 
     async def _chunk_config(self, row: DocumentRow) -> ChunkConfig:
-        """The sizes of the document's first collection (by name), else the defaults."""
+        """The sizes of the document's first collection (by name), else the defaults; chunks
+        never exceed the embedding model's input limit (``chunking.ChunkConfig.limit``)."""
+        limit = await asyncio.to_thread(self.svc.input_limit)
         async with self.db.read_session() as s:
             col = await s.scalar(
                 select(CollectionRow)
@@ -318,8 +374,8 @@ class Pipeline:
                 .limit(1)
             )
         if col is None:
-            return ChunkConfig()
-        return ChunkConfig(max_tokens=col.chunk_tokens, overlap=col.chunk_overlap)
+            return ChunkConfig(limit=limit)
+        return ChunkConfig(max_tokens=col.chunk_tokens, overlap=col.chunk_overlap, limit=limit)
 
     async def embed(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
@@ -329,7 +385,7 @@ class Pipeline:
                     RetrievalNotConfigured("No embedder is configured for documents."),
                     self.config.budget_retry_seconds,
                 )
-            chunks = await self._artifact(row, gen, "chunks")
+            chunks = await self._artifact(job, row, gen, "chunks")
             vectors: list[list[float]] = []
             model, dims = "", 0
             step = self.config.embed_batch
@@ -346,7 +402,7 @@ class Pipeline:
                 vectors.extend(res.vectors)
                 model, dims = res.model, res.dimensions
             await self._save(
-                row, gen, "vectors", {"model": model, "dimensions": dims, "vectors": vectors}
+                job, row, gen, "vectors", {"model": model, "dimensions": dims, "vectors": vectors}
             )
             return INDEX, {}
 
@@ -356,8 +412,8 @@ class Pipeline:
         written: list[str] = []
 
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
-            chunks = [Chunk(**c) for c in await self._artifact(row, gen, "chunks")]
-            vec = await self._artifact(row, gen, "vectors")
+            chunks = [Chunk(**c) for c in await self._artifact(job, row, gen, "chunks")]
+            vec = await self._artifact(job, row, gen, "vectors")
             if chunks:
                 space = Space(str(vec["model"]), int(vec["dimensions"]))
                 await self.writer().write_source(row.tenant_id, space, chunks, vec["vectors"])

@@ -71,7 +71,10 @@ class DocumentEventOut(_Out):
 class CollectionIn(ApiModel):
     name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._-]*$")
     description: str | None = Field(default=None, max_length=2000)
-    chunk_tokens: int = Field(default=400, ge=32, le=8000)
+    #: ``cl100k_base`` tokens per chunk; none: 400, or the embedding model's input limit when
+    #: lower. A size over that limit is refused (a chunk longer than the model takes cannot be
+    #: embedded)
+    chunk_tokens: int | None = Field(default=None, ge=32, le=8000)
     chunk_overlap: int = Field(default=50, ge=0, le=2000)
 
 

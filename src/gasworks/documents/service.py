@@ -6,8 +6,9 @@ Functions take the caller's ``TenantContext``; every query is scoped by its tena
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +23,7 @@ from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.documents import access, sniff
+from gasworks.documents.chunking import default_tokens, model_cap
 from gasworks.documents.schemas import (
     CollectionIn,
     CollectionOut,
@@ -51,7 +53,7 @@ from gasworks.errors import (
 )
 from gasworks.jobs.queue import JobQueue, KindStats
 from gasworks.observability.logging import get_logger
-from gasworks.retrieval.types import AllowedSources
+from gasworks.retrieval.types import AllowedSources, EmbedInputLimit
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.grants import grant_subject, is_manager, may_manage
 
@@ -132,11 +134,21 @@ async def add_event(
 class DocumentService:
     """The documents domain's operations over one database, blob store and queue."""
 
-    def __init__(self, db: Database, blobs: EnvelopeStore, queue: JobQueue, limits: Limits) -> None:
+    def __init__(
+        self,
+        db: Database,
+        blobs: EnvelopeStore,
+        queue: JobQueue,
+        limits: Limits,
+        *,
+        input_limit: Callable[[], EmbedInputLimit | None] = lambda: None,
+    ) -> None:
         self.db = db
         self.blobs = blobs
         self.queue = queue
         self.limits = limits
+        #: the ingestion embedding model's input limit (collection chunk sizes obey it)
+        self.input_limit = input_limit
 
     # -- upload -----------------------------------------------------------------------------
 
@@ -476,7 +488,18 @@ class DocumentService:
 
     async def create_collection(self, ctx: TenantContext, data: CollectionIn) -> CollectionOut:
         ctx.require(Role.EDITOR)
-        if data.chunk_overlap >= data.chunk_tokens:
+        limit = await asyncio.to_thread(self.input_limit)
+        tokens = data.chunk_tokens
+        if tokens is None:
+            tokens = default_tokens(limit)
+        elif limit is not None and tokens > model_cap(limit):
+            raise ValidationFailed(
+                f"chunkTokens {tokens} is more than the embedding model '{limit.model}' takes "
+                f"({model_cap(limit)} tokens): choose at most {model_cap(limit)}, or leave it "
+                "out for the largest size that fits.",
+                details={"path": "body.chunkTokens", "limit": model_cap(limit)},
+            )
+        if data.chunk_overlap >= tokens:
             raise ValidationFailed(
                 "chunkOverlap must be smaller than chunkTokens.",
                 details={"path": "body.chunkOverlap"},
@@ -489,7 +512,7 @@ class DocumentService:
                     name=data.name,
                     description=data.description,
                     owner_id=ctx.principal_id,
-                    chunk_tokens=data.chunk_tokens,
+                    chunk_tokens=tokens,
                     chunk_overlap=data.chunk_overlap,
                     created_at=utcnow(),
                 )

@@ -83,6 +83,15 @@ class Job:
     lease_token: str
     history: list[dict[str, Any]] = field(default_factory=list)
     finished: bool = False
+    #: the worker holding the lease, and for how long a lease lasts (``enqueue_next``)
+    worker_id: str = ""
+    lease_seconds: float = 0.0
+    #: the job this one handed on to its own worker (``enqueue_next``): the worker runs it
+    #: next, without claiming it
+    then: Job | None = None
+    #: in-memory hand-off between the handlers of a chain (never stored: the job's durable
+    #: input is what its handler reads when no memo is there)
+    memo: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -187,6 +196,71 @@ class JobQueue:
         res = await session.execute(stmt)
         return job_id if getattr(res, "rowcount", 1) else None
 
+    async def enqueue_next(
+        self,
+        session: AsyncSession,
+        job: Job,
+        *,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> Job | None:
+        """Add the job that follows ``job`` in ``session``'s transaction, already leased to
+        ``job``'s worker (attempt 1, a fresh token): the worker runs it at once instead of
+        claiming it (``Job.then``; ``Worker.run_job``). It is an ordinary job for everyone
+        else: if that worker dies, the lease expires and another worker takes it. ``None``
+        when a live job with ``dedupe_key`` exists (nothing is added)."""
+        if not job.worker_id or job.lease_seconds <= 0:
+            await self.enqueue(
+                session,
+                tenant_id=job.tenant_id,
+                kind=kind,
+                payload=payload,
+                subject=subject,
+                dedupe_key=dedupe_key,
+            )
+            return None
+        now = self.clock()
+        token = uuid.uuid4().hex
+        job_id = new_id("job")
+        values: dict[str, Any] = {
+            "id": job_id,
+            "tenant_id": job.tenant_id,
+            "kind": kind,
+            "subject": subject,
+            "payload": dict(payload or {}),
+            "status": "running",
+            "attempts": 1,
+            "max_attempts": self.policy(kind).max_attempts,
+            "run_at": now,
+            "dedupe_key": dedupe_key,
+            "history": [],
+            "created_at": now,
+            "lease_token": token,
+            "lease_owner": job.worker_id[:80],
+            "lease_expires_at": now + timedelta(seconds=job.lease_seconds),
+            "started_at": now,
+        }
+        stmt = self.db.dialect.insert(_JOBS).values(**values)
+        if dedupe_key is not None:
+            stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+        res = await session.execute(stmt)
+        if not getattr(res, "rowcount", 1):
+            return None
+        return Job(
+            id=job_id,
+            tenant_id=job.tenant_id,
+            kind=kind,
+            subject=subject,
+            payload=dict(payload or {}),
+            attempt=1,
+            max_attempts=values["max_attempts"],
+            lease_token=token,
+            worker_id=job.worker_id,
+            lease_seconds=job.lease_seconds,
+        )
+
     def wake(self) -> None:
         """Call after the enqueueing transaction committed."""
         self.wakeup.set()
@@ -280,6 +354,8 @@ class JobQueue:
             max_attempts=row.max_attempts,
             lease_token=token,
             history=list(row.history or []),
+            worker_id=worker_id,
+            lease_seconds=lease_seconds,
         )
 
     async def heartbeat(self, job: Job, lease_seconds: float) -> bool:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
+from gasworks.errors import ShuttingDown
 from gasworks.jobs.queue import Job, JobQueue, LeaseLost
 from gasworks.observability.logging import get_logger
 
@@ -136,7 +137,21 @@ class Worker:
             slots.release()
 
     async def run_job(self, job: Job) -> None:
-        """Run ``job``'s handler and record the outcome (also used directly by tests)."""
+        """Run ``job``'s handler and record the outcome, then the jobs it handed on to this
+        worker (``Job.then``, ``JobQueue.enqueue_next``) one after the other (also used
+        directly by tests)."""
+        current: Job | None = job
+        while current is not None:
+            await self._run_single(current)
+            nxt = current.then if current.finished else None
+            if nxt is not None and self._stopping.is_set():
+                # leased to this worker, which is going away: back to the queue at once
+                stopping = ShuttingDown("The worker stopped before running this job.")
+                await self.queue.postpone(nxt, stopping, 0.0)
+                nxt = None
+            current = nxt
+
+    async def _run_single(self, job: Job) -> None:
         handler = self.handlers[job.kind]
         try:
             await handler(job)
@@ -177,8 +192,11 @@ class Worker:
         every = max(0.05, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
+            while job.finished and job.then is not None:
+                job = job.then  # the chain moved on (``run_job``): keep its lease alive
             try:
-                if not await self.queue.heartbeat(job, self.config.lease_seconds):
-                    return
+                renewed = await self.queue.heartbeat(job, self.config.lease_seconds)
+                if not renewed and not job.finished:
+                    return  # lost; a finished job may yet hand on (``then`` set after commit)
             except Exception:
                 log.warning("jobs.heartbeat_failed", job=job.id)

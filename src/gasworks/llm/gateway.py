@@ -20,7 +20,7 @@ import asyncio
 import functools
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -44,7 +44,7 @@ from gasworks.errors import (
     ProviderUnavailable,
     ValidationFailed,
 )
-from gasworks.llm.estimate import estimate_prompt_tokens, estimate_tokens
+from gasworks.llm.estimate import COUNTERS, estimate_prompt_tokens, estimate_tokens
 from gasworks.llm.hooks import CANCELLED, OK, CallHooks, CallOutcome
 from gasworks.llm.metrics import EMBEDDED_INPUTS, MODEL_CALLS, MODEL_COST, MODEL_TOKENS
 from gasworks.llm.providers.base import check_capabilities
@@ -58,6 +58,7 @@ from gasworks.modeltypes import (
     ChatRequest,
     ChatResult,
     EmbedBatch,
+    EmbedInputLimit,
     EmbedRequest,
     EmbedResult,
     FinishReason,
@@ -302,6 +303,32 @@ class Gateway:
             cost=model.cost(Usage(input_tokens=tokens)),
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+    def embedding_input_limit(self, model: str | None = None) -> EmbedInputLimit:
+        """How long a document input to ``model`` (None: the default) may be, measured the way
+        ``embed`` measures it (``retrieval.types.EmbedLimits``): the documents chunker uses it
+        so that no chunk is ever refused for its length."""
+        resolved = self.registry.resolve_embedding(model)
+        spec = resolved.entry.embedding
+        assert spec is not None  # the registry schema requires it on embedding models
+        provider = self.providers.embedder_for(resolved)
+        prefix = spec.document_prefix
+        entry = resolved.entry
+
+        def count(texts: Sequence[str]) -> list[int]:
+            inputs = [prefix + t for t in texts] if prefix else list(texts)
+            counts = provider.count_tokens(resolved, inputs)
+            if counts is None:
+                ratio, tok = entry.fallback_token_ratio, entry.tokenizer
+                counts = [estimate_tokens(t, ratio, tok) for t in inputs]
+            return counts
+
+        probe = provider.count_tokens(resolved, ["x"]) is not None
+        exact = probe or (
+            entry.tokenizer is not None
+            and COUNTERS.get(entry.tokenizer, entry.fallback_token_ratio).exact
+        )
+        return EmbedInputLimit(resolved.id, spec.max_input_tokens, count, exact)
 
     async def _embed_once(
         self,

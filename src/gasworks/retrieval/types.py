@@ -25,7 +25,14 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 # the embedding shapes are core types: the gateway (``llm``, a lower layer), the /v1 route
 # and the SDK share them
-from gasworks.modeltypes import CallScope, EmbedPurpose, EmbedRequest, EmbedResult, Space
+from gasworks.modeltypes import (
+    CallScope,
+    EmbedInputLimit,
+    EmbedPurpose,
+    EmbedRequest,
+    EmbedResult,
+    Space,
+)
 
 __all__ = [
     "RUN_DOCUMENT_PREFIX",
@@ -33,6 +40,8 @@ __all__ = [
     "CallScope",
     "Chunk",
     "Citation",
+    "EmbedInputLimit",
+    "EmbedLimits",
     "EmbedPurpose",
     "EmbedRequest",
     "EmbedResult",
@@ -59,6 +68,14 @@ def source_id(document_id: str, generation: int) -> str:
 @runtime_checkable
 class Embedder(Protocol):
     async def embed(self, scope: CallScope, req: EmbedRequest) -> EmbedResult: ...
+
+
+@runtime_checkable
+class EmbedLimits(Protocol):
+    """An ``Embedder`` that tells how long an input may be (``Gateway``); the documents
+    chunker sizes chunks by it. An embedder without it (a test double) takes any length."""
+
+    def embedding_input_limit(self, model: str | None = None) -> EmbedInputLimit: ...
 
 
 @dataclass(slots=True, frozen=True)

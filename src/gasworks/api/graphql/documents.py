@@ -321,7 +321,7 @@ class DocumentsMutation:
         info: Info,
         name: str,
         description: str | None = None,
-        chunk_tokens: int = 400,
+        chunk_tokens: int | None = None,
         chunk_overlap: int = 50,
     ) -> CollectionType:
         from gasworks.validation import validated

@@ -407,7 +407,7 @@ async def create_collection(c: CallerDep) -> HTMLResponse:
         {
             "name": form.get("name", ""),
             "description": form.get("description"),
-            "chunkTokens": form.get("chunkTokens") or 400,
+            "chunkTokens": form.get("chunkTokens") or None,
             "chunkOverlap": form.get("chunkOverlap") or 50,
         },
     )
