@@ -2,14 +2,16 @@
 
 Starts a real ``gasworks serve`` on a fresh home (SQLite), fills it through the REST API
 (demo workflows and runs, prompt versions, a budget, calls to a priced demo model, a tripped
-breaker) and photographs the main pages with the system Chromium, the same way the browser
-tests drive it. Nothing leaves the machine: every model is the offline demo model.
+breaker, a collection with three documents) and photographs the main pages with the system
+Chromium, the same way the browser tests drive it. Nothing leaves the machine: every model is
+the offline demo model or the local embedding model.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +35,20 @@ edges:
   - {from: classify, to: route}
   - {from: route, to: billing}
 """
+
+
+DOCUMENTS = [
+    (
+        "refunds.md",
+        "# Refunds\n\nRefunds go back to the original card within five business days.\n\n"
+        "## Exceptions\n\nGift cards are refunded as store credit.\n",
+    ),
+    (
+        "shipping.md",
+        "# Shipping\n\nParcels leave the warehouse within two days of the order.\n",
+    ),
+    ("returns.txt", "Returns are accepted within thirty days with the receipt.\n"),
+]
 
 
 def seed(srv: Server) -> dict[str, Any]:
@@ -133,7 +149,38 @@ def seed(srv: Server) -> dict[str, Any]:
             json={"reason": "provider incident #1432"},
         )
     )
-    return {"v1": v1["id"], "v2": v2["id"]}
+    col = ok(
+        srv.api(
+            "POST",
+            "/api/collections",
+            json={"name": "support-kb", "description": "What the support bot may cite"},
+        )
+    )
+    ok(
+        srv.api(
+            "POST",
+            f"/api/collections/{col['id']}/grants",
+            json={"kind": "role", "subject": "viewer"},
+        )
+    )
+    docs = []
+    for name, text in DOCUMENTS:
+        up = ok(
+            srv.api(
+                "POST",
+                "/api/documents",
+                files=[("files", (name, text.encode()))],
+                data={"collection": col["id"]},
+            )
+        )
+        docs.append(up["documents"][0]["document"]["id"])
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        states = [ok(srv.api("GET", f"/api/documents/{d}"))["status"] for d in docs]
+        if all(st in ("ready", "failed") for st in states):
+            break
+        time.sleep(0.5)
+    return {"v1": v1["id"], "v2": v2["id"], "collection": col["id"], "document": docs[0]}
 
 
 def main(out_dir: str) -> None:
@@ -152,6 +199,10 @@ def main(out_dir: str) -> None:
                 ("prompts-diff", f"/console/prompts/versions/{ids['v2']}", "dark"),
                 ("workflow", "/console/workflows/demo-support", "light"),
                 ("tenancy", "/console/tenancy", "light"),
+                ("documents", "/console/documents", "light"),
+                ("document", f"/console/documents/{ids['document']}", "light"),
+                ("collection", f"/console/collections/{ids['collection']}", "dark"),
+                ("documents-search", "/console/documents/search?query=refund+card", "light"),
             ]
             with sync_playwright() as p:
                 browser = launch(p)

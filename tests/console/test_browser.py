@@ -390,6 +390,11 @@ PAGES = [
     "/console/prompts/resolve?model=demo",
     "/console/workflows",
     "/console/workflows/publish",
+    "/console/documents",
+    "/console/documents/search",
+    "/console/documents/audit",
+    "/console/document-dead-letters",
+    "/console/collections",
     "/console/tenancy",
 ]
 

@@ -96,3 +96,99 @@ def test_cli_upload_folder_and_glob_with_summary(cli: Any, tmp_path: Path) -> No
     assert rec["blobsRemoved"] == 0 and rec["vectorsChecked"] is True  # the real index
     missing = cli("documents", "upload", str(tmp_path / "nope.md"), code=1)
     assert missing["error"]["code"] == "VALIDATION_FAILED"
+
+
+async def test_cli_documents_through_a_server(drt: Any, tmp_path: Path) -> None:
+    """`documents …` with --server: upload, list, show, delete, collections, grants and dead
+    letters go through the REST API as the key's tenant; operator commands refuse."""
+    from gasworks.api.app import create_app
+    from gasworks.errors import ProviderUnavailable
+    from gasworks.tenancy import service
+    from gasworks.tenancy.context import TenantContext
+    from gasworks.tenancy.schemas import ApiKeyCreate
+
+    async with drt.db.session() as s:
+        tenant, created = await service.bootstrap(s, "default")
+        viewer = await service.create_api_key(
+            s, TenantContext.system(tenant.id, tenant.name), ApiKeyCreate(name="viewer")
+        )
+    assert created is not None
+    admin = created.key
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "a.md").write_bytes(samples.MARKDOWN)
+    (folder / "empty.txt").write_bytes(b"")
+    (tmp_path / "b.html").write_bytes(samples.HTML)
+    nowhere = {"GASWORKS_HOME": "/nonexistent/gasworks-home"}  # nothing local may be opened
+    sources = drt.services["documents.sources"]
+
+    async with serve(create_app(runtime=drt)) as url:
+
+        async def call(key: str, *args: str, code: int = 0) -> Any:
+            argv = [*args, "--server", url, "--api-key", key, "--json"]
+            r = await asyncio.to_thread(CliRunner().invoke, cli_app, argv, env=nowhere)
+            assert r.exit_code == code and "Traceback" not in r.output, r.output
+            return json.loads(r.stdout)
+
+        assert (await call(admin, "documents", "collections", "create", "kb"))["name"] == "kb"
+        sources.fail = [ProviderUnavailable("down")] * 3  # a.md's index job dies
+        out = await call(admin, "documents", "upload", str(folder), "-c", "kb", code=1)
+        by_name = {Path(r["path"]).name: r for r in out}
+        assert by_name["empty.txt"]["error"] == "DOCUMENT_EMPTY"
+        assert by_name["a.md"]["status"] == "queued"
+        doc_id = by_name["a.md"]["id"]
+        again = await call(admin, "documents", "upload", str(folder / "a.md"))
+        assert again[0]["status"] == "duplicate" and again[0]["id"] == doc_id
+        await drain(drt)
+
+        (dead,) = await call(admin, "documents", "dead-letters", "list", "--stage", "index")
+        assert dead["subject"] == doc_id and dead["errorCode"] == "PROVIDER_UNAVAILABLE"
+        assert (await call(admin, "documents", "dead-letters", "replay"))["replayed"] == 1
+        await drain(drt)
+        err = await call(viewer.key, "documents", "show", doc_id, code=1)
+        assert err["error"]["code"] == "DOCUMENT_NOT_FOUND"  # not granted to the viewer yet
+        grant = await call(admin, "documents", "collections", "grant", "kb", "tenant")
+        assert grant["subject"] == "*"
+        shown = await call(viewer.key, "documents", "show", doc_id)
+        assert shown["document"]["status"] == "ready" and shown["events"]
+        listed = await call(viewer.key, "documents", "list", "--collection", "kb")
+        assert [d["id"] for d in listed] == [doc_id]
+
+        sources.fail = [ProviderUnavailable("down")] * 3
+        (up,) = await call(admin, "documents", "upload", str(tmp_path / "b.html"))
+        await drain(drt)
+        (dead,) = await call(admin, "documents", "dead-letters", "list")
+        assert dead["subject"] == up["id"]
+        out = await call(admin, "documents", "dead-letters", "discard", "--stage", "index")
+        assert out == {"discarded": 1}
+        assert await call(admin, "documents", "dead-letters", "list") == []
+        err = await call(admin, "documents", "dead-letters", "discard", "job_nope", code=1)
+        assert err["error"]["code"] == "JOB_NOT_FOUND"  # the server's code, whatever its class
+
+        cols = await call(viewer.key, "documents", "collections", "list")
+        assert [c["name"] for c in cols] == ["kb"]
+        assert await call(admin, "documents", "delete", doc_id) == {"deleted": doc_id}
+        err = await call(admin, "documents", "show", doc_id, code=1)
+        assert err["error"]["code"] == "DOCUMENT_NOT_FOUND"
+        assert await call(admin, "documents", "collections", "delete", "kb") == {"deleted": "kb"}
+
+        # the server's refusals: one coded line (no --json) or a JSON error object
+        r = await asyncio.to_thread(
+            CliRunner().invoke,
+            cli_app,
+            ["documents", "dead-letters", "list", "--server", url, "--api-key", viewer.key],
+            env=nowhere,
+        )
+        assert r.exit_code == 1 and r.stderr.startswith("FORBIDDEN: ")
+        # the operator's commands refuse --server before anything is sent
+        for args in (
+            ["documents", "purge-tenant", "-t", "default", "--yes"],
+            ["documents", "reconcile"],
+            ["worker"],
+            ["blobs", "rewrap"],
+            ["blobs", "rotate-key"],
+        ):
+            r = await asyncio.to_thread(
+                CliRunner().invoke, cli_app, [*args, "--server", url], env=nowhere
+            )
+            assert r.exit_code == 1 and r.stderr.startswith("OPERATOR_ONLY: "), (args, r.output)

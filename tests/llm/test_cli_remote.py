@@ -188,3 +188,222 @@ async def test_breakers_and_budgets_through_a_server(
         assert json.loads(r.stdout) == []
         r = await call(admin_key, "budgets", "set", "--period", "day", "--cost", "-1", "--json")
         assert json.loads(r.stdout)["error"]["code"] == "VALIDATION_FAILED"
+
+
+async def test_prompts_through_a_server(
+    app: Any, admin_key: str, runtime: Any, tmp_path: Path
+) -> None:
+    """Every `prompts` command through --server: as the key's tenant, --tenant for its own
+    pointers (and only its own), platform-wide pointers for a platform admin."""
+    viewer = await _viewer_key(runtime)
+    first = tmp_path / "support.yaml"
+    first.write_text("system: Be brief.\nuser: ${inputs.user_prompt}\n")
+    edited = tmp_path / "support-v2.yaml"
+    edited.write_text("system: Be thorough.\nuser: ${inputs.user_prompt}\n")
+    async with serve(app) as url:
+        call = remote_cli(url)
+
+        async def ok(key: str, *args: str) -> Any:
+            r = await call(key, *args, "--json")
+            assert r.exit_code == 0, r.output
+            return json.loads(r.stdout)
+
+        async def refused(key: str, *args: str) -> dict[str, Any]:
+            r = await call(key, *args, "--json")
+            assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+            return dict(json.loads(r.stdout)["error"])
+
+        out = await ok(admin_key, "prompts", "push", str(first), "--tenant", "default")
+        v1 = out["version"]["id"]
+        assert out["version"]["number"] == 1
+        assert out["pointer"]["level"] == "tenant+model" and out["pointer"]["model"] == "demo"
+        out = await ok(
+            admin_key, "prompts", "push", str(edited), "--name", "support", "-t", "default"
+        )
+        v2 = out["version"]["id"]
+        assert out["version"]["number"] == 2 and out["pointer"]["activeVersionId"] == v2
+        again = await ok(
+            admin_key, "prompts", "push", str(edited), "--name", "support", "-t", "default"
+        )
+        assert again["version"]["created"] is False and again["pointer"]["version"] == 2
+
+        versions = await ok(viewer, "prompts", "versions", "--name", "support")
+        assert [v["number"] for v in versions] == [2, 1]
+        assert (await ok(viewer, "prompts", "show", "support"))["id"] == v2
+        shown = await ok(viewer, "prompts", "show", "support@1")
+        assert shown["id"] == v1 and shown["content"]["system"] == "Be brief."
+        assert (await ok(viewer, "prompts", "diff", v1, v2))["identical"] is False
+        r = await call(viewer, "prompts", "diff", v1, v2)
+        assert "\n-Be brief.\n+Be thorough.\n" in r.stdout
+
+        p = await ok(admin_key, "prompts", "rollback", "-t", "default", "--reason", "oops")
+        assert p["activeVersionId"] == v1 and p["previousVersionId"] == v2
+        history = await ok(viewer, "prompts", "history", "-t", "default")
+        assert history[0]["reason"] == "oops" and len(history) == 3
+        resolved = await ok(
+            viewer, "prompts", "resolve", "-t", "default", "--var", "inputs.user_prompt=hi"
+        )
+        assert resolved["versionId"] == v1 and resolved["level"] == "tenant+model"
+        assert resolved["messages"][-1] == {"role": "user", "content": "hi"}
+
+        p = await ok(
+            admin_key, "prompts", "canary", "start", v2, "--percent", "30", "-t", "default"
+        )
+        assert (p["canaryVersionId"], p["canaryPercent"]) == (v2, 30)
+        p = await ok(admin_key, "prompts", "canary", "abort", "-t", "default")
+        assert p["canaryVersionId"] is None and p["activeVersionId"] == v1
+        p = await ok(
+            admin_key, "prompts", "canary", "start", v2, "--percent", "50", "-t", "default"
+        )
+        p = await ok(admin_key, "prompts", "canary", "promote", "-t", "default")
+        assert p["activeVersionId"] == v2 and p["canaryVersionId"] is None
+
+        # a lost compare-and-set: the server's code, dead-lettered, replayed with --rebase
+        err = await refused(
+            admin_key, "prompts", "deploy", v1, "-t", "default", "--expected-version", "1"
+        )
+        assert err["code"] == "PROMPT_POINTER_CONFLICT"
+        (dead,) = await ok(admin_key, "prompts", "dead-letters", "list")
+        assert dead["id"] == err["details"]["deadLetterId"] and dead["status"] == "pending"
+        out = await ok(admin_key, "prompts", "dead-letters", "replay", dead["id"], "--rebase")
+        assert out["pointer"]["activeVersionId"] == v1
+        p = await ok(admin_key, "prompts", "deploy", v2, "-t", "default", "--reason", "back")
+        assert p["activeVersionId"] == v2
+
+        chat = await ok(viewer, "prompts", "chat", "hello", "-t", "default")
+        assert chat["text"].startswith("[demo]") and chat["outputTokens"] > 0
+        assert chat["prompt"]["versionId"] == v2 and chat["prompt"]["level"] == "tenant+model"
+        r = await call(viewer, "prompts", "chat", "hello", "-t", "default")
+        assert r.exit_code == 0 and r.stdout.startswith("[demo]")
+        assert f"prompt tenant+model {v2}" in r.stdout
+
+        archived = await ok(admin_key, "prompts", "archive", v1)
+        assert archived["archivedAt"] is not None
+        report = await ok(admin_key, "prompts", "retention", "--dry-run", "--days", "0")
+        assert report["dryRun"] is True
+
+        # platform-wide pointers (no --tenant) need a platform-admin key
+        out = await ok(admin_key, "prompts", "deploy", v2, "--model", "demo")
+        assert out["level"] == "model" and out["scopeTenant"] is None
+        err = await refused(viewer, "prompts", "deploy", v2)
+        assert err["code"] == "FORBIDDEN"
+        err = await refused(viewer, "prompts", "retention", "--dry-run")
+        assert err["code"] == "FORBIDDEN"
+        # --tenant must be the key's tenant: another name is refused, nothing sent
+        err = await refused(admin_key, "prompts", "rollback", "-t", "acme")
+        assert err["code"] == "BAD_REQUEST" and err["details"]["keyTenant"] == "default"
+        r = await call(viewer, "prompts", "show", "nothing-here")
+        assert r.exit_code == 1 and r.stderr.startswith("PROMPT_VERSION_NOT_FOUND: ")
+        bad = tmp_path / "bad.yaml"
+        bad.write_text("sistem: typo\n")
+        r = await call(admin_key, "prompts", "push", str(bad), "-t", "default")
+        assert r.exit_code == 1 and r.stderr.startswith("VALIDATION_FAILED: ")
+
+        # the calls are in the ledger with their prompt version (usage calls through --server)
+        calls = await ok(viewer, "usage", "calls", "--limit", "5")
+        assert calls[0]["promptVersionId"] == v2 and calls[0]["model"] == "demo"
+        r = await call(viewer, "usage", "calls", "--limit", "5")
+        assert r.exit_code == 0 and "demo" in r.stdout
+
+
+async def test_models_enable_disable_through_a_server(
+    app: Any, admin_key: str, runtime: Any
+) -> None:
+    viewer = await _viewer_key(runtime)
+    async with serve(app) as url:
+        call = remote_cli(url)
+        r = await call(admin_key, "models", "disable", "gpt-4o", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["enabled"] is False
+        r = await call(viewer, "models", "list", "--json")
+        assert "gpt-4o" not in {m["id"] for m in json.loads(r.stdout)}
+        r = await call(viewer, "models", "enable", "gpt-4o")
+        assert r.exit_code == 1 and r.stderr.startswith("FORBIDDEN: ")
+        r = await call(admin_key, "models", "enable", "gpt-4o")
+        assert r.exit_code == 0 and "gpt-4o is now enabled" in r.stdout
+        r = await call(viewer, "models", "list", "--json")
+        assert "gpt-4o" in {m["id"] for m in json.loads(r.stdout)}
+        r = await call(admin_key, "models", "disable", "gpt-17", "--json")
+        assert json.loads(r.stdout)["error"]["code"] == "MODEL_NOT_FOUND"
+
+
+async def test_workflow_runs_show_their_prompt_version_through_a_server(
+    app: Any, admin_key: str, tmp_path: Path
+) -> None:
+    """The run's prompt version (``promptVersionId``) in the SDK's run and the CLI's output;
+    `workflows graph` and `workflows demo install` through the server too."""
+    doc = tmp_path / "wfp.yaml"
+    doc.write_text("id: wfp\nnodes:\n  - {id: m, type: ModelInvoke, config: {model: demo}}\n")
+    prompt = tmp_path / "wfp-prompt.yaml"
+    prompt.write_text("system: Answer in French.\n")
+    async with serve(app) as url:
+        call = remote_cli(url)
+        assert (await call(admin_key, "workflows", "publish", str(doc))).exit_code == 0
+        r = await call(admin_key, "workflows", "run", "wfp", "-i", "message=hi", "--json")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.stdout)["promptVersionId"] is None
+        r = await call(
+            admin_key, "prompts", "push", str(prompt), "-t", "default", "-w", "wfp", "--json"
+        )
+        version = json.loads(r.stdout)["version"]["id"]
+        r = await call(admin_key, "workflows", "run", "wfp", "-i", "message=hi", "--json")
+        assert json.loads(r.stdout)["promptVersionId"] == version
+        r = await call(admin_key, "workflows", "run", "wfp", "-i", "message=hi")
+        assert r.exit_code == 0 and f"prompt {version}" in r.stderr
+
+        from gasworks.client import AsyncGasworks
+
+        async with AsyncGasworks(url, admin_key) as gw:
+            ran = await gw.run_workflow("wfp", {"message": "again"})
+            assert ran["promptVersionId"] == version
+
+        r = await call(admin_key, "workflows", "graph", "wfp", "--json")
+        assert r.exit_code == 0 and json.loads(r.stdout)["version"] == 1
+        assert "flowchart" in json.loads(r.stdout)["mermaid"]
+        r = await call(admin_key, "workflows", "demo", "install", "--json")
+        assert r.exit_code == 0, r.output
+        assert {p["workflow"]["slug"] for p in json.loads(r.stdout)} >= {"demo-chatbot"}
+
+
+def _commands(group: Any, path: tuple[str, ...] = ()) -> dict[str, Any]:
+    subs = getattr(group, "commands", None)
+    if not subs:
+        return {" ".join(path): group}
+    out: dict[str, Any] = {}
+    for name, sub in subs.items():
+        out.update(_commands(sub, (*path, name)))
+    return out
+
+
+def test_every_command_goes_through_a_server_or_is_the_operators() -> None:
+    """A new command has to choose: `--server` (visible: it works remotely) or the hidden
+    one that refuses with OPERATOR_ONLY; only these three act on this machine alone."""
+    import typer.main
+
+    kinds: dict[str, set[str]] = {"remote": set(), "operator": set(), "none": set()}
+    for name, cmd in _commands(typer.main.get_command(cli_app)).items():
+        server = next((p for p in cmd.params if p.name == "server"), None)
+        kind = "none" if server is None else "operator" if server.hidden else "remote"
+        kinds[kind].add(name)
+    assert kinds["none"] == {"serve", "version", "config show"}
+    assert kinds["operator"] == {
+        "init",
+        "db upgrade",
+        "db current",
+        "documents purge-tenant",
+        "documents reconcile",
+        "worker",
+        "blobs rotate-key",
+        "blobs rewrap",
+    }
+    assert {
+        "prompts push",
+        "prompts canary start",
+        "prompts dead-letters replay",
+        "models enable",
+        "models disable",
+        "usage calls",
+        "documents upload",
+        "documents collections grant",
+        "documents dead-letters discard",
+    } <= kinds["remote"]

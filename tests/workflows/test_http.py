@@ -697,6 +697,70 @@ async def test_original_model_invoke_config_streams_and_records_its_prompt_versi
     assert call["promptVersionId"] == v.json()["id"] and call["attempt"] == 1
 
 
+async def test_the_run_records_the_prompt_version_that_answered(
+    client: httpx.AsyncClient, admin_key: str
+) -> None:
+    """``workflow_runs.prompt_version_id``: written by the runner (streamed or not), read back
+    from the database by REST and GraphQL; null while the neutral prompt answers."""
+    h = auth(admin_key)
+    doc = {
+        "id": "versioned",
+        "nodes": [
+            {"id": "m", "type": "ModelInvoke", "config": {"model": "demo", "stream": True}},
+            {"id": "out", "type": "StreamToClient", "config": {"source": "m"}},
+        ],
+        "edges": [{"from": "m", "to": "out"}],
+    }
+    assert (await client.post("/api/workflows", json=doc, headers=h)).status_code == 201
+    body: dict[str, Any] = {"input": {"message": "hi"}}
+    r = await client.post("/api/workflows/versioned/runs", json=body, headers=h)
+    assert r.status_code == 200, r.text
+    assert r.json()["promptVersionId"] is None  # no pointer yet: the neutral prompt
+
+    async def version(system: str, expected: int) -> str:
+        v = await client.post(
+            "/api/prompts/versions",
+            json={"name": "wf", "content": {"system": system}},
+            headers=h,
+        )
+        moved = await client.post(
+            "/api/prompts/pointer/move",
+            json={
+                "scope": {"model": "demo", "workflowId": "versioned"},
+                "versionId": v.json()["id"],
+                "expectedVersion": expected,
+            },
+            headers=h,
+        )
+        assert moved.status_code == 200, moved.text
+        return str(v.json()["id"])
+
+    first = await version("Be brief.", 0)
+    r = await client.post("/api/workflows/versioned/runs", json=body, headers=h)
+    plain_run = r.json()
+    assert plain_run["promptVersionId"] == first
+    second = await version("Be thorough.", 1)
+    r = await client.post("/api/workflows/versioned/runs", json={**body, "stream": True}, headers=h)
+    events = parse_sse(r.text)
+    assert events[-1]["event"] == "run.finished"
+    assert events[-1]["data"]["promptVersionId"] == second
+    streamed_id = events[-1]["data"]["id"]
+
+    # read back from the stored rows
+    got = (await client.get(f"/api/workflow-runs/{plain_run['id']}", headers=h)).json()
+    assert got["promptVersionId"] == first
+    got = (await client.get(f"/api/workflow-runs/{streamed_id}", headers=h)).json()
+    assert got["promptVersionId"] == second
+    q = (
+        f'{{ a: workflowRun(id: "{plain_run["id"]}") {{ promptVersionId }} '
+        f'b: workflowRun(id: "{streamed_id}") {{ promptVersionId }} }}'
+    )
+    data = (await client.post("/graphql", json={"query": q}, headers=h)).json()["data"]
+    assert data == {"a": {"promptVersionId": first}, "b": {"promptVersionId": second}}
+    runs = (await client.get("/api/workflows/versioned/runs", headers=h)).json()
+    assert [x["promptVersionId"] for x in runs] == [second, first, None]
+
+
 async def test_publish_refuses_an_unknown_or_disabled_model_at_its_node(
     client: httpx.AsyncClient, admin_key: str
 ) -> None:

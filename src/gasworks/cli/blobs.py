@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from gasworks.cli.common import operator_only
+from gasworks.cli.models import OperatorServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, progress, run
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
@@ -44,7 +46,7 @@ def _print(out: dict[str, Any]) -> None:
 
 
 @blobs_app.command("rotate-key")
-def rotate_key(as_json: JsonOpt = False) -> None:
+def rotate_key(server: OperatorServerOpt = None, as_json: JsonOpt = False) -> None:
     """New master key under GASWORKS_HOME/keys, then re-wrap every data key.
 
     The old key stays (as keys/master-<id>.key) because running servers keep writing with it
@@ -52,6 +54,7 @@ def rotate_key(as_json: JsonOpt = False) -> None:
     from gasworks.blobs import rotate_master_key
     from gasworks.settings import Settings
 
+    operator_only(server, "blobs rotate-key")
     settings = Settings()
 
     async def body() -> dict[str, Any]:
@@ -66,10 +69,13 @@ def rotate_key(as_json: JsonOpt = False) -> None:
 @blobs_app.command("rewrap")
 def rewrap(
     retire: bool = typer.Option(False, help="Delete retired key files no blob uses any more."),
+    server: OperatorServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-wrap every data key under the current master key (idempotent, resumable)."""
     from gasworks.settings import Settings
+
+    operator_only(server, "blobs rewrap")
 
     settings = Settings()
     with progress("Re-wrapping every data key…", as_json):

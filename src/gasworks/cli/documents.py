@@ -1,28 +1,58 @@
 """`gasworks documents …` and `gasworks worker`: upload files, folders and globs, list and
-inspect documents, collections and grants, dead letters, delete, reconcile."""
+inspect documents, collections and grants, dead letters, delete, reconcile.
+
+With ``--server`` (GASWORKS_URL) the tenant's commands go through that server's REST API as
+the key's tenant (``--tenant`` is the local operator's); ``purge-tenant``, ``reconcile`` and
+``worker`` act on the operator's database and storage and refuse ``--server``."""
 
 from __future__ import annotations
 
 import glob
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.cli.common import runtime, tenant_context
-from gasworks.cli.output import JsonOpt, console, emit_json, err_console, run, table
-from gasworks.errors import GasworksError, ValidationFailed
+from gasworks.cli.common import on_target, operator_only, runtime, tenant_context
+from gasworks.cli.models import KeyOpt, OperatorServerOpt, ServerOpt
+from gasworks.cli.output import JsonOpt, console, emit_json, err_console, esc, run, table
+from gasworks.errors import (
+    Forbidden,
+    GasworksError,
+    ServerUnreachable,
+    Unauthenticated,
+    ValidationFailed,
+)
+
+if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.client import AsyncGasworks
+    from gasworks.documents.schemas import (
+        CollectionOut,
+        DeadLetterOut,
+        DocumentEventOut,
+        DocumentOut,
+        GrantOut,
+    )
+    from gasworks.runtime import Runtime
 
 documents_app = typer.Typer(
-    help="Documents: upload, status, collections, dead letters.", no_args_is_help=True
+    rich_markup_mode=None,
+    help="Documents: upload, status, collections, dead letters.",
+    no_args_is_help=True,
 )
-collections_app = typer.Typer(help="Collections and their grants.", no_args_is_help=True)
-dead_app = typer.Typer(help="The pipeline's dead letters.", no_args_is_help=True)
+collections_app = typer.Typer(
+    rich_markup_mode=None, help="Collections and their grants.", no_args_is_help=True
+)
+dead_app = typer.Typer(
+    rich_markup_mode=None, help="The pipeline's dead letters.", no_args_is_help=True
+)
 documents_app.add_typer(collections_app, name="collections")
 documents_app.add_typer(dead_app, name="dead-letters")
 
-TenantOpt = Annotated[str, typer.Option("--tenant", "-t", help="Tenant name.")]
+TenantOpt = Annotated[
+    str, typer.Option("--tenant", "-t", help="Tenant name (with --server: the key's tenant).")
+]
 PIECE = 1 << 20
 
 
@@ -61,6 +91,10 @@ async def _read(path: Path, progress: Any, task: Any) -> AsyncIterator[bytes]:
             await asyncio.sleep(0)
 
 
+#: a server's refusal of the whole command rather than of one file
+_FATAL = (ServerUnreachable, Unauthenticated, Forbidden)
+
+
 @documents_app.command("upload")
 def upload_cmd(
     paths: Annotated[list[str], typer.Argument(help="Files, folders or globs ('docs/**/*.pdf').")],
@@ -71,29 +105,44 @@ def upload_cmd(
     new: Annotated[
         bool, typer.Option(help="A new document even for bytes already uploaded.")
     ] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Upload files; each becomes a document that the pipeline makes searchable."""
+    """Upload files; each becomes a document that the pipeline makes searchable (with
+    --server: one request per file, as the key's tenant)."""
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 
-    from gasworks.documents.domain import get_documents
+    def result(f: Path, doc: dict[str, Any], duplicate: bool) -> dict[str, Any]:
+        return {
+            "path": str(f),
+            "id": doc["id"],
+            "status": "duplicate" if duplicate else doc["status"],
+            "mediaType": doc["mediaType"],
+        }
+
+    def refused(f: Path, exc: GasworksError) -> dict[str, Any]:
+        return {"path": str(f), "error": exc.code, "message": exc.message}
 
     async def body() -> list[dict[str, Any]]:
         files = expand(paths)
         results: list[dict[str, Any]] = []
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            svc = get_documents(rt).service
-            total = sum(f.stat().st_size for f in files)
-            with Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                DownloadColumn(),
-                console=err_console,
-                disable=as_json,
-                transient=True,
-            ) as progress:
-                task = progress.add_task(f"uploading {len(files)} file(s)", total=total)
+        total = sum(f.stat().st_size for f in files)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            console=err_console,
+            disable=as_json,
+            transient=True,
+        ) as progress:
+            task = progress.add_task(f"uploading {len(files)} file(s)", total=total)
+
+            async def local(rt: Runtime) -> None:
+                from gasworks.documents.domain import get_documents
+
+                ctx = await tenant_context(rt, tenant)
+                svc = get_documents(rt).service
                 for f in files:
                     try:
                         res = await svc.upload(
@@ -103,16 +152,28 @@ def upload_cmd(
                             collections=collection or [],
                             new=new,
                         )
-                        results.append(
-                            {
-                                "path": str(f),
-                                "id": res.document.id,
-                                "status": "duplicate" if res.duplicate else res.document.status,
-                                "mediaType": res.document.media_type,
-                            }
-                        )
                     except GasworksError as exc:
-                        results.append({"path": str(f), "error": exc.code, "message": exc.message})
+                        results.append(refused(f, exc))
+                        continue
+                    doc = res.document.model_dump(mode="json", by_alias=True)
+                    results.append(result(f, doc, res.duplicate))
+
+            async def remote(gw: AsyncGasworks) -> None:
+                for f in files:
+                    try:
+                        (res,) = await gw.upload_documents(
+                            [f], collections=collection or [], new=new
+                        )
+                    except _FATAL:
+                        raise
+                    except GasworksError as exc:
+                        results.append(refused(f, exc))
+                        continue
+                    finally:
+                        progress.advance(task, f.stat().st_size)
+                    results.append(result(f, res["document"], bool(res["duplicate"])))
+
+            await on_target(server, api_key, local=local, remote=remote)
         return results
 
     results = run(body, as_json)
@@ -141,17 +202,28 @@ def list_cmd(
     tenant: TenantOpt = "default",
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Documents with their status."""
-    from gasworks.documents.domain import get_documents
+    """Documents with their status (with --server: those the key may read)."""
 
-    async def body() -> Any:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.list_documents(
-                ctx, collection=collection, status=status
-            )
+    async def local(rt: Runtime) -> list[DocumentOut]:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        return await get_documents(rt).service.list_documents(
+            ctx, collection=collection, status=status
+        )
+
+    async def remote(gw: AsyncGasworks) -> list[DocumentOut]:
+        from gasworks.documents.schemas import DocumentOut as Out
+
+        found = await gw.documents(collection=collection, status=status)
+        return [Out.model_validate(d) for d in found]
+
+    async def body() -> list[DocumentOut]:
+        return await on_target(server, api_key, local=local, remote=remote)
 
     docs = run(body, as_json)
     if as_json:
@@ -165,23 +237,43 @@ def list_cmd(
 
 
 @documents_app.command("show")
-def show_cmd(document_id: str, tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
+def show_cmd(
+    document_id: str,
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """One document: status per stage, attempts, last error, events."""
-    from gasworks.documents.domain import get_documents
 
-    async def body() -> Any:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            svc = get_documents(rt).service
-            return await svc.get(ctx, document_id), await svc.events(ctx, document_id)
+    async def local(rt: Runtime) -> tuple[DocumentOut, list[DocumentEventOut]]:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        svc = get_documents(rt).service
+        return await svc.get(ctx, document_id), await svc.events(ctx, document_id)
+
+    async def remote(gw: AsyncGasworks) -> tuple[DocumentOut, list[DocumentEventOut]]:
+        from gasworks.documents.schemas import DocumentEventOut as Event
+        from gasworks.documents.schemas import DocumentOut as Out
+
+        doc = Out.model_validate(await gw.document(document_id))
+        events = [Event.model_validate(e) for e in await gw.document_events(document_id)]
+        return doc, events
+
+    async def body() -> tuple[DocumentOut, list[DocumentEventOut]]:
+        return await on_target(server, api_key, local=local, remote=remote)
 
     doc, events = run(body, as_json)
     if as_json:
         emit_json({"document": doc, "events": events})
         return
-    console.print(f"[bold]{doc.name}[/] {doc.id}: {doc.status} (generation {doc.generation})")
+    console.print(
+        f"[bold]{esc(doc.name)}[/] {doc.id}: {doc.status} (generation {doc.generation})",
+        highlight=False,
+    )
     if doc.error_code:
-        console.print(f"[red]{doc.error_code}[/]: {doc.error_message}")
+        console.print(f"[red]{doc.error_code}[/]: {esc(doc.error_message)}", highlight=False)
     table(
         "stages",
         ["stage", "started", "finished", "attempts"],
@@ -194,14 +286,25 @@ def show_cmd(document_id: str, tenant: TenantOpt = "default", as_json: JsonOpt =
 
 
 @documents_app.command("delete")
-def delete_cmd(document_id: str, tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
+def delete_cmd(
+    document_id: str,
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Delete a document (invisible at once; its data is removed by a job)."""
-    from gasworks.documents.domain import get_documents
+
+    async def local(rt: Runtime) -> None:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        await get_documents(rt).service.delete(ctx, document_id)
 
     async def body() -> None:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            await get_documents(rt).service.delete(ctx, document_id)
+        await on_target(
+            server, api_key, local=local, remote=lambda gw: gw.delete_document(document_id)
+        )
 
     run(body, as_json)
     emit_json({"deleted": document_id}) if as_json else console.print(f"Deleting {document_id}.")
@@ -211,11 +314,14 @@ def delete_cmd(document_id: str, tenant: TenantOpt = "default", as_json: JsonOpt
 def purge_tenant_cmd(
     tenant: TenantOpt,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: every document goes.")] = False,
+    server: OperatorServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete every document and collection of a tenant (hidden at once, removed by jobs)."""
+    """Delete every document and collection of a tenant (hidden at once, removed by jobs;
+    operator only)."""
     from gasworks.documents.domain import get_documents
 
+    operator_only(server, "documents purge-tenant")
     if not yes:
         raise typer.BadParameter("add --yes: every document of the tenant is deleted")
 
@@ -233,10 +339,13 @@ def reconcile_cmd(
     grace: Annotated[
         float, typer.Option(help="Remove only orphans seen at least this many seconds ago.")
     ] = 600.0,
+    server: OperatorServerOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Compare database, blobs and vectors; remove orphans (all tenants)."""
+    """Compare database, blobs and vectors; remove orphans (all tenants; operator only)."""
     from gasworks.documents.domain import get_documents
+
+    operator_only(server, "documents reconcile")
 
     async def body() -> Any:
         async with runtime() as rt:
@@ -262,34 +371,59 @@ def collection_create(
     tenant: TenantOpt = "default",
     chunk_tokens: Annotated[int, typer.Option(help="Tokens per chunk.")] = 400,
     chunk_overlap: Annotated[int, typer.Option(help="Tokens shared by neighbours.")] = 50,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a collection."""
-    from gasworks.documents.domain import get_documents
     from gasworks.documents.schemas import CollectionIn
+    from gasworks.documents.schemas import CollectionOut as Out
     from gasworks.validation import validated
 
-    async def body() -> Any:
-        data = validated(
-            CollectionIn, {"name": name, "chunkTokens": chunk_tokens, "chunkOverlap": chunk_overlap}
-        )
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.create_collection(ctx, data)
+    data = validated(
+        CollectionIn, {"name": name, "chunkTokens": chunk_tokens, "chunkOverlap": chunk_overlap}
+    )
+
+    async def local(rt: Runtime) -> CollectionOut:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        return await get_documents(rt).service.create_collection(ctx, data)
+
+    async def remote(gw: AsyncGasworks) -> CollectionOut:
+        options = data.model_dump(mode="json", by_alias=True, exclude_none=True)
+        options.pop("name")
+        return Out.model_validate(await gw.create_collection(data.name, **options))
+
+    async def body() -> CollectionOut:
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     emit_json(out) if as_json else console.print(f"Created collection {out.name} ({out.id}).")
 
 
 @collections_app.command("list")
-def collection_list(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
+def collection_list(
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Collections."""
-    from gasworks.documents.domain import get_documents
 
-    async def body() -> Any:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.list_collections(ctx)
+    async def local(rt: Runtime) -> list[CollectionOut]:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        return await get_documents(rt).service.list_collections(ctx)
+
+    async def remote(gw: AsyncGasworks) -> list[CollectionOut]:
+        from gasworks.documents.schemas import CollectionOut as Out
+
+        return [Out.model_validate(c) for c in await gw.collections()]
+
+    async def body() -> list[CollectionOut]:
+        return await on_target(server, api_key, local=local, remote=remote)
 
     rows = run(body, as_json)
     if as_json:
@@ -303,14 +437,23 @@ def collection_list(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> 
 
 
 @collections_app.command("delete")
-def collection_delete(name: str, tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
+def collection_delete(
+    name: str,
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Delete a collection and the documents in no other collection."""
-    from gasworks.documents.domain import get_documents
+
+    async def local(rt: Runtime) -> None:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        await get_documents(rt).service.delete_collection(ctx, name)
 
     async def body() -> None:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            await get_documents(rt).service.delete_collection(ctx, name)
+        await on_target(server, api_key, local=local, remote=lambda gw: gw.delete_collection(name))
 
     run(body, as_json)
     emit_json({"deleted": name}) if as_json else console.print(f"Deleting collection {name}.")
@@ -322,18 +465,28 @@ def collection_grant(
     kind: Annotated[str, typer.Argument(help="user, role or tenant.")],
     subject: Annotated[str | None, typer.Argument(help="Principal id or role.")] = None,
     tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Let a principal, a role (and above) or the whole tenant read a collection."""
-    from gasworks.documents.domain import get_documents
     from gasworks.documents.schemas import GrantIn
+    from gasworks.documents.schemas import GrantOut as Out
     from gasworks.validation import validated
 
-    async def body() -> Any:
-        data = validated(GrantIn, {"kind": kind, "subject": subject})
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.grant(ctx, name, data)
+    data = validated(GrantIn, {"kind": kind, "subject": subject})
+
+    async def local(rt: Runtime) -> GrantOut:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        return await get_documents(rt).service.grant(ctx, name, data)
+
+    async def remote(gw: AsyncGasworks) -> GrantOut:
+        return Out.model_validate(await gw.grant(name, data.kind, data.subject))
+
+    async def body() -> GrantOut:
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     emit_json(out) if as_json else console.print(f"Granted {out.kind} {out.subject} ({out.id}).")
@@ -346,15 +499,25 @@ def collection_grant(
 def dead_list(
     tenant: TenantOpt = "default",
     stage: Annotated[str | None, typer.Option(help="extract, ocr, chunk, embed, index...")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Dead letters with their error."""
-    from gasworks.documents.domain import get_documents
 
-    async def body() -> Any:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.dead_letters(ctx, stage=stage)
+    async def local(rt: Runtime) -> list[DeadLetterOut]:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        return await get_documents(rt).service.dead_letters(ctx, stage=stage)
+
+    async def remote(gw: AsyncGasworks) -> list[DeadLetterOut]:
+        from gasworks.documents.schemas import DeadLetterOut as Out
+
+        return [Out.model_validate(d) for d in await gw.dead_letters(stage=stage)]
+
+    async def body() -> list[DeadLetterOut]:
+        return await on_target(server, api_key, local=local, remote=remote)
 
     rows = run(body, as_json)
     if as_json:
@@ -375,15 +538,25 @@ def dead_replay(
     ids: Annotated[list[str] | None, typer.Argument(help="Dead letters (default: all).")] = None,
     tenant: TenantOpt = "default",
     stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Queue dead letters again with fresh attempts."""
-    from gasworks.documents.domain import get_documents
+
+    async def local(rt: Runtime) -> int:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        return await get_documents(rt).service.replay(ctx, ids=ids or None, stage=stage)
 
     async def body() -> int:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.replay(ctx, ids=ids or None, stage=stage)
+        return await on_target(
+            server,
+            api_key,
+            local=local,
+            remote=lambda gw: gw.replay_dead_letters(ids or (), stage=stage),
+        )
 
     n = run(body, as_json)
     emit_json({"replayed": n}) if as_json else console.print(f"Replayed {n} dead letter(s).")
@@ -394,15 +567,25 @@ def dead_discard(
     ids: Annotated[list[str] | None, typer.Argument(help="Dead letters (default: all).")] = None,
     tenant: TenantOpt = "default",
     stage: Annotated[str | None, typer.Option(help="Only this stage.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Drop dead letters."""
-    from gasworks.documents.domain import get_documents
+
+    async def local(rt: Runtime) -> int:
+        from gasworks.documents.domain import get_documents
+
+        ctx = await tenant_context(rt, tenant)
+        return await get_documents(rt).service.discard(ctx, ids=ids or None, stage=stage)
 
     async def body() -> int:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await get_documents(rt).service.discard(ctx, ids=ids or None, stage=stage)
+        return await on_target(
+            server,
+            api_key,
+            local=local,
+            remote=lambda gw: gw.discard_dead_letters(ids or (), stage=stage),
+        )
 
     n = run(body, as_json)
     emit_json({"discarded": n}) if as_json else console.print(f"Discarded {n} dead letter(s).")
@@ -415,6 +598,7 @@ def worker_cmd(
     concurrency: Annotated[
         int | None, typer.Option(help="Jobs at once (GASWORKS_DOCUMENTS_WORKER_CONCURRENCY).")
     ] = None,
+    server: OperatorServerOpt = None,
 ) -> None:
     """Run an ingestion worker until SIGINT/SIGTERM (any number, on any host sharing the
     database). Running jobs finish; a killed worker's jobs return to the queue when their
@@ -425,6 +609,8 @@ def worker_cmd(
     from gasworks.documents.domain import get_documents
     from gasworks.settings import Settings
     from gasworks.wiring import build_runtime
+
+    operator_only(server, "worker")
 
     async def body() -> None:
         settings = Settings(documents_run_workers=False)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from gasworks.cli.common import on_target, runtime, tenant_context
+from gasworks.cli.common import on_target, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, emit_json, run, table
 from gasworks.errors import ValidationFailed
@@ -412,18 +412,29 @@ def usage_summary(
 @usage_app.command("calls")
 def usage_calls(
     tenant: TenantOpt = "default",
-    limit: Annotated[int, typer.Option(help="How many, newest first.")] = 20,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="How many, newest first.")] = 20,
     model: Annotated[str | None, typer.Option(help="Only this model.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """The most recent model calls recorded in the ledger."""
+    """The most recent model calls recorded in the ledger (with --server: of the key's
+    tenant)."""
 
-    from gasworks.llm.guardrails_runtime import guardrails_admin
+    async def local(rt: Runtime) -> list[ledger.LedgerCallOut]:
+        from gasworks.llm.guardrails_runtime import guardrails_admin
+
+        ctx = await tenant_context(rt, tenant)
+        return await guardrails_admin(rt).calls(ctx, limit=limit, model=model)
+
+    async def remote(gw: AsyncGasworks) -> list[ledger.LedgerCallOut]:
+        from gasworks.llm.ledger import LedgerCallOut
+
+        calls = await gw.usage_calls(limit=limit, model=model)
+        return [LedgerCallOut.model_validate(c) for c in calls]
 
     async def body() -> list[ledger.LedgerCallOut]:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            return await guardrails_admin(rt).calls(ctx, limit=limit, model=model)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     out = run(body, as_json)
     if as_json:

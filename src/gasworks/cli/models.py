@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.cli.common import now, on_target, runtime, tenant_context
+from gasworks.cli.common import now, on_target, tenant_context
 from gasworks.cli.output import (
     JsonOpt,
     console,
@@ -206,21 +206,30 @@ def chat(
 __all__ = ["chat", "models_app"]
 
 
-def _set_enabled(model_id: str, enabled: bool, as_json: bool) -> None:
+def _set_enabled(
+    model_id: str, enabled: bool, server: str | None, api_key: str | None, as_json: bool
+) -> None:
     from gasworks.llm.registry import admin
     from gasworks.llm.runtime import get_registry, refresh
     from gasworks.tenancy.context import TenantContext
 
     _logs_to_stderr()
 
+    async def local(rt: Runtime) -> ModelEntry:
+        async with rt.db.session() as s:
+            await admin.update_model(
+                s, TenantContext.system("-"), get_registry(rt), model_id, {"enabled": enabled}
+            )
+        await refresh(rt)
+        return get_registry(rt).get(model_id, include_disabled=True)
+
     async def body() -> ModelEntry:
-        async with runtime() as rt:
-            async with rt.db.session() as s:
-                await admin.update_model(
-                    s, TenantContext.system("-"), get_registry(rt), model_id, {"enabled": enabled}
-                )
-            await refresh(rt)
-            return get_registry(rt).get(model_id, include_disabled=True)
+        return await on_target(
+            server,
+            api_key,
+            local=local,
+            remote=lambda gw: gw.set_model_enabled(model_id, enabled),
+        )
 
     e = run(body, as_json)
     if as_json:
@@ -232,16 +241,21 @@ def _set_enabled(model_id: str, enabled: bool, as_json: bool) -> None:
 @models_app.command("disable")
 def models_disable(
     model_id: Annotated[str, typer.Argument(metavar="ID", help="Registry id.")],
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Disable a model: calls naming it get MODEL_NOT_FOUND (operator, in-process)."""
-    _set_enabled(model_id, False, as_json)
+    """Disable a model: calls naming it get MODEL_NOT_FOUND (with --server: a platform-admin
+    key)."""
+    _set_enabled(model_id, False, server, api_key, as_json)
 
 
 @models_app.command("enable")
 def models_enable(
     model_id: Annotated[str, typer.Argument(metavar="ID", help="Registry id.")],
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Enable a model again (operator, in-process)."""
-    _set_enabled(model_id, True, as_json)
+    """Enable a model again (with --server: a platform-admin key)."""
+    _set_enabled(model_id, True, server, api_key, as_json)

@@ -1,32 +1,45 @@
 """`gasworks prompts …`: push, deploy, rollback, canary, history, diff, resolve, dead letters,
 retention. Without ``--tenant`` the command acts as the platform operator (in the tenant named by
 GASWORKS_PROMPT_OPERATOR_TENANT) on platform-wide pointers; with ``--tenant T`` it acts inside T
-on T's own pointers."""
+on T's own pointers.
+
+With ``--server`` (GASWORKS_URL) every command goes through that server's ``/api/prompts`` as
+the key's tenant: without ``--tenant`` on platform-wide pointers (a platform-admin key), with
+``--tenant T`` on the key's tenant's own pointers (T must be the key's tenant)."""
 
 from __future__ import annotations
 
 import dataclasses
 import getpass
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
+    from gasworks.client import AsyncGasworks
     from gasworks.prompts.content import PromptContent
     from gasworks.prompts.schemas import (
         PointerOut,
         ScopeIn,
     )
     from gasworks.prompts.service import PromptService
+    from gasworks.runtime import Runtime
 
 
-from gasworks.cli.common import runtime, tenant_context
+from gasworks.cli.common import on_target, runtime, tenant_context
+from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import JsonOpt, console, echo_stream, emit_json, esc, run, table
-from gasworks.errors import PromptPointerNotFound, PromptVersionNotFound, ValidationFailed
+from gasworks.errors import (
+    BadRequest,
+    PromptPointerNotFound,
+    PromptVersionNotFound,
+    ValidationFailed,
+)
 from gasworks.limits import MAX_DAYS
+from gasworks.modeltypes import StreamChunk
 from gasworks.tenancy.context import TenantContext
 
 T = TypeVar("T")
@@ -71,9 +84,50 @@ async def _with(
     from gasworks.prompts.service import prompt_service
 
     async with runtime() as rt:
-        ctx = await tenant_context(rt, tenant or rt.settings.prompt_operator_tenant)
-        ctx = dataclasses.replace(ctx, principal_id=f"cli:{getpass.getuser()}")
-        return await fn(prompt_service(rt), ctx)
+        return await fn(prompt_service(rt), await _operator(rt, tenant))
+
+
+async def _operator(rt: Runtime, tenant: str | None) -> TenantContext:
+    """The local operator's context: inside ``tenant``, else the prompt operator tenant."""
+    ctx = await tenant_context(rt, tenant or rt.settings.prompt_operator_tenant)
+    return dataclasses.replace(ctx, principal_id=f"cli:{getpass.getuser()}")
+
+
+async def _on(
+    tenant: str | None,
+    server: str | None,
+    api_key: str | None,
+    *,
+    local: Callable[[PromptService, TenantContext], Awaitable[T]],
+    remote: Callable[[AsyncGasworks], Awaitable[T]],
+) -> T:
+    """A prompts command on its target: the local database as the operator, or ``--server``
+    as the key's tenant (``--tenant`` then has to name the key's tenant)."""
+    return await on_target(
+        server,
+        api_key,
+        local=lambda rt: _with(tenant, local),
+        remote=_in_key_tenant(tenant, remote),
+    )
+
+
+def _in_key_tenant(
+    tenant: str | None, remote: Callable[[AsyncGasworks], Awaitable[T]]
+) -> Callable[[AsyncGasworks], Awaitable[T]]:
+    """``remote``, refused when ``--tenant`` names another tenant than the key's."""
+
+    async def checked(gw: AsyncGasworks) -> T:
+        if tenant is not None:
+            me = await gw.me()
+            if me["tenantName"] != tenant:
+                raise BadRequest(
+                    f"--tenant {tenant} is not the tenant of --api-key ({me['tenantName']}): "
+                    "through --server a command acts in its key's tenant only.",
+                    details={"tenant": tenant, "keyTenant": me["tenantName"]},
+                )
+        return await remote(gw)
+
+    return checked
 
 
 def _scope(
@@ -88,6 +142,15 @@ def _scope(
     )
 
 
+async def _remote_scope(
+    gw: AsyncGasworks, model: str | None, workflow: str | None, tenant: str | None
+) -> dict[str, Any]:
+    """A scope on the server; no --model: the server's default model (what it resolves)."""
+    if model is None:
+        model = str((await gw.resolve_prompt({}))["model"])
+    return {"model": model, "workflowId": workflow, "tenantScoped": tenant is not None}
+
+
 async def _expected(
     svc: PromptService, ctx: TenantContext, scope: ScopeIn, given: int | None
 ) -> int:
@@ -97,6 +160,28 @@ async def _expected(
         return (await svc.get_pointer(ctx, scope)).version
     except PromptPointerNotFound:
         return 0
+
+
+async def _remote_pointer(gw: AsyncGasworks, scope: dict[str, Any]) -> PointerOut | None:
+    from gasworks.prompts.schemas import PointerOut as Out
+
+    try:
+        return Out.model_validate(await gw.prompt_pointer(scope))
+    except PromptPointerNotFound:
+        return None
+
+
+async def _remote_expected(gw: AsyncGasworks, scope: dict[str, Any], given: int | None) -> int:
+    if given is not None:
+        return given
+    current = await _remote_pointer(gw, scope)
+    return 0 if current is None else current.version
+
+
+async def _remote_action(gw: AsyncGasworks, action: Any, body: dict[str, Any]) -> PointerOut:
+    from gasworks.prompts.schemas import PointerOut as Out
+
+    return Out.model_validate(await gw.prompt_pointer_action(action, body))
 
 
 def load_prompt_file(path: Path) -> tuple[str, PromptContent, str, dict[str, Any]]:
@@ -157,16 +242,19 @@ def push(
         bool, typer.Option("--deploy/--no-deploy", help="Move the scope's pointer to it.")
     ] = True,
     expected_version: ExpectedOpt = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Save FILE as a version (identical content reuses the version) and deploy it to the scope."""
     from gasworks.prompts.schemas import MoveRequest, VersionCreate
+    from gasworks.prompts.schemas import VersionOut as VOut
 
     pname, content, fmessage, meta = load_prompt_file(file)
     model = model or meta.get("model")
     workflow = workflow or meta.get("workflow")
 
-    async def body(svc: PromptService, ctx: TenantContext) -> dict[str, Any]:
+    async def local(svc: PromptService, ctx: TenantContext) -> dict[str, Any]:
         v = await svc.create_version(
             ctx, VersionCreate(name=name or pname, content=content, message=message or fmessage)
         )
@@ -186,7 +274,34 @@ def push(
                 )
         return out
 
-    out = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> dict[str, Any]:
+        v = VOut.model_validate(
+            await gw.create_prompt_version(
+                name or pname, content.canonical_dict(), message or fmessage
+            )
+        )
+        out: dict[str, Any] = {"version": v, "pointer": None}
+        if deploy:
+            scope = await _remote_scope(gw, model, workflow, tenant)
+            current = await _remote_pointer(gw, scope) if expected_version is None else None
+            exp = (
+                expected_version
+                if expected_version is not None
+                else (current.version if current is not None else 0)
+            )
+            if current is not None and current.active_version_id == v.id:
+                out["pointer"] = current  # already live: no move, no new history entry
+            else:
+                body = {
+                    "scope": scope,
+                    "versionId": v.id,
+                    "expectedVersion": exp,
+                    "reason": v.message,
+                }
+                out["pointer"] = await _remote_action(gw, "move", body)
+        return out
+
+    out = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(out)
         return
@@ -205,12 +320,14 @@ def deploy_cmd(
     tenant: TenantOpt = None,
     expected_version: ExpectedOpt = None,
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move a scope's pointer to a version (compare-and-set)."""
     from gasworks.prompts.schemas import MoveRequest
 
-    async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
+    async def local(svc: PromptService, ctx: TenantContext) -> PointerOut:
         scope = _scope(svc, model, workflow, tenant)
         exp = await _expected(svc, ctx, scope, expected_version)
         return await svc.move(
@@ -218,7 +335,13 @@ def deploy_cmd(
             MoveRequest(scope=scope, version_id=version_id, expected_version=exp, reason=reason),
         )
 
-    p = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> PointerOut:
+        scope = await _remote_scope(gw, model, workflow, tenant)
+        exp = await _remote_expected(gw, scope, expected_version)
+        body = {"scope": scope, "versionId": version_id, "expectedVersion": exp, "reason": reason}
+        return await _remote_action(gw, "move", body)
+
+    p = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     emit_json(p) if as_json else console.print(_pointer_line(p))
 
 
@@ -229,19 +352,27 @@ def rollback_cmd(
     tenant: TenantOpt = None,
     expected_version: ExpectedOpt = None,
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Move a scope's pointer back to its previous version (compare-and-set)."""
     from gasworks.prompts.schemas import RollbackRequest
 
-    async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
+    async def local(svc: PromptService, ctx: TenantContext) -> PointerOut:
         scope = _scope(svc, model, workflow, tenant)
         exp = await _expected(svc, ctx, scope, expected_version)
         return await svc.rollback(
             ctx, RollbackRequest(scope=scope, expected_version=max(exp, 1), reason=reason)
         )
 
-    p = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> PointerOut:
+        scope = await _remote_scope(gw, model, workflow, tenant)
+        exp = await _remote_expected(gw, scope, expected_version)
+        body = {"scope": scope, "expectedVersion": max(exp, 1), "reason": reason}
+        return await _remote_action(gw, "rollback", body)
+
+    p = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     emit_json(p) if as_json else console.print(_pointer_line(p))
 
 
@@ -256,12 +387,14 @@ def canary_start(
     tenant: TenantOpt = None,
     expected_version: ExpectedOpt = None,
     reason: ReasonOpt = "",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Send PERCENT% of conversations (sticky by conversation id) to a candidate version."""
     from gasworks.prompts.schemas import CanaryRequest
 
-    async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
+    async def local(svc: PromptService, ctx: TenantContext) -> PointerOut:
         scope = _scope(svc, model, workflow, tenant)
         exp = await _expected(svc, ctx, scope, expected_version)
         req = CanaryRequest(
@@ -273,7 +406,19 @@ def canary_start(
         )
         return await svc.start_canary(ctx, req)
 
-    p = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> PointerOut:
+        scope = await _remote_scope(gw, model, workflow, tenant)
+        exp = await _remote_expected(gw, scope, expected_version)
+        body = {
+            "scope": scope,
+            "versionId": version_id,
+            "percent": percent,
+            "expectedVersion": max(exp, 1),
+            "reason": reason,
+        }
+        return await _remote_action(gw, "canary", body)
+
+    p = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     emit_json(p) if as_json else console.print(_pointer_line(p))
 
 
@@ -284,9 +429,11 @@ def _decide(promote: bool) -> Callable[..., None]:
         tenant: TenantOpt = None,
         expected_version: ExpectedOpt = None,
         reason: ReasonOpt = "",
+        server: ServerOpt = None,
+        api_key: KeyOpt = None,
         as_json: JsonOpt = False,
     ) -> None:
-        async def body(svc: PromptService, ctx: TenantContext) -> PointerOut:
+        async def local(svc: PromptService, ctx: TenantContext) -> PointerOut:
             from gasworks.prompts.schemas import CanaryDecision
 
             scope = _scope(svc, model, workflow, tenant)
@@ -294,7 +441,14 @@ def _decide(promote: bool) -> Callable[..., None]:
             req = CanaryDecision(scope=scope, expected_version=max(exp, 1), reason=reason)
             return await svc.decide_canary(ctx, req, promote=promote)
 
-        p = run(lambda: _with(tenant, body), as_json)
+        async def remote(gw: AsyncGasworks) -> PointerOut:
+            scope = await _remote_scope(gw, model, workflow, tenant)
+            exp = await _remote_expected(gw, scope, expected_version)
+            body = {"scope": scope, "expectedVersion": max(exp, 1), "reason": reason}
+            action = "canary/promote" if promote else "canary/abort"
+            return await _remote_action(gw, action, body)
+
+        p = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
         emit_json(p) if as_json else console.print(_pointer_line(p))
 
     command.__doc__ = (
@@ -314,14 +468,21 @@ def history_cmd(
     workflow: WorkflowOpt = None,
     model: ModelOpt = None,
     tenant: TenantOpt = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Every move of a scope's pointer, newest first."""
+    from gasworks.prompts.schemas import HistoryEntry
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
+    async def local(svc: PromptService, ctx: TenantContext) -> list[HistoryEntry]:
         return await svc.history(ctx, _scope(svc, model, workflow, tenant))
 
-    items = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> list[HistoryEntry]:
+        scope = await _remote_scope(gw, model, workflow, tenant)
+        return [HistoryEntry.model_validate(h) for h in await gw.prompt_history(scope)]
+
+    items = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(items)
         return
@@ -348,14 +509,21 @@ def versions_cmd(
     name: Annotated[str | None, typer.Option(help="Only this prompt.")] = None,
     tenant: TenantOpt = None,
     include_archived: Annotated[bool, typer.Option("--archived", help="Include archived.")] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """List versions."""
+    from gasworks.prompts.schemas import VersionSummary
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
+    async def local(svc: PromptService, ctx: TenantContext) -> list[VersionSummary]:
         return await svc.list_versions(ctx, name=name, include_archived=include_archived)
 
-    items = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> list[VersionSummary]:
+        found = await gw.prompt_versions(name=name, include_archived=include_archived)
+        return [VersionSummary.model_validate(v) for v in found]
+
+    items = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(items)
         return
@@ -387,15 +555,26 @@ def show_cmd(
         ),
     ],
     tenant: TenantOpt = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """One version with its content (hash verified)."""
+    from gasworks.prompts.schemas import VersionOut, VersionSummary
     from gasworks.yamlsafe import dump_yaml
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
-        return await svc.get_version(ctx, await _version_id(svc, ctx, ref))
+    async def local(svc: PromptService, ctx: TenantContext) -> VersionOut:
+        found = await svc.list_versions(ctx, name=_ref_name(ref), include_archived=True)
+        return await svc.get_version(ctx, _version_id(ref, found))
 
-    v = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> VersionOut:
+        found: list[VersionSummary] = []
+        if not ref.startswith("pv_"):
+            versions = await gw.prompt_versions(name=_ref_name(ref), include_archived=True)
+            found = [VersionSummary.model_validate(v) for v in versions]
+        return VersionOut.model_validate(await gw.prompt_version(_version_id(ref, found)))
+
+    v = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(v)
         return
@@ -403,12 +582,16 @@ def show_cmd(
     console.print(dump_yaml(v.content.canonical_dict()))
 
 
-async def _version_id(svc: PromptService, ctx: TenantContext, ref: str) -> str:
-    """``pv_…`` as it is; ``name`` → its newest version; ``name@N`` → its version N."""
+def _ref_name(ref: str) -> str | None:
+    return None if ref.startswith("pv_") else ref.partition("@")[0]
+
+
+def _version_id(ref: str, found: list[Any]) -> str:
+    """``pv_…`` as it is; ``name`` → its newest version; ``name@N`` → its version N
+    (``found``: the versions of that name)."""
     if ref.startswith("pv_"):
         return ref
-    name, _, number = ref.partition("@")
-    found = await svc.list_versions(ctx, name=name, include_archived=True)
+    _, _, number = ref.partition("@")
     if number:
         found = [v for v in found if str(v.number) == number]
     if not found:
@@ -416,28 +599,49 @@ async def _version_id(svc: PromptService, ctx: TenantContext, ref: str) -> str:
             f"No prompt version '{ref}'. List them with `gasworks prompts versions`.",
             details={"ref": ref},
         )
-    return max(found, key=lambda v: v.number).id
+    return str(max(found, key=lambda v: v.number).id)
 
 
 @prompts_app.command("archive")
-def archive_cmd(version_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+def archive_cmd(
+    version_id: str,
+    tenant: TenantOpt = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Archive a version (the retention job deletes it later if nothing needs it)."""
+    from gasworks.prompts.schemas import VersionSummary
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
+    async def local(svc: PromptService, ctx: TenantContext) -> VersionSummary:
         return await svc.archive_version(ctx, version_id)
 
-    v = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> VersionSummary:
+        return VersionSummary.model_validate(await gw.archive_prompt_version(version_id))
+
+    v = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     emit_json(v) if as_json else console.print(f"Archived {v.id} at {v.archived_at}.")
 
 
 @prompts_app.command("diff")
-def diff_cmd(from_id: str, to_id: str, tenant: TenantOpt = None, as_json: JsonOpt = False) -> None:
+def diff_cmd(
+    from_id: str,
+    to_id: str,
+    tenant: TenantOpt = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
     """Unified diff between two versions."""
+    from gasworks.prompts.schemas import VersionDiff
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
+    async def local(svc: PromptService, ctx: TenantContext) -> VersionDiff:
         return await svc.diff(ctx, from_id, to_id)
 
-    d = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> VersionDiff:
+        return VersionDiff.model_validate(await gw.prompt_diff(from_id, to_id))
+
+    d = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(d)
     elif d.identical:
@@ -473,24 +677,30 @@ def resolve_cmd(
         list[str] | None, typer.Option("--var", help="path=value, e.g. inputs.user_prompt=hi")
     ] = None,
     strict: Annotated[bool, typer.Option(help="Fail on a missing variable.")] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Which prompt a call would get (and its rendered messages), with the matched level."""
-    from gasworks.prompts.schemas import ResolveRequest
+    from gasworks.prompts.schemas import ResolvedOut, ResolveRequest
 
     values = parse_vars(var)
+    req = ResolveRequest(
+        model=model,
+        workflow_id=workflow,
+        conversation_id=conversation,
+        variables=values,
+        strict=strict,
+    )
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
-        req = ResolveRequest(
-            model=model,
-            workflow_id=workflow,
-            conversation_id=conversation,
-            variables=values,
-            strict=strict,
-        )
+    async def local(svc: PromptService, ctx: TenantContext) -> ResolvedOut:
         return await svc.resolve(ctx, req)
 
-    r = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> ResolvedOut:
+        body = req.model_dump(mode="json", by_alias=True, exclude_none=True)
+        return ResolvedOut.model_validate(await gw.resolve_prompt(body))
+
+    r = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(r)
         return
@@ -508,14 +718,22 @@ def resolve_cmd(
 def dead_list(
     tenant: TenantOpt = None,
     status: Annotated[str | None, typer.Option(help="pending or replayed.")] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Failed pointer changes with their request and reason."""
+    from gasworks.prompts.schemas import DeadLetterOut
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
+    async def local(svc: PromptService, ctx: TenantContext) -> list[DeadLetterOut]:
         return await svc.dead_letters(ctx, status)
 
-    items = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> list[DeadLetterOut]:
+        return [
+            DeadLetterOut.model_validate(d) for d in await gw.prompt_dead_letters(status=status)
+        ]
+
+    items = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(items)
         return
@@ -542,14 +760,21 @@ def dead_replay(
     dead_letter_id: str,
     tenant: TenantOpt = None,
     rebase: Annotated[bool, typer.Option(help="Expect the pointer's current version.")] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Re-run a failed pointer change."""
+    from gasworks.prompts.service import ReplayOut
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
+    async def local(svc: PromptService, ctx: TenantContext) -> ReplayOut:
         return await svc.replay(ctx, dead_letter_id, rebase=rebase)
 
-    out = run(lambda: _with(tenant, body), as_json)
+    async def remote(gw: AsyncGasworks) -> ReplayOut:
+        out = await gw.replay_prompt_dead_letter(dead_letter_id, rebase=rebase)
+        return ReplayOut.model_validate(out)
+
+    out = run(lambda: _on(tenant, server, api_key, local=local, remote=remote), as_json)
     emit_json(out) if as_json else console.print(_pointer_line(out.pointer))
 
 
@@ -560,14 +785,22 @@ def retention_cmd(
         typer.Option(min=0, max=MAX_DAYS, help="Default: GASWORKS_PROMPT_RETENTION_DAYS."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report.")] = False,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Delete archived versions past retention that no pointer or recent history needs."""
+    """Delete archived versions past retention that no pointer or recent history needs
+    (with --server: a platform-admin key)."""
+    from gasworks.prompts.schemas import RetentionReport
 
-    async def body(svc: PromptService, ctx: TenantContext) -> Any:
+    async def local(svc: PromptService, ctx: TenantContext) -> RetentionReport:
         return await svc.retention(ctx, days=days, dry_run=dry_run)
 
-    r = run(lambda: _with(None, body), as_json)
+    async def remote(gw: AsyncGasworks) -> RetentionReport:
+        out = await gw.prompt_retention(days=days, dry_run=dry_run)
+        return RetentionReport.model_validate(out)
+
+    r = run(lambda: _on(None, server, api_key, local=local, remote=remote), as_json)
     if as_json:
         emit_json(r)
     else:
@@ -587,36 +820,59 @@ def chat_cmd(
     var: Annotated[
         list[str] | None, typer.Option("--var", help="path=value, e.g. slots.city=Lyon")
     ] = None,
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Call a model through the gateway with the prompt resolved for the scope; the answer is
     printed as it streams (with --json: one object once the answer is complete)."""
     from gasworks.prompts.schemas import PromptChatRequest
-    from gasworks.prompts.service import prompt_service
 
     values = parse_vars(var)
     values.setdefault("inputs", {})["user_prompt"] = message
+    req = PromptChatRequest(
+        model=model, workflow_id=workflow, conversation_id=conversation, variables=values
+    )
+
+    def summary(text: str, last: StreamChunk | None, prompt: dict[str, Any]) -> dict[str, Any]:
+        usage = last.usage if last is not None else None
+        return {
+            "text": text,
+            "model": last.model if last else None,
+            "finishReason": last.finish_reason.value if last and last.finish_reason else None,
+            "inputTokens": usage.input_tokens if usage else 0,
+            "outputTokens": usage.output_tokens if usage else 0,
+            "estimated": usage.estimated if usage else True,
+            "cost": str(last.cost) if last and last.cost is not None else None,
+            "prompt": prompt,
+        }
+
+    async def local(rt: Runtime) -> dict[str, Any]:
+        from gasworks.prompts.service import prompt_service
+
+        ctx = await _operator(rt, tenant)
+        used, chunks = await prompt_service(rt).chat_stream(rt, ctx, req)
+        text, last = await echo_stream(chunks, as_json)
+        return summary(text, last, used.model_dump(mode="json", by_alias=True))
+
+    async def remote(gw: AsyncGasworks) -> dict[str, Any]:
+        prompt: dict[str, Any] = {}
+
+        async def chunks() -> AsyncIterator[StreamChunk]:
+            events = gw.stream_prompt_chat(req.model_dump(mode="json", by_alias=True))
+            async for kind, data in events:
+                if kind == "prompt":
+                    prompt.update(data)
+                elif kind == "delta":
+                    yield StreamChunk(delta=str(data.get("text", "")))
+                elif kind == "done":
+                    yield _done_chunk(data)
+
+        text, last = await echo_stream(chunks(), as_json)
+        return summary(text, last, prompt)
 
     async def body() -> dict[str, Any]:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant or rt.settings.prompt_operator_tenant)
-            ctx = dataclasses.replace(ctx, principal_id=f"cli:{getpass.getuser()}")
-            req = PromptChatRequest(
-                model=model, workflow_id=workflow, conversation_id=conversation, variables=values
-            )
-            used, chunks = await prompt_service(rt).chat_stream(rt, ctx, req)
-            text, last = await echo_stream(chunks, as_json)
-            usage = last.usage if last is not None else None
-            return {
-                "text": text,
-                "model": last.model if last else None,
-                "finishReason": last.finish_reason.value if last and last.finish_reason else None,
-                "inputTokens": usage.input_tokens if usage else 0,
-                "outputTokens": usage.output_tokens if usage else 0,
-                "estimated": usage.estimated if usage else True,
-                "cost": str(last.cost) if last and last.cost is not None else None,
-                "prompt": used.model_dump(mode="json", by_alias=True),
-            }
+        return await on_target(server, api_key, local=local, remote=_in_key_tenant(tenant, remote))
 
     out = run(body, as_json)
     if as_json:
@@ -631,3 +887,24 @@ def chat_cmd(
     )
     if p["missing"]:
         console.print(f"[yellow]missing variables:[/] {esc(', '.join(p['missing']))}")
+
+
+def _done_chunk(data: dict[str, Any]) -> StreamChunk:
+    """The ``done`` event of /api/prompts/chat/stream as the last chunk of the answer."""
+    from decimal import Decimal
+
+    from gasworks.modeltypes import FinishReason, Usage
+
+    return StreamChunk(
+        finish_reason=FinishReason(data.get("finishReason") or "stop"),
+        usage=Usage(
+            input_tokens=int(data.get("inputTokens") or 0),
+            output_tokens=int(data.get("outputTokens") or 0),
+            cached_input_tokens=int(data.get("cachedInputTokens") or 0),
+            estimated=bool(data.get("estimated")),
+        ),
+        model=data.get("model"),
+        cost=Decimal(data["cost"]) if data.get("cost") is not None else None,
+        notes=data.get("notes") or None,
+        demo=bool(data.get("demo")),
+    )

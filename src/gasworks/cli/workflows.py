@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from gasworks.cli.common import on_target, runtime, tenant_context
+from gasworks.cli.common import on_target, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
 from gasworks.cli.output import (
     JsonOpt,
@@ -363,6 +363,7 @@ def _summary(out: RunOut) -> None:
     path = " → ".join(t["nodeId"] for t in out.node_timings)
     err_console.print(
         f"[dim]run {out.id} · {out.status} · conversation {out.conversation_id} · "
+        f"prompt {out.prompt_version_id or 'neutral'} · "
         f"{out.tokens} tokens · {out.duration_ms or 0:.1f} ms · {esc(path)}[/]"
     )
     if out.error:
@@ -377,24 +378,32 @@ def graph_cmd(
         int | None, typer.Option(min=1, max=MAX_INT32, help="Version (default: latest).")
     ] = None,
     tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Print the workflow as a Mermaid flowchart."""
-    from gasworks.workflows import service
+    """Print the workflow as a Mermaid flowchart (a file: offline; an id: with --server from
+    that server)."""
     from gasworks.workflows.mermaid import to_mermaid
 
     path = Path(workflow)
-    local = path.suffix in {".yaml", ".yml", ".json"} and path.exists()
+    from_file = path.suffix in {".yaml", ".yml", ".json"} and path.exists()
+
+    async def local(rt: Runtime) -> dict[str, Any]:
+        from gasworks.workflows import service
+
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            ver = await service.get_version(s, ctx, workflow, version)
+        return {"workflow": workflow, "version": ver.version, "mermaid": to_mermaid(ver.document)}
 
     async def body() -> dict[str, Any]:
-        if local:
+        if from_file:
             doc = _read(path)
             return {"workflow": doc.get("id"), "version": None, "mermaid": to_mermaid(doc)}
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                ver = await service.get_version(s, ctx, workflow, version)
-        return {"workflow": workflow, "version": ver.version, "mermaid": to_mermaid(ver.document)}
+        return await on_target(
+            server, api_key, local=local, remote=lambda gw: gw.workflow_graph(workflow, version)
+        )
 
     out = run(body, as_json)
     if as_json:
@@ -404,15 +413,32 @@ def graph_cmd(
 
 
 @demo_app.command("install")
-def demo_install(tenant: TenantOpt = "default", as_json: JsonOpt = False) -> None:
-    """Publish the demo workflows (chatbot, support, onboarding), shared with the tenant."""
-    from gasworks.workflows.demos import install_demos
+def demo_install(
+    tenant: TenantOpt = "default",
+    server: ServerOpt = None,
+    api_key: KeyOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Publish the demo workflows (chatbot, support, onboarding), shared with the tenant (with
+    --server: in the key's tenant, published by the key)."""
+    from gasworks.workflows.demos import DEMOS, demo_document, install_demos
+    from gasworks.workflows.schemas import PublishOut as Out
+
+    async def local(rt: Runtime) -> list[PublishOut]:
+        ctx = await tenant_context(rt, tenant)
+        async with rt.db.session() as s:
+            return await install_demos(s, ctx)
+
+    async def remote(gw: AsyncGasworks) -> list[PublishOut]:
+        out = []
+        for name in DEMOS:
+            published = Out.model_validate(await gw.publish_workflow(demo_document(name)))
+            await gw.share_workflow(published.workflow.slug, "tenant")
+            out.append(published)
+        return out
 
     async def body() -> list[PublishOut]:
-        async with runtime() as rt:
-            ctx = await tenant_context(rt, tenant)
-            async with rt.db.session() as s:
-                return await install_demos(s, ctx)
+        return await on_target(server, api_key, local=local, remote=remote)
 
     with progress("Publishing the demo workflows…", as_json):
         out = run(body, as_json)

@@ -396,7 +396,7 @@ class AsyncGasworks:
         raised as its ``gasworks.errors`` class."""
         r = await self._http.request(method, path, **kwargs)
         _check(r)
-        return None if r.status_code == 204 else r.json()
+        return r.json() if r.content else None  # 204, or 202 with no body
 
     # --- tenants and keys (``/api/tenants``, ``/api/keys``) --------------------------------
 
@@ -510,6 +510,14 @@ class AsyncGasworks:
         )
         return out
 
+    async def workflow_graph(self, workflow: str, version: int | None = None) -> dict[str, Any]:
+        """A version as a Mermaid flowchart: ``{"workflow", "version", "mermaid"}``."""
+        params = {"version": version} if version is not None else {}
+        out: dict[str, Any] = await self._call(
+            "GET", f"/api/workflows/{workflow}/graph", params=params
+        )
+        return out
+
     async def run_workflow(
         self,
         workflow: str,
@@ -554,6 +562,195 @@ class AsyncGasworks:
                 else:
                     event = {}
 
+    async def _pages(self, path: str, params: dict[str, Any] | None = None) -> list[Any]:
+        """Every item of a paged list route (``?limit=&offset=``), page after page."""
+        out: list[Any] = []
+        while True:
+            page: list[Any] = await self._call(
+                "GET", path, params={**(params or {}), "limit": _PAGE, "offset": len(out)}
+            )
+            out.extend(page)
+            if len(page) < _PAGE:
+                return out
+
+    async def me(self) -> dict[str, Any]:
+        """Who the key is: tenant id and name, principal, role, platform admin (``/api/me``)."""
+        out: dict[str, Any] = await self._call("GET", "/api/me")
+        return out
+
+    # --- models and the ledger (``/api/models``, ``/api/usage/calls``) -----------------------
+
+    async def set_model_enabled(self, model_id: str, enabled: bool) -> ModelEntry:
+        """Enable or disable a model (a platform-admin key)."""
+        out = await self._call("PUT", f"/api/models/{model_id}/enabled", json={"enabled": enabled})
+        return ModelEntry.model_validate(_entry(out))
+
+    async def usage_calls(
+        self, *, limit: int = 50, model: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The most recent model calls of the key's tenant, newest first."""
+        params: dict[str, Any] = {"limit": limit}
+        if model is not None:
+            params["model"] = model
+        out: list[dict[str, Any]] = await self._call("GET", "/api/usage/calls", params=params)
+        return out
+
+    # --- prompts (``/api/prompts``) -----------------------------------------------------------
+    # ``scope``: ``{"model": ..., "workflowId": ..., "tenantScoped": bool}``
+
+    async def create_prompt_version(
+        self, name: str, content: dict[str, Any], message: str = ""
+    ) -> dict[str, Any]:
+        """Save a version; identical content returns the existing one (``created`` false)."""
+        body = {"name": name, "content": content, "message": message}
+        out: dict[str, Any] = await self._call("POST", "/api/prompts/versions", json=body)
+        return out
+
+    async def prompt_versions(
+        self, *, name: str | None = None, include_archived: bool = False
+    ) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"includeArchived": include_archived}
+        if name is not None:
+            params["name"] = name
+        return await self._pages("/api/prompts/versions", params)
+
+    async def prompt_version(self, version_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call("GET", f"/api/prompts/versions/{version_id}")
+        return out
+
+    async def archive_prompt_version(self, version_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call(
+            "POST", f"/api/prompts/versions/{version_id}/archive"
+        )
+        return out
+
+    async def prompt_diff(self, from_id: str, to_id: str) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call(
+            "GET", "/api/prompts/diff", params={"from": from_id, "to": to_id}
+        )
+        return out
+
+    async def prompt_pointer(self, scope: dict[str, Any]) -> dict[str, Any]:
+        """The pointer of one scope (``PromptPointerNotFound`` when it has none)."""
+        out: dict[str, Any] = await self._call(
+            "GET", "/api/prompts/pointer", params=_scope_params(scope)
+        )
+        return out
+
+    async def prompt_history(self, scope: dict[str, Any]) -> list[dict[str, Any]]:
+        return await self._pages("/api/prompts/pointer/history", _scope_params(scope))
+
+    async def prompt_pointer_action(
+        self,
+        action: Literal["move", "rollback", "canary", "canary/promote", "canary/abort"],
+        body: dict[str, Any],
+    ) -> dict[str, Any]:
+        """A compare-and-set change of a pointer: ``body`` has ``scope``, ``expectedVersion``
+        and, as the action needs, ``versionId``, ``percent``, ``reason``."""
+        out: dict[str, Any] = await self._call("POST", f"/api/prompts/pointer/{action}", json=body)
+        return out
+
+    async def prompt_dead_letters(self, *, status: str | None = None) -> list[dict[str, Any]]:
+        return await self._pages("/api/prompts/dead-letters", {"status": status} if status else {})
+
+    async def replay_prompt_dead_letter(
+        self, dead_letter_id: str, *, rebase: bool = False
+    ) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call(
+            "POST", f"/api/prompts/dead-letters/{dead_letter_id}/replay", json={"rebase": rebase}
+        )
+        return out
+
+    async def resolve_prompt(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Which prompt a call would get, rendered (``POST /api/prompts/resolve``)."""
+        out: dict[str, Any] = await self._call("POST", "/api/prompts/resolve", json=body)
+        return out
+
+    async def prompt_retention(
+        self, *, days: int | None = None, dry_run: bool = False
+    ) -> dict[str, Any]:
+        """Delete archived versions past retention (a platform-admin key)."""
+        params: dict[str, Any] = {"dryRun": dry_run}
+        if days is not None:
+            params["days"] = days
+        out: dict[str, Any] = await self._call("POST", "/api/prompts/retention/run", params=params)
+        return out
+
+    async def stream_prompt_chat(
+        self, body: dict[str, Any]
+    ) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+        """A prompted chat's events as they come: ``("prompt", ...)``, ``("delta", ...)``…,
+        ``("done", ...)``; an ``error`` event is raised as its ``gasworks.errors`` class."""
+        async with self._http.stream("POST", "/api/prompts/chat/stream", json=body) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                _check(r)
+            async for kind, data in _sse_events(r.aiter_lines()):
+                if kind == "error":
+                    raise to_error(500, data)
+                yield kind, data
+
+    # --- documents, collections, dead letters (``/api/documents`` …) ------------------------
+
+    async def documents(
+        self, *, collection: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Every document the key may read (optionally of a collection, in a status)."""
+        params = {k: v for k, v in (("collection", collection), ("status", status)) if v}
+        return await self._pages("/api/documents", params)
+
+    async def document_events(self, document_id: str) -> list[dict[str, Any]]:
+        return await self._pages(f"/api/documents/{document_id}/events")
+
+    async def collections(self) -> list[dict[str, Any]]:
+        return await self._pages("/api/collections")
+
+    async def create_collection(self, name: str, **options: Any) -> dict[str, Any]:
+        """``options``: chunkTokens, chunkOverlap, description."""
+        out: dict[str, Any] = await self._call(
+            "POST", "/api/collections", json={"name": name, **options}
+        )
+        return out
+
+    async def delete_collection(self, collection: str) -> None:
+        await self._call("DELETE", f"/api/collections/{collection}")
+
+    async def grant(self, collection: str, kind: str, subject: str | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = await self._call(
+            "POST", f"/api/collections/{collection}/grants", json={"kind": kind, "subject": subject}
+        )
+        return out
+
+    async def dead_letters(self, *, stage: str | None = None) -> list[dict[str, Any]]:
+        """The ingestion pipeline's dead letters (of a stage)."""
+        return await self._pages("/api/document-dead-letters", {"stage": stage} if stage else {})
+
+    async def replay_dead_letters(
+        self, ids: Sequence[str] = (), *, stage: str | None = None
+    ) -> int:
+        """Queue dead letters again: those named, or every one (of a stage)."""
+        if ids:
+            n = 0
+            for i in ids:
+                n += (await self._call("POST", f"/api/document-dead-letters/{i}/replay"))["count"]
+            return n
+        params = {"stage": stage} if stage else {}
+        out = await self._call("POST", "/api/document-dead-letters/replay", params=params)
+        return int(out["count"])
+
+    async def discard_dead_letters(
+        self, ids: Sequence[str] = (), *, stage: str | None = None
+    ) -> int:
+        """Drop dead letters: those named, or every one (of a stage)."""
+        if ids:
+            n = 0
+            for i in ids:
+                n += (await self._call("DELETE", f"/api/document-dead-letters/{i}"))["count"]
+            return n
+        params = {"stage": stage} if stage else {}
+        out = await self._call("POST", "/api/document-dead-letters/discard", params=params)
+        return int(out["count"])
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -575,6 +772,30 @@ def _run_body(
     if version is not None:
         body["version"] = version
     return body
+
+
+_PAGE = 500  # the REST routes' largest page
+
+
+def _scope_params(scope: dict[str, Any]) -> dict[str, Any]:
+    params = {"model": scope["model"], "tenantScoped": bool(scope.get("tenantScoped", True))}
+    if scope.get("workflowId"):
+        params["workflowId"] = scope["workflowId"]
+    return params
+
+
+async def _sse_events(lines: AsyncIterator[str]) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """``(event, data)`` of a server-sent event stream whose data are JSON objects."""
+    event: dict[str, str] = {}
+    async for line in lines:
+        if line:
+            field, _, value = line.partition(":")
+            event[field] = value.removeprefix(" ")
+        elif "data" in event:
+            yield event.get("event", "message"), json.loads(event["data"])
+            event = {}
+        else:
+            event = {}
 
 
 def _entry(data: dict[str, Any]) -> dict[str, Any]:

@@ -34,6 +34,26 @@ def _error_classes() -> dict[str, type[errors.GasworksError]]:
 _BY_CODE = _error_classes()
 
 
+#: the classes an error code this process does not know is raised as, by HTTP status
+_BY_STATUS: dict[int, type[errors.GasworksError]] = {
+    400: errors.BadRequest,
+    401: errors.Unauthenticated,
+    403: errors.Forbidden,
+    404: errors.NotFound,
+    409: errors.Conflict,
+    422: errors.ValidationFailed,
+}
+
+
+def _unknown_class(code: str, status: int) -> type[errors.GasworksError]:
+    """A code whose class is not loaded here (a domain's own, say ``JOB_NOT_FOUND``) keeps
+    its code and status: a subclass of the status's class (``NotFound`` for a 404)."""
+    if not code:
+        return errors.GasworksError
+    base = _BY_STATUS.get(status, errors.GasworksError)
+    return type(base.__name__, (base,), {"code": code, "status": status})
+
+
 def to_error(status: int, payload: Any) -> errors.GasworksError:
     """A server error answer (either error shape) as the matching gasworks exception."""
     err = payload.get("error") if isinstance(payload, dict) else None
@@ -44,11 +64,8 @@ def to_error(status: int, payload: Any) -> errors.GasworksError:
     details = err.get("details")
     if not isinstance(details, dict):
         details = {k: err[k] for k in ("param", "type") if err.get(k) is not None}
-    cls = _BY_CODE.get(code)
-    if cls is None:
-        exc = errors.GasworksError(message, details={**details, "code": code, "status": status})
-    else:
-        exc = cls(message, details=details)
+    cls = _BY_CODE.get(code) or _unknown_class(code, status)
+    exc = cls(message, details=details)
     if err.get("requestId"):
         exc.details.setdefault("requestId", err["requestId"])
     return exc

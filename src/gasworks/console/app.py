@@ -15,7 +15,16 @@ from markupsafe import Markup
 from opentelemetry.trace import TracerProvider
 
 from gasworks.api.app import create_app
-from gasworks.console.pages import auth, models, overview, prompts, spend, tenancy, workflows
+from gasworks.console.pages import (
+    auth,
+    documents,
+    models,
+    overview,
+    prompts,
+    spend,
+    tenancy,
+    workflows,
+)
 from gasworks.console.web import principal_of
 from gasworks.runtime import Runtime
 from gasworks.settings import Settings
@@ -30,6 +39,7 @@ ROUTERS: tuple[APIRouter, ...] = (
     spend.router,
     prompts.router,
     workflows.router,
+    documents.router,
     tenancy.router,
 )
 

@@ -1,8 +1,7 @@
 """The console's sections, in menu order: the one place a new page is added.
 
 A section is shown to a caller who may use it (the pages themselves still ask the services,
-which enforce roles; hiding a link is a courtesy, not the check). The documents and
-collections pages are added here as one more ``Section`` when that domain lands.
+which enforce roles; hiding a link is a courtesy, not the check).
 """
 
 from __future__ import annotations
@@ -27,7 +26,8 @@ SECTIONS: tuple[Section, ...] = (
     Section("spend", "Spend", "/console/spend"),
     Section("prompts", "Prompts", "/console/prompts"),
     Section("workflows", "Workflows", "/console/workflows"),
-    # Section("documents", "Documents", "/console/documents"),  -- with the documents domain
+    Section("documents", "Documents", "/console/documents"),
+    Section("collections", "Collections", "/console/collections"),
     Section("tenancy", "Tenants & keys", "/console/tenancy", Role.ADMIN),
 )
 

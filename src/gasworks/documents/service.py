@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -49,7 +49,7 @@ from gasworks.errors import (
     TooManyFiles,
     ValidationFailed,
 )
-from gasworks.jobs.queue import JobQueue
+from gasworks.jobs.queue import JobQueue, KindStats
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import AllowedSources
 from gasworks.tenancy.context import Role, TenantContext
@@ -86,6 +86,14 @@ def artifact_blob(tenant_id: str, document_id: str, generation: int, stage: str)
 
 def stage_job_key(document_id: str, generation: int, kind: str) -> str:
     return f"{document_id}:{generation}:{kind}"
+
+
+@dataclass(slots=True)
+class Ingestion:
+    #: readable documents by status
+    statuses: dict[str, int]
+    #: the tenant's jobs per kind (tenant admins only, else ``None``)
+    jobs: list[KindStats] | None
 
 
 @dataclass(slots=True)
@@ -307,30 +315,55 @@ class DocumentService:
             row = await self._doc(s, ctx, document_id)
             return _doc_out(row, await self._collections_of(s, row.id))
 
+    async def _documents_query(
+        self,
+        s: AsyncSession,
+        ctx: TenantContext,
+        collection: str | None,
+        status: str | None,
+        search: str | None,
+    ) -> Any:
+        q = select(DocumentRow).where(access.readable_documents(ctx))
+        if collection is not None:
+            col = await access.collection_row(s, ctx, collection)
+            q = q.where(
+                DocumentRow.id.in_(
+                    select(CollectionDocumentRow.document_id).where(
+                        CollectionDocumentRow.collection_id == col.id
+                    )
+                )
+            )
+        if status is not None:
+            q = q.where(DocumentRow.status == status)
+        if search:
+            q = q.where(
+                or_(
+                    func.lower(DocumentRow.name).contains(search.lower(), autoescape=True),
+                    DocumentRow.id == search,
+                )
+            )
+        return q
+
     async def list_documents(
         self,
         ctx: TenantContext,
         *,
         collection: str | None = None,
         status: str | None = None,
+        search: str | None = None,
+        newest_first: bool = False,
         page: Page = ALL,
     ) -> list[DocumentOut]:
+        """Readable documents, oldest first (``newest_first``: the console's order); ``search``
+        matches a part of the name (any case) or the whole id."""
         async with self.db.read_session() as s:
-            q = select(DocumentRow).where(access.readable_documents(ctx))
-            if collection is not None:
-                col = await access.collection_row(s, ctx, collection)
-                q = q.where(
-                    DocumentRow.id.in_(
-                        select(CollectionDocumentRow.document_id).where(
-                            CollectionDocumentRow.collection_id == col.id
-                        )
-                    )
-                )
-            if status is not None:
-                q = q.where(DocumentRow.status == status)
-            rows = (
-                await s.scalars(page.apply(q.order_by(DocumentRow.created_at, DocumentRow.id)))
-            ).all()
+            q = await self._documents_query(s, ctx, collection, status, search)
+            order = (
+                (DocumentRow.created_at.desc(), DocumentRow.id.desc())
+                if newest_first
+                else (DocumentRow.created_at, DocumentRow.id)
+            )
+            rows = (await s.scalars(page.apply(q.order_by(*order)))).all()
             links = await s.execute(
                 select(CollectionDocumentRow.document_id, CollectionDocumentRow.collection_id)
                 .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
@@ -344,6 +377,19 @@ class DocumentService:
             for doc_id, col_id in links.all():
                 by_doc.setdefault(doc_id, []).append(col_id)
             return [_doc_out(r, by_doc.get(r.id, [])) for r in rows]
+
+    async def count_documents(
+        self,
+        ctx: TenantContext,
+        *,
+        collection: str | None = None,
+        status: str | None = None,
+        search: str | None = None,
+    ) -> int:
+        """How many documents ``list_documents`` would list with the same filters."""
+        async with self.db.read_session() as s:
+            q = await self._documents_query(s, ctx, collection, status, search)
+            return int(await s.scalar(select(func.count()).select_from(q.subquery())) or 0)
 
     async def events(
         self, ctx: TenantContext, document_id: str, *, after: int = 0, page: Page = ALL
@@ -732,6 +778,47 @@ class DocumentService:
                 stage=stage,
             )
         return n
+
+    async def ingestion(self, ctx: TenantContext) -> Ingestion:
+        """The caller's view of ingestion: its readable documents by status, and for tenant
+        admins (who may see the dead letters) the tenant's pipeline jobs per kind."""
+        async with self.db.read_session() as s:
+            rows = await s.execute(
+                select(DocumentRow.status, func.count())
+                .where(access.readable_documents(ctx))
+                .group_by(DocumentRow.status)
+            )
+            statuses = {str(k): int(n) for k, n in rows.all()}
+        jobs = None
+        if access.is_manager(ctx):
+            stats = await self.queue.stats(ctx.tenant_id)
+            jobs = [stats.get(kind, KindStats(kind)) for kind in KINDS]
+        return Ingestion(statuses, jobs)
+
+    async def audit(
+        self, ctx: TenantContext, *, collection: str | None = None, page: Page = ALL
+    ) -> list[DocumentEventOut]:
+        """Events of no one document, newest first: collections created, granted, revoked and
+        deleted, dead letters replayed and discarded. Tenant admins read the tenant's; a
+        collection's owner reads its collection's (``collection``)."""
+        async with self.db.read_session() as s:
+            q = (
+                select(DocumentEventRow)
+                .where(
+                    DocumentEventRow.tenant_id == ctx.tenant_id,
+                    DocumentEventRow.document_id.is_(None),
+                )
+                .order_by(DocumentEventRow.seq.desc())
+            )
+            if collection is None:
+                ctx.require(Role.ADMIN)
+                rows = list((await s.scalars(page.apply(q))).all())
+            else:
+                col = await access.collection_row(s, ctx, collection)
+                self._require_manage(ctx, col)
+                every = (await s.scalars(q)).all()
+                rows = page.window([r for r in every if (r.data or {}).get("collection") == col.id])
+        return [DocumentEventOut.model_validate(r) for r in rows]
 
     async def status_counts(self) -> dict[str, int]:
         async with self.db.read_session() as s:

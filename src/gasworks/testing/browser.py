@@ -70,6 +70,8 @@ class Server:
     home: Path
     database_url: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: the server command before ``--port N`` (default: ``gasworks serve``)
+    command: list[str] | None = None
     port: int = 0
     key: str = ""
     proc: subprocess.Popen[bytes] | None = None
@@ -129,7 +131,7 @@ class Server:
         self.port = self.port or free_port()
         log = (self.home / "serve.log").open("wb")
         self.proc = subprocess.Popen(  # noqa: S603 (our own command, no shell)
-            [_gasworks(), "serve", "--port", str(self.port)],
+            [*(self.command or [_gasworks(), "serve"]), "--port", str(self.port)],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,

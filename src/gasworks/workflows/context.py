@@ -36,6 +36,7 @@ class RunContext:
         "finalizers",
         "node_id",
         "ports",
+        "prompt_version_id",
         "request_id",
         "run_id",
         "session_id",
@@ -77,6 +78,8 @@ class RunContext:
         self.allowed: AllowedSources | None = None
         self.tokens = 0
         self.cost = Decimal(0)
+        #: the prompt version of the run's last model call that resolved one (on the run row)
+        self.prompt_version_id: str | None = None
         self._conversation: ConversationData | None = None
         #: open model streams nobody consumed yet (drained by the runner at the end)
         self.streams: list[Any] = []

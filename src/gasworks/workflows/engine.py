@@ -79,6 +79,7 @@ class RunRecord:
     #: set while a run written early is running: the engine that owns its lease
     owner_id: str | None = None
     lease_expires_at: datetime | None = None
+    prompt_version_id: str | None = None
 
     def to_row(self) -> WorkflowRunRow:
         return WorkflowRunRow(**self.values())
@@ -408,6 +409,7 @@ class WorkflowEngine:
             row.steps = outcome.steps
             row.tokens = rc.tokens
             row.cost = rc.cost
+            row.prompt_version_id = rc.prompt_version_id
             row.duration_ms = round(outcome.duration_ms, 3)
             row.finished_at = utcnow()
             result = service.run_out(row, wf.slug)

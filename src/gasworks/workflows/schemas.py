@@ -82,6 +82,12 @@ class RunOut(_Out):
     duration_ms: float | None
     started_at: datetime
     finished_at: datetime | None
+    prompt_version_id: str | None = Field(
+        default=None,
+        description="The prompt version that answered (pv_…): that of the run's last model "
+        "call that resolved a stored version; each call's own is in its node's output and on "
+        "its ledger row. None when every call used the neutral built-in prompt.",
+    )
 
 
 class MessageOut(_Out):

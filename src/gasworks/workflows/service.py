@@ -69,6 +69,7 @@ class RunLike(Protocol):
     duration_ms: float | None
     started_at: datetime
     finished_at: datetime | None
+    prompt_version_id: str | None
 
 
 class _Changes:
@@ -420,6 +421,7 @@ async def finish_run(
                     "cost",
                     "duration_ms",
                     "finished_at",
+                    "prompt_version_id",
                 )
             },
         )
@@ -530,6 +532,7 @@ def run_out(r: WorkflowRunRow | RunLike, slug: str) -> RunOut:
         duration_ms=r.duration_ms,
         started_at=r.started_at,
         finished_at=r.finished_at,
+        prompt_version_id=r.prompt_version_id,
     )
 
 

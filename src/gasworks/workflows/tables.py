@@ -71,6 +71,7 @@ class WorkflowRunRow(Base):
     __table_args__ = (
         Index("ix_workflow_runs_tenant_workflow", "tenant_id", "workflow_id", "started_at"),
         Index("ix_workflow_runs_lease", "status", "lease_expires_at"),
+        Index("ix_workflow_runs_tenant_prompt_version", "tenant_id", "prompt_version_id"),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
@@ -94,6 +95,9 @@ class WorkflowRunRow(Base):
     owner_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
     #: renewed by the owner's heartbeat; once past, the sweeper marks the run RUN_INTERRUPTED
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    #: the prompt version that answered: that of the run's last model call that resolved a
+    #: stored version (each call's own is on its ledger row); None for the neutral prompt
+    prompt_version_id: Mapped[str | None] = mapped_column(String(40), nullable=True)
 
 
 class WorkflowRunEventRow(Base):

@@ -106,6 +106,10 @@ class RunType:
     duration_ms: float | None
     started_at: datetime
     finished_at: datetime | None
+    prompt_version_id: str | None = strawberry.field(
+        description="The prompt version that answered (that of the run's last model call "
+        "that resolved a stored version); null for the neutral built-in prompt."
+    )
 
     @staticmethod
     def of(r: RunOut) -> RunType:

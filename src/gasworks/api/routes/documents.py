@@ -32,10 +32,11 @@ from gasworks.documents.schemas import (
     GrantOut,
     UploadOut,
 )
-from gasworks.documents.service import FINAL
+from gasworks.documents.service import FINAL, DocumentService
 from gasworks.errors import UnsupportedMediaType, ValidationFailed
 from gasworks.inputs import refuse
 from gasworks.jobs.queue import JobNotFound
+from gasworks.tenancy.context import TenantContext
 
 router = guarded_router("/api", tags=["documents"])
 
@@ -55,14 +56,19 @@ async def _file_pieces(f: UploadFile) -> AsyncIterator[bytes]:
     summary="Upload files (multipart: files, collection, new)",
 )
 async def upload(request: Request, rt: RuntimeDep, ctx: ContextDep) -> UploadOut:
+    return await receive_upload(request, get_documents(rt).service, ctx)
+
+
+async def receive_upload(request: Request, svc: DocumentService, ctx: TenantContext) -> UploadOut:
+    """A multipart upload (fields ``files``, ``collection``, ``new``) into ``svc``: the REST
+    route's body, shared with the console's upload form (same limits, same errors)."""
     if not request.headers.get("content-type", "").startswith("multipart/form-data"):
         raise UnsupportedMediaType("Upload files as multipart/form-data (field 'files').")
-    svc = get_documents(rt).service
     async with request.form(max_files=svc.limits.max_files + 1, max_fields=200) as form:
         files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
         svc.check_count(len(files))
-        cols = [str(c) for c in form.getlist("collection")]
-        new = str(form.get("new", "false")).lower() in ("1", "true", "yes")
+        cols = [str(c) for c in form.getlist("collection") if str(c)]  # "": none chosen
+        new = str(form.get("new", "false")).lower() in ("1", "true", "yes", "on")
         _refuse_nul({"files": [f.filename or "" for f in files], "collection": cols})
         out = [
             await svc.upload(
@@ -244,6 +250,11 @@ async def replay_one(job_id: str, rt: RuntimeDep, ctx: ContextDep) -> CountOut:
 @router.post("/document-dead-letters/replay", summary="Replay every dead letter (of a stage)")
 async def replay_all(rt: RuntimeDep, ctx: ContextDep, stage: str | None = None) -> CountOut:
     return CountOut(count=await get_documents(rt).service.replay(ctx, stage=stage))
+
+
+@router.post("/document-dead-letters/discard", summary="Discard every dead letter (of a stage)")
+async def discard_all(rt: RuntimeDep, ctx: ContextDep, stage: str | None = None) -> CountOut:
+    return CountOut(count=await get_documents(rt).service.discard(ctx, stage=stage))
 
 
 @router.delete("/document-dead-letters/{job_id}", summary="Discard one dead letter")

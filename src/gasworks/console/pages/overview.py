@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse
 
 from gasworks.background import PeriodicTask
 from gasworks.console.charts import day_series, time_series
+from gasworks.console.pages.documents import IN_FLIGHT
 from gasworks.console.web import CallerDep, ConsoleRoute, render
 from gasworks.db.paging import Page
 from gasworks.documents.domain import SERVICE as DOCUMENTS
@@ -76,6 +77,8 @@ async def overview(c: CallerDep) -> HTMLResponse:
     day = next((r for r in month.rows if r.group.get("day") == today.isoformat()), None)
     todays = [cl for cl in calls if cl.created_at.date() == today]
     dead = await prompt_service(rt).dead_letters(ctx, "pending", Page(500, 0))
+    documents = rt.services.get(DOCUMENTS)
+    ingestion = await documents.service.ingestion(ctx) if isinstance(documents, Documents) else None
     return render(
         c,
         "overview.html",
@@ -91,6 +94,9 @@ async def overview(c: CallerDep) -> HTMLResponse:
         p50=_percentile([cl.latency_ms for cl in todays], 0.5),
         p95=_percentile([cl.latency_ms for cl in todays], 0.95),
         dead_letters=len(dead),
+        ingestion=ingestion,
+        ingesting=sum(ingestion.statuses.get(s, 0) for s in IN_FLIGHT) if ingestion else 0,
+        in_flight=IN_FLIGHT,
         tasks=background_tasks(rt),
         calls_chart=day_series(
             month_start,

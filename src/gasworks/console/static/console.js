@@ -43,6 +43,50 @@
 
   function init(scope) { drawCharts(scope); startStreams(scope); }
 
+  // -- uploads: <form data-upload> sends each file in a request of its own (the REST route's
+  //    limits apply per request) so each gets a progress bar, then its status, polled live.
+  //    Without this script the form posts every file at once and the page reloads.
+  document.addEventListener("submit", function (e) {
+    var form = e.target.closest("form[data-upload]");
+    if (!form || !window.FormData || !window.XMLHttpRequest) return;
+    e.preventDefault();
+    var input = form.querySelector("input[type=file]");
+    var list = form.parentNode.querySelector("[data-upload-list]");
+    var token = JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"];
+    Array.prototype.forEach.call(input.files, function (file) {
+      var li = document.createElement("li");
+      var name = document.createElement("span");
+      name.textContent = file.name;
+      var bar = document.createElement("progress");
+      bar.max = file.size || 1; bar.value = 0;
+      bar.setAttribute("aria-label", "Uploading " + file.name);
+      li.appendChild(name); li.appendChild(bar);
+      list.appendChild(li);
+      var body = new FormData();
+      body.append("files", file, file.name);
+      form.querySelectorAll("select[name=collection]").forEach(function (s) { if (s.value) body.append("collection", s.value); });
+      var fresh = form.querySelector("input[name=new]");
+      if (fresh && fresh.checked) body.append("new", "true");
+      var xhr = new XMLHttpRequest();
+      xhr.open("POST", form.getAttribute("action"));
+      xhr.setRequestHeader("X-CSRF-Token", token);
+      xhr.setRequestHeader("HX-Request", "true");  // answers (and errors) as fragments
+      xhr.upload.onprogress = function (ev) { if (ev.lengthComputable) { bar.max = ev.total; bar.value = ev.loaded; } };
+      xhr.onload = function () {
+        li.innerHTML = xhr.status < 300 ? xhr.responseText : "";
+        if (xhr.status >= 300) {
+          var err = document.createElement("div");
+          err.innerHTML = xhr.responseText;  // the server's own escaped error fragment
+          li.appendChild(name); li.appendChild(err);
+        }
+        if (window.htmx) htmx.process(li);
+      };
+      xhr.onerror = function () { li.textContent = file.name + ": the upload failed (network)."; };
+      xhr.send(body);
+    });
+    form.reset();
+  });
+
   // -- charts: <div data-chart> next to <script type="application/json"> with
   //    {"x": [epoch seconds...], "series": [{"label": "...", "values": [...]}], "unit": "$"}
   var palette = ["#2457c5", "#c62828", "#1a7f37", "#9a6700", "#8250df"];

@@ -99,6 +99,8 @@ class ModelInvokeNode(BaseNode):
         request.truncate = cfg.truncate
         scope = rc.scope()
         scope.prompt_version_id = prompt.version_id  # on the call's ledger rows
+        if prompt.version_id is not None:  # and on the run: the version that answered last
+            rc.prompt_version_id = prompt.version_id
         if cfg.stream:
             stream = ModelStream(
                 rc, self.id, cfg.model, models(rc).stream(scope, request), prompt.version_id
