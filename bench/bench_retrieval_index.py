@@ -216,6 +216,9 @@ async def measure_interleaved(
 async def run() -> str:
     n = int(os.environ.get("GASWORKS_BENCH_VECTORS", "100000"))
     nq = int(os.environ.get("GASWORKS_BENCH_QUERIES", "1000"))
+    # the exact-scan threshold (default 10,000 = gasworks' default): a smaller run can scale it
+    # with the size so each filter level takes the plan it takes at 100,000 rows
+    exact_max = int(os.environ.get("GASWORKS_BENCH_EXACT_MAX_ROWS", "10000"))
     load_start = os.getloadavg()[0]
     x, q, src = make_data(n, nq)
     truths = {
@@ -236,7 +239,7 @@ async def run() -> str:
     space = Space("bench", DIM)
     async with contextlib.AsyncExitStack() as stack:
         tmp = stack.enter_context(tempfile.TemporaryDirectory())
-        emb = EmbeddedVectorIndex(Path(tmp) / "vectors")
+        emb = EmbeddedVectorIndex(Path(tmp) / "vectors", exact_max_rows=exact_max)
         stack.push_async_callback(emb.aclose)
         builds["gasworks embedded"] = await load_gasworks(emb, space, x, src)
         backends["gasworks embedded"] = await gasworks_backend(emb, space)
@@ -246,7 +249,7 @@ async def run() -> str:
         )
 
         pg_index, builds["gasworks pgvector"], pg_version, shared = await stack.enter_async_context(
-            pgvector_loaded(x, src, space)
+            pgvector_loaded(x, src, space, exact_max)
         )
         backends["gasworks pgvector"] = await gasworks_backend(pg_index, space)
         backends["gasworks pgvector, previous query path (before)"] = await gasworks_backend(
@@ -280,11 +283,12 @@ async def run() -> str:
         f"{n:,} vectors x {DIM} dimensions in {SOURCES:,} sources; {nq:,} queries unfiltered, "
         f"{max(1, nq // 5):,} per filtered level; k = {K}. pgvector {pg_version} (bundled with "
         f"pgserver, shared_buffers {shared}, enough to hold the HNSW index), gasworks defaults "
-        "(HNSW M=16, ef_search=100 on pgvector, 96 embedded; exact scan at <= 10,000 allowed "
-        "rows, and on the embedded index also when its cost estimate says the scan is cheaper "
-        "than the filtered graph walk). Recall@10 is against the exact top 10 among the allowed "
-        'rows; "exactly k" means every query returned 10 hits. Rows marked "(before)" are the '
-        "code before this round, measured in the same run on the same loaded data.",
+        "(HNSW M=16, ef_search=100 on pgvector, 96 embedded; exact scan at <= "
+        f"{exact_max:,} allowed rows, and on the embedded index also when its cost "
+        "estimate says the scan is cheaper than the filtered graph walk). Recall@10 is "
+        'against the exact top 10 among the allowed rows; "exactly k" means every query '
+        'returned 10 hits. Rows marked "(before)" are the code before this round, measured '
+        "in the same run on the same loaded data.",
         "",
         "| backend | filter | recall@10 | p50 ms | p95 ms | queries/s | speed vs numpy "
         "| exactly k |",
@@ -301,7 +305,7 @@ async def run() -> str:
 
 @contextlib.asynccontextmanager
 async def pgvector_loaded(
-    x: np.ndarray, src: np.ndarray, space: Any
+    x: np.ndarray, src: np.ndarray, space: Any, exact_max: int
 ) -> AsyncIterator[tuple[Any, float, str, str]]:
     """A private PostgreSQL (pgserver) with the vectors loaded and the HNSW index built, its
     ``shared_buffers`` raised so the index stays in memory (restarted once for that)."""
@@ -326,7 +330,7 @@ async def pgvector_loaded(
         try:
             db = Database(normalize_database_url(server.get_uri()))
             await db.upgrade()
-            index = PgVectorIndex(db)
+            index = PgVectorIndex(db, exact_max_rows=exact_max)
             version = ".".join(map(str, await index.version()))
             index._indexed.add(space.key)  # load first, build the HNSW index once after
             build = await load_gasworks(index, space, x, src)
