@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import statistics
 import tempfile
 import time
@@ -190,8 +191,8 @@ async def measure_interleaved(
     q: np.ndarray,
     truths: dict[float, list[list[int]]],
 ) -> tuple[list[Result], dict[float, tuple[float, float]]]:
-    """Every query runs on every backend before the next query, the backends' order rotating
-    from query to query, so a change of load on the shared machine falls on all alike."""
+    """Every query runs on every backend before the next query, in a random order per query,
+    so a change of load on the shared machine falls on all alike."""
     out: list[Result] = []
     loads: dict[float, tuple[float, float]] = {}
     names = list(backends)
@@ -201,9 +202,11 @@ async def measure_interleaved(
         for name in names:
             await backends[name](q[0], level)  # warm up (loads the namespace, builds caches)
         load0 = os.getloadavg()[0]
+        rng = random.Random(level)
         for i in range(n):
-            shift = i % len(names)
-            for name in names[shift:] + names[:shift]:
+            # a fresh random order per query: no backend always runs right after another
+            # (the one after runs with the same query's data warm in the CPU caches)
+            for name in rng.sample(names, len(names)):
                 dt, got = await timed(
                     lambda i=i, name=name, level=level: backends[name](q[i], level)
                 )
@@ -277,8 +280,8 @@ async def run() -> str:
         "before → after its queries): "
         + ", ".join(f"{fmt_level(lv)} {a:.1f} → {b:.1f}" for lv, (a, b) in loads.items())
         + ". 2 cores shared with other jobs: latencies are noisy. Every query runs on every "
-        "backend before the next one (the order rotating), so load changes fall on all rows "
-        "alike; the ratio column compares with the numpy scan of the same queries.",
+        "backend before the next one (in a random order per query), so load changes fall on "
+        "all rows alike; the ratio column compares with the numpy scan of the same queries.",
         "",
         f"{n:,} vectors x {DIM} dimensions in {SOURCES:,} sources; {nq:,} queries unfiltered, "
         f"{max(1, nq // 5):,} per filtered level; k = {K}. pgvector {pg_version} (bundled with "
