@@ -56,12 +56,16 @@ browser:
 	@test -x $(CHROMIUM) || { apt-get update && apt-get install -y chromium; }
 	@test -x $(CHROMIUM) || { echo "No Chromium at $(CHROMIUM): install Debian's 'chromium' package."; exit 1; }
 
+# The suite runs in parallel processes (pytest-xdist), one per core up to 4; a test file stays
+# in one process (its module fixtures and order hold). TEST_WORKERS=0 runs it in this process.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: lint browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # SQLite only (GASWORKS_TEST_DIALECTS), no `slow` marks: the inner loop. `make test` stays whole.
 test-fast: $(VENV)/.installed-dev
-	GASWORKS_TEST_DIALECTS=sqlite $(BIN)/python -m pytest -m "not slow"
+	GASWORKS_TEST_DIALECTS=sqlite $(BIN)/python -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile
 
 fuzz: $(VENV)/.installed-dev
 	$(BIN)/python scripts/fuzz.py --profile deep --db both

@@ -342,16 +342,14 @@ class Servers:
         return _tree_cpu(self.gateway_pid), _tree_cpu(self.bare_pid)
 
 
-@contextlib.contextmanager
-def servers(
-    extra_env: dict[str, str], *, workers: int = 1, paced: bool = False
-) -> Iterator[Servers]:
-    """The fake upstream and ``gasworks serve``, each in its own process(es)."""
-    home = Path(tempfile.mkdtemp())
-    env = _env(home, extra_env)
-    pacing = [str(TTFT_S), str(TOKEN_S), str(TOKENS)] if paced else ["0", "0", "0"]
+def start_fake(
+    env: dict[str, str], pacing: list[str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """The fake OpenAI upstream in its own process (stop it by closing its stdin):
+    (the process, its base URL ending in /v1). Unpaced unless ``pacing`` (ttft, per token,
+    tokens)."""
     fake = subprocess.Popen(
-        [sys.executable, "-c", FAKE, *pacing],
+        [sys.executable, "-c", FAKE, *(pacing or ["0", "0", "0"])],
         preexec_fn=_pin(CLIENT_CORES),
         env=env,
         stdin=subprocess.PIPE,
@@ -360,7 +358,18 @@ def servers(
         text=True,
     )
     assert fake.stdout is not None
-    upstream = f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+    return fake, f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+
+
+@contextlib.contextmanager
+def servers(
+    extra_env: dict[str, str], *, workers: int = 1, paced: bool = False
+) -> Iterator[Servers]:
+    """The fake upstream and ``gasworks serve``, each in its own process(es)."""
+    home = Path(tempfile.mkdtemp())
+    env = _env(home, extra_env)
+    pacing = [str(TTFT_S), str(TOKEN_S), str(TOKENS)] if paced else ["0", "0", "0"]
+    fake, upstream = start_fake(env, pacing)
     (home / "models.yaml").write_text(
         "models:\n"
         "  - id: upstream\n"

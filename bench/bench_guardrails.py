@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from pathlib import Path
 
-from _common import median_us, per_call, per_call_async, record
+from _common import interleaved, median_us, per_call, per_call_async, record
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -176,6 +176,64 @@ async def _overhead(url: str) -> dict[str, float]:
             await gs.ledger.close()  # everything written, leases returned: in the timing
             return (time.perf_counter() - t0) / N_SUSTAINED * 1e6
 
+        async def headline(rounds: int = 9, calls: int = 2000) -> dict[str, float]:
+            """The whole hook (2 limits, leased) sustained: the ledger writer's batches and the
+            lease top-ups run in the timed window (background writer, drained at the end of
+            each round). Interleaved with the floor: the same hook in rounds of 32 calls with
+            the ledger flush untimed between rounds (the figure this benchmark used to give)."""
+            gs = _guardrails(db, interval=0.05)
+            gs.ledger.background = True
+            gf = _guardrails(db)
+            sus, floor = full(gs, capped_scope), full(gf, capped_scope)
+            await sus()
+            await gs.ledger.flush()
+            await floor()
+            await gf.ledger.flush()
+            load0 = os.getloadavg()[0]
+            a_wall: list[float] = []
+            a_cpu: list[float] = []
+            b_wall: list[float] = []
+            b_cpu: list[float] = []
+
+            async def run_a() -> None:
+                c0, t0 = time.process_time(), time.perf_counter()
+                for i in range(calls):
+                    await sus()
+                    if i % 8 == 0:
+                        await asyncio.sleep(0)  # a server's loop yields between requests
+                await gs.ledger.flush()  # every row of the round written: in the window
+                a_wall.append((time.perf_counter() - t0) / calls)
+                a_cpu.append((time.process_time() - c0) / calls)
+
+            async def run_b() -> None:
+                wall = cpu = 0.0
+                for _ in range(calls // 32):
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    for _ in range(32):
+                        await floor()
+                    wall += time.perf_counter() - t0
+                    cpu += time.process_time() - c0
+                    await gf.ledger.flush()  # untimed: the floor leaves it out
+                b_wall.append(wall / (calls // 32 * 32))
+                b_cpu.append(cpu / (calls // 32 * 32))
+
+            for r in range(rounds):
+                for step in (run_a, run_b) if r % 2 == 0 else (run_b, run_a):
+                    await step()
+            await gs.ledger.close()
+            await gf.ledger.close()
+            return {
+                "sus_wall": median_us(a_wall),
+                "sus_cpu": median_us(a_cpu),
+                "floor_wall": median_us(b_wall),
+                "floor_cpu": median_us(b_cpu),
+                "sus_over_floor": statistics.median(
+                    a / b for a, b in zip(a_wall, b_wall, strict=True)
+                ),
+                "load0": load0,
+                "load1": os.getloadavg()[0],
+            }
+
         exact = _guardrails(db, leases=False)
         sync = _guardrails(db, interval=0)
 
@@ -183,6 +241,7 @@ async def _overhead(url: str) -> dict[str, float]:
             await exact.ledger.flush()
 
         out = {
+            **await headline(),
             "hot": median_us(await per_call_async(hot, n=N_FAST)),
             "hot_checks": median_us(await per_call_async(hot_checks, n=N_FAST // 4)),
             "lease_rs": median_us(
@@ -265,18 +324,25 @@ def _estimation() -> dict[str, float]:
     assert enc is not None
     texts = _corpus()
     total = sum(len(enc.encode(t)) for t in texts)
-    raw = _tokens_per_s(enc.encode, texts, total)
     ordinary = _tokens_per_s(enc.encode_ordinary, texts, total)
 
     counter_nocache = TokenCounter("cl100k_base", cache_size=0, cache_min_chars=10**9)
     miss = _tokens_per_s(counter_nocache.count, texts, total)
-    # cold cache: every text seen for the first time (cache insert cost included)
-    cold_rates = []
-    for _ in range(5):
+
+    def raw_round() -> None:
+        for t in texts:
+            enc.encode(t)
+
+    def cold_round() -> None:
+        # every text seen for the first time (a new counter: cache insert cost included)
         c = TokenCounter("cl100k_base", cache_size=len(texts) + 10)
-        cold_rates.append(_tokens_per_s(c.count, texts, total, rounds=1))
-    cold_rates.sort()
-    cold = cold_rates[2]
+        for t in texts:
+            c.count(t)
+
+    # the headline: interleaved rounds, raw encode vs a cold counter (no cache hits)
+    cmp = interleaved(cold_round, raw_round, n=1, rounds=9)
+    cold = total / (cmp.a_us / 1e6)
+    raw = total / (cmp.b_us / 1e6)
     # a conversation: system prompt + growing history repeat, one new user message each turn
     system = texts[0] + texts[1]
     turns = texts[2:202]
@@ -302,6 +368,9 @@ def _estimation() -> dict[str, float]:
     convo_raw = run_convo(enc.encode)
     convo_ours = run_convo(chat_counter.count)
     return {
+        "cold_vs_raw": cmp.inverse,  # median per round of raw time / cold time
+        "est_load0": cmp.load[0],
+        "est_load1": cmp.load[1],
         "tokens": float(total),
         "raw": raw,
         "ordinary": ordinary,
@@ -332,9 +401,13 @@ def main() -> str:
             ("raw `tiktoken.Encoding.encode`", raw, raw),
             ("raw `encode_ordinary`", est["ordinary"], raw),
             ("`TokenCounter.count`, cache off", est["miss"], raw),
-            ("`TokenCounter.count`, every text new (cold cache)", est["cold"], raw),
+            ("**`TokenCounter.count`, every text new (cold: the headline)**", est["cold"], raw),
             ("chat, 200 turns (system + last 10 turns resent), raw `encode`", convo, convo),
-            ("same chat, `TokenCounter.count` (repeats counted once)", est["convo_ours"], convo),
+            (
+                "same chat, `TokenCounter.count` (**cache hits**: repeats looked up, not counted)",
+                est["convo_ours"],
+                convo,
+            ),
         ]
     )
 
@@ -342,39 +415,65 @@ def main() -> str:
         pgv = f"{pg[key]:.1f}" if pg else "n/a"
         return f"| {label} | {sqlite[key]:.1f} | {pgv} |"
 
+    def headline_row(label: str, db: dict[str, float]) -> str:
+        return (
+            f"| {label} | {db['sus_wall']:.1f} µs ({db['sus_cpu']:.1f} µs CPU) | "
+            f"{db['floor_wall']:.1f} µs ({db['floor_cpu']:.1f} µs CPU) | "
+            f"{db['sus_over_floor']:.1f}x | {db['load0']:.1f} → {db['load1']:.1f} |"
+        )
+
+    heads = [headline_row("SQLite (embedded default)", sqlite)]
+    if pg:
+        heads.append(headline_row("PostgreSQL 16 (local, pgserver; its CPU not counted)", pg))
+    headline_table = "\n".join(heads)
     body = f"""
-## Overhead per call (median µs; Python no-op call: {noop:.2f} µs)
+The machine is shared with other work ({os.cpu_count()} cores); the load average is given
+beside the interleaved figures. CPU is this process's CPU time per call, every thread of it
+(aiosqlite's included); under load the wall time also holds the time spent waiting for a core.
+
+## The whole hook, sustained (headline)
+
+The guardrail hook as the default deployment runs it (`before_call` + `after_call`, 2 spend
+limits, lease mode), 2,000 calls per round with the event loop yielding every 8 calls; the
+ledger writer runs in the background and is drained at the end of every round, so its batch
+transactions and the lease top-ups are inside the timed window. Interleaved (9 alternating
+rounds in one process) with the floor: the same hook timed in rounds of 32 calls with the
+ledger flush outside the window (what this benchmark reported before issue #19).
+
+| database | sustained per call (headline) | floor (flush untimed) \
+| sustained ÷ floor (median per round) | load average |
+|---|---|---|---|---|
+{headline_table}
+
+## Parts of the hook (median µs; Python no-op call: {noop:.2f} µs)
+
+Not interleaved: each row is its own loop, for the breakdown; rows marked "flush untimed"
+leave the ledger writer's batches out of the window and are floors, not costs.
 
 Spend limits: a day and a month limit on the tenant, far from being reached (lease mode at the
 default lease settings: blocks of 64 call estimates). "Settlement" swaps the reservation for
 the actual usage and queues the call's ledger row; the ledger writer commits rows and
-settlements in batches (default every 200 ms or 500 rows).
+settlements in batches (default every 50 ms or 500 rows).
 
 | path | SQLite (embedded default) | PostgreSQL 16 |
 |---|---|---|
 {row("hot path: breaker check + budget check (no limits) + breaker record", "hot")}
 {row("hot path + pre-call checks (token estimate of a repeated prompt)", "hot_checks")}
-{row("**breaker check + reservation + settlement, 2 limits, leased** (memory)", "lease_rs")}
-{row("same, sustained: 20,000 calls, batches + lease top-ups amortised", "lease_sustained")}
+{row("check + reservation + settlement, 2 limits, leased (flush untimed: floor)", "lease_rs")}
+{row("same, sustained: 20,000 calls, batches + lease top-ups in the window", "lease_sustained")}
 {row("same, sustained, leases of 1,024 estimates (`BUDGET_LEASE_CALLS`)", "lease_sustained_1024")}
 {row(f"ledger batch transaction ({BATCH} rows + settlements + lease upkeep), per row", "batch_row")}
 {row("breaker check + reservation + settlement, 2 limits, leases off (exact)", "exact_rs")}
-{row("whole hook, no limits: checks + breaker + ledger row queued", "full_free")}
-{row("whole hook, 2 limits, leased", "full_capped")}
+{row("whole hook, no limits (flush untimed: floor)", "full_free")}
+{row("whole hook, 2 limits, leased (flush untimed: floor)", "full_capped")}
 {row("whole hook, 2 limits, leases off: 1 reserving transaction per call", "full_exact")}
 {row("whole hook, no limits, synchronous ledger (flush interval 0)", "full_sync")}
 
-Target ≤ 50 µs in-process for breaker check + budget reservation + settlement: met in lease
-mode (the bold row). Its database work is the batch row (amortised per call) and the lease
-top-ups; the sustained row is the honest total of a long run on one event loop, database
-transactions included (they run in the driver's thread / the server while the loop goes on).
-Near a limit (headroom under 256 call estimates by default) or with leases off, each call
-pays one reserving transaction: the "leases off" rows. The synchronous-ledger row is what
-every call paid before group commit (one transaction per call; ~1.4 ms of it on SQLite is
-the async engine's per-transaction floor, about 19 event-loop round trips to aiosqlite's
-thread). Before leases and group commit (same machine, 2026-11-26): reservation +
-settlement with 2 limits 6,291 µs (SQLite) / 5,807 µs (PostgreSQL); whole hook without
-limits 2,157 / 1,911 µs; with 2 limits 10,462 / 7,828 µs.
+Target ≤ 50 µs for breaker check + budget reservation + settlement: judge it on the sustained
+rows (database work included), not the floors. Near a limit (headroom under 256 call
+estimates by default) or with leases off, each call pays one reserving transaction: the
+"leases off" rows. The synchronous-ledger row is what every call paid before group commit
+(one transaction per call).
 
 ## Token estimation (cl100k_base, {int(est["tokens"]):,} tokens of repository text)
 
@@ -382,8 +481,12 @@ limits 2,157 / 1,911 µs; with 2 limits 10,462 / 7,828 µs.
 |---|---|---|
 {tok_rows}
 
-Target ≥ 90% of raw on the same text: see the cold-cache row; repeated immutable content
-(system prompt, resent history) is counted once and then looked up.
+Raw `encode` and the cold counter are interleaved (9 alternating rounds over the whole text,
+load {est["est_load0"]:.1f} → {est["est_load1"]:.1f}); the cold counter's rate relative to
+raw is the median of the per-round ratios: {est["cold_vs_raw"]:.2f}x. Target ≥ 90% of raw on
+the same text: judge it on that cold row. The chat row is **cache hits** (immutable content
+that repeats — the system prompt, resent history — is looked up, not counted again): it is
+not a speed claim about counting. The other rows are single loops, not interleaved.
 """
     return record("guardrails", body)
 

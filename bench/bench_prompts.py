@@ -89,6 +89,7 @@ async def _measure(url: str | None, home: Path) -> dict[str, float]:
         cmp = await interleaved_async(uncached_before, uncached, n=200, rounds=9)
         out = {
             "cached_us": median_us(await per_call_async(cached, n=20_000)),
+            "cached_cpu_us": await _cpu_per_call(cached, 20_000),
             "uncached_us": cmp.b_us,
             "uncached_cpu_us": cmp.b_cpu_us,
             "before_us": cmp.a_us,
@@ -111,9 +112,21 @@ async def _measure(url: str | None, home: Path) -> dict[str, float]:
         await rt.stop()
 
 
+async def _cpu_per_call(fn: Any, n: int, rounds: int = 7) -> float:
+    """Median CPU µs per call of ``fn`` (this process) over ``rounds`` rounds of ``n``."""
+    out = []
+    for _ in range(rounds):
+        c0 = time.process_time()
+        for _ in range(n):
+            await fn()
+        out.append((time.process_time() - c0) / n)
+    return statistics.median(out) * 1e6
+
+
 class _AsyncTransactionRead:
     """The read path before issue #19, for the same-run anchor: a read-only transaction on
-    the async engine (aiosqlite's thread hand-offs; BEGIN, SELECT, ROLLBACK on asyncpg)."""
+    the async engine (aiosqlite's thread hand-offs; BEGIN, SELECT, ROLLBACK on asyncpg, with
+    the pool's pre-ping and reset on return)."""
 
     def __init__(self, db: Any) -> None:
         self.db = db
@@ -186,18 +199,45 @@ def main() -> str:
             f"| {name} | {m['uncached_us']:.0f} µs ({m['uncached_cpu_us']:.0f} µs CPU) | "
             f"{m['before_us']:.0f} µs ({m['before_cpu_us']:.0f} µs CPU) | "
             f"{m['speedup']:.1f}x | {m['load0']:.1f} → {m['load1']:.1f} | "
-            f"{m['cached_us']:.2f} µs (cache hit) | {m['render_us']:.1f} µs | "
+            f"{m['cached_us']:.2f} µs ({m['cached_cpu_us']:.2f} µs CPU; cache hit) | "
+            f"{m['render_us']:.1f} µs | "
             f"{m['propagation_ms']:.0f} ms |"
         )
 
-    pg_ok = pg is None or pg["uncached_us"] <= 1000
+    def verdict(m: dict[str, float], target: float, server: bool = False) -> str:
+        wall, cpu = m["uncached_us"], m["uncached_cpu_us"]
+        if wall <= target:
+            return f"met ({wall:.0f} µs wall, {cpu:.0f} µs CPU)"
+        if cpu <= target and server:
+            return (
+                f"not shown: this process's CPU is {cpu:.0f} µs, but the server's CPU is not "
+                f"in it and the wall time ({wall:.0f} µs) is load-bound (load "
+                f"{m['load0']:.1f} on {os.cpu_count()} cores)"
+            )
+        if cpu <= target:
+            return (
+                f"met in CPU ({cpu:.0f} µs), wall {wall:.0f} µs is load-bound "
+                f"(load {m['load0']:.1f} on {os.cpu_count()} cores: waiting for a core)"
+            )
+        return f"NOT met ({wall:.0f} µs wall, {cpu:.0f} µs CPU)"
+
+    if lite["cached_us"] <= 5:
+        cached_verdict = f"met ({lite['cached_us']:.2f} µs)"
+    elif lite["cached_cpu_us"] <= 5:
+        cached_verdict = (
+            f"met in CPU ({lite['cached_cpu_us']:.2f} µs), wall {lite['cached_us']:.2f} µs "
+            "is load-bound"
+        )
+    else:
+        cached_verdict = f"NOT met ({lite['cached_us']:.2f} µs, {lite['cached_cpu_us']:.2f} µs CPU)"
     lines = [
         f"The machine is shared with other work ({os.cpu_count()} cores); the load average "
         "is given beside each row. Uncached rows are interleaved: 9 alternating rounds of 200 "
         "cold resolutions through each read path in one process; the ratio is the median of "
         "the per-round ratios (of wall time). CPU is this process's CPU time per call (all "
         "its threads; on PostgreSQL the server's CPU is not in it): under load the wall time "
-        "also holds the time spent waiting for a core.",
+        "also holds the time spent waiting for a core, so where the load average is above the "
+        "core count the CPU figure is the one that says what a resolution costs.",
         "",
         "Resolution of a tenant+workflow+model pointer (one indexed query joining pointer and "
         "version, SHA-256 verified, compiled).",
@@ -212,12 +252,10 @@ def main() -> str:
         lines.append(row("PostgreSQL 16 (local, pgserver)", pg))
     lines += [
         "",
-        f"Targets (wall time): uncached ≤ 250 µs on SQLite — "
-        f"{'met' if lite['uncached_us'] <= 250 else 'NOT met'} ({lite['uncached_us']:.0f} µs); "
-        f"≤ 1 ms on PostgreSQL — {'met' if pg_ok else 'NOT met'}"
-        + (f" ({pg['uncached_us']:.0f} µs)" if pg is not None else " (not measured)")
-        + f"; cached ≤ 5 µs — {'met' if lite['cached_us'] <= 5 else 'NOT met'} "
-        f"({lite['cached_us']:.2f} µs, a cache hit: not a speed claim about the store).",
+        f"Targets: uncached ≤ 250 µs on SQLite — {verdict(lite, 250)}; ≤ 1 ms on PostgreSQL — "
+        + (verdict(pg, 1000, server=True) if pg is not None else "not measured")
+        + f"; cached ≤ 5 µs — {cached_verdict} (a cache hit: not a speed claim about the "
+        "store).",
         "",
         f"Quoted, not measured: Langfuse's published median for an uncached prompt fetch over "
         f"its API is {LANGFUSE_UNCACHED_MS:.0f} ms (a network round trip); gasworks resolves "

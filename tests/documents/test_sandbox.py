@@ -5,6 +5,9 @@ on a rendered image, and the Textract adapter against a fake client."""
 from __future__ import annotations
 
 import io
+import os
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import pytest
 
@@ -23,32 +26,98 @@ from tests.documents import samples
 
 FAST = sandbox.Limits(cpu_seconds=1, memory_mb=512)
 
+Run = Callable[..., Awaitable[Any]]
 
-async def test_a_native_crash_is_extraction_crashed() -> None:
+
+@pytest.fixture
+async def forks() -> AsyncIterator[sandbox.ForkServer]:
+    server = sandbox.ForkServer()
+    yield server
+    await server.aclose()
+
+
+@pytest.fixture(params=["fresh", "forked"])
+def run(request: pytest.FixtureRequest) -> Run:
+    """Both ways of running a child: a fresh interpreter per call (``sandbox.run``) and a
+    fork of a parse server that preloaded the parsers (``ForkServer.run``, the default)."""
+    if request.param == "fresh":
+        return sandbox.run
+    forks: sandbox.ForkServer = request.getfixturevalue("forks")
+    return forks.run
+
+
+async def test_a_native_crash_is_extraction_crashed(run: Run) -> None:
     with pytest.raises(ExtractionCrashed):
-        await sandbox.run("selftest-crash", "application/pdf", b"", FAST)
+        await run("selftest-crash", "application/pdf", b"", FAST)
 
 
-async def test_a_parser_that_never_ends_is_stopped_by_its_cpu_limit() -> None:
+async def test_a_parser_that_never_ends_is_stopped_by_its_cpu_limit(run: Run) -> None:
     with pytest.raises(ExtractionTimeout):
-        await sandbox.run("selftest-spin", "application/pdf", b"", FAST)
+        await run("selftest-spin", "application/pdf", b"", FAST)
 
 
-async def test_a_memory_hog_is_stopped_by_its_address_space_limit() -> None:
+async def test_a_memory_hog_is_stopped_by_its_address_space_limit(run: Run) -> None:
     with pytest.raises(ExtractionLimitExceeded):
-        await sandbox.run("selftest-bomb", "application/pdf", b"", sandbox.Limits(20, 256))
+        await run("selftest-bomb", "application/pdf", b"", sandbox.Limits(20, 256))
 
 
-async def test_parse_errors_keep_their_codes_across_the_process_boundary() -> None:
+async def test_parse_errors_keep_their_codes_across_the_process_boundary(run: Run) -> None:
     limits = sandbox.Limits(cpu_seconds=20, memory_mb=1024)
     with pytest.raises(DocumentEncrypted):
-        await sandbox.run("extract", "application/pdf", samples.encrypted_pdf(), limits)
+        await run("extract", "application/pdf", samples.encrypted_pdf(), limits)
     with pytest.raises(DocumentCorrupt):
-        await sandbox.run("extract", "application/pdf", samples.truncated_pdf(), limits)
-    ok = await sandbox.run(
-        "extract", "application/pdf", samples.pdf("A plain page of text"), limits
-    )
+        await run("extract", "application/pdf", samples.truncated_pdf(), limits)
+    ok = await run("extract", "application/pdf", samples.pdf("A plain page of text"), limits)
     assert ok["blocks"][0] == {"text": "A plain page of text", "page": 1, "heading": None}
+    page = await run("extract", "text/html", samples.HTML, limits)
+    assert "Parcels leave the warehouse" in page["blocks"][0]["text"]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+async def test_a_parse_server_outlives_its_failed_children_and_serves_the_next_file(
+    forks: sandbox.ForkServer,
+) -> None:
+    limits = sandbox.Limits(cpu_seconds=20, memory_mb=1024)
+    with pytest.raises(ExtractionCrashed):
+        await forks.run("selftest-crash", "application/pdf", b"", limits)
+    with pytest.raises(DocumentCorrupt):
+        await forks.run("extract", "application/pdf", samples.truncated_pdf(), limits)
+    (server,) = forks._idle  # one server did all of it: each file ran in its own child
+    ok = await forks.run(
+        "extract", "application/pdf", samples.pdf("Still serving the next file"), limits
+    )
+    assert ok["blocks"][0]["text"] == "Still serving the next file"
+    assert forks._idle == [server]
+
+
+async def test_concurrent_parses_get_their_own_servers_and_close_ends_them(
+    forks: sandbox.ForkServer,
+) -> None:
+    import asyncio
+
+    limits = sandbox.Limits(cpu_seconds=20, memory_mb=1024)
+    pages = await asyncio.gather(
+        *(
+            forks.run(
+                "extract", "application/pdf", samples.pdf(f"Page number {i} of the batch"), limits
+            )
+            for i in range(3)
+        )
+    )
+    assert [p["blocks"][0]["text"] for p in pages] == [
+        f"Page number {i} of the batch" for i in range(3)
+    ]
+    pids = [s.proc.pid for s in forks._idle]
+    assert len(pids) == 3 and all(_alive(p) for p in pids)
+    await forks.aclose()
+    assert not any(_alive(p) for p in pids)
 
 
 def _invoice_png() -> bytes:
@@ -62,10 +131,10 @@ def _invoice_png() -> bytes:
     return buf.getvalue()
 
 
-async def test_rapidocr_reads_an_image_in_the_sandbox() -> None:
+async def test_rapidocr_reads_an_image_in_the_sandbox(forks: sandbox.ForkServer) -> None:
     pytest.importorskip("rapidocr_onnxruntime")
     limits = sandbox.Limits(cpu_seconds=60, memory_mb=4096)
-    out = await sandbox.run("ocr", "image/png", _invoice_png(), limits, "[0]")
+    out = await forks.run("ocr", "image/png", _invoice_png(), limits, "[0]")
     assert "INVOICE" in out["0"].upper() and "1250" in out["0"]
 
 

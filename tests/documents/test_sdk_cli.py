@@ -98,6 +98,25 @@ def test_cli_upload_folder_and_glob_with_summary(cli: Any, tmp_path: Path) -> No
     assert missing["error"]["code"] == "VALIDATION_FAILED"
 
 
+def test_cli_list_wait_gives_up_without_a_worker_and_search_narrows_to_a_collection(
+    cli: Any, tmp_path: Path
+) -> None:
+    """`documents list --wait` polls until every listed document is final; with no worker
+    running it stops at --timeout with exit 1 and says why. `search --collection` narrows."""
+    (tmp_path / "a.md").write_bytes(samples.MARKDOWN)
+    cli("documents", "collections", "create", "kb")
+    cli("documents", "upload", str(tmp_path / "a.md"), "-c", "kb")
+    runner = CliRunner()
+    result = runner.invoke(cli_app, ["documents", "list", "--wait", "--timeout", "0.6", "--json"])
+    assert result.exit_code == 1, result.output
+    assert [d["status"] for d in json.loads(result.stdout)] == ["queued"]
+    assert "1 document(s) still in the pipeline after 0.6 s" in result.stderr
+    assert cli("search", "gasholder", "--collection", "kb") == {"hits": []}
+    err = cli("search", "gasholder", "--collection", "nope", code=1)
+    assert err["error"]["code"] == "VALIDATION_FAILED"
+    assert err["error"]["details"] == {"collections": ["nope"]}
+
+
 async def test_cli_documents_through_a_server(drt: Any, tmp_path: Path) -> None:
     """`documents …` with --server: upload, list, show, delete, collections, grants and dead
     letters go through the REST API as the key's tenant; operator commands refuse."""
@@ -151,7 +170,7 @@ async def test_cli_documents_through_a_server(drt: Any, tmp_path: Path) -> None:
         assert grant["subject"] == "*"
         shown = await call(viewer.key, "documents", "show", doc_id)
         assert shown["document"]["status"] == "ready" and shown["events"]
-        listed = await call(viewer.key, "documents", "list", "--collection", "kb")
+        listed = await call(viewer.key, "documents", "list", "--collection", "kb", "--wait")
         assert [d["id"] for d in listed] == [doc_id]
 
         sources.fail = [ProviderUnavailable("down")] * 3

@@ -100,3 +100,33 @@ async def test_graphql_revocation_bites_at_once_despite_cache(cached_client, ten
     )
     assert r.json()["data"]["revokeApiKey"]["id"] == tenant_a.viewer_key_id
     assert (await cached_client.get("/api/me", headers=auth(tenant_a.viewer))).status_code == 401
+
+
+async def test_a_burst_after_the_ttl_shares_one_verification(authn, tenant_a, monkeypatch):
+    """When a busy key's cached verdict runs out, the requests that arrive together are
+    answered by one database check (not one write transaction each, issue #19)."""
+    import asyncio
+
+    from gasworks.tenancy import service
+
+    calls = 0
+    verify = service.verify_key
+
+    async def counting(session: Any, token: str) -> Any:
+        nonlocal calls
+        calls += 1
+        return await verify(session, token)
+
+    monkeypatch.setattr(service, "verify_key", counting)
+    header = f"Bearer {tenant_a.viewer}"
+    await authn.authenticate(header)
+    assert calls == 1
+    authn.monotonic.now += 5.1  # idle past the TTL, then 50 requests at once
+    ctxs = await asyncio.gather(*(authn.authenticate(header) for _ in range(50)))
+    assert {c.tenant_id for c in ctxs} == {tenant_a.tenant_id}
+    assert calls == 2
+    bad = await asyncio.gather(
+        *(authn.authenticate(f"Bearer {tenant_a.viewer}x") for _ in range(5)),
+        return_exceptions=True,
+    )
+    assert all(isinstance(e, Unauthenticated) for e in bad) and calls == 3

@@ -105,3 +105,41 @@ async def test_read_first_does_not_wait_for_a_writer_and_refuses_writes(runtime)
     assert await runtime.db.read_first(by_name, {"name": "uncommitted"}) is not None
     with pytest.raises(TypeError, match="SELECT"):
         await runtime.db.read_first(text("DELETE FROM tenants"), {})
+
+
+async def test_read_first_answers_what_core_answers_typed_values_included(runtime) -> None:
+    """Typed columns and parameters (a UTC datetime, an expanding IN) come back exactly as a
+    Core read returns them, on every path ``read_first`` takes."""
+    await _tenant(runtime, "alpha")
+    await _tenant(runtime, "beta")
+    async with runtime.db.read_session() as s:
+        created = (
+            await s.execute(select(TenantRow.created_at).where(TenantRow.name == "alpha"))
+        ).scalar_one()
+    typed = select(TenantRow.name, TenantRow.created_at).where(
+        TenantRow.created_at == bindparam("at")
+    )
+    row = await runtime.db.read_first(typed, {"at": created})
+    assert row is not None and row.name == "alpha" and row.created_at == created
+    assert row.created_at.tzinfo is not None  # the column type's result processing applied
+    expanding = select(TenantRow.name).where(TenantRow.name.in_(bindparam("names", expanding=True)))
+    row = await runtime.db.read_first(expanding.order_by(TenantRow.name), {"names": ["beta"]})
+    assert row is not None and row.name == "beta"
+    assert await runtime.db.read_first(expanding, {"names": ["gamma"]}) is None
+
+
+async def test_read_first_raises_driver_errors_as_core_does_and_recovers(runtime) -> None:
+    """A statement the server refuses surfaces as SQLAlchemy's DBAPIError (as through Core),
+    and the next read on the hot path answers normally."""
+    from sqlalchemy import Integer, cast
+
+    await _tenant(runtime, "alpha")
+    by_name = select(TenantRow.id).where(TenantRow.name == bindparam("name"))
+    if runtime.db.dialect.name == "postgresql":  # SQLite casts 'abc' to 0 without an error
+        with pytest.raises(DBAPIError):
+            bad = select(cast(bindparam("x"), Integer).label("n"))
+            await runtime.db.read_first(bad, {"x": "abc"})
+        with pytest.raises(DBAPIError):  # unlabelled: the Core path
+            await runtime.db.read_first(select(cast(bindparam("x"), Integer)), {"x": "abc"})
+    row = await runtime.db.read_first(by_name, {"name": "alpha"})
+    assert row is not None and row.id == "t-alpha"

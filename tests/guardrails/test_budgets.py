@@ -17,6 +17,7 @@ from gasworks.llm.budgets import (
     BudgetOut,
     BudgetService,
     BudgetSet,
+    LeasePolicy,
     Period,
     list_budgets,
     set_budget,
@@ -377,3 +378,52 @@ async def test_reserved_tokens_are_kept_free_of_the_prompt(runtime) -> None:
     check = g.precheck(reserved, fitted)
     assert fitted.messages[-1].content == "now?" and len(fitted.messages) < len(history) + 1
     assert check.notes["truncation"]["droppedMessages"] > 0
+
+
+async def test_requests_that_miss_the_limits_cache_together_share_one_read(runtime) -> None:
+    """After the cached limits run out (a few idle seconds), a burst of calls on one scope
+    reads them once (issue #19: one read each made a burst after idle 4x costlier), and all of
+    them see the limit."""
+    import asyncio
+
+    from sqlalchemy import event
+
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal(1)))
+    svc = BudgetService(runtime.db, cache_ttl=0)  # every call finds the cache expired
+    reads = 0
+
+    def count(_conn: object, _cur: object, statement: str, *_: object) -> None:
+        nonlocal reads
+        reads += "FROM llm_budgets" in statement
+
+    event.listen(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    try:
+        limits = await asyncio.gather(
+            *(svc.limits_for(ctx.tenant_id, ctx.api_key_id) for _ in range(30))
+        )
+    finally:
+        event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
+    assert reads == 1
+    assert all(len(lim) == 1 and lim[0].cost_limit == Decimal(1) for lim in limits)
+
+
+async def test_a_limit_removed_by_another_process_limits_nothing_here(runtime) -> None:
+    """This process still has the removed limit in its cache (GASWORKS_BUDGET_CACHE_TTL_SECONDS):
+    its next call is served, not a 500 (no counter is created for a limit that is gone)."""
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal("1.00")))
+    here = BudgetService(runtime.db, cache_ttl=3600, leases=LeasePolicy(calls=0))
+    ledger = Ledger(runtime.db, here, background=False)
+    first = await here.reserve(ctx.tenant_id, None, Decimal("0.10"), 10)
+    assert first is not None
+    await ledger.release(first)
+    async with runtime.db.session() as s:  # another process removes the limit
+        assert await set_budget(s, ctx, BudgetSet(period=Period.DAY)) is None
+    again = await here.reserve(ctx.tenant_id, None, Decimal("0.10"), 10)
+    if again is not None:
+        await ledger.release(again)
+    async with runtime.db.session() as s:
+        assert await list_budgets(s, ctx) == []

@@ -362,7 +362,21 @@ async def test_workflow_runs_show_their_prompt_version_through_a_server(
         assert "flowchart" in json.loads(r.stdout)["mermaid"]
         r = await call(admin_key, "workflows", "demo", "install", "--json")
         assert r.exit_code == 0, r.output
-        assert {p["workflow"]["slug"] for p in json.loads(r.stdout)} >= {"demo-chatbot"}
+        installed = json.loads(r.stdout)
+        assert {p["workflow"]["slug"] for p in installed["workflows"]} >= {"demo-rag"}
+        # the corpus through REST too: demo-handbook, granted to the tenant, four documents
+        assert installed["collection"]["name"] == "demo-handbook"
+        assert len(installed["documents"]) == 4
+        async with AsyncGasworks(url, admin_key) as gw:
+            docs = await gw.documents(collection="demo-handbook")
+            assert sorted(d["name"] for d in docs) == [
+                "expenses.md",
+                "leave.md",
+                "remote-work.md",
+                "security.md",
+            ]
+        r = await call(admin_key, "workflows", "demo", "install", "--json")  # idempotent
+        assert all(d["duplicate"] for d in json.loads(r.stdout)["documents"])
 
 
 def _commands(group: Any, path: tuple[str, ...] = ()) -> dict[str, Any]:

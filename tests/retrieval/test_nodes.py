@@ -100,7 +100,7 @@ async def test_workflow_never_cites_a_document_the_caller_may_not_see(client, ad
     assert run["status"] == "succeeded", run
     text, hits, allowed = run["output"].split("\n--\n")
     assert "4711" not in run["output"] and "doc-secret" not in run["output"]
-    assert "(doc-boilers, p. 1) The boiler pressure" in text
+    assert "(doc-boilers, p. 1, § Intro) The boiler pressure" in text
     assert allowed == '["doc-boilers", "doc-gas"]'
     assert '"chunkId": "doc-boilers@1#0"' in hits
     # the same caller, once granted, does get it (the test above can fail)

@@ -51,11 +51,21 @@ def test_validate_is_offline_and_lists_every_problem(tmp_path: Path) -> None:
 def test_publish_run_stream_and_graph(cli: Any, tmp_path: Path) -> None:
     cli("init", "--json")
     installed = json.loads(cli("workflows", "demo", "install", "--json").stdout)
-    assert [p["workflow"]["slug"] for p in installed] == [
+    assert [p["workflow"]["slug"] for p in installed["workflows"]] == [
         "demo-chatbot",
         "demo-support",
         "demo-onboarding",
+        "demo-rag",
     ]
+    # demo-rag's corpus, queued for the pipeline in a collection the whole tenant may read
+    assert installed["collection"]["name"] == "demo-handbook"
+    assert [d["document"]["name"] for d in installed["documents"]] == [
+        "expenses.md",
+        "leave.md",
+        "remote-work.md",
+        "security.md",
+    ]
+    assert {d["document"]["status"] for d in installed["documents"]} == {"queued"}
     f = tmp_path / "hello.yaml"
     f.write_text("id: hello\nnodes:\n  - {id: f, type: Format, config: {template: 'hi ${name}'}}\n")
     pub = json.loads(cli("workflows", "publish", str(f), "--json").stdout)
@@ -82,6 +92,7 @@ def test_publish_run_stream_and_graph(cli: Any, tmp_path: Path) -> None:
         "demo-chatbot",
         "demo-support",
         "demo-onboarding",
+        "demo-rag",
     }
     err = cli("workflows", "run", "nope", "--json", code=1)
     assert json.loads(err.stdout)["error"]["code"] == "NOT_FOUND"

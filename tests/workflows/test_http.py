@@ -308,6 +308,7 @@ async def test_demo_workflows_over_http_with_conversations(
         "demo-chatbot",
         "demo-support",
         "demo-onboarding",
+        "demo-rag",
     }
     assert data["conversation"]["turn"] == 3
     r = await client.post(

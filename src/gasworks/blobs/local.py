@@ -81,7 +81,7 @@ class LocalFolderStore:
             ) from exc
 
     def _put_file(self, path: Path, src: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        private_dirs(path.parent)
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         try:
             try:

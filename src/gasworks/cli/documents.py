@@ -8,7 +8,7 @@ the key's tenant (``--tenant`` is the local operator's); ``purge-tenant``, ``rec
 from __future__ import annotations
 
 import glob
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -81,6 +81,20 @@ def expand(paths: list[str]) -> list[Path]:
     return unique
 
 
+def _bar(count: Any, as_json: bool) -> Any:
+    """A transient progress bar on stderr (none under --json): description, bar, ``count``."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        count,
+        console=err_console,
+        disable=as_json,
+        transient=True,
+    )
+
+
 async def _read(path: Path, progress: Any, task: Any) -> AsyncIterator[bytes]:
     import asyncio
 
@@ -111,7 +125,7 @@ def upload_cmd(
 ) -> None:
     """Upload files; each becomes a document that the pipeline makes searchable (with
     --server: one request per file, as the key's tenant)."""
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
+    from rich.progress import DownloadColumn
 
     def result(f: Path, doc: dict[str, Any], duplicate: bool) -> dict[str, Any]:
         return {
@@ -128,14 +142,7 @@ def upload_cmd(
         files = expand(paths)
         results: list[dict[str, Any]] = []
         total = sum(f.stat().st_size for f in files)
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            DownloadColumn(),
-            console=err_console,
-            disable=as_json,
-            transient=True,
-        ) as progress:
+        with _bar(DownloadColumn(), as_json) as progress:
             task = progress.add_task(f"uploading {len(files)} file(s)", total=total)
 
             async def local(rt: Runtime) -> None:
@@ -202,25 +209,58 @@ def list_cmd(
     tenant: TenantOpt = "default",
     collection: Annotated[str | None, typer.Option(help="Only this collection.")] = None,
     status: Annotated[str | None, typer.Option(help="Only this status.")] = None,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait", help="Watch until every listed document is ready or failed, then list."
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="With --wait: give up after this many seconds (exit 1).")
+    ] = 600.0,
     server: ServerOpt = None,
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Documents with their status (with --server: those the key may read)."""
+    from gasworks.documents.service import FINAL
+
+    async def watched(fetch: Callable[[], Awaitable[list[DocumentOut]]]) -> list[DocumentOut]:
+        """The list; with --wait, fetched again until every document is final or time is up."""
+        import asyncio
+        import time
+
+        from rich.progress import MofNCompleteColumn
+
+        docs = await fetch()
+        if not wait:
+            return docs
+        deadline = time.monotonic() + timeout
+        with _bar(MofNCompleteColumn(), as_json) as bar:
+            task = bar.add_task("indexing", total=len(docs))
+            while True:
+                done = sum(1 for d in docs if d.status in FINAL)
+                bar.update(task, total=len(docs), completed=done)
+                if done == len(docs) or time.monotonic() >= deadline:
+                    return docs
+                await asyncio.sleep(0.25)
+                docs = await fetch()
 
     async def local(rt: Runtime) -> list[DocumentOut]:
         from gasworks.documents.domain import get_documents
 
         ctx = await tenant_context(rt, tenant)
-        return await get_documents(rt).service.list_documents(
-            ctx, collection=collection, status=status
-        )
+        svc = get_documents(rt).service
+        return await watched(lambda: svc.list_documents(ctx, collection=collection, status=status))
 
     async def remote(gw: AsyncGasworks) -> list[DocumentOut]:
         from gasworks.documents.schemas import DocumentOut as Out
 
-        found = await gw.documents(collection=collection, status=status)
-        return [Out.model_validate(d) for d in found]
+        async def fetch() -> list[DocumentOut]:
+            found = await gw.documents(collection=collection, status=status)
+            return [Out.model_validate(d) for d in found]
+
+        return await watched(fetch)
 
     async def body() -> list[DocumentOut]:
         return await on_target(server, api_key, local=local, remote=remote)
@@ -234,6 +274,13 @@ def list_cmd(
             ["id", "name", "status", "chunks", "error"],
             [(d.id, d.name, d.status, d.chunks or "", d.error_code or "") for d in docs],
         )
+    pending = sum(1 for d in docs if d.status not in FINAL)
+    if wait and pending:
+        err_console.print(
+            f"{pending} document(s) still in the pipeline after {timeout:g} s: is a worker "
+            "running (`gasworks serve` or `gasworks worker`)?"
+        )
+        raise typer.Exit(1)
 
 
 @documents_app.command("show")
@@ -600,35 +647,38 @@ def worker_cmd(
     ] = None,
     server: OperatorServerOpt = None,
 ) -> None:
-    """Run an ingestion worker until SIGINT/SIGTERM (any number, on any host sharing the
-    database). Running jobs finish; a killed worker's jobs return to the queue when their
-    lease expires."""
+    """Run background work until SIGINT/SIGTERM, without serving HTTP: document ingestion and
+    cascade deletes (any number of workers, on any host sharing the database and blob store),
+    and, in the one process of the deployment holding the leader lease, the periodic tasks
+    (reconciliation, prompt retention, budget and run-lease sweeps). Running jobs finish; a
+    killed worker's jobs return to the queue when their lease expires, and another process
+    takes the leader lease within one lease interval."""
     import asyncio
     import signal
 
     from gasworks.documents.domain import get_documents
+    from gasworks.observability.logging import configure_logging
     from gasworks.settings import Settings
     from gasworks.wiring import build_runtime
 
     operator_only(server, "worker")
 
     async def body() -> None:
-        settings = Settings(documents_run_workers=False)
+        update: dict[str, object] = {"documents_run_workers": True, "background_work": True}
         if concurrency is not None:
-            settings = settings.model_copy(update={"documents_worker_concurrency": concurrency})
+            update["documents_worker_concurrency"] = concurrency
+        settings = Settings().model_copy(update=update)
+        # a long-running process: its log is the operator's view (as `gasworks serve`'s)
+        configure_logging(json=settings.json_logs, level=settings.log_level)
         rt = build_runtime(settings)
         await rt.start()
         try:
-            docs = get_documents(rt)
-            worker = docs.new_worker(settings)
-            docs.workers.append(worker)
-            worker.start()
-            docs.start_background(settings, worker.worker_id)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            err_console.print(f"worker {worker.worker_id} ready")
+            ids = ", ".join(w.worker_id for w in get_documents(rt).workers)
+            err_console.print(f"worker {ids} ready")
             await stop.wait()
         finally:
             await rt.stop()

@@ -13,7 +13,7 @@ import typer
 
 from gasworks.cli.common import on_target, tenant_context
 from gasworks.cli.models import KeyOpt, ServerOpt
-from gasworks.cli.output import JsonOpt, console, emit_json, run
+from gasworks.cli.output import JsonOpt, console, emit_json, esc, run
 
 if TYPE_CHECKING:  # imported where used: `gasworks --help` loads none of the server
     from gasworks.runtime import Runtime
@@ -28,6 +28,10 @@ def search(
     document: Annotated[
         list[str] | None, typer.Option("--document", "-d", help="Only this document (repeat).")
     ] = None,
+    collection: Annotated[
+        list[str] | None,
+        typer.Option("--collection", "-c", help="Only this collection (repeat)."),
+    ] = None,
     tenant: Annotated[str, typer.Option("--tenant", "-t", help="Tenant (in-process).")] = "default",
     server: ServerOpt = None,
     api_key: KeyOpt = None,
@@ -41,7 +45,14 @@ def search(
 
         req = validated(
             SearchRequest,
-            {"query": query, "k": k, "mode": mode, "minScore": min_score, "documents": document},
+            {
+                "query": query,
+                "k": k,
+                "mode": mode,
+                "minScore": min_score,
+                "documents": document,
+                "collections": collection,
+            },
         )
 
         async def local(rt: Runtime) -> SearchResponse:
@@ -54,7 +65,12 @@ def search(
             api_key,
             local=local,
             remote=lambda gw: gw.search(
-                req.query, k=req.k, mode=req.mode, min_score=req.min_score, documents=req.documents
+                req.query,
+                k=req.k,
+                mode=req.mode,
+                min_score=req.min_score,
+                documents=req.documents,
+                collections=req.collections,
             ),
         )
 
@@ -69,5 +85,9 @@ def search(
         where = c.document_name or c.document_id
         if c.page is not None:
             where += f", page {c.page}"
-        console.print(f"[bold]{n}.[/] {hit.score:.3f}  [cyan]{where}[/]  [dim]{c.chunk_id}[/]")
+        if c.heading:
+            where += f", § {c.heading}"
+        console.print(
+            f"[bold]{n}.[/] {hit.score:.3f}  [cyan]{esc(where)}[/]  [dim]chunk {c.chunk_id}[/]"
+        )
         console.print(f"   {hit.text}", markup=False, highlight=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -419,32 +420,67 @@ def demo_install(
     api_key: KeyOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Publish the demo workflows (chatbot, support, onboarding), shared with the tenant (with
-    --server: in the key's tenant, published by the key)."""
-    from gasworks.workflows.demos import DEMOS, demo_document, install_demos
-    from gasworks.workflows.schemas import PublishOut as Out
+    """Publish the demo workflows (chatbot, support, onboarding, rag), shared with the tenant,
+    and upload the rag demo's corpus into the collection demo-handbook (readable by the
+    tenant); a worker (`gasworks serve` or `gasworks worker`) makes it searchable. With
+    --server: in the key's tenant, by the key."""
+    from gasworks.workflows.demos import (
+        CORPUS_COLLECTION,
+        DEMOS,
+        corpus_files,
+        demo_document,
+        install_corpus,
+        install_demos,
+    )
 
-    async def local(rt: Runtime) -> list[PublishOut]:
+    async def local(rt: Runtime) -> dict[str, Any]:
+        from gasworks.documents.domain import get_documents
+
         ctx = await tenant_context(rt, tenant)
         async with rt.db.session() as s:
-            return await install_demos(s, ctx)
+            published = await install_demos(s, ctx)
+        collection, uploads = await install_corpus(get_documents(rt).service, ctx)
+        return {"workflows": published, "collection": collection, "documents": uploads}
 
-    async def remote(gw: AsyncGasworks) -> list[PublishOut]:
-        out = []
+    async def remote(gw: AsyncGasworks) -> dict[str, Any]:
+        import tempfile
+
+        from gasworks.documents.schemas import CollectionOut, UploadResult
+        from gasworks.workflows.schemas import PublishOut as Out
+
+        published = []
         for name in DEMOS:
-            published = Out.model_validate(await gw.publish_workflow(demo_document(name)))
-            await gw.share_workflow(published.workflow.slug, "tenant")
-            out.append(published)
-        return out
+            out = Out.model_validate(await gw.publish_workflow(demo_document(name)))
+            await gw.share_workflow(out.workflow.slug, "tenant")
+            published.append(out)
+        found = [c for c in await gw.collections() if c["name"] == CORPUS_COLLECTION]
+        collection = found[0] if found else await gw.create_collection(CORPUS_COLLECTION)
+        await gw.grant(CORPUS_COLLECTION, "tenant")
+        with tempfile.TemporaryDirectory() as folder:  # the SDK uploads files
+            paths = []
+            for name, data in corpus_files():
+                (Path(folder) / name).write_bytes(data)
+                paths.append(Path(folder) / name)
+            uploads = await gw.upload_documents(paths, collections=[CORPUS_COLLECTION])
+        return {
+            "workflows": published,
+            "collection": CollectionOut.model_validate(collection),
+            "documents": [UploadResult.model_validate(u) for u in uploads],
+        }
 
-    async def body() -> list[PublishOut]:
+    async def body() -> dict[str, Any]:
         return await on_target(server, api_key, local=local, remote=remote)
 
-    with progress("Publishing the demo workflows…", as_json):
+    with progress("Publishing the demo workflows and their corpus…", as_json):
         out = run(body, as_json)
     if as_json:
         emit_json(out)
         return
-    for p in out:
+    for p in out["workflows"]:
         state = "published" if p.created else "up to date"
         console.print(f"[bold]{p.workflow.slug}[/] v{p.version.version} ({state})")
+    counts = Counter(u.document.status for u in out["documents"])
+    summary = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+    console.print(
+        f"[bold]{out['collection'].name}[/] {len(out['documents'])} documents ({summary})"
+    )

@@ -68,6 +68,9 @@ class PipelineConfig:
     embedding_model: str | None = None
     embed_batch: int = 64
     budget_retry_seconds: float = 300.0
+    #: fork parse and OCR children from servers that imported the parsers once
+    #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
+    preload: bool = True
 
 
 class _Stale(Exception):
@@ -92,6 +95,19 @@ class Pipeline:
         self._embedder = embedder
         self._writer = writer
         self._textract = textract
+        self.forks = sandbox.ForkServer() if config.preload else None
+
+    async def aclose(self) -> None:
+        """End the parse servers (``sandbox.ForkServer``), if any."""
+        if self.forks is not None:
+            await self.forks.aclose()
+
+    async def _sandboxed(
+        self, task: str, media_type: str, data: bytes, limits: sandbox.Limits, arg: str = ""
+    ) -> Any:
+        if self.forks is not None:
+            return await self.forks.run(task, media_type, data, limits, arg)
+        return await sandbox.run(task, media_type, data, limits, arg)
 
     def handlers(self) -> dict[str, Handler]:
         return {
@@ -225,7 +241,7 @@ class Pipeline:
             if row.media_type in IN_PROCESS:
                 doc = await asyncio.to_thread(EXTRACTORS[row.media_type], data)
             else:
-                answer = await sandbox.run("extract", row.media_type, data, self.config.parse)
+                answer = await self._sandboxed("extract", row.media_type, data, self.config.parse)
                 doc = Extracted.from_dict(answer)
             wants_ocr = bool(doc.ocr_pages) and self.config.ocr_engine != "none"
             if not doc.blocks and not wants_ocr:
@@ -245,7 +261,7 @@ class Pipeline:
             if self.config.ocr_engine == "textract":
                 texts = await self._textract_pages(row.media_type, data, pages)
             else:
-                texts = await sandbox.run("ocr", row.media_type, data, self.config.ocr, pages)
+                texts = await self._sandboxed("ocr", row.media_type, data, self.config.ocr, pages)
             for number, text in sorted(texts.items(), key=lambda kv: int(kv[0])):
                 if str(text).strip():
                     page = int(number) or None
@@ -265,7 +281,7 @@ class Pipeline:
 
         from gasworks.documents.ocr import textract
 
-        images = await sandbox.run("render", media_type, data, self.config.parse, pages)
+        images = await self._sandboxed("render", media_type, data, self.config.parse, pages)
         client = (
             self._textract()
             if self._textract

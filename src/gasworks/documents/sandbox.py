@@ -12,15 +12,27 @@ child, never the worker:
   EXTRACTION_TIMEOUT;
 * any other death -> EXTRACTION_CRASHED.
 
-A process per file costs ~0.2 s of start-up; only formats whose parsers run native code or
-build large structures go through here (PDF, DOCX, HTML, OCR). Text, Markdown, CSV and JSON
-are decoded in the worker (``extractors.IN_PROCESS``).
+A fresh interpreter per file costs its start-up plus the parser's imports: 0.3-0.9 s for a PDF
+and 0.9-1.7 s for an HTML page on a busy 2-core machine (``bench/results/documents.md``), far
+more than the parse itself (a few ms). So by default (``GASWORKS_DOCUMENTS_PARSE_PRELOAD``)
+the pipeline's ``ForkServer`` forks each child from a server process that imported the parsers
+once (``python -m gasworks.documents.sandbox serve``, one per concurrent parse, started on first
+use): every file still gets a fresh process with its own limits, a crash or a kill still ends
+only that child, and the start-up is a fork of an already loaded interpreter. It is written
+here rather than taken from ``multiprocessing``'s ``forkserver`` because that one re-imports
+the parent's ``__main__`` (the CLI, or pytest) in every child. ``run`` keeps the fresh
+interpreter per file (``GASWORKS_DOCUMENTS_PARSE_PRELOAD=false``).
+
+Only formats whose parsers run native code or build large structures go through here (PDF,
+DOCX, HTML, OCR). Text, Markdown, CSV and JSON are decoded in the worker
+(``extractors.IN_PROCESS``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -63,8 +75,19 @@ class Limits:
         return self.cpu_seconds * 2 + 10
 
 
+#: what a fork server imports once, so that its children start with the parsers loaded
+PRELOAD = (
+    "gasworks.documents.sandbox",
+    "gasworks.documents.extractors",
+    "pypdf",
+    "docx",
+    "trafilatura",
+)
+
+
 async def run(task: str, media_type: str, data: bytes, limits: Limits, arg: str = "") -> Any:
-    """Run ``task`` on ``data`` in a child; its JSON answer, or the failure as an error."""
+    """Run ``task`` on ``data`` in a fresh interpreter; its JSON answer, or the failure as an
+    error."""
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -92,13 +115,17 @@ async def run(task: str, media_type: str, data: bytes, limits: Limits, arg: str 
             proc.kill()
             await proc.wait()
         raise
-    code = proc.returncode
+    return _answer(proc.returncode, out, limits)
+
+
+def _answer(code: int | None, out: bytes | None, limits: Limits) -> Any:
+    """The child's answer from its exit code and output, or the failure as an error."""
     if code in (-signal.SIGXCPU, -signal.SIGKILL):
         raise ExtractionTimeout(
             "Parsing used more CPU time than allowed.", details={"cpuSeconds": limits.cpu_seconds}
         )
     try:
-        answer = json.loads(out)
+        answer = json.loads(out or b"")
     except ValueError:
         raise ExtractionCrashed("The parser process died.", details={"exitCode": code}) from None
     if "error" in answer:
@@ -106,6 +133,163 @@ async def run(task: str, media_type: str, data: bytes, limits: Limits, arg: str 
         cls = _BY_CODE.get(str(err.get("code")), ExtractionFailed)
         raise cls(str(err.get("message", "Parsing failed.")))
     return answer["ok"]
+
+
+class ForkServer:
+    """Children forked from server processes that imported the parsers once (see the module's
+    doc). One server per concurrent call, kept while it is healthy; ``aclose`` ends them."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Server] = []
+        self._all: set[_Server] = set()
+
+    async def run(
+        self, task: str, media_type: str, data: bytes, limits: Limits, arg: str = ""
+    ) -> Any:
+        """As the module's ``run``, in a child forked from a server."""
+        server = self._idle.pop() if self._idle else await _Server.start()
+        self._all.add(server)
+        try:
+            code, out = await server.call(task, media_type, data, limits, arg)
+        except BaseException:
+            self._all.discard(server)
+            await server.close()
+            raise
+        self._idle.append(server)
+        return _answer(code, out, limits)
+
+    async def aclose(self) -> None:
+        servers, self._all, self._idle = list(self._all), set(), []
+        for server in servers:
+            await server.close()
+
+
+class _Server:
+    """One ``python -m gasworks.documents.sandbox serve`` process and its pipes."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+
+    @classmethod
+    async def start(cls) -> _Server:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "gasworks.documents.sandbox",
+            "serve",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+            start_new_session=True,  # its children share its group: ``close`` ends them all
+            limit=2**31 - 1,  # the answer's header line; the answer is read by size
+        )
+        return cls(proc)
+
+    async def call(
+        self, task: str, media_type: str, data: bytes, limits: Limits, arg: str
+    ) -> tuple[int | None, bytes | None]:
+        """The child's exit code and answer (``None`` if it wrote none)."""
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        head = {
+            "task": task,
+            "mediaType": media_type,
+            "cpu": limits.cpu_seconds,
+            "mem": limits.memory_mb,
+            "arg": arg,
+            "size": len(data),
+        }
+        try:
+            self.proc.stdin.write(json.dumps(head).encode() + b"\n")
+            self.proc.stdin.write(data)
+            await self.proc.stdin.drain()
+            pid = int(json.loads(await self.proc.stdout.readline())["pid"])
+        except (ValueError, KeyError, ConnectionError) as exc:
+            raise ExtractionCrashed("The parser server died.") from exc
+        try:
+            line = await asyncio.wait_for(self.proc.stdout.readline(), limits.wall_seconds)
+        except TimeoutError:
+            _signal(pid)  # the caller closes this server (and its group) on any failure
+            raise ExtractionTimeout(
+                "Parsing took longer than allowed.", details={"wallSeconds": limits.wall_seconds}
+            ) from None
+        except asyncio.CancelledError:
+            _signal(pid)
+            raise
+        try:
+            done = json.loads(line)
+            out = await self.proc.stdout.readexactly(int(done["size"]))
+        except (ValueError, KeyError, asyncio.IncompleteReadError) as exc:
+            raise ExtractionCrashed("The parser server died.") from exc
+        return int(done["code"]), (out or None)
+
+    async def close(self) -> None:
+        if self.proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            await self.proc.wait()
+
+
+#: a page the server parses once itself, so that what the HTML parsers load on first use
+#: (trafilatura imports and compiles on its first call) is loaded before any fork
+_WARM_HTML = (
+    b"<html><body><nav>Home</nav><article><h1>Warm up</h1><p>A paragraph of text that the "
+    b"extractor keeps as the main content of this page.</p></article></body></html>"
+)
+
+
+def _warm_up() -> None:  # pragma: no cover - runs in the server process
+    from gasworks.documents import sniff
+    from gasworks.documents.extractors import EXTRACTORS
+
+    with contextlib.suppress(Exception):
+        EXTRACTORS[sniff.HTML](_WARM_HTML)
+
+
+def _signal(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.kill(pid, signal.SIGKILL)
+
+
+def serve() -> int:  # pragma: no cover - runs in the server process
+    """The server: import the parsers, then fork one child per request on standard input.
+
+    A request is a JSON line (task, media type, limits, arg, size) and ``size`` bytes; the
+    answer is a line with the child's pid as soon as it is forked, then a line with its exit
+    code (``-signal`` when killed) and the size of its answer, then the answer."""
+    import importlib
+
+    for name in PRELOAD:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    _warm_up()
+    inp, out = sys.stdin.buffer, sys.stdout.buffer
+    while True:
+        line = inp.readline()
+        if not line:
+            return 0
+        req = json.loads(line)
+        data = inp.read(int(req["size"]))
+        r, w = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(r)
+                _limit(int(req["cpu"]), int(req["mem"]))
+                answer = _guarded(req["task"], req["mediaType"], data, req["arg"])
+                with os.fdopen(w, "wb") as f:
+                    f.write(json.dumps(answer).encode())
+            finally:
+                os._exit(0)
+        os.close(w)
+        out.write(json.dumps({"pid": pid}).encode() + b"\n")
+        out.flush()
+        with os.fdopen(r, "rb") as f:
+            answer_bytes = f.read()
+        _, status = os.waitpid(pid, 0)
+        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+        out.write(json.dumps({"code": code, "size": len(answer_bytes)}).encode() + b"\n")
+        out.write(answer_bytes)
+        out.flush()
 
 
 # --- the child --------------------------------------------------------------------------------
@@ -148,10 +332,19 @@ def _task(task: str, media_type: str, data: bytes, arg: str) -> Any:
 
 
 def main(argv: list[str]) -> int:
+    if argv[1:2] == ["serve"]:
+        return serve()
     task, media_type, cpu, mem = argv[1], argv[2], int(argv[3]), int(argv[4])
     arg = argv[5] if len(argv) > 5 else ""
     data = sys.stdin.buffer.read()
     _limit(cpu, mem)
+    sys.stdout.write(json.dumps(_guarded(task, media_type, data, arg)))
+    sys.stdout.flush()
+    return 0
+
+
+def _guarded(task: str, media_type: str, data: bytes, arg: str) -> dict[str, Any]:
+    """``_task``'s result as ``{"ok": ...}``, or its failure as ``{"error": ...}``."""
     try:
         answer: dict[str, Any] = {"ok": _task(task, media_type, data, arg)}
     except MemoryError:
@@ -170,9 +363,7 @@ def main(argv: list[str]) -> int:
                 "message": f"The file cannot be parsed ({type(exc).__name__}).",
             }
         }
-    sys.stdout.write(json.dumps(answer))
-    sys.stdout.flush()
-    return 0
+    return answer
 
 
 if __name__ == "__main__":

@@ -156,12 +156,17 @@ class BudgetService:
         self.on_lease_change: Callable[[], None] | None = None
         self.last_check = time.monotonic()
         self._cache: dict[tuple[str, str], tuple[float, list[Limit]]] = {}
+        #: the load of a scope's limits in progress (requests that miss together share it)
+        self._loading: dict[tuple[str, str], asyncio.Task[list[Limit]]] = {}
+        #: bumped by ``invalidate``: a load that raced with it is not cached
+        self._generation = 0
         self._scopes: dict[tuple[str, str], _Scope] = {}
         self._no_lease_until: dict[ScopeKey, float] = {}
 
     def invalidate(self, tenant_id: str | None = None) -> None:
         """Forget cached limits and retire the leases of ``tenant_id`` (every tenant: None):
         a changed limit applies to this process's next call."""
+        self._generation += 1
         if tenant_id is None:
             self._cache.clear()
             self._scopes.clear()
@@ -193,6 +198,18 @@ class BudgetService:
         hit = self._cache.get(key)
         if hit is not None and now - hit[0] < self.cache_ttl:
             return hit[1]
+        # one load per scope at a time: when the cached limits of a busy scope run out (after
+        # a few idle seconds), a burst of requests shares one read instead of one each
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load_limits(key, now))
+            self._loading[key] = task
+            task.add_done_callback(lambda _t: self._loading.pop(key, None))
+        return await asyncio.shield(task)
+
+    async def _load_limits(self, key: tuple[str, str], now: float) -> list[Limit]:
+        tenant_id, api_key_id = key
+        generation = self._generation
         keys = [""] if not api_key_id else ["", api_key_id]
         async with self.db.read_session() as s:
             rows = (
@@ -215,7 +232,8 @@ class BudgetService:
             ),
             key=lambda x: x.budget_id,
         )
-        self._cache[key] = (now, limits)
+        if generation == self._generation:  # no invalidation while it was read
+            self._cache[key] = (now, limits)
         return limits
 
     def _scope(self, tenant_id: str, api_key_id: str, limits: list[Limit], now: float) -> _Scope:

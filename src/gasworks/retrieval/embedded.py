@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 
 from gasworks.errors import ValidationFailed
+from gasworks.home import private_dirs
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import Space, VectorMatch, VectorRecord
 
@@ -232,7 +233,7 @@ class EmbeddedVectorIndex:
             ns = self._spaces.get((tenant_id, key))
             if ns is None:
                 folder = self.root / _dirname(tenant_id)
-                folder.mkdir(parents=True, exist_ok=True)
+                private_dirs(folder)
                 db_path = folder / f"{key}.sqlite3"
                 conn = sqlite3.connect(
                     db_path, timeout=30, isolation_level=None, check_same_thread=False

@@ -24,6 +24,7 @@ from gasworks.modeltypes import Message
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.workflows import leases
 from gasworks.workflows.ports import ConversationData
+from gasworks.workflows.registry import NodeRegistry
 from gasworks.workflows.schemas import (
     ConversationOut,
     MessageOut,
@@ -163,14 +164,18 @@ async def publish(
     doc: dict[str, Any],
     *,
     model_exists: Callable[[str], object] | None = None,
+    registry: NodeRegistry | None = None,
 ) -> PublishOut:
     """Validate and publish a new immutable version (idempotent for an unchanged document).
+
+    ``registry``: the node types the document is checked against (the engine's
+    ``WorkflowEngine.nodes`` where plug-in types are registered); the built-in types if None.
 
     ``model_exists`` (the registry's ``get``: raises ``ModelNotFound`` for an unknown or
     disabled id) checks every model a node names, so a typo is refused at publish time,
     ``MODEL_NOT_FOUND`` at its node, not found by the first run."""
     ctx.require(Role.EDITOR)
-    result = validate(doc)
+    result = validate(doc, registry)
     if model_exists is not None and result.definition is not None:
         result.issues.extend(_unknown_models(result, model_exists))
     result.raise_for_issues()

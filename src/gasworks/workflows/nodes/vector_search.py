@@ -47,6 +47,8 @@ def context_text(hits: list[SearchHit]) -> str:
         where = c.document_name or c.document_id
         if c.page is not None:
             where += f", p. {c.page}"
+        if c.heading:
+            where += f", § {c.heading}"
         lines.append(f"[{n}] ({where}) {h.text}")
     return "\n".join(lines)
 
