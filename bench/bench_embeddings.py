@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import importlib.resources
+import os
 import statistics
 import tempfile
 import time
@@ -24,7 +25,7 @@ from pathlib import Path
 from _common import record_section
 from embedders_compare import passages_256
 
-ROUNDS = 8
+ROUNDS = 10
 
 
 def anchor_embedder() -> object:
@@ -91,6 +92,7 @@ async def measure() -> dict[str, float]:
         await gw.embed(scope, EmbedRequest(None, batch[:32]))
         ours: list[float] = []
         theirs: list[float] = []
+        load0 = os.getloadavg()[0]
         for i in range(ROUNDS):
             # ABBA order: a load change on the shared machine hits both sides alike
             for side in ("anchor", "gateway") if i % 2 == 0 else ("gateway", "anchor"):
@@ -103,6 +105,7 @@ async def measure() -> dict[str, float]:
                     ours.append(len(batch) / (time.perf_counter() - t0))
         assert len(result.vectors) == len(batch)
         ratios = [a / b for a, b in zip(ours, theirs, strict=True)]
+        load1 = os.getloadavg()[0]
     finally:
         await rt.stop()
     return {
@@ -111,11 +114,14 @@ async def measure() -> dict[str, float]:
         "ratio": statistics.median(ratios),
         "ratio_min": min(ratios),
         "words": statistics.mean(len(p.split()) for p in batch),
+        "load0": load0,
+        "load1": load1,
     }
 
 
 def main() -> str:
     m = asyncio.run(measure())
+    load = f"{m['load0']:.1f} → {m['load1']:.1f}"
     body = f"""
 ## Embeddings: the local model through the gateway
 
@@ -123,12 +129,17 @@ def main() -> str:
 interleaved rounds, passages per second (median). Gateway: a started runtime on SQLite with the
 guardrails on (breaker, budget reservation, a ledger row per batch of 256).
 
-| path | passages/s | vs anchor |
-|---|---|---|
-| onnxruntime + tokenizers called directly (anchor) | {m["anchor"]:.1f} | 1.00x |
-| `Gateway.embed` | {m["gateway"]:.1f} | {m["ratio"]:.2f}x (worst round {m["ratio_min"]:.2f}x) |
+| path | passages/s | vs anchor (median of per-round ratios) | load average |
+|---|---|---|---|
+| onnxruntime + tokenizers called directly (anchor) | {m["anchor"]:.1f} | 1.00x | {load} |
+| `Gateway.embed` | {m["gateway"]:.1f} | {m["ratio"]:.2f}x (worst {m["ratio_min"]:.2f}x) | {load} |
 
-Target: >= 0.90x.
+Target: >= 0.90x. The gateway validates and prices the inputs with the model's own tokenizer
+and the model reuses those token ids (each text is tokenized once); the rest of its path
+(breaker, budget reservation and settlement, one ledger row, metrics, one hop to the
+inference thread) is per batch, not per passage. 2 cores shared with other jobs: absolute
+passages/s move with the load (the same model ran ~95 passages/s on an idle core), the
+per-round ratio much less.
 """
     return record_section("retrieval", "embeddings", body)
 

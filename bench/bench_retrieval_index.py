@@ -20,11 +20,13 @@ sections of the file are kept).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -120,12 +122,26 @@ def numpy_exact(x: np.ndarray, src: np.ndarray) -> Callable[[np.ndarray, float],
     return search
 
 
-async def gasworks_backend(index: Any, space: Any) -> Callable[[np.ndarray, float], Any]:
+async def gasworks_backend(
+    index: Any, space: Any, *, graph_node_rows: int | None = None, previous_pg: bool = False
+) -> Callable[[np.ndarray, float], Any]:
     names = {level: {f"s{s}@1" for s in allowed_sources(level)} for level in LEVELS}
     names[1.0] = {f"s{s}@1" for s in range(SOURCES)}
 
     async def search(q: np.ndarray, level: float) -> list[int]:
-        hits = await index.search("bench", space, q.tolist(), allowed_sources=names[level], k=K)
+        if previous_pg:
+            hits = await previous_pg_search(index, "bench", space, q.tolist(), names[level], K)
+            return [int(h.chunk_id) for h in hits]
+        if graph_node_rows is None:
+            hits = await index.search("bench", space, q.tolist(), allowed_sources=names[level], k=K)
+        else:  # the same index, another planner setting, for this call only
+            saved, index.graph_node_rows = index.graph_node_rows, graph_node_rows
+            try:
+                hits = await index.search(
+                    "bench", space, q.tolist(), allowed_sources=names[level], k=K
+                )
+            finally:
+                index.graph_node_rows = saved
         return [int(h.chunk_id) for h in hits]
 
     return search
@@ -170,27 +186,42 @@ def chroma_backend(x: np.ndarray, src: np.ndarray, path: str) -> tuple[Any, floa
     return search, build
 
 
-async def measure(
-    name: str,
-    search: Callable[[np.ndarray, float], Awaitable[list[int]]],
+async def measure_interleaved(
+    backends: dict[str, Callable[[np.ndarray, float], Awaitable[list[int]]]],
     q: np.ndarray,
     truths: dict[float, list[list[int]]],
-) -> list[Result]:
-    out = []
+) -> tuple[list[Result], dict[float, tuple[float, float]]]:
+    """Every query runs on every backend before the next query, in a random order per query,
+    so a change of load on the shared machine falls on all alike."""
+    out: list[Result] = []
+    loads: dict[float, tuple[float, float]] = {}
+    names = list(backends)
     for level in LEVELS:
-        r = Result(name, level)
+        results = {name: Result(name, level) for name in names}
         n = len(q) if level == 1.0 else max(1, len(q) // 5)
-        await search(q[0], level)  # warm up (loads the namespace, builds caches)
+        for name in names:
+            await backends[name](q[0], level)  # warm up (loads the namespace, builds caches)
+        load0 = os.getloadavg()[0]
+        rng = random.Random(level)
         for i in range(n):
-            dt, got = await timed(lambda i=i, level=level: search(q[i], level))
-            r.add(dt, got, truths[level][i])
-        out.append(r)
-    return out
+            # a fresh random order per query: no backend always runs right after another
+            # (the one after runs with the same query's data warm in the CPU caches)
+            for name in rng.sample(names, len(names)):
+                dt, got = await timed(
+                    lambda i=i, name=name, level=level: backends[name](q[i], level)
+                )
+                results[name].add(dt, got, truths[level][i])
+        loads[level] = (load0, os.getloadavg()[0])
+        out += results.values()
+    return out, loads
 
 
 async def run() -> str:
     n = int(os.environ.get("GASWORKS_BENCH_VECTORS", "100000"))
     nq = int(os.environ.get("GASWORKS_BENCH_QUERIES", "1000"))
+    # the exact-scan threshold (default 10,000 = gasworks' default): a smaller run can scale it
+    # with the size so each filter level takes the plan it takes at 100,000 rows
+    exact_max = int(os.environ.get("GASWORKS_BENCH_EXACT_MAX_ROWS", "10000"))
     load_start = os.getloadavg()[0]
     x, q, src = make_data(n, nq)
     truths = {
@@ -201,28 +232,37 @@ async def run() -> str:
         )
         for level in LEVELS
     }
-    results: list[Result] = []
     builds: dict[str, float] = {}
-    results += await measure("numpy exact scan (anchor)", numpy_exact(x, src), q, truths)
+    backends: dict[str, Callable[[np.ndarray, float], Awaitable[list[int]]]] = {}
+    backends["numpy exact scan (anchor)"] = numpy_exact(x, src)
 
     from gasworks.retrieval.embedded import EmbeddedVectorIndex
     from gasworks.retrieval.types import Space
 
     space = Space("bench", DIM)
-    with tempfile.TemporaryDirectory() as tmp:
-        emb = EmbeddedVectorIndex(Path(tmp) / "vectors")
+    async with contextlib.AsyncExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
+        emb = EmbeddedVectorIndex(Path(tmp) / "vectors", exact_max_rows=exact_max)
+        stack.push_async_callback(emb.aclose)
         builds["gasworks embedded"] = await load_gasworks(emb, space, x, src)
-        results += await measure("gasworks embedded", await gasworks_backend(emb, space), q, truths)
-        await emb.aclose()
+        backends["gasworks embedded"] = await gasworks_backend(emb, space)
+        # before: the planner that chose by the allowed-row count alone (graph_node_rows=0)
+        backends["gasworks embedded, count-only planner (before)"] = await gasworks_backend(
+            emb, space, graph_node_rows=0
+        )
 
-    builds["gasworks pgvector"], pg_results, pg_version = await pgvector_run(
-        x, src, q, truths, space
-    )
-    results += pg_results
+        pg_index, builds["gasworks pgvector"], pg_version, shared = await stack.enter_async_context(
+            pgvector_loaded(x, src, space, exact_max)
+        )
+        backends["gasworks pgvector"] = await gasworks_backend(pg_index, space)
+        backends["gasworks pgvector, previous query path (before)"] = await gasworks_backend(
+            pg_index, space, previous_pg=True
+        )
 
-    with tempfile.TemporaryDirectory() as tmp:
-        chroma, builds["chroma"] = chroma_backend(x, src, tmp)
-        results += await measure("chroma (embedded)", chroma, q, truths)
+        ctmp = stack.enter_context(tempfile.TemporaryDirectory())
+        backends["chroma (embedded)"], builds["chroma"] = chroma_backend(x, src, ctmp)
+
+        results, loads = await measure_interleaved(backends, q, truths)
 
     load_end = os.getloadavg()[0]
     anchor = {
@@ -236,15 +276,22 @@ async def run() -> str:
         "",
         f"Machine: {machine_line()}",
         "",
-        f"Load average at start {load_start:.1f}, at end {load_end:.1f} (2 cores shared with "
-        "other jobs: latencies are noisy; the ratio column compares with the numpy scan "
-        "measured in the same run).",
+        f"Load average at start {load_start:.1f}, at end {load_end:.1f}; per level (1-minute, "
+        "before → after its queries): "
+        + ", ".join(f"{fmt_level(lv)} {a:.1f} → {b:.1f}" for lv, (a, b) in loads.items())
+        + ". 2 cores shared with other jobs: latencies are noisy. Every query runs on every "
+        "backend before the next one (in a random order per query), so load changes fall on "
+        "all rows alike; the ratio column compares with the numpy scan of the same queries.",
         "",
         f"{n:,} vectors x {DIM} dimensions in {SOURCES:,} sources; {nq:,} queries unfiltered, "
         f"{max(1, nq // 5):,} per filtered level; k = {K}. pgvector {pg_version} (bundled with "
-        "pgserver), gasworks defaults (HNSW M=16, ef_search=100, exact scan at <= 10,000 "
-        "allowed rows). Recall@10 is against the exact top 10 among the allowed rows; "
-        '"exactly k" means every query returned 10 hits.',
+        f"pgserver, shared_buffers {shared}, enough to hold the HNSW index), gasworks defaults "
+        "(HNSW M=16, ef_search=100 on pgvector, 96 embedded; exact scan at <= "
+        f"{exact_max:,} allowed rows, and on the embedded index also when its cost "
+        "estimate says the scan is cheaper than the filtered graph walk). Recall@10 is "
+        'against the exact top 10 among the allowed rows; "exactly k" means every query '
+        'returned 10 hits. Rows marked "(before)" are the code before this round, measured '
+        "in the same run on the same loaded data.",
         "",
         "| backend | filter | recall@10 | p50 ms | p95 ms | queries/s | speed vs numpy "
         "| exactly k |",
@@ -259,9 +306,12 @@ async def run() -> str:
     return "\n".join(lines)
 
 
-async def pgvector_run(
-    x: np.ndarray, src: np.ndarray, q: np.ndarray, truths: dict[float, list[list[int]]], space: Any
-) -> tuple[float, list[Result], str]:
+@contextlib.asynccontextmanager
+async def pgvector_loaded(
+    x: np.ndarray, src: np.ndarray, space: Any, exact_max: int
+) -> AsyncIterator[tuple[Any, float, str, str]]:
+    """A private PostgreSQL (pgserver) with the vectors loaded and the HNSW index built, its
+    ``shared_buffers`` raised so the index stays in memory (restarted once for that)."""
     import warnings
 
     with warnings.catch_warnings():
@@ -274,12 +324,16 @@ async def pgvector_run(
     from gasworks.retrieval.pgvector import PgVectorIndex
     from gasworks.settings import normalize_database_url
 
+    shared = os.environ.get("GASWORKS_BENCH_PG_SHARED_BUFFERS", "1GB")
     with tempfile.TemporaryDirectory() as tmp:
+        server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop")
+        server.psql(f"ALTER SYSTEM SET shared_buffers = '{shared}';")
+        server.cleanup()  # stops it; started again with the setting
         server = pgserver.get_server(Path(tmp) / "pg", cleanup_mode="stop")
         try:
             db = Database(normalize_database_url(server.get_uri()))
             await db.upgrade()
-            index = PgVectorIndex(db)
+            index = PgVectorIndex(db, exact_max_rows=exact_max)
             version = ".".join(map(str, await index.version()))
             index._indexed.add(space.key)  # load first, build the HNSW index once after
             build = await load_gasworks(index, space, x, src)
@@ -290,13 +344,52 @@ async def pgvector_run(
                 await index._ensure_index(conn, space)
                 await conn.execute(text("ANALYZE retrieval_vectors"))
             build += time.perf_counter() - t0
-            results = await measure(
-                "gasworks pgvector", await gasworks_backend(index, space), q, truths
-            )
+            async with db.engine.connect() as conn:
+                actual = (await conn.execute(text("SHOW shared_buffers"))).scalar_one()
+            yield index, build, version, str(actual)
             await db.dispose()
         finally:
             server.cleanup()
-    return build, results, version
+
+
+async def previous_pg_search(
+    index: Any, tenant_id: str, space: Any, query: list[float], allowed: set[str], k: int
+) -> list[Any]:
+    """The pgvector query path before this round (count; rollback; a second transaction with
+    two SET LOCAL round trips; the query), kept here to measure against in the same run."""
+    from sqlalchemy import text
+
+    from gasworks.retrieval.embedded import normalized
+    from gasworks.retrieval.pgvector import _vector_literal
+    from gasworks.retrieval.types import VectorMatch
+
+    q = normalized(query, space.dimensions)
+    params = {
+        "t": tenant_id,
+        "s": space.key,
+        "src": sorted(allowed),
+        "q": _vector_literal(q),
+        "k": k,
+    }
+    version = await index.version()
+    plan = index.plan_for(space, version)
+    async with index.db.engine.connect() as conn:
+        allowed_rows = (
+            await conn.execute(text(index.COUNT_SQL), {**params, "n": index.exact_max_rows + 1})
+        ).scalar_one()
+        await conn.rollback()
+        if allowed_rows == 0:
+            return []
+        if plan.kind is not None and allowed_rows > index.exact_max_rows:
+            async with conn.begin():
+                await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+                await conn.execute(text(f"SET LOCAL hnsw.ef_search = {max(index.ef_search, k)}"))
+                rows = (await conn.execute(text(index.hnsw_sql(plan)), params)).all()
+            if len(rows) == k:
+                return [VectorMatch(r[0], r[1], 1.0 - float(r[2])) for r in rows]
+        async with conn.begin():
+            rows = (await conn.execute(text(index.EXACT_SQL), params)).all()
+    return [VectorMatch(r[0], r[1], 1.0 - float(r[2])) for r in rows]
 
 
 def record(section: str) -> None:

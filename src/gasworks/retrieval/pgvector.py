@@ -11,16 +11,24 @@ HNSW index, created on the first write to that space::
 How a search runs (every plan keeps the tenant and allowed-source filter inside the SQL):
 
 1. Count the allowed rows, bounded: ``count(*)`` over at most ``exact_max_rows + 1`` entries of
-   the ``(tenant_id, space, source_id)`` btree. None: return ``[]`` at once.
+   the ``(tenant_id, space, source_id)`` btree. None: return ``[]`` at once. A non-zero count
+   is remembered for ``count_ttl`` seconds per (tenant, space, allowed set): it only picks
+   the plan, so a stale one costs time, never completeness (see ``_counted``).
 2. Few allowed rows, or no HNSW index for the space: an **exact scan** over exactly those rows
    (the btree finds them; the distance is written so that no vector index can serve the
    ORDER BY, whatever the planner settings).
-3. Otherwise the HNSW index, in a transaction with ``SET LOCAL hnsw.ef_search`` and
-   ``plan_cache_mode = force_custom_plan`` (a reused prepared statement's generic plan would
-   otherwise ignore the settings). On pgvector >= 0.8 with ``hnsw.iterative_scan =
-   strict_order``, so a filter that drops most candidates keeps scanning the graph; before
-   0.8 the filter is applied after ``ef_search`` candidates, so an answer shorter than
-   ``min(k, allowed)`` is re-run as the exact scan. Results are complete on both.
+3. Otherwise the HNSW index, with ``hnsw.ef_search`` and ``plan_cache_mode =
+   force_custom_plan`` set for the transaction in one ``set_config`` statement (a reused
+   prepared statement's generic plan would otherwise ignore the allowed set; measured: a
+   generic plan of this query took 1.3 s at 100,000 rows). On pgvector >= 0.8 with
+   ``hnsw.iterative_scan = strict_order``, so a filter that drops most candidates keeps
+   scanning the graph; before 0.8 the filter is applied after ``ef_search`` candidates, so
+   an answer shorter than ``min(k, allowed)`` is re-run as the exact scan. Results are
+   complete on both.
+
+The whole search is one connection and one transaction: BEGIN, the count (unless
+remembered), the settings, the query, COMMIT. The HNSW graph must stay in memory to be fast:
+size ``shared_buffers`` to hold the space's index (docs/operations.md).
 
 Dimensions: HNSW on ``vector`` up to 2,000; up to 4,000 through ``halfvec`` (pgvector >= 0.7,
 index and query cast to half precision, the stored column stays full precision); above that,
@@ -30,8 +38,10 @@ or on older versions, the space has no HNSW index and every search is the exact 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -74,6 +84,7 @@ class PgVectorIndex:
         max_scan_tuples: int = 50_000,
         m: int = 16,
         ef_construction: int = 64,
+        count_ttl: float = 10.0,
     ) -> None:
         self.db = db
         self.exact_max_rows = exact_max_rows
@@ -83,6 +94,9 @@ class PgVectorIndex:
         self.ef_construction = ef_construction
         self._version: tuple[int, ...] | None = None
         self._indexed: set[str] = set()
+        #: (tenant, space, allowed-set digest) -> (allowed rows, when counted); see _counted
+        self._counts: dict[tuple[str, str, bytes], tuple[int, float]] = {}
+        self.count_ttl = count_ttl
 
     # --- version and per-space indexes ----------------------------------------------------
 
@@ -146,6 +160,7 @@ class PgVectorIndex:
             {"t": tenant_id, "s": space.key, "c": cid, "src": src, "v": _vector_literal(vec)}
             for cid, (src, vec) in sorted(upsert_batch(space, records).items())  # one lock order
         ]
+        self._forget(tenant_id)
         async with self.db.engine.begin() as conn:
             await self._ensure_index(conn, space)
             await conn.execute(
@@ -170,54 +185,89 @@ class PgVectorIndex:
         q = search_query(space, query, allowed_sources, k)
         if q is None:
             return []
-        params = {
-            "t": tenant_id,
-            "s": space.key,
-            "src": sorted(set(allowed_sources)),
-            "q": _vector_literal(q),
-            "k": k,
-        }
+        sources = sorted(set(allowed_sources))
+        params = {"t": tenant_id, "s": space.key, "src": sources, "q": _vector_literal(q), "k": k}
         version = await self.version()
         plan = self.plan_for(space, version)
-        async with self.db.engine.connect() as conn:
-            allowed = (
-                await conn.execute(
-                    text(
-                        "SELECT count(*) FROM (SELECT 1 FROM retrieval_vectors WHERE "
-                        "tenant_id = :t AND space = :s AND source_id = ANY(:src) LIMIT :n) x"
-                    ),
-                    {**params, "n": self.exact_max_rows + 1},
-                )
-            ).scalar_one()
-            await conn.rollback()
-            if allowed == 0:
-                return []
+        key = (tenant_id, space.key, hashlib.sha256("\x00".join(sources).encode()).digest())
+        # one connection, one transaction: the count, the settings and the query(ies) are
+        # four round trips (BEGIN, count, settings, query, COMMIT when the count is cached)
+        async with self.db.engine.connect() as conn, conn.begin():
+            allowed = self._counted(key)
+            if allowed is None:
+                allowed = (
+                    await conn.execute(
+                        text(self.COUNT_SQL), {**params, "n": self.exact_max_rows + 1}
+                    )
+                ).scalar_one()
+                if allowed == 0:
+                    return []
+                self._remember(key, allowed)
             if plan.kind is not None and allowed > self.exact_max_rows:
                 # more than exact_max_rows allowed (the count stopped there): anything short
                 # of k may be the post-filter's loss, so it is re-run exactly
-                found = await self._hnsw(conn, plan, params, version)
+                await conn.execute(text(self.settings_sql(version)), self.settings_params(k))
+                found = self._matches(await conn.execute(text(self.hnsw_sql(plan)), params))
                 if len(found) == k:
                     return found
-            return await self._exact(conn, params)
+            return self._matches(await conn.execute(text(self.EXACT_SQL), params))
 
-    async def _hnsw(
-        self,
-        conn: AsyncConnection,
-        plan: _SpacePlan,
-        params: dict[str, object],
-        version: tuple[int, ...],
-    ) -> list[VectorMatch]:
-        ef = max(self.ef_search, int(params["k"]))  # type: ignore[call-overload]
-        async with conn.begin():
-            await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-            await conn.execute(text(f"SET LOCAL hnsw.ef_search = {ef}"))
-            if version >= (0, 8):
-                await conn.execute(text("SET LOCAL hnsw.iterative_scan = strict_order"))
-                await conn.execute(
-                    text(f"SET LOCAL hnsw.max_scan_tuples = {int(self.max_scan_tuples)}")
-                )
-            rows = (await conn.execute(text(self.hnsw_sql(plan)), params)).all()
-        return [VectorMatch(r[0], r[1], 1.0 - float(r[2])) for r in rows]
+    COUNT_SQL = (
+        "SELECT count(*) FROM (SELECT 1 FROM retrieval_vectors WHERE "
+        "tenant_id = :t AND space = :s AND source_id = ANY(:src) LIMIT :n) x"
+    )
+
+    # --- the count of allowed rows, remembered briefly ------------------------------------
+
+    def _counted(self, key: tuple[str, str, bytes]) -> int | None:
+        """A recent count of the same tenant, space and allowed set, or None.
+
+        It only chooses the plan, never the answer: a stale count that says "many" sends the
+        search to HNSW, whose short answer is re-run exactly; one that says "few" runs the
+        exact scan over the rows there are now. Zero is never remembered (an empty answer
+        must come from the database). This process's writes forget the tenant's counts."""
+        hit = self._counts.get(key)
+        if hit is None or time.monotonic() - hit[1] > self.count_ttl:
+            return None
+        return hit[0]
+
+    def _remember(self, key: tuple[str, str, bytes], allowed: int) -> None:
+        if self.count_ttl <= 0:
+            return
+        if len(self._counts) >= 1024:
+            self._counts.clear()
+        self._counts[key] = (allowed, time.monotonic())
+
+    def _forget(self, tenant_id: str) -> None:
+        for key in [key for key in self._counts if key[0] == tenant_id]:
+            self._counts.pop(key, None)
+
+    @staticmethod
+    def _matches(result: Any) -> list[VectorMatch]:
+        return [VectorMatch(r[0], r[1], 1.0 - float(r[2])) for r in result.all()]
+
+    def settings_sql(self, version: tuple[int, ...]) -> str:
+        """The HNSW query's settings in one statement (``set_config(..., true)`` is ``SET
+        LOCAL``: they end with the transaction). ``plan_cache_mode = force_custom_plan``: a
+        reused prepared statement's generic plan would otherwise ignore the allowed set.
+        pgvector >= 0.8: iterative scans, so a filter that drops most candidates keeps
+        walking the graph (up to ``max_scan_tuples``)."""
+        sql = (
+            "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), "
+            "set_config('hnsw.ef_search', :ef, true)"
+        )
+        if version >= (0, 8):
+            sql += (
+                ", set_config('hnsw.iterative_scan', 'strict_order', true)"
+                ", set_config('hnsw.max_scan_tuples', :max_scan, true)"
+            )
+        return sql
+
+    def settings_params(self, k: int) -> dict[str, str]:
+        return {
+            "ef": str(max(self.ef_search, int(k))),
+            "max_scan": str(int(self.max_scan_tuples)),
+        }
 
     @staticmethod
     def hnsw_sql(plan: _SpacePlan) -> str:
@@ -235,14 +285,10 @@ class PgVectorIndex:
         "ORDER BY 3, 1 LIMIT :k"
     )
 
-    async def _exact(self, conn: AsyncConnection, params: dict[str, object]) -> list[VectorMatch]:
-        async with conn.begin():
-            rows = (await conn.execute(text(self.EXACT_SQL), params)).all()
-        return [VectorMatch(r[0], r[1], 1.0 - float(r[2])) for r in rows]
-
     async def delete_sources(self, tenant_id: str, source_ids: Collection[str]) -> int:
         if not source_ids:
             return 0
+        self._forget(tenant_id)
         async with self.db.engine.begin() as conn:
             result = await conn.execute(
                 text(
@@ -253,6 +299,7 @@ class PgVectorIndex:
         return int(result.rowcount)
 
     async def delete_tenant(self, tenant_id: str) -> int:
+        self._forget(tenant_id)
         async with self.db.engine.begin() as conn:
             result = await conn.execute(
                 text("DELETE FROM retrieval_vectors WHERE tenant_id = :t"), {"t": tenant_id}

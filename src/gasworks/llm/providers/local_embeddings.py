@@ -22,6 +22,7 @@ import asyncio
 import gzip
 import hashlib
 import importlib.resources
+import itertools
 import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,6 +36,8 @@ from gasworks.modeltypes import EmbedPurpose
 
 #: sentences per onnxruntime call (sentence-transformers' default batch size)
 SUB_BATCH = 32
+#: token ids kept from ``count`` for the ``embed`` that follows (texts, most recent first out)
+ENCODED_MEMO = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,18 +123,45 @@ class LocalModel:
         self.tokenizer = load_tokenizer(spec)
         self.session = load_session(spec, threads)
         self.input_names = {i.name for i in self.session.get_inputs()}
+        # The gateway counts an input's tokens (to validate and price it) right before it
+        # embeds it: the ids from that count are kept here and taken by ``embed``, so each
+        # text is tokenized once. Bounded (oldest out); a miss only means tokenizing again.
+        self._memo: dict[str, list[int]] = {}
+        self._memo_lock = threading.Lock()
 
     def count(self, texts: Sequence[str]) -> list[int]:
-        """Tokens of each text, ``[CLS]`` and ``[SEP]`` included."""
-        return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts))]
+        """Tokens of each text, ``[CLS]`` and ``[SEP]`` included (the ids are kept for the
+        ``embed`` of the same texts)."""
+        ids = [e.ids for e in self.tokenizer.encode_batch(list(texts))]
+        with self._memo_lock:
+            memo = self._memo
+            for text, row in zip(texts, ids, strict=True):
+                memo.pop(text, None)
+                memo[text] = row
+            excess = len(memo) - ENCODED_MEMO
+            if excess > 0:
+                for text in list(itertools.islice(memo, excess)):
+                    del memo[text]
+        return [len(row) for row in ids]
+
+    def _encode(self, texts: Sequence[str]) -> list[list[int]]:
+        """Token ids of each text: those kept by ``count``, the others tokenized now."""
+        with self._memo_lock:
+            memo = self._memo
+            found = [memo.pop(t, None) for t in texts]
+        missing = [i for i, row in enumerate(found) if row is None]
+        if missing:
+            fresh = self.tokenizer.encode_batch([texts[i] for i in missing])
+            for i, e in zip(missing, fresh, strict=True):
+                found[i] = e.ids
+        return found  # type: ignore[return-value]
 
     def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
         """Unit vectors in input order, and the tokens embedded."""
         np = self.np
         limit = self.spec.max_tokens
         encoded = []
-        for e in self.tokenizer.encode_batch(list(texts)):
-            ids_ = e.ids
+        for ids_ in self._encode(texts):
             # the gateway refuses longer inputs; this only guards direct callers
             encoded.append(ids_ if len(ids_) <= limit else [*ids_[: limit - 1], ids_[-1]])
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
