@@ -18,7 +18,6 @@ that interval (well under the 1 s bound). Works on both dialects with one query 
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 import zlib
@@ -46,6 +45,7 @@ from gasworks.prompts.models import Normalizer, local_normalize
 from gasworks.prompts.schemas import Scope
 from gasworks.prompts.tables import PromptInvalidationRow, PromptPointerRow, PromptVersionRow
 from gasworks.prompts.versions import ContentStore
+from gasworks.singleflight import SingleFlight
 
 log = get_logger("gasworks.prompts.resolver")
 
@@ -220,7 +220,7 @@ class Resolver:
         self.default_model = normalize(default_model)
         self.cache: ScopeCache[_Loaded] = ScopeCache(cache_size, ttl)
         self.poll_seconds = poll_seconds
-        self._inflight: dict[Key, asyncio.Task[tuple[_Loaded | None, ResolvedPrompt]]] = {}
+        self._inflight: SingleFlight[Key, tuple[_Loaded | None, ResolvedPrompt]] = SingleFlight()
         self._store_down_until = 0.0
         self._poller = PeriodicTask(
             "prompt-invalidations",
@@ -275,12 +275,8 @@ class Resolver:
         return await self._miss(key, conversation_id)
 
     async def _miss(self, key: Key, conversation_id: str | None) -> ResolvedPrompt:
-        task = self._inflight.get(key)
-        if task is None:  # one load per key at a time; the others wait for it
-            task = asyncio.ensure_future(self._load_or_fallback(key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
-        loaded, answer = await asyncio.shield(task)
+        # one load per key at a time; the others wait for it
+        loaded, answer = await self._inflight.run(key, lambda: self._load_or_fallback(key))
         if loaded is None:
             return answer
         picked = loaded.pick(conversation_id)
