@@ -4,7 +4,7 @@ Used where a cache miss is expensive and bursts miss together (the prompt resolv
 key cache, the spend-limits cache): without it, a burst of N requests after the cache entry
 expires makes N identical reads. Hand-written because it is a dozen lines over asyncio and
 the libraries that offer it (aiocache's ``cached`` with locks, async-lru) bring a cache policy
-the callers here already have (docs/architecture.md, "Single flight").
+the callers here already have (docs/architecture.md, "What is hand-written, and why").
 """
 
 from __future__ import annotations
