@@ -342,6 +342,25 @@ class Servers:
         return _tree_cpu(self.gateway_pid), _tree_cpu(self.bare_pid)
 
 
+def start_fake(
+    env: dict[str, str], pacing: list[str] | None = None
+) -> tuple[subprocess.Popen[str], str]:
+    """The fake OpenAI upstream in its own process (stop it by closing its stdin):
+    (the process, its base URL ending in /v1). Unpaced unless ``pacing`` (ttft, per token,
+    tokens)."""
+    fake = subprocess.Popen(
+        [sys.executable, "-c", FAKE, *(pacing or ["0", "0", "0"])],
+        preexec_fn=_pin(CLIENT_CORES),
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    assert fake.stdout is not None
+    return fake, f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+
+
 @contextlib.contextmanager
 def _serve(
     upstream: str, extra_env: dict[str, str], *, workers: int = 1
@@ -404,17 +423,7 @@ def servers(
     """The fake upstream, ``gasworks serve`` and the bare proxy, each in its own process(es)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
     pacing = [str(TTFT_S), str(TOKEN_S), str(TOKENS)] if paced else ["0", "0", "0"]
-    fake = subprocess.Popen(
-        [sys.executable, "-c", FAKE, *pacing],
-        preexec_fn=_pin(CLIENT_CORES),
-        env=env,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    assert fake.stdout is not None
-    upstream = f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+    fake, upstream = start_fake(env, pacing)
     bare_port = _free_port()
     bare = subprocess.Popen(
         [sys.executable, "-c", BARE_PROXY, str(bare_port), upstream],

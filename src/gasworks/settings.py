@@ -113,8 +113,9 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, ge=1, le=65535, description="Port `gasworks serve` binds.")
     background_work: bool = Field(
         default=True,
-        description="Run background work in this process: the deployment-wide maintenance "
-        "(budget sweeps, interrupted-run sweeps) when it holds the leader lease. "
+        description="Run background work in this process: document ingestion workers, and the "
+        "deployment-wide periodic tasks (budget and interrupted-run sweeps, document "
+        "reconciliation, prompt retention) when it holds the leader lease. "
         "`gasworks serve --no-worker` sets it false (API-only processes).",
     )
     leader_lease_seconds: float = Field(
@@ -313,6 +314,14 @@ class Settings(BaseSettings):
         description="Run writes waiting for the database in one process; above it a new run "
         "is refused with 503 SERVER_BUSY and Retry-After.",
     )
+    workflow_max_followers_per_run: int = Field(
+        default=64,
+        ge=1,
+        le=100_000,
+        description="Event streams of one run open at once in one process (its starter and "
+        "every GET /api/workflow-runs/{id}/events); one more is refused with 503 SERVER_BUSY "
+        "and Retry-After.",
+    )
     workflow_graph_cache_size: int = Field(
         default=256, ge=1, le=100_000, description="Compiled workflow versions kept in memory."
     )
@@ -448,11 +457,26 @@ class Settings(BaseSettings):
         default=0.2,
         gt=0,
         le=1.0,
-        description="How often each process polls the invalidation table (pointer moves in "
-        "another process are seen within this interval plus one query).",
+        description="How often each process polls the invalidation table when it is not "
+        "woken by PostgreSQL notices (SQLite; PostgreSQL while its LISTEN connection is down): "
+        "pointer moves in another process are seen within this interval plus one query.",
+    )
+    prompt_invalidation_idle_poll_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=1.0,
+        description="PostgreSQL: how often an idle process polls the invalidation table while "
+        "it LISTENs for the notices a pointer change sends (those wake it at once; this poll "
+        "is the bound if a notice is lost).",
     )
     prompt_retention_days: int = Field(
         default=365, ge=0, description="Archived prompt versions older than this are deleted."
+    )
+    prompt_retention_interval_seconds: float = Field(
+        default=3600.0,
+        ge=0,
+        description="How often one process of the deployment (the leader-lease holder) runs "
+        "the prompt retention job (0: never; `gasworks prompts retention` still works).",
     )
     prompt_operator_tenant: str = Field(
         default="default",

@@ -49,6 +49,13 @@ async def test_the_overview_shows_the_background_tasks(
     await _sign_in(client, admin_key)
     page = (await client.get("/console")).text
     assert "Background tasks" in page
-    loops = ("models-refresh", "prompt-invalidations", "workflow-run-leases", "documents-reconcile")
+    loops = (
+        "leader-lease",
+        "models-refresh",
+        "prompt-invalidations",
+        "prompt-retention",
+        "workflow-run-leases",
+        "documents-reconcile",
+    )
     for loop in loops:
         assert f'<td class="mono">{loop}</td>' in page

@@ -69,15 +69,44 @@ async def test_a_deleted_document_whose_delete_job_was_discarded_is_purged(drt: 
 
 
 async def test_reconciler_runs_once_per_deployment(drt: Any) -> None:
+    """Only the process holding the deployment's leader lease reconciles."""
     docs = get_documents(drt)
-    assert await docs.queue.hold_lease("documents.reconciler", "process-a", 60)
     ran = []
 
     async def fake_run(grace: float = 600.0) -> Any:
         ran.append(grace)
 
     docs.reconciler.run = fake_run  # type: ignore[method-assign]
-    await docs.reconcile_if_leader("process-b", 30)
+    leading = [False]
+    docs.leader = lambda: leading[0]
+    await docs.reconcile_if_leader()
     assert ran == []
-    await docs.reconcile_if_leader("process-a", 30)
+    leading[0] = True
+    await docs.reconcile_if_leader()
     assert ran == [600.0]
+
+
+async def test_the_reconciler_follows_the_leader_lease(doc_settings: Any) -> None:
+    """Two runtimes: the follower's reconcile does nothing while the leader's runs."""
+    from gasworks.db.leader import is_leader
+    from gasworks.wiring import build_runtime
+
+    one = build_runtime(doc_settings)
+    two = build_runtime(doc_settings.model_copy(update={"home": doc_settings.home.parent / "2"}))
+    await one.start(migrate=False)
+    await two.start(migrate=False)
+    try:
+        assert is_leader(one) != is_leader(two)  # the first to start leads at once
+        ran: list[str] = []
+        for name, rt in (("one", one), ("two", two)):
+            docs = get_documents(rt)
+
+            async def fake_run(grace: float = 600.0, name: str = name) -> Any:
+                ran.append(name)
+
+            docs.reconciler.run = fake_run  # type: ignore[method-assign]
+            await docs.reconcile_if_leader()
+        assert ran == (["one"] if is_leader(one) else ["two"])
+    finally:
+        await two.stop()
+        await one.stop()

@@ -19,7 +19,9 @@ from gasworks.wiring import build_runtime
 WINDOW = 5.0
 #: queries per second at the default intervals, by table (what each loop reads or writes)
 BOUNDS = {
-    "prompt_invalidations": 5.0 + 0.5,  # prompt cache invalidation poll, every 0.2 s
+    # prompt cache invalidation poll: every 0.2 s on SQLite; on PostgreSQL the process
+    # LISTENs for the trigger's notices and polls every 1 s when idle (the lost-notice bound)
+    "prompt_invalidations": 5.0 + 0.5,
     "llm_breakers": 1.0 + 0.5,  # breaker sync, every 1 s (guardrails maintenance)
     "llm_breaker_buckets": 1.0 + 0.5,
     "leader_leases": 0.3 + 0.5,  # leader-lease heartbeat, every 10/3 s
@@ -52,9 +54,12 @@ async def test_idle_queries_per_second_are_bounded(settings: Any) -> None:
         event.remove(Engine, "before_cursor_execute", on_sql)
         await rt.stop()
     rates = {table: n / WINDOW for table, n in seen.items()}
-    unexpected = set(rates) - set(BOUNDS)
+    postgres = rt.db.dialect.name == "postgresql"
+    bounds = BOUNDS | ({"prompt_invalidations": 1.0 + 0.5} if postgres else {})
+    unexpected = set(rates) - set(bounds)
     assert not unexpected, f"an idle loop queries tables nobody budgeted for: {rates}"
-    over = {t: r for t, r in rates.items() if r > BOUNDS[t]}
+    over = {t: r for t, r in rates.items() if r > bounds[t]}
     assert not over, rates
-    # ≈ 9.5 queries/s per idle process: ≈ 7.3 for the platform loops, ≈ 2.2 for documents
-    assert sum(rates.values()) <= 11.0, rates
+    # per idle process: ≈ 3.0 queries/s for the platform loops on PostgreSQL (≈ 7.0 on SQLite,
+    # whose prompt poll has no notices), ≈ 2.2 for the in-process ingestion workers
+    assert sum(rates.values()) <= (6.5 if postgres else 11.0), rates

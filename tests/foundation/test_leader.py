@@ -115,6 +115,8 @@ async def test_an_api_only_process_takes_no_part(settings: Any) -> None:
         await m.once()
         assert swept == []
         assert rt.services["workflows"].leader() is False
+        docs = rt.services["documents"]  # no ingestion workers, no reconciler either
+        assert rt.settings.documents_run_workers and docs.workers == [] and docs.tasks == []
     finally:
         await rt.stop()
 
@@ -150,3 +152,23 @@ async def test_a_killed_holder_is_replaced_within_the_lease(db_url: str) -> None
             proc.wait()
         await mine.stop()
         await db.dispose()
+
+
+async def test_only_the_leader_runs_prompt_retention(settings: Any) -> None:
+    from gasworks.prompts.service import retention_if_leader
+
+    one = build_runtime(settings)
+    two = build_runtime(settings.model_copy(update={"home": settings.home.parent / "two"}))
+    api = build_runtime(
+        settings.model_copy(update={"home": settings.home.parent / "api", "background_work": False})
+    )
+    for rt in (one, two, api):
+        await rt.start(migrate=False)
+    try:
+        await _until(lambda: is_leader(one) or is_leader(two))
+        reports = [await retention_if_leader(rt) for rt in (one, two, api)]
+        ran = [r is not None for r in reports]
+        assert ran == [is_leader(one), is_leader(two), False] and sum(ran) == 1
+    finally:
+        for rt in (api, two, one):
+            await rt.stop()

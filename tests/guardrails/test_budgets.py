@@ -17,6 +17,7 @@ from gasworks.llm.budgets import (
     BudgetOut,
     BudgetService,
     BudgetSet,
+    LeasePolicy,
     Period,
     list_budgets,
     set_budget,
@@ -406,3 +407,23 @@ async def test_requests_that_miss_the_limits_cache_together_share_one_read(runti
         event.remove(runtime.db.engine.sync_engine, "before_cursor_execute", count)
     assert reads == 1
     assert all(len(lim) == 1 and lim[0].cost_limit == Decimal(1) for lim in limits)
+
+
+async def test_a_limit_removed_by_another_process_limits_nothing_here(runtime) -> None:
+    """This process still has the removed limit in its cache (GASWORKS_BUDGET_CACHE_TTL_SECONDS):
+    its next call is served, not a 500 (no counter is created for a limit that is gone)."""
+    ctx = await tenant(runtime)
+    async with runtime.db.session() as s:
+        await set_budget(s, ctx, BudgetSet(period=Period.DAY, cost_limit=Decimal("1.00")))
+    here = BudgetService(runtime.db, cache_ttl=3600, leases=LeasePolicy(calls=0))
+    ledger = Ledger(runtime.db, here, background=False)
+    first = await here.reserve(ctx.tenant_id, None, Decimal("0.10"), 10)
+    assert first is not None
+    await ledger.release(first)
+    async with runtime.db.session() as s:  # another process removes the limit
+        assert await set_budget(s, ctx, BudgetSet(period=Period.DAY)) is None
+    again = await here.reserve(ctx.tenant_id, None, Decimal("0.10"), 10)
+    if again is not None:
+        await ledger.release(again)
+    async with runtime.db.session() as s:
+        assert await list_budgets(s, ctx) == []

@@ -237,15 +237,6 @@ async def test_dedupe_key_and_cancel(db: Database, clock: Clock) -> None:
             await q.finish(s, job)
 
 
-async def test_named_lease(db: Database, clock: Clock) -> None:
-    q = make_queue(db, clock)
-    assert await q.hold_lease("reconciler", "a", 60)
-    assert not await q.hold_lease("reconciler", "b", 60)
-    assert await q.hold_lease("reconciler", "a", 60)
-    clock.advance(61)
-    assert await q.hold_lease("reconciler", "b", 60)
-
-
 async def test_stats_per_kind(db: Database, clock: Clock) -> None:
     q = make_queue(db, clock, b=RetryPolicy(max_attempts=1))
     await put(q, "t", "a")

@@ -83,3 +83,53 @@ async def test_move_seen_by_another_process_within_one_second(svc, tenants, sett
         if proc.is_alive():
             proc.kill()
     assert proc.exitcode == 0
+
+
+async def test_a_notice_wakes_an_idle_resolver_and_a_lost_listener_falls_back(
+    svc, tenants, runtime
+):
+    """PostgreSQL: a second resolver (another process's, in effect) that polls only once a
+    minute when idle still sees a move at once: the trigger's NOTIFY wakes it. When its
+    LISTEN connection is killed it polls at the fast pace until it listens again."""
+    from sqlalchemy import text
+
+    from gasworks.prompts.resolver import Resolver
+
+    if runtime.db.dialect.name != "postgresql":
+        return  # SQLite has no notices: it always polls every prompt_invalidation_poll_seconds
+    v1 = await new_version(svc, tenants.a, "one")
+    v2 = await new_version(svc, tenants.a, "two")
+    await deploy(svc, tenants.a, v1, 0)
+    other = Resolver(
+        runtime.db, svc.store, default_model="gpt-4o", poll_seconds=0.2, idle_poll_seconds=60
+    )
+    other.start()
+    try:
+        await _until(lambda: other.listening and other.poller.every == 60)
+        seen = await other.resolve(tenant_id=tenants.a.tenant_id, model="gpt-4o")
+        assert seen.version_id == v1
+        runs = other.poller.runs
+        await deploy(svc, tenants.a, v2, 1)
+        await _until(lambda: other.poller.runs > runs)  # woken, not a minute later
+        r = await other.resolve(tenant_id=tenants.a.tenant_id, model="gpt-4o")
+        assert r.version_id == v2
+        async with runtime.db.session() as s:  # the database drops the listening connection
+            await s.execute(
+                text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                )
+            )
+        await _until(lambda: not other.listening)
+        other.poller.wake()  # its next poll notices and speeds up
+        await _until(lambda: other.poller.every == 0.2)
+        await _until(lambda: other.listening and other.poller.every == 60, timeout=30)
+    finally:
+        await other.stop()
+
+
+async def _until(cond, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.02)

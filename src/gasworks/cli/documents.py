@@ -647,35 +647,38 @@ def worker_cmd(
     ] = None,
     server: OperatorServerOpt = None,
 ) -> None:
-    """Run an ingestion worker until SIGINT/SIGTERM (any number, on any host sharing the
-    database). Running jobs finish; a killed worker's jobs return to the queue when their
-    lease expires."""
+    """Run background work until SIGINT/SIGTERM, without serving HTTP: document ingestion and
+    cascade deletes (any number of workers, on any host sharing the database and blob store),
+    and, in the one process of the deployment holding the leader lease, the periodic tasks
+    (reconciliation, prompt retention, budget and run-lease sweeps). Running jobs finish; a
+    killed worker's jobs return to the queue when their lease expires, and another process
+    takes the leader lease within one lease interval."""
     import asyncio
     import signal
 
     from gasworks.documents.domain import get_documents
+    from gasworks.observability.logging import configure_logging
     from gasworks.settings import Settings
     from gasworks.wiring import build_runtime
 
     operator_only(server, "worker")
 
     async def body() -> None:
-        settings = Settings(documents_run_workers=False)
+        update: dict[str, object] = {"documents_run_workers": True, "background_work": True}
         if concurrency is not None:
-            settings = settings.model_copy(update={"documents_worker_concurrency": concurrency})
+            update["documents_worker_concurrency"] = concurrency
+        settings = Settings().model_copy(update=update)
+        # a long-running process: its log is the operator's view (as `gasworks serve`'s)
+        configure_logging(json=settings.json_logs, level=settings.log_level)
         rt = build_runtime(settings)
         await rt.start()
         try:
-            docs = get_documents(rt)
-            worker = docs.new_worker(settings)
-            docs.workers.append(worker)
-            worker.start()
-            docs.start_background(settings, worker.worker_id)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, stop.set)
-            err_console.print(f"worker {worker.worker_id} ready")
+            ids = ", ".join(w.worker_id for w in get_documents(rt).workers)
+            err_console.print(f"worker {ids} ready")
             await stop.wait()
         finally:
             await rt.stop()

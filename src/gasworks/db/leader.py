@@ -24,6 +24,8 @@ exist on PostgreSQL only.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 import uuid
 from collections.abc import Callable
@@ -76,7 +78,8 @@ class LeaderLease:
         self.db = db
         self.name = name
         self.ttl = ttl
-        self.holder = holder or f"{uuid.uuid4().hex[:12]}"
+        # host and pid first: an operator reading leader_leases sees which process leads
+        self.holder = holder or f"{socket.gethostname()[:48]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.clock = clock
         self._valid_until = 0.0  # monotonic
         self._row_exists = False

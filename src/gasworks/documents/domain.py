@@ -1,19 +1,23 @@
 """The documents domain as an object with ``start``/``stop`` (the wiring convention), plus the
 typed accessor the adapters use. Workers run inside the process unless
-``GASWORKS_DOCUMENTS_RUN_WORKERS=false`` (then separate ``gasworks worker`` processes do)."""
+``GASWORKS_DOCUMENTS_RUN_WORKERS=false`` or ``GASWORKS_BACKGROUND_WORK=false`` (``serve
+--no-worker``): then separate ``gasworks worker`` processes do. The reconciler runs in the
+process holding the deployment's leader lease (``gasworks.db.leader``), once per interval."""
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from gasworks.background import PeriodicTask
 from gasworks.blobs.factory import blob_store
+from gasworks.db.leader import is_leader
 from gasworks.documents import sandbox
 from gasworks.documents.metrics import publish
 from gasworks.documents.pipeline import Pipeline, PipelineConfig
-from gasworks.documents.reconcile import LEASE, Reconciler
+from gasworks.documents.reconcile import Reconciler
 from gasworks.documents.scope import DocumentSources
 from gasworks.documents.service import EXTRACT, KINDS, DocumentService, Limits
 from gasworks.errors import ConfigurationError
@@ -40,26 +44,25 @@ class Documents:
     pipeline: Pipeline
     queue: JobQueue
     reconciler: Reconciler
+    #: whether this process runs the deployment-wide work now (``db.leader.is_leader``)
+    leader: Callable[[], bool] = lambda: True
     workers: list[Worker] = field(default_factory=list)
     tasks: list[PeriodicTask] = field(default_factory=list)
 
     async def publish_metrics(self) -> None:
         publish(await self.queue.stats(), KINDS, await self.service.status_counts())
 
-    async def reconcile_if_leader(self, owner: str, every: float) -> None:
-        """Reconcile when this process holds the deployment's reconciler lease."""
-        if await self.queue.hold_lease(LEASE, owner, every * 2):
+    async def reconcile_if_leader(self) -> None:
+        """Reconcile when this process holds the deployment's leader lease (one process of
+        the deployment per interval; another takes over when it dies)."""
+        if self.leader():
             await self.reconciler.run()
 
-    def start_background(self, settings: Settings, owner: str) -> None:
+    def start_background(self, settings: Settings) -> None:
         every = settings.documents_reconcile_interval_seconds
         self.tasks = [
             PeriodicTask("documents-metrics", self.publish_metrics, 15.0, run_first=True),
-            PeriodicTask(
-                "documents-reconcile",
-                functools.partial(self.reconcile_if_leader, owner, every),
-                every,
-            ),
+            PeriodicTask("documents-reconcile", self.reconcile_if_leader, every),
         ]
         for task in self.tasks:
             task.start()
@@ -121,7 +124,9 @@ def build(rt: Runtime) -> Documents:
         writer=writer,
         textract=lambda: rt.services.get(TEXTRACT),
     )
-    return Documents(svc, pipeline, queue, Reconciler(pipeline))
+    return Documents(
+        svc, pipeline, queue, Reconciler(pipeline), leader=functools.partial(is_leader, rt)
+    )
 
 
 class DocumentsDomain:
@@ -135,11 +140,11 @@ class DocumentsDomain:
         rt.services[SERVICE] = docs
         rt.services[ALLOWED_SOURCES] = DocumentSources(docs.service)
         run = rt.settings.documents_run_workers if self.run_workers is None else self.run_workers
-        if run:
+        if run and rt.settings.background_work:
             worker = docs.new_worker(rt.settings)
             docs.workers.append(worker)
             worker.start()
-            docs.start_background(rt.settings, worker.worker_id)
+            docs.start_background(rt.settings)
 
     async def stop(self, rt: Runtime) -> None:
         rt.services.pop(ALLOWED_SOURCES, None)

@@ -11,7 +11,8 @@ orphans in either direction.
 An orphan is removed only after it has been one for ``grace`` seconds (``document_orphans``
 remembers when it was first seen), because an upload writes its blob just before its row.
 Each removal counts in ``gasworks_documents_reconciled_total`` and one audit event per tenant
-records what was removed. Periodically, one process of the deployment runs it (a named lease).
+records what was removed. Periodically, one process of the deployment runs it: the one holding
+the leader lease (``gasworks.db.leader``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.documents.reconcile")
 
-LEASE = "documents.reconciler"
 _MISSING = "DOCUMENT_BLOB_MISSING"
 
 

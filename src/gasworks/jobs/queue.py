@@ -33,11 +33,10 @@ from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import new_id, utcnow
 from gasworks.errors import Conflict, GasworksError, NotFound
-from gasworks.jobs.tables import JobRow, JobTenantRow, NamedLeaseRow
+from gasworks.jobs.tables import JobRow, JobTenantRow
 
 _JOBS: Table = JobRow.__table__  # type: ignore[assignment]
 _TENANTS: Table = JobTenantRow.__table__  # type: ignore[assignment]
-_LEASES: Table = NamedLeaseRow.__table__  # type: ignore[assignment]
 
 #: how many of the least-recently-served tenants a claim looks at before giving up
 _TENANT_CANDIDATES = 8
@@ -468,27 +467,6 @@ class JobQueue:
                         st.oldest_age_seconds, (now - oldest).total_seconds()
                     )
         return out
-
-    # -- named leases -----------------------------------------------------------------------
-
-    async def hold_lease(self, name: str, owner: str, seconds: float) -> bool:
-        """Take or renew the named lease if it is free, expired or already ``owner``'s."""
-        now = self.clock()
-        until = now + timedelta(seconds=seconds)
-        async with self.db.session() as s:
-            row = await s.scalar(
-                select(NamedLeaseRow).where(NamedLeaseRow.name == name).with_for_update()
-            )
-            if row is None:
-                stmt = self.db.dialect.insert(_LEASES).values(
-                    name=name, owner=owner, expires_at=until
-                )
-                res = await s.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-                return bool(getattr(res, "rowcount", 0))
-            if row.owner != owner and row.expires_at > now:
-                return False
-            row.owner, row.expires_at = owner, until
-            return True
 
 
 def _dead(r: JobRow) -> DeadLetter:

@@ -1,4 +1,4 @@
-"""Job queue tables: jobs (queued, running, dead), per-tenant service times, named leases."""
+"""Job queue tables: jobs (queued, running, dead), per-tenant service times."""
 
 from __future__ import annotations
 
@@ -59,14 +59,3 @@ class JobTenantRow(Base):
 
     tenant_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     last_served_at: Mapped[datetime] = mapped_column(UTCDateTime)
-
-
-class NamedLeaseRow(Base):
-    """A named, expiring lease: "once per deployment" work (the reconciler) runs where the
-    lease is held."""
-
-    __tablename__ = "named_leases"
-
-    name: Mapped[str] = mapped_column(String(64), primary_key=True)
-    owner: Mapped[str] = mapped_column(String(80))
-    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)

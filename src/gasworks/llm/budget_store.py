@@ -24,11 +24,17 @@ from gasworks.db.dialects import DialectOps
 from gasworks.db.types import new_id, units_to_money
 from gasworks.errors import CostLimitExceeded, TokenBudgetExceeded
 from gasworks.llm.budget_leases import Charge, Lease, LeasePolicy, ScopeKey
-from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetReservationRow, LedgerRow
+from gasworks.llm.guardrail_tables import (
+    BudgetCounterRow,
+    BudgetReservationRow,
+    BudgetRow,
+    LedgerRow,
+)
 
 C: Table = BudgetCounterRow.__table__  # type: ignore[assignment]
 R: Table = BudgetReservationRow.__table__  # type: ignore[assignment]
 L: Table = LedgerRow.__table__  # type: ignore[assignment]
+B: Table = BudgetRow.__table__  # type: ignore[assignment]
 
 Key = tuple[str, str]
 
@@ -312,6 +318,20 @@ async def _lock_or_create(
     keys = req.key[2]
     states = await lock_counters(s, keys)
     missing = [(k, i) for k, i in zip(keys, req.infos, strict=True) if k not in states]
+    if missing:
+        # the caller's list of limits is cached (GASWORKS_BUDGET_CACHE_TTL_SECONDS): a limit
+        # another process removed since has no row, and gets no counter (it limits nothing).
+        # FOR SHARE (PostgreSQL) keeps it from being removed until this transaction ends.
+        alive = set(
+            (
+                await s.scalars(
+                    select(B.c.id)
+                    .where(B.c.id.in_({k[0] for k, _ in missing}))
+                    .with_for_update(read=True)
+                )
+            ).all()
+        )
+        missing = [(k, i) for k, i in missing if k[0] in alive]
     if missing:
         # a new counter starts from what the ledger already holds for its period
         spend = [await ledger_spend(s, req.key[0], i.api_key_id, k[1]) for k, i in missing]

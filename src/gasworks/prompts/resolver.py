@@ -11,9 +11,13 @@ stale cached entry if it has one, else the neutral prompt — logged and counted
 for ``STORE_RETRY_SECONDS``, so a dead database costs callers nothing.
 
 Cross-process freshness: every pointer change inserts a row in ``prompt_invalidations`` in its
-own transaction; each process polls that table every ``prompt_invalidation_poll_seconds``
-(default 0.2 s) and drops the affected cache keys, so a move is seen everywhere within about
-that interval (well under the 1 s bound). Works on both dialects with one query shape.
+own transaction; each process reads the new rows and drops the affected cache keys. On
+PostgreSQL a trigger sends a NOTIFY at commit and each process LISTENs (``db/notify.py``): the
+notice wakes the poll at once (a move is seen everywhere within milliseconds plus one query),
+and an idle process polls only every ``prompt_invalidation_idle_poll_seconds`` (default 1 s,
+the safety net if a notice is lost). While the listening connection is down, and always on
+SQLite, it polls every ``prompt_invalidation_poll_seconds`` (default 0.2 s). Either way a move
+is seen within the 1 s bound. One query shape on both dialects.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from sqlalchemy.orm import aliased
 
 from gasworks.background import PeriodicTask
 from gasworks.db.engine import Database
+from gasworks.db.notify import Listener
 from gasworks.db.types import utcnow
 from gasworks.errors import PromptIntegrityError
 from gasworks.modeltypes import Message
@@ -48,6 +53,11 @@ from gasworks.prompts.versions import ContentStore
 from gasworks.singleflight import SingleFlight
 
 log = get_logger("gasworks.prompts.resolver")
+
+#: the NOTIFY channel of the invalidation trigger (migration 0005_prompt_notify)
+CHANNEL = "gasworks_prompt_invalidations"
+#: while not listening, a new LISTEN is tried at most this often
+LISTEN_RETRY_SECONDS = 5.0
 
 FALLBACKS = Counter(
     "gasworks_prompt_resolve_fallbacks_total",
@@ -212,6 +222,7 @@ class Resolver:
         cache_size: int = 200,
         ttl: float = 300.0,
         poll_seconds: float = 0.2,
+        idle_poll_seconds: float | None = None,
         normalize: Normalizer = local_normalize,
     ) -> None:
         self.db = db
@@ -229,6 +240,14 @@ class Resolver:
             run_first=True,
             on_error=self._on_poll_error,
         )
+        #: with a PostgreSQL LISTEN in place, polls this often (a notice wakes it at once)
+        self.idle_poll_seconds = idle_poll_seconds
+        self._listener: Listener | None = (
+            Listener(db, CHANNEL, self._poller.wake)
+            if idle_poll_seconds is not None and db.dialect.name == "postgresql"
+            else None
+        )
+        self._next_listen = 0.0
         self._last_seq: int | None = None
         self._seen: set[int] = set()
         self._poll_failed = False
@@ -361,6 +380,28 @@ class Resolver:
 
     async def stop(self) -> None:
         await self._poller.stop()
+        if self._listener is not None:
+            await self._listener.close()
+
+    @property
+    def listening(self) -> bool:
+        """Whether pointer changes wake this process (PostgreSQL LISTEN in place)."""
+        return self._listener is not None and self._listener.connected
+
+    async def _listen(self) -> None:
+        """LISTEN before reading (a notice sent from now on wakes the next poll; the read
+        covers everything before), and poll at the idle pace only while listening."""
+        assert self._listener is not None
+        now = time.monotonic()
+        if not self._listener.connected and now >= self._next_listen:
+            self._next_listen = now + LISTEN_RETRY_SECONDS
+            await self._listener.connect()
+        listening = self._listener.connected
+        self._poller.every = (
+            self.idle_poll_seconds
+            if listening and self.idle_poll_seconds is not None
+            else self.poll_seconds
+        )
 
     def _on_poll_error(self, exc: BaseException) -> None:
         if not self._poll_failed:
@@ -369,6 +410,8 @@ class Resolver:
 
     async def poll_once(self) -> int:
         """Apply new pointer-change notices; returns how many were applied."""
+        if self._listener is not None:
+            await self._listen()
         inv = PromptInvalidationRow
         if self._last_seq is None or self._poll_failed:
             # first poll, or notices may have been missed while the store was down

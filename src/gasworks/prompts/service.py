@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -12,8 +14,10 @@ from pydantic import BaseModel
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.background import PeriodicTask
 from gasworks.blobs.factory import blob_store
 from gasworks.db.engine import Database
+from gasworks.db.leader import is_leader
 from gasworks.db.paging import ALL, Page
 from gasworks.errors import (
     BlobStoreUnavailable,
@@ -26,6 +30,7 @@ from gasworks.errors import (
 )
 from gasworks.llm.runtime import SERVICE as MODELS
 from gasworks.modeltypes import CallScope, Message, StreamChunk
+from gasworks.observability.logging import get_logger
 from gasworks.prompts import deadletters, pointers, versions
 from gasworks.prompts.audit import list_audit
 from gasworks.prompts.chat import PreparedCall, prepare_call
@@ -118,8 +123,11 @@ class PromptService:
             cache_size=s.prompt_cache_size,
             ttl=s.prompt_cache_ttl_seconds,
             poll_seconds=s.prompt_invalidation_poll_seconds,
+            idle_poll_seconds=s.prompt_invalidation_idle_poll_seconds,
             normalize=self.normalize,
         )
+        #: the periodic retention job (processes running background work; leader only)
+        self.retention_task: PeriodicTask | None = None
 
     async def _tx(self, fn: Callable[[AsyncSession], Awaitable[T]]) -> T:
         async with self.db.session() as s:
@@ -416,9 +424,29 @@ def prompt_service(runtime: Runtime) -> PromptService:
     return svc
 
 
+log = get_logger("gasworks.prompts")
+
+#: the principal the retention job's audit rows name
+RETENTION_PRINCIPAL = "system:retention"
+
+
+async def retention_if_leader(rt: Runtime) -> RetentionReport | None:
+    """The periodic retention job: runs in the process holding the deployment's leader lease
+    (``gasworks.db.leader``), so once per deployment per interval."""
+    if not is_leader(rt):
+        return None
+    svc = prompt_service(rt)
+    ctx = dataclasses.replace(TenantContext.system("system"), principal_id=RETENTION_PRINCIPAL)
+    report = await svc.retention(ctx)
+    if report.deleted:
+        log.info("prompts.retention", deleted=len(report.deleted))
+    return report
+
+
 class PromptsDomain:
     """The prompt service and its resolver (``prompt_service(rt)``); start it after
-    ``ModelsDomain`` so pointer scopes use the registry's canonical model ids."""
+    ``ModelsDomain`` so pointer scopes use the registry's canonical model ids. A process
+    that runs background work also runs the retention job when it leads."""
 
     name = SERVICE
 
@@ -426,8 +454,16 @@ class PromptsDomain:
         svc = PromptService(rt)
         rt.services[SERVICE] = svc
         svc.resolver.start()
+        every = rt.settings.prompt_retention_interval_seconds
+        if rt.settings.background_work and every > 0:
+            svc.retention_task = PeriodicTask(
+                "prompt-retention", functools.partial(retention_if_leader, rt), every
+            )
+            svc.retention_task.start()
 
     async def stop(self, rt: Runtime) -> None:
         svc = rt.services.pop(SERVICE, None)
         if isinstance(svc, PromptService):
+            if svc.retention_task is not None:
+                await svc.retention_task.stop()
             await svc.resolver.stop()

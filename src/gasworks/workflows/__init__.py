@@ -74,6 +74,7 @@ def _build(runtime: Runtime) -> WorkflowEngine:
         leader=lambda: is_leader(runtime),
         max_running=s.workflow_max_running,
         max_pending_writes=s.workflow_max_pending_writes,
+        max_followers=s.workflow_max_followers_per_run,
     )
     runtime.services[SERVICE] = eng
     return eng

@@ -153,6 +153,7 @@ class WorkflowEngine:
         leader: Callable[[], bool] = lambda: True,
         max_running: int = 1000,
         max_pending_writes: int = 10_000,
+        max_followers: int = 64,
         nodes: NodeRegistry | None = None,
     ) -> None:
         self.db = db
@@ -166,6 +167,9 @@ class WorkflowEngine:
         self.leader = leader
         self.max_running = max_running
         self.max_pending_writes = max_pending_writes
+        self.max_followers = max_followers
+        #: event streams open per run in this process (bounded by ``max_followers``)
+        self._followers: dict[str, int] = {}
         #: runs of this engine written early and not yet finished in the database
         self._leased: set[str] = set()
         self._last_renew = self._last_sweep = 0.0
@@ -657,7 +661,10 @@ class WorkflowEngine:
         self, ctx: TenantContext, run_id: str, after: int = 0, *, keepalive: float | None = None
     ) -> AsyncIterator[Event]:
         """The run's events after ``after``: live from this process, else from the database
-        (polled while the run is still going elsewhere)."""
+        (polled while the run is still going elsewhere). At most ``max_followers`` streams of
+        one run at once in this process (a live follower costs a task and a buffer cursor, a
+        follower of a run elsewhere a database query per flush interval): one more is refused
+        with SERVER_BUSY before its response starts."""
         live = self._live.get(run_id)
         if live is not None and live.tenant_id != ctx.tenant_id:
             live = None
@@ -668,6 +675,35 @@ class WorkflowEngine:
                 await service.get_run(s, ctx, run_id)  # 404 unless visible
             else:
                 await service.get_workflow(s, ctx, live.slug)  # 404 unless allowed to run it
+        following = self._followers.get(run_id, 0)
+        if following >= self.max_followers:
+            RUNS_REFUSED.inc()
+            raise ServerBusy(
+                "This run has as many event streams open in this server process as it may; "
+                "retry shortly, or read the run's result with GET /api/workflow-runs/{id}.",
+                details={
+                    "followers": following,
+                    "limit": self.max_followers,
+                    "retryAfterSeconds": 1,
+                },
+            )
+        self._followers[run_id] = following + 1
+        try:
+            async for ev in self._events(ctx, run_id, after, keepalive, live):
+                yield ev
+        finally:
+            left = self._followers.pop(run_id, 1) - 1
+            if left > 0:
+                self._followers[run_id] = left
+
+    async def _events(
+        self,
+        ctx: TenantContext,
+        run_id: str,
+        after: int,
+        keepalive: float | None,
+        live: LiveRun | None,
+    ) -> AsyncIterator[Event]:
         if live is not None and live.keep_events:
             async for ev in live.follow(after, keepalive):
                 yield ev

@@ -13,6 +13,8 @@ from gasworks.background import PeriodicTask
 from gasworks.console.charts import day_series, time_series
 from gasworks.console.pages.documents import IN_FLIGHT
 from gasworks.console.web import CallerDep, ConsoleRoute, render
+from gasworks.db.leader import SERVICE as LEADERSHIP
+from gasworks.db.leader import Leadership
 from gasworks.db.paging import Page
 from gasworks.documents.domain import SERVICE as DOCUMENTS
 from gasworks.documents.domain import Documents
@@ -43,11 +45,14 @@ def background_tasks(rt: Runtime) -> list[PeriodicTask]:
     call) is absent."""
     maintenance = rt.services.get(MAINTENANCE)
     documents = rt.services.get(DOCUMENTS)
+    leadership = rt.services.get(LEADERSHIP)
     tasks = [
+        leadership.task if isinstance(leadership, Leadership) else None,
         get_services(rt).refresher,
         maintenance.task if isinstance(maintenance, Maintenance) else None,
         get_guardrails(rt).ledger.task,
         prompt_service(rt).resolver.poller,
+        prompt_service(rt).retention_task,
         workflow_engine(rt).maintenance_task,
         *(documents.tasks if isinstance(documents, Documents) else []),
     ]
