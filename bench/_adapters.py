@@ -15,6 +15,7 @@ Run alone (writes only its section of ``bench/results/gateway.md``)::
 
 from __future__ import annotations
 
+import os
 import statistics
 import subprocess
 import sys
@@ -44,20 +45,37 @@ sys.stdin.read()
 """
 
 
-async def _per_call(fn: Callable[[], Awaitable[object]]) -> tuple[float, float]:
-    """Median (CPU µs, wall µs) of one call of ``fn``."""
-    for _ in range(WARM):
-        await fn()
-    cpu, wall = [], []
-    for _ in range(CALLS):
-        c0, w0 = time.process_time(), time.perf_counter()
-        await fn()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return statistics.median(cpu) * 1e6, statistics.median(wall) * 1e6
+ROUNDS = 8
 
 
-async def _measure(anthropic_url: str, openai_url: str) -> list[tuple[str, float, float]]:
+async def _block(fn: Callable[[], Awaitable[object]], n: int) -> tuple[float, float]:
+    """Mean (CPU µs, wall µs) of one call of ``fn`` over ``n`` calls in a row."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    for _ in range(n):
+        await fn()
+    return (time.process_time() - c0) / n * 1e6, (time.perf_counter() - w0) / n * 1e6
+
+
+async def _interleaved(
+    calls: list[tuple[str, Callable[[], Awaitable[object]]]],
+) -> tuple[list[list[tuple[float, float]]], tuple[float, float]]:
+    """Per call, per round (CPU µs, wall µs): ``ROUNDS`` rounds of ``CALLS // ROUNDS`` calls
+    of each, the order rotating round by round; and the load average before and after."""
+    for _label, fn in calls:
+        for _ in range(WARM):
+            await fn()
+    per: list[list[tuple[float, float]]] = [[] for _ in calls]
+    load0 = os.getloadavg()[0]
+    for r in range(ROUNDS):
+        for j in [(r + i) % len(calls) for i in range(len(calls))]:
+            per[j].append(await _block(calls[j][1], CALLS // ROUNDS))
+    return per, (load0, os.getloadavg()[0])
+
+
+Row = tuple[str, float, float, str]
+
+
+async def _measure(anthropic_url: str, openai_url: str) -> tuple[list[Row], tuple[float, float]]:
     from gasworks.llm.providers.anthropic import AnthropicProvider
     from gasworks.llm.providers.openai import OpenAIProvider
     from gasworks.llm.registry.registry import build_registry
@@ -107,14 +125,24 @@ async def _measure(anthropic_url: str, openai_url: str) -> list[tuple[str, float
         ("`openai` adapter, answer", lambda: oai.chat(gpt, req, 10)),
         ("`openai` adapter, stream (28 events)", lambda: drain(oai.stream(gpt, req, 10))),
     ]
-    out = []
     try:
-        for label, fn in calls:
-            out.append((label, *await _per_call(fn)))
+        per, load = await _interleaved(calls)
     finally:
         await anth.aclose()
         await oai.aclose()
-    return out
+    med = statistics.median
+    out: list[Row] = []
+    for j, (label, _fn) in enumerate(calls):
+        # the adapter rows against the typed SDK call of the same kind (answer / stream),
+        # the median of per-round CPU ratios
+        anchor = {0: 2, 1: 3}.get(j)
+        ratio = (
+            f"{med(per[anchor][r][0] / per[j][r][0] for r in range(ROUNDS)):.2f}x"
+            if anchor is not None
+            else ""
+        )
+        out.append((label, med(x[0] for x in per[j]), med(x[1] for x in per[j]), ratio))
+    return out, load
 
 
 def bench_adapters() -> list[str]:
@@ -130,7 +158,9 @@ def bench_adapters() -> list[str]:
     try:
         assert fakes.stdout is not None
         a_port, o_port = fakes.stdout.readline().split()
-        rows = uvloop.run(_measure(f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{o_port}"))
+        rows, load = uvloop.run(
+            _measure(f"http://127.0.0.1:{a_port}", f"http://127.0.0.1:{o_port}")
+        )
     finally:
         fakes.kill()
         fakes.wait()
@@ -138,15 +168,21 @@ def bench_adapters() -> list[str]:
         HEADING,
         "",
         "One adapter call at a time on uvloop against the fake vendor server in another "
-        f"process (127.0.0.1), {CALLS} calls after {WARM} warm-up; CPU = this process's CPU "
-        "time per call (adapter, SDK, aiohttp transport, event loop). The anchor is the "
-        "Anthropic SDK's typed `messages.create` (a pydantic model per answer and per event), "
-        "which the `anthropic` adapter used before it asked for plain JSON.",
+        f"process (127.0.0.1). Interleaved: {ROUNDS} rounds of {CALLS // ROUNDS} calls of "
+        f"each row, the order rotating round by round, after {WARM} warm-up calls each; "
+        "figures are medians of the per-round means, the ratio the median of per-round "
+        "ratios. CPU = this process's CPU time per call (adapter, SDK, aiohttp transport, "
+        "event loop). The anchor is the Anthropic SDK's typed `messages.create` (a pydantic "
+        "model per answer and per event), which the `anthropic` adapter used before it asked "
+        f"for plain JSON. Load average {load[0]:.1f} → {load[1]:.1f}.",
         "",
-        "| call | CPU per call (median) | wall per call (median) |",
-        "|---|---|---|",
+        "| call | CPU per call | wall per call | anchor CPU ÷ adapter CPU | load |",
+        "|---|---|---|---|---|",
     ]
-    lines += [f"| {label} | {cpu:.0f} µs | {wall:.0f} µs |" for label, cpu, wall in rows]
+    lines += [
+        f"| {label} | {cpu:.0f} µs | {wall:.0f} µs | {ratio} | {load[0]:.1f} → {load[1]:.1f} |"
+        for label, cpu, wall, ratio in rows
+    ]
     return lines
 
 

@@ -8,6 +8,13 @@ clients, each sending its next request when the previous one is complete) or ``r
 (open loop: requests arrive at that mean rate, Poisson, on a fixed seed, whatever the
 answers' speed; ``concurrency`` then only sizes the connection pool).
 
+Paired mode (``targets``: a list of {url, headers, model} instead of url/headers/model): each
+client sends one request to every target per turn, in an order that rotates from turn to
+turn (with ``rate``: each arrival sends to every target at once), and the output has
+``pairs``: per target, its samples in turn order, so that ``pairs[k][i] - pairs[0][i]`` is the
+added latency of one request pair made under the same conditions (the quantiles of those
+differences are the added latency's quantiles, not differences of quantiles).
+
 Its own process so that its CPU is not counted as the gateway's, and aiohttp (on uvloop)
 rather than httpx because it costs about a quarter of the CPU per request: on a 2-core
 machine every cycle the load generator spends is taken from the gateway or the upstream.
@@ -101,5 +108,65 @@ async def run(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+async def run_pairs(spec: dict[str, Any]) -> dict[str, Any]:
+    conc = spec["concurrency"]
+    targets = [
+        {
+            **spec,
+            "url": t["url"],
+            "model": t["model"],
+            "headers": {"Content-Type": "application/json", **t["headers"]},
+        }
+        for t in spec["targets"]
+    ]
+    k = len(targets)
+    connector = aiohttp.TCPConnector(limit=(conc + 5) * k)
+    timeout = aiohttp.ClientTimeout(total=120)
+    turns: list[list[float]] = []
+    errors = 0
+
+    async def turn(n: int, together: bool) -> None:
+        nonlocal errors
+        order = [(n + j) % k for j in range(k)]
+        got = [0.0] * k
+        try:
+            if together:
+                res = await asyncio.gather(*(_one(session, targets[j]) for j in order))
+                for j, (sample, _took) in zip(order, res, strict=True):
+                    got[j] = sample
+            else:
+                for j in order:
+                    got[j] = (await _one(session, targets[j]))[0]
+        except aiohttp.ClientError:
+            errors += 1
+            return
+        turns.append(got)
+
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        for t in targets:  # open the pools, warm the caches behind them
+            await asyncio.gather(*(_one(session, t) for _ in range(min(conc, 50))))
+            for _ in range(spec.get("warmup", 20)):
+                await _one(session, t)
+        t0 = time.perf_counter()
+        if "rate" in spec:
+            rng = random.Random(7)
+            tasks = []
+            at = t0
+            for n in range(spec["total"]):
+                at += rng.expovariate(spec["rate"])
+                await asyncio.sleep(max(0.0, at - time.perf_counter()))
+                tasks.append(asyncio.create_task(turn(n, True)))
+            await asyncio.gather(*tasks)
+        else:
+
+            async def worker(w: int) -> None:
+                for i in range(spec["total"] // conc):
+                    await turn(w + i * conc, False)
+
+            await asyncio.gather(*(worker(w) for w in range(conc)))
+    return {"pairs": [[t[j] for t in turns] for j in range(k)], "errors": errors}
+
+
 if __name__ == "__main__":
-    print(json.dumps(uvloop.run(run(json.loads(sys.argv[1])))))
+    _spec = json.loads(sys.argv[1])
+    print(json.dumps(uvloop.run(run_pairs(_spec) if "targets" in _spec else run(_spec))))

@@ -3,17 +3,17 @@
 1. In-process: ``Gateway.chat`` on the demo model against ``litellm.completion(mock_response=
    ...)`` (LiteLLM's own no-network path), and one ``/v1/chat/completions`` request through
    the ASGI app (no socket) to show what the HTTP framework and middleware cost.
-2. HTTP: ``POST /v1/chat/completions`` of a real ``gasworks serve`` (its own processes) in
-   front of a fake OpenAI upstream (its own process), against calling that upstream directly.
-   The load generator is a third process (``_loadgen.py``). Three sets of runs:
+2. HTTP: ``POST /v1/chat/completions`` of a real ``gasworks serve`` (default deployment, the
+   headline; gateway only, a floor), a bare proxy (a floor) and LiteLLM's proxy, all in front
+   of one fake OpenAI upstream (its own process), against calling that upstream directly; one
+   load generator (``_loadgen.py``, a third process). Interleaved: alternating rounds, added
+   latency per request pair, ratios per round, load beside every row (``section_http``):
 
-   a. 1 concurrent request, instant upstream: the added latency / TTFT of one request.
-   b. 50 concurrent streams against an upstream paced like a real model (first token after
-      ``TTFT_S``, then ``TOKENS`` tokens ``TOKEN_S`` apart): the added latency / TTFT per
-      stream under concurrency. The issue's target (≤ 2 ms median added) is read on (a) and
-      (b).
-   c. Saturation, instant upstream, 50 concurrent: requests per second, direct vs through
-      gasworks with 1 and 2 workers; the latencies there are queueing, reported as such.
+   a. instant upstream, 1 and 20 concurrent, streamed and not: added latency / TTFT,
+      requests per second and CPU per request;
+   b. an upstream paced like a real model (first token after ``TTFT_S``, then ``TOKENS``
+      tokens ``TOKEN_S`` apart), ``STREAMS_PACED`` streams open per side: added latency /
+      TTFT per stream under concurrency.
 """
 
 from __future__ import annotations
@@ -362,14 +362,13 @@ def start_fake(
 
 
 @contextlib.contextmanager
-def servers(
-    extra_env: dict[str, str], *, workers: int = 1, paced: bool = False
-) -> Iterator[Servers]:
-    """The fake upstream and ``gasworks serve``, each in its own process(es)."""
+def _serve(
+    upstream: str, extra_env: dict[str, str], *, workers: int = 1
+) -> Iterator[tuple[str, dict[str, str], int]]:
+    """``gasworks serve`` (own home, own database) in front of ``upstream``: its base URL,
+    auth headers and pid."""
     home = Path(tempfile.mkdtemp())
     env = _env(home, extra_env)
-    pacing = [str(TTFT_S), str(TOKEN_S), str(TOKENS)] if paced else ["0", "0", "0"]
-    fake, upstream = start_fake(env, pacing)
     (home / "models.yaml").write_text(
         "models:\n"
         "  - id: upstream\n"
@@ -384,14 +383,6 @@ def servers(
     )
     env.update(GASWORKS_MODELS_FILE=str(home / "models.yaml"), BENCH_FAKE_KEY="sk-fake")
     key = _init(env)
-    bare_port = _free_port()
-    bare = subprocess.Popen(
-        [sys.executable, "-c", BARE_PROXY, str(bare_port), upstream],
-        preexec_fn=_pin(PROXY_CORES),
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
     port = _free_port()
     server = subprocess.Popen(
         [
@@ -409,25 +400,45 @@ def servers(
         preexec_fn=_pin(PROXY_CORES),
     )
     try:
-        for url in (f"http://127.0.0.1:{port}/readyz", f"http://127.0.0.1:{bare_port}/"):
-            for _ in range(400):
-                try:
-                    httpx.get(url, timeout=1)
-                    break
-                except httpx.HTTPError:
-                    time.sleep(0.05)
-        yield Servers(
-            upstream,
-            f"http://127.0.0.1:{port}/v1",
-            {"Authorization": f"Bearer {key}"},
-            f"http://127.0.0.1:{bare_port}/v1",
-            server.pid,
-            bare.pid,
-        )
+        _wait(f"http://127.0.0.1:{port}/readyz")
+        yield f"http://127.0.0.1:{port}/v1", {"Authorization": f"Bearer {key}"}, server.pid
     finally:
-        for proc in (server, bare):
-            proc.terminate()
-            proc.wait(20)
+        server.terminate()
+        server.wait(20)
+
+
+def _wait(url: str) -> None:
+    for _ in range(400):
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def servers(
+    extra_env: dict[str, str], *, workers: int = 1, paced: bool = False
+) -> Iterator[Servers]:
+    """The fake upstream, ``gasworks serve`` and the bare proxy, each in its own process(es)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
+    pacing = [str(TTFT_S), str(TOKEN_S), str(TOKENS)] if paced else ["0", "0", "0"]
+    fake, upstream = start_fake(env, pacing)
+    bare_port = _free_port()
+    bare = subprocess.Popen(
+        [sys.executable, "-c", BARE_PROXY, str(bare_port), upstream],
+        preexec_fn=_pin(PROXY_CORES),
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait(f"http://127.0.0.1:{bare_port}/")
+        with _serve(upstream, extra_env, workers=workers) as (url, auth, pid):
+            yield Servers(upstream, url, auth, f"http://127.0.0.1:{bare_port}/v1", pid, bare.pid)
+    finally:
+        bare.terminate()
+        bare.wait(20)
         assert fake.stdin is not None
         fake.stdin.close()
         fake.terminate()
@@ -478,6 +489,38 @@ def load(
     )
     out: dict[str, Any] = json.loads(res.stdout)
     return Load(out["samples"], out["rps"], out["in_flight"], out["errors"])
+
+
+def pairs(
+    targets: list[tuple[str, dict[str, str], str]],
+    *,
+    stream: bool,
+    concurrency: int,
+    total: int,
+    rate: float | None = None,
+) -> list[list[float]]:
+    """``_loadgen.py`` in paired mode: per target, its samples (seconds) in turn order."""
+    spec: dict[str, Any] = {
+        "targets": [
+            {"url": f"{u}/chat/completions", "headers": h, "model": m} for u, h, m in targets
+        ],
+        "stream": stream,
+        "concurrency": concurrency,
+        "total": total,
+        "warmup": 20 if concurrency == 1 else 0,
+    }
+    if rate is not None:
+        spec["rate"] = rate
+    res = subprocess.run(
+        [sys.executable, str(HERE / "_loadgen.py"), json.dumps(spec)],
+        preexec_fn=_pin(CLIENT_CORES),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    out: dict[str, Any] = json.loads(res.stdout)
+    ERRORS["errors"] = ERRORS.get("errors", 0) + int(out["errors"])
+    return [list(x) for x in out["pairs"]]
 
 
 @contextlib.contextmanager
@@ -538,70 +581,6 @@ def litellm_proxy(upstream: str) -> Iterator[tuple[str, dict[str, str], int] | s
         proc.wait(30)
 
 
-def section_litellm(total: int = 200, rounds: int = 3) -> list[str]:
-    """gasworks serve (default deployment) and LiteLLM's proxy in front of the same fake
-    upstream, driven by the same load generator, in alternating rounds."""
-    out = [
-        "## HTTP: gasworks serve beside LiteLLM's proxy",
-        "",
-    ]
-    with contextlib.ExitStack() as stack:
-        s = stack.enter_context(servers(DEFAULT))
-        lite = stack.enter_context(litellm_proxy(s.upstream))
-        if isinstance(lite, str):
-            return [*out, f"Not measured: {lite}."]
-        lite_url, lite_auth, lite_pid = lite
-        out += [
-            f"Same fake upstream, same load generator (`_loadgen.py`), {rounds} alternating "
-            f"rounds of {total} requests per side and setting (direct, gasworks, LiteLLM; the "
-            "order rotates each round); figures are medians over the rounds. `added` = the "
-            "side's median minus the direct median of the same round (each side's own "
-            "quantiles are given, not differences of quantiles). CPU per request = the "
-            "proxy's process tree CPU over the round ÷ requests. gasworks runs its default "
-            f"deployment; LiteLLM {_version('litellm')} its proxy with a master key and no "
-            "database.",
-            "",
-            "| concurrency | stream | side | median ms | p90 ms | p99 ms | added median ms "
-            "| requests/s | CPU ms per request | load |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
-        for concurrency in (1, 20):
-            for stream in (False, True):
-                acc: dict[str, list[tuple[float, float, float, float, float, float]]] = {}
-                for r in range(rounds):
-                    sides = [
-                        ("direct", s.upstream, {}, None, "fake"),
-                        ("gasworks", s.gateway, s.auth, s.gateway_pid, "upstream"),
-                        ("LiteLLM proxy", lite_url, lite_auth, lite_pid, "upstream"),
-                    ]
-                    sides = sides[r % 3 :] + sides[: r % 3]
-                    direct_med = 0.0
-                    got: dict[str, tuple[float, float, float, float, float]] = {}
-                    for name, url, auth, pid, model in sides:
-                        c0 = _tree_cpu(pid) if pid else 0.0
-                        ld = load(
-                            url, auth, model, stream=stream, concurrency=concurrency, total=total
-                        )
-                        cpu = (_tree_cpu(pid) - c0) / max(1, total) * 1000 if pid else 0.0
-                        got[name] = (ld.q(0.5), ld.q(0.9), ld.q(0.99), ld.rps, cpu)
-                        if ld.errors:
-                            got[name] = (*got[name][:4], float("nan"))
-                    direct_med = got["direct"][0]
-                    for name, (m, p90, p99, rps, cpu) in got.items():
-                        acc.setdefault(name, []).append((m, p90, p99, m - direct_med, rps, cpu))
-                load_now = os.getloadavg()[0]
-                for name in ("direct", "gasworks", "LiteLLM proxy"):
-                    cols = [statistics.median(x[i] for x in acc[name]) for i in range(6)]
-                    added = "—" if name == "direct" else f"{cols[3]:.2f}"
-                    cpu = "—" if name == "direct" else f"{cols[5]:.2f}"
-                    out.append(
-                        f"| {concurrency} | {'yes' if stream else 'no'} | {name} | "
-                        f"{cols[0]:.2f} | {cols[1]:.2f} | {cols[2]:.2f} | {added} | "
-                        f"{cols[4]:.0f} | {cpu} | {load_now:.1f} |"
-                    )
-    return out
-
-
 def _version(dist: str) -> str:
     import importlib.metadata
 
@@ -611,179 +590,214 @@ def _version(dist: str) -> str:
         return "?"
 
 
-def _measure(what: str) -> str:
-    return "TTFT (stream)" if what == "stream" else "latency (no stream)"
-
-
 def _row(cells: list[str]) -> str:
     return "| " + " | ".join(cells) + " |"
 
 
-def _added(direct: Load, via: Load, q: float) -> str:
-    return f"{via.q(q) - direct.q(q):+.2f} ms"
+@dataclass
+class Side:
+    name: str
+    url: str
+    auth: dict[str, str]
+    pid: int | None  # the proxy's process (None: the upstream itself, the anchor)
+    model: str
 
 
-def _three(s: Servers, model: str, **kw: Any) -> tuple[Load, Load, Load, float, float]:
-    """Direct, through the bare proxy, through gasworks; CPU ms per request of each proxy."""
-    direct = load(s.upstream, {}, "fake", **kw)
-    b0 = s.cpu()[1]
-    bare = load(s.bare, {}, "fake", **kw)
-    b1, g0 = s.cpu()[1], s.cpu()[0]
-    via = load(s.gateway, s.auth, model, **kw)
-    g1 = s.cpu()[0]
-    for run in (direct, bare, via):
-        ERRORS["errors"] = ERRORS.get("errors", 0) + run.errors
-    conc = kw["concurrency"]
-    n = kw["total"] + min(conc, 50) + (20 if conc == 1 else 0)  # with _loadgen's warm-up
-    return direct, bare, via, (b1 - b0) / n * 1000, (g1 - g0) / n * 1000
-
-
-def section_single() -> list[str]:
-    rows = []
-    for label, env, models in (
-        (
-            "gateway only",
-            GATEWAY_ONLY,
-            (("openai_compatible", "upstream"), ("openai", "upstream-sdk")),
-        ),
-        ("default deployment", DEFAULT, (("openai_compatible", "upstream"),)),
-    ):
-        with servers(env) as s:
-            for what in ("latency", "stream"):
-                for provider, model in models:
-                    direct, bare, via, bare_cpu, gw_cpu = _three(
-                        s, model, stream=what == "stream", concurrency=1, total=1000
-                    )
-                    rows.append(
-                        _row(
-                            [
-                                label,
-                                f"`{provider}`",
-                                _measure(what),
-                                f"{direct.q(0.5):.2f} ms",
-                                f"{via.q(0.5):.2f} ms",
-                                f"**{_added(direct, via, 0.5)}**",
-                                _added(direct, via, 0.9),
-                                _added(direct, via, 0.99),
-                                _added(direct, bare, 0.5),
-                                f"{bare_cpu:.2f} / {gw_cpu:.2f} ms",
-                            ]
-                        )
-                    )
-    return rows
-
-
-#: mean arrival rate that keeps STREAMS paced streams open at once (Little's law)
-STREAMS = 50
-RATE = STREAMS / (TTFT_S + TOKEN_S * (TOKENS - 1))
-
-
-#: (server label, environment, workers, pinned) of the concurrent runs
-LAYOUTS = [
-    ("gateway only", GATEWAY_ONLY, 1, True),
-    ("gateway only", GATEWAY_ONLY, 1, False),
-    ("gateway only", GATEWAY_ONLY, 2, False),
-    ("default deployment", DEFAULT, 1, True),
-    ("default deployment", DEFAULT, 1, False),
-    ("default deployment", DEFAULT, 2, False),
-]
+def _q(xs: list[float], p: float) -> float:
+    """Quantile ``p`` of ``xs`` in milliseconds (xs in seconds)."""
+    if p == 0.5:
+        return statistics.median(xs) * 1000
+    return statistics.quantiles(xs, n=100)[round(p * 100) - 1] * 1000
 
 
 @contextlib.contextmanager
-def _layout(env: dict[str, str], workers: int, pinned: bool, paced: bool) -> Iterator[Servers]:
-    global CLIENT_CORES, PROXY_CORES
-    cores = os.sched_getaffinity(0)
-    if pinned and len(cores) >= 2:
-        first, second = sorted(cores)[:2]
-        CLIENT_CORES, PROXY_CORES = {first}, {second}
-    try:
-        with servers(env, workers=workers, paced=paced) as s:
-            yield s
-    finally:
-        CLIENT_CORES = PROXY_CORES = None
+def _sides(paced: bool) -> Iterator[tuple[list[Side], str]]:
+    """direct (the anchor), gasworks default deployment, gasworks gateway-only, the bare
+    proxy and LiteLLM's proxy, all in front of one fake upstream; and a note on LiteLLM."""
+    with contextlib.ExitStack() as stack:
+        s = stack.enter_context(servers(DEFAULT, paced=paced))
+        gw_url, gw_auth, gw_pid = stack.enter_context(_serve(s.upstream, GATEWAY_ONLY))
+        sides = [
+            Side("direct", s.upstream, {}, None, "fake"),
+            Side("gasworks, default deployment", s.gateway, s.auth, s.gateway_pid, "upstream"),
+            Side("gasworks, gateway only (floor)", gw_url, gw_auth, gw_pid, "upstream"),
+            Side("bare proxy (floor)", s.bare, {}, s.bare_pid, "fake"),
+        ]
+        lite = stack.enter_context(litellm_proxy(s.upstream))
+        note = f"LiteLLM {_version('litellm')}"
+        if isinstance(lite, str):
+            note = f"LiteLLM's proxy not measured: {lite}"
+        else:
+            sides.append(Side("LiteLLM proxy", lite[0], lite[1], lite[2], "upstream"))
+        yield sides, note
 
 
-def _where(workers: int, pinned: bool) -> str:
-    return "1, own core" if pinned else f"{workers}, shared cores"
-
-
-#: runs of each paced row on the own-core layout (the target's row); samples are pooled
-REPEATS = 5
-
-
-def _pooled(runs: list[Load]) -> Load:
-    return Load(
-        [x for r in runs for x in r.samples],
-        statistics.fmean(r.rps for r in runs),
-        statistics.fmean(r.in_flight for r in runs),
-        sum(r.errors for r in runs),
-    )
-
-
-def section_paced() -> list[str]:
-    rows = []
-    for label, env, workers, pinned in LAYOUTS:
-        with _layout(env, workers, pinned, paced=True) as s:
-            for what in ("latency", "stream"):
-                runs = [
-                    _three(
-                        s,
-                        "upstream",
-                        stream=what == "stream",
-                        concurrency=STREAMS,
-                        total=600,
-                        rate=RATE,
-                    )
-                    for _ in range(REPEATS if pinned else 1)
+def _setting_rows(
+    sides: list[Side],
+    *,
+    concurrency: int,
+    stream: bool,
+    rounds: int,
+    total: int,
+    rate: float | None,
+) -> list[str]:
+    """One setting, ``rounds`` alternating rounds. Each round: one paired run (every turn
+    sends one request to each side, the order rotating: added latency per request pair),
+    then, unless paced, one closed-loop run per side in a rotating order (requests/s and the
+    proxy's CPU per request). Ratios against the default deployment are taken per round."""
+    k = len(sides)
+    added: list[list[float]] = [[] for _ in sides]
+    own: list[list[float]] = [[] for _ in sides]
+    rps: list[list[float]] = [[] for _ in sides]
+    cpu: list[list[float]] = [[] for _ in sides]
+    rps_ratio: list[list[float]] = [[] for _ in sides]
+    cpu_ratio: list[list[float]] = [[] for _ in sides]
+    loads: list[float] = []
+    targets = [(x.url, x.auth, x.model) for x in sides]
+    for r in range(rounds):
+        loads.append(os.getloadavg()[0])
+        c0 = [_tree_cpu(x.pid) if x.pid else 0.0 for x in sides]
+        got = pairs(targets, stream=stream, concurrency=concurrency, total=total, rate=rate)
+        c1 = [_tree_cpu(x.pid) if x.pid else 0.0 for x in sides]
+        for j in range(k):
+            own[j] += got[j]
+            added[j] += [v - d for v, d in zip(got[j], got[0], strict=True)]
+        if rate is not None:  # paced: CPU per request from the paired run (each side's own)
+            n = total + min(concurrency, 50) + (20 if concurrency == 1 else 0)
+            round_cpu = [(c1[j] - c0[j]) / n * 1000 for j in range(k)]
+            round_rps = [float("nan")] * k
+        else:
+            round_cpu = [0.0] * k
+            round_rps = [0.0] * k
+            for j in [(r + i) % k for i in range(k)]:
+                x = sides[j]
+                c = _tree_cpu(x.pid) if x.pid else 0.0
+                ld = load(
+                    x.url, x.auth, x.model, stream=stream, concurrency=concurrency, total=total
+                )
+                ERRORS["errors"] = ERRORS.get("errors", 0) + ld.errors
+                n = total + min(concurrency, 50) + (20 if concurrency == 1 else 0)
+                round_cpu[j] = ((_tree_cpu(x.pid) - c) / n * 1000) if x.pid else 0.0
+                round_rps[j] = ld.rps
+        for j in range(k):
+            cpu[j].append(round_cpu[j])
+            rps[j].append(round_rps[j])
+            if round_cpu[1] > 0:
+                cpu_ratio[j].append(round_cpu[j] / round_cpu[1])
+            if rate is None and round_rps[j] > 0:
+                rps_ratio[j].append(round_rps[1] / round_rps[j])
+    loads.append(os.getloadavg()[0])
+    out = []
+    for j, x in enumerate(sides):
+        anchor = j == 0
+        med = statistics.median
+        out.append(
+            _row(
+                [
+                    str(concurrency) if rate is None else f"{STREAMS_PACED} streams",
+                    "yes" if stream else "no",
+                    x.name,
+                    f"{_q(own[j], 0.5):.2f}",
+                    f"{_q(own[j], 0.99):.2f}",
+                    "—" if anchor else f"**{_q(added[j], 0.5):+.2f}**",
+                    "—" if anchor else f"{_q(added[j], 0.9):+.2f}",
+                    "—" if anchor else f"{_q(added[j], 0.99):+.2f}",
+                    "—" if rate is not None else f"{med(rps[j]):.0f}",
+                    "—" if rate is not None or j == 1 else f"{med(rps_ratio[j]):.2f}x",
+                    "—" if anchor else f"{med(cpu[j]):.2f}",
+                    "—" if anchor or j == 1 else f"{med(cpu_ratio[j]):.2f}x",
+                    f"{min(loads):.1f}-{max(loads):.1f}",
                 ]
-                direct = _pooled([r[0] for r in runs])
-                bare = _pooled([r[1] for r in runs])
-                via = _pooled([r[2] for r in runs])
-                per_run = ", ".join(f"{r[2].q(0.5) - r[0].q(0.5):+.2f}" for r in runs)
-                rows.append(
-                    _row(
-                        [
-                            label,
-                            _where(workers, pinned),
-                            _measure(what),
-                            f"{direct.q(0.5):.1f} ms",
-                            f"**{_added(direct, via, 0.5)}**",
-                            per_run if len(runs) > 1 else "",
-                            _added(direct, via, 0.9),
-                            _added(direct, via, 0.99),
-                            _added(direct, bare, 0.5),
-                            f"{statistics.fmean(r[3] for r in runs):.2f} / "
-                            f"{statistics.fmean(r[4] for r in runs):.2f} ms",
-                            f"{via.in_flight:.0f}",
-                        ]
-                    )
-                )
-    return rows
+            )
+        )
+    return out
 
 
-def section_saturation() -> list[str]:
-    rows = []
-    for label, env, workers, pinned in LAYOUTS:
-        with _layout(env, workers, pinned, paced=False) as s:
-            for what in ("latency", "stream"):
-                direct, bare, via, bare_cpu, gw_cpu = _three(
-                    s, "upstream", stream=what == "stream", concurrency=50, total=2000
+HTTP_INTRO = [
+    "## HTTP: gasworks serve, its floors and LiteLLM's proxy in front of one fake upstream",
+    "",
+    "One fake OpenAI upstream; in front of it, each in its own process(es) on 127.0.0.1: "
+    "`gasworks serve` in its default deployment (every setting at its default: guardrails on "
+    "— breaker, budget lease, one ledger row per call group-committed to SQLite — and one "
+    "INFO access-log line per request; the headline), `gasworks serve` gateway only "
+    "(`GASWORKS_GUARDRAILS_ENABLED=false`, `GASWORKS_LOG_LEVEL=WARNING`; a floor), the bare "
+    "proxy (a raw ASGI app on uvicorn + uvloop + httptools forwarding with aiohttp, no auth "
+    "or parsing: the least a Python proxy hop costs here; a floor) and LiteLLM's proxy "
+    "(`litellm[proxy]`, master key, no database). `direct` calls the upstream itself. One "
+    "load generator (`_loadgen.py`, aiohttp on uvloop, its own process) drives them all.",
+    "",
+    'Interleaved (bench/README.md, "Gateway"): every setting runs in alternating rounds. '
+    "`added` is computed per request pair: in the paired run every client turn sends one "
+    "request to each side (the order rotating), and `added` is the quantile of (side - "
+    "direct) over those pairs, never a difference of quantiles. `own` = the side's own "
+    "quantiles. Requests/s and CPU per request come from one closed-loop run per side per "
+    "round (rotating order); CPU = the proxy's process-tree CPU (/proc) over the run ÷ its "
+    "requests (warm-up included in both). Ratios are medians of per-round ratios against "
+    "the default deployment; the load average (1 min) is given beside every row, and the "
+    "machine's 2 cores also run the other jobs, the load generator and the upstream. TTFT = "
+    "time to the first content token (stream: yes).",
+]
+
+HTTP_HEADER = [
+    "| concurrency | stream | side | own median ms | own p99 ms | added median ms "
+    "| added p90 ms | added p99 ms | requests/s | default's req/s ÷ side's "
+    "| CPU ms per request | side's CPU ÷ default's | load (min-max) |",
+    "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+]
+
+#: paced streams open per side at once (each arrival opens one on every side)
+STREAMS_PACED = 20
+
+
+def section_http(total: int = 200, rounds: int = 3) -> list[str]:
+    """Every HTTP comparison of the gateway, interleaved (bench/README.md, "Gateway")."""
+    out: list[str] = []
+    with _sides(paced=False) as (sides, note):
+        out += [
+            "### (a) Instant upstream: 1 and 20 concurrent, streamed and not",
+            "",
+            f"{rounds} rounds per setting of {total} requests per side; {note}. "
+            "Each round: one paired run, then one closed-loop run per side, the order "
+            "rotating each round.",
+            "",
+            *HTTP_HEADER,
+        ]
+        for concurrency in (1, 20):
+            for stream in (False, True):
+                out += _setting_rows(
+                    sides,
+                    concurrency=concurrency,
+                    stream=stream,
+                    rounds=rounds,
+                    total=total,
+                    rate=None,
                 )
-                rows.append(
-                    _row(
-                        [
-                            label,
-                            _where(workers, pinned),
-                            _measure(what),
-                            f"{direct.rps:.0f}",
-                            f"{bare.rps:.0f}",
-                            f"{via.rps:.0f}",
-                            f"{bare_cpu:.2f} / {gw_cpu:.2f} ms",
-                            f"{via.q(0.5):.1f} ms",
-                        ]
-                    )
-                )
-    return rows
+    rate = STREAMS_PACED / (TTFT_S + TOKEN_S * (TOKENS - 1))
+    with _sides(paced=True) as (sides, note):
+        out += [
+            "",
+            f"### (b) Upstream paced like a model: {STREAMS_PACED} streams open per side",
+            "",
+            f"The fake upstream answers like a hosted model: first token after "
+            f"{TTFT_S * 1000:.0f} ms, then {TOKENS} tokens {TOKEN_S * 1000:.0f} ms apart. "
+            f"Arrivals are open-loop at {rate:.0f}/s (Poisson, fixed seed) and each arrival "
+            f"sends one request to every side at once, so every side has about "
+            f"{STREAMS_PACED} streams open and each pair meets the same conditions. "
+            f"{rounds} rounds of {total} arrivals; {note}. Requests/s is set by the arrival "
+            "rate (—); CPU per request is each proxy's own CPU over the paired run.",
+            "",
+            *HTTP_HEADER,
+        ]
+        for stream in (False, True):
+            out += _setting_rows(
+                sides,
+                concurrency=STREAMS_PACED,
+                stream=stream,
+                rounds=rounds,
+                total=total,
+                rate=rate,
+            )
+    return out
 
 
 #: transport errors per run (connections dropped under load), reported with the results
@@ -822,10 +836,7 @@ def main() -> str:
     ip = bench_in_process()
     asgi_us, asgi_stream_us = bench_asgi()
     adapters = bench_adapters()
-    single = section_single()
-    paced = section_paced()
-    saturation = section_saturation()
-    versus_litellm = section_litellm()
+    http = section_http()
     lines = [
         f"Load average at start: {load_before:.1f} (2 cores shared with other jobs; the load "
         "generator, gasworks and the fake upstream all run on them).",
@@ -841,76 +852,9 @@ def main() -> str:
         "",
         *adapters,
         "",
-        "## HTTP: `/v1/chat/completions` in front of a fake upstream vs the upstream directly",
+        *HTTP_INTRO,
         "",
-        "A real `gasworks serve` and the fake OpenAI upstream each in their own processes on "
-        "127.0.0.1; the load generator (aiohttp) is a third process. `added` = through gasworks "
-        "minus direct, at the median (the target) and at p90 / p99. TTFT = time to the first "
-        "content token of a stream.",
-        "",
-        "`gateway only`: `GASWORKS_GUARDRAILS_ENABLED=false`, `GASWORKS_LOG_LEVEL=WARNING` "
-        "(auth, validation, registry, provider adapter, accounting, metrics, SSE). "
-        "`default deployment`: every setting at its default — guardrails on (breaker, "
-        "budget lease, one ledger row per call, group-committed to SQLite) and one INFO "
-        "access-log line per request.",
-        "",
-        "### (a) One request at a time, instant upstream (target: ≤ 2 ms median added)",
-        "",
-        "1000 requests after warm-up, 1 worker. Provider `openai_compatible` is plain aiohttp, "
-        "`openai` the official SDK (over its aiohttp transport). `bare proxy` is the floor: "
-        "the least a Python proxy hop on the same server stack costs here (a raw ASGI app "
-        "on uvicorn + uvloop + httptools that forwards the body with aiohttp and streams the "
-        "bytes back; no auth, validation, parsing or accounting). CPU = the proxy process's "
-        "CPU time per request.",
-        "",
-        "| server | provider | measure | direct | through gasworks | added (median) "
-        "| added p90 | added p99 | bare proxy added (median) | CPU per request bare / gasworks |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-        *single,
-        "",
-        "### (b) 50 concurrent streams, upstream paced like a model (target: ≤ 2 ms median added)",
-        "",
-        f"The fake upstream answers like a hosted model: first token after {TTFT_S * 1000:.0f} "
-        f"ms, then {TOKENS} tokens {TOKEN_S * 1000:.0f} ms apart (a non-streamed answer comes "
-        f"after the same {(TTFT_S + TOKEN_S * (TOKENS - 1)) * 1000:.0f} ms). Requests arrive "
-        f"open-loop at {RATE:.0f}/s (Poisson, fixed seed, the same schedule for direct, bare "
-        "proxy and gasworks), the rate that keeps 50 streams open on average (last column, "
-        "measured); 600 requests per row, provider `openai_compatible`. Open loop because 50 "
-        "closed-loop clients whose answers all take the same time stay in lock-step: all 50 "
-        "requests arrive within a millisecond or two, and the figure becomes the time to "
-        "work through that burst rather than the cost per stream. This is the per-stream "
-        "cost of gasworks with 50 streams open, the figure the issue's target applies to at "
-        "50 concurrent.",
-        "",
-        "Workers: `1, own core` pins gasworks (and, for its column, the bare proxy) to one "
-        "core and the load generator and the fake upstream to the other, as if clients and "
-        f"the model provider were other machines: this is the row the target is read on, run "
-        f"{REPEATS} times with the samples pooled (`added per run`: each run's own median). "
-        "`shared cores`: every process may run on both cores, so gasworks also waits for the "
-        "CPU the fake upstream and the load generator are using (and the other jobs of the "
-        "machine).",
-        "",
-        "| server | workers | measure | direct | added (median) | added per run "
-        "| added p90 | added p99 | bare proxy added (median) | CPU per request bare / gasworks "
-        "| streams open |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-        *paced,
-        "",
-        "### (c) Saturation: 50 concurrent, instant upstream",
-        "",
-        "Every client sends its next request as soon as the previous one is answered, so this "
-        "measures how many requests per second the 2 shared cores get through, not a latency "
-        "(the median is queueing time). 2000 requests per row; with shared cores the load "
-        "generator and the fake upstream take their share of the same 2 cores, with `own "
-        "core` one worker has one core to itself (its req/s is the throughput of one worker "
-        "on one core of this machine).",
-        "",
-        "| server | workers | measure | req/s direct | req/s bare proxy | req/s gasworks "
-        "| CPU per request bare / gasworks | median through gasworks |",
-        "|---|---|---|---|---|---|---|---|",
-        *saturation,
-        "",
-        *versus_litellm,
+        *http,
     ]
     errors = {k: v for k, v in ERRORS.items() if v}
     if errors:
@@ -928,12 +872,12 @@ def main_adapters() -> str:
 
 
 def main_partial(which: str) -> str:
-    """One section (``adapters``, ``litellm``, ``in-process``), written into the existing
+    """One section (``adapters``, ``http``, ``in-process``), written into the existing
     results file in place of its previous version (or appended)."""
     if which == "adapters":
         return main_adapters()
-    if which == "litellm":
-        section = section_litellm()
+    if which == "http":
+        section = [*HTTP_INTRO, "", *section_http()]
     else:
         ip = bench_in_process()
         section = ["## In-process (interleaved)", "", *_in_process_rows(ip)]

@@ -16,7 +16,6 @@ key paid 100 serialized transactions on SQLite, a quarter of the throughput).
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import Unauthenticated
 from gasworks.observability.metrics import AUTH_FAILURES
+from gasworks.singleflight import SingleFlight
 from gasworks.tenancy import keys, service
 from gasworks.tenancy.context import TenantContext
 
@@ -50,7 +50,7 @@ class Authenticator:
         self.touch_every = touch_every
         self._cache: dict[str, _Entry] = {}
         #: the verification in progress per key digest (the others wait for it)
-        self._inflight: dict[str, asyncio.Task[_Entry | None]] = {}
+        self._inflight: SingleFlight[str, _Entry | None] = SingleFlight()
         #: injectable clocks (tests move time instead of sleeping)
         self.monotonic: Callable[[], float] = time.monotonic
         self.clock: Callable[[], datetime] = utcnow
@@ -71,12 +71,8 @@ class Authenticator:
                 entry.touched_at = now
                 await self._touch(entry.ctx)
             return entry.ctx
-        task = self._inflight.get(digest)
-        if task is None:
-            task = asyncio.ensure_future(self._verify(token, digest, now, entry))
-            self._inflight[digest] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(digest, None))
-        fresh = await asyncio.shield(task)  # a caller that gives up leaves it to the others
+        # a caller that gives up leaves the verification to the others
+        fresh = await self._inflight.run(digest, lambda: self._verify(token, digest, now, entry))
         if fresh is None:
             AUTH_FAILURES.labels("invalid").inc()
             raise Unauthenticated(
@@ -117,8 +113,7 @@ class Authenticator:
 
     def forget(self, api_key_id: str) -> None:
         """Drop a key from the cache at once (after a revocation in this process)."""
-        for task in self._inflight.values():
-            task.add_done_callback(lambda _t: self.forget(api_key_id))  # a verdict in flight
+        self._inflight.when_settled(lambda: self.forget(api_key_id))  # a verdict in flight
         for digest, entry in list(self._cache.items()):
             if entry.ctx.api_key_id == api_key_id:
                 del self._cache[digest]

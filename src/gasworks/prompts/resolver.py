@@ -22,7 +22,6 @@ is seen within the 1 s bound. One query shape on both dialects.
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import time
 import zlib
@@ -51,6 +50,7 @@ from gasworks.prompts.models import Normalizer, local_normalize
 from gasworks.prompts.schemas import Scope
 from gasworks.prompts.tables import PromptInvalidationRow, PromptPointerRow, PromptVersionRow
 from gasworks.prompts.versions import ContentStore
+from gasworks.singleflight import SingleFlight
 
 log = get_logger("gasworks.prompts.resolver")
 
@@ -231,7 +231,7 @@ class Resolver:
         self.default_model = normalize(default_model)
         self.cache: ScopeCache[_Loaded] = ScopeCache(cache_size, ttl)
         self.poll_seconds = poll_seconds
-        self._inflight: dict[Key, asyncio.Task[tuple[_Loaded | None, ResolvedPrompt]]] = {}
+        self._inflight: SingleFlight[Key, tuple[_Loaded | None, ResolvedPrompt]] = SingleFlight()
         self._store_down_until = 0.0
         self._poller = PeriodicTask(
             "prompt-invalidations",
@@ -294,12 +294,8 @@ class Resolver:
         return await self._miss(key, conversation_id)
 
     async def _miss(self, key: Key, conversation_id: str | None) -> ResolvedPrompt:
-        task = self._inflight.get(key)
-        if task is None:  # one load per key at a time; the others wait for it
-            task = asyncio.ensure_future(self._load_or_fallback(key))
-            self._inflight[key] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(key, None))
-        loaded, answer = await asyncio.shield(task)
+        # one load per key at a time; the others wait for it
+        loaded, answer = await self._inflight.run(key, lambda: self._load_or_fallback(key))
         if loaded is None:
             return answer
         picked = loaded.pick(conversation_id)

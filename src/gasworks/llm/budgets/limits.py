@@ -47,6 +47,7 @@ from gasworks.llm.guardrail_metrics import BUDGET_RESERVATIONS
 from gasworks.llm.guardrail_tables import BudgetCounterRow, BudgetRow
 from gasworks.llm.vocab import Period as Period
 from gasworks.observability.logging import get_logger
+from gasworks.singleflight import SingleFlight
 from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.tables import ApiKeyRow
 
@@ -157,7 +158,7 @@ class BudgetService:
         self.last_check = time.monotonic()
         self._cache: dict[tuple[str, str], tuple[float, list[Limit]]] = {}
         #: the load of a scope's limits in progress (requests that miss together share it)
-        self._loading: dict[tuple[str, str], asyncio.Task[list[Limit]]] = {}
+        self._loading: SingleFlight[tuple[str, str], list[Limit]] = SingleFlight()
         #: bumped by ``invalidate``: a load that raced with it is not cached
         self._generation = 0
         self._scopes: dict[tuple[str, str], _Scope] = {}
@@ -200,12 +201,7 @@ class BudgetService:
             return hit[1]
         # one load per scope at a time: when the cached limits of a busy scope run out (after
         # a few idle seconds), a burst of requests shares one read instead of one each
-        task = self._loading.get(key)
-        if task is None:
-            task = asyncio.ensure_future(self._load_limits(key, now))
-            self._loading[key] = task
-            task.add_done_callback(lambda _t: self._loading.pop(key, None))
-        return await asyncio.shield(task)
+        return await self._loading.run(key, lambda: self._load_limits(key, now))
 
     async def _load_limits(self, key: tuple[str, str], now: float) -> list[Limit]:
         tenant_id, api_key_id = key
