@@ -123,6 +123,9 @@ async def test_always_failing_goes_to_that_stages_dead_letters_and_replays(drt: 
     assert dead.error_code == "PROVIDER_UNAVAILABLE" and len(dead.history) == 3
     assert await docs.service.dead_letters(ADMIN, stage="embed") == []
     assert await docs.service.replay(ADMIN, ids=[dead.id]) == 1  # the cause is fixed now
+    # queued at once, before any worker takes it: a page that stops following a document
+    # once it has failed never shows "failed" for a document whose work is queued again
+    assert (await docs.service.get(ADMIN, doc.id)).status == "queued"
     await drain(drt)
     assert (await docs.service.get(ADMIN, doc.id)).status == "ready"
     assert await docs.service.dead_letters(ADMIN) == []

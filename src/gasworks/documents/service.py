@@ -760,7 +760,29 @@ class DocumentService:
     ) -> int:
         ctx.require(Role.ADMIN)
         async with self.db.session() as s:
-            n = await self.queue.replay(s, tenant_id=ctx.tenant_id, ids=ids, kind=_kind(stage))
+            jobs = await self.queue.replay_jobs(
+                s, tenant_id=ctx.tenant_id, ids=ids, kind=_kind(stage)
+            )
+            # a failed document whose stage is queued again is queued, in the same transaction:
+            # the status never says "failed" while its work waits in the queue
+            docs = {
+                str(j.payload.get("documentId"))
+                for j in jobs
+                if j.kind in STAGE_STATUS and j.payload.get("documentId")
+            }
+            if docs:
+                rows = await s.scalars(
+                    select(DocumentRow).where(
+                        DocumentRow.tenant_id == ctx.tenant_id,
+                        DocumentRow.id.in_(sorted(docs)),
+                        DocumentRow.status == "failed",
+                        DocumentRow.deleted_at.is_(None),
+                    )
+                )
+                for row in rows.all():
+                    row.status = "queued"
+                    await add_event(s, ctx.tenant_id, row.id, "status", status="queued")
+            n = len(jobs)
             await add_event(
                 s,
                 ctx.tenant_id,

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Table, and_, delete, func, nulls_first, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -67,6 +67,15 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random) -> float:
         raw = min(self.max_delay, self.base_delay * float(2 ** max(0, attempt - 1)))
         return float(raw * (1.0 - self.jitter * rng.random()))
+
+
+class ReplayedJob(NamedTuple):
+    """A dead letter queued again by ``replay_jobs``."""
+
+    id: str
+    kind: str
+    subject: str | None
+    payload: dict[str, Any]
 
 
 @dataclass(slots=True)
@@ -484,7 +493,19 @@ class JobQueue:
         kind: str | None = None,
     ) -> int:
         """Queue dead letters again with fresh attempts (history kept). ``ids`` one by one, or
-        every dead letter (of ``kind``) when ``ids`` is ``None``."""
+        every dead letter (of ``kind``) when ``ids`` is ``None``. Returns how many."""
+        return len(await self.replay_jobs(session, tenant_id=tenant_id, ids=ids, kind=kind))
+
+    async def replay_jobs(
+        self,
+        session: AsyncSession,
+        *,
+        tenant_id: str | None,
+        ids: Sequence[str] | None = None,
+        kind: str | None = None,
+    ) -> list[ReplayedJob]:
+        """``replay``, returning the jobs queued again (their owners update their own state in
+        the same transaction)."""
         q = self._dead_query(tenant_id, kind)
         if ids is not None:
             q = q.where(JobRow.id.in_(list(ids)))
@@ -500,7 +521,7 @@ class JobQueue:
             row.attempts = 0
             row.run_at = now
             row.dead_at = None
-        return len(rows)
+        return [ReplayedJob(r.id, r.kind, r.subject, dict(r.payload or {})) for r in rows]
 
     async def discard(
         self,
