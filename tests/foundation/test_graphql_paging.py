@@ -20,6 +20,8 @@ UNPAGED = {
     "PromptResolution.messages": "the messages of one rendered prompt",
     "Query.search": "at most k (<= 100) ranked hits; a page would run the search again",
     "Mutation.uploadDocuments": "the files of one upload (at most GASWORKS_DOCUMENTS_MAX_FILES)",
+    "DocumentIngestion.statuses": "one count per document status (a fixed set of nine)",
+    "DocumentQueue.stages": "one row per pipeline job kind (a fixed set of seven)",
 }
 
 #: a workflow that keeps a conversation (two messages per turn)
@@ -54,6 +56,7 @@ LISTS = [
     "collections(ARGS) { id }",
     'collectionGrants(collection: "paged", ARGS) { id }',
     "documentDeadLetters(ARGS) { id }",
+    "documentAudit(ARGS) { seq }",
 ]
 
 
