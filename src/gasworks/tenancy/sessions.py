@@ -22,9 +22,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.tenancy.context import TenantContext
-from gasworks.tenancy.service import key_context
+from gasworks.tenancy.service import key_context, verify_key
 from gasworks.tenancy.tables import ApiKeyRow, BrowserSessionRow, PrincipalRow, TenantRow
 
 #: ``last_seen_at`` is refreshed at most this often (one write per minute, not per request)
@@ -116,3 +117,25 @@ async def purge_expired(session: AsyncSession, now: datetime | None = None) -> i
         delete(BrowserSessionRow).where(BrowserSessionRow.expires_at <= (now or utcnow()))
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+class BrowserSessions:
+    """Sign-in and sign-out as one service call each (the console's pages only translate)."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def sign_in(self, key: str, *, lifetime: timedelta) -> str | None:
+        """A new session's cookie value for a valid key (expired sessions are purged on the
+        way); None for a key that is not valid, revoked or expired."""
+        async with self.db.session() as s:
+            verified = await verify_key(s, key) if key else None
+            if verified is None:
+                return None
+            await purge_expired(s)
+            token, _ = await open_session(s, verified.ctx, lifetime=lifetime)
+        return token
+
+    async def sign_out(self, token: str) -> None:
+        async with self.db.session() as s:
+            await close_session(s, token)

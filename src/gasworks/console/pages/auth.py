@@ -11,7 +11,7 @@ from gasworks.api.browser_auth import SESSION_COOKIE, BrowserAuth, same_origin
 from gasworks.api.deps import get_runtime
 from gasworks.console.web import CallerDep, ConsoleRoute, templates_of
 from gasworks.errors import Forbidden
-from gasworks.tenancy import service, sessions
+from gasworks.tenancy.sessions import BrowserSessions
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -54,12 +54,9 @@ async def sign_in(request: Request) -> Response:
     nxt = _safe_next(str(form.get("next") or ""))
     runtime = await get_runtime(request)
     browser: BrowserAuth = request.app.state.browser_auth
-    async with runtime.db.session() as s:
-        verified = await service.verify_key(s, key) if key else None
-        if verified is None:
-            return _page(request, 401, error="That key is not valid, or it was revoked or expired.")
-        await sessions.purge_expired(s)
-        token, _ = await sessions.open_session(s, verified.ctx, lifetime=browser.lifetime)
+    token = await BrowserSessions(runtime.db).sign_in(key, lifetime=browser.lifetime)
+    if token is None:
+        return _page(request, 401, error="That key is not valid, or it was revoked or expired.")
     response = RedirectResponse(nxt, status_code=303)
     response.set_cookie(
         SESSION_COOKIE,
@@ -76,8 +73,7 @@ async def sign_in(request: Request) -> Response:
 @router.post("/sign-out")
 async def sign_out(c: CallerDep) -> Response:
     token = c.request.cookies.get(SESSION_COOKIE, "")
-    async with c.runtime.db.session() as s:
-        await sessions.close_session(s, token)
+    await BrowserSessions(c.runtime.db).sign_out(token)
     response = RedirectResponse("/console/sign-in", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="strict")
     return response

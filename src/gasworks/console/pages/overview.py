@@ -17,10 +17,13 @@ from gasworks.db.leader import Leadership
 from gasworks.db.paging import Page
 from gasworks.documents.domain import SERVICE as DOCUMENTS
 from gasworks.documents.domain import Documents
-from gasworks.llm.breaker import admin as breakers
-from gasworks.llm.budgets import ledger
 from gasworks.llm.budgets.ledger import GroupBy
-from gasworks.llm.guardrails_runtime import MAINTENANCE, Maintenance, flush_ledger, get_guardrails
+from gasworks.llm.guardrails_runtime import (
+    MAINTENANCE,
+    Maintenance,
+    get_guardrails,
+    guardrails_admin,
+)
 from gasworks.llm.runtime import get_registry, get_services
 from gasworks.prompts.service import prompt_service
 from gasworks.runtime import LEADERSHIP, Runtime
@@ -63,11 +66,11 @@ async def overview(c: CallerDep) -> HTMLResponse:
     ctx, rt = c.ctx, c.runtime
     today = datetime.now(UTC).date()
     month_start = date(today.year, today.month, 1)
-    await flush_ledger(rt)
+    admin = guardrails_admin(rt)
     db_ok = await rt.db.ping()
     registry = get_registry(rt)
     entries = registry.entries(include_disabled=True)
-    states = await breakers.list_breakers(get_guardrails(rt).breakers, ctx, [e.id for e in entries])
+    states = await admin.list_breakers(ctx)
     provider_of = {e.id: e.provider.value for e in entries}
     providers: dict[str, dict[str, Any]] = {}
     for b in states:
@@ -75,9 +78,8 @@ async def overview(c: CallerDep) -> HTMLResponse:
         p = providers.setdefault(prov, {"name": prov, "models": 0, "open": 0})
         p["models"] += 1
         p["open"] += b.state.value not in HEALTHY
-    async with rt.db.session() as s:
-        month = await ledger.usage(s, ctx, group_by=[GroupBy.DAY], since=month_start)
-        calls = await ledger.list_calls(s, ctx, limit=500)
+    month = await admin.usage(ctx, group_by=[GroupBy.DAY], since=month_start)
+    calls = await admin.calls(ctx, limit=500)
     day = next((r for r in month.rows if r.group.get("day") == today.isoformat()), None)
     todays = [cl for cl in calls if cl.created_at.date() == today]
     dead = await prompt_service(rt).dead_letters(ctx, "pending", Page(500, 0))

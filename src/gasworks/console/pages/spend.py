@@ -24,10 +24,10 @@ from gasworks.console.web import (
 from gasworks.errors import ValidationFailed
 from gasworks.llm.budgets import ledger
 from gasworks.llm.budgets.ledger import GroupBy
-from gasworks.llm.budgets.limits import BudgetOut, BudgetSet, list_budgets
-from gasworks.llm.guardrails_runtime import flush_ledger, guardrails_admin
-from gasworks.tenancy import service as tenancy
+from gasworks.llm.budgets.limits import BudgetOut, BudgetSet
+from gasworks.llm.guardrails_runtime import guardrails_admin
 from gasworks.tenancy.context import Role
+from gasworks.tenancy.service import tenancy_service
 
 router = APIRouter(route_class=ConsoleRoute)
 
@@ -65,19 +65,18 @@ async def _page(c: CallerDep, message: str | None = None) -> HTMLResponse:
     since = _date(q.get("since"), date(today.year, today.month, 1))
     until = _date(q.get("until"), today)
     model = q.get("model") or None
-    await flush_ledger(rt)
-    async with rt.db.session() as s:
-        budgets = await list_budgets(s, ctx, page=SEARCH_WINDOW)
-        keys = (
-            await tenancy.list_api_keys(s, ctx, SEARCH_WINDOW)
-            if ctx.is_platform_admin or ctx.role.allows(Role.ADMIN)
-            else []
-        )
-        reports = {
-            g: await ledger.usage(s, ctx, group_by=[g], since=since, until=until, model=model)
-            for g in (GroupBy.DAY, GroupBy.MODEL, GroupBy.API_KEY, GroupBy.WORKFLOW)
-        }
-        calls = await ledger.list_calls(s, ctx, limit=LEDGER_ROWS, model=model)
+    admin = guardrails_admin(rt)
+    budgets = await admin.list_budgets(ctx, page=SEARCH_WINDOW)
+    keys = (
+        await tenancy_service(rt).list_api_keys(ctx, SEARCH_WINDOW)
+        if ctx.is_platform_admin or ctx.role.allows(Role.ADMIN)
+        else []
+    )
+    reports = {
+        g: await admin.usage(ctx, group_by=[g], since=since, until=until, model=model)
+        for g in (GroupBy.DAY, GroupBy.MODEL, GroupBy.API_KEY, GroupBy.WORKFLOW)
+    }
+    calls = await admin.calls(ctx, limit=LEDGER_ROWS, model=model)
     key_names = {k.id: f"{k.name} ({k.prefix})" for k in keys}
     filters = {"since": str(since or ""), "until": str(until or ""), "model": model or ""}
     ledger_rows = listing(
@@ -154,9 +153,9 @@ async def put_budget(c: CallerDep) -> HTMLResponse:
 async def ledger_csv(c: CallerDep) -> Response:
     """The ledger rows the page shows (same filters), as CSV."""
     q = c.request.query_params
-    await flush_ledger(c.runtime)
-    async with c.runtime.db.session() as s:
-        calls = await ledger.list_calls(s, c.ctx, limit=LEDGER_ROWS, model=q.get("model") or None)
+    calls = await guardrails_admin(c.runtime).calls(
+        c.ctx, limit=LEDGER_ROWS, model=q.get("model") or None
+    )
     buf = io.StringIO()
     fields = list(ledger.LedgerCallOut.model_fields)
     w = csv.writer(buf)
