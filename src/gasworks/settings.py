@@ -535,11 +535,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Embedded index: a tenant's space gets an HNSW graph from this many vectors.",
     )
-    vector_ef_search: int = Field(
-        default=100,
+    vector_ef_search: int | None = Field(
+        default=None,
         ge=10,
         le=1000,
-        description="HNSW candidate list size at query time (recall against latency).",
+        description="HNSW candidate list size at query time (recall against latency); unset: "
+        "each index's measured default (40 on pgvector, 96 embedded).",
     )
     # --- documents -----------------------------------------------------------------------
     documents_max_bytes: int = Field(

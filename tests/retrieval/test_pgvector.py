@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from sqlalchemy import text
 
@@ -36,10 +38,43 @@ class TestPgVector08Hnsw(VectorIndexConformance):
         return lambda: PgVectorIndex(pg08_databases(), exact_max_rows=5, ef_search=10)
 
 
+async def _on_search_connection(index: PgVectorIndex, sql: str, *args: object) -> list[Any]:
+    """Rows of ``sql`` on one of the index's search connections (its session settings)."""
+    engine = await index._search_engine()
+    async with engine.connect() as aconn:
+        raw = (await aconn.get_raw_connection()).driver_connection
+        assert raw is not None
+        return list(await raw.fetch(sql, *args))
+
+
+async def _generic_plan(index: PgVectorIndex, sql: str, args: str) -> str:
+    """The plan a reused prepared statement of ``sql`` runs with on a search connection
+    (PREPARE + EXPLAIN EXECUTE: the plan cache's plan, not a fresh one)."""
+    engine = await index._search_engine()
+    async with engine.connect() as aconn:
+        raw = (await aconn.get_raw_connection()).driver_connection
+        assert raw is not None
+        await raw.execute(f"PREPARE gw_plan_probe AS {sql}")
+        try:
+            plans = []
+            for _ in range(7):  # past the plan cache's five custom plans
+                rows = await raw.fetch(f"EXPLAIN EXECUTE gw_plan_probe({args})")
+                plans.append("\n".join(r[0] for r in rows))
+        finally:
+            await raw.execute("DEALLOCATE gw_plan_probe")
+    assert len(set(plans)) == 1
+    return plans[0]
+
+
+def _real_array(v: Any) -> str:
+    return "ARRAY[" + ",".join(repr(float(x)) for x in v) + "]::real[]"
+
+
 @pytest.mark.slow
 async def test_iterative_scan_on_0_8_completes_a_selective_filter_in_the_index(pg08_databases):
     """On 0.8 the 1% filter that 0.6.2's post-filter empties (the issue's measurement) is
-    answered completely by the HNSW query itself, through the space's HNSW index."""
+    answered completely by the HNSW query itself, through the space's HNSW index, on the
+    search connections' generic plan."""
     index = PgVectorIndex(pg08_databases(), exact_max_rows=1, ef_search=10)
     version = await index.version()
     assert version >= (0, 8)
@@ -47,45 +82,35 @@ async def test_iterative_scan_on_0_8_completes_a_selective_filter_in_the_index(p
     await index.upsert("t1", SPACE, records(vecs, lambda i: "rare@1" if i % 100 == 0 else "bulk@1"))
     plan = index.plan_for(SPACE, version)
     q = unit_vectors(1, SPACE.dimensions, 4)[0]
-    params = {"t": "t1", "s": SPACE.key, "src": ["rare@1"], "q": str(q.tolist()), "k": 10}
-    async with index.db.engine.connect() as conn, conn.begin():
-        await conn.execute(text(index.settings_sql(version)), index.settings_params(10))
-        plan_text = "\n".join(
-            r[0] for r in (await conn.execute(text("EXPLAIN " + index.hnsw_sql(plan)), params))
-        )
-        rows = (await conn.execute(text(index.hnsw_sql(plan)), params)).all()
+    sql = index.hnsw_sql(plan, SPACE)
+    plan_text = await _generic_plan(index, sql, f"'t1', ARRAY['rare@1'], {_real_array(q)}, 10")
     assert plan.index_name in plan_text
+    rows = await _on_search_connection(index, sql, "t1", ["rare@1"], q.tolist(), 10)
     rare = [i for i in range(2000) if i % 100 == 0]
     truth = sorted(rare, key=lambda i: -float(vecs[i] @ q))[:10]
     assert [r[0] for r in rows] == [f"c{i}" for i in truth]
     hits = await index.search("t1", SPACE, q.tolist(), allowed_sources={"rare@1"}, k=10)
     assert [h.chunk_id for h in hits] == [f"c{i}" for i in truth]
-
-
-async def _explain(index: PgVectorIndex, sql: str, params: dict[str, object]) -> str:
-    async with index.db.engine.connect() as conn, conn.begin():
-        await conn.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-        await conn.execute(text("SET LOCAL enable_seqscan = off"))
-        rows = (await conn.execute(text("EXPLAIN " + sql), params)).all()
-    return "\n".join(r[0] for r in rows)
+    await index.aclose()
 
 
 async def test_the_plans_we_rely_on(pg_databases):
-    """The HNSW query is served by the space's partial HNSW index; the exact query never is
-    (whatever the planner settings), it reads the allowed rows through the btree."""
+    """On the search connections (generic plans: the allowed set is never planned with) the
+    HNSW statement is served by the space's partial HNSW index, whatever the allowed set; the
+    exact statement never is, it reads the allowed rows through a btree."""
     index = PgVectorIndex(pg_databases())
     vecs = unit_vectors(300, SPACE.dimensions, 1)
     await index.upsert("t1", SPACE, records(vecs, lambda i: f"d{i % 3}@1"))
     plan = index.plan_for(SPACE, await index.version())
-    params = {"t": "t1", "s": SPACE.key, "src": ["d0@1"], "q": str(vecs[0].tolist()), "k": 5}
-    # the same statement executed many times (a prepared statement's generic plan would come
-    # after five): the plan stays the index scan
-    for _ in range(7):
-        hnsw = await _explain(index, index.hnsw_sql(plan), params)
-        assert plan.index_name in hnsw
-    exact = await _explain(index, PgVectorIndex.EXACT_SQL, params)
-    assert "hnsw" not in exact and plan.index_name not in exact
-    assert "ix_retrieval_vectors_source" in exact or "ix_retrieval_vectors_tenant_source" in exact
+    for allowed in ("ARRAY['d0@1']", "ARRAY['d0@1','d1@1','d2@1']"):
+        args = f"'t1', {allowed}, {_real_array(vecs[0])}, 5"
+        hnsw = await _generic_plan(index, index.hnsw_sql(plan, SPACE), args)
+        assert plan.index_name in hnsw and "Sort" not in hnsw
+        exact_args = f"'t1', '{SPACE.key}', {allowed}, {_real_array(vecs[0])}, 5"
+        exact = await _generic_plan(index, PgVectorIndex.EXACT_SQL, exact_args)
+        assert "hnsw" not in exact and plan.index_name not in exact
+        assert "ix_retrieval_vectors_source" in exact or "ix_retrieval_vectors_tenant_source" in exact
+    await index.aclose()
 
 
 async def test_version_is_detected_and_large_spaces_have_a_path(pg_databases):
@@ -114,33 +139,58 @@ async def test_selective_filter_through_hnsw_on_0_6_is_completed_by_the_exact_sc
     assert len(hits) == 10 and {h.source_id for h in hits} == {"rare@1"}
 
 
-async def test_iterative_scan_settings_for_pgvector_0_8(pg_databases):
-    """The bundled server is 0.6.2; the >= 0.8 settings are built by the same code and are
-    valid SQL there too (custom settings with a dot are accepted before the extension
-    defines them), and they last only for the transaction."""
-    index = PgVectorIndex(pg_databases(), ef_search=40, max_scan_tuples=20_000)
-    old, new = index.settings_sql((0, 6, 2)), index.settings_sql((0, 8, 0))
-    assert "iterative_scan" not in old and "max_scan_tuples" not in old
-    assert "set_config('hnsw.iterative_scan', 'strict_order', true)" in new
-    assert "set_config('hnsw.max_scan_tuples', :max_scan, true)" in new
-    assert index.settings_params(10) == {"ef": "40", "max_scan": "20000"}
-    assert index.settings_params(64)["ef"] == "64"  # never fewer candidates than k
-    async with index.db.engine.connect() as conn:
-        async with conn.begin():
-            await conn.execute(text(new), index.settings_params(10))
-            got = (
-                await conn.execute(
-                    text(
-                        "SELECT current_setting('hnsw.iterative_scan'), "
-                        "current_setting('hnsw.max_scan_tuples'), "
-                        "current_setting('hnsw.ef_search'), current_setting('plan_cache_mode')"
-                    )
-                )
-            ).one()
-        assert tuple(got) == ("strict_order", "20000", "40", "force_custom_plan")
-        async with conn.begin():
-            mode = (await conn.execute(text("SELECT current_setting('plan_cache_mode')"))).scalar()
-        assert mode == "auto"  # SET LOCAL semantics: gone with the transaction
+async def test_search_connection_settings(pg_databases):
+    """The search connections carry their settings from the connect (a search is one
+    statement, no SET round trips); the >= 0.8 iterative-scan settings only on >= 0.8; none
+    of it leaks into the deployment's shared pool."""
+    db = pg_databases()
+    index = PgVectorIndex(db, ef_search=40, max_scan_tuples=20_000)
+    old, new = index.search_settings((0, 6, 2)), index.search_settings((0, 8, 0))
+    assert "hnsw.iterative_scan" not in old and "hnsw.max_scan_tuples" not in old
+    assert new["hnsw.iterative_scan"] == "strict_order"
+    assert new["hnsw.max_scan_tuples"] == "20000"
+    show = (
+        "SELECT current_setting('hnsw.ef_search'), current_setting('plan_cache_mode'), "
+        "current_setting('enable_sort')"
+    )
+    rows = await _on_search_connection(index, show)
+    assert tuple(rows[0]) == ("40", "force_generic_plan", "off")
+    async with db.engine.connect() as conn:
+        got = (await conn.execute(text("SELECT current_setting('plan_cache_mode')"))).scalar()
+    assert got == "auto"
+    await index.aclose()
+
+
+def test_plan_choice_and_ef_follow_the_filter():
+    """Exact scan for few rows or a selective filter over not too many; otherwise HNSW with
+    the candidate list scaled by the filter's selectivity (at least k, at most 1,000)."""
+    index = PgVectorIndex.__new__(PgVectorIndex)
+    index.exact_max_rows, index.exact_fraction, index.ef_search = 10_000, 0.25, 40
+    assert index.exact_is_cheaper(10_000, 1_000_000)
+    assert index.exact_is_cheaper(10_029, 100_000)  # 10 % of 100,000
+    assert not index.exact_is_cheaper(50_000, 100_000)  # half of the rows: HNSW
+    assert not index.exact_is_cheaper(100_000, 100_000)  # unfiltered
+    assert not index.exact_is_cheaper(100_000, 1_000_000)  # 10 % of a million: HNSW
+    assert index.ef_for(10, 100_000, 100_000) == 40
+    assert index.ef_for(10, 100_000, 1_000_000) == 400
+    assert index.ef_for(10, 20_000, 1_000_000) == 1000
+    assert index.ef_for(64, 100_000, 100_000) == 64
+
+
+async def test_k_above_ef_search_is_complete_and_leaves_the_session_setting(pg_databases):
+    """A k larger than ef_search widens the candidate list for that query only (SET LOCAL
+    in a transaction): the answer is complete and the connection keeps its setting."""
+    index = PgVectorIndex(pg_databases(), exact_max_rows=5, ef_search=10)
+    vecs = unit_vectors(200, SPACE.dimensions, 6)
+    await index.upsert("t1", SPACE, records(vecs, lambda i: f"d{i % 4}@1"))
+    q = vecs[7]
+    allowed = {f"d{i}@1" for i in range(4)}
+    hits = await index.search("t1", SPACE, q.tolist(), allowed_sources=allowed, k=25)
+    truth = sorted(range(200), key=lambda i: -float(vecs[i] @ q))[:25]
+    assert [h.chunk_id for h in hits] == [f"c{i}" for i in truth]
+    rows = await _on_search_connection(index, "SELECT current_setting('hnsw.ef_search')")
+    assert rows[0][0] == "10"
+    await index.aclose()
 
 
 async def test_a_remembered_count_never_changes_the_answer(pg_databases):

@@ -57,9 +57,8 @@ async def open_vector_index(rt: Runtime) -> tuple[VectorIndex, str]:
             )
         from gasworks.retrieval.pgvector import PgVectorIndex
 
-        pg = PgVectorIndex(
-            rt.db, exact_max_rows=s.vector_exact_max_rows, ef_search=s.vector_ef_search
-        )
+        ef = {} if s.vector_ef_search is None else {"ef_search": s.vector_ef_search}
+        pg = PgVectorIndex(rt.db, exact_max_rows=s.vector_exact_max_rows, **ef)
         await pg.version()  # fails now, with the fix in the message, if the extension is missing
         return pg, "pgvector"
     from gasworks.retrieval.embedded import EmbeddedVectorIndex  # numpy: only when used
@@ -69,7 +68,7 @@ async def open_vector_index(rt: Runtime) -> tuple[VectorIndex, str]:
             s.home / "vectors",
             ann_min_rows=s.vector_ann_min_rows,
             exact_max_rows=s.vector_exact_max_rows,
-            ef_search=s.vector_ef_search,
+            **({} if s.vector_ef_search is None else {"ef_search": s.vector_ef_search}),
         ),
         "embedded",
     )
