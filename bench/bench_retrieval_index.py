@@ -369,7 +369,7 @@ async def previous_pg_search(
     allowed rows remembered like the current code (the bench repeats each allowed set)."""
     from sqlalchemy import text
 
-    from gasworks.retrieval.embedded import normalized
+    from gasworks.retrieval.vectors import normalized
     from gasworks.retrieval.pgvector import _vector_literal
     from gasworks.retrieval.types import VectorMatch
 
@@ -379,7 +379,7 @@ async def previous_pg_search(
     d = space.dimensions
     dist = f"(embedding::vector({d}) <=> CAST(:q AS vector({d})))"
     hnsw = (
-        f"SELECT chunk_id, source_id, {dist} AS d FROM retrieval_vectors WHERE space = :s "  # noqa: S608
+        f"SELECT chunk_id, source_id, {dist} AS d FROM retrieval_vectors WHERE space = :s "
         f"AND tenant_id = :t AND source_id = ANY(:src) ORDER BY {dist} LIMIT :k"
     )
     exact = (

@@ -109,7 +109,9 @@ async def test_the_plans_we_rely_on(pg_databases):
         exact_args = f"'t1', '{SPACE.key}', {allowed}, {_real_array(vecs[0])}, 5"
         exact = await _generic_plan(index, PgVectorIndex.EXACT_SQL, exact_args)
         assert "hnsw" not in exact and plan.index_name not in exact
-        assert "ix_retrieval_vectors_source" in exact or "ix_retrieval_vectors_tenant_source" in exact
+        assert (
+            "ix_retrieval_vectors_source" in exact or "ix_retrieval_vectors_tenant_source" in exact
+        )
     await index.aclose()
 
 
