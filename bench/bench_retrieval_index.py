@@ -369,9 +369,9 @@ async def previous_pg_search(
     allowed rows remembered like the current code (the bench repeats each allowed set)."""
     from sqlalchemy import text
 
-    from gasworks.retrieval.vectors import normalized
     from gasworks.retrieval.pgvector import _vector_literal
     from gasworks.retrieval.types import VectorMatch
+    from gasworks.retrieval.vectors import normalized
 
     q = normalized(query, space.dimensions)
     params = {"t": tenant_id, "s": space.key, "src": sorted(allowed), "q": _vector_literal(q)}
