@@ -33,6 +33,14 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
+# LiteLLM's proxy, the gateway benchmark's anchor, in a venv of its own: litellm 1.95's proxy
+# needs a FastAPI older than gasworks' (bench/README.md, "LiteLLM's proxy")
+LITELLM_VENV ?= .venv-litellm
+$(LITELLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet "litellm[proxy]==1.95.0" "fastapi==0.140.0"
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -76,7 +84,7 @@ screenshots: $(VENV)/.installed-dev browser
 docs: $(VENV)/.installed
 	$(BIN)/python scripts/gen_docs.py
 
-bench: $(VENV)/.installed-bench
+bench: $(VENV)/.installed-bench $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/run.py
 
 clean:
