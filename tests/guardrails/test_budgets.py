@@ -183,7 +183,11 @@ async def test_a_ledger_backlog_refuses_new_calls_and_drops_no_row(runtime, monk
     def down() -> object:
         raise DatabaseUnavailable("The database is unreachable; try again shortly.")
 
+    async def down_batch(fn: object) -> object:
+        raise DatabaseUnavailable("The database is unreachable; try again shortly.")
+
     monkeypatch.setattr(runtime.db, "session", down)
+    monkeypatch.setattr(runtime.db, "write_batch", down_batch)
     for t in tokens:  # three calls in flight: all three rows queue, beyond the bound
         await g.after_call(t, scope, model, ok(model, 5, 5))
     assert g.ledger.pending == 3
@@ -191,6 +195,7 @@ async def test_a_ledger_backlog_refuses_new_calls_and_drops_no_row(runtime, monk
         await g.before_call(scope, model, worker.request())
     assert refused.value.details == {"pendingRows": 3}
     monkeypatch.setattr(runtime.db, "session", real_session)
+    monkeypatch.undo()
     assert await g.ledger.flush() == 3
     await g.before_call(scope, model, worker.request())  # written: calls are taken again
     async with runtime.db.session() as s:

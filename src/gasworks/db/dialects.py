@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from gasworks.home import private_file
 
@@ -72,6 +72,11 @@ class DialectOps(Protocol):
         or None where the async engine serves them as well."""
         ...
 
+    def write_engine(self) -> Engine | None:
+        """A synchronous engine of one connection for ``Database.write_batch`` (run on one
+        writer thread), or None where the async engine serves batches as well."""
+        ...
+
 
 def _is_connection_failure(exc: BaseException) -> bool:
     """Network-level failures (refused, reset, unresolvable host, connect timeout) and
@@ -82,6 +87,28 @@ def _is_connection_failure(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated) or isinstance(exc.orig, network)
     return False
+
+
+def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
+    # Take over transaction control so that BEGIN IMMEDIATE can be issued: every transaction
+    # takes the write lock up front and waits (busy_timeout) instead of failing with
+    # "database is locked" when it later upgrades a read lock.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Read-only work (Database.read_session / read_connection) begins DEFERRED: in WAL mode
+    # readers never wait for, nor block, a writer.
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class SQLiteOps:
@@ -109,32 +136,28 @@ class SQLiteOps:
 
         return engine
 
+    def write_engine(self) -> Engine | None:
+        """On a file, one stdlib connection with the async engine's PRAGMAs and BEGIN
+        IMMEDIATE, used only by the writer thread of ``Database.write_batch``."""
+        if self.path is None:
+            return None
+        engine = create_engine(
+            f"sqlite:///{self.path}",
+            poolclass=StaticPool,
+            # only the writer thread uses it; ``dispose`` may close it from another
+            connect_args={"timeout": 30, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
     def on_engine(self, engine: AsyncEngine) -> None:
         if self.path is not None:
             # 0600 before SQLite opens it: its -wal and -shm files take the same mode
             private_file(self.path)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _connect(dbapi_conn: Any, _: Any) -> None:
-            # Take over transaction control so that BEGIN IMMEDIATE can be issued: every
-            # transaction takes the write lock up front and waits (busy_timeout) instead of
-            # failing with "database is locked" when it later upgrades a read lock.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin(conn: Any) -> None:
-            # Read-only work (Database.read_session / read_connection) begins DEFERRED: in WAL
-            # mode readers never wait for, nor block, a writer.
-            if conn.get_execution_options().get(READ_ONLY_OPTION):
-                conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
 
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
@@ -177,6 +200,9 @@ class PostgresOps:
         return None
 
     def poll_engine(self, busy_timeout_ms: int) -> Engine | None:
+        return None  # asyncpg already runs in the event loop
+
+    def write_engine(self) -> Engine | None:
         return None  # asyncpg already runs in the event loop
 
     def insert(self, table: Table) -> Any:

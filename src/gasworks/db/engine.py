@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, Select, text
 from sqlalchemy.engine import make_url
@@ -20,12 +21,52 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.errors import DatabaseUnavailable, MissingDependency
 
 #: how long a poller's synchronous SQLite read may wait for a lock (see ``read_now``)
 POLL_BUSY_TIMEOUT_MS = 100
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class OnLoop(Protocol):
+    """Runs a function on the event loop's thread and returns its result: what a
+    ``write_batch`` function uses for work that must not run beside the event loop (reading
+    or changing memory that the loop's code also changes)."""
+
+    def __call__(self, fn: Callable[[], R]) -> R: ...
+
+
+def _here(fn: Callable[[], R]) -> R:
+    return fn()
+
+
+class _OnLoopOf:
+    """``OnLoop`` for a thread other than the loop's: the call is scheduled on ``loop`` and
+    the thread waits for its result."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __call__(self, fn: Callable[[], R]) -> R:
+        done: concurrent.futures.Future[R] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return done.result()
+
+
+#: a write batch: synchronous statements on the session, in one transaction
+WriteBatch = Callable[[Session, OnLoop], T]
 
 
 class Database:
@@ -62,6 +103,9 @@ class Database:
         #: small pool of its own whose connections are in autocommit for life, so a checkout
         #: sends nothing (no pre-ping, no reset on return, no isolation change); a connection
         #: the server dropped is replaced and the read retried once (``read_first``)
+        #: ``write_batch`` on a SQLite file: one stdlib connection and the one thread using it
+        self._write_engine: Engine | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         self._autocommit_engine: AsyncEngine | None = None
         if self.dialect.name == "postgresql":
             kwargs = self.dialect.engine_kwargs(parsed, max(2, pool_size // 2))
@@ -76,6 +120,63 @@ class Database:
         with self.unavailable_as_error():
             async with self.sessionmaker() as session, session.begin():
                 yield session
+
+    async def write_batch(self, fn: WriteBatch[T]) -> T:
+        """``fn(session, on_loop)`` in one write transaction of synchronous statements
+        (committed when it returns, rolled back when it raises): for the background writers
+        that batch many small writes (the cost ledger and its budget settlements).
+
+        On a SQLite file the whole transaction — BEGIN IMMEDIATE, the statements, COMMIT —
+        runs in ONE hand-off to a writer thread, through one stdlib connection: the async
+        driver hands every statement, cursor and commit to its own thread and back (about ten
+        hand-offs per batch, each costing the event loop CPU and a contended GIL). ``fn``
+        runs on that thread: the memory it shares with the event loop's code goes through
+        ``on_loop``. Elsewhere (PostgreSQL: asyncpg is in the event loop; in-memory SQLite)
+        it runs through ``AsyncSession.run_sync`` in one transaction of ``session()``, and
+        ``on_loop`` calls directly.
+
+        Cancelling the caller does not cut the transaction short on the writer thread: the
+        caller waits for its outcome, gets the result, and the cancellation is delivered at
+        its next await (so memory that follows the commit stays in step with the database).
+        """
+        engine = self._write_engine_now()
+        if engine is None:
+            async with self.session() as s:
+                return await s.run_sync(fn, _here)
+        loop = asyncio.get_running_loop()
+        on_loop = _OnLoopOf(loop)
+
+        def run_batch() -> T:
+            with Session(engine) as session, session.begin():
+                return fn(session, on_loop)
+
+        assert self._writer is not None
+        future = loop.run_in_executor(self._writer, run_batch)
+        with self.unavailable_as_error():
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                if future.cancelled():  # never started: nothing was written
+                    raise
+                # the batch runs to its end: wait for its outcome, then deliver the cancel
+                while not future.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({future})
+                task = asyncio.current_task()
+                if task is not None:
+                    task.cancel()
+                return future.result()
+
+    def _write_engine_now(self) -> Engine | None:
+        if self._writer is None:
+            engine = self.dialect.write_engine()
+            if engine is None:
+                return None
+            self._write_engine = engine
+            self._writer = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="gasworks-db-writer"
+            )
+        return self._write_engine
 
     @contextlib.asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
@@ -257,6 +358,12 @@ class Database:
         if self._poll_engine is not None:
             self._poll_engine.dispose()
             self._poll_engine = None
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.shutdown)  # a batch under way finishes first
+            if self._write_engine is not None:
+                self._write_engine.dispose()
+                self._write_engine = None
 
 
 #: compiled hot reads kept per ``Database`` (they are module-level statements: a handful)
