@@ -4,29 +4,17 @@ every call the sync client took before the generation still binds."""
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gasworks.client import AsyncGasworks, Gasworks
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _generator() -> Any:
-    path = ROOT / "scripts" / "unasync_client.py"
-    spec = importlib.util.spec_from_file_location("unasync_client", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from tests.foundation._scripts import load_script
 
 
 def test_the_generated_sync_client_is_current():
-    gen = _generator()
+    gen = load_script("unasync_client")
     assert gen.TARGET.read_text(encoding="utf-8") == gen.render(), (
         "src/gasworks/client/_sync/client.py is stale: run `make sdk` and commit it"
     )

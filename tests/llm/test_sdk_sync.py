@@ -34,7 +34,8 @@ async def test_sync_tenancy_models_breakers_budgets_usage(app: Any, admin_key: s
             assert gw.create_tenant("acme", "Acme")["name"] == "acme"
             created = gw.create_key(name="reader", role="viewer")
             assert created["key"].startswith("gw_") and created["apiKey"]["name"] == "reader"
-            assert {k["name"] for k in gw.keys()} >= {"reader"}
+            listed = gw.keys()  # the API keys (a list, not a dict's keys)
+            assert {k["name"] for k in listed} >= {"reader"}
 
             with Gasworks(url, created["key"]) as viewer:
                 assert viewer.me()["role"] == "viewer"
