@@ -118,8 +118,6 @@ class GwFakeEmbedder:
         self.probe = probe
 
     async def embed(self, scope: Any, req: Any) -> Any:
-        from gasworks.modeltypes import EmbedResult
-
         if self.probe is not None and self.probe.check is not None:
             doc = str((req.served or {}).get("documentId"))
             if doc not in self.probe.seen:
@@ -127,6 +125,19 @@ class GwFakeEmbedder:
                 self.probe.seen[doc] = bool(await found if asyncio.iscoroutine(found) else found)
         if self.inner is not None:
             return await self.inner.embed(scope, req)
+        return self._fake(req)
+
+    async def embed_many(self, scope: Any, reqs: Sequence[Any]) -> list[Any]:
+        """The pipeline's cross-document batches (``BatchEmbedder``): the gateway's
+        ``embed_many``, or the fake for each request."""
+        if self.inner is not None:
+            return await self.inner.embed_many(scope, reqs)  # type: ignore[no-any-return]
+        return [self._fake(r) for r in reqs]
+
+    @staticmethod
+    def _fake(req: Any) -> Any:
+        from gasworks.modeltypes import EmbedResult
+
         return EmbedResult(
             model="bench-fake",
             provider="fake",
@@ -189,9 +200,17 @@ def llama_readers() -> dict[str, Any]:
             from pypdf import PdfReader
 
             reader = PdfReader(str(file))
+            texts = [page.extract_text() or "" for page in reader.pages]
+            blank = [n for n, t in enumerate(texts, 1) if not t.strip()]
+            if blank:  # a scan: the same OCR engine as gasworks' (RapidOCR), in this process
+                from gasworks.documents.ocr.rapid import ocr_pages
+
+                read = ocr_pages(Path(file).read_bytes(), "application/pdf", blank)
+                for n in blank:
+                    texts[n - 1] = str(read.get(str(n), ""))
             return [
-                Document(text=page.extract_text() or "", metadata={**(extra_info or {}), "page": n})
-                for n, page in enumerate(reader.pages, 1)
+                Document(text=text, metadata={**(extra_info or {}), "page": n})
+                for n, text in enumerate(texts, 1)
             ]
 
     class TrafilaturaReader(BaseReader):
@@ -275,12 +294,14 @@ class GwSide:
         probe: Probe | None = None,
         preload: bool = True,
         chain: bool = True,
+        batch_documents: int | None = None,
     ) -> None:
         self.home = home
         self.fake = fake
         self.probe = probe
         self.preload = preload
         self.chain = chain
+        self.batch_documents = batch_documents
 
     async def __aenter__(self) -> GwSide:
         from gasworks.documents.domain import EMBEDDER, get_documents
@@ -301,6 +322,10 @@ class GwSide:
             documents_chain_stages=self.chain,
             log_level="WARNING",
         )
+        if self.batch_documents is not None:
+            settings = settings.model_copy(
+                update={"documents_embed_batch_documents": self.batch_documents}
+            )
         self.rt = build_runtime(settings)
         gateway_embedder: Any = None
         if self.fake:
@@ -401,9 +426,35 @@ def gasworks_chunk_texts(files: Sequence[CorpusFile], model: Any) -> list[list[s
 
     out = []
     for f in files:
+        if f.kind == "scan":
+            out.append([])  # no text layer: its text comes from OCR (``scan_chunk_texts``)
+            continue
         doc = EXTRACTORS[sniff.sniff(f.data[: sniff.HEAD], f.name, size=len(f.data))](f.data)
         out.append([c.text for c in chunk("d", 1, doc, ChunkConfig(CHUNK, OVERLAP, limit))])
     return out
+
+
+def scan_chunk_texts(files: Sequence[CorpusFile], model: Any) -> list[list[str]]:
+    """OCR of the scanned files (RapidOCR, two at a time, as gasworks' two worker slots run
+    them), chunked as gasworks' OCR and chunk stages do; ``[]`` for the other files."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from gasworks.documents.chunking import ChunkConfig, chunk
+    from gasworks.documents.extractors import Block, Extracted
+    from gasworks.documents.ocr.rapid import ocr_pages
+    from gasworks.modeltypes import EmbedInputLimit
+
+    limit = EmbedInputLimit("local/all-minilm-l6-v2", model.spec.max_tokens, model.count, True)
+
+    def one(f: CorpusFile) -> list[str]:
+        if f.kind != "scan":
+            return []
+        text = str(ocr_pages(f.data, "application/pdf", [1]).get("1", "")).strip()
+        doc = Extracted(blocks=[Block(text, page=1)], pages=1)
+        return [c.text for c in chunk("d", 1, doc, ChunkConfig(CHUNK, OVERLAP, limit))]
+
+    with ThreadPoolExecutor(2) as pool:
+        return list(pool.map(one, files))
 
 
 # --- the rounds -----------------------------------------------------------------------------
@@ -429,24 +480,41 @@ async def timed(fn: Callable[[], Awaitable[tuple[int, int]]], row: Row) -> None:
     row.docs, row.chunks = docs, chunks
 
 
+#: the sides of the ingestion rounds (``GASWORKS_BENCH_SIDES`` picks among them)
+SIDES = {
+    "embedder": "embedder alone, batches of 64 across documents (+ OCR of the scans) (anchor)",
+    "gasworks": "gasworks (upload → ready)",
+    "gasworks_per_doc": "gasworks, one embedding call per document (batching off)",
+    "gasworks_queued": "gasworks, every stage queued and claimed (chaining off)",
+    "llamaindex": "LlamaIndex IngestionPipeline",
+}
+
+
 async def ingest_rounds(
-    files: list[CorpusFile], folder: Path, work: Path, *, fake: bool, rounds: int, model: Any
+    files: list[CorpusFile],
+    folder: Path,
+    work: Path,
+    *,
+    fake: bool,
+    rounds: int,
+    model: Any,
+    sides: Sequence[str],
 ) -> tuple[dict[str, Row], tuple[float, float]]:
-    """Rotating rounds of gasworks, LlamaIndex and (real embedder) the embedder alone."""
+    """Rotating rounds of ``sides`` (``SIDES``; the embedder alone only with the real
+    embedder)."""
     fn: Callable[[list[str]], list[list[float]]] = (
         fake_vectors if fake else (lambda texts: model.embed(texts)[0])
     )
     per_doc = gasworks_chunk_texts(files, model)
-    rows = {"gasworks": Row(), "gasworks_queued": Row(), "llamaindex": Row()}
-    if not fake:
-        rows["embedder"] = Row()
+    names = [x for x in sides if x in SIDES and not (fake and x == "embedder")]
+    rows = {name: Row() for name in names}
     n = 0
 
-    async def gasworks(chain: bool = True) -> tuple[int, int]:
+    async def gasworks(chain: bool = True, batch: int | None = None) -> tuple[int, int]:
         nonlocal n
         n += 1
         home = work / f"gw-{'fake' if fake else 'real'}-{n}"
-        async with GwSide(home, fake=fake, chain=chain) as gw:
+        async with GwSide(home, fake=fake, chain=chain, batch_documents=batch) as gw:
             # the parse servers start with the runtime's first parse: warm them
             await gw.ingest(corpus(2, kinds=("pdf", "html"), seed=7))
             c0, t0 = time.process_time(), time.perf_counter()
@@ -455,6 +523,9 @@ async def ingest_rounds(
 
     async def gasworks_queued() -> tuple[int, int]:
         return await gasworks(chain=False)
+
+    async def gasworks_per_doc() -> tuple[int, int]:
+        return await gasworks(batch=1)
 
     async def llamaindex() -> tuple[int, int]:
         nonlocal n
@@ -465,33 +536,38 @@ async def ingest_rounds(
         return docs, nodes, time.perf_counter() - t0, time.process_time() - c0  # type: ignore[return-value]
 
     async def embedder() -> tuple[int, int]:
-        def run() -> None:
-            for texts in per_doc:
-                model.embed(texts)
+        """The work no pipeline skips: OCR of the scans (the same engine, two at a time) and
+        every chunk embedded in batches of ``EMBED_BATCH`` across documents, as LlamaIndex
+        batches them (the model's own best batching: it sorts each call's inputs by length)."""
+
+        def run() -> int:
+            scanned = scan_chunk_texts(files, model)
+            texts = [t for d, extra in zip(per_doc, scanned, strict=True) for t in d + extra]
+            for i in range(0, len(texts), EMBED_BATCH):
+                model.embed(texts[i : i + EMBED_BATCH])
+            return len(texts)
 
         c0, t0 = time.process_time(), time.perf_counter()
-        await asyncio.to_thread(run)
+        chunks = await asyncio.to_thread(run)
         return (
             len(per_doc),
-            sum(map(len, per_doc)),
+            chunks,
             time.perf_counter() - t0,
             time.process_time() - c0,
         )  # type: ignore[return-value]
 
-    # before/after the hand-on of stages (GASWORKS_DOCUMENTS_CHAIN_STAGES)
-    sides: dict[str, Callable[[], Awaitable[Any]]] = {
+    every: dict[str, Callable[[], Awaitable[Any]]] = {
+        "embedder": embedder,
         "gasworks": gasworks,
+        "gasworks_per_doc": gasworks_per_doc,
         "gasworks_queued": gasworks_queued,
+        "llamaindex": llamaindex,
     }
-    sides["llamaindex"] = llamaindex
-    if not fake:
-        sides["embedder"] = embedder
-    names = list(sides)
     load0 = load()
     for r in range(rounds):
         order = names[r % len(names) :] + names[: r % len(names)]
         for name in order:
-            docs, chunks, secs, cpu = await sides[name]()
+            docs, chunks, secs, cpu = await every[name]()
             row = rows[name]
             row.seconds.append(secs)
             row.cpu.append(cpu)
@@ -674,17 +750,12 @@ async def scanned(work: Path, n: int) -> dict[str, Any]:
 def _rate_table(rows: dict[str, Row], anchor: str | None, ld: tuple[float, float]) -> str:
     lines = [
         "| side | documents | chunks | s per pass (median) | documents/s | chunks/s | "
-        + ("vs embedder alone (time) | " if anchor else "")
+        + ("this side's time / the anchor's | " if anchor else "")
         + "gasworks time / this side's time | s per round |",
         "|---|---|---|---|---|---|" + ("---|" if anchor else "") + "---|---|",
     ]
     g = rows["gasworks"].seconds
-    for name, label in (
-        ("embedder", "embedder alone (anchor)"),
-        ("gasworks", "gasworks (upload → ready)"),
-        ("gasworks_queued", "gasworks before (every stage queued and claimed)"),
-        ("llamaindex", "LlamaIndex IngestionPipeline"),
-    ):
+    for name, label in SIDES.items():
         if name not in rows:
             continue
         r = rows[name]
@@ -704,6 +775,14 @@ def _rate_table(rows: dict[str, Row], anchor: str | None, ld: tuple[float, float
         cells.append(", ".join(f"{x:.1f}" for x in r.seconds))
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("")
+    for other in ("embedder", "llamaindex"):
+        if other in rows and "gasworks" in rows:
+            per = [x / y for x, y in zip(g, rows[other].seconds, strict=True)]
+            lines.append(
+                f"gasworks time / {SIDES[other].split(',')[0].split(' (')[0]} time per round: "
+                + ", ".join(f"{x:.2f}" for x in per)
+                + "."
+            )
     lines.append(
         f"Load average {ld[0]:.1f} → {ld[1]:.1f} on {os.cpu_count()} cores over these rounds."
     )
@@ -828,16 +907,17 @@ def _scan_section(sc: dict[str, Any]) -> str:
 
 
 async def measure() -> str:
-    n_docs = _env_int("GASWORKS_BENCH_DOCS", 30)
-    rounds = _env_int("GASWORKS_BENCH_ROUNDS", 3)
-    n_scans = _env_int("GASWORKS_BENCH_SCANS", 2)
-    default = "sandbox,fake,real,again,edit,scan"
-    sections = os.environ.get("GASWORKS_BENCH_SECTIONS", default).split(",")
-    files = corpus(n_docs)
+    quick = os.environ.get("GASWORKS_BENCH_QUICK", "") not in ("", "0")
+    n_docs = _env_int("GASWORKS_BENCH_DOCS", 40 if quick else 200)
+    rounds = _env_int("GASWORKS_BENCH_ROUNDS", 2)
+    n_scans = _env_int("GASWORKS_BENCH_SCANS", 1 if quick else 4)
+    sections = os.environ.get("GASWORKS_BENCH_SECTIONS", "real").split(",")
+    real_sides = os.environ.get("GASWORKS_BENCH_SIDES", "embedder,gasworks,llamaindex")
+    files = corpus(n_docs, kinds=("pdf", "html"), scans=n_scans)
     work = Path(tempfile.mkdtemp(prefix="gasworks-bench-docs-"))
     folder = work / "corpus"
     write_corpus(files, folder)
-    kinds = {k: sum(1 for f in files if f.kind == k) for k in ("pdf", "html", "md")}
+    kinds = {k: sum(1 for f in files if f.kind == k) for k in ("pdf", "html", "scan")}
     words = sum(f.words for f in files)
     parts: list[str] = []
 
@@ -848,7 +928,7 @@ async def measure() -> str:
         model = local_model()
         model.embed(["warm up"])
         # warm both sides once (imports, first-use costs) on a few files, untimed
-        few = files[:3]
+        few = [f for f in files if f.kind != "scan"][:3]
         wfolder = work / "warm"
         write_corpus(few, wfolder)
         warm = LlamaSide(wfolder, llama_embedding(fake_vectors), work / "li-warm")
@@ -858,9 +938,10 @@ async def measure() -> str:
 
         parts.append(
             f"Corpus: {len(files)} generated files ({kinds['pdf']} PDFs with a text layer, "
-            f"{kinds['html']} HTML pages, {kinds['md']} Markdown notes; {words:,} words), "
-            f"chunks of {CHUNK} `cl100k_base` tokens with {OVERLAP} overlap on both sides, "
-            f"embedding batches of {EMBED_BATCH}. Method and notes: the end of this file."
+            f"{kinds['html']} HTML pages, {kinds['scan']} scanned one-page PDFs that only OCR "
+            f"reads; {words:,} words), chunks of {CHUNK} `cl100k_base` tokens with {OVERLAP} "
+            f"overlap on every side, embedding batches of {EMBED_BATCH}. Method and notes: the "
+            "end of this file."
         )
         if "sandbox" in sections:
             step("sandbox")
@@ -868,16 +949,28 @@ async def measure() -> str:
         if "fake" in sections:
             step("fake embedder rounds")
             rows, ld = await ingest_rounds(
-                files, folder, work, fake=True, rounds=rounds * 2, model=model
+                files,
+                folder,
+                work,
+                fake=True,
+                rounds=rounds,
+                model=model,
+                sides=("gasworks", "gasworks_per_doc", "llamaindex"),
             )
             parts.append(
-                "## Pipeline overhead (both sides with the same trivial fake embedder)\n\n"
-                f"{rounds * 2} rotating rounds.\n\n" + _rate_table(rows, None, ld)
+                "## Pipeline overhead (every side with the same trivial fake embedder)\n\n"
+                f"{rounds} rotating rounds.\n\n" + _rate_table(rows, None, ld)
             )
         if "real" in sections:
             step("real embedder rounds")
             rows, ld = await ingest_rounds(
-                files, folder, work, fake=False, rounds=rounds, model=model
+                files,
+                folder,
+                work,
+                fake=False,
+                rounds=rounds,
+                model=model,
+                sides=real_sides.split(","),
             )
             parts.append(
                 "## End to end with the local embedder (`local/all-minilm-l6-v2` on every "
@@ -896,9 +989,9 @@ async def measure() -> str:
                 files, folder, work, model=model, edits=max(2, len(files) // 10)
             )
             parts.append(_edit_section(len(files), e, (l0, load())))
-        if "scan" in sections and n_scans:
+        if "scan" in sections:
             step("scanned")
-            parts.append(_scan_section(await scanned(work, n_scans)))
+            parts.append(_scan_section(await scanned(work, 2)))
     finally:
         shutil.rmtree(work, ignore_errors=True)
     parts.append(NOTES.strip())
