@@ -16,7 +16,7 @@ from gasworks.jobs import Job
 from gasworks.jobs.tables import JobRow
 from gasworks.retrieval.types import source_id
 from tests.documents import samples
-from tests.documents.helpers import ADMIN, drain, upload
+from tests.documents.helpers import ADMIN, after_lease_expiry_all_ready, drain, upload
 
 EMBED = "documents.embed"
 MARK = "Zanzibar"  # a word only the poisoned document carries
@@ -162,16 +162,7 @@ async def test_a_worker_killed_mid_batch_leaves_every_job_to_be_taken_again(
     with pytest.raises(Killed):
         await _run_one_batch(drt)
     monkeypatch.setattr(q, "finish", real_finish)
-    from datetime import timedelta
-
-    base = q.clock
-    q.clock = lambda: base() + timedelta(seconds=31)
-    await drain(drt)
-    sources = drt.services[SOURCES]
-    for doc_id in ids:
-        doc = await docs.service.get(ADMIN, doc_id)
-        assert doc.status == "ready"
-        assert len(sources.data["ten_a"][source_id(doc_id, 1)]) == doc.chunks
+    await after_lease_expiry_all_ready(drt, ids)
     async with drt.db.read_session() as s:
         assert (await s.scalars(select(JobRow))).all() == []
 
