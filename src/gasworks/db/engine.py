@@ -10,7 +10,7 @@ from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, Select, text
+from sqlalchemy import Engine, Select, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from gasworks.db.batch import Batch, SQLiteBatchWriter
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.errors import DatabaseUnavailable, MissingDependency
 
@@ -69,6 +70,42 @@ class Database:
                 isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None
             )
             self._autocommit_engine = create_async_engine(parsed, echo=echo, **kwargs)
+        #: ``insert_rows`` on a SQLite file: a worker thread with its own stdlib connection
+        self._batch_writer: SQLiteBatchWriter | None = None
+
+    async def insert_rows(self, batch: Batch) -> None:
+        """New rows of a few tables (parents first), in one transaction: the group commit
+        of run persistence (``workflows/writer.py``). On a SQLite file, one hand-off to a
+        worker thread whose stdlib connection runs BEGIN IMMEDIATE, one ``executemany`` per
+        table and COMMIT (``db/batch.py``); elsewhere, one Core transaction. A row must give
+        every column of its table for the first path; a table whose rows do not is written
+        through Core (in the same way, but on the async engine)."""
+        batch = [(table, rows) for table, rows in batch if rows]
+        if not batch:
+            return
+        writer = self._sqlite_batch_writer()
+        with self.unavailable_as_error():
+            if writer is not None:
+                statements = []
+                for table, rows in batch:
+                    prepared = writer.prepared(table, tuple(rows[0]))
+                    if prepared is None:
+                        break
+                    statements.append((prepared.sql, prepared.params(rows)))
+                else:
+                    await writer.write(statements)
+                    return
+            async with self.engine.begin() as conn:
+                for table, rows in batch:
+                    await conn.execute(insert(table), list(rows))
+
+    def _sqlite_batch_writer(self) -> SQLiteBatchWriter | None:
+        if self._batch_writer is None:
+            connect = self.dialect.batch_connector()
+            if connect is None:
+                return None
+            self._batch_writer = SQLiteBatchWriter(connect, self.engine.sync_engine.dialect)
+        return self._batch_writer
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -250,6 +287,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self._batch_writer is not None:
+            await self._batch_writer.close()
+            self._batch_writer = None
         if self._autocommit_engine is not None:
             await self._autocommit_engine.dispose()
         self._prepared.clear()
