@@ -60,16 +60,13 @@ async def test_rows_read_back_as_the_orm_wrote_them(runtime: Any) -> None:
     """Typed values (JSON, a JSON null, UTC datetimes, money) read back exactly as rows the
     ORM writes: the batch path binds what Core would bind."""
     await _workflow(runtime)
-    await runtime.db.insert_rows(
-        [(RUNS, [_run("r1"), _run("r2", output=None)]), (EVENTS, [_event("r1", 1), _event("r1", 2)])]
-    )
+    runs = [_run("r1"), _run("r2", output=None)]
+    await runtime.db.insert_rows([(RUNS, runs), (EVENTS, [_event("r1", 1), _event("r1", 2)])])
     async with runtime.db.session() as s:
         s.add(WorkflowRunRow(**_run("r3")))
     async with runtime.db.read_session() as s:
         rows = {r.id: r for r in (await s.execute(select(WorkflowRunRow))).scalars()}
-        events = (
-            await s.execute(select(WorkflowRunEventRow.seq, WorkflowRunEventRow.data))
-        ).all()
+        events = (await s.execute(select(WorkflowRunEventRow.seq, WorkflowRunEventRow.data))).all()
     fields = [c.key for c in RUNS.columns if c.key != "id"]
     assert [getattr(rows["r1"], f) for f in fields] == [getattr(rows["r3"], f) for f in fields]
     assert rows["r1"].cost == Decimal("0.000123456") and rows["r1"].started_at.tzinfo is not None
