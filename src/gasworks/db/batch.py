@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -49,14 +50,24 @@ class PreparedInsert:
 
     def __init__(self, sql: str, order: tuple[str, ...], compiled: Any, dialect: Dialect) -> None:
         self.sql = sql
-        self._bind: list[tuple[str, Callable[[Any], Any] | None]] = [
-            (key, compiled.binds[key].type.dialect_impl(dialect).bind_processor(dialect))
-            for key in order
-        ]
+        #: the row's values in parameter order, taken in one C call
+        self._values = operator.itemgetter(*order)
+        #: (position, bind processor) of the columns whose type converts its value
+        self._convert: list[tuple[int, Callable[[Any], Any]]] = []
+        for i, key in enumerate(order):
+            proc = compiled.binds[key].type.dialect_impl(dialect).bind_processor(dialect)
+            if proc is not None:
+                self._convert.append((i, proc))
 
-    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        bind = self._bind
-        return [tuple(row[k] if p is None else p(row[k]) for k, p in bind) for row in rows]
+    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
+        values, convert = self._values, self._convert
+        out = []
+        for row in rows:
+            params = list(values(row))
+            for i, proc in convert:
+                params[i] = proc(params[i])
+            out.append(params)
+        return out
 
 
 class SQLiteBatchWriter:
@@ -80,12 +91,12 @@ class SQLiteBatchWriter:
             self._prepared[key] = PreparedInsert.of(table, keys, self._dialect)
         return self._prepared[key]
 
-    async def write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    async def write(self, statements: list[tuple[str, list[list[Any]]]]) -> None:
         """Run each (sql, rows) ``executemany`` in one transaction on the worker thread."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._write, statements)
 
-    def _write(self, statements: list[tuple[str, list[tuple[Any, ...]]]]) -> None:
+    def _write(self, statements: list[tuple[str, list[list[Any]]]]) -> None:
         sql = "BEGIN IMMEDIATE"
         try:
             if self._conn is None:
