@@ -11,7 +11,8 @@ import contextlib
 import fcntl
 import os
 import socket
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -77,6 +78,11 @@ class DialectOps(Protocol):
         writer thread), or None where the async engine serves batches as well."""
         ...
 
+    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
+        """Opens a stdlib connection for batched inserts on a worker thread
+        (``db/batch.py``), or None where the async engine writes batches itself."""
+        ...
+
 
 def _is_connection_failure(exc: BaseException) -> bool:
     """Network-level failures (refused, reset, unresolvable host, connect timeout) and
@@ -89,16 +95,23 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
+#: every writing SQLite connection's settings (the engine's and the batch writer's)
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
 def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
     # Take over transaction control so that BEGIN IMMEDIATE can be issued: every transaction
     # takes the write lock up front and waits (busy_timeout) instead of failing with
     # "database is locked" when it later upgrades a read lock.
     dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.execute("PRAGMA foreign_keys=ON")
-    cur.execute("PRAGMA synchronous=NORMAL")
+    for pragma in _SQLITE_PRAGMAS:
+        cur.execute(pragma)
     cur.close()
 
 
@@ -150,6 +163,24 @@ class SQLiteOps:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
+
+    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
+        """On a file, a writing connection with the PRAGMAs of the engine's connections."""
+        path = self.path
+        if path is None:
+            return None
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            try:
+                for pragma in _SQLITE_PRAGMAS:
+                    conn.execute(pragma)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        return connect
 
     def on_engine(self, engine: AsyncEngine) -> None:
         if self.path is not None:
@@ -203,6 +234,9 @@ class PostgresOps:
         return None  # asyncpg already runs in the event loop
 
     def write_engine(self) -> Engine | None:
+        return None  # asyncpg already runs in the event loop
+
+    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
         return None  # asyncpg already runs in the event loop
 
     def insert(self, table: Table) -> Any:
