@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: run test test-fast lint fmt bench docs fuzz install install-dev clean help browser screenshots
+.PHONY: run test test-fast lint fmt bench docs sdk fuzz install install-dev clean help browser screenshots
 
 help:
 	@echo "make run    set up and start gasworks on http://127.0.0.1:8000 (embedded SQLite)"
@@ -13,6 +13,7 @@ help:
 	@echo "make lint   ruff + mypy --strict on src/ + the import contract (lint-imports)"
 	@echo "make bench  run the benchmarks in bench/"
 	@echo "make docs   regenerate docs/reference/ from the code"
+	@echo "make sdk    regenerate the sync SDK client from the async one (unasync)"
 	@echo "make fuzz   schemathesis (deep profile) against a real server, SQLite and PostgreSQL"
 	@echo "make screenshots  regenerate the console screenshots in docs/images/"
 
@@ -33,6 +34,14 @@ $(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-dev
 	$(BIN)/python -m pip install --quiet -e ".[dev,bench]"
 	touch $@
 
+# LiteLLM's proxy, the gateway benchmark's anchor, in a venv of its own: litellm 1.95's proxy
+# needs a FastAPI older than gasworks' (bench/README.md, "LiteLLM's proxy")
+LITELLM_VENV ?= .venv-litellm
+$(LITELLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LITELLM_VENV)
+	$(LITELLM_VENV)/bin/python -m pip install --quiet "litellm[proxy]==1.95.0" "fastapi==0.140.0"
+	touch $@
+
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
@@ -44,6 +53,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests bench scripts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/python scripts/unasync_client.py --check
 
 fmt: $(VENV)/.installed-dev
 	$(BIN)/ruff format src tests bench scripts
@@ -76,7 +86,11 @@ screenshots: $(VENV)/.installed-dev browser
 docs: $(VENV)/.installed
 	$(BIN)/python scripts/gen_docs.py
 
-bench: $(VENV)/.installed-bench
+# src/gasworks/client/_sync/client.py from _async/client.py (committed; `make lint` checks it)
+sdk: $(VENV)/.installed-dev
+	$(BIN)/python scripts/unasync_client.py
+
+bench: $(VENV)/.installed-bench $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/run.py
 
 clean:

@@ -78,6 +78,7 @@ Row = tuple[str, float, float, str]
 async def _measure(anthropic_url: str, openai_url: str) -> tuple[list[Row], tuple[float, float]]:
     from gasworks.llm.providers.anthropic import AnthropicProvider
     from gasworks.llm.providers.openai import OpenAIProvider
+    from gasworks.llm.providers.openai_compatible import OpenAICompatibleProvider
     from gasworks.llm.registry.registry import build_registry
     from gasworks.modeltypes import ChatRequest, Message
 
@@ -87,12 +88,30 @@ async def _measure(anthropic_url: str, openai_url: str) -> tuple[list[Row], tupl
     entries = [
         {"id": "claude", "provider": "anthropic", "provider_model_id": "claude-b", **common},
         {"id": "gpt", "provider": "openai", "provider_model_id": "gpt-b", **common},
+        {
+            "id": "compat",
+            "provider": "openai_compatible",
+            "provider_model_id": "gpt-b",
+            "base_url": openai_url + "/v1",
+            **common,
+        },
     ]
     models.write_text(yaml.safe_dump({"models": entries}))
     registry = build_registry(default_model="claude", models_file=models, region=None)
     claude, gpt = registry.resolve("claude"), registry.resolve("gpt")
+    compat_model = registry.resolve("compat")
     anth = AnthropicProvider(api_key="sk-bench-not-a-key", base_url=anthropic_url)
     oai = OpenAIProvider(api_key="sk-bench-not-a-key", base_url=openai_url + "/v1")
+    # the same adapter on the SDK's default client (httpx + httpcore + anyio): what it ran on
+    # while the SDK's `aiohttp` extra was not installed
+    import openai
+
+    oai_httpx = OpenAIProvider(api_key="sk-bench-not-a-key", base_url=openai_url + "/v1")
+    await oai_httpx._client.close()
+    oai_httpx._client = openai.AsyncOpenAI(
+        api_key="sk-bench-not-a-key", base_url=openai_url + "/v1", max_retries=0
+    )
+    compat = OpenAICompatibleProvider(api_key="sk-bench-not-a-key", base_url=openai_url + "/v1")
     req = ChatRequest(model="claude", messages=[Message("user", "Hello, how are you today?")])
     sdk: Any = anth._client
     params = {
@@ -124,18 +143,34 @@ async def _measure(anthropic_url: str, openai_url: str) -> tuple[list[Row], tupl
         ("anchor: the same, stream (30 events)", typed_stream),
         ("`openai` adapter, answer", lambda: oai.chat(gpt, req, 10)),
         ("`openai` adapter, stream (28 events)", lambda: drain(oai.stream(gpt, req, 10))),
+        (
+            "anchor: the `openai` adapter on httpx (no `aiohttp` extra), answer",
+            lambda: oai_httpx.chat(gpt, req, 10),
+        ),
+        ("anchor: the same, stream (28 events)", lambda: drain(oai_httpx.stream(gpt, req, 10))),
+        (
+            "`openai_compatible` adapter (plain aiohttp), answer",
+            lambda: compat.chat(compat_model, req, 10),
+        ),
+        (
+            "`openai_compatible` adapter, stream (28 events)",
+            lambda: drain(compat.stream(compat_model, req, 10)),
+        ),
     ]
     try:
         per, load = await _interleaved(calls)
     finally:
         await anth.aclose()
         await oai.aclose()
+        await oai_httpx.aclose()
+        await compat.aclose()
     med = statistics.median
     out: list[Row] = []
     for j, (label, _fn) in enumerate(calls):
-        # the adapter rows against the typed SDK call of the same kind (answer / stream),
-        # the median of per-round CPU ratios
-        anchor = {0: 2, 1: 3}.get(j)
+        # the adapter rows against their anchor of the same kind (answer / stream): the
+        # typed SDK call; the SDK on httpx; for `openai_compatible`, the `openai` adapter
+        # (how much more CPU the SDK path takes). The median of per-round CPU ratios.
+        anchor = {0: 2, 1: 3, 4: 6, 5: 7, 8: 4, 9: 5}.get(j)
         ratio = (
             f"{med(per[anchor][r][0] / per[j][r][0] for r in range(ROUNDS)):.2f}x"
             if anchor is not None
@@ -174,7 +209,11 @@ def bench_adapters() -> list[str]:
         "ratios. CPU = this process's CPU time per call (adapter, SDK, aiohttp transport, "
         "event loop). The anchor is the Anthropic SDK's typed `messages.create` (a pydantic "
         "model per answer and per event), which the `anthropic` adapter used before it asked "
-        f"for plain JSON. Load average {load[0]:.1f} → {load[1]:.1f}.",
+        "for plain JSON. The `openai` adapter's anchor is the same adapter on the SDK's "
+        "default httpx client (what it ran on while the SDK's `aiohttp` extra was missing); "
+        "the `openai_compatible` rows (the same Chat Completions wire through plain aiohttp) "
+        "give the `openai` adapter's CPU ÷ theirs: what the SDK path still costs. "
+        f"Load average {load[0]:.1f} → {load[1]:.1f}.",
         "",
         "| call | CPU per call | wall per call | anchor CPU ÷ adapter CPU | load |",
         "|---|---|---|---|---|",

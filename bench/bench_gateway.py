@@ -523,13 +523,49 @@ def pairs(
     return [list(x) for x in out["pairs"]]
 
 
+#: LiteLLM's proxy runs from its own venv (``make .venv-litellm``): litellm 1.95's proxy imports
+#: ``fastapi.dependencies.utils.get_flat_dependant``, which FastAPI removed in 0.140.x, so in
+#: gasworks' venv (FastAPI 0.165) its CLI fails at start with the misleading ``No module named
+#: 'proxy_server'`` (its fallback import hides the real ImportError). A venv of its own also
+#: leaves gasworks' dependencies as gasworks' users have them. ``BENCH_LITELLM`` overrides it.
+LITELLM_VENV = HERE.parent / ".venv-litellm"
+
+
+def _litellm_exe() -> Path | None:
+    """The ``litellm`` CLI to run the proxy with: ``$BENCH_LITELLM``, else the proxy's own venv,
+    else the one in this venv (the bench extra)."""
+    for exe in (
+        Path(os.environ["BENCH_LITELLM"]) if os.environ.get("BENCH_LITELLM") else None,
+        LITELLM_VENV / "bin" / "litellm",
+        Path(sys.executable).parent / "litellm",
+    ):
+        if exe is not None and exe.exists():
+            return exe
+    return None
+
+
+def litellm_version(exe: Path) -> str:
+    out = subprocess.run(
+        [
+            str(exe.parent / "python"),
+            "-c",
+            "import importlib.metadata as m;print(m.version('litellm'), m.version('fastapi'))",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    parts = out.stdout.split()
+    return f"LiteLLM {parts[0]} (FastAPI {parts[1]})" if len(parts) == 2 else "LiteLLM ?"
+
+
 @contextlib.contextmanager
 def litellm_proxy(upstream: str) -> Iterator[tuple[str, dict[str, str], int] | str]:
-    """LiteLLM's proxy (``litellm[proxy]``, the bench extra) in front of ``upstream``: its base
-    URL, auth headers and pid — or why it could not run."""
-    exe = Path(sys.executable).parent / "litellm"
-    if not exe.exists():
-        yield "LiteLLM's proxy is not installed (`pip install 'gasworks[bench]'`)"
+    """LiteLLM's proxy (``litellm[proxy]``) in front of ``upstream``, offline: a master key, no
+    database (no ``DATABASE_URL``), the local cost map, telemetry off. Its base URL, auth
+    headers and pid — or why it could not run (with the end of its own error output)."""
+    exe = _litellm_exe()
+    if exe is None:
+        yield "LiteLLM's proxy is not installed (`make .venv-litellm`)"
         return
     home = Path(tempfile.mkdtemp())
     (home / "config.yaml").write_text(
@@ -539,34 +575,42 @@ def litellm_proxy(upstream: str) -> Iterator[tuple[str, dict[str, str], int] | s
         "      model: openai/fake\n"
         f"      api_base: {upstream}\n"
         "      api_key: sk-fake\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
     )
     master = "sk-bench-" + os.urandom(12).hex()
-    env = dict(
-        os.environ,
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_HOST")}
+    env.update(
         LITELLM_MASTER_KEY=master,
         LITELLM_LOCAL_MODEL_COST_MAP="True",  # no network at start
         LITELLM_LOG="ERROR",
     )
     port = _free_port()
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "--config",
-            str(home / "config.yaml"),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        env=env,
-        cwd=home,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-        preexec_fn=_pin(PROXY_CORES),
-    )
+    log = home / "proxy.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                str(exe),
+                "--config",
+                str(home / "config.yaml"),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            env=env,
+            cwd=home,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+            preexec_fn=_pin(PROXY_CORES),
+        )
     try:
         for _ in range(1200):  # it imports a lot: up to a minute on a loaded machine
+            if proc.poll() is not None:
+                tail = log.read_text(errors="replace").strip().splitlines()[-3:]
+                yield f"LiteLLM's proxy exited at start ({proc.returncode}): {' / '.join(tail)}"
+                return
             try:
                 httpx.get(f"http://127.0.0.1:{port}/health/liveliness", timeout=1)
                 break
@@ -577,8 +621,9 @@ def litellm_proxy(upstream: str) -> Iterator[tuple[str, dict[str, str], int] | s
             return
         yield f"http://127.0.0.1:{port}/v1", {"Authorization": f"Bearer {master}"}, proc.pid
     finally:
-        proc.terminate()
-        proc.wait(30)
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(30)
 
 
 def _version(dist: str) -> str:
@@ -624,7 +669,8 @@ def _sides(paced: bool) -> Iterator[tuple[list[Side], str]]:
             Side("bare proxy (floor)", s.bare, {}, s.bare_pid, "fake"),
         ]
         lite = stack.enter_context(litellm_proxy(s.upstream))
-        note = f"LiteLLM {_version('litellm')}"
+        exe = _litellm_exe()
+        note = litellm_version(exe) if exe is not None else "LiteLLM ?"
         if isinstance(lite, str):
             note = f"LiteLLM's proxy not measured: {lite}"
         else:

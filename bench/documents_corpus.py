@@ -1,6 +1,7 @@
 """The ingestion benchmark's corpus, generated deterministically (same seed, same bytes).
 
-Four kinds of file, in a fixed rotation: PDFs with a text layer (2-3 pages of prose, one line
+Four kinds of file, in a fixed rotation (scanned PDFs spread evenly among the others when
+asked for): PDFs with a text layer (2-3 pages of prose, one line
 per 90 characters, Helvetica), HTML pages (a navigation bar and a footer around an article
 with headings and paragraphs: the boilerplate an extractor must drop), Markdown notes with
 headings, and scanned PDFs (the page is an image of the text, no text layer: only OCR reads
@@ -111,10 +112,11 @@ def pdf_bytes(pages: list[list[str]]) -> bytes:
 
 
 def scanned_pdf_bytes(lines: list[str]) -> bytes:
-    """One page that is only an image of ``lines`` (150 dpi, no text layer)."""
+    """One page that is only an image of ``lines`` (150 dpi, as tall as the text, no text
+    layer: a scanned letter or receipt)."""
     from PIL import Image, ImageDraw, ImageFont
 
-    img = Image.new("L", (1275, 1650), 255)
+    img = Image.new("L", (1275, 200 + 34 * len(lines)), 255)
     draw = ImageDraw.Draw(img)
     font = ImageFont.load_default(size=24)
     y = 100
@@ -180,12 +182,16 @@ MAKERS = {"pdf": _pdf, "html": _html, "md": _md, "scan": _scan}
 
 
 def corpus(
-    n: int, *, kinds: tuple[str, ...] = ("pdf", "html", "md"), seed: int = 13
+    n: int, *, kinds: tuple[str, ...] = ("pdf", "html", "md"), seed: int = 13, scans: int = 0
 ) -> list[CorpusFile]:
-    """``n`` files of ``kinds`` in rotation; the i-th file depends only on (seed, kind, i)."""
+    """``n`` files of ``kinds`` in rotation, of which ``scans`` (spread evenly) are scanned
+    PDFs instead; the i-th file depends only on (seed, kind, i)."""
+    step = n // scans if scans else 0
     out = []
     for i in range(n):
         kind = kinds[i % len(kinds)]
+        if step and i % step == step - 1 and i // step < scans:
+            kind = "scan"
         rng = random.Random(f"{seed}:{kind}:{i}")
         out.append(MAKERS[kind](rng, i))
     return out

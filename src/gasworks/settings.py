@@ -603,6 +603,13 @@ class Settings(BaseSettings):
         default=None, description="Embedding model of ingestion (default: the deployment's)."
     )
     documents_embed_batch: int = Field(default=64, ge=1, description="Chunks per embedding call.")
+    documents_embed_batch_documents: int = Field(
+        default=16,
+        ge=1,
+        description="Most documents of one tenant whose embed stages run together, their "
+        "chunks (at most documents_embed_batch) in one shared embedding call with a ledger "
+        "row per document; 1 embeds each document on its own.",
+    )
     documents_budget_retry_seconds: float = Field(
         default=300.0, gt=0, description="Wait before retrying a stage refused by a budget."
     )

@@ -449,7 +449,8 @@ def test_api_docs_and_graphiql_load_nothing_from_the_internet_and_run_a_query(
     elsewhere = _local_only(admin, server)
     # Swagger UI: the signed-in cookie authenticates "Try it out"
     admin.goto(server.url + "/docs")
-    expect(admin.locator(".swagger-ui .info .title")).to_contain_text("gasworks")
+    # the first /openapi.json builds the whole schema: seconds on a loaded machine
+    expect(admin.locator(".swagger-ui .info .title")).to_contain_text("gasworks", timeout=30_000)
     op = admin.locator(".opblock", has=admin.get_by_text("Registry entries", exact=True))
     op.locator(".opblock-summary").click()
     op.get_by_role("button", name="Try it out").click()

@@ -64,3 +64,22 @@ async def leftovers(rt: Any, tenant: str = "ten_a") -> dict[str, int]:
         "blobs": len(await blob_keys(rt, tenant)),
         "vectors": rt.services[SOURCES].count(tenant),
     }
+
+
+async def after_lease_expiry_all_ready(rt: Any, ids: list[str]) -> None:
+    """ "Restart" after a killed worker: its leases run out, the queue drains, and every
+    document ends ready with exactly its chunks in the vector store (nothing duplicated)."""
+    from datetime import timedelta
+
+    from gasworks.documents.domain import SOURCES
+    from gasworks.retrieval.types import source_id
+
+    docs = get_documents(rt)
+    base = docs.queue.clock
+    docs.queue.clock = lambda: base() + timedelta(seconds=31)
+    await drain(rt)
+    sources = rt.services[SOURCES]
+    for doc_id in ids:
+        doc = await docs.service.get(ADMIN, doc_id)
+        assert doc.status == "ready"
+        assert len(sources.data["ten_a"][source_id(doc_id, 1)]) == doc.chunks

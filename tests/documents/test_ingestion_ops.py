@@ -312,6 +312,82 @@ async def test_sdk_reads_the_same(drt: Any, keys: Keys) -> None:
         assert ing["queue"]["dead"] == 0 and [e["kind"] for e in events] == ["collection.created"]
 
 
+async def test_sync_sdk_documents_collections_and_dead_letters(
+    drt: Any, keys: Keys, tmp_path: Any
+) -> None:
+    """The sync client (generated from the async one) end to end: a collection, uploads,
+    paged lists, a document's events, dead letters replayed by id and discarded by stage,
+    the audit, deletes; the server's errors as their ``gasworks.errors`` classes."""
+    from gasworks.api.app import create_app
+    from gasworks.errors import DocumentNotFound, ProviderUnavailable
+
+    for name, body in (("a.md", samples.MARKDOWN), ("b.html", samples.HTML)):
+        (tmp_path / name).write_bytes(body)
+    (tmp_path / "c.txt").write_bytes(b"a third document, plain text")
+    sources = drt.services["documents.sources"]
+
+    async with serve(create_app(runtime=drt)) as url:
+
+        def sync(fn: Any) -> Any:
+            def call() -> Any:
+                with Gasworks(url, keys.admin) as gw:
+                    return fn(gw)
+
+            return asyncio.to_thread(call)
+
+        def upload(name: str) -> Any:
+            def up(gw: Gasworks) -> str:
+                (out,) = gw.upload_documents([tmp_path / name], collections=["kb"], new=True)
+                return str(out["document"]["id"])
+
+            return sync(up)
+
+        created = await sync(lambda gw: gw.create_collection("kb", description="handbook"))
+        assert created["name"] == "kb"
+        a = await upload("a.md")
+        await drain(drt)
+        sources.fail = [ProviderUnavailable("down")] * 3  # b's index stage dies
+        b = await upload("b.html")
+        await drain(drt)
+
+        def failed(gw: Gasworks) -> str:
+            assert [c["name"] for c in gw.collections()] == ["kb"]
+            assert gw.document(a)["status"] == "ready"
+            assert {d["id"] for d in gw.documents(collection="kb")} == {a, b}
+            assert [d["id"] for d in gw.documents(status="failed")] == [b]
+            assert len(gw.documents(limit=1)) == len(gw.documents(limit=1, offset=1)) == 1
+            assert gw.document_events(b)
+            assert gw.document_ingestion()["queue"]["dead"] == 1
+            (dead,) = gw.dead_letters(stage="index")
+            assert dead["subject"] == b and gw.dead_letters(stage="embed") == []
+            return str(dead["id"])
+
+        dead = await sync(failed)
+        assert await sync(lambda gw: gw.replay_dead_letters([dead])) == 1
+        await drain(drt)
+        assert (await sync(lambda gw: gw.document(b)))["status"] == "ready"
+
+        sources.fail = [ProviderUnavailable("down")] * 3
+        await upload("c.txt")
+        await drain(drt)
+
+        def discard(gw: Gasworks) -> None:
+            assert gw.replay_dead_letters(stage="embed") == 0
+            assert gw.discard_dead_letters(stage="index") == 1
+            assert gw.dead_letters() == []
+            kinds = [e["kind"] for e in gw.document_audit()]
+            assert kinds[:2] == ["deadletters.discarded", "deadletters.replayed"]
+            assert gw.document_audit(limit=1, offset=1)[0]["kind"] == "deadletters.replayed"
+            assert gw.grant("kb", "tenant")["subject"] == "*"
+            gw.delete_document(a)
+            with pytest.raises(DocumentNotFound):
+                gw.document(a)
+            gw.delete_collection("kb")
+            assert gw.collections() == []
+
+        await sync(discard)
+
+
 async def test_cli_queue_and_audit_local_and_remote(drt: Any, keys: Keys, tmp_path: Any) -> None:
     """`documents queue|audit`: with --server as the key's tenant under the API's rules;
     locally as the operator inside --tenant (the same database here)."""

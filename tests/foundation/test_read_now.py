@@ -143,3 +143,17 @@ async def test_read_first_raises_driver_errors_as_core_does_and_recovers(runtime
             await runtime.db.read_first(select(cast(bindparam("x"), Integer)), {"x": "abc"})
     row = await runtime.db.read_first(by_name, {"name": "alpha"})
     assert row is not None and row.id == "t-alpha"
+
+
+async def test_read_first_decodes_json_as_core_does(runtime) -> None:
+    """A JSON column (JSONB on PostgreSQL: the hot path's own connections carry the dialect's
+    codecs) reads back as the same Python value as through Core."""
+    from sqlalchemy import literal
+
+    from gasworks.db.types import JSONType
+
+    doc = select(literal({"a": [1, 2.5, None], "b": "é"}, JSONType).label("doc"))
+    row = await runtime.db.read_first(doc, {})
+    async with runtime.db.read_session() as s:
+        core = (await s.execute(doc)).scalar_one()
+    assert row is not None and row.doc == core == {"a": [1, 2.5, None], "b": "é"}

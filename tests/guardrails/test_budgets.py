@@ -178,19 +178,22 @@ async def test_a_ledger_backlog_refuses_new_calls_and_drops_no_row(runtime, monk
     model = FakeModel()
     scope = CallScope(tenant_id=ctx.tenant_id, request_id="req_b")
     tokens = [await g.before_call(scope, model, worker.request()) for _ in range(3)]
-    real_session = runtime.db.session
 
     def down() -> object:
         raise DatabaseUnavailable("The database is unreachable; try again shortly.")
 
+    async def down_batch(fn: object) -> object:
+        raise DatabaseUnavailable("The database is unreachable; try again shortly.")
+
     monkeypatch.setattr(runtime.db, "session", down)
+    monkeypatch.setattr(runtime.db, "write_batch", down_batch)
     for t in tokens:  # three calls in flight: all three rows queue, beyond the bound
         await g.after_call(t, scope, model, ok(model, 5, 5))
     assert g.ledger.pending == 3
     with pytest.raises(DatabaseUnavailable) as refused:
         await g.before_call(scope, model, worker.request())
     assert refused.value.details == {"pendingRows": 3}
-    monkeypatch.setattr(runtime.db, "session", real_session)
+    monkeypatch.undo()  # the database is back
     assert await g.ledger.flush() == 3
     await g.before_call(scope, model, worker.request())  # written: calls are taken again
     async with runtime.db.session() as s:

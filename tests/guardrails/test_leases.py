@@ -208,12 +208,15 @@ async def test_leased_calls_go_on_while_the_database_is_unreachable(runtime, mon
     svc, ledger = process(runtime)
     first = await svc.reserve(ctx.tenant_id, None, CENT, 100)
     assert first is not None and first.lease is not None
-    real_session = runtime.db.session
 
     def down() -> object:
         raise DatabaseUnavailable("The database is unreachable; try again shortly.")
 
+    async def down_batch(fn: object) -> object:
+        raise DatabaseUnavailable("The database is unreachable; try again shortly.")
+
     monkeypatch.setattr(runtime.db, "session", down)
+    monkeypatch.setattr(runtime.db, "write_batch", down_batch)
     served = [first]
     while (r := await svc.reserve(ctx.tenant_id, None, CENT, 100)) is not None:
         served.append(r)
@@ -226,7 +229,7 @@ async def test_leased_calls_go_on_while_the_database_is_unreachable(runtime, mon
     assert ledger.pending == 64
     with pytest.raises(DatabaseUnavailable):  # the lease is used up: fail closed
         await svc.reserve(ctx.tenant_id, None, CENT, 100)
-    monkeypatch.setattr(runtime.db, "session", real_session)
+    monkeypatch.undo()  # the database is back
     assert await ledger.flush() == 64
     b = await budget(runtime, ctx)
     assert (b.spent_cost, b.calls) == (Decimal("0.64"), 64)

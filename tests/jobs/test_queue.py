@@ -374,3 +374,42 @@ async def test_a_stopping_worker_puts_a_handed_on_job_back(db: Database, clock: 
     back = await q.claim("w2", ["second"], 30)  # at once, not after the lease
     assert back is not None and back.attempt == 1
     assert back.history[-1]["code"] == "SERVER_SHUTTING_DOWN"
+
+
+async def test_claim_more_takes_the_same_tenant_and_kind_within_the_weight_budget(
+    db: Database, clock: Clock
+) -> None:
+    """A batch (``Worker`` batching): the first job is claimed fairly; more of its tenant and
+    kind join it, oldest first, while their payload weights fit the budget, each with its own
+    lease; other tenants' and kinds' jobs are left alone."""
+    q = make_queue(db, clock)
+    await put(q, "t1", weight=3)
+    clock.advance(1)
+    for tenant, kind, weight in [
+        ("t2", "work", 1),
+        ("t1", "other", 1),
+        ("t1", "work", 2),
+        ("t1", "work", 9),  # does not fit: left for later
+        ("t1", "work", 1),
+        ("t1", "work", 1),  # over the limit of jobs
+    ]:
+        await put(q, tenant, kind, weight=weight)
+        clock.advance(1)
+    lead = await q.claim("w1", ["work"], 30)
+    assert lead is not None and lead.tenant_id == "t1"
+    more = await q.claim_more(lead, limit=2, budget=10 - 3)
+    assert [j.payload["weight"] for j in more] == [2, 1]
+    assert {j.tenant_id for j in more} == {"t1"} and {j.kind for j in more} == {"work"}
+    assert len({j.lease_token for j in [lead, *more]}) == 3
+    # held: nobody else takes them; the heartbeat renews them all
+    again = await q.claim_more(lead, limit=5, budget=100)
+    assert [j.payload["weight"] for j in again] == [9, 1]  # the rest, never the held ones
+    clock.advance(25)
+    assert await q.heartbeat_many([lead, *more], 30) == []
+    clock.advance(25)
+    nxt = await q.claim("w2", ["work"], 30)
+    assert nxt is not None and nxt.tenant_id == "t2"  # fair: t2's turn; t1's batch still held
+    for job in [lead, *more]:
+        async with db.session() as s:
+            await q.finish(s, job)
+    assert await q.heartbeat_many([lead], 30) == [lead]  # finished: nothing to renew

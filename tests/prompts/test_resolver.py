@@ -65,12 +65,12 @@ async def test_sources_cache_and_local_invalidation(svc, tenants):
     v1 = await new_version(svc, tenants.a, "one")
     v2 = await new_version(svc, tenants.a, "two")
     await deploy(svc, tenants.a, v1, 0)
-    # the deploy's cross-process notice is applied now, not between the two resolves below
-    # (it would drop the entry the first one stored: PostgreSQL's NOTIFY makes that quick)
-    await svc.resolver.poll_once()
     res = svc.resolver.resolve
     t = tenants.a.tenant_id
     assert (await res(tenant_id=t, model="gpt-4o")).source == "store"
+    # the deploy's own cross-process notice does not drop the fresh entry a second time
+    # (this process invalidated its cache when the change committed)
+    await svc.resolver.poll_once()
     assert (await res(tenant_id=t, model="gpt-4o")).source == "cache"
     await deploy(svc, tenants.a, v2, 1)
     r = await res(tenant_id=t, model="gpt-4o")

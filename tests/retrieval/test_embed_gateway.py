@@ -188,3 +188,64 @@ async def test_failures_feed_the_breaker_which_then_refuses(rt, fake) -> None:
     failed = [x for x in await rows(rt) if x.status != "ok"]
     assert [(x.kind, x.error_code) for x in failed] == [("embedding", "PROVIDER_UNAVAILABLE")] * 2
     assert get_guardrails(rt).breakers is not None
+
+
+async def test_embed_many_shares_calls_and_keeps_a_ledger_row_per_request(rt, fake) -> None:
+    """The documents pipeline's batches: several requests in as few provider calls as
+    ``max_batch`` allows (2 here), each with its own outcome, vectors, tokens, cost and ledger
+    rows (its ``served``), exactly as if embedded alone."""
+    ctx = await tenant(rt)
+    scope = CallScope(tenant_id=ctx.tenant_id)
+    gw = get_gateway(rt)
+    reqs = [
+        EmbedRequest("emb", ["one two"], served={"documentId": "d1"}),
+        EmbedRequest("emb", ["three", "four five six"], served={"documentId": "d2"}),
+        EmbedRequest("emb", ["seven"], served={"documentId": "d3"}),
+    ]
+    got = await gw.embed_many(scope, reqs)
+    assert [len(x.json()["input"]) for x in fake.requests] == [2, 2]  # 4 inputs, 2 calls
+    alone = [await gw.embed(scope, r) for r in reqs]  # the same, one request at a time
+    for many, one in zip(got, alone, strict=True):
+        assert not isinstance(many, Exception)
+        assert many.vectors == one.vectors
+        assert (many.input_tokens, many.cost) == (one.input_tokens, one.cost)
+    ledger = [x for x in await rows(rt) if x.created_at is not None][:4]  # the batched calls
+    per_doc: dict[str, int] = {}
+    for x in ledger:
+        per_doc[x.served["documentId"]] = per_doc.get(x.served["documentId"], 0) + x.input_tokens
+    # d2's inputs were split over both calls: a row in each, its tokens its own
+    assert per_doc == {"d1": 2, "d2": 4, "d3": 1}
+    assert sorted(x.served["documentId"] for x in ledger) == ["d1", "d2", "d2", "d3"]
+
+
+async def test_embed_many_refuses_a_bad_request_alone_and_fails_a_call_for_its_requests(
+    rt, fake
+) -> None:
+    ctx = await tenant(rt)
+    scope = CallScope(tenant_id=ctx.tenant_id)
+    gw = get_gateway(rt)
+    too_long = " ".join(["word"] * 30)  # over max_input_tokens (20): refused before any call
+    got = await gw.embed_many(
+        scope,
+        [
+            EmbedRequest("emb", ["fine"], served={"documentId": "d1"}),
+            EmbedRequest("emb", [too_long], served={"documentId": "d2"}),
+            EmbedRequest("emb", ["also fine"], served={"documentId": "d3"}),
+        ],
+    )
+    assert isinstance(got[1], ValidationFailed)
+    assert not isinstance(got[0], Exception) and not isinstance(got[2], Exception)
+    assert [x.json()["input"] for x in fake.requests] == [["fine", "also fine"]]
+    fake.faults.append(Fault.http(500))  # the next call fails (no retries here)
+    failed = await gw.embed_many(
+        scope,
+        [
+            EmbedRequest("emb", ["a"], served={"documentId": "d1"}),
+            EmbedRequest("emb", ["b"], served={"documentId": "d2"}),
+        ],
+    )
+    # the failed call held both: each request answers the failure (the breaker counted one
+    # failed call per request, as it would have counted their calls alone)
+    assert [type(x).__name__ for x in failed] == ["ProviderUnavailable"] * 2
+    errors = [x for x in await rows(rt) if x.status != "ok"]
+    assert sorted(x.served["documentId"] for x in errors) == ["d1", "d2"]

@@ -208,6 +208,8 @@ async def test_idle_maintenance_is_one_bounded_read_per_sweep(runtime: Any) -> N
     event.listen(sync, "before_cursor_execute", on_sql)
     try:
         eng._last_sweep = float("-inf")
+        # the fixture sweeps every 0.1 s; a slow machine must not make the second round due
+        eng.sweep_interval = 3600.0
         await eng.maintain()
         swept = list(seen)
         await eng.maintain()  # neither renewal nor sweep is due

@@ -8,9 +8,13 @@
             print(chunk.delta, end="", flush=True)
         vectors = gw.embed(["first passage", "second passage"]).vectors
 
-Errors raise the ``gasworks.errors`` classes (``ModelNotFound``, ``ProviderTimeout``, ...).
+``Gasworks`` (sync) and ``AsyncGasworks`` have the same methods (tenants, keys, breakers,
+budgets, models, workflows, prompts, documents, collections, dead letters, usage, ...): the
+sync client is generated from the async one (``scripts/unasync_client.py``). Errors raise the
+``gasworks.errors`` classes (``ModelNotFound``, ``ProviderTimeout``, ...).
 """
 
-from gasworks.client._client import AsyncGasworks, Gasworks
+from gasworks.client._async.client import AsyncGasworks
+from gasworks.client._sync.client import Gasworks
 
 __all__ = ["AsyncGasworks", "Gasworks"]

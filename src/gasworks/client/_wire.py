@@ -218,3 +218,26 @@ class SSEDecoder:
                     finish_reason=FinishReason(choice["finish_reason"]), model=event.get("model")
                 )
         return out
+
+
+#: one server-sent event whose data is JSON: ``(id, event, data)``
+ServerEvent = tuple[int, str, Any]
+
+
+class SSEEvents:
+    """Turns the lines of a server-sent event stream (``id``/``event``/``data``, a blank line
+    ends an event) into ``ServerEvent``s; ``event`` is ``message`` when the server named none."""
+
+    def __init__(self) -> None:
+        self._fields: dict[str, str] = {}
+
+    def line(self, line: str) -> ServerEvent | None:
+        if line:
+            field, _, value = line.partition(":")
+            self._fields[field] = value.removeprefix(" ")
+            return None
+        fields, self._fields = self._fields, {}
+        if "data" not in fields:
+            return None
+        data = json.loads(fields["data"])
+        return int(fields.get("id") or 0), fields.get("event", "message"), data

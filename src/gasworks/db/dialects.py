@@ -11,7 +11,8 @@ import contextlib
 import fcntl
 import os
 import socket
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -20,7 +21,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.pool import SingletonThreadPool, StaticPool
 
 from gasworks.home import private_file
 
@@ -72,6 +73,16 @@ class DialectOps(Protocol):
         or None where the async engine serves them as well."""
         ...
 
+    def write_engine(self) -> Engine | None:
+        """A synchronous engine of one connection for ``Database.write_batch`` (run on one
+        writer thread), or None where the async engine serves batches as well."""
+        ...
+
+    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
+        """Opens a stdlib connection for batched inserts on a worker thread
+        (``db/batch.py``), or None where the async engine writes batches itself."""
+        ...
+
 
 def _is_connection_failure(exc: BaseException) -> bool:
     """Network-level failures (refused, reset, unresolvable host, connect timeout) and
@@ -82,6 +93,35 @@ def _is_connection_failure(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return bool(exc.connection_invalidated) or isinstance(exc.orig, network)
     return False
+
+
+#: every writing SQLite connection's settings (the engine's and the batch writer's)
+_SQLITE_PRAGMAS = (
+    "PRAGMA journal_mode=WAL",
+    "PRAGMA busy_timeout=30000",
+    "PRAGMA foreign_keys=ON",
+    "PRAGMA synchronous=NORMAL",
+)
+
+
+def _sqlite_connect(dbapi_conn: Any, _: Any) -> None:
+    # Take over transaction control so that BEGIN IMMEDIATE can be issued: every transaction
+    # takes the write lock up front and waits (busy_timeout) instead of failing with
+    # "database is locked" when it later upgrades a read lock.
+    dbapi_conn.isolation_level = None
+    cur = dbapi_conn.cursor()
+    for pragma in _SQLITE_PRAGMAS:
+        cur.execute(pragma)
+    cur.close()
+
+
+def _sqlite_begin(conn: Any) -> None:
+    # Read-only work (Database.read_session / read_connection) begins DEFERRED: in WAL mode
+    # readers never wait for, nor block, a writer.
+    if conn.get_execution_options().get(READ_ONLY_OPTION):
+        conn.exec_driver_sql("BEGIN")
+    else:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class SQLiteOps:
@@ -109,32 +149,46 @@ class SQLiteOps:
 
         return engine
 
+    def write_engine(self) -> Engine | None:
+        """On a file, one stdlib connection with the async engine's PRAGMAs and BEGIN
+        IMMEDIATE, used only by the writer thread of ``Database.write_batch``."""
+        if self.path is None:
+            return None
+        engine = create_engine(
+            f"sqlite:///{self.path}",
+            poolclass=StaticPool,
+            # only the writer thread uses it; ``dispose`` may close it from another
+            connect_args={"timeout": 30, "check_same_thread": False},
+        )
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
+    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
+        """On a file, a writing connection with the PRAGMAs of the engine's connections."""
+        path = self.path
+        if path is None:
+            return None
+
+        def connect() -> sqlite3.Connection:
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            try:
+                for pragma in _SQLITE_PRAGMAS:
+                    conn.execute(pragma)
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        return connect
+
     def on_engine(self, engine: AsyncEngine) -> None:
         if self.path is not None:
             # 0600 before SQLite opens it: its -wal and -shm files take the same mode
             private_file(self.path)
 
-        @event.listens_for(engine.sync_engine, "connect")
-        def _connect(dbapi_conn: Any, _: Any) -> None:
-            # Take over transaction control so that BEGIN IMMEDIATE can be issued: every
-            # transaction takes the write lock up front and waits (busy_timeout) instead of
-            # failing with "database is locked" when it later upgrades a read lock.
-            dbapi_conn.isolation_level = None
-            cur = dbapi_conn.cursor()
-            cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute("PRAGMA busy_timeout=30000")
-            cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA synchronous=NORMAL")
-            cur.close()
-
-        @event.listens_for(engine.sync_engine, "begin")
-        def _begin(conn: Any) -> None:
-            # Read-only work (Database.read_session / read_connection) begins DEFERRED: in WAL
-            # mode readers never wait for, nor block, a writer.
-            if conn.get_execution_options().get(READ_ONLY_OPTION):
-                conn.exec_driver_sql("BEGIN")
-            else:
-                conn.exec_driver_sql("BEGIN IMMEDIATE")
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
 
     def insert(self, table: Table) -> Any:
         return sqlite.insert(table)
@@ -177,6 +231,12 @@ class PostgresOps:
         return None
 
     def poll_engine(self, busy_timeout_ms: int) -> Engine | None:
+        return None  # asyncpg already runs in the event loop
+
+    def write_engine(self) -> Engine | None:
+        return None  # asyncpg already runs in the event loop
+
+    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
         return None  # asyncpg already runs in the event loop
 
     def insert(self, table: Table) -> Any:

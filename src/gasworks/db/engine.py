@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import sqlite3
 import threading
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, Select, text
+from sqlalchemy import Engine, Select, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -20,12 +21,54 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
+from gasworks.db.batch import Batch, SQLiteBatchWriter
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
+from gasworks.db.pgreads import NOT_HERE, PgReadPool
 from gasworks.errors import DatabaseUnavailable, MissingDependency
 
 #: how long a poller's synchronous SQLite read may wait for a lock (see ``read_now``)
 POLL_BUSY_TIMEOUT_MS = 100
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class OnLoop(Protocol):
+    """Runs a function on the event loop's thread and returns its result: what a
+    ``write_batch`` function uses for work that must not run beside the event loop (reading
+    or changing memory that the loop's code also changes)."""
+
+    def __call__(self, fn: Callable[[], R]) -> R: ...
+
+
+def _here(fn: Callable[[], R]) -> R:
+    return fn()
+
+
+class _OnLoopOf:
+    """``OnLoop`` for a thread other than the loop's: the call is scheduled on ``loop`` and
+    the thread waits for its result."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+
+    def __call__(self, fn: Callable[[], R]) -> R:
+        done: concurrent.futures.Future[R] = concurrent.futures.Future()
+
+        def run() -> None:
+            try:
+                done.set_result(fn())
+            except BaseException as exc:
+                done.set_exception(exc)
+
+        self.loop.call_soon_threadsafe(run)
+        return done.result()
+
+
+#: a write batch: synchronous statements on the session, in one transaction
+WriteBatch = Callable[[Session, OnLoop], T]
 
 
 class Database:
@@ -58,17 +101,51 @@ class Database:
         self._prepared: dict[Select[Any], _PreparedRead | None] = {}
         #: one statement, no transaction: a single SELECT is its own consistent snapshot on
         #: both dialects, so short reads skip BEGIN/ROLLBACK (two round trips on PostgreSQL).
-        #: PostgreSQL only (the SQLite connections manage their own BEGIN, see dialects.py): a
-        #: small pool of its own whose connections are in autocommit for life, so a checkout
-        #: sends nothing (no pre-ping, no reset on return, no isolation change); a connection
-        #: the server dropped is replaced and the read retried once (``read_first``)
-        self._autocommit_engine: AsyncEngine | None = None
+        #: PostgreSQL only (the SQLite connections manage their own BEGIN, see dialects.py):
+        #: asyncpg's own small pool, whose checkout and return send nothing (``db/pgreads.py``)
+        self._pg_reads: PgReadPool | None = None
+        #: ``write_batch`` on a SQLite file: one stdlib connection and the one thread using it
+        self._write_engine: Engine | None = None
+        self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         if self.dialect.name == "postgresql":
-            kwargs = self.dialect.engine_kwargs(parsed, max(2, pool_size // 2))
-            kwargs.update(
-                isolation_level="AUTOCOMMIT", pool_pre_ping=False, pool_reset_on_return=None
-            )
-            self._autocommit_engine = create_async_engine(parsed, echo=echo, **kwargs)
+            connect_args = self.dialect.engine_kwargs(parsed, pool_size).get("connect_args", {})
+            self._pg_reads = PgReadPool(self.engine, max(2, pool_size // 2), connect_args)
+        #: ``insert_rows`` on a SQLite file: a worker thread with its own stdlib connection
+        self._batch_writer: SQLiteBatchWriter | None = None
+
+    async def insert_rows(self, batch: Batch) -> None:
+        """New rows of a few tables (parents first), in one transaction: the group commit
+        of run persistence (``workflows/writer.py``). On a SQLite file, one hand-off to a
+        worker thread whose stdlib connection runs BEGIN IMMEDIATE, one ``executemany`` per
+        table and COMMIT (``db/batch.py``); elsewhere, one Core transaction. A row must give
+        every column of its table for the first path; a table whose rows do not is written
+        through Core (in the same way, but on the async engine)."""
+        batch = [(table, rows) for table, rows in batch if rows]
+        if not batch:
+            return
+        writer = self._sqlite_batch_writer()
+        with self.unavailable_as_error():
+            if writer is not None:
+                statements = []
+                for table, rows in batch:
+                    prepared = writer.prepared(table, tuple(rows[0]))
+                    if prepared is None:
+                        break
+                    statements.append((prepared.sql, prepared.params(rows)))
+                else:
+                    await writer.write(statements)
+                    return
+            async with self.engine.begin() as conn:
+                for table, rows in batch:
+                    await conn.execute(insert(table), list(rows))
+
+    def _sqlite_batch_writer(self) -> SQLiteBatchWriter | None:
+        if self._batch_writer is None:
+            connect = self.dialect.batch_connector()
+            if connect is None:
+                return None
+            self._batch_writer = SQLiteBatchWriter(connect, self.engine.sync_engine.dialect)
+        return self._batch_writer
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -76,6 +153,63 @@ class Database:
         with self.unavailable_as_error():
             async with self.sessionmaker() as session, session.begin():
                 yield session
+
+    async def write_batch(self, fn: WriteBatch[T]) -> T:
+        """``fn(session, on_loop)`` in one write transaction of synchronous statements
+        (committed when it returns, rolled back when it raises): for the background writers
+        that batch many small writes (the cost ledger and its budget settlements).
+
+        On a SQLite file the whole transaction — BEGIN IMMEDIATE, the statements, COMMIT —
+        runs in ONE hand-off to a writer thread, through one stdlib connection: the async
+        driver hands every statement, cursor and commit to its own thread and back (about ten
+        hand-offs per batch, each costing the event loop CPU and a contended GIL). ``fn``
+        runs on that thread: the memory it shares with the event loop's code goes through
+        ``on_loop``. Elsewhere (PostgreSQL: asyncpg is in the event loop; in-memory SQLite)
+        it runs through ``AsyncSession.run_sync`` in one transaction of ``session()``, and
+        ``on_loop`` calls directly.
+
+        Cancelling the caller does not cut the transaction short on the writer thread: the
+        caller waits for its outcome, gets the result, and the cancellation is delivered at
+        its next await (so memory that follows the commit stays in step with the database).
+        """
+        engine = self._write_engine_now()
+        if engine is None:
+            async with self.session() as s:
+                return await s.run_sync(fn, _here)
+        loop = asyncio.get_running_loop()
+        on_loop = _OnLoopOf(loop)
+
+        def run_batch() -> T:
+            with Session(engine) as session, session.begin():
+                return fn(session, on_loop)
+
+        assert self._writer is not None
+        future = loop.run_in_executor(self._writer, run_batch)
+        with self.unavailable_as_error():
+            try:
+                return await asyncio.shield(future)
+            except asyncio.CancelledError:
+                if future.cancelled():  # never started: nothing was written
+                    raise
+                # the batch runs to its end: wait for its outcome, then deliver the cancel
+                while not future.done():
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await asyncio.wait({future})
+                task = asyncio.current_task()
+                if task is not None:
+                    task.cancel()
+                return future.result()
+
+    def _write_engine_now(self) -> Engine | None:
+        if self._writer is None:
+            engine = self.dialect.write_engine()
+            if engine is None:
+                return None
+            self._write_engine = engine
+            self._writer = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="gasworks-db-writer"
+            )
+        return self._write_engine
 
     @contextlib.asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
@@ -126,9 +260,10 @@ class Database:
         On a SQLite file: the synchronous path of ``read_now`` without BEGIN/ROLLBACK (one
         statement is its own snapshot), on this thread; SQLAlchemy's compiled-statement cache
         and the stdlib driver's prepared-statement cache make a repeat cost one
-        ``sqlite3_step``. On PostgreSQL: one autocommit statement through asyncpg, whose
-        prepared statements SQLAlchemy caches per connection (no BEGIN, no ROLLBACK: one round
-        trip instead of three). In-memory SQLite (tests): ``read_connection``. Only a ``SELECT``
+        ``sqlite3_step``. On PostgreSQL: one autocommit statement through asyncpg's own pool
+        (``db/pgreads.py``), asyncpg preparing and caching it per connection (no BEGIN, no
+        ROLLBACK, nothing sent at checkout or return: one round trip instead of three).
+        In-memory SQLite (tests): ``read_connection``. Only a ``SELECT``
         is accepted: an autocommit statement on PostgreSQL would keep a write.
         """
         if not isinstance(statement, Select):
@@ -137,60 +272,55 @@ class Database:
         if engine is not None:
             with self.unavailable_as_error():
                 return self._sqlite_read_first(engine, statement, params)
-        if self._autocommit_engine is not None:
+        if self._pg_reads is not None:
             with self.unavailable_as_error():
-                try:
-                    return await self._pg_read_first(self._autocommit_engine, statement, params)
-                except DBAPIError as exc:
-                    if not exc.connection_invalidated:  # not a connection the server dropped
-                        raise
-                # a fresh connection
-                return await self._pg_read_first(self._autocommit_engine, statement, params)
+                return await self._pg_read_first(self._pg_reads, statement, params)
+        return await self._core_read_first(statement, params)
+
+    async def _pg_read_first(
+        self, reads: PgReadPool, statement: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        """One autocommit statement on asyncpg: compiled once (``_PreparedRead``), run with
+        the driver's ``fetchrow`` on a connection of asyncpg's own pool (``db/pgreads.py``):
+        SQLAlchemy's async execution (a greenlet hop, an execution context and a result per
+        call) and its pool's checkout and return cost more client CPU than the read itself.
+        A statement the plain path cannot take, a driver error (a connection the server
+        dropped included: the pool replaces it) and another event loop than the pool's read
+        through Core instead, so an error surfaces exactly as Core raises it."""
+        prepared = self._prepared_read(statement, self.engine.sync_engine)
+        if prepared is not None:
+            try:
+                raw = await reads.fetchrow(prepared.sql, prepared.args(params))
+            except Exception:  # noqa: S110 - repeated through Core below, which raises it
+                pass
+            else:
+                if raw is not NOT_HERE:
+                    row: Sequence[Any] | None = None if raw is None else prepared.row(raw)
+                    return row
+        return await self._core_read_first(statement, params)
+
+    async def _core_read_first(
+        self, statement: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        """Through Core, on a read connection whose transaction is rolled back."""
         async with self.read_connection() as rconn:
             try:
-                return (await rconn.execute(statement, params)).first()
+                first: Sequence[Any] | None = (await rconn.execute(statement, params)).first()
+                return first
             finally:
                 await rconn.rollback()
 
-    async def _pg_read_first(
-        self, engine: AsyncEngine, statement: Select[Any], params: Mapping[str, Any]
-    ) -> Sequence[Any] | None:
-        """One autocommit statement on asyncpg: compiled once (``_PreparedRead``), run with
-        the driver's ``fetchrow`` (asyncpg prepares and caches it per connection): SQLAlchemy's
-        async execution (a greenlet hop, an execution context and a result per call) cost
-        about half of the read's client CPU."""
-        async with engine.connect() as aconn:
-            if statement not in self._prepared:
-                if len(self._prepared) >= _PREPARED_MAX:
-                    self._prepared.clear()
-                self._prepared[statement] = _PreparedRead.of(statement, engine.sync_engine)
-            prepared = self._prepared[statement]
-            if prepared is None:  # a statement the plain path cannot take: through Core
-                first: Sequence[Any] | None = (await aconn.execute(statement, params)).first()
-                return first
-            raw = await aconn.get_raw_connection()
-            try:
-                record = await raw.driver_connection.fetchrow(  # type: ignore[union-attr]
-                    prepared.sql, *prepared.args(params)
-                )
-            except Exception:
-                await aconn.invalidate()  # a connection in an unknown state is not reused
-            else:
-                return None if record is None else prepared.row(tuple(record))
-        # the driver failed: once more through Core on a fresh connection, so an error
-        # surfaces exactly as Core raises it (translated, the connection invalidated)
-        async with engine.connect() as again:
-            retried: Sequence[Any] | None = (await again.execute(statement, params)).first()
-            return retried
-
-    def _sqlite_read_first(
-        self, engine: Engine, statement: Select[Any], params: Mapping[str, Any]
-    ) -> Sequence[Any] | None:
+    def _prepared_read(self, statement: Select[Any], engine: Engine) -> _PreparedRead | None:
         if statement not in self._prepared:
             if len(self._prepared) >= _PREPARED_MAX:  # hot reads are module constants
                 self._prepared.clear()
             self._prepared[statement] = _PreparedRead.of(statement, engine)
-        prepared = self._prepared[statement]
+        return self._prepared[statement]
+
+    def _sqlite_read_first(
+        self, engine: Engine, statement: Select[Any], params: Mapping[str, Any]
+    ) -> Sequence[Any] | None:
+        prepared = self._prepared_read(statement, engine)
         if prepared is None:  # a statement the plain path cannot take: through Core
             with engine.connect() as core:
                 return core.execute(statement, params).first()
@@ -250,13 +380,22 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._autocommit_engine is not None:
-            await self._autocommit_engine.dispose()
+        if self._batch_writer is not None:
+            await self._batch_writer.close()
+            self._batch_writer = None
+        if self._pg_reads is not None:
+            await self._pg_reads.close()
         self._prepared.clear()
         self._raw_reads = threading.local()
         if self._poll_engine is not None:
             self._poll_engine.dispose()
             self._poll_engine = None
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
+            await asyncio.to_thread(writer.shutdown)  # a batch under way finishes first
+            if self._write_engine is not None:
+                self._write_engine.dispose()
+                self._write_engine = None
 
 
 #: compiled hot reads kept per ``Database`` (they are module-level statements: a handful)

@@ -105,6 +105,7 @@ class Documents:
             cfg,
             worker_id=worker_id,
             on_failure=self.pipeline.on_failure,
+            batches=self.pipeline.batches(),
         )
 
 
@@ -154,6 +155,7 @@ def build(rt: Runtime) -> Documents:
             textract_region=s.documents_textract_region,
             embedding_model=s.documents_embedding_model,
             embed_batch=s.documents_embed_batch,
+            embed_batch_documents=s.documents_embed_batch_documents,
             budget_retry_seconds=s.documents_budget_retry_seconds,
             preload=s.documents_parse_preload,
             chain=s.documents_chain_stages,

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import json
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -48,22 +49,28 @@ from gasworks.errors import (
     BlobNotFound,
     CostLimitExceeded,
     DocumentNoText,
+    GasworksError,
     RetrievalNotConfigured,
     TokenBudgetExceeded,
 )
-from gasworks.jobs import Handler, Job, LeaseLost, Postpone
+from gasworks.jobs import Batching, Handler, Job, LeaseLost, Postpone
 from gasworks.modeltypes import CallScope
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import (
+    BatchEmbedder,
     Chunk,
     Embedder,
     EmbedRequest,
+    EmbedResult,
     SourceWriter,
     Space,
     source_id,
 )
 
 log = get_logger("gasworks.documents.pipeline")
+
+#: chunk artifacts kept in memory for the embed stage (``Pipeline._recent``)
+_RECENT_MAX = 512
 
 
 @dataclass(slots=True)
@@ -74,6 +81,9 @@ class PipelineConfig:
     textract_region: str | None = None
     embedding_model: str | None = None
     embed_batch: int = 64
+    #: embed stages of one tenant run together, up to this many documents whose chunks fit in
+    #: ``embed_batch`` (one shared embedding call); 1 embeds each document on its own
+    embed_batch_documents: int = 16
     budget_retry_seconds: float = 300.0
     #: fork parse and OCR children from servers that imported the parsers once
     #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
@@ -105,6 +115,9 @@ class Pipeline:
         self._writer = writer
         self._textract = textract
         self.forks = sandbox.ForkServer() if config.preload else None
+        #: chunk artifacts this process just wrote, by blob key: the embed stage, queued for
+        #: a batch rather than handed on, usually runs here and need not read them back
+        self._recent: OrderedDict[str, Any] = OrderedDict()
 
     async def aclose(self) -> None:
         """End the parse servers (``sandbox.ForkServer``), if any."""
@@ -129,6 +142,20 @@ class Pipeline:
             DELETE: self.delete,
         }
 
+    def batches(self) -> dict[str, Batching]:
+        """The stages whose jobs run several at a time (``Worker`` batching): embed, when
+        ``embed_batch_documents`` > 1."""
+        if self.config.embed_batch_documents <= 1:
+            return {}
+        return {
+            EMBED: Batching(
+                self.embed_batch,
+                max_jobs=self.config.embed_batch_documents,
+                budget=self.config.embed_batch,
+                weight_key="chunks",
+            )
+        }
+
     def maybe_writer(self) -> SourceWriter | None:
         return self._writer()
 
@@ -151,16 +178,35 @@ class Pipeline:
         work: Callable[[DocumentRow, int], Awaitable[tuple[str | None, dict[str, Any]]]],
     ) -> None:
         doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
-        stage = job.kind.split(".", 1)[1]
         handed = job.memo.get("row")
         if isinstance(handed, DocumentRow):
             row = handed  # started in the previous stage's commit, which handed it on
         else:
-            async with self.db.session() as s:
+            (begun,) = await self._begin([job])
+            if begun is None:
+                return
+            row = begun
+        started = time.monotonic()
+        next_kind, updates = await work(row, gen)
+        # the embed job carries its document's chunk count: a batch's weight (``batches``)
+        extra = {"chunks": int(updates.get("chunks") or 0)} if next_kind == EMBED else None
+        await self._complete(job, doc_id, gen, next_kind, updates, started, extra)
+
+    async def _begin(self, jobs: list[Job]) -> list[DocumentRow | None]:
+        """Record the start of each job's stage (status, ``stages.<stage>.started``, a
+        ``status`` event), all in one transaction; ``None`` for a job whose document no longer
+        wants it (deleted, superseded), which is completed (a no-op)."""
+        out: list[DocumentRow | None] = []
+        stale: list[Job] = []
+        async with self.db.session() as s:
+            for job in jobs:
+                doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
+                stage = job.kind.split(".", 1)[1]
                 live = await self._live(s, job, doc_id, gen)
+                out.append(live)
                 if live is None:
-                    await self.queue.finish(s, job)
-                    return
+                    stale.append(job)
+                    continue
                 live.status = STAGE_STATUS[job.kind]
                 stages = dict(live.stages or {})
                 stages[stage] = {
@@ -172,13 +218,34 @@ class Pipeline:
                 await add_event(
                     s, live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
                 )
-                await s.flush()
-                s.expunge(live)
-            row = live
-        started = time.monotonic()
-        next_kind, updates = await work(row, gen)
+            await s.flush()
+            for live in out:
+                if live is not None:
+                    s.expunge(live)
+        for job in stale:
+            with contextlib.suppress(LeaseLost):
+                async with self.db.session() as s:
+                    await self.queue.finish(s, job)
+        return out
+
+    async def _complete(
+        self,
+        job: Job,
+        doc_id: str,
+        gen: int,
+        next_kind: str | None,
+        updates: dict[str, Any],
+        started: float,
+        next_payload: dict[str, Any] | None = None,
+    ) -> None:
+        """Commit the stage (``_commit_stage``) and hand the next one on; ``_Stale`` when the
+        document no longer wants this generation or the lease was lost (the job is completed
+        or left to its new owner)."""
+        stage = job.kind.split(".", 1)[1]
         try:
-            nxt, done = await self._commit_stage(job, stage, doc_id, gen, next_kind, updates)
+            nxt, done = await self._commit_stage(
+                job, stage, doc_id, gen, next_kind, updates, next_payload
+            )
         except (_Stale, LeaseLost):
             with contextlib.suppress(LeaseLost):
                 async with self.db.session() as s:
@@ -198,6 +265,7 @@ class Pipeline:
         gen: int,
         next_kind: str | None,
         updates: dict[str, Any],
+        next_payload: dict[str, Any] | None = None,
     ) -> tuple[Job | None, DocumentRow]:
         """Record the stage done, enqueue the next one and complete the job, in one
         transaction. The next stage's job is leased to this worker (``enqueue_next``), which
@@ -213,13 +281,14 @@ class Pipeline:
                 setattr(live, k, v)
             live.updated_at = _now()
             nxt: Job | None = None
-            if next_kind is not None and not self.config.chain:
+            payload = {**job.payload, **(next_payload or {}), "generation": gen}
+            if next_kind is not None and not self._chains(next_kind):
                 await self.queue.enqueue(
                     s,
                     tenant_id=job.tenant_id,
                     kind=next_kind,
                     subject=doc_id,
-                    payload={**job.payload, "generation": gen},
+                    payload=payload,
                     dedupe_key=stage_job_key(doc_id, gen, next_kind),
                 )
             elif next_kind is not None:
@@ -228,7 +297,7 @@ class Pipeline:
                     job,
                     kind=next_kind,
                     subject=doc_id,
-                    payload={**job.payload, "generation": gen},
+                    payload=payload,
                     dedupe_key=stage_job_key(doc_id, gen, next_kind),
                 )
             await add_event(
@@ -250,6 +319,14 @@ class Pipeline:
             await s.flush()
             s.expunge(live)
         return nxt, live
+
+    def _chains(self, next_kind: str) -> bool:
+        """Whether the next stage is handed on to this worker (``enqueue_next``) or queued.
+        The embed stage is queued when embeds run in batches: the batch is made of queued
+        embed jobs (``batches``)."""
+        if not self.config.chain:
+            return False
+        return not (next_kind == EMBED and self.config.embed_batch_documents > 1)
 
     async def _live(self, s: Any, job: Job, doc_id: str, gen: int) -> DocumentRow | None:
         row: DocumentRow | None = await s.scalar(
@@ -277,12 +354,20 @@ class Pipeline:
         handed = job.memo.get("artifacts", {})
         if stage in handed:
             return handed[stage]
-        return json.loads(await self.blobs.get(artifact_blob(row.tenant_id, row.id, gen, stage)))
+        key = artifact_blob(row.tenant_id, row.id, gen, stage)
+        if key in self._recent:  # the same bytes as the blob: artifacts are deterministic
+            return self._recent.pop(key)
+        return json.loads(await self.blobs.get(key))
 
     async def _save(self, job: Job, row: DocumentRow, gen: int, stage: str, value: Any) -> None:
         data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
-        await self.blobs.put(artifact_blob(row.tenant_id, row.id, gen, stage), data)
+        key = artifact_blob(row.tenant_id, row.id, gen, stage)
+        await self.blobs.put(key, data)
         job.memo.setdefault("artifacts", {})[stage] = value
+        if stage == "chunks" and not self._chains(EMBED):
+            self._recent[key] = value
+            while len(self._recent) > _RECENT_MAX:
+                self._recent.popitem(last=False)
 
     # -- stages -----------------------------------------------------------------------------
 
@@ -379,34 +464,105 @@ class Pipeline:
 
     async def embed(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
-            embedder = self._embedder()
-            if embedder is None:
-                raise Postpone(
-                    RetrievalNotConfigured("No embedder is configured for documents."),
-                    self.config.budget_retry_seconds,
-                )
+            embedder = self._need_embedder()
             chunks = await self._artifact(job, row, gen, "chunks")
-            vectors: list[list[float]] = []
-            model, dims = "", 0
-            step = self.config.embed_batch
-            for i in range(0, len(chunks), step):
-                req = EmbedRequest(
-                    model=self.config.embedding_model,
-                    inputs=[c["text"] for c in chunks[i : i + step]],
-                    served={"documentId": row.id},
-                )
-                try:
-                    res = await embedder.embed(CallScope(tenant_id=row.tenant_id), req)
-                except (CostLimitExceeded, TokenBudgetExceeded) as exc:
-                    raise Postpone(exc, self.config.budget_retry_seconds) from exc
-                vectors.extend(res.vectors)
-                model, dims = res.model, res.dimensions
-            await self._save(
-                job, row, gen, "vectors", {"model": model, "dimensions": dims, "vectors": vectors}
-            )
+            vectors = await self._embed_alone(embedder, row, chunks)
+            await self._save(job, row, gen, "vectors", vectors)
             return INDEX, {}
 
         await self._guarded(job, work)
+
+    def _need_embedder(self) -> Embedder:
+        embedder = self._embedder()
+        if embedder is None:
+            raise Postpone(
+                RetrievalNotConfigured("No embedder is configured for documents."),
+                self.config.budget_retry_seconds,
+            )
+        return embedder
+
+    def _request(self, row: DocumentRow, texts: list[str]) -> EmbedRequest:
+        return EmbedRequest(
+            model=self.config.embedding_model, inputs=texts, served={"documentId": row.id}
+        )
+
+    async def _embed_alone(
+        self, embedder: Embedder, row: DocumentRow, chunks: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        """One document's vectors, ``embed_batch`` chunks per call (a budget refusal waits:
+        ``Postpone``)."""
+        vectors: list[list[float]] = []
+        model, dims = "", 0
+        step = self.config.embed_batch
+        for i in range(0, len(chunks), step):
+            req = self._request(row, [c["text"] for c in chunks[i : i + step]])
+            try:
+                res = await embedder.embed(CallScope(tenant_id=row.tenant_id), req)
+            except (CostLimitExceeded, TokenBudgetExceeded) as exc:
+                raise Postpone(exc, self.config.budget_retry_seconds) from exc
+            vectors.extend(res.vectors)
+            model, dims = res.model, res.dimensions
+        return {"model": model, "dimensions": dims, "vectors": vectors}
+
+    async def embed_batch(self, jobs: list[Job]) -> list[BaseException | None]:
+        """The embed stage of several documents of one tenant (``batches``): every stage
+        started in one transaction, their chunks embedded in one shared call
+        (``BatchEmbedder.embed_many``: a ledger row per document, as alone), then each
+        document's vectors saved and its stage committed on its own, exactly as ``embed``
+        does. A document whose share of the call fails is embedded again alone, so one
+        document's bad input or refusal is its own job's failed attempt and never the
+        others'. One outcome per job (``Worker`` records each)."""
+        outcomes: list[BaseException | None] = [None] * len(jobs)
+        embedder = self._embedder()
+        if len(jobs) == 1 or not isinstance(embedder, BatchEmbedder):
+            for n, job in enumerate(jobs):
+                outcomes[n] = await _outcome(self.embed(job))
+            return outcomes
+        try:
+            rows = await self._begin(jobs)
+        except Exception as exc:  # the start did not commit: every attempt failed alike
+            return [exc] * len(jobs)
+        started = time.monotonic()
+        live: list[tuple[int, Job, DocumentRow, int, list[dict[str, Any]]]] = []
+        for n, (job, row) in enumerate(zip(jobs, rows, strict=True)):
+            if row is None:
+                continue  # no longer wanted: completed as a no-op
+            gen = int(job.payload["generation"])
+            try:
+                chunks = await self._artifact(job, row, gen, "chunks")
+            except Exception as exc:
+                outcomes[n] = exc
+                continue
+            job.memo.setdefault("artifacts", {})["chunks"] = chunks
+            live.append((n, job, row, gen, chunks))
+        shared = [(n, row, chunks) for n, _, row, _, chunks in live if chunks]
+        results: dict[int, EmbedResult | GasworksError] = {}
+        if shared:
+            tenant = shared[0][1].tenant_id
+            reqs = [self._request(row, [c["text"] for c in chunks]) for _, row, chunks in shared]
+            try:
+                got = await embedder.embed_many(CallScope(tenant_id=tenant), reqs)
+            except GasworksError as exc:
+                got = [exc] * len(reqs)
+            results = {n: r for (n, _, _), r in zip(shared, got, strict=True)}
+        for n, job, row, gen, chunks in live:
+            res = results.get(n)
+            try:
+                if isinstance(res, EmbedResult):
+                    vectors = {
+                        "model": res.model,
+                        "dimensions": res.dimensions,
+                        "vectors": res.vectors,
+                    }
+                else:  # its share failed (or it has no chunks): this document alone
+                    vectors = await self._embed_alone(embedder, row, chunks)
+                await self._save(job, row, gen, "vectors", vectors)
+                await self._complete(job, row.id, gen, INDEX, {}, started)
+            except _Stale:
+                log.info("documents.stage_discarded", job=job.id, kind=job.kind)
+            except Exception as exc:
+                outcomes[n] = exc
+        return outcomes
 
     async def index(self, job: Job) -> None:
         written: list[str] = []
@@ -543,6 +699,14 @@ class Pipeline:
                 status=row.status,
                 retrying=status == "queued",
             )
+
+
+async def _outcome(work: Awaitable[None]) -> BaseException | None:
+    try:
+        await work
+    except Exception as exc:
+        return exc
+    return None
 
 
 def _chunk_dict(c: Chunk) -> dict[str, Any]:

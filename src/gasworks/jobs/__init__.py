@@ -9,9 +9,18 @@ from gasworks.jobs.queue import (
     LeaseLost,
     RetryPolicy,
 )
-from gasworks.jobs.worker import Handler, Postpone, Worker, WorkerConfig
+from gasworks.jobs.worker import (
+    BatchHandler,
+    Batching,
+    Handler,
+    Postpone,
+    Worker,
+    WorkerConfig,
+)
 
 __all__ = [
+    "BatchHandler",
+    "Batching",
     "DeadLetter",
     "Handler",
     "Job",

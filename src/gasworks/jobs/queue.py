@@ -323,21 +323,75 @@ class JobQueue:
                     )
                     if row is None:
                         break
-                    if row.status == "running":
-                        # the worker holding it vanished (crash, kill): that attempt failed
-                        self._record(
-                            row, "LEASE_EXPIRED", "The worker stopped renewing its lease.", now
-                        )
-                        if row.attempts >= row.max_attempts:
-                            self._bury(
-                                row, "LEASE_EXPIRED", "The worker stopped renewing its lease.", now
-                            )
-                            continue
+                    if not self._revive(row, now):
+                        continue
                     return await self._take(s, row, worker_id, lease_seconds, now)
         return None
 
+    async def claim_more(
+        self, job: Job, *, limit: int, budget: int, weight_key: str = "weight"
+    ) -> list[Job]:
+        """Take up to ``limit`` more ready jobs of ``job``'s tenant and kind for ``job``'s
+        worker, to run together with it (``Worker`` batching): oldest first, skipping any
+        whose payload ``weight_key`` (default 1) would take the sum of the taken ones over
+        ``budget``. Each gets its own lease, attempt and token, exactly as ``claim`` gives
+        them; the tenant's turn is not counted again (the claim of ``job`` was its turn)."""
+        if limit <= 0 or budget <= 0 or not job.worker_id:
+            return []
+        now = self.clock()
+        taken: list[Job] = []
+        async with self.db.session() as s:
+            rows = (
+                await s.scalars(
+                    select(JobRow)
+                    .where(
+                        JobRow.tenant_id == job.tenant_id,
+                        JobRow.kind == job.kind,
+                        JobRow.id != job.id,
+                        _ready(now),
+                    )
+                    .order_by(JobRow.run_at, JobRow.id)
+                    .limit(limit * 2)
+                    .with_for_update(skip_locked=True)
+                )
+            ).all()
+            left = budget
+            for row in rows:
+                if len(taken) >= limit:
+                    break
+                weight = _weight(row.payload, weight_key)
+                if weight > left:
+                    continue
+                if not self._revive(row, now):
+                    continue
+                taken.append(
+                    await self._take(s, row, job.worker_id, job.lease_seconds, now, turn=False)
+                )
+                left -= weight
+        return taken
+
+    def _revive(self, row: JobRow, now: datetime) -> bool:
+        """A ready row may be taken: ``False`` when it was running under an expired lease (the
+        worker vanished: a crash, a kill; that attempt failed) and had no attempt left, so it
+        is a dead letter now."""
+        if row.status != "running":
+            return True
+        message = "The worker stopped renewing its lease."
+        self._record(row, "LEASE_EXPIRED", message, now)
+        if row.attempts >= row.max_attempts:
+            self._bury(row, "LEASE_EXPIRED", message, now)
+            return False
+        return True
+
     async def _take(
-        self, s: AsyncSession, row: JobRow, worker_id: str, lease_seconds: float, now: datetime
+        self,
+        s: AsyncSession,
+        row: JobRow,
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime,
+        *,
+        turn: bool = True,
     ) -> Job:
         token = uuid.uuid4().hex
         row.status = "running"
@@ -346,12 +400,15 @@ class JobQueue:
         row.lease_owner = worker_id[:80]
         row.lease_expires_at = now + timedelta(seconds=lease_seconds)
         row.started_at = now
-        upsert = self.db.dialect.insert(_TENANTS).values(
-            tenant_id=row.tenant_id, last_served_at=now
-        )
-        await s.execute(
-            upsert.on_conflict_do_update(index_elements=["tenant_id"], set_={"last_served_at": now})
-        )
+        if turn:
+            upsert = self.db.dialect.insert(_TENANTS).values(
+                tenant_id=row.tenant_id, last_served_at=now
+            )
+            await s.execute(
+                upsert.on_conflict_do_update(
+                    index_elements=["tenant_id"], set_={"last_served_at": now}
+                )
+            )
         await s.flush()
         return Job(
             id=row.id,
@@ -376,6 +433,24 @@ class JobQueue:
                 .values(lease_expires_at=self.clock() + timedelta(seconds=lease_seconds))
             )
             return bool(getattr(res, "rowcount", 0))
+
+    async def heartbeat_many(self, jobs: Sequence[Job], lease_seconds: float) -> list[Job]:
+        """``heartbeat`` for every job in ``jobs``, in one transaction; the jobs whose lease was
+        lost (or that are finished: their rows are gone)."""
+        if not jobs:
+            return []
+        lost: list[Job] = []
+        until = self.clock() + timedelta(seconds=lease_seconds)
+        async with self.db.session() as s:
+            for job in jobs:
+                res = await s.execute(
+                    update(JobRow)
+                    .where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
+                    .values(lease_expires_at=until)
+                )
+                if not getattr(res, "rowcount", 0):
+                    lost.append(job)
+        return lost
 
     async def finish(self, session: AsyncSession, job: Job) -> None:
         """Complete ``job`` in ``session``'s transaction (deletes it). Raises ``LeaseLost`` if
@@ -564,6 +639,11 @@ class JobQueue:
                         st.oldest_age_seconds, (now - oldest).total_seconds()
                     )
         return out
+
+
+def _weight(payload: Mapping[str, Any] | None, key: str) -> int:
+    value = (payload or {}).get(key, 1)
+    return max(1, value) if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def _dead(r: JobRow) -> DeadLetter:

@@ -13,6 +13,7 @@ import contextlib
 import os
 import socket
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
@@ -23,6 +24,9 @@ from gasworks.observability.logging import get_logger
 log = get_logger("gasworks.jobs")
 
 Handler = Callable[[Job], Awaitable[None]]
+#: runs several jobs of one kind and tenant at once; one outcome per job, in order: ``None``
+#: (done, or finished by the handler), ``Postpone``, ``LeaseLost`` or the attempt's error
+BatchHandler = Callable[[list[Job]], Awaitable[list[BaseException | None]]]
 #: told of every failed attempt: the job, the error, and the job's new status
 #: (``queued`` for a retry, ``postponed`` (no attempt spent), ``dead``, or ``lost``)
 FailureHook = Callable[[Job, BaseException, str], Awaitable[None]]
@@ -35,6 +39,20 @@ class Postpone(Exception):
         super().__init__(str(cause))
         self.cause = cause
         self.delay = delay
+
+
+@dataclass(slots=True, frozen=True)
+class Batching:
+    """A job kind whose ready jobs of one tenant run together: the worker holding one takes up
+    to ``max_jobs - 1`` more (``JobQueue.claim_more``) whose payloads' ``weight_key`` values
+    sum to at most ``budget``, and gives them all to ``handler``. Each job keeps its own lease
+    (renewed with the others), attempts, backoff and dead letter: the handler answers one
+    outcome per job and the worker records each as it records a single job's."""
+
+    handler: BatchHandler
+    max_jobs: int
+    budget: int
+    weight_key: str = "weight"
 
 
 @dataclass(slots=True)
@@ -63,8 +81,10 @@ class Worker:
         *,
         worker_id: str | None = None,
         on_failure: FailureHook | None = None,
+        batches: Mapping[str, Batching] | None = None,
     ) -> None:
         self.on_failure = on_failure
+        self.batches = dict(batches or {})
         self.queue = queue
         self.handlers = dict(handlers)
         self.config = config or WorkerConfig()
@@ -127,57 +147,113 @@ class Worker:
     # -- one job ----------------------------------------------------------------------------
 
     async def _run_one(self, job: Job, slots: asyncio.Semaphore) -> None:
-        beat = asyncio.create_task(self._heartbeat(job))
+        held: dict[str, Job] = {job.id: job}
+        beat = asyncio.create_task(self._heartbeat(held))
         try:
-            await self.run_job(job)
+            await self.run_job(job, held)
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
             slots.release()
 
-    async def run_job(self, job: Job) -> None:
+    async def run_job(self, job: Job, held: dict[str, Job] | None = None) -> None:
         """Run ``job``'s handler and record the outcome, then the jobs it handed on to this
         worker (``Job.then``, ``JobQueue.enqueue_next``) one after the other (also used
-        directly by tests)."""
-        current: Job | None = job
-        while current is not None:
-            await self._run_single(current)
-            nxt = current.then if current.finished else None
-            if nxt is not None and self._stopping.is_set():
-                # leased to this worker, which is going away: back to the queue at once
-                stopping = ShuttingDown("The worker stopped before running this job.")
-                await self.queue.postpone(nxt, stopping, 0.0)
-                nxt = None
-            current = nxt
+        directly by tests). A job of a batched kind (``Batching``) takes more ready jobs of
+        its tenant and kind with it. ``held``: the jobs whose leases the heartbeat renews."""
+        held = {} if held is None else held
+        todo: deque[Job] = deque([job])
+        while todo:
+            current = todo.popleft()
+            held[current.id] = current
+            group = [current]
+            spec = self.batches.get(current.kind)
+            if spec is not None and spec.max_jobs > 1 and not self._stopping.is_set():
+                group += await self._more(current, spec)
+                for extra in group[1:]:
+                    held[extra.id] = extra
+            if spec is None:
+                await self._run_single(current)
+            else:
+                await self._run_batch(spec, group)
+            for done in group:
+                held.pop(done.id, None)
+                nxt = done.then if done.finished else None
+                if nxt is not None and self._stopping.is_set():
+                    # leased to this worker, which is going away: back to the queue at once
+                    stopping = ShuttingDown("The worker stopped before running this job.")
+                    await self.queue.postpone(nxt, stopping, 0.0)
+                    nxt = None
+                if nxt is not None:
+                    held[nxt.id] = nxt
+                    todo.append(nxt)
+
+    async def _more(self, job: Job, spec: Batching) -> list[Job]:
+        try:
+            weight = job.payload.get(spec.weight_key, 1)
+            used = weight if isinstance(weight, int) and weight > 0 else 1
+            return await self.queue.claim_more(
+                job,
+                limit=spec.max_jobs - 1,
+                budget=spec.budget - used,
+                weight_key=spec.weight_key,
+            )
+        except Exception:
+            log.exception("jobs.claim_more_failed", job=job.id, kind=job.kind)
+            return []
 
     async def _run_single(self, job: Job) -> None:
         handler = self.handlers[job.kind]
         try:
             await handler(job)
-            if not job.finished:
-                async with self.queue.db.session() as s:
-                    await self.queue.finish(s, job)
-            log.debug("jobs.done", job=job.id, kind=job.kind, attempt=job.attempt)
-        except LeaseLost:
-            log.info("jobs.lease_lost", job=job.id, kind=job.kind)
-        except Postpone as p:
-            if await self.queue.postpone(job, p.cause, p.delay):
-                await self._tell(job, p.cause, "postponed")
-            log.info("jobs.postponed", job=job.id, kind=job.kind, delay=p.delay)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            status = await self.queue.fail(job, exc)
-            await self._tell(job, exc, status)
-            log.info(
-                "jobs.failed",
-                job=job.id,
-                kind=job.kind,
-                attempt=job.attempt,
-                code=getattr(exc, "code", type(exc).__name__),
-                now=status,
-            )
+            await self._settle(job, exc)
+            return
+        await self._settle(job, None)
+
+    async def _run_batch(self, spec: Batching, jobs: list[Job]) -> None:
+        try:
+            outcomes = await spec.handler(jobs)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the handler itself broke: every job's attempt failed
+            outcomes = [exc] * len(jobs)
+        if len(outcomes) != len(jobs):
+            broken = RuntimeError("The batch handler answered the wrong number of outcomes.")
+            outcomes = [broken] * len(jobs)
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            await self._settle(job, outcome)
+
+    async def _settle(self, job: Job, exc: BaseException | None) -> None:
+        """Record one job's outcome: done, lease lost, postponed, or a failed attempt."""
+        try:
+            if exc is None:
+                if not job.finished:
+                    async with self.queue.db.session() as s:
+                        await self.queue.finish(s, job)
+                log.debug("jobs.done", job=job.id, kind=job.kind, attempt=job.attempt)
+            elif isinstance(exc, LeaseLost):
+                log.info("jobs.lease_lost", job=job.id, kind=job.kind)
+            elif isinstance(exc, Postpone):
+                if await self.queue.postpone(job, exc.cause, exc.delay):
+                    await self._tell(job, exc.cause, "postponed")
+                log.info("jobs.postponed", job=job.id, kind=job.kind, delay=exc.delay)
+            else:
+                status = await self.queue.fail(job, exc)
+                await self._tell(job, exc, status)
+                log.info(
+                    "jobs.failed",
+                    job=job.id,
+                    kind=job.kind,
+                    attempt=job.attempt,
+                    code=getattr(exc, "code", type(exc).__name__),
+                    now=status,
+                )
+        except LeaseLost:
+            log.info("jobs.lease_lost", job=job.id, kind=job.kind)
         finally:
             self.processed += 1
 
@@ -188,15 +264,24 @@ class Worker:
             except Exception:
                 log.exception("jobs.failure_hook_failed", job=job.id)
 
-    async def _heartbeat(self, job: Job) -> None:
+    async def _heartbeat(self, held: dict[str, Job]) -> None:
         every = max(0.05, self.config.lease_seconds / 3)
         while True:
             await asyncio.sleep(every)
-            while job.finished and job.then is not None:
-                job = job.then  # the chain moved on (``run_job``): keep its lease alive
+            jobs: list[Job] = []
+            for job in list(held.values()):
+                jobs.append(job)
+                # a finished job may have handed on (``then``, leased in its commit) before
+                # ``run_job`` takes the next one in hand: keep that lease alive too
+                nxt = job.then
+                while job.finished and nxt is not None:
+                    jobs.append(nxt)
+                    job, nxt = nxt, nxt.then
             try:
-                renewed = await self.queue.heartbeat(job, self.config.lease_seconds)
-                if not renewed and not job.finished:
-                    return  # lost; a finished job may yet hand on (``then`` set after commit)
+                lost = await self.queue.heartbeat_many(jobs, self.config.lease_seconds)
             except Exception:
-                log.warning("jobs.heartbeat_failed", job=job.id)
+                log.warning("jobs.heartbeat_failed", jobs=len(jobs))
+                continue
+            for job in lost:
+                if not job.finished and held.get(job.id) is job:
+                    del held[job.id]  # lost: another worker owns it now

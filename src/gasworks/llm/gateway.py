@@ -259,28 +259,15 @@ class Gateway:
         would live in another space. A failed batch fails the request; batches already embedded
         stay on the ledger (they were made and paid for).
         """
-        model = self.registry.resolve_embedding(req.model)
-        spec = model.entry.embedding
-        assert spec is not None  # the registry schema requires it on embedding models
-        dims = _check_dimensions(model, spec, req.dimensions)
-        prefix = spec.query_prefix if req.purpose == "query" else spec.document_prefix
-        texts = [prefix + t for t in req.inputs] if prefix else req.inputs
-        provider = self.providers.embedder_for(model)
-        counts = _check_inputs(model, spec, texts, provider)
-        total = sum(counts)
-        if req.cost_limit is not None:
-            cost = model.cost(Usage(input_tokens=total))
-            if cost > req.cost_limit:
-                raise CostLimitExceeded(
-                    f"Embedding these inputs costs {cost}, over the call's cost limit of "
-                    f"{req.cost_limit}.",
-                    details={
-                        "model": model.id,
-                        "estimate": str(cost),
-                        "limit": str(req.cost_limit),
-                        "inputTokens": total,
-                    },
-                )
+        p = self._prepare_embed(req)
+        model, spec, dims, texts, provider, counts = (
+            p.model,
+            p.spec,
+            p.dims,
+            p.texts,
+            p.provider,
+            p.counts,
+        )
         wire_dims = dims if dims != spec.dimensions else None
         started = time.perf_counter()
         vectors: list[list[float]] = []
@@ -303,6 +290,121 @@ class Gateway:
             cost=model.cost(Usage(input_tokens=tokens)),
             latency_ms=(time.perf_counter() - started) * 1000,
         )
+
+    async def embed_many(
+        self, scope: CallScope, reqs: Sequence[EmbedRequest]
+    ) -> list[EmbedResult | GasworksError]:
+        """Several requests of one caller (the documents pipeline: one per document) embedded
+        in as few provider calls as the model's ``max_batch`` / ``max_batch_tokens`` allow,
+        with one outcome per request, in order (``retrieval.types.BatchEmbedder``).
+
+        Each request keeps what ``embed`` gives it: its own validation (a refused request
+        makes no call and does not stop the others), its own budget reservation and breaker
+        permit, and its own ledger row per provider call it took part in, with its own
+        ``served``, tokens and cost (the call's latency). A provider call that fails after the
+        gateway's retries fails every request that had inputs in it; requests for different
+        models or dimensions never share a call.
+        """
+        results: list[EmbedResult | GasworksError | None] = [None] * len(reqs)
+        groups: dict[tuple[str, int, str], list[tuple[int, _PreparedEmbed]]] = {}
+        for i, req in enumerate(reqs):
+            try:
+                p = self._prepare_embed(req)
+            except GasworksError as exc:
+                results[i] = exc
+                continue
+            groups.setdefault((p.model.id, p.dims, req.purpose), []).append((i, p))
+        for items in groups.values():
+            await self._embed_group(scope, [reqs[i] for i, _ in items], items, results)
+        return [r if r is not None else _unreachable() for r in results]
+
+    async def _embed_group(
+        self,
+        scope: CallScope,
+        reqs: list[EmbedRequest],
+        items: list[tuple[int, _PreparedEmbed]],
+        results: list[EmbedResult | GasworksError | None],
+    ) -> None:
+        first = items[0][1]
+        model, spec, dims, provider = first.model, first.spec, first.dims, first.provider
+        wire_dims = dims if dims != spec.dimensions else None
+        owners = [n for n, (_, p) in enumerate(items) for _ in p.texts]
+        texts = [t for _, p in items for t in p.texts]
+        counts = [c for _, p in items for c in p.counts]
+        vectors: list[list[list[float]]] = [[] for _ in items]
+        tokens = [0] * len(items)
+        failed: dict[int, GasworksError] = {}
+        started = time.perf_counter()
+        for lo, hi in _batches(counts, spec):
+            runs: list[tuple[int, int, int]] = []  # (owner, lo, hi) within this provider call
+            for k in range(lo, hi):
+                if runs and runs[-1][0] == owners[k]:
+                    runs[-1] = (owners[k], runs[-1][1], k + 1)
+                else:
+                    runs.append((owners[k], k, k + 1))
+            parts = [
+                EmbedBatch(texts[a:b], dims, reqs[o].purpose, sum(counts[a:b]), reqs[o].served)
+                for o, a, b in runs
+            ]
+            try:
+                got = await self._with_retries(
+                    model,
+                    functools.partial(
+                        self._embed_parts_once, scope, model, provider, parts, wire_dims
+                    ),
+                )
+            except GasworksError as exc:
+                for o, _, _ in runs:
+                    failed.setdefault(o, exc)
+                continue
+            for (o, _, _), outcome in zip(runs, got, strict=True):
+                if isinstance(outcome, GasworksError):
+                    failed.setdefault(o, outcome)
+                else:
+                    vectors[o].extend(outcome[0])
+                    tokens[o] += outcome[1]
+        latency = (time.perf_counter() - started) * 1000
+        for n, (i, p) in enumerate(items):
+            if n in failed:
+                results[i] = failed[n]
+                continue
+            EMBEDDED_INPUTS.labels(model.id).inc(len(p.texts))
+            results[i] = EmbedResult(
+                model=model.id,
+                provider=model.provider,
+                vectors=vectors[n],
+                dimensions=dims,
+                input_tokens=tokens[n],
+                cost=model.cost(Usage(input_tokens=tokens[n])),
+                latency_ms=latency,
+            )
+
+    def _prepare_embed(self, req: EmbedRequest) -> _PreparedEmbed:
+        """Resolve and validate one embedding request (no call): count, emptiness, length in
+        the model's tokens, dimensions, the request's cost limit."""
+        model = self.registry.resolve_embedding(req.model)
+        spec = model.entry.embedding
+        assert spec is not None  # the registry schema requires it on embedding models
+        dims = _check_dimensions(model, spec, req.dimensions)
+        prefix = spec.query_prefix if req.purpose == "query" else spec.document_prefix
+        texts = [prefix + t for t in req.inputs] if prefix else req.inputs
+        provider = self.providers.embedder_for(model)
+        counts = _check_inputs(model, spec, texts, provider)
+        total = sum(counts)
+        if req.cost_limit is not None:
+            cost = model.cost(Usage(input_tokens=total))
+            if cost > req.cost_limit:
+                raise CostLimitExceeded(
+                    f"Embedding these inputs costs {cost}, over the call's cost limit of "
+                    f"{req.cost_limit}.",
+                    details={
+                        "model": model.id,
+                        "estimate": str(cost),
+                        "limit": str(req.cost_limit),
+                        "inputTokens": total,
+                    },
+                )
+        return _PreparedEmbed(model, spec, dims, texts, provider, counts)
 
     def embedding_input_limit(self, model: str | None = None) -> EmbedInputLimit:
         """How long a document input to ``model`` (None: the default) may be, measured the way
@@ -372,6 +474,83 @@ class Gateway:
             )
             await self._after(tokens, scope, model, outcome)
         return out.vectors, usage.input_tokens
+
+    async def _embed_parts_once(
+        self,
+        scope: CallScope,
+        model: ResolvedModel,
+        provider: EmbeddingProvider,
+        parts: list[EmbedBatch],
+        wire_dims: int | None,
+        attempt: int,
+    ) -> list[tuple[list[list[float]], int] | GasworksError]:
+        """One provider call for the inputs of several requests (``embed_many``): the hooks
+        run once per part, so each request has its own reservation, breaker permit and ledger
+        row; a part the hooks refuse (its budget) is left out of the call and answered with
+        the refusal."""
+        out: list[tuple[list[list[float]], int] | GasworksError | None] = [None] * len(parts)
+        accepted: list[tuple[int, EmbedBatch, list[tuple[CallHooks, object]] | None]] = []
+        for n, part in enumerate(parts):
+            try:
+                tokens = await self._before(scope, model, part, attempt) if self.hooks else None
+            except GasworksError as exc:
+                out[n] = exc
+                continue
+            accepted.append((n, part, tokens))
+        if not accepted:
+            return [o for o in out if o is not None]
+        inputs = [t for _, part, _ in accepted for t in part.inputs]
+        started = time.perf_counter()
+        try:
+            got = await provider.embed(
+                model, inputs, wire_dims, parts[0].purpose, self._timeout(model)
+            )
+            _check_vectors(model, got.vectors, len(inputs), parts[0].dimensions)
+        except GasworksError as exc:
+            _count(model, exc.code)
+            for _, _, tokens in accepted:
+                if tokens:
+                    await self._after(tokens, scope, model, _failure_outcome(exc, attempt, started))
+            raise
+        except BaseException as exc:  # cancelled, or an adapter bug: hooks must still hear of it
+            for _, _, tokens in accepted:
+                if tokens:
+                    await self._after(tokens, scope, model, _interrupted(exc, attempt, started))
+            raise
+        latency = (time.perf_counter() - started) * 1000
+        counted = sum(part.tokens for _, part, _ in accepted)
+        left = counted if got.input_tokens is None else got.input_tokens
+        pos = 0
+        total_cost = Decimal(0)
+        for k, (n, part, tokens) in enumerate(accepted):
+            if got.input_tokens is None:
+                used = part.tokens
+            elif k == len(accepted) - 1:
+                used = left  # the provider's total, shared in proportion to the counts
+            else:
+                used = got.input_tokens * part.tokens // max(1, counted)
+            left -= used
+            usage = Usage(input_tokens=used, estimated=got.input_tokens is None)
+            cost = model.cost(usage)
+            total_cost += cost
+            if tokens:
+                outcome = CallOutcome(
+                    status=OK,
+                    usage=usage,
+                    cost=cost,
+                    latency_ms=latency,
+                    estimated=usage.estimated,
+                    attempt=attempt,
+                )
+                await self._after(tokens, scope, model, outcome)
+            out[n] = (got.vectors[pos : pos + len(part.inputs)], used)
+            pos += len(part.inputs)
+        total = Usage(
+            input_tokens=counted if got.input_tokens is None else got.input_tokens,
+            estimated=got.input_tokens is None,
+        )
+        _account(model, total, total_cost)
+        return [o if o is not None else _unreachable() for o in out]
 
     # --- one attempt ------------------------------------------------------------------------
 
@@ -657,6 +836,22 @@ def _check_inputs(
                 },
             )
     return counts
+
+
+@dataclass(slots=True, frozen=True)
+class _PreparedEmbed:
+    """One validated embedding request, ready to be sent."""
+
+    model: ResolvedModel
+    spec: EmbeddingSpec
+    dims: int
+    texts: list[str]
+    provider: EmbeddingProvider
+    counts: list[int]
+
+
+def _unreachable() -> GasworksError:  # pragma: no cover - every request gets an outcome
+    raise AssertionError("an embedding request got no outcome")
 
 
 def _batches(counts: list[int], spec: EmbeddingSpec) -> list[tuple[int, int]]:

@@ -47,6 +47,9 @@ from gasworks.prompts.tables import (
 from gasworks.prompts.versions import version_row
 from gasworks.tenancy.context import Role, TenantContext
 
+#: ``session.info`` key: the invalidation notices this transaction wrote
+OWN_NOTICES = "gasworks.prompt_notices"
+
 
 def scope_of(ctx: TenantContext, s: ScopeIn, normalize: Normalizer = local_normalize) -> Scope:
     return Scope(
@@ -224,11 +227,12 @@ def _record(
             "reason": reason,
         },
     )
-    session.add(
-        PromptInvalidationRow(
-            scope_tenant=scope.tenant, scope_workflow=scope.workflow, model=scope.model, at=utcnow()
-        )
+    notice = PromptInvalidationRow(
+        scope_tenant=scope.tenant, scope_workflow=scope.workflow, model=scope.model, at=utcnow()
     )
+    session.add(notice)
+    # the writer reads the notice's seq after flush so its own poller can skip it
+    session.info.setdefault(OWN_NOTICES, []).append(notice)
 
 
 async def move_pointer(

@@ -371,7 +371,11 @@ class Resolver:
 
     # -- invalidation ---------------------------------------------------------------------
 
-    def invalidate(self, scope: Scope) -> int:
+    def invalidate(self, scope: Scope, *, own_notices: Sequence[int] = ()) -> int:
+        """Drop the cached entries a committed change affects. ``own_notices`` are the
+        seqs of the notices that change wrote: the poller will not apply them again (the
+        entries cached after this call are already fresh)."""
+        self._seen.update(own_notices)
         return self.cache.invalidate(scope.tenant, scope.workflow, scope.model)
 
     def start(self) -> None:

@@ -188,7 +188,7 @@ class PromptService:
         """Run one pointer change; a failure is dead-lettered (with its request) and re-raised."""
         _model, op = OPERATIONS[operation]
         try:
-            out = await self._tx(lambda s: op(s, ctx, request, normalize=self.normalize))
+            out, own = await self._tx(lambda s: self._apply_in(s, op, ctx, request))
         except DEAD_LETTERED as exc:
             if dead_letter:
                 await self._dead_letter(ctx, operation, request, exc.code, exc.message, exc)
@@ -203,8 +203,20 @@ class PromptService:
             raise err from exc
         scope = getattr(request, "scope", None)
         if isinstance(scope, ScopeIn):
-            self.resolver.invalidate(pointers.scope_of(ctx, scope, self.normalize))
+            self.resolver.invalidate(pointers.scope_of(ctx, scope, self.normalize), own_notices=own)
         return out
+
+    async def _apply_in(
+        self, s: AsyncSession, op: Op, ctx: TenantContext, request: BaseModel
+    ) -> tuple[PointerOut, list[int]]:
+        """The change, and the seqs of the invalidation notices it wrote (flushed here, so
+        they are known before commit): this process invalidates its own cache after commit
+        and its poller skips them, instead of dropping the fresh entries a second time."""
+        out = await op(s, ctx, request, normalize=self.normalize)
+        notices = s.info.pop(pointers.OWN_NOTICES, [])
+        if notices:
+            await s.flush()
+        return out, [int(n.seq) for n in notices]
 
     async def _dead_letter(
         self,

@@ -25,6 +25,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 # the embedding shapes are core types: the gateway (``llm``, a lower layer), the /v1 route
 # and the SDK share them
+from gasworks.errors import GasworksError
 from gasworks.modeltypes import (
     CallScope,
     EmbedInputLimit,
@@ -68,6 +69,16 @@ def source_id(document_id: str, generation: int) -> str:
 @runtime_checkable
 class Embedder(Protocol):
     async def embed(self, scope: CallScope, req: EmbedRequest) -> EmbedResult: ...
+
+
+@runtime_checkable
+class BatchEmbedder(Protocol):
+    """An ``Embedder`` that embeds several requests in shared provider calls, one outcome per
+    request (``Gateway.embed_many``): the documents pipeline's cross-document batches."""
+
+    async def embed_many(
+        self, scope: CallScope, reqs: Sequence[EmbedRequest]
+    ) -> list[EmbedResult | GasworksError]: ...
 
 
 @runtime_checkable

@@ -24,6 +24,10 @@ class FakeEmbedder:
         self.calls = 0
         self.inputs = 0
         self.fail: list[GasworksError] = []
+        #: an input containing the key fails the whole call it is in with the value
+        self.poison: dict[str, GasworksError] = {}
+        #: inputs per call, in order
+        self.call_sizes: list[int] = []
 
     def vector(self, text: str) -> list[float]:
         digest = hashlib.sha256(text.encode()).digest()
@@ -33,9 +37,36 @@ class FakeEmbedder:
 
     async def embed(self, scope: CallScope, req: EmbedRequest) -> EmbedResult:
         self.calls += 1
+        self.call_sizes.append(len(req.inputs))
         if self.fail:
             raise self.fail.pop(0)
+        self._check_poison(req.inputs)
         self.inputs += len(req.inputs)
+        return self._result(req)
+
+    async def embed_many(
+        self, scope: CallScope, reqs: Sequence[EmbedRequest]
+    ) -> list[EmbedResult | GasworksError]:
+        """All requests in one call, like a provider given one batch: an error (``fail``, or
+        a ``poison`` input of any request) fails every request of the call."""
+        self.calls += 1
+        self.call_sizes.append(sum(len(r.inputs) for r in reqs))
+        try:
+            if self.fail:
+                raise self.fail.pop(0)
+            for r in reqs:
+                self._check_poison(r.inputs)
+        except GasworksError as exc:
+            return [exc] * len(reqs)
+        self.inputs += sum(len(r.inputs) for r in reqs)
+        return [self._result(r) for r in reqs]
+
+    def _check_poison(self, inputs: Sequence[str]) -> None:
+        for marker, error in self.poison.items():
+            if any(marker in t for t in inputs):
+                raise error
+
+    def _result(self, req: EmbedRequest) -> EmbedResult:
         return EmbedResult(
             model=self.model,
             provider="fake",

@@ -10,6 +10,7 @@ together with the conversation's new turn — so a client that reconnects with `
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import copy
 import functools
@@ -101,6 +102,8 @@ class RunRecord:
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+#: outputs that are JSON as they are (exact types: a subclass may not serialise alike)
+_SCALARS = frozenset({str, int, float, bool})
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,6 +211,9 @@ class WorkflowEngine:
         self._cache: OrderedDict[str, CompiledGraph] = OrderedDict()
         self._cache_size = cache_size
         self._live: dict[str, LiveRun] = {}
+        #: (deadline, run id) per delay, oldest first: live runs to drop (``_forget_later``)
+        self._forget: dict[float, collections.deque[tuple[float, str]]] = {}
+        self._forget_timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.writer = RunWriter(db) if persist else None
         self._conv_locks: dict[tuple[str, str], asyncio.Lock] = {}
@@ -301,7 +307,7 @@ class WorkflowEngine:
             api_key_id=ctx.api_key_id,
         )
         state = initial_state(graph, body.input, rc)  # bad inputs fail the request, not the run
-        if any(n.type in RETRIEVAL_NODE_TYPES for n in graph.nodes.values()):
+        if not RETRIEVAL_NODE_TYPES.isdisjoint(graph.node_types):
             await self._allow(ctx, graph, rc, state)
         conv_key = (ctx.tenant_id, conv_store_id)
         lock: asyncio.Lock | None = None
@@ -559,6 +565,8 @@ class WorkflowEngine:
         events = live.events[live.flushed :] if live.keep_events else []
         live.flushed += len(events)
         exists = live.persisted
+        if not exists and not save_conv:  # new rows only: batched without a session
+            return service.new_run_rows(row.values(), events)
 
         async def write(s: AsyncSession) -> None:
             if save_conv and conv is not None:
@@ -581,7 +589,7 @@ class WorkflowEngine:
         if pending and self.writer is not None:
             live.flushed += len(pending)
             tenant_id, run_id = live.tenant_id, live.run_id
-            self.writer.submit(lambda s: service.write_events(s, tenant_id, run_id, pending))
+            self.writer.submit(service.event_rows(tenant_id, run_id, pending))
 
     async def _flush_loop(self, live: LiveRun) -> None:
         while True:
@@ -622,8 +630,29 @@ class WorkflowEngine:
             del self._conv_pending[key]
 
     def _forget_later(self, live: LiveRun, delay: float = 60.0) -> None:
+        """Drop the run's buffer after ``delay`` seconds. One timer serves every run (a queue
+        per delay, deadlines in order): a timer handle per run cost more than the rest of a
+        short run's bookkeeping."""
         loop = asyncio.get_running_loop()
-        loop.call_later(delay, self._live.pop, live.run_id, None)
+        due = loop.time() + delay
+        self._forget.setdefault(delay, collections.deque()).append((due, live.run_id))
+        if self._forget_timer is None or due < self._forget_timer.when():
+            if self._forget_timer is not None:
+                self._forget_timer.cancel()
+            self._forget_timer = loop.call_at(due, self._forget_due)
+
+    def _forget_due(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time() + 0.001  # a timer may fire a hair early: never spin on it
+        self._forget_timer = None
+        nxt: float | None = None
+        for queue in self._forget.values():
+            while queue and queue[0][0] <= now:
+                self._live.pop(queue.popleft()[1], None)
+            if queue and (nxt is None or queue[0][0] < nxt):
+                nxt = queue[0][0]
+        if nxt is not None:
+            self._forget_timer = loop.call_at(nxt, self._forget_due)
 
     async def drain(self) -> None:
         """Wait until every finished run of this process is in the database."""
@@ -824,6 +853,9 @@ class WorkflowEngine:
             self._maintenance = None
 
     async def close(self) -> None:
+        if self._forget_timer is not None:
+            self._forget_timer.cancel()
+            self._forget_timer = None
         await self.stop_maintenance()
         for t in list(self._tasks):
             t.cancel()
@@ -844,6 +876,8 @@ class WorkflowEngine:
 def _jsonable(value: Any) -> Any:
     import json
 
+    if value is None or type(value) in _SCALARS:  # the common outputs: nothing to check
+        return value
     try:
         json.dumps(value)
         return value

@@ -50,6 +50,8 @@ class CompiledGraph:
     max_steps: int
     #: the version this graph was compiled from (0 for unpublished drafts)
     version: int = 0
+    #: the node types it uses (checked once per compile, not per run)
+    node_types: frozenset[str] = frozenset()
 
     @property
     def workflow_id(self) -> str:
@@ -76,7 +78,8 @@ def compile_workflow(
         node = nt.build(spec, result.configs[spec.id])
         succ = tuple(t for t in topo.successors[spec.id] if t != END)
         nodes[spec.id] = CompiledNode(spec, node, succ, nt.branching)
-    return CompiledGraph(d, nodes, tuple(topo.entry), d.max_steps, version)
+    types = frozenset(n.type for n in nodes.values())
+    return CompiledGraph(d, nodes, tuple(topo.entry), d.max_steps, version, types)
 
 
 def _retryable(exc: BaseException) -> bool:

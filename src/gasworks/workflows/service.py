@@ -47,7 +47,7 @@ from gasworks.workflows.tables import (
     WorkflowVersionRow,
 )
 from gasworks.workflows.validator import ValidationIssue, ValidationResult, validate
-from gasworks.workflows.writer import queue_insert
+from gasworks.workflows.writer import Rows
 
 
 class ConversationConflict(Conflict):
@@ -375,25 +375,34 @@ async def finish_run(
                 )
             },
         )
+        event_rows(run["tenant_id"], run["id"], events).queue(session)
     else:
-        queue_insert(session, WorkflowRunRow, [run])
-    await write_events(session, run["tenant_id"], run["id"], events)
+        new_run_rows(run, events).queue(session)
 
 
-async def write_events(
-    session: AsyncSession,
-    tenant_id: str,
-    run_id: str,
-    events: list[tuple[int, str, dict[str, Any]]],
-) -> None:
-    queue_insert(
-        session,
-        WorkflowRunEventRow,
-        [
-            {"run_id": run_id, "seq": s, "tenant_id": tenant_id, "type": t, "data": d}
-            for s, t, d in events
-        ],
+def new_run_rows(run: dict[str, Any], events: list[tuple[int, str, dict[str, Any]]]) -> Rows:
+    """A finished run not written before (its column values) and its events: new rows only,
+    so the writer can batch them without a session (``writer.Rows``)."""
+    return Rows(
+        (
+            (WorkflowRunRow, [run]),
+            (WorkflowRunEventRow, _event_values(run["tenant_id"], run["id"], events)),
+        )
     )
+
+
+def event_rows(tenant_id: str, run_id: str, events: list[tuple[int, str, dict[str, Any]]]) -> Rows:
+    """Events of a run already written (a checkpoint while it streams)."""
+    return Rows(((WorkflowRunEventRow, _event_values(tenant_id, run_id, events)),))
+
+
+def _event_values(
+    tenant_id: str, run_id: str, events: list[tuple[int, str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    return [
+        {"run_id": run_id, "seq": s, "tenant_id": tenant_id, "type": t, "data": d}
+        for s, t, d in events
+    ]
 
 
 async def get_run(session: AsyncSession, ctx: TenantContext, run_id: str) -> RunOut:

@@ -6,10 +6,14 @@ its write; readers that need durability (``GET /runs``, the next turn of a conve
 for what is pending (:meth:`RunWriter.drain`, the futures returned by :meth:`submit`). If a
 batch fails, its items are retried one per transaction so one bad write cannot sink the others.
 
-New rows (finished runs, events) are not ORM objects: a write queues their column values with
-:func:`queue_insert` and the batch ends with one multi-row ``INSERT`` per table (in foreign-key
-order, after the ORM objects of the batch are flushed) — the ORM's per-object construction and
-unit of work cost more than the insert itself on this path (issue #19).
+New rows (finished runs, events) are not ORM objects: the common write is :class:`Rows`, their
+column values, and a batch of nothing else is handed to ``Database.insert_rows`` — on a SQLite
+file one hand-off to a worker thread whose stdlib connection runs one ``executemany`` per table
+in one transaction, with no session and no async-driver round trip per statement (issue #19).
+A batch that also holds a session write (a conversation's turn, a guarded update of a run
+written early) runs in one session: the ``Rows`` are queued with :func:`queue_insert` and the
+batch ends with one multi-row ``INSERT`` per table (in foreign-key order, after the ORM objects
+of the batch are flushed).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import Table, insert
@@ -29,10 +34,25 @@ from gasworks.workflows.metrics import WRITE_BATCH
 if TYPE_CHECKING:
     from gasworks.db.engine import Database
 
-Write = Callable[[AsyncSession], Awaitable[None]]
+SessionWrite = Callable[[AsyncSession], Awaitable[None]]
 log = get_logger("gasworks.workflows.writer")
 
 _INSERTS = "gasworks_queued_inserts"
+
+
+@dataclass(frozen=True, slots=True)
+class Rows:
+    """A write of new rows only: (model, column values) pairs, each row giving every column
+    of its table."""
+
+    inserts: tuple[tuple[type[Base], list[dict[str, Any]]], ...]
+
+    def queue(self, session: AsyncSession) -> None:
+        for model, rows in self.inserts:
+            queue_insert(session, model, rows)
+
+
+Write = SessionWrite | Rows
 
 
 def queue_insert(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
@@ -43,15 +63,28 @@ def queue_insert(session: AsyncSession, model: type[Base], rows: list[dict[str, 
         pending.setdefault(cast(Table, model.__table__), []).extend(rows)
 
 
-async def flush_inserts(session: AsyncSession) -> None:
+async def flush_inserts(session: AsyncSession, order: TableOrder) -> None:
     """Write the queued rows: ORM objects first, then one INSERT per table, parents first."""
     pending: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_INSERTS, None)
     if not pending:
         return
     await session.flush()
-    order = {t: i for i, t in enumerate(Base.metadata.sorted_tables)}
-    for table in sorted(pending, key=lambda t: order.get(t, len(order))):
+    for table in order.parents_first(pending):
         await session.execute(insert(table), pending[table])
+
+
+class TableOrder:
+    """Tables in foreign-key order, computed once every table is declared (the first batch)
+    instead of sorting the metadata for every batch."""
+
+    def __init__(self) -> None:
+        self._index: dict[Table, int] = {}
+
+    def parents_first(self, tables: Any) -> list[Table]:
+        if len(self._index) != len(Base.metadata.tables):
+            self._index = {t: i for i, t in enumerate(Base.metadata.sorted_tables)}
+        index = self._index
+        return sorted(tables, key=lambda t: index.get(t, len(index)))
 
 
 class RunWriter:
@@ -63,6 +96,7 @@ class RunWriter:
         self._idle = asyncio.Event()
         self._idle.set()
         self._task: asyncio.Task[None] | None = None
+        self._order = TableOrder()
 
     @property
     def pending(self) -> int:
@@ -103,10 +137,16 @@ class RunWriter:
 
     async def _write(self, batch: list[tuple[Write, asyncio.Future[None]]]) -> None:
         try:
-            async with self.db.session() as s:
-                for write, _ in batch:
-                    await write(s)
-                await flush_inserts(s)
+            if all(isinstance(write, Rows) for write, _ in batch):
+                await self._insert(cast(list[Rows], [write for write, _ in batch]))
+            else:
+                async with self.db.session() as s:
+                    for write, _ in batch:
+                        if isinstance(write, Rows):
+                            write.queue(s)
+                        else:
+                            await write(s)
+                    await flush_inserts(s, self._order)
         except Exception as exc:
             if len(batch) == 1:
                 self._settle(batch, error=exc)
@@ -116,6 +156,14 @@ class RunWriter:
             return
         WRITE_BATCH.observe(len(batch))
         self._settle(batch)
+
+    async def _insert(self, writes: list[Rows]) -> None:
+        """A batch of rows only: one ``insert_rows`` (one transaction), parents first."""
+        merged: dict[Table, list[dict[str, Any]]] = {}
+        for write in writes:
+            for model, rows in write.inserts:
+                merged.setdefault(cast(Table, model.__table__), []).extend(rows)
+        await self.db.insert_rows([(t, merged[t]) for t in self._order.parents_first(merged)])
 
     @staticmethod
     def _settle(

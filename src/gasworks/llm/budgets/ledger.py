@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -20,13 +21,14 @@ from typing import Any
 from pydantic import ConfigDict
 from sqlalchemy import BigInteger, Table, case, func, select, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.apimodel import ApiModel
 from gasworks.background import PeriodicTask
-from gasworks.db.engine import Database
+from gasworks.db.engine import Database, OnLoop
 from gasworks.db.types import units_to_money
 from gasworks.errors import DatabaseUnavailable, ValidationFailed
-from gasworks.llm.budgets.leases import Charge, Reservation
+from gasworks.llm.budgets.leases import Charge, Lease, Reservation
 from gasworks.llm.budgets.limits import BudgetService
 from gasworks.llm.budgets.store import FlushPlan
 from gasworks.llm.guardrail_metrics import (
@@ -294,45 +296,63 @@ class Ledger:
                 raise
 
     async def _commit(self, batch: list[_Item], full: bool) -> None:
-        rows = [i.entry.row() for i in batch if i.entry is not None]
+        """One batch's rows and settlements in one transaction, ``Database.write_batch``: on
+        a SQLite file one hand-off to the writer thread (two more when leases are settled:
+        their memory is decided on the event loop)."""
         budgets = self.budgets
         plan = FlushPlan()
         lock = budgets.lease_lock if budgets is not None else contextlib.nullcontext()
         async with lock:
+            leases = budgets.leases_to_check(full) if budgets is not None else []
             try:
-                async with self.db.session() as s:
-                    # Call ids are new: only a row of an item tried before can exist already
-                    # (its batch committed but the answer was lost), and it was charged then.
-                    existing: set[str] = set()
-                    retried = [i.entry.id for i in batch if i.tried and i.entry is not None]
-                    for item in batch:
-                        item.tried = True
-                    if retried:
-                        found = await s.execute(select(L.c.id).where(L.c.id.in_(retried)))
-                        existing = {str(r[0]) for r in found.all()}
-                        rows = [r for r in rows if r["id"] not in existing]
-                    if rows:
-                        await s.execute(self.db.dialect.insert(L).on_conflict_do_nothing(), rows)
-                    charges = [
-                        Charge(
-                            i.charge.reservation,
-                            i.charge.cost_units,
-                            i.charge.tokens,
-                            i.charge.counted and (i.entry is None or i.entry.id not in existing),
-                        )
-                        for i in batch
-                        if i.charge is not None
-                    ]
-                    if budgets is not None:
-                        await budgets.settle_in(s, charges, plan, full=full)
+                written = await self.db.write_batch(
+                    functools.partial(self._commit_in, batch, leases, plan, full)
+                )
             except BaseException:
                 plan.rollback()
                 raise
             if budgets is not None:
                 budgets.after_flush(plan, full=full)
-        if rows:
-            LEDGER_BATCH_ROWS.observe(len(rows))
+        if written:
+            LEDGER_BATCH_ROWS.observe(written)
             _count_usage([i.entry for i in batch if i.entry is not None])
+
+    def _commit_in(
+        self,
+        batch: list[_Item],
+        leases: list[Lease],
+        plan: FlushPlan,
+        full: bool,
+        s: Session,
+        on_loop: OnLoop,
+    ) -> int:
+        """The transaction of ``_commit`` (synchronous; the rows written)."""
+        rows = [i.entry.row() for i in batch if i.entry is not None]
+        # Call ids are new: only a row of an item tried before can exist already (its batch
+        # committed but the answer was lost), and it was charged then.
+        existing: set[str] = set()
+        retried = [i.entry.id for i in batch if i.tried and i.entry is not None]
+        for item in batch:
+            item.tried = True
+        if retried:
+            found = s.execute(select(L.c.id).where(L.c.id.in_(retried)))
+            existing = {str(r[0]) for r in found.all()}
+            rows = [r for r in rows if r["id"] not in existing]
+        if rows:
+            s.execute(self.db.dialect.insert(L).on_conflict_do_nothing(), rows)
+        charges = [
+            Charge(
+                i.charge.reservation,
+                i.charge.cost_units,
+                i.charge.tokens,
+                i.charge.counted and (i.entry is None or i.entry.id not in existing),
+            )
+            for i in batch
+            if i.charge is not None
+        ]
+        if self.budgets is not None and (charges or leases):
+            self.budgets.settle_in(s, on_loop, charges, leases, plan, full=full)
+        return len(rows)
 
     async def close(self) -> None:
         """Write everything, return the leases, stop the writer (at shutdown)."""

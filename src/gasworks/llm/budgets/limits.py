@@ -34,10 +34,11 @@ from decimal import Decimal
 from pydantic import ConfigDict, Field
 from sqlalchemy import Table, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.apimodel import ApiModel
 from gasworks.bounds import Count, Money
-from gasworks.db.engine import Database
+from gasworks.db.engine import Database, OnLoop
 from gasworks.db.paging import ALL, Page
 from gasworks.db.types import money_to_units, new_id, utcnow
 from gasworks.errors import NotFound, ValidationFailed
@@ -362,16 +363,25 @@ class BudgetService:
         out.extend(lease for lease in self.leases.values() if full or lease.low())
         return out
 
-    async def settle_in(
-        self, s: AsyncSession, charges: list[Charge], plan: store.FlushPlan, *, full: bool
+    def settle_in(
+        self,
+        s: Session,
+        on_loop: OnLoop,
+        charges: list[Charge],
+        leases: list[Lease],
+        plan: store.FlushPlan,
+        *,
+        full: bool,
     ) -> None:
-        """Write ``charges`` and maintain the leases inside the caller's transaction (hold
+        """Write ``charges`` and maintain ``leases`` (``leases_to_check``, taken on the event
+        loop) inside the caller's transaction, a ``Database.write_batch`` (hold
         ``lease_lock``); then ``after_flush(plan)`` once it commits, ``plan.rollback()`` if
         it does not."""
-        await store.settle_in(
+        store.settle_in(
             s,
+            on_loop,
             charges,
-            self.leases_to_check(full),
+            leases,
             policy=self.policy,
             now=self.clock(),
             full_check=full,

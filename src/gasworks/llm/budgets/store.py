@@ -19,8 +19,10 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Table, func, select, tuple_, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.db.dialects import DialectOps
+from gasworks.db.engine import OnLoop
 from gasworks.db.types import new_id, units_to_money
 from gasworks.errors import CostLimitExceeded, TokenBudgetExceeded
 from gasworks.llm.budgets.leases import Charge, Lease, LeasePolicy, ScopeKey
@@ -151,6 +153,12 @@ def joint_headroom(states: Iterable[CounterState]) -> tuple[int | None, int | No
 
 
 async def lock_counters(s: AsyncSession, keys: Iterable[Key]) -> dict[Key, CounterState]:
+    return await s.run_sync(lock_counters_in, list(keys))
+
+
+def lock_counters_in(s: Session, keys: Iterable[Key]) -> dict[Key, CounterState]:
+    """Lock the counter rows of ``keys`` (in key order) and read them (synchronous session:
+    ``Database.write_batch``, or ``AsyncSession.run_sync``)."""
     wanted = sorted(set(keys))
     if not wanted:
         return {}
@@ -171,7 +179,7 @@ async def lock_counters(s: AsyncSession, keys: Iterable[Key]) -> dict[Key, Count
         .with_for_update()
     )
     out: dict[Key, CounterState] = {}
-    for r in (await s.execute(q)).all():
+    for r in s.execute(q).all():
         key = (str(r[0]), str(r[1]))
         out[key] = CounterState(
             key,
@@ -187,10 +195,14 @@ async def lock_counters(s: AsyncSession, keys: Iterable[Key]) -> dict[Key, Count
 
 
 async def write_counters(s: AsyncSession, states: dict[Key, CounterState]) -> None:
+    await s.run_sync(write_counters_in, states)
+
+
+def write_counters_in(s: Session, states: dict[Key, CounterState]) -> None:
     for key in sorted(states):
         st = states[key]
         if st.d:
-            await s.execute(st.statement())
+            s.execute(st.statement())
 
 
 def _dt(epoch: float) -> datetime:
@@ -364,9 +376,7 @@ async def _lock_or_create(
     return states
 
 
-async def _resize_row(
-    s: AsyncSession, lease_id: str, change: tuple[int, int], expires: datetime | None = None
-) -> None:
+def _resize(lease_id: str, change: tuple[int, int], expires: datetime | None = None) -> Any:
     """Add ``change`` (cost units, tokens) to a lease row's amounts; renew it to ``expires``."""
     values: dict[str, Any] = {
         "cost_units": R.c.cost_units + change[0],
@@ -374,7 +384,13 @@ async def _resize_row(
     }
     if expires is not None:
         values["expires_at"] = expires
-    await s.execute(update(R).where(R.c.id == lease_id).values(**values))
+    return update(R).where(R.c.id == lease_id).values(**values)
+
+
+async def _resize_row(
+    s: AsyncSession, lease_id: str, change: tuple[int, int], expires: datetime | None = None
+) -> None:
+    await s.execute(_resize(lease_id, change, expires))
 
 
 async def _lease_row_exists(s: AsyncSession, lease_id: str) -> bool:
@@ -518,8 +534,19 @@ class FlushPlan:
             lease.retired = was_retired
 
 
-async def settle_in(
-    s: AsyncSession,
+@dataclass(slots=True)
+class _LeaseStep:
+    """What settling one lease writes: its row resized by ``change``, or deleted (``change``
+    None: the lease is returned; ``released``: the settled usage released from it)."""
+
+    lease_id: str
+    change: tuple[int, int] | None
+    released: tuple[int, int] = (0, 0)
+
+
+def settle_in(
+    s: Session,
+    on_loop: OnLoop,
     charges: Sequence[Charge],
     leases: Iterable[Lease],
     *,
@@ -531,7 +558,11 @@ async def settle_in(
     """Move settled usage into ``spent`` and give back what per-call reservations held;
     resize, renew or return ``leases`` (and those of the charges). ``full_check``: the
     periodic check — a lease with no draw since the previous one is returned. Memory
-    changes are collected in ``plan`` (commit or roll it back with the transaction)."""
+    changes are collected in ``plan`` (commit or roll it back with the transaction).
+
+    Synchronous, in the caller's transaction (``Database.write_batch``): the reads, then the
+    decisions on the leases' memory — through ``on_loop``, on the event loop's thread, where
+    calls draw on the same leases — then the writes."""
     touched: dict[Lease, None] = dict.fromkeys(leases)
     for ch in charges:
         if ch.reservation.lease is not None:
@@ -541,64 +572,86 @@ async def settle_in(
         keys.update(ch.reservation.counters)
     for lease in touched:
         keys.update(lease.counters)
-    states = await lock_counters(s, keys)
+    states = lock_counters_in(s, keys)
     plan.touched = list(touched)
 
     exact = [ch.reservation.id for ch in charges if ch.reservation.lease is None]
     open_ids: set[str] = set()
     if exact:
-        deleted = await s.execute(R.delete().where(R.c.id.in_(exact)).returning(R.c.id))
+        deleted = s.execute(R.delete().where(R.c.id.in_(exact)).returning(R.c.id))
         open_ids = {str(r[0]) for r in deleted.all()}
+    # ``lost`` only changes under the budgets' lease lock, which the caller holds
     live_ids = [lease.id for lease in touched if not lease.lost]
-    present: set[str] = set()
+    #: the live lease rows and what they hold (locked: a returned one is deleted as read)
+    present: dict[str, tuple[int, int]] = {}
     if live_ids:
-        found = await s.execute(select(R.c.id).where(R.c.id.in_(live_ids)))
-        present = {str(r[0]) for r in found.all()}
+        found = s.execute(
+            select(R.c.id, R.c.cost_units, R.c.tokens)
+            .where(R.c.id.in_(live_ids))
+            .order_by(R.c.id)
+            .with_for_update()
+        )
+        present = {str(r[0]): (int(r[1]), int(r[2])) for r in found.all()}
 
-    spent: dict[Lease, list[int]] = defaultdict(lambda: [0, 0])
-    for ch in charges:
-        r = ch.reservation
-        targets = [states[k] for k in r.counters if k in states]
-        if r.lease is None:
-            if r.id in open_ids:
-                for st in targets:
-                    st.hold(-r.cost_units, -r.tokens, lease=False)
-        else:
-            p = plan.pending[r.lease]
-            p[0] += ch.cost_units
-            p[1] += ch.tokens
+    def decide() -> list[_LeaseStep]:
+        spent: dict[Lease, list[int]] = defaultdict(lambda: [0, 0])
+        for ch in charges:
+            r = ch.reservation
+            targets = [states[k] for k in r.counters if k in states]
+            if r.lease is None:
+                if r.id in open_ids:
+                    for st in targets:
+                        st.hold(-r.cost_units, -r.tokens, lease=False)
+            else:
+                p = plan.pending[r.lease]
+                p[0] += ch.cost_units
+                p[1] += ch.tokens
+                if ch.counted:
+                    sp = spent[r.lease]
+                    sp[0] += ch.cost_units
+                    sp[1] += ch.tokens
             if ch.counted:
-                sp = spent[r.lease]
-                sp[0] += ch.cost_units
-                sp[1] += ch.tokens
-        if ch.counted:
-            for st in targets:
-                st.charge(ch.cost_units, ch.tokens)
+                for st in targets:
+                    st.charge(ch.cost_units, ch.tokens)
+        steps: list[_LeaseStep] = []
+        for lease in touched:
+            if lease.lost:
+                continue
+            if lease.id not in present:
+                plan.lost.append(lease)
+                continue
+            sp = spent.get(lease, [0, 0])
+            step = _settle_lease(lease, states, plan, sp, policy, full_check)
+            if step.change is None:  # returned: what the row holds leaves the counters
+                held = present[lease.id]  # (memory may lag a grant in flight)
+                rel_c, rel_t = step.released
+                for k in lease.counters:
+                    if k in states:
+                        states[k].hold(-(held[0] - rel_c), -(held[1] - rel_t), lease=True)
+            steps.append(step)
+        return steps
 
+    steps = on_loop(decide)
     expires = _dt(now + policy.ttl)
-    for lease in touched:
-        if lease.lost:
-            continue
-        if lease.id not in present:
-            plan.lost.append(lease)
-            continue
-        sp = spent.get(lease, [0, 0])
-        change = await _settle_lease(s, lease, states, plan, sp, policy, full_check)
-        if change is not None:
-            await _resize_row(s, lease.id, change, expires)
-    await write_counters(s, states)
+    returned = [step.lease_id for step in steps if step.change is None]
+    if returned:
+        s.execute(R.delete().where(R.c.id.in_(returned)))
+    for step in steps:
+        if step.change is not None:
+            s.execute(_resize(step.lease_id, step.change, expires))
+    write_counters_in(s, states)
 
 
-async def _settle_lease(
-    s: AsyncSession,
+def _settle_lease(
     lease: Lease,
     states: dict[Key, CounterState],
     plan: FlushPlan,
     spent: list[int],
     policy: LeasePolicy,
     full_check: bool,
-) -> tuple[int, int] | None:
-    """Settle, resize or return one lease; the change to its row's amounts (None: deleted)."""
+) -> _LeaseStep:
+    """Settle, resize or return one lease (memory only, on the event loop's thread): what
+    its row needs."""
     rows = [states[k] for k in lease.counters if k in states]
     # settled usage leaves the lease (it is now spent), up to what the lease held
     rel_c, rel_t = min(spent[0], lease.held_cost), min(spent[1], lease.held_tokens)
@@ -616,14 +669,7 @@ async def _settle_lease(
     if not busy_after and (lease.retired or (full_check and lease.draws == 0)):
         plan.returned.append((lease, lease.retired))
         lease.retired = True  # no draw may use it from now on
-        gone = await s.execute(
-            R.delete().where(R.c.id == lease.id).returning(R.c.cost_units, R.c.tokens)
-        )
-        row = gone.first()
-        if row is not None:  # what the database holds (memory may lag a grant in flight)
-            for st in rows:
-                st.hold(-(int(row[0]) - rel_c), -(int(row[1]) - rel_t), lease=True)
-        return None
+        return _LeaseStep(lease.id, None, (rel_c, rel_t))
     free_c = lease.held_cost - rel_c - lease.inflight_cost - (lease.pending_cost - pend[0])
     free_t = lease.held_tokens - rel_t - lease.inflight_tokens - (lease.pending_tokens - pend[1])
     free_c = max(free_c, 0) if lease.cost_limited else 0
@@ -662,7 +708,8 @@ async def _settle_lease(
     mem = plan.held[lease]
     mem[0] += add[0] - rel_c
     mem[1] += add[1] - rel_t
-    return add[0] - rel_c - shrink[0], add[1] - rel_t - shrink[1]
+    change = (add[0] - rel_c - shrink[0], add[1] - rel_t - shrink[1])
+    return _LeaseStep(lease.id, change)
 
 
 # --- sweeping what dead processes left -------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The async client: the one hand-written source of both clients (see ``client.py``)."""

@@ -1,0 +1,103 @@
+"""``Database.insert_rows``: the group commit of run persistence (on a SQLite file, the stdlib
+driver on a worker thread; elsewhere one Core transaction)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from sqlalchemy import Table, select
+from sqlalchemy.exc import IntegrityError
+
+from gasworks.tenancy.tables import TenantRow
+from gasworks.workflows.tables import WorkflowRow, WorkflowRunEventRow, WorkflowRunRow
+
+RUNS: Table = WorkflowRunRow.__table__  # type: ignore[assignment]
+EVENTS: Table = WorkflowRunEventRow.__table__  # type: ignore[assignment]
+
+
+async def _workflow(runtime: Any) -> None:
+    async with runtime.db.session() as s:
+        s.add(TenantRow(id="t-a", name="a", display_name="a"))
+        await s.flush()
+        s.add(WorkflowRow(id="wf-a", tenant_id="t-a", slug="a", name="a", owner_id="p"))
+
+
+def _run(run_id: str, **over: Any) -> dict[str, Any]:
+    at = datetime(2026, 12, 3, 6, 30, 1, 250_000, tzinfo=UTC)
+    values: dict[str, Any] = {
+        "id": run_id,
+        "tenant_id": "t-a",
+        "workflow_id": "wf-a",
+        "version": 1,
+        "principal_id": "p",
+        "conversation_id": "c",
+        "status": "succeeded",
+        "inputs": {"message": "héllo", "n": [1, 2.5, None]},
+        "output": "ok",
+        "error": None,
+        "node_timings": [{"nodeId": "a", "durationMs": 0.004}],
+        "steps": 1,
+        "tokens": 7,
+        "cost": Decimal("0.000123456"),
+        "duration_ms": 0.037,
+        "started_at": at,
+        "finished_at": at,
+        "owner_id": None,
+        "lease_expires_at": None,
+        "prompt_version_id": None,
+    }
+    return values | over
+
+
+def _event(run_id: str, seq: int) -> dict[str, Any]:
+    return {"run_id": run_id, "seq": seq, "tenant_id": "t-a", "type": "x", "data": {"i": seq}}
+
+
+async def test_rows_read_back_as_the_orm_wrote_them(runtime: Any) -> None:
+    """Typed values (JSON, a JSON null, UTC datetimes, money) read back exactly as rows the
+    ORM writes: the batch path binds what Core would bind."""
+    await _workflow(runtime)
+    runs = [_run("r1"), _run("r2", output=None)]
+    await runtime.db.insert_rows([(RUNS, runs), (EVENTS, [_event("r1", 1), _event("r1", 2)])])
+    async with runtime.db.session() as s:
+        s.add(WorkflowRunRow(**_run("r3")))
+    async with runtime.db.read_session() as s:
+        rows = {r.id: r for r in (await s.execute(select(WorkflowRunRow))).scalars()}
+        events = (await s.execute(select(WorkflowRunEventRow.seq, WorkflowRunEventRow.data))).all()
+    fields = [c.key for c in RUNS.columns if c.key != "id"]
+    assert [getattr(rows["r1"], f) for f in fields] == [getattr(rows["r3"], f) for f in fields]
+    assert rows["r1"].cost == Decimal("0.000123456") and rows["r1"].started_at.tzinfo is not None
+    assert rows["r2"].output is None
+    assert sorted(events) == [(1, {"i": 1}), (2, {"i": 2})]
+
+
+async def test_a_failed_batch_writes_nothing_and_the_next_one_is_written(runtime: Any) -> None:
+    """One transaction: a batch whose second table violates a constraint leaves no row of the
+    first behind, surfaces as SQLAlchemy's IntegrityError, and the next batch is written."""
+    await _workflow(runtime)
+    await runtime.db.insert_rows([(RUNS, [_run("r1")])])
+    with pytest.raises(IntegrityError):
+        await runtime.db.insert_rows(
+            [(RUNS, [_run("r2")]), (EVENTS, [_event("r1", 1), _event("r1", 1)])]
+        )
+    with pytest.raises(IntegrityError):  # a foreign key (the run's workflow) is enforced
+        await runtime.db.insert_rows([(RUNS, [_run("r4", workflow_id="missing")])])
+    await runtime.db.insert_rows([(RUNS, [_run("r3")]), (EVENTS, [_event("r3", 1)])])
+    async with runtime.db.read_session() as s:
+        ids = sorted((await s.execute(select(WorkflowRunRow.id))).scalars())
+        seqs = (await s.execute(select(WorkflowRunEventRow.run_id))).scalars().all()
+    assert ids == ["r1", "r3"] and seqs == ["r3"]
+
+
+async def test_rows_missing_a_column_go_through_core_with_its_defaults(runtime: Any) -> None:
+    """A table whose rows leave a column out is written through Core, defaults applied."""
+    await _workflow(runtime)
+    values = _run("r1")
+    del values["steps"]  # default 0
+    await runtime.db.insert_rows([(RUNS, [values])])
+    async with runtime.db.read_session() as s:
+        steps = (await s.execute(select(WorkflowRunRow.steps))).scalar_one()
+    assert steps == 0
