@@ -250,12 +250,28 @@ class Pipeline:
             with contextlib.suppress(LeaseLost):
                 async with self.db.session() as s:
                     await self.queue.finish(s, job)
+            await self._drop_if_deleted(job, doc_id, gen)
             raise _Stale from None
         STAGE_SECONDS.labels(stage).observe(time.monotonic() - started)
         if nxt is not None:
             nxt.memo = {"row": done, "artifacts": job.memo.get("artifacts", {})}
             job.then = nxt
         self.queue.wake()
+
+    async def _drop_if_deleted(self, job: Job, doc_id: str, gen: int) -> None:
+        """A stage writes its artifact before the transaction that finds the document still
+        wanted. When the document was deleted meanwhile, the cascade may already have swept
+        its blobs: remove what this attempt wrote (and was handed), or it would stay an
+        orphan until reconciliation."""
+        try:
+            async with self.db.read_session() as s:
+                row = await s.get(DocumentRow, doc_id)
+            if row is not None and row.tenant_id == job.tenant_id and row.deleted_at is None:
+                return  # superseded or lease lost: the document's own cleanup owns its blobs
+            for stage in job.memo.get("artifacts", {}):
+                await self.blobs.delete(artifact_blob(job.tenant_id, doc_id, gen, stage))
+        except Exception as exc:  # reconciliation removes what is left: never fail the job here
+            log.warning("documents.late_artifact_kept", job=job.id, error_type=type(exc).__name__)
 
     async def _commit_stage(
         self,
