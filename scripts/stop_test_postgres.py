@@ -27,10 +27,22 @@ def _pid(folder: Path) -> int | None:
         return None
 
 
+def _is_postmaster(pid: int, folder: Path) -> bool:
+    """Whether ``pid`` is a postgres process serving ``folder`` (its command line names the
+    data folder, as pg_ctl starts it with ``-D``)."""
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return False
+    return "postgres" in cmdline and str(folder.resolve()) in cmdline
+
+
 def stop(folder: Path, timeout: float = 30.0) -> str:
     pid = _pid(folder)
     if pid is None:
         return "not running"
+    if not _is_postmaster(pid, folder):  # a stale pid file whose number was reused
+        return f"not running (pid {pid} is another process: left alone)"
     try:
         os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown
     except ProcessLookupError:

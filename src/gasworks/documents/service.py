@@ -446,7 +446,8 @@ class DocumentService:
         """``mark_deleted`` for several documents of one tenant in ``s``'s transaction. Locks
         are taken in one order -- the documents by id, then their jobs by id -- the order the
         workers' transactions follow too (a stage locks its document, then its job), so a
-        delete racing the pipeline never deadlocks with it."""
+        delete racing the pipeline never deadlocks with it. Ids are a prefix and lowercase
+        hex, so the database's order and Python's (``Pipeline._begin``) agree."""
         if not rows:
             return
         ordered = sorted(rows, key=lambda r: r.id)
