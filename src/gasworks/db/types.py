@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import secrets
+from os import urandom
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -63,8 +63,9 @@ def utcnow() -> datetime:
 
 def new_id(prefix: str) -> str:
     """Opaque, prefixed ids (``ten_…``, ``key_…``): readable in logs, unguessable (128
-    random bits as 32 hex digits, like a UUID4's hex without building a ``UUID``)."""
-    return f"{prefix}_{secrets.token_hex(16)}"
+    random bits as 32 hex digits, like a UUID4's hex without building a ``UUID``): the
+    operating system's CSPRNG, as ``secrets.token_hex`` reads it, without its two calls."""
+    return f"{prefix}_{urandom(16).hex()}"
 
 
 def money_to_units(value: Decimal) -> int:
