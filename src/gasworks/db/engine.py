@@ -116,37 +116,44 @@ class Database:
 
     async def insert_rows(self, batch: Batch) -> None:
         """New rows of a few tables (parents first), in one transaction: the group commit
-        of run persistence (``workflows/writer.py``). On a SQLite file, the rows become
-        positional tuples here (``db/batch.py``) and the writer thread of ``write_batch`` —
-        the same thread, connection and queue, so batches of both kinds are written one
-        after the other in the order they were handed over — runs BEGIN IMMEDIATE, one
-        ``executemany`` per table and COMMIT; elsewhere, one Core transaction. A row must give
-        every column of its table for the first path; a table whose rows do not is written
-        through Core (in the same way, but on the async engine)."""
+        of run persistence (``workflows/writer.py``).
+
+        On a SQLite file the transaction runs on the writer thread of ``write_batch`` — the
+        same thread, connection and queue, so batches of both kinds are committed one after
+        the other in the order they were handed over: BEGIN IMMEDIATE, one ``executemany``
+        per table, COMMIT. The rows become positional tuples here, on the event loop's thread
+        (``db/batch.py``); a table whose rows do not give every column is inserted through
+        Core on that thread instead (its column defaults applied), from a copy of each row
+        made here. Elsewhere (PostgreSQL, in-memory SQLite), one Core transaction on the async
+        engine. The caller must not change the rows' values until it returns."""
         batch = [(table, rows) for table, rows in batch if rows]
         if not batch:
             return
         engine = self._write_engine_now()
         with self.unavailable_as_error():
-            if engine is not None:
-                statements: list[tuple[str, list[tuple[Any, ...]]]] = []
-                for table, rows in batch:
-                    prepared = self._prepared_insert(table, tuple(rows[0]), engine)
-                    if prepared is None:
-                        break
-                    statements.append((prepared.sql, prepared.params(rows)))
+            if engine is None:
+                async with self.engine.begin() as aconn:
+                    for table, rows in batch:
+                        await aconn.execute(insert(table), list(rows))
+                return
+            steps: list[tuple[str, list[tuple[Any, ...]]] | tuple[Table, list[dict[str, Any]]]]
+            steps = []
+            for table, rows in batch:
+                prepared = self._prepared_insert(table, tuple(rows[0]), engine)
+                if prepared is None:
+                    steps.append((table, [dict(r) for r in rows]))
                 else:
+                    steps.append((prepared.sql, prepared.params(rows)))
 
-                    def run_inserts() -> None:
-                        with engine.begin() as conn:  # BEGIN IMMEDIATE (the "begin" hook)
-                            for sql, params in statements:
-                                conn.exec_driver_sql(sql, params)
+            def run_inserts() -> None:
+                with engine.begin() as conn:  # BEGIN IMMEDIATE (the dialect's "begin" hook)
+                    for target, params in steps:
+                        if isinstance(target, str):
+                            conn.exec_driver_sql(target, params)
+                        else:
+                            conn.execute(insert(target), params)  # type: ignore[arg-type]
 
-                    await self._on_writer(run_inserts)
-                    return
-            async with self.engine.begin() as conn:
-                for table, rows in batch:
-                    await conn.execute(insert(table), list(rows))
+            await self._on_writer(run_inserts)
 
     def _prepared_insert(
         self, table: Table, keys: tuple[str, ...], engine: Engine

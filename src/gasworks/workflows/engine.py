@@ -14,6 +14,7 @@ import collections
 import contextlib
 import copy
 import functools
+import operator
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -26,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
 from gasworks.db.paging import Page
-from gasworks.db.types import new_id, utcnow
+from gasworks.db.types import new_id, new_ordered_id, utcnow
 from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
 from gasworks.observability.logging import get_logger
 from gasworks.tenancy.context import Role, TenantContext
@@ -98,10 +99,12 @@ class RunRecord:
 
     def values(self) -> dict[str, Any]:
         """The run row's column values (for the writer's multi-row INSERT)."""
-        return {f: getattr(self, f) for f in _RUN_FIELDS}
+        return dict(zip(_RUN_FIELDS, _run_values(self), strict=True))
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+#: every field's value in one C call
+_run_values = operator.attrgetter(*_RUN_FIELDS)
 #: outputs that are JSON as they are (exact types: a subclass may not serialise alike)
 _SCALARS = frozenset({str, int, float, bool})
 
@@ -137,6 +140,22 @@ class WorkflowView:
 class LiveRun:
     """A run in this process: its event buffer and the task executing it."""
 
+    __slots__ = (
+        "_changed",
+        "done",
+        "events",
+        "flushed",
+        "inline",
+        "keep_events",
+        "persisted",
+        "principal_id",
+        "result",
+        "run_id",
+        "slug",
+        "task",
+        "tenant_id",
+    )
+
     def __init__(self, run_id: str, tenant_id: str, slug: str, *, keep_events: bool) -> None:
         self.run_id = run_id
         self.tenant_id = tenant_id
@@ -145,7 +164,8 @@ class LiveRun:
         self.flushed = 0
         self.keep_events = keep_events
         self.done = asyncio.Event()
-        self._changed = asyncio.Event()
+        #: set by the next event; made by the first follower that waits (None: nobody waits)
+        self._changed: asyncio.Event | None = None
         self.result: RunOut | None = None
         self.task: asyncio.Task[Any] | None = None
         #: the run's body when it executes in the caller's task (``WorkflowEngine.run``)
@@ -156,8 +176,9 @@ class LiveRun:
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.events.append((len(self.events) + 1, type_, data))
-        self._changed.set()
-        self._changed = asyncio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     async def follow(self, after: int, keepalive: float | None = None) -> AsyncIterator[Event]:
         """Events after ``after`` as they come; ``KEEPALIVE`` every ``keepalive`` seconds of
@@ -165,6 +186,8 @@ class LiveRun:
         pos = after
         while True:
             changed = self._changed
+            if changed is None:
+                changed = self._changed = asyncio.Event()
             while pos < len(self.events):
                 ev = self.events[pos]
                 pos += 1
@@ -307,7 +330,7 @@ class WorkflowEngine:
         self._admit()
         target = await self._target(ctx, slug, body.version)
         graph = target.graph
-        run_id = new_id("run")
+        run_id = new_ordered_id("run")
         conv_id = body.conversation_id or new_id("cnv")
         # stored per workflow and principal: another's conversation id is an unused one here
         conv_store_id = service.conversation_key(target.workflow_id, ctx.principal_id, conv_id)
