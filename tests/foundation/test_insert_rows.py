@@ -109,7 +109,7 @@ async def test_rows_missing_a_column_go_through_core_with_its_defaults(runtime: 
 JSON_VALUES: list[Any] = [
     None,
     "ok",
-    "héllo ✓ \u2028 \"quoted\" \\ \n",
+    'héllo ✓ \u2028 "quoted" \\ \n',
     0,
     -(2**63),
     2**64 + 1,  # beyond orjson: the stdlib serialises it

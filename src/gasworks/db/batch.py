@@ -14,7 +14,7 @@ would apply — except two types whose processors dominated a run's cost, for wh
 equivalent, faster conversion is used (``tests/foundation/test_insert_rows.py`` checks each
 against SQLAlchemy's):
 
-* JSON: ``orjson`` (about 10× faster than the stdlib on a run's node timings). A value orjson
+* JSON: ``orjson`` (about ten times faster than the stdlib on a run's node timings). A value orjson
   refuses (an integer beyond 64 bits, a non-string key, a subclass of a built-in, a date, a
   dataclass, nesting deeper than 254) is serialised by SQLAlchemy's own processor (the
   stdlib's ``json.dumps``), with its result or its error. The text differs from the stdlib's

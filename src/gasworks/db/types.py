@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from os import urandom
-from time import time_ns
 from datetime import UTC, datetime
 from decimal import Decimal
+from os import urandom
+from time import time_ns
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect

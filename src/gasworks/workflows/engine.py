@@ -295,9 +295,12 @@ class WorkflowEngine:
             version,
         )
         hit = self._targets.get(key)
-        if hit is not None and hit.generation == self.catalog.generation:
-            if hit.expires > time.monotonic():
-                return hit
+        if (
+            hit is not None
+            and hit.generation == self.catalog.generation
+            and hit.expires > time.monotonic()
+        ):
+            return hit
         generation = self.catalog.generation
         async with self.db.session() as s:
             wf, ver = await service.resolve_run_target(s, ctx, slug, version)

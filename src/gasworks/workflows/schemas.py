@@ -139,4 +139,3 @@ class ConversationOut(_Out):
 class ValidationOut(_Out):
     valid: bool
     issues: list[dict[str, Any]]
-
