@@ -144,6 +144,8 @@ async def test_rows_without_every_column_take_the_same_writer(runtime: Any) -> N
     """Rows that leave a column out (written through Core, defaults applied) queue behind
     the writer's earlier batch like any other."""
     db: Database = runtime.db
+    if db.dialect.name != "sqlite":
+        pytest.skip("one writer thread on a SQLite file; elsewhere each call is its own")
     values = _run("r1")
     del values["steps"]
     create = db.write_batch(_add_workflow("t-a", "wf-a"))
