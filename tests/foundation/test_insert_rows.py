@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Table, select
@@ -101,3 +102,81 @@ async def test_rows_missing_a_column_go_through_core_with_its_defaults(runtime: 
     async with runtime.db.read_session() as s:
         steps = (await s.execute(select(WorkflowRunRow.steps))).scalar_one()
     assert steps == 0
+
+
+# --- the batch path's faster conversions equal Core's (db/batch.py) ------------------------
+
+JSON_VALUES: list[Any] = [
+    None,
+    "ok",
+    'héllo ✓ \u2028 "quoted" \\ \n',
+    0,
+    -(2**63),
+    2**64 + 1,  # beyond orjson: the stdlib serialises it
+    1.5,
+    1e-7,
+    1e16,
+    True,
+    [],
+    {},
+    {"nodeId": "a", "durationMs": 0.004, "nested": [1, 2.5, None, {"x": [True, False]}]},
+    {1: "int key", "k": 2},  # a non-string key: the stdlib's conversion
+    ("a", 1),
+]
+
+
+def _core_and_fast(type_: Any) -> tuple[Any, Any]:
+    from sqlalchemy.dialects import sqlite
+
+    from gasworks.db.batch import fast_processor
+
+    dialect = sqlite.dialect()
+    core = type_.dialect_impl(dialect).bind_processor(dialect)
+    fast = fast_processor(type_, dialect)
+    assert core is not None and fast is not None and fast is not core
+    return core, fast
+
+
+@pytest.mark.parametrize("value", JSON_VALUES)
+def test_json_text_reads_back_as_cores_does(value: Any) -> None:
+    import json
+
+    core, fast = _core_and_fast(RUNS.c.inputs.type)
+    assert json.loads(fast(value)) == json.loads(core(value))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [object(), Decimal("1.5"), datetime(2026, 1, 1, tzinfo=UTC), {"nested": {1.5j}}],
+)
+def test_json_refuses_what_core_refuses(value: Any) -> None:
+    core, fast = _core_and_fast(RUNS.c.inputs.type)
+    with pytest.raises(TypeError) as core_error:
+        core(value)
+    with pytest.raises(TypeError) as fast_error:
+        fast(value)
+    assert str(fast_error.value) == str(core_error.value)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        None,
+        datetime(2026, 12, 3, 6, 30, 1, 250_000, tzinfo=UTC),
+        datetime(2026, 12, 3, 6, 30, 1, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(2026, 6, 1, 23, 59, 59, 999_999, tzinfo=ZoneInfo("Europe/Paris")),
+    ],
+)
+def test_utc_datetime_text_is_cores(value: datetime | None) -> None:
+    core, fast = _core_and_fast(RUNS.c.started_at.type)
+    assert fast(value) == core(value)
+
+
+def test_a_naive_datetime_is_refused_as_core_refuses_it() -> None:
+    core, fast = _core_and_fast(RUNS.c.started_at.type)
+    naive = datetime(2026, 12, 3, 6, 30)
+    with pytest.raises(ValueError, match="naive"):
+        core(naive)
+    with pytest.raises(ValueError, match="naive"):
+        fast(naive)

@@ -11,8 +11,7 @@ import contextlib
 import fcntl
 import os
 import socket
-import sqlite3
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -84,13 +83,9 @@ class DialectOps(Protocol):
         ...
 
     def write_engine(self) -> Engine | None:
-        """A synchronous engine of one connection for ``Database.write_batch`` (run on one
-        writer thread), or None where the async engine serves batches as well."""
-        ...
-
-    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
-        """Opens a stdlib connection for batched inserts on a worker thread
-        (``db/batch.py``), or None where the async engine writes batches itself."""
+        """A synchronous engine of one connection for ``Database.write_batch`` and
+        ``Database.insert_rows`` (run on one writer thread), or None where the async engine
+        serves batches as well."""
         ...
 
 
@@ -105,7 +100,7 @@ def _is_connection_failure(exc: BaseException) -> bool:
     return False
 
 
-#: every writing SQLite connection's settings (the engine's and the batch writer's)
+#: every writing SQLite connection's settings (the async engine's and the writer thread's)
 _SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
     "PRAGMA busy_timeout=30000",
@@ -161,7 +156,8 @@ class SQLiteOps:
 
     def write_engine(self) -> Engine | None:
         """On a file, one stdlib connection with the async engine's PRAGMAs and BEGIN
-        IMMEDIATE, used only by the writer thread of ``Database.write_batch``."""
+        IMMEDIATE, used only by the writer thread of ``Database.write_batch`` and
+        ``Database.insert_rows``."""
         if self.path is None:
             return None
         engine = create_engine(
@@ -173,24 +169,6 @@ class SQLiteOps:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-
-    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
-        """On a file, a writing connection with the PRAGMAs of the engine's connections."""
-        path = self.path
-        if path is None:
-            return None
-
-        def connect() -> sqlite3.Connection:
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            try:
-                for pragma in _SQLITE_PRAGMAS:
-                    conn.execute(pragma)
-            except BaseException:
-                conn.close()
-                raise
-            return conn
-
-        return connect
 
     def on_engine(self, engine: AsyncEngine) -> None:
         if self.path is not None:
@@ -247,9 +225,6 @@ class PostgresOps:
         return None  # asyncpg already runs in the event loop
 
     def write_engine(self) -> Engine | None:
-        return None  # asyncpg already runs in the event loop
-
-    def batch_connector(self) -> Callable[[], sqlite3.Connection] | None:
         return None  # asyncpg already runs in the event loop
 
     def insert(self, table: Table) -> Any:

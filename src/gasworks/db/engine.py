@@ -11,7 +11,7 @@ from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, Select, insert, text
+from sqlalchemy import Engine, Select, Table, insert, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
-from gasworks.db.batch import Batch, SQLiteBatchWriter
+from gasworks.db.batch import Batch, PreparedInsert
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.db.pgreads import NOT_HERE, PgReadPool
 from gasworks.errors import DatabaseBusy, DatabaseUnavailable, MissingDependency
@@ -104,48 +104,64 @@ class Database:
         #: PostgreSQL only (the SQLite connections manage their own BEGIN, see dialects.py):
         #: asyncpg's own small pool, whose checkout and return send nothing (``db/pgreads.py``)
         self._pg_reads: PgReadPool | None = None
-        #: ``write_batch`` on a SQLite file: one stdlib connection and the one thread using it
+        #: ``write_batch`` and ``insert_rows`` on a SQLite file: one stdlib connection and the
+        #: one thread using it (the executor's queue is the one queue of both, FIFO)
         self._write_engine: Engine | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
         if self.dialect.name == "postgresql":
             connect_args = self.dialect.engine_kwargs(parsed, pool_size).get("connect_args", {})
             self._pg_reads = PgReadPool(self.engine, max(2, pool_size // 2), connect_args)
-        #: ``insert_rows`` on a SQLite file: a worker thread with its own stdlib connection
-        self._batch_writer: SQLiteBatchWriter | None = None
+        #: ``insert_rows`` on a SQLite file: the INSERTs prepared per (table, keys)
+        self._inserts: dict[tuple[Table, tuple[str, ...]], PreparedInsert | None] = {}
 
     async def insert_rows(self, batch: Batch) -> None:
         """New rows of a few tables (parents first), in one transaction: the group commit
-        of run persistence (``workflows/writer.py``). On a SQLite file, one hand-off to a
-        worker thread whose stdlib connection runs BEGIN IMMEDIATE, one ``executemany`` per
-        table and COMMIT (``db/batch.py``); elsewhere, one Core transaction. A row must give
-        every column of its table for the first path; a table whose rows do not is written
-        through Core (in the same way, but on the async engine)."""
+        of run persistence (``workflows/writer.py``).
+
+        On a SQLite file the transaction runs on the writer thread of ``write_batch`` — the
+        same thread, connection and queue, so batches of both kinds are committed one after
+        the other in the order they were handed over: BEGIN IMMEDIATE, one ``executemany``
+        per table, COMMIT. The rows become positional tuples here, on the event loop's thread
+        (``db/batch.py``); a table whose rows do not give every column is inserted through
+        Core on that thread instead (its column defaults applied), from a copy of each row
+        made here. Elsewhere (PostgreSQL, in-memory SQLite), one Core transaction on the async
+        engine. The caller must not change the rows' values until it returns."""
         batch = [(table, rows) for table, rows in batch if rows]
         if not batch:
             return
-        writer = self._sqlite_batch_writer()
+        engine = self._write_engine_now()
         with self.unavailable_as_error():
-            if writer is not None:
-                statements = []
-                for table, rows in batch:
-                    prepared = writer.prepared(table, tuple(rows[0]))
-                    if prepared is None:
-                        break
-                    statements.append((prepared.sql, prepared.params(rows)))
+            if engine is None:
+                async with self.engine.begin() as aconn:
+                    for table, rows in batch:
+                        await aconn.execute(insert(table), list(rows))
+                return
+            steps: list[tuple[str, list[tuple[Any, ...]]] | tuple[Table, list[dict[str, Any]]]]
+            steps = []
+            for table, rows in batch:
+                prepared = self._prepared_insert(table, tuple(rows[0]), engine)
+                if prepared is None:
+                    steps.append((table, [dict(r) for r in rows]))
                 else:
-                    await writer.write(statements)
-                    return
-            async with self.engine.begin() as conn:
-                for table, rows in batch:
-                    await conn.execute(insert(table), list(rows))
+                    steps.append((prepared.sql, prepared.params(rows)))
 
-    def _sqlite_batch_writer(self) -> SQLiteBatchWriter | None:
-        if self._batch_writer is None:
-            connect = self.dialect.batch_connector()
-            if connect is None:
-                return None
-            self._batch_writer = SQLiteBatchWriter(connect, self.engine.sync_engine.dialect)
-        return self._batch_writer
+            def run_inserts() -> None:
+                with engine.begin() as conn:  # BEGIN IMMEDIATE (the dialect's "begin" hook)
+                    for target, params in steps:
+                        if isinstance(target, str):
+                            conn.exec_driver_sql(target, params)
+                        else:
+                            conn.execute(insert(target), params)  # type: ignore[arg-type]
+
+            await self._on_writer(run_inserts)
+
+    def _prepared_insert(
+        self, table: Table, keys: tuple[str, ...], engine: Engine
+    ) -> PreparedInsert | None:
+        key = (table, keys)
+        if key not in self._inserts:
+            self._inserts[key] = PreparedInsert.of(table, keys, engine.dialect)
+        return self._inserts[key]
 
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
@@ -176,29 +192,33 @@ class Database:
         if engine is None:
             async with self.session() as s:
                 return await s.run_sync(fn, _here)
-        loop = asyncio.get_running_loop()
-        on_loop = _OnLoopOf(loop)
+        on_loop = _OnLoopOf(asyncio.get_running_loop())
 
         def run_batch() -> T:
             with Session(engine) as session, session.begin():
                 return fn(session, on_loop)
 
-        assert self._writer is not None
-        future = loop.run_in_executor(self._writer, run_batch)
         with self.unavailable_as_error():
-            try:
-                return await asyncio.shield(future)
-            except asyncio.CancelledError:
-                if future.cancelled():  # never started: nothing was written
-                    raise
-                # the batch runs to its end: wait for its outcome, then deliver the cancel
-                while not future.done():
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await asyncio.wait({future})
-                task = asyncio.current_task()
-                if task is not None:
-                    task.cancel()
-                return future.result()
+            return await self._on_writer(run_batch)
+
+    async def _on_writer(self, fn: Callable[[], T]) -> T:
+        """``fn`` on the writer thread (after what was handed to it before), its outcome
+        delivered even to a caller cancelled meanwhile (see ``write_batch``)."""
+        assert self._writer is not None
+        future = asyncio.get_running_loop().run_in_executor(self._writer, fn)
+        try:
+            return await asyncio.shield(future)
+        except asyncio.CancelledError:
+            if future.cancelled():  # never started: nothing was written
+                raise
+            # the batch runs to its end: wait for its outcome, then deliver the cancel
+            while not future.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait({future})
+            task = asyncio.current_task()
+            if task is not None:
+                task.cancel()
+            return future.result()
 
     def _write_engine_now(self) -> Engine | None:
         if self._writer is None:
@@ -389,9 +409,6 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
-        if self._batch_writer is not None:
-            await self._batch_writer.close()
-            self._batch_writer = None
         if self._pg_reads is not None:
             await self._pg_reads.close()
         self._prepared.clear()

@@ -14,6 +14,7 @@ import collections
 import contextlib
 import copy
 import functools
+import operator
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -26,10 +27,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
 from gasworks.db.paging import Page
-from gasworks.db.types import new_id, utcnow
+from gasworks.db.types import new_id, new_ordered_id, utcnow
 from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
 from gasworks.observability.logging import get_logger
-from gasworks.tenancy.context import TenantContext
+from gasworks.tenancy.context import Role, TenantContext
 from gasworks.tenancy.grants import may_manage
 from gasworks.workflows import leases, service
 from gasworks.workflows.catalog import WorkflowCatalog
@@ -50,7 +51,7 @@ from gasworks.workflows.schemas import (
     VersionOut,
     WorkflowOut,
 )
-from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow, WorkflowVersionRow
+from gasworks.workflows.tables import WorkflowRunRow, WorkflowVersionRow
 from gasworks.workflows.writer import RunWriter, Write
 
 if TYPE_CHECKING:
@@ -98,12 +99,28 @@ class RunRecord:
 
     def values(self) -> dict[str, Any]:
         """The run row's column values (for the writer's multi-row INSERT)."""
-        return {f: getattr(self, f) for f in _RUN_FIELDS}
+        return dict(zip(_RUN_FIELDS, _run_values(self), strict=True))
 
 
 _RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+#: every field's value in one C call
+_run_values = operator.attrgetter(*_RUN_FIELDS)
 #: outputs that are JSON as they are (exact types: a subclass may not serialise alike)
 _SCALARS = frozenset({str, int, float, bool})
+
+
+@dataclass(frozen=True, slots=True)
+class RunTarget:
+    """What a run of one workflow version needs once its caller is allowed: plain values
+    (an ORM row's attribute reads are instrumented) and the compiled graph."""
+
+    workflow_id: str
+    slug: str
+    version: int
+    graph: CompiledGraph
+    #: the catalog generation it was resolved at, and when it expires (``access_ttl``)
+    generation: int
+    expires: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +140,22 @@ class WorkflowView:
 class LiveRun:
     """A run in this process: its event buffer and the task executing it."""
 
+    __slots__ = (
+        "_changed",
+        "done",
+        "events",
+        "flushed",
+        "inline",
+        "keep_events",
+        "persisted",
+        "principal_id",
+        "result",
+        "run_id",
+        "slug",
+        "task",
+        "tenant_id",
+    )
+
     def __init__(self, run_id: str, tenant_id: str, slug: str, *, keep_events: bool) -> None:
         self.run_id = run_id
         self.tenant_id = tenant_id
@@ -131,7 +164,8 @@ class LiveRun:
         self.flushed = 0
         self.keep_events = keep_events
         self.done = asyncio.Event()
-        self._changed = asyncio.Event()
+        #: set by the next event; made by the first follower that waits (None: nobody waits)
+        self._changed: asyncio.Event | None = None
         self.result: RunOut | None = None
         self.task: asyncio.Task[Any] | None = None
         #: the run's body when it executes in the caller's task (``WorkflowEngine.run``)
@@ -142,8 +176,9 @@ class LiveRun:
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.events.append((len(self.events) + 1, type_, data))
-        self._changed.set()
-        self._changed = asyncio.Event()
+        changed, self._changed = self._changed, None
+        if changed is not None:
+            changed.set()
 
     async def follow(self, after: int, keepalive: float | None = None) -> AsyncIterator[Event]:
         """Events after ``after`` as they come; ``KEEPALIVE`` every ``keepalive`` seconds of
@@ -151,6 +186,8 @@ class LiveRun:
         pos = after
         while True:
             changed = self._changed
+            if changed is None:
+                changed = self._changed = asyncio.Event()
             while pos < len(self.events):
                 ev = self.events[pos]
                 pos += 1
@@ -222,10 +259,7 @@ class WorkflowEngine:
         #: conversations when persistence is off (bounded, least recently used dropped)
         self._memory_convs: OrderedDict[tuple[str, str], ConversationData] = OrderedDict()
         self.access_ttl = access_ttl
-        self._targets: dict[
-            tuple[str, str, str, bool, str, int | None],
-            tuple[float, int, WorkflowRow, WorkflowVersionRow],
-        ] = {}
+        self._targets: dict[tuple[str, str, Role, bool, str, int | None], RunTarget] = {}
 
     @property
     def ports(self) -> Ports:
@@ -248,30 +282,41 @@ class WorkflowEngine:
             self._cache.move_to_end(ver.id)
         return g
 
-    async def _target(
-        self, ctx: TenantContext, slug: str, version: int | None
-    ) -> tuple[WorkflowRow, WorkflowVersionRow]:
-        """The workflow (access-checked) and pinned version, briefly cached per caller."""
+    async def _target(self, ctx: TenantContext, slug: str, version: int | None) -> RunTarget:
+        """The workflow (access-checked), its pinned version and that version's compiled
+        graph, cached per caller for ``access_ttl`` seconds (and dropped at once by any change
+        made through this process's catalog): a cached run costs one dict lookup here."""
         key = (
             ctx.tenant_id,
             ctx.principal_id,
-            ctx.role.value,
+            ctx.role,
             ctx.is_platform_admin,
             slug,
             version,
         )
-        now = time.monotonic()
         hit = self._targets.get(key)
-        if hit is not None and hit[0] > now and hit[1] == self.catalog.generation:
-            return hit[2], hit[3]
+        if (
+            hit is not None
+            and hit.generation == self.catalog.generation
+            and hit.expires > time.monotonic()
+        ):
+            return hit
         generation = self.catalog.generation
         async with self.db.session() as s:
             wf, ver = await service.resolve_run_target(s, ctx, slug, version)
+        target = RunTarget(
+            workflow_id=wf.id,
+            slug=wf.slug,
+            version=ver.version,
+            graph=self.graph(ver),
+            generation=generation,
+            expires=time.monotonic() + self.access_ttl,
+        )
         if self.access_ttl > 0:
             if len(self._targets) >= 10_000:
                 self._targets.clear()
-            self._targets[key] = (now + self.access_ttl, generation, wf, ver)
-        return wf, ver
+            self._targets[key] = target
+        return target
 
     # --- runs -----------------------------------------------------------------------------
 
@@ -286,19 +331,19 @@ class WorkflowEngine:
     ) -> LiveRun:
         """Start a run in its own task and return at once (events follow on the LiveRun)."""
         self._admit()
-        wf, ver = await self._target(ctx, slug, body.version)
-        graph = self.graph(ver)
-        run_id = new_id("run")
+        target = await self._target(ctx, slug, body.version)
+        graph = target.graph
+        run_id = new_ordered_id("run")
         conv_id = body.conversation_id or new_id("cnv")
         # stored per workflow and principal: another's conversation id is an unused one here
-        conv_store_id = service.conversation_key(wf.id, ctx.principal_id, conv_id)
-        live = LiveRun(run_id, ctx.tenant_id, wf.slug, keep_events=body.stream)
+        conv_store_id = service.conversation_key(target.workflow_id, ctx.principal_id, conv_id)
+        live = LiveRun(run_id, ctx.tenant_id, target.slug, keep_events=body.stream)
         live.principal_id = ctx.principal_id
         rc = RunContext(
             run_id=run_id,
             tenant_id=ctx.tenant_id,
-            workflow_id=wf.slug,
-            version=ver.version,
+            workflow_id=target.slug,
+            version=target.version,
             ports=self.ports,
             emit=live.emit if body.stream else None,
             conversation_id=conv_id,
@@ -339,8 +384,8 @@ class WorkflowEngine:
         row = RunRecord(
             id=run_id,
             tenant_id=ctx.tenant_id,
-            workflow_id=wf.id,
-            version=ver.version,
+            workflow_id=target.workflow_id,
+            version=target.version,
             principal_id=ctx.principal_id,
             conversation_id=conv_id,
             status="running",
@@ -358,8 +403,8 @@ class WorkflowEngine:
                 "run.started",
                 {
                     "runId": run_id,
-                    "workflow": wf.slug,
-                    "version": ver.version,
+                    "workflow": target.slug,
+                    "version": target.version,
                     "conversationId": conv_id,
                 },
             )
@@ -372,7 +417,7 @@ class WorkflowEngine:
             live.persisted = True
             self._leased.add(run_id)
         self._live[run_id] = live
-        body_coro = self._run(live, graph, wf, row, rc, state, conv_key, lock)
+        body_coro = self._run(live, graph, target.slug, row, rc, state, conv_key, lock)
         if inline:
             live.task = asyncio.current_task()
             live.inline = body_coro
@@ -412,7 +457,7 @@ class WorkflowEngine:
         self,
         live: LiveRun,
         graph: CompiledGraph,
-        wf: WorkflowRow,
+        slug: str,
         row: RunRecord,
         rc: RunContext,
         state: dict[str, Any],
@@ -450,7 +495,7 @@ class WorkflowEngine:
             row.prompt_version_id = rc.prompt_version_id
             row.duration_ms = round(outcome.duration_ms, 3)
             row.finished_at = utcnow()
-            result = RunOut.of(row, wf.slug)
+            result = RunOut.of(row, slug)
             count_run(outcome.status, outcome.duration_ms)
             if outcome.status == "failed" and outcome.timings:
                 code = (outcome.error or {}).get("code", "UNKNOWN")

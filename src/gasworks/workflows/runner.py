@@ -38,6 +38,13 @@ log = get_logger("gasworks.workflows")
 OUTPUT_KEY = "__output__"
 
 
+def ms3(ms: float) -> float:
+    """A non-negative duration in ms to the microsecond (3 decimals): ``round(ms, 3)`` up to
+    the last bit at exact half-microseconds, in a fifth of its time (``round`` with digits
+    goes through a decimal string; a run rounds a dozen timings)."""
+    return int(ms * 1000.0 + 0.5) / 1000.0
+
+
 @dataclass(slots=True)
 class NodeTiming:
     node_id: str
@@ -51,8 +58,8 @@ class NodeTiming:
         out: dict[str, Any] = {
             "nodeId": self.node_id,
             "type": self.type,
-            "startedMs": round(self.started_ms, 3),
-            "durationMs": round(self.duration_ms, 3),
+            "startedMs": ms3(self.started_ms),
+            "durationMs": ms3(self.duration_ms),
             "status": self.status,
         }
         if self.error is not None:

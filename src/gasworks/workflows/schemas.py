@@ -70,10 +70,26 @@ class RunOut(_Out):
     def of(cls, run: Any, slug: str) -> RunOut:
         """A stored run (``WorkflowRunRow``) or the engine's in-memory ``RunRecord``: both
         carry every field under its own name but ``input`` (``inputs``) and ``slug``."""
-        data = {name: getattr(run, name) for name in _RUN_FIELDS}
-        if data["cost"] is None:
-            data["cost"] = Decimal(0)
-        return cls(**data, slug=slug, input=run.inputs)
+        cost = run.cost
+        return cls(
+            id=run.id,
+            workflow_id=run.workflow_id,
+            slug=slug,
+            version=run.version,
+            status=run.status,
+            conversation_id=run.conversation_id,
+            input=run.inputs,
+            output=run.output,
+            error=run.error,
+            node_timings=run.node_timings,
+            steps=run.steps,
+            tokens=run.tokens,
+            cost=Decimal(0) if cost is None else cost,
+            duration_ms=run.duration_ms,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            prompt_version_id=run.prompt_version_id,
+        )
 
     id: str
     workflow_id: str
@@ -123,7 +139,3 @@ class ConversationOut(_Out):
 class ValidationOut(_Out):
     valid: bool
     issues: list[dict[str, Any]]
-
-
-#: what ``RunOut.of`` reads from a run under the same name
-_RUN_FIELDS = tuple(n for n in RunOut.model_fields if n not in {"slug", "input"})
