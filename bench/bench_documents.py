@@ -295,6 +295,7 @@ class GwSide:
         preload: bool = True,
         chain: bool = True,
         batch_documents: int | None = None,
+        linger: bool = True,
     ) -> None:
         self.home = home
         self.fake = fake
@@ -302,12 +303,14 @@ class GwSide:
         self.preload = preload
         self.chain = chain
         self.batch_documents = batch_documents
+        self.linger = linger
 
     async def __aenter__(self) -> GwSide:
         from gasworks.documents.domain import EMBEDDER, get_documents
         from gasworks.documents.schemas import CollectionIn
         from gasworks.llm.runtime import get_gateway
         from gasworks.modeltypes import CallScope, EmbedRequest
+        from gasworks.observability.logging import configure_logging
         from gasworks.settings import Settings
         from gasworks.tenancy import service
         from gasworks.tenancy.context import Role, TenantContext
@@ -326,6 +329,10 @@ class GwSide:
             settings = settings.model_copy(
                 update={"documents_embed_batch_documents": self.batch_documents}
             )
+        if not self.linger:
+            settings = settings.model_copy(update={"documents_embed_linger_seconds": None})
+        # logging as the server configures it (``api/app.py``): no debug lines
+        configure_logging(json=True, level=settings.log_level)
         self.rt = build_runtime(settings)
         gateway_embedder: Any = None
         if self.fake:
@@ -487,6 +494,7 @@ SIDES = {
     "gasworks": "gasworks (upload → ready)",
     "gasworks_per_doc": "gasworks, one embedding call per document (batching off)",
     "gasworks_queued": "gasworks, every stage queued and claimed (chaining off)",
+    "gasworks_no_linger": "gasworks, embed batches claimed by age only (linger off)",
     "llamaindex": "LlamaIndex IngestionPipeline",
 }
 
@@ -512,11 +520,15 @@ async def ingest_rounds(
     ocr_seconds: list[float] = []  # the anchor's OCR of the scans, per round
     n = 0
 
-    async def gasworks(chain: bool = True, batch: int | None = None) -> tuple[int, int]:
+    async def gasworks(
+        chain: bool = True, batch: int | None = None, linger: bool = True
+    ) -> tuple[int, int]:
         nonlocal n
         n += 1
         home = work / f"gw-{'fake' if fake else 'real'}-{n}"
-        async with GwSide(home, fake=fake, chain=chain, batch_documents=batch) as gw:
+        async with GwSide(
+            home, fake=fake, chain=chain, batch_documents=batch, linger=linger
+        ) as gw:
             # the parse servers start with the runtime's first parse: warm them
             await gw.ingest(corpus(2, kinds=("pdf", "html"), seed=7))
             c0, t0 = time.process_time(), time.perf_counter()
@@ -528,6 +540,9 @@ async def ingest_rounds(
 
     async def gasworks_per_doc() -> tuple[int, int]:
         return await gasworks(batch=1)
+
+    async def gasworks_no_linger() -> tuple[int, int]:
+        return await gasworks(linger=False)
 
     async def llamaindex() -> tuple[int, int]:
         nonlocal n
@@ -565,6 +580,7 @@ async def ingest_rounds(
         "gasworks": gasworks,
         "gasworks_per_doc": gasworks_per_doc,
         "gasworks_queued": gasworks_queued,
+        "gasworks_no_linger": gasworks_no_linger,
         "llamaindex": llamaindex,
     }
     load0 = load()

@@ -84,6 +84,9 @@ class PipelineConfig:
     #: embed stages of one tenant run together, up to this many documents whose chunks fit in
     #: ``embed_batch`` (one shared embedding call); 1 embeds each document on its own
     embed_batch_documents: int = 16
+    #: a batch of embed stages is claimed ahead of older stages once full, or once its oldest
+    #: has waited this long (``jobs.Batching.linger``); ``None``: by age only
+    embed_linger: float | None = 1.0
     budget_retry_seconds: float = 300.0
     #: fork parse and OCR children from servers that imported the parsers once
     #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
@@ -144,7 +147,8 @@ class Pipeline:
 
     def batches(self) -> dict[str, Batching]:
         """The stages whose jobs run several at a time (``Worker`` batching): embed, when
-        ``embed_batch_documents`` > 1."""
+        ``embed_batch_documents`` > 1, claimed ahead of older extractions once a batch is
+        full or has lingered ``embed_linger`` seconds."""
         if self.config.embed_batch_documents <= 1:
             return {}
         return {
@@ -153,6 +157,7 @@ class Pipeline:
                 max_jobs=self.config.embed_batch_documents,
                 budget=self.config.embed_batch,
                 weight_key="chunks",
+                linger=self.config.embed_linger,
             )
         }
 

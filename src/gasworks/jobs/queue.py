@@ -4,6 +4,9 @@
   rows that caused it do.
 * ``claim`` takes one ready job (queued and due, or running with an expired lease) for a
   worker: the tenant served least recently first (fairness), then that tenant's oldest job.
+  A kind that runs in batches may *linger* (``Linger``): its ready jobs of one tenant are
+  claimed ahead of older jobs once they make a full batch, or once the oldest of them has
+  waited ``Linger.seconds``.
   PostgreSQL skips rows other workers hold (``FOR UPDATE SKIP LOCKED``); SQLite serialises
   writers anyway (every session begins ``BEGIN IMMEDIATE``, see ``db/dialects.py``), and
   SQLAlchemy renders no ``FOR UPDATE`` there, so the same statement serves both.
@@ -67,6 +70,24 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random) -> float:
         raw = min(self.max_delay, self.base_delay * float(2 ** max(0, attempt - 1)))
         return float(raw * (1.0 - self.jitter * rng.random()))
+
+
+@dataclass(slots=True, frozen=True)
+class Linger:
+    """Ready jobs of ``kind`` that ``claim`` takes ahead of older jobs of other kinds once
+    they make a batch: for one tenant, ``max_jobs`` of them, or payload ``weight_key`` values
+    summing to ``budget`` or more, or the oldest one ready for ``seconds``. Until then they
+    wait their turn by age like any job (and a worker that takes one by age still batches
+    it with whatever is ready: ``claim_more``)."""
+
+    kind: str
+    max_jobs: int
+    budget: int
+    weight_key: str = "weight"
+    seconds: float = 1.0
+
+    def due(self, count: int, weight: int, waited: float) -> bool:
+        return count >= self.max_jobs or weight >= self.budget or waited >= self.seconds
 
 
 class ReplayedJob(NamedTuple):
@@ -285,9 +306,15 @@ class JobQueue:
     # -- consuming --------------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, kinds: Collection[str], lease_seconds: float
+        self,
+        worker_id: str,
+        kinds: Collection[str],
+        lease_seconds: float,
+        *,
+        linger: Sequence[Linger] = (),
     ) -> Job | None:
-        """Take one ready job of ``kinds``, fairly across tenants, or ``None``."""
+        """Take one ready job of ``kinds``, fairly across tenants, or ``None``. A ``linger``
+        kind's jobs that make a batch come first (``Linger``)."""
         if not kinds:
             return None
         now = self.clock()
@@ -298,9 +325,17 @@ class JobQueue:
             ready = await r.scalar(
                 select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
             )
+            due = None
+            if ready is not None:
+                due = await _due_batch(r, [x for x in linger if x.kind in kinds], now)
         if ready is None:
             return None
         async with self.db.session() as s:
+            if due is not None:
+                kind, tenant_id = due
+                job = await self._take_oldest(s, tenant_id, [kind], worker_id, lease_seconds, now)
+                if job is not None:
+                    return job
             last_served = func.min(JobTenantRow.last_served_at)
             tenants = (
                 await s.execute(
@@ -313,20 +348,34 @@ class JobQueue:
                 )
             ).scalars()
             for tenant_id in list(tenants):
-                while True:
-                    row = await s.scalar(
-                        select(JobRow)
-                        .where(JobRow.tenant_id == tenant_id, JobRow.kind.in_(kinds), _ready(now))
-                        .order_by(JobRow.run_at, JobRow.id)
-                        .limit(1)
-                        .with_for_update(skip_locked=True)
-                    )
-                    if row is None:
-                        break
-                    if not self._revive(row, now):
-                        continue
-                    return await self._take(s, row, worker_id, lease_seconds, now)
+                job = await self._take_oldest(s, tenant_id, kinds, worker_id, lease_seconds, now)
+                if job is not None:
+                    return job
         return None
+
+    async def _take_oldest(
+        self,
+        s: AsyncSession,
+        tenant_id: str,
+        kinds: list[str],
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime,
+    ) -> Job | None:
+        """Take ``tenant_id``'s oldest ready job of ``kinds`` (skipping rows others hold and
+        expired leases out of attempts, which become dead letters), or ``None``."""
+        while True:
+            row = await s.scalar(
+                select(JobRow)
+                .where(JobRow.tenant_id == tenant_id, JobRow.kind.in_(kinds), _ready(now))
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return None
+            if self._revive(row, now):
+                return await self._take(s, row, worker_id, lease_seconds, now)
 
     async def claim_more(
         self, job: Job, *, limit: int, budget: int, weight_key: str = "weight"
@@ -639,6 +688,31 @@ class JobQueue:
                         st.oldest_age_seconds, (now - oldest).total_seconds()
                     )
         return out
+
+
+async def _due_batch(
+    r: AsyncSession, linger: Sequence[Linger], now: datetime
+) -> tuple[str, str] | None:
+    """The kind and tenant of the first ready batch that ``linger`` puts ahead (``Linger``),
+    looking at each kind's oldest ready jobs (one small read per kind), or ``None``."""
+    for rule in linger:
+        rows = (
+            await r.execute(
+                select(JobRow.tenant_id, JobRow.run_at, JobRow.payload)
+                .where(JobRow.kind == rule.kind, _ready(now))
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(max(1, rule.max_jobs) * 2)
+            )
+        ).all()
+        groups: dict[str, list[Any]] = {}  # tenant -> [count, weight, oldest run_at]
+        for tenant_id, run_at, payload in rows:
+            g = groups.setdefault(tenant_id, [0, 0, run_at])
+            g[0] += 1
+            g[1] += _weight(payload, rule.weight_key)
+        for tenant_id, (count, weight, oldest) in groups.items():
+            if rule.due(count, weight, (now - oldest).total_seconds()):
+                return rule.kind, tenant_id
+    return None
 
 
 def _weight(payload: Mapping[str, Any] | None, key: str) -> int:
