@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Table, and_, delete, func, nulls_first, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
@@ -204,6 +205,35 @@ class JobQueue:
     ) -> str | None:
         """Add a job in ``session``'s transaction. With ``dedupe_key``, a live job with the same
         key means nothing is added (returns ``None``)."""
+        job_id, stmt = self._enqueue_stmt(tenant_id, kind, payload, subject, dedupe_key, delay)
+        res = await session.execute(stmt)
+        return job_id if getattr(res, "rowcount", 1) else None
+
+    def enqueue_sync(
+        self,
+        session: Session,
+        *,
+        tenant_id: str,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        dedupe_key: str | None = None,
+        delay: float = 0.0,
+    ) -> str | None:
+        """``enqueue`` in a synchronous session (``Database.write_batch``)."""
+        job_id, stmt = self._enqueue_stmt(tenant_id, kind, payload, subject, dedupe_key, delay)
+        res = session.execute(stmt)
+        return job_id if getattr(res, "rowcount", 1) else None
+
+    def _enqueue_stmt(
+        self,
+        tenant_id: str,
+        kind: str,
+        payload: Mapping[str, Any] | None,
+        subject: str | None,
+        dedupe_key: str | None,
+        delay: float,
+    ) -> tuple[str, Any]:
         now = self.clock()
         job_id = new_id("job")
         values: dict[str, Any] = {
@@ -223,8 +253,7 @@ class JobQueue:
         stmt = self.db.dialect.insert(_JOBS).values(**values)
         if dedupe_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        res = await session.execute(stmt)
-        return job_id if getattr(res, "rowcount", 1) else None
+        return job_id, stmt
 
     async def enqueue_next(
         self,
@@ -251,6 +280,43 @@ class JobQueue:
                 dedupe_key=dedupe_key,
             )
             return None
+        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
+        res = await session.execute(stmt)
+        return nxt if getattr(res, "rowcount", 1) else None
+
+    def enqueue_next_sync(
+        self,
+        session: Session,
+        job: Job,
+        *,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        dedupe_key: str | None = None,
+    ) -> Job | None:
+        """``enqueue_next`` in a synchronous session (``Database.write_batch``)."""
+        if not job.worker_id or job.lease_seconds <= 0:
+            self.enqueue_sync(
+                session,
+                tenant_id=job.tenant_id,
+                kind=kind,
+                payload=payload,
+                subject=subject,
+                dedupe_key=dedupe_key,
+            )
+            return None
+        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
+        res = session.execute(stmt)
+        return nxt if getattr(res, "rowcount", 1) else None
+
+    def _next_stmt(
+        self,
+        job: Job,
+        kind: str,
+        payload: Mapping[str, Any] | None,
+        subject: str | None,
+        dedupe_key: str | None,
+    ) -> tuple[Any, Job]:
         now = self.clock()
         token = uuid.uuid4().hex
         job_id = new_id("job")
@@ -275,10 +341,7 @@ class JobQueue:
         stmt = self.db.dialect.insert(_JOBS).values(**values)
         if dedupe_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        res = await session.execute(stmt)
-        if not getattr(res, "rowcount", 1):
-            return None
-        return Job(
+        return stmt, Job(
             id=job_id,
             tenant_id=job.tenant_id,
             kind=kind,
@@ -510,6 +573,15 @@ class JobQueue:
         if not getattr(res, "rowcount", 0):
             raise LeaseLost("The job's lease was lost.", details={"job": job.id})
         job.finished = True
+
+    def finish_sync(self, session: Session, job: Job) -> None:
+        """``finish`` in a synchronous session (``Database.write_batch``). ``job.finished``
+        is left to the caller, once the transaction committed."""
+        res = session.execute(
+            delete(JobRow).where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
+        )
+        if not getattr(res, "rowcount", 0):
+            raise LeaseLost("The job's lease was lost.", details={"job": job.id})
 
     async def fail(self, job: Job, exc: BaseException, *, retryable: bool | None = None) -> str:
         """Record a failed attempt: back to the queue after the kind's backoff, or dead.
