@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gasworks.documents import sandbox, sniff
@@ -70,6 +70,18 @@ from gasworks.retrieval.types import (
 )
 
 log = get_logger("gasworks.documents.pipeline")
+
+#: the chunk sizes of a document's first collection, by name (``Pipeline._chunk_config``)
+_FIRST_COLLECTION = (
+    select(CollectionRow.chunk_tokens, CollectionRow.chunk_overlap)
+    .join(CollectionDocumentRow, CollectionDocumentRow.collection_id == CollectionRow.id)
+    .where(
+        CollectionDocumentRow.tenant_id == bindparam("tenant"),
+        CollectionDocumentRow.document_id == bindparam("document"),
+    )
+    .order_by(CollectionRow.name)
+    .limit(1)
+)
 
 #: chunk artifacts kept in memory for the embed stage (``Pipeline._recent``)
 _RECENT_MAX = 512
@@ -473,19 +485,12 @@ class Pipeline:
         """The sizes of the document's first collection (by name), else the defaults; chunks
         never exceed the embedding model's input limit (``chunking.ChunkConfig.limit``)."""
         limit = await asyncio.to_thread(self.svc.input_limit)
-        async with self.db.read_session() as s:
-            col = await s.scalar(
-                select(CollectionRow)
-                .join(
-                    CollectionDocumentRow, CollectionDocumentRow.collection_id == CollectionRow.id
-                )
-                .where(CollectionDocumentRow.document_id == row.id)
-                .order_by(CollectionRow.name)
-                .limit(1)
-            )
+        col = await self.db.read_first(
+            _FIRST_COLLECTION, {"tenant": row.tenant_id, "document": row.id}
+        )
         if col is None:
             return ChunkConfig(limit=limit)
-        return ChunkConfig(max_tokens=col.chunk_tokens, overlap=col.chunk_overlap, limit=limit)
+        return ChunkConfig(max_tokens=col[0], overlap=col[1], limit=limit)
 
     async def embed(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:

@@ -393,32 +393,35 @@ class JobQueue:
                 due = await _due_batch(r, [x for x in linger if x.kind in kinds], now)
         if ready is None:
             return None
-        async with self.db.session() as s:
+
+        # one write transaction of synchronous statements (``Database.write_batch``: on a
+        # SQLite file, one hand-off to the writer thread rather than one per statement)
+        def take(s: Session, _: object) -> Job | None:
             if due is not None:
                 kind, tenant_id = due
-                job = await self._take_oldest(s, tenant_id, [kind], worker_id, lease_seconds, now)
+                job = self._take_oldest(s, tenant_id, [kind], worker_id, lease_seconds, now)
                 if job is not None:
                     return job
             last_served = func.min(JobTenantRow.last_served_at)
-            tenants = (
-                await s.execute(
-                    select(JobRow.tenant_id)
-                    .outerjoin(JobTenantRow, JobTenantRow.tenant_id == JobRow.tenant_id)
-                    .where(JobRow.kind.in_(kinds), _ready(now))
-                    .group_by(JobRow.tenant_id)
-                    .order_by(nulls_first(last_served.asc()), func.min(JobRow.run_at))
-                    .limit(_TENANT_CANDIDATES)
-                )
+            tenants = s.execute(
+                select(JobRow.tenant_id)
+                .outerjoin(JobTenantRow, JobTenantRow.tenant_id == JobRow.tenant_id)
+                .where(JobRow.kind.in_(kinds), _ready(now))
+                .group_by(JobRow.tenant_id)
+                .order_by(nulls_first(last_served.asc()), func.min(JobRow.run_at))
+                .limit(_TENANT_CANDIDATES)
             ).scalars()
             for tenant_id in list(tenants):
-                job = await self._take_oldest(s, tenant_id, kinds, worker_id, lease_seconds, now)
+                job = self._take_oldest(s, tenant_id, kinds, worker_id, lease_seconds, now)
                 if job is not None:
                     return job
-        return None
+            return None
 
-    async def _take_oldest(
+        return await self.db.write_batch(take)
+
+    def _take_oldest(
         self,
-        s: AsyncSession,
+        s: Session,
         tenant_id: str,
         kinds: list[str],
         worker_id: str,
@@ -428,7 +431,7 @@ class JobQueue:
         """Take ``tenant_id``'s oldest ready job of ``kinds`` (skipping rows others hold and
         expired leases out of attempts, which become dead letters), or ``None``."""
         while True:
-            row = await s.scalar(
+            row = s.scalar(
                 select(JobRow)
                 .where(JobRow.tenant_id == tenant_id, JobRow.kind.in_(kinds), _ready(now))
                 .order_by(JobRow.run_at, JobRow.id)
@@ -438,7 +441,7 @@ class JobQueue:
             if row is None:
                 return None
             if self._revive(row, now):
-                return await self._take(s, row, worker_id, lease_seconds, now)
+                return self._take(s, row, worker_id, lease_seconds, now)
 
     async def claim_more(
         self, job: Job, *, limit: int, budget: int, weight_key: str = "weight"
@@ -451,21 +454,21 @@ class JobQueue:
         if limit <= 0 or budget <= 0 or not job.worker_id:
             return []
         now = self.clock()
-        taken: list[Job] = []
-        async with self.db.session() as s:
-            rows = (
-                await s.scalars(
-                    select(JobRow)
-                    .where(
-                        JobRow.tenant_id == job.tenant_id,
-                        JobRow.kind == job.kind,
-                        JobRow.id != job.id,
-                        _ready(now),
-                    )
-                    .order_by(JobRow.run_at, JobRow.id)
-                    .limit(limit * 2)
-                    .with_for_update(skip_locked=True)
+        worker_id = job.worker_id
+
+        def take(s: Session, _: object) -> list[Job]:
+            taken: list[Job] = []
+            rows = s.scalars(
+                select(JobRow)
+                .where(
+                    JobRow.tenant_id == job.tenant_id,
+                    JobRow.kind == job.kind,
+                    JobRow.id != job.id,
+                    _ready(now),
                 )
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(limit * 2)
+                .with_for_update(skip_locked=True)
             ).all()
             left = budget
             for row in rows:
@@ -476,11 +479,11 @@ class JobQueue:
                     continue
                 if not self._revive(row, now):
                     continue
-                taken.append(
-                    await self._take(s, row, job.worker_id, job.lease_seconds, now, turn=False)
-                )
+                taken.append(self._take(s, row, worker_id, job.lease_seconds, now, turn=False))
                 left -= weight
-        return taken
+            return taken
+
+        return await self.db.write_batch(take)
 
     def _revive(self, row: JobRow, now: datetime) -> bool:
         """A ready row may be taken: ``False`` when it was running under an expired lease (the
@@ -495,9 +498,9 @@ class JobQueue:
             return False
         return True
 
-    async def _take(
+    def _take(
         self,
-        s: AsyncSession,
+        s: Session,
         row: JobRow,
         worker_id: str,
         lease_seconds: float,
@@ -516,12 +519,12 @@ class JobQueue:
             upsert = self.db.dialect.insert(_TENANTS).values(
                 tenant_id=row.tenant_id, last_served_at=now
             )
-            await s.execute(
+            s.execute(
                 upsert.on_conflict_do_update(
                     index_elements=["tenant_id"], set_={"last_served_at": now}
                 )
             )
-        await s.flush()
+        s.flush()
         return Job(
             id=row.id,
             tenant_id=row.tenant_id,
