@@ -382,17 +382,15 @@ class JobQueue:
             return None
         now = self.clock()
         kinds = list(kinds)
-        # an idle poll is one read: no write transaction (on SQLite, no write lock) unless a
-        # job is ready
-        async with self.db.read_session() as r:
-            ready = await r.scalar(
-                select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
-            )
-            due = None
-            if ready is not None:
-                due = await _due_batch(r, [x for x in linger if x.kind in kinds], now)
-        if ready is None:
+        # an idle poll is one read (``Database.read_now``: on a SQLite file, the stdlib driver
+        # on this thread): no write transaction (on SQLite, no write lock) unless a job is
+        # ready
+        (ready,) = await self.db.read_now(
+            select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
+        )
+        if not ready:
             return None
+        due = await self._due_batch([x for x in linger if x.kind in kinds], now)
 
         # one write transaction of synchronous statements (``Database.write_batch``: on a
         # SQLite file, one hand-off to the writer thread rather than one per statement)
@@ -418,6 +416,34 @@ class JobQueue:
             return None
 
         return await self.db.write_batch(take)
+
+    async def _due_batch(
+        self, linger: Sequence[Linger], now: datetime
+    ) -> tuple[str, str] | None:
+        """The kind and tenant of the first ready batch that ``linger`` puts ahead
+        (``Linger``), from each kind's oldest ready jobs (one small read per kind), or
+        ``None``."""
+        if not linger:
+            return None
+        found = await self.db.read_now(
+            *(
+                select(JobRow.tenant_id, JobRow.run_at, JobRow.payload)
+                .where(JobRow.kind == rule.kind, _ready(now))
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(max(1, rule.max_jobs) * 2)
+                for rule in linger
+            )
+        )
+        for rule, rows in zip(linger, found, strict=True):
+            groups: dict[str, list[Any]] = {}  # tenant -> [count, weight, oldest run_at]
+            for tenant_id, run_at, payload in rows:
+                g = groups.setdefault(tenant_id, [0, 0, run_at])
+                g[0] += 1
+                g[1] += _weight(payload, rule.weight_key)
+            for tenant_id, (count, weight, oldest) in groups.items():
+                if rule.due(count, weight, (now - oldest).total_seconds()):
+                    return rule.kind, tenant_id
+        return None
 
     def _take_oldest(
         self,
@@ -763,31 +789,6 @@ class JobQueue:
                         st.oldest_age_seconds, (now - oldest).total_seconds()
                     )
         return out
-
-
-async def _due_batch(
-    r: AsyncSession, linger: Sequence[Linger], now: datetime
-) -> tuple[str, str] | None:
-    """The kind and tenant of the first ready batch that ``linger`` puts ahead (``Linger``),
-    looking at each kind's oldest ready jobs (one small read per kind), or ``None``."""
-    for rule in linger:
-        rows = (
-            await r.execute(
-                select(JobRow.tenant_id, JobRow.run_at, JobRow.payload)
-                .where(JobRow.kind == rule.kind, _ready(now))
-                .order_by(JobRow.run_at, JobRow.id)
-                .limit(max(1, rule.max_jobs) * 2)
-            )
-        ).all()
-        groups: dict[str, list[Any]] = {}  # tenant -> [count, weight, oldest run_at]
-        for tenant_id, run_at, payload in rows:
-            g = groups.setdefault(tenant_id, [0, 0, run_at])
-            g[0] += 1
-            g[1] += _weight(payload, rule.weight_key)
-        for tenant_id, (count, weight, oldest) in groups.items():
-            if rule.due(count, weight, (now - oldest).total_seconds()):
-                return rule.kind, tenant_id
-    return None
 
 
 def _weight(payload: Mapping[str, Any] | None, key: str) -> int:
