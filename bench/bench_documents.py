@@ -526,9 +526,7 @@ async def ingest_rounds(
         nonlocal n
         n += 1
         home = work / f"gw-{'fake' if fake else 'real'}-{n}"
-        async with GwSide(
-            home, fake=fake, chain=chain, batch_documents=batch, linger=linger
-        ) as gw:
+        async with GwSide(home, fake=fake, chain=chain, batch_documents=batch, linger=linger) as gw:
             # the parse servers start with the runtime's first parse: warm them
             await gw.ingest(corpus(2, kinds=("pdf", "html"), seed=7))
             c0, t0 = time.process_time(), time.perf_counter()

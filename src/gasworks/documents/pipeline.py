@@ -346,7 +346,9 @@ class Pipeline:
             for k, v in updates.items():
                 setattr(live, k, v)
             live.updated_at = _now()
-            events = [event_row(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)]
+            events = [
+                event_row(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)
+            ]
             if nxt is not None and next_kind is not None:
                 following = next_kind.split(".", 1)[1]
                 live.status = STAGE_STATUS[next_kind]

@@ -270,16 +270,6 @@ class JobQueue:
         claiming it (``Job.then``; ``Worker.run_job``). It is an ordinary job for everyone
         else: if that worker dies, the lease expires and another worker takes it. ``None``
         when a live job with ``dedupe_key`` exists (nothing is added)."""
-        if not job.worker_id or job.lease_seconds <= 0:
-            await self.enqueue(
-                session,
-                tenant_id=job.tenant_id,
-                kind=kind,
-                payload=payload,
-                subject=subject,
-                dedupe_key=dedupe_key,
-            )
-            return None
         stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
         res = await session.execute(stmt)
         return nxt if getattr(res, "rowcount", 1) else None
@@ -295,16 +285,6 @@ class JobQueue:
         dedupe_key: str | None = None,
     ) -> Job | None:
         """``enqueue_next`` in a synchronous session (``Database.write_batch``)."""
-        if not job.worker_id or job.lease_seconds <= 0:
-            self.enqueue_sync(
-                session,
-                tenant_id=job.tenant_id,
-                kind=kind,
-                payload=payload,
-                subject=subject,
-                dedupe_key=dedupe_key,
-            )
-            return None
         stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
         res = session.execute(stmt)
         return nxt if getattr(res, "rowcount", 1) else None
@@ -316,7 +296,13 @@ class JobQueue:
         payload: Mapping[str, Any] | None,
         subject: str | None,
         dedupe_key: str | None,
-    ) -> tuple[Any, Job]:
+    ) -> tuple[Any, Job | None]:
+        """The statement that adds ``job``'s successor, and the successor as its worker gets
+        it once that statement added a row; a job without a worker to hand on to (not
+        claimed by a worker) has its successor queued for anyone (``None``)."""
+        if not job.worker_id or job.lease_seconds <= 0:
+            _, plain = self._enqueue_stmt(job.tenant_id, kind, payload, subject, dedupe_key, 0.0)
+            return plain, None
         now = self.clock()
         token = uuid.uuid4().hex
         job_id = new_id("job")
@@ -417,9 +403,7 @@ class JobQueue:
 
         return await self.db.write_batch(take)
 
-    async def _due_batch(
-        self, linger: Sequence[Linger], now: datetime
-    ) -> tuple[str, str] | None:
+    async def _due_batch(self, linger: Sequence[Linger], now: datetime) -> tuple[str, str] | None:
         """The kind and tenant of the first ready batch that ``linger`` puts ahead
         (``Linger``), from each kind's oldest ready jobs (one small read per kind), or
         ``None``."""
