@@ -64,6 +64,8 @@ from _common import record
 from documents_corpus import CorpusFile, corpus, edited, write_corpus
 
 CHUNK = 200
+#: ``gasworks.documents.domain.EMBEDDER``: where a runtime finds the documents' embedder
+EMBEDDER_KEY = "documents.embedder"
 OVERLAP = 20
 EMBED_BATCH = 64
 DIM = 384
@@ -116,8 +118,11 @@ class GwFakeEmbedder:
     def __init__(self, inner: Any = None, probe: Probe | None = None) -> None:
         self.inner = inner
         self.probe = probe
+        #: documents per embedding call, in call order (a batch's size, or 1 alone)
+        self.calls: list[int] = []
 
     async def embed(self, scope: Any, req: Any) -> Any:
+        self.calls.append(1)
         if self.probe is not None and self.probe.check is not None:
             doc = str((req.served or {}).get("documentId"))
             if doc not in self.probe.seen:
@@ -130,6 +135,7 @@ class GwFakeEmbedder:
     async def embed_many(self, scope: Any, reqs: Sequence[Any]) -> list[Any]:
         """The pipeline's cross-document batches (``BatchEmbedder``): the gateway's
         ``embed_many``, or the fake for each request."""
+        self.calls.append(len(reqs))
         if self.inner is not None:
             return await self.inner.embed_many(scope, reqs)  # type: ignore[no-any-return]
         return [self._fake(r) for r in reqs]
@@ -529,9 +535,18 @@ async def ingest_rounds(
         async with GwSide(home, fake=fake, chain=chain, batch_documents=batch, linger=linger) as gw:
             # the parse servers start with the runtime's first parse: warm them
             await gw.ingest(corpus(2, kinds=("pdf", "html"), seed=7))
+            counter = gw.rt.services[EMBEDDER_KEY]
+            counter.calls.clear()
             c0, t0 = time.process_time(), time.perf_counter()
             docs, chunks, _ = await gw.ingest(files)
-            return docs, chunks, time.perf_counter() - t0, time.process_time() - c0  # type: ignore[return-value]
+            took = time.perf_counter() - t0, time.process_time() - c0
+            sizes = sorted(counter.calls, reverse=True)
+            print(
+                f"    embedding calls: {len(sizes)}, documents per call {sizes}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return docs, chunks, *took  # type: ignore[return-value]
 
     async def gasworks_queued() -> tuple[int, int]:
         return await gasworks(chain=False)

@@ -611,7 +611,7 @@ class Settings(BaseSettings):
         "row per document; 1 embeds each document on its own.",
     )
     documents_embed_linger_seconds: float | None = Field(
-        default=1.0,
+        default=10.0,
         ge=0,
         description="Embed stages that make a batch (documents_embed_batch_documents "
         "documents, or documents_embed_batch chunks) are claimed ahead of older stages of "

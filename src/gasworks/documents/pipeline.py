@@ -104,7 +104,7 @@ class PipelineConfig:
     embed_batch_documents: int = 16
     #: a batch of embed stages is claimed ahead of older stages once full, or once its oldest
     #: has waited this long (``jobs.Batching.linger``); ``None``: by age only
-    embed_linger: float | None = 1.0
+    embed_linger: float | None = 10.0
     budget_retry_seconds: float = 300.0
     #: fork parse and OCR children from servers that imported the parsers once
     #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
