@@ -219,14 +219,17 @@ class Pipeline:
         """Record the start of each job's stage (status, ``stages.<stage>.started``, a
         ``status`` event), all in one transaction; ``None`` for a job whose document no longer
         wants it (deleted, superseded), which is completed (a no-op)."""
+        # the documents are locked in id order (``mark_deleted_many`` takes them so too)
+        order = sorted(range(len(jobs)), key=lambda n: str(jobs[n].payload["documentId"]))
 
         def start(s: Session, _: object) -> list[DocumentRow | None]:
-            out: list[DocumentRow | None] = []
-            for job in jobs:
+            out: list[DocumentRow | None] = [None] * len(jobs)
+            for n in order:
+                job = jobs[n]
                 doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
                 stage = job.kind.split(".", 1)[1]
                 live = _live(s, job, doc_id, gen)
-                out.append(live)
+                out[n] = live
                 if live is None:
                     continue
                 live.status = STAGE_STATUS[job.kind]
