@@ -331,18 +331,15 @@ class Pipeline:
             if live is None:
                 raise _Stale
             nxt: Job | None = None
-            if next_kind is not None and not chains:
-                self.queue.enqueue_sync(
+            if next_kind is not None:  # handed on to this worker, or queued for any
+                nxt = self.queue.enqueue_next_sync(
                     s,
-                    tenant_id=job.tenant_id,
+                    job,
                     kind=next_kind,
                     subject=doc_id,
                     payload=payload,
                     dedupe_key=key,
-                )
-            elif next_kind is not None:
-                nxt = self.queue.enqueue_next_sync(
-                    s, job, kind=next_kind, subject=doc_id, payload=payload, dedupe_key=key
+                    hand_on=chains,
                 )
             stages = dict(live.stages or {})
             stages[stage] = {**stages.get(stage, {}), "finished": _now_iso()}

@@ -209,22 +209,6 @@ class JobQueue:
         res = await session.execute(stmt)
         return job_id if getattr(res, "rowcount", 1) else None
 
-    def enqueue_sync(
-        self,
-        session: Session,
-        *,
-        tenant_id: str,
-        kind: str,
-        payload: Mapping[str, Any] | None = None,
-        subject: str | None = None,
-        dedupe_key: str | None = None,
-        delay: float = 0.0,
-    ) -> str | None:
-        """``enqueue`` in a synchronous session (``Database.write_batch``)."""
-        job_id, stmt = self._enqueue_stmt(tenant_id, kind, payload, subject, dedupe_key, delay)
-        res = session.execute(stmt)
-        return job_id if getattr(res, "rowcount", 1) else None
-
     def _enqueue_stmt(
         self,
         tenant_id: str,
@@ -283,9 +267,11 @@ class JobQueue:
         payload: Mapping[str, Any] | None = None,
         subject: str | None = None,
         dedupe_key: str | None = None,
+        hand_on: bool = True,
     ) -> Job | None:
-        """``enqueue_next`` in a synchronous session (``Database.write_batch``)."""
-        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
+        """``enqueue_next`` in a synchronous session (``Database.write_batch``); with
+        ``hand_on=False`` the job is queued for any worker, as ``enqueue`` queues it."""
+        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key, hand_on)
         res = session.execute(stmt)
         return nxt if getattr(res, "rowcount", 1) else None
 
@@ -296,11 +282,12 @@ class JobQueue:
         payload: Mapping[str, Any] | None,
         subject: str | None,
         dedupe_key: str | None,
+        hand_on: bool = True,
     ) -> tuple[Any, Job | None]:
         """The statement that adds ``job``'s successor, and the successor as its worker gets
-        it once that statement added a row; a job without a worker to hand on to (not
-        claimed by a worker) has its successor queued for anyone (``None``)."""
-        if not job.worker_id or job.lease_seconds <= 0:
+        it once that statement added a row; a successor not handed on, or of a job without a
+        worker to hand on to (not claimed by a worker), is queued for anyone (``None``)."""
+        if not hand_on or not job.worker_id or job.lease_seconds <= 0:
             _, plain = self._enqueue_stmt(job.tenant_id, kind, payload, subject, dedupe_key, 0.0)
             return plain, None
         now = self.clock()
