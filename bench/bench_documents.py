@@ -64,6 +64,8 @@ from _common import record
 from documents_corpus import CorpusFile, corpus, edited, write_corpus
 
 CHUNK = 200
+#: ``gasworks.documents.domain.EMBEDDER``: where a runtime finds the documents' embedder
+EMBEDDER_KEY = "documents.embedder"
 OVERLAP = 20
 EMBED_BATCH = 64
 DIM = 384
@@ -116,8 +118,11 @@ class GwFakeEmbedder:
     def __init__(self, inner: Any = None, probe: Probe | None = None) -> None:
         self.inner = inner
         self.probe = probe
+        #: documents per embedding call, in call order (a batch's size, or 1 alone)
+        self.calls: list[int] = []
 
     async def embed(self, scope: Any, req: Any) -> Any:
+        self.calls.append(1)
         if self.probe is not None and self.probe.check is not None:
             doc = str((req.served or {}).get("documentId"))
             if doc not in self.probe.seen:
@@ -130,6 +135,7 @@ class GwFakeEmbedder:
     async def embed_many(self, scope: Any, reqs: Sequence[Any]) -> list[Any]:
         """The pipeline's cross-document batches (``BatchEmbedder``): the gateway's
         ``embed_many``, or the fake for each request."""
+        self.calls.append(len(reqs))
         if self.inner is not None:
             return await self.inner.embed_many(scope, reqs)  # type: ignore[no-any-return]
         return [self._fake(r) for r in reqs]
@@ -295,6 +301,7 @@ class GwSide:
         preload: bool = True,
         chain: bool = True,
         batch_documents: int | None = None,
+        linger: bool = True,
     ) -> None:
         self.home = home
         self.fake = fake
@@ -302,12 +309,14 @@ class GwSide:
         self.preload = preload
         self.chain = chain
         self.batch_documents = batch_documents
+        self.linger = linger
 
     async def __aenter__(self) -> GwSide:
         from gasworks.documents.domain import EMBEDDER, get_documents
         from gasworks.documents.schemas import CollectionIn
         from gasworks.llm.runtime import get_gateway
         from gasworks.modeltypes import CallScope, EmbedRequest
+        from gasworks.observability.logging import configure_logging
         from gasworks.settings import Settings
         from gasworks.tenancy import service
         from gasworks.tenancy.context import Role, TenantContext
@@ -326,6 +335,10 @@ class GwSide:
             settings = settings.model_copy(
                 update={"documents_embed_batch_documents": self.batch_documents}
             )
+        if not self.linger:
+            settings = settings.model_copy(update={"documents_embed_linger_seconds": None})
+        # logging as the server configures it (``api/app.py``): no debug lines
+        configure_logging(json=True, level=settings.log_level)
         self.rt = build_runtime(settings)
         gateway_embedder: Any = None
         if self.fake:
@@ -487,6 +500,7 @@ SIDES = {
     "gasworks": "gasworks (upload → ready)",
     "gasworks_per_doc": "gasworks, one embedding call per document (batching off)",
     "gasworks_queued": "gasworks, every stage queued and claimed (chaining off)",
+    "gasworks_no_linger": "gasworks, embed batches claimed by age only (linger off)",
     "llamaindex": "LlamaIndex IngestionPipeline",
 }
 
@@ -512,22 +526,36 @@ async def ingest_rounds(
     ocr_seconds: list[float] = []  # the anchor's OCR of the scans, per round
     n = 0
 
-    async def gasworks(chain: bool = True, batch: int | None = None) -> tuple[int, int]:
+    async def gasworks(
+        chain: bool = True, batch: int | None = None, linger: bool = True
+    ) -> tuple[int, int]:
         nonlocal n
         n += 1
         home = work / f"gw-{'fake' if fake else 'real'}-{n}"
-        async with GwSide(home, fake=fake, chain=chain, batch_documents=batch) as gw:
+        async with GwSide(home, fake=fake, chain=chain, batch_documents=batch, linger=linger) as gw:
             # the parse servers start with the runtime's first parse: warm them
             await gw.ingest(corpus(2, kinds=("pdf", "html"), seed=7))
+            counter = gw.rt.services[EMBEDDER_KEY]
+            counter.calls.clear()
             c0, t0 = time.process_time(), time.perf_counter()
             docs, chunks, _ = await gw.ingest(files)
-            return docs, chunks, time.perf_counter() - t0, time.process_time() - c0  # type: ignore[return-value]
+            took = time.perf_counter() - t0, time.process_time() - c0
+            sizes = sorted(counter.calls, reverse=True)
+            print(
+                f"    embedding calls: {len(sizes)}, documents per call {sizes}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return docs, chunks, *took  # type: ignore[return-value]
 
     async def gasworks_queued() -> tuple[int, int]:
         return await gasworks(chain=False)
 
     async def gasworks_per_doc() -> tuple[int, int]:
         return await gasworks(batch=1)
+
+    async def gasworks_no_linger() -> tuple[int, int]:
+        return await gasworks(linger=False)
 
     async def llamaindex() -> tuple[int, int]:
         nonlocal n
@@ -565,6 +593,7 @@ async def ingest_rounds(
         "gasworks": gasworks,
         "gasworks_per_doc": gasworks_per_doc,
         "gasworks_queued": gasworks_queued,
+        "gasworks_no_linger": gasworks_no_linger,
         "llamaindex": llamaindex,
     }
     load0 = load()

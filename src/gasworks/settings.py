@@ -610,6 +610,14 @@ class Settings(BaseSettings):
         "chunks (at most documents_embed_batch) in one shared embedding call with a ledger "
         "row per document; 1 embeds each document on its own.",
     )
+    documents_embed_linger_seconds: float | None = Field(
+        default=10.0,
+        ge=0,
+        description="Embed stages that make a batch (documents_embed_batch_documents "
+        "documents, or documents_embed_batch chunks) are claimed ahead of older stages of "
+        "other documents (a big upload's extractions); a smaller batch once its oldest has "
+        "waited this long. null (config file): embed stages wait their turn by age.",
+    )
     documents_budget_retry_seconds: float = Field(
         default=300.0, gt=0, description="Wait before retrying a stage refused by a budget."
     )

@@ -76,15 +76,15 @@ async def main() -> None:
     await rt.start(migrate=False)
     docs = get_documents(rt)
     kill_at = os.environ.get("GW_TEST_KILL_AT")
-    if kill_at:
-        real = docs.queue.finish
+    if kill_at:  # a stage completes its job in its commit's transaction (``finish_sync``)
+        real = docs.queue.finish_sync
 
-        async def dying(session: Any, job: Any) -> None:
+        def dying(session: Any, job: Any) -> None:
             if job.kind == kill_at:
                 os.kill(os.getpid(), signal.SIGKILL)
-            await real(session, job)
+            real(session, job)
 
-        docs.queue.finish = dying  # type: ignore[method-assign]
+        docs.queue.finish_sync = dying  # type: ignore[method-assign]
     worker = docs.new_worker(settings)
     worker.start()
     stop = asyncio.Event()

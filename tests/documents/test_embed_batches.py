@@ -154,20 +154,20 @@ async def test_a_worker_killed_mid_batch_leaves_every_job_to_be_taken_again(
     class Killed(BaseException):
         pass
 
-    real_finish = q.finish
+    real_finish = q.finish_sync  # a stage completes its job in its commit's transaction
     finished: list[str] = []
 
-    async def dying_finish(session: Any, job: Any) -> None:
+    def dying_finish(session: Any, job: Any) -> None:
         if job.kind == EMBED and finished:
             raise Killed
-        await real_finish(session, job)
+        real_finish(session, job)
         if job.kind == EMBED:
             finished.append(job.id)
 
-    monkeypatch.setattr(q, "finish", dying_finish)
+    monkeypatch.setattr(q, "finish_sync", dying_finish)
     with pytest.raises(Killed):
         await _run_one_batch(drt)
-    monkeypatch.setattr(q, "finish", real_finish)
+    monkeypatch.setattr(q, "finish_sync", real_finish)
     await after_lease_expiry_all_ready(drt, ids)
     async with drt.db.read_session() as s:
         assert (await s.scalars(select(JobRow))).all() == []

@@ -180,16 +180,16 @@ async def test_worker_killed_in_a_stage_then_restarted_ends_ready_without_duplic
     class Killed(BaseException):
         pass
 
-    real_finish = q.finish
+    real_finish = q.finish_sync  # a stage completes its job in its commit's transaction
     killed: list[str] = []
 
-    async def dying_finish(session: Any, job: Any) -> None:
+    def dying_finish(session: Any, job: Any) -> None:
         if job.kind == kill_at and not killed:
             killed.append(job.id)
             raise Killed
-        await real_finish(session, job)
+        real_finish(session, job)
 
-    monkeypatch.setattr(q, "finish", dying_finish)
+    monkeypatch.setattr(q, "finish_sync", dying_finish)
     worker = docs.new_worker(drt.settings, worker_id="doomed")
     handlers = docs.pipeline.handlers()
     with pytest.raises(Killed):

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import BadRequest, ProviderUnavailable
-from gasworks.jobs import Job, JobQueue, LeaseLost, RetryPolicy, Worker, WorkerConfig
+from gasworks.jobs import Job, JobQueue, LeaseLost, Linger, RetryPolicy, Worker, WorkerConfig
 from gasworks.jobs.tables import JobRow
 from gasworks.jobs.worker import next_poll_delay
 
@@ -413,3 +413,45 @@ async def test_claim_more_takes_the_same_tenant_and_kind_within_the_weight_budge
         async with db.session() as s:
             await q.finish(s, job)
     assert await q.heartbeat_many([lead], 30) == [lead]  # finished: nothing to renew
+
+
+async def test_linger_claims_a_full_or_aged_batch_ahead_of_older_jobs(
+    db: Database, clock: Clock
+) -> None:
+    """A lingering kind (``Linger``): its jobs wait their turn by age until one tenant's make
+    a batch (enough jobs, or enough weight) or the oldest has waited ``seconds``; then a claim
+    takes that batch's oldest job ahead of older jobs of other kinds."""
+    q = make_queue(db, clock)
+    rule = Linger("embed", max_jobs=3, budget=10, weight_key="chunks", seconds=5)
+    for _ in range(3):
+        await put(q, "t1", "extract")
+        clock.advance(1)
+    await put(q, "t1", "embed", chunks=4)
+    await put(q, "t2", "embed", chunks=6)  # another tenant's: never counted with t1's
+    clock.advance(1)
+    kinds = ["extract", "embed"]
+    # no tenant's embed jobs make a batch yet: by age (and fairness), an extraction
+    first = await q.claim("w1", kinds, 30, linger=[rule])
+    assert first is not None and (first.kind, first.tenant_id) == ("extract", "t1")
+    # t1's embed jobs now weigh 4 + 6 = 10: a full batch, ahead of t1's older extractions
+    await put(q, "t1", "embed", chunks=6)
+    ahead = await q.claim("w1", kinds, 30, linger=[rule])
+    assert ahead is not None and (ahead.kind, ahead.tenant_id) == ("embed", "t1")
+    assert ahead.payload == {"chunks": 4}  # the batch's oldest job
+    more = await q.claim_more(ahead, limit=2, budget=10 - 4, weight_key="chunks")
+    assert [j.payload for j in more] == [{"chunks": 6}]
+    t2 = await q.claim("w2", kinds, 30, linger=[rule])  # t2's turn (fairness)
+    assert t2 is not None and t2.tenant_id == "t2"
+    # a lone embed job: by age until it has waited 5 s, then ahead of older extractions
+    await put(q, "t1", "embed", chunks=1)
+    by_age = await q.claim("w2", kinds, 30, linger=[rule])
+    assert by_age is not None and by_age.kind == "extract"
+    clock.advance(5)
+    aged = await q.claim("w2", kinds, 30, linger=[rule])
+    assert aged is not None and aged.payload == {"chunks": 1}
+    last = await q.claim("w2", kinds, 30)
+    assert last is not None and last.kind == "extract"
+    assert await q.claim("w2", kinds, 30, linger=[rule]) is None
+    # a kind the worker does not run is never lingered on
+    await put(q, "t1", "embed", chunks=99)
+    assert await q.claim("w3", ["extract"], 30, linger=[rule]) is None

@@ -16,15 +16,20 @@ one transaction; the old generation's chunks and vectors are removed by a cleanu
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import itertools
 import json
+import sys
 import time
+from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session
 
 from gasworks.documents import sandbox, sniff
 from gasworks.documents.chunking import ChunkConfig, chunk
@@ -42,6 +47,7 @@ from gasworks.documents.service import (
     DocumentService,
     add_event,
     artifact_blob,
+    event_row,
     stage_job_key,
 )
 from gasworks.documents.tables import CollectionDocumentRow, CollectionRow, DocumentRow
@@ -69,6 +75,18 @@ from gasworks.retrieval.types import (
 
 log = get_logger("gasworks.documents.pipeline")
 
+#: the chunk sizes of a document's first collection, by name (``Pipeline._chunk_config``)
+_FIRST_COLLECTION = (
+    select(CollectionRow.chunk_tokens, CollectionRow.chunk_overlap)
+    .join(CollectionDocumentRow, CollectionDocumentRow.collection_id == CollectionRow.id)
+    .where(
+        CollectionDocumentRow.tenant_id == bindparam("tenant"),
+        CollectionDocumentRow.document_id == bindparam("document"),
+    )
+    .order_by(CollectionRow.name)
+    .limit(1)
+)
+
 #: chunk artifacts kept in memory for the embed stage (``Pipeline._recent``)
 _RECENT_MAX = 512
 
@@ -84,6 +102,9 @@ class PipelineConfig:
     #: embed stages of one tenant run together, up to this many documents whose chunks fit in
     #: ``embed_batch`` (one shared embedding call); 1 embeds each document on its own
     embed_batch_documents: int = 16
+    #: a batch of embed stages is claimed ahead of older stages once full, or once its oldest
+    #: has waited this long (``jobs.Batching.linger``); ``None``: by age only
+    embed_linger: float | None = 10.0
     budget_retry_seconds: float = 300.0
     #: fork parse and OCR children from servers that imported the parsers once
     #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
@@ -144,7 +165,8 @@ class Pipeline:
 
     def batches(self) -> dict[str, Batching]:
         """The stages whose jobs run several at a time (``Worker`` batching): embed, when
-        ``embed_batch_documents`` > 1."""
+        ``embed_batch_documents`` > 1, claimed ahead of older extractions once a batch is
+        full or has lingered ``embed_linger`` seconds."""
         if self.config.embed_batch_documents <= 1:
             return {}
         return {
@@ -153,6 +175,7 @@ class Pipeline:
                 max_jobs=self.config.embed_batch_documents,
                 budget=self.config.embed_batch,
                 weight_key="chunks",
+                linger=self.config.embed_linger,
             )
         }
 
@@ -196,19 +219,18 @@ class Pipeline:
         """Record the start of each job's stage (status, ``stages.<stage>.started``, a
         ``status`` event), all in one transaction; ``None`` for a job whose document no longer
         wants it (deleted, superseded), which is completed (a no-op)."""
-        out: list[DocumentRow | None] = [None] * len(jobs)
-        stale: list[Job] = []
         # the documents are locked in id order (``mark_deleted_many`` takes them so too)
         order = sorted(range(len(jobs)), key=lambda n: str(jobs[n].payload["documentId"]))
-        async with self.db.session() as s:
+
+        def start(s: Session, _: object) -> list[DocumentRow | None]:
+            out: list[DocumentRow | None] = [None] * len(jobs)
             for n in order:
                 job = jobs[n]
                 doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
                 stage = job.kind.split(".", 1)[1]
-                live = await self._live(s, job, doc_id, gen)
+                live = _live(s, job, doc_id, gen)
                 out[n] = live
                 if live is None:
-                    stale.append(job)
                     continue
                 live.status = STAGE_STATUS[job.kind]
                 stages = dict(live.stages or {})
@@ -218,17 +240,23 @@ class Pipeline:
                     "attempts": job.attempt,
                 }
                 live.stages = stages
-                await add_event(
-                    s, live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
+                s.add(
+                    event_row(
+                        live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
+                    )
                 )
-            await s.flush()
+            s.flush()
             for live in out:
                 if live is not None:
                     s.expunge(live)
-        for job in stale:
-            with contextlib.suppress(LeaseLost):
-                async with self.db.session() as s:
-                    await self.queue.finish(s, job)
+            return out
+
+        out = await self.db.write_batch(start)
+        for job, live in zip(jobs, out, strict=True):
+            if live is None:
+                with contextlib.suppress(LeaseLost):
+                    async with self.db.session() as s:
+                        await self.queue.finish(s, job)
         return out
 
     async def _complete(
@@ -289,39 +317,38 @@ class Pipeline:
         """Record the stage done, enqueue the next one and complete the job, in one
         transaction. The next stage's job is leased to this worker (``enqueue_next``), which
         runs it at once: its start (status, ``stages.<next>.started``, the ``status`` event) is
-        recorded here too, as its own first transaction would have."""
-        async with self.db.session() as s:
-            live = await self._live(s, job, doc_id, gen)
+        recorded here too, as its own first transaction would have.
+
+        The transaction is synchronous statements in one ``Database.write_batch`` (on a
+        SQLite file: one hand-off to the writer thread instead of one per statement), and
+        the document row is written once."""
+        chains = next_kind is not None and self._chains(next_kind)
+        payload = {**job.payload, **(next_payload or {}), "generation": gen}
+        key = stage_job_key(doc_id, gen, next_kind) if next_kind is not None else None
+
+        def commit(s: Session, _: object) -> tuple[Job | None, DocumentRow]:
+            live = _live(s, job, doc_id, gen)
             if live is None:
                 raise _Stale
-            stages = dict(live.stages or {})
-            stages[stage] = {**stages.get(stage, {}), "finished": _now_iso()}
-            for k, v in updates.items():
-                setattr(live, k, v)
-            live.updated_at = _now()
             nxt: Job | None = None
-            payload = {**job.payload, **(next_payload or {}), "generation": gen}
-            if next_kind is not None and not self._chains(next_kind):
-                await self.queue.enqueue(
-                    s,
-                    tenant_id=job.tenant_id,
-                    kind=next_kind,
-                    subject=doc_id,
-                    payload=payload,
-                    dedupe_key=stage_job_key(doc_id, gen, next_kind),
-                )
-            elif next_kind is not None:
-                nxt = await self.queue.enqueue_next(
+            if next_kind is not None:  # handed on to this worker, or queued for any
+                nxt = self.queue.enqueue_next_sync(
                     s,
                     job,
                     kind=next_kind,
                     subject=doc_id,
                     payload=payload,
-                    dedupe_key=stage_job_key(doc_id, gen, next_kind),
+                    dedupe_key=key,
+                    hand_on=chains,
                 )
-            await add_event(
-                s, live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status
-            )
+            stages = dict(live.stages or {})
+            stages[stage] = {**stages.get(stage, {}), "finished": _now_iso()}
+            for k, v in updates.items():
+                setattr(live, k, v)
+            live.updated_at = _now()
+            events = [
+                event_row(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)
+            ]
             if nxt is not None and next_kind is not None:
                 following = next_kind.split(".", 1)[1]
                 live.status = STAGE_STATUS[next_kind]
@@ -330,13 +357,20 @@ class Pipeline:
                     "started": _now_iso(),
                     "attempts": nxt.attempt,
                 }
-                await add_event(
-                    s, live.tenant_id, doc_id, "status", status=live.status, attempt=nxt.attempt
+                events.append(
+                    event_row(
+                        live.tenant_id, doc_id, "status", status=live.status, attempt=nxt.attempt
+                    )
                 )
             live.stages = stages
-            await self.queue.finish(s, job)
-            await s.flush()
+            s.add_all(events)
+            s.flush()
+            self.queue.finish_sync(s, job)
             s.expunge(live)
+            return nxt, live
+
+        nxt, live = await self.db.write_batch(commit)
+        job.finished = True
         return nxt, live
 
     def _chains(self, next_kind: str) -> bool:
@@ -346,16 +380,6 @@ class Pipeline:
         if not self.config.chain:
             return False
         return not (next_kind == EMBED and self.config.embed_batch_documents > 1)
-
-    async def _live(self, s: Any, job: Job, doc_id: str, gen: int) -> DocumentRow | None:
-        row: DocumentRow | None = await s.scalar(
-            select(DocumentRow)
-            .where(DocumentRow.id == doc_id, DocumentRow.tenant_id == job.tenant_id)
-            .with_for_update()
-        )
-        if row is None or row.deleted_at is not None or row.pending_generation != gen:
-            return None
-        return row
 
     async def _guarded(
         self,
@@ -378,8 +402,13 @@ class Pipeline:
             return self._recent.pop(key)
         return json.loads(await self.blobs.get(key))
 
-    async def _save(self, job: Job, row: DocumentRow, gen: int, stage: str, value: Any) -> None:
-        data = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    async def _save(
+        self, job: Job, row: DocumentRow, gen: int, stage: str, value: Any, stored: Any = None
+    ) -> None:
+        """Write a stage's artifact (``stored``, or ``value`` itself) and hand ``value`` on."""
+        data = json.dumps(
+            value if stored is None else stored, separators=(",", ":"), ensure_ascii=False
+        ).encode()
         key = artifact_blob(row.tenant_id, row.id, gen, stage)
         await self.blobs.put(key, data)
         job.memo.setdefault("artifacts", {})[stage] = value
@@ -467,26 +496,19 @@ class Pipeline:
         """The sizes of the document's first collection (by name), else the defaults; chunks
         never exceed the embedding model's input limit (``chunking.ChunkConfig.limit``)."""
         limit = await asyncio.to_thread(self.svc.input_limit)
-        async with self.db.read_session() as s:
-            col = await s.scalar(
-                select(CollectionRow)
-                .join(
-                    CollectionDocumentRow, CollectionDocumentRow.collection_id == CollectionRow.id
-                )
-                .where(CollectionDocumentRow.document_id == row.id)
-                .order_by(CollectionRow.name)
-                .limit(1)
-            )
+        col = await self.db.read_first(
+            _FIRST_COLLECTION, {"tenant": row.tenant_id, "document": row.id}
+        )
         if col is None:
             return ChunkConfig(limit=limit)
-        return ChunkConfig(max_tokens=col.chunk_tokens, overlap=col.chunk_overlap, limit=limit)
+        return ChunkConfig(max_tokens=col[0], overlap=col[1], limit=limit)
 
     async def embed(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
             embedder = self._need_embedder()
             chunks = await self._artifact(job, row, gen, "chunks")
             vectors = await self._embed_alone(embedder, row, chunks)
-            await self._save(job, row, gen, "vectors", vectors)
+            await self._save(job, row, gen, "vectors", vectors, _packed(vectors))
             return INDEX, {}
 
         await self._guarded(job, work)
@@ -575,7 +597,7 @@ class Pipeline:
                     }
                 else:  # its share failed (or it has no chunks): this document alone
                     vectors = await self._embed_alone(embedder, row, chunks)
-                await self._save(job, row, gen, "vectors", vectors)
+                await self._save(job, row, gen, "vectors", vectors, _packed(vectors))
                 await self._complete(job, row.id, gen, INDEX, {}, started)
             except _Stale:
                 log.info("documents.stage_discarded", job=job.id, kind=job.kind)
@@ -591,7 +613,7 @@ class Pipeline:
             vec = await self._artifact(job, row, gen, "vectors")
             if chunks:
                 space = Space(str(vec["model"]), int(vec["dimensions"]))
-                await self.writer().write_source(row.tenant_id, space, chunks, vec["vectors"])
+                await self.writer().write_source(row.tenant_id, space, chunks, _unpacked(vec))
                 written.append(source_id(row.id, gen))
             old = row.generation
             if old is not None and old != gen:
@@ -720,12 +742,54 @@ class Pipeline:
             )
 
 
+def _live(s: Session, job: Job, doc_id: str, gen: int) -> DocumentRow | None:
+    """The job's document, locked, while it still wants generation ``gen``; else ``None``."""
+    row: DocumentRow | None = s.scalar(
+        select(DocumentRow)
+        .where(DocumentRow.id == doc_id, DocumentRow.tenant_id == job.tenant_id)
+        .with_for_update()
+    )
+    if row is None or row.deleted_at is not None or row.pending_generation != gen:
+        return None
+    return row
+
+
 async def _outcome(work: Awaitable[None]) -> BaseException | None:
     try:
         await work
     except Exception as exc:
         return exc
     return None
+
+
+def _packed(vectors: dict[str, Any]) -> dict[str, Any]:
+    """The vectors artifact as stored: the vectors as one base64 string of little-endian
+    float32 (what both vector indexes keep: no precision is lost), not a JSON list of
+    decimal floats, which cost far more to write and read."""
+    flat = array("f", itertools.chain.from_iterable(vectors["vectors"]))
+    if sys.byteorder != "little":
+        flat.byteswap()
+    return {
+        "model": vectors["model"],
+        "dimensions": vectors["dimensions"],
+        "count": len(vectors["vectors"]),
+        "f32": base64.b64encode(flat.tobytes()).decode("ascii"),
+    }
+
+
+def _unpacked(vec: dict[str, Any]) -> list[list[float]]:
+    """The vectors of an artifact, handed on (``vectors``) or stored (``_packed``)."""
+    if "vectors" in vec:
+        return list(vec["vectors"])
+    flat = array("f")
+    flat.frombytes(base64.b64decode(vec["f32"]))
+    if sys.byteorder != "little":
+        flat.byteswap()
+    n, dims = int(vec["count"]), int(vec["dimensions"])
+    if len(flat) != n * dims:
+        raise ValueError("The vectors artifact is damaged (size mismatch).")
+    values = flat.tolist()
+    return [values[i * dims : (i + 1) * dims] for i in range(n)]
 
 
 def _chunk_dict(c: Chunk) -> dict[str, Any]:

@@ -119,15 +119,20 @@ async def add_event(
     actor: str | None = None,
     **data: Any,
 ) -> None:
-    session.add(
-        DocumentEventRow(
-            tenant_id=tenant_id,
-            document_id=document_id,
-            kind=kind,
-            actor=actor,
-            data=data,
-            created_at=utcnow(),
-        )
+    session.add(event_row(tenant_id, document_id, kind, actor, **data))
+
+
+def event_row(
+    tenant_id: str, document_id: str | None, kind: str, actor: str | None = None, **data: Any
+) -> DocumentEventRow:
+    """A document event, for a session to add (``add_event``, or a synchronous session)."""
+    return DocumentEventRow(
+        tenant_id=tenant_id,
+        document_id=document_id,
+        kind=kind,
+        actor=actor,
+        data=data,
+        created_at=utcnow(),
     )
 
 

@@ -7,6 +7,7 @@ from gasworks.jobs.queue import (
     JobQueue,
     KindStats,
     LeaseLost,
+    Linger,
     RetryPolicy,
 )
 from gasworks.jobs.worker import (
@@ -28,6 +29,7 @@ __all__ = [
     "JobQueue",
     "KindStats",
     "LeaseLost",
+    "Linger",
     "Postpone",
     "RetryPolicy",
     "Worker",

@@ -4,6 +4,9 @@
   rows that caused it do.
 * ``claim`` takes one ready job (queued and due, or running with an expired lease) for a
   worker: the tenant served least recently first (fairness), then that tenant's oldest job.
+  A kind that runs in batches may *linger* (``Linger``): its ready jobs of one tenant are
+  claimed ahead of older jobs once they make a full batch, or once the oldest of them has
+  waited ``Linger.seconds``.
   PostgreSQL skips rows other workers hold (``FOR UPDATE SKIP LOCKED``); SQLite serialises
   writers anyway (every session begins ``BEGIN IMMEDIATE``, see ``db/dialects.py``), and
   SQLAlchemy renders no ``FOR UPDATE`` there, so the same statement serves both.
@@ -28,6 +31,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import Table, and_, delete, func, nulls_first, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
@@ -67,6 +71,24 @@ class RetryPolicy:
     def delay(self, attempt: int, rng: random.Random) -> float:
         raw = min(self.max_delay, self.base_delay * float(2 ** max(0, attempt - 1)))
         return float(raw * (1.0 - self.jitter * rng.random()))
+
+
+@dataclass(slots=True, frozen=True)
+class Linger:
+    """Ready jobs of ``kind`` that ``claim`` takes ahead of older jobs of other kinds once
+    they make a batch: for one tenant, ``max_jobs`` of them, or payload ``weight_key`` values
+    summing to ``budget`` or more, or the oldest one ready for ``seconds``. Until then they
+    wait their turn by age like any job (and a worker that takes one by age still batches
+    it with whatever is ready: ``claim_more``)."""
+
+    kind: str
+    max_jobs: int
+    budget: int
+    weight_key: str = "weight"
+    seconds: float = 1.0
+
+    def due(self, count: int, weight: int, waited: float) -> bool:
+        return count >= self.max_jobs or weight >= self.budget or waited >= self.seconds
 
 
 class ReplayedJob(NamedTuple):
@@ -183,6 +205,19 @@ class JobQueue:
     ) -> str | None:
         """Add a job in ``session``'s transaction. With ``dedupe_key``, a live job with the same
         key means nothing is added (returns ``None``)."""
+        job_id, stmt = self._enqueue_stmt(tenant_id, kind, payload, subject, dedupe_key, delay)
+        res = await session.execute(stmt)
+        return job_id if getattr(res, "rowcount", 1) else None
+
+    def _enqueue_stmt(
+        self,
+        tenant_id: str,
+        kind: str,
+        payload: Mapping[str, Any] | None,
+        subject: str | None,
+        dedupe_key: str | None,
+        delay: float,
+    ) -> tuple[str, Any]:
         now = self.clock()
         job_id = new_id("job")
         values: dict[str, Any] = {
@@ -202,8 +237,7 @@ class JobQueue:
         stmt = self.db.dialect.insert(_JOBS).values(**values)
         if dedupe_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        res = await session.execute(stmt)
-        return job_id if getattr(res, "rowcount", 1) else None
+        return job_id, stmt
 
     async def enqueue_next(
         self,
@@ -220,16 +254,42 @@ class JobQueue:
         claiming it (``Job.then``; ``Worker.run_job``). It is an ordinary job for everyone
         else: if that worker dies, the lease expires and another worker takes it. ``None``
         when a live job with ``dedupe_key`` exists (nothing is added)."""
-        if not job.worker_id or job.lease_seconds <= 0:
-            await self.enqueue(
-                session,
-                tenant_id=job.tenant_id,
-                kind=kind,
-                payload=payload,
-                subject=subject,
-                dedupe_key=dedupe_key,
-            )
-            return None
+        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
+        res = await session.execute(stmt)
+        return nxt if getattr(res, "rowcount", 1) else None
+
+    def enqueue_next_sync(
+        self,
+        session: Session,
+        job: Job,
+        *,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        dedupe_key: str | None = None,
+        hand_on: bool = True,
+    ) -> Job | None:
+        """``enqueue_next`` in a synchronous session (``Database.write_batch``); with
+        ``hand_on=False`` the job is queued for any worker, as ``enqueue`` queues it."""
+        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key, hand_on)
+        res = session.execute(stmt)
+        return nxt if getattr(res, "rowcount", 1) else None
+
+    def _next_stmt(
+        self,
+        job: Job,
+        kind: str,
+        payload: Mapping[str, Any] | None,
+        subject: str | None,
+        dedupe_key: str | None,
+        hand_on: bool = True,
+    ) -> tuple[Any, Job | None]:
+        """The statement that adds ``job``'s successor, and the successor as its worker gets
+        it once that statement added a row; a successor not handed on, or of a job without a
+        worker to hand on to (not claimed by a worker), is queued for anyone (``None``)."""
+        if not hand_on or not job.worker_id or job.lease_seconds <= 0:
+            _, plain = self._enqueue_stmt(job.tenant_id, kind, payload, subject, dedupe_key, 0.0)
+            return plain, None
         now = self.clock()
         token = uuid.uuid4().hex
         job_id = new_id("job")
@@ -254,10 +314,7 @@ class JobQueue:
         stmt = self.db.dialect.insert(_JOBS).values(**values)
         if dedupe_key is not None:
             stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        res = await session.execute(stmt)
-        if not getattr(res, "rowcount", 1):
-            return None
-        return Job(
+        return stmt, Job(
             id=job_id,
             tenant_id=job.tenant_id,
             kind=kind,
@@ -306,48 +363,103 @@ class JobQueue:
     # -- consuming --------------------------------------------------------------------------
 
     async def claim(
-        self, worker_id: str, kinds: Collection[str], lease_seconds: float
+        self,
+        worker_id: str,
+        kinds: Collection[str],
+        lease_seconds: float,
+        *,
+        linger: Sequence[Linger] = (),
     ) -> Job | None:
-        """Take one ready job of ``kinds``, fairly across tenants, or ``None``."""
+        """Take one ready job of ``kinds``, fairly across tenants, or ``None``. A ``linger``
+        kind's jobs that make a batch come first (``Linger``)."""
         if not kinds:
             return None
         now = self.clock()
         kinds = list(kinds)
-        # an idle poll is one read: no write transaction (on SQLite, no write lock) unless a
-        # job is ready
-        async with self.db.read_session() as r:
-            ready = await r.scalar(
-                select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
-            )
-        if ready is None:
+        # an idle poll is one read (``Database.read_now``: on a SQLite file, the stdlib driver
+        # on this thread): no write transaction (on SQLite, no write lock) unless a job is
+        # ready
+        (ready,) = await self.db.read_now(
+            select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
+        )
+        if not ready:
             return None
-        async with self.db.session() as s:
+        due = await self._due_batch([x for x in linger if x.kind in kinds], now)
+
+        # one write transaction of synchronous statements (``Database.write_batch``: on a
+        # SQLite file, one hand-off to the writer thread rather than one per statement)
+        def take(s: Session, _: object) -> Job | None:
+            if due is not None:
+                kind, tenant_id = due
+                job = self._take_oldest(s, tenant_id, [kind], worker_id, lease_seconds, now)
+                if job is not None:
+                    return job
             last_served = func.min(JobTenantRow.last_served_at)
-            tenants = (
-                await s.execute(
-                    select(JobRow.tenant_id)
-                    .outerjoin(JobTenantRow, JobTenantRow.tenant_id == JobRow.tenant_id)
-                    .where(JobRow.kind.in_(kinds), _ready(now))
-                    .group_by(JobRow.tenant_id)
-                    .order_by(nulls_first(last_served.asc()), func.min(JobRow.run_at))
-                    .limit(_TENANT_CANDIDATES)
-                )
+            tenants = s.execute(
+                select(JobRow.tenant_id)
+                .outerjoin(JobTenantRow, JobTenantRow.tenant_id == JobRow.tenant_id)
+                .where(JobRow.kind.in_(kinds), _ready(now))
+                .group_by(JobRow.tenant_id)
+                .order_by(nulls_first(last_served.asc()), func.min(JobRow.run_at))
+                .limit(_TENANT_CANDIDATES)
             ).scalars()
             for tenant_id in list(tenants):
-                while True:
-                    row = await s.scalar(
-                        select(JobRow)
-                        .where(JobRow.tenant_id == tenant_id, JobRow.kind.in_(kinds), _ready(now))
-                        .order_by(JobRow.run_at, JobRow.id)
-                        .limit(1)
-                        .with_for_update(skip_locked=True)
-                    )
-                    if row is None:
-                        break
-                    if not self._revive(row, now):
-                        continue
-                    return await self._take(s, row, worker_id, lease_seconds, now)
+                job = self._take_oldest(s, tenant_id, kinds, worker_id, lease_seconds, now)
+                if job is not None:
+                    return job
+            return None
+
+        return await self.db.write_batch(take)
+
+    async def _due_batch(self, linger: Sequence[Linger], now: datetime) -> tuple[str, str] | None:
+        """The kind and tenant of the first ready batch that ``linger`` puts ahead
+        (``Linger``), from each kind's oldest ready jobs (one small read per kind), or
+        ``None``."""
+        if not linger:
+            return None
+        found = await self.db.read_now(
+            *(
+                select(JobRow.tenant_id, JobRow.run_at, JobRow.payload)
+                .where(JobRow.kind == rule.kind, _ready(now))
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(max(1, rule.max_jobs) * 2)
+                for rule in linger
+            )
+        )
+        for rule, rows in zip(linger, found, strict=True):
+            groups: dict[str, list[Any]] = {}  # tenant -> [count, weight, oldest run_at]
+            for tenant_id, run_at, payload in rows:
+                g = groups.setdefault(tenant_id, [0, 0, run_at])
+                g[0] += 1
+                g[1] += _weight(payload, rule.weight_key)
+            for tenant_id, (count, weight, oldest) in groups.items():
+                if rule.due(count, weight, (now - oldest).total_seconds()):
+                    return rule.kind, tenant_id
         return None
+
+    def _take_oldest(
+        self,
+        s: Session,
+        tenant_id: str,
+        kinds: list[str],
+        worker_id: str,
+        lease_seconds: float,
+        now: datetime,
+    ) -> Job | None:
+        """Take ``tenant_id``'s oldest ready job of ``kinds`` (skipping rows others hold and
+        expired leases out of attempts, which become dead letters), or ``None``."""
+        while True:
+            row = s.scalar(
+                select(JobRow)
+                .where(JobRow.tenant_id == tenant_id, JobRow.kind.in_(kinds), _ready(now))
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(1)
+                .with_for_update(skip_locked=True)
+            )
+            if row is None:
+                return None
+            if self._revive(row, now):
+                return self._take(s, row, worker_id, lease_seconds, now)
 
     async def claim_more(
         self, job: Job, *, limit: int, budget: int, weight_key: str = "weight"
@@ -360,21 +472,21 @@ class JobQueue:
         if limit <= 0 or budget <= 0 or not job.worker_id:
             return []
         now = self.clock()
-        taken: list[Job] = []
-        async with self.db.session() as s:
-            rows = (
-                await s.scalars(
-                    select(JobRow)
-                    .where(
-                        JobRow.tenant_id == job.tenant_id,
-                        JobRow.kind == job.kind,
-                        JobRow.id != job.id,
-                        _ready(now),
-                    )
-                    .order_by(JobRow.run_at, JobRow.id)
-                    .limit(limit * 2)
-                    .with_for_update(skip_locked=True)
+        worker_id = job.worker_id
+
+        def take(s: Session, _: object) -> list[Job]:
+            taken: list[Job] = []
+            rows = s.scalars(
+                select(JobRow)
+                .where(
+                    JobRow.tenant_id == job.tenant_id,
+                    JobRow.kind == job.kind,
+                    JobRow.id != job.id,
+                    _ready(now),
                 )
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(limit * 2)
+                .with_for_update(skip_locked=True)
             ).all()
             left = budget
             for row in rows:
@@ -385,11 +497,11 @@ class JobQueue:
                     continue
                 if not self._revive(row, now):
                     continue
-                taken.append(
-                    await self._take(s, row, job.worker_id, job.lease_seconds, now, turn=False)
-                )
+                taken.append(self._take(s, row, worker_id, job.lease_seconds, now, turn=False))
                 left -= weight
-        return taken
+            return taken
+
+        return await self.db.write_batch(take)
 
     def _revive(self, row: JobRow, now: datetime) -> bool:
         """A ready row may be taken: ``False`` when it was running under an expired lease (the
@@ -404,9 +516,9 @@ class JobQueue:
             return False
         return True
 
-    async def _take(
+    def _take(
         self,
-        s: AsyncSession,
+        s: Session,
         row: JobRow,
         worker_id: str,
         lease_seconds: float,
@@ -425,12 +537,12 @@ class JobQueue:
             upsert = self.db.dialect.insert(_TENANTS).values(
                 tenant_id=row.tenant_id, last_served_at=now
             )
-            await s.execute(
+            s.execute(
                 upsert.on_conflict_do_update(
                     index_elements=["tenant_id"], set_={"last_served_at": now}
                 )
             )
-        await s.flush()
+        s.flush()
         return Job(
             id=row.id,
             tenant_id=row.tenant_id,
@@ -483,6 +595,15 @@ class JobQueue:
         if not getattr(res, "rowcount", 0):
             raise LeaseLost("The job's lease was lost.", details={"job": job.id})
         job.finished = True
+
+    def finish_sync(self, session: Session, job: Job) -> None:
+        """``finish`` in a synchronous session (``Database.write_batch``). ``job.finished``
+        is left to the caller, once the transaction committed."""
+        res = session.execute(
+            delete(JobRow).where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
+        )
+        if not getattr(res, "rowcount", 0):
+            raise LeaseLost("The job's lease was lost.", details={"job": job.id})
 
     async def fail(self, job: Job, exc: BaseException, *, retryable: bool | None = None) -> str:
         """Record a failed attempt: back to the queue after the kind's backoff, or dead.

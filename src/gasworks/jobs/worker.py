@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from gasworks.errors import ShuttingDown
-from gasworks.jobs.queue import Job, JobQueue, LeaseLost
+from gasworks.jobs.queue import Job, JobQueue, LeaseLost, Linger
 from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.jobs")
@@ -47,12 +47,18 @@ class Batching:
     to ``max_jobs - 1`` more (``JobQueue.claim_more``) whose payloads' ``weight_key`` values
     sum to at most ``budget``, and gives them all to ``handler``. Each job keeps its own lease
     (renewed with the others), attempts, backoff and dead letter: the handler answers one
-    outcome per job and the worker records each as it records a single job's."""
+    outcome per job and the worker records each as it records a single job's.
+
+    ``linger`` (seconds; ``None``: off): the worker's claims take a batch of this kind ahead
+    of older jobs of other kinds once one is full or its oldest job has been ready that long
+    (``queue.Linger``), so that a backlog of other work (a big upload's extractions) does not
+    hold back the batches that work produces."""
 
     handler: BatchHandler
     max_jobs: int
     budget: int
     weight_key: str = "weight"
+    linger: float | None = None
 
 
 @dataclass(slots=True)
@@ -85,6 +91,11 @@ class Worker:
     ) -> None:
         self.on_failure = on_failure
         self.batches = dict(batches or {})
+        self._linger = [
+            Linger(kind, spec.max_jobs, spec.budget, spec.weight_key, spec.linger)
+            for kind, spec in self.batches.items()
+            if spec.linger is not None and spec.max_jobs > 1 and kind in handlers
+        ]
         self.queue = queue
         self.handlers = dict(handlers)
         self.config = config or WorkerConfig()
@@ -127,7 +138,10 @@ class Worker:
                 break
             try:
                 job = await self.queue.claim(
-                    self.worker_id, self.handlers.keys(), self.config.lease_seconds
+                    self.worker_id,
+                    self.handlers.keys(),
+                    self.config.lease_seconds,
+                    linger=self._linger,
                 )
             except Exception:
                 log.exception("jobs.claim_failed", worker=self.worker_id)
