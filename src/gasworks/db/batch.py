@@ -25,7 +25,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Dialect, Insert, Table, insert
 from sqlalchemy.exc import DBAPIError
 
 #: (table, rows) pairs, parents first; every row of one table has the same keys
@@ -37,12 +37,17 @@ class PreparedInsert:
     processor: rows become positional tuples ready for the driver's ``executemany``."""
 
     @classmethod
-    def of(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> PreparedInsert | None:
-        """The prepared form, or None unless ``keys`` names every column of ``table`` (a
-        column left out may have a default only SQLAlchemy's execution applies)."""
+    def of(
+        cls, table: Table, keys: tuple[str, ...], dialect: Dialect, stmt: Insert | None = None
+    ) -> PreparedInsert | None:
+        """The prepared form of ``stmt`` (default: a plain ``insert(table)``; e.g. one with
+        ``on_conflict_do_nothing()``), or None unless ``keys`` names every column of
+        ``table`` (a column left out may have a default only SQLAlchemy's execution
+        applies)."""
         if set(keys) != {c.key for c in table.columns}:
             return None
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        stmt = insert(table) if stmt is None else stmt
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         order = tuple(compiled.positiontup or ())
         if set(order) != set(keys):  # bind names are not the column keys: not this path
             return None
@@ -50,6 +55,8 @@ class PreparedInsert:
 
     def __init__(self, sql: str, order: tuple[str, ...], compiled: Any, dialect: Dialect) -> None:
         self.sql = sql
+        self._order = order
+        self._rows_sql: dict[int, str] = {}
         #: the row's values in parameter order, taken in one C call
         self._values = operator.itemgetter(*order)
         #: (position, bind processor) of the columns whose type converts its value
@@ -58,6 +65,23 @@ class PreparedInsert:
             proc = compiled.binds[key].type.dialect_impl(dialect).bind_processor(dialect)
             if proc is not None:
                 self._convert.append((i, proc))
+
+    def rows_sql(self, n: int) -> str | None:
+        """The same INSERT with ``n`` rows in its VALUES list (qmark parameters, row after
+        row), or None when its SQL does not have the one ``(?, …)`` group to repeat. One
+        statement is one step of the driver: ``executemany`` steps once per row, and every
+        step gives up the GIL and takes it back (beside a busy event loop, a wait of up to a
+        switch interval and two thread switches per row)."""
+        sql = self._rows_sql.get(n)
+        if sql is None:
+            group = "(" + ", ".join(["?"] * len(self._order)) + ")"
+            if self.sql.count(group) != 1:
+                return None
+            head, _, tail = self.sql.partition(group)
+            sql = head + ", ".join([group] * n) + tail
+            if len(self._rows_sql) < 1024:
+                self._rows_sql[n] = sql
+        return sql
 
     def params(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         values, convert = self._values, self._convert

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+import time
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -65,6 +66,15 @@ def new_id(prefix: str) -> str:
     """Opaque, prefixed ids (``ten_…``, ``key_…``): readable in logs, unguessable (128
     random bits as 32 hex digits, like a UUID4's hex without building a ``UUID``)."""
     return f"{prefix}_{secrets.token_hex(16)}"
+
+
+def new_ordered_id(prefix: str) -> str:
+    """Like ``new_id`` (32 hex digits), but time-ordered, for rows written at a high rate
+    into a table whose key is indexed (the cost ledger): 48 bits of the UTC time in
+    milliseconds, then 80 random bits (unguessable still), as a UUIDv7 orders them. A new
+    key lands at the end of the key's index, so a batch of rows dirties a page or two of it
+    instead of one random page per row (on SQLite, one WAL frame per dirtied page)."""
+    return f"{prefix}_{time.time_ns() // 1_000_000:012x}{secrets.token_hex(10)}"
 
 
 def money_to_units(value: Decimal) -> int:

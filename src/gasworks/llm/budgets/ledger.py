@@ -85,7 +85,7 @@ class LedgerEntry:
             "id": self.id,
             "tenant_id": self.tenant_id,
             "created_at": self.created_at,
-            "day": self.created_at.astimezone(UTC).strftime("%Y-%m-%d"),
+            "day": self.created_at.astimezone(UTC).date().isoformat(),
             "request_id": self.request_id,
             "api_key_id": self.api_key_id,
             "workflow_id": self.workflow_id,
@@ -338,8 +338,7 @@ class Ledger:
             found = s.execute(select(L.c.id).where(L.c.id.in_(retried)))
             existing = {str(r[0]) for r in found.all()}
             rows = [r for r in rows if r["id"] not in existing]
-        if rows:
-            s.execute(self.db.dialect.insert(L).on_conflict_do_nothing(), rows)
+        self.db.insert_in(s, L, rows, skip_existing=True)
         charges = [
             Charge(
                 i.charge.reservation,
