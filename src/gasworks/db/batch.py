@@ -1,12 +1,17 @@
-"""Batched inserts of new rows in one transaction: the group commit of run persistence.
+"""Batched inserts of new rows in one transaction: the group commit of run persistence and
+of the cost ledger.
 
 On a SQLite file the batch is written by the stdlib driver on one thread of the ``Database``'s
 own (a single worker, so one connection, created in that thread): ``BEGIN IMMEDIATE``, one
-``executemany`` per table, ``COMMIT`` — one thread hand-off per batch. Through the async engine
-(aiosqlite under SQLAlchemy) the same batch costs a hand-off per step (checkout, BEGIN, each
-statement, its cursor, COMMIT, reset), and each hand-off is a GIL transfer between the event
-loop and a worker thread; with that machinery a batch of 100 finished runs cost about 65 µs
-of CPU per run against about 10 µs for the ``executemany`` itself (issue #19).
+multi-row ``INSERT … VALUES (…), (…), …`` per table (up to 500 rows each), ``COMMIT`` — one
+thread hand-off per batch. Not ``executemany``: it steps the statement once per row, and each
+step releases the GIL and takes it back; beside a busy event loop every such hand-back is a
+wait for the loop's thread to let go of the GIL and two thread switches, per row. Through
+the async engine (aiosqlite under SQLAlchemy) the same batch costs a hand-off per step
+(checkout, BEGIN, each statement, its cursor, COMMIT, reset), and each hand-off is a GIL
+transfer between the event loop and a worker thread; with that machinery a batch of 100
+finished runs cost about 65 µs of CPU per run against about 10 µs for the ``executemany``
+itself (issue #19).
 
 The values are exactly what ``Connection.execute(insert(table), rows)`` would send: SQLAlchemy
 compiles the INSERT for the dialect and supplies every column type's bind processor (JSON,
@@ -26,7 +31,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import Dialect, Insert, Table, insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
+
+#: rows per multi-row INSERT, and host parameters per statement (SQLite's default limit
+#: since 3.32; 999 before)
+_MAX_ROWS_PER_STATEMENT = 500
+_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 #: (table, rows) pairs, parents first; every row of one table has the same keys
 Batch = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
@@ -83,6 +94,22 @@ class PreparedInsert:
                 self._rows_sql[n] = sql
         return sql
 
+    def statements(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, list[Any]]]:
+        """``rows`` as few multi-row statements as SQLite's parameter limit allows, each
+        (sql, its parameters flattened row after row); without a ``(?, …)`` group to
+        repeat, one statement per row (never the case for a compiled ``insert``)."""
+        params = self.params(rows)
+        per = max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMS // max(1, len(self._order))))
+        out: list[tuple[str, list[Any]]] = []
+        for lo in range(0, len(params), per):
+            part = params[lo : lo + per]
+            sql = self.rows_sql(len(part))
+            if sql is None:
+                out += [(self.sql, row) for row in part]
+            else:
+                out.append((sql, [v for row in part for v in row]))
+        return out
+
     def params(self, rows: Sequence[Mapping[str, Any]]) -> list[list[Any]]:
         values, convert = self._values, self._convert
         out = []
@@ -107,28 +134,35 @@ class SQLiteBatchWriter:
         self._dialect = dialect
         self._conn: sqlite3.Connection | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gasworks-sqlite")
-        self._prepared: dict[tuple[Table, tuple[str, ...]], PreparedInsert | None] = {}
+        self._prepared: dict[tuple[Table, tuple[str, ...], bool], PreparedInsert | None] = {}
 
-    def prepared(self, table: Table, keys: tuple[str, ...]) -> PreparedInsert | None:
-        key = (table, keys)
+    def prepared(
+        self, table: Table, keys: tuple[str, ...], *, skip_existing: bool = False
+    ) -> PreparedInsert | None:
+        """The compiled INSERT of ``table`` for rows with ``keys``; ``skip_existing``: with
+        ``ON CONFLICT DO NOTHING`` (a row whose key exists is skipped)."""
+        key = (table, keys, skip_existing)
         if key not in self._prepared:
-            self._prepared[key] = PreparedInsert.of(table, keys, self._dialect)
+            stmt = sqlite_insert(table).on_conflict_do_nothing() if skip_existing else None
+            self._prepared[key] = PreparedInsert.of(table, keys, self._dialect, stmt)
         return self._prepared[key]
 
-    async def write(self, statements: list[tuple[str, list[list[Any]]]]) -> None:
-        """Run each (sql, rows) ``executemany`` in one transaction on the worker thread."""
+    async def write(self, statements: list[tuple[str, list[Any]]]) -> None:
+        """Run each (sql, parameters) statement (``PreparedInsert.statements``) in one
+        transaction on the worker thread: all the Python work was done by the caller, the
+        worker takes the GIL a few times per batch, not once per row."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._write, statements)
 
-    def _write(self, statements: list[tuple[str, list[list[Any]]]]) -> None:
+    def _write(self, statements: list[tuple[str, list[Any]]]) -> None:
         sql = "BEGIN IMMEDIATE"
         try:
             if self._conn is None:
                 self._conn = self._connect()
             conn = self._conn
             conn.execute(sql)
-            for sql, rows in statements:
-                conn.executemany(sql, rows)
+            for sql, params in statements:
+                conn.execute(sql, params)
             sql = "COMMIT"
             conn.execute(sql)
         except sqlite3.Error as exc:

@@ -115,13 +115,14 @@ class Database:
         #: ``insert_rows`` on a SQLite file: a worker thread with its own stdlib connection
         self._batch_writer: SQLiteBatchWriter | None = None
 
-    async def insert_rows(self, batch: Batch) -> None:
+    async def insert_rows(self, batch: Batch, *, skip_existing: bool = False) -> None:
         """New rows of a few tables (parents first), in one transaction: the group commit
         of run persistence (``workflows/writer.py``). On a SQLite file, one hand-off to a
         worker thread whose stdlib connection runs BEGIN IMMEDIATE, one ``executemany`` per
         table and COMMIT (``db/batch.py``); elsewhere, one Core transaction. A row must give
         every column of its table for the first path; a table whose rows do not is written
-        through Core (in the same way, but on the async engine)."""
+        through Core (in the same way, but on the async engine). ``skip_existing``: a row
+        whose key exists already is skipped (``ON CONFLICT DO NOTHING``), not an error."""
         batch = [(table, rows) for table, rows in batch if rows]
         if not batch:
             return
@@ -130,16 +131,19 @@ class Database:
             if writer is not None:
                 statements = []
                 for table, rows in batch:
-                    prepared = writer.prepared(table, tuple(rows[0]))
+                    prepared = writer.prepared(table, tuple(rows[0]), skip_existing=skip_existing)
                     if prepared is None:
                         break
-                    statements.append((prepared.sql, prepared.params(rows)))
+                    statements += prepared.statements(rows)
                 else:
                     await writer.write(statements)
                     return
             async with self.engine.begin() as conn:
                 for table, rows in batch:
-                    await conn.execute(insert(table), list(rows))
+                    stmt: Any = insert(table)
+                    if skip_existing:
+                        stmt = self.dialect.insert(table).on_conflict_do_nothing()
+                    await conn.execute(stmt, list(rows))
 
     def _sqlite_batch_writer(self) -> SQLiteBatchWriter | None:
         if self._batch_writer is None:
@@ -210,10 +214,11 @@ class Database:
         CONFLICT DO NOTHING``).
 
         On the SQLite writer thread the statement SQLAlchemy compiles for them runs through
-        the driver's ``executemany`` with each column's bind processor (``PreparedInsert``,
-        as ``insert_rows``): Core's execution of the same INSERT costs an execution context
-        and a parameter dict built per row, about three times the driver's own time for a
-        ledger row (issue #19). Elsewhere, and for rows that leave a column out, Core."""
+        the driver with each column's bind processor, several rows per statement
+        (``PreparedInsert.statements``, as ``insert_rows``): Core's execution of the same
+        INSERT costs an execution context and a parameter dict built per row, about three
+        times the driver's own time for a ledger row (issue #19). Elsewhere, and for rows that
+        leave a column out, Core."""
         if not rows:
             return
         stmt = self.dialect.insert(table)
@@ -227,19 +232,8 @@ class Database:
             prepared = self._write_inserts[key]
             if prepared is not None:
                 driver: Any = s.connection().connection.dbapi_connection
-                params = prepared.params(rows)
-                # as few statements as the driver's parameter limit allows (see rows_sql)
-                width = len(params[0])
-                per = max(
-                    1, min(500, driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER) // width)
-                )
-                for lo in range(0, len(params), per):
-                    part = params[lo : lo + per]
-                    sql = prepared.rows_sql(len(part))
-                    if sql is None:
-                        driver.executemany(prepared.sql, part)
-                    else:
-                        driver.execute(sql, [v for row in part for v in row])
+                for sql, params in prepared.statements(rows):  # multi-row: see db/batch.py
+                    driver.execute(sql, params)
                 return
         s.execute(stmt, list(rows))
 
