@@ -70,8 +70,10 @@ browser:
 # in one process (its module fixtures and order hold). TEST_WORKERS=0 runs it in this process.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
+# the test PostgreSQL servers are stopped when the run ends, whatever its result
 test: lint browser
-	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile; rc=$$?; \
+	$(PYTHON) scripts/stop_test_postgres.py; exit $$rc
 
 # SQLite only (GASWORKS_TEST_DIALECTS), no `slow` marks: the inner loop. `make test` stays whole.
 test-fast: $(VENV)/.installed-dev
@@ -94,4 +96,5 @@ bench: $(VENV)/.installed-bench $(LITELLM_VENV)/.installed
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest-pg .mypy_cache .ruff_cache .pytest_cache
+	$(PYTHON) scripts/stop_test_postgres.py
+	rm -rf $(VENV) .pytest-pg .pytest-pg-pgvector08 .mypy_cache .ruff_cache .pytest_cache

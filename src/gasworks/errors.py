@@ -177,6 +177,15 @@ class DatabaseUnavailable(GasworksError):
     retryable = True
 
 
+class DatabaseBusy(GasworksError):
+    """The database aborted the change to break a deadlock or a serialization conflict with
+    concurrent work; nothing was applied and the same request may simply be sent again."""
+
+    code = "DATABASE_BUSY"
+    status = 503
+    retryable = True
+
+
 class ServerUnreachable(GasworksError):
     """The SDK / CLI cannot reach the gasworks server it was pointed at (``--server``,
     ``GASWORKS_URL``): refused, unresolvable or silent."""

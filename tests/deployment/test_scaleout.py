@@ -568,9 +568,26 @@ async def test_a_collection_deleted_during_ingestion_leaves_nothing(
             left = await _leftovers(dep, db, tenant, col, ids)
             return left if not any(left.values()) else None
 
-        await poll(nothing_left, WAIT * 2, "rows, blobs and vectors of the collection gone")
+        try:
+            await poll(nothing_left, WAIT * 2, "rows, blobs and vectors of the collection gone")
+        except AssertionError as exc:  # say what stayed, and what the processes logged
+            left = await _leftovers(dep, db, tenant, col, ids)
+            keys = [k for k in dep.s3_keys() if any(i in k for i in ids)]
+            raise AssertionError(
+                f"{exc}\nleft: {left}\nkeys: {keys[:50]}\n{_log_lines(dep, ids)}"
+            ) from None
     finally:
         await db.dispose()
+
+
+def _log_lines(dep: Deployment, ids: list[str], limit: int = 200) -> str:
+    """The processes' warnings and errors, and every line about these documents."""
+    out: list[str] = []
+    for name in dep.procs:
+        for line in dep.log(name).splitlines():
+            if any(i in line for i in ids) or '"warning"' in line or '"error"' in line:
+                out.append(f"{name}: {line[:500]}")
+    return "\n".join(out[-limit:])
 
 
 async def _tenant_of(db: Database, ids: list[str]) -> str:

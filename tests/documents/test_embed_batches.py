@@ -16,7 +16,13 @@ from gasworks.jobs import Job
 from gasworks.jobs.tables import JobRow
 from gasworks.retrieval.types import source_id
 from tests.documents import samples
-from tests.documents.helpers import ADMIN, after_lease_expiry_all_ready, drain, upload
+from tests.documents.helpers import (
+    ADMIN,
+    after_lease_expiry_all_ready,
+    drain,
+    leftovers,
+    upload,
+)
 
 EMBED = "documents.embed"
 MARK = "Zanzibar"  # a word only the poisoned document carries
@@ -181,3 +187,53 @@ async def test_batches_stay_within_one_tenant(drt: Any) -> None:
     sizes = sorted(embedder.call_sizes)
     one = (await svc.get(other, theirs)).chunks
     assert len(sizes) == 2 and one in sizes  # ten_a's two documents together, ten_b's alone
+
+
+async def _purge_now(rt: Any, ids: list[str]) -> None:
+    """Delete the documents and run their removal at once, as another worker would."""
+    docs = get_documents(rt)
+    for i in ids:
+        await docs.service.delete(ADMIN, i)
+    other = docs.new_worker(rt.settings, worker_id="purger")
+    while (job := await docs.queue.claim("purger", ["documents.delete"], 30)) is not None:
+        await other.run_job(job)
+
+
+async def test_documents_deleted_during_their_shared_call_leave_nothing(drt: Any) -> None:
+    """The documents are deleted, and their removal has run, while their embed call is in
+    flight: the vectors this late stage produced are written after the removal swept the
+    documents' blobs, and must not stay behind (no orphan waiting for reconciliation)."""
+    embedder = drt.services["documents.embedder"]
+    ids = await _up_to_embed(drt, 3)
+    inner = embedder.embed_many
+
+    async def deleting(scope: Any, reqs: Any) -> Any:
+        await _purge_now(drt, ids[:2])  # two of the three
+        return await inner(scope, reqs)
+
+    embedder.embed_many = deleting
+    await _run_one_batch(drt)
+    await drain(drt)
+    from tests.documents.helpers import blob_keys
+
+    keys = await blob_keys(drt)
+    assert not [k for k in keys if ids[0] in k or ids[1] in k]
+    got = await get_documents(drt).service.get(ADMIN, ids[2])
+    assert got.status == "ready"  # the third was not touched
+    await _purge_now(drt, ids[2:])
+    assert set((await leftovers(drt)).values()) == {0}
+
+
+async def test_a_document_deleted_during_its_own_embed_call_leaves_nothing(drt: Any) -> None:
+    embedder = drt.services["documents.embedder"]
+    (doc,) = await _up_to_embed(drt, 1)
+    inner = embedder.embed
+
+    async def deleting(scope: Any, req: Any) -> Any:
+        await _purge_now(drt, [doc])
+        return await inner(scope, req)
+
+    embedder.embed = deleting
+    await _run_one_batch(drt)
+    await drain(drt)
+    assert set((await leftovers(drt)).values()) == {0}

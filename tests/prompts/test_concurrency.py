@@ -85,6 +85,28 @@ async def test_move_seen_by_another_process_within_one_second(svc, tenants, sett
     assert proc.exitcode == 0
 
 
+async def test_what_a_resolver_cached_before_its_first_poll_is_not_trusted(svc, tenants, runtime):
+    """A resolve can run before the resolver's first poll ends. That poll takes the recent
+    notices as already applied, so an entry cached before it (here: before a deploy that
+    another process made) must not survive it."""
+    from gasworks.prompts.resolver import Resolver
+
+    v1 = await new_version(svc, tenants.a, "one")
+    v2 = await new_version(svc, tenants.a, "two")
+    await deploy(svc, tenants.a, v1, 0)
+    other = Resolver(runtime.db, svc.store, default_model="gpt-4o", poll_seconds=0.2)
+    try:
+        early = await other.resolve(tenant_id=tenants.a.tenant_id, model="gpt-4o")
+        assert early.version_id == v1  # cached before any poll
+        await deploy(svc, tenants.a, v2, 1)  # seen by svc's resolver, not by `other`
+        other.start()
+        await _until(lambda: other.poller.runs >= 1)
+        r = await other.resolve(tenant_id=tenants.a.tenant_id, model="gpt-4o")
+        assert r.version_id == v2
+    finally:
+        await other.stop()
+
+
 async def test_a_notice_wakes_an_idle_resolver_and_a_lost_listener_falls_back(
     svc, tenants, runtime
 ):
@@ -105,7 +127,8 @@ async def test_a_notice_wakes_an_idle_resolver_and_a_lost_listener_falls_back(
     )
     other.start()
     try:
-        await _until(lambda: other.listening and other.poller.every == 60)
+        # listening, and the first poll (the baseline read) has ended
+        await _until(lambda: other.listening and other.poller.every == 60 and other.poller.runs)
         seen = await other.resolve(tenant_id=tenants.a.tenant_id, model="gpt-4o")
         assert seen.version_id == v1
         runs = other.poller.runs

@@ -49,6 +49,11 @@ _PG_UNAVAILABLE = frozenset(
 )
 
 
+#: SQLSTATEs of a transaction PostgreSQL aborted to settle a conflict: deadlock_detected,
+#: serialization_failure
+_PG_CONTENTION = frozenset({"40P01", "40001"})
+
+
 class DialectOps(Protocol):
     name: str
 
@@ -66,6 +71,11 @@ class DialectOps(Protocol):
 
     def is_unavailable(self, exc: BaseException) -> bool:
         """Whether ``exc`` means the database cannot be reached (→ 503, retryable)."""
+        ...
+
+    def is_contention(self, exc: BaseException) -> bool:
+        """Whether ``exc`` means the transaction was aborted for a deadlock or a
+        serialization conflict (nothing applied; the same change may be retried → 503)."""
         ...
 
     def poll_engine(self, busy_timeout_ms: int) -> Engine | None:
@@ -199,6 +209,9 @@ class SQLiteOps:
             return any(m in msg for m in _SQLITE_UNAVAILABLE)
         return False
 
+    def is_contention(self, exc: BaseException) -> bool:
+        return False  # one writer at a time: a busy lock waits (busy_timeout), never a cycle
+
     @contextlib.asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:
         if self.path is None:
@@ -247,6 +260,13 @@ class PostgresOps:
             return True
         orig = exc.orig if isinstance(exc, DBAPIError) else exc
         return type(orig).__name__ in _PG_UNAVAILABLE or type(exc).__name__ in _PG_UNAVAILABLE
+
+    def is_contention(self, exc: BaseException) -> bool:
+        orig = exc.orig if isinstance(exc, DBAPIError) else exc
+        state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if state is None:  # SQLAlchemy's asyncpg adapter keeps the driver's error as __cause__
+            state = getattr(getattr(orig, "__cause__", None), "sqlstate", None)
+        return state in _PG_CONTENTION
 
     @contextlib.asynccontextmanager
     async def migration_lock(self, conn: AsyncConnection) -> AsyncIterator[None]:

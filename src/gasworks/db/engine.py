@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from gasworks.db.batch import Batch, PreparedInsert, SQLiteBatchWriter
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.db.pgreads import NOT_HERE, PgReadPool
-from gasworks.errors import DatabaseUnavailable, MissingDependency
+from gasworks.errors import DatabaseBusy, DatabaseUnavailable, MissingDependency
 
 #: how long a poller's synchronous SQLite read may wait for a lock (see ``read_now``)
 POLL_BUSY_TIMEOUT_MS = 100
@@ -388,7 +388,10 @@ class Database:
 
     @contextlib.contextmanager
     def unavailable_as_error(self) -> Iterator[None]:
-        """Translate "cannot reach the database" failures into ``DatabaseUnavailable`` (503)."""
+        """Translate "cannot reach the database" failures into ``DatabaseUnavailable`` (503),
+        and a transaction the database aborted to break a deadlock or a serialization
+        conflict into ``DatabaseBusy`` (503: nothing was applied, the request may be sent
+        again)."""
         try:
             yield
         except (DBAPIError, OSError, TimeoutError) as exc:
@@ -396,6 +399,12 @@ class Database:
                 raise DatabaseUnavailable(
                     "The database is unreachable; try again shortly.",
                     details={"dialect": self.dialect.name},
+                ) from exc
+            if self.dialect.is_contention(exc):
+                raise DatabaseBusy(
+                    "The database aborted this change because concurrent work held the same "
+                    "rows; nothing was applied. Send the request again.",
+                    details={"dialect": self.dialect.name, "retryAfterSeconds": 1},
                 ) from exc
             raise
 

@@ -196,14 +196,17 @@ class Pipeline:
         """Record the start of each job's stage (status, ``stages.<stage>.started``, a
         ``status`` event), all in one transaction; ``None`` for a job whose document no longer
         wants it (deleted, superseded), which is completed (a no-op)."""
-        out: list[DocumentRow | None] = []
+        out: list[DocumentRow | None] = [None] * len(jobs)
         stale: list[Job] = []
+        # the documents are locked in id order (``mark_deleted_many`` takes them so too)
+        order = sorted(range(len(jobs)), key=lambda n: str(jobs[n].payload["documentId"]))
         async with self.db.session() as s:
-            for job in jobs:
+            for n in order:
+                job = jobs[n]
                 doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
                 stage = job.kind.split(".", 1)[1]
                 live = await self._live(s, job, doc_id, gen)
-                out.append(live)
+                out[n] = live
                 if live is None:
                     stale.append(job)
                     continue

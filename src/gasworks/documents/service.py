@@ -438,13 +438,35 @@ class DocumentService:
     async def mark_deleted(self, s: AsyncSession, row: DocumentRow, actor: str | None) -> None:
         """In ``s``'s transaction: hide the document, cancel its pipeline jobs (a stage still
         running loses its lease; its late writes are discarded) and queue its removal."""
+        await self.mark_deleted_many(s, row.tenant_id, [row], actor)
+
+    async def mark_deleted_many(
+        self, s: AsyncSession, tenant_id: str, rows: Sequence[DocumentRow], actor: str | None
+    ) -> None:
+        """``mark_deleted`` for several documents of one tenant in ``s``'s transaction. Locks
+        are taken in one order -- the documents by id, then their jobs by id -- the order the
+        workers' transactions follow too (a stage locks its document, then its job), so a
+        delete racing the pipeline never deadlocks with it."""
+        if not rows:
+            return
+        ordered = sorted(rows, key=lambda r: r.id)
+        ids = [r.id for r in ordered]
+        await s.execute(
+            select(DocumentRow.id)
+            .where(DocumentRow.tenant_id == tenant_id, DocumentRow.id.in_(ids))
+            .order_by(DocumentRow.id)
+            .with_for_update()
+        )
         now = utcnow()
-        row.deleted_at = now
-        row.status = "deleting"
-        row.updated_at = now
-        await self.queue.cancel_subject(s, row.tenant_id, row.id)
-        await self._queue_delete(s, row.tenant_id, "document", row.id)
-        await add_event(s, row.tenant_id, row.id, "deleted", actor)
+        for row in ordered:
+            row.deleted_at = now
+            row.status = "deleting"
+            row.updated_at = now
+        await s.flush()
+        await self.queue.cancel_subjects(s, tenant_id, ids)
+        for row in ordered:
+            await self._queue_delete(s, tenant_id, "document", row.id)
+            await add_event(s, tenant_id, row.id, "deleted", actor)
 
     async def delete_tenant_documents(self, ctx: TenantContext) -> int:
         """Everything of the tenant's documents domain, hidden at once (one transaction) and
@@ -460,8 +482,7 @@ class DocumentService:
                     )
                 )
             ).all()
-            for doc in docs:
-                await self.mark_deleted(s, doc, ctx.principal_id)
+            await self.mark_deleted_many(s, ctx.tenant_id, docs, ctx.principal_id)
             cols = (
                 await s.scalars(
                     select(CollectionRow).where(
@@ -632,6 +653,7 @@ class DocumentService:
                 .where(CollectionDocumentRow.collection_id == col_id)
             )
         ).all()
+        retired: list[DocumentRow] = []
         for doc in members:
             elsewhere = await s.scalar(
                 select(CollectionDocumentRow.collection_id)
@@ -644,7 +666,9 @@ class DocumentService:
                 .limit(1)
             )
             if elsewhere is None and doc.deleted_at is None:
-                await self.mark_deleted(s, doc, None)
+                retired.append(doc)
+        if retired:
+            await self.mark_deleted_many(s, retired[0].tenant_id, retired, None)
 
     # -- grants -----------------------------------------------------------------------------
 

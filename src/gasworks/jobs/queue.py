@@ -277,9 +277,30 @@ class JobQueue:
     async def cancel_subject(self, session: AsyncSession, tenant_id: str, subject: str) -> int:
         """Remove every live or dead job about ``subject`` (a deleted document). A worker
         holding one loses its lease: its ``finish`` raises ``LeaseLost``."""
-        res = await session.execute(
-            delete(JobRow).where(JobRow.tenant_id == tenant_id, JobRow.subject == subject)
+        return await self.cancel_subjects(session, tenant_id, [subject])
+
+    async def cancel_subjects(
+        self, session: AsyncSession, tenant_id: str, subjects: Collection[str]
+    ) -> int:
+        """``cancel_subject`` for several subjects in ``session``'s transaction. The rows are
+        locked in id order before they are deleted: every transaction that locks several jobs
+        (``heartbeat_many`` too) takes them in that order, so two never wait for each other
+        in a cycle (PostgreSQL would abort one as a deadlock)."""
+        if not subjects:
+            return 0
+        ids = list(
+            (
+                await session.scalars(
+                    select(JobRow.id)
+                    .where(JobRow.tenant_id == tenant_id, JobRow.subject.in_(list(subjects)))
+                    .order_by(JobRow.id)
+                    .with_for_update()
+                )
+            ).all()
         )
+        if not ids:
+            return 0
+        res = await session.execute(delete(JobRow).where(JobRow.id.in_(ids)))
         return int(getattr(res, "rowcount", 0) or 0)
 
     # -- consuming --------------------------------------------------------------------------
@@ -435,14 +456,15 @@ class JobQueue:
             return bool(getattr(res, "rowcount", 0))
 
     async def heartbeat_many(self, jobs: Sequence[Job], lease_seconds: float) -> list[Job]:
-        """``heartbeat`` for every job in ``jobs``, in one transaction; the jobs whose lease was
-        lost (or that are finished: their rows are gone)."""
+        """``heartbeat`` for every job in ``jobs``, in one transaction (rows taken in id order,
+        as ``cancel_subjects`` does); the jobs whose lease was lost (or that are finished:
+        their rows are gone)."""
         if not jobs:
             return []
         lost: list[Job] = []
         until = self.clock() + timedelta(seconds=lease_seconds)
         async with self.db.session() as s:
-            for job in jobs:
+            for job in sorted(jobs, key=lambda j: j.id):
                 res = await s.execute(
                     update(JobRow)
                     .where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)

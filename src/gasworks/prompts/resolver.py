@@ -423,9 +423,10 @@ class Resolver:
             (window,) = await self.db.read_now(select(inv.seq).where(inv.seq > top - POLL_WINDOW))
             self._seen = {int(r[0]) for r in window}  # already reflected in the store
             self._last_seq = max(self._seen, default=0)
-            if self._poll_failed:
-                self.cache.clear()
-                self._poll_failed = False
+            # what was cached before this read may predate a notice in the window (a
+            # resolve can run before the first poll ends): start from an empty cache
+            self.cache.clear()
+            self._poll_failed = False
             return 0
         low = max(0, self._last_seq - POLL_WINDOW)
         (rows,) = await self.db.read_now(
