@@ -846,6 +846,44 @@ def section_http(total: int = 200, rounds: int = 3) -> list[str]:
     return out
 
 
+GUARDRAILS_HEADING = "## HTTP: what the default deployment costs over the gateway alone"
+
+
+def section_guardrails(total: int = 2000, rounds: int = 5) -> list[str]:
+    """Issue #19's target, measured on its own: ``gasworks serve`` in its default deployment
+    against the same server gateway-only, 20 concurrent, streamed and not. Longer closed-loop
+    runs and more rounds than section (a), whose 200-request runs last a fraction of a second
+    at this rate (their per-round ratios scatter by ±20 %)."""
+    with contextlib.ExitStack() as stack:
+        s = stack.enter_context(servers(DEFAULT))
+        gw_url, gw_auth, gw_pid = stack.enter_context(_serve(s.upstream, GATEWAY_ONLY))
+        sides = [
+            Side("direct", s.upstream, {}, None, "fake"),
+            Side("gasworks, default deployment", s.gateway, s.auth, s.gateway_pid, "upstream"),
+            Side("gasworks, gateway only", gw_url, gw_auth, gw_pid, "upstream"),
+        ]
+        rows: list[str] = []
+        for stream in (False, True):
+            rows += _setting_rows(
+                sides, concurrency=20, stream=stream, rounds=rounds, total=total, rate=None
+            )
+    return [
+        GUARDRAILS_HEADING,
+        "",
+        "The target of issue #19: the default deployment (guardrails on — breaker, budget "
+        "lease, one ledger row per call — and the INFO access log) within 10 % of the "
+        "gateway-only throughput at 20 concurrent. The same fake upstream, servers and load "
+        "generator as below; only these three sides, "
+        f"{rounds} interleaved rounds per setting of {total} requests per side (each round: "
+        "one paired run, then one closed-loop run per side, the order rotating). `default's "
+        "req/s ÷ side's` on the gateway-only row is the target's ratio (≥ 0.90 meets it); "
+        "`side's CPU ÷ default's` there is the gateway-only CPU as a share of the default's.",
+        "",
+        *HTTP_HEADER,
+        *rows,
+    ]
+
+
 #: transport errors per run (connections dropped under load), reported with the results
 ERRORS: dict[str, int] = {}
 
@@ -883,6 +921,7 @@ def main() -> str:
     asgi_us, asgi_stream_us = bench_asgi()
     adapters = bench_adapters()
     http = section_http()
+    guardrails = section_guardrails()
     lines = [
         f"Load average at start: {load_before:.1f} (2 cores shared with other jobs; the load "
         "generator, gasworks and the fake upstream all run on them).",
@@ -901,6 +940,8 @@ def main() -> str:
         *HTTP_INTRO,
         "",
         *http,
+        "",
+        *guardrails,
     ]
     errors = {k: v for k, v in ERRORS.items() if v}
     if errors:
@@ -918,11 +959,13 @@ def main_adapters() -> str:
 
 
 def main_partial(which: str) -> str:
-    """One section (``adapters``, ``http``, ``in-process``), written into the existing
-    results file in place of its previous version (or appended)."""
+    """One section (``adapters``, ``guardrails``, ``http``, ``in-process``), written into the
+    existing results file in place of its previous version (or appended)."""
     if which == "adapters":
         return main_adapters()
-    if which == "http":
+    if which == "guardrails":
+        section = section_guardrails()
+    elif which == "http":
         section = [*HTTP_INTRO, "", *section_http()]
     else:
         ip = bench_in_process()

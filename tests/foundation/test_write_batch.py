@@ -83,3 +83,62 @@ async def test_a_cancelled_caller_learns_the_outcome_before_the_cancel(runtime) 
         await task
     assert outcome == ["written"]
     assert await _names(runtime) == ["alpha"]
+
+
+def _ledger_rows(tenant: str, n: int, start: int = 0, status: str = "ok") -> list[dict[str, Any]]:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from gasworks.llm.budgets.ledger import LedgerEntry
+
+    when = datetime(2026, 12, 3, 10, 0, tzinfo=UTC)
+    return [
+        LedgerEntry(
+            id=f"call_{i:06d}",
+            tenant_id=tenant,
+            model="demo",
+            provider="demo",
+            status=status,
+            created_at=when,
+            input_tokens=i,
+            cost=Decimal("0.000123"),
+            served={"documentId": f"doc-{i}"} if i % 2 else None,
+        ).row()
+        for i in range(start, start + n)
+    ]
+
+
+async def test_insert_in_writes_many_rows_and_skips_existing_keys(runtime) -> None:
+    """``insert_in``: more rows than one statement takes (the SQLite writer splits them by
+    the driver's parameter limit), the values as Core writes them, and ``skip_existing``
+    leaving a row whose key exists as it was."""
+    from gasworks.llm.guardrail_tables import LedgerRow
+
+    table = LedgerRow.__table__
+    db = runtime.db
+
+    def first(s: Session, on_loop: OnLoop) -> None:
+        _add(s, "acme")
+        db.insert_in(s, table, _ledger_rows("t-acme", 1203), skip_existing=True)
+
+    await db.write_batch(first)
+
+    def again(s: Session, on_loop: OnLoop) -> None:  # call_001202 exists: skipped
+        db.insert_in(
+            s, table, _ledger_rows("t-acme", 3, start=1202, status="x"), skip_existing=True
+        )
+
+    await db.write_batch(again)
+    async with db.read_session() as s:
+        rows = (await s.execute(select(LedgerRow).order_by(LedgerRow.id))).scalars().all()
+    assert len(rows) == 1205
+    assert [r.status for r in rows[1201:]] == ["ok", "ok", "x", "x"]
+    r = rows[7]
+    assert (r.id, r.input_tokens, str(r.cost), r.served, r.day) == (
+        "call_000007",
+        7,
+        "0.000123",
+        {"documentId": "doc-7"},
+        "2026-12-03",
+    )
+    assert rows[8].served is None

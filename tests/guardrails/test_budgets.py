@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gasworks.db.types import new_id, utcnow
+from gasworks.db.types import new_id, new_ordered_id, utcnow
 from gasworks.errors import CostLimitExceeded, DatabaseUnavailable, TokenBudgetExceeded
 from gasworks.llm.budgets.leases import Reservation
 from gasworks.llm.budgets.ledger import Ledger, LedgerEntry, _Item
@@ -264,6 +264,16 @@ async def test_50_concurrent_requests_from_4_processes_never_overspend(
 
 def test_new_ids_are_unique() -> None:  # sanity for ledger primary keys
     assert len({new_id("call") for _ in range(1000)}) == 1000
+
+
+def test_ledger_call_ids_are_unique_and_ordered_by_time() -> None:
+    """Ledger rows' keys: the shape of every other id (prefix, 32 hex digits), unique, and
+    later milliseconds sort after earlier ones (new rows append to the key's index)."""
+    ids = [new_ordered_id("call") for _ in range(1000)]
+    assert len(set(ids)) == 1000
+    assert all(len(i) == 37 and i.startswith("call_") and int(i[5:], 16) >= 0 for i in ids)
+    stamps = [int(i[5:17], 16) for i in ids]
+    assert stamps == sorted(stamps)
 
 
 async def test_reservations_of_a_dead_process_are_charged_never_released(runtime) -> None:

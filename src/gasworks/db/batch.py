@@ -1,11 +1,15 @@
-"""Batched inserts of new rows in one transaction: the group commit of run persistence.
+"""Batched inserts of new rows in one transaction: the group commit of run persistence and
+of the cost ledger.
 
 On a SQLite file the batch is written on the database's one writer thread, through its one
 stdlib connection (the thread and connection of ``Database.write_batch``, see
-``db/engine.py``): ``BEGIN IMMEDIATE``, one ``executemany`` per table, ``COMMIT`` — one thread
-hand-off per batch. Through the async engine (aiosqlite under SQLAlchemy) the same batch costs
-a hand-off per step (checkout, BEGIN, each statement, its cursor, COMMIT, reset), and each
-hand-off is a GIL transfer between the event loop and a worker thread (issue #19).
+``db/engine.py``): ``BEGIN IMMEDIATE``, one multi-row ``INSERT … VALUES (…), (…), …`` per table
+(up to 500 rows each), ``COMMIT`` — one thread hand-off per batch. Not ``executemany``: it
+steps the statement once per row, and each step releases the GIL and takes it back; beside a
+busy event loop every such hand-back is a wait for the loop's thread to let go of the GIL and
+two thread switches, per row. Through the async engine (aiosqlite under SQLAlchemy) the same
+batch costs a hand-off per step (checkout, BEGIN, each statement, its cursor, COMMIT, reset),
+and each hand-off is a GIL transfer between the event loop and a worker thread (issue #19).
 
 The rows are turned into positional tuples on the event loop's thread before the hand-off
 (the writer thread never touches the caller's objects), by :class:`PreparedInsert`: the
@@ -31,17 +35,23 @@ one Core transaction and none of this applies.
 from __future__ import annotations
 
 import operator
+import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import orjson
-from sqlalchemy import Dialect, Table, insert
+from sqlalchemy import Dialect, Insert, Table, insert
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.sql.elements import Null
 from sqlalchemy.types import JSON, TypeEngine
 
 from gasworks.db.types import UTCDateTime
+
+#: rows per multi-row INSERT, and host parameters per statement (SQLite's default limit
+#: since 3.32; 999 before)
+_MAX_ROWS_PER_STATEMENT = 500
+_MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
 #: (table, rows) pairs, parents first; every row of one table has the same keys
 Batch = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
@@ -107,15 +117,20 @@ def _utc_text_processor(impl: UTCDateTime, dialect: Dialect) -> Processor:
 
 class PreparedInsert:
     """``INSERT INTO t (every column) VALUES (?, …)`` compiled once, with each column's bind
-    processor: rows become positional tuples ready for the driver's ``executemany``."""
+    processor: rows become positional tuples joined into multi-row statements (``statements``)."""
 
     @classmethod
-    def of(cls, table: Table, keys: tuple[str, ...], dialect: Dialect) -> PreparedInsert | None:
-        """The prepared form, or None unless ``keys`` names every column of ``table`` (a
-        column left out may have a default only SQLAlchemy's execution applies)."""
+    def of(
+        cls, table: Table, keys: tuple[str, ...], dialect: Dialect, stmt: Insert | None = None
+    ) -> PreparedInsert | None:
+        """The prepared form of ``stmt`` (default: a plain ``insert(table)``; e.g. one with
+        ``on_conflict_do_nothing()``), or None unless ``keys`` names every column of
+        ``table`` (a column left out may have a default only SQLAlchemy's execution
+        applies)."""
         if set(keys) != {c.key for c in table.columns}:
             return None
-        compiled = insert(table).compile(dialect=dialect, column_keys=list(keys))
+        stmt = insert(table) if stmt is None else stmt
+        compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
         order = tuple(compiled.positiontup or ())
         if set(order) != set(keys):  # bind names are not the column keys: not this path
             return None
@@ -123,6 +138,8 @@ class PreparedInsert:
 
     def __init__(self, sql: str, order: tuple[str, ...], compiled: Any, dialect: Dialect) -> None:
         self.sql = sql
+        self._order = order
+        self._rows_sql: dict[int, str] = {}
         #: the row's values in parameter order, taken in one C call
         self._values = operator.itemgetter(*order)
         #: (position, bind processor) of the columns whose type converts its value
@@ -131,6 +148,36 @@ class PreparedInsert:
             proc = fast_processor(compiled.binds[key].type, dialect)
             if proc is not None:
                 self._convert.append((i, proc))
+
+    def rows_sql(self, n: int) -> str | None:
+        """The same INSERT with ``n`` rows in its VALUES list (qmark parameters, row after
+        row), or None when its SQL does not have the one ``(?, …)`` group to repeat."""
+        sql = self._rows_sql.get(n)
+        if sql is None:
+            group = "(" + ", ".join(["?"] * len(self._order)) + ")"
+            if self.sql.count(group) != 1:
+                return None
+            head, _, tail = self.sql.partition(group)
+            sql = head + ", ".join([group] * n) + tail
+            if len(self._rows_sql) < 1024:
+                self._rows_sql[n] = sql
+        return sql
+
+    def statements(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
+        """``rows`` as few multi-row statements as SQLite's parameter limit allows, each
+        (sql, its parameters flattened row after row); without a ``(?, …)`` group to
+        repeat, one statement per row (never the case for a compiled ``insert``)."""
+        params = self.params(rows)
+        per = max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMS // max(1, len(self._order))))
+        out: list[tuple[str, tuple[Any, ...]]] = []
+        for lo in range(0, len(params), per):
+            part = params[lo : lo + per]
+            sql = self.rows_sql(len(part))
+            if sql is None:
+                out += [(self.sql, row) for row in part]
+            else:
+                out.append((sql, tuple(v for row in part for v in row)))
+        return out
 
     def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
         values, convert = self._values, self._convert

@@ -111,21 +111,24 @@ class Database:
         if self.dialect.name == "postgresql":
             connect_args = self.dialect.engine_kwargs(parsed, pool_size).get("connect_args", {})
             self._pg_reads = PgReadPool(self.engine, max(2, pool_size // 2), connect_args)
-        #: ``insert_rows`` on a SQLite file: the INSERTs prepared per (table, keys)
-        self._inserts: dict[tuple[Table, tuple[str, ...]], PreparedInsert | None] = {}
+        #: ``insert_rows`` and ``insert_in`` on a SQLite file: the INSERTs prepared per
+        #: (table, keys, skip_existing)
+        self._inserts: dict[tuple[Table, tuple[str, ...], bool], PreparedInsert | None] = {}
 
-    async def insert_rows(self, batch: Batch) -> None:
+    async def insert_rows(self, batch: Batch, *, skip_existing: bool = False) -> None:
         """New rows of a few tables (parents first), in one transaction: the group commit
-        of run persistence (``workflows/writer.py``).
+        of run persistence (``workflows/writer.py``). ``skip_existing``: a row whose key
+        exists already is skipped (``ON CONFLICT DO NOTHING``), not an error.
 
         On a SQLite file the transaction runs on the writer thread of ``write_batch`` — the
         same thread, connection and queue, so batches of both kinds are committed one after
-        the other in the order they were handed over: BEGIN IMMEDIATE, one ``executemany``
-        per table, COMMIT. The rows become positional tuples here, on the event loop's thread
-        (``db/batch.py``); a table whose rows do not give every column is inserted through
-        Core on that thread instead (its column defaults applied), from a copy of each row
-        made here. Elsewhere (PostgreSQL, in-memory SQLite), one Core transaction on the async
-        engine. The caller must not change the rows' values until it returns."""
+        the other in the order they were handed over: BEGIN IMMEDIATE, a few multi-row
+        INSERTs per table, COMMIT. The rows become positional tuples here, on the event
+        loop's thread (``db/batch.py``); a table whose rows do not give every column is
+        inserted through Core on that thread instead (its column defaults applied), from a
+        copy of each row made here. Elsewhere (PostgreSQL, in-memory SQLite), one Core
+        transaction on the async engine. The caller must not change the rows' values until
+        it returns."""
         batch = [(table, rows) for table, rows in batch if rows]
         if not batch:
             return
@@ -134,16 +137,15 @@ class Database:
             if engine is None:
                 async with self.engine.begin() as aconn:
                     for table, rows in batch:
-                        await aconn.execute(insert(table), list(rows))
+                        await aconn.execute(self._insert_stmt(table, skip_existing), list(rows))
                 return
-            steps: list[tuple[str, list[tuple[Any, ...]]] | tuple[Table, list[dict[str, Any]]]]
-            steps = []
+            steps: list[tuple[str, tuple[Any, ...]] | tuple[Table, list[dict[str, Any]]]] = []
             for table, rows in batch:
-                prepared = self._prepared_insert(table, tuple(rows[0]), engine)
+                prepared = self._prepared_insert(table, tuple(rows[0]), engine, skip_existing)
                 if prepared is None:
                     steps.append((table, [dict(r) for r in rows]))
                 else:
-                    steps.append((prepared.sql, prepared.params(rows)))
+                    steps += prepared.statements(rows)
 
             def run_inserts() -> None:
                 with engine.begin() as conn:  # BEGIN IMMEDIATE (the dialect's "begin" hook)
@@ -151,16 +153,22 @@ class Database:
                         if isinstance(target, str):
                             conn.exec_driver_sql(target, params)
                         else:
-                            conn.execute(insert(target), params)  # type: ignore[arg-type]
+                            conn.execute(self._insert_stmt(target, skip_existing), params)
 
             await self._on_writer(run_inserts)
 
+    def _insert_stmt(self, table: Table, skip_existing: bool) -> Any:
+        if skip_existing:
+            return self.dialect.insert(table).on_conflict_do_nothing()
+        return insert(table)
+
     def _prepared_insert(
-        self, table: Table, keys: tuple[str, ...], engine: Engine
+        self, table: Table, keys: tuple[str, ...], engine: Engine, skip_existing: bool
     ) -> PreparedInsert | None:
-        key = (table, keys)
+        key = (table, keys, skip_existing)
         if key not in self._inserts:
-            self._inserts[key] = PreparedInsert.of(table, keys, engine.dialect)
+            stmt = self._insert_stmt(table, skip_existing)
+            self._inserts[key] = PreparedInsert.of(table, keys, engine.dialect, stmt)
         return self._inserts[key]
 
     @contextlib.asynccontextmanager
@@ -219,6 +227,31 @@ class Database:
             if task is not None:
                 task.cancel()
             return future.result()
+
+    def insert_in(
+        self, s: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool
+    ) -> None:
+        """INSERT ``rows`` (each giving every column, the same keys) inside a ``write_batch``
+        function; ``skip_existing``: a row whose key exists already is skipped (``ON
+        CONFLICT DO NOTHING``).
+
+        On the SQLite writer thread the statement SQLAlchemy compiles for them runs through
+        the driver with each column's bind processor, several rows per statement
+        (``PreparedInsert.statements``, as ``insert_rows``): Core's execution of the same
+        INSERT costs an execution context and a parameter dict built per row, about three
+        times the driver's own time for a ledger row (issue #19). Elsewhere, and for rows that
+        leave a column out, Core."""
+        if not rows:
+            return
+        engine = self._write_engine
+        if engine is not None and s.get_bind() is engine:
+            prepared = self._prepared_insert(table, tuple(rows[0]), engine, skip_existing)
+            if prepared is not None:
+                driver: Any = s.connection().connection.dbapi_connection
+                for sql, params in prepared.statements(rows):  # multi-row: see db/batch.py
+                    driver.execute(sql, params)
+                return
+        s.execute(self._insert_stmt(table, skip_existing), list(rows))
 
     def _write_engine_now(self) -> Engine | None:
         if self._writer is None:

@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 from gasworks.db.engine import Database
-from gasworks.db.types import new_id
+from gasworks.db.types import new_ordered_id
 from gasworks.errors import (
     ContextWindowExceeded,
     CostLimitExceeded,
@@ -356,10 +356,15 @@ class Guardrails:
             raise
         if isinstance(req, EmbedBatch):
             return GuardToken(
-                new_id("call"), permit, reservation, check, kind="embedding", served=req.served
+                new_ordered_id("call"),
+                permit,
+                reservation,
+                check,
+                kind="embedding",
+                served=req.served,
             )
         req.notes.update(check.notes)
-        return GuardToken(new_id("call"), permit, reservation, check)
+        return GuardToken(new_ordered_id("call"), permit, reservation, check)
 
     async def after_call(
         self, token: object, scope: CallScope, model: GuardedModel, outcome: Outcome
