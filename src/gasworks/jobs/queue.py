@@ -209,6 +209,22 @@ class JobQueue:
         res = await session.execute(stmt)
         return job_id if getattr(res, "rowcount", 1) else None
 
+    def enqueue_sync(
+        self,
+        session: Session,
+        *,
+        tenant_id: str,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        dedupe_key: str | None = None,
+        delay: float = 0.0,
+    ) -> str | None:
+        """``enqueue`` in a synchronous session (``Database.write_batch``)."""
+        job_id, stmt = self._enqueue_stmt(tenant_id, kind, payload, subject, dedupe_key, delay)
+        res = session.execute(stmt)
+        return job_id if getattr(res, "rowcount", 1) else None
+
     def _enqueue_stmt(
         self,
         tenant_id: str,
