@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import delete, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.db.engine import Database
 from gasworks.errors import ValidationFailed
@@ -53,10 +54,10 @@ def query_words(query: str) -> list[str]:
 
 
 class _Keywords:
-    async def write(self, s: AsyncSession, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+    def write(self, s: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
         """Index ``chunks`` (their rows are already written)."""
 
-    async def delete(self, s: AsyncSession, tenant_id: str, chunk_ids: Sequence[str]) -> None:
+    def delete(self, s: Session, tenant_id: str, chunk_ids: Sequence[str]) -> None:
         """Forget ``chunk_ids`` (called before their rows are deleted or rewritten)."""
 
     async def delete_tenant(self, s: AsyncSession, tenant_id: str) -> None:
@@ -69,8 +70,8 @@ class _Keywords:
 
 
 class _Fts5Keywords(_Keywords):
-    async def write(self, s: AsyncSession, tenant_id: str, chunks: Sequence[Chunk]) -> None:
-        await s.execute(
+    def write(self, s: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+        s.execute(
             text(
                 "INSERT INTO retrieval_chunks_fts (chunk_id, tenant_id, source_id, text) "
                 "VALUES (:c, :t, :s, :x)"
@@ -78,8 +79,8 @@ class _Fts5Keywords(_Keywords):
             [{"c": c.chunk_id, "t": tenant_id, "s": c.source_id, "x": c.text} for c in chunks],
         )
 
-    async def delete(self, s: AsyncSession, tenant_id: str, chunk_ids: Sequence[str]) -> None:
-        await s.execute(
+    def delete(self, s: Session, tenant_id: str, chunk_ids: Sequence[str]) -> None:
+        s.execute(
             text(
                 "DELETE FROM retrieval_chunks_fts WHERE tenant_id = :t AND chunk_id IN "
                 "(SELECT value FROM json_each(:ids))"
@@ -140,12 +141,14 @@ class ChunkStore:
         self.db = db
         self.keywords: _Keywords = _Fts5Keywords() if db.dialect.name == "sqlite" else _PgKeywords()
 
-    async def write(self, s: AsyncSession, tenant_id: str, chunks: Sequence[Chunk]) -> None:
-        """Store ``chunks`` (idempotent: a chunk id written again is replaced)."""
+    def write(self, s: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+        """Store ``chunks`` (idempotent: a chunk id written again is replaced), in a
+        synchronous session: a ``Database.write_batch`` function (on a SQLite file one
+        hand-off to the writer thread for the whole write)."""
         last = {c.chunk_id: c for c in chunks}
         ids = sorted(last)
-        await self.keywords.delete(s, tenant_id, ids)
-        await s.execute(
+        self.keywords.delete(s, tenant_id, ids)
+        s.execute(
             delete(ChunkRow).where(ChunkRow.tenant_id == tenant_id, ChunkRow.chunk_id.in_(ids))
         )
         s.add_all(
@@ -164,8 +167,8 @@ class ChunkStore:
             )
             for c in (last[i] for i in ids)
         )
-        await s.flush()
-        await self.keywords.write(s, tenant_id, [last[i] for i in ids])
+        s.flush()
+        self.keywords.write(s, tenant_id, [last[i] for i in ids])
 
     async def delete_sources(
         self, s: AsyncSession, tenant_id: str, source_ids: Collection[str]
@@ -181,7 +184,7 @@ class ChunkStore:
         )
         if not ids:
             return 0
-        await self.keywords.delete(s, tenant_id, ids)
+        await s.run_sync(self.keywords.delete, tenant_id, ids)
         await s.execute(
             delete(ChunkRow).where(
                 ChunkRow.tenant_id == tenant_id, ChunkRow.source_id.in_(list(source_ids))
@@ -272,8 +275,7 @@ class IndexWriter:
         records = [
             VectorRecord(c.chunk_id, c.source_id, v) for c, v in zip(chunks, vectors, strict=True)
         ]
-        async with self.db.session() as s:
-            await self.chunks.write(s, tenant_id, chunks)
+        await self.db.write_batch(lambda s, _: self.chunks.write(s, tenant_id, chunks))
         await self.index.upsert(tenant_id, space, records)
 
     async def sources(self, tenant_id: str) -> AsyncIterator[str]:
