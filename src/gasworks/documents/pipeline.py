@@ -46,8 +46,9 @@ from gasworks.documents.service import (
     STAGE_STATUS,
     DocumentService,
     add_event,
+    add_events,
     artifact_blob,
-    event_row,
+    event_values,
     stage_job_key,
 )
 from gasworks.documents.tables import CollectionDocumentRow, CollectionRow, DocumentRow
@@ -85,6 +86,13 @@ _FIRST_COLLECTION = (
     )
     .order_by(CollectionRow.name)
     .limit(1)
+)
+
+#: the job's document, locked (``_live``); built once: a stage's start and commit read it
+_LIVE = (
+    select(DocumentRow)
+    .where(DocumentRow.id == bindparam("document"), DocumentRow.tenant_id == bindparam("tenant"))
+    .with_for_update()
 )
 
 #: chunk artifacts kept in memory for the embed stage (``Pipeline._recent``)
@@ -224,6 +232,7 @@ class Pipeline:
 
         def start(s: Session, _: object) -> list[DocumentRow | None]:
             out: list[DocumentRow | None] = [None] * len(jobs)
+            events: list[dict[str, Any]] = []
             for n in order:
                 job = jobs[n]
                 doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
@@ -240,12 +249,13 @@ class Pipeline:
                     "attempts": job.attempt,
                 }
                 live.stages = stages
-                s.add(
-                    event_row(
+                events.append(
+                    event_values(
                         live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
                     )
                 )
             s.flush()
+            add_events(s, events)
             for live in out:
                 if live is not None:
                     s.expunge(live)
@@ -347,7 +357,7 @@ class Pipeline:
                 setattr(live, k, v)
             live.updated_at = _now()
             events = [
-                event_row(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)
+                event_values(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)
             ]
             if nxt is not None and next_kind is not None:
                 following = next_kind.split(".", 1)[1]
@@ -358,13 +368,13 @@ class Pipeline:
                     "attempts": nxt.attempt,
                 }
                 events.append(
-                    event_row(
+                    event_values(
                         live.tenant_id, doc_id, "status", status=live.status, attempt=nxt.attempt
                     )
                 )
             live.stages = stages
-            s.add_all(events)
             s.flush()
+            add_events(s, events)
             self.queue.finish_sync(s, job)
             s.expunge(live)
             return nxt, live
@@ -744,11 +754,7 @@ class Pipeline:
 
 def _live(s: Session, job: Job, doc_id: str, gen: int) -> DocumentRow | None:
     """The job's document, locked, while it still wants generation ``gen``; else ``None``."""
-    row: DocumentRow | None = s.scalar(
-        select(DocumentRow)
-        .where(DocumentRow.id == doc_id, DocumentRow.tenant_id == job.tenant_id)
-        .with_for_update()
-    )
+    row: DocumentRow | None = s.scalar(_LIVE, {"document": doc_id, "tenant": job.tenant_id})
     if row is None or row.deleted_at is not None or row.pending_generation != gen:
         return None
     return row
