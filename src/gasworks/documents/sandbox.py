@@ -246,15 +246,47 @@ _WARM_HTML = (
 )
 
 
+def _warm_pdf() -> bytes:
+    """A one-page PDF with a text layer (Helvetica, two lines), for ``_warm_up``: what
+    ``pypdf`` builds on its first text extraction (font encodings, the layout code) is then
+    loaded before any fork."""
+    text = (
+        b"BT /F1 12 Tf 72 720 Td (Warm up: a line of text on a page.) Tj "
+        b"0 -16 Td (A second line, so that the layout code runs.) Tj ET"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
 def _warm_up() -> None:  # pragma: no cover - runs in the server process
     import gc
 
     from gasworks.documents import sniff
     from gasworks.documents.extractors import EXTRACTORS
 
-    with contextlib.suppress(Exception):
-        EXTRACTORS[sniff.HTML](_WARM_HTML)
-        EXTRACTORS[sniff.HTML](_WARM_HTML)
+    for media_type, data in ((sniff.HTML, _WARM_HTML), (sniff.PDF, _warm_pdf())):
+        with contextlib.suppress(Exception):
+            EXTRACTORS[media_type](data)
+            EXTRACTORS[media_type](data)
     # what the server has built so far lives as long as it does: out of the collector's
     # reach, a child's collections do not touch (and so copy) the pages it shares with the
     # server, which is most of a child's cost beside a short parse
