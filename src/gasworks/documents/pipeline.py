@@ -71,6 +71,7 @@ from gasworks.retrieval.types import (
     EmbedResult,
     SourceWriter,
     Space,
+    StagedSourceWriter,
     source_id,
 )
 
@@ -207,7 +208,10 @@ class Pipeline:
         self,
         job: Job,
         work: Callable[[DocumentRow, int], Awaitable[tuple[str | None, dict[str, Any]]]],
+        also: list[Callable[[Session], None]] | None = None,
     ) -> None:
+        """Start the stage (unless its start was handed on), run ``work``, commit the stage;
+        ``also``: what ``work`` left to be written in the commit's transaction."""
         doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
         handed = job.memo.get("row")
         if isinstance(handed, DocumentRow):
@@ -221,7 +225,7 @@ class Pipeline:
         next_kind, updates = await work(row, gen)
         # the embed job carries its document's chunk count: a batch's weight (``batches``)
         extra = {"chunks": int(updates.get("chunks") or 0)} if next_kind == EMBED else None
-        await self._complete(job, doc_id, gen, next_kind, updates, started, extra)
+        await self._complete(job, doc_id, gen, next_kind, updates, started, extra, also)
 
     async def _begin(self, jobs: list[Job]) -> list[DocumentRow | None]:
         """Record the start of each job's stage (status, ``stages.<stage>.started``, a
@@ -278,6 +282,7 @@ class Pipeline:
         updates: dict[str, Any],
         started: float,
         next_payload: dict[str, Any] | None = None,
+        also: list[Callable[[Session], None]] | None = None,
     ) -> None:
         """Commit the stage (``_commit_stage``) and hand the next one on; ``_Stale`` when the
         document no longer wants this generation or the lease was lost (the job is completed
@@ -285,7 +290,7 @@ class Pipeline:
         stage = job.kind.split(".", 1)[1]
         try:
             nxt, done = await self._commit_stage(
-                job, stage, doc_id, gen, next_kind, updates, next_payload
+                job, stage, doc_id, gen, next_kind, updates, next_payload, also
             )
         except (_Stale, LeaseLost):
             with contextlib.suppress(LeaseLost):
@@ -323,6 +328,7 @@ class Pipeline:
         next_kind: str | None,
         updates: dict[str, Any],
         next_payload: dict[str, Any] | None = None,
+        also: list[Callable[[Session], None]] | None = None,
     ) -> tuple[Job | None, DocumentRow]:
         """Record the stage done, enqueue the next one and complete the job, in one
         transaction. The next stage's job is leased to this worker (``enqueue_next``), which
@@ -340,6 +346,8 @@ class Pipeline:
             live = _live(s, job, doc_id, gen)
             if live is None:
                 raise _Stale
+            for write in also or ():  # after the document's lock, before the job's
+                write(s)
             nxt: Job | None = None
             if next_kind is not None:  # handed on to this worker, or queued for any
                 nxt = self.queue.enqueue_next_sync(
@@ -617,25 +625,38 @@ class Pipeline:
 
     async def index(self, job: Job) -> None:
         written: list[str] = []
+        #: written in the stage's commit: the chunk rows (a ``StagedSourceWriter``) and the
+        #: removal of the old generation, so that the switch is one transaction with them
+        also: list[Callable[[Session], None]] = []
 
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
             chunks = [Chunk(**c) for c in await self._artifact(job, row, gen, "chunks")]
             vec = await self._artifact(job, row, gen, "vectors")
             if chunks:
                 space = Space(str(vec["model"]), int(vec["dimensions"]))
-                await self.writer().write_source(row.tenant_id, space, chunks, _unpacked(vec))
+                writer = self.writer()
+                if isinstance(writer, StagedSourceWriter):
+                    await writer.write_vectors(row.tenant_id, space, chunks, _unpacked(vec))
+                    tenant = row.tenant_id
+                    also.append(lambda s: writer.write_chunks(s, tenant, chunks))
+                else:
+                    await writer.write_source(row.tenant_id, space, chunks, _unpacked(vec))
                 written.append(source_id(row.id, gen))
             old = row.generation
-            if old is not None and old != gen:
-                async with self.db.session() as s:  # removal of the old generation, later
-                    await self.queue.enqueue(
+            if old is not None and old != gen:  # removal of the old generation, later
+                tenant_id, doc_id = row.tenant_id, row.id
+
+                def cleanup(s: Session) -> None:
+                    self.queue.enqueue_sync(
                         s,
-                        tenant_id=row.tenant_id,
+                        tenant_id=tenant_id,
                         kind=CLEANUP,
-                        subject=f"cleanup:{row.id}",
-                        payload={"documentId": row.id, "generation": old},
-                        dedupe_key=stage_job_key(row.id, old, CLEANUP),
+                        subject=f"cleanup:{doc_id}",
+                        payload={"documentId": doc_id, "generation": old},
+                        dedupe_key=stage_job_key(doc_id, old, CLEANUP),
                     )
+
+                also.append(cleanup)
             return None, {
                 "generation": gen,
                 "pending_generation": None,
@@ -645,7 +666,7 @@ class Pipeline:
             }
 
         try:
-            await self._run_stage(job, work)
+            await self._run_stage(job, work, also)
         except _Stale:
             # deleted or superseded while indexing: what this attempt wrote must not stay. A
             # lost lease alone is not a reason: another worker owns the stage and writes the

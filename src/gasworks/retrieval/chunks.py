@@ -245,6 +245,14 @@ class ChunkStore:
         return await self.keywords.search(s, tenant_id, words, sorted(allowed_sources), k)
 
 
+def _one_vector_each(chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+    if len(chunks) != len(vectors):
+        raise ValidationFailed(
+            f"{len(chunks)} chunks but {len(vectors)} vectors: give one vector per chunk.",
+            details={"chunks": len(chunks), "vectors": len(vectors)},
+        )
+
+
 class IndexWriter:
     """The ``SourceWriter``: chunks into the chunk store, vectors into the vector index.
 
@@ -265,18 +273,33 @@ class IndexWriter:
         chunks: Sequence[Chunk],
         vectors: Sequence[Sequence[float]],
     ) -> None:
-        if len(chunks) != len(vectors):
-            raise ValidationFailed(
-                f"{len(chunks)} chunks but {len(vectors)} vectors: give one vector per chunk.",
-                details={"chunks": len(chunks), "vectors": len(vectors)},
-            )
+        _one_vector_each(chunks, vectors)
+        if not chunks:
+            return
+        await self.db.write_batch(lambda s, _: self.chunks.write(s, tenant_id, chunks))
+        await self.write_vectors(tenant_id, space, chunks, vectors)
+
+    async def write_vectors(
+        self,
+        tenant_id: str,
+        space: Space,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+    ) -> None:
+        """The vectors half of ``write_source`` (``StagedSourceWriter``)."""
+        _one_vector_each(chunks, vectors)
         if not chunks:
             return
         records = [
             VectorRecord(c.chunk_id, c.source_id, v) for c, v in zip(chunks, vectors, strict=True)
         ]
-        await self.db.write_batch(lambda s, _: self.chunks.write(s, tenant_id, chunks))
         await self.index.upsert(tenant_id, space, records)
+
+    def write_chunks(self, session: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+        """The chunk rows half of ``write_source``, in the caller's transaction
+        (``StagedSourceWriter``)."""
+        if chunks:
+            self.chunks.write(session, tenant_id, chunks)
 
     async def sources(self, tenant_id: str) -> AsyncIterator[str]:
         """Every indexed source but VectorWrite's (``run:`` documents): what the documents
