@@ -302,7 +302,11 @@ class Pipeline:
         if nxt is not None:
             nxt.memo = {"row": done, "artifacts": job.memo.get("artifacts", {})}
             job.then = nxt
-        self.queue.wake()
+        elif next_kind is not None:
+            # queued for any worker: wake the idle ones. A stage handed on to this worker
+            # wakes nobody (there is nothing for them to claim: a wake-up would only cost
+            # each idle worker a poll, about four per document)
+            self.queue.wake()
 
     async def _drop_if_deleted(self, job: Job, doc_id: str, gen: int) -> None:
         """A stage writes its artifact before the transaction that finds the document still
@@ -628,6 +632,7 @@ class Pipeline:
         #: written in the stage's commit: the chunk rows (a ``StagedSourceWriter``) and the
         #: removal of the old generation, so that the switch is one transaction with them
         also: list[Callable[[Session], None]] = []
+        cleanups: list[int] = []  # the old generation, when its cleanup job is queued
 
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
             chunks = [Chunk(**c) for c in await self._artifact(job, row, gen, "chunks")]
@@ -657,6 +662,7 @@ class Pipeline:
                     )
 
                 also.append(cleanup)
+                cleanups.append(old)
             return None, {
                 "generation": gen,
                 "pending_generation": None,
@@ -667,6 +673,8 @@ class Pipeline:
 
         try:
             await self._run_stage(job, work, also)
+            if cleanups:  # queued for any worker
+                self.queue.wake()
         except _Stale:
             # deleted or superseded while indexing: what this attempt wrote must not stay. A
             # lost lease alone is not a reason: another worker owns the stage and writes the
