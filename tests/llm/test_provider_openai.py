@@ -304,3 +304,37 @@ async def test_logprobs_reach_the_answer_and_the_stream(tmp_path, fake_openai, m
     streamed = [c async for c in gw.stream(SCOPE, ask(model, extra={"logprobs": True}))]
     with_lp = [c for c in streamed if c.logprobs]
     assert "".join(t["token"] for c in with_lp for t in c.logprobs["content"]) == r.text
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_idle_connection_is_reused_within_the_provider_keepalive(
+    tmp_path, fake_openai, model
+) -> None:
+    gw = gateway_for(tmp_path, entries(fake_openai), provider_keepalive_seconds=30)
+    await gw.chat(SCOPE, ask(model))
+    await asyncio.sleep(0.3)  # idle, well within the keep-alive
+    await gw.chat(SCOPE, ask(model))
+    first, second = fake_openai.requests[-2:]
+    assert first.client is not None and first.client == second.client  # one connection
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+async def test_idle_connection_is_dropped_after_the_provider_keepalive(
+    tmp_path, fake_openai, model
+) -> None:
+    gw = gateway_for(tmp_path, entries(fake_openai), provider_keepalive_seconds=0.1)
+    await gw.chat(SCOPE, ask(model))
+    await asyncio.sleep(0.5)  # idle past the keep-alive: the pool does not reuse it
+    await gw.chat(SCOPE, ask(model))
+    first, second = fake_openai.requests[-2:]
+    assert first.client != second.client  # a new connection
+
+
+async def test_openai_adapter_leaves_the_sdk_telemetry_headers_out(tmp_path, fake_openai) -> None:
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    await gw.chat(SCOPE, ask("oa"))
+    await collect(gw, ask("oa"))
+    for sent in fake_openai.requests[-2:]:
+        assert sent.headers["authorization"] == "Bearer sk-test-not-a-real-key"
+        assert sent.headers["content-type"] == "application/json"
+        assert not [h for h in sent.headers if h.startswith("x-stainless")]
