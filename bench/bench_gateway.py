@@ -282,7 +282,8 @@ uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
 #: 0, the proxy under test (gasworks or the bare proxy) on core 1, as if clients and the
 #: model provider were other machines. ``None``: every process may run on every core.
 #: the fake upstream of the burst section: unpaced, and it counts the connections it is sent
-#: requests on (``GET /stats``: distinct client ports since the last ``POST /stats?reset=1``)
+#: requests on for the first time (``GET /stats``: client ports it had never seen, since the
+#: last ``POST /stats?reset=1``)
 FAKE_COUNTING = """
 import asyncio, sys
 import uvloop
@@ -291,17 +292,19 @@ from gasworks.testing import FakeOpenAI
 
 class Counting(FakeOpenAI):
     seen = set()
+    new = 0
 
     async def _asgi(self, scope, receive, send):
         if scope["type"] == "http" and scope["path"] == "/stats":
             if b"reset" in scope["query_string"]:
-                self.seen.clear()
-            body = str(len(self.seen)).encode()
+                Counting.new = 0
+            body = str(Counting.new).encode()
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send({"type": "http.response.body", "body": body})
             return
-        if scope["type"] == "http":
+        if scope["type"] == "http" and tuple(scope["client"]) not in self.seen:
             self.seen.add(tuple(scope["client"]))
+            Counting.new += 1
         await super()._asgi(scope, receive, send)
 
 
@@ -1007,8 +1010,8 @@ def _burst_rows(
         "per-round ratios. CPU = the server's on-CPU time over the burst (all its threads, "
         "`/proc/<pid>/task/*/schedstat`; the idle seconds are not counted) ÷ requests. "
         "Connections: opened by the client to the server during the burst (aiohttp's trace) "
-        "and by the server to the upstream (distinct client ports the fake saw during the "
-        f"burst). Load average (1 min) over the run: {min(loads):.1f}-{max(loads):.1f}. "
+        "and by the server to the upstream (client ports the fake saw for the first time "
+        f"during the burst). Load average (1 min) over the run: {min(loads):.1f}-{max(loads):.1f}. "
         f"Failed requests: {errors}.",
         "",
         "| side | burst | requests/s | CPU ms per request | connections client → server "
