@@ -41,6 +41,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _adapters import bench_adapters, splice
+from _reconnect import bench_reconnect
 from _common import (
     RESULTS,
     Interleaved,
@@ -976,7 +977,8 @@ def section_burst(burst: int = 100, idle: float = 7.0, rounds: int = 4) -> list[
         fake.terminate()
         fake.wait(10)
     per_side: list[list[dict[str, Any]]] = json.loads(res.stdout)["rounds"]
-    return _burst_rows(per_side, burst=burst, idle=idle, rounds=rounds)
+    lines = _burst_rows(per_side, burst=burst, idle=idle, rounds=rounds)
+    return [*lines, "", *bench_reconnect()]
 
 
 def _burst_rows(
