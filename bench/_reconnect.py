@@ -171,7 +171,7 @@ def bench_reconnect(rounds: int = 8, n: int = 200) -> list[str]:
         f"rounds of {n} aiohttp requests per row, one at a time, against a minimal uvicorn "
         "upstream in another process (plaintext, and TLS 1.3 with an ECDSA P-256 certificate); "
         "CPU = this process's CPU per request, medians of per-round means; a reconnect = the "
-        "median of per-round (new connection − reused) differences. Load average "
+        "median of per-round (new connection - reused) differences. Load average "
         f"{load[0]:.1f} → {load[1]:.1f}.",
         "",
         "| upstream | reused connection, CPU µs per request | new connection each request "

@@ -41,7 +41,6 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).parent))
 from _adapters import bench_adapters, splice
-from _reconnect import bench_reconnect
 from _common import (
     RESULTS,
     Interleaved,
@@ -49,6 +48,7 @@ from _common import (
     machine_line,
     record,
 )
+from _reconnect import bench_reconnect
 
 HERE = Path(__file__).parent
 PROMPT = [{"role": "user", "content": "Hello, how are you today?"}]
