@@ -1094,6 +1094,7 @@ def main() -> str:
     adapters = bench_adapters()
     http = section_http()
     guardrails = section_guardrails()
+    burst = section_burst()
     lines = [
         f"Load average at start: {load_before:.1f} (2 cores shared with other jobs; the load "
         "generator, gasworks and the fake upstream all run on them).",
@@ -1114,6 +1115,8 @@ def main() -> str:
         *http,
         "",
         *guardrails,
+        "",
+        *burst,
     ]
     errors = {k: v for k, v in ERRORS.items() if v}
     if errors:
