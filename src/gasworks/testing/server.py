@@ -228,9 +228,7 @@ class FakeProviderServer(abc.ABC):
         path = scope.get("raw_path", scope["path"].encode()).decode()
         client = scope.get("client")
         self.requests.append(
-            RecordedRequest(
-                scope["method"], path, headers, body, tuple(client) if client else None
-            )
+            RecordedRequest(scope["method"], path, headers, body, tuple(client) if client else None)
         )
         req = Request(scope["method"], path, headers, body, send, receive)
         if body and headers.get("content-type", "").startswith("application/json"):

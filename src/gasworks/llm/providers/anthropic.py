@@ -24,10 +24,10 @@ from gasworks.errors import (
     ProviderStreamInterrupted,
 )
 from gasworks.llm.providers.base import (
+    DEFAULT_KEEPALIVE_SECONDS,
     CallErrors,
     PayloadErrors,
     classify_sdk_error,
-    DEFAULT_KEEPALIVE_SECONDS,
     mapped_events,
     sdk_http_client,
     sdk_post_json,
