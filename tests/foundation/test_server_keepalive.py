@@ -4,15 +4,10 @@
 from __future__ import annotations
 
 import http.client
-import os
-import subprocess
-import sys
-import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
-import httpx
-
-from tests.s3server import free_port
+from gasworks.testing.fuzz import server
 
 
 def _get(conn: http.client.HTTPConnection) -> int:
@@ -23,29 +18,13 @@ def _get(conn: http.client.HTTPConnection) -> int:
 
 
 def test_idle_client_connection_is_closed_after_the_server_keepalive(tmp_path: Path) -> None:
-    exe = str(Path(sys.executable).with_name("gasworks"))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
-    env |= {"GASWORKS_HOME": str(tmp_path / "home"), "GASWORKS_SERVER_KEEPALIVE_SECONDS": "1"}
-    port = free_port()
-    proc = subprocess.Popen(
-        [exe, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            try:
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.1)
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    home = tmp_path / "home"
+    home.mkdir()
+    db_url = f"sqlite+aiosqlite:///{home / 'gasworks.db'}"
+    keepalive = {"GASWORKS_SERVER_KEEPALIVE_SECONDS": "1"}
+    with server(home, db_url, key="unused", extra_env=keepalive) as (base, _key):
+        url = urlsplit(base)
+        conn = http.client.HTTPConnection(url.hostname or "", url.port, timeout=30)
         try:
             assert _get(conn) == 200
             sock = conn.sock
@@ -55,6 +34,3 @@ def test_idle_client_connection_is_closed_after_the_server_keepalive(tmp_path: P
             assert sock is not None and sock.recv(1) == b""
         finally:
             conn.close()
-    finally:
-        proc.terminate()
-        proc.wait(30)
