@@ -136,9 +136,7 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 def _second_text(t: datetime) -> str:
     """``YYYY-MM-DD HH:MM:SS`` as SQLAlchemy's SQLite DATETIME format writes it (four-digit
     year: ``strftime("%Y")`` does not pad years before 1000)."""
-    return (
-        f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
-    )
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
 class PreparedInsert:

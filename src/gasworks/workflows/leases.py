@@ -72,7 +72,7 @@ async def expired(session: AsyncSession, now: datetime, limit: int = SWEEP_BATCH
     return list(rows.all())
 
 
-def expired_query(now: datetime, limit: int = SWEEP_BATCH) -> Select[tuple[str]]:
+def expired_query(now: datetime, limit: int = SWEEP_BATCH) -> Select[str]:
     """The sweep's query (index ``ix_workflow_runs_running_lease``)."""
     return (
         select(WorkflowRunRow.id)
