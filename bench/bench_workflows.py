@@ -304,7 +304,8 @@ too); under load the wall time also holds the time spent waiting for a core. Per
 engine rows run in an API-only process (no document workers, no guardrail maintenance timer):
 a round yields to the event loop only while it drains, and periodic work unrelated to runs
 would run there and be charged to the runs; the last row is the default process, for
-comparison.
+comparison. After each start-up the heap is settled as a served process settles it
+(`gc.collect(); gc.freeze()`, the app's lifespan), LangGraph's rounds in the same heap.
 """
     return record("workflows", body)
 
