@@ -3,7 +3,7 @@ driver on a worker thread; elsewhere one Core transaction)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -165,12 +165,25 @@ def test_json_refuses_what_core_refuses(value: Any) -> None:
         datetime(2026, 12, 3, 6, 30, 1, 250_000, tzinfo=UTC),
         datetime(2026, 12, 3, 6, 30, 1, tzinfo=UTC),  # no microseconds: still six digits
         datetime(999, 1, 2, 3, 4, 5, 6, tzinfo=UTC),
+        datetime(1, 1, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        datetime(1969, 12, 31, 23, 59, 59, 500_000, tzinfo=UTC),  # before the epoch
         datetime(2026, 6, 1, 23, 59, 59, 999_999, tzinfo=ZoneInfo("Europe/Paris")),
+        datetime(2026, 6, 1, 23, 59, 59, 1, tzinfo=timezone(timedelta(0))),  # not ``UTC``
     ],
 )
 def test_utc_datetime_text_is_cores(value: datetime | None) -> None:
     core, fast = _core_and_fast(RUNS.c.started_at.type)
     assert fast(value) == core(value)
+
+
+def test_utc_datetime_text_is_cores_across_many_seconds() -> None:
+    """The text of a second is cached (bounded): values in one second, in seconds the cache
+    dropped, and each second again are all Core's text."""
+    core, fast = _core_and_fast(RUNS.c.started_at.type)
+    start = datetime(2026, 12, 31, 23, 58, 30, tzinfo=UTC)
+    values = [start + timedelta(seconds=i // 3, microseconds=i * 7_919) for i in range(600)]
+    assert [fast(v) for v in values + values[::-1]] == [core(v) for v in values + values[::-1]]
 
 
 def test_a_naive_datetime_is_refused_as_core_refuses_it() -> None:

@@ -34,10 +34,11 @@ one Core transaction and none of this applies.
 
 from __future__ import annotations
 
+import itertools
 import operator
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -106,13 +107,36 @@ def _orjson_processor(core: Processor) -> Processor:
 
 
 def _utc_text_processor(impl: UTCDateTime, dialect: Dialect) -> Processor:
+    """UTC text of an aware datetime: for a UTC one (every ``utcnow()``) the text of its
+    second, cached, and its microseconds (``datetime.isoformat`` and ``replace`` cost about
+    1 µs each, twice per run row); any other through our type's ``process_bind_param`` and
+    ``isoformat``."""
     to_utc = impl.process_bind_param
+    seconds: dict[int, str] = {}
 
     def process(value: datetime | None) -> str | None:
+        if value is not None and value.tzinfo is UTC:
+            since = value - _EPOCH
+            key = since.days * 86400 + since.seconds
+            head = seconds.get(key)
+            if head is None:
+                if len(seconds) >= 64:
+                    seconds.clear()
+                head = seconds[key] = _second_text(_EPOCH + timedelta(seconds=key))
+            return f"{head}.{since.microseconds:06d}"
         naive = to_utc(value, dialect)
         return None if naive is None else naive.isoformat(" ", "microseconds")
 
     return process
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _second_text(t: datetime) -> str:
+    """``YYYY-MM-DD HH:MM:SS`` as SQLAlchemy's SQLite DATETIME format writes it (four-digit
+    year: ``strftime("%Y")`` does not pad years before 1000)."""
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d} {t.hour:02d}:{t.minute:02d}:{t.second:02d}"
 
 
 class PreparedInsert:
@@ -176,7 +200,7 @@ class PreparedInsert:
             if sql is None:
                 out += [(self.sql, row) for row in part]
             else:
-                out.append((sql, tuple(v for row in part for v in row)))
+                out.append((sql, tuple(itertools.chain.from_iterable(part))))
         return out
 
     def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:

@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Select, Update, func, literal_column, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.types import utcnow
@@ -40,29 +40,46 @@ MESSAGE = (
 )
 
 
+#: ``status = 'running'`` with the value written into the SQL, not bound: the partial index
+#: ``ix_workflow_runs_running_lease`` holds running runs only, and PostgreSQL's planner uses a
+#: partial index only for a query whose condition implies the index's in every plan (a bound
+#: value is unknown to a generic plan of a prepared statement)
+RUNNING: ColumnElement[bool] = WorkflowRunRow.status == literal_column("'running'")
+
+
 def deadline(ttl: float, now: datetime | None = None) -> datetime:
     return (now or utcnow()) + timedelta(seconds=ttl)
 
 
 async def renew(session: AsyncSession, owner_id: str, ttl: float) -> int:
     """Push the deadline of every running run of ``owner_id``; returns how many."""
-    res = await session.execute(
-        update(WorkflowRunRow)
-        .where(WorkflowRunRow.owner_id == owner_id, WorkflowRunRow.status == "running")
-        .values(lease_expires_at=deadline(ttl))
-    )
+    res = await session.execute(renew_statement(owner_id, deadline(ttl)))
     return int(getattr(res, "rowcount", 0) or 0)
 
 
+def renew_statement(owner_id: str, until: datetime) -> Update:
+    """The heartbeat's UPDATE (over ``ix_workflow_runs_running_lease``: running runs only)."""
+    return (
+        update(WorkflowRunRow)
+        .where(RUNNING, WorkflowRunRow.owner_id == owner_id)
+        .values(lease_expires_at=until)
+    )
+
+
 async def expired(session: AsyncSession, now: datetime, limit: int = SWEEP_BATCH) -> list[str]:
-    """Ids of running runs whose lease has passed (index ``ix_workflow_runs_lease``)."""
-    rows = await session.scalars(
+    """Ids of running runs whose lease has passed."""
+    rows = await session.scalars(expired_query(now, limit))
+    return list(rows.all())
+
+
+def expired_query(now: datetime, limit: int = SWEEP_BATCH) -> Select[str]:
+    """The sweep's query (index ``ix_workflow_runs_running_lease``)."""
+    return (
         select(WorkflowRunRow.id)
-        .where(WorkflowRunRow.status == "running", WorkflowRunRow.lease_expires_at < now)
+        .where(RUNNING, WorkflowRunRow.lease_expires_at < now)
         .order_by(WorkflowRunRow.lease_expires_at)
         .limit(limit)
     )
-    return list(rows.all())
 
 
 async def interrupt(
@@ -145,7 +162,9 @@ __all__ = [
     "SWEEP_BATCH",
     "deadline",
     "expired",
+    "expired_query",
     "finish_guard",
     "interrupt",
     "renew",
+    "renew_statement",
 ]

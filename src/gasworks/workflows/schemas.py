@@ -6,7 +6,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, StrictBool
+from pydantic import ConfigDict, Field, SkipValidation, StrictBool
 
 from gasworks.apimodel import ApiModel
 from gasworks.bounds import VersionNumber
@@ -69,26 +69,29 @@ class RunOut(_Out):
     @classmethod
     def of(cls, run: Any, slug: str) -> RunOut:
         """A stored run (``WorkflowRunRow``) or the engine's in-memory ``RunRecord``: both
-        carry every field under its own name but ``input`` (``inputs``) and ``slug``."""
+        carry every field under its own name but ``input`` (``inputs``) and ``slug``. Built
+        by the model's validator from a dict (no keyword-argument call per run)."""
         cost = run.cost
-        return cls(
-            id=run.id,
-            workflow_id=run.workflow_id,
-            slug=slug,
-            version=run.version,
-            status=run.status,
-            conversation_id=run.conversation_id,
-            input=run.inputs,
-            output=run.output,
-            error=run.error,
-            node_timings=run.node_timings,
-            steps=run.steps,
-            tokens=run.tokens,
-            cost=Decimal(0) if cost is None else cost,
-            duration_ms=run.duration_ms,
-            started_at=run.started_at,
-            finished_at=run.finished_at,
-            prompt_version_id=run.prompt_version_id,
+        return _validate_run(
+            {
+                "id": run.id,
+                "workflow_id": run.workflow_id,
+                "slug": slug,
+                "version": run.version,
+                "status": run.status,
+                "conversation_id": run.conversation_id,
+                "input": run.inputs,
+                "output": run.output,
+                "error": run.error,
+                "node_timings": run.node_timings,
+                "steps": run.steps,
+                "tokens": run.tokens,
+                "cost": Decimal(0) if cost is None else cost,
+                "duration_ms": run.duration_ms,
+                "started_at": run.started_at,
+                "finished_at": run.finished_at,
+                "prompt_version_id": run.prompt_version_id,
+            }
         )
 
     id: str
@@ -97,10 +100,13 @@ class RunOut(_Out):
     version: int
     status: str
     conversation_id: str | None
-    input: dict[str, Any]
+    # ``SkipValidation``: the JSON values of a run are the server's own (the runner's timings
+    # and error, inputs validated by ``RunIn``, or the stored JSON of those), never a caller's;
+    # walking them again cost more than the rest of the model (the schema is unchanged)
+    input: SkipValidation[dict[str, Any]]
     output: Any
-    error: dict[str, Any] | None
-    node_timings: list[dict[str, Any]]
+    error: SkipValidation[dict[str, Any] | None]
+    node_timings: SkipValidation[list[dict[str, Any]]]
     steps: int
     tokens: int
     cost: Decimal
@@ -113,6 +119,10 @@ class RunOut(_Out):
         "call that resolved a stored version; each call's own is in its node's output and on "
         "its ledger row. None when every call used the neutral built-in prompt.",
     )
+
+
+#: ``RunOut`` from a dict of its field values, in one call of pydantic-core
+_validate_run = RunOut.model_validate
 
 
 class MessageOut(_Out):

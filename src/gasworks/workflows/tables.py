@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -66,12 +67,22 @@ class WorkflowShareRow(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+#: the condition of the partial lease index, as SQL (see ``WorkflowRunRow``)
+RUNNING_SQL = "status = 'running'"
+
+
 class WorkflowRunRow(Base):
     __tablename__ = "workflow_runs"
     __table_args__ = (
         Index("ix_workflow_runs_tenant_workflow", "tenant_id", "workflow_id", "started_at"),
-        Index("ix_workflow_runs_lease", "status", "lease_expires_at"),
-        Index("ix_workflow_runs_tenant_prompt_version", "tenant_id", "prompt_version_id"),
+        # running runs only (migration 0009_run_indexes): a run inserted finished never
+        # enters it; the queries it serves name the literal (``leases.RUNNING``)
+        Index(
+            "ix_workflow_runs_running_lease",
+            "lease_expires_at",
+            sqlite_where=text(RUNNING_SQL),
+            postgresql_where=text(RUNNING_SQL),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
