@@ -73,7 +73,8 @@ def test_a_request_is_counted_exactly_in_one_tokenizer_call() -> None:
         Message("user", "<|fim_prefix|> is plain text here"),
     ]
     expected = 3 + sum(
-        3 + len(enc.encode_ordinary(m.text()))
+        3
+        + len(enc.encode_ordinary(m.text()))
         + (1 + len(enc.encode_ordinary(m.name)) if m.name else 0)
         for m in msgs
     )

@@ -8,6 +8,7 @@ A processor drops values of keys that look like secrets, as a last line of defen
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import json as _json
 import logging
@@ -140,8 +141,9 @@ class AccessLog:
         the buffer is flushed once per turn of the event loop: the lines of the requests that
         finish in one turn leave in one system call. Other lines written to the same stream
         (structlog's, printed whole and flushed at once: the text layer holds nothing between
-        lines) push the waiting access lines out first, so the order of lines is kept. Without a running loop, or into a stream without a binary buffer,
-        the line is written and flushed at once."""
+        lines) push the waiting access lines out first, so the order of lines is kept. Without
+        a running loop, or into a stream without a binary buffer, the line is written and
+        flushed at once."""
         out = self._stream or sys.stderr  # looked up per line, as structlog's PrintLogger
         raw: Any = getattr(out, "buffer", None)
         loop = _running_loop()
@@ -156,10 +158,9 @@ class AccessLog:
 
     def _flush(self, raw: Any) -> None:
         self._flush_due = None
-        try:
+        # the stream was closed, or its reader went away
+        with contextlib.suppress(OSError, ValueError):
             raw.flush()
-        except (OSError, ValueError):  # the stream was closed or its reader went away
-            pass
 
     def _timestamp(self) -> str:
         """ISO 8601 UTC with microseconds and ``Z``; the date and time part is rendered once
