@@ -112,6 +112,33 @@ async def _measure(anthropic_url: str, openai_url: str) -> tuple[list[Row], tupl
         api_key="sk-bench-not-a-key", base_url=openai_url + "/v1", max_retries=0
     )
     compat = OpenAICompatibleProvider(api_key="sk-bench-not-a-key", base_url=openai_url + "/v1")
+    # the `openai` adapter's path before issue #19's SDK work, on the same client: the SDK's
+    # response wrapper (`cast_to=object`), its `AsyncStream` and SSE decoder, its telemetry
+    # headers
+    from gasworks.llm.providers.base import sdk_post_json
+    from gasworks.llm.providers.chat_completions import (
+        StreamParser,
+        parse_completion,
+        request_params,
+    )
+
+    async def json_chat() -> None:
+        params = request_params(gpt, req, "max_completion_tokens")
+        data = await sdk_post_json(openai, oai._client, "/chat/completions", params, 10)
+        assert parse_completion("openai", gpt, req, data).text
+
+    async def json_stream() -> None:
+        params = request_params(gpt, req, "max_completion_tokens")
+        params["stream"], params["stream_options"] = True, {"include_usage": True}
+        stream = await sdk_post_json(openai, oai._client, "/chat/completions", params, 10)
+        parser = StreamParser("openai")
+        try:
+            async for event in stream:
+                parser.feed(event)
+        finally:
+            await stream.close()
+        assert parser.last(gpt, req).usage
+
     req = ChatRequest(model="claude", messages=[Message("user", "Hello, how are you today?")])
     sdk: Any = anth._client
     params = {
@@ -149,6 +176,12 @@ async def _measure(anthropic_url: str, openai_url: str) -> tuple[list[Row], tupl
         ),
         ("anchor: the same, stream (28 events)", lambda: drain(oai_httpx.stream(gpt, req, 10))),
         (
+            "anchor: the `openai` adapter's path before (SDK response wrapper, telemetry "
+            "headers), answer",
+            json_chat,
+        ),
+        ("anchor: the same, stream (28 events; the SDK's `AsyncStream`)", json_stream),
+        (
             "`openai_compatible` adapter (plain aiohttp), answer",
             lambda: compat.chat(compat_model, req, 10),
         ),
@@ -168,9 +201,10 @@ async def _measure(anthropic_url: str, openai_url: str) -> tuple[list[Row], tupl
     out: list[Row] = []
     for j, (label, _fn) in enumerate(calls):
         # the adapter rows against their anchor of the same kind (answer / stream): the
-        # typed SDK call; the SDK on httpx; for `openai_compatible`, the `openai` adapter
-        # (how much more CPU the SDK path takes). The median of per-round CPU ratios.
-        anchor = {0: 2, 1: 3, 4: 6, 5: 7, 8: 4, 9: 5}.get(j)
+        # typed SDK call; the `openai` adapter's path before; for `openai_compatible`, the
+        # `openai` adapter (how much more CPU the SDK path takes). The median of per-round
+        # CPU ratios.
+        anchor = {0: 2, 1: 3, 4: 8, 5: 9, 10: 4, 11: 5}.get(j)
         ratio = (
             f"{med(per[anchor][r][0] / per[j][r][0] for r in range(ROUNDS)):.2f}x"
             if anchor is not None
@@ -209,10 +243,14 @@ def bench_adapters() -> list[str]:
         "ratios. CPU = this process's CPU time per call (adapter, SDK, aiohttp transport, "
         "event loop). The anchor is the Anthropic SDK's typed `messages.create` (a pydantic "
         "model per answer and per event), which the `anthropic` adapter used before it asked "
-        "for plain JSON. The `openai` adapter's anchor is the same adapter on the SDK's "
-        "default httpx client (what it ran on while the SDK's `aiohttp` extra was missing); "
-        "the `openai_compatible` rows (the same Chat Completions wire through plain aiohttp) "
-        "give the `openai` adapter's CPU ÷ theirs: what the SDK path still costs. "
+        "for plain JSON. The `openai` adapter's anchor is its path before issue #19's SDK "
+        "work, on the same SDK client: `client.post(..., cast_to=object)` (the SDK's response "
+        "wrapper, its `AsyncStream` and SSE decoder, its telemetry headers); the adapter now "
+        "takes the SDK's raw HTTP response, splits a stream's `data:` lines itself and leaves "
+        "the telemetry headers out. The same adapter on the SDK's default httpx client (no "
+        "`aiohttp` extra) is listed for reference. The `openai_compatible` rows (the same Chat "
+        "Completions wire through plain aiohttp) give the `openai` adapter's CPU ÷ theirs: "
+        "what the SDK path still costs. "
         f"Load average {load[0]:.1f} → {load[1]:.1f}.",
         "",
         "| call | CPU per call | wall per call | anchor CPU ÷ adapter CPU | load |",

@@ -142,6 +142,15 @@ class Settings(BaseSettings):
     workers: int = Field(
         default=1, ge=1, le=64, description="Server worker processes of `gasworks serve`."
     )
+    server_keepalive_seconds: int = Field(
+        default=75,
+        ge=1,
+        le=3600,
+        description="How long `gasworks serve` keeps an idle client connection open for its "
+        "next request (uvicorn's own default is 5 s). Keep it above the idle timeout of the "
+        "load balancer or proxy in front (AWS ALB: 60 s), so that the client side closes "
+        "first and never sends a request on a connection the server is closing.",
+    )
     log_format: LogFormat = Field(
         default=LogFormat.AUTO,
         description="json, console, or auto: console on a terminal, json when the log goes "
@@ -238,6 +247,15 @@ class Settings(BaseSettings):
     )
     provider_max_retries: int = Field(
         default=2, ge=0, le=10, description="Default retries of a retryable provider error."
+    )
+    provider_keepalive_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=3600,
+        description="How long an idle connection to a provider (openai, anthropic, "
+        "openai_compatible) stays in this process's pool for the next call. The SDKs' own "
+        "default is 5 s: a burst after a few idle seconds then opened every connection anew "
+        "(a TLS handshake each against a hosted API).",
     )
     provider_retry_initial_seconds: float = Field(default=0.5, ge=0)
     provider_retry_max_seconds: float = Field(default=20.0, ge=0)

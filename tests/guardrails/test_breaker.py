@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from gasworks.db.engine import Database
@@ -220,3 +222,36 @@ async def test_slow_calls_count_when_a_threshold_is_set(db: Database) -> None:
         p = await m.check("gpt")
         await m.record(p, OutcomeKind.SUCCESS, latency_ms=latency)
     assert m.state_of("gpt") is BreakerState.OPEN
+
+
+async def test_a_sync_read_before_a_manual_reset_does_not_undo_it(db: Database) -> None:
+    """An operator resets a breaker while this process's periodic sync is reading the
+    store: the sync's older view must not put the breaker back to forced open."""
+
+    class HeldStore(BreakerStore):
+        hold: asyncio.Event | None = None
+        read = asyncio.Event()
+
+        async def snapshot(self, window_start: int):  # type: ignore[override]
+            out = await super().snapshot(window_start)
+            if self.hold is not None:
+                self.read.set()
+                await self.hold.wait()
+            return out
+
+    clock = FakeClock()
+    store = HeldStore(db)
+    m = BreakerManager(db, CFG, clock=clock, store=store)
+    await m.set_manual("gpt", BreakerState.FORCED_OPEN, actor="prn_ops", reason="incident")
+    store.hold = asyncio.Event()
+    clock.advance(2)
+    sync = asyncio.create_task(m.sync())
+    await store.read.wait()  # the sync has read the breaker forced open
+    await m.set_manual("gpt", BreakerState.CLOSED, actor="prn_ops", reason="over")
+    store.hold.set()
+    await sync
+    assert m.state_of("gpt") is BreakerState.CLOSED
+    await m.check("gpt")  # allowed: no new sync is due, the reset holds
+    clock.advance(2)
+    await m.check("gpt")  # and the next sync reads the reset from the store
+    assert m.state_of("gpt") is BreakerState.CLOSED

@@ -304,3 +304,27 @@ async def test_logprobs_reach_the_answer_and_the_stream(tmp_path, fake_openai, m
     streamed = [c async for c in gw.stream(SCOPE, ask(model, extra={"logprobs": True}))]
     with_lp = [c for c in streamed if c.logprobs]
     assert "".join(t["token"] for c in with_lp for t in c.logprobs["content"]) == r.text
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+@pytest.mark.parametrize(("keepalive", "reused"), [(30.0, True), (0.1, False)])
+async def test_idle_provider_connection_is_kept_for_the_provider_keepalive(
+    tmp_path, fake_openai, model, keepalive, reused
+) -> None:
+    gw = gateway_for(tmp_path, entries(fake_openai), provider_keepalive_seconds=keepalive)
+    await gw.chat(SCOPE, ask(model))
+    await asyncio.sleep(0.5)  # idle: within 30 s, past 0.1 s (the pool then drops it)
+    await gw.chat(SCOPE, ask(model))
+    first, second = fake_openai.requests[-2:]
+    assert first.client is not None
+    assert (first.client == second.client) is reused  # the same connection, or a new one
+
+
+async def test_openai_adapter_leaves_the_sdk_telemetry_headers_out(tmp_path, fake_openai) -> None:
+    gw = gateway_for(tmp_path, entries(fake_openai))
+    await gw.chat(SCOPE, ask("oa"))
+    await collect(gw, ask("oa"))
+    for sent in fake_openai.requests[-2:]:
+        assert sent.headers["authorization"] == "Bearer sk-test-not-a-real-key"
+        assert sent.headers["content-type"] == "application/json"
+        assert not [h for h in sent.headers if h.startswith("x-stainless")]

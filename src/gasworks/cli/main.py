@@ -184,6 +184,7 @@ def serve(
         workers=n,
         log_level="warning",
         access_log=False,
+        timeout_keep_alive=settings.server_keepalive_seconds,
         timeout_graceful_shutdown=int(settings.shutdown_grace_seconds) or None,
     )
     server = GracefulServer(

@@ -79,10 +79,13 @@ def _env(home: Path, db_url: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def server(home: Path, db_url: str, key: str | None = None) -> Iterator[tuple[str, str]]:
+def server(
+    home: Path, db_url: str, key: str | None = None, extra_env: dict[str, str] | None = None
+) -> Iterator[tuple[str, str]]:
     """``gasworks serve`` on a free port over ``db_url`` (migrated, and a platform-admin key
-    made with ``gasworks init``, unless ``key`` is given): yields (base URL, key)."""
-    env = _env(home, db_url)
+    made with ``gasworks init``, unless ``key`` is given), with ``extra_env`` (settings) on
+    top: yields (base URL, key)."""
+    env = _env(home, db_url) | (extra_env or {})
     gw = str(BIN / "gasworks")
     if key is None:
         for step in (["db", "upgrade"], ["init", "--json"]):

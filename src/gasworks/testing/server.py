@@ -111,6 +111,8 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: bytes
+    #: the client's (host, port): requests on one connection share it
+    client: tuple[str, int] | None = None
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -224,7 +226,10 @@ class FakeProviderServer(abc.ABC):
                 break
         headers = {k.decode().lower(): v.decode() for k, v in scope["headers"]}
         path = scope.get("raw_path", scope["path"].encode()).decode()
-        self.requests.append(RecordedRequest(scope["method"], path, headers, body))
+        client = scope.get("client")
+        self.requests.append(
+            RecordedRequest(scope["method"], path, headers, body, tuple(client) if client else None)
+        )
         req = Request(scope["method"], path, headers, body, send, receive)
         if body and headers.get("content-type", "").startswith("application/json"):
             try:

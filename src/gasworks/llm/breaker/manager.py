@@ -75,6 +75,11 @@ class BreakerManager:
         self.clock = clock
         self.store = store or BreakerStore(db)
         self._records: dict[str, BreakerRecord] = {}
+        #: a count of the records this process learned one by one (a transition, a reload),
+        #: and when each key was last learned so: a sync whose snapshot was read before keeps
+        #: them (see ``sync``)
+        self._learned = 0
+        self._learned_at: dict[str, int] = {}
         self._windows: dict[str, LocalWindow] = {}
         self._last_sync = float("-inf")
         self._last_prune = float("-inf")
@@ -175,7 +180,15 @@ class BreakerManager:
             self._last_sync = now
             await self._flush(now, None)
             start = self.config.window_start(now)
+            seen = self._learned
             records, totals = await self.store.snapshot(start)
+            # a record learned while the snapshot was read (an operator's reset in this
+            # process, a trip) is newer than the snapshot's: the snapshot must not undo it
+            for key, at in self._learned_at.items():
+                mine, read = self._records.get(key), records.get(key)
+                if at > seen and mine is not None and (read is None or mine.version > read.version):
+                    records[key] = mine
+            self._learned_at = {k: at for k, at in self._learned_at.items() if at > seen}
             self._records = records
             for key, rec in records.items():
                 shared = totals.get((key, rec.generation), Counts())
@@ -259,8 +272,13 @@ class BreakerManager:
 
     async def _reload(self, key: str, now: float) -> BreakerRecord:
         rec = await self.store.get(key) or BreakerRecord.fresh(key, now)
-        self._records[key] = rec
+        self._learn(key, rec)
         return rec
+
+    def _learn(self, key: str, rec: BreakerRecord) -> None:
+        self._learned += 1
+        self._learned_at[key] = self._learned
+        self._records[key] = rec
 
     async def _transition(
         self,
@@ -292,7 +310,7 @@ class BreakerManager:
             await self._reload(key, now)
             return None
         after = moved.after
-        self._records[key] = after
+        self._learn(key, after)
         if after.generation != moved.before.generation:
             self._windows[key] = LocalWindow(after.generation)
         BREAKER_TRANSITIONS.labels(

@@ -24,6 +24,7 @@ from gasworks.errors import (
     ProviderStreamInterrupted,
 )
 from gasworks.llm.providers.base import (
+    DEFAULT_KEEPALIVE_SECONDS,
     CallErrors,
     PayloadErrors,
     classify_sdk_error,
@@ -209,7 +210,13 @@ class _StreamEvents:
 class AnthropicProvider:
     name = "anthropic"
 
-    def __init__(self, *, api_key: str | None, base_url: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        keepalive: float = DEFAULT_KEEPALIVE_SECONDS,
+    ) -> None:
         if anthropic is None:
             raise MissingDependency.package("The Anthropic provider", "anthropic", "anthropic")
         self._error: GasworksError | None = None
@@ -223,7 +230,7 @@ class AnthropicProvider:
             api_key=api_key or "missing",
             base_url=base_url,
             max_retries=0,
-            **sdk_http_client(anthropic),
+            **sdk_http_client(anthropic, keepalive),
         )
         self._call = CallErrors(self._translate)
         self._stream_call = CallErrors(self._translate, streaming=True)

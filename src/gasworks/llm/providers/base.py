@@ -240,32 +240,53 @@ def bad_response(provider: str, exc: BaseException | None = None) -> ProviderBad
     )
 
 
-async def mapped_events(stream: AsyncIterator[Any], errors: CallErrors) -> AsyncIterator[Any]:
+async def mapped_events(
+    stream: AsyncIterator[Any], errors: CallErrors, *, end: Any = None
+) -> AsyncIterator[Any]:
     """The events of an SDK stream, each read inside ``errors`` (the reading only: what the
-    caller does with an event is outside the boundary)."""
+    caller does with an event is outside the boundary); then ``end``, if not None."""
     it = stream.__aiter__()
     while True:
         with errors:
             try:
                 event = await it.__anext__()
             except StopAsyncIteration:
-                return
+                break
         yield event
+    if end is not None:
+        yield end
 
 
-def sdk_http_client(sdk: Any) -> dict[str, Any]:
+#: idle upstream connections are kept this long unless the deployment says otherwise
+#: (``GASWORKS_PROVIDER_KEEPALIVE_SECONDS``); the SDKs' own default is 5 s
+DEFAULT_KEEPALIVE_SECONDS = 30.0
+
+
+def sdk_http_client(sdk: Any, keepalive: float = DEFAULT_KEEPALIVE_SECONDS) -> dict[str, Any]:
     """``http_client=`` the SDK's own aiohttp-backed client (``DefaultAioHttpClient``), as
     keyword arguments for the SDK's client class (none when the SDK has no such client).
 
     The OpenAI and Anthropic SDKs speak through httpx by default; their documented aiohttp
     transport takes about 0.3 ms of CPU less per call (``bench/results/gateway.md``). SDK
     versions without it (or without their ``aiohttp`` extra) keep their default client.
+
+    ``keepalive``: seconds an idle pooled connection is kept. The SDKs' default limits keep
+    one 5 s, so a burst after a few idle seconds opened every upstream connection anew (a TLS
+    handshake each against a hosted API; issue #19); the SDK's connection counts are kept.
     """
     cls = getattr(sdk, "DefaultAioHttpClient", None)
     if cls is None:
         return {}
+    kwargs: dict[str, Any] = {}
+    limits = getattr(sdk, "DEFAULT_CONNECTION_LIMITS", None)
+    if limits is not None:
+        kwargs["limits"] = type(limits)(
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=keepalive,
+        )
     try:
-        return {"http_client": cls()}
+        return {"http_client": cls(**kwargs)}
     except RuntimeError:  # the SDK says its aiohttp extra is missing
         return {}
 
@@ -292,6 +313,85 @@ async def sdk_post_json(
         stream=stream,
         stream_cls=sdk.AsyncStream[object] if stream else None,
     )
+
+
+#: the SDKs' telemetry headers (language, package version, OS, architecture, runtime, async
+#: library, retry count, read timeout). Left out of the ``openai`` adapter's calls: the SDK
+#: computes and normalises them on every call (about 8 % of its CPU per call here), they tell
+#: the vendor nothing it needs to answer, and the gateway, not the SDK, retries.
+SDK_TELEMETRY_HEADERS = (
+    "X-Stainless-Lang",
+    "X-Stainless-Package-Version",
+    "X-Stainless-OS",
+    "X-Stainless-Arch",
+    "X-Stainless-Runtime",
+    "X-Stainless-Runtime-Version",
+    "X-Stainless-Async",
+    "x-stainless-retry-count",
+    "x-stainless-read-timeout",
+)
+
+
+def sdk_lean_headers(sdk: Any) -> dict[str, Any]:
+    """Per-call ``headers`` that remove ``SDK_TELEMETRY_HEADERS`` (the SDK's ``Omit``)."""
+    omit = getattr(sdk, "Omit", None)
+    return {} if omit is None else {h: omit() for h in SDK_TELEMETRY_HEADERS}
+
+
+async def sdk_post_raw(
+    client: Any,
+    path: str,
+    params: dict[str, Any],
+    attempt_timeout: float,
+    headers: dict[str, Any],
+) -> Any:
+    """POST ``params`` through an OpenAI / Anthropic SDK client; the SDK's HTTP response.
+
+    Like ``sdk_post_json`` (the SDK builds the request, authenticates, sends it over its
+    transport and raises its own error for a 4xx/5xx), but the answer is not wrapped: with
+    ``cast_to=httpx.Response`` the SDK hands back its HTTP response as it is (the SDK's
+    documented way to a raw response, for its httpx and its httpx2 clients alike). Not
+    streamed (``params["stream"]`` false), the body is already read: ``json.loads(r.content)``;
+    streamed, the caller reads ``r.aiter_bytes()`` and closes it: no ``AsyncAPIResponse``, no
+    ``AsyncStream`` and no SDK SSE decoder per event (about a third of a stream's CPU here).
+    """
+    return await client.post(
+        path,
+        body=params,
+        cast_to=httpx.Response,
+        options={"timeout": attempt_timeout, "headers": headers},
+        stream=bool(params.get("stream")),
+    )
+
+
+class EventLines:
+    """The ``data:`` payloads of a server-sent event stream, from its bytes as they come.
+
+    ``feed(piece)`` returns the payloads completed by ``piece`` (``b""``: the stream ended;
+    what is left is the last line). ``[DONE]`` is dropped. The Chat Completions stream is one
+    ``data:`` line per event, so the lines need no SSE event assembly.
+    """
+
+    __slots__ = ("buffer",)
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        if piece:
+            self.buffer += piece
+            if b"\n" not in piece:
+                return []
+            *lines, self.buffer = self.buffer.split(b"\n")
+        else:
+            lines, self.buffer = [self.buffer], b""
+        out = []
+        for line in lines:
+            if line.startswith(b"data:"):
+                data = line[5:].strip()
+                if data != b"[DONE]":
+                    out.append(data)
+        return out
 
 
 #: error types vendors put in an error *event* of a stream (HTTP status already 200)
@@ -372,7 +472,7 @@ def classify_sdk_error(
             message, err_type = _sdk_error_message(exc)
             status = stream_error_status(err_type, 500)
             return classify_status(provider, status, message or exc.message)
-    if isinstance(exc, _HTTP_TIMEOUTS):
+    if isinstance(exc, _HTTP_TIMEOUTS) and not _refused(exc):
         return ProviderTimeout(f"{provider} did not answer in time.", details=details)
     if isinstance(exc, _HTTP_TRANSPORT):
         cls = ProviderStreamInterrupted if streaming else ProviderUnavailable

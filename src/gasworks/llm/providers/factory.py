@@ -118,6 +118,7 @@ class ProviderSet:
             client_ = OpenAIProvider(
                 api_key=self.credentials.value(entry.api_key_env or "OPENAI_API_KEY"),
                 base_url=entry.base_url or s.openai_base_url,
+                keepalive=s.provider_keepalive_seconds,
             )
         elif name is ProviderName.OPENAI_COMPATIBLE:
             from gasworks.llm.providers.openai_compatible import OpenAICompatibleProvider
@@ -132,6 +133,7 @@ class ProviderSet:
             client_ = OpenAICompatibleProvider(
                 api_key=self.credentials.value(entry.api_key_env or "OPENAI_COMPATIBLE_API_KEY"),
                 base_url=base_url,
+                keepalive=s.provider_keepalive_seconds,
             )
         elif name is ProviderName.ANTHROPIC:
             from gasworks.llm.providers.anthropic import AnthropicProvider
@@ -139,6 +141,7 @@ class ProviderSet:
             client_ = AnthropicProvider(
                 api_key=self.credentials.value(entry.api_key_env or "ANTHROPIC_API_KEY"),
                 base_url=entry.base_url or s.anthropic_base_url,
+                keepalive=s.provider_keepalive_seconds,
             )
         elif name is ProviderName.BEDROCK:
             from gasworks.llm.providers.bedrock import BedrockProvider

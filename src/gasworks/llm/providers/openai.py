@@ -3,21 +3,32 @@
 The SDK's own retries are off (``max_retries=0``): the gateway retries. Streams ask for usage
 (``stream_options.include_usage``); a server that sends none gets its usage estimated and
 marked. Every SDK / transport error is classified here into the gasworks provider errors.
+
+The SDK builds, authenticates and sends every request and raises its errors; what it would do
+besides is left out (issue #19, ``docs/architecture.md``, "The `openai` adapter's CPU"): the
+answer comes back as the SDK's raw HTTP response (``base.sdk_post_raw``), decoded with
+``json.loads``, and a stream's ``data:`` lines are split from its bytes (``base.EventLines``)
+as the ``openai_compatible`` adapter does, instead of through the SDK's response wrapper and
+its SSE decoder; the SDK's telemetry headers are left out (``base.SDK_TELEMETRY_HEADERS``).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 from gasworks.errors import GasworksError, MissingDependency, ProviderAuthFailed
 from gasworks.llm.providers.base import (
+    DEFAULT_KEEPALIVE_SECONDS,
     CallErrors,
+    EventLines,
     PayloadErrors,
     classify_sdk_error,
     mapped_events,
     sdk_http_client,
-    sdk_post_json,
+    sdk_lean_headers,
+    sdk_post_raw,
 )
 from gasworks.llm.providers.chat_completions import (
     StreamParser,
@@ -32,7 +43,7 @@ try:
 except ImportError:  # pragma: no cover - exercised only without the extra
     openai = None  # type: ignore[assignment]
 
-#: Chat Completions, posted as plain JSON (``base.sdk_post_json``: no typed models per call)
+#: Chat Completions, posted as plain JSON (``base.sdk_post_raw``: no typed models per call)
 _PATH = "/chat/completions"
 
 
@@ -52,8 +63,15 @@ class OpenAIProvider:
     #: the parameter that bounds the answer's length
     max_tokens_param = "max_completion_tokens"
 
-    def __init__(self, *, api_key: str | None, base_url: str | None) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str | None,
+        keepalive: float = DEFAULT_KEEPALIVE_SECONDS,
+    ) -> None:
         sdk = require_openai()
+        self._headers = sdk_lean_headers(sdk)
         self._error: GasworksError | None = None
         self._client: Any = None
         self._call = CallErrors(self._translate)
@@ -64,7 +82,7 @@ class OpenAIProvider:
                 api_key=api_key,
                 base_url=base_url,
                 max_retries=0,
-                **sdk_http_client(sdk),
+                **sdk_http_client(sdk, keepalive),
             )
         except sdk.OpenAIError:
             self._error = ProviderAuthFailed(
@@ -90,7 +108,8 @@ class OpenAIProvider:
         client = self._client_or_raise()
         params = self._params(model, req)
         with self._call:
-            data = await sdk_post_json(openai, client, _PATH, params, attempt_timeout)
+            r = await sdk_post_raw(client, _PATH, params, attempt_timeout, self._headers)
+            data = json.loads(r.content)
         with self._payload:
             return parse_completion(self.name, model, req, data)
 
@@ -103,15 +122,19 @@ class OpenAIProvider:
         params["stream_options"] = {"include_usage": True}
         parser = StreamParser(self.name)
         with self._stream_call:
-            stream = await sdk_post_json(openai, client, _PATH, params, attempt_timeout)
+            r = await sdk_post_raw(client, _PATH, params, attempt_timeout, self._headers)
+        lines = EventLines()
         try:
-            async for event in mapped_events(stream, self._stream_call):
-                with self._payload:
-                    chunk = parser.feed(event)
-                if chunk is not None:
-                    yield chunk
+            # read on past [DONE] to the end (b"": what is left is the last line): the
+            # connection then goes back to the pool
+            async for piece in mapped_events(r.aiter_bytes(), self._stream_call, end=b""):
+                for data in lines.feed(piece):
+                    with self._payload:
+                        chunk = parser.feed(json.loads(data))
+                    if chunk is not None:
+                        yield chunk
         finally:
-            await stream.close()
+            await r.aclose()
         yield parser.last(model, req)
 
     async def aclose(self) -> None:

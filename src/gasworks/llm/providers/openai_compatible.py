@@ -25,7 +25,9 @@ from aiohttp.client_exceptions import SocketTimeoutError
 
 from gasworks.errors import GasworksError
 from gasworks.llm.providers.base import (
+    DEFAULT_KEEPALIVE_SECONDS,
     CallErrors,
+    EventLines,
     PayloadErrors,
     classify_sdk_error,
     classify_status,
@@ -42,7 +44,14 @@ from gasworks.modeltypes import ChatRequest, ChatResult, StreamChunk
 class OpenAICompatibleProvider:
     name = "openai_compatible"
 
-    def __init__(self, *, api_key: str | None, base_url: str) -> None:
+    def __init__(
+        self,
+        *,
+        api_key: str | None,
+        base_url: str,
+        keepalive: float = DEFAULT_KEEPALIVE_SECONDS,
+    ) -> None:
+        self._keepalive = keepalive
         self._url = base_url.rstrip("/") + "/chat/completions"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
         if api_key:
@@ -62,7 +71,7 @@ class OpenAICompatibleProvider:
         loop = asyncio.get_running_loop()
         if self._session is None or self._loop is not loop or self._session.closed:
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=30),
+                connector=aiohttp.TCPConnector(limit=256, keepalive_timeout=self._keepalive),
                 headers=self._headers,
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
@@ -122,28 +131,18 @@ class OpenAICompatibleProvider:
                     body = r.content
                     watch = _StallWatch(body, attempt_timeout)
                     try:
-                        buffer, piece = b"", b"-"
+                        lines, piece = EventLines(), b"-"
                         # read on past [DONE] to the end: the connection then goes back to
                         # the pool; at the end, what is left in the buffer is the last line
                         while piece:
                             watch.since = watch.loop.time()
                             piece = await body.readany()
                             watch.since = None
-                            if piece:
-                                buffer += piece
-                                if b"\n" not in piece:
-                                    continue
-                                *lines, buffer = buffer.split(b"\n")
-                            else:
-                                lines = [buffer]
-                            for line in lines:
-                                if line.startswith(b"data:"):
-                                    data = line[5:].strip()
-                                    if data != b"[DONE]":
-                                        with self._payload:
-                                            chunk = parser.feed(json.loads(data))
-                                        if chunk is not None:
-                                            yield chunk
+                            for data in lines.feed(piece):
+                                with self._payload:
+                                    chunk = parser.feed(json.loads(data))
+                                if chunk is not None:
+                                    yield chunk
                     finally:
                         watch.close()
         yield parser.last(model, req)
