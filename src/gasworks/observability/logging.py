@@ -101,8 +101,8 @@ class AccessLog:
         self._heads: dict[tuple[str, str], str] = {}
         self._second = -1
         self._stamp = ""
-        #: the buffer a flush is scheduled for (once per loop turn)
-        self._flush_due: Any = None
+        #: (buffer, loop) of the flush scheduled for this turn (once per loop turn)
+        self._flush_due: tuple[Any, asyncio.AbstractEventLoop] | None = None
         self._log: Any = structlog.get_logger("gasworks.http")
 
     def write(self, method: str, route: str, status: int, duration_ms: float) -> None:
@@ -152,8 +152,10 @@ class AccessLog:
             out.flush()
             return
         raw.write(line.encode())
-        if self._flush_due is not raw:
-            self._flush_due = raw
+        # one flush per turn: already scheduled for this buffer on this loop (a flush left
+        # behind by a loop that stopped before running it does not count)
+        if self._flush_due != (raw, loop):
+            self._flush_due = (raw, loop)
             loop.call_soon(self._flush, raw)
 
     def _flush(self, raw: Any) -> None:
