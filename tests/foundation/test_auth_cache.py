@@ -110,14 +110,14 @@ async def test_a_burst_after_the_ttl_shares_one_verification(authn, tenant_a, mo
     from gasworks.tenancy import service
 
     calls = 0
-    verify = service.verify_key
+    verify = service.lookup_key
 
-    async def counting(session: Any, token: str) -> Any:
+    async def counting(db: Any, token: str) -> Any:
         nonlocal calls
         calls += 1
-        return await verify(session, token)
+        return await verify(db, token)
 
-    monkeypatch.setattr(service, "verify_key", counting)
+    monkeypatch.setattr(service, "lookup_key", counting)
     header = f"Bearer {tenant_a.viewer}"
     await authn.authenticate(header)
     assert calls == 1

@@ -84,13 +84,13 @@ class Authenticator:
         self, token: str, digest: str, now: float, entry: _Entry | None
     ) -> _Entry | None:
         """Check the key against the database and cache the verdict; None if refused."""
-        async with self.db.session() as session:
-            verified = await service.verify_key(session, token)
-            touched = entry.touched_at if entry is not None else float("-inf")
-            key_id = verified.ctx.api_key_id if verified is not None else None
-            if key_id is not None and now - touched >= self.touch_every:
+        verified = await service.lookup_key(self.db, token)
+        touched = entry.touched_at if entry is not None else float("-inf")
+        key_id = verified.ctx.api_key_id if verified is not None else None
+        if key_id is not None and now - touched >= self.touch_every:
+            async with self.db.session() as session:
                 await service.touch_key(session, key_id, self.clock())
-                touched = now
+            touched = now
         self._cache.pop(digest, None)
         if verified is None:
             return None

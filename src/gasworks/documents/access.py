@@ -11,12 +11,13 @@ VectorSearch node all use these same SQL conditions, so they can never disagree.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gasworks.db.engine import Database
 from gasworks.documents.tables import (
     CollectionDocumentRow,
     CollectionGrantRow,
@@ -54,16 +55,38 @@ def readable_documents(ctx: TenantContext) -> Any:
     return live & or_(DocumentRow.created_by == ctx.principal_id, DocumentRow.id.in_(via))
 
 
+def _by_ref(ctx: TenantContext, ref: str) -> Any:
+    """SQL condition on ``CollectionRow``: a readable collection with id or name ``ref``."""
+    return readable_collections(ctx) & or_(CollectionRow.id == ref, CollectionRow.name == ref)
+
+
+def _not_found(ref: str) -> CollectionNotFound:
+    return CollectionNotFound("Collection not found.", details={"collection": ref})
+
+
 async def collection_row(session: AsyncSession, ctx: TenantContext, ref: str) -> CollectionRow:
     """A readable collection by id or name, else COLLECTION_NOT_FOUND."""
-    row = await session.scalar(
-        select(CollectionRow).where(
-            readable_collections(ctx), or_(CollectionRow.id == ref, CollectionRow.name == ref)
-        )
-    )
+    row = await session.scalar(select(CollectionRow).where(_by_ref(ctx, ref)))
     if row is None:
-        raise CollectionNotFound("Collection not found.", details={"collection": ref})
+        raise _not_found(ref)
     return row
+
+
+async def collection_ids(db: Database, ctx: TenantContext, refs: Sequence[str]) -> list[str]:
+    """The ids of readable collections by id or name (each, else COLLECTION_NOT_FOUND), in
+    one read-only snapshot (``Database.read_now``: on a SQLite file no hand-off to the
+    driver's thread): what an upload checks before it streams the file."""
+    if not refs:
+        return []
+    found = await db.read_now(
+        *(select(CollectionRow.id).where(_by_ref(ctx, ref)).limit(1) for ref in refs)
+    )
+    out = []
+    for ref, rows in zip(refs, found, strict=True):
+        if not rows:
+            raise _not_found(ref)
+        out.append(str(rows[0][0]))
+    return out
 
 
 async def allowed_sources(

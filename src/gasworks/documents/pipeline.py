@@ -46,8 +46,9 @@ from gasworks.documents.service import (
     STAGE_STATUS,
     DocumentService,
     add_event,
+    add_events,
     artifact_blob,
-    event_row,
+    event_values,
     stage_job_key,
 )
 from gasworks.documents.tables import CollectionDocumentRow, CollectionRow, DocumentRow
@@ -70,6 +71,7 @@ from gasworks.retrieval.types import (
     EmbedResult,
     SourceWriter,
     Space,
+    StagedSourceWriter,
     source_id,
 )
 
@@ -85,6 +87,13 @@ _FIRST_COLLECTION = (
     )
     .order_by(CollectionRow.name)
     .limit(1)
+)
+
+#: the job's document, locked (``_live``); built once: a stage's start and commit read it
+_LIVE = (
+    select(DocumentRow)
+    .where(DocumentRow.id == bindparam("document"), DocumentRow.tenant_id == bindparam("tenant"))
+    .with_for_update()
 )
 
 #: chunk artifacts kept in memory for the embed stage (``Pipeline._recent``)
@@ -199,7 +208,10 @@ class Pipeline:
         self,
         job: Job,
         work: Callable[[DocumentRow, int], Awaitable[tuple[str | None, dict[str, Any]]]],
+        also: list[Callable[[Session], None]] | None = None,
     ) -> None:
+        """Start the stage (unless its start was handed on), run ``work``, commit the stage;
+        ``also``: what ``work`` left to be written in the commit's transaction."""
         doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
         handed = job.memo.get("row")
         if isinstance(handed, DocumentRow):
@@ -213,7 +225,7 @@ class Pipeline:
         next_kind, updates = await work(row, gen)
         # the embed job carries its document's chunk count: a batch's weight (``batches``)
         extra = {"chunks": int(updates.get("chunks") or 0)} if next_kind == EMBED else None
-        await self._complete(job, doc_id, gen, next_kind, updates, started, extra)
+        await self._complete(job, doc_id, gen, next_kind, updates, started, extra, also)
 
     async def _begin(self, jobs: list[Job]) -> list[DocumentRow | None]:
         """Record the start of each job's stage (status, ``stages.<stage>.started``, a
@@ -224,6 +236,7 @@ class Pipeline:
 
         def start(s: Session, _: object) -> list[DocumentRow | None]:
             out: list[DocumentRow | None] = [None] * len(jobs)
+            events: list[dict[str, Any]] = []
             for n in order:
                 job = jobs[n]
                 doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
@@ -240,12 +253,13 @@ class Pipeline:
                     "attempts": job.attempt,
                 }
                 live.stages = stages
-                s.add(
-                    event_row(
+                events.append(
+                    event_values(
                         live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
                     )
                 )
             s.flush()
+            add_events(s, events)
             for live in out:
                 if live is not None:
                     s.expunge(live)
@@ -268,6 +282,7 @@ class Pipeline:
         updates: dict[str, Any],
         started: float,
         next_payload: dict[str, Any] | None = None,
+        also: list[Callable[[Session], None]] | None = None,
     ) -> None:
         """Commit the stage (``_commit_stage``) and hand the next one on; ``_Stale`` when the
         document no longer wants this generation or the lease was lost (the job is completed
@@ -275,7 +290,7 @@ class Pipeline:
         stage = job.kind.split(".", 1)[1]
         try:
             nxt, done = await self._commit_stage(
-                job, stage, doc_id, gen, next_kind, updates, next_payload
+                job, stage, doc_id, gen, next_kind, updates, next_payload, also
             )
         except (_Stale, LeaseLost):
             with contextlib.suppress(LeaseLost):
@@ -287,7 +302,11 @@ class Pipeline:
         if nxt is not None:
             nxt.memo = {"row": done, "artifacts": job.memo.get("artifacts", {})}
             job.then = nxt
-        self.queue.wake()
+        elif next_kind is not None:
+            # queued for any worker: wake the idle ones. A stage handed on to this worker
+            # wakes nobody (there is nothing for them to claim: a wake-up would only cost
+            # each idle worker a poll, about four per document)
+            self.queue.wake()
 
     async def _drop_if_deleted(self, job: Job, doc_id: str, gen: int) -> None:
         """A stage writes its artifact before the transaction that finds the document still
@@ -313,6 +332,7 @@ class Pipeline:
         next_kind: str | None,
         updates: dict[str, Any],
         next_payload: dict[str, Any] | None = None,
+        also: list[Callable[[Session], None]] | None = None,
     ) -> tuple[Job | None, DocumentRow]:
         """Record the stage done, enqueue the next one and complete the job, in one
         transaction. The next stage's job is leased to this worker (``enqueue_next``), which
@@ -330,6 +350,8 @@ class Pipeline:
             live = _live(s, job, doc_id, gen)
             if live is None:
                 raise _Stale
+            for write in also or ():  # after the document's lock, before the job's
+                write(s)
             nxt: Job | None = None
             if next_kind is not None:  # handed on to this worker, or queued for any
                 nxt = self.queue.enqueue_next_sync(
@@ -347,7 +369,7 @@ class Pipeline:
                 setattr(live, k, v)
             live.updated_at = _now()
             events = [
-                event_row(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)
+                event_values(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)
             ]
             if nxt is not None and next_kind is not None:
                 following = next_kind.split(".", 1)[1]
@@ -358,13 +380,13 @@ class Pipeline:
                     "attempts": nxt.attempt,
                 }
                 events.append(
-                    event_row(
+                    event_values(
                         live.tenant_id, doc_id, "status", status=live.status, attempt=nxt.attempt
                     )
                 )
             live.stages = stages
-            s.add_all(events)
             s.flush()
+            add_events(s, events)
             self.queue.finish_sync(s, job)
             s.expunge(live)
             return nxt, live
@@ -607,25 +629,40 @@ class Pipeline:
 
     async def index(self, job: Job) -> None:
         written: list[str] = []
+        #: written in the stage's commit: the chunk rows (a ``StagedSourceWriter``) and the
+        #: removal of the old generation, so that the switch is one transaction with them
+        also: list[Callable[[Session], None]] = []
+        cleanups: list[int] = []  # the old generation, when its cleanup job is queued
 
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
             chunks = [Chunk(**c) for c in await self._artifact(job, row, gen, "chunks")]
             vec = await self._artifact(job, row, gen, "vectors")
             if chunks:
                 space = Space(str(vec["model"]), int(vec["dimensions"]))
-                await self.writer().write_source(row.tenant_id, space, chunks, _unpacked(vec))
+                writer = self.writer()
+                if isinstance(writer, StagedSourceWriter):
+                    await writer.write_vectors(row.tenant_id, space, chunks, _unpacked(vec))
+                    tenant = row.tenant_id
+                    also.append(lambda s: writer.write_chunks(s, tenant, chunks))
+                else:
+                    await writer.write_source(row.tenant_id, space, chunks, _unpacked(vec))
                 written.append(source_id(row.id, gen))
             old = row.generation
-            if old is not None and old != gen:
-                async with self.db.session() as s:  # removal of the old generation, later
-                    await self.queue.enqueue(
+            if old is not None and old != gen:  # removal of the old generation, later
+                tenant_id, doc_id = row.tenant_id, row.id
+
+                def cleanup(s: Session) -> None:
+                    self.queue.enqueue_sync(
                         s,
-                        tenant_id=row.tenant_id,
+                        tenant_id=tenant_id,
                         kind=CLEANUP,
-                        subject=f"cleanup:{row.id}",
-                        payload={"documentId": row.id, "generation": old},
-                        dedupe_key=stage_job_key(row.id, old, CLEANUP),
+                        subject=f"cleanup:{doc_id}",
+                        payload={"documentId": doc_id, "generation": old},
+                        dedupe_key=stage_job_key(doc_id, old, CLEANUP),
                     )
+
+                also.append(cleanup)
+                cleanups.append(old)
             return None, {
                 "generation": gen,
                 "pending_generation": None,
@@ -635,7 +672,9 @@ class Pipeline:
             }
 
         try:
-            await self._run_stage(job, work)
+            await self._run_stage(job, work, also)
+            if cleanups:  # queued for any worker
+                self.queue.wake()
         except _Stale:
             # deleted or superseded while indexing: what this attempt wrote must not stay. A
             # lost lease alone is not a reason: another worker owns the stage and writes the
@@ -744,11 +783,7 @@ class Pipeline:
 
 def _live(s: Session, job: Job, doc_id: str, gen: int) -> DocumentRow | None:
     """The job's document, locked, while it still wants generation ``gen``; else ``None``."""
-    row: DocumentRow | None = s.scalar(
-        select(DocumentRow)
-        .where(DocumentRow.id == doc_id, DocumentRow.tenant_id == job.tenant_id)
-        .with_for_update()
-    )
+    row: DocumentRow | None = s.scalar(_LIVE, {"document": doc_id, "tenant": job.tenant_id})
     if row is None or row.deleted_at is not None or row.pending_generation != gen:
         return None
     return row

@@ -229,20 +229,69 @@ class _Server:
             await self.proc.wait()
 
 
-#: a page the server parses once itself, so that what the HTML parsers load on first use
-#: (trafilatura imports and compiles on its first call) is loaded before any fork
+#: a page the server parses once itself, so that what the HTML parsers load and compile on
+#: first use (trafilatura's imports, lxml's cleaners and matchers for each kind of element)
+#: is loaded before any fork rather than again in every child: a page with the parts real
+#: pages have (navigation, headings, paragraphs, a list, a table, a footer)
 _WARM_HTML = (
-    b"<html><body><nav>Home</nav><article><h1>Warm up</h1><p>A paragraph of text that the "
-    b"extractor keeps as the main content of this page.</p></article></body></html>"
+    b"<!doctype html><html><head><title>Warm up</title></head><body>"
+    b"<nav><a href='/'>Home</a> | <a href='/help'>Help</a></nav><article><h1>Warm up</h1>"
+    b"<h2>First section</h2><p>A paragraph of text that the extractor keeps as the main "
+    b"content of this page, long enough to count as content for its heuristics.</p>"
+    b"<p>Another paragraph, with <b>bold</b>, <i>italic</i> and <a href='/x'>a link</a>, "
+    b"so that the formatting paths run too.</p><h2>Second section</h2><ul><li>One item</li>"
+    b"<li>Another item</li></ul><table><tr><th>Name</th><th>Value</th></tr><tr><td>a</td>"
+    b"<td>1</td></tr></table><blockquote>A quotation.</blockquote><pre>code</pre>"
+    b"</article><footer>(c) Example, all rights reserved</footer></body></html>"
 )
 
 
+def _warm_pdf() -> bytes:
+    """A one-page PDF with a text layer (Helvetica, two lines), for ``_warm_up``: what
+    ``pypdf`` builds on its first text extraction (font encodings, the layout code) is then
+    loaded before any fork."""
+    text = (
+        b"BT /F1 12 Tf 72 720 Td (Warm up: a line of text on a page.) Tj "
+        b"0 -16 Td (A second line, so that the layout code runs.) Tj ET"
+    )
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for n, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % n + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (
+        len(objects) + 1,
+        xref,
+    )
+    return bytes(out)
+
+
 def _warm_up() -> None:  # pragma: no cover - runs in the server process
+    import gc
+
     from gasworks.documents import sniff
     from gasworks.documents.extractors import EXTRACTORS
 
-    with contextlib.suppress(Exception):
-        EXTRACTORS[sniff.HTML](_WARM_HTML)
+    for media_type, data in ((sniff.HTML, _WARM_HTML), (sniff.PDF, _warm_pdf())):
+        with contextlib.suppress(Exception):
+            EXTRACTORS[media_type](data)
+            EXTRACTORS[media_type](data)
+    # what the server has built so far lives as long as it does: out of the collector's
+    # reach, a child's collections do not touch (and so copy) the pages it shares with the
+    # server, which is most of a child's cost beside a short parse
+    gc.collect()
+    gc.freeze()
 
 
 def _signal(pid: int) -> None:

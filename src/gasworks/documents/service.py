@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.blobs.envelope import EnvelopeStore
 from gasworks.blobs.types import blob_key
@@ -136,6 +137,57 @@ def event_row(
     )
 
 
+#: ``add_events``' INSERT, built once
+_INSERT_EVENTS = insert(DocumentEventRow.__table__)  # type: ignore[arg-type]
+
+
+def event_values(
+    tenant_id: str, document_id: str | None, kind: str, actor: str | None = None, **data: Any
+) -> dict[str, Any]:
+    """A document event's column values, for ``add_events``."""
+    return {
+        "tenant_id": tenant_id,
+        "document_id": document_id,
+        "kind": kind,
+        "actor": actor,
+        "data": data,
+        "created_at": utcnow(),
+    }
+
+
+def add_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
+    """INSERT ``events`` (``event_values``) in a synchronous session's transaction, in order,
+    through Core: one statement for them all, where the ORM's unit of work inserts each row
+    on its own to read its key back (the pipeline's stage transactions write two or three
+    per document, nine or so in all)."""
+    if events:
+        session.connection().execute(_INSERT_EVENTS, list(events))
+
+
+def _same_content(tenant_id: str, content_hash: str) -> Any:
+    """The tenant's oldest live document with these bytes (``upload``'s duplicate check)."""
+    return (
+        select(DocumentRow)
+        .where(
+            DocumentRow.tenant_id == tenant_id,
+            DocumentRow.content_hash == content_hash,
+            DocumentRow.deleted_at.is_(None),
+        )
+        .order_by(DocumentRow.created_at)
+        .limit(1)
+    )
+
+
+def _collections_query(doc_id: str) -> Any:
+    """The ids of the live collections a document is in."""
+    return (
+        select(CollectionDocumentRow.collection_id)
+        .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
+        .where(CollectionDocumentRow.document_id == doc_id, CollectionRow.deleted_at.is_(None))
+        .order_by(CollectionDocumentRow.collection_id)
+    )
+
+
 class DocumentService:
     """The documents domain's operations over one database, blob store and queue."""
 
@@ -180,8 +232,7 @@ class DocumentService:
         to this tenant give that document back (linked to ``collections``) unless ``new``."""
         ctx.require(Role.EDITOR)
         name = (name or "upload").replace("/", "_").replace("\\", "_")[:300] or "upload"
-        async with self.db.read_session() as s:  # fail fast on unknown collections
-            cols = [(await access.collection_row(s, ctx, c)).id for c in collections]
+        cols = await access.collection_ids(self.db, ctx, collections)  # fail fast on unknown
         doc_id = new_id("doc")
         key = source_blob(ctx.tenant_id, doc_id)
         digest = hashlib.sha256()
@@ -212,46 +263,40 @@ class DocumentService:
                 # a ZIP's directory is at its end: look at the whole (size-bounded) file
                 media_type = sniff.sniff(await self.blobs.get(key), name, size=size)
             content_hash = digest.hexdigest()
-            async with self.db.session() as s:
+            now = utcnow()
+            row = DocumentRow(
+                id=doc_id,
+                tenant_id=ctx.tenant_id,
+                name=name,
+                media_type=media_type,
+                size=size,
+                content_hash=content_hash,
+                blob_key=key,
+                status="queued",
+                generation=None,
+                pending_generation=1,
+                stages={},
+                created_by=ctx.principal_id,
+                created_at=now,
+                updated_at=now,
+            )
+
+            def write(s: Session, _: object) -> tuple[DocumentOut, bool]:
+                """The row, its links, its first job and its event (or, for bytes this
+                tenant has already, that document linked), in one transaction: on a SQLite
+                file one hand-off to the writer thread (``Database.write_batch``)."""
                 if not new:
-                    existing = await s.scalar(
-                        select(DocumentRow)
-                        .where(
-                            DocumentRow.tenant_id == ctx.tenant_id,
-                            DocumentRow.content_hash == content_hash,
-                            DocumentRow.deleted_at.is_(None),
-                        )
-                        .order_by(DocumentRow.created_at)
-                        .limit(1)
-                    )
+                    existing = s.scalar(_same_content(ctx.tenant_id, content_hash))
                     if existing is not None:
-                        await self._link(s, ctx, existing.id, cols)
-                        await self.blobs.delete(key)
-                        return UploadResult(
-                            document=_doc_out(existing, await self._collections_of(s, existing.id)),
-                            duplicate=True,
-                        )
-                now = utcnow()
-                row = DocumentRow(
-                    id=doc_id,
-                    tenant_id=ctx.tenant_id,
-                    name=name,
-                    media_type=media_type,
-                    size=size,
-                    content_hash=content_hash,
-                    blob_key=key,
-                    status="queued",
-                    generation=None,
-                    pending_generation=1,
-                    stages={},
-                    created_by=ctx.principal_id,
-                    created_at=now,
-                    updated_at=now,
-                )
+                        for stmt in self._link_stmts(ctx, existing.id, cols):
+                            s.execute(stmt)
+                        linked = list(s.scalars(_collections_query(existing.id)).all())
+                        return _doc_out(existing, linked), True
                 s.add(row)
-                await s.flush()
-                await self._link(s, ctx, doc_id, cols)
-                await self.queue.enqueue(
+                s.flush()
+                for stmt in self._link_stmts(ctx, doc_id, cols):
+                    s.execute(stmt)
+                self.queue.enqueue_sync(
                     s,
                     tenant_id=ctx.tenant_id,
                     kind=EXTRACT,
@@ -259,18 +304,27 @@ class DocumentService:
                     payload={"documentId": doc_id, "generation": 1},
                     dedupe_key=stage_job_key(doc_id, 1, EXTRACT),
                 )
-                await add_event(
+                add_events(
                     s,
-                    ctx.tenant_id,
-                    doc_id,
-                    "uploaded",
-                    ctx.principal_id,
-                    name=name,
-                    size=size,
-                    mediaType=media_type,
-                    status="queued",
+                    [
+                        event_values(
+                            ctx.tenant_id,
+                            doc_id,
+                            "uploaded",
+                            ctx.principal_id,
+                            name=name,
+                            size=size,
+                            mediaType=media_type,
+                            status="queued",
+                        )
+                    ],
                 )
-                out = _doc_out(row, cols)
+                return _doc_out(row, cols), False
+
+            out, duplicate = await self.db.write_batch(write)
+            if duplicate:
+                await self.blobs.delete(key)
+                return UploadResult(document=out, duplicate=True)
         except BaseException:
             await self.blobs.delete(key)
             raise
@@ -280,20 +334,19 @@ class DocumentService:
     async def _link(
         self, s: AsyncSession, ctx: TenantContext, doc_id: str, cols: Sequence[str]
     ) -> None:
-        for col in cols:
-            stmt = self.db.dialect.insert(CollectionDocumentRow.__table__).values(  # type: ignore[arg-type]
-                collection_id=col, document_id=doc_id, tenant_id=ctx.tenant_id
-            )
-            await s.execute(stmt.on_conflict_do_nothing())
+        for stmt in self._link_stmts(ctx, doc_id, cols):
+            await s.execute(stmt)
+
+    def _link_stmts(self, ctx: TenantContext, doc_id: str, cols: Sequence[str]) -> list[Any]:
+        return [
+            self.db.dialect.insert(CollectionDocumentRow.__table__)  # type: ignore[arg-type]
+            .values(collection_id=col, document_id=doc_id, tenant_id=ctx.tenant_id)
+            .on_conflict_do_nothing()
+            for col in cols
+        ]
 
     async def _collections_of(self, s: AsyncSession, doc_id: str) -> list[str]:
-        rows = await s.scalars(
-            select(CollectionDocumentRow.collection_id)
-            .join(CollectionRow, CollectionRow.id == CollectionDocumentRow.collection_id)
-            .where(CollectionDocumentRow.document_id == doc_id, CollectionRow.deleted_at.is_(None))
-            .order_by(CollectionDocumentRow.collection_id)
-        )
-        return list(rows.all())
+        return list((await s.scalars(_collections_query(doc_id))).all())
 
     async def reingest(self, ctx: TenantContext, document_id: str) -> DocumentOut:
         """Build a new generation; the current one stays searchable until it is complete."""

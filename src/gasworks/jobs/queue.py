@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
-from sqlalchemy import Table, and_, delete, func, nulls_first, or_, select, update
+from sqlalchemy import Table, and_, bindparam, delete, func, nulls_first, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -41,6 +41,11 @@ from gasworks.jobs.tables import JobRow, JobTenantRow
 
 _JOBS: Table = JobRow.__table__  # type: ignore[assignment]
 _TENANTS: Table = JobTenantRow.__table__  # type: ignore[assignment]
+
+#: ``finish_sync``'s DELETE, built once (Core: a stage's commit runs it per job)
+_FINISH = delete(_JOBS).where(
+    _JOBS.c.id == bindparam("id"), _JOBS.c.lease_token == bindparam("token")
+)
 
 #: how many of the least-recently-served tenants a claim looks at before giving up
 _TENANT_CANDIDATES = 8
@@ -186,6 +191,8 @@ class JobQueue:
         self.rng = rng or random.Random()
         #: set after an enqueue commits in this process: idle workers here wake at once
         self.wakeup = asyncio.Event()
+        #: the job INSERTs, plain and deduplicated (``_insert``)
+        self._inserts: dict[bool, Any] = {}
 
     def policy(self, kind: str) -> RetryPolicy:
         return self.policies.get(kind, self.default_policy)
@@ -205,8 +212,28 @@ class JobQueue:
     ) -> str | None:
         """Add a job in ``session``'s transaction. With ``dedupe_key``, a live job with the same
         key means nothing is added (returns ``None``)."""
-        job_id, stmt = self._enqueue_stmt(tenant_id, kind, payload, subject, dedupe_key, delay)
-        res = await session.execute(stmt)
+        job_id, stmt, values = self._enqueue_stmt(
+            tenant_id, kind, payload, subject, dedupe_key, delay
+        )
+        res = await session.execute(stmt, values)
+        return job_id if getattr(res, "rowcount", 1) else None
+
+    def enqueue_sync(
+        self,
+        session: Session,
+        *,
+        tenant_id: str,
+        kind: str,
+        payload: Mapping[str, Any] | None = None,
+        subject: str | None = None,
+        dedupe_key: str | None = None,
+        delay: float = 0.0,
+    ) -> str | None:
+        """``enqueue`` in a synchronous session (``Database.write_batch``)."""
+        job_id, stmt, values = self._enqueue_stmt(
+            tenant_id, kind, payload, subject, dedupe_key, delay
+        )
+        res = session.connection().execute(stmt, values)
         return job_id if getattr(res, "rowcount", 1) else None
 
     def _enqueue_stmt(
@@ -217,7 +244,8 @@ class JobQueue:
         subject: str | None,
         dedupe_key: str | None,
         delay: float,
-    ) -> tuple[str, Any]:
+    ) -> tuple[str, Any, dict[str, Any]]:
+        """A new job's id, the INSERT that adds it and the INSERT's parameters."""
         now = self.clock()
         job_id = new_id("job")
         values: dict[str, Any] = {
@@ -234,10 +262,19 @@ class JobQueue:
             "history": [],
             "created_at": now,
         }
-        stmt = self.db.dialect.insert(_JOBS).values(**values)
-        if dedupe_key is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        return job_id, stmt
+        return job_id, self._insert(dedupe_key is not None), values
+
+    def _insert(self, deduped: bool) -> Any:
+        """The INSERT of a job row, built once (its values are the execution's parameters:
+        no statement is built per job); ``deduped``: nothing is added when a live job has
+        the same dedupe key."""
+        stmt = self._inserts.get(deduped)
+        if stmt is None:
+            stmt = self.db.dialect.insert(_JOBS)
+            if deduped:
+                stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
+            self._inserts[deduped] = stmt
+        return stmt
 
     async def enqueue_next(
         self,
@@ -254,8 +291,8 @@ class JobQueue:
         claiming it (``Job.then``; ``Worker.run_job``). It is an ordinary job for everyone
         else: if that worker dies, the lease expires and another worker takes it. ``None``
         when a live job with ``dedupe_key`` exists (nothing is added)."""
-        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
-        res = await session.execute(stmt)
+        stmt, values, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key)
+        res = await session.execute(stmt, values)
         return nxt if getattr(res, "rowcount", 1) else None
 
     def enqueue_next_sync(
@@ -271,8 +308,8 @@ class JobQueue:
     ) -> Job | None:
         """``enqueue_next`` in a synchronous session (``Database.write_batch``); with
         ``hand_on=False`` the job is queued for any worker, as ``enqueue`` queues it."""
-        stmt, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key, hand_on)
-        res = session.execute(stmt)
+        stmt, values, nxt = self._next_stmt(job, kind, payload, subject, dedupe_key, hand_on)
+        res = session.connection().execute(stmt, values)
         return nxt if getattr(res, "rowcount", 1) else None
 
     def _next_stmt(
@@ -283,13 +320,16 @@ class JobQueue:
         subject: str | None,
         dedupe_key: str | None,
         hand_on: bool = True,
-    ) -> tuple[Any, Job | None]:
-        """The statement that adds ``job``'s successor, and the successor as its worker gets
-        it once that statement added a row; a successor not handed on, or of a job without a
-        worker to hand on to (not claimed by a worker), is queued for anyone (``None``)."""
+    ) -> tuple[Any, dict[str, Any], Job | None]:
+        """The statement that adds ``job``'s successor, its parameters, and the successor as
+        its worker gets it once that statement added a row; a successor not handed on, or of
+        a job without a worker to hand on to (not claimed by a worker), is queued for anyone
+        (``None``)."""
         if not hand_on or not job.worker_id or job.lease_seconds <= 0:
-            _, plain = self._enqueue_stmt(job.tenant_id, kind, payload, subject, dedupe_key, 0.0)
-            return plain, None
+            _, plain, params = self._enqueue_stmt(
+                job.tenant_id, kind, payload, subject, dedupe_key, 0.0
+            )
+            return plain, params, None
         now = self.clock()
         token = uuid.uuid4().hex
         job_id = new_id("job")
@@ -311,20 +351,21 @@ class JobQueue:
             "lease_expires_at": now + timedelta(seconds=job.lease_seconds),
             "started_at": now,
         }
-        stmt = self.db.dialect.insert(_JOBS).values(**values)
-        if dedupe_key is not None:
-            stmt = stmt.on_conflict_do_nothing(index_elements=["dedupe_key"])
-        return stmt, Job(
-            id=job_id,
-            tenant_id=job.tenant_id,
-            kind=kind,
-            subject=subject,
-            payload=dict(payload or {}),
-            attempt=1,
-            max_attempts=values["max_attempts"],
-            lease_token=token,
-            worker_id=job.worker_id,
-            lease_seconds=job.lease_seconds,
+        return (
+            self._insert(dedupe_key is not None),
+            values,
+            Job(
+                id=job_id,
+                tenant_id=job.tenant_id,
+                kind=kind,
+                subject=subject,
+                payload=dict(payload or {}),
+                attempt=1,
+                max_attempts=values["max_attempts"],
+                lease_token=token,
+                worker_id=job.worker_id,
+                lease_seconds=job.lease_seconds,
+            ),
         )
 
     def wake(self) -> None:
@@ -599,9 +640,7 @@ class JobQueue:
     def finish_sync(self, session: Session, job: Job) -> None:
         """``finish`` in a synchronous session (``Database.write_batch``). ``job.finished``
         is left to the caller, once the transaction committed."""
-        res = session.execute(
-            delete(JobRow).where(JobRow.id == job.id, JobRow.lease_token == job.lease_token)
-        )
+        res = session.connection().execute(_FINISH, {"id": job.id, "token": job.lease_token})
         if not getattr(res, "rowcount", 0):
             raise LeaseLost("The job's lease was lost.", details={"job": job.id})
 

@@ -19,10 +19,12 @@ from collections.abc import AsyncIterator, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gasworks.db.engine import Database
+from gasworks.db.types import utcnow
 from gasworks.errors import ValidationFailed
 from gasworks.retrieval.tables import ChunkRow
 from gasworks.retrieval.types import (
@@ -53,10 +55,10 @@ def query_words(query: str) -> list[str]:
 
 
 class _Keywords:
-    async def write(self, s: AsyncSession, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+    def write(self, s: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
         """Index ``chunks`` (their rows are already written)."""
 
-    async def delete(self, s: AsyncSession, tenant_id: str, chunk_ids: Sequence[str]) -> None:
+    def delete(self, s: Session, tenant_id: str, chunk_ids: Sequence[str]) -> None:
         """Forget ``chunk_ids`` (called before their rows are deleted or rewritten)."""
 
     async def delete_tenant(self, s: AsyncSession, tenant_id: str) -> None:
@@ -69,8 +71,8 @@ class _Keywords:
 
 
 class _Fts5Keywords(_Keywords):
-    async def write(self, s: AsyncSession, tenant_id: str, chunks: Sequence[Chunk]) -> None:
-        await s.execute(
+    def write(self, s: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+        s.execute(
             text(
                 "INSERT INTO retrieval_chunks_fts (chunk_id, tenant_id, source_id, text) "
                 "VALUES (:c, :t, :s, :x)"
@@ -78,8 +80,8 @@ class _Fts5Keywords(_Keywords):
             [{"c": c.chunk_id, "t": tenant_id, "s": c.source_id, "x": c.text} for c in chunks],
         )
 
-    async def delete(self, s: AsyncSession, tenant_id: str, chunk_ids: Sequence[str]) -> None:
-        await s.execute(
+    def delete(self, s: Session, tenant_id: str, chunk_ids: Sequence[str]) -> None:
+        s.execute(
             text(
                 "DELETE FROM retrieval_chunks_fts WHERE tenant_id = :t AND chunk_id IN "
                 "(SELECT value FROM json_each(:ids))"
@@ -140,32 +142,40 @@ class ChunkStore:
         self.db = db
         self.keywords: _Keywords = _Fts5Keywords() if db.dialect.name == "sqlite" else _PgKeywords()
 
-    async def write(self, s: AsyncSession, tenant_id: str, chunks: Sequence[Chunk]) -> None:
-        """Store ``chunks`` (idempotent: a chunk id written again is replaced)."""
+    def write(self, s: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+        """Store ``chunks`` (idempotent: a chunk id written again is replaced), in a
+        synchronous session: a ``Database.write_batch`` function (on a SQLite file one
+        hand-off to the writer thread for the whole write)."""
         last = {c.chunk_id: c for c in chunks}
         ids = sorted(last)
-        await self.keywords.delete(s, tenant_id, ids)
-        await s.execute(
+        self.keywords.delete(s, tenant_id, ids)
+        s.connection().execute(
             delete(ChunkRow).where(ChunkRow.tenant_id == tenant_id, ChunkRow.chunk_id.in_(ids))
         )
-        s.add_all(
-            ChunkRow(
-                tenant_id=tenant_id,
-                chunk_id=c.chunk_id,
-                source_id=c.source_id,
-                document_id=c.document_id,
-                ordinal=c.ordinal,
-                text=c.text,
-                page=c.page,
-                start_offset=c.start,
-                end_offset=c.end,
-                heading=c.heading,
-                meta=dict(c.metadata),
-            )
-            for c in (last[i] for i in ids)
+        # Core, one statement for every row (the ORM's unit of work costs several times
+        # the driver's own time for the same rows)
+        now = utcnow()
+        s.connection().execute(
+            _INSERT_CHUNKS,
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "chunk_id": c.chunk_id,
+                    "source_id": c.source_id,
+                    "document_id": c.document_id,
+                    "ordinal": c.ordinal,
+                    "text": c.text,
+                    "page": c.page,
+                    "start_offset": c.start,
+                    "end_offset": c.end,
+                    "heading": c.heading,
+                    "metadata": dict(c.metadata),
+                    "created_at": now,
+                }
+                for c in (last[i] for i in ids)
+            ],
         )
-        await s.flush()
-        await self.keywords.write(s, tenant_id, [last[i] for i in ids])
+        self.keywords.write(s, tenant_id, [last[i] for i in ids])
 
     async def delete_sources(
         self, s: AsyncSession, tenant_id: str, source_ids: Collection[str]
@@ -181,7 +191,7 @@ class ChunkStore:
         )
         if not ids:
             return 0
-        await self.keywords.delete(s, tenant_id, ids)
+        await s.run_sync(self.keywords.delete, tenant_id, ids)
         await s.execute(
             delete(ChunkRow).where(
                 ChunkRow.tenant_id == tenant_id, ChunkRow.source_id.in_(list(source_ids))
@@ -242,6 +252,18 @@ class ChunkStore:
         return await self.keywords.search(s, tenant_id, words, sorted(allowed_sources), k)
 
 
+#: ``ChunkStore.write``'s INSERT, built once
+_INSERT_CHUNKS = insert(ChunkRow.__table__)  # type: ignore[arg-type]
+
+
+def _one_vector_each(chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+    if len(chunks) != len(vectors):
+        raise ValidationFailed(
+            f"{len(chunks)} chunks but {len(vectors)} vectors: give one vector per chunk.",
+            details={"chunks": len(chunks), "vectors": len(vectors)},
+        )
+
+
 class IndexWriter:
     """The ``SourceWriter``: chunks into the chunk store, vectors into the vector index.
 
@@ -262,19 +284,33 @@ class IndexWriter:
         chunks: Sequence[Chunk],
         vectors: Sequence[Sequence[float]],
     ) -> None:
-        if len(chunks) != len(vectors):
-            raise ValidationFailed(
-                f"{len(chunks)} chunks but {len(vectors)} vectors: give one vector per chunk.",
-                details={"chunks": len(chunks), "vectors": len(vectors)},
-            )
+        _one_vector_each(chunks, vectors)
+        if not chunks:
+            return
+        await self.db.write_batch(lambda s, _: self.chunks.write(s, tenant_id, chunks))
+        await self.write_vectors(tenant_id, space, chunks, vectors)
+
+    async def write_vectors(
+        self,
+        tenant_id: str,
+        space: Space,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+    ) -> None:
+        """The vectors half of ``write_source`` (``StagedSourceWriter``)."""
+        _one_vector_each(chunks, vectors)
         if not chunks:
             return
         records = [
             VectorRecord(c.chunk_id, c.source_id, v) for c, v in zip(chunks, vectors, strict=True)
         ]
-        async with self.db.session() as s:
-            await self.chunks.write(s, tenant_id, chunks)
         await self.index.upsert(tenant_id, space, records)
+
+    def write_chunks(self, session: Session, tenant_id: str, chunks: Sequence[Chunk]) -> None:
+        """The chunk rows half of ``write_source``, in the caller's transaction
+        (``StagedSourceWriter``)."""
+        if chunks:
+            self.chunks.write(session, tenant_id, chunks)
 
     async def sources(self, tenant_id: str) -> AsyncIterator[str]:
         """Every indexed source but VectorWrite's (``run:`` documents): what the documents

@@ -198,6 +198,26 @@ class SourceWriter(Protocol):
     async def delete_sources(self, tenant_id: str, source_ids: Collection[str]) -> int: ...
 
 
+@runtime_checkable
+class StagedSourceWriter(SourceWriter, Protocol):
+    """A ``SourceWriter`` whose two halves the documents pipeline calls apart: the vectors
+    first (``write_vectors``), then the chunk rows inside the index stage's own commit
+    (``write_chunks``, a synchronous session of ``Database.write_batch``), so that a
+    document's chunks, its switch to the new generation and its job's completion are one
+    transaction. Both halves are idempotent by chunk id, like ``write_source``; a vector
+    whose chunk row is missing is never shown (search reads the text from the chunk rows)."""
+
+    async def write_vectors(
+        self,
+        tenant_id: str,
+        space: Space,
+        chunks: Sequence[Chunk],
+        vectors: Sequence[Sequence[float]],
+    ) -> None: ...
+
+    def write_chunks(self, session: Any, tenant_id: str, chunks: Sequence[Chunk]) -> None: ...
+
+
 #: the document id prefix of what VectorWrite stores (``run:<run id>:<node id>``): not a
 #: document of the documents domain, so its reconciler leaves these sources alone
 RUN_DOCUMENT_PREFIX = "run:"

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -302,21 +302,56 @@ async def verify_key(session: AsyncSession, plaintext: str) -> VerifiedKey | Non
     prefix = keys.parse_prefix(plaintext)
     if prefix is None:
         return None
-    result = await session.execute(
-        select(ApiKeyRow, PrincipalRow, TenantRow.name)
-        .join(PrincipalRow, PrincipalRow.id == ApiKeyRow.principal_id)
-        .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
-        .where(ApiKeyRow.prefix == prefix)
+    result = await session.execute(_KEY_BY_PREFIX, {"prefix": prefix})
+    return _verified(plaintext, result.first())
+
+
+async def lookup_key(db: Database, plaintext: str) -> VerifiedKey | None:
+    """``verify_key`` through the database's hot read path (``Database.read_first``: one
+    statement, no transaction or session; on a SQLite file no thread hand-off): what the API's
+    authenticator runs when a key's cached verdict is missing or out of date."""
+    prefix = keys.parse_prefix(plaintext)
+    if prefix is None:
+        return None
+    return _verified(plaintext, await db.read_first(_KEY_BY_PREFIX, {"prefix": prefix}))
+
+
+#: the key with this prefix, its principal and its tenant's name (columns by name)
+_KEY_BY_PREFIX = (
+    select(
+        ApiKeyRow.id.label("api_key_id"),
+        ApiKeyRow.tenant_id,
+        ApiKeyRow.key_hash,
+        ApiKeyRow.revoked_at,
+        ApiKeyRow.expires_at,
+        PrincipalRow.id.label("principal_id"),
+        PrincipalRow.role,
+        PrincipalRow.is_platform_admin,
+        TenantRow.name.label("tenant_name"),
     )
-    found = result.first()
-    if found is None:
+    .join(PrincipalRow, PrincipalRow.id == ApiKeyRow.principal_id)
+    .join(TenantRow, TenantRow.id == ApiKeyRow.tenant_id)
+    .where(ApiKeyRow.prefix == bindparam("prefix"))
+)
+
+
+def _verified(plaintext: str, row: Any) -> VerifiedKey | None:
+    """The verdict on ``plaintext`` given the row ``_KEY_BY_PREFIX`` found (or None)."""
+    if row is None:
         return None
-    key, principal, tenant_name = found
-    if not keys.matches(plaintext, key.key_hash) or key.revoked_at is not None:
+    if not keys.matches(plaintext, row.key_hash) or row.revoked_at is not None:
         return None
-    if key.expires_at is not None and key.expires_at <= utcnow():
+    if row.expires_at is not None and row.expires_at <= utcnow():
         return None
-    return VerifiedKey(ctx=key_context(key, principal, tenant_name), expires_at=key.expires_at)
+    ctx = TenantContext(
+        tenant_id=row.tenant_id,
+        principal_id=row.principal_id,
+        role=Role(row.role),
+        is_platform_admin=row.is_platform_admin,
+        api_key_id=row.api_key_id,
+        tenant_name=row.tenant_name,
+    )
+    return VerifiedKey(ctx=ctx, expires_at=row.expires_at)
 
 
 def key_context(key: ApiKeyRow, principal: PrincipalRow, tenant_name: str) -> TenantContext:
