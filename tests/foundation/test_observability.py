@@ -113,6 +113,54 @@ async def test_request_logs_carry_request_and_tenant_id_but_never_the_key(
     assert access[-1]["status"] == 200
 
 
+def test_access_line_is_the_line_structlog_writes_with_the_same_redaction(log_stream):
+    """The access line is rendered without structlog's processors (issue #19): the same keys
+    in the same order, the same values, the bound context redacted alike."""
+    import structlog
+
+    from gasworks.observability.logging import access_log, get_logger
+
+    key = "gw_" + "A" * 12 + "_" + "s" * 40
+    structlog.contextvars.bind_contextvars(
+        requestId="r-1", tenantId="ten_1", api_key="sk-live-1", note=f"Bearer {key}", n=3
+    )
+    try:
+        get_logger("gasworks.http").info(
+            "http.request", method="POST", route="/v1/chat/completions", status=201, durationMs=1.5
+        )
+        access_log().write("POST", "/v1/chat/completions", 201, 1.5)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    via_structlog, fast = _lines(log_stream)
+    assert "sk-live-1" not in log_stream.getvalue() and "s" * 40 not in log_stream.getvalue()
+    assert fast.pop("timestamp").endswith("Z") and via_structlog.pop("timestamp")
+    assert list(fast.items()) == list(via_structlog.items())
+    assert fast["api_key"] == "**********" and fast["status"] == 201
+
+
+async def test_access_lines_written_in_one_loop_turn_keep_their_order_with_other_lines() -> None:
+    """Into a stream over a binary buffer the access lines are flushed once per loop turn;
+    a line written meanwhile by structlog does not overtake them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import asyncio\n"
+        "from gasworks.observability.logging import access_log, configure_logging, get_logger\n"
+        "configure_logging(json=True)\n"
+        "async def main():\n"
+        "    access_log().write('GET', '/a', 200, 1.0)\n"
+        "    get_logger('t').warning('between')\n"
+        "    access_log().write('GET', '/b', 200, 1.0)\n"
+        "    await asyncio.sleep(0)\n"
+        "    access_log().write('GET', '/c', 200, 1.0)\n"
+        "asyncio.run(main())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    lines = [json.loads(ln) for ln in out.stderr.splitlines() if ln.startswith("{")]
+    assert [ln.get("route", ln["event"]) for ln in lines] == ["/a", "between", "/b", "/c"]
+
+
 async def test_access_log_can_be_turned_off_while_metrics_keep_counting(
     runtime, tenant_a, log_stream
 ):

@@ -53,6 +53,43 @@ def test_message_estimate_includes_chat_overhead() -> None:
     assert est.exact
 
 
+def test_a_request_is_counted_exactly_in_one_tokenizer_call() -> None:
+    """The short texts of a request are encoded together (one GIL hand-back, not one per
+    message): the count is tiktoken's, text by text, whatever the texts' edges hold."""
+    counter = TokenCounter("cl100k_base")
+    enc = get_encoding("cl100k_base")
+    assert enc is not None
+    calls = 0
+    real = enc.encode
+
+    def spy(*args: object, **kwargs: object) -> list[int]:
+        nonlocal calls
+        calls += 1
+        return real(*args, **kwargs)  # type: ignore[arg-type]
+
+    texts = ["Hello  ", "\n\nworld", "  trailing\t", "123456", "ünïcode 世界 🙂", "a'll", "x\r"]
+    msgs = [Message("user", t) for t in texts] + [
+        Message("assistant", "done", name="bot"),
+        Message("user", "<|fim_prefix|> is plain text here"),
+    ]
+    expected = 3 + sum(
+        3
+        + len(enc.encode_ordinary(m.text()))
+        + (1 + len(enc.encode_ordinary(m.name)) if m.name else 0)
+        for m in msgs
+    )
+    enc.encode = spy  # type: ignore[method-assign]
+    try:
+        assert counter.estimate_messages(msgs).tokens == expected
+        assert calls == 1
+        # a text holding the separator's literal is counted on its own, still exactly
+        odd = [Message("user", "a <|endoftext|> b"), Message("user", "c")]
+        want = 3 + sum(3 + len(enc.encode_ordinary(m.text())) for m in odd)
+        assert counter.estimate_messages(odd).tokens == want
+    finally:
+        del enc.encode
+
+
 def test_truncation_drops_oldest_memory_first_then_system_last() -> None:
     counter = TokenCounter("cl100k_base", cache_min_chars=10**9)
     history = [Message("user" if i % 2 == 0 else "assistant", f"turn {i} " * 40) for i in range(6)]

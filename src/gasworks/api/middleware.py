@@ -16,7 +16,7 @@ import structlog
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from gasworks.observability.logging import enabled_for, get_logger
+from gasworks.observability.logging import access_log, enabled_for, get_logger
 from gasworks.observability.metrics import HTTP_LATENCY, HTTP_REQUESTS
 from gasworks.observability.request_id import REQUEST_ID
 
@@ -122,13 +122,7 @@ class RequestContextMiddleware:
             requests.inc()
             latency.observe(elapsed)
             if self.access_log and enabled_for(logging.INFO) and scope.get("path") not in _QUIET:
-                log.info(
-                    "http.request",
-                    method=method,
-                    route=route,
-                    status=status,
-                    durationMs=round(elapsed * 1000, 3),
-                )
+                access_log().write(method, route, status, round(elapsed * 1000, 3))
             structlog.contextvars.clear_contextvars()
             REQUEST_ID.reset(token)
 

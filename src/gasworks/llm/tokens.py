@@ -198,9 +198,51 @@ class TokenCounter:
         return n
 
     def estimate_messages(self, messages: Sequence[Message]) -> TokenEstimate:
-        """Prompt tokens of a chat request, including the chat formatting overhead."""
-        total = REPLY_PRIMING + sum(self.count_message(m) for m in messages)
-        return TokenEstimate(total, self.name, self.exact)
+        """Prompt tokens of a chat request, including the chat formatting overhead: the same
+        count as ``count_message`` of each message, in one tokenizer call for all the texts
+        too short to be cached (see ``count_many``)."""
+        total = REPLY_PRIMING + TOKENS_PER_MESSAGE * len(messages)
+        texts: list[str] = []
+        for message in messages:
+            texts.append(message.text())
+            if message.name:
+                total += TOKENS_PER_NAME
+                texts.append(message.name)
+            if message.tool_calls:
+                for call in message.tool_calls:
+                    fn = call.get("function") or {}
+                    texts.append(str(fn.get("name", "")))
+                    texts.append(str(fn.get("arguments", "")))
+        return TokenEstimate(total + self.count_many(texts), self.name, self.exact)
+
+    def count_many(self, texts: Sequence[str]) -> int:
+        """``sum(count(t) for t in texts)``, exactly, with one tokenizer call for all the
+        short texts (which are not cached): tiktoken hands the GIL back on every call, and on
+        a busy server taking it back again costs more than counting a short text (issue
+        #19). They are joined by the end-of-text special token, which tiktoken encodes as one
+        token and never merges with its neighbours: every text between two of them is
+        encoded exactly as on its own (a text holding that token's literal is counted on its
+        own)."""
+        short: list[str] = []
+        n = 0
+        for text in texts:
+            if not text:
+                continue
+            if len(text) < self._cache_min:
+                short.append(text)
+            else:
+                n += self.count(text)
+        enc = self.encoding
+        if len(short) < 2 or enc is None or any(ENDOFTEXT in t for t in short):
+            return n + sum(self._encode_len(t) for t in short)
+        try:
+            tokens = enc.encode(
+                ENDOFTEXT.join(short), allowed_special={ENDOFTEXT}, disallowed_special=()
+            )
+        except Exception:
+            log.warning("tokens.encode_failed", tokenizer=self.name)
+            return n + sum(math.ceil(len(t) / self.ratio) for t in short)
+        return n + len(tokens) - (len(short) - 1)
 
 
 class TokenCounters:

@@ -7,13 +7,21 @@ A processor drops values of keys that look like secrets, as a last line of defen
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import contextvars
+import json as _json
 import logging
 import re
 import sys
+import time
 from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _quote
 from typing import Any, TextIO
 
 import structlog
+from structlog.contextvars import STRUCTLOG_KEY_PREFIX
 
 _SECRET_KEY = re.compile(r"(api[_-]?key|secret|password|token|authorization)$", re.I)
 _BEARER = re.compile(r"(Bearer\s+)[A-Za-z0-9._\-]+")
@@ -67,6 +75,123 @@ def _redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[
     return event
 
 
+def _json_value(value: Any) -> str:
+    """``value`` as structlog's JSONRenderer writes it (``json.dumps``, ``repr`` fallback)."""
+    if isinstance(value, str):
+        return str(_quote(value))
+    return _json.dumps(value, default=repr)
+
+
+class AccessLog:
+    """The INFO access line of every HTTP request, written without structlog's processor
+    chain (issue #19: the chain — bind, context merge, timestamp, redaction, ``json.dumps``
+    of the whole event, print — cost more than the guardrails hook on a busy server).
+
+    The line is the one structlog would write, with the same keys in the same order:
+    ``method``, ``route``, ``status``, ``durationMs``, ``event``, the context bound with
+    ``bind_contextvars`` (``requestId``, ``tenantId``, ...), ``level``, ``timestamp``. Its
+    constant parts are rendered once per configuration (the prefix per method and route, the
+    timestamp per second); the context values pass through the same redaction as every other
+    line. Console (non-JSON) output goes through structlog as before: it is for terminals.
+    """
+
+    def __init__(self, *, json: bool, stream: TextIO | None) -> None:
+        self.json = json
+        self._stream = stream
+        self._heads: dict[tuple[str, str], str] = {}
+        self._second = -1
+        self._stamp = ""
+        #: (buffer, loop) of the flush scheduled for this turn (once per loop turn)
+        self._flush_due: tuple[Any, asyncio.AbstractEventLoop] | None = None
+        self._log: Any = structlog.get_logger("gasworks.http")
+
+    def write(self, method: str, route: str, status: int, duration_ms: float) -> None:
+        if not self.json:
+            self._log.info(
+                "http.request", method=method, route=route, status=status, durationMs=duration_ms
+            )
+            return
+        head = self._heads.get((method, route))
+        if head is None:
+            head = (
+                f'{{"method": {_json_value(_scrub(method))}, '
+                f'"route": {_json_value(_scrub(route))}, "status": '
+            )
+            if len(self._heads) < 10_000:
+                self._heads[(method, route)] = head
+        parts = [head, str(int(status)), ', "durationMs": ', repr(float(duration_ms))]
+        parts.append(', "event": "http.request"')
+        for var, value in contextvars.copy_context().items():
+            name = var.name
+            if not name.startswith(STRUCTLOG_KEY_PREFIX) or value is Ellipsis:
+                continue
+            key = name[len(STRUCTLOG_KEY_PREFIX) :]
+            if key in _ACCESS_KEYS:  # the line's own keys win, as in structlog's merge
+                continue
+            shown = _MASK if _is_secret_key(key) else _scrub(value)
+            parts.append(f", {_quote(key)}: {_json_value(shown)}")
+        parts.append(', "level": "info", "timestamp": "')
+        parts.append(self._timestamp())
+        parts.append('"}\n')
+        self._emit("".join(parts))
+
+    def _emit(self, line: str) -> None:
+        """Write ``line``. Into a text stream over a binary buffer (``sys.stderr``: line
+        buffered, so one ``write`` system call per line), the bytes go into the buffer and
+        the buffer is flushed once per turn of the event loop: the lines of the requests that
+        finish in one turn leave in one system call. Other lines written to the same stream
+        (structlog's, printed whole and flushed at once: the text layer holds nothing between
+        lines) push the waiting access lines out first, so the order of lines is kept. Without
+        a running loop, or into a stream without a binary buffer, the line is written and
+        flushed at once."""
+        out = self._stream or sys.stderr  # looked up per line, as structlog's PrintLogger
+        raw: Any = getattr(out, "buffer", None)
+        loop = _running_loop()
+        if raw is None or loop is None:
+            out.write(line)
+            out.flush()
+            return
+        raw.write(line.encode())
+        # one flush per turn: already scheduled for this buffer on this loop (a flush left
+        # behind by a loop that stopped before running it does not count)
+        if self._flush_due != (raw, loop):
+            self._flush_due = (raw, loop)
+            loop.call_soon(self._flush, raw)
+
+    def _flush(self, raw: Any) -> None:
+        self._flush_due = None
+        # the stream was closed, or its reader went away
+        with contextlib.suppress(OSError, ValueError):
+            raw.flush()
+
+    def _timestamp(self) -> str:
+        """ISO 8601 UTC with microseconds and ``Z``; the date and time part is rendered once
+        per second."""
+        second, micros = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            self._second = second
+            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+        return f"{self._stamp}.{micros:06d}Z"
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+#: keys of the access line itself (a bound context key of the same name is not repeated)
+_ACCESS_KEYS = frozenset({"method", "route", "status", "durationMs", "event", "level", "timestamp"})
+#: the access line of the configuration made last (``access_log``)
+_ACCESS = AccessLog(json=False, stream=None)
+
+
+def access_log() -> AccessLog:
+    """The access-line writer of the current logging configuration."""
+    return _ACCESS
+
+
 def enabled_for(level: int) -> bool:
     """Whether a line at ``level`` is written (lets a hot path skip building its fields)."""
     return level >= _LEVEL
@@ -78,9 +203,10 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: TextIO | None 
     Loggers are not cached on first use, so a logger created at import time follows the
     latest configuration (the CLI configures logging before the server reconfigures it).
     """
-    global _LEVEL
+    global _LEVEL, _ACCESS
     lvl = logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
     _LEVEL = lvl
+    _ACCESS = AccessLog(json=json, stream=stream)
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
