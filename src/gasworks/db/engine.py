@@ -381,7 +381,12 @@ class Database:
         if conn is None:
             # the pool's connection of this thread (SingletonThreadPool: PRAGMAs applied, closed
             # by ``dispose``), held checked out for the thread's later reads
-            self._raw_reads.fairy = engine.raw_connection()
+            try:
+                self._raw_reads.fairy = engine.raw_connection()
+            except sqlite3.Error as exc:  # the pool raises the driver's error as it is
+                raise DBAPIError.instance(
+                    "connect", None, exc, sqlite3.Error, dialect=engine.dialect
+                ) from exc
             conn = self._raw_reads.conn = self._raw_reads.fairy.dbapi_connection
         assert conn is not None
         args = prepared.args(params)
