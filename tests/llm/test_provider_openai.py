@@ -12,6 +12,7 @@ from gasworks.errors import (
     ContentFiltered,
     ProviderAuthFailed,
     ProviderBadRequest,
+    ProviderBadResponse,
     ProviderRateLimited,
     ProviderTimeout,
     ProviderUnavailable,
@@ -328,3 +329,19 @@ async def test_openai_adapter_leaves_the_sdk_telemetry_headers_out(tmp_path, fak
         assert sent.headers["authorization"] == "Bearer sk-test-not-a-real-key"
         assert sent.headers["content-type"] == "application/json"
         assert not [h for h in sent.headers if h.startswith("x-stainless")]
+
+
+@pytest.mark.parametrize("model", ["oa", "local"])
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_body_that_is_not_json_is_a_bad_response(tmp_path, fake_openai, model, stream):
+    """Both adapters decode the vendor's bytes themselves: an answer or a stream event that
+    is not JSON is ``PROVIDER_BAD_RESPONSE`` (502), never an internal error."""
+    fake_openai.faults.append(Fault.malformed())
+    gw = gateway_for(tmp_path, entries(fake_openai, max_retries=0), [])
+    with pytest.raises(ProviderBadResponse) as info:
+        if stream:
+            await collect(gw, ask(model))
+        else:
+            await gw.chat(SCOPE, ask(model))
+    assert info.value.details["error"] == "JSONDecodeError"
+    assert len(fake_openai.requests) == 1
