@@ -233,15 +233,19 @@ class TokenCounter:
             else:
                 n += self.count(text)
         enc = self.encoding
-        if len(short) < 2 or enc is None or any(ENDOFTEXT in t for t in short):
+        if (
+            len(short) < 2
+            or enc is None
+            or ENDOFTEXT not in enc.special_tokens_set
+            or any(ENDOFTEXT in t for t in short)
+        ):
             return n + sum(self._encode_len(t) for t in short)
         try:
             tokens = enc.encode(
                 ENDOFTEXT.join(short), allowed_special={ENDOFTEXT}, disallowed_special=()
             )
-        except Exception:
-            log.warning("tokens.encode_failed", tokenizer=self.name)
-            return n + sum(math.ceil(len(t) / self.ratio) for t in short)
+        except Exception:  # counted one by one (each failure logged there)
+            return n + sum(self._encode_len(t) for t in short)
         return n + len(tokens) - (len(short) - 1)
 
 
