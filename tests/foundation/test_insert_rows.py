@@ -193,3 +193,52 @@ def test_a_naive_datetime_is_refused_as_core_refuses_it() -> None:
         core(naive)
     with pytest.raises(ValueError, match="naive"):
         fast(naive)
+
+
+async def test_run_records_are_written_as_their_column_values(runtime: Any) -> None:
+    """The engine's run record goes to the batch as it is (no dict per run): it is written
+    exactly as the same values given as a mapping, a None column included (a JSON null, a
+    SQL NULL), in a batch with rows of another table, on both dialects."""
+    from gasworks.workflows.engine import RunRecord
+
+    await _workflow(runtime)
+    record = RunRecord(**_run("rec", error=None, output=None))
+    await runtime.db.insert_rows([(RUNS, [record]), (EVENTS, [_event("rec", 1)])])
+    await runtime.db.insert_rows([(RUNS, [_run("map", error=None, output=None)])])
+    async with runtime.db.read_session() as s:
+        rows = {r.id: r for r in (await s.execute(select(WorkflowRunRow))).scalars()}
+    fields = [c.key for c in RUNS.columns if c.key != "id"]
+    assert [getattr(rows["rec"], f) for f in fields] == [getattr(rows["map"], f) for f in fields]
+    assert rows["rec"].error is None and rows["rec"].lease_expires_at is None
+
+
+def test_the_run_record_names_every_run_column() -> None:
+    """``RunRecord.row_fields`` is the ``workflow_runs`` table's columns: a column added to
+    one and not the other would leave the fast INSERT path (or fail the ORM row)."""
+    from gasworks.workflows.engine import RunRecord
+
+    assert set(RunRecord.row_fields) == {c.key for c in RUNS.columns}
+
+
+def test_prepared_params_of_records_and_mappings_are_the_processors_values() -> None:
+    """A record's parameters equal its mapping's, and a None is bound as its column's
+    processor binds it (taken once per column, not called per row)."""
+    from sqlalchemy.dialects import sqlite
+
+    from gasworks.db.batch import PreparedInsert, fast_processor
+    from gasworks.workflows.engine import RunRecord
+
+    dialect = sqlite.dialect()
+    keys = RunRecord.row_fields
+    prepared = PreparedInsert.of(RUNS, keys, dialect)
+    assert prepared is not None
+    values = _run("r", output=None, error=None, finished_at=None)
+    by_record = prepared.params([RunRecord(**values)])
+    by_mapping = prepared.params([values])
+    assert by_record == by_mapping
+    order = prepared._order
+    expected = []
+    for key in order:
+        proc = fast_processor(RUNS.c[key].type, dialect)
+        expected.append(values[key] if proc is None else proc(values[key]))
+    assert by_mapping == [tuple(expected)]

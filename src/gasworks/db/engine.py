@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
-from gasworks.db.batch import Batch, PreparedInsert
+from gasworks.db.batch import Batch, PreparedInsert, as_mapping, row_keys, same_kind
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.db.pgreads import NOT_HERE, PgReadPool
 from gasworks.errors import DatabaseBusy, DatabaseUnavailable, MissingDependency
@@ -137,23 +137,38 @@ class Database:
             if engine is None:
                 async with self.engine.begin() as aconn:
                     for table, rows in batch:
-                        await aconn.execute(self._insert_stmt(table, skip_existing), list(rows))
+                        await aconn.execute(
+                            self._insert_stmt(table, skip_existing), [as_mapping(r) for r in rows]
+                        )
                 return
-            steps: list[tuple[str, tuple[Any, ...]] | tuple[Table, list[dict[str, Any]]]] = []
+            driver_steps: list[tuple[str, tuple[Any, ...]]] = []
+            core_steps: list[tuple[Table, list[Mapping[str, Any]]]] = []
             for table, rows in batch:
-                prepared = self._prepared_insert(table, tuple(rows[0]), engine, skip_existing)
-                if prepared is None:
-                    steps.append((table, [dict(r) for r in rows]))
+                prepared = None
+                if same_kind(rows):
+                    keys = row_keys(rows[0])
+                    prepared = self._prepared_insert(table, keys, engine, skip_existing)
+                if prepared is None or core_steps:  # keep the tables' order
+                    core_steps.append((table, [dict(as_mapping(r)) for r in rows]))
                 else:
-                    steps += prepared.statements(rows)
+                    driver_steps += prepared.statements(rows)
 
             def run_inserts() -> None:
                 with engine.begin() as conn:  # BEGIN IMMEDIATE (the dialect's "begin" hook)
-                    for target, params in steps:
-                        if isinstance(target, str):
-                            conn.exec_driver_sql(target, params)
-                        else:
-                            conn.execute(self._insert_stmt(target, skip_existing), params)
+                    if driver_steps:
+                        # the driver itself: SQLAlchemy's execution of one statement (its
+                        # context, parameter checks, cursor wrapper) costs more than binding
+                        # and stepping a row; its errors are raised as Core raises them
+                        driver: Any = conn.connection.dbapi_connection
+                        for sql, params in driver_steps:
+                            try:
+                                driver.execute(sql, params)
+                            except sqlite3.Error as exc:
+                                raise DBAPIError.instance(
+                                    sql, params, exc, sqlite3.Error, dialect=engine.dialect
+                                ) from exc
+                    for table, rows in core_steps:
+                        conn.execute(self._insert_stmt(table, skip_existing), rows)
 
             await self._on_writer(run_inserts)
 
@@ -245,13 +260,13 @@ class Database:
             return
         engine = self._write_engine
         if engine is not None and s.get_bind() is engine:
-            prepared = self._prepared_insert(table, tuple(rows[0]), engine, skip_existing)
-            if prepared is not None:
+            prepared = self._prepared_insert(table, row_keys(rows[0]), engine, skip_existing)
+            if prepared is not None and same_kind(rows):
                 driver: Any = s.connection().connection.dbapi_connection
                 for sql, params in prepared.statements(rows):  # multi-row: see db/batch.py
                     driver.execute(sql, params)
                 return
-        s.execute(self._insert_stmt(table, skip_existing), list(rows))
+        s.execute(self._insert_stmt(table, skip_existing), [as_mapping(r) for r in rows])
 
     def _write_engine_now(self) -> Engine | None:
         if self._writer is None:
