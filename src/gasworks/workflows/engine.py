@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
+from gasworks.db.base import Base
 from gasworks.db.paging import Page
 from gasworks.db.types import new_id, new_ordered_id, utcnow
 from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
@@ -77,6 +78,8 @@ class RunRecord:
 
     #: the ``workflow_runs`` column of each field, in order (every column: checked by a test)
     row_fields: ClassVar[tuple[str, ...]]
+    #: its table's model: a finished run is a write of its own (``writer.RowRecord``)
+    row_model: ClassVar[type[Base]] = WorkflowRunRow
 
     id: str
     tenant_id: str
@@ -620,7 +623,7 @@ class WorkflowEngine:
         live.flushed += len(events)
         exists = live.persisted
         if not exists and not save_conv:  # new rows only: batched without a session
-            return service.new_run_rows(row, events)
+            return row if not events else service.new_run_rows(row, events)
 
         async def write(s: AsyncSession) -> None:
             if save_conv and conv is not None:

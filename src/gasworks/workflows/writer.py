@@ -22,7 +22,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -54,7 +54,25 @@ class Rows:
             queue_insert(session, model, [as_mapping(r) for r in rows])
 
 
-Write = SessionWrite | Rows
+class RowRecord(Protocol):
+    """One new row as a record (``db/batch.py``): a write of its own, with no ``Rows`` built
+    around it (the engine's finished run: ``RunRecord``). Its class names its model."""
+
+    row_fields: ClassVar[tuple[str, ...]]
+    row_model: ClassVar[type[Base]]
+
+
+Write = SessionWrite | Rows | RowRecord
+
+
+def _model_of(write: Write) -> type[Base] | None:
+    """The model of a record write (None: ``Rows`` or a session write)."""
+    model: type[Base] | None = getattr(type(write), "row_model", None)
+    return model
+
+
+def _rows_only(write: Write) -> bool:
+    return type(write) is Rows or _model_of(write) is not None
 
 
 def queue_insert(session: AsyncSession, model: type[Base], rows: list[Mapping[str, Any]]) -> None:
@@ -148,15 +166,18 @@ class RunWriter:
 
     async def _write(self, batch: list[tuple[Write, asyncio.Future[None] | None]]) -> None:
         try:
-            if all(isinstance(write, Rows) for write, _ in batch):
-                await self._insert(cast(list[Rows], [write for write, _ in batch]))
+            if all(_rows_only(write) for write, _ in batch):
+                await self._insert([write for write, _ in batch])
             else:
                 async with self.db.session() as s:
                     for write, _ in batch:
-                        if isinstance(write, Rows):
+                        model = _model_of(write)
+                        if model is not None:
+                            queue_insert(s, model, [as_mapping(write)])
+                        elif isinstance(write, Rows):
                             write.queue(s)
                         else:
-                            await write(s)
+                            await cast(SessionWrite, write)(s)
                     await flush_inserts(s, self._order)
         except Exception as exc:
             if len(batch) == 1:
@@ -168,12 +189,16 @@ class RunWriter:
         WRITE_BATCH.observe(len(batch))
         self._settle(batch)
 
-    async def _insert(self, writes: list[Rows]) -> None:
+    async def _insert(self, writes: list[Write]) -> None:
         """A batch of rows only: one ``insert_rows`` (one transaction), parents first."""
         merged: dict[Table, list[Any]] = {}
         for write in writes:
-            for model, rows in write.inserts:
-                merged.setdefault(cast(Table, model.__table__), []).extend(rows)
+            model = _model_of(write)
+            if model is not None:
+                merged.setdefault(cast(Table, model.__table__), []).append(write)
+            else:
+                for model, rows in cast(Rows, write).inserts:
+                    merged.setdefault(cast(Table, model.__table__), []).extend(rows)
         await self.db.insert_rows([(t, merged[t]) for t in self._order.parents_first(merged)])
 
     @staticmethod
