@@ -151,7 +151,8 @@ class LiveRun:
 
     __slots__ = (
         "_changed",
-        "done",
+        "_done",
+        "_finished",
         "events",
         "flushed",
         "inline",
@@ -172,7 +173,10 @@ class LiveRun:
         self.events: list[Event] = []
         self.flushed = 0
         self.keep_events = keep_events
-        self.done = asyncio.Event()
+        #: made on first use (``done``): most runs are never waited for, and a finished run
+        #: is kept a few seconds (two objects less per kept run for the garbage collector)
+        self._done: asyncio.Event | None = None
+        self._finished = False
         #: set by the next event; made by the first follower that waits (None: nobody waits)
         self._changed: asyncio.Event | None = None
         self.result: RunOut | None = None
@@ -182,6 +186,22 @@ class LiveRun:
         self.persisted = False
         #: who started the run (may cancel it; so may editors and above)
         self.principal_id: str | None = None
+
+    @property
+    def done(self) -> asyncio.Event:
+        """Set once the run has finished (``finish``)."""
+        done = self._done
+        if done is None:
+            done = self._done = asyncio.Event()
+            if self._finished:
+                done.set()
+        return done
+
+    def finish(self) -> None:
+        """Mark the run finished: ``done`` is set (now, or when it is first made)."""
+        self._finished = True
+        if self._done is not None:
+            self._done.set()
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.events.append((len(self.events) + 1, type_, data))
@@ -532,7 +552,7 @@ class WorkflowEngine:
         finally:
             if lock is not None:
                 self._release(conv_key, lock)
-            live.done.set()
+            live.finish()
             # a streamed run's buffer serves reconnects for a minute; others need no buffer
             self._forget_later(live, 60.0 if live.keep_events else 5.0)
         if cancelled and live.task is not None and live.task is asyncio.current_task():
