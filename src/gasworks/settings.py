@@ -231,6 +231,14 @@ class Settings(BaseSettings):
         description="CPU threads of the local embedding model (0: onnxruntime's default, one "
         "per core).",
     )
+    local_embedding_merge_max: int = Field(
+        default=256,
+        ge=1,
+        le=4096,
+        description="Texts of concurrent requests the local embedding model runs in one call, "
+        "at most: requests that arrive while it is busy are merged into its next call, sorted "
+        "by length together (1: each request its own call).",
+    )
     models_refresh_seconds: float = Field(
         default=15.0,
         ge=0,
