@@ -636,6 +636,15 @@ class Settings(BaseSettings):
         "chunks (at most documents_embed_batch) in one shared embedding call with a ledger "
         "row per document; 1 embeds each document on its own.",
     )
+    documents_embed_batch_max: int = Field(
+        default=256,
+        ge=1,
+        description="Chunks one embedding call may hold when more embed stages are ready "
+        "than make a batch (documents_embed_batch): a worker runs one batch at a time and the "
+        "next takes what became ready meanwhile, up to this (and documents_embed_batch_"
+        "documents in the same proportion). The local model sorts a call's texts by length, "
+        "so bigger calls pad less. At most documents_embed_batch: fixed batches.",
+    )
     documents_embed_linger_seconds: float | None = Field(
         default=10.0,
         ge=0,

@@ -59,6 +59,15 @@ class Batching:
     budget: int
     weight_key: str = "weight"
     linger: float | None = None
+    #: what one batch may grow to with the jobs ready when it is claimed (``None``:
+    #: ``max_jobs`` / ``budget``, which then only say when a batch is full for ``linger``)
+    most_jobs: int | None = None
+    most_budget: int | None = None
+    #: at most one batch of this kind runs at a time in this worker: its other slots claim
+    #: other kinds meanwhile (a second batch would only wait for a one-at-a-time resource,
+    #: like the local embedding model, holding a slot), and the next batch, claimed when this
+    #: one ends, takes everything that became ready meanwhile
+    exclusive: bool = False
 
 
 @dataclass(slots=True)
@@ -102,6 +111,8 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        #: exclusive batched kinds (``Batching.exclusive``) with a batch running now
+        self._exclusive: dict[str, int] = {}
         self._stopping = asyncio.Event()
         #: jobs this worker finished or failed (observability, tests)
         self.processed = 0
@@ -136,12 +147,14 @@ class Worker:
             if self._stopping.is_set():
                 slots.release()
                 break
+            kinds = (
+                [k for k in self.handlers if not self._exclusive.get(k)]
+                if self._exclusive
+                else self.handlers.keys()
+            )
             try:
                 job = await self.queue.claim(
-                    self.worker_id,
-                    self.handlers.keys(),
-                    self.config.lease_seconds,
-                    linger=self._linger,
+                    self.worker_id, kinds, self.config.lease_seconds, linger=self._linger
                 )
             except Exception:
                 log.exception("jobs.claim_failed", worker=self.worker_id)
@@ -189,6 +202,15 @@ class Worker:
                     held[extra.id] = extra
             if spec is None:
                 await self._run_single(current)
+            elif spec.exclusive:
+                self._exclusive[current.kind] = self._exclusive.get(current.kind, 0) + 1
+                try:
+                    await self._run_batch(spec, group)
+                finally:
+                    left = self._exclusive.pop(current.kind) - 1
+                    if left:
+                        self._exclusive[current.kind] = left
+                    self.queue.wake()  # the kind is claimable again: no idle poll's wait
             else:
                 await self._run_batch(spec, group)
             for done in group:
@@ -207,11 +229,10 @@ class Worker:
         try:
             weight = job.payload.get(spec.weight_key, 1)
             used = weight if isinstance(weight, int) and weight > 0 else 1
+            most_jobs = spec.max_jobs if spec.most_jobs is None else spec.most_jobs
+            most_budget = spec.budget if spec.most_budget is None else spec.most_budget
             return await self.queue.claim_more(
-                job,
-                limit=spec.max_jobs - 1,
-                budget=spec.budget - used,
-                weight_key=spec.weight_key,
+                job, limit=most_jobs - 1, budget=most_budget - used, weight_key=spec.weight_key
             )
         except Exception:
             log.exception("jobs.claim_more_failed", job=job.id, kind=job.kind)
