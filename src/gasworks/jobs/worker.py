@@ -111,8 +111,10 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
-        #: exclusive batched kinds (``Batching.exclusive``) with a batch running now
+        #: exclusive batched kinds (``Batching.exclusive``) with a batch claimed or running
         self._exclusive: dict[str, int] = {}
+        #: jobs whose claim already holds their exclusive kind (``run``)
+        self._marked: set[str] = set()
         self._stopping = asyncio.Event()
         #: jobs this worker finished or failed (observability, tests)
         self.processed = 0
@@ -167,6 +169,10 @@ class Worker:
                 delay = next_poll_delay(delay, self.config)
                 continue
             delay = self.config.poll_min
+            spec = self.batches.get(job.kind)
+            if spec is not None and spec.exclusive:  # from now on: before the next claim
+                self._hold(job.kind)
+                self._marked.add(job.id)
             task = asyncio.create_task(self._run_one(job, slots))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -196,22 +202,20 @@ class Worker:
             held[current.id] = current
             group = [current]
             spec = self.batches.get(current.kind)
-            if spec is not None and spec.max_jobs > 1 and not self._stopping.is_set():
-                group += await self._more(current, spec)
-                for extra in group[1:]:
-                    held[extra.id] = extra
             if spec is None:
                 await self._run_single(current)
             elif spec.exclusive:
-                self._exclusive[current.kind] = self._exclusive.get(current.kind, 0) + 1
+                if current.id in self._marked:  # held since its claim (``run``)
+                    self._marked.discard(current.id)
+                else:
+                    self._hold(current.kind)
                 try:
+                    group += await self._group(current, spec, held)
                     await self._run_batch(spec, group)
                 finally:
-                    left = self._exclusive.pop(current.kind) - 1
-                    if left:
-                        self._exclusive[current.kind] = left
-                    self.queue.wake()  # the kind is claimable again: no idle poll's wait
+                    self._release(current.kind)
             else:
+                group += await self._group(current, spec, held)
                 await self._run_batch(spec, group)
             for done in group:
                 held.pop(done.id, None)
@@ -224,6 +228,24 @@ class Worker:
                 if nxt is not None:
                     held[nxt.id] = nxt
                     todo.append(nxt)
+
+    async def _group(self, job: Job, spec: Batching, held: dict[str, Job]) -> list[Job]:
+        """The jobs that run with ``job`` (``claim_more``), held for the heartbeat."""
+        if spec.max_jobs <= 1 or self._stopping.is_set():
+            return []
+        more = await self._more(job, spec)
+        for extra in more:
+            held[extra.id] = extra
+        return more
+
+    def _hold(self, kind: str) -> None:
+        self._exclusive[kind] = self._exclusive.get(kind, 0) + 1
+
+    def _release(self, kind: str) -> None:
+        left = self._exclusive.pop(kind, 1) - 1
+        if left > 0:
+            self._exclusive[kind] = left
+        self.queue.wake()  # the kind is claimable again: no idle poll's wait
 
     async def _more(self, job: Job, spec: Batching) -> list[Job]:
         try:
