@@ -311,9 +311,7 @@ async def test_merged_calls_hold_at_most_merge_max_texts(
     provider.merge_max = 4
     first = await _busy(gate, gateway)
     asks = [["a", "b"], ["c", "d"], ["e", "f", "g", "h", "i"], ["j"]]
-    waiting = [
-        asyncio.create_task(provider.embed(resolved, a, None, "document", 30)) for a in asks
-    ]
+    waiting = [asyncio.create_task(provider.embed(resolved, a, None, "document", 30)) for a in asks]
     await _queued(provider, 4)
     gate.gate.set()
     await first

@@ -255,9 +255,9 @@ class LocalEmbeddingProvider:
         self._load_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
         #: waiting calls by event loop and model (a provider may serve several loops: tests)
-        self._mergers: weakref.WeakKeyDictionary[
-            asyncio.AbstractEventLoop, dict[str, _Merger]
-        ] = weakref.WeakKeyDictionary()
+        self._mergers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Merger]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @staticmethod
     def spec_for(model: ResolvedModel) -> LocalModelSpec:
