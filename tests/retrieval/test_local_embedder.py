@@ -215,6 +215,17 @@ async def _busy(gate: _GatedModel, gateway: Gateway) -> asyncio.Task[Any]:
     return first
 
 
+def _calls(gateway: Gateway, provider: Any, asks: list[list[str]]) -> list[asyncio.Task[Any]]:
+    """Direct calls of the provider, one task per ask (30 s each)."""
+    resolved = gateway.registry.resolve_embedding(None)
+    return [asyncio.create_task(provider.embed(resolved, a, None, "document", 30.0)) for a in asks]
+
+
+async def _release(gate: _GatedModel, first: asyncio.Task[Any]) -> None:
+    gate.gate.set()
+    await first
+
+
 async def _queued(provider: Any, n: int) -> None:
     """Let the event loop run until ``n`` calls wait for the model (bounded; no clock)."""
     for _ in range(1000):
@@ -260,19 +271,15 @@ async def test_a_merged_call_that_fails_is_run_again_caller_by_caller(
 ) -> None:
     """One caller's input that breaks the model fails that caller only."""
     gateway, provider, gate = gated
-    resolved = gateway.registry.resolve_embedding(None)
     first = await _busy(gate, gateway)
     gate.poison.add("bad input")
-
-    async def call(texts: list[str]) -> Any:
-        return await provider.embed(resolved, texts, None, "document", 30.0)
-
-    good = asyncio.create_task(call(["a good sentence"]))
-    bad = asyncio.create_task(call(["bad input"]))
-    other = asyncio.create_task(call(["another good one", "and one more"]))
+    good, bad, other = _calls(
+        gateway,
+        provider,
+        [["a good sentence"], ["bad input"], ["another good one", "and one more"]],
+    )
     await _queued(provider, 3)
-    gate.gate.set()
-    await first
+    await _release(gate, first)
     assert len((await good).vectors) == 1 and len((await other).vectors) == 2
     with pytest.raises(ValueError, match="poisoned"):
         await bad
@@ -292,12 +299,10 @@ async def test_a_caller_that_stops_waiting_is_left_out_of_the_call(
     first = await _busy(gate, gateway)
     with pytest.raises(ProviderTimeout):  # waits for the model, which is held
         await provider.embed(resolved, ["times out"], None, "document", 0.01)
-    cancelled = asyncio.create_task(provider.embed(resolved, ["cancelled"], None, "document", 30))
-    kept = asyncio.create_task(provider.embed(resolved, ["kept"], None, "document", 30))
+    cancelled, kept = _calls(gateway, provider, [["cancelled"], ["kept"]])
     await _queued(provider, 2)
     cancelled.cancel()
-    gate.gate.set()
-    await first
+    await _release(gate, first)
     assert len((await kept).vectors) == 1
     assert cancelled.cancelled()
     assert gate.calls[1:] == [["kept"]]
@@ -307,14 +312,11 @@ async def test_merged_calls_hold_at_most_merge_max_texts(
     gated: tuple[Gateway, Any, _GatedModel],
 ) -> None:
     gateway, provider, gate = gated
-    resolved = gateway.registry.resolve_embedding(None)
     provider.merge_max = 4
     first = await _busy(gate, gateway)
-    asks = [["a", "b"], ["c", "d"], ["e", "f", "g", "h", "i"], ["j"]]
-    waiting = [asyncio.create_task(provider.embed(resolved, a, None, "document", 30)) for a in asks]
+    waiting = _calls(gateway, provider, [["a", "b"], ["c", "d"], ["e", "f", "g", "h", "i"], ["j"]])
     await _queued(provider, 4)
-    gate.gate.set()
-    await first
+    await _release(gate, first)
     got = await asyncio.gather(*waiting)
     assert [len(g.vectors) for g in got] == [2, 2, 5, 1]
     # in arrival order; a call bigger than the cap runs alone
@@ -327,9 +329,8 @@ async def test_closing_the_provider_fails_the_calls_still_waiting(
     from gasworks.errors import ProviderUnavailable
 
     gateway, provider, gate = gated
-    resolved = gateway.registry.resolve_embedding(None)
     first = await _busy(gate, gateway)
-    waiting = asyncio.create_task(provider.embed(resolved, ["never run"], None, "document", 30))
+    (waiting,) = _calls(gateway, provider, [["never run"]])
     await _queued(provider, 1)
     await provider.aclose()
     with pytest.raises(ProviderUnavailable):
