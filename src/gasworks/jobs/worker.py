@@ -124,6 +124,9 @@ class Worker:
     def start(self) -> None:
         if self._task is None:
             self._stopping.clear()
+            # holds left by batches cancelled at a previous stop must not block their kinds
+            self._exclusive.clear()
+            self._marked.clear()
             self._task = asyncio.create_task(self.run(), name=f"worker:{self.worker_id}")
 
     async def stop(self, *, grace: float = 10.0) -> None:
