@@ -188,19 +188,31 @@ class PreparedInsert:
         return sql
 
     def statements(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
-        """``rows`` as few multi-row statements as SQLite's parameter limit allows, each
-        (sql, its parameters flattened row after row); without a ``(?, …)`` group to
-        repeat, one statement per row (never the case for a compiled ``insert``)."""
+        """``rows`` as multi-row statements, each (sql, its parameters flattened row after
+        row); without a ``(?, …)`` group to repeat, one statement per row (never the case for
+        a compiled ``insert``).
+
+        The statements have a few fixed sizes — powers of two, up to what SQLite's parameter
+        limit allows (``n`` rows: ``n // 256`` statements of 256 and one per bit of the rest)
+        —, so each size's SQL text is the same from batch to batch and the driver's
+        statement cache prepares it once per connection. Preparing a multi-row INSERT costs
+        several times what running it does (about 9 µs a row of 26 columns against 2 µs:
+        a statement sized to each batch was prepared anew every batch, issue #19)."""
         params = self.params(rows)
         per = max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMS // max(1, len(self._order))))
+        size = 1 << (per.bit_length() - 1)  # the largest power of two within the limit
         out: list[tuple[str, tuple[Any, ...]]] = []
-        for lo in range(0, len(params), per):
-            part = params[lo : lo + per]
-            sql = self.rows_sql(len(part))
+        lo, total = 0, len(params)
+        while lo < total:
+            while size > total - lo:
+                size >>= 1
+            part = params[lo : lo + size]
+            sql = self.rows_sql(size)
             if sql is None:
                 out += [(self.sql, row) for row in part]
             else:
                 out.append((sql, tuple(itertools.chain.from_iterable(part))))
+            lo += size
         return out
 
     def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
