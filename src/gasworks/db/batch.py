@@ -2,14 +2,16 @@
 of the cost ledger.
 
 On a SQLite file the batch is written on the database's one writer thread, through its one
-stdlib connection (the thread and connection of ``Database.write_batch``, see
-``db/engine.py``): ``BEGIN IMMEDIATE``, one multi-row ``INSERT … VALUES (…), (…), …`` per table
-(up to 500 rows each), ``COMMIT`` — one thread hand-off per batch. Not ``executemany``: it
-steps the statement once per row, and each step releases the GIL and takes it back; beside a
-busy event loop every such hand-back is a wait for the loop's thread to let go of the GIL and
-two thread switches, per row. Through the async engine (aiosqlite under SQLAlchemy) the same
-batch costs a hand-off per step (checkout, BEGIN, each statement, its cursor, COMMIT, reset),
-and each hand-off is a GIL transfer between the event loop and a worker thread (issue #19).
+stdlib connection (the thread and connection of ``Database.write_batch``, see ``db/engine.py``;
+or on the event loop's thread through the same connection when that thread is idle and the
+write lock free, see ``Database.insert_rows``): ``BEGIN IMMEDIATE``, a few multi-row ``INSERT …
+VALUES (…), (…), …`` per table (fixed sizes, see ``PreparedInsert.statements``), ``COMMIT`` —
+at most one thread hand-off per batch. Not ``executemany``: it steps the statement once per
+row, and each step releases the GIL and takes it back; beside a busy event loop every such
+hand-back is a wait for the loop's thread to let go of the GIL and two thread switches, per
+row. Through the async engine (aiosqlite under SQLAlchemy) the same batch costs a hand-off per
+step (checkout, BEGIN, each statement, its cursor, COMMIT, reset), and each hand-off is a GIL
+transfer between the event loop and a worker thread (issue #19).
 
 The rows are turned into positional tuples on the event loop's thread before the hand-off
 (the writer thread never touches the caller's objects), by :class:`PreparedInsert`: the

@@ -127,14 +127,16 @@ class Database:
         exists already is skipped (``ON CONFLICT DO NOTHING``), not an error.
 
         On a SQLite file the transaction runs on the writer thread of ``write_batch`` — the
-        same thread, connection and queue, so batches of both kinds are committed one after
-        the other in the order they were handed over: BEGIN IMMEDIATE, a few multi-row
-        INSERTs per table, COMMIT. The rows become positional tuples here, on the event
-        loop's thread (``db/batch.py``); a table whose rows do not give every column is
-        inserted through Core on that thread instead (its column defaults applied), from a
-        copy of each row made here. Elsewhere (PostgreSQL, in-memory SQLite), one Core
-        transaction on the async engine. The caller must not change the rows' values until
-        it returns."""
+        same thread, connection and queue, so batches of both kinds are committed one after the
+        other in the order they were handed over: BEGIN IMMEDIATE, a few multi-row INSERTs per
+        table, COMMIT —, or, when nothing waits for that thread and the write lock is free at
+        once, on the event loop's thread through the same connection (``_insert_here``: the
+        order is the same, since nothing was handed over before). The rows become positional
+        tuples here, on the event loop's thread (``db/batch.py``); a table whose rows do not
+        give every column is inserted through Core on that thread instead (its column defaults
+        applied), from a copy of each row made here. Elsewhere (PostgreSQL, in-memory SQLite),
+        one Core transaction on the async engine. The caller must not change the rows' values
+        until it returns."""
         batch = [(table, rows) for table, rows in batch if rows]
         if not batch:
             return
