@@ -3,6 +3,8 @@ driver on a worker thread; elsewhere one Core transaction)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -242,3 +244,40 @@ def test_prepared_params_of_records_and_mappings_are_the_processors_values() -> 
         proc = fast_processor(RUNS.c[key].type, dialect)
         expected.append(values[key] if proc is None else proc(values[key]))
     assert by_mapping == [tuple(expected)]
+
+
+async def test_the_event_loop_never_waits_for_the_write_lock(runtime: Any) -> None:
+    """On a SQLite file a batch is written on the event loop's own thread only when nothing
+    waits for the writer thread and the write lock is free at once. While another connection
+    holds the lock, the batch waits on the writer thread — the loop keeps running — and is
+    written once the lock is released; then the loop's thread writes again."""
+    db = runtime.db
+    if db.dialect.name != "sqlite" or db._write_engine_now() is None:
+        pytest.skip("the writer thread and its connection exist on a SQLite file only")
+    await _workflow(runtime)
+    await db.insert_rows([(RUNS, [_run("r1")])])  # the writer thread opens its connection
+    other = sqlite3.connect(db.dialect.path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.create_task(db.insert_rows([(RUNS, [_run("r2")])]))
+        turns = 0
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+            turns += 1
+        assert turns == 10 and not pending.done()
+        other.execute("COMMIT")
+        await pending
+    finally:
+        other.close()
+
+    async def not_the_writer(fn: Any) -> None:
+        raise AssertionError("written on the writer thread")
+
+    db._on_writer = not_the_writer  # the lock is free and the writer idle: the loop writes
+    try:
+        await db.insert_rows([(RUNS, [_run("r3")])])
+    finally:
+        del db._on_writer
+    async with db.read_session() as s:
+        ids = sorted((await s.execute(select(WorkflowRunRow.id))).scalars())
+    assert ids == ["r1", "r2", "r3"]
