@@ -20,7 +20,9 @@ once (``python -m gasworks.documents.sandbox serve``, one per concurrent parse, 
 use): every file still gets a fresh process with its own limits, a crash or a kill still ends
 only that child, and the start-up is a fork of an already loaded interpreter. It is written
 here rather than taken from ``multiprocessing``'s ``forkserver`` because that one re-imports
-the parent's ``__main__`` (the CLI, or pytest) in every child. ``run`` keeps the fresh
+the parent's ``__main__`` (the CLI, or pytest) in every child. A child may parse several
+files of one tenant in turn (``ForkServer``'s ``reuse``); a failure in such a child is
+judged again in a fresh one, so every verdict is still the file's own. ``run`` keeps the fresh
 interpreter per file (``GASWORKS_DOCUMENTS_PARSE_PRELOAD=false``).
 
 Only formats whose parsers run native code or build large structures go through here (PDF,
