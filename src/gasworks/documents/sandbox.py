@@ -145,6 +145,17 @@ def _answer(code: int | None, out: bytes | None, limits: Limits) -> Any:
     return answer["ok"]
 
 
+@dataclass(slots=True, frozen=True)
+class _Request:
+    task: str
+    media_type: str
+    data: bytes
+    limits: Limits
+    arg: str
+    #: who the file belongs to: a child parses files of one key only
+    key: str
+
+
 class ForkServer:
     """Children forked from server processes that imported the parsers once (see the module's
     doc). One server per concurrent call, kept while it is healthy; ``aclose`` ends them.
@@ -172,30 +183,19 @@ class ForkServer:
         key: str = "",
     ) -> Any:
         """As the module's ``run``, in a child forked from a server."""
-        code, out, served = await self._call(task, media_type, data, limits, arg, key)
+        req = _Request(task, media_type, data, limits, arg, key)
+        code, out, served = await self._call(req, self.reuse)
         if served == 0 or _ok(code, out):
             return _answer(code, out, limits)
         # a failure in a reused child: the file again, alone in a fresh one
-        code, out, _ = await self._call(task, media_type, data, limits, arg, key, fresh=True)
+        code, out, _ = await self._call(req, 1)
         return _answer(code, out, limits)
 
-    async def _call(
-        self,
-        task: str,
-        media_type: str,
-        data: bytes,
-        limits: Limits,
-        arg: str,
-        key: str,
-        *,
-        fresh: bool = False,
-    ) -> tuple[int | None, bytes | None, int]:
+    async def _call(self, req: _Request, reuse: int) -> tuple[int | None, bytes | None, int]:
         server = self._idle.pop() if self._idle else await _Server.start()
         self._all.add(server)
         try:
-            code, out = await server.call(
-                task, media_type, data, limits, arg, key=key, reuse=1 if fresh else self.reuse
-            )
+            code, out = await server.call(req, reuse)
         except BaseException as exc:
             self._all.discard(server)
             await server.close()
@@ -236,28 +236,19 @@ class _Server:
         )
         return cls(proc)
 
-    async def call(
-        self,
-        task: str,
-        media_type: str,
-        data: bytes,
-        limits: Limits,
-        arg: str,
-        *,
-        key: str = "",
-        reuse: int = 1,
-    ) -> tuple[int | None, bytes | None]:
+    async def call(self, req: _Request, reuse: int = 1) -> tuple[int | None, bytes | None]:
         """The child's exit code (0 while a reused child lives on) and answer (``None`` if it
         wrote none); ``served``: how many files that child had parsed before this one."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        task, data, limits = req.task, req.data, req.limits
         head = {
             "task": task,
-            "mediaType": media_type,
+            "mediaType": req.media_type,
             "cpu": limits.cpu_seconds,
             "mem": limits.memory_mb,
-            "arg": arg,
+            "arg": req.arg,
             "size": len(data),
-            "key": key,
+            "key": req.key,
             "reuse": reuse,
         }
         self.served = 0
