@@ -32,12 +32,21 @@ from typing import Any
 import aiohttp
 import uvloop
 
-PROMPT = [{"role": "user", "content": "Hello, how are you today?"}]
+#: every request's user message is new (a per-process tag and a counter), as in real traffic:
+#: a server that caches token counts or anything else by the text must not be timed on a
+#: cache hit (issue #19, "cache hits are not speed")
+_TAG = f"{random.getrandbits(32):08x}"
+_SENT = iter(range(1 << 62))
+
+
+def prompt() -> list[dict[str, str]]:
+    """A short user message seen once: ``Hello, how are you today? (<tag>-<n>)``."""
+    return [{"role": "user", "content": f"Hello, how are you today? ({_TAG}-{next(_SENT)})"}]
 
 
 async def _one(session: aiohttp.ClientSession, spec: dict[str, Any]) -> tuple[float, float]:
     """(the sample, the whole request's duration) in seconds."""
-    body = json.dumps({"model": spec["model"], "messages": PROMPT, "stream": spec["stream"]})
+    body = json.dumps({"model": spec["model"], "messages": prompt(), "stream": spec["stream"]})
     t0 = time.perf_counter()
     async with session.post(spec["url"], data=body, headers=spec["headers"]) as r:
         if r.status != 200:

@@ -3,6 +3,8 @@ driver on a worker thread; elsewhere one Core transaction)."""
 
 from __future__ import annotations
 
+import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -193,3 +195,89 @@ def test_a_naive_datetime_is_refused_as_core_refuses_it() -> None:
         core(naive)
     with pytest.raises(ValueError, match="naive"):
         fast(naive)
+
+
+async def test_run_records_are_written_as_their_column_values(runtime: Any) -> None:
+    """The engine's run record goes to the batch as it is (no dict per run): it is written
+    exactly as the same values given as a mapping, a None column included (a JSON null, a
+    SQL NULL), in a batch with rows of another table, on both dialects."""
+    from gasworks.workflows.engine import RunRecord
+
+    await _workflow(runtime)
+    record = RunRecord(**_run("rec", error=None, output=None))
+    await runtime.db.insert_rows([(RUNS, [record]), (EVENTS, [_event("rec", 1)])])
+    await runtime.db.insert_rows([(RUNS, [_run("map", error=None, output=None)])])
+    async with runtime.db.read_session() as s:
+        rows = {r.id: r for r in (await s.execute(select(WorkflowRunRow))).scalars()}
+    fields = [c.key for c in RUNS.columns if c.key != "id"]
+    assert [getattr(rows["rec"], f) for f in fields] == [getattr(rows["map"], f) for f in fields]
+    assert rows["rec"].error is None and rows["rec"].lease_expires_at is None
+
+
+def test_the_run_record_names_every_run_column() -> None:
+    """``RunRecord.row_fields`` is the ``workflow_runs`` table's columns: a column added to
+    one and not the other would leave the fast INSERT path (or fail the ORM row)."""
+    from gasworks.workflows.engine import RunRecord
+
+    assert set(RunRecord.row_fields) == {c.key for c in RUNS.columns}
+
+
+def test_prepared_params_of_records_and_mappings_are_the_processors_values() -> None:
+    """A record's parameters equal its mapping's, and a None is bound as its column's
+    processor binds it (taken once per column, not called per row)."""
+    from sqlalchemy.dialects import sqlite
+
+    from gasworks.db.batch import PreparedInsert, fast_processor
+    from gasworks.workflows.engine import RunRecord
+
+    dialect = sqlite.dialect()
+    keys = RunRecord.row_fields
+    prepared = PreparedInsert.of(RUNS, keys, dialect)
+    assert prepared is not None
+    values = _run("r", output=None, error=None, finished_at=None)
+    by_record = prepared.params([RunRecord(**values)])
+    by_mapping = prepared.params([values])
+    assert by_record == by_mapping
+    order = prepared._order
+    expected = []
+    for key in order:
+        proc = fast_processor(RUNS.c[key].type, dialect)
+        expected.append(values[key] if proc is None else proc(values[key]))
+    assert by_mapping == [tuple(expected)]
+
+
+async def test_the_event_loop_never_waits_for_the_write_lock(runtime: Any) -> None:
+    """On a SQLite file a batch is written on the event loop's own thread only when nothing
+    waits for the writer thread and the write lock is free at once. While another connection
+    holds the lock, the batch waits on the writer thread — the loop keeps running — and is
+    written once the lock is released; then the loop's thread writes again."""
+    db = runtime.db
+    if db.dialect.name != "sqlite" or db._write_engine_now() is None:
+        pytest.skip("the writer thread and its connection exist on a SQLite file only")
+    await _workflow(runtime)
+    await db.insert_rows([(RUNS, [_run("r1")])])  # the writer thread opens its connection
+    other = sqlite3.connect(db.dialect.path, isolation_level=None, check_same_thread=False)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        pending = asyncio.create_task(db.insert_rows([(RUNS, [_run("r2")])]))
+        turns = 0
+        for _ in range(10):
+            await asyncio.sleep(0.01)
+            turns += 1
+        assert turns == 10 and not pending.done()
+        other.execute("COMMIT")
+        await pending
+    finally:
+        other.close()
+
+    async def not_the_writer(fn: Any) -> None:
+        raise AssertionError("written on the writer thread")
+
+    db._on_writer = not_the_writer  # the lock is free and the writer idle: the loop writes
+    try:
+        await db.insert_rows([(RUNS, [_run("r3")])])
+    finally:
+        del db._on_writer
+    async with db.read_session() as s:
+        ids = sorted((await s.execute(select(WorkflowRunRow.id))).scalars())
+    assert ids == ["r1", "r2", "r3"]

@@ -132,3 +132,37 @@ def test_long_documents_are_counted_once_without_being_kept() -> None:
     counter.encoding = None  # a second count that tokenized again would now use the ratio
     assert counter.count(same) == first
     assert all(not isinstance(k, str) or len(k) <= 4096 for k in counter._cache)
+
+
+def test_short_texts_are_counted_once_each_exactly() -> None:
+    """Short texts counted together are remembered one by one, each with tiktoken's own
+    count: a request that repeats them (a chat's earlier turns) calls no tokenizer."""
+    counter = TokenCounter("cl100k_base")
+    enc = get_encoding("cl100k_base")
+    assert enc is not None
+    texts = ["Hello  ", "\n\nworld", "  trailing\t", "123456", "ünïcode 世界 🙂", "a'll", "x\r"]
+    msgs = [Message("user", t) for t in texts]
+    first = counter.estimate_messages(msgs).tokens
+    assert {t: counter._short[t] for t in texts} == {t: len(enc.encode_ordinary(t)) for t in texts}
+    calls = 0
+
+    def spy(*args: object, **kwargs: object) -> list[int]:
+        nonlocal calls
+        calls += 1
+        return []
+
+    enc.encode = spy  # type: ignore[method-assign]
+    enc.encode_ordinary = spy  # type: ignore[method-assign]
+    try:
+        assert counter.estimate_messages(msgs).tokens == first
+        assert counter.count("a'll") == 2
+        assert calls == 0
+    finally:
+        del enc.encode, enc.encode_ordinary
+
+
+def test_the_short_text_cache_is_bounded() -> None:
+    counter = TokenCounter("cl100k_base", cache_size=2)
+    for text in ("one", "two", "three", "four", "five"):
+        assert counter.count(text) == 1
+        assert len(counter._short) <= 2

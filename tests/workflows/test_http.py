@@ -405,6 +405,58 @@ async def test_writer_isolates_a_failing_write(runtime: Any) -> None:
     await writer.close()
 
 
+async def test_untracked_run_records_are_written_and_a_bad_one_is_isolated(runtime: Any) -> None:
+    """Finished runs go to the writer as records with no future (``submit_untracked``): a
+    batch of them is one INSERT, ``drain`` waits for them, and one that cannot be written (its
+    workflow does not exist) is dropped alone, with the others written."""
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    from sqlalchemy import select
+
+    from gasworks.tenancy.tables import TenantRow
+    from gasworks.workflows.engine import RunRecord
+    from gasworks.workflows.tables import WorkflowRow, WorkflowRunRow
+    from gasworks.workflows.writer import RunWriter
+
+    async with runtime.db.session() as s:
+        s.add(TenantRow(id="t-u", name="u", display_name="u"))
+        await s.flush()
+        s.add(WorkflowRow(id="wf-u", tenant_id="t-u", slug="u", name="u", owner_id="p"))
+
+    def record(run_id: str, workflow_id: str = "wf-u") -> RunRecord:
+        now = datetime.now(UTC)
+        return RunRecord(
+            id=run_id,
+            tenant_id="t-u",
+            workflow_id=workflow_id,
+            version=1,
+            principal_id="p",
+            conversation_id=None,
+            status="succeeded",
+            inputs={"q": "x"},
+            output="ok",
+            error=None,
+            node_timings=[{"nodeId": "a", "durationMs": 0.001}],
+            steps=1,
+            tokens=0,
+            cost=Decimal(0),
+            started_at=now,
+            duration_ms=0.01,
+            finished_at=now,
+        )
+
+    writer = RunWriter(runtime.db)
+    writer.submit_untracked(record("r1"))
+    writer.submit_untracked(record("r2", workflow_id="wf-missing"))  # a foreign key violated
+    writer.submit_untracked(record("r3"))
+    await writer.drain()
+    async with runtime.db.read_session() as s:
+        ids = (await s.execute(select(WorkflowRunRow.id).order_by(WorkflowRunRow.id))).scalars()
+        assert list(ids) == ["r1", "r3"]
+    await writer.close()
+
+
 async def test_demos_run_on_the_real_gateway_with_the_demo_model(
     client: httpx.AsyncClient, admin_key: str, runtime: Any
 ) -> None:

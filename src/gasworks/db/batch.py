@@ -2,14 +2,16 @@
 of the cost ledger.
 
 On a SQLite file the batch is written on the database's one writer thread, through its one
-stdlib connection (the thread and connection of ``Database.write_batch``, see
-``db/engine.py``): ``BEGIN IMMEDIATE``, one multi-row ``INSERT … VALUES (…), (…), …`` per table
-(up to 500 rows each), ``COMMIT`` — one thread hand-off per batch. Not ``executemany``: it
-steps the statement once per row, and each step releases the GIL and takes it back; beside a
-busy event loop every such hand-back is a wait for the loop's thread to let go of the GIL and
-two thread switches, per row. Through the async engine (aiosqlite under SQLAlchemy) the same
-batch costs a hand-off per step (checkout, BEGIN, each statement, its cursor, COMMIT, reset),
-and each hand-off is a GIL transfer between the event loop and a worker thread (issue #19).
+stdlib connection (the thread and connection of ``Database.write_batch``, see ``db/engine.py``;
+or on the event loop's thread through the same connection when that thread is idle and the
+write lock free, see ``Database.insert_rows``): ``BEGIN IMMEDIATE``, a few multi-row ``INSERT …
+VALUES (…), (…), …`` per table (fixed sizes, see ``PreparedInsert.statements``), ``COMMIT`` —
+at most one thread hand-off per batch. Not ``executemany``: it steps the statement once per
+row, and each step releases the GIL and takes it back; beside a busy event loop every such
+hand-back is a wait for the loop's thread to let go of the GIL and two thread switches, per
+row. Through the async engine (aiosqlite under SQLAlchemy) the same batch costs a hand-off per
+step (checkout, BEGIN, each statement, its cursor, COMMIT, reset), and each hand-off is a GIL
+transfer between the event loop and a worker thread (issue #19).
 
 The rows are turned into positional tuples on the event loop's thread before the hand-off
 (the writer thread never touches the caller's objects), by :class:`PreparedInsert`: the
@@ -27,6 +29,12 @@ against SQLAlchemy's):
 * ``UTCDateTime``: our type's ``process_bind_param`` (UTC, naive on SQLite), then
   ``datetime.isoformat(" ", "microseconds")`` — the exact text of SQLAlchemy's SQLite
   ``DATETIME`` default storage format, without its ``%``-formatting of nine fields.
+
+A row is a mapping of column values, or a *record*: an object whose class names its table's
+columns in ``row_fields`` and carries each as an attribute (the workflow engine's run record,
+issue #19). A record's values are taken with one ``attrgetter`` call straight into the row's
+tuple, with no dict built per row; wherever a mapping is needed (Core, an ORM session) it is
+turned into one by :func:`as_mapping`.
 
 Elsewhere (PostgreSQL: asyncpg is in the event loop already; in-memory SQLite) the batch is
 one Core transaction and none of this applies.
@@ -54,8 +62,9 @@ from gasworks.db.types import UTCDateTime
 _MAX_ROWS_PER_STATEMENT = 500
 _MAX_PARAMS = 32766 if sqlite3.sqlite_version_info >= (3, 32) else 999
 
-#: (table, rows) pairs, parents first; every row of one table has the same keys
-Batch = Sequence[tuple[Table, Sequence[Mapping[str, Any]]]]
+#: (table, rows) pairs, parents first; every row of one table has the same keys (a mapping
+#: or a record, see the module doc)
+Batch = Sequence[tuple[Table, Sequence[Any]]]
 
 #: what orjson must refuse (so the stdlib decides, as Core would): dates, dataclasses and
 #: subclasses of built-ins are serialised by ``json.dumps`` or rejected by it
@@ -70,6 +79,30 @@ _SQLITE_DATETIME_FORMAT = (
 )
 
 Processor = Callable[[Any], Any]
+
+
+def row_keys(row: Any) -> tuple[str, ...]:
+    """The column keys of a row: a mapping's keys, or a record's ``row_fields``."""
+    if isinstance(row, Mapping):
+        return tuple(row)
+    fields: tuple[str, ...] = type(row).row_fields
+    return fields
+
+
+def as_mapping(row: Any) -> Mapping[str, Any]:
+    """A row as a mapping of its column values (a record's values copied into a dict)."""
+    if isinstance(row, Mapping):
+        return row
+    fields = type(row).row_fields
+    return dict(zip(fields, operator.attrgetter(*fields)(row), strict=True))
+
+
+def same_kind(rows: Sequence[Any]) -> bool:
+    """Whether every row is a mapping, or every row a record of one class (one getter)."""
+    first = type(rows[0])
+    if isinstance(rows[0], Mapping):
+        return all(isinstance(r, Mapping) for r in rows)
+    return all(type(r) is first for r in rows)
 
 
 def fast_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None:
@@ -164,14 +197,16 @@ class PreparedInsert:
         self.sql = sql
         self._order = order
         self._rows_sql: dict[int, str] = {}
-        #: the row's values in parameter order, taken in one C call
+        #: the row's values in parameter order, taken in one C call (a mapping's, a record's)
         self._values = operator.itemgetter(*order)
-        #: (position, bind processor) of the columns whose type converts its value
-        self._convert: list[tuple[int, Processor]] = []
+        self._attrs = operator.attrgetter(*order)
+        #: (position, bind processor, its result for None) of the columns whose type converts
+        #: its value: a None (a nullable column's usual value) costs no call
+        self._convert: list[tuple[int, Processor, Any]] = []
         for i, key in enumerate(order):
             proc = fast_processor(compiled.binds[key].type, dialect)
             if proc is not None:
-                self._convert.append((i, proc))
+                self._convert.append((i, proc, _none_result(proc)))
 
     def rows_sql(self, n: int) -> str | None:
         """The same INSERT with ``n`` rows in its VALUES list (qmark parameters, row after
@@ -187,28 +222,57 @@ class PreparedInsert:
                 self._rows_sql[n] = sql
         return sql
 
-    def statements(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[str, tuple[Any, ...]]]:
-        """``rows`` as few multi-row statements as SQLite's parameter limit allows, each
-        (sql, its parameters flattened row after row); without a ``(?, …)`` group to
-        repeat, one statement per row (never the case for a compiled ``insert``)."""
+    def statements(self, rows: Sequence[Any]) -> list[tuple[str, tuple[Any, ...]]]:
+        """``rows`` as multi-row statements, each (sql, its parameters flattened row after
+        row); without a ``(?, …)`` group to repeat, one statement per row (never the case for
+        a compiled ``insert``).
+
+        The statements have a few fixed sizes — powers of two, up to what SQLite's parameter
+        limit allows (``n`` rows: ``n // 256`` statements of 256 and one per bit of the rest)
+        —, so each size's SQL text is the same from batch to batch and the driver's
+        statement cache prepares it once per connection. Preparing a multi-row INSERT costs
+        several times what running it does (about 9 µs a row of 26 columns against 2 µs:
+        a statement sized to each batch was prepared anew every batch, issue #19)."""
         params = self.params(rows)
         per = max(1, min(_MAX_ROWS_PER_STATEMENT, _MAX_PARAMS // max(1, len(self._order))))
+        size = 1 << (per.bit_length() - 1)  # the largest power of two within the limit
         out: list[tuple[str, tuple[Any, ...]]] = []
-        for lo in range(0, len(params), per):
-            part = params[lo : lo + per]
-            sql = self.rows_sql(len(part))
+        lo, total = 0, len(params)
+        while lo < total:
+            while size > total - lo:
+                size >>= 1
+            part = params[lo : lo + size]
+            sql = self.rows_sql(size)
             if sql is None:
                 out += [(self.sql, row) for row in part]
             else:
                 out.append((sql, tuple(itertools.chain.from_iterable(part))))
+            lo += size
         return out
 
-    def params(self, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        values, convert = self._values, self._convert
+    def params(self, rows: Sequence[Any]) -> list[tuple[Any, ...]]:
+        """Rows (all mappings, or all records of one class: ``same_kind``) as tuples."""
+        values = self._values if isinstance(rows[0], Mapping) else self._attrs
+        convert = self._convert
         out = []
         for row in rows:
             params = list(values(row))
-            for i, proc in convert:
-                params[i] = proc(params[i])
+            for i, proc, none in convert:
+                v = params[i]
+                params[i] = (proc(v) if none is _CALL else none) if v is None else proc(v)
             out.append(tuple(params))
         return out
+
+
+#: ``_none_result`` of a processor whose result for None could not be taken once
+_CALL: Any = object()
+
+
+def _none_result(proc: Processor) -> Any:
+    """What ``proc`` makes of None (taken once: bind processors are pure functions of their
+    value), or ``_CALL`` when it raises or returns a mutable value (then it is called)."""
+    try:
+        out = proc(None)
+    except Exception:
+        return _CALL
+    return out if out is None or type(out) in (str, int, float, bytes, bool) else _CALL

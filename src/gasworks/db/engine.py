@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.orm import Session
 
-from gasworks.db.batch import Batch, PreparedInsert
+from gasworks.db.batch import Batch, PreparedInsert, as_mapping, row_keys, same_kind
 from gasworks.db.dialects import READ_ONLY_OPTION, DialectOps, dialect_for
 from gasworks.db.pgreads import NOT_HERE, PgReadPool
 from gasworks.errors import DatabaseBusy, DatabaseUnavailable, MissingDependency
@@ -108,6 +108,12 @@ class Database:
         #: one thread using it (the executor's queue is the one queue of both, FIFO)
         self._write_engine: Engine | None = None
         self._writer: concurrent.futures.ThreadPoolExecutor | None = None
+        #: jobs handed to the writer thread and not finished (``_insert_here`` runs only
+        #: while there are none: the thread and the event loop never share the connection)
+        self._writer_jobs = 0
+        #: the writer's stdlib connection and its busy timeout (``_insert_here``)
+        self._write_raw: sqlite3.Connection | None = None
+        self._write_busy_ms = 0
         if self.dialect.name == "postgresql":
             connect_args = self.dialect.engine_kwargs(parsed, pool_size).get("connect_args", {})
             self._pg_reads = PgReadPool(self.engine, max(2, pool_size // 2), connect_args)
@@ -121,14 +127,16 @@ class Database:
         exists already is skipped (``ON CONFLICT DO NOTHING``), not an error.
 
         On a SQLite file the transaction runs on the writer thread of ``write_batch`` — the
-        same thread, connection and queue, so batches of both kinds are committed one after
-        the other in the order they were handed over: BEGIN IMMEDIATE, a few multi-row
-        INSERTs per table, COMMIT. The rows become positional tuples here, on the event
-        loop's thread (``db/batch.py``); a table whose rows do not give every column is
-        inserted through Core on that thread instead (its column defaults applied), from a
-        copy of each row made here. Elsewhere (PostgreSQL, in-memory SQLite), one Core
-        transaction on the async engine. The caller must not change the rows' values until
-        it returns."""
+        same thread, connection and queue, so batches of both kinds are committed one after the
+        other in the order they were handed over: BEGIN IMMEDIATE, a few multi-row INSERTs per
+        table, COMMIT —, or, when nothing waits for that thread and the write lock is free at
+        once, on the event loop's thread through the same connection (``_insert_here``: the
+        order is the same, since nothing was handed over before). The rows become positional
+        tuples here, on the event loop's thread (``db/batch.py``); a table whose rows do not
+        give every column is inserted through Core on that thread instead (its column defaults
+        applied), from a copy of each row made here. Elsewhere (PostgreSQL, in-memory SQLite),
+        one Core transaction on the async engine. The caller must not change the rows' values
+        until it returns."""
         batch = [(table, rows) for table, rows in batch if rows]
         if not batch:
             return
@@ -137,25 +145,87 @@ class Database:
             if engine is None:
                 async with self.engine.begin() as aconn:
                     for table, rows in batch:
-                        await aconn.execute(self._insert_stmt(table, skip_existing), list(rows))
+                        await aconn.execute(
+                            self._insert_stmt(table, skip_existing), [as_mapping(r) for r in rows]
+                        )
                 return
-            steps: list[tuple[str, tuple[Any, ...]] | tuple[Table, list[dict[str, Any]]]] = []
+            driver_steps: list[tuple[str, tuple[Any, ...]]] = []
+            core_steps: list[tuple[Table, list[Mapping[str, Any]]]] = []
             for table, rows in batch:
-                prepared = self._prepared_insert(table, tuple(rows[0]), engine, skip_existing)
-                if prepared is None:
-                    steps.append((table, [dict(r) for r in rows]))
+                prepared = None
+                if same_kind(rows):
+                    keys = row_keys(rows[0])
+                    prepared = self._prepared_insert(table, keys, engine, skip_existing)
+                if prepared is None or core_steps:  # keep the tables' order
+                    core_steps.append((table, [dict(as_mapping(r)) for r in rows]))
                 else:
-                    steps += prepared.statements(rows)
+                    driver_steps += prepared.statements(rows)
+
+            if not core_steps and self._insert_here(driver_steps):
+                return
 
             def run_inserts() -> None:
                 with engine.begin() as conn:  # BEGIN IMMEDIATE (the dialect's "begin" hook)
-                    for target, params in steps:
-                        if isinstance(target, str):
-                            conn.exec_driver_sql(target, params)
-                        else:
-                            conn.execute(self._insert_stmt(target, skip_existing), params)
+                    if self._write_raw is None:  # for ``_insert_here`` from now on
+                        self._know_raw(conn.connection.driver_connection)
+                    if driver_steps:
+                        # the driver itself: SQLAlchemy's execution of one statement (its
+                        # context, parameter checks, cursor wrapper) costs more than binding
+                        # and stepping a row; its errors are raised as Core raises them
+                        driver: Any = conn.connection.dbapi_connection
+                        for sql, params in driver_steps:
+                            try:
+                                driver.execute(sql, params)
+                            except sqlite3.Error as exc:
+                                raise DBAPIError.instance(
+                                    sql, params, exc, sqlite3.Error, dialect=engine.dialect
+                                ) from exc
+                    for table, rows in core_steps:
+                        conn.execute(self._insert_stmt(table, skip_existing), rows)
 
             await self._on_writer(run_inserts)
+
+    def _insert_here(
+        self,
+        steps: Sequence[tuple[str, tuple[Any, ...]]],
+    ) -> bool:
+        """The INSERTs of ``insert_rows`` on the event loop's thread, through the writer's
+        connection, when nothing waits for the writer thread and no other connection holds
+        the write lock (``BEGIN IMMEDIATE`` with a busy timeout of 0: never a wait). False:
+        not written (the lock is taken, the writer thread is busy, or any error — rolled
+        back, so the writer thread's path writes the batch instead and reports its errors as
+        always).
+
+        Why (issue #19): the batch is a few statements whose SQLite work is a few µs a row,
+        but on the writer thread each statement hands the GIL back and forth with a busy
+        event loop, and every hand-off wakes the other thread — a futex wake and a context
+        switch, which on a virtual machine cost more than the rows themselves (``perf``: a
+        quarter of the default deployment's extra CPU per request was waking threads).
+        On the loop's own thread nobody else wants the GIL. The loop is held for the batch
+        (about 2 ms for 250 ledger rows); a batch that finds the lock taken waits on the
+        writer thread as before, so the loop never waits for a lock."""
+        if self._writer_jobs:
+            return False
+        raw = self._write_raw
+        if raw is None:  # the writer thread has not opened the connection yet
+            return False
+        try:
+            raw.execute("PRAGMA busy_timeout=0")
+            try:
+                raw.execute("BEGIN IMMEDIATE")
+            finally:
+                raw.execute(f"PRAGMA busy_timeout={self._write_busy_ms}")
+        except sqlite3.Error:
+            return False  # locked by another connection (or unusable): the writer thread
+        try:
+            for sql, params in steps:
+                raw.execute(sql, params)
+            raw.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                raw.execute("ROLLBACK")
+            return False
+        return True
 
     def _insert_stmt(self, table: Table, skip_existing: bool) -> Any:
         if skip_existing:
@@ -214,6 +284,7 @@ class Database:
         delivered even to a caller cancelled meanwhile (see ``write_batch``)."""
         assert self._writer is not None
         future = asyncio.get_running_loop().run_in_executor(self._writer, fn)
+        self._writer_jobs += 1
         try:
             return await asyncio.shield(future)
         except asyncio.CancelledError:
@@ -227,6 +298,22 @@ class Database:
             if task is not None:
                 task.cancel()
             return future.result()
+        finally:
+            if future.done():
+                self._writer_jobs -= 1
+            else:  # cancelled before it started: counted down when the executor drops it
+                future.add_done_callback(self._writer_job_done)
+
+    def _know_raw(self, driver: Any) -> None:
+        """(On the writer thread, in a transaction.) The writer's stdlib connection, for
+        ``_insert_here``; its busy timeout first, so that the loop never sees one without
+        the other."""
+        if isinstance(driver, sqlite3.Connection):
+            self._write_busy_ms = int(driver.execute("PRAGMA busy_timeout").fetchone()[0])
+            self._write_raw = driver
+
+    def _writer_job_done(self, _: Any) -> None:
+        self._writer_jobs -= 1
 
     def insert_in(
         self, s: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool
@@ -245,13 +332,13 @@ class Database:
             return
         engine = self._write_engine
         if engine is not None and s.get_bind() is engine:
-            prepared = self._prepared_insert(table, tuple(rows[0]), engine, skip_existing)
-            if prepared is not None:
+            prepared = self._prepared_insert(table, row_keys(rows[0]), engine, skip_existing)
+            if prepared is not None and same_kind(rows):
                 driver: Any = s.connection().connection.dbapi_connection
                 for sql, params in prepared.statements(rows):  # multi-row: see db/batch.py
                     driver.execute(sql, params)
                 return
-        s.execute(self._insert_stmt(table, skip_existing), list(rows))
+        s.execute(self._insert_stmt(table, skip_existing), [as_mapping(r) for r in rows])
 
     def _write_engine_now(self) -> Engine | None:
         if self._writer is None:
@@ -457,6 +544,7 @@ class Database:
         if self._writer is not None:
             writer, self._writer = self._writer, None
             await asyncio.to_thread(writer.shutdown)  # a batch under way finishes first
+            self._write_raw = None
             if self._write_engine is not None:
                 self._write_engine.dispose()
                 self._write_engine = None

@@ -123,9 +123,21 @@ class PreCheck:
     estimate: TokenEstimate
     #: output tokens the call may produce (what is reserved)
     max_output: int
-    #: the most the call can cost
-    max_cost: Decimal
+    #: the model that prices the call (``max_cost``)
+    model: GuardedModel
     notes: dict[str, Any] = field(default_factory=dict)
+    _max_cost: Decimal | None = None
+
+    @property
+    def max_cost(self) -> Decimal:
+        """The most the call can cost: its input tokens and ``max_output``, at the model's
+        prices. Worked out on first use: only a request's cost limit and a budget need it,
+        and most calls have neither."""
+        cost = self._max_cost
+        if cost is None:
+            usage = Usage(input_tokens=self.estimate.tokens, output_tokens=self.max_output)
+            cost = self._max_cost = self.model.cost(usage)
+        return cost
 
 
 @dataclass(slots=True)
@@ -295,8 +307,8 @@ class Guardrails:
             notes["truncation"] = fit.summary()
             estimate = TokenEstimate(fit.tokens_after, estimate.tokenizer, estimate.exact)
         max_output = req.max_tokens or cap
-        max_cost = model.cost(Usage(input_tokens=estimate.tokens, output_tokens=max_output))
-        if req.cost_limit is not None and max_cost > req.cost_limit:
+        check = PreCheck(estimate, max_output, model, notes)
+        if req.cost_limit is not None and (max_cost := check.max_cost) > req.cost_limit:
             raise _reject(
                 CostLimitExceeded(
                     f"This call may cost up to {max_cost}, over its cost limit of "
@@ -315,14 +327,14 @@ class Guardrails:
             "tokenizer": estimate.tokenizer,
             "exact": estimate.exact,
         }
-        return PreCheck(estimate, max_output, max_cost, notes)
+        return check
 
     @staticmethod
     def precheck_embedding(model: GuardedModel, batch: EmbedBatch) -> PreCheck:
         """An embedding batch was validated by the gateway (input lengths, dimensions, the
         request's cost limit); what it reserves is its input tokens at the model's price."""
         tokens = TokenEstimate(batch.tokens, model.entry.tokenizer, False)
-        return PreCheck(tokens, 0, model.cost(Usage(input_tokens=batch.tokens)))
+        return PreCheck(tokens, 0, model)
 
     # --- hooks ------------------------------------------------------------------------------
 
@@ -337,23 +349,29 @@ class Guardrails:
             self.ledger.check_backlog()
         except GasworksError as exc:
             raise _reject(exc) from None
-        try:
-            permit = await self.breakers.check(breaker_key(model))
-        except GasworksError as exc:
-            raise _reject(exc) from None
-        try:
-            reservation = await self.budgets.reserve(
-                scope.tenant_id,
-                scope.api_key_id,
-                check.max_cost,
-                check.estimate.tokens + check.max_output,
-            )
-        except GasworksError as exc:
-            await self.breakers.record(permit, OutcomeKind.IGNORED)
-            raise _reject(exc) from None
-        except BaseException:
-            await self.breakers.record(permit, OutcomeKind.IGNORED)
-            raise
+        # the common case without an await: a closed breaker, no limits on the caller
+        key = breaker_key(model)
+        permit = self.breakers.permit_now(key)
+        if permit is None:
+            try:
+                permit = await self.breakers.check(key)
+            except GasworksError as exc:
+                raise _reject(exc) from None
+        reservation: Reservation | None = None
+        if not self.budgets.no_limits_now(scope.tenant_id, scope.api_key_id):
+            try:
+                reservation = await self.budgets.reserve(
+                    scope.tenant_id,
+                    scope.api_key_id,
+                    check.max_cost,
+                    check.estimate.tokens + check.max_output,
+                )
+            except GasworksError as exc:
+                await self.breakers.record(permit, OutcomeKind.IGNORED)
+                raise _reject(exc) from None
+            except BaseException:
+                await self.breakers.record(permit, OutcomeKind.IGNORED)
+                raise
         if isinstance(req, EmbedBatch):
             return GuardToken(
                 new_ordered_id("call"),
@@ -372,17 +390,19 @@ class Guardrails:
         if not isinstance(token, GuardToken) or token.done:
             return
         token.done = True
-        await self.breakers.record(
-            token.breaker, classify_outcome(outcome), latency_ms=outcome.latency_ms
-        )
+        kind = classify_outcome(outcome)
+        if not self.breakers.record_now(token.breaker, kind, latency_ms=outcome.latency_ms):
+            await self.breakers.record(token.breaker, kind, latency_ms=outcome.latency_ms)
         try:
             if not reached_provider(outcome):
                 if token.reservation is not None:
                     await self.ledger.release(token.reservation)
                 return
-            await self.ledger.record(
-                self.entry_for(token, scope, model, outcome), token.reservation
-            )
+            entry = self.entry_for(token, scope, model, outcome)
+            if self.ledger.synchronous:
+                await self.ledger.record(entry, token.reservation)
+            else:
+                self.ledger.queue(entry, token.reservation)
         except Exception:
             GUARDRAIL_ERRORS.labels(component="ledger").inc()
             log.exception("ledger.write_failed", model=model.id, call_id=token.call_id)

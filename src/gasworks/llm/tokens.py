@@ -8,6 +8,9 @@ Estimation never fails: a broken tokenizer degrades to the ratio and says so.
 Counts of repeated immutable content (system prompts, memory, documents sent again and again)
 are cached by the text (CPython caches a ``str``'s hash, so a repeated string costs one dict
 lookup), bounded LRU; long texts by their hash and length, so the cache never keeps them alive.
+Short texts (a chat's earlier turns, a short system prompt, a prompt template's fixed message)
+have a cache of their own, a plain bounded dict emptied when full: a hit costs one lookup and
+no tokenizer call (each tiktoken call hands the GIL back, issue #19).
 """
 
 from __future__ import annotations
@@ -153,6 +156,21 @@ class TokenCounter:
         self._cache: OrderedDict[str | tuple[int, int], int] = OrderedDict()
         self._cache_size = cache_size
         self._cache_min = cache_min_chars
+        #: counts of texts shorter than ``cache_min_chars``, by the text (at most
+        #: ``cache_size`` of them: emptied when full, no LRU bookkeeping per hit)
+        self._short: dict[str, int] = {}
+        #: the end-of-text token that ``count_many`` joins short texts with (None: the
+        #: encoding has none, or there is no encoding)
+        self._joiner: int | None = None
+        enc = self.encoding
+        if enc is not None and ENDOFTEXT in enc.special_tokens_set:
+            self._joiner = enc.encode_single_token(ENDOFTEXT)
+
+    def _keep_short(self, text: str, n: int) -> None:
+        short = self._short
+        if len(short) >= self._cache_size:
+            short.clear()
+        short[text] = n
 
     def _encode_len(self, text: str) -> int:
         enc = self.encoding
@@ -168,7 +186,11 @@ class TokenCounter:
         if not text:
             return 0
         if len(text) < self._cache_min:
-            return self._encode_len(text)
+            n = self._short.get(text)
+            if n is None:
+                n = self._encode_len(text)
+                self._keep_short(text, n)
+            return n
         cache = self._cache
         # long texts are keyed by (hash, length) so the cache never holds big documents
         key: str | tuple[int, int] = (
@@ -216,37 +238,46 @@ class TokenCounter:
         return TokenEstimate(total + self.count_many(texts), self.name, self.exact)
 
     def count_many(self, texts: Sequence[str]) -> int:
-        """``sum(count(t) for t in texts)``, exactly, with one tokenizer call for all the
-        short texts (which are not cached): tiktoken hands the GIL back on every call, and on
-        a busy server taking it back again costs more than counting a short text (issue
-        #19). They are joined by the end-of-text special token, which tiktoken encodes as one
-        token and never merges with its neighbours: every text between two of them is
-        encoded exactly as on its own (a text holding that token's literal is counted on its
+        """``sum(count(t) for t in texts)``, exactly. Short texts counted before are looked
+        up; the others are counted in one tokenizer call for all of them: tiktoken hands the
+        GIL back on every call, and on a busy server taking it back again costs more than
+        counting a short text (issue #19). They are joined by the end-of-text special token,
+        which tiktoken encodes as one token and never merges with its neighbours: every text
+        between two of them is encoded exactly as on its own, and its count is the number of
+        tokens between two separators (a text holding that token's literal is counted on its
         own)."""
-        short: list[str] = []
+        short_get = self._short.get
+        missed: list[str] = []
         n = 0
         for text in texts:
             if not text:
                 continue
             if len(text) < self._cache_min:
-                short.append(text)
+                hit = short_get(text)
+                if hit is None:
+                    missed.append(text)
+                else:
+                    n += hit
             else:
                 n += self.count(text)
-        enc = self.encoding
-        if (
-            len(short) < 2
-            or enc is None
-            or ENDOFTEXT not in enc.special_tokens_set
-            or any(ENDOFTEXT in t for t in short)
-        ):
-            return n + sum(self._encode_len(t) for t in short)
+        if not missed:
+            return n
+        joiner, enc = self._joiner, self.encoding
+        if len(missed) < 2 or joiner is None or enc is None or any(ENDOFTEXT in t for t in missed):
+            return n + sum(self.count(t) for t in missed)
         try:
             tokens = enc.encode(
-                ENDOFTEXT.join(short), allowed_special={ENDOFTEXT}, disallowed_special=()
+                ENDOFTEXT.join(missed), allowed_special={ENDOFTEXT}, disallowed_special=()
             )
         except Exception:  # counted one by one (each failure logged there)
-            return n + sum(self._encode_len(t) for t in short)
-        return n + len(tokens) - (len(short) - 1)
+            return n + sum(self.count(t) for t in missed)
+        start, last = 0, len(missed) - 1
+        for i, text in enumerate(missed):
+            end = tokens.index(joiner, start) if i < last else len(tokens)
+            self._keep_short(text, end - start)
+            n += end - start
+            start = end + 1
+        return n
 
 
 class TokenCounters:

@@ -21,11 +21,12 @@ from collections.abc import AsyncIterator, Callable, Coroutine
 from dataclasses import dataclass, fields, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.background import PeriodicTask
+from gasworks.db.base import Base
 from gasworks.db.paging import Page
 from gasworks.db.types import new_id, new_ordered_id, utcnow
 from gasworks.errors import Conflict, RunInterrupted, ServerBusy, ValidationFailed
@@ -70,7 +71,15 @@ KEEPALIVE: Event = (0, "keepalive", {})
 @dataclass(slots=True)
 class RunRecord:
     """A run's row while it runs: a plain object (an ORM instance costs ~100 µs per run in
-    attribute instrumentation); turned into a ``WorkflowRunRow`` only inside the writer."""
+    attribute instrumentation); turned into a ``WorkflowRunRow`` only inside the writer. A
+    finished run never written before goes to the writer as it is: a *record* of the
+    ``workflow_runs`` table (``row_fields``, see ``db/batch.py``), its values taken straight
+    into the INSERT's parameters, no dict built per run."""
+
+    #: the ``workflow_runs`` column of each field, in order (every column: checked by a test)
+    row_fields: ClassVar[tuple[str, ...]]
+    #: its table's model: a finished run is a write of its own (``writer.RowRecord``)
+    row_model: ClassVar[type[Base]] = WorkflowRunRow
 
     id: str
     tenant_id: str
@@ -102,7 +111,7 @@ class RunRecord:
         return dict(zip(_RUN_FIELDS, _run_values(self), strict=True))
 
 
-_RUN_FIELDS = tuple(f.name for f in fields(RunRecord))
+_RUN_FIELDS = RunRecord.row_fields = tuple(f.name for f in fields(RunRecord))
 #: every field's value in one C call
 _run_values = operator.attrgetter(*_RUN_FIELDS)
 #: outputs that are JSON as they are (exact types: a subclass may not serialise alike)
@@ -142,7 +151,8 @@ class LiveRun:
 
     __slots__ = (
         "_changed",
-        "done",
+        "_done",
+        "_finished",
         "events",
         "flushed",
         "inline",
@@ -163,7 +173,10 @@ class LiveRun:
         self.events: list[Event] = []
         self.flushed = 0
         self.keep_events = keep_events
-        self.done = asyncio.Event()
+        #: made on first use (``done``): most runs are never waited for, and a finished run
+        #: is kept a few seconds (two objects less per kept run for the garbage collector)
+        self._done: asyncio.Event | None = None
+        self._finished = False
         #: set by the next event; made by the first follower that waits (None: nobody waits)
         self._changed: asyncio.Event | None = None
         self.result: RunOut | None = None
@@ -173,6 +186,22 @@ class LiveRun:
         self.persisted = False
         #: who started the run (may cancel it; so may editors and above)
         self.principal_id: str | None = None
+
+    @property
+    def done(self) -> asyncio.Event:
+        """Set once the run has finished (``finish``)."""
+        done = self._done
+        if done is None:
+            done = self._done = asyncio.Event()
+            if self._finished:
+                done.set()
+        return done
+
+    def finish(self) -> None:
+        """Mark the run finished: ``done`` is set (now, or when it is first made)."""
+        self._finished = True
+        if self._done is not None:
+            self._done.set()
 
     def emit(self, type_: str, data: dict[str, Any]) -> None:
         self.events.append((len(self.events) + 1, type_, data))
@@ -510,7 +539,10 @@ class WorkflowEngine:
             changed = conv is not None and (conv.dirty or bool(conv.pending))
             if self.writer is None and outcome.status == "succeeded" and conv and changed:
                 self._remember_conversation(conv_key, conv)
-            if self.writer is not None:
+            if self.writer is not None and not live.persisted and lock is None:
+                # nobody waits for this write alone (``drain`` covers it): no future per run
+                self.writer.submit_untracked(self._final_write(live, row, rc, outcome))
+            elif self.writer is not None:
                 fut = self.writer.submit(self._final_write(live, row, rc, outcome))
                 if live.persisted:  # renewed until its final state is written
                     fut.add_done_callback(functools.partial(self._final_written, live))
@@ -520,7 +552,7 @@ class WorkflowEngine:
         finally:
             if lock is not None:
                 self._release(conv_key, lock)
-            live.done.set()
+            live.finish()
             # a streamed run's buffer serves reconnects for a minute; others need no buffer
             self._forget_later(live, 60.0 if live.keep_events else 5.0)
         if cancelled and live.task is not None and live.task is asyncio.current_task():
@@ -611,7 +643,7 @@ class WorkflowEngine:
         live.flushed += len(events)
         exists = live.persisted
         if not exists and not save_conv:  # new rows only: batched without a session
-            return service.new_run_rows(row.values(), events)
+            return row if not events else service.new_run_rows(row, events)
 
         async def write(s: AsyncSession) -> None:
             if save_conv and conv is not None:

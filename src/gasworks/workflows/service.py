@@ -377,16 +377,25 @@ async def finish_run(
         )
         event_rows(run["tenant_id"], run["id"], events).queue(session)
     else:
-        new_run_rows(run, events).queue(session)
+        rows: list[Any] = [run]
+        Rows(
+            (
+                (WorkflowRunRow, rows),
+                (WorkflowRunEventRow, _event_values(run["tenant_id"], run["id"], events)),
+            )
+        ).queue(session)
 
 
-def new_run_rows(run: dict[str, Any], events: list[tuple[int, str, dict[str, Any]]]) -> Rows:
-    """A finished run not written before (its column values) and its events: new rows only,
-    so the writer can batch them without a session (``writer.Rows``)."""
+def new_run_rows(run: Any, events: list[tuple[int, str, dict[str, Any]]]) -> Rows:
+    """A finished run not written before (a record of ``workflow_runs``: the engine's
+    ``RunRecord``, see ``db/batch.py``) and its events: new rows only, so the writer can
+    batch them without a session (``writer.Rows``)."""
+    if not events:
+        return Rows(((WorkflowRunRow, [run]),))
     return Rows(
         (
             (WorkflowRunRow, [run]),
-            (WorkflowRunEventRow, _event_values(run["tenant_id"], run["id"], events)),
+            (WorkflowRunEventRow, _event_values(run.tenant_id, run.id, events)),
         )
     )
 

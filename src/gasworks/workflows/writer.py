@@ -20,14 +20,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, cast
 
 from sqlalchemy import Table, insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.base import Base
+from gasworks.db.batch import as_mapping
 from gasworks.observability.logging import get_logger
 from gasworks.workflows.metrics import WRITE_BATCH
 
@@ -42,30 +43,49 @@ _INSERTS = "gasworks_queued_inserts"
 
 @dataclass(frozen=True, slots=True)
 class Rows:
-    """A write of new rows only: (model, column values) pairs, each row giving every column
-    of its table."""
+    """A write of new rows only: (model, rows) pairs, each row giving every column of its
+    table, as a mapping of column values or as a record (``db/batch.py``: the engine's run
+    record goes as it is, no dict built per run)."""
 
-    inserts: tuple[tuple[type[Base], list[dict[str, Any]]], ...]
+    inserts: tuple[tuple[type[Base], list[Any]], ...]
 
     def queue(self, session: AsyncSession) -> None:
         for model, rows in self.inserts:
-            queue_insert(session, model, rows)
+            queue_insert(session, model, [as_mapping(r) for r in rows])
 
 
-Write = SessionWrite | Rows
+class RowRecord(Protocol):
+    """One new row as a record (``db/batch.py``): a write of its own, with no ``Rows`` built
+    around it (the engine's finished run: ``RunRecord``). Its class names its model."""
+
+    row_fields: ClassVar[tuple[str, ...]]
+    row_model: ClassVar[type[Base]]
 
 
-def queue_insert(session: AsyncSession, model: type[Base], rows: list[dict[str, Any]]) -> None:
+Write = SessionWrite | Rows | RowRecord
+
+
+def _model_of(write: Write) -> type[Base] | None:
+    """The model of a record write (None: ``Rows`` or a session write)."""
+    model: type[Base] | None = getattr(type(write), "row_model", None)
+    return model
+
+
+def _rows_only(write: Write) -> bool:
+    return type(write) is Rows or _model_of(write) is not None
+
+
+def queue_insert(session: AsyncSession, model: type[Base], rows: list[Mapping[str, Any]]) -> None:
     """Queue new rows of ``model``'s table for the batch's multi-row INSERT (see the module
     doc). Only inside a ``RunWriter`` write: the writer flushes them before it commits."""
     if rows:
-        pending: dict[Table, list[dict[str, Any]]] = session.info.setdefault(_INSERTS, {})
+        pending: dict[Table, list[Mapping[str, Any]]] = session.info.setdefault(_INSERTS, {})
         pending.setdefault(cast(Table, model.__table__), []).extend(rows)
 
 
 async def flush_inserts(session: AsyncSession, order: TableOrder) -> None:
     """Write the queued rows: ORM objects first, then one INSERT per table, parents first."""
-    pending: dict[Table, list[dict[str, Any]]] | None = session.info.pop(_INSERTS, None)
+    pending: dict[Table, list[Mapping[str, Any]]] | None = session.info.pop(_INSERTS, None)
     if not pending:
         return
     await session.flush()
@@ -91,7 +111,8 @@ class RunWriter:
     def __init__(self, db: Database, *, max_batch: int = 200) -> None:
         self.db = db
         self.max_batch = max_batch
-        self._queue: list[tuple[Write, asyncio.Future[None]]] = []
+        #: (write, its future: None when nobody waits for it, see ``submit``)
+        self._queue: list[tuple[Write, asyncio.Future[None] | None]] = []
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
@@ -106,12 +127,20 @@ class RunWriter:
     def submit(self, write: Write) -> asyncio.Future[None]:
         """Queue a write; the future resolves when it is committed (or carries its error)."""
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._enqueue(write, fut)
+        return fut
+
+    def submit_untracked(self, write: Write) -> None:
+        """Queue a write nobody waits for singly (``drain`` still covers it; a failure is
+        logged as any other's): no future made and resolved per write."""
+        self._enqueue(write, None)
+
+    def _enqueue(self, write: Write, fut: asyncio.Future[None] | None) -> None:
         self._queue.append((write, fut))
         self._idle.clear()
         self._wake.set()
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._loop())
-        return fut
 
     async def drain(self) -> None:
         """Wait until everything submitted so far is written."""
@@ -135,17 +164,20 @@ class RunWriter:
                 await self._write(batch)
             self._idle.set()
 
-    async def _write(self, batch: list[tuple[Write, asyncio.Future[None]]]) -> None:
+    async def _write(self, batch: list[tuple[Write, asyncio.Future[None] | None]]) -> None:
         try:
-            if all(isinstance(write, Rows) for write, _ in batch):
-                await self._insert(cast(list[Rows], [write for write, _ in batch]))
+            if all(_rows_only(write) for write, _ in batch):
+                await self._insert([write for write, _ in batch])
             else:
                 async with self.db.session() as s:
                     for write, _ in batch:
-                        if isinstance(write, Rows):
+                        model = _model_of(write)
+                        if model is not None:
+                            queue_insert(s, model, [as_mapping(write)])
+                        elif isinstance(write, Rows):
                             write.queue(s)
                         else:
-                            await write(s)
+                            await cast(SessionWrite, write)(s)
                     await flush_inserts(s, self._order)
         except Exception as exc:
             if len(batch) == 1:
@@ -157,20 +189,24 @@ class RunWriter:
         WRITE_BATCH.observe(len(batch))
         self._settle(batch)
 
-    async def _insert(self, writes: list[Rows]) -> None:
+    async def _insert(self, writes: list[Write]) -> None:
         """A batch of rows only: one ``insert_rows`` (one transaction), parents first."""
-        merged: dict[Table, list[dict[str, Any]]] = {}
+        merged: dict[Table, list[Any]] = {}
         for write in writes:
-            for model, rows in write.inserts:
-                merged.setdefault(cast(Table, model.__table__), []).extend(rows)
+            model = _model_of(write)
+            if model is not None:
+                merged.setdefault(cast(Table, model.__table__), []).append(write)
+            else:
+                for model, rows in cast(Rows, write).inserts:
+                    merged.setdefault(cast(Table, model.__table__), []).extend(rows)
         await self.db.insert_rows([(t, merged[t]) for t in self._order.parents_first(merged)])
 
     @staticmethod
     def _settle(
-        batch: list[tuple[Write, asyncio.Future[None]]], *, error: Exception | None = None
+        batch: list[tuple[Write, asyncio.Future[None] | None]], *, error: Exception | None = None
     ) -> None:
         for _, fut in batch:
-            if fut.done():
+            if fut is not None and fut.done():
                 continue
             if error is not None:
                 log.warning(
@@ -178,7 +214,8 @@ class RunWriter:
                     error=getattr(error, "code", type(error).__name__),
                     message=getattr(error, "message", str(error))[:300],
                 )
-                fut.set_exception(error)
-                fut.exception()  # mark retrieved: nobody may be awaiting it
-            else:
+                if fut is not None:
+                    fut.set_exception(error)
+                    fut.exception()  # mark retrieved: nobody may be awaiting it
+            elif fut is not None:
                 fut.set_result(None)

@@ -134,6 +134,52 @@ class BreakerManager:
             self._fail_open("check", key)
         return Permit(key, -1, fail_open=True)
 
+    def permit_now(self, key: str) -> Permit | None:
+        """``check``'s answer where it needs no await — the breaker closed (or disabled) and
+        no sync due —, else None (then call ``check``)."""
+        if self.clock() - self._last_sync >= self.config.sync_interval_seconds:
+            return None
+        rec = self._records.get(key)
+        if rec is None:
+            return Permit(key, 0)
+        if rec.state is BreakerState.CLOSED or rec.state is BreakerState.DISABLED:
+            return Permit(key, rec.generation)
+        return None
+
+    def record_now(
+        self, permit: Permit, kind: OutcomeKind, *, latency_ms: float | None = None
+    ) -> bool:
+        """``record`` where it needs no await: a success that is not slow, outside the
+        half-open probes (one more call in this process's window). False: nothing was
+        counted, call ``record``."""
+        if permit.fail_open:
+            return True
+        if permit.probe or kind is not OutcomeKind.SUCCESS:
+            return False
+        slow_ms = self.config.slow_call_ms
+        if slow_ms is not None and (latency_ms or 0.0) > slow_ms:
+            return False
+        try:
+            self._count(permit, self.clock(), failure=False, slow=False)
+        except Exception:
+            self._fail_open("record", permit.key)
+        return True
+
+    def _count(self, permit: Permit, now: float, *, failure: bool, slow: bool) -> bool:
+        """Count a permitted call in this process's window; False when the window was reset
+        since the permit (not counted)."""
+        key = permit.key
+        rec = self._records.get(key)
+        if rec is not None and rec.state is BreakerState.DISABLED:
+            return False
+        win = self._windows.get(key)
+        if win is None or win.generation < permit.generation:
+            win = self._windows[key] = LocalWindow(permit.generation)
+        elif win.generation > permit.generation:
+            return False  # counted against a window that was reset meanwhile
+        win.record(self.config.bucket_of(now), failure=failure, slow=slow)
+        return True
+
     async def record(
         self, permit: Permit, kind: OutcomeKind, *, latency_ms: float | None = None
     ) -> None:
@@ -156,14 +202,10 @@ class BreakerManager:
             if permit.probe:
                 await self._probe_result(permit, failure or slow, now)
                 return
-            win = self._windows.get(key)
-            if win is None or win.generation < permit.generation:
-                win = self._windows[key] = LocalWindow(permit.generation)
-            elif win.generation > permit.generation:
-                return  # counted against a window that was reset meanwhile
-            win.record(self.config.bucket_of(now), failure=failure, slow=slow)
+            if not self._count(permit, now, failure=failure, slow=slow):
+                return
             if (failure or slow) and (rec is None or rec.state is BreakerState.CLOSED):
-                view = win.view(self.config.window_start(now))
+                view = self._windows[key].view(self.config.window_start(now))
                 if self.config.should_trip(view.calls, view.bad):
                     await self._flush_and_evaluate(key, now)
         except Exception:

@@ -164,6 +164,15 @@ class Ledger:
 
     async def record(self, entry: LedgerEntry, reservation: Reservation | None) -> bool:
         """Queue the call's row and settle its reservation. False: already settled."""
+        if not self.queue(entry, reservation):
+            return False
+        if self.synchronous:
+            await self.flush()
+        return True
+
+    def queue(self, entry: LedgerEntry, reservation: Reservation | None) -> bool:
+        """``record`` without waiting for a synchronous ledger's write (the writer task
+        writes it; ``record`` does the same and then, when ``synchronous``, flushes)."""
         charge = None
         if reservation is not None:
             tokens = entry.input_tokens + entry.output_tokens
@@ -171,8 +180,6 @@ class Ledger:
             if charge is None:
                 return False
         self._enqueue(_Item(entry, charge))
-        if self.synchronous:
-            await self.flush()
         return True
 
     async def release(self, reservation: Reservation) -> None:

@@ -193,6 +193,12 @@ class BudgetService:
         if self.on_lease_change is not None:
             self.on_lease_change()
 
+    def no_limits_now(self, tenant_id: str, api_key_id: str | None) -> bool:
+        """True when the cached limits of the tenant and key are fresh and there are none:
+        ``reserve`` would return None without reading or reserving anything."""
+        hit = self._cache.get((tenant_id, api_key_id or ""))
+        return hit is not None and not hit[1] and time.monotonic() - hit[0] < self.cache_ttl
+
     async def limits_for(self, tenant_id: str, api_key_id: str | None) -> list[Limit]:
         """The tenant's own limits and those of ``api_key_id`` (cached ``cache_ttl``)."""
         key = (tenant_id, api_key_id or "")
