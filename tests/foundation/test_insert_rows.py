@@ -281,3 +281,48 @@ async def test_the_event_loop_never_waits_for_the_write_lock(runtime: Any) -> No
     async with db.read_session() as s:
         ids = sorted((await s.execute(select(WorkflowRunRow.id))).scalars())
     assert ids == ["r1", "r2", "r3"]
+
+
+async def test_batches_written_on_the_loop_leave_checkpoints_to_the_writer_thread(
+    runtime: Any,
+) -> None:
+    """The event loop's commits never run a WAL checkpoint (it syncs the disk): automatic
+    checkpoints are off for them, and one batch in ``_HERE_EVERY`` goes to the writer thread,
+    whose commit checkpoints when one is due. So under a stream of batches written on the
+    loop the log stays bounded, and the loop's connection keeps its own setting."""
+    import os
+
+    from gasworks.db import engine as engine_module
+
+    db = runtime.db
+    if db.dialect.name != "sqlite" or db._write_engine_now() is None:
+        pytest.skip("the writer thread and its connection exist on a SQLite file only")
+    await _workflow(runtime)
+    await db.insert_rows([(RUNS, [_run("first")])])  # the writer thread opens its connection
+    raw = db._write_raw
+    assert raw is not None
+    raw.execute("PRAGMA wal_autocheckpoint=4")  # a checkpoint due every few pages
+    db._write_autocheckpoint = 4
+    on_writer = db._on_writer
+    handed = 0
+
+    async def counted(fn: Any) -> Any:
+        nonlocal handed
+        handed += 1
+        return await on_writer(fn)
+
+    db._on_writer = counted
+    try:
+        batches = 64
+        for b in range(batches):
+            await db.insert_rows([(RUNS, [_run(f"r{b}-{i}") for i in range(20)])])
+    finally:
+        del db._on_writer
+    assert handed == batches // engine_module._HERE_EVERY
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 4
+    wal = f"{db.dialect.path}-wal"
+    # 1,280 rows went through (~2.2 MB of log when the loop alone commits: never checkpointed)
+    assert os.path.getsize(wal) < 1024 * 1024
+    async with db.read_session() as s:
+        count = len((await s.execute(select(WorkflowRunRow.id))).scalars().all())
+    assert count == 1 + batches * 20

@@ -114,6 +114,9 @@ class Database:
         #: the writer's stdlib connection and its busy timeout (``_insert_here``)
         self._write_raw: sqlite3.Connection | None = None
         self._write_busy_ms = 0
+        self._write_autocheckpoint = 1000
+        #: batches written by ``_insert_here`` since the writer thread last took one
+        self._here_batches = 0
         if self.dialect.name == "postgresql":
             connect_args = self.dialect.engine_kwargs(parsed, pool_size).get("connect_args", {})
             self._pg_reads = PgReadPool(self.engine, max(2, pool_size // 2), connect_args)
@@ -203,12 +206,23 @@ class Database:
         quarter of the default deployment's extra CPU per request was waking threads).
         On the loop's own thread nobody else wants the GIL. The loop is held for the batch
         (about 2 ms for 250 ledger rows); a batch that finds the lock taken waits on the
-        writer thread as before, so the loop never waits for a lock."""
+        writer thread as before, so the loop never waits for a lock.
+
+        Nor for the disk: in WAL mode with ``synchronous=NORMAL`` a commit does not sync,
+        but the commit that finds the log past ``wal_autocheckpoint`` pages runs the
+        checkpoint, which syncs the log and the database file. Here automatic checkpoints
+        are off for the loop's commit, and every ``_HERE_EVERY``-th batch is left to the
+        writer thread, whose commit runs the checkpoint when one is due: the log stays
+        bounded, and the sync happens off the event loop."""
         if self._writer_jobs:
             return False
         raw = self._write_raw
         if raw is None:  # the writer thread has not opened the connection yet
             return False
+        self._here_batches += 1
+        if self._here_batches >= _HERE_EVERY:
+            self._here_batches = 0
+            return False  # the writer thread's turn (and its automatic checkpoint)
         try:
             raw.execute("PRAGMA busy_timeout=0")
             try:
@@ -220,7 +234,11 @@ class Database:
         try:
             for sql, params in steps:
                 raw.execute(sql, params)
-            raw.execute("COMMIT")
+            raw.execute("PRAGMA wal_autocheckpoint=0")
+            try:
+                raw.execute("COMMIT")
+            finally:
+                raw.execute(f"PRAGMA wal_autocheckpoint={self._write_autocheckpoint}")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 raw.execute("ROLLBACK")
@@ -310,6 +328,9 @@ class Database:
         the other."""
         if isinstance(driver, sqlite3.Connection):
             self._write_busy_ms = int(driver.execute("PRAGMA busy_timeout").fetchone()[0])
+            self._write_autocheckpoint = int(
+                driver.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            )
             self._write_raw = driver
 
     def _writer_job_done(self, _: Any) -> None:
@@ -552,6 +573,10 @@ class Database:
 
 #: compiled hot reads kept per ``Database`` (they are module-level statements: a handful)
 _PREPARED_MAX = 64
+
+#: ``Database._insert_here``: one batch in this many is left to the writer thread, whose
+#: commit runs the automatic WAL checkpoint when one is due (the loop's commits never do)
+_HERE_EVERY = 16
 
 
 class _PreparedRead:
