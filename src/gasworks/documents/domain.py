@@ -160,6 +160,7 @@ def build(rt: Runtime) -> Documents:
             embed_linger=s.documents_embed_linger_seconds,
             budget_retry_seconds=s.documents_budget_retry_seconds,
             preload=s.documents_parse_preload,
+            parse_reuse=s.documents_parse_reuse_files,
             chain=s.documents_chain_stages,
         ),
         embedder=embedder,

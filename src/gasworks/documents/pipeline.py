@@ -122,6 +122,9 @@ class PipelineConfig:
     #: fork parse and OCR children from servers that imported the parsers once
     #: (``sandbox.ForkServer``) instead of starting a fresh interpreter per file
     preload: bool = True
+    #: files of one tenant a parse child may parse one after the other (with ``preload``);
+    #: any failure in a child that parsed a file before is retried in a fresh child
+    parse_reuse: int = 16
     #: hand the next stage to the worker that finished this one (``JobQueue.enqueue_next``)
     chain: bool = True
 
@@ -148,7 +151,7 @@ class Pipeline:
         self._embedder = embedder
         self._writer = writer
         self._textract = textract
-        self.forks = sandbox.ForkServer() if config.preload else None
+        self.forks = sandbox.ForkServer(config.parse_reuse) if config.preload else None
         #: chunk artifacts this process just wrote, by blob key: the embed stage, queued for
         #: a batch rather than handed on, usually runs here and need not read them back
         self._recent: OrderedDict[str, Any] = OrderedDict()
@@ -159,10 +162,18 @@ class Pipeline:
             await self.forks.aclose()
 
     async def _sandboxed(
-        self, task: str, media_type: str, data: bytes, limits: sandbox.Limits, arg: str = ""
+        self,
+        tenant_id: str,
+        task: str,
+        media_type: str,
+        data: bytes,
+        limits: sandbox.Limits,
+        arg: str = "",
     ) -> Any:
+        """``task`` in a parse child; with the fork servers, a child may parse several files
+        of the same tenant (``parse_reuse``)."""
         if self.forks is not None:
-            return await self.forks.run(task, media_type, data, limits, arg)
+            return await self.forks.run(task, media_type, data, limits, arg, key=tenant_id)
         return await sandbox.run(task, media_type, data, limits, arg)
 
     def handlers(self) -> dict[str, Handler]:
@@ -459,7 +470,9 @@ class Pipeline:
             if row.media_type in IN_PROCESS:
                 doc = await asyncio.to_thread(EXTRACTORS[row.media_type], data)
             else:
-                answer = await self._sandboxed("extract", row.media_type, data, self.config.parse)
+                answer = await self._sandboxed(
+                    row.tenant_id, "extract", row.media_type, data, self.config.parse
+                )
                 doc = Extracted.from_dict(answer)
             wants_ocr = bool(doc.ocr_pages) and self.config.ocr_engine != "none"
             if not doc.blocks and not wants_ocr:
@@ -477,9 +490,11 @@ class Pipeline:
             data = await self.blobs.get(row.blob_key)
             pages = json.dumps(doc.ocr_pages)
             if self.config.ocr_engine == "textract":
-                texts = await self._textract_pages(row.media_type, data, pages)
+                texts = await self._textract_pages(row.tenant_id, row.media_type, data, pages)
             else:
-                texts = await self._sandboxed("ocr", row.media_type, data, self.config.ocr, pages)
+                texts = await self._sandboxed(
+                    row.tenant_id, "ocr", row.media_type, data, self.config.ocr, pages
+                )
             for number, text in sorted(texts.items(), key=lambda kv: int(kv[0])):
                 if str(text).strip():
                     page = int(number) or None
@@ -494,12 +509,16 @@ class Pipeline:
 
         await self._guarded(job, work)
 
-    async def _textract_pages(self, media_type: str, data: bytes, pages: str) -> dict[str, str]:
+    async def _textract_pages(
+        self, tenant_id: str, media_type: str, data: bytes, pages: str
+    ) -> dict[str, str]:
         import base64
 
         from gasworks.documents.ocr import textract
 
-        images = await self._sandboxed("render", media_type, data, self.config.parse, pages)
+        images = await self._sandboxed(
+            tenant_id, "render", media_type, data, self.config.parse, pages
+        )
         client = (
             self._textract()
             if self._textract

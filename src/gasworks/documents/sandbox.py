@@ -20,7 +20,9 @@ once (``python -m gasworks.documents.sandbox serve``, one per concurrent parse, 
 use): every file still gets a fresh process with its own limits, a crash or a kill still ends
 only that child, and the start-up is a fork of an already loaded interpreter. It is written
 here rather than taken from ``multiprocessing``'s ``forkserver`` because that one re-imports
-the parent's ``__main__`` (the CLI, or pytest) in every child. ``run`` keeps the fresh
+the parent's ``__main__`` (the CLI, or pytest) in every child. A child may parse several
+files of one tenant in turn (``ForkServer``'s ``reuse``); a failure in such a child is
+judged again in a fresh one, so every verdict is still the file's own. ``run`` keeps the fresh
 interpreter per file (``GASWORKS_DOCUMENTS_PARSE_PRELOAD=false``).
 
 Only formats whose parsers run native code or build large structures go through here (PDF,
@@ -118,6 +120,14 @@ async def run(task: str, media_type: str, data: bytes, limits: Limits, arg: str 
     return _answer(proc.returncode, out, limits)
 
 
+def _ok(code: int | None, out: bytes | None) -> bool:
+    """Whether a child's exit code and output are an answer that is not an error."""
+    try:
+        return code == 0 and "ok" in json.loads(out or b"")
+    except ValueError:
+        return False
+
+
 def _answer(code: int | None, out: bytes | None, limits: Limits) -> Any:
     """The child's answer from its exit code and output, or the failure as an error."""
     if code in (-signal.SIGXCPU, -signal.SIGKILL):
@@ -135,28 +145,65 @@ def _answer(code: int | None, out: bytes | None, limits: Limits) -> Any:
     return answer["ok"]
 
 
+@dataclass(slots=True, frozen=True)
+class _Request:
+    task: str
+    media_type: str
+    data: bytes
+    limits: Limits
+    arg: str
+    #: who the file belongs to: a child parses files of one key only
+    key: str
+
+
 class ForkServer:
     """Children forked from server processes that imported the parsers once (see the module's
-    doc). One server per concurrent call, kept while it is healthy; ``aclose`` ends them."""
+    doc). One server per concurrent call, kept while it is healthy; ``aclose`` ends them.
 
-    def __init__(self) -> None:
+    ``reuse``: files one child may parse, one after the other, before the server forks a
+    fresh one (1: a child per file). A child is reused only for calls with the same ``key``
+    (the tenant: one tenant's file never shares a process with another's) and the same
+    limits. Any failure in a child that parsed a file before is not trusted: its CPU limit
+    counts the earlier files too, its memory may hold theirs, a crash may come from their
+    state. The file is parsed again in a fresh child (``fresh``), whose verdict is the
+    file's own: a crash, a timeout or a bomb is still blamed on that file alone."""
+
+    def __init__(self, reuse: int = 1) -> None:
+        self.reuse = max(1, reuse)
         self._idle: list[_Server] = []
         self._all: set[_Server] = set()
 
     async def run(
-        self, task: str, media_type: str, data: bytes, limits: Limits, arg: str = ""
+        self,
+        task: str,
+        media_type: str,
+        data: bytes,
+        limits: Limits,
+        arg: str = "",
+        key: str = "",
     ) -> Any:
         """As the module's ``run``, in a child forked from a server."""
+        req = _Request(task, media_type, data, limits, arg, key)
+        code, out, served = await self._call(req, self.reuse)
+        if served == 0 or _ok(code, out):
+            return _answer(code, out, limits)
+        # a failure in a reused child: the file again, alone in a fresh one
+        code, out, _ = await self._call(req, 1)
+        return _answer(code, out, limits)
+
+    async def _call(self, req: _Request, reuse: int) -> tuple[int | None, bytes | None, int]:
         server = self._idle.pop() if self._idle else await _Server.start()
         self._all.add(server)
         try:
-            code, out = await server.call(task, media_type, data, limits, arg)
-        except BaseException:
+            code, out = await server.call(req, reuse)
+        except BaseException as exc:
             self._all.discard(server)
             await server.close()
+            if server.served and isinstance(exc, (ExtractionTimeout, ExtractionCrashed)):
+                return None, None, server.served  # no answer from a reused child: ``run`` retries
             raise
         self._idle.append(server)
-        return _answer(code, out, limits)
+        return code, out, server.served
 
     async def aclose(self) -> None:
         servers, self._all, self._idle = list(self._all), set(), []
@@ -169,6 +216,10 @@ class _Server:
 
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
+        #: files the child of the last call had parsed before it (0: a fresh child)
+        self.served = 0
+        #: that child's pid
+        self.last_pid = 0
 
     @classmethod
     async def start(cls) -> _Server:
@@ -185,24 +236,29 @@ class _Server:
         )
         return cls(proc)
 
-    async def call(
-        self, task: str, media_type: str, data: bytes, limits: Limits, arg: str
-    ) -> tuple[int | None, bytes | None]:
-        """The child's exit code and answer (``None`` if it wrote none)."""
+    async def call(self, req: _Request, reuse: int = 1) -> tuple[int | None, bytes | None]:
+        """The child's exit code (0 while a reused child lives on) and answer (``None`` if it
+        wrote none); ``served``: how many files that child had parsed before this one."""
         assert self.proc.stdin is not None and self.proc.stdout is not None
+        task, data, limits = req.task, req.data, req.limits
         head = {
             "task": task,
-            "mediaType": media_type,
+            "mediaType": req.media_type,
             "cpu": limits.cpu_seconds,
             "mem": limits.memory_mb,
-            "arg": arg,
+            "arg": req.arg,
             "size": len(data),
+            "key": req.key,
+            "reuse": reuse,
         }
+        self.served = 0
         try:
             self.proc.stdin.write(json.dumps(head).encode() + b"\n")
             self.proc.stdin.write(data)
             await self.proc.stdin.drain()
-            pid = int(json.loads(await self.proc.stdout.readline())["pid"])
+            forked = json.loads(await self.proc.stdout.readline())
+            pid, self.served = int(forked["pid"]), int(forked.get("served", 0))
+            self.last_pid = pid
         except (ValueError, KeyError, ConnectionError) as exc:
             raise ExtractionCrashed("The parser server died.") from exc
         try:
@@ -299,12 +355,70 @@ def _signal(pid: int) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def serve() -> int:  # pragma: no cover - runs in the server process
-    """The server: import the parsers, then fork one child per request on standard input.
+@dataclass(slots=True)
+class _Child:
+    """A forked child that parses requests one after the other (``_child_loop``)."""
 
-    A request is a JSON line (task, media type, limits, arg, size) and ``size`` bytes; the
-    answer is a line with the child's pid as soon as it is forked, then a line with its exit
-    code (``-signal`` when killed) and the size of its answer, then the answer."""
+    pid: int
+    #: the server's ends: requests to the child, answers from it
+    requests: Any
+    answers: Any
+    #: (key, cpu, mem) of the calls it may serve
+    scope: tuple[str, int, int]
+    served: int = 0
+
+    def end(self) -> int:
+        """Close its pipes (it exits on the end of its input) and reap it: its exit code,
+        ``-signal`` when killed."""
+        with contextlib.suppress(OSError):
+            self.requests.close()
+        with contextlib.suppress(OSError):
+            self.answers.close()
+        _, status = os.waitpid(self.pid, 0)
+        return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+
+
+def _fork(cpu: int, mem: int, scope: tuple[str, int, int]) -> _Child:  # pragma: no cover
+    req_r, req_w = os.pipe()
+    ans_r, ans_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(req_w)
+            os.close(ans_r)
+            _limit(cpu, mem)
+            _child_loop(os.fdopen(req_r, "rb"), os.fdopen(ans_w, "wb"))
+        finally:
+            os._exit(0)
+    os.close(req_r)
+    os.close(ans_w)
+    return _Child(pid, os.fdopen(req_w, "wb"), os.fdopen(ans_r, "rb"), scope)
+
+
+def _child_loop(requests: Any, answers: Any) -> None:  # pragma: no cover - in the child
+    """Parse each request (a JSON line and its bytes) and write its answer (a line with its
+    size, then the answer), until the end of the input."""
+    while True:
+        line = requests.readline()
+        if not line:
+            return
+        req = json.loads(line)
+        data = requests.read(int(req["size"]))
+        answer = json.dumps(_guarded(req["task"], req["mediaType"], data, req["arg"])).encode()
+        answers.write(b"%d\n" % len(answer))
+        answers.write(answer)
+        answers.flush()
+
+
+def serve() -> int:  # pragma: no cover - runs in the server process
+    """The server: import the parsers, then hand each request on standard input to a forked
+    child: a fresh one, or the last one while it has parsed fewer than the request's
+    ``reuse`` files for the same key and limits.
+
+    A request is a JSON line (task, media type, limits, arg, size, key, reuse) and ``size``
+    bytes; the answer is a line with the child's pid and the files it parsed before, then a
+    line with its exit code (``-signal`` when killed; 0 while it lives on) and the size of
+    its answer, then the answer."""
     import importlib
 
     for name in PRELOAD:
@@ -312,32 +426,42 @@ def serve() -> int:  # pragma: no cover - runs in the server process
             importlib.import_module(name)
     _warm_up()
     inp, out = sys.stdin.buffer, sys.stdout.buffer
+    child: _Child | None = None
     while True:
         line = inp.readline()
         if not line:
+            if child is not None:
+                child.end()
             return 0
         req = json.loads(line)
         data = inp.read(int(req["size"]))
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:
-            try:
-                os.close(r)
-                _limit(int(req["cpu"]), int(req["mem"]))
-                answer = _guarded(req["task"], req["mediaType"], data, req["arg"])
-                with os.fdopen(w, "wb") as f:
-                    f.write(json.dumps(answer).encode())
-            finally:
-                os._exit(0)
-        os.close(w)
-        out.write(json.dumps({"pid": pid}).encode() + b"\n")
+        cpu, mem, reuse = int(req["cpu"]), int(req["mem"]), int(req.get("reuse", 1))
+        scope = (str(req.get("key", "")), cpu, mem)
+        if child is not None and (child.scope != scope or child.served >= reuse):
+            child.end()
+            child = None
+        if child is None:
+            child = _fork(cpu, mem, scope)
+        out.write(json.dumps({"pid": child.pid, "served": child.served}).encode() + b"\n")
         out.flush()
-        with os.fdopen(r, "rb") as f:
-            answer_bytes = f.read()
-        _, status = os.waitpid(pid, 0)
-        code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
-        out.write(json.dumps({"code": code, "size": len(answer_bytes)}).encode() + b"\n")
-        out.write(answer_bytes)
+        code, answer = 0, b""
+        try:
+            head = {k: req[k] for k in ("task", "mediaType", "arg", "size")}
+            child.requests.write(json.dumps(head).encode() + b"\n")
+            child.requests.write(data)
+            child.requests.flush()
+            size = child.answers.readline()
+            answer = child.answers.read(int(size)) if size else b""
+            if not size or len(answer) != int(size):
+                raise ValueError("no answer")
+        except (OSError, ValueError):
+            code, answer, child = child.end(), b"", None
+        else:
+            child.served += 1
+            if child.served >= reuse:
+                code, child = child.end(), None
+        out.write(json.dumps({"code": code, "size": len(answer)}).encode() + b"\n")
+        out.write(answer)
         out.flush()
 
 
