@@ -224,21 +224,15 @@ class Database:
             self._here_batches = 0
             return False  # the writer thread's turn (and its automatic checkpoint)
         try:
-            raw.execute("PRAGMA busy_timeout=0")
-            try:
+            with _pragma(raw, "busy_timeout", 0, self._write_busy_ms):
                 raw.execute("BEGIN IMMEDIATE")
-            finally:
-                raw.execute(f"PRAGMA busy_timeout={self._write_busy_ms}")
         except sqlite3.Error:
             return False  # locked by another connection (or unusable): the writer thread
         try:
             for sql, params in steps:
                 raw.execute(sql, params)
-            raw.execute("PRAGMA wal_autocheckpoint=0")
-            try:
+            with _pragma(raw, "wal_autocheckpoint", 0, self._write_autocheckpoint):
                 raw.execute("COMMIT")
-            finally:
-                raw.execute(f"PRAGMA wal_autocheckpoint={self._write_autocheckpoint}")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 raw.execute("ROLLBACK")
@@ -573,6 +567,16 @@ class Database:
 
 #: compiled hot reads kept per ``Database`` (they are module-level statements: a handful)
 _PREPARED_MAX = 64
+
+@contextlib.contextmanager
+def _pragma(raw: sqlite3.Connection, name: str, value: int, restore: int) -> Iterator[None]:
+    """A connection setting changed for the statements inside, restored whatever happens."""
+    raw.execute(f"PRAGMA {name}={value}")
+    try:
+        yield
+    finally:
+        raw.execute(f"PRAGMA {name}={restore}")
+
 
 #: ``Database._insert_here``: one batch in this many is left to the writer thread, whose
 #: commit runs the automatic WAL checkpoint when one is due (the loop's commits never do)
