@@ -568,6 +568,7 @@ class Database:
 #: compiled hot reads kept per ``Database`` (they are module-level statements: a handful)
 _PREPARED_MAX = 64
 
+
 @contextlib.contextmanager
 def _pragma(raw: sqlite3.Connection, name: str, value: int, restore: int) -> Iterator[None]:
     """A connection setting changed for the statements inside, restored whatever happens."""
