@@ -327,6 +327,30 @@ async def test_background_maintenance_flushes_an_idle_process(runtime) -> None:
     assert after.failures - before.failures == 3
 
 
+async def test_maintenance_during_another_sync_still_flushes_what_came_after(runtime) -> None:
+    """A maintenance pass that finds another sync of this process under way (the periodic
+    one) waits for it and then syncs itself: the counts recorded after that sync took its
+    own are flushed too, not left for the next pass (the hot path alone skips the wait)."""
+    import asyncio
+
+    from gasworks.llm.breaker import OutcomeKind
+    from gasworks.llm.guardrails_runtime import MAINTENANCE, get_guardrails
+
+    g = get_guardrails(runtime)
+    start = g.breakers.config.window_start(g.breakers.clock())
+    before = await g.breakers.store.window("demo", 0, start)
+    async with g.breakers._sync_lock:  # another sync of this process, mid-way
+        for _ in range(3):
+            permit = await g.breakers.check("demo")  # does not wait for the sync
+            await g.breakers.record(permit, OutcomeKind.FAILURE)
+        maintenance = asyncio.create_task(runtime.services[MAINTENANCE].once(sweep=True))
+        await asyncio.sleep(0)
+        assert not maintenance.done()  # waiting for the sync under way
+    await maintenance
+    after = await g.breakers.store.window("demo", 0, start)
+    assert after.failures - before.failures == 3
+
+
 async def test_a_limit_set_mid_period_counts_the_periods_earlier_spend(runtime) -> None:
     """279 tokens used, then a 500-token daily limit: it reports 279 used, and the call that
     would cross it is refused (it reported "used 0" and let 500 more through)."""

@@ -65,7 +65,7 @@ class Maintenance:
     async def once(self, *, sweep: bool | None = None) -> None:
         g = get_guardrails(self.rt)
         try:
-            await g.breakers.sync()
+            await g.breakers.sync(wait=True)
         except Exception:
             log.exception("breaker.background_sync_failed")
         now = time.monotonic()
@@ -101,7 +101,7 @@ async def _stop(rt: Runtime) -> None:
         except Exception:
             log.exception("ledger.final_flush_failed", pending=svc.ledger.pending)
         try:
-            await svc.breakers.sync()  # hand the last local counts to the other processes
+            await svc.breakers.sync(wait=True)  # the last local counts, to the other processes
         except Exception:
             log.exception("breaker.final_flush_failed")
 

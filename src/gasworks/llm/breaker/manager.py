@@ -213,12 +213,17 @@ class BreakerManager:
 
     # --- sharing --------------------------------------------------------------------------
 
-    async def sync(self, now: float | None = None) -> None:
-        """Flush local counts, read every breaker's state and window, trip where due."""
-        now = self.clock() if now is None else now
-        if self._sync_lock.locked():
+    async def sync(self, now: float | None = None, *, wait: bool = False) -> None:
+        """Flush local counts, read every breaker's state and window, trip where due.
+
+        While another task of this process is syncing, the hot path (``check``, ``wait``
+        False) returns at once and decides on the current view; ``wait``: this sync runs
+        after that one — the background maintenance, an operator's view and the final
+        sync at shutdown must hand over the counts recorded since that one took its own."""
+        if self._sync_lock.locked() and not wait:
             return  # another task of this process is syncing; use the current view
         async with self._sync_lock:
+            now = self.clock() if now is None else now
             self._last_sync = now
             await self._flush(now, None)
             start = self.config.window_start(now)
@@ -412,8 +417,8 @@ class BreakerManager:
 
     async def views(self) -> list[BreakerView]:
         """Every breaker with its state and window statistics (freshly synced)."""
+        await self.sync(wait=True)
         now = self.clock()
-        await self.sync(now)
         out = []
         for key, rec in sorted(self._records.items()):
             win = self._windows.get(key)
