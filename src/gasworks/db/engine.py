@@ -169,8 +169,9 @@ class Database:
 
             def run_inserts() -> None:
                 with engine.begin() as conn:  # BEGIN IMMEDIATE (the dialect's "begin" hook)
-                    if self._write_raw is None:  # for ``_insert_here`` from now on
-                        self._know_raw(conn.connection.driver_connection)
+                    driver_conn = conn.connection.driver_connection
+                    if driver_conn is not self._write_raw:  # first use, or the pool's new one
+                        self._know_raw(driver_conn)
                     if driver_steps:
                         # the driver itself: SQLAlchemy's execution of one statement (its
                         # context, parameter checks, cursor wrapper) costs more than binding
