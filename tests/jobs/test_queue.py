@@ -526,3 +526,53 @@ async def test_an_exclusive_batch_runs_alone_and_the_next_takes_what_became_read
         await worker.stop()
     assert batches == [2, 3]
     assert await count(db) == 0
+
+
+async def test_an_exclusive_batch_that_releases_its_hold_lets_the_next_batch_run(
+    db: Database, clock: Clock
+) -> None:
+    """``Job.release_exclusive``: a batch handler done with its one-at-a-time resource (the
+    model call over) ends the hold while it still records its outcomes: the worker's other
+    slot may then claim the next batch of the kind. Releasing twice, or again at the batch's
+    end, frees the kind once."""
+    q = make_queue(db, clock)
+    batches: list[int] = []
+    released, second_ran = asyncio.Event(), asyncio.Event()
+    gate = asyncio.Event()
+
+    async def embed(jobs: list[Job]) -> list[BaseException | None]:
+        batches.append(len(jobs))
+        if len(batches) == 1:
+            assert jobs[0].release_exclusive is not None
+            jobs[0].release_exclusive()
+            jobs[0].release_exclusive()
+            released.set()
+            await gate.wait()  # still recording its outcomes
+        else:
+            second_ran.set()
+        return [None] * len(jobs)
+
+    spec = Batching(embed, max_jobs=2, budget=2, weight_key="chunks", exclusive=True)
+    worker = Worker(
+        q,
+        {"embed": lambda job: embed([job])},  # type: ignore[dict-item, arg-type, return-value]
+        WorkerConfig(concurrency=2, poll_min=0.01, poll_max=0.05),
+        batches={"embed": spec},
+    )
+    for _ in range(2):
+        await put(q, "t1", "embed", chunks=1)
+    worker.start()
+    try:
+        await asyncio.wait_for(released.wait(), 30)
+        for _ in range(2):
+            await put(q, "t1", "embed", chunks=1)
+        q.wake()
+        await asyncio.wait_for(second_ran.wait(), 30)  # while the first has not ended
+        assert not gate.is_set()
+        gate.set()
+    finally:
+        gate.set()
+        await worker.stop()
+    assert batches == [2, 2]
+    assert worker._exclusive == {}  # every hold ended, none twice
+    assert await count(db) == 0
