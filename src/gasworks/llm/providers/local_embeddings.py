@@ -14,8 +14,7 @@ over ``GASWORKS_LOCAL_EMBEDDING_THREADS`` cores and releases the GIL), so the ev
 free and concurrent requests queue instead of oversubscribing the CPU. Inputs are sorted by
 length and run in sub-batches padded to the longest of each (``sub_batches``): up to 32 texts
 as sentence-transformers does, but no more than ``SUB_BATCH_TOKENS`` padded tokens, so that
-long texts run a few at a time (less padding, and the model's activations stay small enough
-for the CPU's caches). The model is loaded on first use (about 0.2 s) or by ``warm_up``.
+long texts run a few at a time and each is padded less. The model is loaded on first use (about 0.2 s) or by ``warm_up``.
 
 Requests that arrive while the model is busy are merged (``_Merger``): when the model thread
 is free, every waiting request (up to ``GASWORKS_LOCAL_EMBEDDING_MERGE_MAX`` texts) goes into
@@ -55,9 +54,8 @@ from gasworks.modeltypes import EmbedPurpose
 #: sentences per onnxruntime call, at most (sentence-transformers' default batch size)
 SUB_BATCH = 32
 #: padded tokens (texts x the longest) per onnxruntime call, at most (one text alone may be
-#: longer): on 2 cores, calls of 32 texts of 128-200 tokens cost about 20 % more CPU per
-#: token than calls of a few hundred to a thousand tokens, and pad more
-#: (``bench/results/documents.md``)
+#: longer): issue #13's chunks pad to 1.02-1.06x their tokens within it, 1.08-1.20x in runs of
+#: 32 (``bench/results/documents.md``, docs/architecture.md)
 SUB_BATCH_TOKENS = 1024
 #: token ids kept from ``count`` for the ``embed`` that follows (texts, most recent first out)
 ENCODED_MEMO = 4096
