@@ -14,7 +14,8 @@ over ``GASWORKS_LOCAL_EMBEDDING_THREADS`` cores and releases the GIL), so the ev
 free and concurrent requests queue instead of oversubscribing the CPU. Inputs are sorted by
 length and run in sub-batches padded to the longest of each (``sub_batches``): up to 32 texts
 as sentence-transformers does, but no more than ``SUB_BATCH_TOKENS`` padded tokens, so that
-long texts run a few at a time and each is padded less. The model is loaded on first use (about 0.2 s) or by ``warm_up``.
+long texts run a few at a time and each is padded less. The model is loaded on first use
+(about 0.2 s) or by ``warm_up``.
 
 Requests that arrive while the model is busy are merged (``_Merger``): when the model thread
 is free, every waiting request (up to ``GASWORKS_LOCAL_EMBEDDING_MERGE_MAX`` texts) goes into
