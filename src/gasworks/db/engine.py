@@ -384,8 +384,12 @@ class Database:
             async with self.read_engine.connect() as conn:
                 yield conn
 
-    async def read_now(self, *statements: Any) -> list[Sequence[Any]]:
-        """The rows of a few small reads, in one read-only snapshot: for pollers.
+    async def read_now(
+        self, *statements: Any, params: Mapping[str, Any] | None = None
+    ) -> list[Sequence[Any]]:
+        """The rows of a few small reads, in one read-only snapshot: for pollers. ``params``:
+        the values of the statements' bound parameters (each takes the ones it names), so
+        that a poller's statements can be built once.
 
         On a SQLite file they run synchronously on this thread, through a query-only
         connection of the stdlib driver: in WAL mode a reader never waits for a writer, so an
@@ -399,13 +403,13 @@ class Database:
         if engine is None:
             async with self.read_connection() as conn:
                 try:
-                    return [(await conn.execute(stmt)).all() for stmt in statements]
+                    return [(await conn.execute(stmt, params)).all() for stmt in statements]
                 finally:
                     await conn.rollback()  # reads only: nothing is ever committed here
         with self.unavailable_as_error(), engine.connect() as conn:
             conn.exec_driver_sql("BEGIN")
             try:
-                return [conn.execute(stmt).all() for stmt in statements]
+                return [conn.execute(stmt, params).all() for stmt in statements]
             finally:
                 conn.exec_driver_sql("ROLLBACK")
 

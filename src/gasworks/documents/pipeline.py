@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gasworks.documents import sandbox, sniff
@@ -90,10 +90,17 @@ _FIRST_COLLECTION = (
 )
 
 #: the job's document, locked (``_live``); built once: a stage's start and commit read it
+_DOCS = DocumentRow.__table__
+#: a stage's document row, locked: a Core SELECT of the table's columns (``_live``)
 _LIVE = (
-    select(DocumentRow)
-    .where(DocumentRow.id == bindparam("document"), DocumentRow.tenant_id == bindparam("tenant"))
+    select(*_DOCS.c)
+    .where(_DOCS.c.id == bindparam("document"), _DOCS.c.tenant_id == bindparam("tenant"))
     .with_for_update()
+)
+#: a stage's write of its document row: the columns it changed, given as the execution's
+#: parameters (``_save_rows``), one statement built once
+_SAVE = update(_DOCS).where(
+    _DOCS.c.id == bindparam("_doc"), _DOCS.c.tenant_id == bindparam("_tenant")
 )
 
 #: chunk artifacts kept in memory for the embed stage (``Pipeline._recent``)
@@ -281,11 +288,8 @@ class Pipeline:
                         live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
                     )
                 )
-            s.flush()
+            _save_rows(s, [x for x in out if x is not None], ("status", "stages"))
             add_events(s, events)
-            for live in out:
-                if live is not None:
-                    s.expunge(live)
             return out
 
         out = await self.db.write_batch(start)
@@ -408,10 +412,9 @@ class Pipeline:
                     )
                 )
             live.stages = stages
-            s.flush()
+            _save_rows(s, [live], ("status", "stages", "updated_at", *updates))
             add_events(s, events)
             self.queue.finish_sync(s, job)
-            s.expunge(live)
             return nxt, live
 
         nxt, live = await self.db.write_batch(commit)
@@ -820,10 +823,30 @@ class Pipeline:
 
 def _live(s: Session, job: Job, doc_id: str, gen: int) -> DocumentRow | None:
     """The job's document, locked, while it still wants generation ``gen``; else ``None``."""
-    row: DocumentRow | None = s.scalar(_LIVE, {"document": doc_id, "tenant": job.tenant_id})
-    if row is None or row.deleted_at is not None or row.pending_generation != gen:
+    found = s.connection().execute(_LIVE, {"document": doc_id, "tenant": job.tenant_id}).first()
+    if found is None or found.deleted_at is not None or found.pending_generation != gen:
         return None
-    return row
+    # a row object of no session, read and changed by the stage, written by ``_save_rows``:
+    # the ORM's loading of an entity (its load context, identity map, instance state per
+    # row) cost the writer thread more than the SELECT itself
+    return DocumentRow(**found._mapping)
+
+
+def _save_rows(s: Session, rows: list[DocumentRow], columns: tuple[str, ...]) -> None:
+    """Write ``columns`` of ``rows`` (``_live``'s, locked in this transaction, in no
+    session) as they are now: one Core UPDATE per row, executed together (the rows give the
+    same columns). The unit of work's flush of loaded entities did the same at a higher
+    cost (change detection, the identity map's bookkeeping), on the writer thread where
+    every stage's transaction runs."""
+    if rows:
+        names = tuple(dict.fromkeys(columns))
+        s.connection().execute(
+            _SAVE,
+            [
+                {"_doc": r.id, "_tenant": r.tenant_id, **{c: getattr(r, c) for c in names}}
+                for r in rows
+            ],
+        )
 
 
 async def _outcome(work: Awaitable[None]) -> BaseException | None:

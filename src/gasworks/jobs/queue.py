@@ -170,11 +170,37 @@ def error_fields(exc: BaseException) -> tuple[str, str, bool]:
     return "JOB_FAILED", f"The job failed ({type(exc).__name__}).", True
 
 
-def _ready(now: datetime) -> Any:
+def _ready(now: Any) -> Any:
+    """Ready at ``now`` (a time, or a ``bindparam`` for a statement built once)."""
     return or_(
         and_(JobRow.status == "queued", JobRow.run_at <= now),
         and_(JobRow.status == "running", JobRow.lease_expires_at < now),
     )
+
+
+#: ``claim``'s statements, built once (their values are the execution's parameters: no
+#: statement is built, nor its cache key computed, per claim on the writer thread)
+_KINDS = bindparam("kinds", expanding=True)
+_NOW = bindparam("now")
+#: whether a job of the kinds is ready (``claim``'s read before any write)
+_ANY_READY = select(JobRow.id).where(JobRow.kind.in_(_KINDS), _ready(_NOW)).limit(1)
+#: the tenants with a ready job of the kinds, least recently served first (``claim``)
+_CANDIDATES = (
+    select(JobRow.tenant_id)
+    .outerjoin(JobTenantRow, JobTenantRow.tenant_id == JobRow.tenant_id)
+    .where(JobRow.kind.in_(_KINDS), _ready(_NOW))
+    .group_by(JobRow.tenant_id)
+    .order_by(nulls_first(func.min(JobTenantRow.last_served_at).asc()), func.min(JobRow.run_at))
+    .limit(_TENANT_CANDIDATES)
+)
+#: a tenant's oldest ready job of the kinds, skipping rows others hold (``_take_oldest``)
+_OLDEST = (
+    select(JobRow)
+    .where(JobRow.tenant_id == bindparam("tenant"), JobRow.kind.in_(_KINDS), _ready(_NOW))
+    .order_by(JobRow.run_at, JobRow.id)
+    .limit(1)
+    .with_for_update(skip_locked=True)
+)
 
 
 class JobQueue:
@@ -198,6 +224,10 @@ class JobQueue:
         self.wakeup = asyncio.Event()
         #: the job INSERTs, plain and deduplicated (``_insert``)
         self._inserts: dict[bool, Any] = {}
+        #: ``_due_batch``'s reads, per (kind, rows)
+        self._oldest_reads: dict[tuple[str, int], Any] = {}
+        #: the upsert of a tenant's turn (``_served``)
+        self._served_stmt: Any = None
 
     def policy(self, kind: str) -> RetryPolicy:
         return self.policies.get(kind, self.default_policy)
@@ -268,6 +298,17 @@ class JobQueue:
             "created_at": now,
         }
         return job_id, self._insert(dedupe_key is not None), values
+
+    def _served(self) -> Any:
+        """The upsert of a tenant's turn (``_take``), built once: its values are the
+        execution's parameters."""
+        if self._served_stmt is None:
+            upsert = self.db.dialect.insert(_TENANTS)
+            self._served_stmt = upsert.on_conflict_do_update(
+                index_elements=["tenant_id"],
+                set_={"last_served_at": upsert.excluded.last_served_at},
+            )
+        return self._served_stmt
 
     def _insert(self, deduped: bool) -> Any:
         """The INSERT of a job row, built once (its values are the execution's parameters:
@@ -425,9 +466,7 @@ class JobQueue:
         # an idle poll is one read (``Database.read_now``: on a SQLite file, the stdlib driver
         # on this thread): no write transaction (on SQLite, no write lock) unless a job is
         # ready
-        (ready,) = await self.db.read_now(
-            select(JobRow.id).where(JobRow.kind.in_(kinds), _ready(now)).limit(1)
-        )
+        (ready,) = await self.db.read_now(_ANY_READY, params={"kinds": kinds, "now": now})
         if not ready:
             return None
         due = await self._due_batch([x for x in linger if x.kind in kinds], now)
@@ -440,15 +479,7 @@ class JobQueue:
                 job = self._take_oldest(s, tenant_id, [kind], worker_id, lease_seconds, now)
                 if job is not None:
                     return job
-            last_served = func.min(JobTenantRow.last_served_at)
-            tenants = s.execute(
-                select(JobRow.tenant_id)
-                .outerjoin(JobTenantRow, JobTenantRow.tenant_id == JobRow.tenant_id)
-                .where(JobRow.kind.in_(kinds), _ready(now))
-                .group_by(JobRow.tenant_id)
-                .order_by(nulls_first(last_served.asc()), func.min(JobRow.run_at))
-                .limit(_TENANT_CANDIDATES)
-            ).scalars()
+            tenants = s.execute(_CANDIDATES, {"kinds": kinds, "now": now}).scalars()
             for tenant_id in list(tenants):
                 job = self._take_oldest(s, tenant_id, kinds, worker_id, lease_seconds, now)
                 if job is not None:
@@ -463,15 +494,7 @@ class JobQueue:
         ``None``."""
         if not linger:
             return None
-        found = await self.db.read_now(
-            *(
-                select(JobRow.tenant_id, JobRow.run_at, JobRow.payload)
-                .where(JobRow.kind == rule.kind, _ready(now))
-                .order_by(JobRow.run_at, JobRow.id)
-                .limit(max(1, rule.max_jobs) * 2)
-                for rule in linger
-            )
-        )
+        found = await self.db.read_now(*map(self._oldest_of, linger), params={"now": now})
         for rule, rows in zip(linger, found, strict=True):
             groups: dict[str, list[Any]] = {}  # tenant -> [count, weight, oldest run_at]
             for tenant_id, run_at, payload in rows:
@@ -482,6 +505,19 @@ class JobQueue:
                 if rule.due(count, weight, (now - oldest).total_seconds()):
                     return rule.kind, tenant_id
         return None
+
+    def _oldest_of(self, rule: Linger) -> Any:
+        """``_due_batch``'s read of ``rule``'s kind, built once per kind and size."""
+        key = (rule.kind, max(1, rule.max_jobs) * 2)
+        stmt = self._oldest_reads.get(key)
+        if stmt is None:
+            stmt = self._oldest_reads[key] = (
+                select(JobRow.tenant_id, JobRow.run_at, JobRow.payload)
+                .where(JobRow.kind == rule.kind, _ready(_NOW))
+                .order_by(JobRow.run_at, JobRow.id)
+                .limit(key[1])
+            )
+        return stmt
 
     def _take_oldest(
         self,
@@ -495,13 +531,7 @@ class JobQueue:
         """Take ``tenant_id``'s oldest ready job of ``kinds`` (skipping rows others hold and
         expired leases out of attempts, which become dead letters), or ``None``."""
         while True:
-            row = s.scalar(
-                select(JobRow)
-                .where(JobRow.tenant_id == tenant_id, JobRow.kind.in_(kinds), _ready(now))
-                .order_by(JobRow.run_at, JobRow.id)
-                .limit(1)
-                .with_for_update(skip_locked=True)
-            )
+            row = s.scalar(_OLDEST, {"tenant": tenant_id, "kinds": kinds, "now": now})
             if row is None:
                 return None
             if self._revive(row, now):
@@ -580,14 +610,7 @@ class JobQueue:
         row.lease_expires_at = now + timedelta(seconds=lease_seconds)
         row.started_at = now
         if turn:
-            upsert = self.db.dialect.insert(_TENANTS).values(
-                tenant_id=row.tenant_id, last_served_at=now
-            )
-            s.execute(
-                upsert.on_conflict_do_update(
-                    index_elements=["tenant_id"], set_={"last_served_at": now}
-                )
-            )
+            s.execute(self._served(), {"tenant_id": row.tenant_id, "last_served_at": now})
         s.flush()
         return Job(
             id=row.id,
