@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select
+from sqlalchemy import bindparam, delete, func, insert, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -164,18 +164,20 @@ def add_events(session: Session, events: Sequence[dict[str, Any]]) -> None:
         session.connection().execute(_INSERT_EVENTS, list(events))
 
 
-def _same_content(tenant_id: str, content_hash: str) -> Any:
-    """The tenant's oldest live document with these bytes (``upload``'s duplicate check)."""
-    return (
-        select(DocumentRow)
-        .where(
-            DocumentRow.tenant_id == tenant_id,
-            DocumentRow.content_hash == content_hash,
-            DocumentRow.deleted_at.is_(None),
-        )
-        .order_by(DocumentRow.created_at)
-        .limit(1)
+#: the tenant's oldest live document with these bytes (``upload``'s duplicate check), built
+#: once: parameters ``tenant`` and ``hash``
+_SAME_CONTENT = (
+    select(DocumentRow)
+    .where(
+        DocumentRow.tenant_id == bindparam("tenant"),
+        DocumentRow.content_hash == bindparam("hash"),
+        DocumentRow.deleted_at.is_(None),
     )
+    .order_by(DocumentRow.created_at)
+    .limit(1)
+)
+#: a new document's row (``upload``)
+_INSERT_DOCUMENT = insert(DocumentRow.__table__)  # type: ignore[arg-type]
 
 
 def _collections_query(doc_id: str) -> Any:
@@ -264,36 +266,40 @@ class DocumentService:
                 media_type = sniff.sniff(await self.blobs.get(key), name, size=size)
             content_hash = digest.hexdigest()
             now = utcnow()
-            row = DocumentRow(
-                id=doc_id,
-                tenant_id=ctx.tenant_id,
-                name=name,
-                media_type=media_type,
-                size=size,
-                content_hash=content_hash,
-                blob_key=key,
-                status="queued",
-                generation=None,
-                pending_generation=1,
-                stages={},
-                created_by=ctx.principal_id,
-                created_at=now,
-                updated_at=now,
-            )
+            values: dict[str, Any] = {
+                "id": doc_id,
+                "tenant_id": ctx.tenant_id,
+                "name": name,
+                "media_type": media_type,
+                "size": size,
+                "content_hash": content_hash,
+                "blob_key": key,
+                "status": "queued",
+                "generation": None,
+                "pending_generation": 1,
+                "stages": {},
+                "created_by": ctx.principal_id,
+                "created_at": now,
+                "updated_at": now,
+            }
+            row = DocumentRow(**values)
 
             def write(s: Session, _: object) -> tuple[DocumentOut, bool]:
                 """The row, its links, its first job and its event (or, for bytes this
                 tenant has already, that document linked), in one transaction: on a SQLite
                 file one hand-off to the writer thread (``Database.write_batch``)."""
                 if not new:
-                    existing = s.scalar(_same_content(ctx.tenant_id, content_hash))
+                    existing = s.scalar(
+                        _SAME_CONTENT, {"tenant": ctx.tenant_id, "hash": content_hash}
+                    )
                     if existing is not None:
                         for stmt in self._link_stmts(ctx, existing.id, cols):
                             s.execute(stmt)
                         linked = list(s.scalars(_collections_query(existing.id)).all())
                         return _doc_out(existing, linked), True
-                s.add(row)
-                s.flush()
+                # Core, one statement built once: the unit of work's flush of a new entity
+                # cost the writer thread more than the INSERT
+                s.connection().execute(_INSERT_DOCUMENT, values)
                 for stmt in self._link_stmts(ctx, doc_id, cols):
                     s.execute(stmt)
                 self.queue.enqueue_sync(

@@ -32,6 +32,7 @@ from typing import Any, NamedTuple
 from sqlalchemy import Table, and_, bindparam, delete, func, nulls_first, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from gasworks.db.engine import Database
 from gasworks.db.paging import ALL, Page
@@ -46,6 +47,9 @@ _TENANTS: Table = JobTenantRow.__table__  # type: ignore[assignment]
 _FINISH = delete(_JOBS).where(
     _JOBS.c.id == bindparam("id"), _JOBS.c.lease_token == bindparam("token")
 )
+
+#: ``_take``'s UPDATE of the taken job, built once (its values are the parameters)
+_TAKE = update(_JOBS).where(_JOBS.c.id == bindparam("_job"))
 
 #: how many of the least-recently-served tenants a claim looks at before giving up
 _TENANT_CANDIDATES = 8
@@ -603,15 +607,22 @@ class JobQueue:
         turn: bool = True,
     ) -> Job:
         token = uuid.uuid4().hex
-        row.status = "running"
-        row.attempts += 1
-        row.lease_token = token
-        row.lease_owner = worker_id[:80]
-        row.lease_expires_at = now + timedelta(seconds=lease_seconds)
-        row.started_at = now
+        values = {
+            "status": "running",
+            "attempts": row.attempts + 1,
+            "lease_token": token,
+            "lease_owner": worker_id[:80],
+            "lease_expires_at": now + timedelta(seconds=lease_seconds),
+            "started_at": now,
+        }
+        # one Core UPDATE built once (``_TAKE``), not the unit of work's flush of the row;
+        # the loaded row is told the new values, as that flush would have left it (a
+        # revived row's own changes, its history, are still the unit of work's to write)
+        s.connection().execute(_TAKE, {"_job": row.id, **values})
+        for name, value in values.items():
+            set_committed_value(row, name, value)
         if turn:
             s.execute(self._served(), {"tenant_id": row.tenant_id, "last_served_at": now})
-        s.flush()
         return Job(
             id=row.id,
             tenant_id=row.tenant_id,
