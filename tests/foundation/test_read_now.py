@@ -28,6 +28,22 @@ async def test_sees_every_commit_at_once_in_one_snapshot(runtime) -> None:
     assert n[0] == 2 and [r[0] for r in rows] == ["alpha", "beta"]
 
 
+async def test_binds_the_parameters_each_statement_names(runtime) -> None:
+    """Statements built once take their values per call (``params``): each statement binds
+    the parameters it names, and the values of the next call replace them."""
+    await _tenant(runtime, "alpha")
+    await _tenant(runtime, "beta")
+    by_name = select(TenantRow.id).where(TenantRow.name == bindparam("name"))
+    others = select(func.count()).select_from(TenantRow).where(TenantRow.name != bindparam("name"))
+    everyone = select(func.count()).select_from(TenantRow)  # names none of them
+    a, (n,), (total,) = await runtime.db.read_now(
+        by_name, others, everyone, params={"name": "alpha"}
+    )
+    assert [r[0] for r in a] == ["t-alpha"] and n[0] == 1 and total[0] == 2
+    b, (n,) = await runtime.db.read_now(by_name, others, params={"name": "beta"})
+    assert [r[0] for r in b] == ["t-beta"] and n[0] == 1
+
+
 async def test_never_waits_for_a_writer(runtime) -> None:
     """A poller reads while another transaction holds the write lock (and sees only what
     was committed); the reads finish before that transaction does."""
