@@ -205,6 +205,8 @@ def _bound_key(name: str) -> str:
     if key in _ACCESS_KEYS:  # the line's own keys win, as in structlog's merge
         return ""
     return ("*" if _is_secret_key(key) else "") + f", {_quote(key)}: "
+
+
 #: the access line of the configuration made last (``access_log``)
 _ACCESS = AccessLog(json=False, stream=None)
 
