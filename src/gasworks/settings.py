@@ -653,7 +653,7 @@ class Settings(BaseSettings):
         default=256,
         ge=1,
         description="Chunks one embedding call may hold when more embed stages are ready "
-        "than make a batch (documents_embed_batch): a worker runs one batch at a time and the "
+        "than make a batch (documents_embed_batch): a worker embeds one batch at a time and the "
         "next takes what became ready meanwhile, up to this (and documents_embed_batch_"
         "documents in the same proportion). The local model sorts a call's texts by length, "
         "so bigger calls pad less. Equal to documents_embed_batch: fixed batches.",

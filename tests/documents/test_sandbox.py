@@ -208,3 +208,23 @@ async def test_a_known_parse_error_in_a_reused_child_is_confirmed_in_a_fresh_one
         )
     (server,) = reusing._idle
     assert server.last_pid != before and server.served == 0
+
+
+async def test_each_file_in_a_reused_child_gets_its_own_cpu_limit(
+    reusing: sandbox.ForkServer,
+) -> None:
+    """``RLIMIT_CPU`` counts the whole child: without a budget per file, three files of 0.6 s
+    each would take a child with a 1 s limit past it on the second (and the file would be
+    parsed again in a fresh child). Each file gets the CPU used so far plus its own limit."""
+    pids = set()
+    for _ in range(3):
+        got = await reusing.run("selftest-burn", "application/pdf", b"", FAST, "0.6", key="t")
+        soft, hard = got["cpu"]
+        assert soft >= got["usedBefore"] + FAST.cpu_seconds  # a whole limit for this file
+        assert hard == (FAST.cpu_seconds + 1) * reusing.reuse  # the budget of all of them
+        pids.add(got["pid"])
+    (server,) = reusing._idle
+    assert len(pids) == 1 and server.served == 2  # one child parsed all three, none failed
+    # and the limit still ends a file that goes past its own share in that child
+    with pytest.raises(ExtractionTimeout):
+        await reusing.run("selftest-spin", "application/pdf", b"", FAST, key="t")

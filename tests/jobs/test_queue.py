@@ -8,6 +8,7 @@ import random
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -466,6 +467,25 @@ async def test_linger_claims_a_full_or_aged_batch_ahead_of_older_jobs(
     assert await q.claim("w3", ["extract"], 30, linger=[rule]) is None
 
 
+async def _embedding_worker(q: JobQueue, spec: Batching, **handlers: Any) -> Worker:
+    """A started worker of two slots whose "embed" kind runs in batches (``spec``; a lone
+    embed job through the same handler), with two embed jobs of t1 queued."""
+
+    async def alone(job: Job) -> None:
+        await spec.handler([job])
+
+    worker = Worker(
+        q,
+        {"embed": alone, **handlers},
+        WorkerConfig(concurrency=2, poll_min=0.01, poll_max=0.05),
+        batches={"embed": spec},
+    )
+    for _ in range(2):
+        await put(q, "t1", "embed", chunks=1)
+    worker.start()
+    return worker
+
+
 async def test_an_exclusive_batch_runs_alone_and_the_next_takes_what_became_ready(
     db: Database, clock: Clock
 ) -> None:
@@ -501,15 +521,7 @@ async def test_an_exclusive_batch_runs_alone_and_the_next_takes_what_became_read
         most_budget=10,
         exclusive=True,
     )
-    worker = Worker(
-        q,
-        {"embed": lambda job: embed([job]), "extract": extract},  # type: ignore[dict-item, arg-type, return-value]
-        WorkerConfig(concurrency=2, poll_min=0.01, poll_max=0.05),
-        batches={"embed": spec},
-    )
-    for _ in range(2):
-        await put(q, "t1", "embed", chunks=1)
-    worker.start()
+    worker = await _embedding_worker(q, spec, extract=extract)
     try:
         await asyncio.wait_for(entered.wait(), 30)
         for _ in range(3):  # older than the extractions: by age, a second batch would be next
@@ -525,4 +537,46 @@ async def test_an_exclusive_batch_runs_alone_and_the_next_takes_what_became_read
         gate.set()
         await worker.stop()
     assert batches == [2, 3]
+    assert await count(db) == 0
+
+
+async def test_an_exclusive_batch_that_releases_its_hold_lets_the_next_batch_run(
+    db: Database, clock: Clock
+) -> None:
+    """``Job.release_exclusive``: a batch handler done with its one-at-a-time resource (the
+    model call over) ends the hold while it still records its outcomes: the worker's other
+    slot may then claim the next batch of the kind. Releasing twice, or again at the batch's
+    end, frees the kind once."""
+    q = make_queue(db, clock)
+    batches: list[int] = []
+    released, second_ran = asyncio.Event(), asyncio.Event()
+    gate = asyncio.Event()
+
+    async def embed(jobs: list[Job]) -> list[BaseException | None]:
+        batches.append(len(jobs))
+        if len(batches) == 1:
+            assert jobs[0].release_exclusive is not None
+            jobs[0].release_exclusive()
+            jobs[0].release_exclusive()
+            released.set()
+            await gate.wait()  # still recording its outcomes
+        else:
+            second_ran.set()
+        return [None] * len(jobs)
+
+    spec = Batching(embed, max_jobs=2, budget=2, weight_key="chunks", exclusive=True)
+    worker = await _embedding_worker(q, spec)
+    try:
+        await asyncio.wait_for(released.wait(), 30)
+        for _ in range(2):
+            await put(q, "t1", "embed", chunks=1)
+        q.wake()
+        await asyncio.wait_for(second_ran.wait(), 30)  # while the first has not ended
+        assert not gate.is_set()
+        gate.set()
+    finally:
+        gate.set()
+        await worker.stop()
+    assert batches == [2, 2]
+    assert worker._exclusive == {}  # every hold ended, none twice
     assert await count(db) == 0

@@ -18,7 +18,13 @@ import yaml
 
 from gasworks.errors import ValidationFailed
 from gasworks.llm.gateway import Gateway
-from gasworks.llm.providers.local_embeddings import MODELS, LocalModel
+from gasworks.llm.providers.local_embeddings import (
+    MODELS,
+    SUB_BATCH,
+    SUB_BATCH_TOKENS,
+    LocalModel,
+    sub_batches,
+)
 from gasworks.llm.runtime import build_services
 from gasworks.modeltypes import CallScope, EmbedRequest
 from gasworks.settings import Settings
@@ -339,3 +345,22 @@ async def test_closing_the_provider_fails_the_calls_still_waiting(
     with contextlib.suppress(Exception):
         await first
     assert ["never run"] not in gate.calls
+
+
+def test_sub_batches_are_sorted_runs_within_the_token_budget() -> None:
+    """The model's calls: every text once, shortest first, at most ``SUB_BATCH`` texts and
+    ``SUB_BATCH_TOKENS`` padded tokens each (a text alone may be longer), so long texts run
+    a few at a time and short ones many."""
+    lengths = [200, 12, 180, 12, 90, 256, 30, 12, 150, *([8] * 40), 199]
+    runs = sub_batches(lengths)
+    flat = [i for run in runs for i in run]
+    assert sorted(flat) == list(range(len(lengths)))
+    assert [lengths[i] for i in flat] == sorted(lengths)
+    for run in runs:
+        width = max(lengths[i] for i in run)
+        assert len(run) <= SUB_BATCH
+        assert len(run) == 1 or len(run) * width <= SUB_BATCH_TOKENS
+    assert max(len(run) for run in runs) == SUB_BATCH  # short texts fill a whole run
+    # the longest go a few at a time
+    assert [[lengths[i] for i in run] for run in runs[-2:]] == [[90, 150, 180, 199, 200], [256]]
+    assert sub_batches([]) == []

@@ -639,6 +639,12 @@ class Pipeline:
             except GasworksError as exc:
                 got = [exc] * len(reqs)
             results = {n: r for (n, _, _), r in zip(shared, got, strict=True)}
+        # the model call is over: the next batch may be claimed (``Batching.exclusive``) and
+        # go into the model while these documents' vectors are saved and their stages
+        # committed (an embed alone below, for a failed share, queues for the model as any
+        # call does)
+        if jobs[0].release_exclusive is not None:
+            jobs[0].release_exclusive()
         for n, job, row, gen, chunks in live:
             res = results.get(n)
             try:

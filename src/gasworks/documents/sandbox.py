@@ -163,10 +163,11 @@ class ForkServer:
     ``reuse``: files one child may parse, one after the other, before the server forks a
     fresh one (1: a child per file). A child is reused only for calls with the same ``key``
     (the tenant: one tenant's file never shares a process with another's) and the same
-    limits. Any failure in a child that parsed a file before is not trusted: its CPU limit
-    counts the earlier files too, its memory may hold theirs, a crash may come from their
-    state. The file is parsed again in a fresh child (``fresh``), whose verdict is the
-    file's own: a crash, a timeout or a bomb is still blamed on that file alone."""
+    limits, and each file gets its own CPU time limit in it (``_cpu_budget``). Any failure in
+    a child that parsed a file before is still not trusted: its memory may hold the earlier
+    files', a crash may come from their state. The file is parsed again in a fresh child,
+    whose verdict is the file's own: a crash, a timeout or a bomb is still blamed on that
+    file alone."""
 
     def __init__(self, reuse: int = 1) -> None:
         self.reuse = max(1, reuse)
@@ -378,7 +379,11 @@ class _Child:
         return -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
 
 
-def _fork(cpu: int, mem: int, scope: tuple[str, int, int]) -> _Child:  # pragma: no cover
+def _fork(
+    cpu: int, mem: int, scope: tuple[str, int, int], files: int = 1
+) -> _Child:  # pragma: no cover
+    """A child that may parse up to ``files`` requests, each with ``cpu`` seconds of its own
+    (``_limit``, ``_cpu_budget``)."""
     req_r, req_w = os.pipe()
     ans_r, ans_w = os.pipe()
     pid = os.fork()
@@ -386,8 +391,8 @@ def _fork(cpu: int, mem: int, scope: tuple[str, int, int]) -> _Child:  # pragma:
         try:
             os.close(req_w)
             os.close(ans_r)
-            _limit(cpu, mem)
-            _child_loop(os.fdopen(req_r, "rb"), os.fdopen(ans_w, "wb"))
+            _limit(cpu, mem, files)
+            _child_loop(os.fdopen(req_r, "rb"), os.fdopen(ans_w, "wb"), cpu)
         finally:
             os._exit(0)
     os.close(req_r)
@@ -395,15 +400,17 @@ def _fork(cpu: int, mem: int, scope: tuple[str, int, int]) -> _Child:  # pragma:
     return _Child(pid, os.fdopen(req_w, "wb"), os.fdopen(ans_r, "rb"), scope)
 
 
-def _child_loop(requests: Any, answers: Any) -> None:  # pragma: no cover - in the child
+def _child_loop(requests: Any, answers: Any, cpu: int) -> None:  # pragma: no cover - in child
     """Parse each request (a JSON line and its bytes) and write its answer (a line with its
-    size, then the answer), until the end of the input."""
+    size, then the answer), until the end of the input; each with ``cpu`` seconds of CPU of
+    its own (``_cpu_budget``)."""
     while True:
         line = requests.readline()
         if not line:
             return
         req = json.loads(line)
         data = requests.read(int(req["size"]))
+        _cpu_budget(cpu)
         answer = json.dumps(_guarded(req["task"], req["mediaType"], data, req["arg"])).encode()
         answers.write(b"%d\n" % len(answer))
         answers.write(answer)
@@ -441,7 +448,7 @@ def serve() -> int:  # pragma: no cover - runs in the server process
             child.end()
             child = None
         if child is None:
-            child = _fork(cpu, mem, scope)
+            child = _fork(cpu, mem, scope, reuse)
         out.write(json.dumps({"pid": child.pid, "served": child.served}).encode() + b"\n")
         out.flush()
         code, answer = 0, b""
@@ -468,12 +475,40 @@ def serve() -> int:  # pragma: no cover - runs in the server process
 # --- the child --------------------------------------------------------------------------------
 
 
-def _limit(cpu: int, mem_mb: int) -> None:
+def _limit(cpu: int, mem_mb: int, files: int = 1) -> None:
+    """Limits for a child that parses up to ``files`` files with ``cpu`` seconds each.
+
+    ``RLIMIT_CPU`` counts the whole process's CPU time, so in a child that parses several
+    files it would be cumulative: the hard limit (``SIGKILL``) is the budget of all of them,
+    one second of rounding each included, and ``_cpu_budget`` sets the soft limit
+    (``SIGXCPU``) before each file to what the child has used so far plus ``cpu``."""
     import resource
 
-    resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (cpu, (cpu + 1) * max(1, files)))
     mem = mem_mb * 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+
+
+def _cpu_used() -> float:
+    """CPU seconds (user and system, all threads) this process has used."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _cpu_budget(cpu: int) -> None:
+    """Give the next file ``cpu`` seconds of its own: the soft ``RLIMIT_CPU`` becomes the CPU
+    used so far (rounded up: the limit is in whole seconds) plus ``cpu``, within the hard
+    limit ``_limit`` set at the fork (which cannot be raised)."""
+    import math
+    import resource
+
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    soft = math.ceil(_cpu_used()) + cpu
+    if hard != resource.RLIM_INFINITY:
+        soft = min(soft, hard)
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
 
 def _task(task: str, media_type: str, data: bytes, arg: str) -> Any:
@@ -494,6 +529,14 @@ def _task(task: str, media_type: str, data: bytes, arg: str) -> Any:
         }
     if task == "selftest-crash":  # used by tests: a native crash
         os.kill(os.getpid(), signal.SIGSEGV)
+    if task == "selftest-burn":  # used by tests: a parse that uses ``arg`` seconds of CPU
+        import resource
+
+        start = _cpu_used()
+        while _cpu_used() < start + float(arg):
+            pass
+        limit = resource.getrlimit(resource.RLIMIT_CPU)
+        return {"pid": os.getpid(), "usedBefore": start, "cpu": list(limit)}
     if task == "selftest-spin":  # used by tests: a parser that never ends
         while True:
             pass

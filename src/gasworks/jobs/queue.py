@@ -128,6 +128,11 @@ class Job:
     #: in-memory hand-off between the handlers of a chain (never stored: the job's durable
     #: input is what its handler reads when no memo is there)
     memo: dict[str, Any] = field(default_factory=dict)
+    #: set by the worker on the first job of an exclusive batch (``Batching.exclusive``): the
+    #: batch handler calls it once it no longer needs the one-at-a-time resource (the model
+    #: call is over), so the next batch of the kind may be claimed while it records its
+    #: outcomes; the worker calls it anyway when the batch ends
+    release_exclusive: Callable[[], None] | None = None
 
 
 @dataclass(slots=True)

@@ -66,7 +66,9 @@ class Batching:
     #: at most one batch of this kind runs at a time in this worker: its other slots claim
     #: other kinds meanwhile (a second batch would only wait for a one-at-a-time resource,
     #: like the local embedding model, holding a slot), and the next batch, claimed when this
-    #: one ends, takes everything that became ready meanwhile
+    #: one ends, takes everything that became ready meanwhile. The handler may end the hold
+    #: sooner, once it is done with the resource (``Job.release_exclusive`` of its first job):
+    #: the next batch may then be claimed while this one records its outcomes
     exclusive: bool = False
 
 
@@ -212,11 +214,14 @@ class Worker:
                     self._marked.discard(current.id)
                 else:
                     self._hold(current.kind)
+                release = self._releaser(current.kind)
+                current.release_exclusive = release
                 try:
                     group += await self._group(current, spec, held)
                     await self._run_batch(spec, group)
                 finally:
-                    self._release(current.kind)
+                    current.release_exclusive = None
+                    release()
             else:
                 group += await self._group(current, spec, held)
                 await self._run_batch(spec, group)
@@ -243,6 +248,19 @@ class Worker:
 
     def _hold(self, kind: str) -> None:
         self._exclusive[kind] = self._exclusive.get(kind, 0) + 1
+
+    def _releaser(self, kind: str) -> Callable[[], None]:
+        """``_release`` of one exclusive batch's hold, once however often it is called (by the
+        batch handler when its resource is free: ``Job.release_exclusive``, and at its end)."""
+        done = False
+
+        def release() -> None:
+            nonlocal done
+            if not done:
+                done = True
+                self._release(kind)
+
+        return release
 
     def _release(self, kind: str) -> None:
         left = self._exclusive.pop(kind, 1) - 1

@@ -12,8 +12,10 @@ L2-normalise. The vectors match the full-precision model's to cosine >= 0.998
 Inference runs on one dedicated thread per process (onnxruntime parallelises inside a call
 over ``GASWORKS_LOCAL_EMBEDDING_THREADS`` cores and releases the GIL), so the event loop stays
 free and concurrent requests queue instead of oversubscribing the CPU. Inputs are sorted by
-length and run in sub-batches of 32, padded to the longest of each, as sentence-transformers
-does. The model is loaded on first use (about 0.2 s) or by ``warm_up``.
+length and run in sub-batches padded to the longest of each (``sub_batches``): up to 32 texts
+as sentence-transformers does, but no more than ``SUB_BATCH_TOKENS`` padded tokens, so that
+long texts run a few at a time and each is padded less. The model is loaded on first use
+(about 0.2 s) or by ``warm_up``.
 
 Requests that arrive while the model is busy are merged (``_Merger``): when the model thread
 is free, every waiting request (up to ``GASWORKS_LOCAL_EMBEDDING_MERGE_MAX`` texts) goes into
@@ -50,8 +52,12 @@ from gasworks.llm.providers.embeddings import EmbedVectors
 from gasworks.llm.registry.resolved import ResolvedModel
 from gasworks.modeltypes import EmbedPurpose
 
-#: sentences per onnxruntime call (sentence-transformers' default batch size)
+#: sentences per onnxruntime call, at most (sentence-transformers' default batch size)
 SUB_BATCH = 32
+#: padded tokens (texts x the longest) per onnxruntime call, at most (one text alone may be
+#: longer): issue #13's chunks pad to 1.02-1.06x their tokens within it, 1.08-1.20x in runs of
+#: 32 (``bench/results/documents.md``, docs/architecture.md)
+SUB_BATCH_TOKENS = 1024
 #: token ids kept from ``count`` for the ``embed`` that follows (texts, most recent first out)
 ENCODED_MEMO = 4096
 #: texts of concurrent requests merged into one model call, at most (``LocalEmbeddingProvider``)
@@ -191,11 +197,9 @@ class LocalModel:
         for ids_ in self._encode(texts):
             # the gateway refuses longer inputs; this only guards direct callers
             encoded.append(ids_ if len(ids_) <= limit else [*ids_[: limit - 1], ids_[-1]])
-        order = sorted(range(len(texts)), key=lambda i: len(encoded[i]))
         out = np.empty((len(texts), self.spec.dimensions), dtype=np.float32)
-        for start in range(0, len(order), SUB_BATCH):
-            idx = order[start : start + SUB_BATCH]
-            width = max(len(encoded[i]) for i in idx)
+        for idx in sub_batches([len(e) for e in encoded]):
+            width = len(encoded[idx[-1]])
             ids = np.zeros((len(idx), width), dtype=np.int64)
             mask = np.zeros((len(idx), width), dtype=np.int64)
             for row, i in enumerate(idx):
@@ -211,6 +215,23 @@ class LocalModel:
             norms = np.linalg.norm(pooled, axis=1, keepdims=True)
             out[idx] = pooled / np.clip(norms, 1e-12, None)
         return out.tolist(), [len(e) for e in encoded]
+
+
+def sub_batches(lengths: Sequence[int]) -> list[list[int]]:
+    """The model calls of texts of these token ``lengths``: their indexes sorted by length
+    (shortest first), cut into runs of at most ``SUB_BATCH`` texts whose padded size (texts
+    x the longest, the last) stays within ``SUB_BATCH_TOKENS``."""
+    order = sorted(range(len(lengths)), key=lengths.__getitem__)
+    out: list[list[int]] = []
+    run: list[int] = []
+    for i in order:
+        if run and (len(run) >= SUB_BATCH or (len(run) + 1) * lengths[i] > SUB_BATCH_TOKENS):
+            out.append(run)
+            run = []
+        run.append(i)
+    if run:
+        out.append(run)
+    return out
 
 
 #: one caller's share of a model call: its vectors and the tokens its texts took
