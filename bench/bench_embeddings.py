@@ -129,7 +129,9 @@ def main() -> str:
 
 256 passages of {m["words"]:.0f} words, `local/all-minilm-l6-v2` (int8 ONNX), {ROUNDS}
 interleaved rounds, passages per second (median). Gateway: a started runtime on SQLite with the
-guardrails on (breaker, budget reservation, a ledger row per batch of 256).
+guardrails on (breaker, budget reservation, a ledger row per batch of 256). The anchor runs
+the model in gasworks' own sub-batches (`local_embeddings.sub_batches`), so the ratio is the
+gateway's overhead, not a difference of batching.
 
 | path | passages/s | vs anchor (median of per-round ratios) | load average |
 |---|---|---|---|
