@@ -110,9 +110,9 @@ def write_results(path: Path, text: str) -> None:
         ).get_opcodes()
         if tag in ("replace", "delete")
     ]
-    blocks = [b for b in blocks if b.strip() and not b.strip().startswith("Machine:")]
-    if not blocks:
-        return
+    blocks = [b for b in blocks if b.strip()]
+    if all(b.startswith("Machine:") and "\n" not in b for b in blocks):
+        return  # only the machine line (date, load) changed: nothing was replaced
     HISTORY.mkdir(parents=True, exist_ok=True)
     kept = HISTORY / path.name
     previous = kept.read_text() if kept.exists() else f"# {path.stem}: replaced records\n"

@@ -178,4 +178,9 @@ async def run_pairs(spec: dict[str, Any]) -> dict[str, Any]:
 
 if __name__ == "__main__":
     _spec = json.loads(sys.argv[1])
-    print(json.dumps(uvloop.run(run_pairs(_spec) if "targets" in _spec else run(_spec))))
+    _out = json.dumps(uvloop.run(run_pairs(_spec) if "targets" in _spec else run(_spec)))
+    if "out" in _spec:  # a file: hundreds of KB of samples are not trusted to a pipe
+        with open(_spec["out"], "w") as f:
+            f.write(_out)
+    else:
+        print(_out)

@@ -520,15 +520,25 @@ def load(
     }
     if rate is not None:
         spec["rate"] = rate
-    res = subprocess.run(
-        [sys.executable, str(HERE / "_loadgen.py"), json.dumps(spec)],
-        preexec_fn=_pin(CLIENT_CORES),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    out: dict[str, Any] = json.loads(res.stdout)
+    out = _loadgen(spec)
     return Load(out["samples"], out["rps"], out["in_flight"], out["errors"])
+
+
+def _loadgen(spec: dict[str, Any]) -> dict[str, Any]:
+    """Run ``_loadgen.py`` on the client cores and read its result from a file (a run's
+    samples are hundreds of KB: once its pipe write came back cut at 128 KiB)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "load.json"
+        res = subprocess.run(
+            [sys.executable, str(HERE / "_loadgen.py"), json.dumps({**spec, "out": str(path)})],
+            preexec_fn=_pin(CLIENT_CORES),
+            capture_output=True,
+            text=True,
+        )
+        if res.returncode != 0 or not path.exists():
+            raise RuntimeError(f"load generator failed ({res.returncode}): {res.stderr[-2000:]}")
+        out: dict[str, Any] = json.loads(path.read_text())
+    return out
 
 
 def pairs(
@@ -551,14 +561,7 @@ def pairs(
     }
     if rate is not None:
         spec["rate"] = rate
-    res = subprocess.run(
-        [sys.executable, str(HERE / "_loadgen.py"), json.dumps(spec)],
-        preexec_fn=_pin(CLIENT_CORES),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    out: dict[str, Any] = json.loads(res.stdout)
+    out = _loadgen(spec)
     ERRORS["errors"] = ERRORS.get("errors", 0) + int(out["errors"])
     return [list(x) for x in out["pairs"]]
 

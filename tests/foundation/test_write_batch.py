@@ -142,3 +142,60 @@ async def test_insert_in_writes_many_rows_and_skips_existing_keys(runtime) -> No
         "2026-12-03",
     )
     assert rows[8].served is None
+
+
+async def test_ledger_entries_are_written_as_records_with_the_values_of_their_row(
+    runtime,
+) -> None:
+    """A ``LedgerEntry`` is a record of ``db/batch.py`` (no dict built per ledger row, issue
+    #19): it names every ledger column, and the entries written as they are read back equal
+    to the same entries written as their ``row()`` mappings — ``day`` the UTC day of a
+    ``created_at`` given in another zone too."""
+    from datetime import UTC, datetime, timedelta, timezone
+    from decimal import Decimal
+
+    from gasworks.db.batch import as_mapping
+    from gasworks.llm.budgets.ledger import LedgerEntry
+    from gasworks.llm.guardrail_tables import LedgerRow
+
+    table = LedgerRow.__table__
+    assert set(LedgerEntry.row_fields) == {c.key for c in table.columns}
+    late = datetime(2026, 12, 3, 23, 30, tzinfo=timezone(timedelta(hours=-5)))  # 04:30 UTC
+    entries = [
+        LedgerEntry(
+            id=f"call_{tag}_{i}",
+            tenant_id="t-acme",
+            model="demo",
+            provider="demo",
+            status="ok" if i else "PROVIDER_TIMEOUT",
+            created_at=late if i == 2 else datetime(2026, 12, 3, 10, 0, i, 7, tzinfo=UTC),
+            input_tokens=i,
+            cost=Decimal("0.000123") * i,
+            latency_ms=1.5,
+            ttft_ms=None if i else 0.25,
+            estimated=bool(i % 2),
+            error_code=None if i else "PROVIDER_TIMEOUT",
+            served={"documentId": f"doc-{i}"} if i == 1 else None,
+            attempt=i + 1,
+        )
+        for tag in ("rec", "map")
+        for i in range(3)
+    ]
+    for entry in entries:
+        assert dict(as_mapping(entry)) == entry.row()
+    assert entries[2].day == "2026-12-04"
+
+    def tenant(s: Session, on_loop: OnLoop) -> None:
+        _add(s, "acme")
+
+    await runtime.db.write_batch(tenant)
+    await runtime.db.insert_rows([(table, entries[:3])], skip_existing=True)
+    await runtime.db.insert_rows([(table, [e.row() for e in entries[3:]])], skip_existing=True)
+    async with runtime.db.read_session() as s:
+        got = {r.id: r for r in (await s.execute(select(LedgerRow))).scalars().all()}
+    cols = [c.key for c in table.columns if c.key != "id"]
+    for i in range(3):
+        rec, via_map = got[f"call_rec_{i}"], got[f"call_map_{i}"]
+        assert [getattr(rec, c) for c in cols] == [getattr(via_map, c) for c in cols]
+    assert got["call_rec_2"].day == "2026-12-04"
+    assert got["call_rec_1"].served == {"documentId": "doc-1"}

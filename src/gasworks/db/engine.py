@@ -332,9 +332,10 @@ class Database:
         self._writer_jobs -= 1
 
     def insert_in(
-        self, s: Session, table: Table, rows: Sequence[Mapping[str, Any]], *, skip_existing: bool
+        self, s: Session, table: Table, rows: Sequence[Any], *, skip_existing: bool
     ) -> None:
-        """INSERT ``rows`` (each giving every column, the same keys) inside a ``write_batch``
+        """INSERT ``rows`` (mappings, or records as in ``db/batch.py``; each giving every
+        column, the same keys) inside a ``write_batch``
         function; ``skip_existing``: a row whose key exists already is skipped (``ON
         CONFLICT DO NOTHING``).
 

@@ -262,8 +262,13 @@ class TokenCounter:
                 n += self.count(text)
         if not missed:
             return n
+        if len(missed) == 1:  # the usual case: the new message of a chat (``count``'s miss)
+            text = missed[0]
+            counted = self._encode_len(text)
+            self._keep_short(text, counted)
+            return n + counted
         joiner, enc = self._joiner, self.encoding
-        if len(missed) < 2 or joiner is None or enc is None or any(ENDOFTEXT in t for t in missed):
+        if joiner is None or enc is None or any(ENDOFTEXT in t for t in missed):
             return n + sum(self.count(t) for t in missed)
         try:
             tokens = enc.encode(

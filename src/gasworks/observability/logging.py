@@ -119,21 +119,26 @@ class AccessLog:
             )
             if len(self._heads) < 10_000:
                 self._heads[(method, route)] = head
-        parts = [head, str(int(status)), ', "durationMs": ', repr(float(duration_ms))]
-        parts.append(', "event": "http.request"')
+        bound = ""
+        keys = _BOUND_KEYS
         for var, value in contextvars.copy_context().items():
-            name = var.name
-            if not name.startswith(STRUCTLOG_KEY_PREFIX) or value is Ellipsis:
+            key = keys.get(var)
+            if key is None:
+                key = _bound_key(var.name)
+                if len(keys) < _MAX_BOUND_KEYS:
+                    keys[var] = key
+            if not key or value is Ellipsis:
                 continue
-            key = name[len(STRUCTLOG_KEY_PREFIX) :]
-            if key in _ACCESS_KEYS:  # the line's own keys win, as in structlog's merge
-                continue
-            shown = _MASK if _is_secret_key(key) else _scrub(value)
-            parts.append(f", {_quote(key)}: {_json_value(shown)}")
-        parts.append(', "level": "info", "timestamp": "')
-        parts.append(self._timestamp())
-        parts.append('"}\n')
-        self._emit("".join(parts))
+            if key[0] == "*":  # a secret-looking key: its value masked
+                bound += f"{key[1:]}{_MASK_JSON}"
+            elif type(value) is str and "Bearer" not in value and "gw_" not in value:
+                bound += f"{key}{_quote(value)}"
+            else:
+                bound += f"{key}{_json_value(_scrub(value))}"
+        self._emit(
+            f'{head}{int(status)}, "durationMs": {float(duration_ms)!r}, "event": '
+            f'"http.request"{bound}, "level": "info", "timestamp": "{self._timestamp()}"}}\n'
+        )
 
     def _emit(self, line: str) -> None:
         """Write ``line``. Into a text stream over a binary buffer (``sys.stderr``: line
@@ -183,6 +188,25 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 #: keys of the access line itself (a bound context key of the same name is not repeated)
 _ACCESS_KEYS = frozenset({"method", "route", "status", "durationMs", "event", "level", "timestamp"})
+_MASK_JSON = _quote(_MASK)
+#: per context variable, what the access line writes before its value: ``, "key": `` (``*``
+#: before it when the value is masked), or "" when the line leaves the variable out (not
+#: bound with ``bind_contextvars``, or one of the line's own keys); the context's variables
+#: are few and long-lived (structlog keeps one per key for the process's life), and at most
+#: ``_MAX_BOUND_KEYS`` are kept here
+_BOUND_KEYS: dict[contextvars.ContextVar[Any], str] = {}
+_MAX_BOUND_KEYS = 4096
+
+
+def _bound_key(name: str) -> str:
+    if not name.startswith(STRUCTLOG_KEY_PREFIX):
+        return ""
+    key = name[len(STRUCTLOG_KEY_PREFIX) :]
+    if key in _ACCESS_KEYS:  # the line's own keys win, as in structlog's merge
+        return ""
+    return ("*" if _is_secret_key(key) else "") + f", {_quote(key)}: "
+
+
 #: the access line of the configuration made last (``access_log``)
 _ACCESS = AccessLog(json=False, stream=None)
 

@@ -13,10 +13,10 @@ import contextlib
 import functools
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import ConfigDict
 from sqlalchemy import BigInteger, Table, case, func, select, type_coerce
@@ -78,14 +78,24 @@ class LedgerEntry:
     served: dict[str, str] | None = None
     attempt: int = 1
     prompt_version_id: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    #: the ledger table's columns, in ``row``'s order: an entry is a *record* of
+    #: ``db/batch.py`` (its values taken straight into the INSERT's parameters, no dict built
+    #: per row, issue #19)
+    row_fields: ClassVar[tuple[str, ...]]
+
+    @property
+    def day(self) -> str:
+        """The UTC day of ``created_at`` (``YYYY-MM-DD``), the ``day`` column."""
+        at = self.created_at
+        return (at if at.tzinfo is UTC else at.astimezone(UTC)).date().isoformat()
 
     def row(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "tenant_id": self.tenant_id,
             "created_at": self.created_at,
-            "day": self.created_at.astimezone(UTC).date().isoformat(),
+            "day": self.day,
             "request_id": self.request_id,
             "api_key_id": self.api_key_id,
             "workflow_id": self.workflow_id,
@@ -109,6 +119,36 @@ class LedgerEntry:
             "kind": self.kind,
             "served": self.served,
         }
+
+
+LedgerEntry.row_fields = (
+    "id",
+    "tenant_id",
+    "created_at",
+    "day",
+    "request_id",
+    "api_key_id",
+    "workflow_id",
+    "node_id",
+    "run_id",
+    "model",
+    "requested_model",
+    "attempt",
+    "prompt_version_id",
+    "provider",
+    "input_tokens",
+    "output_tokens",
+    "cached_input_tokens",
+    "cost",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "estimated",
+    "streamed",
+    "error_code",
+    "kind",
+    "served",
+)
 
 
 @dataclass(slots=True)
@@ -318,7 +358,7 @@ class Ledger:
                 # nothing to settle (no budget applies to these calls): only new rows, whose
                 # INSERT is built here and run by the database's batch writer in one hand-off
                 # (``Database.insert_rows``; a row written by an earlier attempt is skipped)
-                rows = [i.entry.row() for i in batch if i.entry is not None]
+                rows = [i.entry for i in batch if i.entry is not None]
                 for item in batch:
                     item.tried = True
                 await self.db.insert_rows([(L, rows)], skip_existing=True)
@@ -352,7 +392,7 @@ class Ledger:
         on_loop: OnLoop,
     ) -> int:
         """The transaction of ``_commit`` (synchronous; the rows written)."""
-        rows = [i.entry.row() for i in batch if i.entry is not None]
+        rows = [i.entry for i in batch if i.entry is not None]
         # Call ids are new: only a row of an item tried before can exist already (its batch
         # committed but the answer was lost), and it was charged then.
         existing: set[str] = set()
@@ -362,7 +402,7 @@ class Ledger:
         if retried:
             found = s.execute(select(L.c.id).where(L.c.id.in_(retried)))
             existing = {str(r[0]) for r in found.all()}
-            rows = [r for r in rows if r["id"] not in existing]
+            rows = [r for r in rows if r.id not in existing]
         self.db.insert_in(s, L, rows, skip_existing=True)
         charges = [
             Charge(
