@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gasworks.documents import sandbox, sniff
@@ -90,7 +90,7 @@ _FIRST_COLLECTION = (
 )
 
 #: the job's document, locked (``_live``); built once: a stage's start and commit read it
-_DOCS = DocumentRow.__table__
+_DOCS: Table = DocumentRow.__table__  # type: ignore[assignment]
 #: a stage's document row, locked: a Core SELECT of the table's columns (``_live``)
 _LIVE = (
     select(*_DOCS.c)

@@ -184,8 +184,8 @@ def _ready(now: Any) -> Any:
 
 #: ``claim``'s statements, built once (their values are the execution's parameters: no
 #: statement is built, nor its cache key computed, per claim on the writer thread)
-_KINDS = bindparam("kinds", expanding=True)
-_NOW = bindparam("now")
+_KINDS: Any = bindparam("kinds", expanding=True)
+_NOW: Any = bindparam("now")
 #: whether a job of the kinds is ready (``claim``'s read before any write)
 _ANY_READY = select(JobRow.id).where(JobRow.kind.in_(_KINDS), _ready(_NOW)).limit(1)
 #: the tenants with a ready job of the kinds, least recently served first (``claim``)
