@@ -110,6 +110,11 @@ async def test_expired_lease_goes_back_to_the_queue(db: Database, clock: Clock) 
     second = await q.claim("w2", ["work"], 30)
     assert second is not None and second.id == first.id and second.attempt == 2
     assert second.history[-1]["code"] == "LEASE_EXPIRED"
+    # stored as claimed: the new lease, and the expired attempt in the row's history
+    async with db.read_session() as s:
+        row = await s.get(JobRow, first.id)
+    assert row is not None and (row.status, row.attempts, row.lease_owner) == ("running", 2, "w2")
+    assert row.lease_token == second.lease_token and row.history[-1]["code"] == "LEASE_EXPIRED"
     # the first worker's late completion is refused and changes nothing
     with pytest.raises(LeaseLost):
         async with db.session() as s:
