@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gasworks.db.engine import Database
@@ -72,15 +72,35 @@ async def collection_row(session: AsyncSession, ctx: TenantContext, ref: str) ->
     return row
 
 
+#: a live collection of the tenant by id or name, built once: what a manager (who reads every
+#: collection of the tenant, ``readable_collections``) may upload into; the other callers'
+#: conditions depend on their grants and are built per call
+_MANAGED_BY_REF = (
+    select(CollectionRow.id)
+    .where(
+        CollectionRow.tenant_id == bindparam("tenant"),
+        CollectionRow.deleted_at.is_(None),
+        or_(CollectionRow.id == bindparam("ref"), CollectionRow.name == bindparam("ref")),
+    )
+    .limit(1)
+)
+
+
 async def collection_ids(db: Database, ctx: TenantContext, refs: Sequence[str]) -> list[str]:
     """The ids of readable collections by id or name (each, else COLLECTION_NOT_FOUND), in
     one read-only snapshot (``Database.read_now``: on a SQLite file no hand-off to the
-    driver's thread): what an upload checks before it streams the file."""
+    driver's thread): what an upload checks before it streams the file. A manager's (most
+    uploads: an admin's key) into one collection is one statement built once
+    (``Database.read_first``)."""
     if not refs:
         return []
-    found = await db.read_now(
-        *(select(CollectionRow.id).where(_by_ref(ctx, ref)).limit(1) for ref in refs)
-    )
+    if len(refs) == 1 and is_manager(ctx):  # one statement: its own snapshot
+        first = await db.read_first(_MANAGED_BY_REF, {"tenant": ctx.tenant_id, "ref": refs[0]})
+        found: list[Sequence[Any]] = [[] if first is None else [first]]
+    else:
+        found = await db.read_now(
+            *(select(CollectionRow.id).where(_by_ref(ctx, ref)).limit(1) for ref in refs)
+        )
     out = []
     for ref, rows in zip(refs, found, strict=True):
         if not rows:

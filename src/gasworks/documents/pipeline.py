@@ -32,7 +32,7 @@ from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gasworks.documents import sandbox, sniff
-from gasworks.documents.chunking import ChunkConfig, chunk
+from gasworks.documents.chunking import DEFAULT_OVERLAP, DEFAULT_TOKENS, ChunkConfig, chunk
 from gasworks.documents.extractors import EXTRACTORS, IN_PROCESS, Block, Extracted
 from gasworks.documents.metrics import STAGE_SECONDS
 from gasworks.documents.service import (
@@ -77,7 +77,7 @@ from gasworks.retrieval.types import (
 
 log = get_logger("gasworks.documents.pipeline")
 
-#: the chunk sizes of a document's first collection, by name (``Pipeline._chunk_config``)
+#: the chunk sizes of a document's first collection, by name (``Pipeline._chunk_sizes``)
 _FIRST_COLLECTION = (
     select(CollectionRow.chunk_tokens, CollectionRow.chunk_overlap)
     .join(CollectionDocumentRow, CollectionDocumentRow.collection_id == CollectionRow.id)
@@ -451,12 +451,19 @@ class Pipeline:
         return json.loads(await self.blobs.get(key))
 
     async def _save(
-        self, job: Job, row: DocumentRow, gen: int, stage: str, value: Any, stored: Any = None
+        self,
+        job: Job,
+        row: DocumentRow,
+        gen: int,
+        stage: str,
+        value: Any,
+        stored: Any = None,
+        *,
+        encoded: bytes | None = None,
     ) -> None:
-        """Write a stage's artifact (``stored``, or ``value`` itself) and hand ``value`` on."""
-        data = json.dumps(
-            value if stored is None else stored, separators=(",", ":"), ensure_ascii=False
-        ).encode()
+        """Write a stage's artifact (``encoded``: its JSON already made off the event loop,
+        else the JSON of ``stored``, or of ``value`` itself) and hand ``value`` on."""
+        data = encoded if encoded is not None else _json(value if stored is None else stored)
         key = artifact_blob(row.tenant_id, row.id, gen, stage)
         await self.blobs.put(key, data)
         job.memo.setdefault("artifacts", {})[stage] = value
@@ -541,23 +548,32 @@ class Pipeline:
                     raw = await self._artifact(job, row, gen, "ocr")
                 except BlobNotFound:
                     raw = await self._artifact(job, row, gen, "extract")
-            cfg = await self._chunk_config(row)
-            chunks = await asyncio.to_thread(chunk, row.id, gen, Extracted.from_dict(raw), cfg)
-            await self._save(job, row, gen, "chunks", [_chunk_dict(c) for c in chunks])
+            sizes = await self._chunk_sizes(row)
+
+            def run() -> tuple[list[dict[str, Any]], bytes]:
+                # one hand-off to a worker thread for everything off the event loop: the
+                # model's input limit (may load its tokenizer), chunking, and the JSON of the
+                # chunks' texts and metadata
+                cfg = ChunkConfig(*sizes, limit=self.svc.input_limit())
+                dicts = [_chunk_dict(c) for c in chunk(row.id, gen, Extracted.from_dict(raw), cfg)]
+                return dicts, _json(dicts)
+
+            chunks, data = await asyncio.to_thread(run)
+            await self._save(job, row, gen, "chunks", chunks, encoded=data)
             return EMBED, {"chunks": len(chunks)}
 
         await self._guarded(job, work)
 
-    async def _chunk_config(self, row: DocumentRow) -> ChunkConfig:
-        """The sizes of the document's first collection (by name), else the defaults; chunks
-        never exceed the embedding model's input limit (``chunking.ChunkConfig.limit``)."""
-        limit = await asyncio.to_thread(self.svc.input_limit)
+    async def _chunk_sizes(self, row: DocumentRow) -> tuple[int, int]:
+        """The chunk tokens and overlap of the document's first collection (by name), else the
+        defaults; the chunk stage adds the embedding model's input limit, which chunks never
+        exceed (``chunking.ChunkConfig.limit``)."""
         col = await self.db.read_first(
             _FIRST_COLLECTION, {"tenant": row.tenant_id, "document": row.id}
         )
         if col is None:
-            return ChunkConfig(limit=limit)
-        return ChunkConfig(max_tokens=col[0], overlap=col[1], limit=limit)
+            return DEFAULT_TOKENS, DEFAULT_OVERLAP
+        return int(col[0]), int(col[1])
 
     async def embed(self, job: Job) -> None:
         async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
@@ -885,6 +901,11 @@ def _unpacked(vec: dict[str, Any]) -> list[list[float]]:
         raise ValueError("The vectors artifact is damaged (size mismatch).")
     values = flat.tolist()
     return [values[i * dims : (i + 1) * dims] for i in range(n)]
+
+
+def _json(value: Any) -> bytes:
+    """An artifact's bytes: compact UTF-8 JSON."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def _chunk_dict(c: Chunk) -> dict[str, Any]:
