@@ -171,3 +171,23 @@ async def test_deleting_a_tenants_documents_leaves_nothing(drt: Any) -> None:
     await drain(drt)
     assert set((await leftovers(drt)).values()) == {0}
     assert (await svc.get(OTHER_TENANT_ADMIN, other.id)).status == "ready"  # another tenant's
+
+
+async def test_a_managers_upload_finds_its_tenants_live_collection_by_id_or_name(drt: Any) -> None:
+    """An admin uploading into one collection (the statement built once): by id or by name,
+    never another tenant's collection of the same name, never a deleted one; nothing is
+    stored when the collection is not found."""
+    svc = get_documents(drt).service
+    mine = await svc.create_collection(ADMIN, CollectionIn(name="kb"))
+    theirs = await svc.create_collection(OTHER_TENANT_ADMIN, CollectionIn(name="kb"))
+    by_name = await upload(drt, "a.md", samples.MARKDOWN, collections=["kb"])
+    by_id = await upload(drt, "b.md", samples.MARKDOWN + b"\nmore\n", collections=[mine.id])
+    for res in (by_name, by_id):
+        assert res.document.collections == [mine.id]
+    with pytest.raises(CollectionNotFound):  # another tenant's, by id
+        await upload(drt, "c.md", samples.MARKDOWN + b"\nc\n", collections=[theirs.id])
+    await svc.delete_collection(ADMIN, "kb")
+    for ref in ("kb", mine.id):
+        with pytest.raises(CollectionNotFound):
+            await upload(drt, "d.md", samples.MARKDOWN + b"\nd\n", collections=[ref])
+    assert not [d for d in await svc.list_documents(ADMIN) if d.name in ("c.md", "d.md")]
