@@ -131,8 +131,8 @@ class AccessLog:
                 continue
             if key[0] == "*":  # a secret-looking key: its value masked
                 bound += f"{key[1:]}{_MASK_JSON}"
-            elif type(value) is str and "Bearer" not in value and "gw_" not in value:
-                bound += f"{key}{_quote(value)}"
+            elif type(value) is str:  # redacted by ``_scrub``, the one place of its rules
+                bound += f"{key}{_quote(_scrub(value))}"
             else:
                 bound += f"{key}{_json_value(_scrub(value))}"
         self._emit(
