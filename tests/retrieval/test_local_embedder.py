@@ -194,6 +194,9 @@ class _GatedModel:
     def count(self, texts: list[str]) -> list[int]:
         return self.inner.count(texts)
 
+    def close(self) -> None:
+        self.inner.close()
+
     def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
         self.calls.append(list(texts))
         if len(self.calls) == 1:
