@@ -228,8 +228,8 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=256,
-        description="CPU threads of the local embedding model (0: onnxruntime's default, one "
-        "per core).",
+        description="Sub-batches of a local embedding model call run at once, each on one "
+        "core (0: one per core; 1: one after another).",
     )
     local_embedding_merge_max: int = Field(
         default=256,
