@@ -195,9 +195,7 @@ _message = st.builds(
     tool_calls=st.one_of(
         st.none(),
         st.lists(
-            st.builds(
-                lambda n, a: {"function": {"name": n, "arguments": a}}, _words, _any_text
-            ),
+            st.builds(lambda n, a: {"function": {"name": n, "arguments": a}}, _words, _any_text),
             max_size=2,
         ),
     ),
