@@ -280,7 +280,10 @@ class Guardrails:
 
     def precheck(self, model: GuardedModel, req: ChatRequest) -> PreCheck:
         """Token limit, context window (or truncation), request cost limit. May shorten
-        ``req.messages`` when ``req.truncate``; the returned notes say what was dropped."""
+        ``req.messages`` when ``req.truncate``; the returned notes say what was dropped. The
+        context window is decided on ``bound_messages`` (never below the exact count) when
+        it fits, else on the exact count; the check counts exactly on first use of its
+        ``estimate`` (the cost limit here, a budget reservation in ``before_call``)."""
         entry = model.entry
         cap = entry.max_output_tokens
         if req.max_tokens is not None:
