@@ -162,6 +162,7 @@ def build(rt: Runtime) -> Documents:
             preload=s.documents_parse_preload,
             parse_reuse=s.documents_parse_reuse_files,
             chain=s.documents_chain_stages,
+            fuse=s.documents_fuse_stages,
         ),
         embedder=embedder,
         writer=writer,
