@@ -36,7 +36,9 @@ async def drain(rt: Any, limit: int = 500) -> int:
     worker = docs.new_worker(rt.settings, worker_id="test-worker")
     handlers = docs.pipeline.handlers()
     for n in range(limit):
-        job = await docs.queue.claim(worker.worker_id, handlers.keys(), 30)
+        job = await docs.queue.claim(
+            worker.worker_id, handlers.keys(), 30, starters=docs.pipeline.starters()
+        )
         if job is None:
             return n
         await worker.run_job(job)

@@ -263,7 +263,7 @@ async def test_worker_killed_in_a_stage_then_restarted_ends_ready_without_duplic
     handlers = docs.pipeline.handlers()
     with pytest.raises(Killed):
         while True:
-            job = await q.claim("doomed", handlers.keys(), 30)
+            job = await q.claim("doomed", handlers.keys(), 30, starters=docs.pipeline.starters())
             assert job is not None
             await worker.run_job(job)
     # "restart": the dead worker's lease runs out

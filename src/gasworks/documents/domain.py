@@ -106,6 +106,7 @@ class Documents:
             worker_id=worker_id,
             on_failure=self.pipeline.on_failure,
             batches=self.pipeline.batches(),
+            starters=self.pipeline.starters(),
         )
 
 

@@ -60,7 +60,7 @@ from gasworks.errors import (
     RetrievalNotConfigured,
     TokenBudgetExceeded,
 )
-from gasworks.jobs import Batching, Handler, Job, LeaseLost, Postpone
+from gasworks.jobs import Batching, Handler, Job, LeaseLost, Postpone, Starter
 from gasworks.modeltypes import CallScope
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import (
@@ -96,6 +96,14 @@ _LIVE = (
     select(*_DOCS.c)
     .where(_DOCS.c.id == bindparam("document"), _DOCS.c.tenant_id == bindparam("tenant"))
     .with_for_update()
+)
+#: a claimed stage's document row, locked unless another transaction holds it
+#: (``Pipeline._start_claimed``: the claim holds the job's row, so it must not wait for the
+#: document's, which every other transaction locks first)
+_LIVE_NOW = (
+    select(*_DOCS.c)
+    .where(_DOCS.c.id == bindparam("document"), _DOCS.c.tenant_id == bindparam("tenant"))
+    .with_for_update(skip_locked=True)
 )
 #: a stage's write of its document row: the columns it changed, given as the execution's
 #: parameters (``_save_rows``), one statement built once
@@ -221,6 +229,32 @@ class Pipeline:
             )
         }
 
+    def starters(self) -> dict[str, Starter]:
+        """The stages whose start (status, ``stages.<stage>.started``, the ``status`` event) a
+        worker records in the transaction that claims their job (``JobQueue.claim``), one
+        transaction fewer per claimed stage; not the batched embed stage, whose batch starts
+        together (``_begin``)."""
+        kinds = [EXTRACT, OCR, CHUNK, INDEX]
+        if not self.batches():
+            kinds.append(EMBED)
+        return dict.fromkeys(kinds, self._start_claimed)
+
+    def _start_claimed(self, s: Session, job: Job) -> None:
+        """Record the start of ``job``'s stage in its claim's transaction and hand the row to
+        the stage (``Job.memo``, as a previous stage's commit hands it on). A document that
+        another transaction holds, or that no longer wants the job, is left to the stage's own
+        start (``_begin``), which waits for it or completes the job as a no-op."""
+        doc_id, gen = str(job.payload.get("documentId")), int(job.payload.get("generation", 0))
+        found = s.connection().execute(_LIVE_NOW, {"document": doc_id, "tenant": job.tenant_id})
+        row = found.first()
+        if row is None or row.deleted_at is not None or row.pending_generation != gen:
+            return
+        live = DocumentRow(**row._mapping)
+        event = _mark_started(live, job)
+        _save_rows(s, [live], ("status", "stages"))
+        add_events(s, [event])
+        job.memo["row"] = live
+
     def maybe_writer(self) -> SourceWriter | None:
         return self._writer()
 
@@ -278,24 +312,10 @@ class Pipeline:
             for n in order:
                 job = jobs[n]
                 doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
-                stage = job.kind.split(".", 1)[1]
                 live = _live(s, job, doc_id, gen)
                 out[n] = live
-                if live is None:
-                    continue
-                live.status = STAGE_STATUS[job.kind]
-                stages = dict(live.stages or {})
-                stages[stage] = {
-                    **stages.get(stage, {}),
-                    "started": _now_iso(),
-                    "attempts": job.attempt,
-                }
-                live.stages = stages
-                events.append(
-                    event_values(
-                        live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
-                    )
-                )
+                if live is not None:
+                    events.append(_mark_started(live, job))
             _save_rows(s, [x for x in out if x is not None], ("status", "stages"))
             add_events(s, events)
             return out
@@ -1087,6 +1107,17 @@ class _Part:
     stage: str
     started: str
     seconds: float
+
+
+def _mark_started(live: DocumentRow, job: Job) -> dict[str, Any]:
+    """Record on ``live`` (locked) the start of ``job``'s stage: its status,
+    ``stages.<stage>.started`` and attempts; the ``status`` event to add."""
+    stage = job.kind.split(".", 1)[1]
+    live.status = STAGE_STATUS[job.kind]
+    stages = dict(live.stages or {})
+    stages[stage] = {**stages.get(stage, {}), "started": _now_iso(), "attempts": job.attempt}
+    live.stages = stages
+    return event_values(live.tenant_id, live.id, "status", status=live.status, attempt=job.attempt)
 
 
 def _record_stage(
