@@ -14,10 +14,13 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.exc import IntegrityError
 
+from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.tenancy.tables import TenantRow
 from gasworks.workflows.tables import WorkflowRow, WorkflowRunEventRow, WorkflowRunRow
 
 RUNS: Table = WorkflowRunRow.__table__  # type: ignore[assignment]
+#: a Boolean column (the ledger's ``streamed``)
+LEDGER_BOOLEAN = LedgerRow.__table__.c.streamed.type  # type: ignore[attr-defined]
 EVENTS: Table = WorkflowRunEventRow.__table__  # type: ignore[assignment]
 
 
@@ -186,6 +189,22 @@ def test_utc_datetime_text_is_cores_across_many_seconds() -> None:
     start = datetime(2026, 12, 31, 23, 58, 30, tzinfo=UTC)
     values = [start + timedelta(seconds=i // 3, microseconds=i * 7_919) for i in range(600)]
     assert [fast(v) for v in values + values[::-1]] == [core(v) for v in values + values[::-1]]
+
+
+@pytest.mark.parametrize("value", [True, False, None, 1, 0, 1.0, Decimal(0)])
+def test_boolean_values_are_cores(value: Any) -> None:
+    core, fast = _core_and_fast(LEDGER_BOOLEAN)
+    assert fast(value) == core(value) and type(fast(value)) is type(core(value))
+
+
+@pytest.mark.parametrize("value", [2, -1, "yes", 0.5, [True]])
+def test_boolean_refuses_what_core_refuses(value: Any) -> None:
+    core, fast = _core_and_fast(LEDGER_BOOLEAN)
+    with pytest.raises((TypeError, ValueError)) as core_error:
+        core(value)
+    with pytest.raises(core_error.type) as fast_error:
+        fast(value)
+    assert str(fast_error.value) == str(core_error.value)
 
 
 def test_a_naive_datetime_is_refused_as_core_refuses_it() -> None:

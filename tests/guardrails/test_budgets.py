@@ -25,7 +25,7 @@ from gasworks.llm.budgets.limits import (
 from gasworks.llm.budgets.store import RESERVATION_EXPIRED
 from gasworks.llm.guardrail_tables import LedgerRow
 from gasworks.llm.guardrails import Guardrails
-from gasworks.modeltypes import CallScope
+from gasworks.modeltypes import CallScope, Usage
 from gasworks.tenancy.context import Role, TenantContext
 from tests.guardrails import _budget_worker as worker
 from tests.guardrails.fakes import FakeClock, FakeModel, failed, ok
@@ -415,6 +415,43 @@ async def test_reserved_tokens_are_kept_free_of_the_prompt(runtime) -> None:
     check = g.precheck(reserved, fitted)
     assert fitted.messages[-1].content == "now?" and len(fitted.messages) < len(history) + 1
     assert check.notes["truncation"]["droppedMessages"] > 0
+
+
+async def test_a_prompt_that_fits_by_its_bytes_is_counted_only_when_needed(runtime) -> None:
+    """The context-window check decides on the prompt's UTF-8 bytes (never fewer than its
+    tokens) when they fit; the answer's note then says so, and the exact count is made the
+    moment a reservation or a cost limit reads it. A prompt whose bytes do not fit is counted
+    exactly at once, and its note is that count."""
+    from gasworks.errors import ContextWindowExceeded
+    from gasworks.modeltypes import ChatRequest, Message
+    from tests.guardrails.fakes import FakeEntry
+
+    g = Guardrails(runtime.db)
+    model = FakeModel(entry=FakeEntry(context_window=1000))
+    text = "Grüße, wie geht's? "
+    short = ChatRequest(model="fake-model", messages=[Message("user", text)], max_tokens=100)
+    check = g.precheck(model, short)
+    exact = g.counter_for(model).estimate_messages(short.messages)
+    bound = 3 + 3 + len(text.encode())
+    assert check.note() == {"inputTokens": bound, "tokenizer": "utf8_bytes", "exact": False}
+    assert check.estimate == exact and exact.tokens < bound
+    assert check.note() == {"inputTokens": exact.tokens, "tokenizer": "cl100k_base", "exact": True}
+    # over the window by its bytes (~1200), within it by its tokens (~600): counted, it passes
+    near = ChatRequest(model="fake-model", messages=[Message("user", "ab " * 400)], max_tokens=100)
+    check = g.precheck(model, near)
+    assert check.note()["exact"] is True and check.note()["inputTokens"] < 800
+    over = ChatRequest(model="fake-model", messages=[Message("user", "ab " * 900)], max_tokens=100)
+    with pytest.raises(ContextWindowExceeded) as err:
+        g.precheck(model, over)
+    assert err.value.details["exact"] is True
+    # a request's cost limit is checked on the exact count
+    limited = ChatRequest(
+        model="fake-model",
+        messages=[Message("user", text)],
+        max_tokens=100,
+        cost_limit=model.cost(Usage(input_tokens=exact.tokens, output_tokens=100)),
+    )
+    assert g.precheck(model, limited).note()["exact"] is True
 
 
 async def test_requests_that_miss_the_limits_cache_together_share_one_read(runtime) -> None:

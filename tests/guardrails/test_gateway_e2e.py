@@ -351,13 +351,15 @@ async def test_gasworks_sdk_gets_fallbacks_truncation_and_budget_errors(env, key
         result = await sdk.chat("hi", model="primary")
         assert result.model == "backup"
         assert result.notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
-        assert result.notes["estimate"]["tokenizer"] == "cl100k_base"
+        assert result.notes["estimate"]["tokenizer"] == "utf8_bytes"
         chunks = [c async for c in sdk.stream("hi", model="primary")]
         assert chunks[-1].model == "backup" and chunks[-1].cost == price(11, 7)
         notes = chunks[-1].notes or {}
         assert notes["fallbacks"] == [{"model": "primary", "code": "MODEL_UNAVAILABLE"}]
-        # "hi" = 1 token + 3 per message + 3 reply priming (OpenAI accounting)
-        assert notes["estimate"] == {"inputTokens": 7, "tokenizer": "cl100k_base", "exact": True}
+        # "hi" = 2 bytes (1 token) + 3 per message + 3 reply priming (OpenAI accounting): no
+        # limit needs the exact count, and the bytes show the prompt fits: the note is that
+        # upper bound, not the tokenizer's count
+        assert notes["estimate"] == {"inputTokens": 8, "tokenizer": "utf8_bytes", "exact": False}
         history = [{"role": "user", "content": f"old {i} " * 300} for i in range(6)]
         result = await sdk.chat(
             [*history, {"role": "user", "content": "now?"}],

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from gasworks.llm.tokens import TokenCounter, TokenCounters, get_encoding
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gasworks.llm.tokens import TokenCounter, TokenCounters, get_encoding, utf8_len
 from gasworks.llm.truncation import fit_messages
 from gasworks.modeltypes import Message
 
@@ -166,3 +170,45 @@ def test_the_short_text_cache_is_bounded() -> None:
     for text in ("one", "two", "three", "four", "five"):
         assert counter.count(text) == 1
         assert len(counter._short) <= 2
+
+
+#: any code point, lone surrogates included (tiktoken counts each as a U+FFFD)
+_any_text = st.text(st.characters(exclude_categories=()), max_size=200)
+_words = st.text(st.sampled_from("ab 1\n'é世🙂<|>"), max_size=60)
+
+
+@pytest.mark.parametrize("name", ["cl100k_base", "o200k_base"])
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(_any_text, _words))
+def test_utf8_bytes_never_undercount_tokens(name: str, text: str) -> None:
+    enc = get_encoding(name)
+    assert enc is not None
+    assert len(enc.encode_ordinary(text)) <= utf8_len(text)
+    assert TokenCounter(name).count(text) <= utf8_len(text)
+
+
+_message = st.builds(
+    Message,
+    role=st.sampled_from(["system", "user", "assistant"]),
+    content=st.one_of(_any_text, _words),
+    name=st.one_of(st.none(), _words),
+    tool_calls=st.one_of(
+        st.none(),
+        st.lists(
+            st.builds(lambda n, a: {"function": {"name": n, "arguments": a}}, _words, _any_text),
+            max_size=2,
+        ),
+    ),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(messages=st.lists(_message, max_size=6))
+def test_the_messages_bound_is_never_below_the_exact_estimate(messages: list[Message]) -> None:
+    counter = TokenCounter("cl100k_base")
+    bound = counter.bound_messages(messages)
+    assert bound is not None and bound >= counter.estimate_messages(messages).tokens
+
+
+def test_a_ratio_counter_has_no_bound() -> None:
+    assert TokenCounter("claude-tokenizer", 3.5).bound_messages([Message("user", "hi")]) is None

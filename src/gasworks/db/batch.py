@@ -16,9 +16,9 @@ transfer between the event loop and a worker thread (issue #19).
 The rows are turned into positional tuples on the event loop's thread before the hand-off
 (the writer thread never touches the caller's objects), by :class:`PreparedInsert`: the
 INSERT compiled once by SQLAlchemy for the dialect, and per column the bind processor Core
-would apply — except two types whose processors dominated a run's cost, for which an
-equivalent, faster conversion is used (``tests/foundation/test_insert_rows.py`` checks each
-against SQLAlchemy's):
+would apply — except three types whose processors dominated a run's or a ledger row's
+cost, for which an equivalent, faster conversion is used (``tests/foundation/test_insert_rows.py``
+checks each against SQLAlchemy's):
 
 * JSON: ``orjson`` (about ten times faster than the stdlib on a run's node timings). A value orjson
   refuses (an integer beyond 64 bits, a non-string key, a subclass of a built-in, a date, a
@@ -29,6 +29,9 @@ against SQLAlchemy's):
 * ``UTCDateTime``: our type's ``process_bind_param`` (UTC, naive on SQLite), then
   ``datetime.isoformat(" ", "microseconds")`` — the exact text of SQLAlchemy's SQLite
   ``DATETIME`` default storage format, without its ``%``-formatting of nine fields.
+* ``Boolean`` (SQLite has no native boolean): one dict lookup of Core's own results for
+  ``True``, ``False`` and ``None`` (what Core's strict check lets through are exactly the
+  values equal to those); any other value goes to Core's processor, which refuses it.
 
 A row is a mapping of column values, or a *record*: an object whose class names its table's
 columns in ``row_fields`` and carries each as an attribute (the workflow engine's run record,
@@ -53,7 +56,7 @@ import orjson
 from sqlalchemy import Dialect, Insert, Table, insert
 from sqlalchemy.dialects.sqlite import DATETIME as SQLITE_DATETIME
 from sqlalchemy.sql.elements import Null
-from sqlalchemy.types import JSON, TypeEngine
+from sqlalchemy.types import JSON, Boolean, TypeEngine
 
 from gasworks.db.types import UTCDateTime
 
@@ -122,7 +125,24 @@ def fast_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None
             and getattr(inner, "_reg", None) is None
         ):
             return _utc_text_processor(impl, dialect)
+    if isinstance(impl, Boolean):
+        return _lookup_processor(core, (True, False, None))
     return core
+
+
+def _lookup_processor(core: Processor, values: tuple[Any, ...]) -> Processor:
+    """``core`` as a lookup of its results for ``values`` (two Python calls less per value:
+    a ledger row has two booleans); any other value (or an unhashable one) through
+    ``core``, with its result or its error."""
+    results = {v: core(v) for v in values}
+
+    def process(value: Any) -> Any:
+        try:
+            return results[value]
+        except (KeyError, TypeError):
+            return core(value)
+
+    return process
 
 
 def _orjson_processor(core: Processor) -> Processor:

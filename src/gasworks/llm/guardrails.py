@@ -39,9 +39,9 @@ from gasworks.llm.breaker import BreakerConfig, BreakerManager, OutcomeKind, Per
 from gasworks.llm.budgets.ledger import Ledger, LedgerEntry
 from gasworks.llm.budgets.limits import BudgetService, LeasePolicy, Reservation
 from gasworks.llm.guardrail_metrics import GUARDRAIL_ERRORS, REJECTIONS
-from gasworks.llm.tokens import TokenCounter, TokenCounters, TokenEstimate
+from gasworks.llm.tokens import UTF8_BYTES, TokenCounter, TokenCounters, TokenEstimate
 from gasworks.llm.truncation import fit_messages
-from gasworks.modeltypes import CallScope, ChatRequest, EmbedBatch, Usage
+from gasworks.modeltypes import CallScope, ChatRequest, EmbedBatch, Message, Usage
 from gasworks.observability.logging import get_logger
 from gasworks.settings import Settings
 
@@ -120,13 +120,40 @@ def reached_provider(outcome: Outcome) -> bool:
 
 @dataclass(slots=True)
 class PreCheck:
-    estimate: TokenEstimate
+    #: the exact estimate when it was made, else None and ``bound`` (see ``estimate``)
+    known: TokenEstimate | None
     #: output tokens the call may produce (what is reserved)
     max_output: int
     #: the model that prices the call (``max_cost``)
     model: GuardedModel
     notes: dict[str, Any] = field(default_factory=dict)
     _max_cost: Decimal | None = None
+    #: an upper bound of the prompt's tokens (``TokenCounter.bound_messages``) that decided
+    #: the context-window check without the tokenizer; the exact count is made from
+    #: ``counter`` and ``messages`` when something reads ``estimate``
+    bound: int = 0
+    counter: TokenCounter | None = None
+    messages: list[Message] | None = None
+
+    @property
+    def estimate(self) -> TokenEstimate:
+        """The prompt's estimate, as exact as the model's tokenizer allows: counted on first
+        use when the pre-call checks decided on ``bound`` (a budget reservation, a request's
+        cost limit, the ledger's cost estimate all read it; most calls need none of them)."""
+        est = self.known
+        if est is None:
+            assert self.counter is not None and self.messages is not None
+            est = self.known = self.counter.estimate_messages(self.messages)
+        return est
+
+    def note(self) -> dict[str, Any]:
+        """The answer's ``estimate`` note: the exact estimate when it was made, else the upper
+        bound, labelled ``utf8_bytes`` and not exact (issue #19: counting every prompt
+        with the tokenizer only for this note cost more CPU than the rest of the checks)."""
+        est = self.known
+        if est is None:
+            return {"inputTokens": self.bound, "tokenizer": UTF8_BYTES, "exact": False}
+        return {"inputTokens": est.tokens, "tokenizer": est.tokenizer, "exact": est.exact}
 
     @property
     def max_cost(self) -> Decimal:
@@ -253,7 +280,10 @@ class Guardrails:
 
     def precheck(self, model: GuardedModel, req: ChatRequest) -> PreCheck:
         """Token limit, context window (or truncation), request cost limit. May shorten
-        ``req.messages`` when ``req.truncate``; the returned notes say what was dropped."""
+        ``req.messages`` when ``req.truncate``; the returned notes say what was dropped. The
+        context window is decided on ``bound_messages`` (never below the exact count) when
+        it fits, else on the exact count; the check counts exactly on first use of its
+        ``estimate`` (the cost limit here, a budget reservation in ``before_call``)."""
         entry = model.entry
         cap = entry.max_output_tokens
         if req.max_tokens is not None:
@@ -268,11 +298,50 @@ class Guardrails:
                     )
                 )
         counter = self.counter_for(model)
-        estimate = counter.estimate_messages(req.messages)
         # output kept free in the context window: what was asked, else a default share
         out_ctx = req.max_tokens or min(cap, self.config.default_output_reservation_tokens)
         usable = math.floor(entry.context_window * (1 - self.config.context_safety_margin))
         prompt_budget = usable - out_ctx - entry.reserved_tokens
+        max_output = req.max_tokens or cap
+        bound = counter.bound_messages(req.messages)
+        if bound is not None and bound <= prompt_budget:
+            # fits by the upper bound: the exact count waits until something needs it
+            check = PreCheck(
+                None, max_output, model, bound=bound, counter=counter, messages=req.messages
+            )
+        else:
+            check = self._precheck_counted(
+                model, req, counter, max_output, (prompt_budget, out_ctx, usable)
+            )
+        if req.cost_limit is not None and (max_cost := check.max_cost) > req.cost_limit:
+            raise _reject(
+                CostLimitExceeded(
+                    f"This call may cost up to {max_cost}, over its cost limit of "
+                    f"{req.cost_limit}. Lower max_tokens or raise the limit.",
+                    details={
+                        "model": model.id,
+                        "estimate": str(max_cost),
+                        "limit": str(req.cost_limit),
+                        "inputTokens": check.estimate.tokens,
+                        "maxOutputTokens": max_output,
+                    },
+                )
+            )
+        return check
+
+    def _precheck_counted(
+        self,
+        model: GuardedModel,
+        req: ChatRequest,
+        counter: TokenCounter,
+        max_output: int,
+        window: tuple[int, int, int],
+    ) -> PreCheck:
+        """The context-window check on the exact count (the bound did not decide it);
+        ``window``: the prompt's budget, the output kept free and the usable tokens."""
+        entry = model.entry
+        prompt_budget, out_ctx, usable = window
+        estimate = counter.estimate_messages(req.messages)
         notes: dict[str, Any] = {}
         if estimate.tokens > prompt_budget:
             details = {
@@ -306,28 +375,7 @@ class Guardrails:
             req.messages = fit.messages
             notes["truncation"] = fit.summary()
             estimate = TokenEstimate(fit.tokens_after, estimate.tokenizer, estimate.exact)
-        max_output = req.max_tokens or cap
-        check = PreCheck(estimate, max_output, model, notes)
-        if req.cost_limit is not None and (max_cost := check.max_cost) > req.cost_limit:
-            raise _reject(
-                CostLimitExceeded(
-                    f"This call may cost up to {max_cost}, over its cost limit of "
-                    f"{req.cost_limit}. Lower max_tokens or raise the limit.",
-                    details={
-                        "model": model.id,
-                        "estimate": str(max_cost),
-                        "limit": str(req.cost_limit),
-                        "inputTokens": estimate.tokens,
-                        "maxOutputTokens": max_output,
-                    },
-                )
-            )
-        notes["estimate"] = {
-            "inputTokens": estimate.tokens,
-            "tokenizer": estimate.tokenizer,
-            "exact": estimate.exact,
-        }
-        return check
+        return PreCheck(estimate, max_output, model, notes)
 
     @staticmethod
     def precheck_embedding(model: GuardedModel, batch: EmbedBatch) -> PreCheck:
@@ -358,14 +406,17 @@ class Guardrails:
             except GasworksError as exc:
                 raise _reject(exc) from None
         reservation: Reservation | None = None
-        if not self.budgets.no_limits_now(scope.tenant_id, scope.api_key_id):
+        budgets = self.budgets
+        if not budgets.no_limits_now(scope.tenant_id, scope.api_key_id):
             try:
-                reservation = await self.budgets.reserve(
-                    scope.tenant_id,
-                    scope.api_key_id,
-                    check.max_cost,
-                    check.estimate.tokens + check.max_output,
-                )
+                # no limits: nothing reserved, and the prompt needs no exact count for it
+                if await budgets.limits_for(scope.tenant_id, scope.api_key_id):
+                    reservation = await budgets.reserve(
+                        scope.tenant_id,
+                        scope.api_key_id,
+                        check.max_cost,
+                        check.estimate.tokens + check.max_output,
+                    )
             except GasworksError as exc:
                 await self.breakers.record(permit, OutcomeKind.IGNORED)
                 raise _reject(exc) from None
@@ -381,7 +432,9 @@ class Guardrails:
                 kind="embedding",
                 served=req.served,
             )
-        req.notes.update(check.notes)
+        notes = req.notes
+        notes.update(check.notes)
+        notes["estimate"] = check.note()
         return GuardToken(new_ordered_id("call"), permit, reservation, check)
 
     async def after_call(

@@ -95,6 +95,18 @@ class TokenEstimate:
     exact: bool
 
 
+#: the ``tokenizer`` of an estimate that is ``bound_messages``' upper bound (``exact`` False)
+UTF8_BYTES = "utf8_bytes"
+
+
+def utf8_len(text: str) -> int:
+    """The length of ``text`` in UTF-8 bytes, no less than its token count in any byte-level
+    BPE encoding shipped here (every token is at least one byte, and the tokens of a text
+    spell its UTF-8 bytes). A lone surrogate counts 3 bytes, as the U+FFFD that tiktoken
+    counts in its place."""
+    return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+
+
 _lock = threading.Lock()
 _loaded: dict[str, tiktoken.Encoding | None] = {}
 
@@ -236,6 +248,25 @@ class TokenCounter:
                     texts.append(str(fn.get("name", "")))
                     texts.append(str(fn.get("arguments", "")))
         return TokenEstimate(total + self.count_many(texts), self.name, self.exact)
+
+    def bound_messages(self, messages: Sequence[Message]) -> int | None:
+        """An upper bound of ``estimate_messages(messages).tokens`` without the tokenizer: the
+        texts' UTF-8 bytes (``utf8_len``) plus the same chat overhead. None for a counter
+        without an exact tokenizer (its ratio estimate costs no more than this)."""
+        if not self.exact:
+            return None
+        total = REPLY_PRIMING + TOKENS_PER_MESSAGE * len(messages)
+        for message in messages:
+            total += utf8_len(message.text())
+            if message.name:
+                total += TOKENS_PER_NAME + utf8_len(message.name)
+            if message.tool_calls:
+                for call in message.tool_calls:
+                    fn = call.get("function") or {}
+                    total += utf8_len(str(fn.get("name", ""))) + utf8_len(
+                        str(fn.get("arguments", ""))
+                    )
+        return total
 
     def count_many(self, texts: Sequence[str]) -> int:
         """``sum(count(t) for t in texts)``, exactly. Short texts counted before are looked
