@@ -621,6 +621,13 @@ class Settings(BaseSettings):
         "(leased to it in the same commit, the artifact kept in memory) instead of queueing it "
         "for any worker to claim; false queues every stage.",
     )
+    documents_fuse_stages: bool = Field(
+        default=True,
+        description="Chunk a document in the job that extracted (or OCRed) it, and index it "
+        "in the job that embedded it, each pair committed in one transaction; a part that "
+        "fails alone is handed on as its own documents.chunk or documents.index job (its own "
+        "retries and dead letters). False runs every stage as its own job.",
+    )
     documents_parse_memory_mb: int = Field(
         default=1024, ge=64, description="Address space of a parse child process (MiB)."
     )
