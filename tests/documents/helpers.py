@@ -37,7 +37,11 @@ async def drain(rt: Any, limit: int = 500) -> int:
     handlers = docs.pipeline.handlers()
     for n in range(limit):
         job = await docs.queue.claim(
-            worker.worker_id, handlers.keys(), 30, starters=docs.pipeline.starters()
+            worker.worker_id,
+            handlers.keys(),
+            30,
+            starters=docs.pipeline.starters(),
+            on_dead=worker.on_dead,
         )
         if job is None:
             return n

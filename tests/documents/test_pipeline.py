@@ -142,6 +142,48 @@ async def test_always_failing_goes_to_that_stages_dead_letters_and_replays(drt: 
     assert await docs.service.dead_letters(ADMIN) == []
 
 
+async def test_a_stage_whose_worker_dies_on_every_attempt_fails_and_replays(drt: Any) -> None:
+    """A worker takes the extract stage and dies, its lease runs out, and so on past the
+    attempt limit: the claim that finds the last lease expired makes the dead letter and, in
+    the same transaction, fails the document with the lease's error and a ``stage.failed``
+    event, as a dead letter of a failed attempt does. Replayed, the document ends ready."""
+    from datetime import timedelta
+
+    docs = get_documents(drt)
+    q, svc = docs.queue, docs.service
+    doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
+    base, lease = q.clock, 30.0
+    elapsed = [0.0]
+    q.clock = lambda: base() + timedelta(seconds=elapsed[0])
+    worker = docs.new_worker(drt.settings, worker_id="doomed")
+    for attempt in (1, 2, 3):
+        job = await q.claim(
+            worker.worker_id,
+            ["documents.extract"],
+            lease,
+            starters=worker.starters,
+            on_dead=worker.on_dead,
+        )
+        assert job is not None and job.attempt == attempt
+        assert (await svc.get(ADMIN, doc.id)).status == "extracting"
+        elapsed[0] += lease + 1  # the worker died: nobody renews its lease
+    assert await drain(drt) == 0  # the next claim buries the job: nothing left to run
+    got = await svc.get(ADMIN, doc.id)
+    assert (got.status, got.error_code) == ("failed", "LEASE_EXPIRED")
+    (dead,) = await svc.dead_letters(ADMIN, stage="extract")
+    assert dead.error_code == "LEASE_EXPIRED" and dead.attempts == 3
+    assert [h["code"] for h in dead.history] == ["LEASE_EXPIRED"] * 3
+    (failed,) = [e for e in await svc.events(ADMIN, doc.id) if e.kind == "stage.failed"]
+    assert failed.data["code"] == "LEASE_EXPIRED" and failed.data["status"] == "failed"
+    assert (await q.stats())["documents.extract"].dead == 1
+    assert await svc.replay(ADMIN, ids=[dead.id]) == 1
+    assert (await svc.get(ADMIN, doc.id)).status == "queued"
+    await drain(drt)
+    got = await svc.get(ADMIN, doc.id)
+    assert (got.status, got.error_code) == ("ready", None)
+    assert await svc.dead_letters(ADMIN) == []
+
+
 async def test_a_chunking_failure_inside_extract_is_the_chunk_stages_dead_letter(
     drt: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,23 @@ from tests.documents.helpers import upload
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def spawn(drt: Any, sources: Path, **env: str) -> subprocess.Popen[bytes]:
+Procs = list[subprocess.Popen[bytes]]
+
+
+@pytest.fixture
+def procs() -> Iterator[Procs]:
+    """The worker processes a test spawns (``spawn``): killed and reaped when it ends, however
+    it ends (a process that never died, a timeout, a failed assertion)."""
+    started: Procs = []
+    yield started
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+
+
+def spawn(drt: Any, procs: Procs, sources: Path, **env: str) -> subprocess.Popen[bytes]:
+    """A worker process, added to ``procs`` (the fixture that kills and reaps it)."""
     s = drt.settings
     full = {
         **{k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")},
@@ -40,13 +57,15 @@ def spawn(drt: Any, sources: Path, **env: str) -> subprocess.Popen[bytes]:
         **env,
     }
     with sources.with_suffix(".log").open("ab") as log:  # the workers' stderr, for a failure
-        return subprocess.Popen(
+        proc = subprocess.Popen(
             [sys.executable, "-m", "tests.documents._worker"],
             cwd=ROOT,
             env=full,
             stdout=subprocess.DEVNULL,
             stderr=log,
         )
+    procs.append(proc)
+    return proc
 
 
 async def wait_all(drt: Any, ids: list[str], timeout: float = 300) -> list[DocumentRow]:
@@ -74,7 +93,7 @@ STAGES = ["documents.extract", "documents.chunk", "documents.embed", "documents.
 
 @pytest.mark.timeout(600)
 async def test_sigkill_in_each_stage_then_restart_ends_ready_without_duplicates(
-    drt: Any, tmp_path: Path
+    drt: Any, tmp_path: Path, procs: Procs
 ) -> None:
     """One worker process after another is SIGKILLed inside a stage (after the stage's work,
     before its commit): extract, then chunk, embed and index. Each next process first takes
@@ -94,11 +113,13 @@ async def test_sigkill_in_each_stage_then_restart_ends_ready_without_duplicates(
         # the chunk and index stages run inside the extract and embed jobs; their own jobs
         # exist when that part failed there, so it fails once in the process killed in them
         part = {"documents.chunk": "chunk", "documents.index": "index"}.get(stage, "")
-        doomed = spawn(drt, sources_file, GW_TEST_KILL_AT=stage, GW_TEST_FAIL_ONCE=part, **attempts)
+        doomed = spawn(
+            drt, procs, sources_file, GW_TEST_KILL_AT=stage, GW_TEST_FAIL_ONCE=part, **attempts
+        )
         assert await asyncio.to_thread(doomed.wait, 120) == -9  # died by SIGKILL in `stage`
     # the dead ones' 1 s leases let the last process take over at once; its own leases are long,
     # so on a loaded machine a slow heartbeat never hands its jobs back and forth with itself
-    fresh = spawn(drt, sources_file, GASWORKS_DOCUMENTS_LEASE_SECONDS="30", **attempts)
+    fresh = spawn(drt, procs, sources_file, GASWORKS_DOCUMENTS_LEASE_SECONDS="30", **attempts)
     try:
         rows = await wait_all(drt, ids)
     finally:
@@ -122,7 +143,7 @@ async def test_sigkill_in_each_stage_then_restart_ends_ready_without_duplicates(
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 async def test_two_worker_processes_share_200_documents_each_processed_once(
-    drt: Any, tmp_path: Path
+    drt: Any, tmp_path: Path, procs: Procs
 ) -> None:
     if get_documents(drt).service.db.dialect.name != "postgresql":
         pytest.skip("scale-out workers share PostgreSQL")
@@ -133,7 +154,7 @@ async def test_two_worker_processes_share_200_documents_each_processed_once(
             (await upload(drt, f"{i}.txt", f"document number {i}\n\nbody {i}".encode())).document.id
         )
     lease = {"GASWORKS_DOCUMENTS_LEASE_SECONDS": "15"}  # no kills here: no lease churn either
-    workers = [spawn(drt, sources_file, **lease), spawn(drt, sources_file, **lease)]
+    workers = [spawn(drt, procs, sources_file, **lease) for _ in range(2)]
     try:
         rows = await wait_all(drt, ids, timeout=600)
     finally:

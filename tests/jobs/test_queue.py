@@ -17,6 +17,7 @@ from gasworks.db.engine import Database
 from gasworks.db.types import utcnow
 from gasworks.errors import BadRequest, ProviderUnavailable
 from gasworks.jobs import (
+    LEASE_EXPIRED,
     Batching,
     Job,
     JobQueue,
@@ -163,15 +164,28 @@ async def test_expired_lease_goes_back_to_the_queue(db: Database, clock: Clock) 
 async def test_lease_expiring_on_the_last_attempt_is_a_dead_letter(
     db: Database, clock: Clock
 ) -> None:
+    """A job whose worker dies on each of its attempts is buried by the claim that finds its
+    last lease expired; ``on_dead`` records it in that claim's own transaction, given the job
+    as its last worker had it."""
     q = make_queue(db, clock)
-    await put(q, "t1")
-    for _ in range(3):
-        assert await q.claim("w", ["work"], 5) is not None
+    job_id = await put(q, "t1")
+    told: list[tuple[str, str, int, str]] = []
+
+    def on_dead(s: Any, job: Job, code: str, message: str) -> None:
+        told.append((job.id, job.worker_id, job.attempt, code))
+        q.enqueue_sync(s, tenant_id="t1", kind="note", payload={"of": job.id})
+
+    for n in range(3):
+        assert await q.claim(f"w{n}", ["work"], 5, on_dead=on_dead) is not None
         clock.advance(6)
-    assert await q.claim("w", ["work"], 5) is None
+    assert told == []
+    assert await q.claim("w", ["work"], 5, on_dead=on_dead) is None
+    assert told == [(job_id, "w2", 3, LEASE_EXPIRED)]
+    assert await count(db, JobRow.kind == "note") == 1  # committed with the burial
     async with db.session() as s:
         (dead,) = await q.list_dead(s, tenant_id="t1")
-    assert dead.error_code == "LEASE_EXPIRED" and dead.attempts == 3
+    assert dead.error_code == LEASE_EXPIRED and dead.attempts == 3
+    assert [h["code"] for h in dead.history] == [LEASE_EXPIRED] * 3
 
 
 async def test_retry_waits_an_exponential_backoff_with_jitter(db: Database, clock: Clock) -> None:

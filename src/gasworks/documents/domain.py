@@ -107,6 +107,7 @@ class Documents:
             on_failure=self.pipeline.on_failure,
             batches=self.pipeline.batches(),
             starters=self.pipeline.starters(),
+            on_dead=self.pipeline.on_dead,
         )
 
 

@@ -1039,33 +1039,51 @@ class Pipeline:
         ``failed`` once a stage's job is a dead letter."""
         if job.kind not in STAGE_STATUS or status == "lost":
             return
-        code = getattr(exc, "code", "JOB_FAILED")
-        message = getattr(exc, "message", None) or f"{type(exc).__name__}"
-        async with self.db.session() as s:
-            row = await s.scalar(
-                select(DocumentRow).where(
-                    DocumentRow.id == job.payload.get("documentId"),
-                    DocumentRow.tenant_id == job.tenant_id,
-                    DocumentRow.deleted_at.is_(None),
-                )
-            )
-            if row is None:
-                return
-            row.error_code, row.error_message = str(code), str(message)[:1000]
-            if status == "dead":
-                row.status = "failed"
-            await add_event(
-                s,
-                row.tenant_id,
-                row.id,
-                "stage.failed",
-                stage=job.kind,
-                attempt=job.attempt,
-                code=code,
-                message=str(message)[:300],
-                status=row.status,
-                retrying=status == "queued",
-            )
+        code = str(getattr(exc, "code", "JOB_FAILED"))
+        message = str(getattr(exc, "message", None) or f"{type(exc).__name__}")
+
+        def record(s: Session, _: object) -> None:
+            _record_failure(s, _LIVE, job, code, message, status)
+
+        await self.db.write_batch(record)
+
+    def on_dead(self, s: Session, job: Job, code: str, message: str) -> None:
+        """``on_failure``'s record of a dead letter, for one that a claim made of a stage
+        whose lease expired on its last attempt (its worker died), in the claim's
+        transaction (``JobQueue.claim``'s ``on_dead``). The claim holds the job's row, so the
+        document's is taken only if no other transaction holds it (``_LIVE_NOW``): one that
+        does is the dead worker's late commit, which fails on the lost lease."""
+        if job.kind in STAGE_STATUS:
+            _record_failure(s, _LIVE_NOW, job, code, message, "dead")
+
+
+def _record_failure(s: Session, read: Any, job: Job, code: str, message: str, status: str) -> None:
+    """Record a failed attempt of ``job``'s stage on its document (read and locked with
+    ``read``, ``_LIVE`` or ``_LIVE_NOW``): its last error, ``failed`` when the job is a dead
+    letter (``status``), and a ``stage.failed`` event."""
+    found = s.connection().execute(
+        read, {"document": str(job.payload.get("documentId")), "tenant": job.tenant_id}
+    )
+    row = found.first()
+    if row is None or row.deleted_at is not None:
+        return
+    live = DocumentRow(**row._mapping)
+    live.error_code, live.error_message = code, message[:1000]
+    if status == "dead":
+        live.status = "failed"
+    _save_rows(s, [live], ("error_code", "error_message", "status"))
+    event = event_values(
+        live.tenant_id,
+        live.id,
+        "stage.failed",
+        stage=job.kind,
+        attempt=job.attempt,
+        code=code,
+        message=message[:300],
+        status=live.status,
+        retrying=status == "queued",
+    )
+    add_events(s, [event])
 
 
 #: a document's columns once its index stage is done (with its new ``generation``)

@@ -1,6 +1,8 @@
 """Durable jobs in gasworks' own database: queue, workers, retries, dead letters."""
 
 from gasworks.jobs.queue import (
+    LEASE_EXPIRED,
+    DeadHook,
     DeadLetter,
     Job,
     JobNotFound,
@@ -21,8 +23,10 @@ from gasworks.jobs.worker import (
 )
 
 __all__ = [
+    "LEASE_EXPIRED",
     "BatchHandler",
     "Batching",
+    "DeadHook",
     "DeadLetter",
     "Handler",
     "Job",

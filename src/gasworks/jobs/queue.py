@@ -106,6 +106,16 @@ class Linger:
 #: cannot take at once it leaves to the handler
 Starter = Callable[[Session, "Job"], None]
 
+#: records, in the claim's own transaction, that a job became a dead letter there: its lease
+#: expired (its worker died) on its last attempt (``claim``'s and ``claim_more``'s
+#: ``on_dead``). Given the claim's session, the job as its last worker had it, and the dead
+#: letter's error code and message. The same lock rule as a ``Starter``'s holds
+DeadHook = Callable[[Session, "Job", str, str], None]
+
+#: the error of an attempt whose worker stopped renewing its lease (a crash, a kill)
+LEASE_EXPIRED = "LEASE_EXPIRED"
+_LEASE_EXPIRED_MESSAGE = "The worker stopped renewing its lease."
+
 
 class ReplayedJob(NamedTuple):
     """A dead letter queued again by ``replay_jobs``."""
@@ -479,10 +489,13 @@ class JobQueue:
         *,
         linger: Sequence[Linger] = (),
         starters: Mapping[str, Starter] | None = None,
+        on_dead: DeadHook | None = None,
     ) -> Job | None:
         """Take one ready job of ``kinds``, fairly across tenants, or ``None``. A ``linger``
         kind's jobs that make a batch come first (``Linger``). ``starters``: by kind, what
-        records the start of the job's work in the claim's transaction (``Starter``)."""
+        records the start of the job's work in the claim's transaction (``Starter``);
+        ``on_dead``: what records a dead letter the claim makes of an expired lease
+        (``DeadHook``)."""
         if not kinds:
             return None
         now = self.clock()
@@ -505,12 +518,14 @@ class JobQueue:
         def pick(s: Session) -> Job | None:
             if due is not None:
                 kind, tenant_id = due
-                job = self._take_oldest(s, tenant_id, [kind], worker_id, lease_seconds, now)
+                job = self._take_oldest(
+                    s, tenant_id, [kind], worker_id, lease_seconds, now, on_dead
+                )
                 if job is not None:
                     return job
             tenants = s.execute(_CANDIDATES, {"kinds": kinds, "now": now}).scalars()
             for tenant_id in list(tenants):
-                job = self._take_oldest(s, tenant_id, kinds, worker_id, lease_seconds, now)
+                job = self._take_oldest(s, tenant_id, kinds, worker_id, lease_seconds, now, on_dead)
                 if job is not None:
                     return job
             return None
@@ -563,6 +578,7 @@ class JobQueue:
         worker_id: str,
         lease_seconds: float,
         now: datetime,
+        on_dead: DeadHook | None = None,
     ) -> Job | None:
         """Take ``tenant_id``'s oldest ready job of ``kinds`` (skipping rows others hold and
         expired leases out of attempts, which become dead letters), or ``None``."""
@@ -570,17 +586,24 @@ class JobQueue:
             row = s.scalar(_OLDEST, {"tenant": tenant_id, "kinds": kinds, "now": now})
             if row is None:
                 return None
-            if self._revive(row, now):
+            if self._revive(s, row, now, on_dead):
                 return self._take(s, row, worker_id, lease_seconds, now)
 
     async def claim_more(
-        self, job: Job, *, limit: int, budget: int, weight_key: str = "weight"
+        self,
+        job: Job,
+        *,
+        limit: int,
+        budget: int,
+        weight_key: str = "weight",
+        on_dead: DeadHook | None = None,
     ) -> list[Job]:
         """Take up to ``limit`` more ready jobs of ``job``'s tenant and kind for ``job``'s
         worker, to run together with it (``Worker`` batching): oldest first, skipping any
         whose payload ``weight_key`` (default 1) would take the sum of the taken ones over
         ``budget``. Each gets its own lease, attempt and token, exactly as ``claim`` gives
-        them; the tenant's turn is not counted again (the claim of ``job`` was its turn)."""
+        them; the tenant's turn is not counted again (the claim of ``job`` was its turn).
+        ``on_dead``: as ``claim``'s."""
         if limit <= 0 or budget <= 0 or not job.worker_id:
             return []
         now = self.clock()
@@ -607,7 +630,7 @@ class JobQueue:
                 weight = _weight(row.payload, weight_key)
                 if weight > left:
                     continue
-                if not self._revive(row, now):
+                if not self._revive(s, row, now, on_dead):
                     continue
                 taken.append(self._take(s, row, worker_id, job.lease_seconds, now, turn=False))
                 left -= weight
@@ -615,18 +638,23 @@ class JobQueue:
 
         return await self.db.write_batch(take)
 
-    def _revive(self, row: JobRow, now: datetime) -> bool:
+    def _revive(
+        self, s: Session, row: JobRow, now: datetime, on_dead: DeadHook | None = None
+    ) -> bool:
         """A ready row may be taken: ``False`` when it was running under an expired lease (the
         worker vanished: a crash, a kill; that attempt failed) and had no attempt left, so it
-        is a dead letter now."""
+        is a dead letter now, recorded by ``on_dead`` in this transaction as a failed
+        attempt's dead letter is recorded (``Worker``'s ``on_failure``)."""
         if row.status != "running":
             return True
-        message = "The worker stopped renewing its lease."
-        self._record(row, "LEASE_EXPIRED", message, now)
-        if row.attempts >= row.max_attempts:
-            self._bury(row, "LEASE_EXPIRED", message, now)
-            return False
-        return True
+        self._record(row, LEASE_EXPIRED, _LEASE_EXPIRED_MESSAGE, now)
+        if row.attempts < row.max_attempts:
+            return True
+        lost = _job(row, row.lease_token or "", row.lease_owner or "", 0.0)
+        self._bury(row, LEASE_EXPIRED, _LEASE_EXPIRED_MESSAGE, now)
+        if on_dead is not None:
+            on_dead(s, lost, LEASE_EXPIRED, _LEASE_EXPIRED_MESSAGE)
+        return False
 
     def _take(
         self,
@@ -655,19 +683,7 @@ class JobQueue:
             set_committed_value(row, name, value)
         if turn:
             s.execute(self._served(), {"tenant_id": row.tenant_id, "last_served_at": now})
-        return Job(
-            id=row.id,
-            tenant_id=row.tenant_id,
-            kind=row.kind,
-            subject=row.subject,
-            payload=dict(row.payload or {}),
-            attempt=row.attempts,
-            max_attempts=row.max_attempts,
-            lease_token=token,
-            history=list(row.history or []),
-            worker_id=worker_id,
-            lease_seconds=lease_seconds,
-        )
+        return _job(row, token, worker_id, lease_seconds)
 
     async def heartbeat(self, job: Job, lease_seconds: float) -> bool:
         """Extend the lease; ``False`` when it was lost (the job is another worker's now)."""
@@ -897,6 +913,23 @@ class JobQueue:
 def _weight(payload: Mapping[str, Any] | None, key: str) -> int:
     value = (payload or {}).get(key, 1)
     return max(1, value) if isinstance(value, int) and not isinstance(value, bool) else 1
+
+
+def _job(row: JobRow, token: str, worker_id: str, lease_seconds: float) -> Job:
+    """The job of ``row`` as the worker holding it (``worker_id``, ``token``) sees it."""
+    return Job(
+        id=row.id,
+        tenant_id=row.tenant_id,
+        kind=row.kind,
+        subject=row.subject,
+        payload=dict(row.payload or {}),
+        attempt=row.attempts,
+        max_attempts=row.max_attempts,
+        lease_token=token,
+        history=list(row.history or []),
+        worker_id=worker_id,
+        lease_seconds=lease_seconds,
+    )
 
 
 def _dead(r: JobRow) -> DeadLetter:

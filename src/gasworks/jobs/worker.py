@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from gasworks.errors import ShuttingDown
-from gasworks.jobs.queue import Job, JobQueue, LeaseLost, Linger, Starter
+from gasworks.jobs.queue import DeadHook, Job, JobQueue, LeaseLost, Linger, Starter
 from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.jobs")
@@ -100,8 +100,13 @@ class Worker:
         on_failure: FailureHook | None = None,
         batches: Mapping[str, Batching] | None = None,
         starters: Mapping[str, Starter] | None = None,
+        on_dead: DeadHook | None = None,
     ) -> None:
         self.on_failure = on_failure
+        #: records, in the claim's transaction, a dead letter a claim makes of a job whose
+        #: lease expired on its last attempt (``JobQueue.claim``): what ``on_failure`` records
+        #: of a failed attempt's dead letter
+        self.on_dead = on_dead
         #: by kind: the start of a job's work, recorded in its claim (``JobQueue.claim``)
         self.starters = dict(starters or {})
         self.batches = dict(batches or {})
@@ -169,6 +174,7 @@ class Worker:
                     self.config.lease_seconds,
                     linger=self._linger,
                     starters=self.starters,
+                    on_dead=self.on_dead,
                 )
             except Exception:
                 log.exception("jobs.claim_failed", worker=self.worker_id)
@@ -282,7 +288,11 @@ class Worker:
             most_jobs = spec.max_jobs if spec.most_jobs is None else spec.most_jobs
             most_budget = spec.budget if spec.most_budget is None else spec.most_budget
             return await self.queue.claim_more(
-                job, limit=most_jobs - 1, budget=most_budget - used, weight_key=spec.weight_key
+                job,
+                limit=most_jobs - 1,
+                budget=most_budget - used,
+                weight_key=spec.weight_key,
+                on_dead=self.on_dead,
             )
         except Exception:
             log.exception("jobs.claim_more_failed", job=job.id, kind=job.kind)
