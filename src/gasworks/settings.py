@@ -228,8 +228,8 @@ class Settings(BaseSettings):
         default=0,
         ge=0,
         le=256,
-        description="CPU threads of the local embedding model (0: onnxruntime's default, one "
-        "per core).",
+        description="Sub-batches of a local embedding model call run at once, each on one "
+        "core (0: one per core; 1: one after another).",
     )
     local_embedding_merge_max: int = Field(
         default=256,
@@ -620,6 +620,13 @@ class Settings(BaseSettings):
         description="A worker that finishes a document's stage runs the next stage itself "
         "(leased to it in the same commit, the artifact kept in memory) instead of queueing it "
         "for any worker to claim; false queues every stage.",
+    )
+    documents_fuse_stages: bool = Field(
+        default=True,
+        description="Chunk a document in the job that extracted (or OCRed) it, and index it "
+        "in the job that embedded it, each pair committed in one transaction; a part that "
+        "fails alone is handed on as its own documents.chunk or documents.index job (its own "
+        "retries and dead letters). False runs every stage as its own job.",
     )
     documents_parse_memory_mb: int = Field(
         default=1024, ge=64, description="Address space of a parse child process (MiB)."

@@ -85,6 +85,23 @@ async def main() -> None:
             real(session, job)
 
         docs.queue.finish_sync = dying  # type: ignore[method-assign]
+    fail_once = os.environ.get("GW_TEST_FAIL_ONCE")
+    if fail_once == "chunk":  # the chunking inside the extract job: a chunk job takes over
+        from tests.documents.helpers import broken_chunking
+
+        broken_chunking(1)
+    if fail_once == "index":  # the indexing inside the embed job: an index job takes over
+        sources = rt.services[SOURCES]
+        real_write = sources.write_source
+        writes: list[int] = []
+
+        async def write_once_broken(*args: Any) -> None:
+            writes.append(1)
+            if len(writes) == 1:
+                raise RuntimeError("index broken once")
+            await real_write(*args)
+
+        sources.write_source = write_once_broken
     worker = docs.new_worker(settings)
     worker.start()
     stop = asyncio.Event()

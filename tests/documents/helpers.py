@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from sqlalchemy import func, select
@@ -36,7 +36,9 @@ async def drain(rt: Any, limit: int = 500) -> int:
     worker = docs.new_worker(rt.settings, worker_id="test-worker")
     handlers = docs.pipeline.handlers()
     for n in range(limit):
-        job = await docs.queue.claim(worker.worker_id, handlers.keys(), 30)
+        job = await docs.queue.claim(
+            worker.worker_id, handlers.keys(), 30, starters=docs.pipeline.starters()
+        )
         if job is None:
             return n
         await worker.run_job(job)
@@ -83,3 +85,22 @@ async def after_lease_expiry_all_ready(rt: Any, ids: list[str]) -> None:
         doc = await docs.service.get(ADMIN, doc_id)
         assert doc.status == "ready"
         assert len(sources.data["ten_a"][source_id(doc_id, 1)]) == doc.chunks
+
+
+def broken_chunking(fails: int | None = None) -> Callable[[], None]:
+    """Make the pipeline's chunker raise: its first ``fails`` calls, or every call (``None``).
+    Returns the undo."""
+    import gasworks.documents.pipeline as pipeline
+
+    names = vars(pipeline)
+    real = names["chunk"]
+    calls: list[int] = []
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        if fails is None or len(calls) <= fails:
+            raise RuntimeError("chunker broken")
+        return real(*args, **kwargs)
+
+    names["chunk"] = broken
+    return lambda: names.__setitem__("chunk", real)

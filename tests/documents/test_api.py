@@ -88,7 +88,7 @@ async def test_dead_letters_over_rest(api: Any, drt: Any) -> None:
 
     c, key, _ = api
     h = auth(key)
-    drt.services["documents.sources"].fail = [ProviderUnavailable("down")] * 3
+    drt.services["documents.sources"].fail = [ProviderUnavailable("down")] * 4
     r = await c.post(
         "/api/documents", files=[("files", ("a.md", samples.MARKDOWN, "text/plain"))], headers=h
     )

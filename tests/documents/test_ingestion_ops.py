@@ -79,13 +79,15 @@ async def _get(c: httpx.AsyncClient, key: str, path: str, **params: Any) -> Any:
 
 
 async def _fail_index_once(drt: Any, c: httpx.AsyncClient, key: str) -> str:
-    """Upload a.md (indexed) and b.html, whose index stage dies: one dead letter of index."""
+    """Upload a.md (indexed) and b.html, whose index stage dies: one dead letter of index
+    (four failures: the index part inside the embed job, then the index job's three
+    attempts)."""
     from gasworks.errors import ProviderUnavailable
 
     r = await c.post("/api/documents", files=_files("a.md"), headers=auth(key))
     assert r.status_code == 201, r.text
     await drain(drt)
-    drt.services["documents.sources"].fail = [ProviderUnavailable("down")] * 3
+    drt.services["documents.sources"].fail = [ProviderUnavailable("down")] * 4
     r = await c.post(
         "/api/documents", files=_files("b.html"), data={"new": "true"}, headers=auth(key)
     )
@@ -346,7 +348,7 @@ async def test_sync_sdk_documents_collections_and_dead_letters(
         assert created["name"] == "kb"
         a = await upload("a.md")
         await drain(drt)
-        sources.fail = [ProviderUnavailable("down")] * 3  # b's index stage dies
+        sources.fail = [ProviderUnavailable("down")] * 4  # b's index stage dies
         b = await upload("b.html")
         await drain(drt)
 
@@ -367,7 +369,7 @@ async def test_sync_sdk_documents_collections_and_dead_letters(
         await drain(drt)
         assert (await sync(lambda gw: gw.document(b)))["status"] == "ready"
 
-        sources.fail = [ProviderUnavailable("down")] * 3
+        sources.fail = [ProviderUnavailable("down")] * 4
         await upload("c.txt")
         await drain(drt)
 

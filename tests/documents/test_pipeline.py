@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+import gasworks.documents.pipeline as pipeline
 from gasworks.documents.domain import SOURCES, get_documents
 from gasworks.documents.service import source_blob
 from gasworks.errors import (
@@ -23,6 +24,7 @@ from tests.documents.helpers import (
     ADMIN,
     after_lease_expiry_all_ready,
     blob_keys,
+    broken_chunking,
     drain,
     upload,
 )
@@ -118,8 +120,11 @@ async def test_a_stage_failing_then_succeeding(drt: Any) -> None:
 
 
 async def test_always_failing_goes_to_that_stages_dead_letters_and_replays(drt: Any) -> None:
+    """The index part of the embed job fails (the fused index: the first failure), so the
+    index stage is handed on as its own job, which fails its three attempts: a dead letter of
+    ``documents.index``, never of ``documents.embed``."""
     sources = drt.services[SOURCES]
-    sources.fail = [ProviderUnavailable("index down")] * 3
+    sources.fail = [ProviderUnavailable("index down")] * 4
     docs = get_documents(drt)
     doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
     await drain(drt)
@@ -135,6 +140,62 @@ async def test_always_failing_goes_to_that_stages_dead_letters_and_replays(drt: 
     await drain(drt)
     assert (await docs.service.get(ADMIN, doc.id)).status == "ready"
     assert await docs.service.dead_letters(ADMIN) == []
+
+
+async def test_a_chunking_failure_inside_extract_is_the_chunk_stages_dead_letter(
+    drt: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunking runs inside the extract job (fused); when it fails there, the extracted text
+    is kept and a ``documents.chunk`` job takes over with its own attempts: its dead letter,
+    once replayed with the cause gone, ends ready."""
+    monkeypatch.setitem(vars(pipeline), "chunk", vars(pipeline)["chunk"])  # restored after
+    undo = broken_chunking()
+    docs = get_documents(drt)
+    doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
+    await drain(drt)
+    got = await docs.service.get(ADMIN, doc.id)
+    assert (got.status, got.error_code) == ("failed", "JOB_FAILED")
+    assert "finished" in got.stages["extract"] and "finished" not in got.stages["chunk"]
+    (dead,) = await docs.service.dead_letters(ADMIN, stage="chunk")
+    assert dead.attempts == 3 and len(dead.history) == 3
+    assert await docs.service.dead_letters(ADMIN, stage="extract") == []
+    undo()
+    assert await docs.service.replay(ADMIN, ids=[dead.id]) == 1
+    await drain(drt)
+    got = await docs.service.get(ADMIN, doc.id)
+    assert got.status == "ready" and got.chunks
+    assert len(drt.services[SOURCES].data["ten_a"][source_id(doc.id, 1)]) == got.chunks
+    assert await docs.service.dead_letters(ADMIN) == []
+
+
+async def test_fused_stages_report_every_stage(drt: Any) -> None:
+    """A document whose chunking ran in its extract job and whose indexing ran in its embed
+    job still reports each stage: started, finished, attempts, its events in order, and no
+    artifact of the extracted text or of the vectors."""
+    docs = get_documents(drt)
+    doc = (await upload(drt, "a.md", samples.MARKDOWN)).document
+    assert await drain(drt) == 2  # the extract job and the embed job
+    got = await docs.service.get(ADMIN, doc.id)
+    assert got.status == "ready"
+    for stage in ("extract", "chunk", "embed", "index"):
+        assert {"started", "finished", "attempts"} <= set(got.stages[stage]), stage
+        assert got.stages[stage]["started"] <= got.stages[stage]["finished"]
+    events = [
+        (e.kind, e.data.get("stage") or e.data.get("status"))
+        for e in await docs.service.events(ADMIN, doc.id)
+    ]
+    assert [e for e in events if e[0] in ("status", "stage.done")] == [
+        ("status", "extracting"),
+        ("stage.done", "extract"),
+        ("status", "chunking"),
+        ("stage.done", "chunk"),
+        ("status", "embedding"),
+        ("stage.done", "embed"),
+        ("status", "indexing"),
+        ("stage.done", "index"),
+    ]
+    names = {k.rsplit("/", 1)[1] for k in await blob_keys(drt)}
+    assert names == {"source", "g1-chunks.json"}
 
 
 POISON = [
@@ -169,9 +230,17 @@ async def test_worker_killed_in_a_stage_then_restarted_ends_ready_without_duplic
     drt: Any, kill_at: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The worker dies after the stage did its work but before its commit (the worst point):
-    its lease expires, another worker redoes the stage, nothing is duplicated."""
+    its lease expires, another worker redoes the stage, nothing is duplicated. The extract
+    job chunks and the embed job indexes (fused): killed there, the commit of both stages is
+    lost; the chunk and index jobs exist when that part failed inside the fused job, so it
+    is made to fail once to kill them too."""
     docs = get_documents(drt)
     q = docs.queue
+    if kill_at == "documents.chunk":
+        monkeypatch.setitem(vars(pipeline), "chunk", vars(pipeline)["chunk"])  # restored after
+        broken_chunking(1)
+    if kill_at == "documents.index":
+        drt.services[SOURCES].fail = [ProviderUnavailable("index down once")]
     ids = [
         (await upload(drt, f"d{i}.md", samples.MARKDOWN + bytes([65 + i]))).document.id
         for i in range(3)
@@ -194,7 +263,7 @@ async def test_worker_killed_in_a_stage_then_restarted_ends_ready_without_duplic
     handlers = docs.pipeline.handlers()
     with pytest.raises(Killed):
         while True:
-            job = await q.claim("doomed", handlers.keys(), 30)
+            job = await q.claim("doomed", handlers.keys(), 30, starters=docs.pipeline.starters())
             assert job is not None
             await worker.run_job(job)
     # "restart": the dead worker's lease runs out

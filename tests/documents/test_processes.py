@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from gasworks.documents.domain import get_documents
 from gasworks.documents.tables import DocumentEventRow, DocumentRow
+from gasworks.jobs import RetryPolicy
 from gasworks.retrieval.types import source_id
 from tests.documents import samples
 from tests.documents._worker import FileSources
@@ -79,16 +80,25 @@ async def test_sigkill_in_each_stage_then_restart_ends_ready_without_duplicates(
     before its commit): extract, then chunk, embed and index. Each next process first takes
     over the dead one's job when its lease expires. A last, healthy process finishes."""
     sources_file = tmp_path / "sources.jsonl"
+    # four processes die one after the other, each holding up to four jobs in flight: one
+    # document's job may lose an attempt to each kill (a dead letter after three, whose
+    # document would never end), so every job here has more attempts than there are kills
+    q = get_documents(drt).queue
+    q.policies = dict.fromkeys(q.policies, RetryPolicy(max_attempts=6, base_delay=0))
+    attempts = {"GASWORKS_DOCUMENTS_MAX_ATTEMPTS": "6"}
     ids = [
         (await upload(drt, f"{i}.md", samples.MARKDOWN + bytes([65 + i]))).document.id
         for i in range(3)
     ]
     for stage in STAGES:
-        doomed = spawn(drt, sources_file, GW_TEST_KILL_AT=stage)
+        # the chunk and index stages run inside the extract and embed jobs; their own jobs
+        # exist when that part failed there, so it fails once in the process killed in them
+        part = {"documents.chunk": "chunk", "documents.index": "index"}.get(stage, "")
+        doomed = spawn(drt, sources_file, GW_TEST_KILL_AT=stage, GW_TEST_FAIL_ONCE=part, **attempts)
         assert await asyncio.to_thread(doomed.wait, 120) == -9  # died by SIGKILL in `stage`
     # the dead ones' 1 s leases let the last process take over at once; its own leases are long,
     # so on a loaded machine a slow heartbeat never hands its jobs back and forth with itself
-    fresh = spawn(drt, sources_file, GASWORKS_DOCUMENTS_LEASE_SECONDS="30")
+    fresh = spawn(drt, sources_file, GASWORKS_DOCUMENTS_LEASE_SECONDS="30", **attempts)
     try:
         rows = await wait_all(drt, ids)
     finally:

@@ -150,7 +150,7 @@ async def test_cli_documents_through_a_server(drt: Any, tmp_path: Path) -> None:
             return json.loads(r.stdout)
 
         assert (await call(admin, "documents", "collections", "create", "kb"))["name"] == "kb"
-        sources.fail = [ProviderUnavailable("down")] * 3  # a.md's index job dies
+        sources.fail = [ProviderUnavailable("down")] * 4  # a.md's index job dies
         out = await call(admin, "documents", "upload", str(folder), "-c", "kb", code=1)
         by_name = {Path(r["path"]).name: r for r in out}
         assert by_name["empty.txt"]["error"] == "DOCUMENT_EMPTY"
@@ -173,7 +173,7 @@ async def test_cli_documents_through_a_server(drt: Any, tmp_path: Path) -> None:
         listed = await call(viewer.key, "documents", "list", "--collection", "kb", "--wait")
         assert [d["id"] for d in listed] == [doc_id]
 
-        sources.fail = [ProviderUnavailable("down")] * 3
+        sources.fail = [ProviderUnavailable("down")] * 4
         (up,) = await call(admin, "documents", "upload", str(tmp_path / "b.html"))
         await drain(drt)
         (dead,) = await call(admin, "documents", "dead-letters", "list")

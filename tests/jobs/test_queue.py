@@ -97,6 +97,40 @@ async def test_claim_finish_and_nothing_left(db: Database, clock: Clock) -> None
     assert await count(db) == 0
 
 
+async def test_a_starter_runs_in_the_claims_transaction(db: Database, clock: Clock) -> None:
+    """A kind's starter records the start of its job's work in the claim's own transaction:
+    what it writes commits with the claim, and when it raises the claim is rolled back (the
+    job stays queued, no attempt spent)."""
+    q = make_queue(db, clock)
+    first = await put(q, "t1", "work")
+    await put(q, "t1", "other")
+    seen: list[str] = []
+
+    def start(s: Any, job: Job) -> None:
+        seen.append(job.id)
+        job.memo["started"] = True
+        q.enqueue_sync(s, tenant_id="t1", kind="note", payload={"of": job.id})
+
+    job = await q.claim("w", ["work"], 30, starters={"work": start})
+    assert job is not None and job.id == first and seen == [first] and job.memo["started"]
+    assert await count(db, JobRow.kind == "note") == 1  # committed with the claim
+
+    def broken(s: Any, job: Job) -> None:
+        q.enqueue_sync(s, tenant_id="t1", kind="note", payload={"of": job.id})
+        raise RuntimeError("start failed")
+
+    with pytest.raises(RuntimeError):
+        await q.claim("w", ["other"], 30, starters={"other": broken})
+    assert await count(db, JobRow.kind == "note") == 1  # rolled back with the claim
+    assert (
+        await count(db, JobRow.kind == "other", JobRow.status == "queued", JobRow.attempts == 0)
+        == 1
+    )
+    # a kind without a starter is claimed as before
+    assert (await q.claim("w", ["other"], 30, starters={"work": start})) is not None
+    assert seen == [first]
+
+
 async def test_expired_lease_goes_back_to_the_queue(db: Database, clock: Clock) -> None:
     q = make_queue(db, clock)
     await put(q, "t1")

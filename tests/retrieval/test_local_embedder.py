@@ -176,6 +176,107 @@ def test_token_ids_kept_for_embedding_are_bounded(model: LocalModel) -> None:
     assert tokens == sum(fresh.count(["never counted", many[-1]]))
 
 
+# --- a call's sub-batches side by side (``LocalModel`` threads) ----------------------------
+
+#: texts of 3 to ~200 tokens in no order: many sub-batches of different sizes
+VARIED = [
+    f"passage {i} on {['rivers', 'taxes', 'chess', 'tides'][i % 4]} "
+    + "and more words " * (i * 7 % 50)
+    for i in range(90)
+]
+
+
+def _pool_threads() -> set[threading.Thread]:
+    return {t for t in threading.enumerate() if t.name.startswith("local-embed-subbatch")}
+
+
+@pytest.fixture(scope="module")
+def intra_op() -> LocalModel:
+    """The previous threading: sub-batches one after another, each parallel inside
+    onnxruntime."""
+    return LocalModel(MODELS["all-minilm-l6-v2-int8"], intra_op=True)
+
+
+@pytest.mark.parametrize("threads", [2, 3])
+def test_sub_batches_side_by_side_give_the_vectors_of_one_after_another(
+    intra_op: LocalModel, threads: int
+) -> None:
+    """The same vectors and token counts, in input order, whatever the threads; an empty
+    call and a one-text call too."""
+    texts = VARIED
+    assert len(sub_batches([len(e.ids) for e in intra_op.tokenizer.encode_batch(texts)])) > 6
+    parallel = LocalModel(MODELS["all-minilm-l6-v2-int8"], threads)
+    try:
+        expected, expected_tokens = intra_op.embed_each(texts)
+        got, tokens = parallel.embed_each(texts)
+        assert tokens == expected_tokens == intra_op.count(texts)
+        for a, b in zip(got, expected, strict=True):
+            assert max(abs(x - y) for x, y in zip(a, b, strict=True)) < 1e-5
+        # input order: each text's vector is the one it gets alone
+        for i in (0, 17, 45, 89):
+            alone, _ = parallel.embed([texts[i]])
+            assert dot(alone[0], got[i]) > 0.9999
+        assert parallel.embed_each([]) == ([], [])
+        assert parallel.embed_each(texts[3:4])[1] == expected_tokens[3:4]
+    finally:
+        parallel.close()
+
+
+class _FailingSession:
+    """The real session, raising on runs padded to ``width`` tokens."""
+
+    def __init__(self, inner: Any, width: int) -> None:
+        self.inner = inner
+        self.width = width
+
+    def run(self, names: Any, feeds: dict[str, Any]) -> Any:
+        if feeds["input_ids"].shape[1] == self.width:
+            raise RuntimeError("the model broke on this sub-batch")
+        return self.inner.run(names, feeds)
+
+
+def test_a_sub_batch_that_fails_fails_the_call_and_the_pool_goes_on() -> None:
+    """The error of one sub-batch is the call's; the model's threads are free for the next
+    call, which gets its vectors."""
+    model = LocalModel(MODELS["all-minilm-l6-v2-int8"], 2)
+    try:
+        lengths = [len(e.ids) for e in model.tokenizer.encode_batch(VARIED)]
+        runs = sub_batches(lengths)
+        real = model.session
+        model.session = _FailingSession(real, lengths[runs[len(runs) // 2][-1]])
+        with pytest.raises(RuntimeError, match="broke on this sub-batch"):
+            model.embed_each(VARIED)
+        model.session = real
+        vectors, _ = model.embed_each(VARIED)
+        assert len(vectors) == len(VARIED)
+    finally:
+        model.close()
+
+
+def test_closing_the_model_ends_its_threads_and_it_still_embeds() -> None:
+    before = _pool_threads()
+    model = LocalModel(MODELS["all-minilm-l6-v2-int8"], 2)
+    first, _ = model.embed(VARIED)
+    started = _pool_threads() - before
+    assert len(started) == 2
+    model.close()
+    assert not any(t.is_alive() for t in started)
+    again, _ = model.embed(VARIED)  # one sub-batch at a time, on this thread
+    assert _pool_threads() - before == set()
+    assert all(dot(a, b) > 0.9999 for a, b in zip(first, again, strict=True))
+
+
+async def test_closing_the_provider_ends_the_models_threads(tmp_path: Path) -> None:
+    """Application shutdown (the providers' ``aclose``) leaves no model thread behind."""
+    before = _pool_threads()
+    gw = build_services(Settings(home=tmp_path, local_embedding_threads=2)).gateway
+    await gw.embed(SCOPE, EmbedRequest(None, VARIED))
+    started = _pool_threads() - before
+    assert len(started) == 2
+    await gw.providers.aclose()
+    assert not any(t.is_alive() for t in started)
+
+
 # --- concurrent calls merged into one model call (``LocalEmbeddingProvider``) -------------
 
 
@@ -193,6 +294,9 @@ class _GatedModel:
 
     def count(self, texts: list[str]) -> list[int]:
         return self.inner.count(texts)
+
+    def close(self) -> None:
+        self.inner.close()
 
     def embed_each(self, texts: list[str]) -> tuple[list[list[float]], list[int]]:
         self.calls.append(list(texts))

@@ -106,6 +106,7 @@ class Documents:
             worker_id=worker_id,
             on_failure=self.pipeline.on_failure,
             batches=self.pipeline.batches(),
+            starters=self.pipeline.starters(),
         )
 
 
@@ -162,6 +163,7 @@ def build(rt: Runtime) -> Documents:
             preload=s.documents_parse_preload,
             parse_reuse=s.documents_parse_reuse_files,
             chain=s.documents_chain_stages,
+            fuse=s.documents_fuse_stages,
         ),
         embedder=embedder,
         writer=writer,

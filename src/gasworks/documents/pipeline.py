@@ -25,7 +25,7 @@ import time
 from array import array
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Table, bindparam, select, update
@@ -60,7 +60,7 @@ from gasworks.errors import (
     RetrievalNotConfigured,
     TokenBudgetExceeded,
 )
-from gasworks.jobs import Batching, Handler, Job, LeaseLost, Postpone
+from gasworks.jobs import Batching, Handler, Job, LeaseLost, Postpone, Starter
 from gasworks.modeltypes import CallScope
 from gasworks.observability.logging import get_logger
 from gasworks.retrieval.types import (
@@ -96,6 +96,14 @@ _LIVE = (
     select(*_DOCS.c)
     .where(_DOCS.c.id == bindparam("document"), _DOCS.c.tenant_id == bindparam("tenant"))
     .with_for_update()
+)
+#: a claimed stage's document row, locked unless another transaction holds it
+#: (``Pipeline._start_claimed``: the claim holds the job's row, so it must not wait for the
+#: document's, which every other transaction locks first)
+_LIVE_NOW = (
+    select(*_DOCS.c)
+    .where(_DOCS.c.id == bindparam("document"), _DOCS.c.tenant_id == bindparam("tenant"))
+    .with_for_update(skip_locked=True)
 )
 #: a stage's write of its document row: the columns it changed, given as the execution's
 #: parameters (``_save_rows``), one statement built once
@@ -134,6 +142,9 @@ class PipelineConfig:
     parse_reuse: int = 16
     #: hand the next stage to the worker that finished this one (``JobQueue.enqueue_next``)
     chain: bool = True
+    #: chunk in the extract/OCR job and index in the embed job (``_chunked_or_handed``,
+    #: ``_embedded``); a part that fails is handed on as its own chunk or index job
+    fuse: bool = True
 
 
 class _Stale(Exception):
@@ -218,6 +229,32 @@ class Pipeline:
             )
         }
 
+    def starters(self) -> dict[str, Starter]:
+        """The stages whose start (status, ``stages.<stage>.started``, the ``status`` event) a
+        worker records in the transaction that claims their job (``JobQueue.claim``), one
+        transaction fewer per claimed stage; not the batched embed stage, whose batch starts
+        together (``_begin``)."""
+        kinds = [EXTRACT, OCR, CHUNK, INDEX]
+        if not self.batches():
+            kinds.append(EMBED)
+        return dict.fromkeys(kinds, self._start_claimed)
+
+    def _start_claimed(self, s: Session, job: Job) -> None:
+        """Record the start of ``job``'s stage in its claim's transaction and hand the row to
+        the stage (``Job.memo``, as a previous stage's commit hands it on). A document that
+        another transaction holds, or that no longer wants the job, is left to the stage's own
+        start (``_begin``), which waits for it or completes the job as a no-op."""
+        doc_id, gen = str(job.payload.get("documentId")), int(job.payload.get("generation", 0))
+        found = s.connection().execute(_LIVE_NOW, {"document": doc_id, "tenant": job.tenant_id})
+        row = found.first()
+        if row is None or row.deleted_at is not None or row.pending_generation != gen:
+            return
+        live = DocumentRow(**row._mapping)
+        event = _mark_started(live, job)
+        _save_rows(s, [live], ("status", "stages"))
+        add_events(s, [event])
+        job.memo["row"] = live
+
     def maybe_writer(self) -> SourceWriter | None:
         return self._writer()
 
@@ -243,19 +280,24 @@ class Pipeline:
         """Start the stage (unless its start was handed on), run ``work``, commit the stage;
         ``also``: what ``work`` left to be written in the commit's transaction."""
         doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
-        handed = job.memo.get("row")
-        if isinstance(handed, DocumentRow):
-            row = handed  # started in the previous stage's commit, which handed it on
-        else:
-            (begun,) = await self._begin([job])
-            if begun is None:
-                return
-            row = begun
+        row = await self._started(job)
+        if row is None:
+            return
         started = time.monotonic()
         next_kind, updates = await work(row, gen)
         # the embed job carries its document's chunk count: a batch's weight (``batches``)
         extra = {"chunks": int(updates.get("chunks") or 0)} if next_kind == EMBED else None
         await self._complete(job, doc_id, gen, next_kind, updates, started, extra, also)
+
+    async def _started(self, job: Job) -> DocumentRow | None:
+        """The job's document with its stage's start recorded: handed on by the previous
+        stage's commit, which recorded it, or recorded now (``_begin``); ``None`` when the
+        document no longer wants the job (completed as a no-op)."""
+        handed = job.memo.get("row")
+        if isinstance(handed, DocumentRow):
+            return handed
+        (begun,) = await self._begin([job])
+        return begun
 
     async def _begin(self, jobs: list[Job]) -> list[DocumentRow | None]:
         """Record the start of each job's stage (status, ``stages.<stage>.started``, a
@@ -270,24 +312,10 @@ class Pipeline:
             for n in order:
                 job = jobs[n]
                 doc_id, gen = str(job.payload["documentId"]), int(job.payload["generation"])
-                stage = job.kind.split(".", 1)[1]
                 live = _live(s, job, doc_id, gen)
                 out[n] = live
-                if live is None:
-                    continue
-                live.status = STAGE_STATUS[job.kind]
-                stages = dict(live.stages or {})
-                stages[stage] = {
-                    **stages.get(stage, {}),
-                    "started": _now_iso(),
-                    "attempts": job.attempt,
-                }
-                live.stages = stages
-                events.append(
-                    event_values(
-                        live.tenant_id, doc_id, "status", status=live.status, attempt=job.attempt
-                    )
-                )
+                if live is not None:
+                    events.append(_mark_started(live, job))
             _save_rows(s, [x for x in out if x is not None], ("status", "stages"))
             add_events(s, events)
             return out
@@ -315,9 +343,10 @@ class Pipeline:
         document no longer wants this generation or the lease was lost (the job is completed
         or left to its new owner)."""
         stage = job.kind.split(".", 1)[1]
+        fused: list[_Part] = job.memo.pop("fused", [])
         try:
             nxt, done = await self._commit_stage(
-                job, stage, doc_id, gen, next_kind, updates, next_payload, also
+                job, stage, doc_id, gen, next_kind, updates, next_payload, also, fused
             )
         except (_Stale, LeaseLost):
             with contextlib.suppress(LeaseLost):
@@ -325,7 +354,7 @@ class Pipeline:
                     await self.queue.finish(s, job)
             await self._drop_if_deleted(job, doc_id, gen)
             raise _Stale from None
-        STAGE_SECONDS.labels(stage).observe(time.monotonic() - started)
+        _observe(stage, time.monotonic() - started, fused)
         if nxt is not None:
             nxt.memo = {"row": done, "artifacts": job.memo.get("artifacts", {})}
             job.then = nxt
@@ -360,6 +389,7 @@ class Pipeline:
         updates: dict[str, Any],
         next_payload: dict[str, Any] | None = None,
         also: list[Callable[[Session], None]] | None = None,
+        fused: list[_Part] | None = None,
     ) -> tuple[Job | None, DocumentRow]:
         """Record the stage done, enqueue the next one and complete the job, in one
         transaction. The next stage's job is leased to this worker (``enqueue_next``), which
@@ -390,28 +420,7 @@ class Pipeline:
                     dedupe_key=key,
                     hand_on=chains,
                 )
-            stages = dict(live.stages or {})
-            stages[stage] = {**stages.get(stage, {}), "finished": _now_iso()}
-            for k, v in updates.items():
-                setattr(live, k, v)
-            live.updated_at = _now()
-            events = [
-                event_values(live.tenant_id, doc_id, "stage.done", stage=stage, status=live.status)
-            ]
-            if nxt is not None and next_kind is not None:
-                following = next_kind.split(".", 1)[1]
-                live.status = STAGE_STATUS[next_kind]
-                stages[following] = {
-                    **stages.get(following, {}),
-                    "started": _now_iso(),
-                    "attempts": nxt.attempt,
-                }
-                events.append(
-                    event_values(
-                        live.tenant_id, doc_id, "status", status=live.status, attempt=nxt.attempt
-                    )
-                )
-            live.stages = stages
+            events = _record_stage(live, job, stage, updates, fused, nxt)
             _save_rows(s, [live], ("status", "stages", "updated_at", *updates))
             add_events(s, events)
             self.queue.finish_sync(s, job)
@@ -489,8 +498,12 @@ class Pipeline:
                 raise DocumentNoText(
                     "No text was found in the document.", details={"documentId": row.id}
                 )
-            await self._save(job, row, gen, "extract", doc.to_dict())
-            return (OCR if wants_ocr else CHUNK), {"pages": doc.pages}
+            if wants_ocr:
+                await self._save(job, row, gen, "extract", doc.to_dict())
+                return OCR, {"pages": doc.pages}
+            return await self._chunked_or_handed(
+                job, row, gen, "extract", doc, {"pages": doc.pages}
+            )
 
         await self._guarded(job, work)
 
@@ -514,8 +527,7 @@ class Pipeline:
                 raise DocumentNoText(
                     "OCR found no text in the document.", details={"documentId": row.id}
                 )
-            await self._save(job, row, gen, "ocr", doc.to_dict())
-            return CHUNK, {}
+            return await self._chunked_or_handed(job, row, gen, "ocr", doc, {})
 
         await self._guarded(job, work)
 
@@ -548,21 +560,59 @@ class Pipeline:
                     raw = await self._artifact(job, row, gen, "ocr")
                 except BlobNotFound:
                     raw = await self._artifact(job, row, gen, "extract")
-            sizes = await self._chunk_sizes(row)
-
-            def run() -> tuple[list[dict[str, Any]], bytes]:
-                # one hand-off to a worker thread for everything off the event loop: the
-                # model's input limit (may load its tokenizer), chunking, and the JSON of the
-                # chunks' texts and metadata
-                cfg = ChunkConfig(*sizes, limit=self.svc.input_limit())
-                dicts = [_chunk_dict(c) for c in chunk(row.id, gen, Extracted.from_dict(raw), cfg)]
-                return dicts, _json(dicts)
-
-            chunks, data = await asyncio.to_thread(run)
+            chunks, data = await self._chunks(row, gen, Extracted.from_dict(raw))
             await self._save(job, row, gen, "chunks", chunks, encoded=data)
             return EMBED, {"chunks": len(chunks)}
 
         await self._guarded(job, work)
+
+    async def _chunks(
+        self, row: DocumentRow, gen: int, doc: Extracted
+    ) -> tuple[list[dict[str, Any]], bytes]:
+        """The document's chunks and their artifact's JSON."""
+        sizes = await self._chunk_sizes(row)
+
+        def run() -> tuple[list[dict[str, Any]], bytes]:
+            # one hand-off to a worker thread for everything off the event loop: the model's
+            # input limit (may load its tokenizer), chunking, and the JSON of the chunks'
+            # texts and metadata
+            cfg = ChunkConfig(*sizes, limit=self.svc.input_limit())
+            dicts = [_chunk_dict(c) for c in chunk(row.id, gen, doc, cfg)]
+            return dicts, _json(dicts)
+
+        return await asyncio.to_thread(run)
+
+    async def _chunked_or_handed(
+        self,
+        job: Job,
+        row: DocumentRow,
+        gen: int,
+        stage: str,
+        doc: Extracted,
+        updates: dict[str, Any],
+    ) -> tuple[str | None, dict[str, Any]]:
+        """The end of an extract or OCR job (``stage``): with ``fuse``, the document is
+        chunked here and the job's commit records the chunk stage too and queues the embed
+        stage (no artifact of the extracted text is written); should the chunking fail, the
+        extracted text is saved and a ``documents.chunk`` job handed on, which runs it again
+        with its own attempts, backoff and dead letter. Without ``fuse``: the extracted text's
+        artifact and the chunk job."""
+        if self.config.fuse:
+            began, started = _now_iso(), time.monotonic()
+            try:
+                chunks, data = await self._chunks(row, gen, doc)
+                await self._save(job, row, gen, "chunks", chunks, encoded=data)
+            except Exception as exc:
+                log.info(
+                    "documents.fused_chunk_handed_on",
+                    job=job.id,
+                    error_type=getattr(exc, "code", type(exc).__name__),
+                )
+            else:
+                job.memo["fused"] = [_Part("chunk", began, time.monotonic() - started)]
+                return EMBED, {**updates, "chunks": len(chunks)}
+        await self._save(job, row, gen, stage, doc.to_dict())
+        return CHUNK, updates
 
     async def _chunk_sizes(self, row: DocumentRow) -> tuple[int, int]:
         """The chunk tokens and overlap of the document's first collection (by name), else the
@@ -576,14 +626,190 @@ class Pipeline:
         return int(col[0]), int(col[1])
 
     async def embed(self, job: Job) -> None:
-        async def work(row: DocumentRow, gen: int) -> tuple[str | None, dict[str, Any]]:
-            embedder = self._need_embedder()
-            chunks = await self._artifact(job, row, gen, "chunks")
-            vectors = await self._embed_alone(embedder, row, chunks)
-            await self._save(job, row, gen, "vectors", vectors, _packed(vectors))
-            return INDEX, {}
+        """One document's embed stage (and, with ``fuse``, its index stage: ``_embedded``)."""
+        row = await self._started(job)
+        if row is None:
+            return
+        started = time.monotonic()
+        embedder = self._need_embedder()
+        gen = int(job.payload["generation"])
+        chunks = await self._artifact(job, row, gen, "chunks")
+        vectors = await self._embed_alone(embedder, row, chunks)
+        (outcome,) = await self._embedded([_Embedded(job, row, gen, chunks, vectors)], started)
+        if outcome is not None:
+            raise outcome
 
-        await self._guarded(job, work)
+    async def _embedded(self, items: list[_Embedded], started: float) -> list[BaseException | None]:
+        """The end of embed stages whose vectors are back (one document's, or a batch's):
+        with ``fuse`` and a vector index, each document's vectors are written to the index
+        here, and **one transaction** commits every document of the batch: its embed stage
+        done, its index stage done (the chunk rows, the switch to the new generation, the
+        old generation's cleanup job) and its job completed. A document whose index part
+        failed is committed in the same transaction the unfused way (its vectors artifact
+        saved, a ``documents.index`` job handed on: that stage's own attempts and dead
+        letter); so is every document without ``fuse`` or a vector index. The documents are
+        locked in id order, then the jobs in id order (``cancel_subjects``,
+        ``heartbeat_many`` take them so too). One outcome per item."""
+        writer = self._writer() if self.config.fuse else None
+        embed_seconds = time.monotonic() - started
+        began, index_started = _now_iso(), time.monotonic()
+        if writer is not None:
+            await self._write_vectors(writer, items)
+        outcomes: list[BaseException | None] = [None] * len(items)
+        todo: list[_Embedded] = []
+        for n, item in enumerate(items):
+            if not item.fused:
+                try:
+                    await self._save(
+                        item.job, item.row, item.gen, "vectors", item.vectors, _packed(item.vectors)
+                    )
+                except Exception as exc:
+                    outcomes[n] = exc
+                    continue
+            todo.append(item)
+        if not todo:
+            return outcomes
+        chains = self._chains(INDEX)
+        by_doc = sorted(todo, key=lambda e: e.row.id)
+        by_job = sorted(todo, key=lambda e: e.job.id)
+
+        def commit(s: Session, _: object) -> bool:
+            woken = False
+            lives = [_live(s, e.job, e.row.id, e.gen) for e in by_doc]
+            for e in by_job:  # completed, or a no-op for a document no longer wanted
+                try:
+                    self.queue.finish_sync(s, e.job)
+                    e.completed = True
+                except LeaseLost:
+                    e.completed = False
+            events: list[dict[str, Any]] = []
+            seconds = time.monotonic() - index_started
+            for e, live in zip(by_doc, lives, strict=True):
+                if live is None or not e.completed:
+                    continue
+                doc_id, tenant = live.id, live.tenant_id
+                nxt: Job | None = None
+                parts: list[_Part] = []
+                updates: dict[str, Any] = {}
+                if e.fused:
+                    if isinstance(writer, StagedSourceWriter) and e.chunks:
+                        writer.write_chunks(s, tenant, [Chunk(**c) for c in e.chunks])
+                    old = live.generation
+                    if old is not None and old != e.gen:  # removal of the old generation
+                        self._enqueue_cleanup(s, tenant, doc_id, old)
+                        woken = True
+                    parts = [_Part("index", began, seconds)]
+                    updates = dict(_READY, generation=e.gen)
+                else:
+                    nxt = self.queue.enqueue_next_sync(
+                        s,
+                        e.job,
+                        kind=INDEX,
+                        subject=doc_id,
+                        payload={**e.job.payload, "generation": e.gen},
+                        dedupe_key=stage_job_key(doc_id, e.gen, INDEX),
+                        hand_on=chains,
+                    )
+                    woken = woken or nxt is None
+                events += _record_stage(live, e.job, "embed", updates, parts, nxt)
+                _save_rows(s, [live], ("status", "stages", "updated_at", *updates))
+                e.done, e.then, e.parts = live, nxt, parts
+            add_events(s, events)
+            return woken
+
+        try:
+            woken = await self.db.write_batch(commit)
+        except Exception as exc:
+            # the shared commit failed: nothing of it was applied; each document is
+            # committed again on its own, the unfused way (its index stage handed on)
+            log.warning("documents.fused_commit_failed", error_type=type(exc).__name__)
+            for n, item in enumerate(items):
+                if item in todo:
+                    outcomes[n] = await self._embedded_alone(item, started)
+            return outcomes
+        for e in todo:
+            if e.done is None:  # deleted, superseded, or its lease lost: a no-op
+                e.job.finished = e.completed
+                log.info("documents.stage_discarded", job=e.job.id, kind=e.job.kind)
+                await self._drop_if_deleted(e.job, e.row.id, e.gen)
+                if e.fused and writer is not None and not await self._still_wanted(e.job):
+                    await writer.delete_sources(e.job.tenant_id, [source_id(e.row.id, e.gen)])
+                continue
+            e.job.finished = True
+            _observe("embed", embed_seconds + sum(p.seconds for p in e.parts), e.parts)
+            if e.then is not None:
+                e.then.memo = {"row": e.done, "artifacts": e.job.memo.get("artifacts", {})}
+                e.job.then = e.then
+        if woken:  # queued for any worker: wake the idle ones
+            self.queue.wake()
+        return outcomes
+
+    async def _write_vectors(self, writer: SourceWriter, items: list[_Embedded]) -> None:
+        """The index part of fused embed stages, before their commit: the vectors into the
+        index (a ``StagedSourceWriter``: one call for the batch, each document alone only
+        when that call fails; else ``write_source`` per document). A document whose write
+        failed is left unfused (its index stage is handed on)."""
+        staged = isinstance(writer, StagedSourceWriter)
+        spaces: dict[Space, list[_Embedded]] = {}
+        for item in items:
+            if item.chunks:
+                space = Space(str(item.vectors["model"]), int(item.vectors["dimensions"]))
+                spaces.setdefault(space, []).append(item)
+            else:
+                item.fused = True
+        for space, group in spaces.items():
+            if staged and len(group) > 1:
+                try:
+                    await writer.write_vectors(  # type: ignore[attr-defined]
+                        group[0].row.tenant_id,
+                        space,
+                        [Chunk(**c) for e in group for c in e.chunks],
+                        [v for e in group for v in _unpacked(e.vectors)],
+                    )
+                except Exception as exc:
+                    log.info("documents.fused_index_retried_alone", error_type=type(exc).__name__)
+                else:
+                    for item in group:
+                        item.fused = True
+                    continue
+            for item in group:
+                chunks = [Chunk(**c) for c in item.chunks]
+                vectors = _unpacked(item.vectors)
+                try:
+                    if staged:
+                        await writer.write_vectors(  # type: ignore[attr-defined]
+                            item.row.tenant_id, space, chunks, vectors
+                        )
+                    else:
+                        await writer.write_source(item.row.tenant_id, space, chunks, vectors)
+                except Exception as exc:
+                    log.info(
+                        "documents.fused_index_handed_on",
+                        job=item.job.id,
+                        error_type=getattr(exc, "code", type(exc).__name__),
+                    )
+                else:
+                    item.fused = True
+
+    async def _embedded_alone(self, item: _Embedded, started: float) -> BaseException | None:
+        """One document's embed stage committed on its own, its index stage handed on (the
+        unfused commit), after a shared commit failed."""
+        try:
+            if "vectors" not in item.job.memo.get("artifacts", {}):
+                await self._save(
+                    item.job,
+                    item.row,
+                    item.gen,
+                    "vectors",
+                    item.vectors,
+                    _packed(item.vectors),
+                )
+            await self._complete(item.job, item.row.id, item.gen, INDEX, {}, started)
+        except _Stale:
+            log.info("documents.stage_discarded", job=item.job.id, kind=item.job.kind)
+        except Exception as exc:
+            return exc
+        return None
 
     def _need_embedder(self) -> Embedder:
         embedder = self._embedder()
@@ -664,6 +890,7 @@ class Pipeline:
         # call does)
         if jobs[0].release_exclusive is not None:
             jobs[0].release_exclusive()
+        done: list[tuple[int, _Embedded]] = []
         for n, job, row, gen, chunks in live:
             res = results.get(n)
             try:
@@ -675,12 +902,14 @@ class Pipeline:
                     }
                 else:  # its share failed (or it has no chunks): this document alone
                     vectors = await self._embed_alone(embedder, row, chunks)
-                await self._save(job, row, gen, "vectors", vectors, _packed(vectors))
-                await self._complete(job, row.id, gen, INDEX, {}, started)
-            except _Stale:
-                log.info("documents.stage_discarded", job=job.id, kind=job.kind)
             except Exception as exc:
                 outcomes[n] = exc
+                continue
+            done.append((n, _Embedded(job, row, gen, chunks, vectors)))
+        if done:
+            got = await self._embedded([e for _, e in done], started)
+            for (n, _), outcome in zip(done, got, strict=True):
+                outcomes[n] = outcome
         return outcomes
 
     async def index(self, job: Job) -> None:
@@ -707,17 +936,7 @@ class Pipeline:
             if old is not None and old != gen:  # removal of the old generation, later
                 tenant_id, doc_id = row.tenant_id, row.id
 
-                def cleanup(s: Session) -> None:
-                    self.queue.enqueue_sync(
-                        s,
-                        tenant_id=tenant_id,
-                        kind=CLEANUP,
-                        subject=f"cleanup:{doc_id}",
-                        payload={"documentId": doc_id, "generation": old},
-                        dedupe_key=stage_job_key(doc_id, old, CLEANUP),
-                    )
-
-                also.append(cleanup)
+                also.append(lambda s: self._enqueue_cleanup(s, tenant_id, doc_id, old))
                 cleanups.append(old)
             return None, {
                 "generation": gen,
@@ -737,6 +956,18 @@ class Pipeline:
             # very same chunk ids.
             if written and not await self._still_wanted(job):
                 await self.writer().delete_sources(job.tenant_id, written)
+
+    def _enqueue_cleanup(self, s: Session, tenant_id: str, doc_id: str, old: int) -> None:
+        """Queue the removal of a document's previous generation ``old`` (its index stage's
+        commit, once the document switched)."""
+        self.queue.enqueue_sync(
+            s,
+            tenant_id=tenant_id,
+            kind=CLEANUP,
+            subject=f"cleanup:{doc_id}",
+            payload={"documentId": doc_id, "generation": old},
+            dedupe_key=stage_job_key(doc_id, old, CLEANUP),
+        )
 
     async def _still_wanted(self, job: Job) -> bool:
         gen = int(job.payload["generation"])
@@ -835,6 +1066,120 @@ class Pipeline:
                 status=row.status,
                 retrying=status == "queued",
             )
+
+
+#: a document's columns once its index stage is done (with its new ``generation``)
+_READY: dict[str, Any] = {
+    "pending_generation": None,
+    "status": "ready",
+    "error_code": None,
+    "error_message": None,
+}
+
+
+@dataclass(slots=True, eq=False)
+class _Embedded:
+    """A document whose embed stage has its vectors (``Pipeline._embedded``)."""
+
+    job: Job
+    row: DocumentRow
+    gen: int
+    chunks: list[dict[str, Any]]
+    vectors: dict[str, Any]
+    #: its vectors are in the index: its index stage is done in this job
+    fused: bool = False
+    #: its job was completed in the commit (else its lease was lost)
+    completed: bool = False
+    #: after the commit: the document row as committed, the index job handed on, the
+    #: stages done inside this job
+    done: DocumentRow | None = None
+    then: Job | None = None
+    parts: list[_Part] = field(default_factory=list)
+
+
+@dataclass(slots=True, frozen=True)
+class _Part:
+    """A stage done inside another stage's job (``PipelineConfig.fuse``): the chunking of an
+    extract or OCR job, the indexing of an embed job. Recorded in that job's commit as the
+    stage itself records (``stages.<stage>`` started, finished and attempts, a ``status``
+    and a ``stage.done`` event, its duration metric)."""
+
+    stage: str
+    started: str
+    seconds: float
+
+
+def _mark_started(live: DocumentRow, job: Job) -> dict[str, Any]:
+    """Record on ``live`` (locked) the start of ``job``'s stage: its status,
+    ``stages.<stage>.started`` and attempts; the ``status`` event to add."""
+    stage = job.kind.split(".", 1)[1]
+    live.status = STAGE_STATUS[job.kind]
+    stages = dict(live.stages or {})
+    stages[stage] = {**stages.get(stage, {}), "started": _now_iso(), "attempts": job.attempt}
+    live.stages = stages
+    return event_values(live.tenant_id, live.id, "status", status=live.status, attempt=job.attempt)
+
+
+def _record_stage(
+    live: DocumentRow,
+    job: Job,
+    stage: str,
+    updates: dict[str, Any],
+    fused: list[_Part] | None,
+    nxt: Job | None,
+) -> list[dict[str, Any]]:
+    """Record ``job``'s stage done on ``live`` (locked in this transaction), then the stages
+    done inside it (``fused``: each started, done, with its events, as its own job would have
+    recorded them), then the start of the next job when it was handed on to this worker
+    (``nxt``); ``updates`` are the document's new column values. The events to add."""
+    now = _now_iso()
+    doc_id, tenant = live.id, live.tenant_id
+    stages = dict(live.stages or {})
+    stages[stage] = {**stages.get(stage, {}), "finished": now}
+    own = live.status
+    for k, v in updates.items():
+        setattr(live, k, v)
+    final = live.status if "status" in updates else None
+    live.updated_at = _now()
+    parts = fused or []
+    events = [
+        event_values(
+            tenant, doc_id, "stage.done", stage=stage, status=own if parts else live.status
+        )
+    ]
+    for n, part in enumerate(parts):
+        status = STAGE_STATUS[f"documents.{part.stage}"]
+        stages[part.stage] = {
+            **stages.get(part.stage, {}),
+            "started": part.started,
+            "finished": now,
+            "attempts": job.attempt,
+        }
+        events.append(event_values(tenant, doc_id, "status", status=status, attempt=job.attempt))
+        done = final if final is not None and n == len(parts) - 1 else status
+        events.append(event_values(tenant, doc_id, "stage.done", stage=part.stage, status=done))
+        live.status = done
+    if nxt is not None:
+        following = nxt.kind.split(".", 1)[1]
+        live.status = STAGE_STATUS[nxt.kind]
+        stages[following] = {
+            **stages.get(following, {}),
+            "started": _now_iso(),
+            "attempts": nxt.attempt,
+        }
+        events.append(
+            event_values(tenant, doc_id, "status", status=live.status, attempt=nxt.attempt)
+        )
+    live.stages = stages
+    return events
+
+
+def _observe(stage: str, seconds: float, fused: list[_Part]) -> None:
+    """The stage duration metric of a job's stage and of the stages done inside it (each its
+    own share of the job's time)."""
+    for part in fused:
+        STAGE_SECONDS.labels(part.stage).observe(part.seconds)
+    STAGE_SECONDS.labels(stage).observe(max(0.0, seconds - sum(p.seconds for p in fused)))
 
 
 def _live(s: Session, job: Job, doc_id: str, gen: int) -> DocumentRow | None:

@@ -9,6 +9,7 @@ from gasworks.jobs.queue import (
     LeaseLost,
     Linger,
     RetryPolicy,
+    Starter,
 )
 from gasworks.jobs.worker import (
     BatchHandler,
@@ -32,6 +33,7 @@ __all__ = [
     "Linger",
     "Postpone",
     "RetryPolicy",
+    "Starter",
     "Worker",
     "WorkerConfig",
 ]

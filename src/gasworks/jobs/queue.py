@@ -100,6 +100,13 @@ class Linger:
         return count >= self.max_jobs or weight >= self.budget or waited >= self.seconds
 
 
+#: records the start of a claimed job's work in the claim's own transaction (``claim``'s
+#: ``starters``, by kind): given the claim's session and the job just taken. It must not
+#: wait for a lock the claim's order does not allow (the claim holds the job's row): what it
+#: cannot take at once it leaves to the handler
+Starter = Callable[[Session, "Job"], None]
+
+
 class ReplayedJob(NamedTuple):
     """A dead letter queued again by ``replay_jobs``."""
 
@@ -186,8 +193,17 @@ def _ready(now: Any) -> Any:
 #: statement is built, nor its cache key computed, per claim on the writer thread)
 _KINDS: Any = bindparam("kinds", expanding=True)
 _NOW: Any = bindparam("now")
-#: whether a job of the kinds is ready (``claim``'s read before any write)
-_ANY_READY = select(JobRow.id).where(JobRow.kind.in_(_KINDS), _ready(_NOW)).limit(1)
+
+
+def _any_ready(kinds: int) -> Any:
+    """Whether a job of ``kinds`` kinds (the parameters ``kind0``...) is ready: ``claim``'s
+    read before any write. One bound parameter per kind rather than an expanding ``IN``, so
+    that the statement's SQL is final when it is built: ``Database.read_first`` runs it
+    prepared (the stdlib driver's statement cache on SQLite, asyncpg's on PostgreSQL)."""
+    listed: list[Any] = [bindparam(f"kind{n}") for n in range(kinds)]
+    return select(JobRow.id).where(JobRow.kind.in_(listed), _ready(_NOW)).limit(1)
+
+
 #: the tenants with a ready job of the kinds, least recently served first (``claim``)
 _CANDIDATES = (
     select(JobRow.tenant_id)
@@ -232,6 +248,8 @@ class JobQueue:
         self._oldest_reads: dict[tuple[str, int], Any] = {}
         #: the upsert of a tenant's turn (``_served``)
         self._served_stmt: Any = None
+        #: ``claim``'s "anything ready?" reads, per number of kinds (``_any_ready``)
+        self._ready_reads: dict[int, Any] = {}
 
     def policy(self, kind: str) -> RetryPolicy:
         return self.policies.get(kind, self.default_policy)
@@ -460,24 +478,31 @@ class JobQueue:
         lease_seconds: float,
         *,
         linger: Sequence[Linger] = (),
+        starters: Mapping[str, Starter] | None = None,
     ) -> Job | None:
         """Take one ready job of ``kinds``, fairly across tenants, or ``None``. A ``linger``
-        kind's jobs that make a batch come first (``Linger``)."""
+        kind's jobs that make a batch come first (``Linger``). ``starters``: by kind, what
+        records the start of the job's work in the claim's transaction (``Starter``)."""
         if not kinds:
             return None
         now = self.clock()
         kinds = list(kinds)
-        # an idle poll is one read (``Database.read_now``: on a SQLite file, the stdlib driver
-        # on this thread): no write transaction (on SQLite, no write lock) unless a job is
-        # ready
-        (ready,) = await self.db.read_now(_ANY_READY, params={"kinds": kinds, "now": now})
-        if not ready:
+        # an idle poll is one prepared read (``Database.read_first``: on a SQLite file, the
+        # stdlib driver on this thread; on PostgreSQL one autocommit statement), built once
+        # per number of kinds: no write transaction (on SQLite, no write lock) unless a job
+        # is ready
+        read = self._ready_reads.get(len(kinds))
+        if read is None:
+            read = self._ready_reads[len(kinds)] = _any_ready(len(kinds))
+        params: dict[str, Any] = {f"kind{n}": kind for n, kind in enumerate(kinds)}
+        params["now"] = now
+        if await self.db.read_first(read, params) is None:
             return None
         due = await self._due_batch([x for x in linger if x.kind in kinds], now)
 
         # one write transaction of synchronous statements (``Database.write_batch``: on a
         # SQLite file, one hand-off to the writer thread rather than one per statement)
-        def take(s: Session, _: object) -> Job | None:
+        def pick(s: Session) -> Job | None:
             if due is not None:
                 kind, tenant_id = due
                 job = self._take_oldest(s, tenant_id, [kind], worker_id, lease_seconds, now)
@@ -489,6 +514,13 @@ class JobQueue:
                 if job is not None:
                     return job
             return None
+
+        def take(s: Session, _: object) -> Job | None:
+            job = pick(s)
+            start = None if job is None or not starters else starters.get(job.kind)
+            if job is not None and start is not None:
+                start(s, job)  # the job's start, in this transaction
+            return job
 
         return await self.db.write_batch(take)
 

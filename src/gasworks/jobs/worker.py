@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from gasworks.errors import ShuttingDown
-from gasworks.jobs.queue import Job, JobQueue, LeaseLost, Linger
+from gasworks.jobs.queue import Job, JobQueue, LeaseLost, Linger, Starter
 from gasworks.observability.logging import get_logger
 
 log = get_logger("gasworks.jobs")
@@ -99,8 +99,11 @@ class Worker:
         worker_id: str | None = None,
         on_failure: FailureHook | None = None,
         batches: Mapping[str, Batching] | None = None,
+        starters: Mapping[str, Starter] | None = None,
     ) -> None:
         self.on_failure = on_failure
+        #: by kind: the start of a job's work, recorded in its claim (``JobQueue.claim``)
+        self.starters = dict(starters or {})
         self.batches = dict(batches or {})
         self._linger = [
             Linger(kind, spec.max_jobs, spec.budget, spec.weight_key, spec.linger)
@@ -161,7 +164,11 @@ class Worker:
             )
             try:
                 job = await self.queue.claim(
-                    self.worker_id, kinds, self.config.lease_seconds, linger=self._linger
+                    self.worker_id,
+                    kinds,
+                    self.config.lease_seconds,
+                    linger=self._linger,
+                    starters=self.starters,
                 )
             except Exception:
                 log.exception("jobs.claim_failed", worker=self.worker_id)

@@ -9,13 +9,17 @@ tokens with ``[CLS]``/``[SEP]``), mean-pool the last hidden state over the atten
 L2-normalise. The vectors match the full-precision model's to cosine >= 0.998
 (``tests/retrieval/test_local_embedder.py`` checks committed reference vectors).
 
-Inference runs on one dedicated thread per process (onnxruntime parallelises inside a call
-over ``GASWORKS_LOCAL_EMBEDDING_THREADS`` cores and releases the GIL), so the event loop stays
-free and concurrent requests queue instead of oversubscribing the CPU. Inputs are sorted by
-length and run in sub-batches padded to the longest of each (``sub_batches``): up to 32 texts
-as sentence-transformers does, but no more than ``SUB_BATCH_TOKENS`` padded tokens, so that
-long texts run a few at a time and each is padded less. The model is loaded on first use
-(about 0.2 s) or by ``warm_up``.
+Each process has one model thread (the provider's), so the event loop stays free and
+concurrent requests queue instead of oversubscribing the CPU. Inputs are sorted by length
+and run in sub-batches padded to the longest of each (``sub_batches``): up to 32 texts as
+sentence-transformers does, but no more than ``SUB_BATCH_TOKENS`` padded tokens, so that
+long texts run a few at a time and each is padded less. A call's sub-batches run side by
+side, ``GASWORKS_LOCAL_EMBEDDING_THREADS`` at once (one per core by default), on the model's
+own small thread pool, each single-threaded in onnxruntime (one session; ``run`` is
+thread-safe and releases the GIL), biggest first so the last ones to finish are small: no
+thread waits at an operator's barrier for a core that the rest of the process has taken, as
+onnxruntime's intra-op parallelism does (``intra_op=True`` keeps that way, for comparison).
+The model is loaded on first use (about 0.2 s) or by ``warm_up``.
 
 Requests that arrive while the model is busy are merged (``_Merger``): when the model thread
 is free, every waiting request (up to ``GASWORKS_LOCAL_EMBEDDING_MERGE_MAX`` texts) goes into
@@ -34,6 +38,7 @@ import gzip
 import hashlib
 import importlib.resources
 import itertools
+import os
 import threading
 import weakref
 from collections import deque
@@ -116,8 +121,17 @@ def load_tokenizer(spec: LocalModelSpec) -> Any:
     return tok
 
 
+def cores() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
 def load_session(spec: LocalModelSpec, threads: int) -> Any:
-    """An onnxruntime session of the model's weights, from their installed package."""
+    """An onnxruntime session of the model's weights, from their installed package, running
+    each call on ``threads`` cores (0: onnxruntime's default, one per core)."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -141,16 +155,26 @@ def load_session(spec: LocalModelSpec, threads: int) -> Any:
 
 
 class LocalModel:
-    """One loaded model: tokenizer + session + pooling. ``embed`` is synchronous."""
+    """One loaded model: tokenizer + session + pooling. ``embed`` is synchronous.
 
-    def __init__(self, spec: LocalModelSpec, threads: int = 0) -> None:
+    ``threads`` sub-batches of a call run at once (0: one per core), each on one core, on a
+    thread pool of the model's (``close`` ends it); with ``intra_op`` the sub-batches run one
+    after another instead, each parallelised inside onnxruntime over ``threads`` cores (the
+    threading before issue #13's eighth round, kept for the benchmarks' comparison)."""
+
+    def __init__(self, spec: LocalModelSpec, threads: int = 0, *, intra_op: bool = False) -> None:
         import numpy as np
 
         self.spec = spec
         self.np = np
         self.tokenizer = load_tokenizer(spec)
-        self.session = load_session(spec, threads)
+        self.session = load_session(spec, threads if intra_op else 1)
         self.input_names = {i.name for i in self.session.get_inputs()}
+        #: sub-batches of a call run at once (1: one after another on the caller's thread)
+        self.workers = 1 if intra_op else threads or cores()
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._closed = False
         # The gateway counts an input's tokens (to validate and price it) right before it
         # embeds it: the ids from that count are kept here and taken by ``embed``, so each
         # text is tokenized once. Bounded (oldest out); a miss only means tokenizing again.
@@ -198,23 +222,65 @@ class LocalModel:
             # the gateway refuses longer inputs; this only guards direct callers
             encoded.append(ids_ if len(ids_) <= limit else [*ids_[: limit - 1], ids_[-1]])
         out = np.empty((len(texts), self.spec.dimensions), dtype=np.float32)
-        for idx in sub_batches([len(e) for e in encoded]):
-            width = len(encoded[idx[-1]])
-            ids = np.zeros((len(idx), width), dtype=np.int64)
-            mask = np.zeros((len(idx), width), dtype=np.int64)
-            for row, i in enumerate(idx):
-                e = encoded[i]
-                ids[row, : len(e)] = e
-                mask[row, : len(e)] = 1
-            feeds = {"input_ids": ids, "attention_mask": mask}
-            if "token_type_ids" in self.input_names:
-                feeds["token_type_ids"] = np.zeros_like(ids)
-            hidden = self.session.run(None, feeds)[0]
-            weights = mask[:, :, None].astype(np.float32)
-            pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
-            norms = np.linalg.norm(pooled, axis=1, keepdims=True)
-            out[idx] = pooled / np.clip(norms, 1e-12, None)
+        runs = sub_batches([len(e) for e in encoded])
+        pool = self._executor() if len(runs) > 1 else None
+        if pool is None:
+            for idx in runs:
+                out[idx] = self._run(encoded, idx)
+        else:
+            # biggest (padded tokens) first: the free threads take the next biggest, and the
+            # last to finish are the smallest, so no core idles long at the end of the call
+            runs.sort(key=lambda idx: len(idx) * len(encoded[idx[-1]]), reverse=True)
+            futures = [pool.submit(self._run, encoded, idx) for idx in runs]
+            try:
+                for idx, future in zip(runs, futures, strict=True):
+                    out[idx] = future.result()
+            except BaseException:
+                for future in futures:  # the queued ones do not run; the running ones end
+                    future.cancel()
+                raise
         return out.tolist(), [len(e) for e in encoded]
+
+    def _run(self, encoded: Sequence[list[int]], idx: list[int]) -> Any:
+        """The unit vectors of the texts ``idx`` (sorted by length): one session run, padded
+        to the longest, mean-pooled over the attention mask, L2-normalised."""
+        np = self.np
+        width = len(encoded[idx[-1]])
+        ids = np.zeros((len(idx), width), dtype=np.int64)
+        mask = np.zeros((len(idx), width), dtype=np.int64)
+        for row, i in enumerate(idx):
+            e = encoded[i]
+            ids[row, : len(e)] = e
+            mask[row, : len(e)] = 1
+        feeds = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self.input_names:
+            feeds["token_type_ids"] = np.zeros_like(ids)
+        hidden = self.session.run(None, feeds)[0]
+        weights = mask[:, :, None].astype(np.float32)
+        pooled = (hidden * weights).sum(axis=1) / np.clip(weights.sum(axis=1), 1e-9, None)
+        norms = np.linalg.norm(pooled, axis=1, keepdims=True)
+        return pooled / np.clip(norms, 1e-12, None)
+
+    def _executor(self) -> ThreadPoolExecutor | None:
+        """The pool running a call's sub-batches side by side (started on first use), or
+        None: one worker, or the model closed (calls then run on the caller's thread)."""
+        if self.workers < 2:
+            return None
+        with self._pool_lock:
+            if self._pool is None and not self._closed:
+                self._pool = ThreadPoolExecutor(
+                    self.workers, thread_name_prefix="local-embed-subbatch"
+                )
+            return self._pool
+
+    def close(self) -> None:
+        """End the pool's threads (after their current sub-batch; the queued ones are
+        cancelled). The model stays usable, one sub-batch at a time on the caller's thread."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+            self._closed = True
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def sub_batches(lengths: Sequence[int]) -> list[list[int]]:
@@ -420,3 +486,12 @@ class LocalEmbeddingProvider:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+        models = list(self._models.values())
+        self._models.clear()
+
+        def close_models() -> None:
+            for m in models:
+                m.close()
+
+        # each waits for its pool's running sub-batches (a fraction of a second): off the loop
+        await asyncio.to_thread(close_models)
