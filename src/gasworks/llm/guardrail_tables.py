@@ -140,14 +140,26 @@ class BudgetReservationRow(Base):
     owner: Mapped[str | None] = mapped_column(String(120), nullable=True)
 
 
+#: the condition of the ledger's partial prompt-version index, as SQL (see ``LedgerRow``)
+HAS_PROMPT_VERSION_SQL = "prompt_version_id IS NOT NULL"
+
+
 class LedgerRow(Base):
-    """One model call, recorded exactly once (the primary key is the call id)."""
+    """One model call, recorded exactly once (the primary key is the call id). The
+    prompt-version index holds only rows with a prompt version: most calls have none, and
+    each index is one more B-tree every call's insert updates (issue #19)."""
 
     __tablename__ = "llm_ledger"
     __table_args__ = (
         Index("ix_llm_ledger_tenant_day", "tenant_id", "day"),
         Index("ix_llm_ledger_tenant_model", "tenant_id", "model"),
-        Index("ix_llm_ledger_tenant_prompt_version", "tenant_id", "prompt_version_id"),
+        Index(
+            "ix_llm_ledger_tenant_prompt_version",
+            "tenant_id",
+            "prompt_version_id",
+            sqlite_where=text(HAS_PROMPT_VERSION_SQL),
+            postgresql_where=text(HAS_PROMPT_VERSION_SQL),
+        ),
     )
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
