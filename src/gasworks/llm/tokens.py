@@ -107,6 +107,24 @@ def utf8_len(text: str) -> int:
     return len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
 
 
+def _chat_parts(messages: Sequence[Message]) -> tuple[int, list[str]]:
+    """A chat's formatting overhead in tokens and the texts whose tokens come on top of it,
+    for ``estimate_messages`` (counted) and ``bound_messages`` (bounded by their bytes)."""
+    overhead = REPLY_PRIMING + TOKENS_PER_MESSAGE * len(messages)
+    texts: list[str] = []
+    for message in messages:
+        texts.append(message.text())
+        if message.name:
+            overhead += TOKENS_PER_NAME
+            texts.append(message.name)
+        if message.tool_calls:
+            for call in message.tool_calls:
+                fn = call.get("function") or {}
+                texts.append(str(fn.get("name", "")))
+                texts.append(str(fn.get("arguments", "")))
+    return overhead, texts
+
+
 _lock = threading.Lock()
 _loaded: dict[str, tiktoken.Encoding | None] = {}
 
@@ -235,38 +253,17 @@ class TokenCounter:
         """Prompt tokens of a chat request, including the chat formatting overhead: the same
         count as ``count_message`` of each message, in one tokenizer call for all the texts
         too short to be cached (see ``count_many``)."""
-        total = REPLY_PRIMING + TOKENS_PER_MESSAGE * len(messages)
-        texts: list[str] = []
-        for message in messages:
-            texts.append(message.text())
-            if message.name:
-                total += TOKENS_PER_NAME
-                texts.append(message.name)
-            if message.tool_calls:
-                for call in message.tool_calls:
-                    fn = call.get("function") or {}
-                    texts.append(str(fn.get("name", "")))
-                    texts.append(str(fn.get("arguments", "")))
-        return TokenEstimate(total + self.count_many(texts), self.name, self.exact)
+        overhead, texts = _chat_parts(messages)
+        return TokenEstimate(overhead + self.count_many(texts), self.name, self.exact)
 
     def bound_messages(self, messages: Sequence[Message]) -> int | None:
         """An upper bound of ``estimate_messages(messages).tokens`` without the tokenizer: the
-        texts' UTF-8 bytes (``utf8_len``) plus the same chat overhead. None for a counter
+        same texts' UTF-8 bytes (``utf8_len``) plus the same chat overhead. None for a counter
         without an exact tokenizer (its ratio estimate costs no more than this)."""
         if not self.exact:
             return None
-        total = REPLY_PRIMING + TOKENS_PER_MESSAGE * len(messages)
-        for message in messages:
-            total += utf8_len(message.text())
-            if message.name:
-                total += TOKENS_PER_NAME + utf8_len(message.name)
-            if message.tool_calls:
-                for call in message.tool_calls:
-                    fn = call.get("function") or {}
-                    total += utf8_len(str(fn.get("name", ""))) + utf8_len(
-                        str(fn.get("arguments", ""))
-                    )
-        return total
+        overhead, texts = _chat_parts(messages)
+        return overhead + sum(map(utf8_len, texts))
 
     def count_many(self, texts: Sequence[str]) -> int:
         """``sum(count(t) for t in texts)``, exactly. Short texts counted before are looked
