@@ -750,18 +750,20 @@ class Pipeline:
         when that call fails; else ``write_source`` per document). A document whose write
         failed is left unfused (its index stage is handed on)."""
         staged = isinstance(writer, StagedSourceWriter)
-        spaces: dict[Space, list[_Embedded]] = {}
+        # grouped by tenant too: a batch is one tenant's (``claim_more``), but the index's
+        # writes never rest on that
+        spaces: dict[tuple[str, Space], list[_Embedded]] = {}
         for item in items:
             if item.chunks:
                 space = Space(str(item.vectors["model"]), int(item.vectors["dimensions"]))
-                spaces.setdefault(space, []).append(item)
+                spaces.setdefault((item.row.tenant_id, space), []).append(item)
             else:
                 item.fused = True
-        for space, group in spaces.items():
+        for (tenant_id, space), group in spaces.items():
             if staged and len(group) > 1:
                 try:
                     await writer.write_vectors(  # type: ignore[attr-defined]
-                        group[0].row.tenant_id,
+                        tenant_id,
                         space,
                         [Chunk(**c) for e in group for c in e.chunks],
                         [v for e in group for v in _unpacked(e.vectors)],
